@@ -1,0 +1,80 @@
+//! One event delivered to many clients, serialized once per capability variant.
+//!
+//! Recipients differ only in which tags they asked for (server-time, message-tags,
+//! account-tag), so there are at most eight distinct byte strings per event. Each is built on
+//! first use and then shared (a `Bytes` clone is a reference count bump) by every recipient
+//! with the same capabilities.
+
+use bytes::Bytes;
+use chinwag_proto::{Message, Tag};
+
+use crate::caps::{Cap, CapSet};
+use crate::time::rfc3339_ms;
+
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// Source, command and parameters; no tags.
+    pub base: Message,
+    pub time_ms: u64,
+    pub msgid: Option<String>,
+    /// The source's account, for account-tag.
+    pub account: Option<String>,
+    /// Client-only tags (`+typing`...), relayed only to message-tags clients.
+    pub client_tags: Vec<Tag>,
+    /// Sent only to clients with message-tags (TAGMSG).
+    pub needs_message_tags: bool,
+    cache: [Option<Bytes>; 8],
+}
+
+impl Outgoing {
+    pub fn new(base: Message, time_ms: u64, msgid: Option<String>, account: Option<String>) -> Self {
+        Outgoing {
+            base,
+            time_ms,
+            msgid,
+            account,
+            client_tags: Vec::new(),
+            needs_message_tags: false,
+            cache: Default::default(),
+        }
+    }
+
+    pub fn wanted_by(&self, caps: CapSet) -> bool {
+        !self.needs_message_tags || caps.has(Cap::MessageTags)
+    }
+
+    /// The message as a client with `caps` should see it.
+    pub fn message_for(&self, caps: CapSet) -> Message {
+        let mut msg = self.base.clone();
+        if caps.has(Cap::MessageTags) {
+            if let Some(id) = &self.msgid {
+                msg.tags.push(Tag { key: "msgid".into(), value: id.clone() });
+            }
+            msg.tags.extend(self.client_tags.iter().cloned());
+        }
+        if caps.has(Cap::ServerTime) {
+            msg.tags.push(Tag { key: "time".into(), value: rfc3339_ms(self.time_ms) });
+        }
+        if caps.has(Cap::AccountTag) {
+            if let Some(account) = &self.account {
+                msg.tags.push(Tag { key: "account".into(), value: account.clone() });
+            }
+        }
+        msg
+    }
+
+    /// The wire bytes for a client with `caps`, built once per variant.
+    pub fn bytes_for(&mut self, caps: CapSet) -> Bytes {
+        let key = usize::from(caps.has(Cap::MessageTags))
+            | usize::from(caps.has(Cap::ServerTime)) << 1
+            | usize::from(caps.has(Cap::AccountTag)) << 2;
+        if let Some(bytes) = &self.cache[key] {
+            return bytes.clone();
+        }
+        let mut buf = Vec::with_capacity(128);
+        self.message_for(caps).write_to(&mut buf);
+        let bytes = Bytes::from(buf);
+        self.cache[key] = Some(bytes.clone());
+        bytes
+    }
+}

@@ -1,0 +1,74 @@
+//! IRCv3 capabilities the server offers, and the set a client has enabled.
+
+/// One capability. The discriminant is its bit in [`CapSet`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Cap {
+    MessageTags,
+    ServerTime,
+    EchoMessage,
+    MultiPrefix,
+    ExtendedJoin,
+    AwayNotify,
+    CapNotify,
+    Batch,
+    LabeledResponse,
+    AccountTag,
+    AccountNotify,
+    Setname,
+    UserhostInNames,
+    InviteNotify,
+}
+
+/// Every capability with its wire name, in the order `CAP LS` lists them.
+pub const ALL_CAPS: &[(Cap, &str)] = &[
+    (Cap::AccountNotify, "account-notify"),
+    (Cap::AccountTag, "account-tag"),
+    (Cap::AwayNotify, "away-notify"),
+    (Cap::Batch, "batch"),
+    (Cap::CapNotify, "cap-notify"),
+    (Cap::EchoMessage, "echo-message"),
+    (Cap::ExtendedJoin, "extended-join"),
+    (Cap::InviteNotify, "invite-notify"),
+    (Cap::LabeledResponse, "labeled-response"),
+    (Cap::MessageTags, "message-tags"),
+    (Cap::MultiPrefix, "multi-prefix"),
+    (Cap::ServerTime, "server-time"),
+    (Cap::Setname, "setname"),
+    (Cap::UserhostInNames, "userhost-in-names"),
+];
+
+impl Cap {
+    pub fn from_name(name: &str) -> Option<Cap> {
+        ALL_CAPS.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(c, _)| *c)
+    }
+
+    pub fn name(self) -> &'static str {
+        ALL_CAPS.iter().find(|(c, _)| *c == self).map_or("", |(_, n)| n)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// The capabilities one client has enabled.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapSet(u32);
+
+impl CapSet {
+    pub fn has(self, cap: Cap) -> bool {
+        self.0 & cap.bit() != 0
+    }
+
+    pub fn insert(&mut self, cap: Cap) {
+        self.0 |= cap.bit();
+    }
+
+    pub fn remove(&mut self, cap: Cap) {
+        self.0 &= !cap.bit();
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        ALL_CAPS.iter().filter(|(c, _)| self.has(*c)).map(|(_, n)| *n).collect()
+    }
+}

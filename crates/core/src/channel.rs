@@ -1,0 +1,127 @@
+//! One room: members, topic, modes and bans.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chinwag_proto::ChannelName;
+
+use crate::ids::ConnId;
+
+/// A member's status in a room.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberModes {
+    pub op: bool,
+    pub voice: bool,
+}
+
+impl MemberModes {
+    /// The NAMES/WHO prefix: all of them with multi-prefix, else only the highest.
+    pub fn prefixes(self, multi: bool) -> &'static str {
+        match (self.op, self.voice, multi) {
+            (true, true, true) => "@+",
+            (true, _, _) => "@",
+            (false, true, _) => "+",
+            (false, false, _) => "",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Topic {
+    pub text: String,
+    pub setter: String,
+    pub set_at_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ban {
+    pub mask: String,
+    pub setter: String,
+    pub set_at_ms: u64,
+}
+
+/// Channel flags (type D modes) and the key and limit (types B and C).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelModes {
+    /// +t: only operators change the topic.
+    pub topic_locked: bool,
+    /// +n: only members send to the room.
+    pub no_external: bool,
+    /// +m: only voiced members and operators speak.
+    pub moderated: bool,
+    /// +i: joining needs an invitation.
+    pub invite_only: bool,
+    /// +s: hidden from LIST, WHOIS and NAMES of non-members.
+    pub secret: bool,
+    /// +k.
+    pub key: Option<String>,
+    /// +l.
+    pub limit: Option<usize>,
+}
+
+impl ChannelModes {
+    /// `+nt` style string with parameters; the key is shown only to members.
+    pub fn render(&self, show_key: bool) -> Vec<String> {
+        let mut flags = String::from("+");
+        let mut params = Vec::new();
+        for (on, c) in [
+            (self.invite_only, 'i'),
+            (self.moderated, 'm'),
+            (self.no_external, 'n'),
+            (self.secret, 's'),
+            (self.topic_locked, 't'),
+        ] {
+            if on {
+                flags.push(c);
+            }
+        }
+        if let Some(key) = &self.key {
+            flags.push('k');
+            params.push(if show_key { key.clone() } else { "*".into() });
+        }
+        if let Some(limit) = self.limit {
+            flags.push('l');
+            params.push(limit.to_string());
+        }
+        let mut out = vec![flags];
+        out.extend(params);
+        out
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub name: ChannelName,
+    pub topic: Option<Topic>,
+    pub created_ms: u64,
+    pub modes: ChannelModes,
+    pub bans: Vec<Ban>,
+    /// Members in join order of their connection ids (stable NAMES output).
+    pub members: BTreeMap<ConnId, MemberModes>,
+    /// Folded nicks invited since +i; an invitation is used up by joining.
+    pub invited: BTreeSet<String>,
+    /// Default rooms are never removed when empty.
+    pub permanent: bool,
+}
+
+impl Channel {
+    pub fn new(name: ChannelName, created_ms: u64, permanent: bool) -> Self {
+        Channel {
+            name,
+            topic: None,
+            created_ms,
+            modes: ChannelModes { topic_locked: true, no_external: true, ..Default::default() },
+            bans: Vec::new(),
+            members: BTreeMap::new(),
+            invited: BTreeSet::new(),
+            permanent,
+        }
+    }
+
+    pub fn member(&self, conn: ConnId) -> Option<MemberModes> {
+        self.members.get(&conn).copied()
+    }
+
+    pub fn is_op(&self, conn: ConnId) -> bool {
+        self.member(conn).is_some_and(|m| m.op)
+    }
+}

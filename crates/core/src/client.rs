@@ -1,0 +1,102 @@
+//! One connected client, as the core sees it.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use chinwag_proto::Nick;
+
+use crate::caps::CapSet;
+use crate::ids::ConnId;
+
+/// What the edge knows about a new connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// The peer's address; used for limits, logs and (later) login policy.
+    pub ip: IpAddr,
+    /// The host part shown to others (`nick!user@host`); the edge decides whether it is the
+    /// address, a cloak or a name. Must not start with ':' and must not contain spaces.
+    pub host: String,
+    /// Whether the connection is encrypted (TLS); shown in WHOIS (671).
+    pub tls: bool,
+}
+
+/// A client connection and everything the core keeps about it.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub id: ConnId,
+    pub info: ConnInfo,
+    /// Set by NICK; `None` until the first valid NICK.
+    pub nick: Option<Nick>,
+    /// Set by USER; already prefixed with `~` (we do not run ident).
+    pub user: Option<String>,
+    pub realname: String,
+    /// Whether the 001 burst was sent.
+    pub registered: bool,
+    /// `CAP LS`/`CAP REQ` before registration holds registration until `CAP END`.
+    pub cap_negotiating: bool,
+    /// Highest `CAP LS` version seen (302 enables cap-notify and values).
+    pub cap_version: u32,
+    pub caps: CapSet,
+    /// The password given with PASS, checked at registration if the server has one.
+    pub pass: Option<String>,
+    pub away: Option<String>,
+    /// User mode +i: hidden from WHO/NAMES of people who share no room with us.
+    pub invisible: bool,
+    /// Logged-in account; shown by account-tag, extended-join, WHOIS and WHO.
+    pub account: Option<String>,
+    /// Channels the client is in, by folded name.
+    pub channels: BTreeSet<String>,
+    /// Folded nicks this client MONITORs.
+    pub monitoring: BTreeSet<String>,
+    /// Unix milliseconds of registration (WHOIS signon).
+    pub signon_ms: u64,
+    /// Any line from the client; drives our PINGs.
+    pub last_active: Instant,
+    /// Last PRIVMSG/NOTICE sent; WHOIS idle time.
+    pub last_spoke: Instant,
+    /// When we sent a PING that is still unanswered.
+    pub ping_sent: Option<Instant>,
+    pub connected_at: Instant,
+}
+
+impl Client {
+    pub fn new(id: ConnId, info: ConnInfo, now: Instant) -> Self {
+        Client {
+            id,
+            info,
+            nick: None,
+            user: None,
+            realname: String::new(),
+            registered: false,
+            cap_negotiating: false,
+            cap_version: 0,
+            caps: CapSet::default(),
+            pass: None,
+            away: None,
+            invisible: false,
+            account: None,
+            channels: BTreeSet::new(),
+            monitoring: BTreeSet::new(),
+            signon_ms: 0,
+            last_active: now,
+            last_spoke: now,
+            ping_sent: None,
+            connected_at: now,
+        }
+    }
+
+    /// The nick, or `*` before one is set (the form numerics use).
+    pub fn nick_or_star(&self) -> &str {
+        self.nick.as_ref().map_or("*", |n| n.as_str())
+    }
+
+    pub fn user_or_star(&self) -> &str {
+        self.user.as_deref().unwrap_or("*")
+    }
+
+    /// `nick!user@host`, the source of everything this client does.
+    pub fn prefix(&self) -> String {
+        format!("{}!{}@{}", self.nick_or_star(), self.user_or_star(), self.info.host)
+    }
+}

@@ -1,0 +1,292 @@
+//! Room membership and room state: JOIN, PART, TOPIC, NAMES, LIST.
+
+use chinwag_proto::{mask_match, ChannelName, Message};
+
+use crate::caps::Cap;
+use crate::channel::{Channel, MemberModes, Topic};
+use crate::ids::ConnId;
+use crate::numeric::*;
+use crate::server::Server;
+use crate::text::truncate;
+
+/// Bytes of names per 353 line, leaving room for the prefix and tags within 512.
+const NAMES_LINE_BUDGET: usize = 380;
+
+impl Server {
+    pub(crate) fn handle_join(&mut self, msg: &Message) {
+        let Some(targets) = msg.params.first().filter(|t| !t.is_empty()) else {
+            self.need_more_params("JOIN");
+            return;
+        };
+        if targets == "0" {
+            let channels: Vec<String> =
+                self.cur_client().map(|c| c.channels.iter().cloned().collect()).unwrap_or_default();
+            for folded in channels {
+                self.part_one(&folded, "Left all channels");
+            }
+            return;
+        }
+        let keys: Vec<&str> = msg.params.get(1).map(|k| k.split(',').collect()).unwrap_or_default();
+        for (i, raw) in targets.split(',').enumerate().filter(|(_, t)| !t.is_empty()) {
+            self.join_one(raw, keys.get(i).copied().filter(|k| !k.is_empty()));
+        }
+    }
+
+    fn join_one(&mut self, raw: &str, key: Option<&str>) {
+        let name = match ChannelName::parse(raw, self.cfg.limits.channel_len) {
+            Ok(name) => name,
+            Err(e) if raw.starts_with('#') => {
+                self.numeric(ERR_BADCHANNAME, [raw.to_owned(), format!("Illegal channel name: {e}")]);
+                return;
+            }
+            Err(_) => {
+                self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
+                return;
+            }
+        };
+        let conn = self.cur_conn();
+        let Some(client) = self.cur_client() else { return };
+        if client.channels.contains(name.folded()) {
+            return;
+        }
+        if client.channels.len() >= self.cfg.limits.channels_per_client {
+            self.numeric(ERR_TOOMANYCHANNELS, [name.as_str(), "You have joined too many channels"]);
+            return;
+        }
+        let prefix = client.prefix();
+        let nick_folded = client.nick.as_ref().map(|n| n.folded().to_owned()).unwrap_or_default();
+        let refusal = self.channels.get(name.folded()).and_then(|ch| {
+            let invited = ch.invited.contains(&nick_folded);
+            if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
+                Some((ERR_BADCHANNELKEY, "Cannot join channel (+k) - bad key"))
+            } else if ch.modes.limit.is_some_and(|l| ch.members.len() >= l) && !invited {
+                Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
+            } else if ch.modes.invite_only && !invited {
+                Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i) - you must be invited"))
+            } else if ch.bans.iter().any(|b| mask_match(&b.mask, &prefix)) {
+                Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b) - you are banned"))
+            } else {
+                None
+            }
+        });
+        if let Some((code, text)) = refusal {
+            self.numeric(code, [name.as_str(), text]);
+            return;
+        }
+        let now_ms = self.now.wall_ms;
+        let ch = self
+            .channels
+            .entry(name.folded().to_owned())
+            .or_insert_with(|| Channel::new(name.clone(), now_ms, false));
+        // The first person in a new room runs it; default rooms belong to the server.
+        let op = ch.members.is_empty() && !ch.permanent;
+        ch.members.insert(conn, MemberModes { op, voice: false });
+        ch.invited.remove(&nick_folded);
+        let display = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        if let Some(client) = self.cur_client_mut() {
+            client.channels.insert(name.folded().to_owned());
+        }
+        self.announce_join(conn, &display, &members);
+        self.send_topic(name.folded(), false);
+        self.send_names(name.folded(), &display);
+    }
+
+    /// Sends the JOIN to every member (extended-join for those who asked), and AWAY to
+    /// away-notify members if the joiner is away.
+    fn announce_join(&mut self, conn: ConnId, display: &str, members: &[ConnId]) {
+        let Some(client) = self.clients.get(&conn) else { return };
+        let account = client.account.clone().unwrap_or_else(|| "*".into());
+        let realname = client.realname.clone();
+        let away = client.away.clone();
+        let Some(mut plain) = self.cur_event(Message::new("JOIN").with_param(display)) else { return };
+        let Some(mut extended) =
+            self.cur_event(Message::new("JOIN").with_params([display, account.as_str(), realname.as_str()]))
+        else {
+            return;
+        };
+        extended.msgid.clone_from(&plain.msgid);
+        let mut away_ev = match away {
+            Some(text) => self.cur_event(Message::new("AWAY").with_param(text)),
+            None => None,
+        };
+        for &m in members {
+            if self.caps_of(m).has(Cap::ExtendedJoin) {
+                self.deliver(&mut extended, m);
+            } else {
+                self.deliver(&mut plain, m);
+            }
+            if let Some(ev) = away_ev.as_mut() {
+                if m != conn && self.caps_of(m).has(Cap::AwayNotify) {
+                    self.deliver(ev, m);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn handle_part(&mut self, msg: &Message) {
+        let Some(targets) = msg.params.first().filter(|t| !t.is_empty()) else {
+            self.need_more_params("PART");
+            return;
+        };
+        let reason = msg.params.get(1).map(|r| truncate(r, self.cfg.limits.kick_len).to_owned());
+        for raw in targets.split(',').filter(|t| !t.is_empty()) {
+            let folded = chinwag_proto::casefold(raw);
+            if !self.channels.contains_key(&folded) {
+                self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
+            } else if !self.cur_client().is_some_and(|c| c.channels.contains(&folded)) {
+                self.numeric(ERR_NOTONCHANNEL, [raw, "You're not on that channel"]);
+            } else {
+                self.part_one(&folded, reason.as_deref().unwrap_or(""));
+            }
+        }
+    }
+
+    /// The current client leaves a room it is in; every member (itself included) sees PART.
+    fn part_one(&mut self, folded: &str, reason: &str) {
+        let conn = self.cur_conn();
+        let Some(ch) = self.channels.get(folded) else { return };
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        let mut base = Message::new("PART").with_param(ch.name.as_str());
+        if !reason.is_empty() {
+            base = base.with_param(reason);
+        }
+        let Some(mut ev) = self.cur_event(base) else { return };
+        self.deliver_all(&mut ev, members);
+        self.leave_channel(conn, folded);
+    }
+
+    pub(crate) fn handle_topic(&mut self, msg: &Message) {
+        let Some(raw) = msg.params.first().filter(|t| !t.is_empty()) else {
+            self.need_more_params("TOPIC");
+            return;
+        };
+        let folded = chinwag_proto::casefold(raw);
+        let conn = self.cur_conn();
+        let Some(ch) = self.channels.get(&folded) else {
+            self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
+            return;
+        };
+        let is_member = ch.members.contains_key(&conn);
+        let Some(text) = msg.params.get(1) else {
+            if ch.modes.secret && !is_member {
+                self.numeric(ERR_NOTONCHANNEL, [raw, "You're not on that channel"]);
+            } else {
+                self.send_topic(&folded, true);
+            }
+            return;
+        };
+        if !is_member {
+            self.numeric(ERR_NOTONCHANNEL, [raw, "You're not on that channel"]);
+            return;
+        }
+        if ch.modes.topic_locked && !ch.is_op(conn) {
+            self.numeric(ERR_CHANOPRIVSNEEDED, [raw, "You're not channel operator"]);
+            return;
+        }
+        let text = truncate(text, self.cfg.limits.topic_len).to_owned();
+        let display = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        let setter = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+        let now_ms = self.now.wall_ms;
+        if let Some(ch) = self.channels.get_mut(&folded) {
+            ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms: now_ms });
+        }
+        let Some(mut ev) = self.cur_event(Message::new("TOPIC").with_params([display, text])) else { return };
+        self.deliver_all(&mut ev, members);
+    }
+
+    /// 332 + 333 if the room has a topic; 331 if not and `always` (an explicit TOPIC query).
+    fn send_topic(&mut self, folded: &str, always: bool) {
+        let Some(ch) = self.channels.get(folded) else { return };
+        let name = ch.name.as_str().to_owned();
+        match ch.topic.clone() {
+            Some(t) => {
+                self.numeric(RPL_TOPIC, [name.clone(), t.text]);
+                let secs = (t.set_at_ms / 1000).to_string();
+                self.numeric(RPL_TOPICWHOTIME, [name, t.setter, secs]);
+            }
+            None if always => self.numeric(RPL_NOTOPIC, [name.as_str(), "No topic is set"]),
+            None => {}
+        }
+    }
+
+    pub(crate) fn handle_names(&mut self, msg: &Message) {
+        let Some(targets) = msg.params.first().filter(|t| !t.is_empty()) else {
+            self.numeric(RPL_ENDOFNAMES, ["*", "End of /NAMES list"]);
+            return;
+        };
+        // TARGMAX NAMES:1 — only the first room is answered.
+        let raw = targets.split(',').next().unwrap_or_default().to_owned();
+        self.send_names(&chinwag_proto::casefold(&raw), &raw);
+    }
+
+    /// 353 lines for the members the current client may see, then 366.
+    pub(crate) fn send_names(&mut self, folded: &str, raw: &str) {
+        let conn = self.cur_conn();
+        let caps = self.caps_of(conn);
+        let multi = caps.has(Cap::MultiPrefix);
+        let userhost = caps.has(Cap::UserhostInNames);
+        let mut entries = Vec::new();
+        let mut symbol = "=";
+        let mut display = raw.to_owned();
+        if let Some(ch) = self.channels.get(folded) {
+            let is_member = ch.members.contains_key(&conn);
+            display = ch.name.as_str().to_owned();
+            if ch.modes.secret {
+                symbol = "@";
+            }
+            if is_member || !ch.modes.secret {
+                for (member, modes) in &ch.members {
+                    let Some(c) = self.clients.get(member) else { continue };
+                    if !is_member && c.invisible {
+                        continue;
+                    }
+                    let who = if userhost { c.prefix() } else { c.nick_or_star().to_owned() };
+                    entries.push(format!("{}{who}", modes.prefixes(multi)));
+                }
+            }
+        }
+        let mut line = String::new();
+        for entry in entries {
+            if !line.is_empty() && line.len() + entry.len() + 1 > NAMES_LINE_BUDGET {
+                let full = std::mem::take(&mut line);
+                self.numeric(RPL_NAMREPLY, [symbol, display.as_str(), full.as_str()]);
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&entry);
+        }
+        if !line.is_empty() {
+            self.numeric(RPL_NAMREPLY, [symbol, display.as_str(), line.as_str()]);
+        }
+        self.numeric(RPL_ENDOFNAMES, [display.as_str(), "End of /NAMES list"]);
+    }
+
+    pub(crate) fn handle_list(&mut self, msg: &Message) {
+        let conn = self.cur_conn();
+        let wanted: Option<Vec<String>> = msg
+            .params
+            .first()
+            .filter(|p| p.starts_with('#'))
+            .map(|p| p.split(',').map(chinwag_proto::casefold).collect());
+        let mut rows: Vec<(String, String, String)> = self
+            .channels
+            .iter()
+            .filter(|(folded, _)| wanted.as_ref().is_none_or(|w| w.contains(folded)))
+            .filter(|(_, ch)| !ch.modes.secret || ch.members.contains_key(&conn))
+            .map(|(folded, ch)| {
+                let topic = ch.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default();
+                (folded.clone(), ch.name.as_str().to_owned(), topic)
+            })
+            .collect();
+        rows.sort();
+        self.numeric(RPL_LISTSTART, ["Channel", "Users  Name"]);
+        for (folded, name, topic) in rows {
+            let count = self.channels.get(&folded).map_or(0, |c| c.members.len());
+            self.numeric(RPL_LIST, [name, count.to_string(), topic]);
+        }
+        self.numeric(RPL_LISTEND, ["End of /LIST"]);
+    }
+}

@@ -1,0 +1,33 @@
+//! The chinwag server's core: the whole IRC server as a state machine.
+//!
+//! What it is: [`Server`] owns every client, nick and room. The edge calls [`Server::connect`],
+//! [`Server::handle`] (one parsed line), [`Server::disconnect`] and [`Server::tick`], each with
+//! the current time, and then carries out the [`Effect`]s the call left behind (send these bytes
+//! to that connection, close that one).
+//!
+//! What it is not: it does no I/O, reads no clock and draws no random numbers. Sockets, TLS,
+//! timers and storage live in `chinwag-server`. That is what lets most of the server's
+//! behaviour be tested as lines in, lines out (see `tests/`).
+//!
+//! Layout: `server.rs` holds the state, the entry points and the reply plumbing
+//! (labeled-response, fan-out); `handlers/` has one file per command family; `broadcast.rs`
+//! serializes an event once per capability variant; `numeric.rs` is the table of numerics.
+
+mod broadcast;
+mod caps;
+mod channel;
+mod client;
+mod config;
+mod handlers;
+mod ids;
+mod numeric;
+mod server;
+mod text;
+mod time;
+
+pub use caps::{Cap, CapSet, ALL_CAPS};
+pub use client::ConnInfo;
+pub use config::{Config, Limits};
+pub use ids::{ConnId, MsgIdGen};
+pub use server::{Effect, Now, Server};
+pub use time::rfc3339_ms;

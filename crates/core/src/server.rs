@@ -1,0 +1,542 @@
+//! The server state and its entry points: connect, handle a line, disconnect, tick.
+//!
+//! Every entry point takes the time as an argument and leaves its consequences as
+//! [`Effect`]s for the caller to carry out; nothing here touches a socket or a clock.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use chinwag_proto::{ChannelName, Message, ParseError, Tag};
+
+use crate::broadcast::Outgoing;
+use crate::caps::{Cap, CapSet};
+use crate::channel::Channel;
+use crate::client::{Client, ConnInfo};
+use crate::config::Config;
+use crate::ids::{ConnId, MsgIdGen};
+use crate::numeric::*;
+
+/// The time, as the edge read it: wall clock for timestamps, monotonic for timeouts.
+#[derive(Copy, Clone, Debug)]
+pub struct Now {
+    pub wall_ms: u64,
+    pub mono: Instant,
+}
+
+/// Something the edge must do because of a call into the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Queue one line (with CRLF) for a connection.
+    Send { conn: ConnId, line: Bytes },
+    /// Flush what is queued for the connection, then close it. The core has already forgotten it.
+    Close { conn: ConnId },
+}
+
+/// A nick that was in use, for WHOWAS.
+#[derive(Clone, Debug)]
+pub(crate) struct WhowasEntry {
+    pub nick: String,
+    pub folded: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub left_ms: u64,
+}
+
+impl WhowasEntry {
+    fn of(client: &Client, now_ms: u64) -> Option<WhowasEntry> {
+        let nick = client.nick.as_ref()?;
+        Some(WhowasEntry {
+            nick: nick.as_str().to_owned(),
+            folded: nick.folded().to_owned(),
+            user: client.user_or_star().to_owned(),
+            host: client.info.host.clone(),
+            realname: client.realname.clone(),
+            left_ms: now_ms,
+        })
+    }
+}
+
+/// The longest label we keep; longer ones are ignored rather than echoed.
+const MAX_LABEL_LEN: usize = 64;
+
+/// The command being handled: whose it is, and the replies it produced so far.
+#[derive(Debug, Default)]
+struct Current {
+    conn: Option<ConnId>,
+    label: Option<String>,
+    replies: Vec<Message>,
+}
+
+/// The whole state of one chinwag server, owned by one task.
+#[derive(Debug)]
+pub struct Server {
+    pub(crate) cfg: Config,
+    pub(crate) clients: HashMap<ConnId, Client>,
+    /// Folded nick → its connection.
+    pub(crate) nicks: HashMap<String, ConnId>,
+    /// Folded channel name → channel.
+    pub(crate) channels: HashMap<String, Channel>,
+    /// Oldest first; bounded by `limits.whowas_len`.
+    pub(crate) whowas: VecDeque<WhowasEntry>,
+    /// Folded nick → connections that MONITOR it.
+    pub(crate) monitors: HashMap<String, BTreeSet<ConnId>>,
+    pub(crate) created_ms: u64,
+    /// Most clients connected at once, for LUSERS 265/266.
+    pub(crate) max_clients: usize,
+    pub(crate) now: Now,
+    msgids: MsgIdGen,
+    batch_seq: u64,
+    effects: Vec<Effect>,
+    /// Connections to close after this call's replies are flushed.
+    closing: Vec<ConnId>,
+    cur: Current,
+}
+
+impl Server {
+    /// A server with the default rooms in place. `node` distinguishes this process's msgids.
+    pub fn new(cfg: Config, node: u32, now: Now) -> Self {
+        let mut server = Server {
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            channels: HashMap::new(),
+            whowas: VecDeque::new(),
+            monitors: HashMap::new(),
+            created_ms: now.wall_ms,
+            max_clients: 0,
+            now,
+            msgids: MsgIdGen::new(node, now.wall_ms),
+            batch_seq: 0,
+            effects: Vec::new(),
+            closing: Vec::new(),
+            cur: Current::default(),
+            cfg,
+        };
+        for name in server.cfg.default_channels.clone() {
+            match ChannelName::parse(&name, server.cfg.limits.channel_len) {
+                Ok(name) => {
+                    let folded = name.folded().to_owned();
+                    server.channels.insert(folded, Channel::new(name, now.wall_ms, true));
+                }
+                Err(e) => tracing::warn!(channel = %name, error = %e, "ignoring invalid default channel"),
+            }
+        }
+        server
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Number of connections the core knows, registered or not.
+    pub fn connection_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Moves the effects of the calls so far into `out`, in order.
+    pub fn drain_effects(&mut self, out: &mut Vec<Effect>) {
+        out.append(&mut self.effects);
+    }
+
+    /// A new connection was accepted.
+    pub fn connect(&mut self, conn: ConnId, info: ConnInfo, now: Now) {
+        self.now = now;
+        self.clients.insert(conn, Client::new(conn, info, now.mono));
+        self.max_clients = self.max_clients.max(self.clients.len());
+    }
+
+    /// A line arrived from `conn` (already framed and parsed by the edge).
+    pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
+        self.now = now;
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        client.last_active = now.mono;
+        client.ping_sent = None;
+        let labels = client.caps.has(Cap::LabeledResponse);
+        match parsed {
+            Ok(msg) => {
+                let label = msg
+                    .tag("label")
+                    .filter(|l| labels && !l.is_empty() && l.len() <= MAX_LABEL_LEN)
+                    .map(str::to_owned);
+                self.begin(conn, label);
+                self.dispatch(&msg);
+            }
+            Err(err) => {
+                self.begin(conn, None);
+                self.parse_error(&err);
+            }
+        }
+        self.finish();
+    }
+
+    /// The connection is gone (closed by the peer, an I/O error, or a full send queue).
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str, now: Now) {
+        self.now = now;
+        self.begin_none();
+        self.remove_client(conn, reason);
+        self.finish();
+    }
+
+    /// Time passes: PING quiet clients, drop dead and never-registering ones.
+    pub fn tick(&mut self, now: Now) {
+        self.now = now;
+        self.begin_none();
+        let limits = self.cfg.limits.clone();
+        let mut to_ping = Vec::new();
+        let mut to_drop = Vec::new();
+        for client in self.clients.values() {
+            if !client.registered {
+                if now.mono.duration_since(client.connected_at) >= limits.registration_timeout {
+                    to_drop.push((client.id, "Registration timed out".to_owned()));
+                }
+            } else if let Some(sent) = client.ping_sent {
+                let waited = now.mono.duration_since(sent);
+                if waited >= limits.ping_timeout {
+                    let secs = now.mono.duration_since(client.last_active).as_secs();
+                    to_drop.push((client.id, format!("Ping timeout: {secs} seconds")));
+                }
+            } else if now.mono.duration_since(client.last_active) >= limits.ping_interval {
+                to_ping.push(client.id);
+            }
+        }
+        for conn in to_ping {
+            if let Some(client) = self.clients.get_mut(&conn) {
+                client.ping_sent = Some(now.mono);
+            }
+            let ping = Message::new("PING").with_param(self.cfg.server_name.clone());
+            self.send_msg(conn, ping);
+        }
+        for (conn, reason) in to_drop {
+            self.close(conn, &reason);
+        }
+        self.finish();
+    }
+
+    // ---- plumbing shared by the handlers ----
+
+    fn begin(&mut self, conn: ConnId, label: Option<String>) {
+        self.cur = Current { conn: Some(conn), label, replies: Vec::new() };
+    }
+
+    fn begin_none(&mut self) {
+        self.cur = Current::default();
+    }
+
+    /// Turns the current command's replies into wire lines (applying labeled-response), then
+    /// schedules the closes the command caused.
+    fn finish(&mut self) {
+        let cur = std::mem::take(&mut self.cur);
+        if let Some(conn) = cur.conn {
+            let mut replies = cur.replies;
+            if let Some(label) = cur.label {
+                replies = self.label_replies(label, replies);
+            }
+            for msg in replies {
+                let mut buf = Vec::with_capacity(128);
+                msg.write_to(&mut buf);
+                self.effects.push(Effect::Send { conn, line: Bytes::from(buf) });
+            }
+        }
+        for conn in self.closing.drain(..) {
+            self.effects.push(Effect::Close { conn });
+        }
+    }
+
+    fn label_replies(&mut self, label: String, mut replies: Vec<Message>) -> Vec<Message> {
+        let label_tag = Tag { key: "label".into(), value: label };
+        match replies.len() {
+            0 => vec![Message::new("ACK").with_source(self.cfg.server_name.clone()).with_tag(label_tag.key, label_tag.value)],
+            1 => {
+                replies[0].tags.insert(0, label_tag);
+                replies
+            }
+            _ => {
+                self.batch_seq += 1;
+                let id = format!("L{}", self.batch_seq);
+                let mut out = Vec::with_capacity(replies.len() + 2);
+                let mut start = Message::new("BATCH")
+                    .with_source(self.cfg.server_name.clone())
+                    .with_params([format!("+{id}"), "labeled-response".into()]);
+                start.tags.push(label_tag);
+                out.push(start);
+                for mut msg in replies {
+                    msg.tags.insert(0, Tag { key: "batch".into(), value: id.clone() });
+                    out.push(msg);
+                }
+                out.push(Message::new("BATCH").with_source(self.cfg.server_name.clone()).with_param(format!("-{id}")));
+                out
+            }
+        }
+    }
+
+    /// The connection whose command is being handled.
+    pub(crate) fn cur_conn(&self) -> ConnId {
+        self.cur.conn.unwrap_or(ConnId(u64::MAX))
+    }
+
+    pub(crate) fn cur_client(&self) -> Option<&Client> {
+        self.cur.conn.and_then(|c| self.clients.get(&c))
+    }
+
+    pub(crate) fn cur_client_mut(&mut self) -> Option<&mut Client> {
+        let conn = self.cur.conn?;
+        self.clients.get_mut(&conn)
+    }
+
+    pub(crate) fn caps_of(&self, conn: ConnId) -> CapSet {
+        self.clients.get(&conn).map(|c| c.caps).unwrap_or_default()
+    }
+
+    /// Sends a message to one connection: kept as a reply (for labels) if it is the sender's.
+    pub(crate) fn send_msg(&mut self, conn: ConnId, msg: Message) {
+        if self.cur.conn == Some(conn) {
+            self.cur.replies.push(msg);
+        } else {
+            let mut buf = Vec::with_capacity(128);
+            msg.write_to(&mut buf);
+            self.effects.push(Effect::Send { conn, line: Bytes::from(buf) });
+        }
+    }
+
+    /// A message from the server, e.g. a NOTICE or ERROR.
+    pub(crate) fn server_msg(&self, command: &str) -> Message {
+        Message::new(command).with_source(self.cfg.server_name.clone())
+    }
+
+    /// A numeric to `conn`, with its nick (or `*`) as first parameter.
+    pub(crate) fn numeric_to<I, S>(&mut self, conn: ConnId, code: &str, params: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
+        let msg = self.server_msg(code).with_param(nick).with_params(params);
+        self.send_msg(conn, msg);
+    }
+
+    /// A numeric to the sender of the current command.
+    pub(crate) fn numeric<I, S>(&mut self, code: &str, params: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.numeric_to(self.cur_conn(), code, params);
+    }
+
+    /// `FAIL <command> <code> [context...] :<description>` (standard-replies).
+    pub(crate) fn fail(&mut self, command: &str, code: &str, context: &[&str], description: &str) {
+        let msg = self
+            .server_msg("FAIL")
+            .with_params([command, code])
+            .with_params(context.iter().copied())
+            .with_param(description);
+        self.send_msg(self.cur_conn(), msg);
+    }
+
+    /// 461 for `command`.
+    pub(crate) fn need_more_params(&mut self, command: &str) {
+        self.numeric(ERR_NEEDMOREPARAMS, [command, "Not enough parameters"]);
+    }
+
+    /// Starts an event from `source` (time and msgid filled in).
+    pub(crate) fn event(&mut self, source: &Client, base: Message) -> Outgoing {
+        let base = base.with_source(source.prefix());
+        let msgid = self.msgids.next(self.now.wall_ms);
+        Outgoing::new(base, self.now.wall_ms, Some(msgid), source.account.clone())
+    }
+
+    /// Like [`Server::event`] for the current client.
+    pub(crate) fn cur_event(&mut self, base: Message) -> Option<Outgoing> {
+        let conn = self.cur.conn?;
+        let base = base.with_source(self.clients.get(&conn)?.prefix());
+        let account = self.clients.get(&conn)?.account.clone();
+        let msgid = self.msgids.next(self.now.wall_ms);
+        Some(Outgoing::new(base, self.now.wall_ms, Some(msgid), account))
+    }
+
+    /// Delivers an event to one connection, honouring its capabilities.
+    pub(crate) fn deliver(&mut self, out: &mut Outgoing, to: ConnId) {
+        let caps = self.caps_of(to);
+        if !out.wanted_by(caps) {
+            return;
+        }
+        if self.cur.conn == Some(to) {
+            self.cur.replies.push(out.message_for(caps));
+        } else if self.clients.contains_key(&to) {
+            self.effects.push(Effect::Send { conn: to, line: out.bytes_for(caps) });
+        }
+    }
+
+    pub(crate) fn deliver_all<I: IntoIterator<Item = ConnId>>(&mut self, out: &mut Outgoing, to: I) {
+        for conn in to {
+            self.deliver(out, conn);
+        }
+    }
+
+    /// Everyone who shares a room with `conn` (not `conn` itself), each once.
+    pub(crate) fn peers_of(&self, conn: ConnId) -> BTreeSet<ConnId> {
+        let mut peers = BTreeSet::new();
+        if let Some(client) = self.clients.get(&conn) {
+            for name in &client.channels {
+                if let Some(ch) = self.channels.get(name) {
+                    peers.extend(ch.members.keys().copied());
+                }
+            }
+        }
+        peers.remove(&conn);
+        peers
+    }
+
+    /// Whether two connections share at least one room.
+    pub(crate) fn share_channel(&self, a: ConnId, b: ConnId) -> bool {
+        let (Some(ca), Some(cb)) = (self.clients.get(&a), self.clients.get(&b)) else { return false };
+        ca.channels.intersection(&cb.channels).next().is_some()
+    }
+
+    pub(crate) fn find_nick(&self, nick: &str) -> Option<ConnId> {
+        self.nicks.get(&chinwag_proto::casefold(nick)).copied()
+    }
+
+    /// Sends `ERROR`, forgets the client (telling its peers), and closes the connection.
+    pub(crate) fn close(&mut self, conn: ConnId, reason: &str) {
+        let Some(client) = self.clients.get(&conn) else { return };
+        let text = format!("Closing Link: {} ({reason})", client.info.host);
+        self.send_msg(conn, Message::new("ERROR").with_param(text));
+        self.remove_client(conn, reason);
+        self.closing.push(conn);
+    }
+
+    /// Forgets a client: its peers see QUIT, its nick goes to WHOWAS, watchers see it offline.
+    pub(crate) fn remove_client(&mut self, conn: ConnId, reason: &str) {
+        let peers = self.peers_of(conn);
+        let Some(client) = self.clients.remove(&conn) else { return };
+        for target in &client.monitoring {
+            if let Some(watchers) = self.monitors.get_mut(target) {
+                watchers.remove(&conn);
+                if watchers.is_empty() {
+                    self.monitors.remove(target);
+                }
+            }
+        }
+        if client.registered {
+            let mut quit = self.event(&client, Message::new("QUIT").with_param(reason));
+            self.deliver_all(&mut quit, peers);
+        }
+        for name in &client.channels {
+            self.leave_channel(conn, name);
+        }
+        if let Some(nick) = &client.nick {
+            if self.nicks.get(nick.folded()) == Some(&conn) {
+                self.nicks.remove(nick.folded());
+                if client.registered {
+                    self.push_whowas(WhowasEntry::of(&client, self.now.wall_ms));
+                    self.notify_monitors(nick.folded(), nick.as_str(), None);
+                }
+            }
+        }
+    }
+
+    /// Removes a member from a room, and the room itself if it is now empty and not permanent.
+    pub(crate) fn leave_channel(&mut self, conn: ConnId, folded: &str) {
+        let now_empty = match self.channels.get_mut(folded) {
+            Some(ch) => {
+                ch.members.remove(&conn);
+                ch.members.is_empty() && !ch.permanent
+            }
+            None => false,
+        };
+        if now_empty {
+            self.channels.remove(folded);
+        }
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.channels.remove(folded);
+        }
+    }
+
+    /// Records the current nick of `conn` for WHOWAS (before a nick change).
+    pub(crate) fn remember_whowas(&mut self, conn: ConnId) {
+        if let Some(entry) = self.clients.get(&conn).and_then(|c| WhowasEntry::of(c, self.now.wall_ms)) {
+            self.push_whowas(Some(entry));
+        }
+    }
+
+    fn push_whowas(&mut self, entry: Option<WhowasEntry>) {
+        let Some(entry) = entry else { return };
+        if self.cfg.limits.whowas_len == 0 {
+            return;
+        }
+        while self.whowas.len() >= self.cfg.limits.whowas_len {
+            self.whowas.pop_front();
+        }
+        self.whowas.push_back(entry);
+    }
+
+    /// Tells MONITOR watchers of `folded` that it came online (`Some(prefix)`) or went offline.
+    pub(crate) fn notify_monitors(&mut self, folded: &str, nick: &str, online_prefix: Option<&str>) {
+        let Some(watchers) = self.monitors.get(folded) else { return };
+        let watchers: Vec<ConnId> = watchers.iter().copied().collect();
+        for w in watchers {
+            match online_prefix {
+                Some(prefix) => self.numeric_to(w, RPL_MONONLINE, [prefix]),
+                None => self.numeric_to(w, RPL_MONOFFLINE, [nick]),
+            }
+        }
+    }
+
+    fn parse_error(&mut self, err: &ParseError) {
+        match err {
+            ParseError::Empty => {}
+            ParseError::InvalidUtf8 => self.fail(
+                "*",
+                "INVALID_UTF8",
+                &[],
+                "Message rejected: your IRC software must send UTF-8 (this server is UTF8ONLY)",
+            ),
+            ParseError::BodyTooLong | ParseError::TagsTooLong | ParseError::ClientTagsTooLong => {
+                self.numeric(ERR_INPUTTOOLONG, [err.to_string()]);
+            }
+            other => {
+                let text = format!("Malformed line: {other}");
+                self.fail("*", "INVALID_MESSAGE", &[], &text);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, msg: &Message) {
+        let command = msg.command.to_ascii_uppercase();
+        let registered = self.cur_client().is_some_and(|c| c.registered);
+        match command.as_str() {
+            "CAP" => self.handle_cap(msg),
+            "PASS" => self.handle_pass(msg),
+            "NICK" => self.handle_nick(msg),
+            "USER" => self.handle_user(msg),
+            "PING" => self.handle_ping(msg),
+            "PONG" => {}
+            "QUIT" => self.handle_quit(msg),
+            _ if !registered => self.numeric(ERR_NOTREGISTERED, ["You have not registered"]),
+            "JOIN" => self.handle_join(msg),
+            "PART" => self.handle_part(msg),
+            "TOPIC" => self.handle_topic(msg),
+            "NAMES" => self.handle_names(msg),
+            "LIST" => self.handle_list(msg),
+            "KICK" => self.handle_kick(msg),
+            "INVITE" => self.handle_invite(msg),
+            "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(&command, msg),
+            "MODE" => self.handle_mode(msg),
+            "WHO" => self.handle_who(msg),
+            "WHOIS" => self.handle_whois(msg),
+            "WHOWAS" => self.handle_whowas(msg),
+            "AWAY" => self.handle_away(msg),
+            "ISON" => self.handle_ison(msg),
+            "USERHOST" => self.handle_userhost(msg),
+            "SETNAME" => self.handle_setname(msg),
+            "MONITOR" => self.handle_monitor(msg),
+            "LUSERS" => self.send_lusers(),
+            "MOTD" => self.send_motd(),
+            "VERSION" => self.handle_version(),
+            "TIME" => self.handle_time(),
+            _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+        }
+    }
+}

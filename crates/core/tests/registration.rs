@@ -1,0 +1,204 @@
+//! Connection registration and life: CAP, NICK/USER, PASS, the welcome burst, PING, QUIT.
+
+mod support;
+
+use std::time::Duration;
+
+use chinwag_core::Config;
+use support::{expect, find, parsed, Harness};
+
+#[test]
+fn nick_and_user_give_the_welcome_burst_with_isupport_lusers_and_motd() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "NICK alice");
+    assert!(h.take(c).is_empty(), "nothing before USER");
+    h.send(c, "USER alice 0 * :Alice Liddell");
+    let lines = h.take(c);
+    let commands: Vec<String> = parsed(&lines).into_iter().map(|m| m.command).collect();
+    for code in ["001", "002", "003", "004", "005", "251", "254", "255", "265", "266", "375", "372", "376"] {
+        assert!(commands.iter().any(|c| c == code), "missing {code} in {lines:#?}");
+    }
+    let welcome = expect(&lines, "001");
+    assert_eq!(welcome.params[0], "alice");
+    assert!(welcome.params[1].ends_with("alice!~alice@127.0.0.1"));
+    let isupport: Vec<String> = parsed(&lines)
+        .into_iter()
+        .filter(|m| m.command == "005")
+        .flat_map(|m| m.params[1..m.params.len() - 1].to_vec())
+        .collect();
+    for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "UTF8ONLY"] {
+        assert!(isupport.iter().any(|t| t == token), "ISUPPORT lacks {token}: {isupport:?}");
+    }
+    for key in ["NICKLEN=", "CHANNELLEN=", "TOPICLEN=", "TARGMAX=", "MONITOR="] {
+        assert!(isupport.iter().any(|t| t.starts_with(key)), "ISUPPORT lacks {key}");
+    }
+}
+
+#[test]
+fn cap_negotiation_holds_registration_until_end() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "CAP LS 302");
+    let ls = expect(&h.take(c), "CAP");
+    assert_eq!(ls.params[1], "LS");
+    assert!(ls.params.last().is_some_and(|l| l.contains("echo-message") && l.contains("server-time")));
+    h.send(c, "NICK bob");
+    h.send(c, "USER bob 0 * :Bob");
+    assert!(find(&h.take(c), "001").is_none(), "registered during CAP negotiation");
+    h.send(c, "CAP REQ :echo-message bogus-cap");
+    let nak = expect(&h.take(c), "CAP");
+    assert_eq!(nak.params[1..], ["NAK", "echo-message bogus-cap"]);
+    h.send(c, "CAP REQ :echo-message server-time");
+    let ack = expect(&h.take(c), "CAP");
+    assert_eq!(ack.params[1..], ["ACK", "echo-message server-time"]);
+    h.send(c, "CAP LIST");
+    let list = expect(&h.take(c), "CAP");
+    assert!(list.params[2].contains("echo-message") && list.params[2].contains("cap-notify"));
+    h.send(c, "CAP END");
+    expect(&h.take(c), "001");
+}
+
+#[test]
+fn bad_and_taken_nicks_are_refused_with_numerics() {
+    let mut h = Harness::new();
+    let _alice = h.register("alice");
+    let c = h.connect();
+    h.send(c, "NICK");
+    assert_eq!(expect(&h.take(c), "431").params[0], "*");
+    h.send(c, "NICK 9lives");
+    expect(&h.take(c), "432");
+    h.send(c, "NICK bad,nick");
+    expect(&h.take(c), "432");
+    h.send(c, "NICK ALICE");
+    assert_eq!(expect(&h.take(c), "433").params[1], "ALICE");
+    h.send(c, "NICK carol");
+    h.send(c, "USER carol 0 * :Carol");
+    expect(&h.take(c), "001");
+}
+
+#[test]
+fn commands_before_registration_get_451_and_unknown_ones_421() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "JOIN #general");
+    expect(&h.take(c), "451");
+    h.send(c, "NICK dave");
+    h.send(c, "USER dave 0 * :Dave");
+    h.take(c);
+    h.send(c, "FROBNICATE now");
+    let m = expect(&h.take(c), "421");
+    assert_eq!(m.params[1], "FROBNICATE");
+}
+
+#[test]
+fn server_password_is_required_when_configured() {
+    let mut h = Harness::with_config(Config { password: Some("sesame".into()), ..Config::default() });
+    let c = h.connect();
+    h.send(c, "PASS wrong");
+    h.send(c, "NICK erin");
+    h.send(c, "USER erin 0 * :Erin");
+    let lines = h.take(c);
+    expect(&lines, "464");
+    expect(&lines, "ERROR");
+    assert!(h.is_closed(c));
+
+    let c = h.connect();
+    h.send(c, "PASS sesame");
+    h.send(c, "NICK erin");
+    h.send(c, "USER erin 0 * :Erin");
+    expect(&h.take(c), "001");
+}
+
+#[test]
+fn ping_is_answered_and_silent_clients_are_pinged_then_dropped_with_quit_to_peers() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(a, "PING :token123");
+    let pong = expect(&h.take(a), "PONG");
+    assert_eq!(pong.params, ["chinwag.local", "token123"]);
+
+    h.send(a, "JOIN #general");
+    h.send(b, "JOIN #general");
+    h.clear(&[a, b]);
+    h.advance(Duration::from_secs(91));
+    expect(&h.take(a), "PING");
+    h.send(a, "PONG :chinwag.local");
+    expect(&h.take(b), "PING");
+    h.advance(Duration::from_secs(61));
+    assert!(h.is_closed(b), "bob never answered and should be gone");
+    assert!(!h.is_closed(a), "alice answered and should stay");
+    let quit = expect(&h.take(a), "QUIT");
+    assert!(quit.source.as_deref().is_some_and(|s| s.starts_with("bob!")));
+    assert!(quit.params[0].starts_with("Ping timeout"));
+}
+
+#[test]
+fn unregistered_connections_time_out() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "NICK slowpoke");
+    h.advance(Duration::from_secs(61));
+    assert!(h.is_closed(c));
+    expect(&h.take(c), "ERROR");
+    let d = h.connect();
+    h.send(d, "NICK slowpoke");
+    h.send(d, "USER slowpoke 0 * :Slow");
+    expect(&h.take(d), "001");
+}
+
+#[test]
+fn quit_sends_error_and_tells_peers_once() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    for c in [a, b] {
+        h.send(c, "JOIN #general,#tech");
+    }
+    h.clear(&[a, b]);
+    h.send(a, "QUIT :gone fishing");
+    expect(&h.take(a), "ERROR");
+    assert!(h.is_closed(a));
+    let lines = h.take(b);
+    let quits: Vec<_> = parsed(&lines).into_iter().filter(|m| m.command == "QUIT").collect();
+    assert_eq!(quits.len(), 1, "one QUIT per peer, not per room: {lines:#?}");
+    assert_eq!(quits[0].params[0], "Quit: gone fishing");
+}
+
+#[test]
+fn bad_input_gets_replies_and_the_session_goes_on() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send_bytes(a, b"PRIVMSG #general :caf\xe9");
+    assert_eq!(expect(&h.take(a), "FAIL").params[1], "INVALID_UTF8");
+    let long = format!("PRIVMSG #general :{}", "x".repeat(600));
+    h.send(a, &long);
+    expect(&h.take(a), "417");
+    h.send(a, "PRIVMSG");
+    expect(&h.take(a), "411");
+    h.send(a, "JOIN");
+    expect(&h.take(a), "461");
+    h.send(a, "PING :still here");
+    expect(&h.take(a), "PONG");
+    assert!(!h.is_closed(a));
+}
+
+#[test]
+fn labeled_response_wraps_replies() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("alice", "labeled-response batch message-tags echo-message");
+    h.send(a, "@label=one PING :x");
+    let lines = h.take(a);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(expect(&lines, "PONG").tag("label"), Some("one"));
+    h.send(a, "@label=two JOIN #general");
+    let lines = h.take(a);
+    let start = expect(&lines, "BATCH");
+    assert_eq!(start.tag("label"), Some("two"));
+    assert_eq!(start.params[1], "labeled-response");
+    assert!(parsed(&lines).iter().filter(|m| m.command != "BATCH").all(|m| m.tag("batch").is_some()));
+    h.send(a, "@label=three PONG :x");
+    let ack = expect(&h.take(a), "ACK");
+    assert_eq!(ack.tag("label"), Some("three"));
+}

@@ -1,0 +1,198 @@
+//! Rooms and messages: JOIN, PART, TOPIC, NAMES, LIST, PRIVMSG, NOTICE, TAGMSG.
+
+mod support;
+
+use support::{expect, find, parsed, Harness};
+
+#[test]
+fn default_rooms_are_listed_while_empty() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send(a, "LIST");
+    let lines = h.take(a);
+    let rooms: Vec<String> =
+        parsed(&lines).into_iter().filter(|m| m.command == "322").map(|m| m.params[1].clone()).collect();
+    assert_eq!(rooms, ["#general", "#random", "#tech"]);
+    expect(&lines, "323");
+}
+
+#[test]
+fn first_joiner_of_a_new_room_is_operator_and_everyone_sees_joins() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(a, "JOIN #rust");
+    let lines = h.take(a);
+    assert_eq!(expect(&lines, "JOIN").params, ["#rust"]);
+    assert_eq!(expect(&lines, "353").params[3], "@alice");
+    h.send(b, "JOIN #RUST");
+    let join = expect(&h.take(a), "JOIN");
+    assert!(join.source.as_deref().is_some_and(|s| s.starts_with("bob!")));
+    assert_eq!(join.params, ["#rust"], "canonical spelling of the room");
+    let names = expect(&h.take(b), "353");
+    assert_eq!(names.params[3], "@alice bob");
+}
+
+#[test]
+fn default_rooms_do_not_hand_out_operator_status() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send(a, "JOIN #general");
+    assert_eq!(expect(&h.take(a), "353").params[3], "alice");
+}
+
+#[test]
+fn join_several_rooms_with_keys_and_part_them() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send(a, "JOIN #a,#b,#c");
+    let joins = parsed(&h.take(a)).into_iter().filter(|m| m.command == "JOIN").count();
+    assert_eq!(joins, 3);
+    h.send(a, "PART #a,#b :bye now");
+    let lines = h.take(a);
+    let part = expect(&lines, "PART");
+    assert_eq!(part.params, ["#a", "bye now"]);
+    h.send(a, "PART #b");
+    expect(&h.take(a), "403");
+    h.send(a, "PART #general");
+    expect(&h.take(a), "442");
+}
+
+#[test]
+fn channel_messages_reach_members_but_not_the_sender_unless_echo() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register_with_caps("bob", "echo-message server-time message-tags");
+    let c = h.register("carol");
+    for x in [a, b, c] {
+        h.send(x, "JOIN #general");
+    }
+    h.clear(&[a, b, c]);
+    h.send(a, "PRIVMSG #general :hello room");
+    assert!(h.take(a).is_empty(), "no echo without echo-message");
+    let at_b = expect(&h.take(b), "PRIVMSG");
+    assert_eq!(at_b.params, ["#general", "hello room"]);
+    assert!(at_b.tag("time").is_some() && at_b.tag("msgid").is_some());
+    let at_c = expect(&h.take(c), "PRIVMSG");
+    assert!(at_c.tags.is_empty(), "no tags for a client that asked for none");
+    h.send(b, "PRIVMSG #general :hi alice");
+    let echo = expect(&h.take(b), "PRIVMSG");
+    let at_a = h.take(a);
+    assert_eq!(expect(&at_a, "PRIVMSG").params[1], "hi alice");
+    assert!(echo.tag("msgid").is_some());
+}
+
+#[test]
+fn private_messages_and_notices() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(a, "PRIVMSG Bob :psst");
+    let m = expect(&h.take(b), "PRIVMSG");
+    assert_eq!(m.params, ["bob", "psst"]);
+    assert!(m.source.as_deref().is_some_and(|s| s.starts_with("alice!~alice@")));
+    h.send(a, "NOTICE bob :fyi");
+    assert_eq!(expect(&h.take(b), "NOTICE").params[1], "fyi");
+    h.send(a, "PRIVMSG nobody :hello?");
+    expect(&h.take(a), "401");
+    h.send(a, "NOTICE nobody :hello?");
+    assert!(h.take(a).is_empty(), "NOTICE never draws an error");
+    h.send(a, "PRIVMSG bob");
+    expect(&h.take(a), "412");
+    h.send(a, "PRIVMSG a,b,c,d,e :spam");
+    expect(&h.take(a), "407");
+}
+
+#[test]
+fn outsiders_cannot_send_to_no_external_rooms() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(b, "JOIN #general");
+    h.clear(&[b]);
+    h.send(a, "PRIVMSG #general :from outside");
+    expect(&h.take(a), "404");
+    assert!(h.take(b).is_empty());
+    h.send(a, "PRIVMSG #nowhere :hi");
+    expect(&h.take(a), "403");
+}
+
+#[test]
+fn typing_tagmsg_goes_only_to_message_tags_clients() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("alice", "message-tags");
+    let b = h.register_with_caps("bob", "message-tags");
+    let c = h.register("carol");
+    for x in [a, b, c] {
+        h.send(x, "JOIN #general");
+    }
+    h.clear(&[a, b, c]);
+    h.send(a, "@+typing=active;+draft/other=1 TAGMSG #general");
+    let t = expect(&h.take(b), "TAGMSG");
+    assert_eq!(t.tag("+typing"), Some("active"));
+    assert!(h.take(c).is_empty(), "carol did not ask for message-tags");
+    h.send(a, "@+secret=x PRIVMSG #general :tagged");
+    let at_c = expect(&h.take(c), "PRIVMSG");
+    assert!(at_c.tag("+secret").is_none(), "client tags only for message-tags clients");
+    assert_eq!(expect(&h.take(b), "PRIVMSG").tag("+secret"), Some("x"));
+}
+
+#[test]
+fn topic_set_and_query_respects_t() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(a, "JOIN #rust");
+    h.send(b, "JOIN #rust");
+    h.clear(&[a, b]);
+    h.send(b, "TOPIC #rust :bob's topic");
+    expect(&h.take(b), "482");
+    h.send(a, "TOPIC #rust :Rust talk");
+    assert_eq!(expect(&h.take(b), "TOPIC").params, ["#rust", "Rust talk"]);
+    expect(&h.take(a), "TOPIC");
+    h.send(b, "TOPIC #rust");
+    let lines = h.take(b);
+    assert_eq!(expect(&lines, "332").params[2], "Rust talk");
+    assert!(expect(&lines, "333").params[2].starts_with("alice!"));
+    let c = h.register("carol");
+    h.send(c, "JOIN #rust");
+    let lines = h.take(c);
+    expect(&lines, "332");
+    assert!(find(&lines, "331").is_none());
+}
+
+#[test]
+fn nick_change_is_seen_once_by_everyone_sharing_a_room() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    let c = h.register("carol");
+    for x in [a, b] {
+        h.send(x, "JOIN #general,#tech");
+    }
+    h.clear(&[a, b, c]);
+    h.send(a, "NICK alicia");
+    let own = expect(&h.take(a), "NICK");
+    assert_eq!(own.params, ["alicia"]);
+    assert!(own.source.as_deref().is_some_and(|s| s.starts_with("alice!")));
+    let at_b: Vec<_> = parsed(&h.take(b)).into_iter().filter(|m| m.command == "NICK").collect();
+    assert_eq!(at_b.len(), 1);
+    assert!(h.take(c).is_empty(), "carol shares no room");
+    h.send(c, "PRIVMSG alicia :found you");
+    expect(&h.take(a), "PRIVMSG");
+    h.send(c, "NICK alice");
+    expect(&h.take(c), "NICK");
+}
+
+#[test]
+fn extended_join_carries_account_and_realname() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("alice", "extended-join");
+    h.send(a, "JOIN #general");
+    h.clear(&[a]);
+    let _b = h.register("bob");
+    let b = _b;
+    h.send(b, "JOIN #general");
+    let j = expect(&h.take(a), "JOIN");
+    assert_eq!(j.params, ["#general", "*", "bob real"]);
+}

@@ -1,0 +1,163 @@
+//! A driver for scenario tests: lines in, lines out, with a hand-turned clock.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use chinwag_core::{Config, ConnId, ConnInfo, Effect, Now, Server};
+use chinwag_proto::Message;
+
+pub struct Harness {
+    pub server: Server,
+    base: Instant,
+    elapsed: Duration,
+    wall_ms: u64,
+    next_conn: u64,
+    outbox: HashMap<ConnId, Vec<String>>,
+    closed: HashSet<ConnId>,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    pub fn with_config(cfg: Config) -> Self {
+        let base = Instant::now();
+        let wall_ms = 1_795_269_772_000;
+        let server = Server::new(cfg, 1, Now { wall_ms, mono: base });
+        Harness {
+            server,
+            base,
+            elapsed: Duration::ZERO,
+            wall_ms,
+            next_conn: 0,
+            outbox: HashMap::new(),
+            closed: HashSet::new(),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now { wall_ms: self.wall_ms + self.elapsed.as_millis() as u64, mono: self.base + self.elapsed }
+    }
+
+    fn collect(&mut self) {
+        let mut effects = Vec::new();
+        self.server.drain_effects(&mut effects);
+        for e in effects {
+            match e {
+                Effect::Send { conn, line } => {
+                    assert!(!self.closed.contains(&conn), "sent to {conn} after it was closed");
+                    let text = String::from_utf8(line.to_vec()).expect("server sent UTF-8");
+                    assert!(text.ends_with("\r\n"), "line without CRLF: {text:?}");
+                    assert!(text.len() <= 8191 + 512, "line too long: {text:?}");
+                    self.outbox.entry(conn).or_default().push(text.trim_end_matches("\r\n").to_owned());
+                }
+                Effect::Close { conn } => {
+                    self.closed.insert(conn);
+                }
+            }
+        }
+    }
+
+    pub fn connect(&mut self) -> ConnId {
+        self.connect_from(IpAddr::V4(Ipv4Addr::LOCALHOST), false)
+    }
+
+    pub fn connect_from(&mut self, ip: IpAddr, tls: bool) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        let info = ConnInfo { ip, host: ip.to_string(), tls };
+        let now = self.now();
+        self.server.connect(conn, info, now);
+        self.collect();
+        conn
+    }
+
+    /// Sends one line from `conn` (without CRLF).
+    pub fn send(&mut self, conn: ConnId, line: &str) {
+        let now = self.now();
+        self.server.handle(conn, Message::parse(line), now);
+        self.collect();
+    }
+
+    /// Sends raw bytes as one line (for invalid UTF-8 and the like).
+    pub fn send_bytes(&mut self, conn: ConnId, line: &[u8]) {
+        let now = self.now();
+        self.server.handle(conn, Message::parse_bytes(line), now);
+        self.collect();
+    }
+
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str) {
+        let now = self.now();
+        self.server.disconnect(conn, reason, now);
+        self.closed.insert(conn);
+        self.collect();
+    }
+
+    /// Moves the clock forward and lets the server react.
+    pub fn advance(&mut self, by: Duration) {
+        self.elapsed += by;
+        let now = self.now();
+        self.server.tick(now);
+        self.collect();
+    }
+
+    /// A registered client with `nick`, its welcome burst already taken.
+    pub fn register(&mut self, nick: &str) -> ConnId {
+        self.register_with_caps(nick, "")
+    }
+
+    /// A registered client that negotiated `caps` (space separated) first.
+    pub fn register_with_caps(&mut self, nick: &str, caps: &str) -> ConnId {
+        let conn = self.connect();
+        if !caps.is_empty() {
+            self.send(conn, "CAP LS 302");
+            self.send(conn, &format!("CAP REQ :{caps}"));
+        }
+        self.send(conn, &format!("NICK {nick}"));
+        self.send(conn, &format!("USER {nick} 0 * :{nick} real"));
+        if !caps.is_empty() {
+            let lines = self.take(conn);
+            assert!(lines.iter().any(|l| l.contains(" ACK ")), "caps {caps} not acked: {lines:#?}");
+            self.send(conn, "CAP END");
+        }
+        let lines = self.take(conn);
+        assert!(lines.iter().any(|l| l.contains(" 001 ")), "no welcome for {nick}: {lines:#?}");
+        conn
+    }
+
+    /// Everything sent to `conn` since the last take.
+    pub fn take(&mut self, conn: ConnId) -> Vec<String> {
+        self.outbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// Drops what was sent to these connections so far.
+    pub fn clear(&mut self, conns: &[ConnId]) {
+        for c in conns {
+            self.outbox.remove(c);
+        }
+    }
+
+    pub fn is_closed(&self, conn: ConnId) -> bool {
+        self.closed.contains(&conn)
+    }
+}
+
+/// The parsed lines, for assertions on structure rather than spelling.
+pub fn parsed(lines: &[String]) -> Vec<Message> {
+    lines.iter().map(|l| Message::parse(l).expect("server output parses")).collect()
+}
+
+/// The first line whose command is `command`, parsed.
+pub fn find(lines: &[String], command: &str) -> Option<Message> {
+    parsed(lines).into_iter().find(|m| m.command == command)
+}
+
+/// Asserts that `lines` contain a line with `command`, returning it parsed.
+#[track_caller]
+pub fn expect(lines: &[String], command: &str) -> Message {
+    find(lines, command).unwrap_or_else(|| panic!("expected {command} in {lines:#?}"))
+}
