@@ -81,7 +81,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,8 +122,16 @@ fn irssi_and_weechat_talk_over_tls() {
 
     // Both clients register and join; each then sees the other in the channel, through the
     // other's JOIN or through the NAMES reply to its own.
-    world.wait_for_line(IRSSI, "irssi's own join", &[IRSSI_NICK, "has joined", CHANNEL]);
-    world.wait_for_line(WEECHAT, "WeeChat's own join", &[WEECHAT_NICK, "has joined", CHANNEL]);
+    world.wait_for_line(
+        IRSSI,
+        "irssi's own join",
+        &[IRSSI_NICK, "has joined", CHANNEL],
+    );
+    world.wait_for_line(
+        WEECHAT,
+        "WeeChat's own join",
+        &[WEECHAT_NICK, "has joined", CHANNEL],
+    );
     world.wait_for_line(IRSSI, "WeeChat's nick in irssi's channel", &[WEECHAT_NICK]);
     world.wait_for_line(WEECHAT, "irssi's nick in WeeChat's nicklist", &[IRSSI_NICK]);
 
@@ -131,11 +139,19 @@ fn irssi_and_weechat_talk_over_tls() {
 
     let from_irssi = format!("channel-hello-from-irssi-{nonce}");
     world.type_line(IRSSI, &from_irssi);
-    world.wait_for_line(WEECHAT, "irssi's channel message", &[IRSSI_NICK, &from_irssi]);
+    world.wait_for_line(
+        WEECHAT,
+        "irssi's channel message",
+        &[IRSSI_NICK, &from_irssi],
+    );
 
     let from_weechat = format!("channel-hello-from-weechat-{nonce}");
     world.type_line(WEECHAT, &from_weechat);
-    world.wait_for_line(IRSSI, "WeeChat's channel message", &[WEECHAT_NICK, &from_weechat]);
+    world.wait_for_line(
+        IRSSI,
+        "WeeChat's channel message",
+        &[WEECHAT_NICK, &from_weechat],
+    );
 
     let private_to_weechat = format!("private-from-irssi-{nonce}");
     world.type_line(WEECHAT, &format!("/query {IRSSI_NICK}"));
@@ -159,15 +175,26 @@ fn irssi_and_weechat_talk_over_tls() {
     // reaches those who share a channel, reason included.
     let goodbye = format!("goodbye-from-weechat-{nonce}");
     world.type_line(WEECHAT, &format!("/quit {goodbye}"));
-    world.wait_for_line(IRSSI, "WeeChat's quit", &[WEECHAT_NICK, "has quit", &goodbye]);
+    world.wait_for_line(
+        IRSSI,
+        "WeeChat's quit",
+        &[WEECHAT_NICK, "has quit", &goodbye],
+    );
 
-    eprintln!("third-party client test passed in {:.1?}", started.elapsed());
+    eprintln!(
+        "third-party client test passed in {:.1?}",
+        started.elapsed()
+    );
 }
 
 /// Checks that tmux, irssi and WeeChat can be run, and returns WeeChat's version line.
 fn require_tools() -> String {
     let mut weechat_version = String::new();
-    for (tool, version_flag) in [("tmux", "-V"), ("irssi", "--version"), ("weechat", "--version")] {
+    for (tool, version_flag) in [
+        ("tmux", "-V"),
+        ("irssi", "--version"),
+        ("weechat", "--version"),
+    ] {
         match Command::new(tool).arg(version_flag).output() {
             Ok(output) if output.status.success() => {
                 if tool == "weechat" {
@@ -263,7 +290,12 @@ impl ChinwagProcess {
         if let Some(stderr) = child.stderr.take() {
             spawn_log_reader(stderr, Arc::clone(&log), None);
         }
-        let mut server = Self { child, log, tls_port, fingerprint: String::new() };
+        let mut server = Self {
+            child,
+            log,
+            tls_port,
+            fingerprint: String::new(),
+        };
 
         let plain_ready = format!("listening on plaintext {plain_addr}");
         let tls_ready = format!("listening on tls {tls_addr}");
@@ -314,7 +346,10 @@ impl ChinwagProcess {
     }
 
     fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let skip = log.len().saturating_sub(REPORT_TAIL_LINES);
         log.iter().skip(skip).fold(String::new(), |mut out, line| {
             let _ = writeln!(out, "  {line}");
@@ -369,7 +404,9 @@ fn parse_fingerprint(text: &str) -> Option<String> {
     let well_formed = pairs.len() == 32
         && pairs.iter().all(|pair| {
             pair.len() == 2
-                && pair.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+                && pair
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
         });
     well_formed.then(|| word.to_owned())
 }
@@ -390,19 +427,30 @@ impl Tmux {
             "set -g remain-on-exit on\nset -g status off\nset -g default-terminal screen\n",
         )
         .expect("write tmux.conf");
-        Self { socket: dir.join("tmux.sock"), config }
+        Self {
+            socket: dir.join("tmux.sock"),
+            config,
+        }
     }
 
     fn command(&self) -> Command {
         let mut command = Command::new("tmux");
-        command.arg("-S").arg(&self.socket).arg("-f").arg(&self.config);
+        command
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg(&self.config);
         // Inside a user's tmux, TMUX would point at their server.
         command.env_remove("TMUX");
         command
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let Output { status, stdout, stderr } = self
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self
             .command()
             .args(args)
             .stdin(Stdio::null())
@@ -423,8 +471,18 @@ impl Tmux {
     fn new_session(&self, name: &str, home: &Path, argv: &[String]) {
         let home_var = format!("HOME={}", home.display());
         let mut args = vec![
-            "new-session", "-d", "-s", name, "-x", SCREEN_COLUMNS, "-y", SCREEN_ROWS,
-            "-e", &home_var, "-e", "LANG=C.UTF-8",
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            SCREEN_COLUMNS,
+            "-y",
+            SCREEN_ROWS,
+            "-e",
+            &home_var,
+            "-e",
+            "LANG=C.UTF-8",
         ];
         args.extend(argv.iter().map(String::as_str));
         if let Err(error) = self.run(&args) {
@@ -468,12 +526,19 @@ impl World {
         let world = Self {
             tmux,
             irssi_rawlog,
-            weechat_server_log: weechat_dir.join("logs").join("irc.server.chinwag.weechatlog"),
+            weechat_server_log: weechat_dir
+                .join("logs")
+                .join("irc.server.chinwag.weechatlog"),
             server,
         };
 
         let port = world.server.tls_port.to_string();
-        let irssi_config = "settings = {\n  core = {\n    settings_autosave = \"no\";\n  };\n};\n";
+        // Without nick and names here irssi fills them from the account running the test.
+        let irssi_config = format!(
+            "settings = {{\n  core = {{\n    nick = \"{IRSSI_NICK}\";\n    \
+             user_name = \"{IRSSI_NICK}\";\n    real_name = \"irssi-e2e\";\n    \
+             settings_autosave = \"no\";\n  }};\n}};\n"
+        );
         std::fs::write(irssi_home.join("config"), irssi_config).expect("write irssi config");
         let irssi_startup = format!(
             "/network add -nick {IRSSI_NICK} -user {IRSSI_NICK} -realname irssi-e2e \
@@ -487,7 +552,11 @@ impl World {
         world.tmux.new_session(
             IRSSI,
             &home,
-            &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()],
+            &[
+                "irssi".to_owned(),
+                format!("--home={}", irssi_home.display()),
+                "-!".to_owned(),
+            ],
         );
 
         // WeeChat 4.0 renamed the TLS options; 3.x only knows the old names.
@@ -498,8 +567,11 @@ impl World {
             .unwrap_or_else(|| panic!("cannot read WeeChat's version from {weechat_version:?}"));
         let tls = if major >= 4 { "tls" } else { "ssl" };
         let weechat_fingerprint = world.server.fingerprint.replace(':', "");
-        let server_option = |name: &str, value: &str| format!("/set irc.server.chinwag.{name} {value}");
+        let server_option =
+            |name: &str, value: &str| format!("/set irc.server.chinwag.{name} {value}");
         let weechat_commands = [
+            // The logger otherwise writes every two minutes, too late for a failure report.
+            "/set logger.file.flush_delay 0".to_owned(),
             format!("/server add chinwag 127.0.0.1/{port} -{tls}"),
             server_option(&format!("{tls}_fingerprint"), &weechat_fingerprint),
             server_option("nicks", WEECHAT_NICK),
@@ -513,8 +585,15 @@ impl World {
             WEECHAT,
             &home,
             &[
-                "weechat", "-a", "-s", "-P", "buflist,irc,logger", "-d",
-                &weechat_dir.display().to_string(), "-r", &weechat_commands,
+                "weechat",
+                "-a",
+                "-s",
+                "-P",
+                "buflist,irc,logger",
+                "-d",
+                &weechat_dir.display().to_string(),
+                "-r",
+                &weechat_commands,
             ]
             .map(str::to_owned),
         );
@@ -537,7 +616,10 @@ impl World {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(screen) = self.tmux.capture(session) {
-                if screen.lines().any(|line| needles.iter().all(|needle| line.contains(needle))) {
+                if screen
+                    .lines()
+                    .any(|line| needles.iter().all(|needle| line.contains(needle)))
+                {
                     return;
                 }
             }
@@ -556,17 +638,42 @@ impl World {
         let mut report = format!("{reason}\n");
         for session in [IRSSI, WEECHAT] {
             let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
-            let _ = write!(report, "\n===== {session} screen =====\n{screen}");
+            let _ = write!(
+                report,
+                "\n===== {session} screen =====\n{}",
+                trim_screen(&screen)
+            );
         }
         for (name, path) in [
             ("irssi raw log", &self.irssi_rawlog),
             ("WeeChat server buffer log", &self.weechat_server_log),
         ] {
-            let _ = write!(report, "\n===== {name} (last lines) =====\n{}", file_tail(path));
+            let _ = write!(
+                report,
+                "\n===== {name} (last lines) =====\n{}",
+                file_tail(path)
+            );
         }
-        let _ = write!(report, "\n===== chinwag output (last lines) =====\n{}", self.server.log_tail());
+        let _ = write!(
+            report,
+            "\n===== chinwag output (last lines) =====\n{}",
+            self.server.log_tail()
+        );
         panic!("{report}");
     }
+}
+
+/// A screen without its empty rows and without the blanks that pad every row, to keep failure
+/// reports short. WeeChat's rows end in the nicklist's border, so borders go too.
+fn trim_screen(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|line| line.trim_end_matches(|c: char| c.is_whitespace() || c == '│'))
+        .filter(|line| !line.is_empty())
+        .fold(String::new(), |mut out, line| {
+            let _ = writeln!(out, "{line}");
+            out
+        })
 }
 
 /// The last lines of a file, or why it could not be read.

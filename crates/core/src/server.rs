@@ -178,6 +178,17 @@ impl Server {
         self.finish();
     }
 
+    /// The server is stopping: every client gets `ERROR` with `reason` and is closed.
+    pub fn close_all(&mut self, reason: &str, now: Now) {
+        self.now = now;
+        self.begin_none();
+        let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        for conn in conns {
+            self.close(conn, reason);
+        }
+        self.finish();
+    }
+
     /// Time passes: PING quiet clients, drop dead and never-registering ones.
     pub fn tick(&mut self, now: Now) {
         self.now = now;

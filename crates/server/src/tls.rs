@@ -1,0 +1,102 @@
+//! TLS set-up: load the operator's certificate or generate (once) and reuse a self-signed one.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+/// A ready TLS acceptor and the SHA-256 fingerprint of the leaf certificate.
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    /// Upper-case hex pairs joined by ':', the form clients pin.
+    pub fingerprint: String,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+    }
+}
+
+/// Loads `cert`/`key` if given, else the generated pair in `data_dir/tls`, generating it first
+/// if it does not exist yet.
+pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>, names: &[String]) -> Result<Tls> {
+    let (cert_path, key_path) = match (cert, key) {
+        (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
+        (None, None) => {
+            let dir = data_dir.join("tls");
+            let pair = (dir.join("cert.pem"), dir.join("key.pem"));
+            if !pair.0.exists() && !pair.1.exists() {
+                generate(&dir, &pair.0, &pair.1, names)?;
+            }
+            pair
+        }
+        _ => bail!("--tls-cert and --tls-key must be given together"),
+    };
+    let certs = read_certs(&cert_path)?;
+    let key = read_key(&key_path)?;
+    let fingerprint = fingerprint(&certs[0]);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("configuring TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .with_context(|| format!("the key in {} does not fit the certificate", key_path.display()))?;
+    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(config)), fingerprint })
+}
+
+/// SHA-256 of the DER certificate as `AB:CD:...`.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let digest = Sha256::digest(cert.as_ref());
+    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+fn generate(dir: &Path, cert_path: &PathBuf, key_path: &PathBuf, names: &[String]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    sans.extend(names.iter().cloned());
+    sans.dedup();
+    let certified = rcgen::generate_simple_self_signed(sans).context("generating a self-signed certificate")?;
+    write_private(key_path, certified.key_pair.serialize_pem().as_bytes())?;
+    fs::write(cert_path, certified.cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
+    Ok(())
+}
+
+/// Writes a file only its owner can read (the private key).
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(data).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = fs::read(path).with_context(|| format!("reading TLS certificate {}", path.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing TLS certificate {}", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no PEM certificate", path.display());
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let pem = fs::read(path).with_context(|| format!("reading TLS key {}", path.display()))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .with_context(|| format!("parsing TLS key {}", path.display()))?
+        .with_context(|| format!("{} holds no PEM private key", path.display()))
+}
