@@ -18,6 +18,27 @@
 //! - `names`: [`Nick`] and [`ChannelName`], validated at the edge.
 //! - `mask`: [`mask_match`] for ban masks and the like.
 //! - `source`: [`split_source`] (`nick!user@host`) and [`is_valid_hostname`].
+//!
+//! A connection's read path in miniature:
+//!
+//! ```
+//! use chinwag_proto::{Frame, LineReader, Message, MAX_LINE_LEN};
+//!
+//! let mut reader = LineReader::new(MAX_LINE_LEN);
+//! reader.push(b"@+draft/reply=abc PRIVMSG #rust :hello there\r\nPI");
+//! let Some(Frame::Line(line)) = reader.next_frame() else { panic!("no line") };
+//! let msg = Message::parse_bytes(&line)?;
+//! assert_eq!(msg.command, "PRIVMSG");
+//! assert_eq!(msg.params, ["#rust", "hello there"]);
+//! assert_eq!(msg.tag("+draft/reply"), Some("abc"));
+//! assert_eq!(reader.next_frame(), None); // "PI" waits for the rest of its line.
+//!
+//! let reply = Message::new("NOTICE").with_source("irc.example.com").with_params(["#rust", "hi"]);
+//! let mut wire = Vec::new();
+//! reply.write_to(&mut wire);
+//! assert_eq!(wire, b":irc.example.com NOTICE #rust hi\r\n");
+//! # Ok::<(), chinwag_proto::ParseError>(())
+//! ```
 
 mod casemap;
 mod framing;

@@ -144,6 +144,9 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
         if trimmed.is_empty() {
             break;
         }
+        // RFC 1459 lets a 15th parameter swallow the rest of the line without a ':'. None of
+        // the shared vectors relies on that, modern servers reject such lines, and swallowing
+        // would make the same message readable two ways, so more than MAX_PARAMS is an error.
         if msg.params.len() == MAX_PARAMS {
             return Err(ParseError::TooManyParams);
         }

@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 
-use chinwag_proto::{casefold, eq_fold, mask_match, split_source, ChannelName, NameError, Nick, Source};
+use chinwag_proto::{
+    casefold, eq_fold, mask_match, split_source, ChannelName, NameError, Nick, Source,
+};
 
 const MAX: usize = 30;
 
@@ -17,7 +19,15 @@ fn casemapping_is_ascii() {
 
 #[test]
 fn valid_nicks() {
-    for n in ["a", "Alice", "[x]", "\\o|", "`_^{|}", "a-1", "x".repeat(MAX).as_str()] {
+    for n in [
+        "a",
+        "Alice",
+        "[x]",
+        "\\o|",
+        "`_^{|}",
+        "a-1",
+        "x".repeat(MAX).as_str(),
+    ] {
         let nick = Nick::parse(n, MAX).unwrap_or_else(|e| panic!("{n:?}: {e}"));
         assert_eq!(nick.as_str(), n);
         assert_eq!(nick.to_string(), n);
@@ -90,10 +100,16 @@ fn channel_names() {
         assert_eq!(ChannelName::parse(n, MAX).map(|_| ()), Err(want), "{n:?}");
     }
     let long = format!("#{}", "x".repeat(MAX));
-    assert_eq!(ChannelName::parse(&long, MAX).map(|_| ()), Err(NameError::TooLong));
+    assert_eq!(
+        ChannelName::parse(&long, MAX).map(|_| ()),
+        Err(NameError::TooLong)
+    );
     // The limit is in bytes, not characters.
     let wide = format!("#{}", "é".repeat(MAX / 2));
-    assert_eq!(ChannelName::parse(&wide, MAX).map(|_| ()), Err(NameError::TooLong));
+    assert_eq!(
+        ChannelName::parse(&wide, MAX).map(|_| ()),
+        Err(NameError::TooLong)
+    );
 
     let a = ChannelName::parse("#Chat", MAX).expect("valid");
     let b = ChannelName::parse("#cHAT", MAX).expect("valid");
@@ -109,7 +125,10 @@ fn masks() {
     assert!(!mask_match("?", ""));
     assert!(mask_match("?", "é"));
     assert!(mask_match("**a**", "bab"));
-    assert!(mask_match("*!*@*.EXAMPLE.com", "Nick!user@host.example.COM"));
+    assert!(mask_match(
+        "*!*@*.EXAMPLE.com",
+        "Nick!user@host.example.COM"
+    ));
     assert!(!mask_match("*!*@*.example.com", "nick!user@example.com"));
     assert!(mask_match("a*b?c", "aXXbYc"));
     assert!(!mask_match("a*b?c", "aXXbc"));
@@ -132,15 +151,34 @@ fn hostile_masks_are_fast() {
 fn source_edge_cases() {
     assert_eq!(
         split_source("irc.example.com"),
-        Source { nick: "irc.example.com", user: None, host: None }
+        Source {
+            nick: "irc.example.com",
+            user: None,
+            host: None
+        }
     );
     assert_eq!(
         split_source("a@b!c"),
-        Source { nick: "a", user: None, host: Some("b!c") }
+        Source {
+            nick: "a",
+            user: None,
+            host: Some("b!c")
+        }
     );
     assert_eq!(
         split_source("n!u@h@x"),
-        Source { nick: "n", user: Some("u"), host: Some("h@x") }
+        Source {
+            nick: "n",
+            user: Some("u"),
+            host: Some("h@x")
+        }
     );
-    assert_eq!(split_source(""), Source { nick: "", user: None, host: None });
+    assert_eq!(
+        split_source(""),
+        Source {
+            nick: "",
+            user: None,
+            host: None
+        }
+    );
 }

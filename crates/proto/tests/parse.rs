@@ -20,7 +20,10 @@ fn body_limit_counts_the_crlf() {
     assert!(Message::parse(&format!("{ok}\r\n")).is_ok());
     let long = format!("{ok}x");
     assert_eq!(Message::parse(&long), Err(ParseError::BodyTooLong));
-    assert_eq!(ParseError::BodyTooLong.to_string(), "Input line was too long");
+    assert_eq!(
+        ParseError::BodyTooLong.to_string(),
+        "Input line was too long"
+    );
 }
 
 #[test]
@@ -58,10 +61,7 @@ fn client_tags_limit() {
 #[test]
 fn params_limit() {
     let ok = format!("CMD{}", " p".repeat(MAX_PARAMS));
-    assert_eq!(
-        Message::parse(&ok).map(|m| m.params.len()),
-        Ok(MAX_PARAMS)
-    );
+    assert_eq!(Message::parse(&ok).map(|m| m.params.len()), Ok(MAX_PARAMS));
     let ok_trailing = format!("CMD{} :last one", " p".repeat(MAX_PARAMS - 1));
     assert_eq!(
         Message::parse(&ok_trailing).map(|m| m.params.len()),
@@ -70,7 +70,10 @@ fn params_limit() {
     let many = format!("CMD{}", " p".repeat(MAX_PARAMS + 1));
     assert_eq!(Message::parse(&many), Err(ParseError::TooManyParams));
     let many_trailing = format!("CMD{} :last", " p".repeat(MAX_PARAMS));
-    assert_eq!(Message::parse(&many_trailing), Err(ParseError::TooManyParams));
+    assert_eq!(
+        Message::parse(&many_trailing),
+        Err(ParseError::TooManyParams)
+    );
 }
 
 #[test]
@@ -83,12 +86,18 @@ fn structural_errors() {
     assert_eq!(Message::parse(":src"), Err(ParseError::NoCommand));
     assert_eq!(Message::parse(":src   "), Err(ParseError::NoCommand));
     assert_eq!(Message::parse(": PING"), Err(ParseError::EmptySource));
-    assert_eq!(Message::parse(":src :PING"), Err(ParseError::InvalidCommand));
+    assert_eq!(
+        Message::parse(":src :PING"),
+        Err(ParseError::InvalidCommand)
+    );
     assert_eq!(Message::parse("@ @a b"), Err(ParseError::InvalidCommand));
     assert_eq!(Message::parse("PING a\rb"), Err(ParseError::ForbiddenChar));
     assert_eq!(Message::parse("PING a\nb"), Err(ParseError::ForbiddenChar));
     assert_eq!(Message::parse("PING a\0b"), Err(ParseError::ForbiddenChar));
-    assert_eq!(Message::parse("PING a\r\r\n"), Err(ParseError::ForbiddenChar));
+    assert_eq!(
+        Message::parse("PING a\r\r\n"),
+        Err(ParseError::ForbiddenChar)
+    );
     assert_eq!(Message::parse("@=v PING"), Err(ParseError::InvalidTag));
     assert_eq!(Message::parse("@+ PING"), Err(ParseError::InvalidTag));
     assert_eq!(Message::parse("@a_b PING"), Err(ParseError::InvalidTag));
@@ -120,7 +129,10 @@ fn invalid_utf8() {
 #[test]
 fn leniency() {
     // Leading spaces, empty tag items and an empty tag section are tolerated.
-    assert_eq!(Message::parse("  PING x"), Ok(Message::new("PING").with_param("x")));
+    assert_eq!(
+        Message::parse("  PING x"),
+        Ok(Message::new("PING").with_param("x"))
+    );
     assert_eq!(
         Message::parse("@a;;b=1; PING"),
         Ok(Message::new("PING").with_tag("a", "").with_tag("b", "1"))
@@ -138,8 +150,14 @@ fn duplicate_tags_keep_the_last_in_wire_order() {
     assert_eq!(
         msg.tags,
         vec![
-            Tag { key: "b".into(), value: "2".into() },
-            Tag { key: "a".into(), value: "3".into() },
+            Tag {
+                key: "b".into(),
+                value: "2".into()
+            },
+            Tag {
+                key: "a".into(),
+                value: "3".into()
+            },
         ]
     );
     assert_eq!(msg.tag("a"), Some("3"));
@@ -207,6 +225,9 @@ fn error_messages_are_human() {
         ParseError::InvalidCommand,
     ] {
         let text = e.to_string();
-        assert!(text.chars().next().is_some_and(char::is_uppercase), "{text}");
+        assert!(
+            text.chars().next().is_some_and(char::is_uppercase),
+            "{text}"
+        );
     }
 }

@@ -11,9 +11,39 @@ const CASES: usize = 20_000;
 /// Pieces that inputs are assembled from: IRC syntax, escapes, the forbidden bytes, non-ASCII
 /// and invalid UTF-8.
 const PIECES: &[&[u8]] = &[
-    b"@", b":", b" ", b"  ", b";", b"=", b"\\", b"\\s", b"\\:", b"\\n", b"\r", b"\n", b"\r\n",
-    b"\0", b"\t", b"+", b"/", b"-", b".", b"a", b"Z", b"0", b"PRIVMSG", b"#chan", b"nick!u@h",
-    b"+draft/reply=", b"time=", b"\xc3\xa9", b"\xff", b"\xe2\x82", b"*", b"?", b",",
+    b"@",
+    b":",
+    b" ",
+    b"  ",
+    b";",
+    b"=",
+    b"\\",
+    b"\\s",
+    b"\\:",
+    b"\\n",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\0",
+    b"\t",
+    b"+",
+    b"/",
+    b"-",
+    b".",
+    b"a",
+    b"Z",
+    b"0",
+    b"PRIVMSG",
+    b"#chan",
+    b"nick!u@h",
+    b"+draft/reply=",
+    b"time=",
+    b"\xc3\xa9",
+    b"\xff",
+    b"\xe2\x82",
+    b"*",
+    b"?",
+    b",",
 ];
 
 /// xorshift64*: tiny, deterministic, and good enough to pick pieces.
@@ -78,7 +108,10 @@ fn generated_lines_round_trip() {
         check_line(&data);
     }
     // Guard against a generator that only ever produces garbage.
-    assert!(parsed > CASES / 20, "only {parsed} of {CASES} inputs parsed");
+    assert!(
+        parsed > CASES / 20,
+        "only {parsed} of {CASES} inputs parsed"
+    );
 }
 
 #[test]

@@ -159,7 +159,11 @@ fn mask_match_vectors() {
             assert!(mask_match(&t.mask, s), "{:?} should match {s:?}", t.mask);
         }
         for s in &t.fails {
-            assert!(!mask_match(&t.mask, s), "{:?} should not match {s:?}", t.mask);
+            assert!(
+                !mask_match(&t.mask, s),
+                "{:?} should not match {s:?}",
+                t.mask
+            );
         }
     }
 }

@@ -98,7 +98,12 @@ where
             writer.write_all(&batch).await?;
             writer.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        // A peer that stopped reading blocks this write; cancellation must still end it.
+        let written = tokio::select! {
+            _ = cancel.cancelled() => break,
+            written = tokio::time::timeout(WRITE_TIMEOUT, write) => written,
+        };
+        match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => break,
         }

@@ -1,0 +1,189 @@
+//! A real IRC client for integration tests: plaintext or TLS (with the server's certificate
+//! pinned by fingerprint), reading lines with timeouts.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chinwag_proto::Message;
+use chinwag_server::{Running, ServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+/// How long any single expectation waits before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server on loopback port 0 with its data in a temporary directory.
+pub async fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = ServerConfig::new(dir.path().to_path_buf());
+    cfg.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    cfg.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    tweak(&mut cfg);
+    let running = chinwag_server::start(cfg).await.expect("server starts");
+    (running, dir)
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+pub struct Client {
+    reader: BufReader<ReadHalf<Box<dyn Stream>>>,
+    writer: WriteHalf<Box<dyn Stream>>,
+    pub name: String,
+    /// Every line received, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl Client {
+    pub async fn plain(addr: SocketAddr, name: &str) -> Client {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        Self::wrap(Box::new(tcp), name)
+    }
+
+    /// A TLS connection that accepts only a certificate with this SHA-256 fingerprint.
+    pub async fn tls(addr: SocketAddr, fingerprint: &str, name: &str) -> Client {
+        let stream = tls_connect(addr, fingerprint, None).await.expect("TLS handshake");
+        Self::wrap(Box::new(stream), name)
+    }
+
+    fn wrap(stream: Box<dyn Stream>, name: &str) -> Client {
+        let (r, w) = tokio::io::split(stream);
+        Client { reader: BufReader::new(r), writer: w, name: name.to_owned(), seen: Vec::new() }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+        self.writer.flush().await.expect("flush");
+    }
+
+    /// The next line, or `None` at end of stream. Panics after [`WAIT`].
+    pub async fn next(&mut self) -> Option<Message> {
+        let mut line = String::new();
+        let read = tokio::time::timeout(WAIT, self.reader.read_line(&mut line)).await;
+        match read {
+            Err(_) => panic!("{}: no line within {WAIT:?}; saw {:#?}", self.name, self.seen),
+            Ok(Err(e)) => panic!("{}: read failed: {e}", self.name),
+            Ok(Ok(0)) => None,
+            Ok(Ok(_)) => {
+                self.seen.push(line.trim_end().to_owned());
+                Some(Message::parse(&line).expect("server lines parse"))
+            }
+        }
+    }
+
+    /// Reads until a line satisfies `pred` and returns it.
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+        loop {
+            match self.next().await {
+                Some(m) if pred(&m) => return m,
+                Some(_) => {}
+                None => panic!("{}: connection closed while waiting for {what}; saw {:#?}", self.name, self.seen),
+            }
+        }
+    }
+
+    pub async fn expect_command(&mut self, command: &str) -> Message {
+        self.expect(command, |m| m.command == command).await
+    }
+
+    /// Reads until the server closes the connection, returning the lines read.
+    pub async fn expect_closed(&mut self) -> Vec<Message> {
+        let mut lines = Vec::new();
+        while let Some(m) = self.next().await {
+            lines.push(m);
+        }
+        lines
+    }
+
+    /// NICK + USER and the welcome burst up to the end of MOTD.
+    pub async fn register(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :{nick}")).await;
+        self.expect_command("001").await;
+        self.expect_command("376").await;
+    }
+
+    pub async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.expect_command("366").await;
+    }
+}
+
+pub async fn tls_connect(
+    addr: SocketAddr,
+    fingerprint: &str,
+    version: Option<&'static rustls::SupportedProtocolVersion>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match version {
+        Some(v) => vec![v],
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").expect("name");
+    connector.connect(name, tcp).await
+}
+
+/// Trust exactly one certificate, by SHA-256 fingerprint (what a TOFU client does).
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if chinwag_server::fingerprint(end_entity) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate fingerprint does not match the pinned one".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
