@@ -82,11 +82,14 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    // rustls warns on every client that sends an IP address as SNI (irssi and WeeChat do when
+    // connecting by address); that is harmless, so its warnings are quieted by default.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cfg = args.into_config()?;

@@ -12,7 +12,8 @@
 //!
 //! # How the clients are driven
 //!
-//! Verified with irssi 1.4.3, WeeChat 3.8 and tmux 3.3a (Debian 12) against ngircd over TLS.
+//! Worked out with irssi 1.4.3, WeeChat 3.8 and tmux 3.3a (Debian 12) against ngircd behind
+//! TLS, then run against chinwag.
 //!
 //! **tmux.** `tmux -S <tmp>/tmux.sock -f <tmp>/tmux.conf new-session -d -s <name> -x 200 -y 50
 //! -e HOME=<tmp>/home <argv…>`. `-S` makes a private server that cannot see or touch the user's
@@ -25,8 +26,9 @@
 //!
 //! **irssi.** `irssi --home=<tmp>/irssi -!` (`-!`: autoconnect nothing). Two files are written
 //! into the home first:
-//! - `config` with a few settings only. Without it irssi starts from `/etc/irssi.conf`, which
-//!   lists real networks (none set to autoconnect, but we want none at all).
+//! - `config` with a few settings only (nick, user and real name, `settings_autosave = "no"`).
+//!   Without it irssi starts from `/etc/irssi.conf`, which lists real networks (none set to
+//!   autoconnect, but we want none at all), and takes names from the account running the test.
 //! - `startup`, commands irssi runs at start as if typed:
 //!   ```text
 //!   /network add -nick irssiuser -user irssiuser -realname … -autosendcmd "/join #general" chinwag
@@ -45,10 +47,12 @@
 //!
 //! **WeeChat.** `weechat -a -s -P buflist,irc,logger -d <tmp>/weechat -r "<commands>"`:
 //! `-a` autoconnects nothing, `-s` loads no scripts, `-P` loads only the plugins named (not
-//! `script`, `spell`, `relay`, `exec`, …, which can reach the network or listen), and `-d` keeps
-//! config, data, logs and cache in the temporary directory instead of the XDG directories of
-//! `$HOME`. The commands, separated by ';':
+//! `script`, `spell`, `relay`, `exec`, …, which can reach the network or listen; `logger` writes
+//! the server buffer to a file for failure reports), and `-d` keeps config, data, logs and cache
+//! in the temporary directory instead of the XDG directories of `$HOME`. The commands,
+//! separated by ';':
 //! ```text
+//! /set logger.file.flush_delay 0
 //! /server add chinwag 127.0.0.1/<tls port> -ssl
 //! /set irc.server.chinwag.ssl_fingerprint <abcd…>
 //! /set irc.server.chinwag.nicks weeuser
@@ -276,6 +280,11 @@ impl ChinwagProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", &plain_addr, "--tls-listen", &tls_addr])
+            // A password or data directory from the caller's environment must not leak in.
+            .env_remove("CHINWAG_SERVER_PASSWORD")
+            .env_remove("CHINWAG_DATA_DIR")
+            // Colour codes would clutter the log in failure reports.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -38,12 +38,7 @@ impl LineReader {
     /// A reader that accepts lines of up to `max_len` bytes (excluding the line ending).
     /// Servers use [`MAX_LINE_LEN`](crate::MAX_LINE_LEN).
     pub fn new(max_len: usize) -> Self {
-        LineReader {
-            max_len,
-            partial: Vec::new(),
-            discarding: false,
-            ready: VecDeque::new(),
-        }
+        LineReader { max_len, partial: Vec::new(), discarding: false, ready: VecDeque::new() }
     }
 
     /// Feeds bytes read from the peer.

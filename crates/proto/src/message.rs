@@ -39,10 +39,7 @@ pub struct Message {
 impl Message {
     /// A message with this command and nothing else.
     pub fn new(command: impl Into<String>) -> Self {
-        Message {
-            command: command.into(),
-            ..Message::default()
-        }
+        Message { command: command.into(), ..Message::default() }
     }
 
     /// Sets the source (without a leading `:`).
@@ -69,19 +66,13 @@ impl Message {
 
     /// Appends a tag; `value` is unescaped, and `""` means "no value".
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.tags.push(Tag {
-            key: key.into(),
-            value: value.into(),
-        });
+        self.tags.push(Tag { key: key.into(), value: value.into() });
         self
     }
 
     /// The value of the first tag with this key (`Some("")` for a tag without a value).
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
     }
 
     /// Appends the wire form of this message, terminated by CRLF, to `out`.

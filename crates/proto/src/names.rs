@@ -109,15 +109,10 @@ impl Nick {
                 NameError::InvalidChar(first)
             });
         }
-        if let Some(bad) =
-            chars.find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || is_special(c)))
-        {
+        if let Some(bad) = chars.find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || is_special(c))) {
             return Err(NameError::InvalidChar(bad));
         }
-        Ok(Nick {
-            original: s.to_owned(),
-            folded: casefold(s),
-        })
+        Ok(Nick { original: s.to_owned(), folded: casefold(s) })
     }
 }
 
@@ -149,16 +144,10 @@ impl ChannelName {
         if s.len() > max_len {
             return Err(NameError::TooLong);
         }
-        if let Some(bad) = rest
-            .chars()
-            .find(|&c| c == ' ' || c == ',' || c.is_ascii_control())
-        {
+        if let Some(bad) = rest.chars().find(|&c| c == ' ' || c == ',' || c.is_ascii_control()) {
             return Err(NameError::InvalidChar(bad));
         }
-        Ok(ChannelName {
-            original: s.to_owned(),
-            folded: casefold(s),
-        })
+        Ok(ChannelName { original: s.to_owned(), folded: casefold(s) })
     }
 }
 

@@ -69,10 +69,7 @@ impl Message {
 }
 
 fn strip_terminator(line: &str) -> &str {
-    line.strip_suffix("\r\n")
-        .or_else(|| line.strip_suffix('\n'))
-        .or_else(|| line.strip_suffix('\r'))
-        .unwrap_or(line)
+    line.strip_suffix("\r\n").or_else(|| line.strip_suffix('\n')).or_else(|| line.strip_suffix('\r')).unwrap_or(line)
 }
 
 /// Splits off the next space-delimited atom, skipping any run of leading spaces. Returns
@@ -165,10 +162,7 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
 /// `/` (the last two for the vendor prefix), not empty.
 fn is_valid_tag_key(key: &str) -> bool {
     let name = key.strip_prefix('+').unwrap_or(key);
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/'))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/'))
 }
 
 /// Parses the tag section (without `@` and the trailing space). Empty items (`a;;b`, a trailing
@@ -200,10 +194,7 @@ fn parse_tags(raw: &str) -> Result<Vec<Tag>, ParseError> {
         .iter()
         .rev()
         .filter(|(key, _)| seen.insert(*key))
-        .map(|(key, raw_value)| Tag {
-            key: (*key).to_owned(),
-            value: unescape_tag_value(raw_value),
-        })
+        .map(|(key, raw_value)| Tag { key: (*key).to_owned(), value: unescape_tag_value(raw_value) })
         .collect();
     kept.reverse();
     Ok(kept)

@@ -14,10 +14,7 @@ fn line(s: &str) -> Frame {
 fn crlf_and_lf_and_empty_lines() {
     let mut r = LineReader::new(100);
     r.push(b"NICK a\r\nUSER b\n\r\n\n\rPING\r\n");
-    assert_eq!(
-        drain(&mut r),
-        vec![line("NICK a"), line("USER b"), line("\rPING")]
-    );
+    assert_eq!(drain(&mut r), vec![line("NICK a"), line("USER b"), line("\rPING")]);
     assert_eq!(r.next_frame(), None);
 }
 
@@ -37,21 +34,14 @@ fn chunked_pushes() {
         let mut frames = drain(&mut r);
         r.push(&input[split..]);
         frames.extend(drain(&mut r));
-        assert_eq!(
-            frames,
-            vec![line("PRIVMSG #c :hello"), line("PING :x")],
-            "split at {split}"
-        );
+        assert_eq!(frames, vec![line("PRIVMSG #c :hello"), line("PING :x")], "split at {split}");
     }
 
     let mut r = LineReader::new(100);
     for b in input {
         r.push(std::slice::from_ref(b));
     }
-    assert_eq!(
-        drain(&mut r),
-        vec![line("PRIVMSG #c :hello"), line("PING :x")]
-    );
+    assert_eq!(drain(&mut r), vec![line("PRIVMSG #c :hello"), line("PING :x")]);
 }
 
 #[test]
@@ -69,10 +59,7 @@ fn incomplete_line_is_held() {
 fn exact_limit() {
     let mut r = LineReader::new(5);
     r.push(b"12345\r\n12345\n123456\r\n");
-    assert_eq!(
-        drain(&mut r),
-        vec![line("12345"), line("12345"), Frame::TooLong]
-    );
+    assert_eq!(drain(&mut r), vec![line("12345"), line("12345"), Frame::TooLong]);
 }
 
 #[test]
@@ -99,16 +86,7 @@ fn too_long_in_one_push() {
     data.extend_from_slice(&[b'z'; 11]);
     data.extend_from_slice(b"\nC\n");
     r.push(&data);
-    assert_eq!(
-        drain(&mut r),
-        vec![
-            line("A"),
-            Frame::TooLong,
-            line("B"),
-            Frame::TooLong,
-            line("C")
-        ]
-    );
+    assert_eq!(drain(&mut r), vec![line("A"), Frame::TooLong, line("B"), Frame::TooLong, line("C")]);
 }
 
 #[test]

@@ -2,9 +2,7 @@
 
 use std::collections::HashSet;
 
-use chinwag_proto::{
-    casefold, eq_fold, mask_match, split_source, ChannelName, NameError, Nick, Source,
-};
+use chinwag_proto::{casefold, eq_fold, mask_match, split_source, ChannelName, NameError, Nick, Source};
 
 const MAX: usize = 30;
 
@@ -19,15 +17,7 @@ fn casemapping_is_ascii() {
 
 #[test]
 fn valid_nicks() {
-    for n in [
-        "a",
-        "Alice",
-        "[x]",
-        "\\o|",
-        "`_^{|}",
-        "a-1",
-        "x".repeat(MAX).as_str(),
-    ] {
+    for n in ["a", "Alice", "[x]", "\\o|", "`_^{|}", "a-1", "x".repeat(MAX).as_str()] {
         let nick = Nick::parse(n, MAX).unwrap_or_else(|e| panic!("{n:?}: {e}"));
         assert_eq!(nick.as_str(), n);
         assert_eq!(nick.to_string(), n);
@@ -100,16 +90,10 @@ fn channel_names() {
         assert_eq!(ChannelName::parse(n, MAX).map(|_| ()), Err(want), "{n:?}");
     }
     let long = format!("#{}", "x".repeat(MAX));
-    assert_eq!(
-        ChannelName::parse(&long, MAX).map(|_| ()),
-        Err(NameError::TooLong)
-    );
+    assert_eq!(ChannelName::parse(&long, MAX).map(|_| ()), Err(NameError::TooLong));
     // The limit is in bytes, not characters.
     let wide = format!("#{}", "é".repeat(MAX / 2));
-    assert_eq!(
-        ChannelName::parse(&wide, MAX).map(|_| ()),
-        Err(NameError::TooLong)
-    );
+    assert_eq!(ChannelName::parse(&wide, MAX).map(|_| ()), Err(NameError::TooLong));
 
     let a = ChannelName::parse("#Chat", MAX).expect("valid");
     let b = ChannelName::parse("#cHAT", MAX).expect("valid");
@@ -125,10 +109,7 @@ fn masks() {
     assert!(!mask_match("?", ""));
     assert!(mask_match("?", "é"));
     assert!(mask_match("**a**", "bab"));
-    assert!(mask_match(
-        "*!*@*.EXAMPLE.com",
-        "Nick!user@host.example.COM"
-    ));
+    assert!(mask_match("*!*@*.EXAMPLE.com", "Nick!user@host.example.COM"));
     assert!(!mask_match("*!*@*.example.com", "nick!user@example.com"));
     assert!(mask_match("a*b?c", "aXXbYc"));
     assert!(!mask_match("a*b?c", "aXXbc"));
@@ -149,36 +130,8 @@ fn hostile_masks_are_fast() {
 
 #[test]
 fn source_edge_cases() {
-    assert_eq!(
-        split_source("irc.example.com"),
-        Source {
-            nick: "irc.example.com",
-            user: None,
-            host: None
-        }
-    );
-    assert_eq!(
-        split_source("a@b!c"),
-        Source {
-            nick: "a",
-            user: None,
-            host: Some("b!c")
-        }
-    );
-    assert_eq!(
-        split_source("n!u@h@x"),
-        Source {
-            nick: "n",
-            user: Some("u"),
-            host: Some("h@x")
-        }
-    );
-    assert_eq!(
-        split_source(""),
-        Source {
-            nick: "",
-            user: None,
-            host: None
-        }
-    );
+    assert_eq!(split_source("irc.example.com"), Source { nick: "irc.example.com", user: None, host: None });
+    assert_eq!(split_source("a@b!c"), Source { nick: "a", user: None, host: Some("b!c") });
+    assert_eq!(split_source("n!u@h@x"), Source { nick: "n", user: Some("u"), host: Some("h@x") });
+    assert_eq!(split_source(""), Source { nick: "", user: None, host: None });
 }

@@ -1,8 +1,8 @@
 //! Parsing and serialization beyond the shared vectors: limits, errors, tags, builders.
 
 use chinwag_proto::{
-    escape_tag_value, unescape_tag_value, Message, ParseError, Tag, MAX_BODY_LEN,
-    MAX_CLIENT_TAGS_LEN, MAX_PARAMS, MAX_TAGS_LEN,
+    escape_tag_value, unescape_tag_value, Message, ParseError, Tag, MAX_BODY_LEN, MAX_CLIENT_TAGS_LEN, MAX_PARAMS,
+    MAX_TAGS_LEN,
 };
 
 /// A tag section (`@...` plus its space) of exactly `len` bytes made of one tag `key=vvvv`.
@@ -20,10 +20,7 @@ fn body_limit_counts_the_crlf() {
     assert!(Message::parse(&format!("{ok}\r\n")).is_ok());
     let long = format!("{ok}x");
     assert_eq!(Message::parse(&long), Err(ParseError::BodyTooLong));
-    assert_eq!(
-        ParseError::BodyTooLong.to_string(),
-        "Input line was too long"
-    );
+    assert_eq!(ParseError::BodyTooLong.to_string(), "Input line was too long");
 }
 
 #[test]
@@ -63,17 +60,11 @@ fn params_limit() {
     let ok = format!("CMD{}", " p".repeat(MAX_PARAMS));
     assert_eq!(Message::parse(&ok).map(|m| m.params.len()), Ok(MAX_PARAMS));
     let ok_trailing = format!("CMD{} :last one", " p".repeat(MAX_PARAMS - 1));
-    assert_eq!(
-        Message::parse(&ok_trailing).map(|m| m.params.len()),
-        Ok(MAX_PARAMS)
-    );
+    assert_eq!(Message::parse(&ok_trailing).map(|m| m.params.len()), Ok(MAX_PARAMS));
     let many = format!("CMD{}", " p".repeat(MAX_PARAMS + 1));
     assert_eq!(Message::parse(&many), Err(ParseError::TooManyParams));
     let many_trailing = format!("CMD{} :last", " p".repeat(MAX_PARAMS));
-    assert_eq!(
-        Message::parse(&many_trailing),
-        Err(ParseError::TooManyParams)
-    );
+    assert_eq!(Message::parse(&many_trailing), Err(ParseError::TooManyParams));
 }
 
 #[test]
@@ -86,18 +77,12 @@ fn structural_errors() {
     assert_eq!(Message::parse(":src"), Err(ParseError::NoCommand));
     assert_eq!(Message::parse(":src   "), Err(ParseError::NoCommand));
     assert_eq!(Message::parse(": PING"), Err(ParseError::EmptySource));
-    assert_eq!(
-        Message::parse(":src :PING"),
-        Err(ParseError::InvalidCommand)
-    );
+    assert_eq!(Message::parse(":src :PING"), Err(ParseError::InvalidCommand));
     assert_eq!(Message::parse("@ @a b"), Err(ParseError::InvalidCommand));
     assert_eq!(Message::parse("PING a\rb"), Err(ParseError::ForbiddenChar));
     assert_eq!(Message::parse("PING a\nb"), Err(ParseError::ForbiddenChar));
     assert_eq!(Message::parse("PING a\0b"), Err(ParseError::ForbiddenChar));
-    assert_eq!(
-        Message::parse("PING a\r\r\n"),
-        Err(ParseError::ForbiddenChar)
-    );
+    assert_eq!(Message::parse("PING a\r\r\n"), Err(ParseError::ForbiddenChar));
     assert_eq!(Message::parse("@=v PING"), Err(ParseError::InvalidTag));
     assert_eq!(Message::parse("@+ PING"), Err(ParseError::InvalidTag));
     assert_eq!(Message::parse("@a_b PING"), Err(ParseError::InvalidTag));
@@ -106,20 +91,13 @@ fn structural_errors() {
 #[test]
 fn line_terminators_are_stripped_once() {
     for line in ["PING x", "PING x\r\n", "PING x\n", "PING x\r"] {
-        assert_eq!(
-            Message::parse(line),
-            Ok(Message::new("PING").with_param("x")),
-            "{line:?}"
-        );
+        assert_eq!(Message::parse(line), Ok(Message::new("PING").with_param("x")), "{line:?}");
     }
 }
 
 #[test]
 fn invalid_utf8() {
-    assert_eq!(
-        Message::parse_bytes(b"PRIVMSG #c :caf\xe9\r\n"),
-        Err(ParseError::InvalidUtf8)
-    );
+    assert_eq!(Message::parse_bytes(b"PRIVMSG #c :caf\xe9\r\n"), Err(ParseError::InvalidUtf8));
     assert_eq!(
         Message::parse_bytes("PRIVMSG #c :café\r\n".as_bytes()),
         Ok(Message::new("PRIVMSG").with_params(["#c", "café"]))
@@ -129,37 +107,16 @@ fn invalid_utf8() {
 #[test]
 fn leniency() {
     // Leading spaces, empty tag items and an empty tag section are tolerated.
-    assert_eq!(
-        Message::parse("  PING x"),
-        Ok(Message::new("PING").with_param("x"))
-    );
-    assert_eq!(
-        Message::parse("@a;;b=1; PING"),
-        Ok(Message::new("PING").with_tag("a", "").with_tag("b", "1"))
-    );
+    assert_eq!(Message::parse("  PING x"), Ok(Message::new("PING").with_param("x")));
+    assert_eq!(Message::parse("@a;;b=1; PING"), Ok(Message::new("PING").with_tag("a", "").with_tag("b", "1")));
     assert_eq!(Message::parse("@ PING"), Ok(Message::new("PING")));
-    assert_eq!(
-        Message::parse("@+example.com/x-y=z PING"),
-        Ok(Message::new("PING").with_tag("+example.com/x-y", "z"))
-    );
+    assert_eq!(Message::parse("@+example.com/x-y=z PING"), Ok(Message::new("PING").with_tag("+example.com/x-y", "z")));
 }
 
 #[test]
 fn duplicate_tags_keep_the_last_in_wire_order() {
     let msg = Message::parse("@a=1;b=2;a=3 X").expect("valid");
-    assert_eq!(
-        msg.tags,
-        vec![
-            Tag {
-                key: "b".into(),
-                value: "2".into()
-            },
-            Tag {
-                key: "a".into(),
-                value: "3".into()
-            },
-        ]
-    );
+    assert_eq!(msg.tags, vec![Tag { key: "b".into(), value: "2".into() }, Tag { key: "a".into(), value: "3".into() },]);
     assert_eq!(msg.tag("a"), Some("3"));
     assert_eq!(msg.tag("c"), None);
 }
@@ -225,9 +182,6 @@ fn error_messages_are_human() {
         ParseError::InvalidCommand,
     ] {
         let text = e.to_string();
-        assert!(
-            text.chars().next().is_some_and(char::is_uppercase),
-            "{text}"
-        );
+        assert!(text.chars().next().is_some_and(char::is_uppercase), "{text}");
     }
 }

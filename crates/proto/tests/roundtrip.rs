@@ -85,12 +85,7 @@ fn check_line(data: &[u8]) {
         return;
     };
     let line = msg.to_line();
-    assert_eq!(
-        Message::parse(&line).as_ref(),
-        Ok(&msg),
-        "input {:?} wrote {line:?}",
-        String::from_utf8_lossy(data)
-    );
+    assert_eq!(Message::parse(&line).as_ref(), Ok(&msg), "input {:?} wrote {line:?}", String::from_utf8_lossy(data));
     let mut wire = Vec::new();
     msg.write_to(&mut wire);
     assert_eq!(wire, format!("{line}\r\n").into_bytes());
@@ -108,10 +103,7 @@ fn generated_lines_round_trip() {
         check_line(&data);
     }
     // Guard against a generator that only ever produces garbage.
-    assert!(
-        parsed > CASES / 20,
-        "only {parsed} of {CASES} inputs parsed"
-    );
+    assert!(parsed > CASES / 20, "only {parsed} of {CASES} inputs parsed");
 }
 
 #[test]

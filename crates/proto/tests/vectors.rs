@@ -10,11 +10,8 @@ use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/irc-parser-tests")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/irc-parser-tests").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -63,8 +60,7 @@ fn msg_split() {
     let file: File<SplitTest> = load("msg-split.yaml");
     assert!(!file.tests.is_empty());
     for t in &file.tests {
-        let msg = Message::parse(&t.input)
-            .unwrap_or_else(|e| panic!("{:?} failed to parse: {e}", t.input));
+        let msg = Message::parse(&t.input).unwrap_or_else(|e| panic!("{:?} failed to parse: {e}", t.input));
         let mut got_tags = msg.tags.clone();
         let mut want_tags = t.atoms.tags();
         got_tags.sort_by(|a, b| a.key.cmp(&b.key));
@@ -99,12 +95,7 @@ fn msg_join() {
         msg.source = t.atoms.source.clone();
 
         let line = msg.to_line();
-        assert!(
-            t.matches.contains(&line),
-            "{}: wrote {line:?}, expected one of {:?}",
-            t.desc,
-            t.matches
-        );
+        assert!(t.matches.contains(&line), "{}: wrote {line:?}, expected one of {:?}", t.desc, t.matches);
         assert_eq!(msg.to_string(), line);
         let mut wire = Vec::new();
         msg.write_to(&mut wire);
@@ -159,11 +150,7 @@ fn mask_match_vectors() {
             assert!(mask_match(&t.mask, s), "{:?} should match {s:?}", t.mask);
         }
         for s in &t.fails {
-            assert!(
-                !mask_match(&t.mask, s),
-                "{:?} should not match {s:?}",
-                t.mask
-            );
+            assert!(!mask_match(&t.mask, s), "{:?} should not match {s:?}", t.mask);
         }
     }
 }
