@@ -126,16 +126,8 @@ fn irssi_and_weechat_talk_over_tls() {
 
     // Both clients register and join; each then sees the other in the channel, through the
     // other's JOIN or through the NAMES reply to its own.
-    world.wait_for_line(
-        IRSSI,
-        "irssi's own join",
-        &[IRSSI_NICK, "has joined", CHANNEL],
-    );
-    world.wait_for_line(
-        WEECHAT,
-        "WeeChat's own join",
-        &[WEECHAT_NICK, "has joined", CHANNEL],
-    );
+    world.wait_for_line(IRSSI, "irssi's own join", &[IRSSI_NICK, "has joined", CHANNEL]);
+    world.wait_for_line(WEECHAT, "WeeChat's own join", &[WEECHAT_NICK, "has joined", CHANNEL]);
     world.wait_for_line(IRSSI, "WeeChat's nick in irssi's channel", &[WEECHAT_NICK]);
     world.wait_for_line(WEECHAT, "irssi's nick in WeeChat's nicklist", &[IRSSI_NICK]);
 
@@ -143,62 +135,35 @@ fn irssi_and_weechat_talk_over_tls() {
 
     let from_irssi = format!("channel-hello-from-irssi-{nonce}");
     world.type_line(IRSSI, &from_irssi);
-    world.wait_for_line(
-        WEECHAT,
-        "irssi's channel message",
-        &[IRSSI_NICK, &from_irssi],
-    );
+    world.wait_for_line(WEECHAT, "irssi's channel message", &[IRSSI_NICK, &from_irssi]);
 
     let from_weechat = format!("channel-hello-from-weechat-{nonce}");
     world.type_line(WEECHAT, &from_weechat);
-    world.wait_for_line(
-        IRSSI,
-        "WeeChat's channel message",
-        &[WEECHAT_NICK, &from_weechat],
-    );
+    world.wait_for_line(IRSSI, "WeeChat's channel message", &[WEECHAT_NICK, &from_weechat]);
 
     let private_to_weechat = format!("private-from-irssi-{nonce}");
     world.type_line(WEECHAT, &format!("/query {IRSSI_NICK}"));
     world.type_line(IRSSI, &format!("/msg {WEECHAT_NICK} {private_to_weechat}"));
-    world.wait_for_line(
-        WEECHAT,
-        "irssi's private message",
-        &[IRSSI_NICK, &private_to_weechat],
-    );
+    world.wait_for_line(WEECHAT, "irssi's private message", &[IRSSI_NICK, &private_to_weechat]);
 
     let private_to_irssi = format!("private-from-weechat-{nonce}");
     world.type_line(IRSSI, &format!("/query {WEECHAT_NICK}"));
     world.type_line(WEECHAT, &format!("/msg {IRSSI_NICK} {private_to_irssi}"));
-    world.wait_for_line(
-        IRSSI,
-        "WeeChat's private message",
-        &[WEECHAT_NICK, &private_to_irssi],
-    );
+    world.wait_for_line(IRSSI, "WeeChat's private message", &[WEECHAT_NICK, &private_to_irssi]);
 
     // irssi shows a quit in the open query with the leaving nick, so this checks that QUIT
     // reaches those who share a channel, reason included.
     let goodbye = format!("goodbye-from-weechat-{nonce}");
     world.type_line(WEECHAT, &format!("/quit {goodbye}"));
-    world.wait_for_line(
-        IRSSI,
-        "WeeChat's quit",
-        &[WEECHAT_NICK, "has quit", &goodbye],
-    );
+    world.wait_for_line(IRSSI, "WeeChat's quit", &[WEECHAT_NICK, "has quit", &goodbye]);
 
-    eprintln!(
-        "third-party client test passed in {:.1?}",
-        started.elapsed()
-    );
+    eprintln!("third-party client test passed in {:.1?}", started.elapsed());
 }
 
 /// Checks that tmux, irssi and WeeChat can be run, and returns WeeChat's version line.
 fn require_tools() -> String {
     let mut weechat_version = String::new();
-    for (tool, version_flag) in [
-        ("tmux", "-V"),
-        ("irssi", "--version"),
-        ("weechat", "--version"),
-    ] {
+    for (tool, version_flag) in [("tmux", "-V"), ("irssi", "--version"), ("weechat", "--version")] {
         match Command::new(tool).arg(version_flag).output() {
             Ok(output) if output.status.success() => {
                 if tool == "weechat" {
@@ -221,9 +186,7 @@ fn require_tools() -> String {
 
 /// Letters that make this run's messages unlike anything already on a screen.
 fn nonce() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos());
     format!("{:x}{nanos:x}", std::process::id())
 }
 
@@ -299,12 +262,7 @@ impl ChinwagProcess {
         if let Some(stderr) = child.stderr.take() {
             spawn_log_reader(stderr, Arc::clone(&log), None);
         }
-        let mut server = Self {
-            child,
-            log,
-            tls_port,
-            fingerprint: String::new(),
-        };
+        let mut server = Self { child, log, tls_port, fingerprint: String::new() };
 
         let plain_ready = format!("listening on plaintext {plain_addr}");
         let tls_ready = format!("listening on tls {tls_addr}");
@@ -355,10 +313,7 @@ impl ChinwagProcess {
     }
 
     fn log_tail(&self) -> String {
-        let log = self
-            .log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let skip = log.len().saturating_sub(REPORT_TAIL_LINES);
         log.iter().skip(skip).fold(String::new(), |mut out, line| {
             let _ = writeln!(out, "  {line}");
@@ -411,12 +366,9 @@ fn parse_fingerprint(text: &str) -> Option<String> {
     let word = text.split_whitespace().next()?;
     let pairs: Vec<&str> = word.split(':').collect();
     let well_formed = pairs.len() == 32
-        && pairs.iter().all(|pair| {
-            pair.len() == 2
-                && pair
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
-        });
+        && pairs
+            .iter()
+            .all(|pair| pair.len() == 2 && pair.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
     well_formed.then(|| word.to_owned())
 }
 
@@ -431,35 +383,21 @@ struct Tmux {
 impl Tmux {
     fn new(dir: &Path) -> Self {
         let config = dir.join("tmux.conf");
-        std::fs::write(
-            &config,
-            "set -g remain-on-exit on\nset -g status off\nset -g default-terminal screen\n",
-        )
-        .expect("write tmux.conf");
-        Self {
-            socket: dir.join("tmux.sock"),
-            config,
-        }
+        std::fs::write(&config, "set -g remain-on-exit on\nset -g status off\nset -g default-terminal screen\n")
+            .expect("write tmux.conf");
+        Self { socket: dir.join("tmux.sock"), config }
     }
 
     fn command(&self) -> Command {
         let mut command = Command::new("tmux");
-        command
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg(&self.config);
+        command.arg("-S").arg(&self.socket).arg("-f").arg(&self.config);
         // Inside a user's tmux, TMUX would point at their server.
         command.env_remove("TMUX");
         command
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self
+        let Output { status, stdout, stderr } = self
             .command()
             .args(args)
             .stdin(Stdio::null())
@@ -468,11 +406,7 @@ impl Tmux {
         if status.success() {
             Ok(String::from_utf8_lossy(&stdout).into_owned())
         } else {
-            Err(format!(
-                "`tmux {}` failed ({status}): {}",
-                args.join(" "),
-                String::from_utf8_lossy(&stderr).trim()
-            ))
+            Err(format!("`tmux {}` failed ({status}): {}", args.join(" "), String::from_utf8_lossy(&stderr).trim()))
         }
     }
 
@@ -535,9 +469,7 @@ impl World {
         let world = Self {
             tmux,
             irssi_rawlog,
-            weechat_server_log: weechat_dir
-                .join("logs")
-                .join("irc.server.chinwag.weechatlog"),
+            weechat_server_log: weechat_dir.join("logs").join("irc.server.chinwag.weechatlog"),
             server,
         };
 
@@ -561,11 +493,7 @@ impl World {
         world.tmux.new_session(
             IRSSI,
             &home,
-            &[
-                "irssi".to_owned(),
-                format!("--home={}", irssi_home.display()),
-                "-!".to_owned(),
-            ],
+            &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()],
         );
 
         // WeeChat 4.0 renamed the TLS options; 3.x only knows the old names.
@@ -576,8 +504,7 @@ impl World {
             .unwrap_or_else(|| panic!("cannot read WeeChat's version from {weechat_version:?}"));
         let tls = if major >= 4 { "tls" } else { "ssl" };
         let weechat_fingerprint = world.server.fingerprint.replace(':', "");
-        let server_option =
-            |name: &str, value: &str| format!("/set irc.server.chinwag.{name} {value}");
+        let server_option = |name: &str, value: &str| format!("/set irc.server.chinwag.{name} {value}");
         let weechat_commands = [
             // The logger otherwise writes every two minutes, too late for a failure report.
             "/set logger.file.flush_delay 0".to_owned(),
@@ -625,10 +552,7 @@ impl World {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(screen) = self.tmux.capture(session) {
-                if screen
-                    .lines()
-                    .any(|line| needles.iter().all(|needle| line.contains(needle)))
-                {
+                if screen.lines().any(|line| needles.iter().all(|needle| line.contains(needle))) {
                     return;
                 }
             }
@@ -647,27 +571,14 @@ impl World {
         let mut report = format!("{reason}\n");
         for session in [IRSSI, WEECHAT] {
             let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
-            let _ = write!(
-                report,
-                "\n===== {session} screen =====\n{}",
-                trim_screen(&screen)
-            );
+            let _ = write!(report, "\n===== {session} screen =====\n{}", trim_screen(&screen));
         }
-        for (name, path) in [
-            ("irssi raw log", &self.irssi_rawlog),
-            ("WeeChat server buffer log", &self.weechat_server_log),
-        ] {
-            let _ = write!(
-                report,
-                "\n===== {name} (last lines) =====\n{}",
-                file_tail(path)
-            );
+        for (name, path) in
+            [("irssi raw log", &self.irssi_rawlog), ("WeeChat server buffer log", &self.weechat_server_log)]
+        {
+            let _ = write!(report, "\n===== {name} (last lines) =====\n{}", file_tail(path));
         }
-        let _ = write!(
-            report,
-            "\n===== chinwag output (last lines) =====\n{}",
-            self.server.log_tail()
-        );
+        let _ = write!(report, "\n===== chinwag output (last lines) =====\n{}", self.server.log_tail());
         panic!("{report}");
     }
 }

@@ -155,10 +155,8 @@ impl Server {
         let labels = client.caps.has(Cap::LabeledResponse);
         match parsed {
             Ok(msg) => {
-                let label = msg
-                    .tag("label")
-                    .filter(|l| labels && !l.is_empty() && l.len() <= MAX_LABEL_LEN)
-                    .map(str::to_owned);
+                let label =
+                    msg.tag("label").filter(|l| labels && !l.is_empty() && l.len() <= MAX_LABEL_LEN).map(str::to_owned);
                 self.begin(conn, label);
                 self.dispatch(&msg);
             }
@@ -257,7 +255,9 @@ impl Server {
     fn label_replies(&mut self, label: String, mut replies: Vec<Message>) -> Vec<Message> {
         let label_tag = Tag { key: "label".into(), value: label };
         match replies.len() {
-            0 => vec![Message::new("ACK").with_source(self.cfg.server_name.clone()).with_tag(label_tag.key, label_tag.value)],
+            0 => vec![Message::new("ACK")
+                .with_source(self.cfg.server_name.clone())
+                .with_tag(label_tag.key, label_tag.value)],
             1 => {
                 replies[0].tags.insert(0, label_tag);
                 replies
@@ -407,6 +407,12 @@ impl Server {
 
     pub(crate) fn find_nick(&self, nick: &str) -> Option<ConnId> {
         self.nicks.get(&chinwag_proto::casefold(nick)).copied()
+    }
+
+    /// The registered client using `nick`. A nick held by a connection that has not finished
+    /// registering is taken, but nobody can be found, messaged or watched under it yet.
+    pub(crate) fn find_user(&self, nick: &str) -> Option<ConnId> {
+        self.find_nick(nick).filter(|conn| self.clients.get(conn).is_some_and(|c| c.registered))
     }
 
     /// Sends `ERROR`, forgets the client (telling its peers), and closes the connection.

@@ -1,4 +1,7 @@
-//! Small text rules shared by handlers: truncation on character boundaries, secret comparison.
+//! Small text rules shared by handlers: truncation on character boundaries, packing lists into
+//! lines, secret comparison.
+
+use chinwag_proto::MAX_BODY_LEN;
 
 /// The longest prefix of `s` that fits in `max_bytes` without splitting a character.
 pub fn truncate(s: &str, max_bytes: usize) -> &str {
@@ -10,6 +13,39 @@ pub fn truncate(s: &str, max_bytes: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// The longest prefix of `text` that, sent as the trailing parameter after `head` (everything
+/// before it: `:source COMMAND params `), keeps the line within the 512-byte body limit with its
+/// `:` and CRLF. Configured lengths like KICKLEN bound the text alone; this bounds the line.
+pub fn fit_trailing<'a>(text: &'a str, head: &str) -> &'a str {
+    truncate(text, MAX_BODY_LEN.saturating_sub(head.len() + 3))
+}
+
+/// Joins `items` with `sep` into as few strings as possible, each at most `budget` bytes (an
+/// item longer than the budget gets a string of its own). For list numerics such as 319 and 730
+/// that must fit in one line each.
+pub fn pack<I, S>(items: I, sep: char, budget: usize) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for item in items {
+        let item = item.as_ref();
+        if !line.is_empty() && line.len() + sep.len_utf8() + item.len() > budget {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(sep);
+        }
+        line.push_str(item);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 /// Compares secrets in time that depends only on their lengths.
@@ -29,6 +65,23 @@ mod tests {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn fit_trailing_keeps_the_line_within_512_bytes() {
+        let head = format!(":{} KICK #room bob ", "n".repeat(100));
+        let text = "é".repeat(300);
+        let fitted = fit_trailing(&text, &head);
+        assert!(head.len() + 1 + fitted.len() + 2 <= MAX_BODY_LEN);
+        assert!(head.len() + 1 + fitted.len() + 2 >= MAX_BODY_LEN - 1, "cut no more than needed");
+        assert_eq!(fit_trailing("short", &head), "short");
+    }
+
+    #[test]
+    fn pack_splits_at_the_budget() {
+        assert_eq!(pack(["ab", "cd", "ef"], ',', 5), ["ab,cd", "ef"]);
+        assert_eq!(pack(["toolong", "x"], ' ', 3), ["toolong", "x"]);
+        assert!(pack(Vec::<String>::new(), ' ', 10).is_empty());
     }
 
     #[test]

@@ -196,3 +196,51 @@ fn extended_join_carries_account_and_realname() {
     let j = expect(&h.take(a), "JOIN");
     assert_eq!(j.params, ["#general", "*", "bob real"]);
 }
+
+#[test]
+fn relayed_messages_fit_in_512_bytes_even_with_the_senders_prefix() {
+    let mut h = Harness::new();
+    let a = h.register("a_rather_long_nickname_here");
+    let b = h.register("bob");
+    let text = "é".repeat(240);
+    h.send(a, &format!("PRIVMSG bob :{text}"));
+    let lines = h.take(b);
+    let line = lines.iter().find(|l| l.contains("PRIVMSG")).expect("relayed");
+    assert!(line.len() + 2 <= 512, "{} bytes", line.len() + 2);
+    let m = expect(&lines, "PRIVMSG");
+    assert!(text.starts_with(&m.params[1]) && m.params[1].len() > 400, "cut cleanly, not dropped");
+}
+
+#[test]
+fn a_message_to_oneself_arrives_once() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send(a, "PRIVMSG Alice :note to self");
+    let lines = h.take(a);
+    assert_eq!(parsed(&lines).iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{lines:#?}");
+    let e = h.register_with_caps("erin", "echo-message");
+    h.send(e, "PRIVMSG erin :me again");
+    let lines = h.take(e);
+    assert_eq!(parsed(&lines).iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{lines:#?}");
+}
+
+#[test]
+fn long_topics_and_part_reasons_are_cut_to_fit_the_line() {
+    let mut h = Harness::new();
+    let a = h.register("a_rather_long_nickname_here");
+    let b = h.register("bob");
+    let chan = format!("#{}", "r".repeat(63));
+    for x in [a, b] {
+        h.send(x, &format!("JOIN {chan}"));
+    }
+    h.clear(&[a, b]);
+    let text = "é".repeat(195);
+    h.send(a, &format!("TOPIC {chan} :{text}"));
+    h.send(a, &format!("PART {chan} :{text}"));
+    let lines = h.take(b);
+    for command in ["TOPIC", "PART"] {
+        let line = lines.iter().find(|l| l.contains(&format!(" {command} "))).expect("relayed");
+        assert!(line.len() + 2 <= 512, "{command}: {} bytes", line.len() + 2);
+        assert!(text.starts_with(expect(&lines, command).params[1].as_str()));
+    }
+}

@@ -7,7 +7,7 @@ use crate::channel::{Channel, MemberModes, Topic};
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
-use crate::text::truncate;
+use crate::text::{fit_trailing, truncate};
 
 /// Bytes of names per 353 line, leaving room for the prefix and tags within 512.
 const NAMES_LINE_BUDGET: usize = 380;
@@ -74,10 +74,8 @@ impl Server {
             return;
         }
         let now_ms = self.now.wall_ms;
-        let ch = self
-            .channels
-            .entry(name.folded().to_owned())
-            .or_insert_with(|| Channel::new(name.clone(), now_ms, false));
+        let ch =
+            self.channels.entry(name.folded().to_owned()).or_insert_with(|| Channel::new(name.clone(), now_ms, false));
         // The first person in a new room runs it; default rooms belong to the server.
         let op = ch.members.is_empty() && !ch.permanent;
         ch.members.insert(conn, MemberModes { op, voice: false });
@@ -149,7 +147,8 @@ impl Server {
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
         let mut base = Message::new("PART").with_param(ch.name.as_str());
         if !reason.is_empty() {
-            base = base.with_param(reason);
+            let source = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+            base = base.with_param(fit_trailing(reason, &format!(":{source} PART {} ", ch.name.as_str())));
         }
         let Some(mut ev) = self.cur_event(base) else { return };
         self.deliver_all(&mut ev, members);
@@ -184,10 +183,11 @@ impl Server {
             self.numeric(ERR_CHANOPRIVSNEEDED, [raw, "You're not channel operator"]);
             return;
         }
-        let text = truncate(text, self.cfg.limits.topic_len).to_owned();
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
         let setter = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+        let text = truncate(text, self.cfg.limits.topic_len);
+        let text = fit_trailing(text, &format!(":{setter} TOPIC {display} ")).to_owned();
         let now_ms = self.now.wall_ms;
         if let Some(ch) = self.channels.get_mut(&folded) {
             ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms: now_ms });

@@ -3,13 +3,14 @@
 //! NOTICE never draws an automatic error reply (RFC 2812), so every error path below checks
 //! `quiet` first.
 
-use chinwag_proto::{casefold, mask_match, Message, Tag};
+use chinwag_proto::{casefold, mask_match, Message, Tag, MAX_BODY_LEN};
 
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
+use crate::text::truncate;
 
 impl Server {
     pub(crate) fn handle_message(&mut self, command: &str, msg: &Message) {
@@ -54,10 +55,11 @@ impl Server {
                 client.last_spoke = now;
             }
         }
+        let prefix_len = self.cur_client().map_or(0, |c| c.prefix().len());
         for target in list {
             let mut base = Message::new(command).with_param(target);
             if let Some(text) = text {
-                base = base.with_param(text);
+                base = base.with_param(fit_text(prefix_len, command, target, text));
             }
             if target.starts_with('#') {
                 self.message_channel(target, base, &client_tags, quiet, tagmsg);
@@ -119,7 +121,8 @@ impl Server {
         let away = recipient.away.clone();
         let base = Message { params: replace_first(base.params, &nick), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
-        if to != self.cur_conn() {
+        // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
+        if to != self.cur_conn() || !self.caps_of(to).has(Cap::EchoMessage) {
             self.deliver(&mut ev, to);
         }
         self.echo(&mut ev);
@@ -144,6 +147,13 @@ impl Server {
             self.deliver(ev, conn);
         }
     }
+}
+
+/// The text cut (on a character boundary) so that the relayed line,
+/// `:prefix COMMAND target :text\r\n`, fits the 512-byte body limit every client relies on.
+fn fit_text<'a>(prefix_len: usize, command: &str, target: &str, text: &'a str) -> &'a str {
+    let overhead = 1 + prefix_len + 1 + command.len() + 1 + target.len() + 2 + 2;
+    truncate(text, MAX_BODY_LEN.saturating_sub(overhead))
 }
 
 /// The params with the target replaced by its canonical spelling.

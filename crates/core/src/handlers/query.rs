@@ -1,28 +1,253 @@
 //! Questions about people: WHO (with WHOX), WHOIS, WHOWAS, ISON, USERHOST.
+//!
+//! Visibility follows one rule throughout: an invisible (+i) user is seen only by people who
+//! share a room with them, and a secret (+s) room only by its members.
 
-use chinwag_proto::Message;
+use chinwag_proto::{casefold, mask_match, Message};
 
+use crate::caps::Cap;
+use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
+use crate::text::pack;
+use crate::time::rfc3339_ms;
+
+/// Bytes of room names per 319 line, leaving room for the prefix and nick within 512.
+const WHOIS_CHANNELS_BUDGET: usize = 380;
+/// Most WHOWAS entries one query returns, whatever count it asks for.
+const MAX_WHOWAS_REPLIES: usize = 20;
+/// USERHOST answers at most this many nicks (RFC 2812).
+const MAX_USERHOST_NICKS: usize = 5;
+/// WHOX fields in the order they are sent, whatever order they were asked in.
+const WHOX_FIELD_ORDER: &str = "tcuihsnfdlaor";
+/// A WHOX query token is a number of at most this many digits.
+const WHOX_TOKEN_LEN: usize = 3;
+
+/// `%fields[,token]`: which WHOX fields to send, and the token to send back in `t`.
+#[derive(Debug)]
+struct Whox {
+    fields: String,
+    token: String,
+}
+
+impl Whox {
+    fn parse(spec: &str) -> Whox {
+        let (fields, token) = spec.split_once(',').unwrap_or((spec, ""));
+        let valid = !token.is_empty() && token.len() <= WHOX_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_digit());
+        Whox { fields: fields.to_owned(), token: if valid { token.to_owned() } else { "0".into() } }
+    }
+}
+
+/// One line of a WHO answer: who, in which room (`*` for none), with which room prefixes.
+#[derive(Debug)]
+struct WhoRow {
+    conn: ConnId,
+    channel: String,
+    prefixes: &'static str,
+}
 
 impl Server {
-    pub(crate) fn handle_who(&mut self, _msg: &Message) {
-        self.numeric(ERR_UNKNOWNCOMMAND, ["WHO", "Not implemented yet"]);
+    pub(crate) fn handle_who(&mut self, msg: &Message) {
+        let mask = msg.params.first().filter(|m| !m.is_empty()).map_or("*", String::as_str);
+        let whox = msg.params.get(1).and_then(|p| p.strip_prefix('%')).map(Whox::parse);
+        let rows = if mask.starts_with('#') { self.who_channel(mask) } else { self.who_mask(mask) };
+        for row in rows {
+            self.send_who_row(&row, whox.as_ref());
+        }
+        self.numeric(RPL_ENDOFWHO, [mask, "End of WHO list"]);
     }
 
-    pub(crate) fn handle_whois(&mut self, _msg: &Message) {
-        self.numeric(ERR_UNKNOWNCOMMAND, ["WHOIS", "Not implemented yet"]);
+    /// The members of a room the current client may see.
+    fn who_channel(&self, raw: &str) -> Vec<WhoRow> {
+        let me = self.cur_conn();
+        let multi = self.caps_of(me).has(Cap::MultiPrefix);
+        let Some(ch) = self.channels.get(&casefold(raw)) else { return Vec::new() };
+        let is_member = ch.members.contains_key(&me);
+        if ch.modes.secret && !is_member {
+            return Vec::new();
+        }
+        ch.members
+            .iter()
+            .filter(|(conn, _)| is_member || self.clients.get(conn).is_some_and(|c| !c.invisible))
+            .map(|(conn, modes)| WhoRow {
+                conn: *conn,
+                channel: ch.name.as_str().to_owned(),
+                prefixes: modes.prefixes(multi),
+            })
+            .collect()
     }
 
-    pub(crate) fn handle_whowas(&mut self, _msg: &Message) {
-        self.numeric(ERR_UNKNOWNCOMMAND, ["WHOWAS", "Not implemented yet"]);
+    /// Everyone whose nick matches `mask` (`0` means everyone) and whom the client may see.
+    fn who_mask(&self, mask: &str) -> Vec<WhoRow> {
+        let me = self.cur_conn();
+        let mask = if mask == "0" { "*" } else { mask };
+        let mut conns: Vec<ConnId> = self
+            .clients
+            .values()
+            .filter(|c| c.registered && mask_match(mask, c.nick_or_star()))
+            .filter(|c| c.id == me || !c.invisible || self.share_channel(me, c.id))
+            .map(|c| c.id)
+            .collect();
+        conns.sort();
+        conns.into_iter().map(|conn| WhoRow { conn, channel: "*".into(), prefixes: "" }).collect()
     }
 
-    pub(crate) fn handle_ison(&mut self, _msg: &Message) {
-        self.numeric(ERR_UNKNOWNCOMMAND, ["ISON", "Not implemented yet"]);
+    /// 352, or 354 with the asked-for fields for WHOX.
+    fn send_who_row(&mut self, row: &WhoRow, whox: Option<&Whox>) {
+        let Some(c) = self.clients.get(&row.conn) else { return };
+        let server = self.cfg.server_name.clone();
+        let flags = format!("{}{}", if c.away.is_some() { 'G' } else { 'H' }, row.prefixes);
+        let Some(whox) = whox else {
+            let params = [
+                row.channel.clone(),
+                c.user_or_star().to_owned(),
+                c.info.host.clone(),
+                server,
+                c.nick_or_star().to_owned(),
+                flags,
+                format!("0 {}", c.realname),
+            ];
+            self.numeric(RPL_WHOREPLY, params);
+            return;
+        };
+        let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs();
+        let mut params = Vec::new();
+        for field in WHOX_FIELD_ORDER.chars().filter(|f| whox.fields.contains(*f)) {
+            params.push(match field {
+                't' => whox.token.clone(),
+                'c' => row.channel.clone(),
+                'u' => c.user_or_star().to_owned(),
+                'i' => "255.255.255.255".into(),
+                'h' => c.info.host.clone(),
+                's' => server.clone(),
+                'n' => c.nick_or_star().to_owned(),
+                'f' => flags.clone(),
+                'l' => idle.to_string(),
+                'a' => c.account.clone().unwrap_or_else(|| "0".into()),
+                'r' => c.realname.clone(),
+                // d (hop count) and o (op level) are always 0 on a single server without opers.
+                _ => "0".into(),
+            });
+        }
+        self.numeric(RPL_WHOSPCRPL, params);
     }
 
-    pub(crate) fn handle_userhost(&mut self, _msg: &Message) {
-        self.numeric(ERR_UNKNOWNCOMMAND, ["USERHOST", "Not implemented yet"]);
+    pub(crate) fn handle_whois(&mut self, msg: &Message) {
+        // `WHOIS <server> <nick>` asks a particular server; there is only this one.
+        let raw = match msg.params.as_slice() {
+            [nick] | [_, nick, ..] => nick.as_str(),
+            [] => "",
+        };
+        // TARGMAX WHOIS:1 — only the first nick is answered.
+        let nick = raw.split(',').next().unwrap_or_default().to_owned();
+        if nick.is_empty() {
+            self.numeric(ERR_NONICKNAMEGIVEN, ["No nickname given"]);
+            return;
+        }
+        let Some(target) = self.find_user(&nick) else {
+            self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
+            self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
+            return;
+        };
+        let me = self.cur_conn();
+        let multi = self.caps_of(me).has(Cap::MultiPrefix);
+        let server = self.cfg.server_name.clone();
+        let network = self.cfg.network_name.clone();
+        let Some(c) = self.clients.get(&target) else { return };
+        let nick = c.nick_or_star().to_owned();
+        let user = [nick.clone(), c.user_or_star().to_owned(), c.info.host.clone(), "*".into(), c.realname.clone()];
+        let rooms: Vec<String> = c
+            .channels
+            .iter()
+            .filter_map(|folded| self.channels.get(folded))
+            .filter(|ch| !ch.modes.secret || ch.members.contains_key(&me))
+            .map(|ch| format!("{}{}", ch.member(target).unwrap_or_default().prefixes(multi), ch.name.as_str()))
+            .collect();
+        let away = c.away.clone();
+        let tls = c.info.tls;
+        let account = c.account.clone();
+        let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
+        let signon = (c.signon_ms / 1000).to_string();
+
+        self.numeric(RPL_WHOISUSER, user);
+        for line in pack(&rooms, ' ', WHOIS_CHANNELS_BUDGET) {
+            self.numeric(RPL_WHOISCHANNELS, [nick.clone(), line]);
+        }
+        self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
+        if let Some(away) = away {
+            self.numeric(RPL_AWAY, [nick.clone(), away]);
+        }
+        if tls {
+            self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);
+        }
+        if let Some(account) = account {
+            self.numeric(RPL_WHOISACCOUNT, [nick.clone(), account, "is logged in as".into()]);
+        }
+        self.numeric(RPL_WHOISIDLE, [nick.clone(), idle, signon, "seconds idle, signon time".into()]);
+        self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
+    }
+
+    pub(crate) fn handle_whowas(&mut self, msg: &Message) {
+        let nick = msg.params.first().and_then(|p| p.split(',').next()).unwrap_or_default().to_owned();
+        if nick.is_empty() {
+            self.numeric(ERR_NONICKNAMEGIVEN, ["No nickname given"]);
+            return;
+        }
+        // A count that is missing, not a number or not positive means "as many as allowed".
+        let count = msg
+            .params
+            .get(1)
+            .and_then(|c| c.parse::<usize>().ok())
+            .filter(|c| *c > 0)
+            .map_or(MAX_WHOWAS_REPLIES, |c| c.min(MAX_WHOWAS_REPLIES));
+        let folded = casefold(&nick);
+        let entries: Vec<_> = self.whowas.iter().rev().filter(|e| e.folded == folded).take(count).cloned().collect();
+        if entries.is_empty() {
+            self.numeric(ERR_WASNOSUCHNICK, [nick.as_str(), "There was no such nickname"]);
+        }
+        let server = self.cfg.server_name.clone();
+        for e in entries {
+            let left = rfc3339_ms(e.left_ms);
+            self.numeric(RPL_WHOWASUSER, [e.nick.clone(), e.user, e.host, "*".into(), e.realname]);
+            self.numeric(RPL_WHOISSERVER, [e.nick, server.clone(), left]);
+        }
+        self.numeric(RPL_ENDOFWHOWAS, [nick.as_str(), "End of WHOWAS"]);
+    }
+
+    pub(crate) fn handle_ison(&mut self, msg: &Message) {
+        if msg.params.is_empty() {
+            self.need_more_params("ISON");
+            return;
+        }
+        // Old clients send `ISON a b c`, newer ones `ISON :a b c`; both mean the same.
+        let online: Vec<String> = msg
+            .params
+            .iter()
+            .flat_map(|p| p.split_ascii_whitespace())
+            .filter_map(|n| self.find_user(n))
+            .filter_map(|conn| self.clients.get(&conn))
+            .map(|c| c.nick_or_star().to_owned())
+            .collect();
+        self.numeric(RPL_ISON, [online.join(" ")]);
+    }
+
+    pub(crate) fn handle_userhost(&mut self, msg: &Message) {
+        if msg.params.is_empty() {
+            self.need_more_params("USERHOST");
+            return;
+        }
+        let replies: Vec<String> = msg
+            .params
+            .iter()
+            .flat_map(|p| p.split_ascii_whitespace())
+            .take(MAX_USERHOST_NICKS)
+            .filter_map(|n| self.find_user(n))
+            .filter_map(|conn| self.clients.get(&conn))
+            .map(|c| {
+                let here = if c.away.is_some() { '-' } else { '+' };
+                format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host)
+            })
+            .collect();
+        self.numeric(RPL_USERHOST, [replies.join(" ")]);
     }
 }

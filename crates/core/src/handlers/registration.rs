@@ -53,7 +53,7 @@ impl Server {
                     self.try_register();
                 }
             }
-            _ => self.numeric("410", [sub.as_str(), "Invalid CAP command"]),
+            _ => self.numeric(ERR_INVALIDCAPCMD, [sub.as_str(), "Invalid CAP command"]),
         }
     }
 
