@@ -17,6 +17,9 @@ pub enum Cap {
     Setname,
     UserhostInNames,
     InviteNotify,
+    Sasl,
+    AccountRegistration,
+    ChatHistory,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -26,12 +29,15 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
+    (Cap::AccountRegistration, "draft/account-registration"),
+    (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::InviteNotify, "invite-notify"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),
+    (Cap::Sasl, "sasl"),
     (Cap::ServerTime, "server-time"),
     (Cap::Setname, "setname"),
     (Cap::UserhostInNames, "userhost-in-names"),
@@ -44,6 +50,15 @@ impl Cap {
 
     pub fn name(self) -> &'static str {
         ALL_CAPS.iter().find(|(c, _)| *c == self).map_or("", |(_, n)| n)
+    }
+
+    /// The value shown by `CAP LS 302`, if any.
+    pub fn value(self) -> Option<&'static str> {
+        match self {
+            Cap::Sasl => Some("PLAIN"),
+            Cap::AccountRegistration => Some("before-connect"),
+            _ => None,
+        }
     }
 
     fn bit(self) -> u32 {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chinwag_proto::ChannelName;
 
 use crate::ids::ConnId;
+use crate::store::ChannelSnapshot;
 
 /// A member's status in a room.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -101,6 +102,10 @@ pub(crate) struct Channel {
     pub invited: BTreeSet<String>,
     /// Default rooms are never removed when empty.
     pub permanent: bool,
+    /// The account (folded) that created the room, if its creator was logged in: it is made
+    /// operator whenever it joins and is never locked out, which keeps a restored room from
+    /// being either taken over by whoever comes first or locked forever by its own +i.
+    pub founder: Option<String>,
 }
 
 impl Channel {
@@ -114,6 +119,7 @@ impl Channel {
             members: BTreeMap::new(),
             invited: BTreeSet::new(),
             permanent,
+            founder: None,
         }
     }
 
@@ -123,5 +129,49 @@ impl Channel {
 
     pub fn is_op(&self, conn: ConnId) -> bool {
         self.member(conn).is_some_and(|m| m.op)
+    }
+}
+
+impl Channel {
+    /// The durable part of the room.
+    pub fn snapshot(&self) -> ChannelSnapshot {
+        let flags = self.modes.render(true).into_iter().next().unwrap_or_default();
+        let flags: String = flags.chars().filter(|c| !matches!(c, 'k' | 'l')).collect();
+        ChannelSnapshot {
+            name: self.name.as_str().to_owned(),
+            created_ms: self.created_ms,
+            topic: self.topic.as_ref().map(|t| (t.text.clone(), t.setter.clone(), t.set_at_ms)),
+            modes: flags,
+            key: self.modes.key.clone(),
+            limit: self.modes.limit.and_then(|l| u32::try_from(l).ok()),
+            bans: self.bans.iter().map(|b| (b.mask.clone(), b.setter.clone(), b.set_at_ms)).collect(),
+            founder: self.founder.clone(),
+        }
+    }
+
+    /// Restores what [`Channel::snapshot`] saved.
+    pub fn apply_snapshot(&mut self, snap: &ChannelSnapshot) {
+        self.created_ms = snap.created_ms;
+        self.founder.clone_from(&snap.founder);
+        self.topic = snap.topic.as_ref().map(|(text, setter, at)| Topic {
+            text: text.clone(),
+            setter: setter.clone(),
+            set_at_ms: *at,
+        });
+        let has = |c: char| snap.modes.contains(c);
+        self.modes = ChannelModes {
+            topic_locked: has('t'),
+            no_external: has('n'),
+            moderated: has('m'),
+            invite_only: has('i'),
+            secret: has('s'),
+            key: snap.key.clone(),
+            limit: snap.limit.map(|l| l as usize),
+        };
+        self.bans = snap
+            .bans
+            .iter()
+            .map(|(mask, setter, at)| Ban { mask: mask.clone(), setter: setter.clone(), set_at_ms: *at })
+            .collect();
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use chinwag_proto::Nick;
 
 use crate::caps::CapSet;
+use crate::handlers::account::SaslState;
 use crate::ids::ConnId;
 
 /// What the edge knows about a new connection.
@@ -58,6 +59,12 @@ pub(crate) struct Client {
     /// When we sent a PING that is still unanswered.
     pub ping_sent: Option<Instant>,
     pub connected_at: Instant,
+    /// An AUTHENTICATE exchange in progress.
+    pub sasl: Option<SaslState>,
+    /// A password check is out; registration waits for it (PASS account:password).
+    pub login_pending: bool,
+    /// Using a registered nick without its account: renamed at this instant unless logged in.
+    pub nick_deadline: Option<Instant>,
 }
 
 impl Client {
@@ -83,6 +90,9 @@ impl Client {
             last_spoke: now,
             ping_sent: None,
             connected_at: now,
+            sasl: None,
+            login_pending: false,
+            nick_deadline: None,
         }
     }
 

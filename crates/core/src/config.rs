@@ -48,6 +48,8 @@ pub struct Limits {
     pub ping_timeout: Duration,
     /// Time an unregistered connection has to finish registration.
     pub registration_timeout: Duration,
+    /// Time someone using a registered nick has to log in before being renamed.
+    pub nick_grace: Duration,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(90),
             ping_timeout: Duration::from_secs(60),
             registration_timeout: Duration::from_secs(60),
+            nick_grace: Duration::from_secs(30),
         }
     }
 }

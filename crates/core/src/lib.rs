@@ -21,8 +21,11 @@ mod config;
 mod handlers;
 mod ids;
 mod numeric;
+mod pending;
 mod server;
+mod store;
 mod text;
+mod throttle;
 mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
@@ -30,4 +33,7 @@ pub use client::ConnInfo;
 pub use config::{Config, Limits};
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
+pub use store::{
+    dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
+};
 pub use time::rfc3339_ms;

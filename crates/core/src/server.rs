@@ -16,6 +16,9 @@ use crate::client::{Client, ConnInfo};
 use crate::config::Config;
 use crate::ids::{ConnId, MsgIdGen};
 use crate::numeric::*;
+pub(crate) use crate::pending::Pending;
+use crate::store::{ChannelSnapshot, HistoryItem, Request, RequestId};
+use crate::throttle::Throttle;
 
 /// The time, as the edge read it: wall clock for timestamps, monotonic for timeouts.
 #[derive(Copy, Clone, Debug)]
@@ -31,6 +34,17 @@ pub enum Effect {
     Send { conn: ConnId, line: Bytes },
     /// Flush what is queued for the connection, then close it. The core has already forgotten it.
     Close { conn: ConnId },
+    /// Make this message durable. Every effect after it must wait until it is (so no one sees,
+    /// and no sender gets an echo for, a message that could still be lost).
+    Persist(HistoryItem),
+    /// Do this work and call [`Server::complete`] with the answer.
+    Request { id: RequestId, request: Request },
+    /// Remember a room's state (topic, modes, bans) across restarts.
+    SaveChannel(ChannelSnapshot),
+    /// Forget a room that no longer exists.
+    DeleteChannel(String),
+    /// Offline messages up to this one were delivered to the account.
+    ClearOffline { account: String, up_to_msgid: String },
 }
 
 /// A nick that was in use, for WHOWAS.
@@ -86,9 +100,17 @@ pub struct Server {
     /// Most clients connected at once, for LUSERS 265/266.
     pub(crate) max_clients: usize,
     pub(crate) now: Now,
+    /// Registered accounts, folded name → display name. Names only: hashes stay in storage.
+    pub(crate) accounts: HashMap<String, String>,
+    /// Requests out to the edge and what to do with their answers.
+    pub(crate) pending: HashMap<RequestId, Pending>,
+    pub(crate) next_request: u64,
+    pub(crate) throttle: Throttle,
+    /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
+    guest_seq: u64,
     msgids: MsgIdGen,
     batch_seq: u64,
-    effects: Vec<Effect>,
+    pub(crate) effects: Vec<Effect>,
     /// Connections to close after this call's replies are flushed.
     closing: Vec<ConnId>,
     cur: Current,
@@ -106,6 +128,11 @@ impl Server {
             created_ms: now.wall_ms,
             max_clients: 0,
             now,
+            accounts: HashMap::new(),
+            pending: HashMap::new(),
+            next_request: 0,
+            throttle: Throttle::default(),
+            guest_seq: 0,
             msgids: MsgIdGen::new(node, now.wall_ms),
             batch_seq: 0,
             effects: Vec::new(),
@@ -219,12 +246,18 @@ impl Server {
         for (conn, reason) in to_drop {
             self.close(conn, &reason);
         }
+        let expired: Vec<ConnId> =
+            self.clients.values().filter(|c| c.nick_deadline.is_some_and(|d| d <= now.mono)).map(|c| c.id).collect();
+        for conn in expired {
+            self.rename_to_guest(conn);
+        }
+        self.throttle.forget_stale(now.mono);
         self.finish();
     }
 
     // ---- plumbing shared by the handlers ----
 
-    fn begin(&mut self, conn: ConnId, label: Option<String>) {
+    pub(crate) fn begin(&mut self, conn: ConnId, label: Option<String>) {
         self.cur = Current { conn: Some(conn), label, replies: Vec::new() };
     }
 
@@ -234,9 +267,9 @@ impl Server {
 
     /// Turns the current command's replies into wire lines (applying labeled-response), then
     /// schedules the closes the command caused.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let cur = std::mem::take(&mut self.cur);
-        if let Some(conn) = cur.conn {
+        if let Some(conn) = cur.conn.filter(|c| self.clients.contains_key(c) || self.closing.contains(c)) {
             let mut replies = cur.replies;
             if let Some(label) = cur.label {
                 replies = self.label_replies(label, replies);
@@ -263,8 +296,7 @@ impl Server {
                 replies
             }
             _ => {
-                self.batch_seq += 1;
-                let id = format!("L{}", self.batch_seq);
+                let id = self.next_batch_id();
                 let mut out = Vec::with_capacity(replies.len() + 2);
                 let mut start = Message::new("BATCH")
                     .with_source(self.cfg.server_name.clone())
@@ -272,13 +304,28 @@ impl Server {
                 start.tags.push(label_tag);
                 out.push(start);
                 for mut msg in replies {
-                    msg.tags.insert(0, Tag { key: "batch".into(), value: id.clone() });
+                    // Lines inside a nested batch already carry their own batch tag.
+                    if msg.tag("batch").is_none() {
+                        msg.tags.insert(0, Tag { key: "batch".into(), value: id.clone() });
+                    }
                     out.push(msg);
                 }
                 out.push(Message::new("BATCH").with_source(self.cfg.server_name.clone()).with_param(format!("-{id}")));
                 out
             }
         }
+    }
+
+    /// Takes the current command's label away from the immediate reply: used when the answer
+    /// will come later, from [`Server::complete`].
+    pub(crate) fn take_label(&mut self) -> Option<String> {
+        self.cur.label.take()
+    }
+
+    /// A fresh batch reference.
+    pub(crate) fn next_batch_id(&mut self) -> String {
+        self.batch_seq += 1;
+        format!("B{}", self.batch_seq)
     }
 
     /// The connection whose command is being handled.
@@ -464,11 +511,32 @@ impl Server {
             None => false,
         };
         if now_empty {
-            self.channels.remove(folded);
+            if let Some(ch) = self.channels.remove(folded) {
+                self.delete_channel(ch.name.as_str());
+            }
         }
         if let Some(client) = self.clients.get_mut(&conn) {
             client.channels.remove(folded);
         }
+    }
+
+    /// Nick protection ran out: the client gets a `Guest` nick everyone sees it change to.
+    fn rename_to_guest(&mut self, conn: ConnId) {
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.nick_deadline = None;
+        }
+        let guest = loop {
+            self.guest_seq += 1;
+            let candidate = format!("Guest{}", self.guest_seq);
+            if !self.nicks.contains_key(&chinwag_proto::casefold(&candidate)) {
+                break candidate;
+            }
+        };
+        let Ok(nick) = chinwag_proto::Nick::parse(&guest, self.cfg.limits.nick_len) else { return };
+        self.begin(conn, None);
+        self.nickserv_notice("You did not log in in time; your nick has been changed.");
+        self.change_nick(nick);
+        self.finish();
     }
 
     /// Records the current nick of `conn` for WHOWAS (before a nick change).
@@ -530,6 +598,8 @@ impl Server {
             "USER" => self.handle_user(msg),
             "PING" => self.handle_ping(msg),
             "PONG" => {}
+            "AUTHENTICATE" => self.handle_authenticate(msg),
+            "REGISTER" => self.handle_register(msg),
             "QUIT" => self.handle_quit(msg),
             _ if !registered => self.numeric(ERR_NOTREGISTERED, ["You have not registered"]),
             "JOIN" => self.handle_join(msg),
@@ -549,6 +619,8 @@ impl Server {
             "USERHOST" => self.handle_userhost(msg),
             "SETNAME" => self.handle_setname(msg),
             "MONITOR" => self.handle_monitor(msg),
+            "CHATHISTORY" => self.handle_chathistory(msg),
+            "NICKSERV" | "NS" => self.handle_ns_command(msg),
             "LUSERS" => self.send_lusers(),
             "MOTD" => self.send_motd(),
             "VERSION" => self.handle_version(),

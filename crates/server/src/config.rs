@@ -22,6 +22,10 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
     pub sendq_lines: usize,
+    /// Delete history older than this; `None` keeps it forever.
+    pub history_retention: Option<std::time::Duration>,
+    /// SQLite settings (durability of commits, start-up check).
+    pub sqlite: chinwag_store::SqliteOptions,
     pub core: chinwag_core::Config,
 }
 
@@ -38,6 +42,8 @@ impl ServerConfig {
             tls_cert: None,
             tls_key: None,
             sendq_lines: DEFAULT_SENDQ_LINES,
+            history_retention: None,
+            sqlite: chinwag_store::SqliteOptions::default(),
             core: chinwag_core::Config::default(),
         }
     }

@@ -3,20 +3,31 @@
 //! Connections send it [`Event`]s over one bounded channel; it feeds them to the core in
 //! arrival order and pushes the resulting lines into each connection's bounded outbound queue
 //! without ever waiting on a connection.
+//!
+//! Durability: when the core asks for a message to be persisted, every effect after it is held
+//! until that message is committed, so nobody (the sender's echo included) sees a message that
+//! a crash could still lose. Commits are grouped: one is in flight at a time, and everything
+//! persisted meanwhile goes into the next, so the cost of a commit is shared by as many messages
+//! as arrive while it runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use chinwag_core::{ConnId, ConnInfo, Effect, Now, Server};
+use chinwag_core::{ConnId, ConnInfo, Effect, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::storage::{to_record, Storage};
+use crate::work::Worker;
 
 /// Capacity of the channel from connections to the hub. Full: readers wait (backpressure).
 pub(crate) const EVENT_QUEUE: usize = 8192;
 /// How often the core gets a tick for PINGs and timeouts.
 const TICK: Duration = Duration::from_secs(1);
+/// How often old history is pruned when a retention is set.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -39,34 +50,72 @@ pub(crate) fn now() -> Now {
     Now { wall_ms, mono: Instant::now() }
 }
 
+/// Messages to commit together and the effects that must wait for them.
+#[derive(Default)]
+struct Segment {
+    batch: Vec<HistoryItem>,
+    effects: Vec<Effect>,
+}
+
 pub(crate) struct Hub {
     server: Server,
     conns: HashMap<ConnId, Handle>,
     effects: Vec<Effect>,
+    storage: Storage,
+    worker: Worker,
+    /// Oldest first. The front one is being committed when `committing` is set.
+    segments: VecDeque<Segment>,
+    committing: Option<oneshot::Receiver<()>>,
+    /// Keep history this long, if set.
+    retention: Option<Duration>,
 }
 
 impl Hub {
-    pub fn new(server: Server) -> Self {
-        Hub { server, conns: HashMap::new(), effects: Vec::new() }
+    pub fn new(server: Server, storage: Storage, worker: Worker, retention: Option<Duration>) -> Self {
+        Hub {
+            server,
+            conns: HashMap::new(),
+            effects: Vec::new(),
+            storage,
+            worker,
+            segments: VecDeque::new(),
+            committing: None,
+            retention,
+        }
     }
 
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut answers: mpsc::UnboundedReceiver<(RequestId, Response)>,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                done = wait_commit(&mut self.committing) => self.committed(done),
+                Some((id, response)) = answers.recv() => self.server.complete(id, response, now()),
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event),
                     None => break,
                 },
                 _ = tick.tick() => self.server.tick(now()),
+                _ = prune.tick() => self.prune(),
             }
             self.apply();
         }
         self.server.close_all("Server shutting down", now());
         self.apply();
+        // Whatever was persisted is committed before the hub lets go (and its echoes sent).
+        while self.committing.is_some() {
+            let done = wait_commit(&mut self.committing).await;
+            self.committed(done);
+            self.apply();
+        }
         tracing::info!("hub stopped");
     }
 
@@ -88,36 +137,126 @@ impl Hub {
         }
     }
 
-    /// Carries out the core's effects until there are none left (dropping a slow client is
-    /// itself a call into the core that can produce more).
+    /// Sorts the core's effects: those behind a pending commit wait in its segment, the rest
+    /// are carried out now. Repeats while carrying them out produces more (a slow client being
+    /// dropped is itself a call into the core).
     fn apply(&mut self) {
         loop {
             self.server.drain_effects(&mut self.effects);
             if self.effects.is_empty() {
-                return;
+                break;
             }
-            let mut overflowed = Vec::new();
-            for effect in self.effects.drain(..) {
+            let mut ready = Vec::new();
+            for effect in std::mem::take(&mut self.effects) {
                 match effect {
-                    Effect::Send { conn, line } => {
-                        if let Some(handle) = self.conns.get(&conn) {
-                            if handle.outbox.try_send(line).is_err() {
-                                overflowed.push(conn);
-                            }
+                    Effect::Persist(item) => {
+                        // A segment being committed is closed: new messages start the next one.
+                        if self.segments.is_empty() || (self.committing.is_some() && self.segments.len() == 1) {
+                            self.segments.push_back(Segment::default());
+                        }
+                        if let Some(last) = self.segments.back_mut() {
+                            last.batch.push(item);
                         }
                     }
-                    Effect::Close { conn } => {
-                        self.conns.remove(&conn);
-                    }
+                    other => match self.segments.back_mut() {
+                        Some(last) => last.effects.push(other),
+                        None => ready.push(other),
+                    },
                 }
             }
-            for conn in overflowed {
-                if let Some(handle) = self.conns.remove(&conn) {
-                    tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
-                    handle.cancel.cancel();
-                    self.server.disconnect(conn, "SendQ exceeded", now());
+            self.execute(ready);
+            self.start_commit();
+        }
+    }
+
+    /// Starts committing the oldest segment if none is in flight.
+    fn start_commit(&mut self) {
+        if self.committing.is_some() {
+            return;
+        }
+        let Some(front) = self.segments.front_mut() else { return };
+        let batch = std::mem::take(&mut front.batch);
+        match self.storage.commit(batch) {
+            Ok(rx) => self.committing = Some(rx),
+            Err(_) => tracing::error!("the store thread is gone; held messages cannot be stored"),
+        }
+    }
+
+    /// The front segment is durable: release what waited for it, start the next.
+    fn committed(&mut self, done: bool) {
+        self.committing = None;
+        if !done {
+            tracing::error!("a commit was abandoned by the store thread");
+        }
+        if let Some(front) = self.segments.pop_front() {
+            self.execute(front.effects);
+        }
+        self.start_commit();
+        // A following segment may hold only effects (no messages): nothing to wait for.
+        while self.committing.is_none() && self.segments.front().is_some_and(|s| s.batch.is_empty()) {
+            if let Some(front) = self.segments.pop_front() {
+                self.execute(front.effects);
+            }
+        }
+        self.start_commit();
+    }
+
+    fn execute(&mut self, effects: Vec<Effect>) {
+        let mut overflowed = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Send { conn, line } => {
+                    if let Some(handle) = self.conns.get(&conn) {
+                        if handle.outbox.try_send(line).is_err() {
+                            overflowed.push(conn);
+                        }
+                    }
+                }
+                Effect::Close { conn } => {
+                    self.conns.remove(&conn);
+                }
+                Effect::Request { id, request } => self.worker.start(id, request),
+                Effect::SaveChannel(snapshot) => {
+                    let record = to_record(snapshot);
+                    self.storage.spawn("saving a room", move |s| s.save_channel(&record));
+                }
+                Effect::DeleteChannel(name) => {
+                    self.storage.spawn("forgetting a room", move |s| s.delete_channel(&name).map(|_| ()));
+                }
+                Effect::ClearOffline { account, up_to_msgid } => {
+                    self.storage.spawn("clearing delivered offline messages", move |s| {
+                        s.clear_offline(&account, &up_to_msgid).map(|_| ())
+                    });
+                }
+                Effect::Persist(item) => {
+                    tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
                 }
             }
         }
+        for conn in overflowed {
+            if let Some(handle) = self.conns.remove(&conn) {
+                tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
+                handle.cancel.cancel();
+                self.server.disconnect(conn, "SendQ exceeded", now());
+            }
+        }
+    }
+
+    fn prune(&mut self) {
+        let Some(retention) = self.retention else { return };
+        let cutoff = now().wall_ms.saturating_sub(retention.as_millis() as u64);
+        self.storage.spawn("pruning old history", move |s| {
+            let removed = s.prune_history(cutoff)?;
+            tracing::info!(removed, "pruned old history");
+            Ok(())
+        });
+    }
+}
+
+/// Resolves when the in-flight commit finishes (true) or is abandoned (false); never if none.
+async fn wait_commit(committing: &mut Option<oneshot::Receiver<()>>) -> bool {
+    match committing {
+        Some(rx) => rx.await.is_ok(),
+        None => std::future::pending().await,
     }
 }

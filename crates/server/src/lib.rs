@@ -15,7 +15,9 @@ mod config;
 mod conn;
 mod hub;
 mod listen;
+mod storage;
 mod tls;
+mod work;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -28,6 +30,10 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{ServerConfig, DEFAULT_SENDQ_LINES};
 pub use tls::fingerprint;
+pub use work::{hash_password, verify_password};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "chinwag.db";
 
 /// A started server.
 #[derive(Debug)]
@@ -39,6 +45,8 @@ pub struct Running {
     pub fingerprint: String,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Joined at the end of [`Running::wait`], after the hub (the last user) is gone.
+    store_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -54,10 +62,13 @@ impl Running {
     }
 
     /// Waits until the server has stopped (after its shutdown token is cancelled).
-    pub async fn wait(self) {
+    pub async fn wait(mut self) {
         self.shutdown.cancelled().await;
         self.tracker.close();
         self.tracker.wait().await;
+        if let Some(thread) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
@@ -66,6 +77,11 @@ impl Running {
 pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    let db_path = cfg.data_dir.join(DATABASE_FILE);
+    let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
+    use chinwag_store::Store as _;
+    let accounts = store.account_names().with_context(|| format!("reading accounts from {}", db_path.display()))?;
+    let rooms = store.channels().with_context(|| format!("reading rooms from {}", db_path.display()))?;
     let names = vec![cfg.core.server_name.clone()];
     let tls = tls::load_or_generate(&cfg.data_dir, cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &names)?;
     cfg.core.motd.push(format!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint));
@@ -93,8 +109,13 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let tracker = TaskTracker::new();
     let (events_tx, events_rx) = mpsc::channel(hub::EVENT_QUEUE);
     let node = rand::random::<u32>();
-    let server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
-    tracker.spawn(hub::Hub::new(server).run(events_rx, shutdown.clone()));
+    let mut server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
+    server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
+    let (storage, store_thread) = storage::Storage::start(Box::new(store));
+    let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+    let worker = work::Worker::new(storage.clone(), answers_tx)?;
+    let hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
+    tracker.spawn(hub.run(events_rx, answers_rx, shutdown.clone()));
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
@@ -108,5 +129,12 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     for l in tls_listeners {
         tracker.spawn(acceptor.clone().run(l, Some(tls.acceptor.clone())));
     }
-    Ok(Running { plaintext, tls: tls_addrs, fingerprint: tls.fingerprint, shutdown, tracker })
+    Ok(Running {
+        plaintext,
+        tls: tls_addrs,
+        fingerprint: tls.fingerprint,
+        shutdown,
+        tracker,
+        store_thread: Some(store_thread),
+    })
 }

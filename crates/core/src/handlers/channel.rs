@@ -55,9 +55,12 @@ impl Server {
         }
         let prefix = client.prefix();
         let nick_folded = client.nick.as_ref().map(|n| n.folded().to_owned()).unwrap_or_default();
+        let account = client.account.as_deref().map(chinwag_proto::casefold);
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&nick_folded);
-            if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
+            if ch.founder.is_some() && ch.founder == account {
+                None
+            } else if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
                 Some((ERR_BADCHANNELKEY, "Cannot join channel (+k) - bad key"))
             } else if ch.modes.limit.is_some_and(|l| ch.members.len() >= l) && !invited {
                 Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
@@ -74,16 +77,25 @@ impl Server {
             return;
         }
         let now_ms = self.now.wall_ms;
-        let ch =
-            self.channels.entry(name.folded().to_owned()).or_insert_with(|| Channel::new(name.clone(), now_ms, false));
-        // The first person in a new room runs it; default rooms belong to the server.
-        let op = ch.members.is_empty() && !ch.permanent;
+        let created = !self.channels.contains_key(name.folded());
+        let ch = self.channels.entry(name.folded().to_owned()).or_insert_with(|| {
+            let mut ch = Channel::new(name.clone(), now_ms, false);
+            ch.founder.clone_from(&account);
+            ch
+        });
+        // The founder always runs its room; otherwise the first person in an empty room that has
+        // no founder does. Default rooms belong to the server.
+        let is_founder = ch.founder.is_some() && ch.founder == account;
+        let op = is_founder || (ch.members.is_empty() && !ch.permanent && ch.founder.is_none());
         ch.members.insert(conn, MemberModes { op, voice: false });
         ch.invited.remove(&nick_folded);
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
         if let Some(client) = self.cur_client_mut() {
             client.channels.insert(name.folded().to_owned());
+        }
+        if created {
+            self.save_channel(name.folded());
         }
         self.announce_join(conn, &display, &members);
         self.send_topic(name.folded(), false);
@@ -192,6 +204,7 @@ impl Server {
         if let Some(ch) = self.channels.get_mut(&folded) {
             ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms: now_ms });
         }
+        self.save_channel(&folded);
         let Some(mut ev) = self.cur_event(Message::new("TOPIC").with_params([display, text])) else { return };
         self.deliver_all(&mut ev, members);
     }

@@ -3,13 +3,16 @@
 //! NOTICE never draws an automatic error reply (RFC 2812), so every error path below checks
 //! `quiet` first.
 
-use chinwag_proto::{casefold, mask_match, Message, Tag, MAX_BODY_LEN};
+use chinwag_proto::{casefold, eq_fold, mask_match, Message, Tag, MAX_BODY_LEN};
 
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
+use crate::handlers::account::NICKSERV;
+use crate::handlers::history::client_tags_wire;
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
+use crate::store::{dm_conversation, HistoryItem};
 use crate::text::truncate;
 
 impl Server {
@@ -63,6 +66,10 @@ impl Server {
             }
             if target.starts_with('#') {
                 self.message_channel(target, base, &client_tags, quiet, tagmsg);
+            } else if eq_fold(target, NICKSERV) {
+                if command == "PRIVMSG" {
+                    self.handle_nickserv(text.unwrap_or_default());
+                }
             } else {
                 self.message_nick(target, base, &client_tags, quiet, tagmsg);
             }
@@ -100,12 +107,21 @@ impl Server {
         let members: Vec<ConnId> = ch.members.keys().copied().filter(|m| *m != conn).collect();
         let base = Message { params: replace_first(base.params, &display), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+        if !tagmsg {
+            self.persist(history_item(&ev, folded.clone(), Vec::new(), None));
+        }
         self.deliver_all(&mut ev, members);
         self.echo(&mut ev);
     }
 
     fn message_nick(&mut self, target: &str, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
         let Some(to) = self.find_nick(target) else {
+            if let Some(account) = self.accounts.get(&casefold(target)).cloned() {
+                if !tagmsg {
+                    self.message_offline(&account, base, tags);
+                }
+                return;
+            }
             if !quiet {
                 self.numeric(ERR_NOSUCHNICK, [target, "No such nick/channel"]);
             }
@@ -121,6 +137,16 @@ impl Server {
         let away = recipient.away.clone();
         let base = Message { params: replace_first(base.params, &nick), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+        let recipient_account = self.clients.get(&to).and_then(|c| c.account.clone());
+        let sender_account = ev.account.clone();
+        if !tagmsg && (recipient_account.is_some() || sender_account.is_some()) {
+            let conn = self.cur_conn();
+            let me = self.identity_of(conn).unwrap_or_default();
+            let them = self.identity_of(to).unwrap_or_default();
+            let participants =
+                [sender_account, recipient_account].into_iter().flatten().map(|a| casefold(&a)).collect();
+            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, None));
+        }
         // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
         if to != self.cur_conn() || !self.caps_of(to).has(Cap::EchoMessage) {
             self.deliver(&mut ev, to);
@@ -131,6 +157,21 @@ impl Server {
                 self.numeric(RPL_AWAY, [nick, away]);
             }
         }
+    }
+
+    /// A private message to a registered account that is not connected: kept and delivered
+    /// when the account next logs in.
+    fn message_offline(&mut self, account: &str, base: Message, tags: &[Tag]) {
+        let base = Message { params: replace_first(base.params, account), ..base };
+        let Some(mut ev) = self.message_event(base, tags, false) else { return };
+        let conn = self.cur_conn();
+        let me = self.identity_of(conn).unwrap_or_default();
+        let folded = casefold(account);
+        let mut participants = vec![folded.clone()];
+        participants.extend(ev.account.as_deref().map(casefold));
+        let item = history_item(&ev, dm_conversation(&me, &folded), participants, Some(folded));
+        self.persist(item);
+        self.echo(&mut ev);
     }
 
     fn message_event(&mut self, base: Message, tags: &[Tag], tagmsg: bool) -> Option<Outgoing> {
@@ -162,4 +203,27 @@ fn replace_first(mut params: Vec<String>, canonical: &str) -> Vec<String> {
         canonical.clone_into(first);
     }
     params
+}
+
+/// The stored form of a PRIVMSG or NOTICE event.
+fn history_item(
+    ev: &Outgoing,
+    conversation: String,
+    participants: Vec<String>,
+    offline_for: Option<String>,
+) -> HistoryItem {
+    let param = |i: usize| ev.base.params.get(i).cloned().unwrap_or_default();
+    HistoryItem {
+        msgid: ev.msgid.clone().unwrap_or_default(),
+        time_ms: ev.time_ms,
+        command: ev.base.command.clone(),
+        sender: ev.base.source.clone().unwrap_or_default(),
+        sender_account: ev.account.clone(),
+        target: param(0),
+        text: param(1),
+        tags: client_tags_wire(&ev.client_tags),
+        conversation,
+        participants,
+        offline_for,
+    }
 }

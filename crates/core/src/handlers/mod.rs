@@ -1,6 +1,8 @@
 //! One file per command family; each adds `handle_*` methods to [`crate::Server`].
 
+pub(crate) mod account;
 mod channel;
+pub(crate) mod history;
 mod messaging;
 mod moderation;
 mod query;

@@ -22,6 +22,13 @@ struct ModeChange {
     param: Option<String>,
 }
 
+impl ModeChange {
+    /// Whether the change outlives the members: room modes and bans do, o/v do not.
+    fn is_durable(&self) -> bool {
+        !matches!(self.letter, 'o' | 'v')
+    }
+}
+
 /// A channel mode string taken apart (CHANMODES=b,k,l,imnst, PREFIX=(ov)@+).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ParsedModes {
@@ -225,6 +232,9 @@ impl Server {
             if let Some(done) = self.apply_channel_mode(&folded, change) {
                 applied.push(done);
             }
+        }
+        if applied.iter().any(|c| c.is_durable()) {
+            self.save_channel(&folded);
         }
         if !applied.is_empty() {
             let members: Vec<ConnId> =

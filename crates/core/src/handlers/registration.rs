@@ -1,7 +1,9 @@
 //! Connection registration and life: CAP, PASS, NICK, USER, PING, QUIT, and the welcome burst
 //! with ISUPPORT, LUSERS and MOTD.
 
-use chinwag_proto::{Message, Nick};
+use chinwag_proto::{casefold, Message, Nick};
+
+use crate::handlers::account::{LoginVia, NICKSERV};
 
 use crate::caps::{Cap, ALL_CAPS};
 use crate::numeric::*;
@@ -31,7 +33,14 @@ impl Server {
                         client.caps.insert(Cap::CapNotify);
                     }
                 }
-                let names: Vec<&str> = ALL_CAPS.iter().map(|(_, n)| *n).collect();
+                let names: Vec<String> = ALL_CAPS
+                    .iter()
+                    .map(|(cap, name)| match cap.value().filter(|_| version >= 302) {
+                        Some(value) => format!("{name}={value}"),
+                        None => (*name).to_owned(),
+                    })
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 self.send_cap_list("LS", &names, version >= 302);
             }
             "LIST" => {
@@ -144,6 +153,10 @@ impl Server {
                 return;
             }
         };
+        if nick.folded() == casefold(NICKSERV) {
+            self.numeric(ERR_ERRONEUSNICKNAME, [raw.as_str(), "That nick is reserved for services"]);
+            return;
+        }
         let conn = self.cur_conn();
         let Some(client) = self.clients.get(&conn) else { return };
         if client.nick.as_ref().is_some_and(|n| n.as_str() == nick.as_str()) {
@@ -168,7 +181,7 @@ impl Server {
     }
 
     /// A registered client takes a new nick: everyone who shares a room sees it, once.
-    fn change_nick(&mut self, nick: Nick) {
+    pub(crate) fn change_nick(&mut self, nick: Nick) {
         let conn = self.cur_conn();
         let Some(mut ev) = self.cur_event(Message::new("NICK").with_param(nick.as_str())) else { return };
         let mut recipients = self.peers_of(conn);
@@ -197,6 +210,7 @@ impl Server {
                 self.notify_monitors(nick.folded(), nick.as_str(), Some(&prefix));
             }
         }
+        self.check_nick_protection(conn);
     }
 
     pub(crate) fn handle_user(&mut self, msg: &Message) {
@@ -244,9 +258,24 @@ impl Server {
     }
 
     /// Completes registration once NICK and USER are in and CAP negotiation is over.
-    fn try_register(&mut self) {
+    pub(crate) fn try_register(&mut self) {
         let Some(client) = self.cur_client() else { return };
         if client.registered || client.cap_negotiating || client.nick.is_none() || client.user.is_none() {
+            return;
+        }
+        // Without a server password, `PASS account:password` logs in (for clients without SASL).
+        if self.cfg.password.is_none() && client.account.is_none() {
+            let login = client.pass.as_deref().and_then(|p| p.split_once(':'));
+            let login = login.map(|(a, p)| (a.to_owned(), p.to_owned()));
+            if let Some(c) = self.cur_client_mut() {
+                c.pass = None;
+            }
+            if let Some((account, password)) = login {
+                self.attempt_login(&account, password, LoginVia::Pass);
+            }
+        }
+        let Some(client) = self.cur_client() else { return };
+        if client.login_pending {
             return;
         }
         if let Some(expected) = &self.cfg.password {
@@ -269,6 +298,11 @@ impl Server {
         };
         self.send_welcome(&prefix);
         self.notify_monitors(&folded, &nick, Some(&prefix));
+        let conn = self.cur_conn();
+        if let Some(account) = self.clients.get(&conn).and_then(|c| c.account.clone()) {
+            self.request_offline(conn, &account);
+        }
+        self.check_nick_protection(conn);
     }
 
     fn send_welcome(&mut self, prefix: &str) {
@@ -296,12 +330,14 @@ impl Server {
             "CHANMODES=b,k,l,imnst".into(),
             format!("CHANNELLEN={}", l.channel_len),
             "CHANTYPES=#".into(),
+            format!("CHATHISTORY={}", crate::handlers::history::MAX_HISTORY),
             "ELIST=".into(),
             format!("KICKLEN={}", l.kick_len),
             format!("MAXLIST=b:{}", l.bans_per_channel),
             format!("MAXTARGETS={t}"),
             format!("MODES={}", l.modes_per_command),
             format!("MONITOR={}", l.monitor_len),
+            "MSGREFTYPES=msgid,timestamp".into(),
             format!("NETWORK={}", self.cfg.network_name),
             format!("NICKLEN={}", l.nick_len),
             "PREFIX=(ov)@+".into(),

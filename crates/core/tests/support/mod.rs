@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use chinwag_core::{Config, ConnId, ConnInfo, Effect, Now, Server};
+use chinwag_core::{
+    ChannelSnapshot, Config, ConnId, ConnInfo, Effect, HistoryItem, Now, Request, RequestId, Response, Server,
+};
 use chinwag_proto::Message;
 
 pub struct Harness {
@@ -17,6 +19,15 @@ pub struct Harness {
     next_conn: u64,
     outbox: HashMap<ConnId, Vec<String>>,
     closed: HashSet<ConnId>,
+    /// Requests the core made, in order, not yet answered.
+    pub requests: Vec<(RequestId, Request)>,
+    /// Messages the core asked to persist, in order.
+    pub persisted: Vec<HistoryItem>,
+    /// Room snapshots saved (latest last) and rooms deleted.
+    pub saved_rooms: Vec<ChannelSnapshot>,
+    pub deleted_rooms: Vec<String>,
+    /// (account, up to msgid) offline queues cleared.
+    pub cleared_offline: Vec<(String, String)>,
 }
 
 impl Harness {
@@ -36,6 +47,11 @@ impl Harness {
             next_conn: 0,
             outbox: HashMap::new(),
             closed: HashSet::new(),
+            requests: Vec::new(),
+            persisted: Vec::new(),
+            saved_rooms: Vec::new(),
+            deleted_rooms: Vec::new(),
+            cleared_offline: Vec::new(),
         }
     }
 
@@ -58,6 +74,11 @@ impl Harness {
                 Effect::Close { conn } => {
                     self.closed.insert(conn);
                 }
+                Effect::Request { id, request } => self.requests.push((id, request)),
+                Effect::Persist(item) => self.persisted.push(item),
+                Effect::SaveChannel(snap) => self.saved_rooms.push(snap),
+                Effect::DeleteChannel(name) => self.deleted_rooms.push(name),
+                Effect::ClearOffline { account, up_to_msgid } => self.cleared_offline.push((account, up_to_msgid)),
             }
         }
     }
@@ -94,6 +115,20 @@ impl Harness {
         let now = self.now();
         self.server.disconnect(conn, reason, now);
         self.closed.insert(conn);
+        self.collect();
+    }
+
+    /// Takes the oldest unanswered request.
+    #[track_caller]
+    pub fn next_request(&mut self) -> (RequestId, Request) {
+        assert!(!self.requests.is_empty(), "the core made no request");
+        self.requests.remove(0)
+    }
+
+    /// Answers a request as the edge would.
+    pub fn respond(&mut self, id: RequestId, response: Response) {
+        let now = self.now();
+        self.server.complete(id, response, now);
         self.collect();
     }
 

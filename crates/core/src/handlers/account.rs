@@ -1,0 +1,529 @@
+//! Accounts: SASL PLAIN, IRCv3 `REGISTER`, NickServ, `PASS account:password`, and what follows
+//! a login (900, account-notify, offline messages, nick protection).
+//!
+//! Passwords never stay in the core: they go out in a [`Request`] to the edge, which hashes or
+//! checks them off the core's task. Before that, two rules apply: a password is refused on a
+//! plaintext connection from a non-loopback address (it has already crossed the network in
+//! clear, and the answer tells the user to use TLS), and throttled accounts and addresses are
+//! refused with the time to wait.
+
+use base64::Engine;
+use chinwag_proto::{casefold, Message, Nick};
+
+use crate::caps::Cap;
+use crate::ids::ConnId;
+use crate::numeric::*;
+use crate::server::{Pending, Server};
+use crate::store::{Failure, Request, Response};
+
+/// Shortest password we accept for a new account or a password change.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password (bytes); longer ones are refused rather than silently cut.
+pub const MAX_PASSWORD_LEN: usize = 256;
+/// SASL sends base64 in chunks of this size; a shorter chunk ends the message.
+const SASL_CHUNK: usize = 400;
+/// A PLAIN payload never needs more than this much base64.
+const SASL_MAX_LEN: usize = 4 * SASL_CHUNK;
+/// The services pseudo-user's prefix.
+pub const NICKSERV: &str = "NickServ";
+const NICKSERV_PREFIX: &str = "NickServ!NickServ@services.chinwag";
+const INSECURE: &str =
+    "Refusing a password over a plaintext connection from the network: reconnect with TLS (port 6697)";
+
+/// How a login attempt arrived, which decides how its outcome is told.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LoginVia {
+    Sasl,
+    NickServ,
+    Pass,
+}
+
+/// How a registration arrived.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RegisterVia {
+    Ircv3,
+    NickServ,
+}
+
+/// An AUTHENTICATE exchange in progress.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SaslState {
+    pub buffer: String,
+}
+
+impl Server {
+    /// Whether `conn` came over plaintext from a non-loopback address.
+    pub(crate) fn insecure(&self, conn: ConnId) -> bool {
+        self.clients.get(&conn).is_some_and(|c| !c.info.tls && !c.info.ip.is_loopback())
+    }
+
+    pub(crate) fn handle_authenticate(&mut self, msg: &Message) {
+        let Some(data) = msg.params.first() else {
+            self.need_more_params("AUTHENTICATE");
+            return;
+        };
+        let conn = self.cur_conn();
+        let insecure = self.insecure(conn);
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        if client.account.is_some() {
+            self.numeric(ERR_SASLALREADY, ["You have already authenticated using SASL"]);
+            return;
+        }
+        if data == "*" {
+            client.sasl = None;
+            self.numeric(ERR_SASLABORTED, ["SASL authentication aborted"]);
+            return;
+        }
+        let Some(state) = client.sasl.as_mut() else {
+            if !data.eq_ignore_ascii_case("PLAIN") {
+                self.numeric(RPL_SASLMECHS, ["PLAIN", "are available SASL mechanisms"]);
+                self.numeric(ERR_SASLFAIL, ["SASL authentication failed: unknown mechanism"]);
+                return;
+            }
+            if insecure {
+                self.numeric(ERR_SASLFAIL, [format!("SASL authentication failed: {INSECURE}")]);
+                return;
+            }
+            client.sasl = Some(SaslState::default());
+            self.send_msg(conn, Message::new("AUTHENTICATE").with_param("+"));
+            return;
+        };
+        if data != "+" {
+            state.buffer.push_str(data);
+        }
+        if state.buffer.len() > SASL_MAX_LEN {
+            client.sasl = None;
+            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
+            return;
+        }
+        if data.len() == SASL_CHUNK {
+            return;
+        }
+        let payload = std::mem::take(&mut state.buffer);
+        client.sasl = None;
+        match decode_plain(&payload) {
+            Some((account, password)) => self.attempt_login(&account, password, LoginVia::Sasl),
+            None => self.numeric(ERR_SASLFAIL, ["SASL authentication failed: malformed PLAIN message"]),
+        }
+    }
+
+    /// Starts a password check after the transport and throttle rules allow it.
+    pub(crate) fn attempt_login(&mut self, account: &str, password: String, via: LoginVia) {
+        let conn = self.cur_conn();
+        if self.insecure(conn) {
+            self.login_refused(via, INSECURE);
+            return;
+        }
+        let ip_key = self.clients.get(&conn).map(|c| format!("ip:{}", c.info.ip)).unwrap_or_default();
+        let account_key = format!("account:{}", casefold(account));
+        for key in [&account_key, &ip_key] {
+            if let Err(wait) = self.throttle.check(key, self.now.mono) {
+                let text = format!("Too many failed logins; try again in {wait} seconds");
+                self.login_refused(via, &text);
+                return;
+            }
+        }
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.login_pending = true;
+        }
+        let label = self.take_label();
+        let pending = Pending::Login { conn, account: account.to_owned(), via, label };
+        self.request(Request::CheckPassword { account: account.to_owned(), password }, pending);
+    }
+
+    fn login_refused(&mut self, via: LoginVia, why: &str) {
+        match via {
+            LoginVia::Sasl => self.numeric(ERR_SASLFAIL, [format!("SASL authentication failed: {why}")]),
+            LoginVia::NickServ | LoginVia::Pass => self.nickserv_notice(why),
+        }
+    }
+
+    /// The outcome of a password check.
+    pub(crate) fn login_result(&mut self, conn: ConnId, tried: &str, via: LoginVia, result: Result<String, Failure>) {
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        client.login_pending = false;
+        let ip = client.info.ip;
+        match result {
+            Ok(account) => {
+                self.throttle.succeed(&format!("account:{}", casefold(&account)));
+                tracing::info!(target: "audit", %conn, %ip, account = %account, via = ?via, "login succeeded");
+                self.log_in(conn, &account);
+                match via {
+                    LoginVia::Sasl => self.numeric(RPL_SASLSUCCESS, ["SASL authentication successful"]),
+                    LoginVia::NickServ => self.nickserv_notice(&format!("You are now identified for {account}.")),
+                    LoginVia::Pass => {}
+                }
+            }
+            Err(Failure::Unavailable(why)) => {
+                tracing::warn!(target: "audit", %conn, %ip, via = ?via, %why, "login could not be checked");
+                self.login_refused(via, &why);
+            }
+            Err(_) => {
+                let now = self.now.mono;
+                self.throttle.fail(&format!("ip:{ip}"), now);
+                self.throttle.fail(&format!("account:{}", casefold(tried)), now);
+                tracing::info!(target: "audit", %conn, %ip, account = %tried, via = ?via, "login failed");
+                self.login_refused(via, "Invalid account name or password");
+            }
+        }
+        if via == LoginVia::Pass {
+            self.try_register();
+        }
+    }
+
+    /// Marks `conn` as logged in to `account` and tells whoever should know.
+    pub(crate) fn log_in(&mut self, conn: ConnId, account: &str) {
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        client.account = Some(account.to_owned());
+        if client.nick.as_ref().is_some_and(|n| n.folded() == casefold(account)) {
+            client.nick_deadline = None;
+        }
+        let registered = client.registered;
+        let prefix = client.prefix();
+        self.numeric_to(
+            conn,
+            RPL_LOGGEDIN,
+            [prefix, account.to_owned(), format!("You are now logged in as {account}")],
+        );
+        if registered {
+            if let Some(mut ev) = self.cur_event(Message::new("ACCOUNT").with_param(account)) {
+                let peers: Vec<ConnId> =
+                    self.peers_of(conn).into_iter().filter(|p| self.caps_of(*p).has(Cap::AccountNotify)).collect();
+                self.deliver_all(&mut ev, peers);
+            }
+            self.request_offline(conn, account);
+        }
+    }
+
+    pub(crate) fn handle_register(&mut self, msg: &Message) {
+        if msg.params.len() < 3 {
+            self.need_more_params("REGISTER");
+            return;
+        }
+        let (account, email, password) = (&msg.params[0], &msg.params[1], &msg.params[2]);
+        let Some(client) = self.cur_client() else { return };
+        if let Some(current) = &client.account {
+            let current = current.clone();
+            self.fail("REGISTER", "ALREADY_AUTHENTICATED", &[&current], "You are already logged in");
+            return;
+        }
+        let Some(nick) = client.nick.clone() else {
+            self.fail("REGISTER", "NEED_NICK", &["*"], "Send NICK before REGISTER");
+            return;
+        };
+        if account != "*" && casefold(account) != nick.folded() {
+            self.fail("REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", &[account], "The account name must be your nick");
+            return;
+        }
+        let email = (email != "*").then(|| email.clone());
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            self.fail("REGISTER", "INVALID_EMAIL", &[nick.as_str()], "That does not look like an email address");
+            return;
+        }
+        self.start_register(nick, email, password.clone(), RegisterVia::Ircv3);
+    }
+
+    /// Shared by REGISTER and NickServ REGISTER once the account name is known.
+    fn start_register(&mut self, nick: Nick, email: Option<String>, password: String, via: RegisterVia) {
+        let conn = self.cur_conn();
+        let refuse = |s: &mut Server, code: &str, text: &str| match via {
+            RegisterVia::Ircv3 => s.fail("REGISTER", code, &[nick.as_str()], text),
+            RegisterVia::NickServ => s.nickserv_notice(text),
+        };
+        if self.insecure(conn) {
+            refuse(self, "INSECURE_CONNECTION", INSECURE);
+        } else if self.accounts.contains_key(nick.folded()) {
+            refuse(self, "ACCOUNT_EXISTS", "That account already exists; log in instead");
+        } else if password.len() < MIN_PASSWORD_LEN {
+            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at least {MIN_PASSWORD_LEN} characters"));
+        } else if password.len() > MAX_PASSWORD_LEN {
+            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at most {MAX_PASSWORD_LEN} bytes"));
+        } else if casefold(&password) == nick.folded() {
+            refuse(self, "WEAK_PASSWORD", "Your password must not be your nick");
+        } else {
+            let label = self.take_label();
+            let account = nick.as_str().to_owned();
+            self.request(Request::Register { account, email, password }, Pending::Register { conn, via, label });
+        }
+    }
+
+    pub(crate) fn register_result(&mut self, conn: ConnId, via: RegisterVia, result: Result<String, Failure>) {
+        match result {
+            Ok(account) => {
+                self.accounts.insert(casefold(&account), account.clone());
+                tracing::info!(target: "audit", %conn, account = %account, "account registered");
+                if !self.clients.contains_key(&conn) {
+                    return;
+                }
+                match via {
+                    RegisterVia::Ircv3 => {
+                        let msg = self.server_msg("REGISTER").with_params([
+                            "SUCCESS",
+                            account.as_str(),
+                            "Account created; you are logged in",
+                        ]);
+                        self.send_msg(conn, msg);
+                    }
+                    RegisterVia::NickServ => {
+                        self.nickserv_notice(&format!("Account {account} created; you are logged in."));
+                    }
+                }
+                self.log_in(conn, &account);
+            }
+            Err(failure) => {
+                let (code, text) = match &failure {
+                    Failure::AccountExists => ("ACCOUNT_EXISTS", "That account already exists; log in instead".into()),
+                    Failure::Unavailable(why) => ("TEMPORARILY_UNAVAILABLE", why.clone()),
+                    other => ("TEMPORARILY_UNAVAILABLE", format!("Registration failed: {other:?}")),
+                };
+                match via {
+                    RegisterVia::Ircv3 => self.fail("REGISTER", code, &["*"], &text),
+                    RegisterVia::NickServ => self.nickserv_notice(&text),
+                }
+            }
+        }
+    }
+
+    /// `NICKSERV <text>` / `NS <text>` (some clients' shortcut for `/msg NickServ`).
+    pub(crate) fn handle_ns_command(&mut self, msg: &Message) {
+        let text = msg.params.join(" ");
+        self.handle_nickserv(&text);
+    }
+
+    /// A PRIVMSG to NickServ.
+    pub(crate) fn handle_nickserv(&mut self, text: &str) {
+        let mut words = text.split_ascii_whitespace();
+        let command = words.next().unwrap_or("HELP").to_ascii_uppercase();
+        let args: Vec<String> = words.map(str::to_owned).collect();
+        let conn = self.cur_conn();
+        let Some(client) = self.clients.get(&conn) else { return };
+        let nick = client.nick.clone();
+        let account = client.account.clone();
+        match (command.as_str(), args.as_slice()) {
+            ("REGISTER", [password, rest @ ..]) => {
+                if let Some(current) = account {
+                    self.nickserv_notice(&format!("You are already logged in as {current}."));
+                } else if let Some(nick) = nick {
+                    let email = rest.first().cloned();
+                    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+                        self.nickserv_notice("That does not look like an email address.");
+                    } else {
+                        self.start_register(nick, email, password.clone(), RegisterVia::NickServ);
+                    }
+                }
+            }
+            ("IDENTIFY" | "LOGIN", [password]) => {
+                let name = nick.map(|n| n.as_str().to_owned()).unwrap_or_default();
+                self.nickserv_identify(&name, password.clone(), account);
+            }
+            ("IDENTIFY" | "LOGIN", [name, password]) => {
+                let name = name.clone();
+                self.nickserv_identify(&name, password.clone(), account);
+            }
+            ("INFO", rest) => {
+                let name = rest.first().cloned().or(account).or_else(|| nick.map(|n| n.as_str().to_owned()));
+                let name = name.unwrap_or_default();
+                self.nickserv_info(&name);
+            }
+            ("SET", [what, password]) if what.eq_ignore_ascii_case("PASSWORD") => match account {
+                None => self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>"),
+                Some(_) if self.insecure(conn) => self.nickserv_notice(INSECURE),
+                Some(_) if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN => {
+                    let text = format!("Passwords must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters");
+                    self.nickserv_notice(&text);
+                }
+                Some(account) => {
+                    let label = self.take_label();
+                    let req = Request::SetPassword { account, password: password.clone() };
+                    self.request(req, Pending::SetPassword { conn, label });
+                }
+            },
+            ("DROP", [password]) => match account {
+                None => self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>"),
+                Some(_) if self.insecure(conn) => self.nickserv_notice(INSECURE),
+                Some(account) => {
+                    let label = self.take_label();
+                    let req = Request::DropAccount { account: account.clone(), password: password.clone() };
+                    self.request(req, Pending::Drop { conn, account, label });
+                }
+            },
+            ("GHOST", [target]) => self.nickserv_ghost(target, account),
+            _ => {
+                for line in [
+                    "NickServ commands:",
+                    "REGISTER <password> [email]  - register your current nick as an account",
+                    "IDENTIFY [account] <password> - log in",
+                    "INFO [account]               - about an account",
+                    "SET PASSWORD <new password>  - change your password",
+                    "DROP <password>              - delete your account",
+                    "GHOST <nick>                 - disconnect a session using your account's nick",
+                ] {
+                    self.nickserv_notice(line);
+                }
+            }
+        }
+    }
+
+    fn nickserv_identify(&mut self, name: &str, password: String, current: Option<String>) {
+        if let Some(current) = current {
+            self.nickserv_notice(&format!("You are already logged in as {current}."));
+        } else if name.is_empty() {
+            self.nickserv_notice("Usage: IDENTIFY [account] <password>");
+        } else {
+            self.attempt_login(name, password, LoginVia::NickServ);
+        }
+    }
+
+    fn nickserv_info(&mut self, name: &str) {
+        let folded = casefold(name);
+        let Some(display) = self.accounts.get(&folded).cloned() else {
+            self.nickserv_notice(&format!("{name} is not a registered account."));
+            return;
+        };
+        let sessions: Vec<String> = self
+            .clients
+            .values()
+            .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
+            .map(|c| c.nick_or_star().to_owned())
+            .collect();
+        self.nickserv_notice(&format!("{display} is a registered account."));
+        if sessions.is_empty() {
+            self.nickserv_notice(&format!("{display} is not logged in right now."));
+        } else {
+            self.nickserv_notice(&format!("{display} is logged in as: {}", sessions.join(" ")));
+        }
+    }
+
+    fn nickserv_ghost(&mut self, target: &str, account: Option<String>) {
+        let Some(account) = account else {
+            self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>");
+            return;
+        };
+        if casefold(target) != casefold(&account) {
+            self.nickserv_notice(&format!("You may only ghost your account's nick, {account}."));
+            return;
+        }
+        match self.find_nick(target) {
+            Some(victim) if victim != self.cur_conn() => {
+                self.close(victim, &format!("Ghosted by {account}"));
+                self.nickserv_notice(&format!("{target} has been disconnected."));
+            }
+            _ => self.nickserv_notice(&format!("{target} is not in use by another session.")),
+        }
+    }
+
+    pub(crate) fn set_password_result(&mut self, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => self.nickserv_notice("Your password has been changed."),
+            Err(f) => self.nickserv_notice(&failure_text(&f)),
+        }
+    }
+
+    pub(crate) fn drop_result(&mut self, conn: ConnId, account: &str, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => {
+                self.accounts.remove(&casefold(account));
+                tracing::info!(target: "audit", %conn, account = %account, "account dropped");
+                let folded = casefold(account);
+                let sessions: Vec<ConnId> = self
+                    .clients
+                    .values()
+                    .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
+                    .map(|c| c.id)
+                    .collect();
+                for s in sessions {
+                    if let Some(c) = self.clients.get_mut(&s) {
+                        c.account = None;
+                    }
+                    self.numeric_to(s, RPL_LOGGEDOUT, ["*", "You are now logged out"]);
+                }
+                self.nickserv_notice(&format!("Account {account} has been deleted."));
+            }
+            Err(f) => self.nickserv_notice(&failure_text(&f)),
+        }
+    }
+
+    /// A NOTICE from NickServ to the current client.
+    pub(crate) fn nickserv_notice(&mut self, text: &str) {
+        let conn = self.cur_conn();
+        let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
+        let msg = Message::new("NOTICE").with_source(NICKSERV_PREFIX).with_params([nick.as_str(), text]);
+        self.send_msg(conn, msg);
+    }
+
+    /// Starts nick protection if `conn` now uses a registered nick it is not logged in to.
+    pub(crate) fn check_nick_protection(&mut self, conn: ConnId) {
+        let grace = self.cfg.limits.nick_grace;
+        let now = self.now.mono;
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        let Some(nick) = &client.nick else { return };
+        let owned = self.accounts.contains_key(nick.folded());
+        let ours = client.account.as_deref().is_some_and(|a| casefold(a) == nick.folded());
+        if owned && !ours && client.registered {
+            client.nick_deadline = Some(now + grace);
+            let text = format!(
+                "This nick is registered. Log in within {} seconds (/msg NickServ IDENTIFY <password>) or it will be changed.",
+                grace.as_secs()
+            );
+            let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
+            let msg = Message::new("NOTICE").with_source(NICKSERV_PREFIX).with_params([nick.as_str(), text.as_str()]);
+            self.send_msg(conn, msg);
+        } else {
+            client.nick_deadline = None;
+        }
+    }
+
+    /// Offline messages for a freshly logged-in account.
+    pub(crate) fn request_offline(&mut self, conn: ConnId, account: &str) {
+        let req = Request::Offline { account: account.to_owned(), limit: OFFLINE_BATCH };
+        self.request(req, Pending::Offline { conn, account: account.to_owned() });
+    }
+
+    /// Routes a response to the code that was waiting for it.
+    pub(crate) fn account_response(&mut self, pending: Pending, response: Response) {
+        match (pending, response) {
+            (Pending::Login { conn, account, via, .. }, Response::Account(r)) => {
+                self.login_result(conn, &account, via, r);
+            }
+            (Pending::Register { conn, via, .. }, Response::Account(r)) => self.register_result(conn, via, r),
+            (Pending::SetPassword { .. }, Response::Done(r)) => self.set_password_result(r),
+            (Pending::Drop { conn, account, .. }, Response::Done(r)) => self.drop_result(conn, &account, r),
+            (pending, response) => {
+                tracing::error!(?pending, ?response, "a response of the wrong kind; ignored");
+            }
+        }
+    }
+}
+
+/// Messages delivered per offline request; more are fetched until none are left.
+pub(crate) const OFFLINE_BATCH: usize = 500;
+
+fn failure_text(f: &Failure) -> String {
+    match f {
+        Failure::AccountExists => "That account already exists.".into(),
+        Failure::NoSuchAccount | Failure::BadPassword => "Invalid account name or password.".into(),
+        Failure::Unavailable(why) => why.clone(),
+    }
+}
+
+/// `authzid \0 authcid \0 password`, base64. The authorization identity, if given, must be the
+/// authentication identity (we do not log in as someone else).
+fn decode_plain(b64: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.split('\0');
+    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || authc.is_empty() || password.is_empty() {
+        return None;
+    }
+    if !authz.is_empty() && casefold(authz) != casefold(authc) {
+        return None;
+    }
+    Some((authc.to_owned(), password.to_owned()))
+}
+
+/// A plausible address: something@something.something, no spaces, bounded length.
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    e.len() <= 254 && !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)
+}

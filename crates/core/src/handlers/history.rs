@@ -1,0 +1,231 @@
+//! `CHATHISTORY` (IRCv3 draft/chathistory): queries go to storage as requests; the answer comes
+//! back as a `chathistory` batch.
+
+use chinwag_proto::{casefold, unescape_tag_value, ChannelName, Message, Nick, Tag};
+
+use crate::broadcast::Outgoing;
+use crate::caps::Cap;
+use crate::ids::ConnId;
+use crate::server::{Pending, Server};
+use crate::store::{dm_conversation, Bound, Failure, HistoryItem, HistoryQuery, Request, Response};
+use crate::time::{parse_rfc3339_ms, rfc3339_ms};
+
+/// The most messages one CHATHISTORY request returns (ISUPPORT CHATHISTORY).
+pub const MAX_HISTORY: usize = 100;
+
+impl Server {
+    pub(crate) fn handle_chathistory(&mut self, msg: &Message) {
+        let sub = msg.params.first().map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let p = &msg.params;
+        match sub.as_str() {
+            "TARGETS" if p.len() >= 4 => {
+                let (Some(from), Some(to)) = (timestamp_ref(&p[1]), timestamp_ref(&p[2])) else {
+                    self.fail("CHATHISTORY", "INVALID_PARAMS", &["TARGETS"], "Timestamps must be timestamp=…");
+                    return;
+                };
+                let limit = parse_limit(&p[3]);
+                let (from, to) = (from.min(to), from.max(to));
+                let conn = self.cur_conn();
+                let Some(client) = self.clients.get(&conn) else { return };
+                let viewer = client.account.as_deref().map(casefold);
+                let rooms: Vec<String> = client.channels.iter().cloned().collect();
+                let label = self.take_label();
+                let req = Request::HistoryTargets { viewer, rooms, from_ms: from, to_ms: to, limit };
+                self.request(req, Pending::Targets { conn, label });
+            }
+            "LATEST" | "BEFORE" | "AFTER" | "AROUND" if p.len() >= 4 => {
+                let bound = if sub == "LATEST" && p[2] == "*" { Ok(None) } else { msg_ref(&p[2]).map(Some) };
+                let Ok(bound) = bound else {
+                    self.fail("CHATHISTORY", "INVALID_PARAMS", &[&sub, &p[2]], "Use * , msgid=… or timestamp=…");
+                    return;
+                };
+                let query = match (sub.as_str(), bound) {
+                    ("LATEST", after) => HistoryQuery::Latest { after },
+                    ("BEFORE", Some(b)) => HistoryQuery::Before(b),
+                    ("AFTER", Some(b)) => HistoryQuery::After(b),
+                    (_, Some(b)) => HistoryQuery::Around(b),
+                    (_, None) => return,
+                };
+                self.history_query(&p[1], query, parse_limit(&p[3]));
+            }
+            "BETWEEN" if p.len() >= 5 => {
+                let (Ok(a), Ok(b)) = (msg_ref(&p[2]), msg_ref(&p[3])) else {
+                    self.fail("CHATHISTORY", "INVALID_PARAMS", &["BETWEEN"], "Use msgid=… or timestamp=…");
+                    return;
+                };
+                self.history_query(&p[1], HistoryQuery::Between(a, b), parse_limit(&p[4]));
+            }
+            "TARGETS" | "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "BETWEEN" => {
+                self.fail("CHATHISTORY", "NEED_MORE_PARAMS", &[&sub], "Not enough parameters");
+            }
+            _ => self.fail("CHATHISTORY", "INVALID_PARAMS", &[&sub], "Unknown CHATHISTORY subcommand"),
+        }
+    }
+
+    fn history_query(&mut self, target: &str, query: HistoryQuery, limit: usize) {
+        let conn = self.cur_conn();
+        let Some(conversation) = self.conversation_for(conn, target) else {
+            self.fail("CHATHISTORY", "INVALID_TARGET", &["*", target], "You may not read the history of that target");
+            return;
+        };
+        let label = self.take_label();
+        let pending = Pending::History { conn, target: target.to_owned(), label };
+        self.request(Request::History { conversation, query, limit }, pending);
+    }
+
+    /// The history key `conn` may read for `target`: a room it is in, or its private
+    /// conversation with a nick.
+    pub(crate) fn conversation_for(&self, conn: ConnId, target: &str) -> Option<String> {
+        let client = self.clients.get(&conn)?;
+        if target.starts_with('#') {
+            let name = ChannelName::parse(target, self.cfg.limits.channel_len).ok()?;
+            return client.channels.contains(name.folded()).then(|| name.folded().to_owned());
+        }
+        let other = Nick::parse(target, self.cfg.limits.nick_len).ok()?;
+        Some(dm_conversation(&self.identity_of(conn)?, &self.identity_for_nick(other.as_str())))
+    }
+
+    /// Who a connection is in private history: its account, else its nick.
+    pub(crate) fn identity_of(&self, conn: ConnId) -> Option<String> {
+        let c = self.clients.get(&conn)?;
+        Some(match &c.account {
+            Some(a) => casefold(a),
+            None => c.nick.as_ref()?.folded().to_owned(),
+        })
+    }
+
+    /// Who a nick is in private history: the account of whoever uses it now, else the nick
+    /// itself (a registered nick is its account's name).
+    pub(crate) fn identity_for_nick(&self, nick: &str) -> String {
+        self.find_nick(nick).and_then(|c| self.identity_of(c)).unwrap_or_else(|| casefold(nick))
+    }
+
+    /// Answers of storage to CHATHISTORY and to offline delivery.
+    pub(crate) fn history_response(&mut self, pending: Pending, response: Response) {
+        match (pending, response) {
+            (Pending::History { conn, target, .. }, Response::Messages(Ok(items))) => {
+                self.send_history_batch(conn, "chathistory", &target, &items);
+            }
+            (Pending::Targets { conn, .. }, Response::Targets(Ok(targets))) => {
+                let caps = self.caps_of(conn);
+                let id = self.next_batch_id();
+                let batch = caps.has(Cap::Batch);
+                if batch {
+                    self.send_msg(
+                        conn,
+                        Message::new("BATCH").with_params([format!("+{id}"), "draft/chathistory-targets".into()]),
+                    );
+                }
+                for (name, latest) in targets {
+                    let mut m = Message::new("CHATHISTORY").with_params([
+                        "TARGETS".into(),
+                        name,
+                        format!("timestamp={}", rfc3339_ms(latest)),
+                    ]);
+                    if batch {
+                        m.tags.push(Tag { key: "batch".into(), value: id.clone() });
+                    }
+                    self.send_msg(conn, m);
+                }
+                if batch {
+                    self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
+                }
+            }
+            (Pending::Offline { conn, account }, Response::Messages(Ok(items))) => {
+                for item in &items {
+                    let msg = self.replay(conn, item, None);
+                    self.send_msg(conn, msg);
+                }
+                if let Some(last) = items.last() {
+                    self.clear_offline(&account, &last.msgid);
+                    if items.len() >= crate::handlers::account::OFFLINE_BATCH {
+                        self.request_offline(conn, &account);
+                    }
+                }
+            }
+            (
+                Pending::History { .. } | Pending::Targets { .. },
+                Response::Messages(Err(f)) | Response::Targets(Err(f)),
+            ) => {
+                let text = match f {
+                    Failure::Unavailable(why) => why,
+                    other => format!("{other:?}"),
+                };
+                self.fail("CHATHISTORY", "MESSAGE_ERROR", &["*"], &text);
+            }
+            (Pending::Offline { account, .. }, Response::Messages(Err(f))) => {
+                tracing::warn!(account = %account, failure = ?f, "could not fetch offline messages");
+            }
+            (pending, response) => tracing::error!(?pending, ?response, "a response of the wrong kind; ignored"),
+        }
+    }
+
+    fn send_history_batch(&mut self, conn: ConnId, kind: &str, target: &str, items: &[HistoryItem]) {
+        let batch = self.caps_of(conn).has(Cap::Batch).then(|| self.next_batch_id());
+        if let Some(id) = &batch {
+            let start = Message::new("BATCH").with_params([format!("+{id}"), kind.into(), target.into()]);
+            self.send_msg(conn, start);
+        }
+        for item in items {
+            let msg = self.replay(conn, item, batch.as_deref());
+            self.send_msg(conn, msg);
+        }
+        if let Some(id) = batch {
+            self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
+        }
+    }
+
+    /// A stored message as `conn` should see it now (its capabilities decide the tags).
+    fn replay(&self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Message {
+        let base = Message::new(item.command.clone())
+            .with_source(item.sender.clone())
+            .with_params([item.target.clone(), item.text.clone()]);
+        let mut out = Outgoing::new(base, item.time_ms, Some(item.msgid.clone()), item.sender_account.clone());
+        out.client_tags = parse_client_tags(&item.tags);
+        let mut msg = out.message_for(self.caps_of(conn));
+        if let Some(id) = batch {
+            msg.tags.insert(0, Tag { key: "batch".into(), value: id.to_owned() });
+        }
+        msg
+    }
+}
+
+/// `+a=b;+c` back into tags.
+fn parse_client_tags(wire: &str) -> Vec<Tag> {
+    wire.split(';')
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.split_once('=') {
+            Some((k, v)) => Tag { key: k.to_owned(), value: unescape_tag_value(v) },
+            None => Tag { key: t.to_owned(), value: String::new() },
+        })
+        .collect()
+}
+
+/// Client tags in wire form, for storage.
+pub(crate) fn client_tags_wire(tags: &[Tag]) -> String {
+    tags.iter()
+        .map(|t| {
+            if t.value.is_empty() {
+                t.key.clone()
+            } else {
+                format!("{}={}", t.key, chinwag_proto::escape_tag_value(&t.value))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn parse_limit(s: &str) -> usize {
+    s.parse::<usize>().ok().filter(|n| *n > 0).map_or(MAX_HISTORY, |n| n.min(MAX_HISTORY))
+}
+
+fn msg_ref(s: &str) -> Result<Bound, ()> {
+    if let Some(id) = s.strip_prefix("msgid=") {
+        return if id.is_empty() { Err(()) } else { Ok(Bound::MsgId(id.to_owned())) };
+    }
+    timestamp_ref(s).map(Bound::Time).ok_or(())
+}
+
+fn timestamp_ref(s: &str) -> Option<u64> {
+    parse_rfc3339_ms(s.strip_prefix("timestamp=")?)
+}

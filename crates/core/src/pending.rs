@@ -1,0 +1,121 @@
+//! Work the core waits for: requests to the edge (storage, password hashing), their
+//! continuations, and the durable-state effects (history, rooms) the core leaves behind.
+
+use chinwag_proto::casefold;
+
+use crate::channel::Channel;
+use crate::handlers::account::{LoginVia, RegisterVia};
+use crate::ids::ConnId;
+use crate::server::{Effect, Now, Server};
+use crate::store::{ChannelSnapshot, HistoryItem, Request, RequestId, Response};
+
+/// What to do when a request's response arrives. Each carries the labeled-response label of the
+/// command that caused it, so the answer is labeled as if it had been immediate.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    Login { conn: ConnId, account: String, via: LoginVia, label: Option<String> },
+    Register { conn: ConnId, via: RegisterVia, label: Option<String> },
+    SetPassword { conn: ConnId, label: Option<String> },
+    Drop { conn: ConnId, account: String, label: Option<String> },
+    History { conn: ConnId, target: String, label: Option<String> },
+    Targets { conn: ConnId, label: Option<String> },
+    Offline { conn: ConnId, account: String },
+}
+
+impl Pending {
+    fn conn(&self) -> ConnId {
+        match self {
+            Pending::Login { conn, .. }
+            | Pending::Register { conn, .. }
+            | Pending::SetPassword { conn, .. }
+            | Pending::Drop { conn, .. }
+            | Pending::History { conn, .. }
+            | Pending::Targets { conn, .. }
+            | Pending::Offline { conn, .. } => *conn,
+        }
+    }
+
+    fn label(&self) -> Option<String> {
+        match self {
+            Pending::Login { label, .. }
+            | Pending::Register { label, .. }
+            | Pending::SetPassword { label, .. }
+            | Pending::Drop { label, .. }
+            | Pending::History { label, .. }
+            | Pending::Targets { label, .. } => label.clone(),
+            Pending::Offline { .. } => None,
+        }
+    }
+}
+
+impl Server {
+    /// Loads what storage remembers: account names (for nick protection and offline delivery)
+    /// and rooms (topic, modes, bans). Call once, before the first connection.
+    pub fn restore(&mut self, accounts: Vec<String>, channels: Vec<ChannelSnapshot>) {
+        for name in accounts {
+            self.accounts.insert(casefold(&name), name);
+        }
+        for snap in channels {
+            let Ok(name) = chinwag_proto::ChannelName::parse(&snap.name, self.cfg.limits.channel_len) else {
+                tracing::warn!(channel = %snap.name, "ignoring a stored room with an invalid name");
+                continue;
+            };
+            let permanent = self.channels.get(name.folded()).is_some_and(|c| c.permanent);
+            let mut channel = Channel::new(name.clone(), snap.created_ms, permanent);
+            channel.apply_snapshot(&snap);
+            self.channels.insert(name.folded().to_owned(), channel);
+        }
+    }
+
+    /// The edge finished a request.
+    pub fn complete(&mut self, id: RequestId, response: Response, now: Now) {
+        self.now = now;
+        let Some(pending) = self.pending.remove(&id) else { return };
+        self.begin(pending.conn(), pending.label());
+        match pending {
+            p @ (Pending::Login { .. }
+            | Pending::Register { .. }
+            | Pending::SetPassword { .. }
+            | Pending::Drop { .. }) => {
+                self.account_response(p, response);
+            }
+            p => self.history_response(p, response),
+        }
+        self.finish();
+    }
+
+    /// Requests currently waiting for the edge.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Asks the edge for work and parks the continuation.
+    pub(crate) fn request(&mut self, request: Request, pending: Pending) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.pending.insert(id, pending);
+        self.effects.push(Effect::Request { id, request });
+        id
+    }
+
+    /// Stores a message. Everything the core sends after this waits until it is durable.
+    pub(crate) fn persist(&mut self, item: HistoryItem) {
+        self.effects.push(Effect::Persist(item));
+    }
+
+    pub(crate) fn clear_offline(&mut self, account: &str, up_to_msgid: &str) {
+        self.effects.push(Effect::ClearOffline { account: account.to_owned(), up_to_msgid: up_to_msgid.to_owned() });
+    }
+
+    /// Writes a room's durable state after it changed.
+    pub(crate) fn save_channel(&mut self, folded: &str) {
+        if let Some(ch) = self.channels.get(folded) {
+            let snapshot = ch.snapshot();
+            self.effects.push(Effect::SaveChannel(snapshot));
+        }
+    }
+
+    pub(crate) fn delete_channel(&mut self, name: &str) {
+        self.effects.push(Effect::DeleteChannel(name.to_owned()));
+    }
+}

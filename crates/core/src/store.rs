@@ -1,0 +1,143 @@
+//! What the core asks of storage, and what it gets back.
+//!
+//! The core never waits. It leaves a [`crate::Effect::Request`] (or a
+//! [`crate::Effect::Persist`]) and the edge later calls [`crate::Server::complete`] with the
+//! [`Response`]. Password hashing and checking also go through here: they are slow on purpose
+//! and must not run on the task that owns the core.
+
+/// Identifies a request so its response finds its way back.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// One message as history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub msgid: String,
+    pub time_ms: u64,
+    /// `PRIVMSG` or `NOTICE`.
+    pub command: String,
+    /// `nick!user@host` at the time it was sent.
+    pub sender: String,
+    pub sender_account: Option<String>,
+    /// As delivered: `#room` or the recipient's nick.
+    pub target: String,
+    pub text: String,
+    /// Client-only tags in wire form (`+a=b;+c`), possibly empty.
+    pub tags: String,
+    /// The history key: a folded room name, or for private messages [`dm_conversation`].
+    pub conversation: String,
+    /// Accounts (folded) that may read a private conversation; empty for rooms.
+    pub participants: Vec<String>,
+    /// Also queue for delivery to this (offline) account.
+    pub offline_for: Option<String>,
+}
+
+/// The history key of a private conversation: both parties, folded, sorted, joined by NUL, so
+/// both sides find the same conversation.
+pub fn dm_conversation(a: &str, b: &str) -> String {
+    let (a, b) = (chinwag_proto::casefold(a), chinwag_proto::casefold(b));
+    if a <= b {
+        format!("{a}\u{0}{b}")
+    } else {
+        format!("{b}\u{0}{a}")
+    }
+}
+
+/// A point in history, by message or by time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    MsgId(String),
+    Time(u64),
+}
+
+/// The shapes of a CHATHISTORY query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HistoryQuery {
+    Latest { after: Option<Bound> },
+    Before(Bound),
+    After(Bound),
+    Around(Bound),
+    Between(Bound, Bound),
+}
+
+/// A room's durable state, written whenever it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSnapshot {
+    pub name: String,
+    pub created_ms: u64,
+    pub topic: Option<(String, String, u64)>,
+    /// Flags only, e.g. `+nt`.
+    pub modes: String,
+    pub key: Option<String>,
+    pub limit: Option<u32>,
+    /// (mask, setter, set at ms).
+    pub bans: Vec<(String, String, u64)>,
+    /// The account (folded) that created the room; it always gets operator status there.
+    pub founder: Option<String>,
+}
+
+/// Slow or stored work the edge does for the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Hash `password` and create the account.
+    Register {
+        account: String,
+        email: Option<String>,
+        password: String,
+    },
+    /// Check `password` against the account's stored hash. Always costs one hash, even for an
+    /// unknown account, so timing does not reveal which accounts exist.
+    CheckPassword {
+        account: String,
+        password: String,
+    },
+    SetPassword {
+        account: String,
+        password: String,
+    },
+    /// Check `password`, then delete the account and its waiting messages.
+    DropAccount {
+        account: String,
+        password: String,
+    },
+    History {
+        conversation: String,
+        query: HistoryQuery,
+        limit: usize,
+    },
+    HistoryTargets {
+        viewer: Option<String>,
+        rooms: Vec<String>,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    },
+    /// Private messages waiting for `account`.
+    Offline {
+        account: String,
+        limit: usize,
+    },
+}
+
+/// Why a request failed, as far as the user needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    AccountExists,
+    NoSuchAccount,
+    BadPassword,
+    /// Storage is unavailable or overloaded; the message says what to tell the user.
+    Unavailable(String),
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Register / CheckPassword: the account's canonical name.
+    Account(Result<String, Failure>),
+    /// SetPassword / DropAccount.
+    Done(Result<(), Failure>),
+    /// History / Offline, oldest first.
+    Messages(Result<Vec<HistoryItem>, Failure>),
+    /// HistoryTargets: (target name, latest time ms), oldest first.
+    Targets(Result<Vec<(String, u64)>, Failure>),
+}

@@ -1,0 +1,177 @@
+//! History as the core sees it: what is persisted, CHATHISTORY requests and batches, offline
+//! delivery, and durable rooms. The test plays the edge.
+
+mod support;
+
+use chinwag_core::{ChannelSnapshot, HistoryItem, HistoryQuery, Request, Response};
+use support::{expect, find, parsed, Harness};
+
+fn login(h: &mut Harness, conn: chinwag_core::ConnId, account: &str) {
+    h.send(conn, &format!("NS IDENTIFY {account} password123"));
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok(account.into())));
+    // The offline check that follows a login.
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::Offline { .. }));
+    h.respond(id, Response::Messages(Ok(vec![])));
+    h.take(conn);
+}
+
+#[test]
+fn room_messages_are_persisted_and_private_ones_only_with_an_account() {
+    let mut h = Harness::new();
+    let a = h.register("amy");
+    let b = h.register("ben");
+    for c in [a, b] {
+        h.send(c, "JOIN #general");
+    }
+    h.send(a, "@+draft/react=x PRIVMSG #General :hi room");
+    h.send(a, "TAGMSG #general");
+    h.send(a, "PRIVMSG ben :not kept: no account on either side");
+    assert_eq!(h.persisted.len(), 1);
+    let item = &h.persisted[0];
+    assert_eq!(
+        (item.conversation.as_str(), item.target.as_str(), item.text.as_str()),
+        ("#general", "#general", "hi room")
+    );
+    assert!(item.sender.starts_with("amy!"));
+    login(&mut h, b, "ben");
+    h.send(a, "PRIVMSG ben :kept: ben has an account");
+    assert_eq!(h.persisted.len(), 2);
+    let dm = &h.persisted[1];
+    assert_eq!(dm.participants, ["ben"]);
+    assert_eq!(dm.conversation, chinwag_core::dm_conversation("amy", "ben"));
+}
+
+#[test]
+fn a_message_to_an_offline_account_is_kept_then_delivered_with_its_time() {
+    let mut h = Harness::new();
+    h.server.restore(vec!["carl".into()], vec![]);
+    let a = h.register_with_caps("ann", "echo-message");
+    h.send(a, "PRIVMSG carl :while you were out");
+    assert!(find(&h.take(a), "401").is_none(), "no error for a registered account");
+    let item: HistoryItem = h.persisted.last().cloned().expect("persisted");
+    assert_eq!(item.offline_for.as_deref(), Some("carl"));
+
+    let c = h.register_with_caps("carl", "server-time message-tags");
+    h.send(c, "NS IDENTIFY carl password123");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok("carl".into())));
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::Offline { ref account, .. } if account == "carl"));
+    h.respond(id, Response::Messages(Ok(vec![item.clone()])));
+    let m = expect(&h.take(c), "PRIVMSG");
+    assert_eq!(m.params, ["carl", "while you were out"]);
+    assert_eq!(m.tag("time"), Some(chinwag_core::rfc3339_ms(item.time_ms).as_str()));
+    assert_eq!(m.tag("msgid"), Some(item.msgid.as_str()));
+    assert_eq!(h.cleared_offline, [("carl".to_owned(), item.msgid.clone())]);
+}
+
+#[test]
+fn chathistory_asks_storage_and_answers_in_a_labeled_batch() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("dora", "batch server-time message-tags labeled-response draft/chathistory");
+    let outsider = h.register("eli");
+    h.send(a, "JOIN #general");
+    h.send(a, "PRIVMSG #general :first");
+    let item = h.persisted[0].clone();
+    h.take(a);
+    h.send(a, "@label=h1 CHATHISTORY LATEST #general * 50");
+    let (id, req) = h.next_request();
+    assert_eq!(
+        req,
+        Request::History { conversation: "#general".into(), query: HistoryQuery::Latest { after: None }, limit: 50 }
+    );
+    assert!(h.take(a).is_empty(), "no ACK: the answer carries the label");
+    h.respond(id, Response::Messages(Ok(vec![item.clone()])));
+    let lines = h.take(a);
+    let ms = parsed(&lines);
+    let outer = &ms[0];
+    assert_eq!((outer.command.as_str(), outer.tag("label")), ("BATCH", Some("h1")));
+    let inner =
+        ms.iter().find(|m| m.command == "BATCH" && m.params.get(1).is_some_and(|t| t == "chathistory")).expect("inner");
+    let privmsg = expect(&lines, "PRIVMSG");
+    assert_eq!(privmsg.params[1], "first");
+    assert_eq!(privmsg.tag("batch"), Some(&inner.params[0][1..]));
+    assert_eq!(privmsg.tag("msgid"), Some(item.msgid.as_str()));
+
+    h.send(a, "CHATHISTORY BEFORE #general msgid=abc 500");
+    let (_, req) = h.next_request();
+    assert!(matches!(req, Request::History { limit: 100, .. }), "limits are capped: {req:?}");
+    h.send(a, "CHATHISTORY AFTER #general timestamp=2026-11-21T14:00:00.000Z 10");
+    let (_, req) = h.next_request();
+    assert!(matches!(req, Request::History { query: HistoryQuery::After(chinwag_core::Bound::Time(_)), .. }));
+    h.send(a, "CHATHISTORY BEFORE #general garbage 10");
+    assert_eq!(expect(&h.take(a), "FAIL").params[1], "INVALID_PARAMS");
+    h.send(outsider, "CHATHISTORY LATEST #general * 10");
+    assert_eq!(expect(&h.take(outsider), "FAIL").params[1], "INVALID_TARGET");
+    h.send(outsider, "CHATHISTORY FROB x");
+    assert_eq!(expect(&h.take(outsider), "FAIL").params[1], "INVALID_PARAMS");
+    assert!(h.requests.is_empty());
+}
+
+#[test]
+fn rooms_are_saved_when_they_change_and_restored() {
+    let mut h = Harness::new();
+    let a = h.register("fay");
+    h.send(a, "JOIN #club");
+    assert_eq!(h.saved_rooms.last().map(|s| s.name.as_str()), Some("#club"));
+    h.send(a, "TOPIC #club :the club");
+    h.send(a, "MODE #club +sk-n secret");
+    h.send(a, "MODE #club +b spam!*@*");
+    let snap = h.saved_rooms.last().cloned().expect("saved");
+    assert_eq!(snap.topic.as_ref().map(|t| t.0.as_str()), Some("the club"));
+    assert_eq!((snap.modes.as_str(), snap.key.as_deref()), ("+st", Some("secret")));
+    assert_eq!(snap.bans[0].0, "spam!*@*");
+    h.send(a, "PART #club");
+    assert_eq!(h.deleted_rooms, ["#club"]);
+
+    let mut h2 = Harness::new();
+    let general = ChannelSnapshot {
+        name: "#general".into(),
+        created_ms: 1,
+        topic: Some(("welcome".into(), "admin".into(), 5)),
+        modes: "+nt".into(),
+        key: None,
+        limit: None,
+        bans: vec![],
+        founder: None,
+    };
+    h2.server.restore(vec![], vec![snap, general]);
+    let b = h2.register("gus");
+    h2.send(b, "JOIN #general");
+    assert_eq!(expect(&h2.take(b), "332").params[2], "welcome");
+    h2.send(b, "JOIN #club");
+    assert_eq!(expect(&h2.take(b), "475").params[1], "#club", "the key survived");
+    h2.send(b, "JOIN #club secret");
+    let lines = h2.take(b);
+    assert_eq!(expect(&lines, "332").params[2], "the club");
+    assert_eq!(expect(&lines, "353").params[3], "@gus", "a founderless room: the first joiner runs it");
+}
+
+#[test]
+fn the_founder_of_a_room_runs_it_and_is_never_locked_out() {
+    let mut h = Harness::new();
+    let fay = h.register("fay");
+    login(&mut h, fay, "fay");
+    h.send(fay, "JOIN #den");
+    assert_eq!(h.saved_rooms.last().and_then(|s| s.founder.clone()).as_deref(), Some("fay"));
+    h.send(fay, "MODE #den +i");
+    h.send(fay, "PART #den");
+    let snap = h.saved_rooms.last().cloned().expect("saved");
+
+    let mut h = Harness::new();
+    h.server.restore(vec!["fay".into()], vec![snap]);
+    let gus = h.register("gus");
+    h.send(gus, "JOIN #den");
+    expect(&h.take(gus), "473");
+    let fay = h.register("fay");
+    login(&mut h, fay, "fay");
+    h.send(fay, "JOIN #den");
+    assert_eq!(expect(&h.take(fay), "353").params[3], "@fay", "the founder gets in and gets operator status");
+    h.send(fay, "INVITE gus #den");
+    h.send(gus, "JOIN #den");
+    let names = expect(&h.take(gus), "353");
+    assert!(names.params[3].contains("@fay") && names.params[3].contains("gus"));
+    assert!(!names.params[3].contains("@gus"), "only the founder was made operator");
+}

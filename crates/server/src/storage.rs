@@ -1,0 +1,198 @@
+//! The store's thread: the one place SQLite (or another backend) runs, off the async runtime.
+//!
+//! Jobs are closures run in order on a dedicated thread that owns the [`Store`]. History writes
+//! (group commits), reads and room saves all go through it, so a read never sees less than what
+//! was committed before it was asked.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chinwag_core::{Bound, ChannelSnapshot, HistoryItem, HistoryQuery};
+use chinwag_store as store;
+use chinwag_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
+/// Jobs other than commits that may wait at once; beyond it, requests are refused as busy.
+pub(crate) const MAX_QUEUED_JOBS: usize = 4096;
+/// Pause between attempts when a commit fails (disk full, I/O error): messages are held, never
+/// dropped or acknowledged without being stored.
+const COMMIT_RETRY: Duration = Duration::from_millis(500);
+
+/// A handle on the store thread. Cloning shares the thread.
+#[derive(Clone)]
+pub(crate) struct Storage {
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Jobs queued and not yet started, bounded by [`MAX_QUEUED_JOBS`] for all but commits.
+    queued: Arc<AtomicUsize>,
+}
+
+/// Answer to a job that was refused because the store is overloaded or gone.
+#[derive(Debug)]
+pub(crate) struct Busy;
+
+impl Storage {
+    /// Starts the thread. The thread ends when every handle is dropped and the queue is done.
+    pub fn start(mut backend: Box<dyn Store>) -> (Storage, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
+        let thread = std::thread::Builder::new()
+            .name("chinwag-store".into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    counter.fetch_sub(1, Ordering::Relaxed);
+                    job(backend.as_mut());
+                }
+            })
+            .expect("spawning the store thread");
+        (Storage { jobs: tx, queued }, thread)
+    }
+
+    /// Runs `f` on the store thread; refused if too much is already waiting.
+    pub fn call<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, Busy>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Store) -> R + Send + 'static,
+    {
+        if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_JOBS {
+            return Err(Busy);
+        }
+        self.submit(f)
+    }
+
+    fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, Busy>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Store) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let job: Job = Box::new(move |s| {
+            let _ = tx.send(f(s));
+        });
+        self.jobs.send(job).map_err(|_| Busy)?;
+        Ok(rx)
+    }
+
+    /// Commits a batch of messages in one transaction, retrying until it succeeds: the caller
+    /// holds everything that depends on it. Never refused (the hub has at most one in flight).
+    pub fn commit(&self, batch: Vec<HistoryItem>) -> Result<oneshot::Receiver<()>, Busy> {
+        let rows: Vec<store::StoredMessage> = batch.into_iter().map(to_stored).collect();
+        self.submit(move |s| {
+            let mut attempt = 0u32;
+            loop {
+                match s.append(&rows) {
+                    Ok(()) => return,
+                    Err(store::StoreError::DuplicateMsgId(id)) => {
+                        // Only a bug can get here; storing the rest beats holding everyone forever.
+                        tracing::error!(msgid = %id, "duplicate msgid in a commit; storing the others one by one");
+                        for row in &rows {
+                            let _ = s.append(std::slice::from_ref(row));
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        tracing::error!(error = %e, attempt, "could not store messages; holding them and retrying");
+                        std::thread::sleep(COMMIT_RETRY);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Fire-and-forget work whose failure is only logged (room saves, offline queue clean-up).
+    pub fn spawn<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut dyn Store) -> Result<(), store::StoreError> + Send + 'static,
+    {
+        let job = self.submit(move |s| {
+            if let Err(e) = f(s) {
+                tracing::error!(error = %e, "store: {what} failed");
+            }
+        });
+        if job.is_err() {
+            tracing::error!("store: {what} dropped: the store thread is gone");
+        }
+    }
+}
+
+pub(crate) fn to_stored(i: HistoryItem) -> store::StoredMessage {
+    store::StoredMessage {
+        msgid: i.msgid,
+        time_ms: i.time_ms,
+        command: i.command,
+        sender: i.sender,
+        sender_account: i.sender_account,
+        target: i.target,
+        text: i.text,
+        tags: i.tags,
+        conversation: i.conversation,
+        participants: i.participants,
+        offline_for: i.offline_for,
+    }
+}
+
+pub(crate) fn from_stored(m: store::StoredMessage) -> HistoryItem {
+    HistoryItem {
+        msgid: m.msgid,
+        time_ms: m.time_ms,
+        command: m.command,
+        sender: m.sender,
+        sender_account: m.sender_account,
+        target: m.target,
+        text: m.text,
+        tags: m.tags,
+        conversation: m.conversation,
+        participants: m.participants,
+        offline_for: m.offline_for,
+    }
+}
+
+pub(crate) fn to_query(q: HistoryQuery) -> store::HistoryQuery {
+    let b = |b: Bound| match b {
+        Bound::MsgId(id) => store::Bound::MsgId(id),
+        Bound::Time(t) => store::Bound::Time(t),
+    };
+    match q {
+        HistoryQuery::Latest { after } => store::HistoryQuery::Latest { after: after.map(b) },
+        HistoryQuery::Before(x) => store::HistoryQuery::Before(b(x)),
+        HistoryQuery::After(x) => store::HistoryQuery::After(b(x)),
+        HistoryQuery::Around(x) => store::HistoryQuery::Around(b(x)),
+        HistoryQuery::Between(x, y) => store::HistoryQuery::Between(b(x), b(y)),
+    }
+}
+
+pub(crate) fn to_record(s: ChannelSnapshot) -> store::ChannelRecord {
+    store::ChannelRecord {
+        name: s.name,
+        created_ms: s.created_ms,
+        topic: s.topic.map(|(text, setter, set_at_ms)| store::TopicRecord { text, setter, set_at_ms }),
+        modes: s.modes,
+        key: s.key,
+        limit: s.limit,
+        bans: s
+            .bans
+            .into_iter()
+            .map(|(mask, setter, set_at_ms)| store::BanRecord { mask, setter, set_at_ms })
+            .collect(),
+        founder: s.founder,
+    }
+}
+
+pub(crate) fn from_record(r: store::ChannelRecord) -> ChannelSnapshot {
+    ChannelSnapshot {
+        name: r.name,
+        created_ms: r.created_ms,
+        topic: r.topic.map(|t| (t.text, t.setter, t.set_at_ms)),
+        modes: r.modes,
+        key: r.key,
+        limit: r.limit,
+        bans: r.bans.into_iter().map(|b| (b.mask, b.setter, b.set_at_ms)).collect(),
+        founder: r.founder,
+    }
+}

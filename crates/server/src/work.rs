@@ -1,0 +1,180 @@
+//! Carrying out the core's requests: password hashing and checking (Argon2id, on the blocking
+//! pool, bounded) and store reads and writes (on the store's thread). Each answer goes back to
+//! the hub as `(RequestId, Response)`.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use chinwag_core::{Failure, Request, RequestId, Response};
+use chinwag_store::{NewAccount, StoreError};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::storage::{from_stored, to_query, Storage};
+
+/// Argon2id at OWASP's recommended minimum: 19 MiB of memory, 2 passes, 1 lane.
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_PASSES: u32 = 2;
+const ARGON2_LANES: u32 = 1;
+/// Hashes computed at once. Each takes 19 MiB and a core for tens of milliseconds; a flood of
+/// logins waits here instead of exhausting memory.
+const CONCURRENT_HASHES: usize = 4;
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants known to be valid.
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None).expect("valid Argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) for `password`, with a fresh
+/// random salt.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// Checks `password` against a PHC string (its own parameters, so old hashes keep working).
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Shared by every request: where to run, and where answers go.
+#[derive(Clone)]
+pub(crate) struct Worker {
+    pub storage: Storage,
+    pub answers: mpsc::UnboundedSender<(RequestId, Response)>,
+    hashing: Arc<Semaphore>,
+    /// Checked when an account does not exist, so that a miss costs what a hit costs.
+    dummy_hash: Arc<String>,
+}
+
+impl Worker {
+    pub fn new(storage: Storage, answers: mpsc::UnboundedSender<(RequestId, Response)>) -> anyhow::Result<Worker> {
+        let dummy_hash = hash_password("chinwag timing equalizer")
+            .map_err(|e| anyhow::anyhow!("Argon2 does not work on this machine: {e}"))?;
+        Ok(Worker {
+            storage,
+            answers,
+            hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    /// Starts a request; its answer arrives on `answers` later.
+    pub fn start(&self, id: RequestId, request: Request) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let response = this.run(request).await;
+            let _ = this.answers.send((id, response));
+        });
+    }
+
+    async fn run(&self, request: Request) -> Response {
+        match request {
+            Request::Register { account, email, password } => {
+                Response::Account(self.register(account, email, password).await)
+            }
+            Request::CheckPassword { account, password } => Response::Account(self.check(account, password).await),
+            Request::SetPassword { account, password } => Response::Done(self.set_password(account, password).await),
+            Request::DropAccount { account, password } => Response::Done(self.drop_account(account, password).await),
+            Request::History { conversation, query, limit } => {
+                let query = to_query(query);
+                let r = self.store(move |s| s.history(&conversation, &query, limit)).await;
+                Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))
+            }
+            Request::HistoryTargets { viewer, rooms, from_ms, to_ms, limit } => {
+                let r = self.store(move |s| s.history_targets(viewer.as_deref(), &rooms, from_ms, to_ms, limit)).await;
+                Response::Targets(r.map(|v| v.into_iter().map(|t| (t.name, t.latest_ms)).collect()))
+            }
+            Request::Offline { account, limit } => {
+                let r = self.store(move |s| s.offline(&account, limit)).await;
+                Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))
+            }
+        }
+    }
+
+    /// Runs a store operation, mapping its errors to what a user is told.
+    async fn store<R, F>(&self, f: F) -> Result<R, Failure>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn chinwag_store::Store) -> Result<R, StoreError> + Send + 'static,
+    {
+        let rx = self.storage.call(f).map_err(|_| busy())?;
+        match rx.await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(StoreError::AccountExists(_))) => Err(Failure::AccountExists),
+            Ok(Err(StoreError::UnknownMsgId(id))) => Err(Failure::Unavailable(format!("No message with id {id} here"))),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store operation failed");
+                Err(Failure::Unavailable("The server could not reach its storage; try again later".into()))
+            }
+            Err(_) => Err(busy()),
+        }
+    }
+
+    /// Runs a hash computation on the blocking pool, a few at a time.
+    async fn hashing<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, Failure> {
+        let _permit = self.hashing.acquire().await.map_err(|_| busy())?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| busy())
+    }
+
+    async fn register(&self, account: String, email: Option<String>, password: String) -> Result<String, Failure> {
+        let hash = self.hashing(move || hash_password(&password)).await?.map_err(|_| busy())?;
+        let now_ms = crate::hub::now().wall_ms;
+        let record = NewAccount { name: account.clone(), password_hash: hash, email, created_ms: now_ms };
+        self.store(move |s| s.create_account(&record)).await?;
+        Ok(account)
+    }
+
+    /// Ok(canonical name) if the password is right. Costs one Argon2 check either way.
+    async fn check(&self, account: String, password: String) -> Result<String, Failure> {
+        let record = self.store(move |s| s.account(&account)).await?;
+        let dummy = self.dummy_hash.clone();
+        let (name, phc) = match record {
+            Some(r) => (Some(r.name), r.password_hash),
+            None => (None, dummy.as_str().to_owned()),
+        };
+        let ok = self.hashing(move || verify_password(&phc, &password)).await?;
+        match name {
+            Some(name) if ok => Ok(name),
+            _ => Err(Failure::BadPassword),
+        }
+    }
+
+    async fn set_password(&self, account: String, password: String) -> Result<(), Failure> {
+        let hash = self.hashing(move || hash_password(&password)).await?.map_err(|_| busy())?;
+        match self.store(move |s| s.set_password(&account, &hash)).await? {
+            true => Ok(()),
+            false => Err(Failure::NoSuchAccount),
+        }
+    }
+
+    async fn drop_account(&self, account: String, password: String) -> Result<(), Failure> {
+        let name = self.check(account, password).await?;
+        match self.store(move |s| s.drop_account(&name)).await? {
+            true => Ok(()),
+            false => Err(Failure::NoSuchAccount),
+        }
+    }
+}
+
+fn busy() -> Failure {
+    Failure::Unavailable("The server is busy; try again in a moment".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_salted_argon2id_phc_strings_that_verify() {
+        let a = hash_password("correct horse").expect("hash");
+        let b = hash_password("correct horse").expect("hash");
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(verify_password(&a, "correct horse"));
+        assert!(!verify_password(&a, "Correct horse"));
+        assert!(!verify_password("not a phc string", "correct horse"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Accounts and rooms.
+
+use crate::{AccountRecord, BanRecord, ChannelRecord, NewAccount, Store, StoreError, TopicRecord};
+
+fn new_account(name: &str, hash: &str, email: Option<&str>) -> NewAccount {
+    NewAccount {
+        name: name.to_owned(),
+        password_hash: hash.to_owned(),
+        email: email.map(str::to_owned),
+        created_ms: 1_700_000_000_000,
+    }
+}
+
+pub(super) fn accounts(store: &mut dyn Store) {
+    assert_eq!(store.account_names().expect("names"), Vec::<String>::new(), "a fresh store has no accounts");
+    assert_eq!(store.account("alice").expect("lookup"), None);
+
+    store.create_account(&new_account("Alice", "$argon2id$one", Some("alice@example.net"))).expect("create Alice");
+    match store.create_account(&new_account("ALICE", "$argon2id$two", None)) {
+        Err(StoreError::AccountExists(_)) => {}
+        other => panic!("creating ALICE next to Alice must fail with AccountExists, got {other:?}"),
+    }
+    let expected = AccountRecord {
+        name: "Alice".to_owned(),
+        password_hash: "$argon2id$one".to_owned(),
+        email: Some("alice@example.net".to_owned()),
+        created_ms: 1_700_000_000_000,
+    };
+    assert_eq!(store.account("aLiCe").expect("lookup"), Some(expected.clone()), "lookup ignores case");
+    assert_eq!(store.account("alice").expect("lookup"), Some(expected), "the failed duplicate changed nothing");
+
+    store.create_account(&new_account("bob", "$argon2id$bob", None)).expect("create bob");
+    store.create_account(&new_account("Carol", "$argon2id$carol", None)).expect("create Carol");
+    assert_eq!(store.account_names().expect("names"), ["Alice", "bob", "Carol"], "display names, by folded name");
+    assert_eq!(store.account("BOB").expect("lookup").map(|a| a.email), Some(None));
+
+    assert!(store.set_password("ALICE", "$argon2id$new").expect("set password"), "Alice exists");
+    assert_eq!(store.account("alice").expect("lookup").map(|a| a.password_hash).as_deref(), Some("$argon2id$new"));
+    assert_eq!(store.account("bob").expect("lookup").map(|a| a.password_hash).as_deref(), Some("$argon2id$bob"));
+    assert!(!store.set_password("nobody", "$argon2id$x").expect("set password"), "no such account");
+    assert_eq!(store.account("nobody").expect("lookup"), None, "set_password does not create accounts");
+
+    assert!(store.drop_account("alice").expect("drop"), "Alice existed");
+    assert!(!store.drop_account("Alice").expect("drop"), "already dropped");
+    assert_eq!(store.account("Alice").expect("lookup"), None);
+    assert_eq!(store.account_names().expect("names"), ["bob", "Carol"]);
+    store.create_account(&new_account("alice", "$argon2id$again", None)).expect("the name is free again");
+    assert_eq!(store.account("ALICE").expect("lookup").map(|a| a.name).as_deref(), Some("alice"));
+}
+
+fn rust_room() -> ChannelRecord {
+    ChannelRecord {
+        name: "#Rust".to_owned(),
+        created_ms: 1_600_000_000_000,
+        topic: Some(TopicRecord {
+            text: "Rust, the language | be nice".to_owned(),
+            setter: "alice!alice@example.net".to_owned(),
+            set_at_ms: 1_600_000_100_000,
+        }),
+        modes: "+nt".to_owned(),
+        key: Some("hunter2".to_owned()),
+        limit: Some(50),
+        bans: vec![
+            BanRecord { mask: "*!*@spam.example".to_owned(), setter: "alice".to_owned(), set_at_ms: 1_600_000_200_000 },
+            BanRecord { mask: "troll!*@*".to_owned(), setter: "bob".to_owned(), set_at_ms: 1_600_000_100_000 },
+        ],
+        founder: Some("alice".to_owned()),
+    }
+}
+
+pub(super) fn channels(store: &mut dyn Store) {
+    assert_eq!(store.channels().expect("channels"), Vec::new(), "a fresh store has no rooms");
+
+    let rust = rust_room();
+    store.save_channel(&rust).expect("save #Rust");
+    assert_eq!(store.channels().expect("channels"), [rust.clone()], "saved as given, bans in order");
+
+    // Saving under another case replaces it, every field included.
+    let changed = ChannelRecord {
+        name: "#rust".to_owned(),
+        created_ms: rust.created_ms,
+        topic: None,
+        modes: "+m".to_owned(),
+        key: None,
+        limit: None,
+        bans: vec![BanRecord { mask: "*!*@new.example".to_owned(), setter: "carol".to_owned(), set_at_ms: 3 }],
+        founder: None,
+    };
+    store.save_channel(&changed).expect("save #rust");
+    assert_eq!(store.channels().expect("channels"), [changed.clone()], "an upsert, not a second room");
+
+    let go = ChannelRecord {
+        name: "#Go".to_owned(),
+        created_ms: 5,
+        topic: Some(TopicRecord { text: String::new(), setter: "x".to_owned(), set_at_ms: 6 }),
+        modes: String::new(),
+        key: None,
+        limit: Some(0),
+        bans: Vec::new(),
+        founder: Some("bob".to_owned()),
+    };
+    store.save_channel(&go).expect("save #Go");
+    assert_eq!(store.channels().expect("channels"), [go.clone(), changed.clone()], "ordered by folded name");
+
+    let unbanned = ChannelRecord { bans: Vec::new(), ..changed };
+    store.save_channel(&unbanned).expect("clear the bans");
+    assert_eq!(store.channels().expect("channels"), [go.clone(), unbanned]);
+
+    assert!(store.delete_channel("#RUST").expect("delete"), "#rust was stored");
+    assert!(!store.delete_channel("#rust").expect("delete"), "already deleted");
+    assert_eq!(store.channels().expect("channels"), [go]);
+
+    // A room saved again after deletion starts from what is saved, not from old bans.
+    store.save_channel(&rust_room()).expect("save #Rust again");
+    assert_eq!(store.channels().expect("channels").len(), 2);
+    assert_eq!(store.channels().expect("channels")[1], rust_room());
+}

@@ -1,0 +1,147 @@
+//! chinwag's durable state behind one synchronous trait: accounts, rooms, message history and
+//! offline queues.
+//!
+//! What it is: the [`Store`] trait, phrased in domain operations ("append this batch of
+//! messages", "the latest 50 messages of `#rust`") rather than keys and bytes, so that a
+//! PostgreSQL backend for multi-node deployments can implement it without pretending to be a
+//! key-value store; [`SqliteStore`], the embedded default (one file in the data directory, WAL,
+//! versioned migrations); and [`conformance`], the one test suite every backend must pass.
+//!
+//! What it is not: it depends on no other chinwag crate and on nothing async. It does not hash
+//! passwords (it stores an opaque PHC string), does not decide who may read what (the caller
+//! checks room membership and builds private-conversation keys), and never runs on the async
+//! runtime: the server owns one store on a dedicated thread and sends it requests. Every method
+//! takes `&mut self`; a store is used from one thread at a time.
+//!
+//! Layout:
+//! - this file: the [`Store`] trait and [`StoreError`].
+//! - `record`: the values that cross the trait ([`StoredMessage`], [`HistoryQuery`], ...).
+//! - `sqlite/`: [`SqliteStore`]; `open.rs` (opening, refusals, [`OpenError`]), `schema.rs`
+//!   (migrations), `history.rs` (messages, targets, retention, offline queues), `directory.rs`
+//!   (accounts and rooms).
+//! - `conformance/`: the backend test suite, [`conformance::run_all`].
+//!
+//! # Names and keys
+//!
+//! Account and room names are compared under ASCII case folding (`CASEMAPPING=ascii`): the store
+//! keeps the display name as given and a folded key beside it. History is keyed by an opaque
+//! `conversation` string the caller builds (see [`StoredMessage::conversation`]); the store never
+//! folds or parses it.
+//!
+//! # Ordering
+//!
+//! Messages are ordered by `(time_ms, msgid)`. Callers hand out msgids that sort like time, so
+//! this is the order they were sent in, and it is total even when two messages share a
+//! millisecond: msgid-based paging neither skips nor repeats.
+
+mod record;
+mod sqlite;
+
+pub mod conformance;
+
+pub use record::{
+    AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage, TopicRecord,
+};
+pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous};
+
+/// Durable state of one chinwag server (or, with a shared backend, of a network).
+///
+/// Every operation is synchronous and complete when it returns: a write that returned `Ok` has
+/// been committed with the backend's durability settings. Implementations are used from one
+/// thread at a time, hence `&mut self` throughout.
+pub trait Store: Send + 'static {
+    /// Registers an account. [`StoreError::AccountExists`] if the name is taken, compared under
+    /// ASCII case folding.
+    fn create_account(&mut self, account: &NewAccount) -> Result<(), StoreError>;
+    /// Looks an account up by name (any case).
+    fn account(&mut self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account's display name, ordered by folded name; the server loads these at start.
+    fn account_names(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Replaces an account's password hash; `false` if there is no such account.
+    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes an account, its offline queue, and every private conversation it was a party to
+    /// (see [`StoredMessage::participants`]), so that someone who later registers the same name
+    /// cannot read them. `false` if there was no such account.
+    fn drop_account(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// Inserts or replaces a room's durable state (topic, modes, key, limit and bans), matched by
+    /// folded name.
+    fn save_channel(&mut self, channel: &ChannelRecord) -> Result<(), StoreError>;
+    /// Forgets a room (any case); `false` if it was not stored. Its history stays.
+    fn delete_channel(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Every stored room, ordered by folded name, bans in the order they were saved.
+    fn channels(&mut self) -> Result<Vec<ChannelRecord>, StoreError>;
+
+    /// Stores a batch of messages in one transaction (group commit): all of them or, on any
+    /// error, none. A msgid already stored (or repeated in the batch) fails the whole batch with
+    /// [`StoreError::DuplicateMsgId`]. Messages with [`StoredMessage::offline_for`] are also
+    /// queued for that account, in the same transaction, if the account exists.
+    fn append(&mut self, batch: &[StoredMessage]) -> Result<(), StoreError>;
+    /// Up to `limit` messages of one conversation, oldest first, following IRCv3
+    /// `draft/chathistory` (see [`HistoryQuery`]). An unknown conversation has no messages; a
+    /// [`Bound::MsgId`] that names no message of this conversation (never stored, pruned, or
+    /// from another conversation) is [`StoreError::UnknownMsgId`], which the caller reports as a
+    /// `FAIL CHATHISTORY MESSAGE_ERROR` rather than an empty page that reads as "nothing new".
+    fn history(
+        &mut self,
+        conversation: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// `CHATHISTORY TARGETS`: the conversations a viewer can see that have messages strictly
+    /// between `from_ms` and `to_ms`, each with the time of its latest message in that range,
+    /// ordered by that time, oldest first.
+    ///
+    /// The candidates are `rooms` (conversation keys of the rooms the caller decided the viewer
+    /// may see, usually the ones it is in) and, if `viewer` is an account (folded), the private
+    /// conversations that list it in [`StoredMessage::participants`]. As in `BETWEEN`, if
+    /// `from_ms <= to_ms` the `limit` earliest are kept, otherwise the `limit` latest.
+    fn history_targets(
+        &mut self,
+        viewer: Option<&str>,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryTarget>, StoreError>;
+    /// Retention: deletes history older than `older_than_ms` (strictly) and returns how many
+    /// messages went. Offline queues are not touched: they empty on delivery or with the account.
+    fn prune_history(&mut self, older_than_ms: u64) -> Result<u64, StoreError>;
+
+    /// Up to `limit` messages queued for an account (any case), oldest first.
+    fn offline(&mut self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Removes queued messages of an account up to and including `up_to_msgid`, typically the
+    /// last one delivered; returns how many went. A msgid not in the queue removes nothing.
+    fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError>;
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `create_account` with a name taken under case folding.
+    #[error("account {0} already exists")]
+    AccountExists(String),
+    /// `append` with a msgid that is already stored or appears twice in the batch; nothing of
+    /// the batch was stored.
+    #[error("message id {0} is already stored")]
+    DuplicateMsgId(String),
+    /// A history bound names a msgid that this conversation does not hold.
+    #[error("no message with id {0} in this conversation")]
+    UnknownMsgId(String),
+    /// A value that does not fit the backend, such as a time after the year 292 million.
+    #[error("{what} {value} is out of range for the store")]
+    OutOfRange { what: &'static str, value: u64 },
+    /// The backend failed (I/O error, disk full, locked beyond the busy timeout, ...). The
+    /// operation had no effect; the caller may retry or report the store unavailable.
+    #[error("storage failed while {operation}: {source}")]
+    Backend {
+        /// What the store was doing, e.g. "appending history".
+        operation: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The folded form of an account or room name under `CASEMAPPING=ascii`.
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}

@@ -1,0 +1,194 @@
+//! Accounts and rooms: small tables, written rarely, read whole at start.
+
+use std::collections::HashMap;
+
+use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{backend, from_sql, to_sql};
+use crate::record::{AccountRecord, BanRecord, ChannelRecord, NewAccount, TopicRecord};
+use crate::{fold, StoreError};
+
+pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<(), StoreError> {
+    let created_ms = to_sql("account creation time", account.created_ms)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO accounts (folded, name, password_hash, email, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend("creating an account"))?;
+    match insert.execute(params![fold(&account.name), account.name, account.password_hash, account.email, created_ms]) {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(ffi::ErrorCode::ConstraintViolation) => {
+            Err(StoreError::AccountExists(account.name.clone()))
+        }
+        Err(e) => Err(backend("creating an account")(e)),
+    }
+}
+
+pub(super) fn account(conn: &Connection, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+    let op = backend("looking up an account");
+    let mut select = conn
+        .prepare_cached("SELECT name, password_hash, email, created_ms FROM accounts WHERE folded = ?1")
+        .map_err(&op)?;
+    select
+        .query_row([fold(name)], |row| {
+            Ok(AccountRecord {
+                name: row.get(0)?,
+                password_hash: row.get(1)?,
+                email: row.get(2)?,
+                created_ms: from_sql(row.get(3)?),
+            })
+        })
+        .optional()
+        .map_err(op)
+}
+
+pub(super) fn account_names(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let op = backend("listing accounts");
+    let mut select = conn.prepare_cached("SELECT name FROM accounts ORDER BY folded").map_err(&op)?;
+    let names = select.query_map([], |row| row.get(0)).map_err(&op)?;
+    names.collect::<Result<_, _>>().map_err(op)
+}
+
+pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+    let op = backend("changing a password");
+    let mut update = conn.prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE folded = ?1").map_err(&op)?;
+    Ok(update.execute(params![fold(name), password_hash]).map_err(op)? > 0)
+}
+
+/// Deletes the account, its offline queue, and its private conversations (their messages,
+/// parties, and other accounts' queued copies, through the foreign keys), in one transaction.
+pub(super) fn drop_account(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let op = backend("dropping an account");
+    let folded = fold(name);
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    let existed = tx.execute("DELETE FROM accounts WHERE folded = ?1", [&folded]).map_err(&op)? > 0;
+    tx.execute("DELETE FROM offline WHERE account = ?1", [&folded]).map_err(&op)?;
+    tx.execute(
+        "DELETE FROM messages WHERE conversation IN
+            (SELECT conversation FROM conversation_parties WHERE party = ?1)",
+        [&folded],
+    )
+    .map_err(&op)?;
+    tx.execute(
+        "DELETE FROM conversations WHERE id IN
+            (SELECT conversation FROM conversation_parties WHERE party = ?1)",
+        [&folded],
+    )
+    .map_err(&op)?;
+    tx.commit().map_err(op)?;
+    Ok(existed)
+}
+
+pub(super) fn save_channel(conn: &Connection, channel: &ChannelRecord) -> Result<(), StoreError> {
+    let op = backend("saving a room");
+    let folded = fold(&channel.name);
+    let created_ms = to_sql("room creation time", channel.created_ms)?;
+    let topic_set_at = channel.topic.as_ref().map(|t| to_sql("topic time", t.set_at_ms)).transpose()?;
+    let ban_times = channel.bans.iter().map(|b| to_sql("ban time", b.set_at_ms)).collect::<Result<Vec<_>, _>>()?;
+
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO channels (folded, name, created_ms, topic_text, topic_setter, topic_set_at_ms,
+                                       modes, channel_key, user_limit, founder)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (folded) DO UPDATE SET
+                    name = excluded.name, created_ms = excluded.created_ms,
+                    topic_text = excluded.topic_text, topic_setter = excluded.topic_setter,
+                    topic_set_at_ms = excluded.topic_set_at_ms, modes = excluded.modes,
+                    channel_key = excluded.channel_key, user_limit = excluded.user_limit,
+                    founder = excluded.founder",
+            )
+            .map_err(&op)?;
+        upsert
+            .execute(params![
+                folded,
+                channel.name,
+                created_ms,
+                channel.topic.as_ref().map(|t| &t.text),
+                channel.topic.as_ref().map(|t| &t.setter),
+                topic_set_at,
+                channel.modes,
+                channel.key,
+                channel.limit,
+                channel.founder,
+            ])
+            .map_err(&op)?;
+        let mut clear = tx.prepare_cached("DELETE FROM channel_bans WHERE channel = ?1").map_err(&op)?;
+        clear.execute([&folded]).map_err(&op)?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO channel_bans (channel, position, mask, setter, set_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(&op)?;
+        for (position, (ban, set_at)) in channel.bans.iter().zip(ban_times).enumerate() {
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            insert.execute(params![folded, position, ban.mask, ban.setter, set_at]).map_err(&op)?;
+        }
+    }
+    tx.commit().map_err(op)
+}
+
+pub(super) fn delete_channel(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let op = backend("deleting a room");
+    // The bans go with it (ON DELETE CASCADE).
+    let mut delete = conn.prepare_cached("DELETE FROM channels WHERE folded = ?1").map_err(&op)?;
+    Ok(delete.execute([fold(name)]).map_err(op)? > 0)
+}
+
+pub(super) fn channels(conn: &Connection) -> Result<Vec<ChannelRecord>, StoreError> {
+    let op = backend("loading rooms");
+    // One read transaction, so rooms and bans are from the same moment.
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred).map_err(&op)?;
+    let mut bans: HashMap<String, Vec<BanRecord>> = HashMap::new();
+    {
+        let mut select = tx
+            .prepare_cached("SELECT channel, mask, setter, set_at_ms FROM channel_bans ORDER BY channel, position")
+            .map_err(&op)?;
+        let mut rows = select.query([]).map_err(&op)?;
+        while let Some(row) = rows.next().map_err(&op)? {
+            let ban = BanRecord {
+                mask: row.get(1).map_err(&op)?,
+                setter: row.get(2).map_err(&op)?,
+                set_at_ms: from_sql(row.get(3).map_err(&op)?),
+            };
+            bans.entry(row.get(0).map_err(&op)?).or_default().push(ban);
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT folded, name, created_ms, topic_text, topic_setter, topic_set_at_ms, modes, channel_key,
+                        user_limit, founder
+                 FROM channels ORDER BY folded",
+            )
+            .map_err(&op)?;
+        let mut rows = select.query([]).map_err(&op)?;
+        while let Some(row) = rows.next().map_err(&op)? {
+            let folded: String = row.get(0).map_err(&op)?;
+            let topic_text: Option<String> = row.get(3).map_err(&op)?;
+            let topic = match topic_text {
+                Some(text) => Some(TopicRecord {
+                    text,
+                    setter: row.get::<_, Option<String>>(4).map_err(&op)?.unwrap_or_default(),
+                    set_at_ms: from_sql(row.get::<_, Option<i64>>(5).map_err(&op)?.unwrap_or(0)),
+                }),
+                None => None,
+            };
+            out.push(ChannelRecord {
+                name: row.get(1).map_err(&op)?,
+                created_ms: from_sql(row.get(2).map_err(&op)?),
+                topic,
+                modes: row.get(6).map_err(&op)?,
+                key: row.get(7).map_err(&op)?,
+                limit: row.get(8).map_err(&op)?,
+                bans: bans.remove(&folded).unwrap_or_default(),
+                founder: row.get(9).map_err(&op)?,
+            });
+        }
+    }
+    tx.commit().map_err(op)?;
+    Ok(out)
+}

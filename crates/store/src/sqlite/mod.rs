@@ -1,0 +1,218 @@
+//! [`SqliteStore`]: the embedded default backend. One file in the data directory, in WAL mode,
+//! one connection, prepared statements cached on it.
+
+mod directory;
+mod history;
+mod open;
+mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::record::{AccountRecord, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage};
+use crate::{Store, StoreError};
+
+pub use open::OpenError;
+
+/// How hard a commit works to survive a crash (SQLite's `PRAGMA synchronous`, in WAL mode).
+///
+/// Both settings keep every committed batch across a *process* crash (`kill -9`, a panic, the
+/// OOM killer): a commit has handed its pages to the operating system before it returns, and
+/// the next open replays the WAL. Neither can corrupt the database. They differ on an
+/// *operating-system* crash or power loss:
+///
+/// - [`Synchronous::Full`] (the default) `fsync`s the WAL at every commit, so a batch that
+///   committed is on disk. With group commit that is one `fsync` per batch, not per message,
+///   which is why it is affordable: see `examples/store_bench.rs`.
+/// - [`Synchronous::Normal`] `fsync`s only at checkpoints. The last batches before a power cut
+///   may be lost (the database rolls back to an earlier, consistent state); in exchange a commit
+///   costs no disk flush, which matters when batches are small (a quiet server commits nearly
+///   every message alone).
+///
+/// chinwag promises that a message a sender saw echoed is in history, so the default is the
+/// setting that keeps that promise whatever crashes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// Settings for [`SqliteStore::open`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Durability of a commit; see [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock another connection holds (a backup tool, an
+    /// operator's `sqlite3` shell) before failing.
+    pub busy_timeout: Duration,
+    /// Run `PRAGMA quick_check` when opening an existing file, so that a damaged file stops the
+    /// server at start instead of failing later. It reads the whole file: about 0.5 s per GiB
+    /// on the 2-core development machine (measured with `store_bench --quick-check`).
+    pub quick_check: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { synchronous: Synchronous::Full, busy_timeout: open::DEFAULT_BUSY_TIMEOUT, quick_check: true }
+    }
+}
+
+/// Conversation ids kept in memory at most; past this the cache starts over (it refills from
+/// one indexed lookup per conversation).
+const CONVERSATION_CACHE_LIMIT: usize = 65_536;
+
+/// The SQLite backend of [`Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    /// The file, for messages.
+    path: PathBuf,
+    /// Conversation key → `conversations.id`, so `append` costs no lookup per message. Only
+    /// holds ids that are committed: it is cleared whenever a transaction that may have created
+    /// one rolls back, or that deleted some.
+    conversations: HashMap<String, i64>,
+    /// `(conversation id, party)` pairs known to be stored, so repeating `participants` on
+    /// every message costs no write. Cleared together with `conversations`.
+    parties: HashSet<(i64, String)>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("cached_conversations", &self.conversations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if absent, and applies pending migrations.
+    ///
+    /// Refuses, leaving the file untouched, one that is not a SQLite database, is corrupt (with
+    /// [`SqliteOptions::quick_check`]), was created by a newer chinwag, or cannot be written.
+    /// The directory must exist.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, OpenError> {
+        let conn = open::open(path, &options)?;
+        Ok(SqliteStore { conn, path: path.to_owned(), conversations: HashMap::new(), parties: HashSet::new() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Forgets cached ids, after a rollback or a deletion of conversations.
+    fn forget_cached_ids(&mut self) {
+        self.conversations.clear();
+        self.parties.clear();
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_account(&mut self, account: &NewAccount) -> Result<(), StoreError> {
+        directory::create_account(&self.conn, account)
+    }
+
+    fn account(&mut self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        directory::account(&self.conn, name)
+    }
+
+    fn account_names(&mut self) -> Result<Vec<String>, StoreError> {
+        directory::account_names(&self.conn)
+    }
+
+    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        directory::set_password(&self.conn, name, password_hash)
+    }
+
+    fn drop_account(&mut self, name: &str) -> Result<bool, StoreError> {
+        let result = directory::drop_account(&self.conn, name);
+        // It may have deleted conversations, whose ids must not be reused from the cache.
+        self.forget_cached_ids();
+        result
+    }
+
+    fn save_channel(&mut self, channel: &ChannelRecord) -> Result<(), StoreError> {
+        directory::save_channel(&self.conn, channel)
+    }
+
+    fn delete_channel(&mut self, name: &str) -> Result<bool, StoreError> {
+        directory::delete_channel(&self.conn, name)
+    }
+
+    fn channels(&mut self) -> Result<Vec<ChannelRecord>, StoreError> {
+        directory::channels(&self.conn)
+    }
+
+    fn append(&mut self, batch: &[StoredMessage]) -> Result<(), StoreError> {
+        if self.conversations.len() >= CONVERSATION_CACHE_LIMIT || self.parties.len() >= CONVERSATION_CACHE_LIMIT {
+            self.forget_cached_ids();
+        }
+        let result = history::append(&self.conn, &mut self.conversations, &mut self.parties, batch);
+        if result.is_err() {
+            self.forget_cached_ids();
+        }
+        result
+    }
+
+    fn history(
+        &mut self,
+        conversation: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        history::history(&self.conn, conversation, query, limit)
+    }
+
+    fn history_targets(
+        &mut self,
+        viewer: Option<&str>,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryTarget>, StoreError> {
+        history::targets(&self.conn, viewer, rooms, from_ms, to_ms, limit)
+    }
+
+    fn prune_history(&mut self, older_than_ms: u64) -> Result<u64, StoreError> {
+        history::prune(&self.conn, older_than_ms)
+    }
+
+    fn offline(&mut self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        history::offline(&self.conn, account, limit)
+    }
+
+    fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError> {
+        history::clear_offline(&self.conn, account, up_to_msgid)
+    }
+}
+
+/// Wraps a SQLite error with what the store was doing.
+fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Backend { operation, source: Box::new(e) }
+}
+
+/// A time or count as SQLite stores it (a signed 64-bit integer).
+fn to_sql(what: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
+}
+
+/// A time bound as SQLite compares it: past the largest storable time means "after everything".
+fn bound_to_sql(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A limit as SQLite takes it.
+fn limit_to_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A stored time or count read back (never negative: only `to_sql` values are written).
+fn from_sql(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
