@@ -111,6 +111,8 @@ pub struct Server {
     msgids: MsgIdGen,
     batch_seq: u64,
     pub(crate) effects: Vec<Effect>,
+    /// Set by [`Server::close_all`]: rooms emptied by the shutdown are not forgotten.
+    stopping: bool,
     /// Connections to close after this call's replies are flushed.
     closing: Vec<ConnId>,
     cur: Current,
@@ -133,6 +135,7 @@ impl Server {
             next_request: 0,
             throttle: Throttle::default(),
             guest_seq: 0,
+            stopping: false,
             msgids: MsgIdGen::new(node, now.wall_ms),
             batch_seq: 0,
             effects: Vec::new(),
@@ -206,6 +209,7 @@ impl Server {
     /// The server is stopping: every client gets `ERROR` with `reason` and is closed.
     pub fn close_all(&mut self, reason: &str, now: Now) {
         self.now = now;
+        self.stopping = true;
         self.begin_none();
         let conns: Vec<ConnId> = self.clients.keys().copied().collect();
         for conn in conns {
@@ -506,13 +510,16 @@ impl Server {
         let now_empty = match self.channels.get_mut(folded) {
             Some(ch) => {
                 ch.members.remove(&conn);
-                ch.members.is_empty() && !ch.permanent
+                // A room with a founder is kept when empty, like a registered channel.
+                ch.members.is_empty() && !ch.permanent && ch.founder.is_none()
             }
             None => false,
         };
         if now_empty {
             if let Some(ch) = self.channels.remove(folded) {
-                self.delete_channel(ch.name.as_str());
+                if !self.stopping {
+                    self.delete_channel(ch.name.as_str());
+                }
             }
         }
         if let Some(client) = self.clients.get_mut(&conn) {

@@ -175,3 +175,20 @@ fn the_founder_of_a_room_runs_it_and_is_never_locked_out() {
     assert!(names.params[3].contains("@fay") && names.params[3].contains("gus"));
     assert!(!names.params[3].contains("@gus"), "only the founder was made operator");
 }
+
+#[test]
+fn shutdown_does_not_forget_rooms_and_founded_rooms_outlive_their_members() {
+    let mut h = Harness::new();
+    let a = h.register("hal");
+    h.send(a, "JOIN #adhoc");
+    let b = h.register("ida");
+    login(&mut h, b, "ida");
+    h.send(b, "JOIN #owned");
+    h.send(b, "PART #owned");
+    assert!(h.deleted_rooms.is_empty(), "a founded room stays: {:?}", h.deleted_rooms);
+    h.send(a, "LIST");
+    assert!(parsed(&h.take(a)).iter().any(|m| m.command == "322" && m.params[1] == "#owned"));
+    h.close_all("bye");
+    assert!(h.is_closed(a), "close_all did run");
+    assert!(h.deleted_rooms.is_empty(), "shutdown emptied #adhoc but must not forget it");
+}

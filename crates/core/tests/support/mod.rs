@@ -132,6 +132,13 @@ impl Harness {
         self.collect();
     }
 
+    /// Stops the server as the edge does at shutdown.
+    pub fn close_all(&mut self, reason: &str) {
+        let now = self.now();
+        self.server.close_all(reason, now);
+        self.collect();
+    }
+
     /// Moves the clock forward and lets the server react.
     pub fn advance(&mut self, by: Duration) {
         self.elapsed += by;
