@@ -47,6 +47,22 @@ pub struct ServeArgs {
     /// Lines a client may have waiting to be sent before it is dropped ("SendQ exceeded").
     #[arg(long, default_value_t = chinwag_server::DEFAULT_SENDQ_LINES, value_name = "LINES")]
     sendq: usize,
+
+    /// Delete history (room and private messages) older than this many days; by default it is
+    /// kept forever. Messages waiting for an offline account are kept until delivered.
+    #[arg(long, value_name = "DAYS")]
+    history_retention_days: Option<u32>,
+
+    /// When a commit counts as durable: `full` survives power loss (an fsync per commit);
+    /// `normal` survives a crash of chinwag but may lose the last commits on power loss.
+    #[arg(long, value_enum, default_value_t = SyncMode::Full, value_name = "MODE")]
+    sqlite_synchronous: SyncMode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum SyncMode {
+    Full,
+    Normal,
 }
 
 impl ServeArgs {
@@ -75,6 +91,12 @@ impl ServeArgs {
         cfg.tls_cert = self.tls_cert;
         cfg.tls_key = self.tls_key;
         cfg.sendq_lines = self.sendq.max(1);
+        cfg.history_retention =
+            self.history_retention_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 24 * 3600));
+        cfg.sqlite.synchronous = match self.sqlite_synchronous {
+            SyncMode::Full => chinwag_store::Synchronous::Full,
+            SyncMode::Normal => chinwag_store::Synchronous::Normal,
+        };
         cfg.core.server_name = self.server_name;
         cfg.core.password = self.server_password;
         Ok(cfg)
