@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -57,7 +57,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
-fn generate(dir: &Path, cert_path: &PathBuf, key_path: &PathBuf, names: &[String]) -> Result<()> {
+fn generate(dir: &Path, cert_path: &Path, key_path: &Path, names: &[String]) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     sans.extend(names.iter().cloned());

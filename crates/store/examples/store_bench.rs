@@ -2,22 +2,27 @@
 //!
 //! ```text
 //! cargo run --release -p chinwag-store --example store_bench              # the table
+//! cargo run --release -p chinwag-store --example store_bench -- --batch 1000 --sync full
 //! cargo run --release -p chinwag-store --example store_bench -- --quick-check 2000000
 //! ```
 //!
 //! Each run starts from a database already holding [`PREFILL`] messages (so the indexes have
-//! some depth), then appends batches of realistic rows (about 100 bytes of text, a 19-character
-//! msgid, 50 rooms and some private conversations, a few offline copies) until it has written
-//! [`MAX_MESSAGES`] or spent [`MAX_SECONDS`]. Only the time inside `append` is counted. Everything
-//! lives in a temporary directory that is removed at the end.
+//! some depth, and synced to disk so the run does not compete with its write-back), then
+//! appends batches of realistic rows (about 100 bytes of text, a 19-character msgid, 50 rooms
+//! and some private conversations, a few offline copies; see [`Generator`]) until it has
+//! written [`MAX_MESSAGES`] or spent [`MAX_SECONDS`]. Only the time inside `append` is counted.
+//! After each 1000-message run it also times history reads (`LATEST` and `BEFORE`, 50 messages
+//! each) on the filled database. Everything lives in a temporary directory, removed at the end.
 //!
 //! `--quick-check N` instead builds a database of N messages and reports how long opening it
-//! takes with and without `PRAGMA quick_check`.
+//! takes with and without `PRAGMA quick_check`, then how long pruning its oldest tenth takes.
+//!
+//! The machine is shared and the numbers move by ±15% from run to run; compare several runs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chinwag_store::{NewAccount, SqliteOptions, SqliteStore, Store, StoredMessage, Synchronous};
+use chinwag_store::{Bound, HistoryQuery, NewAccount, SqliteOptions, SqliteStore, Store, StoredMessage, Synchronous};
 
 /// Messages in the database before a run starts measuring.
 const PREFILL: u64 = 200_000;
@@ -30,30 +35,68 @@ const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    if let [flag, n] = args.as_slice() {
-        if flag == "--quick-check" {
-            let n: u64 = n.parse().expect("--quick-check takes a number of messages");
-            quick_check(dir.path(), n);
-            return;
-        }
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    if let Some(n) = flag("--quick-check") {
+        let n: u64 = n.parse().expect("--quick-check takes a number of messages");
+        quick_check(dir.path(), n);
+        return;
     }
+    let only_batch: Option<usize> = flag("--batch").map(|b| b.parse().expect("--batch takes a number"));
+    let only_sync = flag("--sync").map(|s| s.to_ascii_uppercase());
     println!("prefill {PREFILL} messages; each run stops at {MAX_MESSAGES} messages or {MAX_SECONDS} s in append");
     println!();
     println!("| synchronous | batch | messages | seconds | messages/s |");
     println!("|---|---:|---:|---:|---:|");
+    let mut reads = Vec::new();
     for (sync, label) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
         for batch in BATCH_SIZES {
+            if only_batch.is_some_and(|b| b != batch) || only_sync.as_deref().is_some_and(|s| s != label) {
+                continue;
+            }
             let path = dir.path().join(format!("{label}-{batch}.db"));
             let mut gen = Generator::default();
-            let mut store = open(&path, sync);
+            let mut store = open(&path, Synchronous::Normal);
             fill(&mut store, &mut gen, PREFILL);
+            // Start the run with the prefill on disk, not in the kernel's write-back queue
+            // competing with the run's own syncs.
+            drop(store);
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
+            let mut store = open(&path, sync);
             let (count, spent) = run(&mut store, &mut gen, batch);
             let rate = count as f64 / spent.as_secs_f64();
             println!("| {label} | {batch} | {count} | {:.2} | {rate:.0} |", spent.as_secs_f64());
+            if batch == 1000 {
+                reads.push(read_latency(&mut store, PREFILL + count));
+            }
             drop(store);
             remove_db(&path);
         }
     }
+    for line in reads {
+        println!("{line}");
+    }
+}
+
+/// Average time of `CHATHISTORY LATEST #room * 50` and of the `BEFORE` page that follows it.
+fn read_latency(store: &mut SqliteStore, total: u64) -> String {
+    const QUERIES: u32 = 1000;
+    let (mut latest, mut before) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..QUERIES {
+        let room = format!("#room{}", u64::from(i) % ROOMS);
+        let start = Instant::now();
+        let page = store.history(&room, &HistoryQuery::Latest { after: None }, 50).expect("latest");
+        latest += start.elapsed();
+        let first = page.first().map(|m| m.msgid.clone()).expect("rooms have history");
+        let start = Instant::now();
+        let older = store.history(&room, &HistoryQuery::Before(Bound::MsgId(first)), 50).expect("before");
+        before += start.elapsed();
+        assert_eq!(older.len(), 50);
+    }
+    format!(
+        "reads with {total} messages stored: LATEST 50 in {:.0} µs, BEFORE msgid 50 in {:.0} µs (average of {QUERIES})",
+        latest.as_secs_f64() * 1e6 / f64::from(QUERIES),
+        before.as_secs_f64() * 1e6 / f64::from(QUERIES),
+    )
 }
 
 fn open(path: &Path, synchronous: Synchronous) -> SqliteStore {
@@ -109,6 +152,13 @@ fn quick_check(dir: &Path, messages: u64) {
         drop(store);
         println!("open with quick_check={quick_check}: {:.3} s", spent.as_secs_f64());
     }
+    // Retention: the oldest tenth, through the conversation index.
+    let mut store = open(&path, Synchronous::Full);
+    let cutoff = Generator::time_of(messages / 10);
+    let start = Instant::now();
+    let removed = store.prune_history(cutoff).expect("prune");
+    println!("prune_history of the oldest tenth: {removed} messages in {:.2} s", start.elapsed().as_secs_f64());
+    drop(store);
     remove_db(&path);
 }
 
@@ -123,13 +173,20 @@ fn remove_db(path: &Path) {
 const ACCOUNTS: u64 = 100;
 const ROOMS: u64 = 50;
 
-/// Realistic messages: mostly room traffic, some private messages (every tenth), of which some
-/// are queued for an offline account (every fiftieth message).
+/// Private conversations going on at any moment.
+const ONGOING_PRIVATE: usize = 50;
+
+/// Realistic messages: room traffic spread evenly over [`ROOMS`] rooms, and every tenth message
+/// private, within one of [`ONGOING_PRIVATE`] conversations between the [`ACCOUNTS`] (one of
+/// them ends and a new pair starts every hundred private messages). Every fiftieth message is
+/// also queued for an offline account.
 #[derive(Default)]
 struct Generator {
     n: u64,
     /// A xorshift state, so runs are repeatable without a dependency.
     rng: u64,
+    /// The ongoing private conversations, as (sender, recipient) account numbers.
+    private: Vec<(u64, u64)>,
 }
 
 impl Generator {
@@ -143,6 +200,11 @@ impl Generator {
         self.rng
     }
 
+    /// The time of the `n`th message: about 20 000 messages a second of simulated time.
+    fn time_of(n: u64) -> u64 {
+        1_700_000_000_000 + n / 20
+    }
+
     fn batch(&mut self, size: usize) -> Vec<StoredMessage> {
         (0..size).map(|_| self.message()).collect()
     }
@@ -150,8 +212,7 @@ impl Generator {
     fn message(&mut self) -> StoredMessage {
         self.n += 1;
         let n = self.n;
-        // About 20 000 messages a second of simulated time.
-        let time_ms = 1_700_000_000_000 + n / 20;
+        let time_ms = Self::time_of(n);
         let from = self.next_random() % ACCOUNTS;
         let text = {
             let words = ["hello", "there", "rustaceans,", "has", "anyone", "tried", "the", "new", "borrow", "checker"];
@@ -163,7 +224,7 @@ impl Generator {
             t
         };
         let msgid = format!("{:010}{:05}{:04}", time_ms % 10_000_000_000, n % 100_000, 7);
-        let tags = if n % 7 == 0 { format!("+draft/reply={:019}", n - 1) } else { String::new() };
+        let tags = if n.is_multiple_of(7) { format!("+draft/reply={:019}", n - 1) } else { String::new() };
         let mut m = StoredMessage {
             msgid,
             time_ms,
@@ -177,13 +238,27 @@ impl Generator {
             participants: Vec::new(),
             offline_for: None,
         };
-        if n % 10 == 0 {
-            let to = (from + 1 + self.next_random() % (ACCOUNTS - 1)) % ACCOUNTS;
+        if n.is_multiple_of(10) {
+            if self.private.len() < ONGOING_PRIVATE || n.is_multiple_of(1000) {
+                let to = (from + 1 + self.next_random() % (ACCOUNTS - 1)) % ACCOUNTS;
+                let slot = (self.next_random() % ONGOING_PRIVATE as u64) as usize;
+                if self.private.len() < ONGOING_PRIVATE {
+                    self.private.push((from, to));
+                } else {
+                    self.private[slot] = (from, to);
+                }
+            }
+            let pick = (self.next_random() % self.private.len() as u64) as usize;
+            let pair = self.private[pick];
+            // Either party may write.
+            let (from, to) = if self.next_random().is_multiple_of(2) { pair } else { (pair.1, pair.0) };
+            m.sender = format!("user{from}!~user{from}@host-{from}.example.net");
+            m.sender_account = Some(format!("user{from}"));
             let (a, b) = (format!("user{}", from.min(to)), format!("user{}", from.max(to)));
             m.target = format!("user{to}");
             m.conversation = format!("{a}\0{b}");
             m.participants = vec![a, b];
-            if n % 50 == 0 {
+            if n.is_multiple_of(50) {
                 m.offline_for = Some(format!("user{to}"));
             }
         } else {

@@ -33,6 +33,13 @@
 //! Messages are ordered by `(time_ms, msgid)`. Callers hand out msgids that sort like time, so
 //! this is the order they were sent in, and it is total even when two messages share a
 //! millisecond: msgid-based paging neither skips nor repeats.
+//!
+//! # Durability
+//!
+//! A write that returned `Ok` is committed: it survives the process being killed at any moment
+//! after, and with the SQLite default ([`Synchronous::Full`]) a power cut too. Batch messages
+//! into one [`Store::append`] (group commit): a commit costs about the same for one message as
+//! for a thousand.
 
 mod record;
 mod sqlite;

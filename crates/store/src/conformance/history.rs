@@ -234,4 +234,10 @@ pub(super) fn prune(store: &mut dyn Store) {
     assert!(store.history("#rust", &latest, 100).expect("history").is_empty());
     store.append(&[message("#rust", "m11", 11_000)]).expect("append after pruning");
     assert_eq!(ids(&store.history("#rust", &latest, 100).expect("history")), ["m11"]);
+
+    // A prune larger than any batch a backend might delete at once.
+    let bulk: Vec<StoredMessage> = (0..25_000).map(|i| message("#bulk", &format!("b{i:05}"), 20_000 + i)).collect();
+    store.append(&bulk).expect("append in bulk");
+    assert_eq!(store.prune_history(20_000 + 24_990).expect("bulk prune"), 24_990 + 1, "#bulk and m11");
+    assert_eq!(ids(&store.history("#bulk", &latest, 100).expect("history")).len(), 10);
 }

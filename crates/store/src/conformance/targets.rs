@@ -21,6 +21,9 @@ fn private(
     }
 }
 
+/// viewer, rooms, from, to, limit, and the expected (name, latest time) in order.
+type Case<'a> = (Option<&'a str>, &'a [String], u64, u64, usize, Vec<(&'a str, u64)>);
+
 fn names(targets: &[HistoryTarget]) -> Vec<(&str, u64)> {
     targets.iter().map(|t| (t.name.as_str(), t.latest_ms)).collect()
 }
@@ -41,7 +44,7 @@ pub(super) fn targets(store: &mut dyn Store) {
         ])
         .expect("append");
     let rooms: Vec<String> = ["#a", "#b", "#c", "#missing"].map(str::to_owned).into();
-    let cases: Vec<(Option<&str>, &[String], u64, u64, usize, Vec<(&str, u64)>)> = vec![
+    let cases: Vec<Case> = vec![
         // The other party's nick: the sender if someone else sent the latest, else the recipient.
         (Some("alice"), &rooms, 0, 5000, 10, vec![("#b", 2000), ("Bob", 2500), ("#a", 3000)]),
         (Some("bob"), &[], 0, 5000, 10, vec![("carol", 2200), ("Alice", 2500)]),

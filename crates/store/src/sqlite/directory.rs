@@ -56,7 +56,9 @@ pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -
 }
 
 /// Deletes the account, its offline queue, and its private conversations (their messages,
-/// parties, and other accounts' queued copies, through the foreign keys), in one transaction.
+/// other accounts' queued copies of them, and their parties through the foreign key), in one
+/// transaction. The offline table has no index on conversation (see the schema), so that
+/// delete scans the queues; they are small, and dropping an account is rare.
 pub(super) fn drop_account(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     let op = backend("dropping an account");
     let folded = fold(name);
@@ -65,6 +67,12 @@ pub(super) fn drop_account(conn: &Connection, name: &str) -> Result<bool, StoreE
     tx.execute("DELETE FROM offline WHERE account = ?1", [&folded]).map_err(&op)?;
     tx.execute(
         "DELETE FROM messages WHERE conversation IN
+            (SELECT conversation FROM conversation_parties WHERE party = ?1)",
+        [&folded],
+    )
+    .map_err(&op)?;
+    tx.execute(
+        "DELETE FROM offline WHERE conversation IN
             (SELECT conversation FROM conversation_parties WHERE party = ?1)",
         [&folded],
     )

@@ -1,8 +1,8 @@
 //! Opening a database file: the checks that refuse a file we must not use, then the settings
 //! and migrations.
 //!
-//! The order matters. Everything that can refuse a file (is it a database, which version, is it
-//! writable, is it intact) runs before the first write, and no write ever happens to a file that
+//! The order matters. Everything that can refuse a file (is it a database, is it chinwag's,
+//! which version, is it writable, is it intact) runs before the first write, and no write ever happens to a file that
 //! was refused: the worst case is an unreadable or too-new file left exactly as it was, with a
 //! message saying why. Nothing here deletes, truncates or re-creates a file.
 
@@ -14,18 +14,34 @@ use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
 use super::schema::{LATEST, MIGRATIONS};
 use super::{SqliteOptions, Synchronous};
 
-/// How much memory SQLite may use to cache pages, in KiB (a negative `cache_size` is KiB).
-/// Index inserts touch a few pages per index near their insertion point; with the default 2 MiB
-/// a big database evicts them between batches.
-const CACHE_KIB: i64 = 32 * 1024;
+// The settings below were chosen by running `examples/store_bench.rs` with alternatives: what
+// an append costs is mostly the pages it dirties, written once to the WAL at commit and again
+// at the next checkpoint (see the notes on schema version 2).
 
-/// The page size of a new database. Larger pages mean fewer, fuller index pages to rewrite per
-/// batch; measured with `examples/store_bench.rs`.
-const PAGE_SIZE: i64 = 8192;
+/// The page size of a new database (SQLite's default). A batch dirties about one index page per
+/// conversation it touches, so smaller pages mean fewer bytes per commit; 4 KiB beat 2 KiB
+/// (deeper trees, more CPU) and 8 KiB (more bytes).
+const PAGE_SIZE: i64 = 4096;
+
+/// Checkpoint once the WAL holds this many pages (16 MiB), instead of SQLite's 1000. A page that
+/// every batch touches (a busy room's latest index page) is copied into the database once per
+/// checkpoint, not once per commit; the price is a longer WAL to replay after a crash, which
+/// takes well under a second.
+const CHECKPOINT_PAGES: i64 = 4000;
+
+/// How much memory SQLite may use to cache pages, in KiB (a negative `cache_size` means KiB):
+/// room for the index's inner pages and the pages batches keep returning to. Larger was not
+/// faster: SQLite walks the whole cache at every commit.
+const CACHE_KIB: i64 = 8 * 1024;
 
 /// After a checkpoint, the WAL file is truncated back to this size, so a burst of writes does
-/// not leave a large file behind.
+/// not leave a large file behind. Above the checkpoint size, so in steady state the file is
+/// reused rather than re-grown (overwriting allocated blocks is cheaper to sync).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Stamped in the header of every chinwag database (`PRAGMA application_id`, "chwg"), so that
+/// `open` never sets up its tables in another program's database.
+const APPLICATION_ID: i64 = 0x6368_7767;
 
 /// Why a database file could not be opened. Every message names the file and what to do; the
 /// file itself is left untouched.
@@ -35,6 +51,10 @@ pub enum OpenError {
     NotADatabase { path: PathBuf },
     #[error("{path} is corrupt ({detail}); chinwag did not modify it. Restore a backup, or salvage it with `sqlite3 {path} .recover`, and move it away")]
     Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} is a SQLite database of another program ({detail}); chinwag did not modify it. Use another --data-dir"
+    )]
+    ForeignDatabase { path: PathBuf, detail: String },
     #[error("{path} has schema version {found}, created by a newer chinwag (this build knows up to version {known}); upgrade chinwag or use another --data-dir")]
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("{path} is not writable ({reason}); check the permissions of the file and of its directory, where SQLite must be able to create {path}-wal and {path}-shm")]
@@ -65,8 +85,31 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
     let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
     conn.busy_timeout(options.busy_timeout).map_err(fail)?;
 
-    // Reading the version reads the header: a file that is not a database fails here.
+    // Reading the header: a file that is not a database fails here.
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(fail)?;
+    let application: i64 = conn.pragma_query_value(None, "application_id", |row| row.get(0)).map_err(fail)?;
+    if application != 0 && application != APPLICATION_ID {
+        let detail = format!("its application id is {application:#x}, chinwag's is {APPLICATION_ID:#x}");
+        return Err(OpenError::ForeignDatabase { path: path.to_owned(), detail });
+    }
+    if application == 0 {
+        // Not stamped: an empty database (ours to set up), or one from before the stamp, which
+        // has chinwag's tables. Anything else belongs to someone else.
+        let ours: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('accounts', 'messages')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(fail)?;
+        let empty = found == 0 && tables == 0;
+        let before_the_stamp = found >= 1 && ours == 2;
+        if !empty && !before_the_stamp {
+            let detail = format!("it has {tables} tables or indexes but no chinwag application id");
+            return Err(OpenError::ForeignDatabase { path: path.to_owned(), detail });
+        }
+    }
     if found > LATEST {
         return Err(OpenError::TooNew { path: path.to_owned(), found, known: LATEST });
     }
@@ -95,16 +138,16 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
     conn.pragma_update(None, "synchronous", sync).map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(fail)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(fail)?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).map_err(fail)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(fail)?;
     migrate(&conn).map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
-/// `PRAGMA quick_check`: every page and every index entry's format, without cross-checking
-/// index contents against tables. It reads the whole file (about a second per gigabyte here,
-/// see the crate README numbers in `SqliteOptions::quick_check`), which is why it can be
-/// turned off.
+/// `PRAGMA quick_check`: every page and every record's format, without cross-checking index
+/// contents against tables (which `integrity_check` does, several times slower). It reads the
+/// whole file; see [`SqliteOptions::quick_check`] for what that costs.
 fn quick_check(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     let mut problems = Vec::new();
     let result = conn.pragma_query(None, "quick_check", |row| {
@@ -123,7 +166,8 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), OpenError> {
 
 /// Brings the schema up to [`LATEST`] in one immediate transaction.
 ///
-/// The transaction always rewrites `user_version`, even when nothing is pending. That is a
+/// The transaction always rewrites `user_version` (and `application_id`), even when nothing is
+/// pending. That is a
 /// deliberate write at open: a database or directory we cannot write to fails here, with a
 /// clear message, rather than on the first message of the day.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -135,6 +179,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for sql in MIGRATIONS.iter().skip(pending) {
         tx.execute_batch(sql)?;
     }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", LATEST.max(current))?;
     tx.commit()
 }
