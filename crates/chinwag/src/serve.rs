@@ -27,6 +27,11 @@ pub struct ServeArgs {
     #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
     tls_listen: Vec<SocketAddr>,
 
+    /// QUIC listener (UDP) ADDR:PORT, using the TLS certificate; repeatable [default: 0.0.0.0:6697
+    /// and [::]:6697].
+    #[arg(long = "quic-listen", value_name = "ADDR:PORT")]
+    quic_listen: Vec<SocketAddr>,
+
     /// PEM certificate chain for TLS (with --tls-key). Without it, a self-signed certificate is
     /// generated at first start into DATA_DIR/tls and reused.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -88,6 +93,13 @@ impl ServeArgs {
         } else {
             cfg.tls_listen = self.tls_listen;
         }
+        if self.quic_listen.is_empty() {
+            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_TLS_PORT);
+            cfg.quic_listen = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_TLS_PORT), v6];
+            cfg.optional_listen.push(v6);
+        } else {
+            cfg.quic_listen = self.quic_listen;
+        }
         cfg.tls_cert = self.tls_cert;
         cfg.tls_key = self.tls_key;
         cfg.sendq_lines = self.sendq.max(1);
@@ -126,6 +138,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         for addr in &running.tls {
             println!("  listening on tls {addr}");
+        }
+        for addr in &running.quic {
+            println!("  listening on quic {addr}");
         }
         println!("  TLS certificate SHA-256 fingerprint: {}", running.fingerprint);
         println!("Press Ctrl-C to stop.");

@@ -13,6 +13,8 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// TLS listeners.
     pub tls_listen: Vec<SocketAddr>,
+    /// QUIC listeners (UDP), with the TLS certificate.
+    pub quic_listen: Vec<SocketAddr>,
     /// Addresses that may fail to bind without stopping the server (e.g. `[::1]` on a host
     /// without IPv6); defaults go here, explicit flags do not.
     pub optional_listen: Vec<SocketAddr>,
@@ -38,6 +40,7 @@ impl ServerConfig {
             data_dir,
             listen: Vec::new(),
             tls_listen: Vec::new(),
+            quic_listen: Vec::new(),
             optional_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,

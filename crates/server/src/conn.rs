@@ -21,10 +21,30 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed to send our last bytes and close politely.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Lines a transport can carry beside its stream: QUIC sends `+typing` as datagrams.
+pub(crate) trait Divert: Send + 'static {
+    /// Sends `line` another way and returns true, or returns false to leave it to the stream.
+    fn divert(&mut self, line: &Bytes) -> bool;
+}
+
+/// Streams that carry everything (TCP, TLS).
+impl Divert for () {
+    fn divert(&mut self, _line: &Bytes) -> bool {
+        false
+    }
+}
+
 /// Runs a connection until it ends, then tells the hub.
-pub(crate) async fn serve<S>(stream: S, conn: ConnId, info: ConnInfo, events: mpsc::Sender<Event>, sendq: usize)
-where
+pub(crate) async fn serve<S, D>(
+    stream: S,
+    conn: ConnId,
+    info: ConnInfo,
+    events: mpsc::Sender<Event>,
+    sendq: usize,
+    divert: D,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
+    D: Divert,
 {
     let (reader, writer) = tokio::io::split(stream);
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
@@ -34,7 +54,7 @@ where
     if events.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone()));
+    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), divert));
     let reason = read_loop(reader, conn, &events, &cancel).await;
     // A closed read side ends the connection: the hub learns why and the writer stops.
     let _ = events.send(Event::Closed { conn, reason }).await;
@@ -71,9 +91,10 @@ where
     }
 }
 
-async fn write_loop<W>(mut writer: W, mut queue: mpsc::Receiver<Bytes>, cancel: CancellationToken)
+async fn write_loop<W, D>(mut writer: W, mut queue: mpsc::Receiver<Bytes>, cancel: CancellationToken, mut divert: D)
 where
     W: AsyncWrite + Unpin,
+    D: Divert,
 {
     let mut batch = Vec::with_capacity(READ_CHUNK);
     loop {
@@ -87,12 +108,18 @@ where
             break;
         };
         batch.clear();
-        batch.extend_from_slice(&first);
+        if !divert.divert(&first) {
+            batch.extend_from_slice(&first);
+        }
         while batch.len() < WRITE_BATCH {
             match queue.try_recv() {
+                Ok(more) if divert.divert(&more) => {}
                 Ok(more) => batch.extend_from_slice(&more),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let write = async {
             writer.write_all(&batch).await?;

@@ -15,6 +15,7 @@ mod config;
 mod conn;
 mod hub;
 mod listen;
+mod quic;
 mod storage;
 mod tls;
 mod work;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{ServerConfig, DEFAULT_SENDQ_LINES};
+pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
 
@@ -41,6 +43,8 @@ pub struct Running {
     /// Plaintext addresses actually bound (ports resolved if 0 was asked for).
     pub plaintext: Vec<SocketAddr>,
     pub tls: Vec<SocketAddr>,
+    /// QUIC (UDP) addresses actually bound.
+    pub quic: Vec<SocketAddr>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     shutdown: CancellationToken,
@@ -102,6 +106,20 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let local = |ls: &Vec<tokio::net::TcpListener>| -> Result<Vec<SocketAddr>> {
         ls.iter().map(|l| l.local_addr().context("reading a listener's address")).collect()
     };
+    let mut quic_endpoints = Vec::new();
+    for addr in &cfg.quic_listen {
+        match quic::bind(*addr, tls.quic.clone()) {
+            Ok(endpoint) => quic_endpoints.push(endpoint),
+            Err(e) if cfg.optional_listen.contains(addr) => {
+                tracing::warn!(%addr, error = %e, "skipping a default QUIC listener that cannot be bound");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let quic_addrs = quic_endpoints
+        .iter()
+        .map(|e| e.local_addr().context("reading a QUIC endpoint's address"))
+        .collect::<Result<Vec<_>>>()?;
     let plaintext = local(&plain_listeners)?;
     let tls_addrs = local(&tls_listeners)?;
 
@@ -129,9 +147,13 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     for l in tls_listeners {
         tracker.spawn(acceptor.clone().run(l, Some(tls.acceptor.clone())));
     }
+    for endpoint in quic_endpoints {
+        tracker.spawn(acceptor.clone().run_quic(endpoint));
+    }
     Ok(Running {
         plaintext,
         tls: tls_addrs,
+        quic: quic_addrs,
         fingerprint: tls.fingerprint,
         shutdown,
         tracker,

@@ -73,11 +73,11 @@ impl Acceptor {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {
-            None => conn::serve(stream, conn, info, self.events, self.sendq).await,
+            None => conn::serve(stream, conn, info, self.events, self.sendq, ()).await,
             Some(acceptor) => {
                 let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                 match handshake {
-                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.sendq).await,
+                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.sendq, ()).await,
                     Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
                 }
@@ -88,7 +88,7 @@ impl Acceptor {
 
 /// The host part of `nick!user@host`: the address, with `::1` written `0::1` so it cannot be
 /// mistaken for a trailing parameter.
-fn host_of(ip: IpAddr) -> String {
+pub(crate) fn host_of(ip: IpAddr) -> String {
     let text = ip.to_string();
     if text.starts_with(':') {
         format!("0{text}")

@@ -10,9 +10,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
-/// A ready TLS acceptor and the SHA-256 fingerprint of the leaf certificate.
+/// A ready TLS acceptor, the same certificate set up for QUIC, and the SHA-256 fingerprint of
+/// the leaf certificate.
 pub struct Tls {
     pub acceptor: TlsAcceptor,
+    /// TLS 1.3 only (QUIC requires it) with chinwag's ALPN name, [`crate::quic::ALPN`].
+    pub quic: Arc<quinn::crypto::rustls::QuicServerConfig>,
     /// Upper-case hex pairs joined by ':', the form clients pin.
     pub fingerprint: String,
 }
@@ -42,13 +45,19 @@ pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>
     let key = read_key(&key_path)?;
     let fingerprint = fingerprint(&certs[0]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("configuring TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .with_context(|| format!("the key in {} does not fit the certificate", key_path.display()))?;
-    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(config)), fingerprint })
+    let config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .context("configuring TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(certs.clone(), key.clone_key())
+            .with_context(|| format!("the key in {} does not fit the certificate", key_path.display()))
+    };
+    let tls = config(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let mut quic = config(&[&rustls::version::TLS13])?;
+    quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
+    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), fingerprint })
 }
 
 /// SHA-256 of the DER certificate as `AB:CD:...`.
