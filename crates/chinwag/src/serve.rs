@@ -27,10 +27,14 @@ pub struct ServeArgs {
     #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
     tls_listen: Vec<SocketAddr>,
 
-    /// QUIC listener (UDP) ADDR:PORT, using the TLS certificate; repeatable [default: 0.0.0.0:6697
-    /// and [::]:6697].
+    /// QUIC listener (UDP) ADDR:PORT, using the TLS certificate; repeatable [default: the TLS
+    /// listeners' addresses and ports].
     #[arg(long = "quic-listen", value_name = "ADDR:PORT")]
     quic_listen: Vec<SocketAddr>,
+
+    /// Do not listen for QUIC.
+    #[arg(long, conflicts_with = "quic_listen")]
+    no_quic: bool,
 
     /// PEM certificate chain for TLS (with --tls-key). Without it, a self-signed certificate is
     /// generated at first start into DATA_DIR/tls and reused.
@@ -93,13 +97,12 @@ impl ServeArgs {
         } else {
             cfg.tls_listen = self.tls_listen;
         }
-        if self.quic_listen.is_empty() {
-            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_TLS_PORT);
-            cfg.quic_listen = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_TLS_PORT), v6];
-            cfg.optional_listen.push(v6);
-        } else {
-            cfg.quic_listen = self.quic_listen;
-        }
+        cfg.quic_listen = match (self.no_quic, self.quic_listen.is_empty()) {
+            (true, _) => Vec::new(),
+            // QUIC is TLS over UDP: by default it listens wherever TLS does.
+            (false, true) => cfg.tls_listen.clone(),
+            (false, false) => self.quic_listen,
+        };
         cfg.tls_cert = self.tls_cert;
         cfg.tls_key = self.tls_key;
         cfg.sendq_lines = self.sendq.max(1);
