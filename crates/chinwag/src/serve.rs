@@ -48,6 +48,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = chinwag_server::DEFAULT_SENDQ_LINES, value_name = "LINES")]
     sendq: usize,
 
+    /// Turn off the per-client command rate limit ("Excess flood"): for benchmarks and load
+    /// tests, never for a public server.
+    #[arg(long)]
+    no_flood_limit: bool,
+
     /// Delete history (room and private messages) older than this many days; by default it is
     /// kept forever. Messages waiting for an offline account are kept until delivered.
     #[arg(long, value_name = "DAYS")]
@@ -99,6 +104,9 @@ impl ServeArgs {
         };
         cfg.core.server_name = self.server_name;
         cfg.core.password = self.server_password;
+        if self.no_flood_limit {
+            cfg.core.limits.flood.every = std::time::Duration::ZERO;
+        }
         Ok(cfg)
     }
 }

@@ -97,6 +97,7 @@ impl Server {
         if created {
             self.save_channel(name.folded());
         }
+        self.charge(self.cfg.limits.join_cost);
         self.announce_join(conn, &display, &members);
         self.send_topic(name.folded(), false);
         self.send_names(name.folded(), &display);
