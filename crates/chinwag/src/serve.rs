@@ -95,7 +95,7 @@ impl ServeArgs {
         }
         cfg.tls_cert = self.tls_cert;
         cfg.tls_key = self.tls_key;
-        cfg.sendq_lines = self.sendq.max(1);
+        cfg.limits.sendq_lines = self.sendq.max(1);
         cfg.history_retention =
             self.history_retention_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 24 * 3600));
         cfg.sqlite.synchronous = match self.sqlite_synchronous {

@@ -18,8 +18,9 @@ use crate::server::Server;
 
 /// A token bucket kept as one instant ("generic cell rate"): the time at which it will be full
 /// again. Its debt is how far that lies in the future; each unit spent adds `rate.every`.
+/// The edge uses it too, for new connections per address.
 #[derive(Copy, Clone, Debug)]
-pub(crate) struct Bucket {
+pub struct Bucket {
     full_at: Instant,
 }
 

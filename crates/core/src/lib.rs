@@ -32,6 +32,7 @@ mod time;
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
 pub use config::{Config, Limits, Rate};
+pub use flood::Bucket as TokenBucket;
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
