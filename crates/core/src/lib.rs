@@ -18,6 +18,7 @@ mod caps;
 mod channel;
 mod client;
 mod config;
+mod confusable;
 mod flood;
 mod handlers;
 mod ids;
