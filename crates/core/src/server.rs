@@ -386,7 +386,8 @@ impl Server {
         S: Into<String>,
     {
         let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
-        let msg = self.server_msg(code).with_param(nick).with_params(params);
+        let mut msg = self.server_msg(code).with_param(nick).with_params(params);
+        fix_middle_params(&mut msg);
         self.send_msg(conn, msg);
     }
 
@@ -401,11 +402,12 @@ impl Server {
 
     /// `FAIL <command> <code> [context...] :<description>` (standard-replies).
     pub(crate) fn fail(&mut self, command: &str, code: &str, context: &[&str], description: &str) {
-        let msg = self
+        let mut msg = self
             .server_msg("FAIL")
             .with_params([command, code])
             .with_params(context.iter().copied())
             .with_param(description);
+        fix_middle_params(&mut msg);
         self.send_msg(self.cur_conn(), msg);
     }
 
@@ -646,6 +648,16 @@ impl Server {
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+        }
+    }
+}
+
+/// Makes every parameter but the last one a single word (see [`crate::text::middle_param`]).
+fn fix_middle_params(msg: &mut Message) {
+    let Some((_, middle)) = msg.params.split_last_mut() else { return };
+    for p in middle {
+        if let std::borrow::Cow::Owned(fixed) = crate::text::middle_param(p) {
+            *p = fixed;
         }
     }
 }

@@ -168,3 +168,27 @@ fn nicks_that_differ_only_by_case_or_by_lookalike_letters_cannot_be_taken() {
     h.send(c, "NICK NickServ");
     expect(&h.take(c), "432");
 }
+
+#[test]
+fn replies_that_echo_a_trailing_parameter_keep_their_shape() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    for (line, code) in [
+        ("CAP :bob way ", "410"),
+        ("NICK :a b c", "432"),
+        ("NICK ::colon", "432"),
+        ("PRIVMSG :no such :nick here", "451"),
+    ] {
+        h.send(c, line);
+        let replies = clean(&h.take(c));
+        let reply = replies.iter().find(|m| m.command == code).unwrap_or_else(|| panic!("{line}: {replies:#?}"));
+        assert!(reply.params.len() <= 3, "{line}: {reply:?}");
+    }
+    h.send(c, "NICK alice");
+    h.send(c, "USER alice 0 * :Alice");
+    h.take(c);
+    h.send(c, "WHOIS :bob carol");
+    let replies = clean(&h.take(c));
+    let reply = replies.iter().find(|m| m.command == "401").unwrap_or_else(|| panic!("{replies:#?}"));
+    assert_eq!(reply.params.len(), 3, "{reply:?}");
+}
