@@ -30,7 +30,8 @@ mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, Operator};
+pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::conn;
 use crate::hub::Event;
+use crate::metrics::{Counted, Metrics, Transport};
 
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,6 +45,7 @@ pub(crate) struct Acceptor {
     pub sendq: usize,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Acceptor {
@@ -62,6 +64,8 @@ impl Acceptor {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let transport = if tls.is_some() { Transport::Tls } else { Transport::Plaintext };
+            let stream = self.metrics.wrap(stream, transport);
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let this = self.clone();
             let tls = tls.clone();
@@ -69,7 +73,7 @@ impl Acceptor {
         }
     }
 
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, conn: ConnId, tls: Option<TlsAcceptor>) {
+    async fn serve(self, stream: Counted<TcpStream>, peer: SocketAddr, conn: ConnId, tls: Option<TlsAcceptor>) {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {
