@@ -1,8 +1,10 @@
 //! `chinwag`: one binary for the chat server and its tools.
 //!
-//! Subcommands: `serve` runs the server. (`chat`, `discover`, `admin` and `bench` follow.)
+//! Subcommands: `serve` runs the server; `admin` administers a running one. (`chat`,
+//! `discover` and `bench` follow.)
 //! This file only parses flags and wires crates together; behaviour lives in the libraries.
 
+mod admin;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -17,12 +19,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the chat server (no config file needed: sensible defaults for everything).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// Administer a running server through its control socket (users, stats, kill, ban,
+    /// reload, shutdown, …).
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
+        Command::Admin(args) => admin::run(args),
     }
 }
