@@ -1,0 +1,105 @@
+//! Network namespaces for end-to-end tests (Linux, root; feature `netns`).
+//!
+//! A test makes its own little LAN: namespaces created with `ip netns add`, joined by veth
+//! pairs, with multicast enabled. Code runs inside one with [`Netns::run`], which moves a fresh
+//! thread into the namespace (sockets belong to the namespace of the thread that opens them).
+//! Dropping a [`Netns`] deletes it, so a failing (panicking) test leaves nothing behind.
+
+use std::fs::File;
+use std::io;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether this process may create namespaces (root). Tests that need them say so and pass
+/// vacuously otherwise, so that `cargo test` works for a developer without root.
+pub fn available() -> bool {
+    rustix::process::geteuid().is_root()
+        && Command::new("ip").arg("-V").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// A named network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// A new namespace whose loopback is up and carries multicast. The name is unique to this
+    /// process and call; a stale namespace of the same name is removed first.
+    pub fn new(tag: &str) -> io::Result<Netns> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!("cw-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run_ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up", "multicast", "on"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME args…`.
+    pub fn ip(&self, args: &[&str]) -> io::Result<()> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run_ip(&all)
+    }
+
+    /// Runs `f` on a new thread inside this namespace and returns what it returns.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        let thread = std::thread::spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&file),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap_or_else(|e| panic!("entering {path}: {e}"));
+            f()
+        });
+        match thread.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// A command (e.g. the `chinwag` binary) that will run inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Joins `a` and `b` with a veth pair, one end in each, addressed `a_addr` and `b_addr`
+/// (CIDR, e.g. `10.7.0.1/24`), both up with multicast. The pair goes with the namespaces.
+pub fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> io::Result<(String, String)> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    // Interface names are at most 15 bytes.
+    let pid = std::process::id() % 100_000;
+    let (a_if, b_if) = (format!("cwa{pid}x{n}"), format!("cwb{pid}x{n}"));
+    run_ip(&["link", "add", &a_if, "netns", a.name(), "type", "veth", "peer", "name", &b_if, "netns", b.name()])?;
+    for (ns, ifname, addr) in [(a, &a_if, a_addr), (b, &b_if, b_addr)] {
+        ns.ip(&["addr", "add", addr, "dev", ifname])?;
+        ns.ip(&["link", "set", ifname, "up", "multicast", "on"])?;
+    }
+    Ok((a_if, b_if))
+}
+
+fn run_ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
