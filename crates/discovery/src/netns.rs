@@ -51,18 +51,22 @@ impl Netns {
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name);
         let thread = std::thread::spawn(move || {
-            let file = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
-            rustix::thread::move_into_link_name_space(
-                std::os::fd::AsFd::as_fd(&file),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .unwrap_or_else(|e| panic!("entering {path}: {e}"));
+            enter(&path);
             f()
         });
         match thread.join() {
             Ok(v) => v,
             Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+
+    /// Runs `f` on a new thread inside this namespace without waiting for it.
+    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
     }
 
     /// A command (e.g. the `chinwag` binary) that will run inside this namespace.
@@ -93,6 +97,16 @@ pub fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> io::Result<(Str
         ns.ip(&["link", "set", ifname, "up", "multicast", "on"])?;
     }
     Ok((a_if, b_if))
+}
+
+/// Moves the calling thread into the namespace mounted at `path`.
+fn enter(path: &str) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap_or_else(|e| panic!("entering {path}: {e}"));
 }
 
 fn run_ip(args: &[&str]) -> io::Result<()> {
