@@ -18,6 +18,7 @@ mod caps;
 mod channel;
 mod client;
 mod config;
+mod directory;
 mod handlers;
 mod ids;
 mod numeric;
@@ -31,6 +32,7 @@ mod time;
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
 pub use config::{Config, Limits};
+pub use directory::PublicRoom;
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{

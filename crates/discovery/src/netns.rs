@@ -117,3 +117,26 @@ fn run_ip(args: &[&str]) -> io::Result<()> {
         Err(io::Error::other(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
     }
 }
+
+/// The smallest LAN: a server namespace and a client namespace joined by one veth pair,
+/// [`Lan::SERVER_IP`] ↔ [`Lan::CLIENT_IP`] on a /24.
+#[derive(Debug)]
+pub struct Lan {
+    pub server: Netns,
+    pub client: Netns,
+    /// The client end of the veth pair (to add addresses to it).
+    pub client_if: String,
+}
+
+impl Lan {
+    pub const SERVER_IP: &'static str = "10.77.0.1";
+    pub const CLIENT_IP: &'static str = "10.77.0.2";
+
+    pub fn new(tag: &str) -> io::Result<Lan> {
+        let server = Netns::new(&format!("{tag}s"))?;
+        let client = Netns::new(&format!("{tag}c"))?;
+        let (_, client_if) =
+            link(&server, &format!("{}/24", Lan::SERVER_IP), &client, &format!("{}/24", Lan::CLIENT_IP))?;
+        Ok(Lan { server, client, client_if })
+    }
+}

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use chinwag_discovery::netns::{self, Netns};
+use chinwag_discovery::netns;
 use chinwag_discovery::wire::{self, Answer, AnswerKind, Packet, Probe, MAX_DATAGRAM};
 use chinwag_discovery::{
     DiscoverOptions, Listener, Live, RateLimits, Responder, ResponderConfig, Room, ServerInfo, StatusError, Transport,
@@ -14,14 +14,13 @@ use chinwag_discovery::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-const SERVER_IP: &str = "10.77.0.1";
-const CLIENT_IP: &str = "10.77.0.2";
+const SERVER_IP: &str = netns::Lan::SERVER_IP;
+const CLIENT_IP: &str = netns::Lan::CLIENT_IP;
 /// How long a test waits for any one datagram before failing.
 const WAIT: Duration = Duration::from_secs(3);
 
 struct Lan {
-    srv: Netns,
-    cli: Netns,
+    net: netns::Lan,
     rt: tokio::runtime::Runtime,
     stop: CancellationToken,
 }
@@ -33,11 +32,9 @@ impl Lan {
             eprintln!("skipped: needs root and iproute2 to create network namespaces");
             return None;
         }
-        let srv = Netns::new(&format!("{tag}s")).expect("server namespace");
-        let cli = Netns::new(&format!("{tag}c")).expect("client namespace");
-        netns::link(&srv, &format!("{SERVER_IP}/24"), &cli, &format!("{CLIENT_IP}/24")).expect("veth pair");
+        let net = netns::Lan::new(tag).expect("namespaces joined by a veth pair");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        Some(Lan { srv, cli, rt, stop: CancellationToken::new() })
+        Some(Lan { net, rt, stop: CancellationToken::new() })
     }
 
     /// Binds a responder in the server namespace and runs it on the runtime until the test ends.
@@ -45,7 +42,8 @@ impl Lan {
         let (tx, rx) = watch::channel(live);
         let handle = self.rt.handle().clone();
         let responder = self
-            .srv
+            .net
+            .server
             .run(move || {
                 let _guard = handle.enter();
                 Responder::bind(&cfg, info, rx)
@@ -58,7 +56,7 @@ impl Lan {
     /// Runs an async block on a thread in the client namespace.
     fn client<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> T {
         let handle = self.rt.handle().clone();
-        self.cli.run(move || handle.block_on(f))
+        self.net.client.run(move || handle.block_on(f))
     }
 }
 
@@ -234,7 +232,7 @@ fn an_answer_is_never_larger_than_its_probe() {
 #[test]
 fn answers_are_rate_limited_per_source() {
     let Some(lan) = Lan::new("rate") else { return };
-    lan.cli.ip(&["addr", "add", "10.77.0.3/24", "dev", &client_if(&lan)]).expect("second address");
+    lan.net.client.ip(&["addr", "add", "10.77.0.3/24", "dev", &lan.net.client_if]).expect("second address");
     let limits = RateLimits { per_source_burst: 3, per_source_per_sec: 0.01, ..RateLimits::default() };
     lan.responder(ResponderConfig { limits, ..Default::default() }, info("alpha.lan"), rooms(1));
     let answered = lan.client(async {
@@ -256,16 +254,6 @@ fn answers_are_rate_limited_per_source() {
         answered
     });
     assert_eq!(answered, 3, "the flooding source got more than its burst");
-}
-
-fn client_if(lan: &Lan) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-n", lan.cli.name(), "-o", "link", "show", "type", "veth"])
-        .output()
-        .expect("ip link");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let name = text.split(':').nth(1).expect("a veth").trim();
-    name.split('@').next().expect("name").to_owned()
 }
 
 #[test]
@@ -294,7 +282,8 @@ fn only_allowed_interfaces_are_answered() {
     assert!(from_lan.is_empty(), "answered on an interface it was not allowed: {from_lan:?}");
     let handle = lan.rt.handle().clone();
     let local = lan
-        .srv
+        .net
+        .server
         .run(move || handle.block_on(chinwag_discovery::status("127.0.0.1", WAIT)).expect("loopback is answered"));
     assert_eq!(local.name, "alpha.lan");
     assert!(
@@ -310,7 +299,7 @@ fn announcements_reach_the_group_when_turned_on() {
     let cfg = ResponderConfig { announce_every: Some(Duration::from_secs(1)), ..Default::default() };
     let handle = lan.rt.handle().clone();
     // A listener in the client namespace joins the group before the server starts announcing.
-    let listener = lan.cli.run(move || {
+    let listener = lan.net.client.run(move || {
         let _g = handle.enter();
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
         s.set_reuse_address(true).expect("reuse");

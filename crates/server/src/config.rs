@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub history_retention: Option<std::time::Duration>,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
+    /// LAN discovery and the UDP status query (see `docs/discovery.md`). Off unless asked for:
+    /// `chinwag serve` turns it on by default, tests and embedders choose.
+    pub discovery: chinwag_discovery::ResponderConfig,
     pub core: chinwag_core::Config,
 }
 
@@ -44,6 +47,7 @@ impl ServerConfig {
             sendq_lines: DEFAULT_SENDQ_LINES,
             history_retention: None,
             sqlite: chinwag_store::SqliteOptions::default(),
+            discovery: chinwag_discovery::ResponderConfig::off(),
             core: chinwag_core::Config::default(),
         }
     }

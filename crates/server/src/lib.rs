@@ -13,6 +13,7 @@
 
 mod config;
 mod conn;
+mod directory;
 mod hub;
 mod listen;
 mod storage;
@@ -41,6 +42,8 @@ pub struct Running {
     /// Plaintext addresses actually bound (ports resolved if 0 was asked for).
     pub plaintext: Vec<SocketAddr>,
     pub tls: Vec<SocketAddr>,
+    /// The UDP port LAN discovery answers on, if it is on.
+    pub discovery_port: Option<u16>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     shutdown: CancellationToken,
@@ -114,7 +117,11 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let (storage, store_thread) = storage::Storage::start(Box::new(store));
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let worker = work::Worker::new(storage.clone(), answers_tx)?;
-    let hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
+    let mut hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
+    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &tls.fingerprint, &shutdown, &tracker);
+    if let Some((tx, _)) = &discovery {
+        hub = hub.with_directory(tx.clone());
+    }
     tracker.spawn(hub.run(events_rx, answers_rx, shutdown.clone()));
     let acceptor = listen::Acceptor {
         events: events_tx,
@@ -132,6 +139,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     Ok(Running {
         plaintext,
         tls: tls_addrs,
+        discovery_port: discovery.map(|(_, port)| port),
         fingerprint: tls.fingerprint,
         shutdown,
         tracker,
