@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// `normal` survives a crash of chinwag but may lose the last commits on power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Full, value_name = "MODE")]
     sqlite_synchronous: SyncMode,
+
+    #[command(flatten)]
+    discovery: crate::discover::ServeDiscoveryArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -97,6 +100,7 @@ impl ServeArgs {
             SyncMode::Full => chinwag_store::Synchronous::Full,
             SyncMode::Normal => chinwag_store::Synchronous::Normal,
         };
+        cfg.discovery = self.discovery.into_config()?;
         cfg.core.server_name = self.server_name;
         cfg.core.password = self.server_password;
         Ok(cfg)
@@ -126,6 +130,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         for addr in &running.tls {
             println!("  listening on tls {addr}");
+        }
+        if let Some(port) = running.discovery_port {
+            println!("  answering LAN discovery on UDP {port}");
         }
         println!("  TLS certificate SHA-256 fingerprint: {}", running.fingerprint);
         println!("Press Ctrl-C to stop.");

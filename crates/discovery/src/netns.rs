@@ -10,8 +10,8 @@ use std::io;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Whether this process may create namespaces (root). Tests that need them say so and pass
-/// vacuously otherwise, so that `cargo test` works for a developer without root.
+/// Whether this process may create namespaces (root, with iproute2). Tests assert it, so that
+/// a CI that lost root fails loudly instead of skipping.
 pub fn available() -> bool {
     rustix::process::geteuid().is_root()
         && Command::new("ip").arg("-V").output().map(|o| o.status.success()).unwrap_or(false)

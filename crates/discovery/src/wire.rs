@@ -89,7 +89,9 @@ pub enum Transport {
     /// IRC over TLS.
     Tls,
     Quic,
+    #[serde(rename = "websocket")]
     WebSocket,
+    #[serde(rename = "websocket-tls")]
     WebSocketTls,
     /// A transport this version does not know; kept so newer servers stay readable.
     Other(u8),

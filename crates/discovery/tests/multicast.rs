@@ -1,6 +1,6 @@
 //! Discovery end to end through real multicast: a server namespace and a client namespace joined
 //! by a veth pair (10.77.0.1 ↔ 10.77.0.2), made by each test and removed when it ends. Needs
-//! root; without it each test says so and passes.
+//! root (CI has it); without it they fail and say so, since a skip would hide a CI that lost it.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -26,15 +26,11 @@ struct Lan {
 }
 
 impl Lan {
-    /// The two namespaces, or `None` (and a note) when this process cannot make them.
-    fn new(tag: &str) -> Option<Lan> {
-        if !netns::available() {
-            eprintln!("skipped: needs root and iproute2 to create network namespaces");
-            return None;
-        }
+    fn new(tag: &str) -> Lan {
+        assert!(netns::available(), "these tests need root and iproute2 to create network namespaces");
         let net = netns::Lan::new(tag).expect("namespaces joined by a veth pair");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        Some(Lan { net, rt, stop: CancellationToken::new() })
+        Lan { net, rt, stop: CancellationToken::new() }
     }
 
     /// Binds a responder in the server namespace and runs it on the runtime until the test ends.
@@ -125,7 +121,7 @@ fn until_answer(s: &UdpSocket, nonce: u64) -> (Vec<Vec<u8>>, Answer) {
 
 #[test]
 fn two_servers_on_the_lan_are_found_at_once() {
-    let Some(lan) = Lan::new("two") else { return };
+    let lan = Lan::new("two");
     lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(3));
     lan.responder(ResponderConfig::default(), info("beta.lan"), Live::default());
     let found = lan.client(async { chinwag_discovery::discover_with(&quick(600)).await.expect("discover") });
@@ -145,7 +141,7 @@ fn two_servers_on_the_lan_are_found_at_once() {
 
 #[test]
 fn bad_datagrams_are_ignored_and_the_server_keeps_answering() {
-    let Some(lan) = Lan::new("bad") else { return };
+    let lan = Lan::new("bad");
     lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(2));
     let before = lan.client(async {
         let s = raw_socket(CLIENT_IP);
@@ -201,7 +197,7 @@ fn bad_datagrams_are_ignored_and_the_server_keeps_answering() {
 
 #[test]
 fn an_answer_is_never_larger_than_its_probe() {
-    let Some(lan) = Lan::new("ratio") else { return };
+    let lan = Lan::new("ratio");
     let cfg =
         ResponderConfig { limits: RateLimits { per_source_burst: 100, ..RateLimits::default() }, ..Default::default() };
     lan.responder(cfg, info("alpha.lan"), rooms(200));
@@ -231,7 +227,7 @@ fn an_answer_is_never_larger_than_its_probe() {
 
 #[test]
 fn answers_are_rate_limited_per_source() {
-    let Some(lan) = Lan::new("rate") else { return };
+    let lan = Lan::new("rate");
     lan.net.client.ip(&["addr", "add", "10.77.0.3/24", "dev", &lan.net.client_if]).expect("second address");
     let limits = RateLimits { per_source_burst: 3, per_source_per_sec: 0.01, ..RateLimits::default() };
     lan.responder(ResponderConfig { limits, ..Default::default() }, info("alpha.lan"), rooms(1));
@@ -258,7 +254,7 @@ fn answers_are_rate_limited_per_source() {
 
 #[test]
 fn status_fetches_every_page_of_rooms_by_unicast() {
-    let Some(lan) = Lan::new("stat") else { return };
+    let lan = Lan::new("stat");
     lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(150));
     let found = lan.client(async {
         chinwag_discovery::status(&format!("{SERVER_IP}:{DEFAULT_PORT}"), WAIT).await.expect("status answers")
@@ -275,7 +271,7 @@ fn status_fetches_every_page_of_rooms_by_unicast() {
 
 #[test]
 fn only_allowed_interfaces_are_answered() {
-    let Some(lan) = Lan::new("ifs") else { return };
+    let lan = Lan::new("ifs");
     let cfg = ResponderConfig { interfaces: vec!["lo".into()], ..Default::default() };
     lan.responder(cfg, info("alpha.lan"), rooms(1));
     let from_lan = lan.client(async { chinwag_discovery::discover_with(&quick(400)).await.expect("discover") });
@@ -295,7 +291,7 @@ fn only_allowed_interfaces_are_answered() {
 
 #[test]
 fn announcements_reach_the_group_when_turned_on() {
-    let Some(lan) = Lan::new("ann") else { return };
+    let lan = Lan::new("ann");
     let cfg = ResponderConfig { announce_every: Some(Duration::from_secs(1)), ..Default::default() };
     let handle = lan.rt.handle().clone();
     // A listener in the client namespace joins the group before the server starts announcing.
