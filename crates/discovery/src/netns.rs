@@ -124,7 +124,8 @@ fn run_ip(args: &[&str]) -> io::Result<()> {
 pub struct Lan {
     pub server: Netns,
     pub client: Netns,
-    /// The client end of the veth pair (to add addresses to it).
+    /// The two ends of the veth pair (to add addresses to them).
+    pub server_if: String,
     pub client_if: String,
 }
 
@@ -135,8 +136,8 @@ impl Lan {
     pub fn new(tag: &str) -> io::Result<Lan> {
         let server = Netns::new(&format!("{tag}s"))?;
         let client = Netns::new(&format!("{tag}c"))?;
-        let (_, client_if) =
+        let (server_if, client_if) =
             link(&server, &format!("{}/24", Lan::SERVER_IP), &client, &format!("{}/24", Lan::CLIENT_IP))?;
-        Ok(Lan { server, client, client_if })
+        Ok(Lan { server, client, server_if, client_if })
     }
 }

@@ -35,6 +35,8 @@ pub struct ResponderConfig {
     pub interfaces: Vec<String>,
     /// Send an announcement to the groups this often; `None` (the default) never.
     pub announce_every: Option<Duration>,
+    /// How often the interfaces are listed again, to join the groups on new ones.
+    pub interface_refresh: Duration,
     pub limits: RateLimits,
 }
 
@@ -46,6 +48,7 @@ impl Default for ResponderConfig {
             groups: vec![IpAddr::V4(DEFAULT_GROUP_V4), IpAddr::V6(DEFAULT_GROUP_V6)],
             interfaces: Vec::new(),
             announce_every: None,
+            interface_refresh: Duration::from_secs(30),
             limits: RateLimits::default(),
         }
     }
@@ -153,6 +156,8 @@ impl Responder {
         let every = self.cfg.announce_every.unwrap_or(Duration::from_secs(3600)).max(Duration::from_secs(1));
         let mut announce = tokio::time::interval(every);
         announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refresh_every = self.cfg.interface_refresh.max(Duration::from_millis(10));
+        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
         loop {
             let (n, src, from_v4) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -168,6 +173,10 @@ impl Responder {
                     self.announce().await;
                     continue;
                 }
+                _ = refresh.tick() => {
+                    self.refresh_interfaces();
+                    continue;
+                }
             };
             let data = if from_v4 { &buf4[..n] } else { &buf6[..n] };
             let Some(answer) = self.answer_for(data, src, Instant::now()) else { continue };
@@ -179,6 +188,28 @@ impl Responder {
             }
         }
         tracing::debug!("discovery responder stopped");
+    }
+
+    /// Interfaces come and go (a laptop joins a network): join the groups on new addresses and
+    /// answer their networks from now on.
+    fn refresh_interfaces(&mut self) {
+        let nets = match iface::local_nets(&self.cfg.interfaces) {
+            Ok(nets) => nets,
+            Err(e) => {
+                tracing::debug!(error = %e, "discovery: cannot list interfaces");
+                return;
+            }
+        };
+        let added: Vec<LocalNet> = nets.iter().filter(|n| !self.nets.contains(n)).cloned().collect();
+        if !added.is_empty() {
+            if let Some(s) = &self.v4 {
+                join_v4(&SockRef::from(s), &self.cfg.groups, &added);
+            }
+            if let Some(s) = &self.v6 {
+                join_v6(&SockRef::from(s), &self.cfg.groups, &added);
+            }
+        }
+        self.nets = nets;
     }
 
     /// The gate and the answer: `None` for anything that is not a probe we may answer.
@@ -283,7 +314,20 @@ fn shared_socket(addr: SocketAddr) -> io::Result<Socket> {
 fn bind_v4(cfg: &ResponderConfig, port: u16, nets: &[LocalNet]) -> io::Result<UdpSocket> {
     let socket = shared_socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?;
     socket.set_multicast_loop_v4(true)?;
-    for group in cfg.groups.iter().filter_map(|g| match g {
+    join_v4(&socket, &cfg.groups, nets);
+    UdpSocket::from_std(socket.into())
+}
+
+fn bind_v6(cfg: &ResponderConfig, port: u16, nets: &[LocalNet]) -> io::Result<UdpSocket> {
+    let socket = shared_socket(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))?;
+    socket.set_multicast_loop_v6(true)?;
+    join_v6(&socket, &cfg.groups, nets);
+    UdpSocket::from_std(socket.into())
+}
+
+/// Joins the IPv4 groups on the IPv4 addresses of `nets`; failures are logged, not fatal.
+fn join_v4(socket: &Socket, groups: &[IpAddr], nets: &[LocalNet]) {
+    for group in groups.iter().filter_map(|g| match g {
         IpAddr::V4(g) => Some(g),
         IpAddr::V6(_) => None,
     }) {
@@ -297,17 +341,15 @@ fn bind_v4(cfg: &ResponderConfig, port: u16, nets: &[LocalNet]) -> io::Result<Ud
             }
         }
     }
-    UdpSocket::from_std(socket.into())
 }
 
-fn bind_v6(cfg: &ResponderConfig, port: u16, nets: &[LocalNet]) -> io::Result<UdpSocket> {
-    let socket = shared_socket(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))?;
-    socket.set_multicast_loop_v6(true)?;
+/// Joins the IPv6 groups on every interface of `nets` that has an IPv6 address.
+fn join_v6(socket: &Socket, groups: &[IpAddr], nets: &[LocalNet]) {
     let mut indexes: Vec<(u32, &str)> =
         nets.iter().filter(|n| n.ip.is_ipv6()).filter_map(|n| Some((n.index?, n.name.as_str()))).collect();
     indexes.sort_unstable();
     indexes.dedup_by_key(|(i, _)| *i);
-    for group in cfg.groups.iter().filter_map(|g| match g {
+    for group in groups.iter().filter_map(|g| match g {
         IpAddr::V6(g) => Some(g),
         IpAddr::V4(_) => None,
     }) {
@@ -319,5 +361,4 @@ fn bind_v6(cfg: &ResponderConfig, port: u16, nets: &[LocalNet]) -> io::Result<Ud
             }
         }
     }
-    UdpSocket::from_std(socket.into())
 }

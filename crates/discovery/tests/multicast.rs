@@ -29,7 +29,11 @@ impl Lan {
     fn new(tag: &str) -> Lan {
         assert!(netns::available(), "these tests need root and iproute2 to create network namespaces");
         let net = netns::Lan::new(tag).expect("namespaces joined by a veth pair");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        // Built in the server's namespace: its worker threads (where the server's tasks run,
+        // listing interfaces among other things) are in there too.
+        let rt = net.server.run(|| {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+        });
         Lan { net, rt, stop: CancellationToken::new() }
     }
 
@@ -311,4 +315,44 @@ fn announcements_reach_the_group_when_turned_on() {
     assert_eq!(a.kind, AnswerKind::Announce);
     assert_eq!(a.name, "alpha.lan");
     assert_eq!(from.ip(), SERVER_IP.parse::<IpAddr>().expect("ip"));
+}
+
+#[test]
+fn discovery_works_over_ipv6_too() {
+    let lan = Lan::new("six");
+    // Addresses usable at once (no duplicate address detection), as a LAN's would be by now.
+    lan.net.server.ip(&["addr", "add", "fd00:77::1/64", "dev", &lan.net.server_if, "nodad"]).expect("v6 address");
+    lan.net.client.ip(&["addr", "add", "fd00:77::2/64", "dev", &lan.net.client_if, "nodad"]).expect("v6 address");
+    let mut info = info("alpha.lan");
+    info.listeners.push(Listener { transport: Transport::Tls, addr: "[::]:6697".parse().expect("addr") });
+    lan.responder(ResponderConfig::default(), info, rooms(1));
+    let options = DiscoverOptions { groups: vec![IpAddr::V6(chinwag_discovery::DEFAULT_GROUP_V6)], ..quick(600) };
+    let found = lan.client(async move { chinwag_discovery::discover_with(&options).await.expect("discover") });
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let from = found[0].from;
+    assert!(from.is_ipv6(), "answered over IPv6: {from}");
+    assert_eq!(found[0].tls_addr().map(|a| a.ip()), Some(from.ip()), "[::] resolved: {:?}", found[0].listeners);
+}
+
+#[test]
+fn a_network_that_appears_later_is_answered_after_a_refresh() {
+    let lan = Lan::new("late");
+    let cfg = ResponderConfig { interface_refresh: Duration::from_millis(100), ..Default::default() };
+    lan.responder(cfg, info("alpha.lan"), rooms(1));
+    let late = netns::Netns::new("latec").expect("namespace");
+    netns::link(&lan.net.server, "10.78.0.1/24", &late, "10.78.0.2/24").expect("veth pair");
+    let handle = lan.rt.handle().clone();
+    let found = late.run(move || {
+        handle.block_on(async {
+            for _ in 0..10 {
+                let found = chinwag_discovery::discover_with(&quick(300)).await.expect("discover");
+                if !found.is_empty() {
+                    return found;
+                }
+            }
+            Vec::new()
+        })
+    });
+    assert_eq!(found.len(), 1, "the server never joined the group on its new interface");
+    assert_eq!(found[0].from.ip(), "10.78.0.1".parse::<IpAddr>().expect("ip"));
 }

@@ -21,7 +21,11 @@ impl Net {
     fn new(tag: &str) -> Net {
         assert!(netns::available(), "these tests need root and iproute2 to create network namespaces");
         let lan = Lan::new(tag).expect("namespaces joined by a veth pair");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        // Built in the server's namespace: its worker threads (where the server's tasks run,
+        // listing interfaces among other things) are in there too.
+        let rt = lan.server.run(|| {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+        });
         Net { lan, rt }
     }
 
