@@ -53,14 +53,18 @@ pub struct ServeDiscoveryArgs {
     /// UDP port for discovery and status queries.
     #[arg(long, default_value_t = DEFAULT_PORT, value_name = "PORT")]
     discovery_port: u16,
-    /// Multicast group to join; repeatable (224.1.1.1 for older setups) [default: 239.255.12.48
-    /// and ff02::6368:6174].
+    /// Multicast group to join; repeatable, and giving any replaces the defaults (add
+    /// 224.1.1.1 for older setups) [default: 239.255.12.48 and ff02::6368:6174].
     #[arg(long = "discovery-group", value_name = "ADDR")]
     discovery_groups: Vec<IpAddr>,
     /// Answer only on this interface; repeatable [default: every non-loopback interface].
     /// Loopback is always answered.
     #[arg(long = "discovery-interface", value_name = "NAME")]
     discovery_interfaces: Vec<String>,
+    /// Also answer status queries from beyond the LAN (across routers or a VPN); by default
+    /// only the allowed interfaces' networks and loopback are answered.
+    #[arg(long)]
+    discovery_remote: bool,
     /// Also announce the server to the groups every this many seconds [default: never].
     #[arg(long, value_name = "SECONDS")]
     discovery_announce: Option<u64>,
@@ -83,6 +87,7 @@ impl ServeDiscoveryArgs {
             cfg.groups = self.discovery_groups;
         }
         cfg.interfaces = self.discovery_interfaces;
+        cfg.answer_remote = self.discovery_remote;
         cfg.announce_every = self.discovery_announce.map(|s| Duration::from_secs(s.max(1)));
         Ok(cfg)
     }

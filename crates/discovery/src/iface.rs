@@ -38,15 +38,12 @@ pub(crate) fn local_nets(allowed: &[String]) -> io::Result<Vec<LocalNet>> {
 /// broadcast, port 0). Forged sources still pass if they look local; the rate limits and the
 /// size rule bound what they can draw.
 pub(crate) fn source_allowed(nets: &[LocalNet], src: &SocketAddr) -> bool {
-    if src.port() == 0 || src.ip().is_unspecified() || src.ip().is_multicast() {
+    if !source_answerable(src) {
         return false;
     }
     match src {
         SocketAddr::V4(v4) => {
             let ip = *v4.ip();
-            if ip.is_broadcast() {
-                return false;
-            }
             if ip.is_loopback() {
                 return true;
             }
@@ -77,6 +74,14 @@ pub(crate) fn source_allowed(nets: &[LocalNet], src: &SocketAddr) -> bool {
             })
         }
     }
+}
+
+/// Whether anything can be sent back to `src` at all: not unspecified, multicast, broadcast
+/// or port 0 (such sources are forged or broken).
+pub(crate) fn source_answerable(src: &SocketAddr) -> bool {
+    let ip = src.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    src.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ pub struct ResponderConfig {
     /// Interfaces to answer on, by name; empty means every non-loopback interface. Probes from
     /// other networks are ignored (loopback is always answered: it is this host).
     pub interfaces: Vec<String>,
+    /// Also answer sources outside the allowed interfaces' networks (status queries across a
+    /// router or VPN). Off by default: the room list stays on the LAN. The rate limits and the
+    /// size rule apply all the same.
+    pub answer_remote: bool,
     /// Send an announcement to the groups this often; `None` (the default) never.
     pub announce_every: Option<Duration>,
     /// How often the interfaces are listed again, to join the groups on new ones.
@@ -47,6 +51,7 @@ impl Default for ResponderConfig {
             port: DEFAULT_PORT,
             groups: vec![IpAddr::V4(DEFAULT_GROUP_V4), IpAddr::V6(DEFAULT_GROUP_V6)],
             interfaces: Vec::new(),
+            answer_remote: false,
             announce_every: None,
             interface_refresh: Duration::from_secs(30),
             limits: RateLimits::default(),
@@ -222,7 +227,7 @@ impl Responder {
                 return None;
             }
         };
-        if !iface::source_allowed(&self.nets, &src) {
+        if !iface::source_answerable(&src) || !(self.cfg.answer_remote || iface::source_allowed(&self.nets, &src)) {
             tracing::debug!(%src, "discovery: ignored a probe from outside the allowed networks");
             return None;
         }

@@ -356,3 +356,26 @@ fn a_network_that_appears_later_is_answered_after_a_refresh() {
     assert_eq!(found.len(), 1, "the server never joined the group on its new interface");
     assert_eq!(found[0].from.ip(), "10.78.0.1".parse::<IpAddr>().expect("ip"));
 }
+
+#[test]
+fn sources_beyond_the_lan_are_answered_only_when_allowed() {
+    for answer_remote in [false, true] {
+        let lan = Lan::new(if answer_remote { "rem1" } else { "rem0" });
+        // A source on another network, routed through the link (as across a router).
+        lan.net.client.ip(&["addr", "add", "10.99.0.2/24", "dev", &lan.net.client_if]).expect("address");
+        lan.net.server.ip(&["route", "add", "10.99.0.0/24", "dev", &lan.net.server_if]).expect("route");
+        lan.responder(ResponderConfig { answer_remote, ..Default::default() }, info("alpha.lan"), rooms(1));
+        let remote_answered = lan.client(async {
+            let remote = raw_socket("10.99.0.2");
+            remote.send_to(&Probe { nonce: 1, first_room: 0 }.encode(), server(DEFAULT_PORT)).expect("send");
+            // The LAN source's answer comes after any answer to the remote one.
+            let local = raw_socket(CLIENT_IP);
+            local.send_to(&Probe { nonce: 2, first_room: 0 }.encode(), server(DEFAULT_PORT)).expect("send");
+            until_answer(&local, 2);
+            remote.set_nonblocking(true).expect("nonblocking");
+            let mut buf = vec![0u8; 2048];
+            remote.recv_from(&mut buf).is_ok()
+        });
+        assert_eq!(remote_answered, answer_remote, "answer_remote = {answer_remote}");
+    }
+}
