@@ -1,6 +1,7 @@
 //! What the server shows to anyone without a login: its public rooms and how many people are
 //! online. Read-only; the edge uses it for LAN discovery.
 
+use crate::channel::Channel;
 use crate::server::Server;
 
 /// A room anyone may see in `LIST`: not secret (+s).
@@ -17,11 +18,19 @@ pub struct PublicRoom {
 
 impl Server {
     /// Rooms that are not secret, most members first, then by name; at most `max` of them.
+    /// Linear in the number of rooms plus `max log max`: the hub calls it once a tick.
     pub fn public_rooms(&self, max: usize) -> Vec<PublicRoom> {
-        let mut rooms: Vec<PublicRoom> = self
-            .channels
-            .values()
-            .filter(|ch| !ch.modes.secret)
+        let mut rooms: Vec<&Channel> = self.channels.values().filter(|ch| !ch.modes.secret).collect();
+        let order = |a: &&Channel, b: &&Channel| {
+            b.members.len().cmp(&a.members.len()).then_with(|| a.name.as_str().cmp(b.name.as_str()))
+        };
+        if rooms.len() > max {
+            rooms.select_nth_unstable_by(max, order);
+            rooms.truncate(max);
+        }
+        rooms.sort_unstable_by(order);
+        rooms
+            .into_iter()
             .map(|ch| PublicRoom {
                 name: ch.name.as_str().to_owned(),
                 topic: ch.topic.as_ref().map(|t| t.text.clone()),
@@ -29,10 +38,7 @@ impl Server {
                 invite_only: ch.modes.invite_only,
                 key_required: ch.modes.key.is_some(),
             })
-            .collect();
-        rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.name.cmp(&b.name)));
-        rooms.truncate(max);
-        rooms
+            .collect()
     }
 
     /// Connections that finished registration.

@@ -29,7 +29,7 @@ impl Netns {
     pub fn new(tag: &str) -> io::Result<Netns> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let name = format!("cw-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        remove_stale();
         run_ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up", "multicast", "on"])?;
@@ -97,6 +97,21 @@ pub fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> io::Result<(Str
         ns.ip(&["link", "set", ifname, "up", "multicast", "on"])?;
     }
     Ok((a_if, b_if))
+}
+
+/// Deletes namespaces left by test processes that no longer run (killed before their `Drop`):
+/// their names are `cw-TAG-PID-N`.
+fn remove_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        let mut parts = name.rsplitn(3, '-');
+        let (Some(_seq), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if name.starts_with("cw-") && pid.parse::<u32>().is_ok() && !alive {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
 }
 
 /// Moves the calling thread into the namespace mounted at `path`.
