@@ -40,6 +40,8 @@ impl ServerProcess {
     pub fn start(data_dir: &Path, plaintext: &[&str], tls: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
         command.arg("serve").arg("--data-dir").arg(data_dir);
+        // Tests stay on the addresses they ask for: no discovery socket on every interface.
+        command.args(["--discovery", "off"]);
         for addr in plaintext {
             command.args(["--listen", addr]);
         }
