@@ -54,7 +54,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use client::{discover, discover_with, status, status_addr, DiscoverOptions, Found, StatusError, MAX_FOUND};
 pub use limit::RateLimits;
-pub use responder::{Live, Responder, ResponderConfig, ServerInfo};
+pub use responder::{Live, Responder, ResponderConfig, ServerInfo, Stats};
 pub use wire::{Listener, Room, Transport};
 
 /// The UDP port probes go to.

@@ -8,6 +8,8 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -84,6 +86,30 @@ pub struct Live {
     pub users_online: u32,
 }
 
+/// What the responder did with the datagrams it received, for monitoring and tests. Counters
+/// only grow.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Probes answered.
+    pub answered: AtomicU64,
+    /// Datagrams that were not a probe of our format and version (foreign, malformed, too
+    /// large, or another server's answer).
+    pub ignored: AtomicU64,
+    /// Probes from a source that cannot or may not be answered (outside the allowed networks,
+    /// port 0, broadcast, …).
+    pub refused_source: AtomicU64,
+    /// Probes over the per-source or global rate.
+    pub rate_limited: AtomicU64,
+    /// Probes too small to hold even an answer without rooms.
+    pub too_small: AtomicU64,
+}
+
+impl Stats {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A bound responder; [`Responder::run`] serves until cancelled.
 #[derive(Debug)]
 pub struct Responder {
@@ -97,6 +123,7 @@ pub struct Responder {
     limiter: Limiter,
     /// Random per process, so a client lists a server once however many ways it answered.
     instance: u64,
+    stats: Arc<Stats>,
 }
 
 impl Responder {
@@ -146,7 +173,13 @@ impl Responder {
             nets,
             limiter: Limiter::new(cfg.limits, Instant::now()),
             instance: rand::random(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Counters of what the responder did; they keep counting after it is spawned.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
     /// The UDP port actually bound.
@@ -221,23 +254,33 @@ impl Responder {
     fn answer_for(&mut self, data: &[u8], src: SocketAddr, now: Instant) -> Option<Vec<u8>> {
         let probe = match wire::decode(data) {
             Ok(Packet::Probe(p)) => p,
-            Ok(Packet::Answer(_)) => return None,
+            Ok(Packet::Answer(_)) => {
+                Stats::count(&self.stats.ignored);
+                return None;
+            }
             Err(e) => {
                 tracing::debug!(%src, len = data.len(), error = %e, "discovery: ignored a datagram");
+                Stats::count(&self.stats.ignored);
                 return None;
             }
         };
         if !iface::source_answerable(&src) || !(self.cfg.answer_remote || iface::source_allowed(&self.nets, &src)) {
             tracing::debug!(%src, "discovery: ignored a probe from outside the allowed networks");
+            Stats::count(&self.stats.refused_source);
             return None;
         }
         if !self.limiter.allow(src.ip(), now) {
             tracing::debug!(%src, "discovery: rate limited");
+            Stats::count(&self.stats.rate_limited);
             return None;
         }
         let answer = self.build(AnswerKind::Reply, probe.nonce, probe.first_room, src.ip().is_loopback());
         // Never more bytes than the probe: answering cannot amplify a forged request.
-        let (bytes, _) = answer.encode(data.len())?;
+        let Some((bytes, _)) = answer.encode(data.len()) else {
+            Stats::count(&self.stats.too_small);
+            return None;
+        };
+        Stats::count(&self.stats.answered);
         Some(bytes)
     }
 

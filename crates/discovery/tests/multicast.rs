@@ -2,14 +2,16 @@
 //! by a veth pair (10.77.0.1 ↔ 10.77.0.2), made by each test and removed when it ends. Needs
 //! root (CI has it); without it they fail and say so, since a skip would hide a CI that lost it.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chinwag_discovery::netns;
 use chinwag_discovery::wire::{self, Answer, AnswerKind, Packet, Probe, MAX_DATAGRAM};
 use chinwag_discovery::{
-    DiscoverOptions, Listener, Live, RateLimits, Responder, ResponderConfig, Room, ServerInfo, StatusError, Transport,
-    DEFAULT_PORT,
+    DiscoverOptions, Listener, Live, RateLimits, Responder, ResponderConfig, Room, ServerInfo, Stats, StatusError,
+    Transport, DEFAULT_PORT,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -38,8 +40,9 @@ impl Lan {
     }
 
     /// Binds a responder in the server namespace and runs it on the runtime until the test ends.
-    fn responder(&self, cfg: ResponderConfig, info: ServerInfo, live: Live) -> watch::Sender<Live> {
-        let (tx, rx) = watch::channel(live);
+    /// Its counters are returned (the snapshot stays as given: the sender is dropped).
+    fn responder(&self, cfg: ResponderConfig, info: ServerInfo, live: Live) -> Arc<Stats> {
+        let (_tx, rx) = watch::channel(live);
         let handle = self.rt.handle().clone();
         let responder = self
             .net
@@ -49,8 +52,9 @@ impl Lan {
                 Responder::bind(&cfg, info, rx)
             })
             .expect("responder binds");
+        let stats = responder.stats();
         self.rt.spawn(responder.run(self.stop.clone()));
-        tx
+        stats
     }
 
     /// Runs an async block on a thread in the client namespace.
@@ -146,7 +150,7 @@ fn two_servers_on_the_lan_are_found_at_once() {
 #[test]
 fn bad_datagrams_are_ignored_and_the_server_keeps_answering() {
     let lan = Lan::new("bad");
-    lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(2));
+    let stats = lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(2));
     let before = lan.client(async {
         let s = raw_socket(CLIENT_IP);
         let to = server(DEFAULT_PORT);
@@ -197,6 +201,8 @@ fn bad_datagrams_are_ignored_and_the_server_keeps_answering() {
         before
     });
     assert!(before.is_empty(), "{} datagram(s) answered bad input", before.len());
+    assert_eq!(stats.ignored.load(Relaxed), 9, "every bad datagram was seen and ignored");
+    assert_eq!(stats.answered.load(Relaxed), 1);
 }
 
 #[test]
@@ -204,7 +210,7 @@ fn an_answer_is_never_larger_than_its_probe() {
     let lan = Lan::new("ratio");
     let cfg =
         ResponderConfig { limits: RateLimits { per_source_burst: 100, ..RateLimits::default() }, ..Default::default() };
-    lan.responder(cfg, info("alpha.lan"), rooms(200));
+    let stats = lan.responder(cfg, info("alpha.lan"), rooms(200));
     let sizes = lan.client(async {
         let s = raw_socket(CLIENT_IP);
         let mut sizes = Vec::new();
@@ -226,6 +232,7 @@ fn an_answer_is_never_larger_than_its_probe() {
     }
     let kept: Vec<usize> = sizes.iter().map(|s| s.2).collect();
     assert!(kept.windows(2).all(|w| w[0] < w[1]), "bigger probes get more rooms: {sizes:?}");
+    assert_eq!(stats.too_small.load(Relaxed), 1, "the 16-byte probe");
     println!("probe bytes → answer bytes (rooms): {sizes:?}");
 }
 
@@ -234,7 +241,7 @@ fn answers_are_rate_limited_per_source() {
     let lan = Lan::new("rate");
     lan.net.client.ip(&["addr", "add", "10.77.0.3/24", "dev", &lan.net.client_if]).expect("second address");
     let limits = RateLimits { per_source_burst: 3, per_source_per_sec: 0.01, ..RateLimits::default() };
-    lan.responder(ResponderConfig { limits, ..Default::default() }, info("alpha.lan"), rooms(1));
+    let stats = lan.responder(ResponderConfig { limits, ..Default::default() }, info("alpha.lan"), rooms(1));
     let answered = lan.client(async {
         let flooder = raw_socket(CLIENT_IP);
         for nonce in 1..=10 {
@@ -254,6 +261,7 @@ fn answers_are_rate_limited_per_source() {
         answered
     });
     assert_eq!(answered, 3, "the flooding source got more than its burst");
+    assert_eq!(stats.rate_limited.load(Relaxed), 7);
 }
 
 #[test]
@@ -364,7 +372,7 @@ fn sources_beyond_the_lan_are_answered_only_when_allowed() {
         // A source on another network, routed through the link (as across a router).
         lan.net.client.ip(&["addr", "add", "10.99.0.2/24", "dev", &lan.net.client_if]).expect("address");
         lan.net.server.ip(&["route", "add", "10.99.0.0/24", "dev", &lan.net.server_if]).expect("route");
-        lan.responder(ResponderConfig { answer_remote, ..Default::default() }, info("alpha.lan"), rooms(1));
+        let stats = lan.responder(ResponderConfig { answer_remote, ..Default::default() }, info("alpha.lan"), rooms(1));
         let remote_answered = lan.client(async {
             let remote = raw_socket("10.99.0.2");
             remote.send_to(&Probe { nonce: 1, first_room: 0 }.encode(), server(DEFAULT_PORT)).expect("send");
@@ -377,5 +385,48 @@ fn sources_beyond_the_lan_are_answered_only_when_allowed() {
             remote.recv_from(&mut buf).is_ok()
         });
         assert_eq!(remote_answered, answer_remote, "answer_remote = {answer_remote}");
+        assert_eq!(stats.refused_source.load(Relaxed), u64::from(!answer_remote));
     }
+}
+
+/// An IPv4 packet carrying a UDP datagram, with whatever source we like (sent through a raw
+/// socket: the kernel fills in the IP checksum).
+fn forged_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else { panic!("IPv4 only") };
+    let udp_len = (8 + payload.len()) as u16;
+    let total = 20 + udp_len;
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&udp_len.to_be_bytes());
+    p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn probes_with_forged_unanswerable_sources_are_refused() {
+    let lan = Lan::new("forge");
+    let stats = lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(1));
+    let before = lan.client(async {
+        let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::UDP))
+            .expect("raw socket");
+        raw.set_header_included_v4(true).expect("IP_HDRINCL");
+        let to = server(DEFAULT_PORT);
+        let probe = Probe { nonce: 1, first_room: 0 }.encode();
+        // Port 0 (nobody can be answered there) from a LAN address; the kernel itself drops
+        // martian sources such as broadcast or 0.0.0.0 before they reach any socket.
+        let port_zero = SocketAddr::new(IpAddr::V4(CLIENT_IP.parse::<Ipv4Addr>().expect("ip")), 0);
+        raw.send_to(&forged_udp(port_zero, to, &probe), &SocketAddr::new(to.ip(), 0).into()).expect("send");
+        let s = raw_socket(CLIENT_IP);
+        s.send_to(&Probe { nonce: 2, first_room: 0 }.encode(), to).expect("send");
+        until_answer(&s, 2).0
+    });
+    assert!(before.is_empty());
+    assert_eq!(stats.refused_source.load(Relaxed), 1, "the forged probe reached the responder and was refused");
+    assert_eq!(stats.answered.load(Relaxed), 1);
 }
