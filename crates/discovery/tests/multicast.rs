@@ -328,9 +328,10 @@ fn announcements_reach_the_group_when_turned_on() {
 #[test]
 fn discovery_works_over_ipv6_too() {
     let lan = Lan::new("six");
-    // Addresses usable at once (no duplicate address detection), as a LAN's would be by now.
-    lan.net.server.ip(&["addr", "add", "fd00:77::1/64", "dev", &lan.net.server_if, "nodad"]).expect("v6 address");
-    lan.net.client.ip(&["addr", "add", "fd00:77::2/64", "dev", &lan.net.client_if, "nodad"]).expect("v6 address");
+    lan.net.server.ip(&["addr", "add", "fd00:77::1/64", "dev", &lan.net.server_if]).expect("v6 address");
+    lan.net.client.ip(&["addr", "add", "fd00:77::2/64", "dev", &lan.net.client_if]).expect("v6 address");
+    netns::wait_ipv6_ready(&lan.net.server, &lan.net.server_if).expect("server's IPv6 usable");
+    netns::wait_ipv6_ready(&lan.net.client, &lan.net.client_if).expect("client's IPv6 usable");
     let mut info = info("alpha.lan");
     info.listeners.push(Listener { transport: Transport::Tls, addr: "[::]:6697".parse().expect("addr") });
     lan.responder(ResponderConfig::default(), info, rooms(1));
