@@ -1,10 +1,11 @@
 //! `chinwag`: one binary for the chat server and its tools.
 //!
-//! Subcommands: `serve` runs the server; `admin` administers a running one. (`chat`,
-//! `discover` and `bench` follow.)
+//! Subcommands: `serve` runs the server; `admin` administers a running one; `discover` lists
+//! servers on the LAN and `status` asks one server (UDP). (`chat` and `bench` follow.)
 //! This file only parses flags and wires crates together; behaviour lives in the libraries.
 
 mod admin;
+mod discover;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,10 @@ enum Command {
     /// Administer a running server through its control socket (users, stats, kill, ban,
     /// reload, shutdown, …).
     Admin(admin::AdminArgs),
+    /// List the chat servers on the LAN, with their rooms (multicast; no login).
+    Discover(discover::DiscoverArgs),
+    /// Ask one server for its name, addresses, fingerprint and public rooms (UDP; no login).
+    Status(discover::StatusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +35,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Admin(args) => admin::run(args),
+        Command::Discover(args) => discover::run_discover(args),
+        Command::Status(args) => discover::run_status(args),
     }
 }

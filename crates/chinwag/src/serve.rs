@@ -86,6 +86,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE")]
     sqlite_synchronous: Option<String>,
 
+    #[command(flatten)]
+    discovery: crate::discover::ServeDiscoveryArgs,
+
     /// Write the log files as JSON lines [key: log.json].
     #[arg(long)]
     log_json: bool,
@@ -150,6 +153,7 @@ impl ServeArgs {
         if !self.quic_listen.is_empty() {
             flags.push(("listen.quic".into(), list(&self.quic_listen), "flag --quic-listen".into()));
         }
+        self.discovery.push_flags(&mut flags);
         Ok(ConfigSource {
             file: self.config.clone(),
             env: std::env::vars().collect(),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo, Effect, Failure, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Disconnect, Metrics};
@@ -102,6 +102,8 @@ pub(crate) struct Hub {
     committing: Option<oneshot::Receiver<()>>,
     /// Keep history this long, if set.
     retention: Option<Duration>,
+    /// Where the public directory goes for LAN discovery, when it is on.
+    directory: Option<watch::Sender<chinwag_discovery::Live>>,
 }
 
 impl Hub {
@@ -128,7 +130,26 @@ impl Hub {
             segments: VecDeque::new(),
             committing: None,
             retention,
+            directory: None,
         }
+    }
+
+    /// Publishes the public rooms and users online to `tx` once a tick, for LAN discovery.
+    pub fn with_directory(mut self, tx: watch::Sender<chinwag_discovery::Live>) -> Self {
+        self.directory = Some(tx);
+        self
+    }
+
+    fn publish_directory(&self) {
+        let Some(tx) = &self.directory else { return };
+        let live = crate::directory::live(&self.server);
+        tx.send_if_modified(|current| {
+            let changed = *current != live;
+            if changed {
+                *current = live;
+            }
+            changed
+        });
     }
 
     pub async fn run(
@@ -157,7 +178,10 @@ impl Hub {
                     Some(event) => self.on_event(event),
                     None => break,
                 },
-                _ = tick.tick() => self.server.tick(now()),
+                _ = tick.tick() => {
+                    self.server.tick(now());
+                    self.publish_directory();
+                }
                 _ = prune.tick() => self.prune(),
             }
             self.apply();

@@ -22,6 +22,7 @@ mod bans;
 mod config;
 mod conn;
 mod control;
+mod directory;
 mod http;
 mod hub;
 mod limits;
@@ -150,6 +151,8 @@ pub struct Running {
     pub metrics: Option<SocketAddr>,
     /// The control socket's path, if it was opened.
     pub control_path: Option<PathBuf>,
+    /// The UDP port LAN discovery answers on, if it is on.
+    pub discovery_port: Option<u16>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     control: Control,
@@ -290,8 +293,12 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
     let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone())?;
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
-    let hub =
+    let mut hub =
         hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
+    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &quic_addrs, &tls.fingerprint, &shutdown, &tracker);
+    if let Some((tx, _)) = &discovery {
+        hub = hub.with_directory(tx.clone());
+    }
     let hub = tokio::spawn(hub.run(events_rx, answers_rx, calls_rx, shutdown.clone()));
     let control = Control {
         hub: calls_tx,
@@ -333,6 +340,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         quic: quic_addrs,
         metrics: metrics_addr,
         control_path,
+        discovery_port: discovery.map(|(_, port)| port),
         fingerprint: tls.fingerprint,
         control,
         tracker,

@@ -50,6 +50,10 @@ impl ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
         command.args(["serve"]).args(extra);
         command.arg("--data-dir").arg(data_dir);
+        // Tests stay on the addresses they ask for: no discovery socket on every interface.
+        if !extra.contains(&"--discovery") {
+            command.args(["--discovery", "off"]);
+        }
         for addr in plaintext {
             command.args(["--listen", addr]);
         }

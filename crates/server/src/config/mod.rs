@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub source: Option<ConfigSource>,
     /// Whether to open the control socket (`DATA_DIR/control.sock`) for `chinwag admin`.
     pub control_socket: bool,
+    /// LAN discovery and the UDP status query (see `docs/discovery.md`). Off unless asked for:
+    /// the configuration file turns it on by default, tests and embedders choose.
+    pub discovery: chinwag_discovery::ResponderConfig,
     pub core: chinwag_core::Config,
     /// What one address, and everyone together, may hold at the edge.
     pub limits: EdgeLimits,
@@ -147,6 +150,7 @@ impl ServerConfig {
             grace: DEFAULT_GRACE,
             source: None,
             control_socket: true,
+            discovery: chinwag_discovery::ResponderConfig::off(),
             core: chinwag_core::Config::default(),
             limits: EdgeLimits::default(),
         }

@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub log: RawLog,
     pub shutdown: RawShutdown,
+    pub discovery: RawDiscovery,
     pub oper: Vec<RawOper>,
 }
 
@@ -107,6 +108,17 @@ pub struct RawLog {
     pub file: bool,
     pub keep_days: u32,
     pub json: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDiscovery {
+    pub enabled: bool,
+    pub port: u16,
+    pub groups: Vec<String>,
+    pub interfaces: Vec<String>,
+    pub answer_remote: bool,
+    pub announce_seconds: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +209,20 @@ impl Default for RawLimits {
 impl Default for RawLog {
     fn default() -> Self {
         RawLog { level: "info".into(), file: true, keep_days: 14, json: false }
+    }
+}
+
+impl Default for RawDiscovery {
+    fn default() -> Self {
+        let d = chinwag_discovery::ResponderConfig::default();
+        RawDiscovery {
+            enabled: d.enabled,
+            port: d.port,
+            groups: d.groups.iter().map(ToString::to_string).collect(),
+            interfaces: d.interfaces,
+            answer_remote: d.answer_remote,
+            announce_seconds: 0,
+        }
     }
 }
 
@@ -406,6 +432,29 @@ impl RawConfig {
             json: g.json,
         };
         cfg.grace = Duration::from_secs(u64::from(self.shutdown.grace_seconds));
+
+        let d = &self.discovery;
+        let mut discovery = chinwag_discovery::ResponderConfig { enabled: d.enabled, ..Default::default() };
+        if d.port == 0 {
+            return Err(bad("discovery.port", &d.port, "expected a UDP port from 1 to 65535"));
+        }
+        discovery.port = d.port;
+        discovery.groups = d
+            .groups
+            .iter()
+            .map(|g| match g.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_multicast() => Ok(ip),
+                _ => Err(bad(
+                    "discovery.groups",
+                    g,
+                    "not a multicast address: expected IPv4 in 224.0.0.0/4 or IPv6 in ff00::/8, e.g. 239.255.12.48",
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        discovery.interfaces.clone_from(&d.interfaces);
+        discovery.answer_remote = d.answer_remote;
+        discovery.announce_every = (d.announce_seconds > 0).then(|| Duration::from_secs(u64::from(d.announce_seconds)));
+        cfg.discovery = discovery;
 
         let mut seen = std::collections::HashSet::new();
         for (i, op) in self.oper.iter().enumerate() {
