@@ -155,7 +155,7 @@ impl Hub {
                             self.segments.push_back(Segment::default());
                         }
                         if let Some(last) = self.segments.back_mut() {
-                            last.batch.push(item);
+                            last.batch.push(*item);
                         }
                     }
                     other => match self.segments.back_mut() {
@@ -217,7 +217,7 @@ impl Hub {
                 }
                 Effect::Request { id, request } => self.worker.start(id, request),
                 Effect::SaveChannel(snapshot) => {
-                    let record = to_record(snapshot);
+                    let record = to_record(*snapshot);
                     self.storage.spawn("saving a room", move |s| s.save_channel(&record));
                 }
                 Effect::DeleteChannel(name) => {
