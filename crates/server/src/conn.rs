@@ -3,19 +3,20 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::{Frame, LineReader, Message, ParseError, MAX_LINE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+use crate::outbox::{outbox, Queue};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Event;
 
-/// Bytes read from the socket at a time.
+/// Bytes read from the socket at a time, at most: a peer that sends in bulk gets this.
 const READ_CHUNK: usize = 4096;
-/// The writer coalesces queued lines into one write of up to this many bytes.
-const WRITE_BATCH: usize = 64 * 1024;
+/// ... and at least: a quiet peer (most of them, most of the time) waits on this little.
+const READ_SMALL: usize = 256;
 /// A peer that accepts no bytes for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed to send our last bytes and close politely.
@@ -28,7 +29,7 @@ where
 {
     let (reader, writer) = tokio::io::split(stream);
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = mpsc::channel::<Bytes>(sendq);
+    let (outbox, queue) = outbox(sendq);
     let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
     if events.send(connected).await.is_err() {
@@ -47,7 +48,7 @@ where
     R: AsyncRead + Unpin,
 {
     let mut framer = LineReader::new(MAX_LINE_LEN);
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_SMALL];
     loop {
         let read = tokio::select! {
             _ = cancel.cancelled() => return "Connection closed".into(),
@@ -55,7 +56,16 @@ where
         };
         match read {
             Ok(0) => return "Connection closed".into(),
-            Ok(n) => framer.push(&buf[..n]),
+            Ok(n) => {
+                framer.push(&buf[..n]);
+                // A full read means more is coming: read bigger. A short one means the peer is
+                // quiet: give the memory back while it idles.
+                if n == buf.len() && n < READ_CHUNK {
+                    buf = vec![0u8; READ_CHUNK];
+                } else if n < READ_SMALL && buf.len() > READ_SMALL {
+                    buf = vec![0u8; READ_SMALL];
+                }
+            }
             Err(e) => return format!("Read error: {e}"),
         }
         while let Some(frame) = framer.next_frame() {
@@ -71,28 +81,23 @@ where
     }
 }
 
-async fn write_loop<W>(mut writer: W, mut queue: mpsc::Receiver<Bytes>, cancel: CancellationToken)
+/// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
+/// keeps the packet and syscall count down under load while a lone line still leaves at once).
+async fn write_loop<W>(mut writer: W, queue: Queue, cancel: CancellationToken)
 where
     W: AsyncWrite + Unpin,
 {
-    let mut batch = Vec::with_capacity(READ_CHUNK);
+    let mut batch = Vec::new();
     loop {
-        let next = tokio::select! {
+        batch.clear();
+        let more = tokio::select! {
             _ = cancel.cancelled() => break,
-            next = queue.recv() => next,
+            more = queue.take(&mut batch) => more,
         };
-        let Some(first) = next else {
+        if !more {
             // The hub closed the connection: everything queued is written; say goodbye.
             let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
             break;
-        };
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
         }
         let write = async {
             writer.write_all(&batch).await?;
@@ -106,9 +111,6 @@ where
         match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => break,
-        }
-        if batch.capacity() > WRITE_BATCH * 2 {
-            batch = Vec::with_capacity(READ_CHUNK);
         }
     }
     cancel.cancel();

@@ -13,12 +13,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo, Effect, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::outbox::Outbox;
 use crate::storage::{to_record, Storage};
 use crate::work::Worker;
 
@@ -31,7 +31,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub(crate) enum Event {
-    Connected { conn: ConnId, info: ConnInfo, outbox: mpsc::Sender<Bytes>, cancel: CancellationToken },
+    Connected { conn: ConnId, info: ConnInfo, outbox: Outbox, cancel: CancellationToken },
     Line { conn: ConnId, parsed: Result<Message, ParseError> },
     Closed { conn: ConnId, reason: String },
 }
@@ -40,7 +40,7 @@ pub(crate) enum Event {
 #[derive(Debug)]
 struct Handle {
     /// Dropping it tells the writer to flush and close.
-    outbox: mpsc::Sender<Bytes>,
+    outbox: Outbox,
     /// Cancelling it stops both halves at once, queued bytes or not.
     cancel: CancellationToken,
 }
@@ -207,7 +207,7 @@ impl Hub {
             match effect {
                 Effect::Send { conn, line } => {
                     if let Some(handle) = self.conns.get(&conn) {
-                        if handle.outbox.try_send(line).is_err() {
+                        if handle.outbox.push(&line).is_err() {
                             overflowed.push(conn);
                         }
                     }

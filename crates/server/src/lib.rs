@@ -9,12 +9,13 @@
 //! per-connection bounds (outbound queue, handshake and write timeouts).
 //!
 //! Layout: `listen.rs` binds and accepts, `conn.rs` runs one connection (reader and writer),
-//! `hub.rs` owns the core, `tls.rs` handles certificates, `config.rs` is the edge's settings.
+//! `hub.rs` owns the core, `outbox.rs` is a connection's bounded outbound queue, `tls.rs` handles certificates, `config.rs` is the edge's settings.
 
 mod config;
 mod conn;
 mod hub;
 mod listen;
+mod outbox;
 mod storage;
 mod tls;
 mod work;
