@@ -12,7 +12,8 @@
 //! Layout: `listen.rs` binds and accepts, `limits.rs` decides who may connect (per address,
 //! per /64, in total), `conn.rs` runs one connection (reader and writer), `quic.rs` the QUIC
 //! transport,
-//! `hub.rs` owns the core, `tls.rs` handles certificates, `config/` is the settings (TOML file,
+//! `hub.rs` owns the core, `outbox.rs` is a connection's
+//! bounded outbound queue, `tls.rs` handles certificates, `config/` is the settings (TOML file,
 //! environment, flags), `admin.rs` the administration commands, `control.rs` their Unix socket,
 //! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
 //! `logging.rs` the log files, `bans.rs` server bans on disk.
@@ -29,6 +30,7 @@ mod limits;
 mod listen;
 pub mod logging;
 mod metrics;
+mod outbox;
 mod quic;
 mod reload;
 mod storage;

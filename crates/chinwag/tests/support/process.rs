@@ -124,6 +124,11 @@ impl ServerProcess {
         addr.parse().unwrap_or_else(|_| panic!("unparsable address in banner line {line:?}:\n{}", self.log_tail()))
     }
 
+    /// The server's process id (for `chinwag bench --server-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL (what `Child::kill` sends on Unix), so it gets no chance
     /// to flush or close anything, and reaps it.
     pub fn kill_9(&mut self) -> ExitStatus {
