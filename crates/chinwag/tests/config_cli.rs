@@ -37,7 +37,8 @@ fn the_printed_config_starts_a_server_and_a_bad_one_creates_nothing() {
     let config = dir.path().join("chinwag.toml");
     let data = dir.path().join("data");
     std::fs::write(&config, "[listen]\nmetrics = \"127.0.0.1:not-a-port\"\n").expect("write");
-    let out = chinwag(&["serve", "--config", config.to_str().expect("path"), "--data-dir", data.to_str().expect("path")]);
+    let out =
+        chinwag(&["serve", "--config", config.to_str().expect("path"), "--data-dir", data.to_str().expect("path")]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -53,7 +54,27 @@ fn the_printed_config_starts_a_server_and_a_bad_one_creates_nothing() {
 #[test]
 fn the_systemd_unit_is_hardened() {
     let unit = repo_file("contrib/chinwag.service");
-    for line in ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "StateDirectory=chinwag", "ExecReload="] {
+    for line in
+        ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "StateDirectory=chinwag", "ExecReload="]
+    {
         assert!(unit.lines().any(|l| l.trim() == line || l.starts_with(line)), "the unit lacks {line}");
     }
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_of_standard_input() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["admin", "hash-password"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hash-password");
+    child.stdin.take().expect("stdin").write_all(b"operator secret\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(chinwag_server::verify_password(hash.trim(), "operator secret"));
+    assert!(!hash.contains("operator secret"));
 }

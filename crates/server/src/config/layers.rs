@@ -167,15 +167,17 @@ fn read_file(path: &Path) -> Result<Table> {
 fn set_checked(table: &mut Table, defaults: &Table, key: &str, text: &str, origin: &str) -> Result<()> {
     let value = match lookup(defaults, key) {
         None if key == "oper" => parse_inline(text),
-        None => bail!("{origin}: there is no configuration key {key:?}; `chinwag serve --print-config` lists them all"),
+        None => bail!(
+            "there is no configuration key {key:?} (set by {origin}); `chinwag serve --print-config` lists them all"
+        ),
         Some(Value::Boolean(_)) => match text {
             "true" | "1" | "yes" => Value::Boolean(true),
             "false" | "0" | "no" => Value::Boolean(false),
-            _ => bail!("{origin}: {key} = {text:?}: expected true or false"),
+            _ => bail!("{key} = {text:?}: expected true or false (set by {origin})"),
         },
         Some(Value::Integer(_)) => match text.trim().parse::<i64>() {
             Ok(n) => Value::Integer(n),
-            Err(_) => bail!("{origin}: {key} = {text:?}: expected a whole number"),
+            Err(_) => bail!("{key} = {text:?}: expected a whole number (set by {origin})"),
         },
         Some(Value::Array(_)) => Value::Array(
             text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
@@ -208,7 +210,7 @@ fn set_value_checked(table: &mut Table, key: &str, value: Value, origin: &str) -
     let mut alone = Table::new();
     insert(&mut alone, key, value.clone());
     if let Err(e) = alone.try_into::<RawConfig>() {
-        bail!("{origin}: {key} = {value}: {e}");
+        bail!("{key} = {value}: {} (set by {origin})", e.to_string().trim());
     }
     insert(table, key, value);
     Ok(())
