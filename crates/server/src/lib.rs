@@ -52,6 +52,9 @@ pub use metrics::{Disconnect, Snapshot, Transport};
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
 
+/// How long the store thread may take to finish its queued work after the hub is gone.
+const STORE_FINISH: Duration = Duration::from_secs(1);
+
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chinwag.db";
 
@@ -197,14 +200,14 @@ impl Running {
             _ = force.cancelled() => {}
         }
         drop(self.control);
-        if clean {
-            if let Some(thread) = self.store_thread.take() {
-                let joined = tokio::task::spawn_blocking(move || thread.join());
-                tokio::select! {
-                    _ = joined => {}
-                    _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => clean = false,
-                    _ = force.cancelled() => clean = false,
-                }
+        if let Some(thread) = self.store_thread.take() {
+            // Even a forced stop gives the store a moment to finish what is queued: losing a
+            // write is worse than a second's wait.
+            let limit = if force.is_cancelled() { tokio::time::Instant::now() } else { deadline } + STORE_FINISH;
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout_at(limit, joined).await.is_err() {
+                tracing::error!("the store thread did not finish its queued work in time");
+                clean = false;
             }
         }
         tracing::info!(clean, "stopped");

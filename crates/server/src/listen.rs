@@ -79,7 +79,12 @@ impl Acceptor {
         match tls {
             None => conn::serve(stream, conn, info, self.events, self.sendq).await,
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                // A stop does not wait for handshakes: an idle half-open connection must not
+                // delay every shutdown by the handshake timeout.
+                let handshake = tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+                };
                 match handshake {
                     Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.sendq).await,
                     Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),

@@ -48,8 +48,8 @@ fn assert_mentions(text: &str, parts: &[&str]) {
 fn the_printed_default_file_parses_back_to_the_defaults() {
     let (with_file, _d1) = source(Some(DEFAULT_CONFIG), &[], &[]);
     let (without, _d2) = source(None, &[], &[]);
-    assert_eq!(with_file.raw().expect("default file parses").0, RawConfig::default());
-    assert_eq!(without.raw().expect("no file").0, RawConfig::default());
+    assert_eq!(with_file.raw().expect("default file parses"), RawConfig::default());
+    assert_eq!(without.raw().expect("no file"), RawConfig::default());
     let cfg = with_file.load().expect("defaults validate");
     assert_eq!(cfg.core.server_name, "chinwag.local");
     assert_eq!(cfg.listen.len(), 2);

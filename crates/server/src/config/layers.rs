@@ -60,24 +60,34 @@ impl ConfigSource {
     /// Reads the file and applies the environment and flags. Fails, naming the key, on any
     /// unknown key or unusable value: a server never starts half-configured.
     pub fn load(&self) -> Result<ServerConfig> {
-        let raw = self.raw()?;
-        let origins = self.provenance()?;
+        let (raw, origins) = self.merge()?;
         let dir = self.default_data_dir.clone();
-        Ok(raw.0.validate(move || dir, &origins)?).map(|mut cfg: ServerConfig| {
-            cfg.source = Some(self.clone());
-            cfg
-        })
+        let mut cfg = raw.validate(move || dir, &origins)?;
+        cfg.source = Some(self.clone());
+        Ok(cfg)
     }
 
-    /// The merged first stage (file, environment, flags) and the merged table.
-    pub fn raw(&self) -> Result<(RawConfig, Table)> {
+    /// The first stage only: the file, the environment and the flags merged and type-checked.
+    pub fn raw(&self) -> Result<RawConfig> {
+        Ok(self.merge()?.0)
+    }
+
+    fn merge(&self) -> Result<(RawConfig, Provenance)> {
+        let mut origins = Provenance::default();
         let mut table = match &self.file {
-            Some(path) => read_file(path)?,
+            Some(path) => {
+                let table = read_file(path)?;
+                for key in leaf_keys(&table) {
+                    origins.0.insert(key, format!("file {}", path.display()));
+                }
+                table
+            }
             None => Table::new(),
         };
         let defaults = default_table();
-        for (key, text, origin) in self.env_overrides(&defaults)? {
+        for (key, text, origin) in self.env_overrides(&defaults) {
             set_checked(&mut table, &defaults, &key, &text, &origin)?;
+            origins.0.insert(key, origin);
         }
         for (key, value, origin) in &self.flags {
             match value {
@@ -87,18 +97,19 @@ impl ConfigSource {
                     set_value_checked(&mut table, key, value, origin)?;
                 }
             }
+            origins.0.insert(key.clone(), origin.clone());
         }
-        let raw: RawConfig = table.clone().try_into().context("the merged configuration is not valid")?;
-        Ok((raw, table))
+        let raw: RawConfig = table.try_into().context("the merged configuration is not valid")?;
+        Ok((raw, origins))
     }
 
-    fn env_overrides(&self, defaults: &Table) -> Result<Vec<(String, String, String)>> {
-        // `CHINWAG_CONFIG` names the file itself, not a key.
+    /// `(key, value, origin)` for every `CHINWAG_…` variable that names a key.
+    fn env_overrides(&self, defaults: &Table) -> Vec<(String, String, String)> {
         let known = env_names(defaults);
         let mut out = Vec::new();
         for (name, value) in &self.env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-            if rest == "CONFIG" {
+            // `CHINWAG_CONFIG` names the file itself, not a key.
+            if !name.starts_with(ENV_PREFIX) || name == "CHINWAG_CONFIG" {
                 continue;
             }
             match known.get(name) {
@@ -106,24 +117,7 @@ impl ConfigSource {
                 None => tracing::debug!(variable = %name, "ignoring an environment variable that names no key"),
             }
         }
-        Ok(out)
-    }
-
-    fn provenance(&self) -> Result<Provenance> {
-        let mut p = Provenance::default();
-        if let Some(path) = &self.file {
-            let table = read_file(path)?;
-            for key in leaf_keys(&table) {
-                p.0.insert(key, format!("file {}", path.display()));
-            }
-        }
-        for (key, _, origin) in self.env_overrides(&default_table())? {
-            p.0.insert(key, origin);
-        }
-        for (key, _, origin) in &self.flags {
-            p.0.insert(key.clone(), origin.clone());
-        }
-        Ok(p)
+        out
     }
 }
 
