@@ -222,6 +222,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     // First, so that a second server on the same data directory is refused before it touches
     // the database.
     let control_listener = if cfg.control_socket { Some(control::bind(&cfg.data_dir)?) } else { None };
+    warn_if_exposed(&cfg.data_dir);
     let db_path = cfg.data_dir.join(DATABASE_FILE);
     let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
     use chinwag_store::Store as _;
@@ -329,4 +330,20 @@ pub fn create_data_dir(dir: &std::path::Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Password hashes, history and the TLS key live in the data directory; say so if other users
+/// can read it.
+fn warn_if_exposed(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users; `chmod 700` it (it holds password hashes, history and the TLS key)"
+            );
+        }
+    }
 }
