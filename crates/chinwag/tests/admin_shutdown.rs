@@ -46,7 +46,9 @@ fn sigterm_under_traffic_tells_clients_why_exits_0_and_loses_nothing_acknowledge
         }
         echoes.wait_for(STOP_AFTER_ECHOES);
         server.signal("TERM");
+        let signalled = Instant::now();
         let status = server.wait_exit(Duration::from_secs(GRACE_SECONDS + 5));
+        println!("exited {:?} after SIGTERM", signalled.elapsed());
         stop_sending.store(true, Ordering::SeqCst);
         let status =
             status.unwrap_or_else(|| panic!("no exit within the grace period; output:\n{}", server.log_tail()));
@@ -68,6 +70,7 @@ fn sigterm_under_traffic_tells_clients_why_exits_0_and_loses_nothing_acknowledge
         .into_iter()
         .map(|m| m.text)
         .collect();
+    println!("{} messages acknowledged, {} in history", acknowledged.len(), stored.len());
     let lost: Vec<&String> = acknowledged.iter().filter(|t| !stored.contains(*t)).collect();
     assert!(lost.is_empty(), "{} acknowledged message(s) missing from history, e.g. {:?}", lost.len(), lost.first());
 }
