@@ -259,3 +259,31 @@ fn admin_without_a_server_says_what_to_do() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no chinwag server is running"), "{out:?}");
 }
+
+#[test]
+fn bans_outlive_a_restart_and_a_damaged_ban_file_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start(dir.path());
+    admin_ok(dir.path(), &["ban", "127.0.0.*", "kept", "across", "restarts"]);
+    wait_for_file_containing(&dir.path().join("bans.json"), "127.0.0.*");
+    admin_ok(dir.path(), &["shutdown"]);
+    assert!(server.wait_exit(WAIT).is_some_and(|s| s.success()));
+
+    let restarted = start(dir.path());
+    let mut refused = PlainClient::plain(restarted.plaintext[0], "refused");
+    let error = refused.expect_command("ERROR");
+    assert!(error.params[0].contains("kept across restarts"), "{error:?}");
+    admin_ok(dir.path(), &["unban", "127.0.0.*"]);
+    let mut welcome = PlainClient::plain(restarted.plaintext[0], "welcome");
+    welcome.register("welcome");
+    drop(restarted);
+
+    std::fs::write(dir.path().join("bans.json"), "[{\"mask\": ").expect("damage the file");
+    let out = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run chinwag serve");
+    assert!(!out.status.success(), "a damaged ban list must not silently lift every ban");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bans.json is damaged"), "{out:?}");
+}
