@@ -173,15 +173,20 @@ fn set_checked(table: &mut Table, defaults: &Table, key: &str, text: &str, origi
             Ok(n) => Value::Integer(n),
             Err(_) => bail!("{key} = {text:?}: expected a whole number (set by {origin})"),
         },
-        Some(Value::Array(_)) => Value::Array(
-            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
-        ),
+        // A TOML array (`["a, b", "c"]`) when it is one, else comma-separated items.
+        Some(Value::Array(_)) => match parse_inline(text) {
+            array @ Value::Array(_) => array,
+            _ => Value::Array(
+                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+            ),
+        },
         Some(_) => Value::String(text.to_owned()),
     };
     set_value_checked(table, key, value, origin)
 }
 
-/// `oper` from the environment or --set: a TOML inline array of tables.
+/// A TOML inline value (`oper`'s array of tables, a list with commas inside its items), or the
+/// text itself as a string.
 fn parse_inline(text: &str) -> Value {
     format!("v = {text}")
         .parse::<Table>()
