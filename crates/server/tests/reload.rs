@@ -1,6 +1,6 @@
 //! Reload over a real server: a renewed TLS certificate is served to new connections without a
-//! restart (open ones keep going), the MOTD file is re-read, and a reload that does not validate
-//! changes nothing.
+//! restart (open ones keep going), the MOTD file, limits and operators are re-read, and a reload
+//! that does not validate changes nothing.
 
 mod support;
 
@@ -19,7 +19,7 @@ fn write_cert(dir: &Path) -> String {
 }
 
 #[tokio::test]
-async fn reload_swaps_the_certificate_and_motd_and_refuses_a_bad_configuration() {
+async fn reload_applies_certificate_motd_limits_and_operators_and_refuses_a_bad_configuration() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = write_cert(dir.path());
     let motd = dir.path().join("motd.txt");
@@ -43,8 +43,21 @@ async fn reload_swaps_the_certificate_and_motd_and_refuses_a_bad_configuration()
 
     let second = write_cert(dir.path());
     std::fs::write(&motd, "after the reload\n").expect("motd");
+    // Before the reload: no operators, four targets per message.
+    early.send("OPER admin operator-password").await;
+    early.expect_command("464").await;
+    early.send("PRIVMSG early,ghost :two targets").await;
+    early.expect_command("401").await;
+    let hash = chinwag_server::hash_password("operator-password").expect("hash");
+    let with_more =
+        format!("{text}[limits]\nmax_targets = 1\n[[oper]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n");
+    std::fs::write(&config, &with_more).expect("config");
     let summary = running.control().reload("test").await.expect("reload works");
     assert!(summary.contains(&second), "{summary}");
+    early.send("PRIVMSG early,ghost :two targets").await;
+    early.expect_command("407").await;
+    early.send("OPER admin operator-password").await;
+    early.expect_command("381").await;
     let mut late = Client::tls(addr, &second, "late").await;
     late.send("NICK late").await;
     late.send("USER late 0 * :late").await;
@@ -59,7 +72,7 @@ async fn reload_swaps_the_certificate_and_motd_and_refuses_a_bad_configuration()
     let error = running.control().reload("test").await.expect_err("a mismatched key is refused");
     assert!(format!("{error:#}").contains("does not fit"), "{error:#}");
     // A configuration with a mistake: refused as a whole.
-    std::fs::write(&config, text.replace("motd_file", "motd_flie")).expect("config");
+    std::fs::write(&config, with_more.replace("motd_file", "motd_flie")).expect("config");
     let error = running.control().reload("test").await.expect_err("an unknown key is refused");
     assert!(format!("{error:#}").contains("motd_flie"), "{error:#}");
     let mut last = Client::tls(addr, &second, "last").await;
