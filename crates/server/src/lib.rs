@@ -60,6 +60,9 @@ pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
 
+/// How long the store thread may take to finish its queued work after the hub is gone.
+const STORE_FINISH: Duration = Duration::from_secs(1);
+
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chinwag.db";
 
@@ -209,14 +212,14 @@ impl Running {
             _ = force.cancelled() => {}
         }
         drop(self.control);
-        if clean {
-            if let Some(thread) = self.store_thread.take() {
-                let joined = tokio::task::spawn_blocking(move || thread.join());
-                tokio::select! {
-                    _ = joined => {}
-                    _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => clean = false,
-                    _ = force.cancelled() => clean = false,
-                }
+        if let Some(thread) = self.store_thread.take() {
+            // Even a forced stop gives the store a moment to finish what is queued: losing a
+            // write is worse than a second's wait.
+            let limit = if force.is_cancelled() { tokio::time::Instant::now() } else { deadline } + STORE_FINISH;
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout_at(limit, joined).await.is_err() {
+                tracing::error!("the store thread did not finish its queued work in time");
+                clean = false;
             }
         }
         tracing::info!(clean, "stopped");
@@ -231,6 +234,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     // First, so that a second server on the same data directory is refused before it touches
     // the database.
     let control_listener = if cfg.control_socket { Some(control::bind(&cfg.data_dir)?) } else { None };
+    warn_if_exposed(&cfg.data_dir);
     let db_path = cfg.data_dir.join(DATABASE_FILE);
     let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
     use chinwag_store::Store as _;
@@ -363,4 +367,20 @@ pub fn create_data_dir(dir: &std::path::Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Password hashes, history and the TLS key live in the data directory; say so if other users
+/// can read it.
+fn warn_if_exposed(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users; `chmod 700` it (it holds password hashes, history and the TLS key)"
+            );
+        }
+    }
 }

@@ -127,8 +127,12 @@ impl Acceptor {
             // inline it would cost every plaintext connection as much memory.
             Some(acceptor) => {
                 Box::pin(async move {
-                    let handshake =
-                        tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)).await;
+                    // A stop does not wait for handshakes: an idle half-open connection must not
+                    // delay every shutdown by the handshake timeout.
+                    let handshake = tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
+                    };
                     match handshake {
                         Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, None).await,
                         Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
