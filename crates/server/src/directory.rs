@@ -33,11 +33,12 @@ pub(crate) fn live(server: &Server) -> Live {
     Live { rooms, users_online: u32::try_from(server.users_online()).unwrap_or(u32::MAX) }
 }
 
-/// Binds and spawns the responder if discovery is on. Returns the channel the hub publishes
+/// Binds and spawns the responder if discovery is on (`server` as restored, not yet running). Returns the channel the hub publishes
 /// to and the UDP port bound. Discovery is a convenience: if it cannot start, the server runs
 /// without it and says why.
 pub(crate) fn start(
     cfg: &ServerConfig,
+    server: &Server,
     plaintext: &[SocketAddr],
     tls: &[SocketAddr],
     fingerprint: &str,
@@ -58,7 +59,9 @@ pub(crate) fn start(
         listeners,
         fingerprint: chinwag_discovery::wire::parse_fingerprint(fingerprint),
     };
-    let (tx, rx) = watch::channel(Live::default());
+    // The rooms restored at start are announced from the first probe on, before the hub's
+    // first tick.
+    let (tx, rx) = watch::channel(live(server));
     match Responder::bind(&cfg.discovery, info, rx) {
         Ok(responder) => {
             let port = responder.port();

@@ -117,8 +117,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let (storage, store_thread) = storage::Storage::start(Box::new(store));
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let worker = work::Worker::new(storage.clone(), answers_tx)?;
+    let discovery = directory::start(&cfg, &server, &plaintext, &tls_addrs, &tls.fingerprint, &shutdown, &tracker);
     let mut hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
-    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &tls.fingerprint, &shutdown, &tracker);
     if let Some((tx, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
