@@ -443,3 +443,12 @@ fn status_works_over_ipv6_even_with_ipv4_groups_only() {
     assert_eq!(found.name, "alpha.lan");
     assert!(found.from.is_ipv6());
 }
+
+#[test]
+fn status_accepts_a_host_name() {
+    let lan = Lan::new("name");
+    lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(1));
+    let handle = lan.rt.handle().clone();
+    let found = lan.net.server.run(move || handle.block_on(chinwag_discovery::status("localhost", WAIT)));
+    assert_eq!(found.expect("answered").name, "alpha.lan");
+}
