@@ -44,6 +44,8 @@ pub struct Running {
     pub tls: Vec<SocketAddr>,
     /// The UDP port LAN discovery answers on, if it is on.
     pub discovery_port: Option<u16>,
+    /// What the discovery responder did (answers, refusals), for monitoring.
+    pub discovery_stats: Option<Arc<chinwag_discovery::Stats>>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     shutdown: CancellationToken,
@@ -119,7 +121,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let worker = work::Worker::new(storage.clone(), answers_tx)?;
     let discovery = directory::start(&cfg, &server, &plaintext, &tls_addrs, &tls.fingerprint, &shutdown, &tracker);
     let mut hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
-    if let Some((tx, _)) = &discovery {
+    if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
     tracker.spawn(hub.run(events_rx, answers_rx, shutdown.clone()));
@@ -139,7 +141,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     Ok(Running {
         plaintext,
         tls: tls_addrs,
-        discovery_port: discovery.map(|(_, port)| port),
+        discovery_port: discovery.as_ref().map(|(_, port, _)| *port),
+        discovery_stats: discovery.map(|(_, _, stats)| stats),
         fingerprint: tls.fingerprint,
         shutdown,
         tracker,
