@@ -300,7 +300,7 @@ impl Responder {
                 .collect(),
             rooms_total: u16::try_from(live.rooms.len()).unwrap_or(u16::MAX),
             first_room,
-            rooms: live.rooms[first..].iter().take(usize::from(u8::MAX)).cloned().collect(),
+            rooms: live.rooms[first..].iter().take(wire::MAX_ROOMS_PER_DATAGRAM).cloned().collect(),
         }
     }
 
