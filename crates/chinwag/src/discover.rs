@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use chinwag_discovery::{DiscoverOptions, Found, ResponderConfig, DEFAULT_PORT};
+use chinwag_discovery::{DiscoverOptions, Found, DEFAULT_PORT};
+use chinwag_server::FlagValue;
 use clap::Args;
 
 /// Longest wait a user may ask for.
@@ -43,29 +44,32 @@ pub struct StatusArgs {
     json: bool,
 }
 
-/// The `chinwag serve` flags for discovery.
+/// The `chinwag serve` flags for discovery: each sets a key of the `[discovery]` section.
 #[derive(Args, Debug)]
 pub struct ServeDiscoveryArgs {
     /// Answer LAN discovery probes and status queries (UDP) with the server's name, addresses,
-    /// fingerprint and public rooms (never secret ones).
-    #[arg(long, value_enum, default_value_t = Switch::On, value_name = "on|off")]
-    discovery: Switch,
-    /// UDP port for discovery and status queries.
-    #[arg(long, default_value_t = DEFAULT_PORT, value_name = "PORT")]
-    discovery_port: u16,
+    /// fingerprint and public rooms (never secret ones) [key: discovery.enabled; default: on].
+    #[arg(long, value_enum, value_name = "on|off")]
+    discovery: Option<Switch>,
+    /// UDP port for discovery and status queries [key: discovery.port; default: 12348].
+    #[arg(long, value_name = "PORT")]
+    discovery_port: Option<u16>,
     /// Multicast group to join; repeatable, and giving any replaces the defaults (add
-    /// 224.1.1.1 for older setups) [default: 239.255.12.48 and ff02::6368:6174].
+    /// 224.1.1.1 for older setups) [key: discovery.groups; default: 239.255.12.48 and
+    /// ff02::6368:6174].
     #[arg(long = "discovery-group", value_name = "ADDR")]
     discovery_groups: Vec<IpAddr>,
-    /// Answer only on this interface; repeatable [default: every non-loopback interface].
-    /// Loopback is always answered.
+    /// Answer only on this interface; repeatable [key: discovery.interfaces; default: every
+    /// non-loopback interface]. Loopback is always answered.
     #[arg(long = "discovery-interface", value_name = "NAME")]
     discovery_interfaces: Vec<String>,
     /// Also answer status queries from beyond the LAN (across routers or a VPN); by default
-    /// only the allowed interfaces' networks and loopback are answered.
+    /// only the allowed interfaces' networks and loopback are answered [key:
+    /// discovery.answer_remote].
     #[arg(long)]
     discovery_remote: bool,
-    /// Also announce the server to the groups every this many seconds [default: never].
+    /// Also announce the server to the groups every this many seconds [key:
+    /// discovery.announce_seconds; default: never].
     #[arg(long, value_name = "SECONDS")]
     discovery_announce: Option<u64>,
 }
@@ -77,19 +81,30 @@ pub enum Switch {
 }
 
 impl ServeDiscoveryArgs {
-    pub fn into_config(self) -> Result<ResponderConfig> {
-        let mut cfg = ResponderConfig { enabled: self.discovery == Switch::On, ..ResponderConfig::default() };
-        cfg.port = self.discovery_port;
-        if let Some(bad) = self.discovery_groups.iter().find(|g| !g.is_multicast()) {
-            bail!("--discovery-group {bad} is not a multicast address (IPv4 224.0.0.0/4, IPv6 ff00::/8)");
+    /// Adds these flags to the configuration sources, as (key, value, origin).
+    pub fn push_flags(&self, flags: &mut Vec<(String, FlagValue, String)>) {
+        let mut push = |key: &str, value: FlagValue, flag: &str| {
+            flags.push((key.to_owned(), value, format!("flag {flag}")));
+        };
+        if let Some(switch) = self.discovery {
+            push("discovery.enabled", FlagValue::Text((switch == Switch::On).to_string()), "--discovery");
+        }
+        if let Some(port) = self.discovery_port {
+            push("discovery.port", FlagValue::Text(port.to_string()), "--discovery-port");
         }
         if !self.discovery_groups.is_empty() {
-            cfg.groups = self.discovery_groups;
+            let groups = self.discovery_groups.iter().map(ToString::to_string).collect();
+            push("discovery.groups", FlagValue::List(groups), "--discovery-group");
         }
-        cfg.interfaces = self.discovery_interfaces;
-        cfg.answer_remote = self.discovery_remote;
-        cfg.announce_every = self.discovery_announce.map(|s| Duration::from_secs(s.max(1)));
-        Ok(cfg)
+        if !self.discovery_interfaces.is_empty() {
+            push("discovery.interfaces", FlagValue::List(self.discovery_interfaces.clone()), "--discovery-interface");
+        }
+        if self.discovery_remote {
+            push("discovery.answer_remote", FlagValue::Text("true".into()), "--discovery-remote");
+        }
+        if let Some(seconds) = self.discovery_announce {
+            push("discovery.announce_seconds", FlagValue::Text(seconds.to_string()), "--discovery-announce");
+        }
     }
 }
 

@@ -18,7 +18,9 @@ mod caps;
 mod channel;
 mod client;
 mod config;
+mod confusable;
 mod directory;
+mod flood;
 mod handlers;
 mod ids;
 mod numeric;
@@ -31,11 +33,14 @@ mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
+pub use flood::Bucket as TokenBucket;
+pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
 };
+pub use throttle::subnet_of;
 pub use time::rfc3339_ms;

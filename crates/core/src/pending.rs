@@ -20,6 +20,8 @@ pub(crate) enum Pending {
     History { conn: ConnId, target: String, label: Option<String> },
     Targets { conn: ConnId, label: Option<String> },
     Offline { conn: ConnId, account: String },
+    Oper { conn: ConnId, name: String, label: Option<String> },
+    Rehash { conn: ConnId, by: String, label: Option<String> },
 }
 
 impl Pending {
@@ -31,7 +33,9 @@ impl Pending {
             | Pending::Drop { conn, .. }
             | Pending::History { conn, .. }
             | Pending::Targets { conn, .. }
-            | Pending::Offline { conn, .. } => *conn,
+            | Pending::Offline { conn, .. }
+            | Pending::Oper { conn, .. }
+            | Pending::Rehash { conn, .. } => *conn,
         }
     }
 
@@ -42,7 +46,9 @@ impl Pending {
             | Pending::SetPassword { label, .. }
             | Pending::Drop { label, .. }
             | Pending::History { label, .. }
-            | Pending::Targets { label, .. } => label.clone(),
+            | Pending::Targets { label, .. }
+            | Pending::Oper { label, .. }
+            | Pending::Rehash { label, .. } => label.clone(),
             Pending::Offline { .. } => None,
         }
     }
@@ -79,6 +85,7 @@ impl Server {
             | Pending::Drop { .. }) => {
                 self.account_response(p, response);
             }
+            p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             p => self.history_response(p, response),
         }
         self.finish();

@@ -106,6 +106,10 @@ pub struct Server {
     pub(crate) pending: HashMap<RequestId, Pending>,
     pub(crate) next_request: u64,
     pub(crate) throttle: Throttle,
+    /// Clients with lines waiting in their RecvQ for flood budget.
+    pub(crate) flooding: BTreeSet<ConnId>,
+    /// Operator sessions and server bans (`handlers/oper.rs`).
+    pub(crate) ops: crate::handlers::oper::OperState,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
     msgids: MsgIdGen,
@@ -134,6 +138,8 @@ impl Server {
             pending: HashMap::new(),
             next_request: 0,
             throttle: Throttle::default(),
+            flooding: BTreeSet::new(),
+            ops: Default::default(),
             guest_seq: 0,
             stopping: false,
             msgids: MsgIdGen::new(node, now.wall_ms),
@@ -174,14 +180,24 @@ impl Server {
         self.now = now;
         self.clients.insert(conn, Client::new(conn, info, now.mono));
         self.max_clients = self.max_clients.max(self.clients.len());
+        self.reject_if_banned(conn);
     }
 
     /// A line arrived from `conn` (already framed and parsed by the edge).
+    ///
+    /// The line runs now if the client's flood budget allows, otherwise it waits in the
+    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`).
     pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
         self.now = now;
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.last_active = now.mono;
         client.ping_sent = None;
+        self.enqueue(conn, parsed);
+    }
+
+    /// Runs one line from `conn` whose turn has come.
+    pub(crate) fn run_line(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
+        let Some(client) = self.clients.get(&conn) else { return };
         let labels = client.caps.has(Cap::LabeledResponse);
         match parsed {
             Ok(msg) => {
@@ -255,8 +271,9 @@ impl Server {
         for conn in expired {
             self.rename_to_guest(conn);
         }
-        self.throttle.forget_stale(now.mono);
+        self.throttle.forget_stale(now.mono, &limits);
         self.finish();
+        self.run_all_queued();
     }
 
     // ---- plumbing shared by the handlers ----
@@ -373,7 +390,8 @@ impl Server {
         S: Into<String>,
     {
         let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
-        let msg = self.server_msg(code).with_param(nick).with_params(params);
+        let mut msg = self.server_msg(code).with_param(nick).with_params(params);
+        fix_middle_params(&mut msg);
         self.send_msg(conn, msg);
     }
 
@@ -388,11 +406,12 @@ impl Server {
 
     /// `FAIL <command> <code> [context...] :<description>` (standard-replies).
     pub(crate) fn fail(&mut self, command: &str, code: &str, context: &[&str], description: &str) {
-        let msg = self
+        let mut msg = self
             .server_msg("FAIL")
             .with_params([command, code])
             .with_params(context.iter().copied())
             .with_param(description);
+        fix_middle_params(&mut msg);
         self.send_msg(self.cur_conn(), msg);
     }
 
@@ -616,7 +635,16 @@ impl Server {
             "LIST" => self.handle_list(msg),
             "KICK" => self.handle_kick(msg),
             "INVITE" => self.handle_invite(msg),
+            "PRIVMSG" | "NOTICE" if msg.params.first().is_some_and(|t| t.starts_with('$')) => {
+                self.handle_server_notice(&command, msg)
+            }
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(&command, msg),
+            "KILL" => self.handle_kill(msg),
+            "WALLOPS" => self.handle_wallops(msg),
+            "KLINE" => self.handle_kline(msg),
+            "UNKLINE" => self.handle_unkline(msg),
+            "REHASH" => self.handle_rehash(),
+            "OPER" => self.handle_oper(msg),
             "MODE" => self.handle_mode(msg),
             "WHO" => self.handle_who(msg),
             "WHOIS" => self.handle_whois(msg),
@@ -633,6 +661,16 @@ impl Server {
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+        }
+    }
+}
+
+/// Makes every parameter but the last one a single word (see [`crate::text::middle_param`]).
+fn fix_middle_params(msg: &mut Message) {
+    let Some((_, middle)) = msg.params.split_last_mut() else { return };
+    for p in middle {
+        if let std::borrow::Cow::Owned(fixed) = crate::text::middle_param(p) {
+            *p = fixed;
         }
     }
 }

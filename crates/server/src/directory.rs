@@ -34,14 +34,21 @@ pub(crate) fn live(server: &Server) -> Live {
     Live { rooms, users_online: u32::try_from(server.users_online()).unwrap_or(u32::MAX) }
 }
 
+/// Every listener, as discovery announces it.
+pub(crate) fn listeners(plaintext: &[SocketAddr], tls: &[SocketAddr], quic: &[SocketAddr]) -> Vec<Listener> {
+    let of = |transport: Transport, addrs: &[SocketAddr]| -> Vec<Listener> {
+        addrs.iter().map(|a| Listener { transport, addr: *a }).collect()
+    };
+    [of(Transport::Plaintext, plaintext), of(Transport::Tls, tls), of(Transport::Quic, quic)].concat()
+}
+
 /// Binds and spawns the responder if discovery is on (`server` as restored, not yet running).
 /// Returns the channel the hub publishes to, the UDP port bound and the responder's counters.
 /// Discovery is a convenience: if it cannot start, the server runs without it and says why.
 pub(crate) fn start(
     cfg: &ServerConfig,
     server: &Server,
-    plaintext: &[SocketAddr],
-    tls: &[SocketAddr],
+    listeners: Vec<Listener>,
     fingerprint: &str,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
@@ -49,11 +56,6 @@ pub(crate) fn start(
     if !cfg.discovery.enabled {
         return None;
     }
-    let listeners = plaintext
-        .iter()
-        .map(|a| Listener { transport: Transport::Plaintext, addr: *a })
-        .chain(tls.iter().map(|a| Listener { transport: Transport::Tls, addr: *a }))
-        .collect();
     let info = ServerInfo {
         name: cfg.core.server_name.clone(),
         version: cfg.core.version.clone(),

@@ -5,6 +5,7 @@ mod channel;
 pub(crate) mod history;
 mod messaging;
 mod moderation;
+pub(crate) mod oper;
 mod query;
 mod registration;
 mod user;

@@ -25,6 +25,7 @@ pub async fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> (Running, te
     let mut cfg = ServerConfig::new(dir.path().to_path_buf());
     cfg.listen = vec!["127.0.0.1:0".parse().expect("addr")];
     cfg.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    cfg.quic_listen = vec!["127.0.0.1:0".parse().expect("addr")];
     tweak(&mut cfg);
     let running = chinwag_server::start(cfg).await.expect("server starts");
     (running, dir)
@@ -47,10 +48,28 @@ impl Client {
         Self::wrap(Box::new(tcp), name)
     }
 
+    /// A plaintext connection from a chosen local address (any of 127.0.0.0/8 works on Linux),
+    /// so that tests can play several peers.
+    pub async fn plain_from(addr: SocketAddr, from: std::net::IpAddr, name: &str) -> Client {
+        let tcp = connect_from(addr, from).await.expect("connect");
+        Self::wrap(Box::new(tcp), name)
+    }
+
     /// A TLS connection that accepts only a certificate with this SHA-256 fingerprint.
     pub async fn tls(addr: SocketAddr, fingerprint: &str, name: &str) -> Client {
         let stream = tls_connect(addr, fingerprint, None).await.expect("TLS handshake");
         Self::wrap(Box::new(stream), name)
+    }
+
+    /// A QUIC connection (certificate pinned by fingerprint) with its first stream as the IRC
+    /// stream; also returns the connection (for datagrams) and the endpoint (to rebind it).
+    pub async fn quic(addr: SocketAddr, fingerprint: &str, name: &str) -> (Client, quinn::Connection, quinn::Endpoint) {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
+        endpoint.set_default_client_config(quic_client_config(fingerprint));
+        let connection = endpoint.connect(addr, "localhost").expect("connect").await.expect("QUIC handshake");
+        let (send, recv) = connection.open_bi().await.expect("open the stream");
+        let client = Self::wrap(Box::new(tokio::io::join(recv, send)), name);
+        (client, connection, endpoint)
     }
 
     fn wrap(stream: Box<dyn Stream>, name: &str) -> Client {
@@ -120,6 +139,13 @@ impl Client {
     }
 }
 
+/// A TCP connection to `addr` whose source address is `from`.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
 pub async fn tls_connect(
     addr: SocketAddr,
     fingerprint: &str,
@@ -140,6 +166,20 @@ pub async fn tls_connect(
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").expect("name");
     connector.connect(name, tcp).await
+}
+
+/// A QUIC client configuration that pins the server's certificate and speaks chinwag's ALPN.
+pub fn quic_client_config(fingerprint: &str) -> quinn::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![chinwag_server::QUIC_ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).expect("QUIC client crypto");
+    quinn::ClientConfig::new(Arc::new(crypto))
 }
 
 /// Trust exactly one certificate, by SHA-256 fingerprint (what a TOFU client does).

@@ -1,0 +1,158 @@
+//! What the server needs to start: where to listen, where data lives, how to do TLS, limits,
+//! logging, operators.
+//!
+//! [`ServerConfig`] is the validated form. It is built either directly (tests, embedding) or
+//! from a [`ConfigSource`] (file, environment, flags), parsed in two stages: `raw.rs` mirrors the
+//! TOML file and `RawConfig::validate` checks every value, so a mistake is reported with its key,
+//! its value, what would be valid and where it was set, before anything starts. `layers.rs`
+//! merges the sources; `default.toml` is the documented default file.
+
+mod layers;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use layers::{ConfigSource, FlagValue, DEFAULT_CONFIG, ENV_PREFIX};
+pub use raw::{InvalidValue, RawConfig};
+
+/// Settings for one server process.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Holds the database, the generated certificate, the logs and the control socket.
+    pub data_dir: PathBuf,
+    /// Plaintext listeners. Passwords must never cross a network in clear, so the default is
+    /// loopback only; binding elsewhere is the operator's explicit choice.
+    pub listen: Vec<SocketAddr>,
+    /// TLS listeners.
+    pub tls_listen: Vec<SocketAddr>,
+    /// QUIC listeners (UDP), with the TLS certificate.
+    pub quic_listen: Vec<SocketAddr>,
+    /// Addresses that may fail to bind without stopping the server (e.g. `[::1]` on a host
+    /// without IPv6); defaults go here, explicit flags do not.
+    pub optional_listen: Vec<SocketAddr>,
+    /// HTTP listener for `/metrics`, `/healthz` and `/readyz`; `None` for none.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain and key; when absent a self-signed pair is generated once into
+    /// `data_dir/tls/` and reused.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Delete history older than this; `None` keeps it forever.
+    pub history_retention: Option<Duration>,
+    /// SQLite settings (durability of commits, start-up check).
+    pub sqlite: chinwag_store::SqliteOptions,
+    /// A file whose lines replace `core.motd`, re-read on reload.
+    pub motd_file: Option<PathBuf>,
+    /// How the binary sets up logging (the server itself only emits `tracing` events).
+    pub log: LogSettings,
+    /// How long clients get to receive their last lines when the server stops.
+    pub grace: Duration,
+    /// Where this configuration came from, so that reload can read it again; `None` when it
+    /// was built in code (reload then re-reads only the MOTD file and the certificate).
+    pub source: Option<ConfigSource>,
+    /// Whether to open the control socket (`DATA_DIR/control.sock`) for `chinwag admin`.
+    pub control_socket: bool,
+    /// LAN discovery and the UDP status query (see `docs/discovery.md`). Off unless asked for:
+    /// the configuration file turns it on by default, tests and embedders choose.
+    pub discovery: chinwag_discovery::ResponderConfig,
+    pub core: chinwag_core::Config,
+    /// What one address, and everyone together, may hold at the edge.
+    pub limits: EdgeLimits,
+}
+
+/// Every bound the edge enforces on connections, with defaults for a public server. The core's
+/// own bounds (flood budget, RecvQ, rooms, targets, registration timeout) are in
+/// [`chinwag_core::Limits`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Connections open at once, over all addresses; one more is refused with
+    /// `ERROR :... (Server full ...)`. Keep it below the process's file descriptor limit.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub connections_per_address: usize,
+    /// Connections open at once from one IPv6 /64 (one subscriber usually gets a whole /64, so
+    /// per-address counting alone would not limit it).
+    pub connections_per_subnet: usize,
+    /// New connections per address (IPv6: per /64): a burst, then one every `every`.
+    pub new_connections: chinwag_core::Rate,
+    /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
+    pub sendq_lines: usize,
+    /// Longest line read, in bytes, tags included. Longer ones are skipped as they arrive
+    /// (answered with 417) without being buffered.
+    pub line_len: usize,
+    /// Time a client has to finish the TLS (or QUIC) handshake.
+    pub tls_handshake_timeout: Duration,
+    /// A peer that accepts no bytes for this long is gone.
+    pub write_timeout: Duration,
+    /// Refused TLS connections that may be told why at once (that takes a handshake); beyond
+    /// it, refused connections are closed without a word.
+    pub refusals_in_flight: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_connections: 10_000,
+            connections_per_address: 10,
+            connections_per_subnet: 20,
+            // Enough to reconnect a few clients after a network change; a reconnect loop from
+            // one address is then slowed to one attempt every three seconds.
+            new_connections: chinwag_core::Rate { burst: 20, every: Duration::from_secs(3) },
+            sendq_lines: DEFAULT_SENDQ_LINES,
+            line_len: chinwag_proto::MAX_LINE_LEN,
+            tls_handshake_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(60),
+            refusals_in_flight: 64,
+        }
+    }
+}
+
+/// Logging settings (`[log]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `info,chinwag_server=debug`.
+    pub level: String,
+    /// Also log to daily files in `DATA_DIR/logs`, with the audit log beside them.
+    pub file: bool,
+    /// Daily files kept per log.
+    pub keep_days: u32,
+    /// Files as JSON lines.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into(), file: true, keep_days: 14, json: false }
+    }
+}
+
+/// Default bound on a connection's outbound queue: about 1 MiB of full-length lines.
+pub const DEFAULT_SENDQ_LINES: usize = 2048;
+/// Default time clients get to read their last lines at shutdown.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            data_dir,
+            listen: Vec::new(),
+            tls_listen: Vec::new(),
+            quic_listen: Vec::new(),
+            optional_listen: Vec::new(),
+            metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            history_retention: None,
+            sqlite: chinwag_store::SqliteOptions::default(),
+            motd_file: None,
+            log: LogSettings::default(),
+            grace: DEFAULT_GRACE,
+            source: None,
+            control_socket: true,
+            discovery: chinwag_discovery::ResponderConfig::off(),
+            core: chinwag_core::Config::default(),
+            limits: EdgeLimits::default(),
+        }
+    }
+}

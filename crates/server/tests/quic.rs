@@ -1,0 +1,164 @@
+//! The QUIC transport over real UDP sockets on loopback: everything works on its stream as on
+//! TCP, typing notices travel as datagrams between QUIC peers and fall back to the stream for
+//! others, and a client that changes address carries on in the same session.
+
+mod support;
+
+use base64::Engine;
+use chinwag_proto::Message;
+use support::{start_server, Client, WAIT};
+
+/// Waits for the next datagram and parses it as a line.
+async fn next_datagram(connection: &quinn::Connection) -> Message {
+    let datagram = tokio::time::timeout(WAIT, connection.read_datagram())
+        .await
+        .expect("a datagram within the wait")
+        .expect("the connection is open");
+    let text = std::str::from_utf8(&datagram).expect("UTF-8");
+    Message::parse(text.trim_end()).expect("a datagram holds one IRC line")
+}
+
+/// Sends a PING and checks that nothing matching `unwanted` arrives on the stream before its PONG.
+async fn assert_nothing_before_pong(client: &mut Client, what: &str, unwanted: impl Fn(&Message) -> bool) {
+    client.send("PING :marker").await;
+    let m = client.expect("PONG or the unwanted line", |m| m.command == "PONG" || unwanted(m)).await;
+    assert_eq!(m.command, "PONG", "{}: {what} arrived on the stream: {m:?}", client.name);
+}
+
+async fn request_caps(client: &mut Client, caps: &str) {
+    client.send(&format!("CAP REQ :{caps}")).await;
+    client.expect("CAP ACK", |m| m.command == "CAP" && m.params.get(1).is_some_and(|p| p == "ACK")).await;
+}
+
+/// Requests `caps`, then registers as `nick`.
+async fn register_with_caps(client: &mut Client, nick: &str, caps: &str) {
+    client.send("CAP LS 302").await;
+    request_caps(client, caps).await;
+    client.send("CAP END").await;
+    client.register(nick).await;
+}
+
+#[tokio::test]
+async fn quic_clients_register_log_in_and_talk_with_tls_clients() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+
+    // An account made over QUIC: it is encrypted, so passwords are accepted as on TLS.
+    let (mut alice, _conn, _endpoint) = Client::quic(quic, &fp, "alice").await;
+    alice.send("NICK alice").await;
+    alice.send("REGISTER * * alice-password").await;
+    let ok = alice.expect("REGISTER", |m| m.command == "REGISTER" || m.command == "FAIL").await;
+    assert_eq!(ok.params[0], "SUCCESS", "{ok:?}");
+    alice.send("USER alice 0 * :Alice").await;
+    alice.expect_command("376").await;
+
+    let mut bob = Client::tls(server.tls[0], &fp, "bob").await;
+    bob.register("bob").await;
+    alice.join("#general").await;
+    bob.join("#general").await;
+    alice.send("PRIVMSG #general :hello from QUIC").await;
+    let m = bob.expect_command("PRIVMSG").await;
+    assert_eq!(m.params, ["#general", "hello from QUIC"]);
+    assert!(m.source.as_deref().is_some_and(|s| s.starts_with("alice!")), "{m:?}");
+    bob.send("PRIVMSG alice :hello back over TLS").await;
+    let m = alice.expect_command("PRIVMSG").await;
+    assert_eq!(m.params, ["alice", "hello back over TLS"]);
+    alice.send("QUIT :moving").await;
+    alice.expect_closed().await;
+
+    // Logging back in with SASL over QUIC, and reading the room's history.
+    let (mut alice, _conn, _endpoint) = Client::quic(quic, &fp, "alice again").await;
+    alice.send("CAP LS 302").await;
+    request_caps(&mut alice, "sasl batch server-time draft/chathistory").await;
+    alice.send("NICK alice").await;
+    alice.send("USER alice 0 * :Alice").await;
+    alice.send("AUTHENTICATE PLAIN").await;
+    alice.expect("AUTHENTICATE +", |m| m.command == "AUTHENTICATE").await;
+    let payload = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-password");
+    alice.send(&format!("AUTHENTICATE {payload}")).await;
+    alice.expect_command("903").await;
+    alice.send("CAP END").await;
+    alice.expect_command("376").await;
+    alice.join("#general").await;
+    alice.send("CHATHISTORY LATEST #general * 10").await;
+    let m = alice.expect("the stored message", |m| m.command == "PRIVMSG").await;
+    assert_eq!(m.params, ["#general", "hello from QUIC"]);
+
+    // Shutting down, the server says why before it closes the connection.
+    server.shutdown_token().cancel();
+    let last = alice.expect_closed().await;
+    assert!(last.iter().any(|m| m.command == "ERROR"), "{:#?}", alice.seen);
+    server.wait().await;
+}
+
+#[tokio::test]
+async fn typing_notices_travel_as_datagrams_between_quic_peers_and_on_the_stream_otherwise() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    let (mut alice, alice_conn, _a) = Client::quic(quic, &fp, "alice").await;
+    let (mut bob, bob_conn, _b) = Client::quic(quic, &fp, "bob").await;
+    let mut carol = Client::tls(server.tls[0], &fp, "carol").await;
+    for (client, nick) in [(&mut alice, "alice"), (&mut bob, "bob"), (&mut carol, "carol")] {
+        register_with_caps(client, nick, "message-tags").await;
+        client.join("#room").await;
+    }
+    // Joins seen by earlier members are on the streams; skip past them with a marker.
+    for client in [&mut alice, &mut bob] {
+        assert_nothing_before_pong(client, "nothing", |_| false).await;
+    }
+
+    // From QUIC to QUIC as a datagram, and to TLS on the stream.
+    alice_conn.send_datagram("@+typing=active TAGMSG #room\r\n".into()).expect("send a datagram");
+    let m = next_datagram(&bob_conn).await;
+    assert_eq!((m.command.as_str(), m.params.as_slice()), ("TAGMSG", ["#room".to_owned()].as_slice()));
+    assert_eq!(m.tag("+typing"), Some("active"), "{m:?}");
+    assert!(m.source.as_deref().is_some_and(|s| s.starts_with("alice!")), "{m:?}");
+    let m = carol.expect_command("TAGMSG").await;
+    assert_eq!(m.tag("+typing"), Some("active"));
+    assert_nothing_before_pong(&mut bob, "the typing notice", |m| m.command == "TAGMSG").await;
+
+    // From TLS (on the stream) to QUIC peers as datagrams.
+    carol.send("@+typing=paused TAGMSG #room").await;
+    for connection in [&bob_conn, &alice_conn] {
+        let m = next_datagram(connection).await;
+        assert_eq!(m.tag("+typing"), Some("paused"), "{m:?}");
+        assert!(m.source.as_deref().is_some_and(|s| s.starts_with("carol!")), "{m:?}");
+    }
+
+    // A datagram that is not a typing notice is ignored: messages keep their order on the stream.
+    alice_conn.send_datagram("PRIVMSG #room :sneaked past the stream\r\n".into()).expect("send a datagram");
+    alice.send("PRIVMSG #room :on the stream").await;
+    let m = carol.expect_command("PRIVMSG").await;
+    assert_eq!(m.params, ["#room", "on the stream"]);
+    assert_nothing_before_pong(&mut carol, "the datagram PRIVMSG", |m| m.command == "PRIVMSG").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_changes_address_carries_on_in_the_same_session() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    let (mut alice, _conn, endpoint) = Client::quic(quic, &fp, "alice").await;
+    let mut bob = Client::tls(server.tls[0], &fp, "bob").await;
+    alice.register("alice").await;
+    bob.register("bob").await;
+    alice.join("#room").await;
+    bob.join("#room").await;
+    alice.send("PRIVMSG #room :before the move").await;
+    assert_eq!(bob.expect_command("PRIVMSG").await.params[1], "before the move");
+
+    // A new socket, as when a laptop moves from one network to another.
+    let before = endpoint.local_addr().expect("address");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a new UDP socket");
+    endpoint.rebind(socket).expect("rebind");
+    let after = endpoint.local_addr().expect("address");
+    assert_ne!(before.port(), after.port());
+
+    alice.send("PRIVMSG #room :after the move").await;
+    let m = bob.expect("the message or a QUIT", |m| m.command == "PRIVMSG" || m.command == "QUIT").await;
+    assert_eq!(m.params, ["#room", "after the move"], "no QUIT, no new session: {m:?}");
+    assert!(m.source.as_deref().is_some_and(|s| s.starts_with("alice!")), "{m:?}");
+    bob.send("PRIVMSG alice :welcome to the new network").await;
+    assert_eq!(alice.expect_command("PRIVMSG").await.params[1], "welcome to the new network");
+    server.shutdown().await;
+}
