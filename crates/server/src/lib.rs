@@ -158,6 +158,8 @@ pub struct Running {
     pub control_path: Option<PathBuf>,
     /// The UDP port LAN discovery answers on, if it is on.
     pub discovery_port: Option<u16>,
+    /// What the discovery responder did (answers, refusals), for monitoring.
+    pub discovery_stats: Option<Arc<chinwag_discovery::Stats>>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     control: Control,
@@ -299,10 +301,11 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
     let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone())?;
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
+    let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
+    let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);
     let mut hub =
         hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
-    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &quic_addrs, &tls.fingerprint, &shutdown, &tracker);
-    if let Some((tx, _)) = &discovery {
+    if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
     let hub = tokio::spawn(hub.run(events_rx, answers_rx, calls_rx, shutdown.clone()));
@@ -346,7 +349,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         quic: quic_addrs,
         metrics: metrics_addr,
         control_path,
-        discovery_port: discovery.map(|(_, port)| port),
+        discovery_port: discovery.as_ref().map(|(_, port, _)| *port),
+        discovery_stats: discovery.map(|(_, _, stats)| stats),
         fingerprint: tls.fingerprint,
         control,
         tracker,
