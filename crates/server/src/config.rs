@@ -46,6 +46,10 @@ pub struct EdgeLimits {
     pub new_connections: chinwag_core::Rate,
     /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
     pub sendq_lines: usize,
+    /// The kernel's send buffer per connection, in bytes (`SO_SNDBUF`; Linux doubles it).
+    /// Left to itself the kernel grows it up to megabytes for a peer that does not read, so
+    /// SendQ would only be reached after that much memory per connection.
+    pub socket_send_buffer: usize,
     /// Longest line read, in bytes, tags included. Longer ones are skipped as they arrive
     /// (answered with 417) without being buffered.
     pub line_len: usize,
@@ -68,6 +72,8 @@ impl Default for EdgeLimits {
             // one address is then slowed to one attempt every three seconds.
             new_connections: chinwag_core::Rate { burst: 20, every: std::time::Duration::from_secs(3) },
             sendq_lines: DEFAULT_SENDQ_LINES,
+            // Enough for about 30 ms of a 20 Mbit/s stream, far more than a chat needs.
+            socket_send_buffer: 64 * 1024,
             line_len: chinwag_proto::MAX_LINE_LEN,
             tls_handshake_timeout: std::time::Duration::from_secs(15),
             write_timeout: std::time::Duration::from_secs(60),

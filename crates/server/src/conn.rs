@@ -25,8 +25,14 @@ const LINGER_BYTES: usize = 256 * 1024;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs a connection until it ends, then tells the hub.
-pub(crate) async fn serve<S>(stream: S, conn: ConnId, info: ConnInfo, events: mpsc::Sender<Event>, limits: EdgeLimits)
-where
+pub(crate) async fn serve<S>(
+    stream: S,
+    conn: ConnId,
+    info: ConnInfo,
+    events: mpsc::Sender<Event>,
+    limits: EdgeLimits,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
@@ -42,7 +48,7 @@ where
     let stop_reading = cancel.child_token();
     let write_task =
         tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), limits.write_timeout));
-    let reason = read_loop(reader, conn, &events, &stop_reading, limits.line_len).await;
+    let reason = read_loop(reader, conn, &events, &stop_reading, &shutdown, limits.line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops.
     let _ = events.send(Event::Closed { conn, reason }).await;
     cancel.cancel();
@@ -54,6 +60,7 @@ async fn read_loop<R>(
     conn: ConnId,
     events: &mpsc::Sender<Event>,
     cancel: &CancellationToken,
+    shutdown: &CancellationToken,
     line_len: usize,
 ) -> String
 where
@@ -65,7 +72,7 @@ where
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let read = tokio::select! {
-            _ = cancel.cancelled() => return linger(reader, &mut buf).await,
+            _ = cancel.cancelled() => return linger(reader, &mut buf, shutdown).await,
             read = reader.read(&mut buf) => read,
         };
         match read {
@@ -80,7 +87,7 @@ where
             };
             // Full: this reader waits, which stops reading from this one peer (backpressure).
             let sent = tokio::select! {
-                _ = cancel.cancelled() => return linger(reader, &mut buf).await,
+                _ = cancel.cancelled() => return linger(reader, &mut buf, shutdown).await,
                 sent = events.send(Event::Line { conn, parsed }) => sent,
             };
             if sent.is_err() {
@@ -93,8 +100,8 @@ where
 /// After the hub closed the connection: reads and discards what the peer still sends, until it
 /// closes too, for at most [`LINGER`] and [`LINGER_BYTES`]. Closing a socket with unread input
 /// resets it, and a reset can destroy our last lines (the ERROR saying why) before the peer
-/// reads them.
-async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
+/// reads them. When the whole server is stopping, nobody lingers.
+async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8], shutdown: &CancellationToken) -> String {
     let drain = async {
         let mut drained = 0;
         while drained < LINGER_BYTES {
@@ -104,7 +111,10 @@ async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, drain) => {}
+        _ = shutdown.cancelled() => {}
+    }
     "Connection closed".into()
 }
 

@@ -72,6 +72,7 @@ impl Acceptor {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.limits.socket_send_buffer);
             let permit = match self.admission.admit(peer.ip(), Instant::now()) {
                 Ok(permit) => permit,
                 Err(refusal) => {
@@ -94,15 +95,22 @@ impl Acceptor {
         let Ok(slot) = Arc::clone(&self.refusals).try_acquire_owned() else { return };
         let line = format!("ERROR :Closing Link: {} ({})\r\n", host_of(ip), refusal.text());
         let handshake_timeout = self.limits.tls_handshake_timeout;
+        let shutdown = self.shutdown.clone();
         self.tracker.spawn(async move {
             let _slot = slot;
-            match tls {
-                None => say_and_close(stream, line.as_bytes()).await,
-                Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        say_and_close(stream, line.as_bytes()).await;
+            let tell = async {
+                match tls {
+                    None => say_and_close(stream, line.as_bytes()).await,
+                    Some(acceptor) => {
+                        if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            say_and_close(stream, line.as_bytes()).await;
+                        }
                     }
                 }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                () = tell => {}
             }
         });
     }
@@ -111,11 +119,15 @@ impl Acceptor {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {
-            None => conn::serve(stream, conn, info, self.events, self.limits).await,
+            None => conn::serve(stream, conn, info, self.events, self.limits, self.shutdown).await,
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)).await;
+                // A handshake that has not finished holds no one's session: shutdown does not wait.
+                let handshake = tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
+                };
                 match handshake {
-                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits).await,
+                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, self.shutdown).await,
                     Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
                 }
