@@ -431,3 +431,58 @@ async fn racing_for_one_nick_and_one_room_has_exactly_one_winner() {
     assert_eq!(names.iter().filter(|n| n.starts_with('@')).count(), 1, "exactly one op, the first in: {names:?}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_speakers_bursting_at_once_does_not_knock_a_reader_out() {
+    // Twenty addresses with nine connections each, every one spending its whole flood burst
+    // at the same moment: more than twice the lines a SendQ holds, within a few commits.
+    const ADDRESSES: u8 = 20;
+    const PER_ADDRESS: u8 = 9;
+    const LINES: usize = 25;
+    let (server, _dir) = start_server(|_| {}).await;
+    let addr = server.plaintext[0];
+    let mut reader = member(addr, local(6, 1), "reader", "#crowd").await;
+    let mut writers = Vec::new();
+    for a in 0..ADDRESSES {
+        for k in 0..PER_ADDRESS {
+            let nick = format!("s{a}x{k}");
+            let tcp = connect_from(addr, local(7, 1 + a)).await.expect("connect");
+            let (mut read, mut write) = tcp.into_split();
+            write.write_all(format!("NICK {nick}\r\nUSER s 0 * :s\r\nJOIN #crowd\r\n").as_bytes()).await.expect("join");
+            // The speakers read (and drop) everything, as live clients do.
+            tokio::spawn(async move {
+                let mut sink = vec![0u8; 64 * 1024];
+                while read.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+            });
+            let burst: String =
+                (0..LINES).map(|n| format!("PRIVMSG #crowd :{nick} {n} {}\r\n", "w".repeat(300))).collect();
+            writers.push((write, burst));
+        }
+    }
+    let speakers = writers.len();
+    for _ in 0..speakers {
+        reader.expect("a speaker's JOIN", |m| m.command == "JOIN").await;
+    }
+    let total = speakers * LINES;
+    let started = Instant::now();
+    let sends: Vec<_> = writers
+        .into_iter()
+        .map(|(mut w, burst)| {
+            tokio::spawn(async move {
+                w.write_all(burst.as_bytes()).await.expect("burst");
+                w
+            })
+        })
+        .collect();
+    let mut got = 0;
+    while got < total {
+        let m = reader.expect("PRIVMSG", |m| matches!(m.command.as_str(), "PRIVMSG" | "ERROR" | "QUIT")).await;
+        assert_eq!(m.command, "PRIVMSG", "a reader or a speaker was dropped: {m:?}");
+        got += 1;
+    }
+    println!("{total} lines from {speakers} speakers reached the reader in {:?}", started.elapsed());
+    for s in sends {
+        s.await.expect("speaker");
+    }
+    server.shutdown().await;
+}
