@@ -39,6 +39,9 @@ pub struct Limits {
     pub realname_len: usize,
     /// Channels one client may be in at once.
     pub channels_per_client: usize,
+    /// Rooms one account may found. Founded rooms outlive their members (they are stored), so
+    /// without a bound one account could fill the database; further rooms are ordinary.
+    pub rooms_per_account: usize,
     /// Targets of one PRIVMSG/NOTICE/TAGMSG/KICK.
     pub max_targets: usize,
     /// Mode changes with a parameter in one MODE command.
@@ -113,6 +116,7 @@ impl Default for Limits {
             away_len: 390,
             realname_len: 200,
             channels_per_client: 100,
+            rooms_per_account: 20,
             max_targets: 4,
             modes_per_command: 4,
             bans_per_channel: 100,
