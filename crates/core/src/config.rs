@@ -33,15 +33,25 @@ pub struct Operator {
 /// Every bound the core enforces on what clients may do or hold.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Longest nick, in bytes (ISUPPORT NICKLEN).
     pub nick_len: usize,
+    /// Longest user name from USER, in bytes (USERLEN).
     pub user_len: usize,
+    /// Longest room name, `#` included (CHANNELLEN).
     pub channel_len: usize,
+    /// Longest topic (TOPICLEN); longer ones are cut on a character boundary.
     pub topic_len: usize,
+    /// Longest KICK and QUIT reason (KICKLEN).
     pub kick_len: usize,
+    /// Longest away message (AWAYLEN).
     pub away_len: usize,
+    /// Longest real name from USER and SETNAME.
     pub realname_len: usize,
     /// Channels one client may be in at once.
     pub channels_per_client: usize,
+    /// Rooms one account may found. Founded rooms outlive their members (they are stored), so
+    /// without a bound one account could fill the database; further rooms are ordinary.
+    pub rooms_per_account: usize,
     /// Targets of one PRIVMSG/NOTICE/TAGMSG/KICK.
     pub max_targets: usize,
     /// Mode changes with a parameter in one MODE command.
@@ -82,6 +92,7 @@ pub struct Limits {
     pub login_free_failures: u32,
     /// Failed logins after which attempts are refused for `login_lockout`.
     pub login_lockout_failures: u32,
+    /// How long a locked-out account or address is refused.
     pub login_lockout: Duration,
     /// Quiet time after which an account's or address's failures are forgotten.
     pub login_forget_after: Duration,
@@ -91,7 +102,9 @@ pub struct Limits {
 /// of zero means no limit (for tests and private servers that trust their users).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Rate {
+    /// Units that may be spent at once, from a full bucket.
     pub burst: u32,
+    /// Time to earn back one unit.
     pub every: Duration,
 }
 
@@ -113,6 +126,7 @@ impl Default for Limits {
             away_len: 390,
             realname_len: 200,
             channels_per_client: 100,
+            rooms_per_account: 20,
             max_targets: 4,
             modes_per_command: 4,
             bans_per_channel: 100,

@@ -192,3 +192,22 @@ fn shutdown_does_not_forget_rooms_and_founded_rooms_outlive_their_members() {
     assert!(h.is_closed(a), "close_all did run");
     assert!(h.deleted_rooms.is_empty(), "shutdown emptied #adhoc but must not forget it");
 }
+
+#[test]
+fn an_account_founds_a_bounded_number_of_rooms() {
+    let mut cfg = chinwag_core::Config::default();
+    cfg.limits.rooms_per_account = 2;
+    let mut h = Harness::with_config(cfg);
+    let fay = h.register("fay");
+    login(&mut h, fay, "fay");
+    for room in ["#one", "#two", "#three"] {
+        h.send(fay, &format!("JOIN {room}"));
+        h.send(fay, &format!("PART {room}"));
+    }
+    let founded: Vec<&str> =
+        h.saved_rooms.iter().filter(|s| s.founder.as_deref() == Some("fay")).map(|s| s.name.as_str()).collect();
+    assert_eq!(founded, ["#one", "#two"]);
+    assert!(h.deleted_rooms.iter().any(|r| r == "#three"), "the third room went away when empty");
+    let notice = expect(&h.take(fay), "NOTICE");
+    assert!(notice.params[1].contains("already founded 2 rooms"), "{notice:?}");
+}

@@ -17,6 +17,10 @@ use crate::outbox::{outbox, Divert, Queue};
 const READ_CHUNK: usize = 4096;
 /// ... and at least: a quiet peer (most of them, most of the time) waits on this little.
 const READ_SMALL: usize = 256;
+/// Time a closed connection's input is still read (and dropped) so that our last lines arrive.
+const LINGER: Duration = Duration::from_secs(2);
+/// Bytes of input read (and dropped) at most while lingering.
+const LINGER_BYTES: usize = 256 * 1024;
 /// Time allowed to send our last bytes and close politely.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,8 +44,12 @@ pub(crate) async fn serve<S>(
     if events.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), limits.write_timeout));
-    let reason = read_loop(reader, conn, &events, &cancel, limits.line_len).await;
+    // Cancelled by the writer as soon as the hub has closed the connection: from then on its
+    // input is not even read, so a peer dropped for flooding stops costing anything at once.
+    let stop_reading = cancel.child_token();
+    let write_task =
+        tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), limits.write_timeout));
+    let reason = read_loop(reader, conn, &events, &stop_reading, limits.line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops.
     let _ = events.send(Event::Closed { conn, reason }).await;
     cancel.cancel();
@@ -64,7 +72,7 @@ where
     let mut buf = vec![0u8; READ_SMALL];
     loop {
         let read = tokio::select! {
-            _ = cancel.cancelled() => return "Connection closed".into(),
+            _ = cancel.cancelled() => return linger(reader, &mut buf).await,
             read = reader.read(&mut buf) => read,
         };
         match read {
@@ -87,17 +95,45 @@ where
                 Frame::TooLong => Err(ParseError::BodyTooLong),
             };
             // Full: this reader waits, which stops reading from this one peer (backpressure).
-            if events.send(Event::Line { conn, parsed }).await.is_err() {
+            let sent = tokio::select! {
+                _ = cancel.cancelled() => return linger(reader, &mut buf).await,
+                sent = events.send(Event::Line { conn, parsed }) => sent,
+            };
+            if sent.is_err() {
                 return "Server shutting down".into();
             }
         }
     }
 }
 
+/// After the hub closed the connection: reads and discards what the peer still sends, until it
+/// closes too, for at most [`LINGER`] and [`LINGER_BYTES`]. Closing a socket with unread input
+/// resets it, and a reset throws away what is still in our send buffer: the ERROR saying why,
+/// to a client that is slow to read. This holds during a stop too (a well-behaved client closes
+/// at once on ERROR; the stop's grace period bounds the rest).
+async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
+    let drain = async {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match reader.read(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+    "Connection closed".into()
+}
+
 /// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
 /// keeps the packet and syscall count down under load while a lone line still leaves at once).
-async fn write_loop<W>(mut writer: W, queue: Queue, cancel: CancellationToken, timeout: Duration)
-where
+async fn write_loop<W>(
+    mut writer: W,
+    queue: Queue,
+    cancel: CancellationToken,
+    stop_reading: CancellationToken,
+    timeout: Duration,
+) where
     W: AsyncWrite + Unpin,
 {
     let mut batch = Vec::new();
@@ -109,6 +145,7 @@ where
         };
         if !more {
             // The hub closed the connection: everything queued is written; say goodbye.
+            stop_reading.cancel();
             let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
             break;
         }

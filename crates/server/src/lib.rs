@@ -320,8 +320,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
-        limits: cfg.limits,
-        admission: limits::Admission::new(cfg.limits),
+        limits: cfg.limits.clone(),
+        admission: limits::Admission::new(cfg.limits.clone()),
         refusals: Arc::new(tokio::sync::Semaphore::new(cfg.limits.refusals_in_flight)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),

@@ -59,7 +59,8 @@ pub(crate) struct Admission {
 #[derive(Debug)]
 pub(crate) struct Permit {
     book: Arc<Mutex<Book>>,
-    ip: IpAddr,
+    /// `None` for an exempt address, which is only counted in the total.
+    ip: Option<IpAddr>,
 }
 
 fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
@@ -86,6 +87,10 @@ impl Admission {
         if book.total >= l.max_connections {
             return Err(Refusal::ServerFull);
         }
+        if l.exempt.contains(&ip) {
+            book.total += 1;
+            return Ok(Permit { book: Arc::clone(&self.book), ip: None });
+        }
         if book.per_address.get(&ip).copied().unwrap_or(0) >= l.connections_per_address {
             return Err(Refusal::TooManyFromAddress);
         }
@@ -104,7 +109,7 @@ impl Admission {
         if is_subnet_counted(ip) {
             *book.per_subnet.entry(subnet).or_default() += 1;
         }
-        Ok(Permit { book: Arc::clone(&self.book), ip })
+        Ok(Permit { book: Arc::clone(&self.book), ip: Some(ip) })
     }
 
     /// Connections admitted and not yet closed.
@@ -118,9 +123,10 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut book = lock(&self.book);
         book.total = book.total.saturating_sub(1);
-        decrement(&mut book.per_address, self.ip);
-        if is_subnet_counted(self.ip) {
-            decrement(&mut book.per_subnet, subnet_of(self.ip));
+        let Some(ip) = self.ip else { return };
+        decrement(&mut book.per_address, ip);
+        if is_subnet_counted(ip) {
+            decrement(&mut book.per_subnet, subnet_of(ip));
         }
     }
 }
@@ -150,6 +156,7 @@ mod tests {
             connections_per_address: 2,
             connections_per_subnet: 3,
             new_connections: chinwag_core::Rate { burst: 100, every: Duration::from_secs(1) },
+            exempt: Vec::new(),
             ..EdgeLimits::default()
         }
     }
@@ -170,6 +177,17 @@ mod tests {
         drop(first);
         assert_eq!(a.open(), 5);
         let _again = a.admit(ip("2001:db8::1"), now).expect("a freed place is reused");
+    }
+
+    #[test]
+    fn exempt_addresses_count_only_towards_the_total() {
+        let a = Admission::new(EdgeLimits { exempt: vec![ip("127.0.0.1")], ..limits() });
+        let now = Instant::now();
+        let held: Vec<Permit> = (0..6).map(|_| a.admit(ip("127.0.0.1"), now).expect("exempt")).collect();
+        assert_eq!(a.admit(ip("127.0.0.1"), now).err(), Some(Refusal::ServerFull));
+        drop(held);
+        assert_eq!(a.open(), 0);
+        assert!(a.admit(ip("127.0.0.2"), now).is_ok());
     }
 
     #[test]

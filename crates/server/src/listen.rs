@@ -74,6 +74,7 @@ impl Acceptor {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.limits.socket_send_buffer);
             let permit = match self.admission.admit(peer.ip(), Instant::now()) {
                 Ok(permit) => permit,
                 Err(refusal) => {
@@ -98,15 +99,22 @@ impl Acceptor {
         let Ok(slot) = Arc::clone(&self.refusals).try_acquire_owned() else { return };
         let line = format!("ERROR :Closing Link: {} ({})\r\n", host_of(ip), refusal.text());
         let handshake_timeout = self.limits.tls_handshake_timeout;
+        let shutdown = self.shutdown.clone();
         self.tracker.spawn(async move {
             let _slot = slot;
-            match tls {
-                None => say_and_close(stream, line.as_bytes()).await,
-                Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        say_and_close(stream, line.as_bytes()).await;
+            let tell = async {
+                match tls {
+                    None => say_and_close(stream, line.as_bytes()).await,
+                    Some(acceptor) => {
+                        if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            say_and_close(stream, line.as_bytes()).await;
+                        }
                     }
                 }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                () = tell => {}
             }
         });
     }

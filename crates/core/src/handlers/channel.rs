@@ -85,9 +85,21 @@ impl Server {
         }
         let now_ms = self.now.wall_ms;
         let created = !self.channels.contains_key(name.folded());
+        // Founded rooms are kept forever, so one account founds only so many; past that a new
+        // room is an ordinary one that goes away when empty.
+        let max_founded = self.cfg.limits.rooms_per_account;
+        let founder = account.clone().filter(|a| {
+            created && self.channels.values().filter(|c| c.founder.as_deref() == Some(a.as_str())).count() < max_founded
+        });
+        if created && account.is_some() && founder.is_none() {
+            let text = format!("{name}: you already founded {max_founded} rooms; this one will not be kept when empty");
+            let nick = self.cur_client().map_or("*", |c| c.nick_or_star()).to_owned();
+            let notice = self.server_msg("NOTICE").with_params([nick, text]);
+            self.send_msg(conn, notice);
+        }
         let ch = self.channels.entry(name.folded().to_owned()).or_insert_with(|| {
             let mut ch = Channel::new(name.clone(), now_ms, false);
-            ch.founder.clone_from(&account);
+            ch.founder = founder;
             ch
         });
         // The founder always runs its room; otherwise the first person in an empty room that has

@@ -64,7 +64,7 @@ pub struct ServerConfig {
 /// Every bound the edge enforces on connections, with defaults for a public server. The core's
 /// own bounds (flood budget, RecvQ, rooms, targets, registration timeout) are in
 /// [`chinwag_core::Limits`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgeLimits {
     /// Connections open at once, over all addresses; one more is refused with
     /// `ERROR :... (Server full ...)`. Keep it below the process's file descriptor limit.
@@ -76,8 +76,15 @@ pub struct EdgeLimits {
     pub connections_per_subnet: usize,
     /// New connections per address (IPv6: per /64): a burst, then one every `every`.
     pub new_connections: chinwag_core::Rate,
+    /// Addresses the per-address limits (the three above) do not apply to: a local proxy,
+    /// gateway or bouncer carries many users from one address. The global cap still does.
+    pub exempt: Vec<std::net::IpAddr>,
     /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
     pub sendq_lines: usize,
+    /// The kernel's send buffer per connection, in bytes (`SO_SNDBUF`; Linux doubles it).
+    /// Left to itself the kernel grows it up to megabytes for a peer that does not read, so
+    /// SendQ would only be reached after that much memory per connection.
+    pub socket_send_buffer: usize,
     /// Longest line read, in bytes, tags included. Longer ones are skipped as they arrive
     /// (answered with 417) without being buffered.
     pub line_len: usize,
@@ -99,7 +106,13 @@ impl Default for EdgeLimits {
             // Enough to reconnect a few clients after a network change; a reconnect loop from
             // one address is then slowed to one attempt every three seconds.
             new_connections: chinwag_core::Rate { burst: 20, every: Duration::from_secs(3) },
+            exempt: vec![
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ],
             sendq_lines: DEFAULT_SENDQ_LINES,
+            // Enough for about 30 ms of a 20 Mbit/s stream, far more than a chat needs.
+            socket_send_buffer: 64 * 1024,
             line_len: chinwag_proto::MAX_LINE_LEN,
             tls_handshake_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(60),

@@ -75,6 +75,7 @@ pub struct RawLimits {
     pub max_connections: u32,
     pub connections_per_address: u32,
     pub connections_per_subnet: u32,
+    pub exempt: Vec<String>,
     pub new_connections_burst: u32,
     pub new_connections_interval_ms: u32,
     pub line_length: u32,
@@ -178,6 +179,7 @@ impl Default for RawLimits {
             max_connections: count(edge.max_connections),
             connections_per_address: count(edge.connections_per_address),
             connections_per_subnet: count(edge.connections_per_subnet),
+            exempt: edge.exempt.iter().map(ToString::to_string).collect(),
             new_connections_burst: edge.new_connections.burst,
             new_connections_interval_ms: millis(edge.new_connections.every),
             line_length: count(edge.line_len),
@@ -369,6 +371,11 @@ impl RawConfig {
         edge.max_connections = positive("limits.max_connections", l.max_connections)? as usize;
         edge.connections_per_address = positive("limits.connections_per_address", l.connections_per_address)? as usize;
         edge.connections_per_subnet = positive("limits.connections_per_subnet", l.connections_per_subnet)? as usize;
+        edge.exempt = l
+            .exempt
+            .iter()
+            .map(|a| a.parse().map_err(|_| bad("limits.exempt", a, "not an IP address, e.g. 127.0.0.1 or ::1")))
+            .collect::<Result<_, _>>()?;
         edge.new_connections = chinwag_core::Rate {
             burst: positive("limits.new_connections_burst", l.new_connections_burst)?,
             every: ms(l.new_connections_interval_ms),
