@@ -1,8 +1,10 @@
 //! `chinwag`: one binary for the chat server and its tools.
 //!
-//! Subcommands: `serve` runs the server. (`chat`, `discover`, `admin` and `bench` follow.)
+//! Subcommands: `serve` runs the server, `chat` is the terminal client. (`discover`, `admin`
+//! and `bench` follow.)
 //! This file only parses flags and wires crates together; behaviour lives in the libraries.
 
+mod chat;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,11 +20,14 @@ struct Cli {
 enum Command {
     /// Run the chat server (no config file needed: sensible defaults for everything).
     Serve(serve::ServeArgs),
+    /// Chat: the full-screen client, or scriptable mode when stdin is not a terminal.
+    Chat(chat::ChatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Chat(args) => chat::run(args),
     }
 }

@@ -1,0 +1,88 @@
+//! Staying connected: the server is killed and restarted on the same addresses and data; the
+//! scripted clients reconnect by themselves, rejoin their rooms, send what was typed while the
+//! server was down, and fill the gap from history so nothing said meanwhile is missing.
+
+mod support;
+
+use std::process::Command;
+
+use support::chat::ChatProcess;
+use support::process::ServerProcess;
+
+/// Sends a signal (`STOP`, `CONT`) to a process with the system's `kill`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+#[test]
+fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("server");
+    let mut server = ServerProcess::start(&data, &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let (plain, tls) = (server.plaintext[0].to_string(), server.tls[0].to_string());
+    let args = |nick: &'static str| vec![tls.clone(), "--nick".into(), nick.into(), "--accept-new-cert".into()];
+    let start = |nick: &'static str| {
+        let args = args(nick);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut all = args.clone();
+        all.extend(["--join", "general"]);
+        ChatProcess::start(nick, &dir.path().join(nick), &all, &[])
+    };
+    let mut alice = start("alice");
+    let mut bob = start("bob");
+    alice.expect(&["[#general] --> alice joined"]);
+    bob.expect(&["[#general] --> bob joined"]);
+    alice.type_line("before the restart");
+    bob.expect(&["[#general] <alice> before the restart"]);
+
+    // Bob is frozen through the outage, so he comes back only after alice has talked.
+    signal(bob.pid(), "STOP");
+    server.kill_9();
+    alice.expect(&["disconnected"]);
+    alice.type_line("typed while the server was down");
+    alice.expect(&["will send to #general after reconnecting"]);
+
+    let _restarted = ServerProcess::start(&data, &[&plain], &[&tls]);
+    alice.expect(&["you are alice"]);
+    alice.expect(&["[#general] --> alice joined"]);
+    alice.expect(&["[#general] <alice> typed while the server was down"]);
+    alice.type_line("said while bob was away");
+    alice.expect(&["[#general] <alice> said while bob was away"]);
+
+    signal(bob.pid(), "CONT");
+    bob.expect(&["disconnected"]);
+    bob.expect(&["you are bob"]);
+    bob.expect(&["[#general] --> bob joined"]);
+    bob.expect(&["[#general] <alice> typed while the server was down"]);
+    bob.expect(&["[#general] <alice> said while bob was away"]);
+    bob.expect(&["[#general]", "from history)"]);
+    // The gap fill starts after the last message bob had: nothing is shown twice.
+    let repeats = bob.seen.iter().filter(|l| l.contains("<alice> before the restart")).count();
+    assert_eq!(repeats, 1, "a message was shown twice");
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn messages_typed_while_down_are_reported_if_never_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&dir.path().join("server"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let tls = server.tls[0].to_string();
+    let args = [tls.as_str(), "--nick", "alice", "--accept-new-cert", "--join", "general"];
+    let mut alice = ChatProcess::start("alice", &dir.path().join("alice"), &args, &[]);
+    alice.expect(&["[#general] --> alice joined"]);
+    server.kill_9();
+    alice.expect(&["disconnected"]);
+    alice.type_line("nobody will read this");
+    alice.expect(&["will send to #general after reconnecting"]);
+    // Input ends while the server is still down: the message is reported, not silently lost.
+    let status = alice.finish();
+    assert!(status.success());
+    assert!(
+        alice.has_seen(&["not sent to #general", "nobody will read this"]),
+        "the unsent message was not reported:\n{:#?}",
+        alice.seen
+    );
+}
