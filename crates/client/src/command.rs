@@ -17,6 +17,8 @@ pub enum Command {
     },
     /// Opens a conversation with a nick and makes it current.
     Query(String),
+    /// Makes a room or conversation already open the current one.
+    Switch(String),
     /// `/me waves`: an action (CTCP ACTION) to the current room or conversation.
     Me(String),
     /// Joins rooms (a `#` is added when missing) and makes the first one current.
@@ -151,6 +153,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: "/say TEXT",
         help: "send TEXT verbatim to the current room or conversation",
     },
+    CommandInfo {
+        names: &["switch", "window"],
+        usage: "/switch ROOM|NICK",
+        help: "make a room or conversation the current one",
+    },
     CommandInfo { names: &["me"], usage: "/me ACTION", help: "send an action (\"* alice waves\")" },
     CommandInfo { names: &["rooms", "list"], usage: "/rooms", help: "list the rooms on the server" },
     CommandInfo { names: &["users"], usage: "/users", help: "list who is online" },
@@ -263,6 +270,7 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
         }
         "say" if rest.trim().is_empty() => return Err(usage),
         "say" => Command::Say(rest.to_owned()),
+        "switch" => Command::Switch(first.ok_or(usage)?.to_owned()),
         "me" => Command::Me(non_empty(rest).ok_or(usage)?),
         "rooms" => Command::Rooms,
         "users" => Command::Users,

@@ -185,11 +185,15 @@ impl Session {
             }
             cmd if cmd.len() == 3 && cmd.bytes().all(|b| b.is_ascii_digit()) => {
                 // Numerics: the first parameter is our nick; errors (4xx/5xx) are shown as such.
-                // Errors name what they are about (`401 me bob :No such nick`); other replies
-                // carry their meaning in the last parameter.
-                if cmd.starts_with(['4', '5']) {
+                // Errors and LUSERS name what they are about (`401 me bob :No such nick`,
+                // `254 me 3 :channels formed`); other replies carry it in the last parameter.
+                if cmd.starts_with(['4', '5']) || ("250".."267").contains(&cmd) {
                     let text = p.iter().skip(1).cloned().collect::<Vec<_>>().join(" ");
-                    self.emit(Event::Error { text });
+                    if cmd.starts_with('2') {
+                        self.emit(Event::Info { text });
+                    } else {
+                        self.emit(Event::Error { text });
+                    }
                 } else if let Some(text) = p.last().filter(|t| !t.is_empty() && p.len() > 1) {
                     let text = text.clone();
                     self.emit(Event::Info { text });

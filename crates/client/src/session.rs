@@ -439,6 +439,15 @@ impl Session {
                 self.open_query(&target);
                 self.switch(&target);
             }
+            Command::Switch(target) => {
+                let room = command::room_name(&target);
+                if self.rooms.contains_key(&casefold(&room)) {
+                    self.switch(&self.rooms[&casefold(&room)].name.clone());
+                } else {
+                    self.open_query(&target);
+                    self.switch(&target);
+                }
+            }
             Command::Join { rooms, key } => {
                 for name in &rooms {
                     self.rooms.entry(casefold(name)).or_insert_with(|| Room { name: name.clone(), ..Room::default() });
