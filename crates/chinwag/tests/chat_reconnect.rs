@@ -41,7 +41,7 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     server.kill_9();
     alice.expect(&["disconnected"]);
     alice.type_line("typed while the server was down");
-    alice.expect(&["will send to #general after reconnecting"]);
+    alice.expect(&["will send to #general once connected"]);
 
     let _restarted = ServerProcess::start(&data, &[&plain], &[&tls]);
     alice.expect(&["you are alice"]);
@@ -76,7 +76,7 @@ fn messages_typed_while_down_are_reported_if_never_sent() {
     server.kill_9();
     alice.expect(&["disconnected"]);
     alice.type_line("nobody will read this");
-    alice.expect(&["will send to #general after reconnecting"]);
+    alice.expect(&["will send to #general once connected"]);
     // Input ends while the server is still down: the message is reported, not silently lost.
     let status = alice.finish();
     assert!(status.success());

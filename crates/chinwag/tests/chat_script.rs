@@ -193,3 +193,19 @@ fn json_mode_prints_one_object_per_event() {
     assert!(echo.contains("\"own\":true") && echo.contains("\"msgid\""), "{echo}");
     assert!(alice.finish().success());
 }
+
+#[test]
+fn input_that_ends_before_the_connection_is_up_is_still_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = tls_server(&dir.path().join("server"));
+    let mut bob = client("bob", &dir.path().join("bob"), &server, &["--join", "general"]);
+    bob.expect(&["[#general] --> bob joined"]);
+    // The whole script is written and closed at once, long before registration finishes.
+    let mut robot = client("robot", &dir.path().join("robot"), &server, &[]);
+    robot.type_line("join general");
+    robot.type_line("Hello from a script");
+    let status = robot.finish();
+    assert!(status.success(), "robot exited with {status}");
+    bob.expect(&["[#general] <robot> Hello from a script"]);
+    assert!(!robot.has_seen(&["not sent"]), "{:#?}", robot.seen);
+}

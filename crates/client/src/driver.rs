@@ -117,7 +117,7 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
         d.push(Event::Connecting { server: d.cfg.endpoint.key(), attempt: backoff.attempts() });
         let endpoint = d.cfg.endpoint.clone();
         let connect = transport::connect(&endpoint, d.cfg.pinned.clone());
-        let result = d.while_handling_commands(connect).await;
+        let result = d.while_handling_commands(connect, false).await;
         let end = match result {
             None => End::Quit,
             Some(Ok((transport, tls))) => {
@@ -150,18 +150,19 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
             End::Quit => break,
             End::Relogin => continue,
             End::Lost(reason) => {
-                if !d.cfg.reconnect || d.session.is_quitting() {
+                if !d.cfg.reconnect || d.session.is_quitting() || d.session.quit_pending() {
                     break;
                 }
                 tracing::info!(%reason, "connection lost");
                 let delay = backoff.next_delay(rand::random::<f64>());
                 d.push(Event::Reconnecting { delay_ms: delay.as_millis() as u64 });
-                if d.while_handling_commands(tokio::time::sleep(delay)).await.is_none() {
+                if d.while_handling_commands(tokio::time::sleep(delay), true).await.is_none() {
                     break;
                 }
             }
         }
     }
+    d.session.give_up();
     d.session.abandon_unsent("chinwag stopped before it could reconnect");
     d.drain_session();
     d.push(Event::Closed);
@@ -197,11 +198,14 @@ impl Driver {
     }
 
     /// Awaits `fut` while taking commands and delivering events. `None` if the user quit
-    /// meanwhile.
-    async fn while_handling_commands<F: std::future::Future>(&mut self, fut: F) -> Option<F::Output> {
+    /// meanwhile; with `eager_quit` (between attempts) a quit waits for nothing.
+    async fn while_handling_commands<F: std::future::Future>(&mut self, fut: F, eager_quit: bool) -> Option<F::Output> {
         tokio::pin!(fut);
         let events = self.events.clone();
         loop {
+            if eager_quit {
+                self.session.give_up();
+            }
             if self.session.is_quitting() {
                 return None;
             }

@@ -187,7 +187,7 @@ impl Session {
                 // Numerics: the first parameter is our nick; errors (4xx/5xx) are shown as such.
                 // Errors and LUSERS name what they are about (`401 me bob :No such nick`,
                 // `254 me 3 :channels formed`); other replies carry it in the last parameter.
-                if cmd.starts_with(['4', '5']) || ("250".."267").contains(&cmd) {
+                if cmd.starts_with(['4', '5']) || ("251".."256").contains(&cmd) {
                     let text = p.iter().skip(1).cloned().collect::<Vec<_>>().join(" ");
                     if cmd.starts_with('2') {
                         self.emit(Event::Info { text });

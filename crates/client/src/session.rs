@@ -180,6 +180,9 @@ pub struct Session {
     pub(crate) reconnect_requested: bool,
     /// Set by `/quit`: no reconnects.
     pub(crate) quitting: bool,
+    /// A `/quit` that came before registration finished (a script's input can end before the
+    /// connection is up): it waits until what was typed before it has been sent.
+    pub(crate) quit_after_ready: Option<Option<String>>,
     pub(crate) outbox: VecDeque<Message>,
     pub(crate) events: VecDeque<Event>,
 }
@@ -219,6 +222,7 @@ impl Session {
             ping_counter: 0,
             reconnect_requested: false,
             quitting: false,
+            quit_after_ready: None,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -250,6 +254,27 @@ impl Session {
     /// Whether the user asked to quit (the driver then stops reconnecting).
     pub fn is_quitting(&self) -> bool {
         self.quitting
+    }
+
+    /// Whether a `/quit` is waiting for registration to finish first.
+    pub fn quit_pending(&self) -> bool {
+        self.quit_after_ready.is_some()
+    }
+
+    /// Stops waiting: a pending `/quit` takes effect now (the connection attempt failed, or the
+    /// client is between attempts).
+    pub fn give_up(&mut self) {
+        if let Some(reason) = self.quit_after_ready.take() {
+            self.quit_now(reason);
+        }
+    }
+
+    fn quit_now(&mut self, reason: Option<String>) {
+        self.quitting = true;
+        if self.phase != Phase::Disconnected {
+            let reason = reason.unwrap_or_else(|| "Leaving".into());
+            self.send(Message::new("QUIT").with_param(reason));
+        }
     }
 
     /// Whether the driver should drop the connection and reconnect now (after `/logout`).
@@ -365,6 +390,9 @@ impl Session {
         }
         while let Some(u) = self.unsent.pop_front() {
             self.send_text(&u.target, &u.text, u.kind);
+        }
+        if let Some(reason) = self.quit_after_ready.take() {
+            self.quit_now(reason);
         }
     }
 
@@ -545,13 +573,8 @@ impl Session {
             Command::Typing(state) => self.typing(state),
             Command::Help => self.emit(Event::Help { lines: command::help_lines() }),
             Command::Clear => {}
-            Command::Quit(reason) => {
-                self.quitting = true;
-                if self.phase != Phase::Disconnected {
-                    let reason = reason.unwrap_or_else(|| "Leaving".into());
-                    self.send(Message::new("QUIT").with_param(reason));
-                }
-            }
+            Command::Quit(reason) if self.phase == Phase::Ready => self.quit_now(reason),
+            Command::Quit(reason) => self.quit_after_ready = Some(reason),
         }
     }
 
@@ -601,7 +624,7 @@ impl Session {
             self.send_text(target, text, kind);
         } else if self.unsent.len() < MAX_UNSENT {
             self.unsent.push_back(Unsent { target: target.to_owned(), text: text.to_owned(), kind });
-            self.emit(Event::Info { text: format!("not connected: will send to {target} after reconnecting") });
+            self.emit(Event::Info { text: format!("not connected: will send to {target} once connected") });
         } else {
             let reason = format!("not connected, and {MAX_UNSENT} messages are already waiting");
             self.emit(Event::NotSent { target: target.to_owned(), text: text.to_owned(), reason });

@@ -124,7 +124,7 @@ fn after_a_reconnect_it_rejoins_sends_what_waited_and_asks_for_the_gap() {
     s.command(Command::Say("typed while away".into()));
     assert!(sent(&mut s).is_empty(), "nothing may be sent while disconnected");
     let ev = events(&mut s);
-    assert!(ev.iter().any(|e| matches!(e, Event::Info { text } if text.contains("after reconnecting"))), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, Event::Info { text } if text.contains("once connected"))), "{ev:?}");
 
     s.connected(now);
     sent(&mut s);
