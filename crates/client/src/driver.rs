@@ -269,7 +269,13 @@ impl Driver {
                             }
                         }
                     }
-                    Err(e) => return if quit_deadline.is_some() { End::Quit } else { End::Lost(format!("read failed: {e}")) },
+                    Err(_) if quit_deadline.is_some() => return End::Quit,
+                    // TLS reports a peer that vanished without closing properly (a crash, a
+                    // kill) this way; to the user it is just a closed connection.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return End::Lost("the connection was cut".into());
+                    }
+                    Err(e) => return End::Lost(format!("read failed: {e}")),
                 },
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
                 _ = tick.tick() => {

@@ -221,8 +221,21 @@ impl Session {
                     WANTED_CAPS.iter().copied().filter(|c| self.offered.contains_key(*c)).collect();
                 let sasl_plain =
                     self.offered.get("sasl").is_some_and(|v| v.is_empty() || v.split(',').any(|m| m == "PLAIN"));
-                if self.cfg.credentials.is_some() && self.cfg.passwords_allowed && sasl_plain {
-                    want.push("sasl");
+                if let Some(c) = &self.cfg.credentials {
+                    let why = if !self.cfg.passwords_allowed {
+                        Some("the connection is not encrypted")
+                    } else if !sasl_plain {
+                        Some("the server does not offer SASL PLAIN")
+                    } else {
+                        None
+                    };
+                    match why {
+                        None => want.push("sasl"),
+                        Some(why) => {
+                            let text = format!("not logging in as {}: {why}", c.account);
+                            self.emit(Event::Error { text });
+                        }
+                    }
                 }
                 if want.is_empty() {
                     self.end_cap();
