@@ -49,6 +49,8 @@ fn two_clients_talk_in_a_room_and_in_private() {
 
     bob.type_line("users");
     bob.expect(&["online:", "alice", "bob"]);
+    bob.type_line("/whois alice");
+    bob.expect(&["* alice", "chinwag chat"]);
     bob.type_line("rooms");
     bob.expect(&["rooms:", "#general (2)", "#tech (0)", "#random (0)"]);
     // Whoever creates a room is its operator and may set its topic.

@@ -135,6 +135,15 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                 d.drain_session();
                 end
             }
+            Some(Err(ConnectError::Untrusted { server, fingerprint })) if d.cfg.pinned.is_none() => {
+                let text = format!(
+                    "{server} presented a certificate that is not signed by a known authority and has never \
+                     been pinned (SHA-256 {fingerprint}). Refusing to connect. Start chinwag chat again to \
+                     check the fingerprint and pin it (or use --accept-new-cert)"
+                );
+                d.push(Event::Fatal { text });
+                break;
+            }
             Some(Err(ConnectError::Untrusted { server, fingerprint })) => {
                 let text = format!(
                     "{server} presented a certificate that is neither signed by a known authority nor the one \

@@ -178,24 +178,26 @@ impl Session {
                 self.emit(Event::Info { text });
             }
             // The rest of the welcome burst, and replies that only echo our own state.
-            "002" | "003" | "004" | "005" | "333" | "329" | "376" | "375" => {}
+            "002" | "003" | "004" | "005" | "333" | "329" | "376" | "375" | "318" | "368" => {}
             "MODE" | "ACCOUNT" | "CHGHOST" | "SETNAME" | "INVITE" => {
                 let text = format!("{} {} {}", from, msg.command, p.join(" "));
                 self.emit(Event::Info { text });
             }
             cmd if cmd.len() == 3 && cmd.bytes().all(|b| b.is_ascii_digit()) => {
-                // Numerics: the first parameter is our nick; errors (4xx/5xx) are shown as such.
-                // Errors and LUSERS name what they are about (`401 me bob :No such nick`,
-                // `254 me 3 :channels formed`); other replies carry it in the last parameter.
-                if cmd.starts_with(['4', '5']) || ("251".."256").contains(&cmd) {
-                    let text = p.iter().skip(1).cloned().collect::<Vec<_>>().join(" ");
-                    if cmd.starts_with('2') {
-                        self.emit(Event::Info { text });
-                    } else {
-                        self.emit(Event::Error { text });
-                    }
-                } else if let Some(text) = p.last().filter(|t| !t.is_empty() && p.len() > 1) {
-                    let text = text.clone();
+                // The first parameter is our nick. Most replies name what they are about in the
+                // middle (`401 me bob :No such nick`, `311 me bob user host * :Bob`), so those
+                // are shown; a few repeat their numbers in the text, which alone is shown.
+                let text = if matches!(cmd, "250" | "265" | "266" | "372" | "422") {
+                    p.last().cloned().unwrap_or_default()
+                } else {
+                    p.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")
+                };
+                if text.is_empty() {
+                    return;
+                }
+                if cmd.starts_with(['4', '5']) {
+                    self.emit(Event::Error { text });
+                } else {
                     self.emit(Event::Info { text });
                 }
             }
