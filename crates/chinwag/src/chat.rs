@@ -59,6 +59,10 @@ pub struct ChatArgs {
     #[arg(long, value_name = "FINGERPRINT")]
     accept_changed_cert: Option<String>,
 
+    /// The server's password, for servers started with --server-password.
+    #[arg(long, env = "CHINWAG_SERVER_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    server_password: Option<String>,
+
     /// Do not reconnect when the connection drops.
     #[arg(long)]
     no_reconnect: bool,
@@ -119,6 +123,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             nick,
             realname: "chinwag chat".into(),
             credentials,
+            server_password: args.server_password.clone(),
             passwords_allowed,
             rooms,
             join_context: if scriptable { 0 } else { JOIN_CONTEXT },

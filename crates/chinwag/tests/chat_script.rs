@@ -211,3 +211,21 @@ fn input_that_ends_before_the_connection_is_up_is_still_sent() {
     bob.expect(&["[#general] <robot> Hello from a script"]);
     assert!(!robot.has_seen(&["not sent"]), "{:#?}", robot.seen);
 }
+
+#[test]
+fn the_config_file_supplies_server_nick_rooms_and_plaintext_for_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = tls_server(&dir.path().join("server"));
+    let home = dir.path().join("carol");
+    let config = home.join(".config/chinwag/client.toml");
+    std::fs::create_dir_all(config.parent().expect("a parent")).expect("config dir");
+    let toml =
+        format!("server = \"{}\"\nnick = \"carol\"\nrooms = [\"random\"]\nplaintext = true\n", server.plaintext[0]);
+    std::fs::write(&config, toml).expect("write client.toml");
+    let mut carol = ChatProcess::start("carol", &home, &[], &[]);
+    carol.expect(&["connected to", "in plaintext"]);
+    carol.expect(&["you are carol"]);
+    carol.expect(&["[#random] --> carol joined"]);
+    assert!(carol.finish().success());
+    assert!(!known_servers(&home).exists(), "nothing to pin without TLS");
+}

@@ -10,8 +10,8 @@
 //! - `transport`: [`Transport`], TCP or TLS behind one enum, and [`transport::connect`].
 //! - `tls`: the certificate check (CA-signed or pinned) and fingerprints.
 //! - `known_servers`: the trust-on-first-use file, [`KnownServers`].
-//! - `session` and `incoming`: [`Session`], the sans-IO state machine: commands and server
-//!   lines in, lines and [`Event`]s out. Rejoin, gap fill and unsent messages live here.
+//! - `session`, `incoming` and `outgoing`: [`Session`], the sans-IO state machine: server
+//!   lines and commands in, lines and [`Event`]s out. Rejoin, gap fill and unsent messages live here.
 //! - `driver`: the task around a session: connect, read, write, timers, reconnect with
 //!   [`backoff`]. [`start`] returns a command sender and an event receiver.
 //! - `command`: the command language both front ends share, with its help table.
@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod event;
 mod incoming;
 pub mod known_servers;
+mod outgoing;
 pub mod script;
 pub mod session;
 pub mod time;
@@ -42,5 +43,6 @@ pub use endpoint::{Endpoint, Security};
 pub use event::{ChatMessage, Event, MessageKind};
 pub use incoming::mentions;
 pub use known_servers::{KnownServers, Verdict};
+pub use outgoing::split_to_fit;
 pub use session::{Credentials, Phase, Session, SessionConfig};
 pub use transport::{TlsInfo, Transport};

@@ -13,6 +13,7 @@ fn config(credentials: Option<Credentials>) -> SessionConfig {
         nick: "alice".into(),
         realname: "Alice".into(),
         credentials,
+        server_password: None,
         passwords_allowed: true,
         rooms: vec!["general".into()],
         join_context: 0,
@@ -241,4 +242,41 @@ fn long_and_multi_line_text_is_split_to_fit_a_line() {
     assert!(lines.len() >= 3, "{lines:?}");
     assert_eq!(lines[0], "PRIVMSG #general :first line");
     assert!(lines.iter().all(|l| l.len() + 2 + 120 <= 512), "{lines:?}");
+}
+
+#[test]
+fn no_password_is_sent_where_passwords_are_not_allowed() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut cfg = config(Some(creds));
+    cfg.passwords_allowed = false;
+    cfg.server_password = Some("letmein".into());
+    let mut s = Session::new(cfg);
+    s.connected(now);
+    feed(&mut s, now, &[ALL_CAPS]);
+    let lines = sent(&mut s);
+    assert!(lines.iter().all(|l| !l.contains("letmein") && !l.contains("sasl") && !l.starts_with("PASS")), "{lines:?}");
+    assert!(events(&mut s).iter().any(|e| matches!(e, Event::Error { text } if text.contains("not encrypted"))));
+    feed(&mut s, now, &[":srv 001 alice :Welcome"]);
+    s.command(Command::Register { account: None, password: Some("hunter22".into()) });
+    s.command(Command::Login { account: None, password: Some("hunter22".into()) });
+    assert!(sent(&mut s).iter().all(|l| !l.contains("hunter22")));
+    let refusals =
+        events(&mut s).iter().filter(|e| matches!(e, Event::Error { text } if text.contains("plaintext"))).count();
+    assert_eq!(refusals, 2);
+}
+
+#[test]
+fn a_server_password_goes_first_and_credentials_never_show_in_debug_output() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut cfg = config(Some(creds.clone()));
+    cfg.server_password = Some("letmein".into());
+    let mut s = Session::new(cfg);
+    s.connected(now);
+    let debug_before = format!("{s:?}");
+    assert_eq!(sent(&mut s), ["CAP LS 302", "PASS letmein", "NICK alice", "USER alice 0 * Alice"]);
+    assert!(!debug_before.contains("letmein"), "{debug_before}");
+    let debug = format!("{creds:?} {s:?}");
+    assert!(!debug.contains("hunter22") && !debug.contains("letmein"), "{debug}");
 }
