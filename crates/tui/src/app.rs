@@ -231,6 +231,11 @@ impl App {
                 let is_current = self.index_of(&m.conversation) == Some(self.current);
                 let b = self.buffer(&m.conversation);
                 if let Some(id) = &m.msgid {
+                    // The session drops repeats already; this is a second line of defence,
+                    // bounded like the lines themselves.
+                    if b.ids.len() > 2 * MAX_LINES {
+                        b.ids.clear();
+                    }
                     if !b.ids.insert(id.clone()) {
                         return;
                     }
