@@ -133,9 +133,12 @@ pub fn run(args: ChatArgs) -> Result<()> {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            script::run(stdin, std::io::stdout(), format, env_password, commands, events).await?;
+            let outcome = script::run(stdin, std::io::stdout(), format, env_password, commands, events).await?;
             let _ = task.await;
-            Ok(())
+            match outcome {
+                script::Outcome::Quit => Ok(()),
+                script::Outcome::Fatal(why) => bail!("{why}"),
+            }
         } else {
             Ok(chinwag_tui::run(cfg, env_password).await?)
         }

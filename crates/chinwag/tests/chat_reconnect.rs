@@ -104,3 +104,23 @@ fn messages_typed_while_down_are_reported_if_never_sent() {
         alice.seen
     );
 }
+
+#[test]
+fn a_certificate_that_changes_during_a_session_stops_the_client_loudly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&dir.path().join("server-1"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let tls = server.tls[0].to_string();
+    let args = [tls.as_str(), "--nick", "alice", "--accept-new-cert"];
+    let mut alice = ChatProcess::start("alice", &dir.path().join("alice"), &args, &[]);
+    alice.expect(&["you are alice"]);
+    server.kill_9();
+    alice.expect(&["disconnected"]);
+    // Someone else answers on the same address with another certificate.
+    let other = ServerProcess::start(&dir.path().join("server-2"), &["127.0.0.1:0"], &[&tls]);
+    let warning = alice.expect(&["!!", "Refusing to connect"]);
+    assert!(warning.contains(&format!("--accept-changed-cert {}", other.fingerprint)), "{warning}");
+    let status = alice.finish();
+    assert!(!status.success(), "the client should exit with an error after refusing");
+    let registrations = alice.seen.iter().filter(|l| l.contains("you are alice")).count();
+    assert_eq!(registrations, 1, "it must not have registered with the impostor:\n{:#?}", alice.seen);
+}

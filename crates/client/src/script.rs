@@ -21,6 +21,15 @@ pub enum Format {
     Json,
 }
 
+/// How a scriptable session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Input ended or `quit`.
+    Quit,
+    /// The session stopped on its own (a changed certificate); the reason was printed.
+    Fatal(String),
+}
+
 /// Runs scriptable mode until the session closes. `password` (from `CHINWAG_PASSWORD`) fills
 /// in `register`/`login` lines that leave it out.
 pub async fn run<R, W>(
@@ -30,7 +39,7 @@ pub async fn run<R, W>(
     password: Option<String>,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
-) -> std::io::Result<()>
+) -> std::io::Result<Outcome>
 where
     R: AsyncBufRead + Unpin,
     W: Write,
@@ -38,11 +47,15 @@ where
     let mut lines = input.lines();
     let mut input_open = true;
     let mut commands = Some(commands);
+    let mut outcome = Outcome::Quit;
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let closed = event == Event::Closed;
+                if let Event::Fatal { text } = &event {
+                    outcome = Outcome::Fatal(text.clone());
+                }
                 write_event(&mut output, &event, format)?;
                 if closed {
                     break;
@@ -76,7 +89,8 @@ where
             }
         }
     }
-    output.flush()
+    output.flush()?;
+    Ok(outcome)
 }
 
 /// `register`/`login` without a password take the one from the environment.
