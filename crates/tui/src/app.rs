@@ -135,6 +135,8 @@ pub struct App {
     pub page: usize,
     /// The wall clock for lines that carry no server time (RFC 3339); tests fix it.
     pub clock: fn() -> String,
+    /// The time zone times are shown in.
+    pub zone: crate::view::Zone,
 }
 
 impl App {
@@ -155,6 +157,7 @@ impl App {
             quit_requested: false,
             page: 10,
             clock: chinwag_client::time::now_rfc3339,
+            zone: crate::view::Zone::Local,
         }
     }
 

@@ -37,6 +37,27 @@ const NICK_COLOURS: [Color; 10] = [
     Color::LightMagenta,
 ];
 
+/// Which clock times are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// The user's time zone (`TZ`, else the system's).
+    Local,
+    /// UTC, as the server sends it (tests use this so snapshots do not depend on the machine).
+    Utc,
+}
+
+/// The day (`YYYY-MM-DD`) and the time (`HH:MM`) of an RFC 3339 instant in `zone`. A time that
+/// does not parse is shown as it came.
+pub fn day_and_clock(time: &str, zone: Zone) -> (String, String) {
+    match (zone, chrono::DateTime::parse_from_rfc3339(time)) {
+        (Zone::Local, Ok(t)) => {
+            let local = t.with_timezone(&chrono::Local);
+            (local.format("%Y-%m-%d").to_string(), local.format("%H:%M").to_string())
+        }
+        _ => (time.get(..10).unwrap_or(time).to_owned(), clock(time).to_owned()),
+    }
+}
+
 /// The colour of a nick: FNV-1a of its lower-case form.
 pub fn nick_colour(nick: &str) -> Color {
     let mut hash: u32 = 0x811c_9dc5;
@@ -141,13 +162,10 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect) {
     while index > 0 && rows.len() < height {
         index -= 1;
         let line = &buffer.lines[index];
-        let mut wrapped = wrap(render_line(line, &app.nick), width, 6);
-        let day = &line.time[..line.time.len().min(10)];
-        let previous_day = index.checked_sub(1).map(|p| {
-            let t = &buffer.lines[p].time;
-            t[..t.len().min(10)].to_owned()
-        });
-        if previous_day.as_deref() != Some(day) {
+        let (day, time) = day_and_clock(&line.time, app.zone);
+        let mut wrapped = wrap(render_line(line, &time, &app.nick), width, 6);
+        let previous_day = index.checked_sub(1).map(|p| day_and_clock(&buffer.lines[p].time, app.zone).0);
+        if previous_day.as_deref() != Some(day.as_str()) {
             let text = format!("─── {day} ───");
             wrapped.insert(0, TextLine::from(Span::styled(text, Style::default().fg(Color::DarkGray))));
         }
@@ -165,8 +183,8 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect) {
 }
 
 /// One buffer line as styled pieces, before wrapping.
-fn render_line(line: &Line, me: &str) -> Vec<(String, Style)> {
-    let time = (format!("{} ", clock(&line.time)), Style::default().fg(Color::DarkGray));
+fn render_line(line: &Line, time: &str, me: &str) -> Vec<(String, Style)> {
+    let time = (format!("{time} "), Style::default().fg(Color::DarkGray));
     match &line.kind {
         LineKind::Message { from, text, kind, own, mention } => {
             let mut nick_style = Style::default().fg(nick_colour(from));

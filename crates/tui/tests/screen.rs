@@ -7,7 +7,7 @@ use chinwag_client::event::{ChatMessage, RoomInfo};
 use chinwag_client::tls::Trust;
 use chinwag_client::{Command, Event, MessageKind, Security, TlsInfo, TypingState};
 use chinwag_tui::app::{Action, App, HISTORY_PAGE};
-use chinwag_tui::view;
+use chinwag_tui::view::{self, Zone};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -36,6 +36,7 @@ fn message(conversation: &str, from: &str, text: &str, time: &str, mention: bool
 fn scene(now: Instant) -> App {
     let mut app = App::new("chat.example:6697", Security::Tls, "alice");
     app.clock = fixed_clock;
+    app.zone = Zone::Utc;
     let events = vec![
         Event::Connected {
             server: "chat.example:6697".into(),
@@ -229,4 +230,12 @@ fn room_lists_and_errors_show_in_the_current_buffer() {
     assert!(text.contains("disconnected: connection reset"), "{text}");
     assert!(screen[1].contains("│1 status"), "{text}");
     assert!(!text.contains("@alice"), "members are unknown while disconnected:\n{text}");
+}
+
+#[test]
+fn times_convert_to_the_local_zone_and_keep_unparsable_ones() {
+    assert_eq!(view::day_and_clock("2026-11-29T23:59:00.000Z", Zone::Utc), ("2026-11-29".into(), "23:59".into()));
+    assert_eq!(view::day_and_clock("nonsense", Zone::Local), ("nonsense".into(), "nonsense".into()));
+    let (day, time) = view::day_and_clock("2026-11-29T12:00:00.000Z", Zone::Local);
+    assert_eq!((day.len(), time.len()), (10, 5), "{day} {time}");
 }
