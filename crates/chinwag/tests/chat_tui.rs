@@ -1,7 +1,8 @@
 //! The full-screen `chinwag chat` in a real terminal (tmux) against the real server over TLS,
 //! read from its screen as a user would: the first-use certificate question, a room, typing
-//! indicators, private messages with unread counts, a resize and quitting. A scripted client
-//! is the other person.
+//! indicators, private messages with unread counts, a resize, a masked password when
+//! registering, quitting, and the password prompt of `--account` the next time. A scripted
+//! client is the other person.
 
 mod support;
 
@@ -14,23 +15,46 @@ use support::{require_tool, WAIT};
 
 const SESSION: &str = "alice";
 
-/// Fails the test with alice's screen.
+/// Fails the test with the session's screen.
+fn fail_in(tmux: &Tmux, session: &str, why: &str) -> ! {
+    let screen = tmux.capture(session).unwrap_or_else(|e| e);
+    panic!("{why}\nthe screen of {session}:\n{}", trim_screen(&screen))
+}
+
 fn fail(tmux: &Tmux, why: &str) -> ! {
-    let screen = tmux.capture(SESSION).unwrap_or_else(|e| e);
-    panic!("{why}\nalice's screen:\n{}", trim_screen(&screen))
+    fail_in(tmux, SESSION, why)
+}
+
+fn see_in(tmux: &Tmux, session: &str, needles: &[&str]) -> String {
+    match tmux.find_line(session, needles, Instant::now() + WAIT) {
+        Some(line) => line,
+        None => fail_in(tmux, session, &format!("no line with {needles:?} within {WAIT:?}")),
+    }
 }
 
 fn see(tmux: &Tmux, needles: &[&str]) -> String {
-    match tmux.find_line(SESSION, needles, Instant::now() + WAIT) {
-        Some(line) => line,
-        None => fail(tmux, &format!("no line with {needles:?} within {WAIT:?}")),
+    see_in(tmux, SESSION, needles)
+}
+
+fn type_in(tmux: &Tmux, session: &str, text: &str) {
+    if let Err(e) = tmux.type_line(session, text) {
+        fail_in(tmux, session, &e);
     }
 }
 
 fn type_line(tmux: &Tmux, text: &str) {
-    if let Err(e) = tmux.type_line(SESSION, text) {
-        fail(tmux, &e);
-    }
+    type_in(tmux, SESSION, text)
+}
+
+/// `chinwag chat ARGS…` with the caller's XDG directories and passwords kept out.
+fn chat_argv(args: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["env", "-u", "XDG_DATA_HOME", "-u", "XDG_STATE_HOME", "-u", "XDG_CONFIG_HOME"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    argv.extend(["-u", "CHINWAG_PASSWORD", env!("CARGO_BIN_EXE_chinwag"), "chat"].iter().map(|s| (*s).to_owned()));
+    argv.extend(args.iter().map(|s| (*s).to_owned()));
+    argv
 }
 
 #[test]
@@ -42,27 +66,7 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     let home = dir.path().join("alice");
     std::fs::create_dir_all(&home).expect("alice's home");
     let tmux = Tmux::new(dir.path());
-    let argv: Vec<String> = [
-        "env",
-        "-u",
-        "XDG_DATA_HOME",
-        "-u",
-        "XDG_STATE_HOME",
-        "-u",
-        "XDG_CONFIG_HOME",
-        "-u",
-        "CHINWAG_PASSWORD",
-        env!("CARGO_BIN_EXE_chinwag"),
-        "chat",
-        &addr,
-        "--nick",
-        "alice",
-        "--join",
-        "general",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let argv = chat_argv(&[&addr, "--nick", "alice", "--join", "general"]);
     tmux.new_session(SESSION, &home, &argv);
 
     // First meeting: the fingerprint is shown and the user is asked before anything is sent.
@@ -114,10 +118,41 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     let line = see(&tmux, &["┌bob"]);
     assert!(line.starts_with("┌bob"), "the room list should be hidden at 60 columns: {line:?}");
 
+    // A password typed into the input line is masked, and registering logs in.
+    if let Err(e) = tmux.type_line(SESSION, "/switch general") {
+        fail(&tmux, &e);
+    }
+    if let Err(e) = tmux.run_keys(SESSION, "/register correct-horse-battery") {
+        fail(&tmux, &e);
+    }
+    see(&tmux, &["/register ", "*********************"]);
+    if tmux.capture(SESSION).unwrap_or_default().contains("correct-horse") {
+        fail(&tmux, "the password shows on the screen");
+    }
+    if let Err(e) = tmux.press(SESSION, "Enter") {
+        fail(&tmux, &e);
+    }
+    if let Err(e) = tmux.press(SESSION, "M-1") {
+        fail(&tmux, &e);
+    }
+    see(&tmux, &["logged in as alice"]);
+
     type_line(&tmux, "/quit see you");
     bob.type_line("join general");
     bob.expect(&["alice quit", "see you"]);
     assert!(bob.finish().success());
+
+    // Next time, --account asks for the password before the screen opens and logs in with SASL.
+    let again = "alice-again";
+    tmux.new_session(again, &home, &chat_argv(&[&addr, "--nick", "alice", "--account", "alice"]));
+    see_in(&tmux, again, &["Password for alice:"]);
+    type_in(&tmux, again, "correct-horse-battery");
+    see_in(&tmux, again, &["🔒 tls (pinned)", "alice", "connected"]);
+    see_in(&tmux, again, &["logged in as alice"]);
+    if tmux.capture(again).unwrap_or_default().contains("correct-horse") {
+        fail_in(&tmux, again, "the password shows on the screen");
+    }
+    type_in(&tmux, again, "/quit");
 
     // Logs go to a file in the state directory, never over the screen.
     let log = home.join(".local/state/chinwag/chat.log");

@@ -107,6 +107,11 @@ impl Tmux {
         Ok(())
     }
 
+    /// Types `text` into `session` without pressing Enter.
+    pub fn run_keys(&self, session: &str, text: &str) -> Result<(), String> {
+        self.run(&["send-keys", "-t", &target(session), "-l", text]).map(|_| ())
+    }
+
     /// Presses one key by its tmux name (`PageUp`, `Tab`, `C-n`).
     pub fn press(&self, session: &str, key: &str) -> Result<(), String> {
         self.run(&["send-keys", "-t", &target(session), key]).map(|_| ())
