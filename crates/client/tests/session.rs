@@ -280,3 +280,68 @@ fn a_server_password_goes_first_and_credentials_never_show_in_debug_output() {
     let debug = format!("{creds:?} {s:?}");
     assert!(!debug.contains("hunter22") && !debug.contains("letmein"), "{debug}");
 }
+
+#[test]
+fn short_and_odd_lines_from_the_server_never_panic() {
+    let now = Instant::now();
+    let commands = [
+        "PING",
+        "PONG",
+        "CAP",
+        "AUTHENTICATE",
+        "001",
+        "900",
+        "901",
+        "903",
+        "904",
+        "433",
+        "JOIN",
+        "PART",
+        "KICK",
+        "QUIT",
+        "NICK",
+        "353",
+        "366",
+        "332",
+        "TOPIC",
+        "PRIVMSG",
+        "NOTICE",
+        "TAGMSG",
+        "AWAY",
+        "BATCH",
+        "321",
+        "322",
+        "323",
+        "352",
+        "315",
+        "REGISTER",
+        "FAIL",
+        "WARN",
+        "ERROR",
+        "MODE",
+        "INVITE",
+        "401",
+        "311",
+        "999",
+        "FOO",
+    ];
+    let params = ["", " *", " * LS", " * LS *", " #r", " #r :", " alice", " +x", " -x", " :\u{1}ACTION", " a b c d e"];
+    let sources = ["", ":srv ", ":alice!a@h ", ":bob!b@h ", "@batch=x;msgid=;+typing=bogus :bob!b@h "];
+    for phase in 0..2 {
+        let mut s = if phase == 0 { Session::new(config(None)) } else { ready(now) };
+        if phase == 0 {
+            s.connected(now);
+        }
+        for source in sources {
+            for command in commands {
+                for param in params {
+                    if let Ok(msg) = Message::parse(&format!("{source}{command}{param}")) {
+                        s.receive(msg, now);
+                    }
+                }
+            }
+        }
+        sent(&mut s);
+        events(&mut s);
+    }
+}
