@@ -352,11 +352,8 @@ impl Session {
         let conversation = if to_room || own { target.clone() } else { from.clone() };
         let folded = casefold(&conversation);
         let msgid = msg.tag("msgid").map(str::to_owned);
-        if let Some(id) = &msgid {
-            if !self.first_sighting(id) {
-                return;
-            }
-        }
+        // A batch counts every message it carries, repeats included, so a full page of gap
+        // fill is recognised as full and the next page is asked for.
         let batch = msg.tag("batch").and_then(|b| self.batches.get_mut(b));
         let (history, older, first_in_batch) = match batch {
             Some(b) => {
@@ -372,6 +369,9 @@ impl Session {
             // A scrollback batch is in time order, so its first message is the new oldest.
             if (older && first_in_batch) || !self.oldest.contains_key(&folded) {
                 self.oldest.insert(folded.clone(), id.clone());
+            }
+            if !self.first_sighting(id) {
+                return;
             }
         }
         if !to_room && !is_server {

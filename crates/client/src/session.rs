@@ -171,6 +171,9 @@ pub struct Session {
     pub(crate) current: Option<String>,
     /// Folded conversation → newest msgid seen (for gap fills).
     pub(crate) newest: HashMap<String, String>,
+    /// Folded conversation → the newest msgid when the last connection dropped: the gap to
+    /// fill starts there, whatever arrives live before the history request is answered.
+    pub(crate) gap_from: HashMap<String, String>,
     /// Folded conversation → oldest msgid seen (for scrollback).
     pub(crate) oldest: HashMap<String, String>,
     pub(crate) seen_ids: HashSet<String>,
@@ -234,6 +237,7 @@ impl Session {
             queries: BTreeMap::new(),
             current,
             newest: HashMap::new(),
+            gap_from: HashMap::new(),
             oldest: HashMap::new(),
             seen_ids: HashSet::new(),
             seen_order: VecDeque::new(),
@@ -361,6 +365,7 @@ impl Session {
             return;
         }
         self.phase = Phase::Disconnected;
+        self.gap_from = self.newest.clone();
         self.account = None;
         self.connected_at = None;
         self.ping = None;
@@ -413,7 +418,7 @@ impl Session {
         }
         let queries: Vec<(String, String)> = self.queries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (folded, nick) in queries {
-            if let Some(newest) = self.newest.get(&folded).cloned() {
+            if let Some(newest) = self.gap_start(&folded) {
                 self.request_history(&nick, &format!("msgid={newest}"), "AFTER", GAP_PAGE, false, 0);
             }
         }
@@ -428,11 +433,17 @@ impl Session {
     /// Our JOIN was confirmed: fetch what we missed, or some context.
     pub(crate) fn on_own_join(&mut self, room: &str) {
         let folded = casefold(room);
-        if let Some(newest) = self.newest.get(&folded).cloned() {
+        if let Some(newest) = self.gap_start(&folded) {
             self.request_history(room, &format!("msgid={newest}"), "AFTER", GAP_PAGE, false, 0);
         } else if self.cfg.join_context > 0 {
             self.request_history(room, "*", "LATEST", self.cfg.join_context, false, 0);
         }
+    }
+
+    /// Where the gap of a conversation starts: the newest message before the drop, else the
+    /// newest seen (a room left and joined again).
+    fn gap_start(&mut self, folded: &str) -> Option<String> {
+        self.gap_from.remove(folded).or_else(|| self.newest.get(folded).cloned())
     }
 
     pub(crate) fn request_history(

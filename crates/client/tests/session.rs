@@ -345,3 +345,59 @@ fn short_and_odd_lines_from_the_server_never_panic() {
         events(&mut s);
     }
 }
+
+#[test]
+fn the_gap_starts_where_the_connection_dropped_and_full_pages_ask_for_more() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(&mut s, now, &[":alice!a@h JOIN #general", "@msgid=m1 :bob!b@h PRIVMSG #general :before"]);
+    sent(&mut s);
+    events(&mut s);
+    s.disconnected("gone");
+    s.connected(now);
+    feed(
+        &mut s,
+        now,
+        &[ALL_CAPS, ":srv CAP alice ACK :message-tags echo-message batch draft/chathistory", ":srv 001 alice :hi"],
+    );
+    sent(&mut s);
+    // A live line arrives before our JOIN is confirmed; the gap still starts at m1.
+    feed(&mut s, now, &["@msgid=m9 :bob!b@h PRIVMSG #general :live", ":alice!a@h JOIN #general"]);
+    assert_eq!(sent(&mut s), ["CHATHISTORY AFTER #general msgid=m1 100"]);
+
+    // A full page (100, one of them already seen live) asks for the next one.
+    let mut page = vec![":srv BATCH +p chathistory #general".to_owned()];
+    for i in 0..100 {
+        let id = if i == 50 { "m9".to_owned() } else { format!("h{i}") };
+        page.push(format!("@batch=p;msgid={id} :bob!b@h PRIVMSG #general :old {i}"));
+    }
+    page.push(":srv BATCH -p".into());
+    let page: Vec<&str> = page.iter().map(String::as_str).collect();
+    feed(&mut s, now, &page);
+    assert_eq!(sent(&mut s), ["CHATHISTORY AFTER #general msgid=h99 100"]);
+    let shown = events(&mut s).iter().filter(|e| matches!(e, Event::Message(_))).count();
+    assert_eq!(shown, 1 + 99, "the live line, then the page without its repeat");
+}
+
+#[test]
+fn history_asks_for_what_is_older_than_the_oldest_line_shown() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(&mut s, now, &[":alice!a@h JOIN #general", "@msgid=m5 :bob!b@h PRIVMSG #general :five"]);
+    sent(&mut s);
+    s.command(Command::History { limit: 2 });
+    assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m5 2"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv BATCH +o chathistory #general",
+            "@batch=o;msgid=m3 :bob!b@h PRIVMSG #general :three",
+            "@batch=o;msgid=m4 :bob!b@h PRIVMSG #general :four",
+            ":srv BATCH -o",
+        ],
+    );
+    assert!(events(&mut s).contains(&Event::HistoryEnd { conversation: "#general".into(), count: 2, older: true }));
+    s.command(Command::History { limit: 2 });
+    assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m3 2"]);
+}
