@@ -342,6 +342,12 @@ impl Session {
             self.emit(Event::Info { text: raw_text.clone() });
             return;
         }
+        // Private notices are mostly services answering (NickServ): shown where the user is,
+        // rather than opening a conversation nobody can reply to.
+        if notice && !own && !target.starts_with('#') {
+            self.emit(Event::Info { text: format!("-{from}- {raw_text}") });
+            return;
+        }
         let (kind, text) = match raw_text.strip_prefix("\u{1}ACTION ") {
             Some(action) => (MessageKind::Action, action.trim_end_matches('\u{1}').to_owned()),
             None if raw_text.starts_with('\u{1}') => return,
