@@ -229,3 +229,16 @@ fn the_config_file_supplies_server_nick_rooms_and_plaintext_for_loopback() {
     assert!(carol.finish().success());
     assert!(!known_servers(&home).exists(), "nothing to pin without TLS");
 }
+
+#[test]
+fn an_unreachable_server_is_reported_and_no_reconnect_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port that was just free: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let addr = addr.to_string();
+    let args = [addr.as_str(), "--nick", "alice", "--plaintext", "--no-reconnect"];
+    let mut alice = ChatProcess::start("alice", &dir.path().join("alice"), &args, &[]);
+    alice.expect(&["! cannot reach", &addr]);
+    let status = alice.finish();
+    assert!(!status.success(), "a connection that could not be made must fail the command");
+}

@@ -153,13 +153,20 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                 d.push(Event::Fatal { text });
                 break;
             }
-            Some(Err(e)) => End::Lost(e.to_string()),
+            Some(Err(e)) => {
+                d.push(Event::Error { text: e.to_string() });
+                End::Lost(e.to_string())
+            }
         };
         match end {
             End::Quit => break,
             End::Relogin => continue,
             End::Lost(reason) => {
-                if !d.cfg.reconnect || d.session.is_quitting() || d.session.quit_pending() {
+                if d.session.is_quitting() || d.session.quit_pending() {
+                    break;
+                }
+                if !d.cfg.reconnect {
+                    d.push(Event::Fatal { text: format!("connection lost ({reason}) and --no-reconnect was given") });
                     break;
                 }
                 tracing::info!(%reason, "connection lost");
