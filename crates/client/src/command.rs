@@ -1,5 +1,5 @@
 //! The command language both front ends share: `/join general`, `/msg bob hi`, and in
-//! scriptable mode the seeds' bare forms (`join general`, `msg bob Hello`). Parsing is pure;
+//! scriptable mode the seeds' bare forms (`join general`, `msg bob Hello`, see [`BARE`]). Parsing is pure;
 //! the session resolves what a command leaves open (which room is "current").
 //!
 //! Every command is in [`COMMANDS`] with its usage and one line of help, which is what `help`
@@ -188,6 +188,13 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { names: &["quit", "exit"], usage: "/quit [MESSAGE]", help: "leave chinwag" },
 ];
 
+/// The commands that work without `/` in scriptable mode: the seeds' REPL commands and
+/// `say`. Others need their `/`, so that ordinary sentences ("history is fun") stay text.
+pub const BARE: &[&str] = &[
+    "register", "login", "logout", "users", "msg", "whisper", "rooms", "list", "join", "room_msg", "leave", "part",
+    "help", "clear", "quit", "exit", "say",
+];
+
 /// How many messages `/history` fetches without a count.
 pub const DEFAULT_HISTORY: usize = 50;
 
@@ -207,8 +214,10 @@ pub fn parse(line: &str, bare: bool) -> Result<Option<Command>, CommandError> {
     }
     if bare {
         let word = line.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-        if find(&word).is_some() {
-            return parse_command(line.trim_start()).map(Some);
+        if BARE.contains(&word.as_str()) {
+            // "join" alone is a usage error, but "leave it to me" is a sentence: a bare form
+            // that does not parse as its command is text.
+            return Ok(Some(parse_command(line.trim_start()).unwrap_or_else(|_| Command::Say(line.to_owned()))));
         }
     }
     Ok(Some(Command::Say(line.to_owned())))
@@ -393,6 +402,9 @@ mod tests {
         assert_eq!(parse("   ", true), Ok(None));
         assert_eq!(parse("/frobnicate", true), Err(CommandError::Unknown("frobnicate".into())));
         assert_eq!(parse("/join", true), Err(CommandError::Usage("/join ROOM [KEY]")));
+        assert_eq!(parse("join", true), Ok(Some(Command::Say("join".into()))));
+        assert_eq!(parse("history is fun", true), Ok(Some(Command::Say("history is fun".into()))));
+        assert_eq!(parse("typing this", true), Ok(Some(Command::Say("typing this".into()))));
         assert_eq!(parse("/typing maybe", true), Err(CommandError::Usage("/typing active|paused|done")));
         assert_eq!(help_lines().len(), COMMANDS.len());
     }

@@ -226,31 +226,43 @@ fn render_line(line: &Line, time: &str, me: &str) -> Vec<(String, Style)> {
     }
 }
 
-/// Cuts styled pieces into rows of `width` columns; continuation rows start with `indent`
-/// spaces so text lines up after the time.
+/// Cuts styled pieces into rows of `width` columns, between words where it can (a word longer
+/// than a row is cut anywhere); continuation rows start with `indent` spaces so text lines up
+/// after the time.
 fn wrap(pieces: Vec<(String, Style)>, width: usize, indent: usize) -> Vec<TextLine<'static>> {
     let width = width.max(indent + 4);
     let mut rows = Vec::new();
     let mut row: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
     for (text, style) in pieces {
-        let mut current = String::new();
-        for c in text.chars() {
-            let c = if c == '\n' || c.is_control() { ' ' } else { c };
-            let w = c.width().unwrap_or(0);
-            if used + w > width {
-                if !current.is_empty() {
-                    row.push(Span::styled(std::mem::take(&mut current), style));
-                }
+        let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        for word in text.split_inclusive(' ') {
+            let word_width: usize = word.trim_end().chars().map(|c| c.width().unwrap_or(0)).sum();
+            if used + word_width > width && used > indent && word_width <= width - indent {
                 rows.push(TextLine::from(std::mem::take(&mut row)));
                 row.push(Span::raw(" ".repeat(indent)));
                 used = indent;
             }
-            current.push(c);
-            used += w;
-        }
-        if !current.is_empty() {
-            row.push(Span::styled(current, style));
+            let mut current = String::new();
+            for c in word.chars() {
+                let w = c.width().unwrap_or(0);
+                if used + w > width {
+                    if c == ' ' {
+                        continue;
+                    }
+                    if !current.is_empty() {
+                        row.push(Span::styled(std::mem::take(&mut current), style));
+                    }
+                    rows.push(TextLine::from(std::mem::take(&mut row)));
+                    row.push(Span::raw(" ".repeat(indent)));
+                    used = indent;
+                }
+                current.push(c);
+                used += w;
+            }
+            if !current.is_empty() {
+                row.push(Span::styled(current, style));
+            }
         }
     }
     rows.push(TextLine::from(row));

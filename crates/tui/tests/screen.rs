@@ -112,19 +112,19 @@ fn the_screen_shows_rooms_unread_members_messages_typing_and_status() {
 }
 
 #[test]
-fn a_narrow_terminal_hides_the_side_panes_and_long_lines_wrap() {
+fn a_narrow_terminal_hides_the_side_panes_and_long_lines_wrap_between_words() {
     let now = Instant::now();
     let mut app = scene(now);
     app.apply(
-        message("#general", "bob", "a rather long message that must wrap", "2026-11-29T08:40:00.000Z", false),
+        message("#general", "bob", "a rather long message which must wrap", "2026-11-29T08:40:00.000Z", false),
         now,
     );
     let screen = render(&mut app, 40, 9, now);
     // bob's message ends his typing indicator.
     let expected = [
         "┌#general: Be nice─────────────────────┐",
-        "│08:40 <bob> a rather long message that│",
-        "│       must wrap                      │",
+        "│08:40 <bob> a rather long message     │",
+        "│      which must wrap                 │",
         "│09:00 -- --> alice joined #general    │",
         "│09:00 -- topic: Be nice               │",
         "└──────────────────────────────────────┘",
@@ -238,4 +238,20 @@ fn times_convert_to_the_local_zone_and_keep_unparsable_ones() {
     assert_eq!(view::day_and_clock("nonsense", Zone::Local), ("nonsense".into(), "nonsense".into()));
     let (day, time) = view::day_and_clock("2026-11-29T12:00:00.000Z", Zone::Local);
     assert_eq!((day.len(), time.len()), (10, 5), "{day} {time}");
+}
+
+#[test]
+fn a_word_longer_than_a_row_is_cut_and_nothing_is_lost() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let url = format!("https://example.org/{}", "x".repeat(60));
+    app.apply(message("#general", "bob", &url, "2026-11-29T08:45:00.000Z", false), now);
+    let screen = render(&mut app, 40, 12, now);
+    let inner: Vec<String> = screen
+        .iter()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.trim_start_matches('│').trim_end_matches('│').trim().to_owned())
+        .collect();
+    let joined: String = inner.iter().skip_while(|l| !l.contains("<bob> https")).map(|l| l.as_str()).collect();
+    assert!(joined.contains(&url), "{}", screen.join("\n"));
 }
