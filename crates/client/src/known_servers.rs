@@ -131,7 +131,8 @@ impl KnownServers {
                 }
             }
         }
-        let tmp = self.path.with_extension("tmp");
+        // Two clients of one user may pin at the same moment: each writes its own file.
+        let tmp = self.path.with_extension(format!("tmp.{}", std::process::id()));
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
