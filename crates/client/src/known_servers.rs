@@ -107,6 +107,10 @@ impl KnownServers {
     pub fn pin(&mut self, server: &str, fingerprint: &str) -> Result<(), KnownServersError> {
         let fingerprint = normalize_fingerprint(fingerprint)?;
         let server = server.to_ascii_lowercase();
+        // Start from the file as it is now, so a pin another client wrote meanwhile survives.
+        if let Ok(fresh) = KnownServers::load(&self.path) {
+            self.lines = fresh.lines;
+        }
         self.lines.retain(|line| !matches!(line, Line::Entry { server: s, .. } if *s == server));
         self.lines.push(Line::Entry { server, fingerprint });
         self.save()
@@ -191,6 +195,18 @@ mod tests {
             let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn a_pin_keeps_what_another_client_pinned_meanwhile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_servers");
+        let mut first = KnownServers::load(&path).expect("empty");
+        let mut second = KnownServers::load(&path).expect("empty");
+        first.pin("a:1", FP_A).expect("pin a");
+        second.pin("b:1", FP_A).expect("pin b");
+        let both = KnownServers::load(&path).expect("reload");
+        assert_eq!((both.lookup("a:1"), both.lookup("b:1")), (Some(FP_A), Some(FP_A)));
     }
 
     #[test]
