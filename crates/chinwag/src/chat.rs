@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use chinwag_client::config::{self, FileConfig};
 use chinwag_client::known_servers::normalize_fingerprint;
 use chinwag_client::{
-    check_certificate, script, CertCheck, ClientConfig, Credentials, Endpoint, KnownServers, Security, SessionConfig,
+    check_certificate, script, CertCheck, ClientConfig, Credentials, Endpoint, Keepalive, KnownServers, Security,
+    SessionConfig,
 };
 use clap::Args;
 
@@ -127,6 +128,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             passwords_allowed,
             rooms,
             join_context: if scriptable { 0 } else { JOIN_CONTEXT },
+            keepalive: Keepalive::default(),
         };
         let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect };
         if scriptable {

@@ -44,5 +44,5 @@ pub use event::{ChatMessage, Event, MessageKind};
 pub use incoming::mentions;
 pub use known_servers::{KnownServers, Verdict};
 pub use outgoing::split_to_fit;
-pub use session::{Credentials, Phase, Session, SessionConfig};
+pub use session::{Credentials, Keepalive, Phase, Session, SessionConfig};
 pub use transport::{TlsInfo, Transport};

@@ -23,10 +23,24 @@ use crate::event::{Event, MessageKind, RoomInfo};
 pub const MAX_UNSENT: usize = 100;
 /// How many message ids are remembered to drop duplicates (a gap fill overlapping live lines).
 const SEEN_IDS: usize = 4096;
-/// How often to PING to measure lag.
+/// How often to PING to measure lag (the default of [`Keepalive`]).
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// A PING without its PONG for this long means the connection is dead.
+/// A PING without its PONG for this long means the connection is dead (the default of
+/// [`Keepalive`]).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The PING timers; configurable so that tests of dead-connection detection take seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { interval: PING_INTERVAL, timeout: PING_TIMEOUT }
+    }
+}
 /// Registration must finish within this long of connecting.
 pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// A gap fill asks for this many messages per page, as many pages as needed up to
@@ -81,6 +95,7 @@ pub struct SessionConfig {
     pub rooms: Vec<String>,
     /// How many recent messages to fetch when first joining a room (0: none).
     pub join_context: usize,
+    pub keepalive: Keepalive,
 }
 
 impl fmt::Debug for SessionConfig {
@@ -387,9 +402,10 @@ impl Session {
             }
             Phase::Ready => {
                 if let Some((_, sent)) = &self.ping {
-                    return now.saturating_duration_since(*sent) < PING_TIMEOUT;
+                    return now.saturating_duration_since(*sent) < self.cfg.keepalive.timeout;
                 }
-                if self.last_ping.is_none_or(|at| now.saturating_duration_since(at) >= PING_INTERVAL) {
+                let interval = self.cfg.keepalive.interval;
+                if self.last_ping.is_none_or(|at| now.saturating_duration_since(at) >= interval) {
                     self.ping_counter += 1;
                     let token = format!("chinwag-lag-{}", self.ping_counter);
                     self.send(Message::new("PING").with_param(token.clone()));

@@ -17,6 +17,7 @@ fn config(credentials: Option<Credentials>) -> SessionConfig {
         passwords_allowed: true,
         rooms: vec!["general".into()],
         join_context: 0,
+        keepalive: Default::default(),
     }
 }
 
