@@ -158,3 +158,23 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     let log = home.join(".local/state/chinwag/chat.log");
     assert!(log.exists(), "no log file at {}", log.display());
 }
+
+#[test]
+fn a_changed_certificate_mid_session_stops_the_full_screen_client_with_the_reason() {
+    require_tool("tmux", "-V");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&dir.path().join("server-1"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let addr = server.tls[0].to_string();
+    let home = dir.path().join("alice");
+    std::fs::create_dir_all(&home).expect("alice's home");
+    let tmux = Tmux::new(dir.path());
+    tmux.new_session(SESSION, &home, &chat_argv(&[&addr, "--nick", "alice", "--accept-new-cert"]));
+    see(&tmux, &["🔒 tls (pinned)", "alice", "connected"]);
+    server.kill_9();
+    let impostor = ServerProcess::start(&dir.path().join("server-2"), &["127.0.0.1:0"], &[&addr]);
+    // The screen closes and the reason stays on the terminal, with the way to accept the change.
+    see(&tmux, &["Refusing to connect"]);
+    let screen = tmux.capture(SESSION).unwrap_or_default();
+    // The fingerprint may wrap across rows; its start is enough to show it was named.
+    assert!(screen.contains(&impostor.fingerprint[..8]), "{}", trim_screen(&screen));
+}

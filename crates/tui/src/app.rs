@@ -129,6 +129,8 @@ pub struct App {
     typing_out: TypingSender,
     /// The session has ended.
     pub closed: bool,
+    /// Why the session stopped on its own, to repeat once the screen is gone.
+    pub fatal: Option<String>,
     /// Ctrl-C was pressed once; a second press exits even without the server.
     quit_requested: bool,
     /// Message-pane height at the last draw, for PageUp/PageDown.
@@ -154,6 +156,7 @@ impl App {
             typing: HashMap::new(),
             typing_out: TypingSender::default(),
             closed: false,
+            fatal: None,
             quit_requested: false,
             page: 10,
             clock: chinwag_client::time::now_rfc3339,
@@ -379,6 +382,7 @@ impl App {
             }
             Event::Lag { ms } => self.lag_ms = Some(ms),
             Event::Fatal { text } => {
+                self.fatal = Some(text.clone());
                 self.connection = Connection::Down("stopped".into());
                 self.status(text.clone());
                 self.here(LineKind::Error { text });

@@ -56,7 +56,13 @@ pub async fn run(cfg: ClientConfig, _password: Option<String>) -> io::Result<()>
     if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
         tracing::warn!("the session did not end in time");
     }
-    result
+    result?;
+    // The screen is gone, so a reason the session stopped (a changed certificate) is repeated
+    // where the user will read it.
+    match app.fatal {
+        Some(why) => Err(io::Error::other(why)),
+        None => Ok(()),
+    }
 }
 
 fn restore_terminal() {
