@@ -80,11 +80,10 @@ impl Session {
                 }
                 self.send_when_ready(msg);
             }
+            Command::Nick(nick) if self.phase == Phase::Ready => self.send(Message::new("NICK").with_param(nick)),
             Command::Nick(nick) => {
-                if self.phase != Phase::Ready {
-                    self.cfg.nick = nick.clone();
-                }
-                self.send_when_ready(Message::new("NICK").with_param(nick));
+                self.emit(Event::Info { text: format!("you will be {nick} once connected") });
+                self.cfg.nick = nick;
             }
             Command::Away(reason) => self.send_when_ready(Message::new("AWAY").with_params(reason)),
             Command::Whois(nick) => self.send_when_ready(Message::new("WHOIS").with_param(nick)),

@@ -268,12 +268,14 @@ impl App {
                 }
                 b.notice(format!("--> {nick} joined {room}"), &time);
             }
+            Event::Kicked { room, by, reason, own: true, .. } => {
+                self.close_buffer(&room);
+                let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                self.here(LineKind::Error { text: format!("{by} kicked you from {room}{why}") });
+            }
             Event::Parted { room, nick, reason, own } | Event::Kicked { room, nick, reason, own, .. } => {
                 if own {
-                    if let Some(i) = self.index_of(&room) {
-                        self.buffers.remove(i);
-                        self.current = self.current.min(self.buffers.len() - 1);
-                    }
+                    self.close_buffer(&room);
                     self.status(format!("you left {room}"));
                 } else if let Some(i) = self.index_of(&room) {
                     let b = &mut self.buffers[i];
@@ -388,6 +390,16 @@ impl App {
                 self.here(LineKind::Error { text });
             }
             Event::Closed => self.closed = true,
+        }
+    }
+
+    /// Removes a room's buffer after we left it.
+    fn close_buffer(&mut self, name: &str) {
+        if let Some(i) = self.index_of(name) {
+            if i > 0 {
+                self.buffers.remove(i);
+                self.current = self.current.min(self.buffers.len() - 1);
+            }
         }
     }
 

@@ -255,3 +255,20 @@ fn a_word_longer_than_a_row_is_cut_and_nothing_is_lost() {
     let joined: String = inner.iter().skip_while(|l| !l.contains("<bob> https")).map(|l| l.as_str()).collect();
     assert!(joined.contains(&url), "{}", screen.join("\n"));
 }
+
+#[test]
+fn being_kicked_closes_the_room_and_says_who_and_why() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let kick = Event::Kicked {
+        room: "#general".into(),
+        nick: "alice".into(),
+        by: "bob".into(),
+        reason: Some("spam".into()),
+        own: true,
+    };
+    app.apply(kick, now);
+    assert!(app.buffers.iter().all(|b| b.name != "#general"));
+    let screen = render(&mut app, 90, 14, now).join("\n");
+    assert!(screen.contains("!! bob kicked you from #general (spam)"), "{screen}");
+}
