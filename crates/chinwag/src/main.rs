@@ -1,12 +1,13 @@
 //! `chinwag`: one binary for the chat server and its tools.
 //!
-//! Subcommands: `serve` runs the server; `admin` administers a running one; `discover` lists
-//! servers on the LAN and `status` asks one server (UDP); `bench` measures an IRC server under
-//! load. (`chat` follows.)
+//! Subcommands: `serve` runs the server; `chat` is the terminal client; `admin` administers a
+//! running server; `discover` lists servers on the LAN and `status` asks one server (UDP);
+//! `bench` measures an IRC server under load.
 //! This file only parses flags and wires crates together; behaviour lives in the libraries.
 
 mod admin;
 mod bench;
+mod chat;
 mod discover;
 mod serve;
 
@@ -32,6 +33,8 @@ enum Command {
     Status(discover::StatusArgs),
     /// Measure an IRC server on this machine (chinwag or any other) under load.
     Bench(bench::BenchArgs),
+    /// Chat: the full-screen client, or scriptable mode when stdin is not a terminal.
+    Chat(chat::ChatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Discover(args) => discover::run_discover(args),
         Command::Status(args) => discover::run_status(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chat(args) => chat::run(args),
     }
 }

@@ -1,6 +1,6 @@
 //! Shared pieces of the `chinwag` binary's integration tests: the real `chinwag serve` as a
 //! child process ([`process`]), a blocking IRC client over plaintext or pinned TLS
-//! ([`client`]), and, for the tests with real third-party clients, a private tmux server
+//! ([`client`]), `chinwag chat` in scriptable mode ([`chat`]), and, for the tests with real third-party clients, a private tmux server
 //! ([`tmux`]) and WeeChat's command line ([`weechat`]).
 //!
 //! Every wait has a deadline and every process is ended by a `Drop` guard, so a failing test
@@ -9,6 +9,7 @@
 // Each test file is a crate of its own and uses only part of this.
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod client;
 pub mod process;
 pub mod tmux;

@@ -107,6 +107,22 @@ impl Tmux {
         Ok(())
     }
 
+    /// Types `text` into `session` without pressing Enter.
+    pub fn run_keys(&self, session: &str, text: &str) -> Result<(), String> {
+        self.run(&["send-keys", "-t", &target(session), "-l", text]).map(|_| ())
+    }
+
+    /// Presses one key by its tmux name (`PageUp`, `Tab`, `C-n`).
+    pub fn press(&self, session: &str, key: &str) -> Result<(), String> {
+        self.run(&["send-keys", "-t", &target(session), key]).map(|_| ())
+    }
+
+    /// Resizes `session`'s window, as a user dragging their terminal would.
+    pub fn resize(&self, session: &str, columns: u16, rows: u16) -> Result<(), String> {
+        let (columns, rows) = (columns.to_string(), rows.to_string());
+        self.run(&["resize-window", "-t", &target(session), "-x", &columns, "-y", &rows]).map(|_| ())
+    }
+
     /// Waits until `deadline` for a line of `session`'s screen that contains every one of
     /// `needles`, and returns it.
     pub fn find_line(&self, session: &str, needles: &[&str], deadline: Instant) -> Option<String> {

@@ -1,0 +1,233 @@
+//! `chinwag chat`: flags and `client.toml` → a client configuration; the certificate check
+//! (pin on first use, refuse a changed one); then the full-screen client, or scriptable mode
+//! when stdin is not a terminal or with `--plain`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chinwag_client::config::{self, FileConfig};
+use chinwag_client::known_servers::normalize_fingerprint;
+use chinwag_client::{
+    check_certificate, script, CertCheck, ClientConfig, Credentials, Endpoint, Keepalive, KnownServers, Security,
+    SessionConfig,
+};
+use clap::Args;
+
+/// Where a client with no server configured connects.
+const DEFAULT_SERVER: &str = "127.0.0.1";
+/// Recent messages shown when the full-screen client joins a room.
+const JOIN_CONTEXT: usize = 50;
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// The server, HOST[:PORT] (IPv6 as [ADDR]:PORT) [default: from client.toml, else
+    /// 127.0.0.1; port 6697, or 6667 with --plaintext].
+    server: Option<String>,
+
+    /// Your nick [default: from client.toml, else your user name].
+    #[arg(long)]
+    nick: Option<String>,
+
+    /// Log in to this account with SASL; the password comes from CHINWAG_PASSWORD or a prompt.
+    #[arg(long)]
+    account: Option<String>,
+
+    /// Join this room once connected (the # is optional); repeatable.
+    #[arg(long = "join", value_name = "ROOM")]
+    join: Vec<String>,
+
+    /// Scriptable mode: read commands from stdin line by line, print events as lines (the
+    /// default when stdin is not a terminal).
+    #[arg(long)]
+    plain: bool,
+
+    /// In scriptable mode, print one JSON object per event.
+    #[arg(long)]
+    json: bool,
+
+    /// Connect without TLS. Meant for a server on this machine; passwords are never sent in
+    /// clear to another machine.
+    #[arg(long)]
+    plaintext: bool,
+
+    /// Pin the certificate of a server met for the first time without asking.
+    #[arg(long)]
+    accept_new_cert: bool,
+
+    /// Accept a server whose certificate changed, if its new SHA-256 fingerprint is exactly
+    /// this one (ask the server's operator for it), and pin it.
+    #[arg(long, value_name = "FINGERPRINT")]
+    accept_changed_cert: Option<String>,
+
+    /// The server's password, for servers started with --server-password.
+    #[arg(long, env = "CHINWAG_SERVER_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    server_password: Option<String>,
+
+    /// Do not reconnect when the connection drops.
+    #[arg(long)]
+    no_reconnect: bool,
+
+    /// The config file [default: ~/.config/chinwag/client.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: ChatArgs) -> Result<()> {
+    let config_path = args.config.clone().or_else(config::default_config_path);
+    let file = match &config_path {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let scriptable = args.plain || !std::io::stdin().is_terminal();
+    init_logging();
+
+    let plaintext = args.plaintext || file.plaintext.unwrap_or(false);
+    let security = if plaintext { Security::Plaintext } else { Security::Tls };
+    let server = args.server.clone().or(file.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let endpoint = Endpoint::parse(&server, security).with_context(|| format!("server {server:?}"))?;
+    let passwords_allowed = security == Security::Tls || endpoint.is_loopback();
+    if security == Security::Plaintext && !endpoint.is_loopback() {
+        eprintln!(
+            "warning: {endpoint} is not this machine and --plaintext sends everything in clear; chinwag will not \
+             send passwords over it"
+        );
+    }
+
+    let nick = args.nick.clone().or(file.nick.clone()).unwrap_or_else(default_nick);
+    let account = args.account.clone().or(file.account.clone());
+    let env_password = std::env::var("CHINWAG_PASSWORD").ok().filter(|p| !p.is_empty());
+    let credentials = match account {
+        Some(account) => {
+            let password = match &env_password {
+                Some(p) => p.clone(),
+                None if !scriptable => {
+                    rpassword::prompt_password(format!("Password for {account}: ")).context("reading the password")?
+                }
+                None => bail!("--account {account} needs a password: set CHINWAG_PASSWORD"),
+            };
+            Some(Credentials { account, password })
+        }
+        None => None,
+    };
+    let mut rooms = file.rooms.clone();
+    rooms.extend(args.join.iter().cloned());
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let pinned = match security {
+            Security::Tls => Some(trust_server(&endpoint, &args, scriptable).await?),
+            Security::Plaintext => None,
+        }
+        .flatten();
+        let session = SessionConfig {
+            nick,
+            realname: "chinwag chat".into(),
+            credentials,
+            server_password: args.server_password.clone(),
+            passwords_allowed,
+            rooms,
+            join_context: if scriptable { 0 } else { JOIN_CONTEXT },
+            keepalive: Keepalive::default(),
+        };
+        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect };
+        if scriptable {
+            let (commands, events, task) = chinwag_client::start(cfg);
+            let format = if args.json { script::Format::Json } else { script::Format::Plain };
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let outcome = script::run(stdin, std::io::stdout(), format, env_password, commands, events).await?;
+            let _ = task.await;
+            match outcome {
+                script::Outcome::Quit => Ok(()),
+                script::Outcome::Fatal(why) => bail!("{why}"),
+            }
+        } else {
+            Ok(chinwag_tui::run(cfg, env_password).await?)
+        }
+    })
+}
+
+/// Checks the server's certificate and returns the fingerprint to pin the session to (`None`
+/// when a CA vouches for it). Pins a new server when allowed; refuses a changed one.
+async fn trust_server(endpoint: &Endpoint, args: &ChatArgs, scriptable: bool) -> Result<Option<String>> {
+    let path = config::default_known_servers_path()
+        .context("cannot tell where the user's data directory is (is HOME set?)")?;
+    let mut known = KnownServers::load(&path)?;
+    let key = endpoint.key();
+    let accept_changed = args.accept_changed_cert.as_deref().map(normalize_fingerprint).transpose()?;
+    match check_certificate(endpoint, &known).await {
+        CertCheck::Trusted(_) => Ok(known.lookup(&key).map(str::to_owned)),
+        CertCheck::Unknown { fingerprint } => {
+            eprintln!("The server {key} is not known yet. Its TLS certificate's SHA-256 fingerprint is:");
+            eprintln!("  {fingerprint}");
+            eprintln!("Check it against the fingerprint the server printed when it started (or its MOTD).");
+            let accept = args.accept_new_cert
+                || accept_changed.as_deref() == Some(fingerprint.as_str())
+                || (!scriptable && ask_yes_no("Trust this server and remember its certificate?")?);
+            if !accept {
+                bail!(
+                    "not connecting to an unknown server; to trust it, run again with --accept-new-cert (or answer \
+                     yes at the prompt)"
+                );
+            }
+            known.pin(&key, &fingerprint)?;
+            eprintln!("Pinned {key} in {}", known.path().display());
+            Ok(Some(fingerprint))
+        }
+        CertCheck::Changed { pinned, presented } => {
+            if accept_changed.as_deref() == Some(presented.as_str()) {
+                known.pin(&key, &presented)?;
+                eprintln!("warning: the certificate of {key} changed; pinned the new one as you asked.");
+                return Ok(Some(presented));
+            }
+            eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+            eprintln!("@   WARNING: THE CERTIFICATE OF {key} HAS CHANGED!");
+            eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+            eprintln!("Someone could be intercepting your connection, or the server got a new certificate.");
+            eprintln!("  pinned:    {pinned}");
+            eprintln!("  presented: {presented}");
+            eprintln!("If the server's operator confirms the new fingerprint, accept it with");
+            eprintln!("  chinwag chat {key} --accept-changed-cert {presented}");
+            eprintln!("or delete the line for {key} from {}.", known.path().display());
+            bail!("refusing to connect to {key}: its certificate changed")
+        }
+        CertCheck::Failed(e) => {
+            eprintln!("warning: {e}; will keep trying");
+            Ok(known.lookup(&key).map(str::to_owned))
+        }
+    }
+}
+
+fn ask_yes_no(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+}
+
+/// The user's login name as a valid nick, or `guest`.
+fn default_nick() -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    let nick: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(16).collect();
+    match nick.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => nick,
+        _ => "guest".into(),
+    }
+}
+
+/// Logs go to a file, never over the screen: `<state dir>/chinwag/chat.log`.
+fn init_logging() {
+    let Some(path) = config::default_log_path() else { return };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else { return };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHINWAG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}

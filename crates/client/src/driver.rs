@@ -1,0 +1,312 @@
+//! The I/O around the [`Session`]: connect, read and write lines, run the timers, reconnect
+//! with backoff when the connection drops, and pass commands in and events out.
+//!
+//! [`start`] spawns the driver task and returns the command sender and the event receiver; the
+//! front end only ever talks through those two. Commands are always accepted. Events wait in
+//! the driver while the front end is busy; once [`MAX_PENDING_EVENTS`] are waiting, the driver
+//! stops reading from the server (backpressure) until the front end catches up, so nothing is
+//! dropped and memory stays bounded.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use chinwag_proto::{Frame, LineReader, Message, MAX_LINE_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::backoff::Backoff;
+use crate::command::Command;
+use crate::endpoint::Endpoint;
+use crate::event::Event;
+use crate::known_servers::{KnownServers, Verdict};
+use crate::session::{Session, SessionConfig};
+use crate::transport::{self, ConnectError, TlsInfo, Transport};
+
+/// Commands the front end may have in flight; sending waits beyond that.
+pub const COMMAND_QUEUE: usize = 256;
+/// Events handed to the front end but not yet taken.
+pub const EVENT_QUEUE: usize = 256;
+/// Events held in the driver before it stops reading from the server.
+pub const MAX_PENDING_EVENTS: usize = 10_000;
+/// How often timers (lag PING, dead connection) are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// After QUIT, how long to wait for the server to close the connection.
+const QUIT_GRACE: Duration = Duration::from_secs(5);
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Everything the driver needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoint: Endpoint,
+    /// The pinned fingerprint for this server, if any (CA-signed certificates need none).
+    pub pinned: Option<String>,
+    pub session: SessionConfig,
+    /// Whether to reconnect after the connection drops.
+    pub reconnect: bool,
+}
+
+/// Spawns the driver on the current Tokio runtime.
+pub fn start(cfg: ClientConfig) -> (mpsc::Sender<Command>, mpsc::Receiver<Event>, JoinHandle<()>) {
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let task = tokio::spawn(run(cfg, command_rx, event_tx));
+    (command_tx, event_rx, task)
+}
+
+/// The outcome of checking a server's certificate against the CAs and the known-servers file
+/// before a session starts.
+#[derive(Debug)]
+pub enum CertCheck {
+    /// Plaintext, CA-signed or pinned: go ahead.
+    Trusted(Option<TlsInfo>),
+    /// Never met: ask the user (or `--accept-new-cert`), then pin.
+    Unknown { fingerprint: String },
+    /// Pinned to something else: refuse, loudly.
+    Changed { pinned: String, presented: String },
+    /// The server could not be reached or TLS failed for another reason.
+    Failed(ConnectError),
+}
+
+/// Connects once to see the certificate, and compares it with `known`.
+pub async fn check_certificate(endpoint: &Endpoint, known: &KnownServers) -> CertCheck {
+    let pinned = known.lookup(&endpoint.key()).map(str::to_owned);
+    match transport::connect(endpoint, pinned).await {
+        Ok((transport, tls)) => {
+            drop(transport);
+            CertCheck::Trusted(tls)
+        }
+        Err(ConnectError::Untrusted { fingerprint, .. }) => match known.check(&endpoint.key(), &fingerprint) {
+            Verdict::Changed { pinned } => CertCheck::Changed { pinned, presented: fingerprint },
+            _ => CertCheck::Unknown { fingerprint },
+        },
+        Err(e) => CertCheck::Failed(e),
+    }
+}
+
+/// Why one connection ended.
+enum End {
+    /// Dropped (closed, reset, dead): reconnect.
+    Lost(String),
+    /// `/logout`: reconnect at once.
+    Relogin,
+    /// `/quit` or the front end went away.
+    Quit,
+}
+
+struct Driver {
+    cfg: ClientConfig,
+    session: Session,
+    commands: mpsc::Receiver<Command>,
+    /// False once the front end has dropped its sender.
+    commands_open: bool,
+    events: mpsc::Sender<Event>,
+    /// Events waiting for room in `events`.
+    pending: VecDeque<Event>,
+}
+
+async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
+    let session = Session::new(cfg.session.clone());
+    let mut d = Driver { cfg, session, commands, commands_open: true, events, pending: VecDeque::new() };
+    let mut backoff = Backoff::default();
+    loop {
+        if d.session.is_quitting() {
+            break;
+        }
+        d.push(Event::Connecting { server: d.cfg.endpoint.key(), attempt: backoff.attempts() });
+        let endpoint = d.cfg.endpoint.clone();
+        let connect = transport::connect(&endpoint, d.cfg.pinned.clone());
+        let result = d.while_handling_commands(connect, false).await;
+        let end = match result {
+            None => End::Quit,
+            Some(Ok((transport, tls))) => {
+                backoff.reset();
+                let security = endpoint.security;
+                d.push(Event::Connected { server: endpoint.key(), security, tls });
+                d.session.connected(Instant::now());
+                let end = d.connection(transport).await;
+                let reason = match &end {
+                    End::Lost(why) => why.clone(),
+                    End::Relogin => "logging out".into(),
+                    End::Quit => "quit".into(),
+                };
+                d.session.disconnected(&reason);
+                d.drain_session();
+                end
+            }
+            Some(Err(ConnectError::Untrusted { server, fingerprint })) if d.cfg.pinned.is_none() => {
+                let text = format!(
+                    "{server} presented a certificate that is not signed by a known authority and has never \
+                     been pinned (SHA-256 {fingerprint}). Refusing to connect. Start chinwag chat again to \
+                     check the fingerprint and pin it (or use --accept-new-cert)"
+                );
+                d.push(Event::Fatal { text });
+                break;
+            }
+            Some(Err(ConnectError::Untrusted { server, fingerprint })) => {
+                let text = format!(
+                    "{server} presented a certificate that is neither signed by a known authority nor the one \
+                     pinned for it (SHA-256 {fingerprint}). Refusing to connect. If the server's operator \
+                     confirms the new fingerprint, restart with --accept-changed-cert {fingerprint}"
+                );
+                d.push(Event::Fatal { text });
+                break;
+            }
+            Some(Err(e)) => {
+                d.push(Event::Error { text: e.to_string() });
+                End::Lost(e.to_string())
+            }
+        };
+        match end {
+            End::Quit => break,
+            End::Relogin => continue,
+            End::Lost(reason) => {
+                if d.session.is_quitting() || d.session.quit_pending() {
+                    break;
+                }
+                if !d.cfg.reconnect {
+                    d.push(Event::Fatal { text: format!("connection lost ({reason}) and --no-reconnect was given") });
+                    break;
+                }
+                tracing::info!(%reason, "connection lost");
+                let delay = backoff.next_delay(rand::random::<f64>());
+                d.push(Event::Reconnecting { delay_ms: delay.as_millis() as u64 });
+                if d.while_handling_commands(tokio::time::sleep(delay), true).await.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    d.session.give_up();
+    d.session.abandon_unsent("chinwag stopped before it could reconnect");
+    d.drain_session();
+    d.push(Event::Closed);
+    for event in std::mem::take(&mut d.pending) {
+        if d.events.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
+impl Driver {
+    fn push(&mut self, event: Event) {
+        self.pending.push_back(event);
+    }
+
+    /// Moves the session's events into the pending queue.
+    fn drain_session(&mut self) {
+        while let Some(e) = self.session.poll_event() {
+            self.pending.push_back(e);
+        }
+    }
+
+    /// Handles one command (or the front end going away, which means quit).
+    fn take_command(&mut self, command: Option<Command>) {
+        match command {
+            Some(c) => self.session.command(c),
+            None => {
+                self.commands_open = false;
+                self.session.command(Command::Quit(None));
+            }
+        }
+        self.drain_session();
+    }
+
+    /// Awaits `fut` while taking commands and delivering events. `None` if the user quit
+    /// meanwhile; with `eager_quit` (between attempts) a quit waits for nothing.
+    async fn while_handling_commands<F: std::future::Future>(&mut self, fut: F, eager_quit: bool) -> Option<F::Output> {
+        tokio::pin!(fut);
+        let events = self.events.clone();
+        loop {
+            if eager_quit {
+                self.session.give_up();
+            }
+            if self.session.is_quitting() {
+                return None;
+            }
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                permit = events.reserve(), if !self.pending.is_empty() => {
+                    let Ok(permit) = permit else { self.pending.clear(); continue };
+                    if let Some(event) = self.pending.pop_front() {
+                        permit.send(event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one connection until it ends.
+    async fn connection(&mut self, transport: Transport) -> End {
+        let (mut rd, mut wr) = tokio::io::split(transport);
+        let mut reader = LineReader::new(MAX_LINE_LEN);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut tick = tokio::time::interval(TICK);
+        let mut quit_deadline: Option<tokio::time::Instant> = None;
+        let events = self.events.clone();
+        loop {
+            let mut out = Vec::new();
+            while let Some(msg) = self.session.poll_send() {
+                tracing::trace!(command = %msg.command, "send");
+                msg.write_to(&mut out);
+            }
+            if !out.is_empty() {
+                if let Err(e) = wr.write_all(&out).await.and(wr.flush().await) {
+                    return End::Lost(format!("write failed: {e}"));
+                }
+            }
+            self.drain_session();
+            if self.session.take_reconnect_request() {
+                return End::Relogin;
+            }
+            if self.session.is_quitting() && quit_deadline.is_none() {
+                quit_deadline = Some(tokio::time::Instant::now() + QUIT_GRACE);
+            }
+            let quit_timer = async {
+                match quit_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let may_read = self.pending.len() < MAX_PENDING_EVENTS;
+            tokio::select! {
+                read = rd.read(&mut buf), if may_read => match read {
+                    Ok(0) => return if quit_deadline.is_some() { End::Quit } else { End::Lost("the server closed the connection".into()) },
+                    Ok(n) => {
+                        reader.push(&buf[..n]);
+                        let now = Instant::now();
+                        while let Some(frame) = reader.next_frame() {
+                            let Frame::Line(line) = frame else { continue };
+                            match Message::parse_bytes(&line) {
+                                Ok(msg) => self.session.receive(msg, now),
+                                Err(e) => tracing::debug!(error = %e, "unparsable line from the server"),
+                            }
+                        }
+                    }
+                    Err(_) if quit_deadline.is_some() => return End::Quit,
+                    // TLS reports a peer that vanished without closing properly (a crash, a
+                    // kill) this way; to the user it is just a closed connection.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return End::Lost("the connection was cut".into());
+                    }
+                    Err(e) => return End::Lost(format!("read failed: {e}")),
+                },
+                command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                _ = tick.tick() => {
+                    if !self.session.tick(Instant::now()) {
+                        return End::Lost("the server stopped answering".into());
+                    }
+                }
+                () = quit_timer => return End::Quit,
+                permit = events.reserve(), if !self.pending.is_empty() => {
+                    let Ok(permit) = permit else { self.pending.clear(); continue };
+                    if let Some(event) = self.pending.pop_front() {
+                        permit.send(event);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! What the session tells a front end: [`Event`]s, already interpreted (a room message, a join,
+//! someone typing), never raw lines. Scriptable mode prints them with [`Event::plain`] or as
+//! JSON (`serde`), the full-screen client folds them into its screen state.
+
+use serde::Serialize;
+
+use crate::command::TypingState;
+use crate::endpoint::Security;
+use crate::transport::TlsInfo;
+
+/// One chat message (PRIVMSG, NOTICE or action), live or from history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// When the server received it (server-time, RFC 3339 UTC), or when we did.
+    pub time: String,
+    /// The room, or for a private message the other person's nick.
+    pub conversation: String,
+    /// Who sent it.
+    pub from: String,
+    pub text: String,
+    pub kind: MessageKind,
+    /// Sent by us (our echo, or our own copy from history).
+    pub own: bool,
+    /// Replayed from history (scrollback, gap fill after a reconnect) rather than live.
+    pub history: bool,
+    /// The server's id for it, for de-duplication and history paging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+    /// Names us (our nick as a word), or is private: worth a highlight.
+    pub mention: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Privmsg,
+    Notice,
+    Action,
+}
+
+/// A room in the server's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomInfo {
+    pub name: String,
+    pub users: u32,
+    pub topic: String,
+}
+
+/// Something the front end should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Connecting {
+        server: String,
+        attempt: u32,
+    },
+    Connected {
+        server: String,
+        security: Security,
+        tls: Option<TlsInfo>,
+    },
+    /// Registration finished; we are on the server as `nick`.
+    Ready {
+        nick: String,
+    },
+    Disconnected {
+        reason: String,
+    },
+    Reconnecting {
+        delay_ms: u64,
+    },
+    LoggedIn {
+        account: String,
+    },
+    LoggedOut,
+    AccountRegistered {
+        account: String,
+    },
+    Message(ChatMessage),
+    Joined {
+        room: String,
+        nick: String,
+        own: bool,
+    },
+    Parted {
+        room: String,
+        nick: String,
+        reason: Option<String>,
+        own: bool,
+    },
+    Kicked {
+        room: String,
+        nick: String,
+        by: String,
+        reason: Option<String>,
+        own: bool,
+    },
+    Quit {
+        nick: String,
+        reason: Option<String>,
+        rooms: Vec<String>,
+    },
+    NickChanged {
+        old: String,
+        new: String,
+        own: bool,
+    },
+    Topic {
+        room: String,
+        topic: String,
+        by: Option<String>,
+    },
+    /// The full member list of a room (with `@`/`+` prefixes), after NAMES.
+    Members {
+        room: String,
+        members: Vec<String>,
+    },
+    Typing {
+        conversation: String,
+        nick: String,
+        state: TypingState,
+    },
+    Away {
+        nick: String,
+        reason: Option<String>,
+    },
+    Rooms {
+        rooms: Vec<RoomInfo>,
+    },
+    Users {
+        users: Vec<String>,
+    },
+    /// The current room or conversation changed (join, query).
+    Switched {
+        target: String,
+    },
+    /// A history batch ended; `older` for scrollback (CHATHISTORY BEFORE).
+    HistoryEnd {
+        conversation: String,
+        count: usize,
+        older: bool,
+    },
+    /// Lines to show as they are: server replies, help, WHOIS.
+    Info {
+        text: String,
+    },
+    Error {
+        text: String,
+    },
+    /// A message that could not be sent, and why.
+    NotSent {
+        target: String,
+        text: String,
+        reason: String,
+    },
+    /// Round-trip time of the last PING.
+    Lag {
+        ms: u64,
+    },
+    Help {
+        lines: Vec<String>,
+    },
+    /// The session stopped for good (a changed certificate, a refused login policy).
+    Fatal {
+        text: String,
+    },
+    /// The session ended after `/quit` or end of input.
+    Closed,
+}
+
+/// `HH:MM` of an RFC 3339 time, or the whole string if it is shorter than expected.
+pub fn clock(time: &str) -> &str {
+    time.get(11..16).unwrap_or(time)
+}
+
+impl Event {
+    /// The event as one line of plain text (scriptable mode), or `None` for events that are
+    /// only interesting to screens (lag).
+    pub fn plain(&self) -> Option<String> {
+        let line = match self {
+            Event::Connecting { server, attempt } if *attempt == 0 => format!("* connecting to {server}"),
+            Event::Connecting { server, attempt } => format!("* connecting to {server} (attempt {})", attempt + 1),
+            Event::Connected { server, tls: Some(tls), .. } => {
+                format!("* connected to {server} over TLS ({:?}, SHA-256 {})", tls.trust, tls.fingerprint)
+            }
+            Event::Connected { server, .. } => format!("* connected to {server} in plaintext"),
+            Event::Ready { nick } => format!("* you are {nick}"),
+            Event::Disconnected { reason } => format!("! disconnected: {reason}"),
+            Event::Reconnecting { delay_ms } => format!("* reconnecting in {:.1} s", *delay_ms as f64 / 1000.0),
+            Event::LoggedIn { account } => format!("* logged in as {account}"),
+            Event::LoggedOut => "* logged out".into(),
+            Event::AccountRegistered { account } => format!("* account {account} registered"),
+            Event::Message(m) => {
+                let when = clock(&m.time);
+                let c = &m.conversation;
+                match m.kind {
+                    MessageKind::Privmsg => format!("[{when}] [{c}] <{}> {}", m.from, m.text),
+                    MessageKind::Notice => format!("[{when}] [{c}] -{}- {}", m.from, m.text),
+                    MessageKind::Action => format!("[{when}] [{c}] * {} {}", m.from, m.text),
+                }
+            }
+            Event::Joined { room, nick, .. } => format!("[{room}] --> {nick} joined"),
+            Event::Parted { room, nick, reason, .. } => format!("[{room}] <-- {nick} left{}", paren(reason)),
+            Event::Kicked { room, nick, by, reason, .. } => {
+                format!("[{room}] <-- {nick} was kicked by {by}{}", paren(reason))
+            }
+            Event::Quit { nick, reason, .. } => format!("* {nick} quit{}", paren(reason)),
+            Event::NickChanged { old, new, .. } => format!("* {old} is now known as {new}"),
+            Event::Topic { room, topic, by: Some(by) } => format!("[{room}] {by} set the topic: {topic}"),
+            Event::Topic { room, topic, by: None } => format!("[{room}] topic: {topic}"),
+            Event::Members { room, members } => format!("[{room}] members: {}", members.join(" ")),
+            Event::Typing { conversation, nick, state } => match state {
+                TypingState::Active => format!("[{conversation}] {nick} is typing"),
+                TypingState::Paused => format!("[{conversation}] {nick} paused typing"),
+                TypingState::Done => format!("[{conversation}] {nick} stopped typing"),
+            },
+            Event::Away { nick, reason: Some(r) } => format!("* {nick} is away: {r}"),
+            Event::Away { nick, reason: None } => format!("* {nick} is back"),
+            Event::Rooms { rooms } => {
+                let list: Vec<String> = rooms.iter().map(|r| format!("{} ({})", r.name, r.users)).collect();
+                format!("* rooms: {}", list.join(", "))
+            }
+            Event::Users { users } => format!("* online: {}", users.join(" ")),
+            Event::Switched { target } => format!("* now talking in {target}"),
+            Event::HistoryEnd { conversation, count, .. } => format!("[{conversation}] ({count} from history)"),
+            Event::Info { text } => format!("* {text}"),
+            Event::Error { text } => format!("! {text}"),
+            Event::NotSent { target, text, reason } => format!("! not sent to {target} ({reason}): {text}"),
+            Event::Lag { .. } => return None,
+            Event::Help { lines } => lines.join("\n"),
+            Event::Fatal { text } => format!("!! {text}"),
+            Event::Closed => "* bye".into(),
+        };
+        Some(line)
+    }
+}
+
+fn paren(reason: &Option<String>) -> String {
+    reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default()
+}

@@ -1,0 +1,48 @@
+//! chinwag's IRC client library: everything `chinwag chat` does except drawing. It speaks
+//! IRCv3 to any IRC server, not only chinwag.
+//!
+//! What it is *not*: a UI (the full-screen client is `chinwag-tui`; scriptable mode's line I/O
+//! is here because it is only formatting), and it knows nothing of the server's crates: it
+//! builds on `chinwag-proto` for lines alone.
+//!
+//! Layout:
+//! - `endpoint`: `HOST[:PORT]` and the transport it asks for.
+//! - `transport`: [`Transport`], TCP or TLS behind one enum, and [`transport::connect`].
+//! - `tls`: the certificate check (CA-signed or pinned) and fingerprints.
+//! - `known_servers`: the trust-on-first-use file, [`KnownServers`].
+//! - `session`, `incoming` and `outgoing`: [`Session`], the sans-IO state machine: server
+//!   lines and commands in, lines and [`Event`]s out. Rejoin, gap fill and unsent messages live here.
+//! - `driver`: the task around a session: connect, read, write, timers, reconnect with
+//!   [`backoff`]. [`start`] returns a command sender and an event receiver.
+//! - `command`: the command language both front ends share, with its help table.
+//! - `event`: [`Event`] and its plain-text form.
+//! - `typing`: when to send `+typing`.
+//! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
+//! - `config`: `client.toml` and the client's paths.
+//! - `time`: RFC 3339 timestamps.
+
+pub mod backoff;
+pub mod command;
+pub mod config;
+pub mod driver;
+pub mod endpoint;
+pub mod event;
+mod incoming;
+pub mod known_servers;
+mod outgoing;
+pub mod script;
+pub mod session;
+pub mod time;
+pub mod tls;
+pub mod transport;
+pub mod typing;
+
+pub use command::{Command, TypingState};
+pub use driver::{check_certificate, start, CertCheck, ClientConfig};
+pub use endpoint::{Endpoint, Security};
+pub use event::{ChatMessage, Event, MessageKind};
+pub use incoming::mentions;
+pub use known_servers::{KnownServers, Verdict};
+pub use outgoing::split_to_fit;
+pub use session::{Credentials, Keepalive, Phase, Session, SessionConfig};
+pub use transport::{TlsInfo, Transport};

@@ -1,0 +1,94 @@
+//! The driver over a real socket, against a hand-played server on port 0: a server that stops
+//! answering PINGs is declared dead and the client reconnects by itself.
+
+use std::time::Duration;
+
+use chinwag_client::{ClientConfig, Endpoint, Event, Keepalive, Security, SessionConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// How long any one expectation waits.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Reads lines until one starts with `prefix`.
+async fn read_until(reader: &mut BufReader<TcpStream>, prefix: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = timeout(WAIT, reader.read_line(&mut line)).await.expect("a line in time").expect("read");
+        assert!(n > 0, "the client closed the connection; it sent {lines:?}");
+        let done = line.starts_with(prefix);
+        lines.push(line.trim_end().to_owned());
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// Waits for an event matching `pred`, returning everything seen.
+async fn wait_for(events: &mut mpsc::Receiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        match timeout(WAIT, events.recv()).await {
+            Ok(Some(e)) => {
+                let done = pred(&e);
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(None) => panic!("events ended while waiting for {what}: {seen:?}"),
+            Err(_) => panic!("no {what} within {WAIT:?}: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let session = SessionConfig {
+        nick: "alice".into(),
+        realname: "Alice".into(),
+        credentials: None,
+        server_password: None,
+        passwords_allowed: true,
+        rooms: vec!["general".into()],
+        join_context: 0,
+        keepalive: Keepalive { interval: Duration::from_millis(200), timeout: Duration::from_millis(600) },
+    };
+    let endpoint = Endpoint { host: "127.0.0.1".into(), port, security: Security::Plaintext };
+    let (commands, mut events, task) =
+        chinwag_client::start(ClientConfig { endpoint, pinned: None, session, reconnect: true });
+
+    let (socket, _) = timeout(WAIT, listener.accept()).await.expect("a connection in time").expect("accept");
+    let mut first = BufReader::new(socket);
+    let hello = read_until(&mut first, "USER").await;
+    assert!(hello.contains(&"NICK alice".to_owned()), "{hello:?}");
+    first.get_mut().write_all(b":srv 001 alice :Welcome\r\n").await.expect("write");
+    read_until(&mut first, "JOIN #general").await;
+    wait_for(&mut events, "ready", |e| matches!(e, Event::Ready { .. })).await;
+    // The client pings; this server never answers, and never closes either.
+    read_until(&mut first, "PING").await;
+    let down = wait_for(&mut events, "the dead connection", |e| matches!(e, Event::Disconnected { .. })).await;
+    assert!(
+        down.iter().any(|e| matches!(e, Event::Disconnected { reason } if reason.contains("stopped answering"))),
+        "{down:?}"
+    );
+
+    let (socket, _) = timeout(WAIT, listener.accept()).await.expect("a reconnect in time").expect("accept");
+    let mut second = BufReader::new(socket);
+    read_until(&mut second, "USER").await;
+    second.get_mut().write_all(b":srv 001 alice :Welcome back\r\n").await.expect("write");
+    let rejoin = read_until(&mut second, "JOIN").await;
+    assert_eq!(rejoin.last().map(String::as_str), Some("JOIN #general"));
+
+    // Dropping the command sender is the shutdown signal: the client says QUIT and ends.
+    drop(commands);
+    read_until(&mut second, "QUIT").await;
+    drop(second);
+    wait_for(&mut events, "the end", |e| *e == Event::Closed).await;
+    timeout(WAIT, task).await.expect("the driver ends").expect("the driver did not panic");
+}

@@ -1,0 +1,404 @@
+//! The session state machine, lines in and lines out, with a hand-turned clock: registration
+//! with CAP and SASL, rejoin and gap fill after a reconnect, messages kept while disconnected,
+//! lag and dead-connection detection, history de-duplication.
+
+use std::time::{Duration, Instant};
+
+use chinwag_client::session::{PING_INTERVAL, PING_TIMEOUT};
+use chinwag_client::{Command, Credentials, Event, Phase, Session, SessionConfig, TypingState};
+use chinwag_proto::Message;
+
+fn config(credentials: Option<Credentials>) -> SessionConfig {
+    SessionConfig {
+        nick: "alice".into(),
+        realname: "Alice".into(),
+        credentials,
+        server_password: None,
+        passwords_allowed: true,
+        rooms: vec!["general".into()],
+        join_context: 0,
+        keepalive: Default::default(),
+    }
+}
+
+/// Everything the session wants to send, as wire lines.
+fn sent(s: &mut Session) -> Vec<String> {
+    std::iter::from_fn(|| s.poll_send()).map(|m| m.to_line()).collect()
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn feed(s: &mut Session, now: Instant, lines: &[&str]) {
+    for line in lines {
+        s.receive(Message::parse(line).expect("test lines parse"), now);
+    }
+}
+
+const ALL_CAPS: &str =
+    ":srv CAP * LS :server-time message-tags echo-message batch draft/chathistory sasl=PLAIN away-notify";
+
+/// Connects and registers without SASL; returns the session ready and drained.
+fn ready(now: Instant) -> Session {
+    let mut s = Session::new(config(None));
+    s.connected(now);
+    sent(&mut s);
+    feed(&mut s, now, &[ALL_CAPS]);
+    sent(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[":srv CAP alice ACK :server-time message-tags echo-message batch draft/chathistory away-notify"],
+    );
+    assert_eq!(sent(&mut s), ["CAP END"]);
+    feed(&mut s, now, &[":srv 001 alice :Welcome"]);
+    s
+}
+
+#[test]
+fn registration_negotiates_caps_and_logs_in_with_sasl_plain() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut s = Session::new(config(Some(creds)));
+    s.connected(now);
+    assert_eq!(sent(&mut s), ["CAP LS 302", "NICK alice", "USER alice 0 * Alice"]);
+    feed(&mut s, now, &[":srv CAP * LS * :server-time message-tags", ":srv CAP * LS :sasl=PLAIN echo-message"]);
+    let req = sent(&mut s);
+    assert_eq!(req.len(), 1);
+    assert!(req[0].starts_with("CAP REQ :") && req[0].contains("sasl") && req[0].contains("echo-message"), "{req:?}");
+    feed(&mut s, now, &[":srv CAP alice ACK :server-time message-tags echo-message sasl"]);
+    assert_eq!(sent(&mut s), ["AUTHENTICATE PLAIN"]);
+    feed(&mut s, now, &["AUTHENTICATE +"]);
+    // base64("\0alice\0hunter22")
+    assert_eq!(sent(&mut s), ["AUTHENTICATE AGFsaWNlAGh1bnRlcjIy"]);
+    feed(&mut s, now, &[":srv 900 alice alice!a@h alice :You are now logged in", ":srv 903 alice :SASL ok"]);
+    assert_eq!(sent(&mut s), ["CAP END"]);
+    feed(&mut s, now, &[":srv 001 alice :Welcome"]);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(sent(&mut s), ["JOIN #general"]);
+    let ev = events(&mut s);
+    assert!(ev.contains(&Event::LoggedIn { account: "alice".into() }), "{ev:?}");
+    assert!(ev.contains(&Event::Ready { nick: "alice".into() }), "{ev:?}");
+}
+
+#[test]
+fn a_failed_sasl_login_still_registers_and_says_why() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "wrong".into() };
+    let mut s = Session::new(config(Some(creds)));
+    s.connected(now);
+    feed(&mut s, now, &[ALL_CAPS, ":srv CAP alice ACK :sasl", "AUTHENTICATE +"]);
+    sent(&mut s);
+    feed(&mut s, now, &[":srv 904 alice :SASL authentication failed: Invalid account name or password"]);
+    assert_eq!(sent(&mut s), ["CAP END"]);
+    assert!(events(&mut s).iter().any(|e| matches!(e, Event::Error { text } if text.contains("Invalid account"))));
+}
+
+#[test]
+fn a_taken_nick_during_registration_gets_an_underscore() {
+    let now = Instant::now();
+    let mut s = Session::new(config(None));
+    s.connected(now);
+    sent(&mut s);
+    feed(&mut s, now, &[":srv 433 * alice :Nickname is already in use"]);
+    assert_eq!(sent(&mut s), ["NICK alice_"]);
+}
+
+#[test]
+fn after_a_reconnect_it_rejoins_sends_what_waited_and_asks_for_the_gap() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    assert_eq!(sent(&mut s), ["JOIN #general"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":alice!a@h JOIN #general",
+            "@msgid=m1;time=2026-11-29T10:00:00.000Z :bob!b@h PRIVMSG #general :hello",
+            "@msgid=d1;time=2026-11-29T10:00:01.000Z :bob!b@h PRIVMSG alice :psst",
+        ],
+    );
+    sent(&mut s);
+    events(&mut s);
+
+    s.disconnected("connection reset");
+    s.command(Command::Say("typed while away".into()));
+    assert!(sent(&mut s).is_empty(), "nothing may be sent while disconnected");
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::Info { text } if text.contains("once connected"))), "{ev:?}");
+
+    s.connected(now);
+    sent(&mut s);
+    feed(&mut s, now, &[ALL_CAPS, ":srv CAP alice ACK :server-time message-tags echo-message batch draft/chathistory"]);
+    sent(&mut s);
+    feed(&mut s, now, &[":srv 001 alice :Welcome"]);
+    assert_eq!(
+        sent(&mut s),
+        ["JOIN #general", "CHATHISTORY AFTER bob msgid=d1 100", "PRIVMSG #general :typed while away"]
+    );
+    feed(&mut s, now, &[":alice!a@h JOIN #general"]);
+    assert_eq!(sent(&mut s), ["CHATHISTORY AFTER #general msgid=m1 100"]);
+
+    // The batch replays one message already seen live and one that is new.
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv BATCH +h1 chathistory #general",
+            "@batch=h1;msgid=m1;time=2026-11-29T10:00:00.000Z :bob!b@h PRIVMSG #general :hello",
+            "@batch=h1;msgid=m2;time=2026-11-29T10:05:00.000Z :bob!b@h PRIVMSG #general :while you were out",
+            ":srv BATCH -h1",
+        ],
+    );
+    let messages: Vec<_> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].text, "while you were out");
+    assert!(messages[0].history);
+}
+
+#[test]
+fn too_many_unsent_messages_are_reported_and_the_rest_abandoned_at_exit() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    s.disconnected("gone");
+    for i in 0..=chinwag_client::session::MAX_UNSENT {
+        s.command(Command::Say(format!("m{i}")));
+    }
+    let refused = events(&mut s).into_iter().filter(|e| matches!(e, Event::NotSent { .. })).count();
+    assert_eq!(refused, 1);
+    s.abandon_unsent("quit");
+    let abandoned = events(&mut s).into_iter().filter(|e| matches!(e, Event::NotSent { .. })).count();
+    assert_eq!(abandoned, chinwag_client::session::MAX_UNSENT);
+}
+
+#[test]
+fn pings_measure_lag_and_a_silent_server_is_declared_dead() {
+    let t0 = Instant::now();
+    let mut s = ready(t0);
+    sent(&mut s);
+    events(&mut s);
+    assert!(s.tick(t0));
+    assert!(sent(&mut s).is_empty(), "pinged right after connecting");
+    let t0 = t0 + PING_INTERVAL;
+    assert!(s.tick(t0));
+    let ping = sent(&mut s);
+    assert_eq!(ping.len(), 1);
+    let token = ping[0].strip_prefix("PING ").expect("a PING").to_owned();
+    feed(&mut s, t0 + Duration::from_millis(42), &[&format!(":srv PONG srv {token}")]);
+    assert!(events(&mut s).contains(&Event::Lag { ms: 42 }));
+    assert!(s.tick(t0 + PING_INTERVAL / 2));
+    assert!(sent(&mut s).is_empty(), "pinged again too soon");
+    let t1 = t0 + PING_INTERVAL;
+    assert!(s.tick(t1));
+    assert_eq!(sent(&mut s).len(), 1);
+    assert!(s.tick(t1 + PING_TIMEOUT - Duration::from_secs(1)));
+    assert!(!s.tick(t1 + PING_TIMEOUT), "no PONG for PING_TIMEOUT must end the connection");
+}
+
+#[test]
+fn server_pings_are_answered_and_typing_and_actions_are_understood() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    sent(&mut s);
+    feed(&mut s, now, &["PING :abc"]);
+    assert_eq!(sent(&mut s), ["PONG abc"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            "@+typing=active :bob!b@h TAGMSG #general",
+            ":bob!b@h PRIVMSG #general :\u{1}ACTION waves\u{1}",
+            ":bob!b@h PRIVMSG #general :hi alice!",
+        ],
+    );
+    let ev = events(&mut s);
+    assert!(ev.contains(&Event::Typing {
+        conversation: "#general".into(),
+        nick: "bob".into(),
+        state: TypingState::Active
+    }));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if m.text == "waves" && m.kind == chinwag_client::MessageKind::Action)));
+    assert!(ev.iter().any(|e| matches!(e, Event::Message(m) if m.text == "hi alice!" && m.mention)));
+    s.command(Command::Typing(TypingState::Paused));
+    assert_eq!(sent(&mut s), ["@+typing=paused TAGMSG #general"]);
+}
+
+#[test]
+fn long_and_multi_line_text_is_split_to_fit_a_line() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    sent(&mut s);
+    let long = "word ".repeat(200);
+    s.command(Command::Say(format!("first line\n{long}")));
+    let lines = sent(&mut s);
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert_eq!(lines[0], "PRIVMSG #general :first line");
+    assert!(lines.iter().all(|l| l.len() + 2 + 120 <= 512), "{lines:?}");
+}
+
+#[test]
+fn no_password_is_sent_where_passwords_are_not_allowed() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut cfg = config(Some(creds));
+    cfg.passwords_allowed = false;
+    cfg.server_password = Some("letmein".into());
+    let mut s = Session::new(cfg);
+    s.connected(now);
+    feed(&mut s, now, &[ALL_CAPS]);
+    let lines = sent(&mut s);
+    assert!(lines.iter().all(|l| !l.contains("letmein") && !l.contains("sasl") && !l.starts_with("PASS")), "{lines:?}");
+    assert!(events(&mut s).iter().any(|e| matches!(e, Event::Error { text } if text.contains("not encrypted"))));
+    feed(&mut s, now, &[":srv 001 alice :Welcome"]);
+    s.command(Command::Register { account: None, password: Some("hunter22".into()) });
+    s.command(Command::Login { account: None, password: Some("hunter22".into()) });
+    assert!(sent(&mut s).iter().all(|l| !l.contains("hunter22")));
+    let refusals =
+        events(&mut s).iter().filter(|e| matches!(e, Event::Error { text } if text.contains("plaintext"))).count();
+    assert_eq!(refusals, 2);
+}
+
+#[test]
+fn a_server_password_goes_first_and_credentials_never_show_in_debug_output() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut cfg = config(Some(creds.clone()));
+    cfg.server_password = Some("letmein".into());
+    let mut s = Session::new(cfg);
+    s.connected(now);
+    let debug_before = format!("{s:?}");
+    assert_eq!(sent(&mut s), ["CAP LS 302", "PASS letmein", "NICK alice", "USER alice 0 * Alice"]);
+    assert!(!debug_before.contains("letmein"), "{debug_before}");
+    let debug = format!("{creds:?} {s:?}");
+    assert!(!debug.contains("hunter22") && !debug.contains("letmein"), "{debug}");
+}
+
+#[test]
+fn short_and_odd_lines_from_the_server_never_panic() {
+    let now = Instant::now();
+    let commands = [
+        "PING",
+        "PONG",
+        "CAP",
+        "AUTHENTICATE",
+        "001",
+        "900",
+        "901",
+        "903",
+        "904",
+        "433",
+        "JOIN",
+        "PART",
+        "KICK",
+        "QUIT",
+        "NICK",
+        "353",
+        "366",
+        "332",
+        "TOPIC",
+        "PRIVMSG",
+        "NOTICE",
+        "TAGMSG",
+        "AWAY",
+        "BATCH",
+        "321",
+        "322",
+        "323",
+        "352",
+        "315",
+        "REGISTER",
+        "FAIL",
+        "WARN",
+        "ERROR",
+        "MODE",
+        "INVITE",
+        "401",
+        "311",
+        "999",
+        "FOO",
+    ];
+    let params = ["", " *", " * LS", " * LS *", " #r", " #r :", " alice", " +x", " -x", " :\u{1}ACTION", " a b c d e"];
+    let sources = ["", ":srv ", ":alice!a@h ", ":bob!b@h ", "@batch=x;msgid=;+typing=bogus :bob!b@h "];
+    for phase in 0..2 {
+        let mut s = if phase == 0 { Session::new(config(None)) } else { ready(now) };
+        if phase == 0 {
+            s.connected(now);
+        }
+        for source in sources {
+            for command in commands {
+                for param in params {
+                    if let Ok(msg) = Message::parse(&format!("{source}{command}{param}")) {
+                        s.receive(msg, now);
+                    }
+                }
+            }
+        }
+        sent(&mut s);
+        events(&mut s);
+    }
+}
+
+#[test]
+fn the_gap_starts_where_the_connection_dropped_and_full_pages_ask_for_more() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(&mut s, now, &[":alice!a@h JOIN #general", "@msgid=m1 :bob!b@h PRIVMSG #general :before"]);
+    sent(&mut s);
+    events(&mut s);
+    s.disconnected("gone");
+    s.connected(now);
+    feed(
+        &mut s,
+        now,
+        &[ALL_CAPS, ":srv CAP alice ACK :message-tags echo-message batch draft/chathistory", ":srv 001 alice :hi"],
+    );
+    sent(&mut s);
+    // A live line arrives before our JOIN is confirmed; the gap still starts at m1.
+    feed(&mut s, now, &["@msgid=m9 :bob!b@h PRIVMSG #general :live", ":alice!a@h JOIN #general"]);
+    assert_eq!(sent(&mut s), ["CHATHISTORY AFTER #general msgid=m1 100"]);
+
+    // A full page (100, one of them already seen live) asks for the next one.
+    let mut page = vec![":srv BATCH +p chathistory #general".to_owned()];
+    for i in 0..100 {
+        let id = if i == 50 { "m9".to_owned() } else { format!("h{i}") };
+        page.push(format!("@batch=p;msgid={id} :bob!b@h PRIVMSG #general :old {i}"));
+    }
+    page.push(":srv BATCH -p".into());
+    let page: Vec<&str> = page.iter().map(String::as_str).collect();
+    feed(&mut s, now, &page);
+    assert_eq!(sent(&mut s), ["CHATHISTORY AFTER #general msgid=h99 100"]);
+    let shown = events(&mut s).iter().filter(|e| matches!(e, Event::Message(_))).count();
+    assert_eq!(shown, 1 + 99, "the live line, then the page without its repeat");
+}
+
+#[test]
+fn history_asks_for_what_is_older_than_the_oldest_line_shown() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(&mut s, now, &[":alice!a@h JOIN #general", "@msgid=m5 :bob!b@h PRIVMSG #general :five"]);
+    sent(&mut s);
+    s.command(Command::History { limit: 2 });
+    assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m5 2"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv BATCH +o chathistory #general",
+            "@batch=o;msgid=m3 :bob!b@h PRIVMSG #general :three",
+            "@batch=o;msgid=m4 :bob!b@h PRIVMSG #general :four",
+            ":srv BATCH -o",
+        ],
+    );
+    assert!(events(&mut s).contains(&Event::HistoryEnd { conversation: "#general".into(), count: 2, older: true }));
+    s.command(Command::History { limit: 2 });
+    assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m3 2"]);
+}

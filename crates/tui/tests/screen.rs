@@ -1,0 +1,274 @@
+//! The full-screen client without a terminal: events and keys go into an `App`, and the screen
+//! is drawn on ratatui's `TestBackend` and compared with text snapshots.
+
+use std::time::{Duration, Instant};
+
+use chinwag_client::event::{ChatMessage, RoomInfo};
+use chinwag_client::tls::Trust;
+use chinwag_client::{Command, Event, MessageKind, Security, TlsInfo, TypingState};
+use chinwag_tui::app::{Action, App, HISTORY_PAGE};
+use chinwag_tui::view::{self, Zone};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const FINGERPRINT: &str = "AA:BB";
+
+fn fixed_clock() -> String {
+    "2026-11-29T09:00:00.000Z".into()
+}
+
+fn message(conversation: &str, from: &str, text: &str, time: &str, mention: bool) -> Event {
+    Event::Message(ChatMessage {
+        time: time.into(),
+        conversation: conversation.into(),
+        from: from.into(),
+        text: text.into(),
+        kind: MessageKind::Privmsg,
+        own: from == "alice",
+        history: false,
+        msgid: None,
+        mention,
+    })
+}
+
+/// alice in #general with bob and carol, a topic, a day change, and an unread mention in #tech.
+fn scene(now: Instant) -> App {
+    let mut app = App::new("chat.example:6697", Security::Tls, "alice");
+    app.clock = fixed_clock;
+    app.zone = Zone::Utc;
+    let events = vec![
+        Event::Connected {
+            server: "chat.example:6697".into(),
+            security: Security::Tls,
+            tls: Some(TlsInfo { fingerprint: FINGERPRINT.into(), trust: Trust::Pinned }),
+        },
+        Event::Ready { nick: "alice".into() },
+        Event::Lag { ms: 12 },
+        Event::Joined { room: "#general".into(), nick: "alice".into(), own: true },
+        Event::Members { room: "#general".into(), members: vec!["carol".into(), "@alice".into(), "bob".into()] },
+        Event::Topic { room: "#general".into(), topic: "Be nice".into(), by: None },
+        message("#general", "bob", "late last night", "2026-11-28T23:59:00.000Z", false),
+        message("#general", "bob", "morning alice!", "2026-11-29T08:30:00.000Z", true),
+        message("#general", "alice", "hi bob", "2026-11-29T08:31:00.000Z", false),
+        Event::Joined { room: "#tech".into(), nick: "alice".into(), own: true },
+        message("#tech", "carol", "alice: ping", "2026-11-29T08:32:00.000Z", true),
+        Event::Typing { conversation: "#general".into(), nick: "bob".into(), state: TypingState::Active },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16, now: Instant) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, app, now)).expect("draw");
+    let buffer = terminal.backend().buffer().clone();
+    (0..height)
+        .map(|y| {
+            let mut row = String::new();
+            let mut x = 0;
+            while x < width {
+                let symbol = buffer[(x, y)].symbol();
+                row.push_str(symbol);
+                x += unicode_width::UnicodeWidthStr::width(symbol).max(1) as u16;
+            }
+            row.trim_end().to_owned()
+        })
+        .collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn type_text(app: &mut App, text: &str, now: Instant) -> Vec<Action> {
+    text.chars().flat_map(|c| app.key(key(KeyCode::Char(c)), now)).collect()
+}
+
+#[test]
+fn the_screen_shows_rooms_unread_members_messages_typing_and_status() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let screen = render(&mut app, 90, 14, now);
+    let expected = [
+        "┌rooms─────────────┐┌#general: Be nice─────────────────────────────────┐┌3 members───────┐",
+        "│1 status          ││                                                  ││@alice          │",
+        "│2 #general        ││                                                  ││bob             │",
+        "│3 #tech (1)       ││─── 2026-11-28 ───                                ││carol           │",
+        "│                  ││23:59 <bob> late last night                       ││                │",
+        "│                  ││─── 2026-11-29 ───                                ││                │",
+        "│                  ││08:30 <bob> morning alice!                        ││                │",
+        "│                  ││08:31 <alice> hi bob                              ││                │",
+        "│                  ││09:00 -- --> alice joined #general                ││                │",
+        "│                  ││09:00 -- topic: Be nice                           ││                │",
+        "└──────────────────┘└──────────────────────────────────────────────────┘└────────────────┘",
+        "bob is typing…",
+        "[#general]",
+        " 🔒 tls (pinned) │ chat.example:6697 │ alice │ connected │ lag 12 ms",
+    ];
+    assert_eq!(screen, expected, "\n{}", screen.join("\n"));
+}
+
+#[test]
+fn a_narrow_terminal_hides_the_side_panes_and_long_lines_wrap_between_words() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    app.apply(
+        message("#general", "bob", "a rather long message which must wrap", "2026-11-29T08:40:00.000Z", false),
+        now,
+    );
+    let screen = render(&mut app, 40, 9, now);
+    // bob's message ends his typing indicator.
+    let expected = [
+        "┌#general: Be nice─────────────────────┐",
+        "│08:40 <bob> a rather long message     │",
+        "│      which must wrap                 │",
+        "│09:00 -- --> alice joined #general    │",
+        "│09:00 -- topic: Be nice               │",
+        "└──────────────────────────────────────┘",
+        "",
+        "[#general]",
+        " 🔒 tls (pinned) │ chat.example:6697 │ a",
+    ];
+    assert_eq!(screen, expected, "\n{}", screen.join("\n"));
+}
+
+#[test]
+fn switching_buffers_clears_unread_and_tells_the_session() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    assert_eq!(app.buffers[2].unread, 1);
+    assert!(app.buffers[2].mention);
+    let actions = app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL), now);
+    assert_eq!(actions, [Action::Send(Command::Switch("#tech".into()))]);
+    assert_eq!(app.current_buffer().name, "#tech");
+    assert_eq!((app.buffers[2].unread, app.buffers[2].mention), (0, false));
+    let screen = render(&mut app, 90, 14, now);
+    assert!(screen[3].contains("│3 #tech "), "{}", screen.join("\n"));
+    assert!(screen.iter().any(|l| l.contains("08:32 <carol> alice: ping")), "{}", screen.join("\n"));
+}
+
+#[test]
+fn typing_goes_out_by_the_spec_and_incoming_typing_expires() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    assert_eq!(app.typing_line(now).as_deref(), Some("bob is typing…"));
+    assert_eq!(app.typing_line(now + Duration::from_secs(7)), None, "active lasts 6 s");
+    app.apply(message("#general", "bob", "done typing", "2026-11-29T08:50:00.000Z", false), now);
+    assert_eq!(app.typing_line(now), None, "a message ends the indicator");
+
+    let actions = type_text(&mut app, "hello", now);
+    assert_eq!(actions, [Action::Send(Command::Typing(TypingState::Active))]);
+    assert!(app.tick(now + Duration::from_secs(1)).is_empty());
+    assert_eq!(app.tick(now + Duration::from_secs(5)), [Action::Send(Command::Typing(TypingState::Paused))]);
+    for _ in 0..5 {
+        app.key(key(KeyCode::Backspace), now + Duration::from_secs(6));
+    }
+    let cleared = app.key(key(KeyCode::Backspace), now + Duration::from_secs(6));
+    assert!(cleared.is_empty(), "{cleared:?}");
+}
+
+#[test]
+fn enter_sends_text_and_commands_and_hides_passwords() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    type_text(&mut app, "two\nlines", now);
+    assert_eq!(app.key(key(KeyCode::Enter), now), [Action::Send(Command::Say("two\nlines".into()))]);
+    type_text(&mut app, "/join #rust", now);
+    let join = app.key(key(KeyCode::Enter), now);
+    assert_eq!(join, [Action::Send(Command::Join { rooms: vec!["#rust".into()], key: None })]);
+
+    type_text(&mut app, "/login alice s3cret-pw", now);
+    let screen = render(&mut app, 90, 14, now);
+    assert!(screen[12].contains("/login ***** *********"), "{}", screen[12]);
+    let login = app.key(key(KeyCode::Enter), now);
+    assert_eq!(
+        login,
+        [Action::Send(Command::Login { account: Some("alice".into()), password: Some("s3cret-pw".into()) })]
+    );
+    app.key(key(KeyCode::Up), now);
+    assert_eq!(app.input.text(), "/join #rust", "a password line must not be kept in the history");
+
+    app.input.submit();
+    type_text(&mut app, "/clear", now);
+    app.key(key(KeyCode::Enter), now);
+    assert!(app.current_buffer().lines.is_empty());
+}
+
+#[test]
+fn page_up_at_the_top_asks_for_older_history_once() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    render(&mut app, 90, 14, now);
+    let first = app.key(key(KeyCode::PageUp), now);
+    assert_eq!(first, [Action::Send(Command::History { limit: HISTORY_PAGE })]);
+    assert!(app.key(key(KeyCode::PageUp), now).is_empty(), "asked twice while loading");
+    let older = message("#general", "dave", "from long ago", "2026-11-01T10:00:00.000Z", false);
+    let Event::Message(mut m) = older else { unreachable!() };
+    m.history = true;
+    app.apply(Event::Message(m), now);
+    app.apply(Event::HistoryEnd { conversation: "#general".into(), count: 1, older: true }, now);
+    assert_eq!(app.current_buffer().lines[0].time, "2026-11-01T10:00:00.000Z", "history goes in time order");
+    app.key(key(KeyCode::PageDown), now);
+    app.key(key(KeyCode::PageDown), now);
+    assert_eq!(app.current_buffer().scroll, 0);
+}
+
+#[test]
+fn room_lists_and_errors_show_in_the_current_buffer() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    app.apply(Event::Rooms { rooms: vec![RoomInfo { name: "#tech".into(), users: 3, topic: "Rust".into() }] }, now);
+    app.apply(Event::Error { text: "No such nick".into() }, now);
+    app.apply(Event::Disconnected { reason: "connection reset".into() }, now);
+    let screen = render(&mut app, 90, 14, now);
+    let text = screen.join("\n");
+    assert!(text.contains("-- #tech (3) Rust"), "{text}");
+    assert!(text.contains("!! No such nick"), "{text}");
+    assert!(text.contains("disconnected: connection reset"), "{text}");
+    assert!(screen[1].contains("│1 status"), "{text}");
+    assert!(!text.contains("@alice"), "members are unknown while disconnected:\n{text}");
+}
+
+#[test]
+fn times_convert_to_the_local_zone_and_keep_unparsable_ones() {
+    assert_eq!(view::day_and_clock("2026-11-29T23:59:00.000Z", Zone::Utc), ("2026-11-29".into(), "23:59".into()));
+    assert_eq!(view::day_and_clock("nonsense", Zone::Local), ("nonsense".into(), "nonsense".into()));
+    let (day, time) = view::day_and_clock("2026-11-29T12:00:00.000Z", Zone::Local);
+    assert_eq!((day.len(), time.len()), (10, 5), "{day} {time}");
+}
+
+#[test]
+fn a_word_longer_than_a_row_is_cut_and_nothing_is_lost() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let url = format!("https://example.org/{}", "x".repeat(60));
+    app.apply(message("#general", "bob", &url, "2026-11-29T08:45:00.000Z", false), now);
+    let screen = render(&mut app, 40, 12, now);
+    let inner: Vec<String> = screen
+        .iter()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.trim_start_matches('│').trim_end_matches('│').trim().to_owned())
+        .collect();
+    let joined: String = inner.iter().skip_while(|l| !l.contains("<bob> https")).map(|l| l.as_str()).collect();
+    assert!(joined.contains(&url), "{}", screen.join("\n"));
+}
+
+#[test]
+fn being_kicked_closes_the_room_and_says_who_and_why() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let kick = Event::Kicked {
+        room: "#general".into(),
+        nick: "alice".into(),
+        by: "bob".into(),
+        reason: Some("spam".into()),
+        own: true,
+    };
+    app.apply(kick, now);
+    assert!(app.buffers.iter().all(|b| b.name != "#general"));
+    let screen = render(&mut app, 90, 14, now).join("\n");
+    assert!(screen.contains("!! bob kicked you from #general (spam)"), "{screen}");
+}
