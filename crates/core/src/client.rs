@@ -65,6 +65,9 @@ pub(crate) struct Client {
     pub login_pending: bool,
     /// Using a registered nick without its account: renamed at this instant unless logged in.
     pub nick_deadline: Option<Instant>,
+    /// The end-to-end encryption device this connection published (`E2E DEVICE`): encrypted
+    /// messages addressed to it reach this connection whatever its nick.
+    pub e2e_device: Option<String>,
 }
 
 impl Client {
@@ -93,6 +96,7 @@ impl Client {
             sasl: None,
             login_pending: false,
             nick_deadline: None,
+            e2e_device: None,
         }
     }
 

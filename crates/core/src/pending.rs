@@ -20,6 +20,7 @@ pub(crate) enum Pending {
     History { conn: ConnId, target: String, label: Option<String> },
     Targets { conn: ConnId, label: Option<String> },
     Offline { conn: ConnId, account: String },
+    Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
 }
 
 impl Pending {
@@ -31,7 +32,8 @@ impl Pending {
             | Pending::Drop { conn, .. }
             | Pending::History { conn, .. }
             | Pending::Targets { conn, .. }
-            | Pending::Offline { conn, .. } => *conn,
+            | Pending::Offline { conn, .. }
+            | Pending::Keys { conn, .. } => *conn,
         }
     }
 
@@ -42,7 +44,8 @@ impl Pending {
             | Pending::SetPassword { label, .. }
             | Pending::Drop { label, .. }
             | Pending::History { label, .. }
-            | Pending::Targets { label, .. } => label.clone(),
+            | Pending::Targets { label, .. }
+            | Pending::Keys { label, .. } => label.clone(),
             Pending::Offline { .. } => None,
         }
     }
@@ -79,6 +82,7 @@ impl Server {
             | Pending::Drop { .. }) => {
                 self.account_response(p, response);
             }
+            Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p => self.history_response(p, response),
         }
         self.finish();

@@ -9,11 +9,13 @@
 //! per-connection bounds (outbound queue, handshake and write timeouts).
 //!
 //! Layout: `listen.rs` binds and accepts, `conn.rs` runs one connection (reader and writer),
-//! `hub.rs` owns the core, `tls.rs` handles certificates, `config.rs` is the edge's settings.
+//! `hub.rs` owns the core, `tls.rs` handles certificates, `config.rs` is the edge's settings,
+//! `keys.rs` runs the end-to-end encryption key directory's requests.
 
 mod config;
 mod conn;
 mod hub;
+mod keys;
 mod listen;
 mod quic;
 mod storage;

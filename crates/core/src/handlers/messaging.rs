@@ -151,6 +151,8 @@ impl Server {
         if to != self.cur_conn() || !self.caps_of(to).has(Cap::EchoMessage) {
             self.deliver(&mut ev, to);
         }
+        let recipient = self.identity_of(to).unwrap_or_default();
+        self.e2e_fanout(&mut ev, &recipient, &[to, self.cur_conn()]);
         self.echo(&mut ev);
         if let Some(away) = away {
             if !quiet && !tagmsg {
@@ -169,8 +171,9 @@ impl Server {
         let folded = casefold(account);
         let mut participants = vec![folded.clone()];
         participants.extend(ev.account.as_deref().map(casefold));
-        let item = history_item(&ev, dm_conversation(&me, &folded), participants, Some(folded));
+        let item = history_item(&ev, dm_conversation(&me, &folded), participants, Some(folded.clone()));
         self.persist(item);
+        self.e2e_fanout(&mut ev, &folded, &[conn]);
         self.echo(&mut ev);
     }
 
