@@ -11,209 +11,11 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
 
-use chinwag_e2e::{wire, Device, Event, KdfParams, Received, Trust, Warning, TARGET_ONE_TIME_KEYS};
-use chinwag_proto::Message;
-use support::client::{Incoming, PlainClient};
-use support::{nonce, WAIT};
-
-const PASSWORD: &str = "correct-horse-battery";
-const PASSPHRASE: &str = "device passphrase";
-const CAPS: &str = "message-tags account-tag chinwag.dev/e2e";
-
-/// `chinwag serve` with debug logging, its stdout and stderr copied to files in its data
-/// directory so that the test can search them afterwards.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    data: PathBuf,
-    logs: Vec<PathBuf>,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chinwag"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--no-quic", "--data-dir"])
-            .arg(data)
-            .env_remove("CHINWAG_SERVER_PASSWORD")
-            .env_remove("CHINWAG_DATA_DIR")
-            .env("RUST_LOG", "debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the chinwag binary");
-        let logs = vec![data.join("stdout.log"), data.join("stderr.log")];
-        let (tx, banner) = mpsc::channel();
-        copy_to_file(child.stdout.take().expect("stdout"), &logs[0], Some(tx));
-        copy_to_file(child.stderr.take().expect("stderr"), &logs[1], None);
-        let deadline = Instant::now() + WAIT;
-        let mut addr = None;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line: String = banner.recv_timeout(left).expect("the server's banner within the deadline");
-            if let Some(a) = line.trim().strip_prefix("listening on plaintext ") {
-                addr = Some(a.parse().expect("an address in the banner"));
-            }
-            if line.contains("SHA-256 fingerprint") {
-                break;
-            }
-        }
-        Server { child, addr: addr.expect("a plaintext listener"), data: data.to_owned(), logs }
-    }
-
-    /// Stops the server gracefully (SIGTERM would do; the process is simply killed after the
-    /// test's clients are done: what was acknowledged is durable either way).
-    fn stop(mut self) -> (PathBuf, Vec<PathBuf>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (self.data.clone(), self.logs.clone())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn copy_to_file(pipe: impl Read + Send + 'static, path: &Path, lines: Option<mpsc::Sender<String>>) {
-    let mut file = fs::File::create(path).expect("a log file");
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            let _ = std::io::Write::write_all(&mut file, line.as_bytes());
-            if let Some(tx) = &lines {
-                let _ = tx.send(line.clone());
-            }
-            line.clear();
-        }
-    });
-}
-
-/// One client device: a connection and the `chinwag-e2e` device behind it.
-struct Peer {
-    irc: PlainClient,
-    device: Device,
-    nick: String,
-    /// Everything the device reported, in order.
-    messages: Vec<Received>,
-    warnings: Vec<Warning>,
-    /// Encrypted PRIVMSG lines the device sent, as sent.
-    sent: Vec<String>,
-}
-
-impl Peer {
-    /// Connects as `nick`, registers `account` (if `register`) or logs in to it, and publishes
-    /// the device stored at `path` (created if absent).
-    fn connect(server: &Server, nick: &str, account: &str, path: &Path, device_id: &str, register: bool) -> Peer {
-        let mut irc = PlainClient::plain(server.addr, nick);
-        irc.request_caps(CAPS);
-        irc.send("CAP END");
-        irc.register(nick);
-        if register {
-            irc.send(&format!("REGISTER * * :{PASSWORD}"));
-        } else {
-            irc.send(&format!("NS IDENTIFY {account} {PASSWORD}"));
-        }
-        irc.expect("logged in (900)", |m| m.command == "900");
-        let device = if path.exists() {
-            Device::open(path, PASSPHRASE).expect("open the device")
-        } else {
-            Device::create(path, PASSPHRASE, KdfParams::insecure_for_tests(), account, device_id).expect("create")
-        };
-        let mut peer =
-            Peer { irc, device, nick: nick.to_owned(), messages: Vec::new(), warnings: Vec::new(), sent: Vec::new() };
-        let events = peer.device.connect();
-        peer.apply(events);
-        // Published, and the pools topped up: the server counts a full pool and a fallback key.
-        peer.pump_until("a full key pool", |_, m| {
-            m.command == "E2E"
-                && m.params.first().is_some_and(|p| p == "COUNT")
-                && m.params.get(2).and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n >= TARGET_ONE_TIME_KEYS)
-                && m.params.get(3).is_some_and(|f| f == "1")
-        });
-        peer
-    }
-
-    fn apply(&mut self, events: Vec<Event>) {
-        for event in events {
-            match event {
-                Event::Line(line) => {
-                    if line.starts_with('@') {
-                        self.sent.push(line.clone());
-                    }
-                    self.irc.send(&line);
-                }
-                Event::Message(m) => self.messages.push(m),
-                Event::Warning(w) => self.warnings.push(w),
-            }
-        }
-    }
-
-    /// Feeds server lines to the device until `done` says so (given this peer and the line).
-    fn pump_until(&mut self, what: &str, done: impl Fn(&Peer, &Message) -> bool) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let msg = match self.irc.read(deadline) {
-                Incoming::Line(m) => m,
-                other => self.irc.fail(&format!("waiting for {what}: {other:?}; warnings {:?}", self.warnings)),
-            };
-            if msg.command == "PING" {
-                let token = msg.params.first().cloned().unwrap_or_default();
-                self.irc.send(&format!("PONG :{token}"));
-            }
-            let events = self.device.handle(&msg);
-            self.apply(events);
-            if done(self, &msg) {
-                return;
-            }
-        }
-    }
-
-    /// Reads until the device reported `n` messages in all.
-    fn wait_messages(&mut self, n: usize) -> &Received {
-        self.pump_until(&format!("{n} decrypted messages"), |p, _| p.messages.len() >= n);
-        &self.messages[n - 1]
-    }
-
-    fn wait_warnings(&mut self, n: usize) -> &Warning {
-        self.pump_until(&format!("{n} warnings"), |p, _| p.warnings.len() >= n);
-        &self.warnings[n - 1]
-    }
-
-    /// Encrypts `text` to `to` (nick and account), and drives the exchange with the server
-    /// until `copies` encrypted lines have left.
-    fn send(&mut self, to: &str, text: &str, copies: usize) {
-        let before = self.sent.len();
-        let events = self.device.send(to, to, text).expect("send");
-        self.apply(events);
-        if self.sent.len() < before + copies {
-            self.pump_until(&format!("{copies} encrypted lines"), |p, _| p.sent.len() >= before + copies);
-        }
-        assert_eq!(self.sent.len(), before + copies, "{}: copies sent; warnings {:?}", self.nick, self.warnings);
-    }
-
-    fn quit(mut self) -> PathBuf {
-        self.irc.send("QUIT :bye");
-        let _ = self.irc.read_until("the server closing", |m| m.command == "ERROR");
-        self.device.path().to_owned()
-    }
-}
-
-/// Whether `needle` occurs in the file at `path` (which may not exist).
-fn file_contains(path: &Path, needle: &str) -> bool {
-    fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-}
+use chinwag_e2e::{wire, Device, Trust, Warning};
+use support::e2e::{file_contains, Peer, Server};
+use support::nonce;
 
 #[test]
 fn encrypted_messages_reach_every_device_online_and_offline_and_the_server_never_holds_the_plaintext() {
@@ -296,4 +98,146 @@ fn encrypted_messages_reach_every_device_online_and_offline_and_the_server_never
             assert!(!file_contains(file, secret), "{} contains the plaintext {secret}", file.display());
         }
     }
+}
+
+/// The tag value of an encrypted line and the rest of it.
+fn split_tag(line: &str) -> (&str, &str) {
+    let tag = line.strip_prefix(&format!("@{}=", wire::TAG)).expect("an encrypted line");
+    tag.split_once(' ').expect("a tag and a command")
+}
+
+#[test]
+fn tampered_truncated_and_replayed_ciphertext_is_rejected_and_key_changes_are_held() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    fs::create_dir_all(&data).expect("data dir");
+    let server = Server::start(&data);
+    let alice_path = dir.path().join("alice.dev");
+    let bob_path = dir.path().join("bob.dev");
+    let mut alice = Peer::connect(&server, "alice", "alice", &alice_path, "alice-laptop", true);
+    let mut bob = Peer::connect(&server, "bob", "bob", &bob_path, "laptop", true);
+
+    alice.send("bob", "first", 1);
+    assert_eq!(bob.wait_messages(1).text, "first");
+    let first = alice.sent[0].clone();
+
+    // One character of the ciphertext changed: rejected, and the real one still decrypts.
+    let second = alice.seal("bob", "second");
+    let (tag, rest) = split_tag(&second);
+    let flip = tag.len() - 20;
+    let replacement = if &tag[flip..=flip] == "A" { "B" } else { "A" };
+    alice.irc.send(&format!("@{}={}{replacement}{} {rest}", wire::TAG, &tag[..flip], &tag[flip + 1..]));
+    let rejected = bob.wait_warnings(1).clone();
+    assert!(
+        matches!(&rejected, Warning::Rejected { from_device, .. } if from_device == "alice-laptop"),
+        "{rejected:?}"
+    );
+    assert!(rejected.to_string().contains("tampered"), "{rejected}");
+    alice.irc.send(&second);
+    assert_eq!(bob.wait_messages(2).text, "second");
+
+    // Cut in half: rejected.
+    let third = alice.seal("bob", "third");
+    let (tag, rest) = split_tag(&third);
+    alice.irc.send(&format!("@{}={} {rest}", wire::TAG, &tag[..tag.len() - tag.len() / 4]));
+    assert!(matches!(bob.wait_warnings(2), Warning::Rejected { .. }), "{:?}", bob.warnings);
+    alice.irc.send(&third);
+    assert_eq!(bob.wait_messages(3).text, "third");
+
+    // Delivered again, as it was and under another message id: both refused as replays.
+    alice.irc.send(&first);
+    assert!(matches!(bob.wait_warnings(3), Warning::Replayed { .. }), "{:?}", bob.warnings);
+    let (tag, rest) = split_tag(&first);
+    let mut fields: Vec<&str> = tag.splitn(9, ',').collect();
+    fields[4] = "0123456789abcdef01234567";
+    alice.irc.send(&format!("@{}={} {rest}", wire::TAG, fields.join(",")));
+    assert!(matches!(bob.wait_warnings(4), Warning::Replayed { .. }), "{:?}", bob.warnings);
+    assert_eq!(bob.messages.len(), 3, "nothing was shown twice or altered");
+
+    // Both sides compute the same safety number; verifying it is remembered.
+    bob.send("alice", "hello back", 1);
+    alice.wait_messages(1);
+    for peer in [&mut alice, &mut bob] {
+        let other = if peer.nick == "alice" { "bob" } else { "alice" };
+        let events = peer.device.refresh_devices(other);
+        peer.apply(events);
+        peer.settle_lists();
+    }
+    let number = alice.device.safety_number("bob").expect("alice knows bob's devices");
+    assert_eq!(Some(number.clone()), bob.device.safety_number("alice"), "the same on both sides");
+    alice.device.verify("bob").expect("verify");
+    assert_eq!(alice.device.device_trust("bob", "laptop"), Some(Trust::Verified));
+
+    // Bob reinstalls: same device id, new keys. Alice is warned and sends nothing to it until
+    // she accepts it; then the new device gets her messages.
+    let bob_path = bob.quit();
+    fs::remove_file(&bob_path).expect("remove the old device");
+    let mut bob = Peer::connect(&server, "bob", "bob", &bob_path, "laptop", false);
+    let before = alice.warnings.len();
+    let sent_before = alice.sent.len();
+    let events = alice.device.send("bob", "bob", "to the changed device").expect("send");
+    alice.apply(events);
+    alice.pump_until("the message not sent", |p, _| p.warnings.iter().any(|w| matches!(w, Warning::NotSent { .. })));
+    let warnings = &alice.warnings[before..];
+    assert!(warnings.contains(&Warning::KeyChanged { account: "bob".into(), device: "laptop".into() }), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.to_string().contains("CHANGED")), "{warnings:?}");
+    assert_eq!(alice.sent.len(), sent_before, "nothing encrypted to the changed device");
+    assert_ne!(alice.device.safety_number("bob"), Some(number), "the safety number changed too");
+    assert!(alice.device.accept_device("bob", "laptop"));
+    alice.send("bob", "accepted", 1);
+    assert_eq!(bob.wait_messages(1).text, "accepted");
+
+    // Verified devices are remembered across restarts of the client.
+    let alice_path = alice.quit();
+    let reopened = Device::open(&alice_path, support::e2e::PASSPHRASE).expect("reopen");
+    assert_eq!(reopened.device_trust("bob", "laptop"), Some(Trust::Trusted), "the accepted new keys");
+    assert!(matches!(Device::open(&alice_path, "wrong"), Err(chinwag_e2e::Error::WrongPassphrase(_))));
+    drop(bob);
+}
+
+#[test]
+fn each_one_time_key_is_handed_out_once_and_a_low_pool_is_refilled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    fs::create_dir_all(&data).expect("data dir");
+    let server = Server::start(&data);
+    let mut bob = Peer::connect(&server, "bob", "bob", &dir.path().join("bob.dev"), "laptop", true);
+    let mut alice = Peer::connect(&server, "alice", "alice", &dir.path().join("alice.dev"), "a1", true);
+    let mut carol = Peer::connect(&server, "carol", "carol", &dir.path().join("carol.dev"), "c1", true);
+
+    // Two claimers take turns until bob's pool is nearly empty.
+    let claims = chinwag_e2e::TARGET_ONE_TIME_KEYS - 5;
+    let mut keys = std::collections::BTreeSet::new();
+    for i in 0..claims {
+        let claimer = if i % 2 == 0 { &mut alice } else { &mut carol };
+        claimer.irc.send("E2E CLAIM bob laptop");
+        let key =
+            claimer.irc.expect("a claimed key", |m| m.command == "E2E" && m.params.first().is_some_and(|p| p == "KEY"));
+        assert_eq!(&key.params[1..4], ["bob", "laptop", "otk"], "{key:?}");
+        assert!(keys.insert(key.params[4].clone()), "one-time key {} handed out twice", key.params[4]);
+    }
+    assert_eq!(keys.len(), claims);
+
+    // Bob's device is asked to top up, does, and the server counts a full pool again.
+    bob.pump_until("a refill to a full pool", |_, m| {
+        m.command == "E2E"
+            && m.params.first().is_some_and(|p| p == "COUNT")
+            && m.params.get(2).is_some_and(|n| n == "25")
+    });
+    assert!(bob.irc.transcript().contains("E2E REFILL laptop 9"), "{}", bob.irc.transcript());
+
+    // Drained completely, the pool falls back to the fallback key, the same each time.
+    let mut fallback = Vec::new();
+    for _ in 0..chinwag_e2e::TARGET_ONE_TIME_KEYS + 2 {
+        alice.irc.send("E2E CLAIM bob laptop");
+        let key =
+            alice.irc.expect("a claimed key", |m| m.command == "E2E" && m.params.first().is_some_and(|p| p == "KEY"));
+        if key.params[3] == "fallback" {
+            fallback.push(key.params[4].clone());
+        } else {
+            assert!(keys.insert(key.params[4].clone()), "one-time key {} handed out twice", key.params[4]);
+        }
+    }
+    assert_eq!(fallback.len(), 2, "after the pool, the fallback key");
+    assert_eq!(fallback[0], fallback[1]);
 }

@@ -96,6 +96,8 @@ pub struct Device {
     /// Devices the server had no key for, during the sends waiting now.
     pub(crate) no_keys: BTreeSet<(String, String)>,
     pub(crate) outbox: VecDeque<PendingSend>,
+    /// Key uploads (`E2E OTK`, `E2E FALLBACK` lines) whose `E2E COUNT` answer has not come yet.
+    uploads: usize,
 }
 
 impl fmt::Debug for Device {
@@ -201,6 +203,7 @@ impl Device {
             claims: BTreeSet::new(),
             no_keys: BTreeSet::new(),
             outbox: VecDeque::new(),
+            uploads: 0,
         }
     }
 
@@ -299,8 +302,15 @@ impl Device {
         let param = |i: usize| p.get(i).map(String::as_str).unwrap_or("");
         match param(0) {
             "COUNT" | "REFILL" if param(1) == self.device => {
-                let count: usize = param(2).parse().unwrap_or(0);
-                self.top_up(count, param(0) == "COUNT" && param(3) == "0", out);
+                // Counts that answer uploads still on their way are stale: only the answer to
+                // the last one says how many keys the server really has.
+                if param(0) == "COUNT" {
+                    self.uploads = self.uploads.saturating_sub(1);
+                }
+                if self.uploads == 0 {
+                    let count: usize = param(2).parse().unwrap_or(0);
+                    self.top_up(count, param(0) == "COUNT" && param(3) == "0", out);
+                }
             }
             "DEVICES" => {
                 let account = casefold(param(1));
@@ -352,6 +362,7 @@ impl Device {
                 .collect();
             for chunk in signed.chunks(KEYS_PER_LINE) {
                 out.push(Event::Line(format!("E2E OTK {}", chunk.join(" "))));
+                self.uploads += 1;
             }
             changed = true;
         }
@@ -361,6 +372,7 @@ impl Device {
                 let k = key.to_base64();
                 let sig = self.sign(&key_statement("fallback", &self.folded, &self.device, &k));
                 out.push(Event::Line(format!("E2E FALLBACK {k}:{sig}")));
+                self.uploads += 1;
             }
             changed = true;
         }
@@ -495,6 +507,11 @@ impl Device {
             }
         }
         out
+    }
+
+    /// Whether a device list asked for has not arrived yet (messages wait for it).
+    pub fn fetching_devices(&self) -> bool {
+        !self.lists_wanted.is_empty()
     }
 
     /// The trust of `account`'s `device`, if known.

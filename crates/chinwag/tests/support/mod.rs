@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod e2e;
 pub mod process;
 pub mod tmux;
 pub mod weechat;
