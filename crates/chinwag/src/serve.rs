@@ -57,6 +57,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = chinwag_server::DEFAULT_SENDQ_LINES, value_name = "LINES")]
     sendq: usize,
 
+    /// Turn off the per-client command rate limit ("Excess flood"): for benchmarks and load
+    /// tests, never for a public server.
+    #[arg(long)]
+    no_flood_limit: bool,
+
     /// Delete history (room and private messages) older than this many days; by default it is
     /// kept forever. Messages waiting for an offline account are kept until delivered.
     #[arg(long, value_name = "DAYS")]
@@ -105,7 +110,7 @@ impl ServeArgs {
         };
         cfg.tls_cert = self.tls_cert;
         cfg.tls_key = self.tls_key;
-        cfg.sendq_lines = self.sendq.max(1);
+        cfg.limits.sendq_lines = self.sendq.max(1);
         cfg.history_retention =
             self.history_retention_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 24 * 3600));
         cfg.sqlite.synchronous = match self.sqlite_synchronous {
@@ -114,6 +119,9 @@ impl ServeArgs {
         };
         cfg.core.server_name = self.server_name;
         cfg.core.password = self.server_password;
+        if self.no_flood_limit {
+            cfg.core.limits.flood.every = std::time::Duration::ZERO;
+        }
         Ok(cfg)
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use chinwag_proto::Nick;
 
 use crate::caps::CapSet;
+use crate::flood::{Bucket, RecvQ};
 use crate::handlers::account::SaslState;
 use crate::ids::ConnId;
 
@@ -65,6 +66,12 @@ pub(crate) struct Client {
     pub login_pending: bool,
     /// Using a registered nick without its account: renamed at this instant unless logged in.
     pub nick_deadline: Option<Instant>,
+    /// The command budget (`limits.flood`).
+    pub flood: Bucket,
+    /// Lines that arrived faster than `flood` allows, waiting their turn.
+    pub recvq: RecvQ,
+    /// The nick-change budget (`limits.nick_changes`).
+    pub nick_changes: Bucket,
     /// The end-to-end encryption device this connection published (`E2E DEVICE`): encrypted
     /// messages addressed to it reach this connection whatever its nick.
     pub e2e_device: Option<String>,
@@ -96,6 +103,9 @@ impl Client {
             sasl: None,
             login_pending: false,
             nick_deadline: None,
+            flood: Bucket::new(now),
+            recvq: RecvQ::default(),
+            nick_changes: Bucket::new(now),
             e2e_device: None,
         }
     }

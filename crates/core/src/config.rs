@@ -50,6 +50,46 @@ pub struct Limits {
     pub registration_timeout: Duration,
     /// Time someone using a registered nick has to log in before being renamed.
     pub nick_grace: Duration,
+    /// The per-client command budget ("fake lag"): every command costs at least one unit,
+    /// expensive ones more (see `flood.rs`). Past the burst, commands wait in the client's
+    /// RecvQ and run at the steady rate.
+    pub flood: Rate,
+    /// Extra units a JOIN costs per room actually joined (each sends NAMES and a topic).
+    pub join_cost: u32,
+    /// Extra units a password check costs (Argon2id is the most expensive thing we do).
+    pub login_cost: u32,
+    /// Lines a client may have waiting in its RecvQ; one more and it is dropped with
+    /// "Excess flood".
+    pub recvq_lines: usize,
+    /// Bytes (roughly: tags, command and parameters) a client may have waiting in its RecvQ.
+    pub recvq_bytes: usize,
+    /// Nick changes after registration; faster ones are refused with 438 (everyone who shares
+    /// a room sees each change, so they are a flood of their own).
+    pub nick_changes: Rate,
+    /// Accounts created per address (an IPv6 address counts as its /64); loopback is exempt.
+    pub registrations: Rate,
+    /// Failed logins per account and per address before each further attempt waits.
+    pub login_free_failures: u32,
+    /// Failed logins after which attempts are refused for `login_lockout`.
+    pub login_lockout_failures: u32,
+    pub login_lockout: Duration,
+    /// Quiet time after which an account's or address's failures are forgotten.
+    pub login_forget_after: Duration,
+}
+
+/// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
+/// of zero means no limit (for tests and private servers that trust their users).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub every: Duration,
+}
+
+impl Rate {
+    /// The time it takes to earn back a full burst.
+    pub fn window(&self) -> Duration {
+        self.every.saturating_mul(self.burst)
+    }
 }
 
 impl Default for Limits {
@@ -72,6 +112,20 @@ impl Default for Limits {
             ping_timeout: Duration::from_secs(60),
             registration_timeout: Duration::from_secs(60),
             nick_grace: Duration::from_secs(30),
+            // 30 units covers a client's whole connect burst (CAP, SASL, JOINs, WHOs); then
+            // 2 per second, which no person typing reaches and clients' own anti-flood respects.
+            flood: Rate { burst: 30, every: Duration::from_millis(500) },
+            join_cost: 2,
+            login_cost: 5,
+            // Half a minute of steady rate: enough for a paste, too little to pile up memory.
+            recvq_lines: 64,
+            recvq_bytes: 64 * 1024,
+            nick_changes: Rate { burst: 3, every: Duration::from_secs(20) },
+            registrations: Rate { burst: 3, every: Duration::from_secs(15 * 60) },
+            login_free_failures: 3,
+            login_lockout_failures: 10,
+            login_lockout: Duration::from_secs(15 * 60),
+            login_forget_after: Duration::from_secs(60 * 60),
         }
     }
 }

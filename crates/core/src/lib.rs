@@ -19,6 +19,8 @@ mod caps;
 mod channel;
 mod client;
 mod config;
+mod confusable;
+mod flood;
 mod handlers;
 mod ids;
 pub mod keys;
@@ -32,10 +34,12 @@ mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, Rate};
+pub use flood::Bucket as TokenBucket;
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
 };
+pub use throttle::subnet_of;
 pub use time::rfc3339_ms;

@@ -62,6 +62,8 @@ pub const ERR_NOMOTD: &str = "422";
 pub const ERR_NONICKNAMEGIVEN: &str = "431";
 pub const ERR_ERRONEUSNICKNAME: &str = "432";
 pub const ERR_NICKNAMEINUSE: &str = "433";
+/// ircu/hybrid: a nick change refused by the nick-change rate.
+pub const ERR_NICKTOOFAST: &str = "438";
 pub const ERR_USERNOTINCHANNEL: &str = "441";
 pub const ERR_NOTONCHANNEL: &str = "442";
 pub const ERR_USERONCHANNEL: &str = "443";

@@ -106,6 +106,8 @@ pub struct Server {
     pub(crate) pending: HashMap<RequestId, Pending>,
     pub(crate) next_request: u64,
     pub(crate) throttle: Throttle,
+    /// Clients with lines waiting in their RecvQ for flood budget.
+    pub(crate) flooding: BTreeSet<ConnId>,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
     msgids: MsgIdGen,
@@ -134,6 +136,7 @@ impl Server {
             pending: HashMap::new(),
             next_request: 0,
             throttle: Throttle::default(),
+            flooding: BTreeSet::new(),
             guest_seq: 0,
             stopping: false,
             msgids: MsgIdGen::new(node, now.wall_ms),
@@ -177,11 +180,20 @@ impl Server {
     }
 
     /// A line arrived from `conn` (already framed and parsed by the edge).
+    ///
+    /// The line runs now if the client's flood budget allows, otherwise it waits in the
+    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`).
     pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
         self.now = now;
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.last_active = now.mono;
         client.ping_sent = None;
+        self.enqueue(conn, parsed);
+    }
+
+    /// Runs one line from `conn` whose turn has come.
+    pub(crate) fn run_line(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
+        let Some(client) = self.clients.get(&conn) else { return };
         let labels = client.caps.has(Cap::LabeledResponse);
         match parsed {
             Ok(msg) => {
@@ -255,8 +267,9 @@ impl Server {
         for conn in expired {
             self.rename_to_guest(conn);
         }
-        self.throttle.forget_stale(now.mono);
+        self.throttle.forget_stale(now.mono, &limits);
         self.finish();
+        self.run_all_queued();
     }
 
     // ---- plumbing shared by the handlers ----
@@ -373,7 +386,8 @@ impl Server {
         S: Into<String>,
     {
         let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
-        let msg = self.server_msg(code).with_param(nick).with_params(params);
+        let mut msg = self.server_msg(code).with_param(nick).with_params(params);
+        fix_middle_params(&mut msg);
         self.send_msg(conn, msg);
     }
 
@@ -388,11 +402,12 @@ impl Server {
 
     /// `FAIL <command> <code> [context...] :<description>` (standard-replies).
     pub(crate) fn fail(&mut self, command: &str, code: &str, context: &[&str], description: &str) {
-        let msg = self
+        let mut msg = self
             .server_msg("FAIL")
             .with_params([command, code])
             .with_params(context.iter().copied())
             .with_param(description);
+        fix_middle_params(&mut msg);
         self.send_msg(self.cur_conn(), msg);
     }
 
@@ -634,6 +649,16 @@ impl Server {
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+        }
+    }
+}
+
+/// Makes every parameter but the last one a single word (see [`crate::text::middle_param`]).
+fn fix_middle_params(msg: &mut Message) {
+    let Some((_, middle)) = msg.params.split_last_mut() else { return };
+    for p in middle {
+        if let std::borrow::Cow::Owned(fixed) = crate::text::middle_param(p) {
+            *p = fixed;
         }
     }
 }

@@ -56,6 +56,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `s` made fit to be a middle parameter (not the last one) of a line: its first word without
+/// leading colons, or `*` if nothing is left. Replies often echo what the client sent, which may
+/// have been a trailing parameter with spaces; written as is, it would split into several
+/// parameters and shift the ones after it.
+pub fn middle_param(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.is_empty() && !s.starts_with(':') && !s.contains(' ') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let word = s.trim_start_matches([':', ' ']).split(' ').next().unwrap_or("");
+    std::borrow::Cow::Owned(if word.is_empty() { "*".to_owned() } else { word.to_owned() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

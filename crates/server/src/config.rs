@@ -22,13 +22,60 @@ pub struct ServerConfig {
     /// `data_dir/tls/` and reused.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
-    pub sendq_lines: usize,
     /// Delete history older than this; `None` keeps it forever.
     pub history_retention: Option<std::time::Duration>,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
     pub core: chinwag_core::Config,
+    /// What one address, and everyone together, may hold at the edge.
+    pub limits: EdgeLimits,
+}
+
+/// Every bound the edge enforces on connections, with defaults for a public server. The core's
+/// own bounds (flood budget, RecvQ, rooms, targets, registration timeout) are in
+/// [`chinwag_core::Limits`].
+#[derive(Copy, Clone, Debug)]
+pub struct EdgeLimits {
+    /// Connections open at once, over all addresses; one more is refused with
+    /// `ERROR :... (Server full ...)`. Keep it below the process's file descriptor limit.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub connections_per_address: usize,
+    /// Connections open at once from one IPv6 /64 (one subscriber usually gets a whole /64, so
+    /// per-address counting alone would not limit it).
+    pub connections_per_subnet: usize,
+    /// New connections per address (IPv6: per /64): a burst, then one every `every`.
+    pub new_connections: chinwag_core::Rate,
+    /// Lines a connection may have queued before it is dropped with "SendQ exceeded".
+    pub sendq_lines: usize,
+    /// Longest line read, in bytes, tags included. Longer ones are skipped as they arrive
+    /// (answered with 417) without being buffered.
+    pub line_len: usize,
+    /// Time a client has to finish the TLS handshake.
+    pub tls_handshake_timeout: std::time::Duration,
+    /// A peer that accepts no bytes for this long is gone.
+    pub write_timeout: std::time::Duration,
+    /// Refused TLS connections that may be told why at once (that takes a handshake); beyond
+    /// it, refused connections are closed without a word.
+    pub refusals_in_flight: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_connections: 10_000,
+            connections_per_address: 10,
+            connections_per_subnet: 20,
+            // Enough to reconnect a few clients after a network change; a reconnect loop from
+            // one address is then slowed to one attempt every three seconds.
+            new_connections: chinwag_core::Rate { burst: 20, every: std::time::Duration::from_secs(3) },
+            sendq_lines: DEFAULT_SENDQ_LINES,
+            line_len: chinwag_proto::MAX_LINE_LEN,
+            tls_handshake_timeout: std::time::Duration::from_secs(15),
+            write_timeout: std::time::Duration::from_secs(60),
+            refusals_in_flight: 64,
+        }
+    }
 }
 
 /// Default bound on a connection's outbound queue: about 1 MiB of full-length lines.
@@ -44,10 +91,10 @@ impl ServerConfig {
             optional_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,
-            sendq_lines: DEFAULT_SENDQ_LINES,
             history_retention: None,
             sqlite: chinwag_store::SqliteOptions::default(),
             core: chinwag_core::Config::default(),
+            limits: EdgeLimits::default(),
         }
     }
 }

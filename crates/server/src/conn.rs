@@ -5,19 +5,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo};
-use chinwag_proto::{Frame, LineReader, Message, ParseError, MAX_LINE_LEN};
+use chinwag_proto::{Frame, LineReader, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::EdgeLimits;
 use crate::hub::Event;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
 /// The writer coalesces queued lines into one write of up to this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
-/// A peer that accepts no bytes for this long is gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed to send our last bytes and close politely.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,7 +39,7 @@ pub(crate) async fn serve<S, D>(
     conn: ConnId,
     info: ConnInfo,
     events: mpsc::Sender<Event>,
-    sendq: usize,
+    limits: EdgeLimits,
     divert: D,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -48,25 +47,33 @@ pub(crate) async fn serve<S, D>(
 {
     let (reader, writer) = tokio::io::split(stream);
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = mpsc::channel::<Bytes>(sendq);
+    let (outbox, queue) = mpsc::channel::<Bytes>(limits.sendq_lines.max(1));
     let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
     if events.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), divert));
-    let reason = read_loop(reader, conn, &events, &cancel).await;
+    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), limits.write_timeout, divert));
+    let reason = read_loop(reader, conn, &events, &cancel, limits.line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops.
     let _ = events.send(Event::Closed { conn, reason }).await;
     cancel.cancel();
     let _ = write_task.await;
 }
 
-async fn read_loop<R>(mut reader: R, conn: ConnId, events: &mpsc::Sender<Event>, cancel: &CancellationToken) -> String
+async fn read_loop<R>(
+    mut reader: R,
+    conn: ConnId,
+    events: &mpsc::Sender<Event>,
+    cancel: &CancellationToken,
+    line_len: usize,
+) -> String
 where
     R: AsyncRead + Unpin,
 {
-    let mut framer = LineReader::new(MAX_LINE_LEN);
+    // The framer holds at most `line_len` bytes of an unfinished line: a longer one is skipped
+    // as it arrives, never buffered whole.
+    let mut framer = LineReader::new(line_len);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let read = tokio::select! {
@@ -91,8 +98,13 @@ where
     }
 }
 
-async fn write_loop<W, D>(mut writer: W, mut queue: mpsc::Receiver<Bytes>, cancel: CancellationToken, mut divert: D)
-where
+async fn write_loop<W, D>(
+    mut writer: W,
+    mut queue: mpsc::Receiver<Bytes>,
+    cancel: CancellationToken,
+    timeout: Duration,
+    mut divert: D,
+) where
     W: AsyncWrite + Unpin,
     D: Divert,
 {
@@ -128,7 +140,7 @@ where
         // A peer that stopped reading blocks this write; cancellation must still end it.
         let written = tokio::select! {
             _ = cancel.cancelled() => break,
-            written = tokio::time::timeout(WRITE_TIMEOUT, write) => written,
+            written = tokio::time::timeout(timeout, write) => written,
         };
         match written {
             Ok(Ok(())) => {}

@@ -8,14 +8,16 @@
 //! crate only frames bytes into lines, carries out the core's effects and enforces the
 //! per-connection bounds (outbound queue, handshake and write timeouts).
 //!
-//! Layout: `listen.rs` binds and accepts, `conn.rs` runs one connection (reader and writer),
-//! `hub.rs` owns the core, `tls.rs` handles certificates, `config.rs` is the edge's settings,
+//! Layout: `listen.rs` binds and accepts, `limits.rs` decides who may connect (per address,
+//! per /64, in total), `conn.rs` runs one connection (reader and writer), `hub.rs` owns the
+//! core, `tls.rs` handles certificates, `config.rs` is the edge's settings and limits,
 //! `keys.rs` runs the end-to-end encryption key directory's requests.
 
 mod config;
 mod conn;
 mod hub;
 mod keys;
+mod limits;
 mod listen;
 mod quic;
 mod storage;
@@ -31,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{ServerConfig, DEFAULT_SENDQ_LINES};
+pub use config::{EdgeLimits, ServerConfig, DEFAULT_SENDQ_LINES};
 pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
@@ -139,7 +141,9 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
-        sendq: cfg.sendq_lines,
+        limits: cfg.limits,
+        admission: limits::Admission::new(cfg.limits),
+        refusals: Arc::new(tokio::sync::Semaphore::new(cfg.limits.refusals_in_flight)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     };

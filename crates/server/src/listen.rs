@@ -3,23 +3,29 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chinwag_core::{ConnId, ConnInfo};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::EdgeLimits;
 use crate::conn;
 use crate::hub::Event;
+use crate::limits::{Admission, Permit, Refusal};
 
-/// Time a client has to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Time a refused peer gets to read our ERROR before the socket is closed.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+/// Bytes of a refused peer's input we read (and ignore) while it reads our ERROR: closing a
+/// socket with unread input resets it, which can destroy the ERROR before the peer sees it.
+const REFUSAL_DRAIN: usize = 4096;
 
 /// Binds `addr`; IPv6 sockets are IPv6-only so that `0.0.0.0` and `[::]` can both be bound.
 pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -41,7 +47,11 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener> {
 pub(crate) struct Acceptor {
     pub events: mpsc::Sender<Event>,
     pub ids: Arc<AtomicU64>,
-    pub sendq: usize,
+    pub limits: EdgeLimits,
+    pub admission: Admission,
+    /// Refused connections being told why (`limits.refusals_in_flight`). None left: a refused
+    /// connection is closed without a word.
+    pub refusals: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -62,28 +72,75 @@ impl Acceptor {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let permit = match self.admission.admit(peer.ip(), Instant::now()) {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    self.refuse(stream, peer, refusal, tls.clone());
+                    continue;
+                }
+            };
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let this = self.clone();
             let tls = tls.clone();
-            self.tracker.spawn(async move { this.serve(stream, peer, conn, tls).await });
+            self.tracker.spawn(async move { this.serve(stream, peer, conn, tls, permit).await });
         }
     }
 
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, conn: ConnId, tls: Option<TlsAcceptor>) {
+    /// Tells a refused peer why (`ERROR`, over TLS on a TLS port) and closes, in a task of its
+    /// own bounded in time and in number.
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr, refusal: Refusal, tls: Option<TlsAcceptor>) {
+        let ip = peer.ip().to_canonical();
+        tracing::debug!(%ip, reason = refusal.text(), "connection refused");
+        let Ok(slot) = Arc::clone(&self.refusals).try_acquire_owned() else { return };
+        let line = format!("ERROR :Closing Link: {} ({})\r\n", host_of(ip), refusal.text());
+        let handshake_timeout = self.limits.tls_handshake_timeout;
+        self.tracker.spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => say_and_close(stream, line.as_bytes()).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        say_and_close(stream, line.as_bytes()).await;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, conn: ConnId, tls: Option<TlsAcceptor>, _permit: Permit) {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {
-            None => conn::serve(stream, conn, info, self.events, self.sendq, ()).await,
+            None => conn::serve(stream, conn, info, self.events, self.limits, ()).await,
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                let handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)).await;
                 match handshake {
-                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.sendq, ()).await,
+                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, ()).await,
                     Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
                 }
             }
         }
     }
+}
+
+/// Writes `line`, closes our side, and reads (ignoring it) what the peer still sends until it
+/// closes too, for at most [`REFUSAL_LINGER`].
+async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, line: &[u8]) {
+    let polite = async {
+        stream.write_all(line).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 512];
+        let mut drained = 0;
+        while drained < REFUSAL_DRAIN {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_LINGER, polite).await;
 }
 
 /// The host part of `nick!user@host`: the address, with `::1` written `0::1` so it cannot be

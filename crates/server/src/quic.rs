@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -23,14 +23,13 @@ use chinwag_proto::Message;
 
 use crate::conn::{self, Divert};
 use crate::hub::Event;
+use crate::limits::Permit;
 use crate::listen::{host_of, Acceptor};
 
 /// The ALPN protocol name that says "IRC lines on the first bidirectional stream, typing
 /// notices in datagrams".
 pub const ALPN: &[u8] = b"chinwag/1";
 
-/// Time a client has to finish the handshake and open its stream.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A peer silent this long (no packets, not even keep-alives) is gone. The core's PING timeout
 /// usually notices first; this bounds a peer that vanished mid-handshake.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,7 +39,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Buffered incoming datagrams per connection; beyond this quinn drops the oldest, which is
 /// what a lossy channel means anyway.
 const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
-/// A datagram longer than a full IRC line with tags is not a line; it is ignored.
+/// A datagram longer than a full IRC line with tags is not a line; it is ignored. (The stream's
+/// own line limit is `EdgeLimits::line_len`.)
 const MAX_DATAGRAM_LINE: usize = chinwag_proto::MAX_LINE_LEN;
 
 /// Binds a UDP socket (IPv6-only for IPv6 addresses, as for TCP) and makes it a QUIC endpoint.
@@ -73,23 +73,33 @@ impl Acceptor {
                 incoming = endpoint.accept() => incoming,
             };
             let Some(incoming) = incoming else { break };
+            // The same per-address, per-subnet and global limits as TCP; a refused peer gets
+            // QUIC's CONNECTION_REFUSED before any handshake work.
+            let permit = match self.admission.admit(incoming.remote_address().ip(), Instant::now()) {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    tracing::debug!(ip = %incoming.remote_address().ip(), reason = refusal.text(), "QUIC connection refused");
+                    incoming.refuse();
+                    continue;
+                }
+            };
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let this = self.clone();
-            self.tracker.spawn(async move { this.serve_quic(incoming, conn).await });
+            self.tracker.spawn(async move { this.serve_quic(incoming, conn, permit).await });
         }
         // Connections still open say goodbye through their own tasks; this waits for them,
         // within bounds.
         let _ = tokio::time::timeout(2 * CLOSE_TIMEOUT, endpoint.wait_idle()).await;
     }
 
-    async fn serve_quic(self, incoming: quinn::Incoming, conn: ConnId) {
+    async fn serve_quic(self, incoming: quinn::Incoming, conn: ConnId, _permit: Permit) {
         let ip = incoming.remote_address().ip().to_canonical();
         let setup = async {
             let connection = incoming.accept()?.await?;
             let (send, recv) = connection.accept_bi().await?;
             Ok::<_, quinn::ConnectionError>((connection, send, recv))
         };
-        let (connection, send, recv) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, setup).await {
+        let (connection, send, recv) = match tokio::time::timeout(self.limits.tls_handshake_timeout, setup).await {
             Ok(Ok(set_up)) => set_up,
             Ok(Err(e)) => return tracing::debug!(%conn, %ip, error = %e, "QUIC handshake failed"),
             Err(_) => return tracing::debug!(%conn, %ip, "QUIC handshake timed out"),
@@ -99,7 +109,7 @@ impl Acceptor {
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();
         let stream = tokio::io::join(recv, send);
-        conn::serve(stream, conn, info, self.events, self.sendq, TypingDatagrams(connection.clone())).await;
+        conn::serve(stream, conn, info, self.events, self.limits, TypingDatagrams(connection.clone())).await;
         // The writer finished the stream after our last line (the ERROR); closing the
         // connection before the peer has it would discard it.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, delivered).await;

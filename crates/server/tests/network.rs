@@ -86,7 +86,12 @@ async fn bad_input_over_the_wire_gets_replies_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_dropped_without_slowing_others() {
-    let (server, _dir) = start_server(|cfg| cfg.sendq_lines = 256).await;
+    let (server, _dir) = start_server(|cfg| {
+        cfg.limits.sendq_lines = 256;
+        // The sender floods on purpose to fill the sleeper's queue: no flood budget for it.
+        cfg.core.limits.flood.every = Duration::ZERO;
+    })
+    .await;
     let mut sender = Client::plain(server.plaintext[0], "sender").await;
     let mut reader = Client::plain(server.plaintext[0], "reader").await;
     sender.register("sender").await;

@@ -38,8 +38,13 @@ impl ServerProcess {
     /// `--tls-listen` per `tls` address, and waits until its banner says it listens on all of
     /// them. Panics with the server's output if it exits or takes longer than [`WAIT`].
     pub fn start(data_dir: &Path, plaintext: &[&str], tls: &[&str]) -> Self {
+        Self::start_with(data_dir, plaintext, tls, &[])
+    }
+
+    /// [`ServerProcess::start`] with more `chinwag serve` flags.
+    pub fn start_with(data_dir: &Path, plaintext: &[&str], tls: &[&str], flags: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
-        command.arg("serve").arg("--data-dir").arg(data_dir);
+        command.arg("serve").arg("--data-dir").arg(data_dir).args(flags);
         for addr in plaintext {
             command.args(["--listen", addr]);
         }

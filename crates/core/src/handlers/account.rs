@@ -15,6 +15,7 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
+use crate::throttle::subnet_of;
 
 /// Shortest password we accept for a new account or a password change.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -114,18 +115,25 @@ impl Server {
             self.login_refused(via, INSECURE);
             return;
         }
-        let ip_key = self.clients.get(&conn).map(|c| format!("ip:{}", c.info.ip)).unwrap_or_default();
+        let ip_key = self.clients.get(&conn).map(|c| format!("ip:{}", subnet_of(c.info.ip))).unwrap_or_default();
         let account_key = format!("account:{}", casefold(account));
         for key in [&account_key, &ip_key] {
             if let Err(wait) = self.throttle.check(key, self.now.mono) {
+                let ip = self.clients.get(&conn).map(|c| c.info.ip);
+                tracing::info!(target: "audit", %conn, ip = ?ip, account = ?account, %wait, "login throttled");
                 let text = format!("Too many failed logins; try again in {wait} seconds");
                 self.login_refused(via, &text);
                 return;
             }
         }
+        if self.clients.get(&conn).is_some_and(|c| c.login_pending) {
+            self.login_refused(via, "A login is already being checked; wait for its answer");
+            return;
+        }
         if let Some(client) = self.clients.get_mut(&conn) {
             client.login_pending = true;
         }
+        self.charge(self.cfg.limits.login_cost);
         let label = self.take_label();
         let pending = Pending::Login { conn, account: account.to_owned(), via, label };
         self.request(Request::CheckPassword { account: account.to_owned(), password }, pending);
@@ -160,9 +168,11 @@ impl Server {
             }
             Err(_) => {
                 let now = self.now.mono;
-                self.throttle.fail(&format!("ip:{ip}"), now);
-                self.throttle.fail(&format!("account:{}", casefold(tried)), now);
-                tracing::info!(target: "audit", %conn, %ip, account = %tried, via = ?via, "login failed");
+                let limits = &self.cfg.limits;
+                self.throttle.fail(&format!("ip:{}", subnet_of(ip)), now, limits);
+                self.throttle.fail(&format!("account:{}", casefold(tried)), now, limits);
+                // Debug formatting: the name is the peer's text and must not forge log lines.
+                tracing::info!(target: "audit", %conn, %ip, account = ?tried, via = ?via, "login failed");
                 self.login_refused(via, "Invalid account name or password");
             }
         }
@@ -240,11 +250,29 @@ impl Server {
             refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at most {MAX_PASSWORD_LEN} bytes"));
         } else if casefold(&password) == nick.folded() {
             refuse(self, "WEAK_PASSWORD", "Your password must not be your nick");
+        } else if let Err(wait) = self.register_allowed(conn) {
+            let text = format!("Too many accounts registered from your address; try again in {wait} seconds");
+            refuse(self, "TEMPORARILY_UNAVAILABLE", &text);
         } else {
+            self.charge(self.cfg.limits.login_cost);
             let label = self.take_label();
             let account = nick.as_str().to_owned();
             self.request(Request::Register { account, email, password }, Pending::Register { conn, via, label });
         }
+    }
+
+    /// Takes one account registration from the budget of `conn`'s address; loopback (the
+    /// operator's own machine) is not limited.
+    fn register_allowed(&mut self, conn: ConnId) -> Result<(), u64> {
+        let Some(ip) = self.clients.get(&conn).map(|c| c.info.ip) else { return Ok(()) };
+        if ip.to_canonical().is_loopback() {
+            return Ok(());
+        }
+        let result = self.throttle.register(ip, self.now.mono, self.cfg.limits.registrations);
+        if let Err(wait) = result {
+            tracing::info!(target: "audit", %conn, %ip, %wait, "registration throttled");
+        }
+        result
     }
 
     pub(crate) fn register_result(&mut self, conn: ConnId, via: RegisterVia, result: Result<String, Failure>) {

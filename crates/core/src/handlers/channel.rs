@@ -4,6 +4,7 @@ use chinwag_proto::{mask_match, ChannelName, Message};
 
 use crate::caps::Cap;
 use crate::channel::{Channel, MemberModes, Topic};
+use crate::confusable::suspicious_room_name;
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
@@ -44,6 +45,12 @@ impl Server {
                 return;
             }
         };
+        if !self.channels.contains_key(name.folded()) {
+            if let Some(why) = suspicious_room_name(name.as_str()) {
+                self.numeric(ERR_BADCHANNAME, [name.as_str().to_owned(), format!("Illegal channel name: {why}")]);
+                return;
+            }
+        }
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
         if client.channels.contains(name.folded()) {
@@ -97,6 +104,7 @@ impl Server {
         if created {
             self.save_channel(name.folded());
         }
+        self.charge(self.cfg.limits.join_cost);
         self.announce_join(conn, &display, &members);
         self.send_topic(name.folded(), false);
         self.send_names(name.folded(), &display);

@@ -51,6 +51,8 @@ impl Server {
             }
             return;
         }
+        // Each recipient beyond the first costs like another message.
+        self.charge(list.len().saturating_sub(1) as u32);
         let client_tags: Vec<Tag> = msg.tags.iter().filter(|t| t.key.starts_with('+')).cloned().collect();
         let now = self.now.mono;
         if let Some(client) = self.cur_client_mut() {

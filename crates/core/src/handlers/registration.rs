@@ -167,6 +167,13 @@ impl Server {
             return;
         }
         if client.registered {
+            let (now, rate) = (self.now.mono, self.cfg.limits.nick_changes);
+            let Some(client) = self.cur_client_mut() else { return };
+            if let Err(wait) = client.nick_changes.take(now, rate, 1) {
+                let text = format!("Nick change too fast. Please wait {} seconds.", wait.as_secs().max(1));
+                self.numeric(ERR_NICKTOOFAST, [nick.as_str(), text.as_str()]);
+                return;
+            }
             self.change_nick(nick);
         } else {
             if let Some(old) = client.nick.as_ref().map(|n| n.folded().to_owned()) {

@@ -48,6 +48,13 @@ impl Client {
         Self::wrap(Box::new(tcp), name)
     }
 
+    /// A plaintext connection from a chosen local address (any of 127.0.0.0/8 works on Linux),
+    /// so that tests can play several peers.
+    pub async fn plain_from(addr: SocketAddr, from: std::net::IpAddr, name: &str) -> Client {
+        let tcp = connect_from(addr, from).await.expect("connect");
+        Self::wrap(Box::new(tcp), name)
+    }
+
     /// A TLS connection that accepts only a certificate with this SHA-256 fingerprint.
     pub async fn tls(addr: SocketAddr, fingerprint: &str, name: &str) -> Client {
         let stream = tls_connect(addr, fingerprint, None).await.expect("TLS handshake");
@@ -130,6 +137,13 @@ impl Client {
         self.send(&format!("JOIN {channel}")).await;
         self.expect_command("366").await;
     }
+}
+
+/// A TCP connection to `addr` whose source address is `from`.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
 }
 
 pub async fn tls_connect(

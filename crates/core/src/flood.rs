@@ -1,0 +1,199 @@
+//! Flood control: a token bucket per client, a bounded queue (RecvQ) for commands that came
+//! faster than the bucket allows, and the cost of each command.
+//!
+//! A command runs at once while the client has budget left; after that it waits in the RecvQ
+//! and runs when [`Server::tick`] finds the budget refilled, so a flooder is slowed without
+//! slowing anyone else (the hub never waits for it). A client whose RecvQ overflows is dropped
+//! with "Excess flood". Expensive commands cost more: listings, password checks (Argon2id) and
+//! each room joined are charged extra by their handlers through [`Server::charge`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use chinwag_proto::{Message, ParseError};
+
+use crate::config::Rate;
+use crate::ids::ConnId;
+use crate::server::Server;
+
+/// A token bucket kept as one instant ("generic cell rate"): the time at which it will be full
+/// again. Its debt is how far that lies in the future; each unit spent adds `rate.every`.
+/// The edge uses it too, for new connections per address.
+#[derive(Copy, Clone, Debug)]
+pub struct Bucket {
+    full_at: Instant,
+}
+
+impl Bucket {
+    pub fn new(now: Instant) -> Self {
+        Bucket { full_at: now }
+    }
+
+    /// Whether nothing is owed: such a bucket is the same as a new one and can be forgotten.
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.full_at <= now
+    }
+
+    fn debt(&self, now: Instant) -> Duration {
+        self.full_at.saturating_duration_since(now)
+    }
+
+    /// `Ok` if at least one unit is left now, else the time until one is.
+    pub fn check(&self, now: Instant, rate: Rate) -> Result<(), Duration> {
+        let room = rate.window().saturating_sub(rate.every);
+        let debt = self.debt(now);
+        if debt <= room {
+            Ok(())
+        } else {
+            Err(debt - room)
+        }
+    }
+
+    /// Spends `units`, possibly going beyond the burst: the debt is paid back in time, during
+    /// which [`Bucket::check`] refuses.
+    pub fn spend(&mut self, now: Instant, rate: Rate, units: u32) {
+        let debt = self.debt(now).saturating_add(rate.every.saturating_mul(units));
+        // Never owe more than one window beyond the burst: a huge charge must not lock a
+        // client out for longer than the configured rate implies.
+        self.full_at = now + debt.min(rate.window().saturating_mul(2));
+    }
+
+    /// [`Bucket::check`] then [`Bucket::spend`] of `units`.
+    pub fn take(&mut self, now: Instant, rate: Rate, units: u32) -> Result<(), Duration> {
+        self.check(now, rate)?;
+        self.spend(now, rate, units);
+        Ok(())
+    }
+}
+
+/// Commands that arrived faster than the client's budget, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct RecvQ {
+    lines: VecDeque<(Result<Message, ParseError>, usize)>,
+    bytes: usize,
+}
+
+impl RecvQ {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    fn push(&mut self, parsed: Result<Message, ParseError>) {
+        let size = weight(&parsed);
+        self.bytes += size;
+        self.lines.push_back((parsed, size));
+    }
+
+    fn pop(&mut self) -> Option<Result<Message, ParseError>> {
+        let (parsed, size) = self.lines.pop_front()?;
+        self.bytes -= size;
+        Some(parsed)
+    }
+}
+
+/// Roughly the bytes a queued line holds: its text plus some overhead per part.
+fn weight(parsed: &Result<Message, ParseError>) -> usize {
+    match parsed {
+        Ok(m) => {
+            let tags: usize = m.tags.iter().map(|t| t.key.len() + t.value.len() + 2).sum();
+            let params: usize = m.params.iter().map(|p| p.len() + 1).sum();
+            16 + m.command.len() + m.source.as_ref().map_or(0, String::len) + tags + params
+        }
+        Err(_) => 16,
+    }
+}
+
+/// Units a command costs when it runs, before any extra its handler charges. Replies that list
+/// many things cost more; a PONG or QUIT costs nothing (they must never wait behind a flood's
+/// budget to keep a connection alive or let it go).
+fn base_cost(parsed: &Result<Message, ParseError>) -> u32 {
+    let Ok(msg) = parsed else { return 1 };
+    let command = &msg.command;
+    if command.eq_ignore_ascii_case("PONG") || command.eq_ignore_ascii_case("QUIT") {
+        return 0;
+    }
+    const LISTINGS: [&str; 8] = ["WHO", "WHOIS", "WHOWAS", "LIST", "NAMES", "CHATHISTORY", "MOTD", "LUSERS"];
+    if LISTINGS.iter().any(|c| command.eq_ignore_ascii_case(c)) {
+        3
+    } else {
+        1
+    }
+}
+
+impl Server {
+    /// Queues a line from `conn` and runs what its budget allows. Drops the client with
+    /// "Excess flood" if its RecvQ overflows.
+    pub(crate) fn enqueue(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
+        let (lines, bytes) = (self.cfg.limits.recvq_lines, self.cfg.limits.recvq_bytes);
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        client.recvq.push(parsed);
+        if client.recvq.lines.len() > lines || client.recvq.bytes > bytes {
+            tracing::info!(%conn, ip = %client.info.ip, "dropping a flooding client: RecvQ exceeded");
+            self.begin(conn, None);
+            self.close(conn, "Excess flood");
+            self.finish();
+            return;
+        }
+        self.run_queued(conn);
+    }
+
+    /// Runs `conn`'s queued lines while its budget lasts.
+    pub(crate) fn run_queued(&mut self, conn: ConnId) {
+        let rate = self.cfg.limits.flood;
+        loop {
+            let now = self.now.mono;
+            let Some(client) = self.clients.get_mut(&conn) else { return };
+            // A client that quit has nothing more to say even if lines are queued.
+            if client.recvq.is_empty() || client.flood.check(now, rate).is_err() {
+                if client.recvq.is_empty() {
+                    self.flooding.remove(&conn);
+                } else {
+                    self.flooding.insert(conn);
+                }
+                return;
+            }
+            let Some(parsed) = client.recvq.pop() else { return };
+            let cost = base_cost(&parsed);
+            client.flood.spend(now, rate, cost);
+            self.run_line(conn, parsed);
+        }
+    }
+
+    /// Runs the queues of every client that was waiting for budget (from the tick).
+    pub(crate) fn run_all_queued(&mut self) {
+        let waiting: Vec<ConnId> = self.flooding.iter().copied().collect();
+        for conn in waiting {
+            self.run_queued(conn);
+        }
+        self.flooding.retain(|c| self.clients.contains_key(c));
+    }
+
+    /// Charges the current client `units` on top of its command's base cost.
+    pub(crate) fn charge(&mut self, units: u32) {
+        let (now, rate) = (self.now.mono, self.cfg.limits.flood);
+        if let Some(client) = self.cur_client_mut() {
+            client.flood.spend(now, rate, units);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let rate = Rate { burst: 4, every: Duration::from_secs(1) };
+        let start = Instant::now();
+        let mut b = Bucket::new(start);
+        for _ in 0..4 {
+            assert!(b.take(start, rate, 1).is_ok());
+        }
+        assert_eq!(b.take(start, rate, 1), Err(Duration::from_secs(1)));
+        assert!(b.take(start + Duration::from_secs(1), rate, 1).is_ok());
+        assert!(b.check(start + Duration::from_secs(1), rate).is_err());
+        // A big charge is paid back in time, but never more than two windows of it.
+        b.spend(start, rate, 1000);
+        assert!(b.check(start + Duration::from_secs(5), rate).is_ok());
+    }
+}

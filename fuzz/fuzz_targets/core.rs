@@ -1,0 +1,162 @@
+//! Drives one `chinwag_core::Server` with a script of lines from several clients, answers to
+//! its requests and the passing of time, and checks after every step that nothing panics and
+//! that everything it sends is a well-formed line to a connection it still knows.
+//!
+//! The input is split at `\n`; each piece's first byte is an opcode: the low two bits pick one
+//! of four client slots, the next three bits the action (see [`step`]), the rest of the piece
+//! is the line or the action's argument. `fuzz/corpus/core` holds seeds in this form.
+
+#![no_main]
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use chinwag_core::{Config, ConnId, ConnInfo, Effect, Failure, Now, Request, RequestId, Response, Server};
+use chinwag_proto::{Message, MAX_BODY_LEN, MAX_TAGS_LEN};
+use libfuzzer_sys::fuzz_target;
+
+const SLOTS: usize = 4;
+/// Bounds the work per input: a script longer than this is cut.
+const MAX_STEPS: usize = 512;
+
+struct World {
+    server: Server,
+    base: Instant,
+    elapsed: Duration,
+    slots: [ConnId; SLOTS],
+    next_conn: u64,
+    /// Connections the core knows (connected, not yet closed or disconnected).
+    live: HashSet<ConnId>,
+    requests: Vec<(RequestId, Request)>,
+}
+
+impl World {
+    fn new() -> World {
+        let mut cfg = Config::default();
+        // Small limits so that the fuzzer reaches them with short inputs.
+        cfg.limits.channels_per_client = 4;
+        cfg.limits.monitor_len = 4;
+        cfg.limits.whowas_len = 8;
+        cfg.limits.recvq_lines = 8;
+        let base = Instant::now();
+        let now = Now { wall_ms: 1_795_269_772_000, mono: base };
+        let mut world = World {
+            server: Server::new(cfg, 1, now),
+            base,
+            elapsed: Duration::ZERO,
+            slots: [ConnId(0); SLOTS],
+            next_conn: 0,
+            live: HashSet::new(),
+            requests: Vec::new(),
+        };
+        for slot in 0..SLOTS {
+            world.reconnect(slot);
+        }
+        world
+    }
+
+    fn now(&self) -> Now {
+        Now { wall_ms: 1_795_269_772_000 + self.elapsed.as_millis() as u64, mono: self.base + self.elapsed }
+    }
+
+    /// Slot 0 and 1 are loopback plaintext, 2 is IPv4 over TLS, 3 is IPv6 over TLS.
+    fn reconnect(&mut self, slot: usize) {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        let (ip, tls) = match slot {
+            0 | 1 => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
+            2 => (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), true),
+            _ => (IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), true),
+        };
+        let host = if ip.is_ipv6() { "2001:db8::1".to_owned() } else { ip.to_string() };
+        let now = self.now();
+        self.server.connect(conn, ConnInfo { ip, host, tls }, now);
+        self.live.insert(conn);
+        self.slots[slot] = conn;
+        self.check();
+    }
+
+    fn step(&mut self, op: u8, arg: &[u8]) {
+        let slot = usize::from(op) % SLOTS;
+        let conn = self.slots[slot];
+        let now = self.now();
+        match (op >> 2) % 8 {
+            // Most opcodes send a line, so that random bytes mostly exercise commands.
+            0..=4 => self.server.handle(conn, Message::parse_bytes(arg), now),
+            5 => {
+                let secs = arg.first().map_or(1, |b| u64::from(*b % 120) + 1);
+                self.elapsed += Duration::from_secs(secs);
+                let now = self.now();
+                self.server.tick(now);
+            }
+            6 => {
+                if self.live.remove(&conn) {
+                    self.server.disconnect(conn, "Connection closed", now);
+                }
+                self.check();
+                self.reconnect(slot);
+            }
+            _ => {
+                if !self.requests.is_empty() {
+                    let (id, request) = self.requests.remove(0);
+                    let ok = arg.first().is_none_or(|b| b % 4 != 0);
+                    self.server.complete(id, answer(&request, ok), now);
+                }
+            }
+        }
+        self.check();
+    }
+
+    /// Takes the core's effects and checks each.
+    fn check(&mut self) {
+        let mut effects = Vec::new();
+        self.server.drain_effects(&mut effects);
+        for effect in effects {
+            match effect {
+                Effect::Send { conn, line } => {
+                    assert!(self.live.contains(&conn), "sent to {conn:?}, which is closed or unknown");
+                    assert!(line.ends_with(b"\r\n"), "no CRLF: {line:?}");
+                    let body = &line[..line.len() - 2];
+                    assert!(!body.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')), "CR/LF/NUL inside {line:?}");
+                    assert!(body.len() <= MAX_TAGS_LEN + MAX_BODY_LEN, "too long: {} bytes", body.len());
+                    let msg = Message::parse_bytes(body).unwrap_or_else(|e| panic!("server line {line:?}: {e}"));
+                    assert_eq!(msg.to_line().as_bytes(), body, "server line does not round-trip");
+                }
+                Effect::Close { conn } => {
+                    assert!(self.live.remove(&conn), "closed {conn:?} twice or unknown");
+                }
+                Effect::Request { id, request } => self.requests.push((id, request)),
+                Effect::Persist(_) | Effect::SaveChannel(_) | Effect::DeleteChannel(_) | Effect::ClearOffline { .. } => {}
+            }
+        }
+        assert_eq!(self.server.connection_count(), self.live.len(), "the core and the edge disagree on who is here");
+    }
+}
+
+/// A plausible answer from the edge: success (`ok`) or the usual failure.
+fn answer(request: &Request, ok: bool) -> Response {
+    match request {
+        Request::Register { account, .. } | Request::CheckPassword { account, .. } => {
+            Response::Account(if ok { Ok(account.clone()) } else { Err(Failure::BadPassword) })
+        }
+        Request::SetPassword { .. } | Request::DropAccount { .. } => {
+            Response::Done(if ok { Ok(()) } else { Err(Failure::Unavailable("storage is busy".into())) })
+        }
+        Request::History { .. } | Request::Offline { .. } => Response::Messages(Ok(Vec::new())),
+        Request::HistoryTargets { .. } => Response::Targets(Ok(Vec::new())),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut world = World::new();
+    for piece in data.split(|&b| b == b'\n').take(MAX_STEPS) {
+        let Some((&op, arg)) = piece.split_first() else { continue };
+        let arg = arg.strip_suffix(b"\r").unwrap_or(arg);
+        world.step(op, arg);
+    }
+    let now = world.now();
+    world.server.close_all("Server shutting down", now);
+    world.check();
+    assert_eq!(world.server.connection_count(), 0);
+});
