@@ -24,7 +24,7 @@ fn encrypted_messages_reach_every_device_online_and_offline_and_the_server_never
     fs::create_dir_all(&data).expect("data dir");
     let server = Server::start(&data);
     let id = nonce();
-    let secrets: Vec<String> = (1..=5).map(|i| format!("secret-{i}-{id}")).collect();
+    let secrets: Vec<String> = (1..=6).map(|i| format!("secret-{i}-{id}")).collect();
 
     let mut alice = Peer::connect(&server, "alice", "alice", &dir.path().join("alice.dev"), "alice-laptop", true);
     let mut laptop = Peer::connect(&server, "bob", "bob", &dir.path().join("bob-laptop.dev"), "laptop", true);
@@ -73,6 +73,16 @@ fn encrypted_messages_reach_every_device_online_and_offline_and_the_server_never
     carol.send("alice", &secrets[4], 1);
     assert_eq!(alice.wait_messages(2).text, secrets[4], "and the conversation goes on both ways");
     assert!(alice.warnings.is_empty() && carol.warnings.is_empty(), "{:?} {:?}", alice.warnings, carol.warnings);
+
+    // Both of bob's devices away: each copy waits for its own device, whichever comes back
+    // first (offline delivery is per device for encrypted messages).
+    let (laptop_path, phone_path) = (laptop.quit(), phone.quit());
+    alice.send("bob", &secrets[5], 2);
+    let mut phone = Peer::connect(&server, "bob_phone", "bob", &phone_path, "phone", false);
+    assert_eq!(phone.wait_messages(1).text, secrets[5]);
+    let mut laptop = Peer::connect(&server, "bob", "bob", &laptop_path, "laptop", false);
+    assert_eq!(laptop.wait_messages(1).text, secrets[5]);
+    assert_eq!((laptop.messages.len(), phone.messages.len()), (1, 1), "each got its copy once");
 
     // A message in clear, as a control: the search below does find what the server stores.
     let control = format!("in-clear-control-{id}");

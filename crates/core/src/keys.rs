@@ -130,3 +130,10 @@ pub fn tag_destination(value: &str) -> Option<(&str, &str)> {
     let device = fields.next().filter(|d| valid_device_id(d))?;
     Some((account, device))
 }
+
+/// The offline queue of one device, `<account, folded>/<device, lowercase>` (account names never
+/// contain `/`): an encrypted message waits for the device it was encrypted to, not for
+/// whichever of the account's devices logs in first. The store keeps the same convention.
+pub fn device_queue(account: &str, device: &str) -> String {
+    format!("{}/{}", chinwag_proto::casefold(account), device.to_ascii_lowercase())
+}

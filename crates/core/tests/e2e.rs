@@ -33,6 +33,10 @@ fn device(h: &mut Harness, nick: &str, account: &str, device: &str) -> ConnId {
     h.respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::New, KeyCounts::default()))));
     let count = expect(&h.take(c), "E2E");
     assert_eq!(count.params, ["COUNT", device, "0", "0"]);
+    // Then what waited for the device while it was away.
+    let (id, req) = h.next_request();
+    assert_eq!(req, Request::Offline { account: format!("{account}/{}", device.to_ascii_lowercase()), limit: 500 });
+    h.respond(id, Response::Messages(Ok(vec![])));
     c
 }
 
@@ -178,8 +182,28 @@ fn an_encrypted_message_for_an_offline_nick_is_queued_and_reaches_an_online_devi
     let phone = device(&mut h, "bob_", "bob", "phone");
     let before = h.persisted.len();
     h.send(alice, &sealed("bob", "phone", "bob"));
-    let stored = &h.persisted[before];
-    assert_eq!(stored.offline_for.as_deref(), Some("bob"), "queued for the account");
+    let stored = h.persisted[before].clone();
+    assert_eq!(stored.offline_for, None, "the device is here: nothing to queue");
     assert!(stored.tags.contains("+chinwag.dev/e2e=1,bob,phone,"), "the ciphertext is kept with it: {}", stored.tags);
     expect(&h.take(phone), "PRIVMSG");
+
+    // The laptop is away: its copy waits in its own queue, not in the account's.
+    h.send(alice, &sealed("bob", "Laptop", "bob"));
+    let stored = h.persisted[before + 1].clone();
+    assert_eq!(stored.offline_for.as_deref(), Some("bob/laptop"));
+    assert!(h.take(phone).is_empty(), "not the phone's copy");
+
+    // When the laptop comes back and publishes its device, it gets what waited for it.
+    let laptop = h.register_with_caps("bob", "message-tags chinwag.dev/e2e");
+    login(&mut h, laptop, "bob");
+    h.send(laptop, &format!("E2E DEVICE Laptop {CURVE} {ED} {SIG}"));
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::Unchanged, KeyCounts::default()))));
+    let (id, req) = h.next_request();
+    assert_eq!(req, Request::Offline { account: "bob/laptop".into(), limit: 500 });
+    h.respond(id, Response::Messages(Ok(vec![stored.clone()])));
+    let lines = h.take(laptop);
+    let delivered = expect(&lines, "PRIVMSG");
+    assert!(delivered.tag("+chinwag.dev/e2e").is_some_and(|v| v.starts_with("1,bob,Laptop,")), "{lines:?}");
+    assert_eq!(h.cleared_offline.last(), Some(&("bob/laptop".to_owned(), stored.msgid.clone())));
 }

@@ -57,3 +57,10 @@ pub struct ClaimedKey {
     /// One-time keys the device has left after this claim.
     pub remaining: usize,
 }
+
+/// The offline queue key of one device: `<account, folded>/<device, lowercase>`. Encrypted
+/// messages are queued per device (see [`crate::StoredMessage::offline_for`]), so each of an
+/// account's devices gets its own copy when it comes back, whichever logs in first.
+pub fn device_queue(account: &str, device: &str) -> String {
+    format!("{}/{}", crate::fold(account), device.to_ascii_lowercase())
+}

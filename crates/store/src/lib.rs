@@ -47,7 +47,7 @@ mod sqlite;
 
 pub mod conformance;
 
-pub use keys::{ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
+pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 pub use record::{
     AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage, TopicRecord,
 };
@@ -127,7 +127,8 @@ pub trait Store: Send + 'static {
 
     /// Stores a device's identity keys under an account (any case). A device id already stored
     /// with the same keys is [`DevicePublished::Unchanged`]; with other keys, they are replaced
-    /// and the device's one-time and fallback keys deleted. A new device beyond `max_devices`
+    /// and the device's one-time and fallback keys and its offline queue ([`device_queue`])
+    /// deleted. Removing a device, or its account, also empties its queue. A new device beyond `max_devices`
     /// for the account is refused. Dropping the account deletes its devices and their keys.
     fn publish_device(
         &mut self,

@@ -23,8 +23,8 @@ use chinwag_proto::{casefold, Message};
 use crate::broadcast::Outgoing;
 use crate::ids::ConnId;
 use crate::keys::{
-    tag_destination, valid_device_id, valid_key, DeviceKeys, KeyAnswer, KeyCounts, KeyRequest, Published, SignedKey,
-    E2E_TAG, MAX_CLAIM_DEVICES, REFILL_BELOW,
+    device_queue, tag_destination, valid_device_id, valid_key, DeviceKeys, KeyAnswer, KeyCounts, KeyRequest, Published,
+    SignedKey, E2E_TAG, MAX_CLAIM_DEVICES, REFILL_BELOW,
 };
 use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
@@ -182,10 +182,16 @@ impl Server {
                         let account = self.clients.get(&conn).and_then(|c| c.account.clone()).unwrap_or_default();
                         tracing::info!(target: "audit", %conn, %account, %device, "e2e device keys replaced");
                     }
+                    let mut account = None;
                     if let Some(client) = self.clients.get_mut(&conn) {
                         client.e2e_device = Some(device.clone());
+                        account = client.account.clone();
                     }
                     self.send_counts(conn, &device, counts);
+                    // What waited for this device while it was away.
+                    if let Some(account) = account {
+                        self.request_offline(conn, &device_queue(&account, &device));
+                    }
                 }
                 Published::TooManyDevices => {
                     let text =
@@ -260,24 +266,46 @@ impl Server {
         }
     }
 
-    /// Delivers an encrypted private message to the connections bound to the device its tag
-    /// names, besides the usual delivery to the target nick. The device must belong to the
-    /// recipient (`recipient`, an account or nick, folded) or to the sender's own account (its
-    /// other devices get a copy of what it sent); `skip` already had it.
-    pub(crate) fn e2e_fanout(&mut self, ev: &mut Outgoing, recipient: &str, skip: &[ConnId]) {
-        let Some(tag) = ev.client_tags.iter().find(|t| t.key == E2E_TAG) else { return };
-        let Some((account, device)) = tag_destination(&tag.value) else { return };
+    /// Where an encrypted private message goes besides its target nick: the device its tag
+    /// names, which must belong to the recipient (`recipient`, an account or nick, folded) or
+    /// to the sender's own account (its other devices get a copy of what it sent). `None` for a
+    /// message without a valid tag, or naming a third account's device.
+    pub(crate) fn e2e_route(&self, ev: &Outgoing, recipient: &str) -> Option<E2eRoute> {
+        let tag = ev.client_tags.iter().find(|t| t.key == E2E_TAG)?;
+        let (account, device) = tag_destination(&tag.value)?;
         let folded = casefold(account);
         let sender = ev.account.as_deref().map(casefold);
         if folded != recipient && Some(&folded) != sender.as_ref() {
-            return;
+            return None;
         }
-        let device = device.to_owned();
-        for conn in self.device_conns(&folded, &device) {
-            if !skip.contains(&conn) {
-                self.deliver(ev, conn);
+        let conns = self.device_conns(&folded, device);
+        Some(E2eRoute { queue: device_queue(&folded, device), conns })
+    }
+
+    /// Delivers an encrypted message to the connections of its device that `skip` does not hold
+    /// (they had it already).
+    pub(crate) fn e2e_deliver(&mut self, ev: &mut Outgoing, route: &E2eRoute, skip: &[ConnId]) {
+        for conn in &route.conns {
+            if !skip.contains(conn) {
+                self.deliver(ev, *conn);
             }
         }
+    }
+}
+
+/// The device an encrypted message is for, and where it is.
+#[derive(Debug)]
+pub(crate) struct E2eRoute {
+    /// The device's offline queue.
+    pub queue: String,
+    /// Its connections now.
+    pub conns: Vec<ConnId>,
+}
+
+impl E2eRoute {
+    /// The queue to keep the message in, if the device is not connected.
+    pub(crate) fn offline_queue(&self) -> Option<String> {
+        self.conns.is_empty().then(|| self.queue.clone())
     }
 }
 

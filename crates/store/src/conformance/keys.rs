@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::{ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, NewAccount, SignedKey, Store};
+use crate::{
+    device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, NewAccount, SignedKey, Store, StoredMessage,
+};
 
 fn account(store: &mut dyn Store, name: &str) {
     let record = NewAccount {
@@ -168,4 +170,54 @@ pub fn concurrent_claims<S: Store>(open: impl Fn() -> S + Sync) {
     let distinct: BTreeSet<&SignedKey> = all.iter().copied().collect();
     assert_eq!(all.len(), KEYS, "every one-time key was handed out");
     assert_eq!(distinct.len(), KEYS, "no one-time key was handed out twice");
+}
+
+fn encrypted(msgid: &str, queue: &str) -> StoredMessage {
+    StoredMessage {
+        msgid: msgid.to_owned(),
+        time_ms: 1_000,
+        command: "PRIVMSG".to_owned(),
+        sender: "alice!a@h".to_owned(),
+        sender_account: Some("alice".to_owned()),
+        target: "Frank".to_owned(),
+        text: "[encrypted message]".to_owned(),
+        tags: "+chinwag.dev/e2e=1,frank,Laptop,a1,x,1,1,0,AAAA".to_owned(),
+        conversation: "alice\u{0}frank".to_owned(),
+        participants: vec!["alice".to_owned(), "frank".to_owned()],
+        offline_for: Some(queue.to_owned()),
+    }
+}
+
+pub(super) fn device_queues(store: &mut dyn Store) {
+    account(store, "Frank");
+    store.publish_device("frank", &device("Laptop", 1), 10).expect("publish");
+    store.publish_device("frank", &device("phone", 1), 10).expect("publish");
+    let laptop = device_queue("FRANK", "Laptop");
+    assert_eq!(laptop, "frank/laptop");
+    store
+        .append(&[
+            encrypted("m1", &laptop),
+            encrypted("m2", &device_queue("frank", "phone")),
+            encrypted("m3", "frank/tablet"),
+        ])
+        .expect("append");
+    let ids = |store: &mut dyn Store, queue: &str| -> Vec<String> {
+        store.offline(queue, 10).expect("offline").into_iter().map(|m| m.msgid).collect()
+    };
+    assert_eq!(ids(store, &laptop), ["m1"], "each device has its own queue");
+    assert_eq!(ids(store, "frank/phone"), ["m2"]);
+    assert_eq!(ids(store, "frank/tablet"), Vec::<String>::new(), "no such device: not queued");
+    assert_eq!(ids(store, "frank"), Vec::<String>::new(), "the account's own queue is separate");
+    assert_eq!(store.clear_offline(&laptop, "m1").expect("clear"), 1);
+
+    // New keys for a device make what waited for it unreadable: it goes. So does a removed
+    // device's queue, and every queue of a dropped account.
+    store.append(&[encrypted("m4", &laptop)]).expect("append");
+    assert_eq!(store.publish_device("frank", &device("Laptop", 2), 10).expect("publish"), DevicePublished::Replaced);
+    assert_eq!(ids(store, &laptop), Vec::<String>::new());
+    store.append(&[encrypted("m5", &laptop)]).expect("append");
+    assert!(store.remove_device("frank", "Laptop").expect("remove"));
+    assert_eq!(ids(store, &laptop), Vec::<String>::new());
+    assert!(store.drop_account("frank").expect("drop"));
+    assert_eq!(ids(store, "frank/phone"), Vec::<String>::new());
 }

@@ -47,6 +47,7 @@ pub const CHECKS: &[Check] = &[
     ("e2e_devices", keys::devices),
     ("e2e_one_time_keys", keys::one_time_keys),
     ("e2e_drop_account_deletes_keys", keys::drop_account_deletes_keys),
+    ("e2e_device_queues", keys::device_queues),
 ];
 
 pub use keys::concurrent_claims;

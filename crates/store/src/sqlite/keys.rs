@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::backend;
-use crate::keys::{ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
+use crate::keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 use crate::{fold, StoreError};
 
 fn immediate<'a>(conn: &'a Connection, op: &'static str) -> Result<rusqlite::Transaction<'a>, StoreError> {
@@ -54,6 +54,9 @@ pub(super) fn publish_device(
                 params![folded, device.device],
             )
             .map_err(&op)?;
+            // Messages waiting for it were encrypted to the old keys: nobody can read them now.
+            tx.execute("DELETE FROM offline WHERE account = ?1", [device_queue(&folded, &device.device)])
+                .map_err(&op)?;
             tx.execute(
                 "UPDATE e2e_devices SET curve25519 = ?3, ed25519 = ?4, signature = ?5,
                         fallback_key = NULL, fallback_signature = NULL

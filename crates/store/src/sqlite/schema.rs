@@ -145,6 +145,10 @@ ALTER TABLE offline_v2 RENAME TO offline;
 /// decodes. Everything hangs off the account, so dropping an account deletes its devices and
 /// their keys through the foreign keys.
 ///
+/// Encrypted messages wait for one device, not for the whole account: their offline queue key is
+/// `<account>/<device, lowercase>` (no account name contains `/`), and the trigger empties a
+/// device's queue when the device goes, by itself or with its account.
+///
 /// One-time keys have a rowid so that a claim takes the oldest with one indexed `DELETE …
 /// RETURNING`; the `UNIQUE` constraint makes a re-upload of the same key a no-op and is also the
 /// index the claim and the cascade use.
@@ -169,4 +173,8 @@ CREATE TABLE e2e_one_time_keys (
     UNIQUE (account, device, key),
     FOREIGN KEY (account, device) REFERENCES e2e_devices(account, device) ON DELETE CASCADE
 );
+
+CREATE TRIGGER e2e_device_queue_gone AFTER DELETE ON e2e_devices BEGIN
+    DELETE FROM offline WHERE account = old.account || '/' || lower(old.device);
+END;
 ";
