@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chinwag_e2e::{wire, Device, Error, Event, KdfParams, Warning, TARGET_ONE_TIME_KEYS};
+use chinwag_e2e::{wire, Device, Error, Event, KdfParams, Trust, Warning, TARGET_ONE_TIME_KEYS};
 use chinwag_proto::Message;
 
 fn create(dir: &Path, account: &str, device: &str) -> Device {
@@ -156,6 +156,16 @@ fn two_devices_exchange_messages_through_a_played_directory() {
     let got: Vec<Event> = next.iter().flat_map(|m| bob.handle(m)).collect();
     assert!(got.iter().any(|e| matches!(e, Event::Message(r) if r.text == "after a restart")), "{got:?}");
     assert!(matches!(Device::open(&path, "wrong"), Err(Error::WrongPassphrase(_))));
+
+    // Both compute the same safety number; a verification survives a restart.
+    let number = alice.safety_number("bob").expect("alice knows bob's device");
+    assert_eq!(bob.safety_number("ALICE"), Some(number));
+    alice.verify("bob").expect("verify");
+    let alice_path = dir.path().join("alice-a1.dev");
+    drop(alice);
+    let alice = Device::open(&alice_path, "passphrase").expect("reopen");
+    assert_eq!(alice.device_trust("bob", "b1"), Some(Trust::Verified));
+    assert!(alice.trust().verified("bob"));
 }
 
 #[test]
