@@ -509,6 +509,11 @@ impl Device {
         out
     }
 
+    /// Whether key uploads are waiting for the server's count.
+    pub fn uploading_keys(&self) -> bool {
+        self.uploads > 0
+    }
+
     /// Whether a device list asked for has not arrived yet (messages wait for it).
     pub fn fetching_devices(&self) -> bool {
         !self.lists_wanted.is_empty()
