@@ -146,6 +146,9 @@ fn answer(request: &Request, ok: bool) -> Response {
         }
         Request::History { .. } | Request::Offline { .. } => Response::Messages(Ok(Vec::new())),
         Request::HistoryTargets { .. } => Response::Targets(Ok(Vec::new())),
+        Request::VerifyPassword { .. } | Request::Reload => {
+            Response::Done(if ok { Ok(()) } else { Err(Failure::BadPassword) })
+        }
         Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
     }

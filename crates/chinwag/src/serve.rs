@@ -1,182 +1,212 @@
-//! `chinwag serve`: flags → [`ServerConfig`], start, banner, wait for Ctrl-C or SIGTERM.
+//! `chinwag serve`: configuration (file, environment, flags) → [`ServerConfig`], logging, start,
+//! banner, the console, and shutdown on a signal or an admin command.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chinwag_server::ServerConfig;
+use chinwag_server::{ConfigSource, FlagValue, ServerConfig};
 use clap::Args;
-
-const DEFAULT_PLAINTEXT_PORT: u16 = 6667;
-const DEFAULT_TLS_PORT: u16 = 6697;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Where chinwag keeps its certificate and data [default: the user's data directory, e.g.
+    /// Read settings from this TOML file (see --print-config for every key and its default).
+    #[arg(long, env = "CHINWAG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print the default configuration file, with every key documented, and exit.
+    #[arg(long)]
+    print_config: bool,
+
+    /// Set any configuration key, e.g. `--set limits.sendq=4096` or
+    /// `--set listen.tls=0.0.0.0:6697,[::]:6697`; repeatable. Wins over the file and the
+    /// environment (CHINWAG_SECTION_KEY).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+
+    /// Where chinwag keeps its data [key: data_dir; default: the user's data directory, e.g.
     /// ~/.local/share/chinwag].
-    #[arg(long, env = "CHINWAG_DATA_DIR", value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Plaintext IRC listener, ADDR:PORT (IPv6 as [ADDR]:PORT); repeatable. Passwords sent in
-    /// clear over a network can be read by anyone on the path, so the default is loopback only
-    /// [default: 127.0.0.1:6667 and [::1]:6667].
+    /// Plaintext IRC listener, ADDR:PORT (IPv6 as [ADDR]:PORT); repeatable [key:
+    /// listen.plaintext; default: 127.0.0.1:6667 and [::1]:6667].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
 
-    /// TLS IRC listener, ADDR:PORT; repeatable [default: 0.0.0.0:6697 and [::]:6697].
+    /// TLS IRC listener, ADDR:PORT; repeatable [key: listen.tls; default: 0.0.0.0:6697 and
+    /// [::]:6697].
     #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
     tls_listen: Vec<SocketAddr>,
 
-    /// QUIC listener (UDP) ADDR:PORT, using the TLS certificate; repeatable [default: the TLS
-    /// listeners' addresses and ports].
+    /// QUIC listener (UDP), ADDR:PORT, with the TLS certificate; repeatable [key: listen.quic;
+    /// default: the TLS listeners' addresses].
     #[arg(long = "quic-listen", value_name = "ADDR:PORT")]
     quic_listen: Vec<SocketAddr>,
 
-    /// Do not listen for QUIC.
+    /// Do not listen for QUIC [key: listen.quic_enabled].
     #[arg(long, conflicts_with = "quic_listen")]
     no_quic: bool,
 
-    /// PEM certificate chain for TLS (with --tls-key). Without it, a self-signed certificate is
-    /// generated at first start into DATA_DIR/tls and reused.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-
-    /// PEM private key for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-
-    /// The server's name in messages and in the generated certificate.
-    #[arg(long, default_value = "chinwag.local", value_name = "NAME")]
-    server_name: String,
-
-    /// Require this password (PASS) from every client before registration.
-    #[arg(long, env = "CHINWAG_SERVER_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
-    server_password: Option<String>,
-
-    /// Lines a client may have waiting to be sent before it is dropped ("SendQ exceeded").
-    #[arg(long, default_value_t = chinwag_server::DEFAULT_SENDQ_LINES, value_name = "LINES")]
-    sendq: usize,
-
     /// Turn off the per-client command rate limit ("Excess flood"): for benchmarks and load
-    /// tests, never for a public server.
+    /// tests, never for a public server [key: limits.flood_interval_ms = 0].
     #[arg(long)]
     no_flood_limit: bool,
 
-    /// Delete history (room and private messages) older than this many days; by default it is
-    /// kept forever. Messages waiting for an offline account are kept until delivered.
+    /// HTTP listener for Prometheus /metrics, /healthz and /readyz [key: listen.metrics].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain for TLS, with --tls-key [key: tls.cert].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert [key: tls.key].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// The server's name in messages and in the generated certificate [key: server.name].
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+
+    /// Require this password (PASS) from every client [key: server.password; better set by
+    /// CHINWAG_SERVER_PASSWORD, which other users cannot read from the process list].
+    #[arg(long, value_name = "PASSWORD")]
+    server_password: Option<String>,
+
+    /// Lines a client may have waiting before it is dropped [key: limits.sendq].
+    #[arg(long, value_name = "LINES")]
+    sendq: Option<u32>,
+
+    /// Delete history older than this many days [key: storage.history_retention_days].
     #[arg(long, value_name = "DAYS")]
     history_retention_days: Option<u32>,
 
-    /// When a commit counts as durable: `full` survives power loss (an fsync per commit);
-    /// `normal` survives a crash of chinwag but may lose the last commits on power loss.
-    #[arg(long, value_enum, default_value_t = SyncMode::Full, value_name = "MODE")]
-    sqlite_synchronous: SyncMode,
-}
+    /// `full` or `normal` [key: storage.sqlite_synchronous].
+    #[arg(long, value_name = "MODE")]
+    sqlite_synchronous: Option<String>,
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum SyncMode {
-    Full,
-    Normal,
+    #[command(flatten)]
+    discovery: crate::discover::ServeDiscoveryArgs,
+
+    /// Write the log files as JSON lines [key: log.json].
+    #[arg(long)]
+    log_json: bool,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> Result<ServerConfig> {
-        let data_dir = match self.data_dir {
-            Some(dir) => dir,
-            None => dirs::data_dir()
-                .context("cannot tell where the user's data directory is; pass --data-dir")?
-                .join("chinwag"),
+    /// The configuration sources these flags describe (read again on reload).
+    fn source(&self) -> Result<ConfigSource> {
+        let mut flags: Vec<(String, FlagValue, String)> = Vec::new();
+        let mut text = |key: &str, value: String, flag: &str| {
+            flags.push((key.to_owned(), FlagValue::Text(value), format!("flag {flag}")));
         };
-        let mut cfg = ServerConfig::new(data_dir);
-        if self.listen.is_empty() {
-            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PLAINTEXT_PORT);
-            cfg.listen = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PLAINTEXT_PORT), v6];
-            cfg.optional_listen.push(v6);
-        } else {
-            cfg.listen = self.listen;
+        for item in &self.set {
+            let (key, value) = item
+                .split_once('=')
+                .with_context(|| format!("--set {item:?}: expected KEY=VALUE, e.g. --set limits.sendq=4096"))?;
+            text(key.trim(), value.to_owned(), &format!("--set {}", key.trim()));
         }
-        if self.tls_listen.is_empty() {
-            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_TLS_PORT);
-            cfg.tls_listen = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_TLS_PORT), v6];
-            cfg.optional_listen.push(v6);
-        } else {
-            cfg.tls_listen = self.tls_listen;
+        if let Some(d) = &self.data_dir {
+            text("data_dir", d.display().to_string(), "--data-dir");
         }
-        cfg.quic_listen = match (self.no_quic, self.quic_listen.is_empty()) {
-            (true, _) => Vec::new(),
-            // QUIC is TLS over UDP: by default it listens wherever TLS does.
-            (false, true) => cfg.tls_listen.clone(),
-            (false, false) => self.quic_listen,
-        };
-        cfg.tls_cert = self.tls_cert;
-        cfg.tls_key = self.tls_key;
-        cfg.limits.sendq_lines = self.sendq.max(1);
-        cfg.history_retention =
-            self.history_retention_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 24 * 3600));
-        cfg.sqlite.synchronous = match self.sqlite_synchronous {
-            SyncMode::Full => chinwag_store::Synchronous::Full,
-            SyncMode::Normal => chinwag_store::Synchronous::Normal,
-        };
-        cfg.core.server_name = self.server_name;
-        cfg.core.password = self.server_password;
+        if let Some(a) = self.metrics_listen {
+            text("listen.metrics", a.to_string(), "--metrics-listen");
+        }
+        if let Some(p) = &self.tls_cert {
+            text("tls.cert", p.display().to_string(), "--tls-cert");
+        }
+        if let Some(p) = &self.tls_key {
+            text("tls.key", p.display().to_string(), "--tls-key");
+        }
+        if let Some(n) = &self.server_name {
+            text("server.name", n.clone(), "--server-name");
+        }
+        if let Some(p) = &self.server_password {
+            text("server.password", p.clone(), "--server-password");
+        }
+        if let Some(n) = self.sendq {
+            text("limits.sendq", n.to_string(), "--sendq");
+        }
+        if let Some(n) = self.history_retention_days {
+            text("storage.history_retention_days", n.to_string(), "--history-retention-days");
+        }
+        if let Some(m) = &self.sqlite_synchronous {
+            text("storage.sqlite_synchronous", m.clone(), "--sqlite-synchronous");
+        }
+        if self.no_quic {
+            text("listen.quic_enabled", "false".into(), "--no-quic");
+        }
         if self.no_flood_limit {
-            cfg.core.limits.flood.every = std::time::Duration::ZERO;
+            text("limits.flood_interval_ms", "0".into(), "--no-flood-limit");
         }
-        Ok(cfg)
+        if self.log_json {
+            text("log.json", "true".into(), "--log-json");
+        }
+        let list = |addrs: &[SocketAddr]| FlagValue::List(addrs.iter().map(ToString::to_string).collect());
+        if !self.listen.is_empty() {
+            flags.push(("listen.plaintext".into(), list(&self.listen), "flag --listen".into()));
+        }
+        if !self.tls_listen.is_empty() {
+            flags.push(("listen.tls".into(), list(&self.tls_listen), "flag --tls-listen".into()));
+        }
+        if !self.quic_listen.is_empty() {
+            flags.push(("listen.quic".into(), list(&self.quic_listen), "flag --quic-listen".into()));
+        }
+        self.discovery.push_flags(&mut flags);
+        Ok(ConfigSource {
+            file: self.config.clone(),
+            env: std::env::vars().collect(),
+            flags,
+            default_data_dir: dirs::data_dir().map(|d| d.join("chinwag")),
+        })
     }
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    use std::io::IsTerminal;
-    // rustls warns on every client that sends an IP address as SNI (irssi and WeeChat do when
-    // connecting by address); that is harmless, so its warnings are quieted by default.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-    let cfg = args.into_config()?;
+    if args.print_config {
+        print!("{}", chinwag_server::DEFAULT_CONFIG);
+        return Ok(());
+    }
+    // Nothing starts (not even logging to files) until the whole configuration is valid.
+    let cfg: ServerConfig = args.source()?.load()?;
+    chinwag_server::create_data_dir(&cfg.data_dir)?;
+    let _logs = chinwag_server::logging::init(&cfg.log, &cfg.data_dir)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let data_dir = cfg.data_dir.clone();
-        let running = chinwag_server::start(cfg).await?;
-        println!("chinwag {} is running", env!("CARGO_PKG_VERSION"));
-        println!("  data directory: {}", data_dir.display());
-        for addr in &running.plaintext {
-            println!("  listening on plaintext {addr}");
-        }
-        for addr in &running.tls {
-            println!("  listening on tls {addr}");
-        }
-        for addr in &running.quic {
-            println!("  listening on quic {addr}");
-        }
-        println!("  TLS certificate SHA-256 fingerprint: {}", running.fingerprint);
-        println!("Press Ctrl-C to stop.");
-        let stop = running.shutdown_token();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            stop.cancel();
-        });
-        running.wait().await;
+    let clean = runtime.block_on(serve(cfg))?;
+    // Connections still draining after the grace period are cut here, with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    if clean {
         Ok(())
-    })
+    } else {
+        anyhow::bail!("stopped before everything was flushed (forced)")
+    }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
+async fn serve(cfg: ServerConfig) -> Result<bool> {
+    let data_dir = cfg.data_dir.clone();
+    let running = chinwag_server::start(cfg).await?;
+    println!("chinwag {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  data directory: {}", data_dir.display());
+    for addr in &running.plaintext {
+        println!("  listening on plaintext {addr}");
     }
-    let _ = tokio::signal::ctrl_c().await;
+    for addr in &running.tls {
+        println!("  listening on tls {addr}");
+    }
+    for addr in &running.quic {
+        println!("  listening on quic {addr}");
+    }
+    if let Some(addr) = running.metrics {
+        println!("  metrics on http://{addr}/metrics");
+    }
+    if let Some(path) = &running.control_path {
+        println!("  control socket: {} (chinwag admin --data-dir {})", path.display(), data_dir.display());
+    }
+    println!("  TLS certificate SHA-256 fingerprint: {}", running.fingerprint);
+    println!("Press Ctrl-C to stop.");
+    let control = running.control();
+    tokio::spawn(crate::admin::signals(control.clone()));
+    crate::admin::spawn_console(control);
+    Ok(running.wait().await.clean)
 }

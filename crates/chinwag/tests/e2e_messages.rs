@@ -11,10 +11,10 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chinwag_e2e::{wire, Device, Trust, Warning};
-use support::e2e::{file_contains, Peer, Server};
+use support::e2e::{file_contains, files_under, Peer, Server};
 use support::nonce;
 
 #[test]
@@ -95,14 +95,18 @@ fn encrypted_messages_reach_every_device_online_and_offline_and_the_server_never
     let (data, logs) = server.stop();
     let db = data.join("chinwag.db");
     let wal = data.join("chinwag.db-wal");
-    let files: Vec<&Path> =
-        [db.as_path(), wal.as_path()].into_iter().chain(logs.iter().map(PathBuf::as_path)).collect();
     assert!(
         file_contains(&db, &control) || file_contains(&wal, &control),
         "the control message is stored in clear, so the search works"
     );
     assert!(file_contains(&db, wire::TAG) || file_contains(&wal, wire::TAG), "the ciphertext is stored");
+    // Everything the server wrote: the database, its write-ahead log, its log files (debug
+    // level) and its audit log, and what it printed.
+    let files = files_under(&data);
+    let log_files: Vec<&PathBuf> = files.iter().filter(|f| f.to_string_lossy().contains("log")).collect();
+    assert!(log_files.len() >= 3, "log files to search: {files:?}");
     assert!(fs::metadata(&logs[1]).is_ok_and(|m| m.len() > 0), "the server logged something");
+    assert!(files.iter().any(|f| file_contains(f, "alice")), "the logs name who logged in: {files:?}");
     for secret in &secrets {
         for file in &files {
             assert!(!file_contains(file, secret), "{} contains the plaintext {secret}", file.display());

@@ -18,6 +18,16 @@ pub struct Config {
     /// Rooms that exist from the first start, are listed when empty and never disappear.
     pub default_channels: Vec<String>,
     pub limits: Limits,
+    /// Who may become an IRC operator with OPER (see `handlers/oper.rs`).
+    pub opers: Vec<Operator>,
+}
+
+/// An IRC operator's credentials. Only the Argon2id hash is kept; OPER checks it off the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    pub name: String,
+    /// A PHC string, e.g. `$argon2id$v=19$...`.
+    pub password_hash: String,
 }
 
 /// Every bound the core enforces on what clients may do or hold.
@@ -140,6 +150,7 @@ impl Default for Config {
             password: None,
             default_channels: vec!["#general".into(), "#tech".into(), "#random".into()],
             limits: Limits::default(),
+            opers: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ mod channel;
 mod client;
 mod config;
 mod confusable;
+mod directory;
 mod flood;
 mod handlers;
 mod ids;
@@ -34,8 +35,10 @@ mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use client::ConnInfo;
-pub use config::{Config, Limits, Rate};
+pub use config::{Config, Limits, Operator, Rate};
+pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
+pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{ConnId, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{

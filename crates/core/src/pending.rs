@@ -20,6 +20,8 @@ pub(crate) enum Pending {
     History { conn: ConnId, target: String, label: Option<String> },
     Targets { conn: ConnId, label: Option<String> },
     Offline { conn: ConnId, account: String },
+    Oper { conn: ConnId, name: String, label: Option<String> },
+    Rehash { conn: ConnId, by: String, label: Option<String> },
     Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
 }
 
@@ -33,6 +35,8 @@ impl Pending {
             | Pending::History { conn, .. }
             | Pending::Targets { conn, .. }
             | Pending::Offline { conn, .. }
+            | Pending::Oper { conn, .. }
+            | Pending::Rehash { conn, .. }
             | Pending::Keys { conn, .. } => *conn,
         }
     }
@@ -45,6 +49,8 @@ impl Pending {
             | Pending::Drop { label, .. }
             | Pending::History { label, .. }
             | Pending::Targets { label, .. }
+            | Pending::Oper { label, .. }
+            | Pending::Rehash { label, .. }
             | Pending::Keys { label, .. } => label.clone(),
             Pending::Offline { .. } => None,
         }
@@ -82,6 +88,7 @@ impl Server {
             | Pending::Drop { .. }) => {
                 self.account_response(p, response);
             }
+            p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p => self.history_response(p, response),
         }

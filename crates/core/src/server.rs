@@ -108,6 +108,8 @@ pub struct Server {
     pub(crate) throttle: Throttle,
     /// Clients with lines waiting in their RecvQ for flood budget.
     pub(crate) flooding: BTreeSet<ConnId>,
+    /// Operator sessions and server bans (`handlers/oper.rs`).
+    pub(crate) ops: crate::handlers::oper::OperState,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
     msgids: MsgIdGen,
@@ -137,6 +139,7 @@ impl Server {
             next_request: 0,
             throttle: Throttle::default(),
             flooding: BTreeSet::new(),
+            ops: Default::default(),
             guest_seq: 0,
             stopping: false,
             msgids: MsgIdGen::new(node, now.wall_ms),
@@ -177,6 +180,7 @@ impl Server {
         self.now = now;
         self.clients.insert(conn, Client::new(conn, info, now.mono));
         self.max_clients = self.max_clients.max(self.clients.len());
+        self.reject_if_banned(conn);
     }
 
     /// A line arrived from `conn` (already framed and parsed by the edge).
@@ -631,7 +635,16 @@ impl Server {
             "LIST" => self.handle_list(msg),
             "KICK" => self.handle_kick(msg),
             "INVITE" => self.handle_invite(msg),
+            "PRIVMSG" | "NOTICE" if msg.params.first().is_some_and(|t| t.starts_with('$')) => {
+                self.handle_server_notice(&command, msg)
+            }
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(&command, msg),
+            "KILL" => self.handle_kill(msg),
+            "WALLOPS" => self.handle_wallops(msg),
+            "KLINE" => self.handle_kline(msg),
+            "UNKLINE" => self.handle_unkline(msg),
+            "REHASH" => self.handle_rehash(),
+            "OPER" => self.handle_oper(msg),
             "MODE" => self.handle_mode(msg),
             "WHO" => self.handle_who(msg),
             "WHOIS" => self.handle_whois(msg),

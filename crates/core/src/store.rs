@@ -112,6 +112,14 @@ pub enum Request {
         to_ms: u64,
         limit: usize,
     },
+    /// Check `password` against a PHC string (an operator's, from the configuration); `None`
+    /// checks against a dummy hash so an unknown name costs the same. Answered with `Done`.
+    VerifyPassword {
+        phc: Option<String>,
+        password: String,
+    },
+    /// Re-read the configuration (REHASH). Answered with `Done`.
+    Reload,
     /// Private messages waiting for `account`.
     Offline {
         account: String,

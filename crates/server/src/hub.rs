@@ -11,16 +11,44 @@
 //! as arrive while it runs.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use chinwag_core::{ConnId, ConnInfo, Effect, HistoryItem, Now, RequestId, Response, Server};
+use chinwag_core::{ConnId, ConnInfo, Effect, Failure, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{Disconnect, Metrics};
 use crate::storage::{to_record, Storage};
 use crate::work::Worker;
+
+/// Work for the hub from outside the connections (admin commands, metrics, reload): a closure
+/// run on the hub's task with the core in hand, so no lock is ever taken on the server state.
+pub(crate) type HubCall = Box<dyn FnOnce(&mut Hub) + Send>;
+/// Capacity of the admin call channel. Full: the caller waits (admin traffic is tiny).
+pub(crate) const CALL_QUEUE: usize = 64;
+
+/// The hub is gone (the server is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the server is stopping")]
+pub(crate) struct Stopped;
+
+/// Runs `f` on the hub and returns its result.
+pub(crate) async fn call<R: Send + 'static>(
+    hub: &mpsc::Sender<HubCall>,
+    f: impl FnOnce(&mut Hub) -> R + Send + 'static,
+) -> Result<R, Stopped> {
+    let (tx, rx) = oneshot::channel();
+    let call: HubCall = Box::new(move |h| {
+        let _ = tx.send(f(h));
+    });
+    hub.send(call).await.map_err(|_| Stopped)?;
+    rx.await.map_err(|_| Stopped)
+}
 
 /// Capacity of the channel from connections to the hub. Full: readers wait (backpressure).
 pub(crate) const EVENT_QUEUE: usize = 8192;
@@ -58,7 +86,13 @@ struct Segment {
 }
 
 pub(crate) struct Hub {
-    server: Server,
+    pub server: Server,
+    pub metrics: Arc<Metrics>,
+    /// Where server bans are saved (`DATA_DIR/bans.json`), and the version last saved.
+    bans_file: PathBuf,
+    bans_saved: u64,
+    /// The ERROR reason every client gets when the server stops.
+    stop_reason: Arc<Mutex<String>>,
     conns: HashMap<ConnId, Handle>,
     effects: Vec<Effect>,
     storage: Storage,
@@ -68,12 +102,27 @@ pub(crate) struct Hub {
     committing: Option<oneshot::Receiver<()>>,
     /// Keep history this long, if set.
     retention: Option<Duration>,
+    /// Where the public directory goes for LAN discovery, when it is on.
+    directory: Option<watch::Sender<chinwag_discovery::Live>>,
 }
 
 impl Hub {
-    pub fn new(server: Server, storage: Storage, worker: Worker, retention: Option<Duration>) -> Self {
+    pub fn new(
+        server: Server,
+        storage: Storage,
+        worker: Worker,
+        retention: Option<Duration>,
+        metrics: Arc<Metrics>,
+        bans_file: PathBuf,
+        stop_reason: Arc<Mutex<String>>,
+    ) -> Self {
+        let bans_saved = server.klines_version();
         Hub {
             server,
+            metrics,
+            bans_file,
+            bans_saved,
+            stop_reason,
             conns: HashMap::new(),
             effects: Vec::new(),
             storage,
@@ -81,13 +130,33 @@ impl Hub {
             segments: VecDeque::new(),
             committing: None,
             retention,
+            directory: None,
         }
+    }
+
+    /// Publishes the public rooms and users online to `tx` once a tick, for LAN discovery.
+    pub fn with_directory(mut self, tx: watch::Sender<chinwag_discovery::Live>) -> Self {
+        self.directory = Some(tx);
+        self
+    }
+
+    fn publish_directory(&self) {
+        let Some(tx) = &self.directory else { return };
+        let live = crate::directory::live(&self.server);
+        tx.send_if_modified(|current| {
+            let changed = *current != live;
+            if changed {
+                *current = live;
+            }
+            changed
+        });
     }
 
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<Event>,
         mut answers: mpsc::UnboundedReceiver<(RequestId, Response)>,
+        mut calls: mpsc::Receiver<HubCall>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(TICK);
@@ -98,17 +167,36 @@ impl Hub {
                 biased;
                 _ = shutdown.cancelled() => break,
                 done = wait_commit(&mut self.committing) => self.committed(done),
-                Some((id, response)) = answers.recv() => self.server.complete(id, response, now()),
+                Some((id, response)) = answers.recv() => {
+                    if matches!(response, Response::Account(Err(Failure::BadPassword)) | Response::Done(Err(Failure::BadPassword))) {
+                        self.metrics.login_failures.fetch_add(1, Relaxed);
+                    }
+                    self.server.complete(id, response, now());
+                }
+                Some(call) = calls.recv() => call(&mut self),
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event),
                     None => break,
                 },
-                _ = tick.tick() => self.server.tick(now()),
+                _ = tick.tick() => {
+                    self.server.tick(now());
+                    self.publish_directory();
+                }
                 _ = prune.tick() => self.prune(),
             }
             self.apply();
         }
-        self.server.close_all("Server shutting down", now());
+        // Lines that already arrived are handled (their senders get their echoes) before
+        // everyone is told goodbye; the queue is bounded, so this ends.
+        for _ in 0..EVENT_QUEUE {
+            match events.try_recv() {
+                Ok(event) => self.on_event(event),
+                Err(_) => break,
+            }
+            self.apply();
+        }
+        let reason = self.stop_reason.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        self.server.close_all(&reason, now());
         self.apply();
         // Whatever was persisted is committed before the hub lets go (and its echoes sent).
         while self.committing.is_some() {
@@ -126,10 +214,20 @@ impl Hub {
                 self.conns.insert(conn, Handle { outbox, cancel });
                 self.server.connect(conn, info, now());
             }
-            Event::Line { conn, parsed } => self.server.handle(conn, parsed, now()),
+            Event::Line { conn, parsed } => {
+                self.metrics.lines_in.fetch_add(1, Relaxed);
+                if parsed
+                    .as_ref()
+                    .is_ok_and(|m| ["PRIVMSG", "NOTICE", "TAGMSG"].iter().any(|c| m.command.eq_ignore_ascii_case(c)))
+                {
+                    self.metrics.chat_in.fetch_add(1, Relaxed);
+                }
+                self.server.handle(conn, parsed, now())
+            }
             Event::Closed { conn, reason } => {
                 if let Some(handle) = self.conns.remove(&conn) {
                     tracing::debug!(%conn, %reason, "disconnected");
+                    self.metrics.disconnected(Disconnect::of_reason(&reason));
                     handle.cancel.cancel();
                 }
                 self.server.disconnect(conn, &reason, now());
@@ -167,6 +265,21 @@ impl Hub {
             self.execute(ready);
             self.start_commit();
         }
+        if self.server.klines_version() != self.bans_saved {
+            self.save_bans();
+        }
+    }
+
+    /// Writes the server bans to `bans.json` (off the hub; the list is small).
+    fn save_bans(&mut self) {
+        self.bans_saved = self.server.klines_version();
+        let json = crate::bans::to_json(&self.server.klines());
+        let path = self.bans_file.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = crate::bans::write(&path, &json) {
+                tracing::error!(error = %format!("{e:#}"), "could not save the server bans");
+            }
+        });
     }
 
     /// Starts committing the oldest segment if none is in flight.
@@ -203,10 +316,15 @@ impl Hub {
 
     fn execute(&mut self, effects: Vec<Effect>) {
         let mut overflowed = Vec::new();
+        let mut sent = 0u64;
         for effect in effects {
             match effect {
                 Effect::Send { conn, line } => {
                     if let Some(handle) = self.conns.get(&conn) {
+                        if line.starts_with(b"ERROR ") {
+                            self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
+                        }
+                        sent += 1;
                         if handle.outbox.try_send(line).is_err() {
                             overflowed.push(conn);
                         }
@@ -233,8 +351,10 @@ impl Hub {
                 }
             }
         }
+        self.metrics.lines_out.fetch_add(sent, Relaxed);
         for conn in overflowed {
             if let Some(handle) = self.conns.remove(&conn) {
+                self.metrics.disconnected(Disconnect::SendQ);
                 tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
                 handle.cancel.cancel();
                 self.server.disconnect(conn, "SendQ exceeded", now());
@@ -250,6 +370,15 @@ impl Hub {
             tracing::info!(removed, "pruned old history");
             Ok(())
         });
+    }
+}
+
+/// The reason in `ERROR :Closing Link: host (reason)`, or the whole text.
+fn error_reason(line: &[u8]) -> &str {
+    let text = std::str::from_utf8(line).unwrap_or("");
+    match (text.find('('), text.rfind(')')) {
+        (Some(open), Some(close)) if open < close => &text[open + 1..close],
+        _ => text,
     }
 }
 

@@ -1,45 +1,145 @@
-//! The chinwag server's edges: listeners, TLS, connection tasks and the hub that owns the core.
+//! The chinwag server's edges: listeners, TLS, connection tasks, the hub that owns the core, and
+//! everything an operator runs it with (configuration, control socket, metrics, logs, shutdown).
 //!
 //! What it is: everything between sockets and [`chinwag_core::Server`]. [`start`] binds every
 //! listener, loads or generates the TLS certificate, and spawns the tasks; the returned
-//! [`Running`] tells where it listens and stops it.
+//! [`Running`] tells where it listens, and its [`Control`] stops, reloads and administers it.
 //!
 //! What it is not: no IRC logic lives here. Commands, replies and state are the core's; this
 //! crate only frames bytes into lines, carries out the core's effects and enforces the
 //! per-connection bounds (outbound queue, handshake and write timeouts).
 //!
 //! Layout: `listen.rs` binds and accepts, `limits.rs` decides who may connect (per address,
-//! per /64, in total), `conn.rs` runs one connection (reader and writer), `hub.rs` owns the
-//! core, `tls.rs` handles certificates, `config.rs` is the edge's settings and limits,
+//! per /64, in total), `conn.rs` runs one connection (reader and writer), `quic.rs` the QUIC
+//! transport,
+//! `hub.rs` owns the core, `tls.rs` handles certificates, `config/` is the settings (TOML file,
+//! environment, flags), `admin.rs` the administration commands, `control.rs` their Unix socket,
+//! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
+//! `logging.rs` the log files, `bans.rs` server bans on disk,
 //! `keys.rs` runs the end-to-end encryption key directory's requests.
 
+mod admin;
+mod bans;
 mod config;
 mod conn;
+mod control;
+mod directory;
+mod http;
 mod hub;
 mod keys;
 mod limits;
 mod listen;
+pub mod logging;
+mod metrics;
 mod quic;
+mod reload;
 mod storage;
 mod tls;
 mod work;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{EdgeLimits, ServerConfig, DEFAULT_SENDQ_LINES};
+pub use admin::{AdminReply, HELP as ADMIN_HELP};
+pub use bans::BANS_FILE;
+pub use config::{
+    ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
+    DEFAULT_GRACE, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+};
+pub use control::{effective_uid, CONTROL_SOCKET};
+pub use metrics::{Disconnect, Snapshot, Transport};
 pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chinwag.db";
+
+/// A handle to administer a running server: stop it, reload it, run admin commands. Cheap to
+/// clone; every clone speaks to the same server.
+#[derive(Clone, Debug)]
+pub struct Control {
+    hub: mpsc::Sender<hub::HubCall>,
+    metrics: Arc<metrics::Metrics>,
+    reloader: Arc<reload::Reloader>,
+    /// Cancelled by the first stop: listeners close, the hub says goodbye and flushes.
+    shutdown: CancellationToken,
+    /// Cancelled by a second stop: stop waiting for anything.
+    force: CancellationToken,
+    stop: Arc<Mutex<StopRequest>>,
+}
+
+#[derive(Debug)]
+struct StopRequest {
+    /// What every client is told in its ERROR line.
+    reason: Arc<Mutex<String>>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for hub::Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Control {
+    /// Stops gracefully: listeners close, every client gets `ERROR` with `reason`, queued lines
+    /// drain and the store flushes, for at most `grace` (the configured grace if `None`).
+    /// Called while already stopping, it forces: nothing more is waited for.
+    pub fn stop(&self, reason: &str, grace: Option<Duration>) {
+        if self.shutdown.is_cancelled() {
+            tracing::warn!("stopping now, without waiting any longer");
+            self.force.cancel();
+            return;
+        }
+        if let Ok(mut stop) = self.stop.lock() {
+            if let Ok(mut r) = stop.reason.lock() {
+                *r = reason.to_owned();
+            }
+            if let Some(g) = grace {
+                stop.grace = g;
+            }
+        }
+        self.metrics.ready.store(false, Ordering::Relaxed);
+        tracing::info!(%reason, "shutting down");
+        self.shutdown.cancel();
+    }
+
+    /// Re-reads the configuration and applies what can change at run time.
+    pub async fn reload(&self, by: &str) -> Result<String> {
+        self.reloader.reload(by).await
+    }
+
+    /// Runs an admin command (the words of `chinwag admin …`).
+    pub async fn execute(&self, args: &[String], by: &str) -> AdminReply {
+        admin::execute(self, args, by).await
+    }
+
+    /// Counters, and the core's gauges, now.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        admin::stats(self).await.ok()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
+/// How a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Everything acknowledged was committed and the store closed before the grace period ran
+    /// out (or a second stop forced the end).
+    pub clean: bool,
+}
 
 /// A started server.
 #[derive(Debug)]
@@ -49,49 +149,98 @@ pub struct Running {
     pub tls: Vec<SocketAddr>,
     /// QUIC (UDP) addresses actually bound.
     pub quic: Vec<SocketAddr>,
+    /// The metrics listener's address, if any.
+    pub metrics: Option<SocketAddr>,
+    /// The control socket's path, if it was opened.
+    pub control_path: Option<PathBuf>,
+    /// The UDP port LAN discovery answers on, if it is on.
+    pub discovery_port: Option<u16>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
-    shutdown: CancellationToken,
+    control: Control,
     tracker: TaskTracker,
+    hub: Option<tokio::task::JoinHandle<()>>,
     /// Joined at the end of [`Running::wait`], after the hub (the last user) is gone.
     store_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
-    /// A token that stops the server when cancelled.
+    /// A token that stops the server (gracefully, with the configured grace) when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.control.shutdown.clone()
+    }
+
+    pub fn control(&self) -> Control {
+        self.control.clone()
     }
 
     /// Stops accepting, says goodbye to every client and waits for all tasks to end.
-    pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        self.wait().await;
+    pub async fn shutdown(self) -> StopReport {
+        self.control.stop("Server shutting down", None);
+        self.wait().await
     }
 
-    /// Waits until the server has stopped (after its shutdown token is cancelled).
-    pub async fn wait(mut self) {
-        self.shutdown.cancelled().await;
-        self.tracker.close();
-        self.tracker.wait().await;
-        if let Some(thread) = self.store_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    /// Waits until the server has stopped (after a [`Control::stop`] or the shutdown token).
+    pub async fn wait(mut self) -> StopReport {
+        let control = self.control.clone();
+        control.shutdown.cancelled().await;
+        control.metrics.ready.store(false, Ordering::Relaxed);
+        let grace = control.stop.lock().map(|s| s.grace).unwrap_or(DEFAULT_GRACE);
+        let deadline = tokio::time::Instant::now() + grace;
+        let force = control.force.clone();
+        let mut clean = true;
+        // The hub ends once every client was told goodbye and the last commit returned.
+        if let Some(hub) = self.hub.take() {
+            tokio::select! {
+                _ = hub => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::error!("the store did not finish its last commit within the grace period");
+                    clean = false;
+                }
+                _ = force.cancelled() => clean = false,
+            }
         }
+        self.tracker.close();
+        tokio::select! {
+            _ = self.tracker.wait() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!("cutting the connections still draining after the grace period");
+            }
+            _ = force.cancelled() => {}
+        }
+        drop(self.control);
+        if clean {
+            if let Some(thread) = self.store_thread.take() {
+                let joined = tokio::task::spawn_blocking(move || thread.join());
+                tokio::select! {
+                    _ = joined => {}
+                    _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => clean = false,
+                    _ = force.cancelled() => clean = false,
+                }
+            }
+        }
+        tracing::info!(clean, "stopped");
+        StopReport { clean }
     }
 }
 
 /// Binds every listener and starts serving. Fails (binding nothing) if a required listener
 /// cannot be bound or the TLS material is unusable.
 pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    create_data_dir(&cfg.data_dir)?;
+    // First, so that a second server on the same data directory is refused before it touches
+    // the database.
+    let control_listener = if cfg.control_socket { Some(control::bind(&cfg.data_dir)?) } else { None };
     let db_path = cfg.data_dir.join(DATABASE_FILE);
     let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
     use chinwag_store::Store as _;
     let accounts = store.account_names().with_context(|| format!("reading accounts from {}", db_path.display()))?;
     let rooms = store.channels().with_context(|| format!("reading rooms from {}", db_path.display()))?;
+    let bans_file = cfg.data_dir.join(BANS_FILE);
+    let klines = bans::read(&bans_file)?;
     let names = vec![cfg.core.server_name.clone()];
     let tls = tls::load_or_generate(&cfg.data_dir, cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &names)?;
+    cfg.core.motd = reload::motd(&cfg)?;
     cfg.core.motd.push(format!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint));
 
     let mut plain_listeners = Vec::new();
@@ -107,6 +256,10 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
             }
         }
     }
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(listen::bind(addr).context("binding the metrics listener")?),
+        None => None,
+    };
     let local = |ls: &Vec<tokio::net::TcpListener>| -> Result<Vec<SocketAddr>> {
         ls.iter().map(|l| l.local_addr().context("reading a listener's address")).collect()
     };
@@ -126,18 +279,37 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         .collect::<Result<Vec<_>>>()?;
     let plaintext = local(&plain_listeners)?;
     let tls_addrs = local(&tls_listeners)?;
+    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let metrics = metrics::Metrics::new();
     let (events_tx, events_rx) = mpsc::channel(hub::EVENT_QUEUE);
+    let (calls_tx, calls_rx) = mpsc::channel(hub::CALL_QUEUE);
     let node = rand::random::<u32>();
     let mut server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
     server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
-    let (storage, store_thread) = storage::Storage::start(Box::new(store));
+    server.restore_klines(klines);
+    let (storage, store_thread) = storage::Storage::start(Box::new(store), metrics.clone());
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
-    let worker = work::Worker::new(storage.clone(), answers_tx)?;
-    let hub = hub::Hub::new(server, storage, worker, cfg.history_retention);
-    tracker.spawn(hub.run(events_rx, answers_rx, shutdown.clone()));
+    let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
+    let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone())?;
+    let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
+    let mut hub =
+        hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
+    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &quic_addrs, &tls.fingerprint, &shutdown, &tracker);
+    if let Some((tx, _)) = &discovery {
+        hub = hub.with_directory(tx.clone());
+    }
+    let hub = tokio::spawn(hub.run(events_rx, answers_rx, calls_rx, shutdown.clone()));
+    let control = Control {
+        hub: calls_tx,
+        metrics: metrics.clone(),
+        reloader,
+        shutdown: shutdown.clone(),
+        force: CancellationToken::new(),
+        stop: Arc::new(Mutex::new(StopRequest { reason: stop_reason, grace: cfg.grace })),
+    };
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
@@ -146,6 +318,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         refusals: Arc::new(tokio::sync::Semaphore::new(cfg.limits.refusals_in_flight)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
+        metrics,
     };
     for l in plain_listeners {
         tracker.spawn(acceptor.clone().run(l, None));
@@ -156,13 +329,38 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     for endpoint in quic_endpoints {
         tracker.spawn(acceptor.clone().run_quic(endpoint));
     }
+    if let Some(l) = metrics_listener {
+        tracker.spawn(http::run(l, control.clone(), shutdown.clone(), tracker.clone()));
+    }
+    let control_path = control_listener.as_ref().map(|(_, p)| p.clone());
+    if let Some((l, path)) = control_listener {
+        tracker.spawn(control::run(l, path, control.clone(), shutdown.clone(), tracker.clone()));
+    }
     Ok(Running {
         plaintext,
         tls: tls_addrs,
         quic: quic_addrs,
+        metrics: metrics_addr,
+        control_path,
+        discovery_port: discovery.map(|(_, port)| port),
         fingerprint: tls.fingerprint,
-        shutdown,
+        control,
         tracker,
+        hub: Some(hub),
         store_thread: Some(store_thread),
     })
+}
+
+/// Creates the data directory readable by its owner only (it holds password hashes, history and
+/// the TLS key); an existing directory is left as the operator set it.
+pub fn create_data_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
 }

@@ -18,6 +18,7 @@ use crate::config::EdgeLimits;
 use crate::conn;
 use crate::hub::Event;
 use crate::limits::{Admission, Permit, Refusal};
+use crate::metrics::{Counted, Metrics, Transport};
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -54,6 +55,7 @@ pub(crate) struct Acceptor {
     pub refusals: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Acceptor {
@@ -79,6 +81,8 @@ impl Acceptor {
                     continue;
                 }
             };
+            let transport = if tls.is_some() { Transport::Tls } else { Transport::Plaintext };
+            let stream = self.metrics.wrap(stream, transport);
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let this = self.clone();
             let tls = tls.clone();
@@ -107,7 +111,14 @@ impl Acceptor {
         });
     }
 
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, conn: ConnId, tls: Option<TlsAcceptor>, _permit: Permit) {
+    async fn serve(
+        self,
+        stream: Counted<TcpStream>,
+        peer: SocketAddr,
+        conn: ConnId,
+        tls: Option<TlsAcceptor>,
+        _permit: Permit,
+    ) {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {

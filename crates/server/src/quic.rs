@@ -25,6 +25,7 @@ use crate::conn::{self, Divert};
 use crate::hub::Event;
 use crate::limits::Permit;
 use crate::listen::{host_of, Acceptor};
+use crate::metrics::Transport;
 
 /// The ALPN protocol name that says "IRC lines on the first bidirectional stream, typing
 /// notices in datagrams".
@@ -108,7 +109,7 @@ impl Acceptor {
         let datagrams = tokio::spawn(read_datagrams(connection.clone(), conn, self.events.clone()));
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();
-        let stream = tokio::io::join(recv, send);
+        let stream = self.metrics.wrap(tokio::io::join(recv, send), Transport::Quic);
         conn::serve(stream, conn, info, self.events, self.limits, TypingDatagrams(connection.clone())).await;
         // The writer finished the stream after our last line (the ERROR); closing the
         // connection before the peer has it would discard it.

@@ -28,6 +28,8 @@ pub(crate) struct Storage {
     jobs: mpsc::UnboundedSender<Job>,
     /// Jobs queued and not yet started, bounded by [`MAX_QUEUED_JOBS`] for all but commits.
     queued: Arc<AtomicUsize>,
+    /// Commit latency and stored-message counts go here.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Answer to a job that was refused because the store is overloaded or gone.
@@ -36,7 +38,7 @@ pub(crate) struct Busy;
 
 impl Storage {
     /// Starts the thread. The thread ends when every handle is dropped and the queue is done.
-    pub fn start(mut backend: Box<dyn Store>) -> (Storage, JoinHandle<()>) {
+    pub fn start(mut backend: Box<dyn Store>, metrics: Arc<crate::metrics::Metrics>) -> (Storage, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
@@ -49,7 +51,7 @@ impl Storage {
                 }
             })
             .expect("spawning the store thread");
-        (Storage { jobs: tx, queued }, thread)
+        (Storage { jobs: tx, queued, metrics }, thread)
     }
 
     /// Runs `f` on the store thread; refused if too much is already waiting.
@@ -82,11 +84,16 @@ impl Storage {
     /// holds everything that depends on it. Never refused (the hub has at most one in flight).
     pub fn commit(&self, batch: Vec<HistoryItem>) -> Result<oneshot::Receiver<()>, Busy> {
         let rows: Vec<store::StoredMessage> = batch.into_iter().map(to_stored).collect();
+        let metrics = self.metrics.clone();
         self.submit(move |s| {
             let mut attempt = 0u32;
             loop {
+                let started = std::time::Instant::now();
                 match s.append(&rows) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        metrics.observe_commit(started.elapsed(), rows.len());
+                        return;
+                    }
                     Err(store::StoreError::DuplicateMsgId(id)) => {
                         // Only a bug can get here; storing the rest beats holding everyone forever.
                         tracing::error!(msgid = %id, "duplicate msgid in a commit; storing the others one by one");

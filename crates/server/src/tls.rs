@@ -1,12 +1,17 @@
 //! TLS set-up: load the operator's certificate or generate (once) and reuse a self-signed one.
+//!
+//! The certificate sits behind a [`CertSwap`] so that a reload (after a renewal, for example)
+//! changes it for new connections without a restart; connections already open keep theirs.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
@@ -14,10 +19,36 @@ use tokio_rustls::TlsAcceptor;
 /// the leaf certificate.
 pub struct Tls {
     pub acceptor: TlsAcceptor,
-    /// TLS 1.3 only (QUIC requires it) with chinwag's ALPN name, [`crate::quic::ALPN`].
+    /// TLS 1.3 only (QUIC requires it) with chinwag's ALPN name, [`crate::quic::ALPN`], and the
+    /// same swappable certificate.
     pub quic: Arc<quinn::crypto::rustls::QuicServerConfig>,
     /// Upper-case hex pairs joined by ':', the form clients pin.
     pub fingerprint: String,
+    /// Where the acceptor gets its certificate; [`CertSwap::reload`] replaces it.
+    pub certs: Arc<CertSwap>,
+}
+
+/// The certificate in use, replaceable while the server runs. A handshake takes a read lock
+/// for the time of an `Arc` clone.
+#[derive(Debug)]
+pub struct CertSwap {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for CertSwap {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+impl CertSwap {
+    /// Loads the certificate again (the same rules as at start) and uses it for new
+    /// connections. Returns the new fingerprint; on error the old certificate stays.
+    pub fn reload(&self, data_dir: &Path, cert: Option<&Path>, key: Option<&Path>, names: &[String]) -> Result<String> {
+        let (certified, fingerprint) = load_certified(data_dir, cert, key, names)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certified);
+        Ok(fingerprint)
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -29,6 +60,31 @@ impl std::fmt::Debug for Tls {
 /// Loads `cert`/`key` if given, else the generated pair in `data_dir/tls`, generating it first
 /// if it does not exist yet.
 pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>, names: &[String]) -> Result<Tls> {
+    let (certified, fingerprint) = load_certified(data_dir, cert, key, names)?;
+    let certs = Arc::new(CertSwap { current: RwLock::new(Arc::new(certified)) });
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        Ok::<_, anyhow::Error>(
+            rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions)
+                .context("configuring TLS versions")?
+                .with_no_client_auth()
+                .with_cert_resolver(certs.clone()),
+        )
+    };
+    let tls = config(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let mut quic = config(&[&rustls::version::TLS13])?;
+    quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
+    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), fingerprint, certs })
+}
+
+fn load_certified(
+    data_dir: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    names: &[String],
+) -> Result<(CertifiedKey, String)> {
     let (cert_path, key_path) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
         (None, None) => {
@@ -45,19 +101,18 @@ pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>
     let key = read_key(&key_path)?;
     let fingerprint = fingerprint(&certs[0]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
-        rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
-            .context("configuring TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(certs.clone(), key.clone_key())
-            .with_context(|| format!("the key in {} does not fit the certificate", key_path.display()))
-    };
-    let tls = config(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let mut quic = config(&[&rustls::version::TLS13])?;
-    quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
-    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), fingerprint })
+    // A throw-away config checks that the key fits the certificate, with rustls's own test.
+    rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("configuring TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs.clone(), key.clone_key())
+        .with_context(|| format!("the key in {} does not fit the certificate", key_path.display()))?;
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .with_context(|| format!("the key in {} is of an unsupported type", key_path.display()))?;
+    Ok((CertifiedKey::new(certs, signer), fingerprint))
 }
 
 /// SHA-256 of the DER certificate as `AB:CD:...`.

@@ -44,18 +44,25 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 pub(crate) struct Worker {
     pub storage: Storage,
     pub answers: mpsc::UnboundedSender<(RequestId, Response)>,
+    /// Re-reads the configuration for REHASH.
+    pub reloader: Arc<crate::reload::Reloader>,
     hashing: Arc<Semaphore>,
     /// Checked when an account does not exist, so that a miss costs what a hit costs.
     dummy_hash: Arc<String>,
 }
 
 impl Worker {
-    pub fn new(storage: Storage, answers: mpsc::UnboundedSender<(RequestId, Response)>) -> anyhow::Result<Worker> {
+    pub fn new(
+        storage: Storage,
+        answers: mpsc::UnboundedSender<(RequestId, Response)>,
+        reloader: Arc<crate::reload::Reloader>,
+    ) -> anyhow::Result<Worker> {
         let dummy_hash = hash_password("chinwag timing equalizer")
             .map_err(|e| anyhow::anyhow!("Argon2 does not work on this machine: {e}"))?;
         Ok(Worker {
             storage,
             answers,
+            reloader,
             hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
             dummy_hash: Arc::new(dummy_hash),
         })
@@ -87,6 +94,17 @@ impl Worker {
                 let r = self.store(move |s| s.history_targets(viewer.as_deref(), &rooms, from_ms, to_ms, limit)).await;
                 Response::Targets(r.map(|v| v.into_iter().map(|t| (t.name, t.latest_ms)).collect()))
             }
+            Request::VerifyPassword { phc, password } => {
+                let phc = phc.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+                Response::Done(match self.hashing(move || verify_password(&phc, &password)).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(Failure::BadPassword),
+                    Err(e) => Err(e),
+                })
+            }
+            Request::Reload => Response::Done(
+                self.reloader.reload("REHASH").await.map(|_| ()).map_err(|e| Failure::Unavailable(format!("{e:#}"))),
+            ),
             Request::Offline { account, limit } => {
                 let r = self.store(move |s| s.offline(&account, limit)).await;
                 Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))

@@ -65,11 +65,16 @@ impl Server {
         Server { child, addr: addr.expect("a plaintext listener"), data: data.to_owned(), logs }
     }
 
-    /// Stops the server gracefully (SIGTERM would do; the process is simply killed after the
-    /// test's clients are done: what was acknowledged is durable either way).
+    /// Stops the server with SIGTERM (a graceful shutdown, which flushes its log files) and
+    /// returns its data directory and the files holding its stdout and stderr.
     pub fn stop(mut self) -> (PathBuf, Vec<PathBuf>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM the server");
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "the server did not stop within {WAIT:?} of SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         (self.data.clone(), self.logs.clone())
     }
 }
@@ -220,6 +225,23 @@ impl Peer {
         let _ = self.irc.read_until("the server closing", |m| m.command == "ERROR");
         self.device.path().to_owned()
     }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 /// Whether `needle` occurs in the file at `path` (which may not exist).

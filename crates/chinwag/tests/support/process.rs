@@ -15,6 +15,8 @@ use std::time::Instant;
 
 use super::WAIT;
 
+/// How often [`ServerProcess::wait_exit`] looks whether the process has ended.
+const EXIT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How many of the server's last output lines are kept for a failure report.
 const LOG_LINES: usize = 200;
 
@@ -31,6 +33,8 @@ pub struct ServerProcess {
     pub tls: Vec<SocketAddr>,
     /// The certificate's SHA-256 as the banner prints it: `AB:CD:…`, 32 pairs.
     pub fingerprint: String,
+    /// The metrics listener, if `--metrics-listen` was given.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServerProcess {
@@ -41,10 +45,15 @@ impl ServerProcess {
         Self::start_with(data_dir, plaintext, tls, &[])
     }
 
-    /// [`ServerProcess::start`] with more `chinwag serve` flags.
-    pub fn start_with(data_dir: &Path, plaintext: &[&str], tls: &[&str], flags: &[&str]) -> Self {
+    /// Like [`ServerProcess::start`], with more arguments for `chinwag serve`.
+    pub fn start_with(data_dir: &Path, plaintext: &[&str], tls: &[&str], extra: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
-        command.arg("serve").arg("--data-dir").arg(data_dir).args(flags);
+        command.args(["serve"]).args(extra);
+        command.arg("--data-dir").arg(data_dir);
+        // Tests stay on the addresses they ask for: no discovery socket on every interface.
+        if !extra.contains(&"--discovery") {
+            command.args(["--discovery", "off"]);
+        }
         for addr in plaintext {
             command.args(["--listen", addr]);
         }
@@ -56,6 +65,7 @@ impl ServerProcess {
             .env_remove("CHINWAG_SERVER_PASSWORD")
             .env_remove("CHINWAG_DATA_DIR")
             .env_remove("RUST_LOG")
+            .env_remove("CHINWAG_CONFIG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -71,7 +81,8 @@ impl ServerProcess {
         if let Some(stderr) = child.stderr.take() {
             spawn_log_reader(stderr, Arc::clone(&log), None);
         }
-        let mut server = Self { child, log, plaintext: Vec::new(), tls: Vec::new(), fingerprint: String::new() };
+        let mut server =
+            Self { child, log, plaintext: Vec::new(), tls: Vec::new(), fingerprint: String::new(), metrics: None };
 
         // The banner lists every listener and then the fingerprint, so the fingerprint line
         // means every listener is up.
@@ -84,6 +95,9 @@ impl ServerProcess {
                         server.plaintext.push(server.parse_addr(addr, &line));
                     } else if let Some(addr) = line.trim().strip_prefix("listening on tls ") {
                         server.tls.push(server.parse_addr(addr, &line));
+                    } else if let Some(addr) = line.trim().strip_prefix("metrics on http://") {
+                        let addr = addr.trim_end_matches("/metrics");
+                        server.metrics = Some(server.parse_addr(addr, &line));
                     } else if let Some((_, rest)) = line.split_once("SHA-256 fingerprint: ") {
                         server.fingerprint = rest.trim().to_owned();
                     }
@@ -116,6 +130,30 @@ impl ServerProcess {
         // An error means it has already exited; `wait` then reports how.
         let _ = self.child.kill();
         self.child.wait().expect("reap the killed server")
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill -{name} failed: {status}");
+    }
+
+    /// Waits for the process to exit, up to `timeout`; `None` if it is still running then.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server process") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(EXIT_POLL);
+        }
     }
 
     /// The server's last output lines, indented, for failure reports.

@@ -1,12 +1,26 @@
-//! What the edge needs to start: where to listen, where data lives, how to do TLS.
+//! What the server needs to start: where to listen, where data lives, how to do TLS, limits,
+//! logging, operators.
+//!
+//! [`ServerConfig`] is the validated form. It is built either directly (tests, embedding) or
+//! from a [`ConfigSource`] (file, environment, flags), parsed in two stages: `raw.rs` mirrors the
+//! TOML file and `RawConfig::validate` checks every value, so a mistake is reported with its key,
+//! its value, what would be valid and where it was set, before anything starts. `layers.rs`
+//! merges the sources; `default.toml` is the documented default file.
+
+mod layers;
+mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Settings for one server process. The binary fills it from flags (and later a file).
+pub use layers::{ConfigSource, FlagValue, DEFAULT_CONFIG, ENV_PREFIX};
+pub use raw::{InvalidValue, RawConfig};
+
+/// Settings for one server process.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Holds the generated certificate and (later) the database.
+    /// Holds the database, the generated certificate, the logs and the control socket.
     pub data_dir: PathBuf,
     /// Plaintext listeners. Passwords must never cross a network in clear, so the default is
     /// loopback only; binding elsewhere is the operator's explicit choice.
@@ -18,14 +32,30 @@ pub struct ServerConfig {
     /// Addresses that may fail to bind without stopping the server (e.g. `[::1]` on a host
     /// without IPv6); defaults go here, explicit flags do not.
     pub optional_listen: Vec<SocketAddr>,
+    /// HTTP listener for `/metrics`, `/healthz` and `/readyz`; `None` for none.
+    pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and key; when absent a self-signed pair is generated once into
     /// `data_dir/tls/` and reused.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Delete history older than this; `None` keeps it forever.
-    pub history_retention: Option<std::time::Duration>,
+    pub history_retention: Option<Duration>,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
+    /// A file whose lines replace `core.motd`, re-read on reload.
+    pub motd_file: Option<PathBuf>,
+    /// How the binary sets up logging (the server itself only emits `tracing` events).
+    pub log: LogSettings,
+    /// How long clients get to receive their last lines when the server stops.
+    pub grace: Duration,
+    /// Where this configuration came from, so that reload can read it again; `None` when it
+    /// was built in code (reload then re-reads only the MOTD file and the certificate).
+    pub source: Option<ConfigSource>,
+    /// Whether to open the control socket (`DATA_DIR/control.sock`) for `chinwag admin`.
+    pub control_socket: bool,
+    /// LAN discovery and the UDP status query (see `docs/discovery.md`). Off unless asked for:
+    /// the configuration file turns it on by default, tests and embedders choose.
+    pub discovery: chinwag_discovery::ResponderConfig,
     pub core: chinwag_core::Config,
     /// What one address, and everyone together, may hold at the edge.
     pub limits: EdgeLimits,
@@ -34,7 +64,7 @@ pub struct ServerConfig {
 /// Every bound the edge enforces on connections, with defaults for a public server. The core's
 /// own bounds (flood budget, RecvQ, rooms, targets, registration timeout) are in
 /// [`chinwag_core::Limits`].
-#[derive(Copy, Clone, Debug)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct EdgeLimits {
     /// Connections open at once, over all addresses; one more is refused with
     /// `ERROR :... (Server full ...)`. Keep it below the process's file descriptor limit.
@@ -51,10 +81,10 @@ pub struct EdgeLimits {
     /// Longest line read, in bytes, tags included. Longer ones are skipped as they arrive
     /// (answered with 417) without being buffered.
     pub line_len: usize,
-    /// Time a client has to finish the TLS handshake.
-    pub tls_handshake_timeout: std::time::Duration,
+    /// Time a client has to finish the TLS (or QUIC) handshake.
+    pub tls_handshake_timeout: Duration,
     /// A peer that accepts no bytes for this long is gone.
-    pub write_timeout: std::time::Duration,
+    pub write_timeout: Duration,
     /// Refused TLS connections that may be told why at once (that takes a handshake); beyond
     /// it, refused connections are closed without a word.
     pub refusals_in_flight: usize,
@@ -68,18 +98,39 @@ impl Default for EdgeLimits {
             connections_per_subnet: 20,
             // Enough to reconnect a few clients after a network change; a reconnect loop from
             // one address is then slowed to one attempt every three seconds.
-            new_connections: chinwag_core::Rate { burst: 20, every: std::time::Duration::from_secs(3) },
+            new_connections: chinwag_core::Rate { burst: 20, every: Duration::from_secs(3) },
             sendq_lines: DEFAULT_SENDQ_LINES,
             line_len: chinwag_proto::MAX_LINE_LEN,
-            tls_handshake_timeout: std::time::Duration::from_secs(15),
-            write_timeout: std::time::Duration::from_secs(60),
+            tls_handshake_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(60),
             refusals_in_flight: 64,
         }
     }
 }
 
+/// Logging settings (`[log]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `info,chinwag_server=debug`.
+    pub level: String,
+    /// Also log to daily files in `DATA_DIR/logs`, with the audit log beside them.
+    pub file: bool,
+    /// Daily files kept per log.
+    pub keep_days: u32,
+    /// Files as JSON lines.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into(), file: true, keep_days: 14, json: false }
+    }
+}
+
 /// Default bound on a connection's outbound queue: about 1 MiB of full-length lines.
 pub const DEFAULT_SENDQ_LINES: usize = 2048;
+/// Default time clients get to read their last lines at shutdown.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 impl ServerConfig {
     pub fn new(data_dir: PathBuf) -> Self {
@@ -89,10 +140,17 @@ impl ServerConfig {
             tls_listen: Vec::new(),
             quic_listen: Vec::new(),
             optional_listen: Vec::new(),
+            metrics_listen: None,
             tls_cert: None,
             tls_key: None,
             history_retention: None,
             sqlite: chinwag_store::SqliteOptions::default(),
+            motd_file: None,
+            log: LogSettings::default(),
+            grace: DEFAULT_GRACE,
+            source: None,
+            control_socket: true,
+            discovery: chinwag_discovery::ResponderConfig::off(),
             core: chinwag_core::Config::default(),
             limits: EdgeLimits::default(),
         }

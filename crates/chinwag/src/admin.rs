@@ -1,0 +1,188 @@
+//! `chinwag admin`: administer a running server over its control socket, and the same commands
+//! typed at the server's console. Also the server's signal handling (SIGTERM/SIGINT stop,
+//! a second one forces, SIGHUP reloads) and `chinwag admin hash-password`.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chinwag_server::{AdminReply, Control, CONTROL_SOCKET};
+use clap::Args;
+
+#[derive(Args, Debug)]
+#[command(after_help = chinwag_server::ADMIN_HELP)]
+pub struct AdminArgs {
+    /// The data directory of the server to talk to [default: the user's data directory].
+    #[arg(long, env = "CHINWAG_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Print the answer as JSON (for scripts) instead of a table.
+    #[arg(long)]
+    json: bool,
+
+    /// Repeat the command every SECONDS, redrawing the screen (for `stats`).
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    watch: Option<u64>,
+
+    /// The command and its arguments (see below), e.g. `users` or `kill bob spamming`.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+pub fn run(args: AdminArgs) -> Result<()> {
+    if args.command.first().is_some_and(|c| c == "hash-password") {
+        return hash_password();
+    }
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => {
+            dirs::data_dir().context("cannot tell where the user's data directory is; pass --data-dir")?.join("chinwag")
+        }
+    };
+    let mut conn = connect(&data_dir)?;
+    loop {
+        let reply = conn.ask(&args.command)?;
+        if args.watch.is_some() {
+            // Clear the screen and go home, so the numbers redraw in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&reply.data)?);
+        } else {
+            println!("{}", reply.text);
+        }
+        if !reply.ok {
+            std::process::exit(1);
+        }
+        match args.watch {
+            Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A connection to a server's control socket.
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+/// Connects, refusing a socket owned by someone else (it could be an impostor collecting
+/// commands), and explains the usual failures.
+fn connect(data_dir: &Path) -> Result<Connection> {
+    let path = data_dir.join(CONTROL_SOCKET);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no chinwag server is running with the data directory {} (there is no {}); pass the server's --data-dir",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+    };
+    let me = chinwag_server::effective_uid();
+    if me.is_some_and(|u| u != 0 && u != meta.uid()) {
+        bail!(
+            "{} belongs to uid {}, not to you; run chinwag admin as the server's user (e.g. sudo -u <user> chinwag admin …)",
+            path.display(),
+            meta.uid()
+        );
+    }
+    let stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "permission denied on {}: only its owner (uid {}) may use it; run chinwag admin as that user",
+            path.display(),
+            meta.uid()
+        ),
+        std::io::ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!("the server that created {} is not running any more", path.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("connecting to {}", path.display())),
+    })?;
+    let writer = stream.try_clone().context("cloning the control socket")?;
+    Ok(Connection { reader: BufReader::new(stream), writer })
+}
+
+impl Connection {
+    fn ask(&mut self, args: &[String]) -> Result<AdminReply> {
+        let mut line = serde_json::to_vec(&serde_json::json!({ "args": args }))?;
+        line.push(b'\n');
+        self.writer.write_all(&line).context("sending the command")?;
+        let mut answer = String::new();
+        self.reader.read_line(&mut answer).context("reading the answer")?;
+        if answer.is_empty() {
+            bail!("the server closed the control connection without answering");
+        }
+        serde_json::from_str(&answer).context("the server's answer is not valid JSON")
+    }
+}
+
+/// Reads a password from standard input and prints its Argon2id hash for `[[oper]]`.
+fn hash_password() -> Result<()> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (it will be shown as you type; or pipe it in): ");
+    }
+    let mut password = String::new();
+    stdin.lock().read_line(&mut password).context("reading the password")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.len() < 8 {
+        bail!("use a password of at least 8 characters");
+    }
+    let hash = chinwag_server::hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: stop gracefully; a second one: stop now. SIGHUP: reload.
+pub async fn signals(control: Control) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the server with `chinwag admin shutdown`");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => control.stop("Server shutting down", None),
+            _ = int.recv() => control.stop("Server shutting down", None),
+            _ = hup.recv() => {
+                if let Err(e) = control.reload("SIGHUP").await {
+                    tracing::error!(error = %format!("{e:#}"), "reload failed; the old configuration stays");
+                }
+            }
+        }
+    }
+}
+
+/// The console: when standard input is a terminal, admin commands typed there run like
+/// `chinwag admin` ones. It reads on a thread of its own (stdin blocks).
+pub fn spawn_console(control: Control) {
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    let runtime = tokio::runtime::Handle::current();
+    println!("Type `help` for console commands.");
+    std::thread::Builder::new()
+        .name("chinwag-console".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+                if words.is_empty() {
+                    continue;
+                }
+                let reply = runtime.block_on(control.execute(&words, "console"));
+                println!("{}", reply.text);
+                if control.is_stopping() {
+                    break;
+                }
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::warn!(error = %e, "no console: cannot start its thread"));
+}

@@ -1,0 +1,481 @@
+//! The configuration as written: the first of the two parsing stages.
+//!
+//! [`RawConfig`] mirrors the TOML file key for key (`deny_unknown_fields`, so a misspelt key is
+//! an error that names it and lists the valid ones) and holds values as written. Its
+//! `Default` is the documented default file, `default.toml`; a test keeps the two equal. The
+//! second stage, [`RawConfig::validate`], turns it into a [`ServerConfig`] or explains which
+//! key is wrong and what would be valid.
+//!
+//! To add a key: a field here (with its default in the `Default` impl), the same key with a
+//! comment in `default.toml`, and its use in `validate`. Environment variables and `--set` work
+//! for it without more code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{LogSettings, ServerConfig};
+
+/// The whole file. Sections are tables; a section left out takes its defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: String,
+    pub server: RawServer,
+    pub listen: RawListen,
+    pub tls: RawTls,
+    pub storage: RawStorage,
+    pub limits: RawLimits,
+    pub log: RawLog,
+    pub shutdown: RawShutdown,
+    pub discovery: RawDiscovery,
+    pub oper: Vec<RawOper>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    pub name: String,
+    pub network: String,
+    pub password: String,
+    pub motd: Vec<String>,
+    pub motd_file: String,
+    pub default_rooms: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawListen {
+    pub plaintext: Vec<String>,
+    pub tls: Vec<String>,
+    pub quic: Vec<String>,
+    pub quic_enabled: bool,
+    pub metrics: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    pub history_retention_days: u32,
+    pub sqlite_synchronous: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: u32,
+    pub connections_per_address: u32,
+    pub connections_per_subnet: u32,
+    pub new_connections_burst: u32,
+    pub new_connections_interval_ms: u32,
+    pub line_length: u32,
+    pub handshake_timeout: u32,
+    pub write_timeout: u32,
+    pub flood_burst: u32,
+    pub flood_interval_ms: u32,
+    pub recvq_lines: u32,
+    pub nick_changes_burst: u32,
+    pub nick_changes_interval: u32,
+    pub registrations_burst: u32,
+    pub registrations_interval: u32,
+    pub login_free_failures: u32,
+    pub login_lockout_failures: u32,
+    pub login_lockout: u32,
+    pub sendq: u32,
+    pub ping_interval: u32,
+    pub ping_timeout: u32,
+    pub registration_timeout: u32,
+    pub nick_grace: u32,
+    pub channels_per_client: u32,
+    pub max_targets: u32,
+    pub bans_per_channel: u32,
+    pub monitor_len: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub level: String,
+    pub file: bool,
+    pub keep_days: u32,
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDiscovery {
+    pub enabled: bool,
+    pub port: u16,
+    pub groups: Vec<String>,
+    pub interfaces: Vec<String>,
+    pub answer_remote: bool,
+    pub announce_seconds: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawShutdown {
+    pub grace_seconds: u32,
+}
+
+/// One `[[oper]]` entry. Both keys are required: an operator without a password is a mistake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOper {
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        let core = chinwag_core::Config::default();
+        RawServer {
+            name: core.server_name,
+            network: core.network_name,
+            password: String::new(),
+            motd: core.motd,
+            motd_file: String::new(),
+            default_rooms: core.default_channels,
+        }
+    }
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        RawListen {
+            plaintext: vec!["127.0.0.1:6667".into(), "[::1]:6667".into()],
+            tls: vec!["0.0.0.0:6697".into(), "[::]:6697".into()],
+            quic: Vec::new(),
+            quic_enabled: true,
+            metrics: String::new(),
+        }
+    }
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage { history_retention_days: 0, sqlite_synchronous: "full".into() }
+    }
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let core = chinwag_core::Limits::default();
+        let edge = super::EdgeLimits::default();
+        let secs = |d: Duration| d.as_secs() as u32;
+        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        RawLimits {
+            max_connections: count(edge.max_connections),
+            connections_per_address: count(edge.connections_per_address),
+            connections_per_subnet: count(edge.connections_per_subnet),
+            new_connections_burst: edge.new_connections.burst,
+            new_connections_interval_ms: millis(edge.new_connections.every),
+            line_length: count(edge.line_len),
+            handshake_timeout: secs(edge.tls_handshake_timeout),
+            write_timeout: secs(edge.write_timeout),
+            flood_burst: core.flood.burst,
+            flood_interval_ms: millis(core.flood.every),
+            recvq_lines: count(core.recvq_lines),
+            nick_changes_burst: core.nick_changes.burst,
+            nick_changes_interval: secs(core.nick_changes.every),
+            registrations_burst: core.registrations.burst,
+            registrations_interval: secs(core.registrations.every),
+            login_free_failures: core.login_free_failures,
+            login_lockout_failures: core.login_lockout_failures,
+            login_lockout: secs(core.login_lockout),
+            sendq: count(edge.sendq_lines),
+            ping_interval: secs(core.ping_interval),
+            ping_timeout: secs(core.ping_timeout),
+            registration_timeout: secs(core.registration_timeout),
+            nick_grace: secs(core.nick_grace),
+            channels_per_client: count(core.channels_per_client),
+            max_targets: count(core.max_targets),
+            bans_per_channel: count(core.bans_per_channel),
+            monitor_len: count(core.monitor_len),
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: "info".into(), file: true, keep_days: 14, json: false }
+    }
+}
+
+impl Default for RawDiscovery {
+    fn default() -> Self {
+        let d = chinwag_discovery::ResponderConfig::default();
+        RawDiscovery {
+            enabled: d.enabled,
+            port: d.port,
+            groups: d.groups.iter().map(ToString::to_string).collect(),
+            interfaces: d.interfaces,
+            answer_remote: d.answer_remote,
+            announce_seconds: 0,
+        }
+    }
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        RawShutdown { grace_seconds: 10 }
+    }
+}
+
+/// A value that cannot be used: which key, what it was, what would do.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key} = {value}: {problem} (set by {origin})")]
+pub struct InvalidValue {
+    pub key: String,
+    pub value: String,
+    pub problem: String,
+    pub origin: String,
+}
+
+/// Tells, for a key, where its value came from (for error messages).
+pub trait Origins {
+    fn origin_of(&self, key: &str) -> String;
+}
+
+impl RawConfig {
+    /// The second stage: every value checked and converted. `default_data_dir` is used when
+    /// `data_dir` is empty. Fails on the first wrong value, naming it.
+    pub fn validate(
+        &self,
+        default_data_dir: impl FnOnce() -> Option<PathBuf>,
+        origins: &dyn Origins,
+    ) -> Result<ServerConfig, InvalidValue> {
+        let bad = |key: &str, value: &dyn std::fmt::Debug, problem: &str| InvalidValue {
+            key: key.to_owned(),
+            value: format!("{value:?}"),
+            problem: problem.to_owned(),
+            origin: origins.origin_of(key),
+        };
+        let data_dir = if self.data_dir.is_empty() {
+            default_data_dir().ok_or_else(|| {
+                bad("data_dir", &self.data_dir, "cannot tell where the user's data directory is; give a directory")
+            })?
+        } else {
+            PathBuf::from(&self.data_dir)
+        };
+        let mut cfg = ServerConfig::new(data_dir);
+
+        let defaults = RawListen::default();
+        let addrs = |key: &str, list: &[String]| -> Result<Vec<SocketAddr>, InvalidValue> {
+            list.iter()
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        bad(key, a, "not an address: expected ADDR:PORT such as 127.0.0.1:6667 or [::1]:6667")
+                    })
+                })
+                .collect()
+        };
+        cfg.listen = addrs("listen.plaintext", &self.listen.plaintext)?;
+        cfg.tls_listen = addrs("listen.tls", &self.listen.tls)?;
+        // QUIC is TLS over UDP: unless told otherwise it listens wherever TLS does.
+        cfg.quic_listen = match (self.listen.quic_enabled, self.listen.quic.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => cfg.tls_listen.clone(),
+            (true, false) => addrs("listen.quic", &self.listen.quic)?,
+        };
+        // The default IPv6 addresses may be missing on a host without IPv6; explicit ones may not.
+        for (list, default) in [(&self.listen.plaintext, &defaults.plaintext), (&self.listen.tls, &defaults.tls)] {
+            if list == default {
+                cfg.optional_listen
+                    .extend(list.iter().filter_map(|a| a.parse::<SocketAddr>().ok()).filter(|a| a.is_ipv6()));
+            }
+        }
+        if !self.listen.metrics.is_empty() {
+            let addr = self.listen.metrics.parse().map_err(|_| {
+                bad(
+                    "listen.metrics",
+                    &self.listen.metrics,
+                    "not an address: expected ADDR:PORT such as 127.0.0.1:9667, or empty for no metrics",
+                )
+            })?;
+            cfg.metrics_listen = Some(addr);
+        }
+
+        match (self.tls.cert.is_empty(), self.tls.key.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                cfg.tls_cert = Some(PathBuf::from(&self.tls.cert));
+                cfg.tls_key = Some(PathBuf::from(&self.tls.key));
+            }
+            (false, true) => {
+                return Err(bad(
+                    "tls.cert",
+                    &self.tls.cert,
+                    "tls.key must be set too, to this certificate's private key",
+                ))
+            }
+            (true, false) => {
+                return Err(bad("tls.key", &self.tls.key, "tls.cert must be set too, to the key's certificate"))
+            }
+        }
+
+        let s = &self.server;
+        if s.name.is_empty() || s.name.len() > 63 || !chinwag_proto::is_valid_hostname(&s.name) {
+            return Err(bad(
+                "server.name",
+                &s.name,
+                "expected a host name of 1 to 63 characters such as irc.example.org",
+            ));
+        }
+        if s.network.is_empty() || s.network.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(bad("server.network", &s.network, "expected a non-empty name without spaces"));
+        }
+        cfg.core.server_name.clone_from(&s.name);
+        cfg.core.network_name.clone_from(&s.network);
+        cfg.core.password = (!s.password.is_empty()).then(|| s.password.clone());
+        cfg.core.motd.clone_from(&s.motd);
+        cfg.motd_file = (!s.motd_file.is_empty()).then(|| PathBuf::from(&s.motd_file));
+        for room in &s.default_rooms {
+            if chinwag_proto::ChannelName::parse(room, cfg.core.limits.channel_len).is_err() {
+                return Err(bad(
+                    "server.default_rooms",
+                    room,
+                    "not a room name: expected # followed by letters, e.g. #general",
+                ));
+            }
+        }
+        cfg.core.default_channels.clone_from(&s.default_rooms);
+
+        let st = &self.storage;
+        cfg.history_retention = (st.history_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(st.history_retention_days) * 24 * 3600));
+        cfg.sqlite.synchronous = match st.sqlite_synchronous.as_str() {
+            "full" => chinwag_store::Synchronous::Full,
+            "normal" => chinwag_store::Synchronous::Normal,
+            other => return Err(bad("storage.sqlite_synchronous", &other, "expected \"full\" or \"normal\"")),
+        };
+
+        let l = &self.limits;
+        let positive = |key: &str, v: u32| if v == 0 { Err(bad(key, &v, "must be at least 1")) } else { Ok(v) };
+        let secs = |key: &str, v: u32| positive(key, v).map(|v| Duration::from_secs(u64::from(v)));
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let edge = &mut cfg.limits;
+        edge.sendq_lines = positive("limits.sendq", l.sendq)? as usize;
+        edge.max_connections = positive("limits.max_connections", l.max_connections)? as usize;
+        edge.connections_per_address = positive("limits.connections_per_address", l.connections_per_address)? as usize;
+        edge.connections_per_subnet = positive("limits.connections_per_subnet", l.connections_per_subnet)? as usize;
+        edge.new_connections = chinwag_core::Rate {
+            burst: positive("limits.new_connections_burst", l.new_connections_burst)?,
+            every: ms(l.new_connections_interval_ms),
+        };
+        let shortest = chinwag_proto::MAX_BODY_LEN as u32;
+        if l.line_length < shortest || l.line_length as usize > chinwag_proto::MAX_LINE_LEN {
+            return Err(bad(
+                "limits.line_length",
+                &l.line_length,
+                &format!("expected {shortest} to {} bytes", chinwag_proto::MAX_LINE_LEN),
+            ));
+        }
+        edge.line_len = l.line_length as usize;
+        edge.tls_handshake_timeout = secs("limits.handshake_timeout", l.handshake_timeout)?;
+        edge.write_timeout = secs("limits.write_timeout", l.write_timeout)?;
+        let lim = &mut cfg.core.limits;
+        lim.ping_interval = secs("limits.ping_interval", l.ping_interval)?;
+        lim.ping_timeout = secs("limits.ping_timeout", l.ping_timeout)?;
+        lim.registration_timeout = secs("limits.registration_timeout", l.registration_timeout)?;
+        lim.nick_grace = secs("limits.nick_grace", l.nick_grace)?;
+        lim.channels_per_client = positive("limits.channels_per_client", l.channels_per_client)? as usize;
+        lim.max_targets = positive("limits.max_targets", l.max_targets)? as usize;
+        lim.bans_per_channel = positive("limits.bans_per_channel", l.bans_per_channel)? as usize;
+        lim.monitor_len = positive("limits.monitor_len", l.monitor_len)? as usize;
+        lim.flood = chinwag_core::Rate {
+            burst: positive("limits.flood_burst", l.flood_burst)?,
+            every: ms(l.flood_interval_ms),
+        };
+        lim.recvq_lines = positive("limits.recvq_lines", l.recvq_lines)? as usize;
+        lim.nick_changes = chinwag_core::Rate {
+            burst: positive("limits.nick_changes_burst", l.nick_changes_burst)?,
+            every: Duration::from_secs(u64::from(l.nick_changes_interval)),
+        };
+        lim.registrations = chinwag_core::Rate {
+            burst: positive("limits.registrations_burst", l.registrations_burst)?,
+            every: Duration::from_secs(u64::from(l.registrations_interval)),
+        };
+        lim.login_free_failures = l.login_free_failures;
+        lim.login_lockout_failures = positive("limits.login_lockout_failures", l.login_lockout_failures)?;
+        if lim.login_lockout_failures <= lim.login_free_failures {
+            return Err(bad(
+                "limits.login_lockout_failures",
+                &l.login_lockout_failures,
+                "must be more than limits.login_free_failures",
+            ));
+        }
+        lim.login_lockout = secs("limits.login_lockout", l.login_lockout)?;
+
+        let g = &self.log;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&g.level) {
+            return Err(bad(
+                "log.level",
+                &g.level,
+                &format!("{e}; expected a level such as \"info\" or a filter such as \"info,chinwag_server=debug\""),
+            ));
+        }
+        cfg.log = LogSettings {
+            level: g.level.clone(),
+            file: g.file,
+            keep_days: positive("log.keep_days", g.keep_days)?,
+            json: g.json,
+        };
+        cfg.grace = Duration::from_secs(u64::from(self.shutdown.grace_seconds));
+
+        let d = &self.discovery;
+        let mut discovery = chinwag_discovery::ResponderConfig { enabled: d.enabled, ..Default::default() };
+        if d.port == 0 {
+            return Err(bad("discovery.port", &d.port, "expected a UDP port from 1 to 65535"));
+        }
+        discovery.port = d.port;
+        discovery.groups = d
+            .groups
+            .iter()
+            .map(|g| match g.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_multicast() => Ok(ip),
+                _ => Err(bad(
+                    "discovery.groups",
+                    g,
+                    "not a multicast address: expected IPv4 in 224.0.0.0/4 or IPv6 in ff00::/8, e.g. 239.255.12.48",
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        discovery.interfaces.clone_from(&d.interfaces);
+        discovery.answer_remote = d.answer_remote;
+        discovery.announce_every = (d.announce_seconds > 0).then(|| Duration::from_secs(u64::from(d.announce_seconds)));
+        cfg.discovery = discovery;
+
+        let mut seen = std::collections::HashSet::new();
+        for (i, op) in self.oper.iter().enumerate() {
+            let key = format!("oper[{i}]");
+            if op.name.is_empty() || op.name.contains(|c: char| c.is_whitespace()) {
+                return Err(bad(&format!("{key}.name"), &op.name, "expected a name without spaces"));
+            }
+            if !seen.insert(chinwag_proto::casefold(&op.name)) {
+                return Err(bad(&format!("{key}.name"), &op.name, "another [[oper]] has this name"));
+            }
+            if argon2::PasswordHash::new(&op.password_hash).is_err() || !op.password_hash.starts_with("$argon2") {
+                return Err(bad(
+                    &format!("{key}.password_hash"),
+                    &"(hidden)",
+                    "expected an Argon2 PHC string ($argon2id$...) as printed by `chinwag admin hash-password`",
+                ));
+            }
+            cfg.core
+                .opers
+                .push(chinwag_core::Operator { name: op.name.clone(), password_hash: op.password_hash.clone() });
+        }
+        Ok(cfg)
+    }
+}

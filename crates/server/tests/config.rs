@@ -1,0 +1,228 @@
+//! The configuration: the documented defaults, precedence of flags over the environment over the
+//! file, and an error for every kind of mistake that names the key, the value, what would be
+//! valid and where it was set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chinwag_server::{ConfigSource, FlagValue, RawConfig, ServerConfig, DEFAULT_CONFIG};
+
+fn source(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, &str)]) -> (ConfigSource, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = file.map(|text| {
+        let path = dir.path().join("chinwag.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    });
+    let source = ConfigSource {
+        file,
+        env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        flags: flags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), FlagValue::Text((*v).to_owned()), format!("flag --set {k}")))
+            .collect(),
+        default_data_dir: Some(dir.path().join("data")),
+    };
+    (source, dir)
+}
+
+fn load(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, &str)]) -> anyhow::Result<ServerConfig> {
+    let (source, _dir) = source(file, env, flags);
+    source.load()
+}
+
+fn error(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, &str)]) -> String {
+    match load(file, env, flags) {
+        Ok(cfg) => panic!("expected an error, got {cfg:#?}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn assert_mentions(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "error {text:?} does not mention {part:?}");
+    }
+}
+
+#[test]
+fn the_printed_default_file_parses_back_to_the_defaults() {
+    let (with_file, _d1) = source(Some(DEFAULT_CONFIG), &[], &[]);
+    let (without, _d2) = source(None, &[], &[]);
+    assert_eq!(with_file.raw().expect("default file parses").0, RawConfig::default());
+    assert_eq!(without.raw().expect("no file").0, RawConfig::default());
+    let cfg = with_file.load().expect("defaults validate");
+    assert_eq!(cfg.core.server_name, "chinwag.local");
+    assert_eq!(cfg.listen.len(), 2);
+    assert_eq!(cfg.optional_listen.len(), 2, "the default IPv6 listeners may be missing: {:?}", cfg.optional_listen);
+    assert_eq!(cfg.metrics_listen, None);
+    assert_eq!(cfg.limits.sendq_lines, chinwag_server::DEFAULT_SENDQ_LINES);
+    assert_eq!(cfg.core.default_channels, ["#general", "#tech", "#random"]);
+    assert!(cfg.core.opers.is_empty());
+}
+
+#[test]
+fn every_key_is_documented_in_the_default_file() {
+    let value = serde_json::to_value(RawConfig::default()).expect("serializes");
+    let mut missing = Vec::new();
+    let mut section = String::new();
+    let sections: Vec<(String, Vec<String>)> =
+        DEFAULT_CONFIG.lines().fold(Vec::new(), |mut acc: Vec<(String, Vec<String>)>, line| {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#')) {
+                match acc.iter_mut().find(|(s, _)| *s == section) {
+                    Some((_, keys)) => keys.push(key.trim().to_owned()),
+                    None => acc.push((section.clone(), vec![key.trim().to_owned()])),
+                }
+            }
+            acc
+        });
+    let documented =
+        |section: &str, key: &str| sections.iter().any(|(s, keys)| s == section && keys.iter().any(|k| k == key));
+    for (key, v) in value.as_object().expect("a table") {
+        match v.as_object() {
+            Some(table) => {
+                for inner in table.keys() {
+                    if !documented(key, inner) {
+                        missing.push(format!("{key}.{inner}"));
+                    }
+                }
+            }
+            None if key == "oper" => assert!(DEFAULT_CONFIG.contains("# [[oper]]"), "[[oper]] is documented"),
+            None => {
+                if !documented("", key) {
+                    missing.push(key.clone());
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "keys missing from default.toml: {missing:?}");
+    // And every documented key line is preceded by a comment.
+    let lines: Vec<&str> = DEFAULT_CONFIG.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains(" = ") && !line.starts_with('#') && line.split_once(" = ").is_some_and(|(k, _)| k != "key") {
+            assert!(lines[i - 1].starts_with('#'), "line {} ({line}) has no comment above it", i + 1);
+        }
+    }
+}
+
+#[test]
+fn flags_win_over_the_environment_which_wins_over_the_file() {
+    let file = "[server]\nname = \"from.file\"\n[limits]\nsendq = 100\n";
+    let env = [("CHINWAG_SERVER_NAME", "from.env"), ("CHINWAG_LIMITS_SENDQ", "200")];
+    let flags = [("server.name", "from.flag")];
+    let cfg = load(Some(file), &env, &flags).expect("valid");
+    assert_eq!(cfg.core.server_name, "from.flag");
+    assert_eq!(cfg.limits.sendq_lines, 200, "the environment beats the file");
+    let cfg = load(Some(file), &[], &[]).expect("valid");
+    assert_eq!((cfg.core.server_name.as_str(), cfg.limits.sendq_lines), ("from.file", 100));
+    let cfg = load(None, &env, &[]).expect("valid");
+    assert_eq!(cfg.core.server_name, "from.env");
+}
+
+#[test]
+fn every_kind_of_value_can_come_from_the_environment() {
+    let env = [
+        ("CHINWAG_LISTEN_TLS", "127.0.0.1:7001, [::1]:7002"),
+        ("CHINWAG_LISTEN_METRICS", "127.0.0.1:9667"),
+        ("CHINWAG_LOG_JSON", "true"),
+        ("CHINWAG_STORAGE_HISTORY_RETENTION_DAYS", "30"),
+        ("CHINWAG_DATA_DIR", "/srv/chinwag"),
+        ("CHINWAG_SERVER_PASSWORD", "letmein"),
+        ("CHINWAG_SOMETHING_ELSE", "ignored: not a key"),
+        ("HOME", "/root"),
+    ];
+    let cfg = load(None, &env, &[]).expect("valid");
+    assert_eq!(cfg.tls_listen, ["127.0.0.1:7001".parse().expect("addr"), "[::1]:7002".parse().expect("addr")]);
+    assert!(cfg.optional_listen.iter().all(|a| !cfg.tls_listen.contains(a)), "explicit listeners are required");
+    assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9667".parse().expect("addr")));
+    assert!(cfg.log.json);
+    assert_eq!(cfg.history_retention, Some(Duration::from_secs(30 * 24 * 3600)));
+    assert_eq!(cfg.data_dir, PathBuf::from("/srv/chinwag"));
+    assert_eq!(cfg.core.password.as_deref(), Some("letmein"));
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named_with_the_valid_ones() {
+    let text = error(Some("[server]\nnmae = \"x\"\n"), &[], &[]);
+    assert_mentions(&text, &["nmae", "line 2", "name", "network"]);
+    let text = error(Some("[serverr]\nname = \"x\"\n"), &[], &[]);
+    assert_mentions(&text, &["serverr", "listen"]);
+}
+
+#[test]
+fn a_value_of_the_wrong_type_in_the_file_is_named() {
+    let text = error(Some("[limits]\nsendq = \"lots\"\n"), &[], &[]);
+    assert_mentions(&text, &["sendq", "line 2", "\"lots\"", "expected"]);
+    let text = error(Some("[server]\nname = \n"), &[], &[]);
+    assert_mentions(&text, &["line 2"]);
+}
+
+#[test]
+fn an_unusable_value_names_the_key_the_value_what_is_valid_and_where_it_was_set() {
+    let text = error(Some("[listen]\ntls = [\"0.0.0.0:6697\", \"everywhere\"]\n"), &[], &[]);
+    assert_mentions(&text, &["listen.tls", "\"everywhere\"", "ADDR:PORT", "chinwag.toml"]);
+    let text = error(None, &[("CHINWAG_LISTEN_METRICS", "localhost")], &[]);
+    assert_mentions(
+        &text,
+        &["listen.metrics", "\"localhost\"", "ADDR:PORT", "environment variable CHINWAG_LISTEN_METRICS"],
+    );
+    let text = error(None, &[], &[("storage.sqlite_synchronous", "sometimes")]);
+    assert_mentions(&text, &["storage.sqlite_synchronous", "sometimes", "\"full\" or \"normal\"", "flag --set"]);
+    let text = error(None, &[], &[("limits.ping_timeout", "0")]);
+    assert_mentions(&text, &["limits.ping_timeout", "at least 1"]);
+    let text = error(None, &[], &[("server.name", "not a host")]);
+    assert_mentions(&text, &["server.name", "host name"]);
+    let text = error(Some("[server]\ndefault_rooms = [\"general\"]\n"), &[], &[]);
+    assert_mentions(&text, &["server.default_rooms", "general", "#"]);
+    let text = error(None, &[], &[("log.level", "chinwag=loudest")]);
+    assert_mentions(&text, &["log.level", "chinwag=loudest", "\"info\""]);
+}
+
+#[test]
+fn tls_certificate_and_key_go_together() {
+    let text = error(Some("[tls]\ncert = \"/etc/cert.pem\"\n"), &[], &[]);
+    assert_mentions(&text, &["tls.cert", "/etc/cert.pem", "tls.key must be set too", "chinwag.toml"]);
+    let text = error(None, &[("CHINWAG_TLS_KEY", "/etc/key.pem")], &[]);
+    assert_mentions(&text, &["tls.key", "tls.cert must be set too", "CHINWAG_TLS_KEY"]);
+}
+
+#[test]
+fn environment_and_flag_values_of_the_wrong_type_name_their_origin() {
+    let text = error(None, &[("CHINWAG_LIMITS_SENDQ", "many")], &[]);
+    assert_mentions(&text, &["environment variable CHINWAG_LIMITS_SENDQ", "limits.sendq", "whole number"]);
+    let text = error(None, &[], &[("log.file", "maybe")]);
+    assert_mentions(&text, &["flag --set log.file", "true or false"]);
+    let text = error(None, &[], &[("limits.sendqq", "5")]);
+    assert_mentions(&text, &["limits.sendqq", "--print-config"]);
+    let text = error(None, &[], &[("limits.sendq", "-5")]);
+    assert_mentions(&text, &["limits.sendq", "-5"]);
+}
+
+#[test]
+fn operators_need_a_name_and_an_argon2_hash() {
+    let hash = chinwag_server::hash_password("operator secret").expect("hash");
+    let good = format!("[[oper]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n");
+    let cfg = load(Some(&good), &[], &[]).expect("valid");
+    assert_eq!(cfg.core.opers.len(), 1);
+    assert_eq!(cfg.core.opers[0].name, "alice");
+
+    let text = error(Some("[[oper]]\nname = \"alice\"\npassword_hash = \"operator secret\"\n"), &[], &[]);
+    assert_mentions(&text, &["oper[0].password_hash", "chinwag admin hash-password"]);
+    assert!(!text.contains("operator secret"), "the error must not repeat what was there: {text}");
+    let text = error(Some("[[oper]]\nname = \"alice\"\n"), &[], &[]);
+    assert_mentions(&text, &["password_hash"]);
+    let twice = format!("{good}{}", good.replace("alice", "ALICE"));
+    let text = error(Some(&twice), &[], &[]);
+    assert_mentions(&text, &["oper[1].name", "another"]);
+    let inline = format!("[{{name = \"bob\", password_hash = \"{hash}\"}}]");
+    let cfg = load(None, &[("CHINWAG_OPER", inline.as_str())], &[]).expect("operators from the environment");
+    assert_eq!(cfg.core.opers[0].name, "bob");
+}
+
+#[test]
+fn a_missing_file_is_an_error_that_names_it() {
+    let source = ConfigSource { file: Some(PathBuf::from("/nonexistent/chinwag.toml")), ..ConfigSource::default() };
+    let text = format!("{:#}", source.load().expect_err("missing file"));
+    assert_mentions(&text, &["/nonexistent/chinwag.toml"]);
+}
