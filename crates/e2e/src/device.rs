@@ -509,6 +509,13 @@ impl Device {
         out
     }
 
+    /// Whether `account` has end-to-end encryption devices, as of the last list fetched
+    /// ([`Device::refresh_devices`]); `None` if no list was fetched yet. A client asks before
+    /// sending in clear: to someone who has devices, that needs the user's explicit choice.
+    pub fn has_devices(&self, account: &str) -> Option<bool> {
+        self.listed.get(&casefold(account)).map(|l| !l.is_empty())
+    }
+
     /// Whether key uploads are waiting for the server's count.
     pub fn uploading_keys(&self) -> bool {
         self.uploads > 0

@@ -157,6 +157,9 @@ fn two_devices_exchange_messages_through_a_played_directory() {
     assert!(got.iter().any(|e| matches!(e, Event::Message(r) if r.text == "after a restart")), "{got:?}");
     assert!(matches!(Device::open(&path, "wrong"), Err(Error::WrongPassphrase(_))));
 
+    assert_eq!(alice.has_devices("Bob"), Some(true));
+    assert_eq!(alice.has_devices("carol"), None, "never asked");
+
     // Both compute the same safety number; a verification survives a restart.
     let number = alice.safety_number("bob").expect("alice knows bob's device");
     assert_eq!(bob.safety_number("ALICE"), Some(number));
