@@ -256,3 +256,27 @@ fn each_one_time_key_is_handed_out_once_and_a_low_pool_is_refilled() {
     assert_eq!(fallback.len(), 2, "after the pool, the fallback key; bob saw:\n{}", bob.irc.transcript());
     assert_eq!(fallback[0], fallback[1]);
 }
+
+#[test]
+fn a_plain_irc_client_sees_a_short_explanation_instead_of_ciphertext() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    fs::create_dir_all(&data).expect("data dir");
+    let server = Server::start(&data);
+    let mut alice = Peer::connect(&server, "alice", "alice", &dir.path().join("alice.dev"), "a1", true);
+
+    // Erin uses a plain IRC client under her account's nick, without message-tags, and chinwag
+    // under another nick.
+    let mut plain = support::client::PlainClient::plain(server.addr, "erin-irssi");
+    plain.register("erin");
+    plain.send(&format!("REGISTER * * {}", support::e2e::PASSWORD));
+    plain.expect("logged in (900)", |m| m.command == "900");
+    let mut device = Peer::connect(&server, "erin_chinwag", "erin", &dir.path().join("erin.dev"), "e1", false);
+
+    alice.send("erin", "for erin's eyes only", 1);
+    assert_eq!(device.wait_messages(1).text, "for erin's eyes only");
+    let seen = plain.expect("the encrypted message", |m| m.command == "PRIVMSG");
+    assert_eq!(seen.params, ["erin", wire::EXPLANATION], "one readable line");
+    assert!(seen.tags.is_empty(), "no ciphertext for a client that did not ask for tags: {seen:?}");
+    assert!(!plain.transcript().contains("eyes only"));
+}
