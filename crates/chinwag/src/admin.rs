@@ -45,15 +45,15 @@ pub fn run(args: AdminArgs) -> Result<()> {
     let mut conn = connect(&data_dir)?;
     loop {
         let reply = conn.ask(&args.command)?;
-        if args.watch.is_some() {
-            // Clear the screen and go home, so the numbers redraw in place.
-            print!("\x1b[2J\x1b[H");
+        // Clear the screen and go home, so the numbers redraw in place.
+        let clear = if args.watch.is_some() { "\x1b[2J\x1b[H" } else { "" };
+        let body = if args.json { serde_json::to_string_pretty(&reply.data)? } else { reply.text.clone() };
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`chinwag admin stats --watch | head`) ends the command quietly.
+        if writeln!(stdout, "{clear}{body}").and_then(|()| stdout.flush()).is_err() {
+            return Ok(());
         }
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&reply.data)?);
-        } else {
-            println!("{}", reply.text);
-        }
+        drop(stdout);
         if !reply.ok {
             std::process::exit(1);
         }

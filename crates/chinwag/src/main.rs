@@ -1,10 +1,12 @@
 //! `chinwag`: one binary for the chat server and its tools.
 //!
 //! Subcommands: `serve` runs the server; `admin` administers a running one; `discover` lists
-//! servers on the LAN and `status` asks one server (UDP). (`chat` and `bench` follow.)
+//! servers on the LAN and `status` asks one server (UDP); `bench` measures an IRC server under
+//! load. (`chat` follows.)
 //! This file only parses flags and wires crates together; behaviour lives in the libraries.
 
 mod admin;
+mod bench;
 mod discover;
 mod serve;
 
@@ -28,6 +30,8 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// Ask one server for its name, addresses, fingerprint and public rooms (UDP; no login).
     Status(discover::StatusArgs),
+    /// Measure an IRC server on this machine (chinwag or any other) under load.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args),
         Command::Discover(args) => discover::run_discover(args),
         Command::Status(args) => discover::run_status(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -53,6 +53,12 @@ pub struct ServeArgs {
     #[arg(long)]
     no_flood_limit: bool,
 
+    /// Lift the limits a load generator on one address would hit (flood control, connections
+    /// per address and per /64, new connections per address): for benchmarks on loopback,
+    /// never for a public server. The global connection cap and SendQ stay.
+    #[arg(long)]
+    load_test: bool,
+
     /// HTTP listener for Prometheus /metrics, /healthz and /readyz [key: listen.metrics].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<SocketAddr>,
@@ -139,6 +145,16 @@ impl ServeArgs {
         }
         if self.no_flood_limit {
             text("limits.flood_interval_ms", "0".into(), "--no-flood-limit");
+        }
+        if self.load_test {
+            for (key, value) in [
+                ("limits.flood_interval_ms", "0"),
+                ("limits.connections_per_address", "1000000"),
+                ("limits.connections_per_subnet", "1000000"),
+                ("limits.new_connections_interval_ms", "0"),
+            ] {
+                text(key, value.into(), "--load-test");
+            }
         }
         if self.log_json {
             text("log.json", "true".into(), "--log-json");

@@ -48,7 +48,9 @@ fn sigterm_under_traffic_tells_clients_why_exits_0_and_loses_nothing_acknowledge
         }
         echoes.wait_for(STOP_AFTER_ECHOES);
         server.signal("TERM");
+        let signalled = Instant::now();
         let status = server.wait_exit(Duration::from_secs(GRACE_SECONDS + 5));
+        println!("exited {:?} after SIGTERM", signalled.elapsed());
         stop_sending.store(true, Ordering::SeqCst);
         let status =
             status.unwrap_or_else(|| panic!("no exit within the grace period; output:\n{}", server.log_tail()));
@@ -70,6 +72,7 @@ fn sigterm_under_traffic_tells_clients_why_exits_0_and_loses_nothing_acknowledge
         .into_iter()
         .map(|m| m.text)
         .collect();
+    println!("{} messages acknowledged, {} in history", acknowledged.len(), stored.len());
     let lost: Vec<&String> = acknowledged.iter().filter(|t| !stored.contains(*t)).collect();
     assert!(lost.is_empty(), "{} acknowledged message(s) missing from history, e.g. {:?}", lost.len(), lost.first());
 }
@@ -155,4 +158,51 @@ fn admin_shutdown_with_a_grace_period_stops_the_server_with_exit_0() {
     let status = server.wait_exit(Duration::from_secs(8)).expect("the server exits within its grace period");
     assert!(status.success(), "exit status {status}");
     assert!(!dir.path().join("control.sock").exists(), "the control socket is removed at exit");
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once_while_a_client_is_still_draining() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--set", "shutdown.grace_seconds=60", "--sendq", "1000000", "--no-flood-limit"];
+    let mut server = ServerProcess::start_with(dir.path(), &["127.0.0.1:0"], &["127.0.0.1:0"], &args);
+    // A client that asks for far more than the socket buffers hold and never reads: at the
+    // stop, its writer is stuck behind tens of megabytes.
+    let mut stuck = std::net::TcpStream::connect(server.plaintext[0]).expect("connect");
+    stuck.write_all(b"NICK stuck\r\nUSER stuck 0 * :stuck\r\n").expect("register");
+    let burst = "MOTD\r\n".repeat(100_000);
+    stuck.write_all(burst.as_bytes()).expect("ask for the MOTD many times");
+    // A half-open TLS connection must not hold the stop up either.
+    let _idle = std::net::TcpStream::connect(server.tls[0]).expect("connect to TLS");
+    // Once the server has read the whole burst, tens of megabytes wait for the stuck client.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chinwag"))
+            .args(["admin", "--json", "--data-dir"])
+            .arg(dir.path())
+            .arg("stats")
+            .output()
+            .expect("admin stats");
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON stats");
+        if stats["messages_in"].as_u64().is_some_and(|n| n >= 100_002) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not read the burst: {stats}");
+    }
+
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(2)).is_none(),
+        "the first SIGTERM waits for the draining client (up to the 60 s grace)"
+    );
+    server.signal("TERM");
+    let started = Instant::now();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some(), "a second SIGTERM stops at once; output:\n{}", server.log_tail());
+    println!("stopped {:?} after the second signal: {status:?}", started.elapsed());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "nothing was left unflushed (the store was done), so the exit is 0; output:\n{}",
+        server.log_tail()
+    );
+    drop(stuck);
 }

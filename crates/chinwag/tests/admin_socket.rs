@@ -15,6 +15,9 @@ use support::client::{Incoming, PlainClient};
 use support::process::ServerProcess;
 use support::WAIT;
 
+/// Debian's interpreter (`.ci/apt-packages.txt`), by path: a `python3` earlier in PATH may sit
+/// in a directory the unprivileged user cannot enter.
+const PYTHON: &str = "/usr/bin/python3";
 /// An unprivileged user that exists on Debian and Ubuntu.
 const NOBODY: u32 = 65534;
 
@@ -202,14 +205,16 @@ fn the_socket_is_its_owners_alone() {
     assert_eq!(Some(meta.uid()), chinwag_server::effective_uid(), "socket owner");
 
     let connect = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1])\nexcept OSError as e:\n  print('refused', e.errno); sys.exit(3)\ntry:\n  s.sendall(b'{\"args\":[\"users\"]}\\n')\nexcept OSError:\n  pass\nprint(s.makefile().readline())";
-    let as_nobody = |cmd: &mut Command| cmd.uid(NOBODY).gid(NOBODY).output().expect("run as nobody");
-    let out = as_nobody(Command::new("python3").args(["-c", connect]).arg(&socket));
+    let as_nobody = |cmd: &mut Command| {
+        cmd.uid(NOBODY).gid(NOBODY).output().unwrap_or_else(|e| panic!("run {cmd:?} as nobody: {e}"))
+    };
+    let out = as_nobody(Command::new(PYTHON).args(["-c", connect]).arg(&socket));
     assert_eq!(out.status.code(), Some(3), "another user connected: {out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused 13"), "EACCES expected: {out:?}");
 
     // Even with the mode loosened by mistake, the server checks who is asking.
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod socket");
-    let out = as_nobody(Command::new("python3").args(["-c", connect]).arg(&socket));
+    let out = as_nobody(Command::new(PYTHON).args(["-c", connect]).arg(&socket));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("permission denied") && !stdout.contains("NICK"), "{out:?}");
 
@@ -253,4 +258,32 @@ fn admin_without_a_server_says_what_to_do() {
     let out = admin(dir.path(), &["users"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no chinwag server is running"), "{out:?}");
+}
+
+#[test]
+fn bans_outlive_a_restart_and_a_damaged_ban_file_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start(dir.path());
+    admin_ok(dir.path(), &["ban", "127.0.0.*", "kept", "across", "restarts"]);
+    wait_for_file_containing(&dir.path().join("bans.json"), "127.0.0.*");
+    admin_ok(dir.path(), &["shutdown"]);
+    assert!(server.wait_exit(WAIT).is_some_and(|s| s.success()));
+
+    let restarted = start(dir.path());
+    let mut refused = PlainClient::plain(restarted.plaintext[0], "refused");
+    let error = refused.expect_command("ERROR");
+    assert!(error.params[0].contains("kept across restarts"), "{error:?}");
+    admin_ok(dir.path(), &["unban", "127.0.0.*"]);
+    let mut welcome = PlainClient::plain(restarted.plaintext[0], "welcome");
+    welcome.register("welcome");
+    drop(restarted);
+
+    std::fs::write(dir.path().join("bans.json"), "[{\"mask\": ").expect("damage the file");
+    let out = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run chinwag serve");
+    assert!(!out.status.success(), "a damaged ban list must not silently lift every ban");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bans.json is damaged"), "{out:?}");
 }

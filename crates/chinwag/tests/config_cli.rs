@@ -1,6 +1,8 @@
 //! `chinwag serve`'s configuration from the command line: `--print-config`, the shipped sample,
 //! the systemd unit, and a bad configuration that stops the start before anything is created.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -49,6 +51,17 @@ fn the_printed_config_starts_a_server_and_a_bad_one_creates_nothing() {
 
     let out = chinwag(&["serve", "--set", "limits.sendq", "--data-dir", data.to_str().expect("path")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"), "{out:?}");
+
+    // The printed defaults are a working configuration (listeners moved to free ports by flag).
+    std::fs::write(&config, chinwag_server::DEFAULT_CONFIG).expect("write");
+    let config_arg = config.to_str().expect("path");
+    let server = support::process::ServerProcess::start_with(
+        &data,
+        &["127.0.0.1:0"],
+        &["127.0.0.1:0"],
+        &["--config", config_arg],
+    );
+    assert_eq!(server.tls.len(), 1);
 }
 
 #[test]
@@ -59,4 +72,54 @@ fn the_systemd_unit_is_hardened() {
     {
         assert!(unit.lines().any(|l| l.trim() == line || l.starts_with(line)), "the unit lacks {line}");
     }
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_of_standard_input() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["admin", "hash-password"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hash-password");
+    child.stdin.take().expect("stdin").write_all(b"operator secret\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(chinwag_server::verify_password(hash.trim(), "operator secret"));
+    assert!(!hash.contains("operator secret"));
+}
+
+#[test]
+fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("chinwag.toml");
+    std::fs::write(&config, "[listen]\nmetrics = \"file is wrong\"\n").expect("write");
+    let data = dir.path().join("data");
+    let config_arg = config.to_str().expect("path");
+    let data_arg = data.to_str().expect("path");
+    let env = [("CHINWAG_LISTEN_METRICS", "env is wrong too")];
+
+    let serve = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
+        command.args(["serve", "--config", config_arg, "--data-dir", data_arg]).args(extra);
+        command.envs(env.iter().copied()).env_remove("CHINWAG_CONFIG");
+        command.output().expect("run chinwag serve")
+    };
+    let out = serve(&[], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"file is wrong\""), "{out:?}");
+    let out = serve(&[], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"env is wrong too\"") && stderr.contains("CHINWAG_LISTEN_METRICS"), "{stderr}");
+
+    let server = support::process::ServerProcess::start_with_env(
+        &data,
+        &["127.0.0.1:0"],
+        &["127.0.0.1:0"],
+        &["--config", config_arg, "--metrics-listen", "127.0.0.1:0"],
+        &env,
+    );
+    assert!(server.metrics.is_some(), "the flag's metrics listener is up:\n{}", server.log_tail());
 }

@@ -111,7 +111,7 @@ impl Server {
 
     /// Stores a message. Everything the core sends after this waits until it is durable.
     pub(crate) fn persist(&mut self, item: HistoryItem) {
-        self.effects.push(Effect::Persist(item));
+        self.effects.push(Effect::Persist(Box::new(item)));
     }
 
     pub(crate) fn clear_offline(&mut self, account: &str, up_to_msgid: &str) {
@@ -122,7 +122,7 @@ impl Server {
     pub(crate) fn save_channel(&mut self, folded: &str) {
         if let Some(ch) = self.channels.get(folded) {
             let snapshot = ch.snapshot();
-            self.effects.push(Effect::SaveChannel(snapshot));
+            self.effects.push(Effect::SaveChannel(Box::new(snapshot)));
         }
     }
 

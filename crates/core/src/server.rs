@@ -35,12 +35,14 @@ pub enum Effect {
     /// Flush what is queued for the connection, then close it. The core has already forgotten it.
     Close { conn: ConnId },
     /// Make this message durable. Every effect after it must wait until it is (so no one sees,
-    /// and no sender gets an echo for, a message that could still be lost).
-    Persist(HistoryItem),
+    /// and no sender gets an echo for, a message that could still be lost). Boxed, like
+    /// `SaveChannel`, so that every `Effect` stays small: a room message makes one `Send` per
+    /// member, and the edge moves each of them through its queues.
+    Persist(Box<HistoryItem>),
     /// Do this work and call [`Server::complete`] with the answer.
     Request { id: RequestId, request: Request },
     /// Remember a room's state (topic, modes, bans) across restarts.
-    SaveChannel(ChannelSnapshot),
+    SaveChannel(Box<ChannelSnapshot>),
     /// Forget a room that no longer exists.
     DeleteChannel(String),
     /// Offline messages up to this one were delivered to the account.

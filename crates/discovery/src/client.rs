@@ -17,6 +17,8 @@ use crate::{DEFAULT_GROUP_V4, DEFAULT_GROUP_V6, DEFAULT_PORT};
 pub const MAX_FOUND: usize = 256;
 /// Pages a status query asks for at most (each page is one answer of up to 1200 bytes).
 pub const MAX_STATUS_PAGES: usize = 16;
+/// Addresses of one host name a status query tries at most.
+const MAX_ADDRESSES: usize = 4;
 /// Discovery sends its probe this many times (multicast on Wi-Fi loses datagrams).
 const PROBE_ROUNDS: u32 = 2;
 
@@ -205,8 +207,21 @@ pub enum StatusError {
 /// many as [`MAX_STATUS_PAGES`] and the server's rate limit allow). `host` is a name or address
 /// with an optional `:port` (default 12348; IPv6 as `[addr]:port`).
 pub async fn status(host: &str, timeout: Duration) -> Result<Found, StatusError> {
-    let addr = resolve_host(host).await?;
-    status_addr(addr, timeout).await
+    let addrs = resolve_host(host).await?;
+    // A name with several addresses (`localhost`: ::1 and 127.0.0.1): each is tried in turn,
+    // with an equal share of the time.
+    let share = timeout / u32::try_from(addrs.len()).unwrap_or(1).max(1);
+    let mut last = None;
+    for addr in addrs {
+        match status_addr(addr, share).await {
+            Ok(found) => return Ok(found),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| StatusError::Resolve {
+        host: host.to_owned(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+    }))
 }
 
 /// [`status`] for an address already resolved.
@@ -273,20 +288,26 @@ fn accept(data: &[u8], nonce: u64) -> Option<Answer> {
     }
 }
 
-async fn resolve_host(host: &str) -> Result<SocketAddr, StatusError> {
+/// The addresses to ask, at most [`MAX_ADDRESSES`] of them.
+async fn resolve_host(host: &str) -> Result<Vec<SocketAddr>, StatusError> {
     let err = |source| StatusError::Resolve { host: host.to_owned(), source };
     if let Ok(addr) = host.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Ok(vec![addr]);
     }
     if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+        return Ok(vec![SocketAddr::new(ip, DEFAULT_PORT)]);
     }
     let target = match host.rsplit_once(':') {
         Some((name, port)) if port.parse::<u16>().is_ok() => format!("{name}:{port}"),
         _ => format!("{host}:{DEFAULT_PORT}"),
     };
-    let mut addrs = tokio::net::lookup_host(target).await.map_err(err)?;
-    addrs.next().ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "no address")))
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(target).await.map_err(err)?.collect();
+    addrs.dedup();
+    addrs.truncate(MAX_ADDRESSES);
+    if addrs.is_empty() {
+        return Err(err(io::Error::new(io::ErrorKind::NotFound, "no address")));
+    }
+    Ok(addrs)
 }
 
 async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {

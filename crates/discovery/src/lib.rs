@@ -52,7 +52,9 @@ pub mod wire;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use client::{discover, discover_with, status, status_addr, DiscoverOptions, Found, StatusError, MAX_FOUND};
+pub use client::{
+    discover, discover_with, status, status_addr, DiscoverOptions, Found, StatusError, MAX_FOUND, MAX_STATUS_PAGES,
+};
 pub use limit::RateLimits;
 pub use responder::{Live, Responder, ResponderConfig, ServerInfo, Stats};
 pub use wire::{Listener, Room, Transport};

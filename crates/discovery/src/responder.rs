@@ -145,20 +145,16 @@ impl Responder {
                 None
             }
         };
-        let wants_v6 = cfg.groups.iter().any(IpAddr::is_ipv6) || v4.is_none();
-        let v6 = if wants_v6 {
-            match bind_v6(cfg, port, &nets) {
-                Ok(s) => {
-                    port = s.local_addr()?.port();
-                    Some(s)
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "discovery: no IPv6 socket");
-                    None
-                }
+        // Always tried, even without an IPv6 group: status queries may come over IPv6.
+        let v6 = match bind_v6(cfg, port, &nets) {
+            Ok(s) => {
+                port = s.local_addr()?.port();
+                Some(s)
             }
-        } else {
-            None
+            Err(e) => {
+                tracing::debug!(error = %e, "discovery: no IPv6 socket");
+                None
+            }
         };
         if v4.is_none() && v6.is_none() {
             return Err(io::Error::other(format!("cannot bind UDP port {} for discovery", cfg.port)));
@@ -304,7 +300,7 @@ impl Responder {
                 .collect(),
             rooms_total: u16::try_from(live.rooms.len()).unwrap_or(u16::MAX),
             first_room,
-            rooms: live.rooms[first..].iter().take(usize::from(u8::MAX)).cloned().collect(),
+            rooms: live.rooms[first..].iter().take(wire::MAX_ROOMS_PER_DATAGRAM).cloned().collect(),
         }
     }
 

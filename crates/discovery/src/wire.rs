@@ -31,6 +31,8 @@ pub const MAX_VERSION_BYTES: usize = 32;
 pub const MAX_TOPIC_BYTES: usize = 100;
 /// Listeners announced at most; more are left out.
 pub const MAX_LISTENERS: usize = 16;
+/// Rooms one datagram can hold at most (each takes at least 8 bytes).
+pub const MAX_ROOMS_PER_DATAGRAM: usize = MAX_DATAGRAM / 8;
 /// Length of a SHA-256 certificate fingerprint.
 pub const FINGERPRINT_LEN: usize = 32;
 
@@ -247,7 +249,7 @@ impl Answer {
         }
         let mut kept = 0usize;
         let mut room = Vec::with_capacity(MAX_NAME_BYTES + MAX_TOPIC_BYTES + 8);
-        for r in self.rooms.iter().take(usize::from(u8::MAX)) {
+        for r in self.rooms.iter().take(MAX_ROOMS_PER_DATAGRAM) {
             room.clear();
             put_str(&mut room, &r.name, MAX_NAME_BYTES);
             room.extend_from_slice(&r.members.to_be_bytes());
@@ -385,9 +387,12 @@ pub fn sanitize(s: &str, max: usize) -> String {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str, max: usize) {
-    let s = sanitize(s, max.min(usize::from(u8::MAX)));
-    out.push(s.len() as u8);
-    out.extend_from_slice(s.as_bytes());
+    let max = max.min(usize::from(u8::MAX));
+    // Most strings are already clean and short: no copy for them.
+    let clean: std::borrow::Cow<'_, str> =
+        if s.len() <= max && !s.chars().any(char::is_control) { s.into() } else { sanitize(s, max).into() };
+    out.push(clean.len() as u8);
+    out.extend_from_slice(clean.as_bytes());
 }
 
 /// A cursor over untrusted bytes: every read is checked.

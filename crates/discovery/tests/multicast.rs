@@ -431,3 +431,24 @@ fn probes_with_forged_unanswerable_sources_are_refused() {
     assert_eq!(stats.refused_source.load(Relaxed), 1, "the forged probe reached the responder and was refused");
     assert_eq!(stats.answered.load(Relaxed), 1);
 }
+
+#[test]
+fn status_works_over_ipv6_even_with_ipv4_groups_only() {
+    let lan = Lan::new("st6");
+    let cfg = ResponderConfig { groups: vec![IpAddr::V4(chinwag_discovery::DEFAULT_GROUP_V4)], ..Default::default() };
+    lan.responder(cfg, info("alpha.lan"), rooms(1));
+    let handle = lan.rt.handle().clone();
+    let found = lan.net.server.run(move || handle.block_on(chinwag_discovery::status("[::1]", WAIT)));
+    let found = found.expect("answered over IPv6 loopback");
+    assert_eq!(found.name, "alpha.lan");
+    assert!(found.from.is_ipv6());
+}
+
+#[test]
+fn status_accepts_a_host_name() {
+    let lan = Lan::new("name");
+    lan.responder(ResponderConfig::default(), info("alpha.lan"), rooms(1));
+    let handle = lan.rt.handle().clone();
+    let found = lan.net.server.run(move || handle.block_on(chinwag_discovery::status("localhost", WAIT)));
+    assert_eq!(found.expect("answered").name, "alpha.lan");
+}

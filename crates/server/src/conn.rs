@@ -1,9 +1,8 @@
 //! One connection's I/O: a reader that frames and parses lines for the hub, and a writer that
-//! drains the connection's bounded outbound queue. Plaintext and TLS streams run the same code.
+//! drains the connection's bounded outbound queue. Plaintext, TLS and QUIC streams run the same code.
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::{Frame, LineReader, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,48 +11,36 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::EdgeLimits;
 use crate::hub::Event;
+use crate::outbox::{outbox, Divert, Queue};
 
-/// Bytes read from the socket at a time.
+/// Bytes read from the socket at a time, at most: a peer that sends in bulk gets this.
 const READ_CHUNK: usize = 4096;
-/// The writer coalesces queued lines into one write of up to this many bytes.
-const WRITE_BATCH: usize = 64 * 1024;
+/// ... and at least: a quiet peer (most of them, most of the time) waits on this little.
+const READ_SMALL: usize = 256;
 /// Time allowed to send our last bytes and close politely.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Lines a transport can carry beside its stream: QUIC sends `+typing` as datagrams.
-pub(crate) trait Divert: Send + 'static {
-    /// Sends `line` another way and returns true, or returns false to leave it to the stream.
-    fn divert(&mut self, line: &Bytes) -> bool;
-}
-
-/// Streams that carry everything (TCP, TLS).
-impl Divert for () {
-    fn divert(&mut self, _line: &Bytes) -> bool {
-        false
-    }
-}
-
-/// Runs a connection until it ends, then tells the hub.
-pub(crate) async fn serve<S, D>(
+/// Runs a connection until it ends, then tells the hub. `divert` carries some lines beside the
+/// stream (QUIC datagrams); `None` for streams that carry everything.
+pub(crate) async fn serve<S>(
     stream: S,
     conn: ConnId,
     info: ConnInfo,
     events: mpsc::Sender<Event>,
     limits: EdgeLimits,
-    divert: D,
+    divert: Option<Box<dyn Divert>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
-    D: Divert,
 {
     let (reader, writer) = tokio::io::split(stream);
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = mpsc::channel::<Bytes>(limits.sendq_lines.max(1));
+    let (outbox, queue) = outbox(limits.sendq_lines.max(1), divert);
     let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
     if events.send(connected).await.is_err() {
         return;
     }
-    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), limits.write_timeout, divert));
+    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), limits.write_timeout));
     let reason = read_loop(reader, conn, &events, &cancel, limits.line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops.
     let _ = events.send(Event::Closed { conn, reason }).await;
@@ -74,7 +61,7 @@ where
     // The framer holds at most `line_len` bytes of an unfinished line: a longer one is skipped
     // as it arrives, never buffered whole.
     let mut framer = LineReader::new(line_len);
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_SMALL];
     loop {
         let read = tokio::select! {
             _ = cancel.cancelled() => return "Connection closed".into(),
@@ -82,7 +69,16 @@ where
         };
         match read {
             Ok(0) => return "Connection closed".into(),
-            Ok(n) => framer.push(&buf[..n]),
+            Ok(n) => {
+                framer.push(&buf[..n]);
+                // A full read means more is coming: read bigger. A short one means the peer is
+                // quiet: give the memory back while it idles.
+                if n == buf.len() && n < READ_CHUNK {
+                    buf = vec![0u8; READ_CHUNK];
+                } else if n < READ_SMALL && buf.len() > READ_SMALL {
+                    buf = vec![0u8; READ_SMALL];
+                }
+            }
             Err(e) => return format!("Read error: {e}"),
         }
         while let Some(frame) = framer.next_frame() {
@@ -98,40 +94,23 @@ where
     }
 }
 
-async fn write_loop<W, D>(
-    mut writer: W,
-    mut queue: mpsc::Receiver<Bytes>,
-    cancel: CancellationToken,
-    timeout: Duration,
-    mut divert: D,
-) where
+/// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
+/// keeps the packet and syscall count down under load while a lone line still leaves at once).
+async fn write_loop<W>(mut writer: W, queue: Queue, cancel: CancellationToken, timeout: Duration)
+where
     W: AsyncWrite + Unpin,
-    D: Divert,
 {
-    let mut batch = Vec::with_capacity(READ_CHUNK);
+    let mut batch = Vec::new();
     loop {
-        let next = tokio::select! {
+        batch.clear();
+        let more = tokio::select! {
             _ = cancel.cancelled() => break,
-            next = queue.recv() => next,
+            more = queue.take(&mut batch) => more,
         };
-        let Some(first) = next else {
+        if !more {
             // The hub closed the connection: everything queued is written; say goodbye.
             let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
             break;
-        };
-        batch.clear();
-        if !divert.divert(&first) {
-            batch.extend_from_slice(&first);
-        }
-        while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
-                Ok(more) if divert.divert(&more) => {}
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if batch.is_empty() {
-            continue;
         }
         let write = async {
             writer.write_all(&batch).await?;
@@ -145,9 +124,6 @@ async fn write_loop<W, D>(
         match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => break,
-        }
-        if batch.capacity() > WRITE_BATCH * 2 {
-            batch = Vec::with_capacity(READ_CHUNK);
         }
     }
     cancel.cancel();

@@ -113,16 +113,17 @@ async fn serve(stream: UnixStream, control: Control, owner: Option<u32>) {
         return;
     }
     let by = format!("control socket uid {}", peer.unwrap_or(0));
-    let mut lines = BufReader::new(read.take(MAX_REQUEST as u64 * 64)).lines();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::with_capacity(256);
     loop {
-        let line = match tokio::time::timeout(IDLE_TIMEOUT, lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
+        line.clear();
+        // Each request is bounded on its own, so a long `--watch` session is never cut off.
+        let mut bounded = (&mut reader).take(MAX_REQUEST as u64 + 1);
+        match tokio::time::timeout(IDLE_TIMEOUT, bounded.read_until(b'\n', &mut line)).await {
+            Ok(Ok(n)) if n > 0 && line.len() <= MAX_REQUEST => {}
             _ => return,
-        };
-        if line.len() > MAX_REQUEST {
-            return;
         }
-        let reply = match serde_json::from_str::<Request>(&line) {
+        let reply = match serde_json::from_slice::<Request>(&line) {
             Ok(req) => execute(&control, &req.args, &by).await,
             Err(e) => AdminReply { ok: false, text: format!("bad request: {e}"), data: serde_json::Value::Null },
         };

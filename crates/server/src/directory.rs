@@ -5,9 +5,10 @@
 //! the latest snapshot without ever touching the hub. Secret rooms never enter the snapshot.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use chinwag_core::Server;
-use chinwag_discovery::{Listener, Live, Responder, Room, ServerInfo, Transport};
+use chinwag_discovery::{Listener, Live, Responder, Room, ServerInfo, Stats, Transport};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,39 +34,42 @@ pub(crate) fn live(server: &Server) -> Live {
     Live { rooms, users_online: u32::try_from(server.users_online()).unwrap_or(u32::MAX) }
 }
 
-/// Binds and spawns the responder if discovery is on. Returns the channel the hub publishes
-/// to and the UDP port bound. Discovery is a convenience: if it cannot start, the server runs
-/// without it and says why.
+/// Every listener, as discovery announces it.
+pub(crate) fn listeners(plaintext: &[SocketAddr], tls: &[SocketAddr], quic: &[SocketAddr]) -> Vec<Listener> {
+    let of = |transport: Transport, addrs: &[SocketAddr]| -> Vec<Listener> {
+        addrs.iter().map(|a| Listener { transport, addr: *a }).collect()
+    };
+    [of(Transport::Plaintext, plaintext), of(Transport::Tls, tls), of(Transport::Quic, quic)].concat()
+}
+
+/// Binds and spawns the responder if discovery is on (`server` as restored, not yet running).
+/// Returns the channel the hub publishes to, the UDP port bound and the responder's counters.
+/// Discovery is a convenience: if it cannot start, the server runs without it and says why.
 pub(crate) fn start(
     cfg: &ServerConfig,
-    plaintext: &[SocketAddr],
-    tls: &[SocketAddr],
-    quic: &[SocketAddr],
+    server: &Server,
+    listeners: Vec<Listener>,
     fingerprint: &str,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
-) -> Option<(watch::Sender<Live>, u16)> {
+) -> Option<(watch::Sender<Live>, u16, Arc<Stats>)> {
     if !cfg.discovery.enabled {
         return None;
     }
-    let listeners = plaintext
-        .iter()
-        .map(|a| Listener { transport: Transport::Plaintext, addr: *a })
-        .chain(tls.iter().map(|a| Listener { transport: Transport::Tls, addr: *a }))
-        .chain(quic.iter().map(|a| Listener { transport: Transport::Quic, addr: *a }))
-        .collect();
     let info = ServerInfo {
         name: cfg.core.server_name.clone(),
         version: cfg.core.version.clone(),
         listeners,
         fingerprint: chinwag_discovery::wire::parse_fingerprint(fingerprint),
     };
-    let (tx, rx) = watch::channel(Live::default());
+    // The rooms restored at start are announced from the first probe on, before the hub's
+    // first tick.
+    let (tx, rx) = watch::channel(live(server));
     match Responder::bind(&cfg.discovery, info, rx) {
         Ok(responder) => {
-            let port = responder.port();
+            let (port, stats) = (responder.port(), responder.stats());
             tracker.spawn(responder.run(shutdown.clone()));
-            Some((tx, port))
+            Some((tx, port, stats))
         }
         Err(e) => {
             tracing::warn!(error = %e, "LAN discovery is off: its UDP socket cannot be opened");

@@ -16,13 +16,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo, Effect, Failure, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Disconnect, Metrics};
+use crate::outbox::Outbox;
 use crate::storage::{to_record, Storage};
 use crate::work::Worker;
 
@@ -59,7 +59,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub(crate) enum Event {
-    Connected { conn: ConnId, info: ConnInfo, outbox: mpsc::Sender<Bytes>, cancel: CancellationToken },
+    Connected { conn: ConnId, info: ConnInfo, outbox: Outbox, cancel: CancellationToken },
     Line { conn: ConnId, parsed: Result<Message, ParseError> },
     Closed { conn: ConnId, reason: String },
 }
@@ -68,7 +68,7 @@ pub(crate) enum Event {
 #[derive(Debug)]
 struct Handle {
     /// Dropping it tells the writer to flush and close.
-    outbox: mpsc::Sender<Bytes>,
+    outbox: Outbox,
     /// Cancelling it stops both halves at once, queued bytes or not.
     cancel: CancellationToken,
 }
@@ -253,7 +253,7 @@ impl Hub {
                             self.segments.push_back(Segment::default());
                         }
                         if let Some(last) = self.segments.back_mut() {
-                            last.batch.push(item);
+                            last.batch.push(*item);
                         }
                     }
                     other => match self.segments.back_mut() {
@@ -325,7 +325,7 @@ impl Hub {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
                         sent += 1;
-                        if handle.outbox.try_send(line).is_err() {
+                        if handle.outbox.push(&line).is_err() {
                             overflowed.push(conn);
                         }
                     }
@@ -335,7 +335,7 @@ impl Hub {
                 }
                 Effect::Request { id, request } => self.worker.start(id, request),
                 Effect::SaveChannel(snapshot) => {
-                    let record = to_record(snapshot);
+                    let record = to_record(*snapshot);
                     self.storage.spawn("saving a room", move |s| s.save_channel(&record));
                 }
                 Effect::DeleteChannel(name) => {

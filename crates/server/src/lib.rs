@@ -12,7 +12,8 @@
 //! Layout: `listen.rs` binds and accepts, `limits.rs` decides who may connect (per address,
 //! per /64, in total), `conn.rs` runs one connection (reader and writer), `quic.rs` the QUIC
 //! transport,
-//! `hub.rs` owns the core, `tls.rs` handles certificates, `config/` is the settings (TOML file,
+//! `hub.rs` owns the core, `outbox.rs` is a connection's
+//! bounded outbound queue, `tls.rs` handles certificates, `config/` is the settings (TOML file,
 //! environment, flags), `admin.rs` the administration commands, `control.rs` their Unix socket,
 //! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
 //! `logging.rs` the log files, `bans.rs` server bans on disk,
@@ -31,6 +32,7 @@ mod limits;
 mod listen;
 pub mod logging;
 mod metrics;
+mod outbox;
 mod quic;
 mod reload;
 mod storage;
@@ -59,6 +61,9 @@ pub use metrics::{Disconnect, Snapshot, Transport};
 pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;
 pub use work::{hash_password, verify_password};
+
+/// How long the store thread may take to finish its queued work after the hub is gone.
+const STORE_FINISH: Duration = Duration::from_secs(1);
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chinwag.db";
@@ -155,6 +160,8 @@ pub struct Running {
     pub control_path: Option<PathBuf>,
     /// The UDP port LAN discovery answers on, if it is on.
     pub discovery_port: Option<u16>,
+    /// What the discovery responder did (answers, refusals), for monitoring.
+    pub discovery_stats: Option<Arc<chinwag_discovery::Stats>>,
     /// SHA-256 of the TLS certificate, `AB:CD:...`.
     pub fingerprint: String,
     control: Control,
@@ -209,14 +216,14 @@ impl Running {
             _ = force.cancelled() => {}
         }
         drop(self.control);
-        if clean {
-            if let Some(thread) = self.store_thread.take() {
-                let joined = tokio::task::spawn_blocking(move || thread.join());
-                tokio::select! {
-                    _ = joined => {}
-                    _ = tokio::time::sleep_until(deadline + Duration::from_secs(1)) => clean = false,
-                    _ = force.cancelled() => clean = false,
-                }
+        if let Some(thread) = self.store_thread.take() {
+            // Even a forced stop gives the store a moment to finish what is queued: losing a
+            // write is worse than a second's wait.
+            let limit = if force.is_cancelled() { tokio::time::Instant::now() } else { deadline } + STORE_FINISH;
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout_at(limit, joined).await.is_err() {
+                tracing::error!("the store thread did not finish its queued work in time");
+                clean = false;
             }
         }
         tracing::info!(clean, "stopped");
@@ -231,6 +238,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     // First, so that a second server on the same data directory is refused before it touches
     // the database.
     let control_listener = if cfg.control_socket { Some(control::bind(&cfg.data_dir)?) } else { None };
+    warn_if_exposed(&cfg.data_dir);
     let db_path = cfg.data_dir.join(DATABASE_FILE);
     let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
     use chinwag_store::Store as _;
@@ -295,10 +303,11 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
     let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone())?;
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
+    let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
+    let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);
     let mut hub =
         hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
-    let discovery = directory::start(&cfg, &plaintext, &tls_addrs, &quic_addrs, &tls.fingerprint, &shutdown, &tracker);
-    if let Some((tx, _)) = &discovery {
+    if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
     let hub = tokio::spawn(hub.run(events_rx, answers_rx, calls_rx, shutdown.clone()));
@@ -342,7 +351,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         quic: quic_addrs,
         metrics: metrics_addr,
         control_path,
-        discovery_port: discovery.map(|(_, port)| port),
+        discovery_port: discovery.as_ref().map(|(_, port, _)| *port),
+        discovery_stats: discovery.map(|(_, _, stats)| stats),
         fingerprint: tls.fingerprint,
         control,
         tracker,
@@ -363,4 +373,20 @@ pub fn create_data_dir(dir: &std::path::Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Password hashes, history and the TLS key live in the data directory; say so if other users
+/// can read it.
+fn warn_if_exposed(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users; `chmod 700` it (it holds password hashes, history and the TLS key)"
+            );
+        }
+    }
 }

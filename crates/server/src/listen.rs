@@ -122,14 +122,24 @@ impl Acceptor {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
         match tls {
-            None => conn::serve(stream, conn, info, self.events, self.limits, ()).await,
+            None => conn::serve(stream, conn, info, self.events, self.limits, None).await,
+            // Boxed: a TLS session is large, and a task is sized for its largest state, so
+            // inline it would cost every plaintext connection as much memory.
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)).await;
-                match handshake {
-                    Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, ()).await,
-                    Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
-                }
+                Box::pin(async move {
+                    // A stop does not wait for handshakes: an idle half-open connection must not
+                    // delay every shutdown by the handshake timeout.
+                    let handshake = tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, None).await,
+                        Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
+                    }
+                })
+                .await
             }
         }
     }

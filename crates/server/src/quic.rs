@@ -21,11 +21,12 @@ use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::Message;
 
-use crate::conn::{self, Divert};
+use crate::conn;
 use crate::hub::Event;
 use crate::limits::Permit;
 use crate::listen::{host_of, Acceptor};
 use crate::metrics::Transport;
+use crate::outbox::Divert;
 
 /// The ALPN protocol name that says "IRC lines on the first bidirectional stream, typing
 /// notices in datagrams".
@@ -110,7 +111,8 @@ impl Acceptor {
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();
         let stream = self.metrics.wrap(tokio::io::join(recv, send), Transport::Quic);
-        conn::serve(stream, conn, info, self.events, self.limits, TypingDatagrams(connection.clone())).await;
+        let divert: Box<dyn Divert> = Box::new(TypingDatagrams(connection.clone()));
+        conn::serve(stream, conn, info, self.events, self.limits, Some(divert)).await;
         // The writer finished the stream after our last line (the ERROR); closing the
         // connection before the peer has it would discard it.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, delivered).await;
@@ -123,11 +125,11 @@ impl Acceptor {
 struct TypingDatagrams(quinn::Connection);
 
 impl Divert for TypingDatagrams {
-    fn divert(&mut self, line: &Bytes) -> bool {
+    fn divert(&self, line: &[u8]) -> bool {
         if !is_typing_notice(line) || self.0.max_datagram_size().is_none_or(|max| line.len() > max) {
             return false;
         }
-        self.0.send_datagram(line.clone()).is_ok()
+        self.0.send_datagram(Bytes::copy_from_slice(line)).is_ok()
     }
 }
 

@@ -48,8 +48,8 @@ fn assert_mentions(text: &str, parts: &[&str]) {
 fn the_printed_default_file_parses_back_to_the_defaults() {
     let (with_file, _d1) = source(Some(DEFAULT_CONFIG), &[], &[]);
     let (without, _d2) = source(None, &[], &[]);
-    assert_eq!(with_file.raw().expect("default file parses").0, RawConfig::default());
-    assert_eq!(without.raw().expect("no file").0, RawConfig::default());
+    assert_eq!(with_file.raw().expect("default file parses"), RawConfig::default());
+    assert_eq!(without.raw().expect("no file"), RawConfig::default());
     let cfg = with_file.load().expect("defaults validate");
     assert_eq!(cfg.core.server_name, "chinwag.local");
     assert_eq!(cfg.listen.len(), 2);
@@ -129,6 +129,8 @@ fn every_kind_of_value_can_come_from_the_environment() {
         ("CHINWAG_STORAGE_HISTORY_RETENTION_DAYS", "30"),
         ("CHINWAG_DATA_DIR", "/srv/chinwag"),
         ("CHINWAG_SERVER_PASSWORD", "letmein"),
+        ("CHINWAG_SERVER_MOTD", "[\"Hello, world\", \"Be nice\"]"),
+        ("CHINWAG_SERVER_DEFAULT_ROOMS", "#one,#two"),
         ("CHINWAG_SOMETHING_ELSE", "ignored: not a key"),
         ("HOME", "/root"),
     ];
@@ -140,6 +142,8 @@ fn every_kind_of_value_can_come_from_the_environment() {
     assert_eq!(cfg.history_retention, Some(Duration::from_secs(30 * 24 * 3600)));
     assert_eq!(cfg.data_dir, PathBuf::from("/srv/chinwag"));
     assert_eq!(cfg.core.password.as_deref(), Some("letmein"));
+    assert_eq!(cfg.core.motd, ["Hello, world", "Be nice"]);
+    assert_eq!(cfg.core.default_channels, ["#one", "#two"]);
 }
 
 #[test]

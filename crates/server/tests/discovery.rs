@@ -119,6 +119,8 @@ fn a_server_announces_public_rooms_users_and_fingerprint_but_never_secret_rooms(
         alice.expect_command("MODE").await;
     });
     net.status_until(port, "#public gone once secret", |f| room(f, "#public").is_none());
+    let stats = server.discovery_stats.as_ref().expect("counters");
+    assert!(stats.answered.load(std::sync::atomic::Ordering::Relaxed) >= 3, "{stats:?}");
     net.rt.block_on(server.shutdown());
 }
 

@@ -47,6 +47,17 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with more arguments for `chinwag serve`.
     pub fn start_with(data_dir: &Path, plaintext: &[&str], tls: &[&str], extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, plaintext, tls, extra, &[])
+    }
+
+    /// Like [`ServerProcess::start_with`], with environment variables set for the server.
+    pub fn start_with_env(
+        data_dir: &Path,
+        plaintext: &[&str],
+        tls: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chinwag"));
         command.args(["serve"]).args(extra);
         command.arg("--data-dir").arg(data_dir);
@@ -67,6 +78,7 @@ impl ServerProcess {
             .env_remove("RUST_LOG")
             .env_remove("CHINWAG_CONFIG")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -122,6 +134,11 @@ impl ServerProcess {
 
     fn parse_addr(&self, addr: &str, line: &str) -> SocketAddr {
         addr.parse().unwrap_or_else(|_| panic!("unparsable address in banner line {line:?}:\n{}", self.log_tail()))
+    }
+
+    /// The server's process id (for `chinwag bench --server-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL (what `Child::kill` sends on Unix), so it gets no chance

@@ -279,7 +279,8 @@ impl Server {
         match result {
             Ok(account) => {
                 self.accounts.insert(casefold(&account), account.clone());
-                tracing::info!(target: "audit", %conn, account = %account, "account registered");
+                let ip = self.clients.get(&conn).map(|c| c.info.ip.to_string()).unwrap_or_default();
+                tracing::info!(target: "audit", %conn, %ip, account = %account, "account registered");
                 if !self.clients.contains_key(&conn) {
                     return;
                 }

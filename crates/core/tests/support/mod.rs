@@ -75,8 +75,8 @@ impl Harness {
                     self.closed.insert(conn);
                 }
                 Effect::Request { id, request } => self.requests.push((id, request)),
-                Effect::Persist(item) => self.persisted.push(item),
-                Effect::SaveChannel(snap) => self.saved_rooms.push(snap),
+                Effect::Persist(item) => self.persisted.push(*item),
+                Effect::SaveChannel(snap) => self.saved_rooms.push(*snap),
                 Effect::DeleteChannel(name) => self.deleted_rooms.push(name),
                 Effect::ClearOffline { account, up_to_msgid } => self.cleared_offline.push((account, up_to_msgid)),
             }

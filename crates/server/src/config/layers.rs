@@ -60,24 +60,34 @@ impl ConfigSource {
     /// Reads the file and applies the environment and flags. Fails, naming the key, on any
     /// unknown key or unusable value: a server never starts half-configured.
     pub fn load(&self) -> Result<ServerConfig> {
-        let raw = self.raw()?;
-        let origins = self.provenance()?;
+        let (raw, origins) = self.merge()?;
         let dir = self.default_data_dir.clone();
-        Ok(raw.0.validate(move || dir, &origins)?).map(|mut cfg: ServerConfig| {
-            cfg.source = Some(self.clone());
-            cfg
-        })
+        let mut cfg = raw.validate(move || dir, &origins)?;
+        cfg.source = Some(self.clone());
+        Ok(cfg)
     }
 
-    /// The merged first stage (file, environment, flags) and the merged table.
-    pub fn raw(&self) -> Result<(RawConfig, Table)> {
+    /// The first stage only: the file, the environment and the flags merged and type-checked.
+    pub fn raw(&self) -> Result<RawConfig> {
+        Ok(self.merge()?.0)
+    }
+
+    fn merge(&self) -> Result<(RawConfig, Provenance)> {
+        let mut origins = Provenance::default();
         let mut table = match &self.file {
-            Some(path) => read_file(path)?,
+            Some(path) => {
+                let table = read_file(path)?;
+                for key in leaf_keys(&table) {
+                    origins.0.insert(key, format!("file {}", path.display()));
+                }
+                table
+            }
             None => Table::new(),
         };
         let defaults = default_table();
-        for (key, text, origin) in self.env_overrides(&defaults)? {
+        for (key, text, origin) in self.env_overrides(&defaults) {
             set_checked(&mut table, &defaults, &key, &text, &origin)?;
+            origins.0.insert(key, origin);
         }
         for (key, value, origin) in &self.flags {
             match value {
@@ -87,18 +97,19 @@ impl ConfigSource {
                     set_value_checked(&mut table, key, value, origin)?;
                 }
             }
+            origins.0.insert(key.clone(), origin.clone());
         }
-        let raw: RawConfig = table.clone().try_into().context("the merged configuration is not valid")?;
-        Ok((raw, table))
+        let raw: RawConfig = table.try_into().context("the merged configuration is not valid")?;
+        Ok((raw, origins))
     }
 
-    fn env_overrides(&self, defaults: &Table) -> Result<Vec<(String, String, String)>> {
-        // `CHINWAG_CONFIG` names the file itself, not a key.
+    /// `(key, value, origin)` for every `CHINWAG_…` variable that names a key.
+    fn env_overrides(&self, defaults: &Table) -> Vec<(String, String, String)> {
         let known = env_names(defaults);
         let mut out = Vec::new();
         for (name, value) in &self.env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-            if rest == "CONFIG" {
+            // `CHINWAG_CONFIG` names the file itself, not a key.
+            if !name.starts_with(ENV_PREFIX) || name == "CHINWAG_CONFIG" {
                 continue;
             }
             match known.get(name) {
@@ -106,24 +117,7 @@ impl ConfigSource {
                 None => tracing::debug!(variable = %name, "ignoring an environment variable that names no key"),
             }
         }
-        Ok(out)
-    }
-
-    fn provenance(&self) -> Result<Provenance> {
-        let mut p = Provenance::default();
-        if let Some(path) = &self.file {
-            let table = read_file(path)?;
-            for key in leaf_keys(&table) {
-                p.0.insert(key, format!("file {}", path.display()));
-            }
-        }
-        for (key, _, origin) in self.env_overrides(&default_table())? {
-            p.0.insert(key, origin);
-        }
-        for (key, _, origin) in &self.flags {
-            p.0.insert(key.clone(), origin.clone());
-        }
-        Ok(p)
+        out
     }
 }
 
@@ -167,25 +161,32 @@ fn read_file(path: &Path) -> Result<Table> {
 fn set_checked(table: &mut Table, defaults: &Table, key: &str, text: &str, origin: &str) -> Result<()> {
     let value = match lookup(defaults, key) {
         None if key == "oper" => parse_inline(text),
-        None => bail!("{origin}: there is no configuration key {key:?}; `chinwag serve --print-config` lists them all"),
+        None => bail!(
+            "there is no configuration key {key:?} (set by {origin}); `chinwag serve --print-config` lists them all"
+        ),
         Some(Value::Boolean(_)) => match text {
             "true" | "1" | "yes" => Value::Boolean(true),
             "false" | "0" | "no" => Value::Boolean(false),
-            _ => bail!("{origin}: {key} = {text:?}: expected true or false"),
+            _ => bail!("{key} = {text:?}: expected true or false (set by {origin})"),
         },
         Some(Value::Integer(_)) => match text.trim().parse::<i64>() {
             Ok(n) => Value::Integer(n),
-            Err(_) => bail!("{origin}: {key} = {text:?}: expected a whole number"),
+            Err(_) => bail!("{key} = {text:?}: expected a whole number (set by {origin})"),
         },
-        Some(Value::Array(_)) => Value::Array(
-            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
-        ),
+        // A TOML array (`["a, b", "c"]`) when it is one, else comma-separated items.
+        Some(Value::Array(_)) => match parse_inline(text) {
+            array @ Value::Array(_) => array,
+            _ => Value::Array(
+                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+            ),
+        },
         Some(_) => Value::String(text.to_owned()),
     };
     set_value_checked(table, key, value, origin)
 }
 
-/// `oper` from the environment or --set: a TOML inline array of tables.
+/// A TOML inline value (`oper`'s array of tables, a list with commas inside its items), or the
+/// text itself as a string.
 fn parse_inline(text: &str) -> Value {
     format!("v = {text}")
         .parse::<Table>()
@@ -208,7 +209,7 @@ fn set_value_checked(table: &mut Table, key: &str, value: Value, origin: &str) -
     let mut alone = Table::new();
     insert(&mut alone, key, value.clone());
     if let Err(e) = alone.try_into::<RawConfig>() {
-        bail!("{origin}: {key} = {value}: {e}");
+        bail!("{key} = {value}: {} (set by {origin})", e.to_string().trim());
     }
     insert(table, key, value);
     Ok(())

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Runs the same `chinwag bench` scenarios against chinwag, InspIRCd and ngIRCd on this machine
+# and prints a table of ratios (chinwag against the best of the others).
+#
+# Each run gets a fresh server process pinned to CPU 0 (taskset) and the load generator pinned
+# to CPU 1. Servers listen on loopback only, with connection and flood limits raised so that
+# they never trigger. chinwag runs as shipped: history on, synchronous=FULL.
+#
+# Usage: bench/compare.sh [SERVER...]      (default: chinwag inspircd ngircd)
+#   OUT=dir     where configs, logs and results.jsonl go (default: target/bench-compare)
+#   QUICK=1     smaller counts, for trying the script out
+# Not part of CI: it installs Debian packages and takes several minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-target/bench-compare}
+SERVERS=("${@:-chinwag inspircd ngircd}")
+read -r -a SERVERS <<<"${SERVERS[*]}"
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+PORT=16667
+TLS_PORT=16697
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+echo "== building chinwag (release)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release --locked -p chinwag
+CHINWAG="$CARGO_TARGET_DIR/release/chinwag"
+
+echo "== Debian packages: inspircd ngircd"
+if ! dpkg -s inspircd ngircd >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends inspircd ngircd
+fi
+# Packages may start their daemons; the ports below must be ours.
+service inspircd stop >/dev/null 2>&1 || true
+service ngircd stop >/dev/null 2>&1 || true
+
+write_configs() {
+    cat >"$OUT/inspircd.conf" <<EOF
+<server name="inspircd.bench" description="bench" network="bench">
+<admin name="bench" nick="bench" email="bench@localhost">
+<bind address="127.0.0.1" port="$PORT" type="clients">
+<connect name="bench" allow="127.0.0.1" maxchans="100" timeout="60" pingfreq="600"
+         hardsendq="1073741824" softsendq="1073741824" recvq="1048576"
+         threshold="1000000000" commandrate="1000000000" fakelag="no"
+         localmax="100000" globalmax="100000" limit="100000" maxconnwarn="no" useident="no" resolvehostnames="no">
+<performance netbuffersize="10240" somaxconn="4096" softlimit="30000" clonesonconnect="no" nouserdns="yes">
+<security hideserver="" announceinvites="dynamic">
+<channels users="1000" opers="1000">
+<files motd="$OUT/motd.txt">
+<pid file="$OUT/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="sparse" target="$OUT/inspircd.log">
+EOF
+    cat >"$OUT/ngircd.conf" <<EOF
+[Global]
+    Name = ngircd.bench
+    Info = bench
+    Listen = 127.0.0.1
+    Ports = $PORT
+    MotdFile = $OUT/motd.txt
+    PidFile = $OUT/ngircd.pid
+    ServerUID = root
+    ServerGID = root
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxPenaltyTime = 0
+    PingTimeout = 600
+    PongTimeout = 600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+EOF
+    echo "chinwag bench" >"$OUT/motd.txt"
+}
+
+SERVER_PID=""
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_server() {
+    local name=$1
+    # Something else on the port would be measured instead of this server.
+    for port in $PORT $TLS_PORT; do
+        if port_open "$port"; then
+            echo "port $port is already in use; stop whatever listens there first" >&2
+            exit 1
+        fi
+    done
+    case $name in
+    chinwag)
+        rm -rf "$OUT/chinwag-data"
+        taskset -c "$SERVER_CPU" "$CHINWAG" serve --data-dir "$OUT/chinwag-data" \
+            --listen "127.0.0.1:$PORT" --tls-listen "127.0.0.1:$TLS_PORT" >"$OUT/chinwag.log" 2>&1 &
+        ;;
+    inspircd)
+        taskset -c "$SERVER_CPU" inspircd --config "$OUT/inspircd.conf" --nofork --runasroot \
+            >"$OUT/inspircd.out" 2>&1 &
+        ;;
+    ngircd)
+        taskset -c "$SERVER_CPU" ngircd --config "$OUT/ngircd.conf" --nodaemon >"$OUT/ngircd.out" 2>&1 &
+        ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        if port_open "$PORT"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$name did not start listening on $PORT" >&2
+    return 1
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+trap 'stop_server' EXIT
+
+if [[ -n "${QUICK:-}" ]]; then SCALE=10; else SCALE=1; fi
+# name | chinwag bench arguments | servers it applies to
+SCENARIOS=(
+    "fanout-100|fanout --members 100 --senders 10 --messages $((2000 / SCALE))|all"
+    "fanout-1000|fanout --members 1000 --senders 10 --messages $((300 / SCALE))|all"
+    "pairs-500|pairs --members 1000 --messages $((300 / SCALE))|all"
+    "latency-100|fanout --members 100 --senders 10 --rate 1000 --messages $((500 / SCALE))|all"
+    "latency-1000|fanout --members 1000 --senders 1 --rate 100 --messages $((500 / SCALE))|all"
+    "latency-pairs|pairs --members 1000 --rate 50000 --messages $((250 / SCALE))|all"
+    "idle-10k|idle --connections $((10000 / SCALE)) --hold 3|all"
+    "connect-10k|connect --connections $((10000 / SCALE)) --in-flight 100|all"
+    "connect-10k-tls|connect --connections $((10000 / SCALE)) --in-flight 100 --tls|chinwag"
+    "history|history --senders 10 --messages $((20000 / SCALE))|chinwag"
+)
+
+write_configs
+for spec in "${SCENARIOS[@]}"; do
+    IFS='|' read -r name args only <<<"$spec"
+    for server in "${SERVERS[@]}"; do
+        if [[ "$only" != all && "$only" != "$server" ]]; then continue; fi
+        echo "== $name on $server: chinwag bench $args"
+        start_server "$server"
+        target="127.0.0.1:$PORT"
+        if [[ "$args" == *--tls* ]]; then target="127.0.0.1:$TLS_PORT"; fi
+        # shellcheck disable=SC2086
+        if ! taskset -c "$BENCH_CPU" "$CHINWAG" bench $args --target "$target" --server-pid "$SERVER_PID" \
+            --label "$server/$name" --duration 180 --json-out "$RESULTS" | sed 's/^/    /' | grep -v '^    {'; then
+            echo "    (run failed)"
+        fi
+        stop_server
+    done
+done
+
+echo
+echo "== results ($RESULTS)"
+python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows:
+    server, name = r["label"].split("/", 1)
+    by.setdefault(name, {})[server] = r
+# scenario: (what is compared, how to read it from a JSON line, whether higher is better)
+measures = {
+    "fanout-100": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "fanout-1000": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "pairs-500": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "latency-100": ("p99 latency ms, 1000 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "latency-1000": ("p99 latency ms, 100 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "latency-pairs": ("p99 latency ms, 50k msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "idle-10k": ("RSS KiB per idle connection", lambda r: r["rss_per_conn_bytes"] / 1024 if r.get("rss_per_conn_bytes") else None, False),
+    "connect-10k": ("server CPU-s for the registrations", lambda r: r.get("server_cpu_s"), False),
+    "connect-10k-tls": ("server CPU-s (TLS)", lambda r: r.get("server_cpu_s"), False),
+    "history": ("durable messages per second", lambda r: r.get("deliveries_per_s"), True),
+}
+servers = sorted({s for v in by.values() for s in v}, key=lambda s: (s != "chinwag", s))
+def fmt(x):
+    if x is None: return "-"
+    if x >= 1e6: return f"{x/1e6:.2f} M"
+    if x >= 1e4: return f"{x/1e3:.0f} k"
+    if x >= 100: return f"{x:.0f}"
+    return f"{x:.2f}"
+head = ["scenario", "measure"] + servers + ["chinwag vs best peer"]
+out = []
+for name, (label, get, higher) in measures.items():
+    if name not in by: continue
+    vals = {s: (get(by[name][s]) if s in by[name] else None) for s in servers}
+    peers = [v for s, v in vals.items() if s != "chinwag" and v]
+    cw = vals.get("chinwag")
+    ratio = "-"
+    if cw and peers:
+        best = max(peers) if higher else min(peers)
+        ratio = f"{cw / best:.2f}x" if higher else f"{cw / best:.2f}x (lower is better)"
+    cells = [fmt(vals[s]) for s in servers]
+    for i, s in enumerate(servers):
+        r = by[name].get(s)
+        if r and (r.get("lost") or r.get("failed") or r.get("timed_out")):
+            cells[i] += f" (lost {r.get('lost', 0)}, failed {r.get('failed', 0)}, timed out {r.get('timed_out')})"
+    out.append([name, label] + cells + [ratio])
+widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
+for row in [head] + out:
+    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+EOF

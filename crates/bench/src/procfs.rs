@@ -1,0 +1,67 @@
+//! The server's CPU time and memory, read from `/proc/PID` (Linux).
+//!
+//! CPU time is `utime + stime` from `/proc/PID/stat`: every thread of the process, including
+//! threads that have already exited, which is what "server CPU-seconds" must mean for a
+//! multi-threaded server. Memory is `VmRSS` from `/proc/PID/status` (shared by all threads).
+
+use std::time::Duration;
+
+/// Clock ticks per second in `/proc/PID/stat`. This is `USER_HZ`, which Linux fixes at 100 on
+/// every architecture it exposes to user space, whatever the kernel's internal tick rate.
+const USER_HZ: u64 = 100;
+
+/// CPU time used by the process so far (user plus system), or `None` if it cannot be read.
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: start after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // Fields 14 and 15 of the whole line are utime and stime; `rest` starts at field 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
+/// Resident memory of the process in KiB, or `None` if it cannot be read.
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time between two samples, when both exist.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<Duration>,
+}
+
+impl CpuMeter {
+    pub fn start(pid: Option<u32>) -> Self {
+        CpuMeter { pid, start: pid.and_then(cpu_time) }
+    }
+
+    /// CPU time since [`CpuMeter::start`].
+    pub fn elapsed(&self) -> Option<Duration> {
+        let now = cpu_time(self.pid?)?;
+        Some(now.saturating_sub(self.start?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = std::process::id();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        assert!(cpu_time(me).is_some_and(|t| t > Duration::ZERO));
+        assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+    }
+}

@@ -1,0 +1,146 @@
+//! `chinwag bench`: flags → [`chinwag_bench::Options`], run one scenario on a single-threaded
+//! runtime, print the table and the JSON line.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chinwag_bench::{Options, Scenario};
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    scenario: ScenarioArg,
+
+    /// The IRC server to drive: HOST:PORT on this machine (loopback only).
+    #[arg(long, value_name = "HOST:PORT")]
+    target: String,
+
+    /// The server's process id: adds its CPU time (deliveries per CPU-second) and memory.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+
+    /// Connect with TLS (the certificate is not checked; the target is loopback).
+    #[arg(long)]
+    tls: bool,
+
+    /// fanout: members of the room; pairs: connections, two per pair.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+
+    /// fanout: how many members send; history: how many senders (each in its own room).
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+
+    /// Messages per sender.
+    #[arg(long, default_value_t = 1000)]
+    messages: u64,
+
+    /// Total messages per second over all senders (fixed rate, open loop). Without it the
+    /// senders saturate the server, each with --in-flight messages unanswered.
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    rate: Option<u64>,
+
+    /// connect, idle: how many connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+
+    /// Saturated senders: messages in flight per sender; connect, idle: registrations in
+    /// flight.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+
+    /// Stop after this many seconds whatever happens (set-up included).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    duration: u64,
+
+    /// idle: seconds to hold the connections before the server's memory is read.
+    #[arg(long, default_value_t = 2, value_name = "SECS")]
+    hold: u64,
+
+    /// A name for this run in the report (e.g. which server it was).
+    #[arg(long, default_value = "")]
+    label: String,
+
+    /// Append the result as one JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+
+    /// Write a plot (latency distribution, throughput over time) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ScenarioArg {
+    /// Open and register --connections, --in-flight at a time.
+    Connect,
+    /// Hold --connections registered connections; server memory per connection.
+    Idle,
+    /// --members in one room, --senders of them send.
+    Fanout,
+    /// --members / 2 pairs exchanging private messages.
+    Pairs,
+    /// --senders, each alone in a room with echo-message: how fast messages become durable.
+    History,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let target = resolve(&args.target)?;
+    let scenario = match args.scenario {
+        ScenarioArg::Connect => Scenario::Connect,
+        ScenarioArg::Idle => Scenario::Idle,
+        ScenarioArg::Fanout => Scenario::Fanout,
+        ScenarioArg::Pairs => Scenario::Pairs,
+        ScenarioArg::History => Scenario::History,
+    };
+    let mut opts = Options::new(scenario, target);
+    opts.server_pid = args.server_pid;
+    opts.tls = args.tls;
+    opts.members = args.members;
+    opts.senders = args.senders;
+    opts.messages = args.messages;
+    opts.rate = args.rate;
+    opts.connections = args.connections;
+    opts.in_flight = args.in_flight;
+    opts.duration = Duration::from_secs(args.duration);
+    opts.hold = Duration::from_secs(args.hold);
+    opts.label = args.label;
+    opts.progress = std::io::stderr().is_terminal();
+
+    // One thread: the generator is meant to be pinned to one CPU, and one thread with many
+    // connections per thread is the cheapest way to use it.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let report = runtime.block_on(chinwag_bench::run(&opts))?;
+    print!("{report}");
+    let line = report.json_line();
+    println!("{line}");
+    if let Some(path) = &args.json_out {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {} to append the result", path.display()))?;
+        writeln!(file, "{line}").with_context(|| format!("writing to {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        chinwag_bench::write_svg(&report, path).with_context(|| format!("writing the plot to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// HOST:PORT → the first address it names; anything not on loopback is refused.
+fn resolve(target: &str) -> Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = target
+        .to_socket_addrs()
+        .with_context(|| format!("--target {target:?} is not HOST:PORT (e.g. 127.0.0.1:6667)"))?
+        .collect();
+    let Some(first) = addrs.first().copied() else { bail!("--target {target:?} names no address") };
+    chinwag_bench::check_target(first)?;
+    Ok(first)
+}
