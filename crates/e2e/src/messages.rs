@@ -27,6 +27,9 @@ type HeldBack = Vec<(String, Vec<String>)>;
 
 /// Sessions kept per peer device; older ones are dropped (a peer that set up several at once).
 const SESSIONS_PER_DEVICE: usize = 4;
+/// Sessions kept in all, the oldest dropped first: anyone can start sessions with a
+/// device (with its fallback key), so their number must be bounded.
+const MAX_SESSIONS: usize = 1000;
 
 /// The authenticated content of a message.
 #[derive(Serialize, Deserialize)]
@@ -185,7 +188,8 @@ impl Device {
         }
     }
 
-    /// Keeps a new session first, and at most [`SESSIONS_PER_DEVICE`] per peer device.
+    /// Keeps a new session first, at most [`SESSIONS_PER_DEVICE`] per peer device and
+    /// [`MAX_SESSIONS`] in all.
     pub(crate) fn add_session(&mut self, session: PeerSession) {
         let peer = session.peer.clone();
         self.sessions.insert(0, session);
@@ -197,6 +201,7 @@ impl Device {
             kept += 1;
             kept <= SESSIONS_PER_DEVICE
         });
+        self.sessions.truncate(MAX_SESSIONS);
     }
 
     /// An encrypted line arrived.
