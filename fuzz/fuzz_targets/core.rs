@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use chinwag_core::keys::{Claimed, KeyAnswer, KeyCounts, KeyRequest, Published, SignedKey};
 use chinwag_core::{Config, ConnId, ConnInfo, Effect, Failure, Now, Request, RequestId, Response, Server};
 use chinwag_proto::{Message, MAX_BODY_LEN, MAX_TAGS_LEN};
 use libfuzzer_sys::fuzz_target;
@@ -145,6 +146,32 @@ fn answer(request: &Request, ok: bool) -> Response {
         }
         Request::History { .. } | Request::Offline { .. } => Response::Messages(Ok(Vec::new())),
         Request::HistoryTargets { .. } => Response::Targets(Ok(Vec::new())),
+        Request::VerifyPassword { .. } | Request::Reload => {
+            Response::Done(if ok { Ok(()) } else { Err(Failure::BadPassword) })
+        }
+        Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
+        Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
+    }
+}
+
+/// A plausible answer of the end-to-end encryption key directory.
+fn key_answer(request: &KeyRequest) -> KeyAnswer {
+    let counts = |one_time_keys| KeyCounts { one_time_keys, fallback: true };
+    match request {
+        KeyRequest::PublishDevice { .. } => KeyAnswer::Published(Published::New, counts(0)),
+        KeyRequest::AddOneTimeKeys { keys, .. } => KeyAnswer::Counts(Some(counts(keys.len()))),
+        KeyRequest::SetFallback { .. } => KeyAnswer::Counts(Some(counts(1))),
+        KeyRequest::Devices { .. } => KeyAnswer::Devices(Vec::new()),
+        KeyRequest::Claim { devices, .. } => KeyAnswer::Claimed(
+            devices
+                .iter()
+                .map(|d| {
+                    let key = SignedKey { key: "AAAA".into(), signature: "BBBB".into() };
+                    (d.clone(), Some(Claimed { key, fallback: false, remaining: 1 }))
+                })
+                .collect(),
+        ),
+        KeyRequest::RemoveDevice { .. } => KeyAnswer::Removed(true),
     }
 }
 

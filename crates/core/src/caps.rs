@@ -20,6 +20,8 @@ pub enum Cap {
     Sasl,
     AccountRegistration,
     ChatHistory,
+    /// chinwag's end-to-end encryption key directory (`E2E`, docs/e2e.md).
+    E2e,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -29,6 +31,7 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
+    (Cap::E2e, crate::keys::E2E_CAP),
     (Cap::AccountRegistration, "draft/account-registration"),
     (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),

@@ -72,6 +72,9 @@ pub(crate) struct Client {
     pub recvq: RecvQ,
     /// The nick-change budget (`limits.nick_changes`).
     pub nick_changes: Bucket,
+    /// The end-to-end encryption device this connection published (`E2E DEVICE`): encrypted
+    /// messages addressed to it reach this connection whatever its nick.
+    pub e2e_device: Option<String>,
 }
 
 impl Client {
@@ -103,6 +106,7 @@ impl Client {
             flood: Bucket::new(now),
             recvq: RecvQ::default(),
             nick_changes: Bucket::new(now),
+            e2e_device: None,
         }
     }
 

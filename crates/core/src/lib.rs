@@ -11,7 +11,8 @@
 //!
 //! Layout: `server.rs` holds the state, the entry points and the reply plumbing
 //! (labeled-response, fan-out); `handlers/` has one file per command family; `broadcast.rs`
-//! serializes an event once per capability variant; `numeric.rs` is the table of numerics.
+//! serializes an event once per capability variant; `numeric.rs` is the table of numerics;
+//! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`).
 
 mod broadcast;
 mod caps;
@@ -23,6 +24,7 @@ mod directory;
 mod flood;
 mod handlers;
 mod ids;
+pub mod keys;
 mod numeric;
 mod pending;
 mod server;

@@ -22,6 +22,7 @@ pub(crate) enum Pending {
     Offline { conn: ConnId, account: String },
     Oper { conn: ConnId, name: String, label: Option<String> },
     Rehash { conn: ConnId, by: String, label: Option<String> },
+    Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
 }
 
 impl Pending {
@@ -35,7 +36,8 @@ impl Pending {
             | Pending::Targets { conn, .. }
             | Pending::Offline { conn, .. }
             | Pending::Oper { conn, .. }
-            | Pending::Rehash { conn, .. } => *conn,
+            | Pending::Rehash { conn, .. }
+            | Pending::Keys { conn, .. } => *conn,
         }
     }
 
@@ -48,7 +50,8 @@ impl Pending {
             | Pending::History { label, .. }
             | Pending::Targets { label, .. }
             | Pending::Oper { label, .. }
-            | Pending::Rehash { label, .. } => label.clone(),
+            | Pending::Rehash { label, .. }
+            | Pending::Keys { label, .. } => label.clone(),
             Pending::Offline { .. } => None,
         }
     }
@@ -86,6 +89,7 @@ impl Server {
                 self.account_response(p, response);
             }
             p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
+            Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p => self.history_response(p, response),
         }
         self.finish();

@@ -657,6 +657,7 @@ impl Server {
             "SETNAME" => self.handle_setname(msg),
             "MONITOR" => self.handle_monitor(msg),
             "CHATHISTORY" => self.handle_chathistory(msg),
+            "E2E" => self.handle_e2e(msg),
             "NICKSERV" | "NS" => self.handle_ns_command(msg),
             "LUSERS" => self.send_lusers(),
             "MOTD" => self.send_motd(),

@@ -125,6 +125,8 @@ pub enum Request {
         account: String,
         limit: usize,
     },
+    /// The end-to-end encryption key directory.
+    Keys(crate::keys::KeyRequest),
 }
 
 /// Why a request failed, as far as the user needs to know.
@@ -148,4 +150,6 @@ pub enum Response {
     Messages(Result<Vec<HistoryItem>, Failure>),
     /// HistoryTargets: (target name, latest time ms), oldest first.
     Targets(Result<Vec<(String, u64)>, Failure>),
+    /// Keys.
+    Keys(Result<crate::keys::KeyAnswer, Failure>),
 }

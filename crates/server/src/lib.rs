@@ -16,7 +16,8 @@
 //! bounded outbound queue, `tls.rs` handles certificates, `config/` is the settings (TOML file,
 //! environment, flags), `admin.rs` the administration commands, `control.rs` their Unix socket,
 //! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
-//! `logging.rs` the log files, `bans.rs` server bans on disk.
+//! `logging.rs` the log files, `bans.rs` server bans on disk,
+//! `keys.rs` runs the end-to-end encryption key directory's requests.
 
 mod admin;
 mod bans;
@@ -26,6 +27,7 @@ mod control;
 mod directory;
 mod http;
 mod hub;
+mod keys;
 mod limits;
 mod listen;
 pub mod logging;

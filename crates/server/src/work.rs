@@ -109,11 +109,12 @@ impl Worker {
                 let r = self.store(move |s| s.offline(&account, limit)).await;
                 Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))
             }
+            Request::Keys(request) => Response::Keys(self.keys(request).await),
         }
     }
 
     /// Runs a store operation, mapping its errors to what a user is told.
-    async fn store<R, F>(&self, f: F) -> Result<R, Failure>
+    pub(crate) async fn store<R, F>(&self, f: F) -> Result<R, Failure>
     where
         R: Send + 'static,
         F: FnOnce(&mut dyn chinwag_store::Store) -> Result<R, StoreError> + Send + 'static,

@@ -41,11 +41,13 @@
 //! into one [`Store::append`] (group commit): a commit costs about the same for one message as
 //! for a thousand.
 
+mod keys;
 mod record;
 mod sqlite;
 
 pub mod conformance;
 
+pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 pub use record::{
     AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage, TopicRecord,
 };
@@ -120,6 +122,47 @@ pub trait Store: Send + 'static {
     /// Removes queued messages of an account up to and including `up_to_msgid`, typically the
     /// last one delivered; returns how many went. A msgid not in the queue removes nothing.
     fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError>;
+
+    // ---- end-to-end encryption key directory (see `keys` and docs/e2e.md) ----
+
+    /// Stores a device's identity keys under an account (any case). A device id already stored
+    /// with the same keys is [`DevicePublished::Unchanged`]; with other keys, they are replaced
+    /// and the device's one-time and fallback keys and its offline queue ([`device_queue`])
+    /// deleted. Removing a device, or its account, also empties its queue. A new device beyond `max_devices`
+    /// for the account is refused. Dropping the account deletes its devices and their keys.
+    fn publish_device(
+        &mut self,
+        account: &str,
+        device: &DeviceKeys,
+        max_devices: usize,
+    ) -> Result<DevicePublished, StoreError>;
+    /// The devices of an account (any case), ordered by device id; empty if there is none.
+    fn devices(&mut self, account: &str) -> Result<Vec<DeviceKeys>, StoreError>;
+    /// Deletes a device and its keys; `false` if it was not stored.
+    fn remove_device(&mut self, account: &str, device: &str) -> Result<bool, StoreError>;
+    /// Adds one-time keys to a device's pool, skipping keys it already holds, and stopping when
+    /// the pool holds `max_pool`. `None` if there is no such device.
+    fn add_one_time_keys(
+        &mut self,
+        account: &str,
+        device: &str,
+        keys: &[SignedKey],
+        max_pool: usize,
+    ) -> Result<Option<KeyCounts>, StoreError>;
+    /// Sets (replaces) a device's fallback key. `None` if there is no such device.
+    fn set_fallback_key(
+        &mut self,
+        account: &str,
+        device: &str,
+        key: &SignedKey,
+    ) -> Result<Option<KeyCounts>, StoreError>;
+    /// How many keys a device has waiting; `None` if there is no such device.
+    fn key_counts(&mut self, account: &str, device: &str) -> Result<Option<KeyCounts>, StoreError>;
+    /// Hands out one of the device's one-time keys and deletes it, atomically: two claims, even
+    /// from two handles on the same database at once, never get the same one-time key. With
+    /// none left, the fallback key (not deleted). `None` if the device has neither, or does not
+    /// exist.
+    fn claim_key(&mut self, account: &str, device: &str) -> Result<Option<ClaimedKey>, StoreError>;
 }
 
 /// Why a store operation failed.

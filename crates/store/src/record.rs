@@ -93,7 +93,8 @@ pub struct StoredMessage {
     /// conversation, so listing them on every message costs nothing after the first.
     pub participants: Vec<String>,
     /// If set, also queue the message for delivery to this account (any case) in the same
-    /// transaction. Ignored if there is no such account.
+    /// transaction. Ignored if there is no such account. An encrypted message waits for one
+    /// device instead: [`crate::device_queue`] names its queue, kept while the device exists.
     pub offline_for: Option<String>,
 }
 

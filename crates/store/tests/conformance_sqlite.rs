@@ -25,3 +25,13 @@ fn sqlite_passes_the_conformance_suite_with_synchronous_normal() {
         SqliteStore::open(&path, options).expect("open a fresh store")
     });
 }
+
+/// Four connections to one file claim one device's one-time keys at once: each key goes out once.
+#[test]
+fn sqlite_hands_out_each_one_time_key_once_under_concurrent_claims() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shared.db");
+    conformance::concurrent_claims(|| {
+        SqliteStore::open(&path, SqliteOptions::default()).expect("open the shared file")
+    });
+}

@@ -11,6 +11,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod e2e;
 pub mod process;
 pub mod tmux;
 pub mod weechat;

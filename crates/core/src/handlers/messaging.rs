@@ -141,17 +141,22 @@ impl Server {
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         let recipient_account = self.clients.get(&to).and_then(|c| c.account.clone());
         let sender_account = ev.account.clone();
+        let route = self.e2e_route(&ev, &self.identity_of(to).unwrap_or_default());
         if !tagmsg && (recipient_account.is_some() || sender_account.is_some()) {
             let conn = self.cur_conn();
             let me = self.identity_of(conn).unwrap_or_default();
             let them = self.identity_of(to).unwrap_or_default();
             let participants =
                 [sender_account, recipient_account].into_iter().flatten().map(|a| casefold(&a)).collect();
-            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, None));
+            let queue = route.as_ref().and_then(|r| r.offline_queue());
+            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
         // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
         if to != self.cur_conn() || !self.caps_of(to).has(Cap::EchoMessage) {
             self.deliver(&mut ev, to);
+        }
+        if let Some(route) = &route {
+            self.e2e_deliver(&mut ev, route, &[to, self.cur_conn()]);
         }
         self.echo(&mut ev);
         if let Some(away) = away {
@@ -171,8 +176,17 @@ impl Server {
         let folded = casefold(account);
         let mut participants = vec![folded.clone()];
         participants.extend(ev.account.as_deref().map(casefold));
-        let item = history_item(&ev, dm_conversation(&me, &folded), participants, Some(folded));
+        // An encrypted message waits for its device (or reaches it now), not for the account.
+        let route = self.e2e_route(&ev, &folded);
+        let queue = match &route {
+            Some(route) => route.offline_queue(),
+            None => Some(folded.clone()),
+        };
+        let item = history_item(&ev, dm_conversation(&me, &folded), participants, queue);
         self.persist(item);
+        if let Some(route) = &route {
+            self.e2e_deliver(&mut ev, route, &[conn]);
+        }
         self.echo(&mut ev);
     }
 

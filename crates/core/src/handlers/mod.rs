@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 mod channel;
+pub(crate) mod e2e;
 pub(crate) mod history;
 mod messaging;
 mod moderation;

@@ -22,6 +22,7 @@
 
 mod directory;
 mod history;
+mod keys;
 mod offline;
 mod targets;
 
@@ -43,7 +44,13 @@ pub const CHECKS: &[Check] = &[
     ("prune_history", history::prune),
     ("offline_queue", offline::queue),
     ("drop_account_forgets_private_history", offline::drop_account_forgets_private_history),
+    ("e2e_devices", keys::devices),
+    ("e2e_one_time_keys", keys::one_time_keys),
+    ("e2e_drop_account_deletes_keys", keys::drop_account_deletes_keys),
+    ("e2e_device_queues", keys::device_queues),
 ];
+
+pub use keys::concurrent_claims;
 
 /// Runs every check, each on a fresh store from `make`.
 pub fn run_all<S: Store>(mut make: impl FnMut() -> S) {

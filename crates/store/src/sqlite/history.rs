@@ -70,13 +70,17 @@ pub(super) fn append(
                 Err(e) => return Err(op(e)),
             }
             if let Some(account) = &m.offline_for {
-                // Queued only if the account exists: a message to an account dropped a moment
-                // ago must not fail the whole batch.
+                // Queued only if the account (or the end-to-end encryption device, for a queue
+                // key `account/device`) exists: a message to an account dropped a moment ago
+                // must not fail the whole batch.
                 tx.prepare_cached(
                     "INSERT INTO offline (account, conversation, msgid, time_ms, command, sender, sender_account,
                                           target, text, tags)
                      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-                     WHERE EXISTS (SELECT 1 FROM accounts WHERE folded = ?1)",
+                     WHERE EXISTS (SELECT 1 FROM accounts WHERE folded = ?1)
+                        OR EXISTS (SELECT 1 FROM e2e_devices
+                                   WHERE account = substr(?1, 1, instr(?1, '/') - 1)
+                                     AND lower(device) = substr(?1, instr(?1, '/') + 1))",
                 )
                 .and_then(|mut s| {
                     s.execute(params![

@@ -3,6 +3,7 @@
 
 mod directory;
 mod history;
+mod keys;
 mod open;
 mod schema;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use crate::keys::{ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 use crate::record::{AccountRecord, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage};
 use crate::{Store, StoreError};
 
@@ -192,6 +194,50 @@ impl Store for SqliteStore {
 
     fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError> {
         history::clear_offline(&self.conn, account, up_to_msgid)
+    }
+
+    fn publish_device(
+        &mut self,
+        account: &str,
+        device: &DeviceKeys,
+        max_devices: usize,
+    ) -> Result<DevicePublished, StoreError> {
+        keys::publish_device(&self.conn, account, device, max_devices)
+    }
+
+    fn devices(&mut self, account: &str) -> Result<Vec<DeviceKeys>, StoreError> {
+        keys::devices(&self.conn, account)
+    }
+
+    fn remove_device(&mut self, account: &str, device: &str) -> Result<bool, StoreError> {
+        keys::remove_device(&self.conn, account, device)
+    }
+
+    fn add_one_time_keys(
+        &mut self,
+        account: &str,
+        device: &str,
+        keys: &[SignedKey],
+        max_pool: usize,
+    ) -> Result<Option<KeyCounts>, StoreError> {
+        keys::add_one_time_keys(&self.conn, account, device, keys, max_pool)
+    }
+
+    fn set_fallback_key(
+        &mut self,
+        account: &str,
+        device: &str,
+        key: &SignedKey,
+    ) -> Result<Option<KeyCounts>, StoreError> {
+        keys::set_fallback_key(&self.conn, account, device, key)
+    }
+
+    fn key_counts(&mut self, account: &str, device: &str) -> Result<Option<KeyCounts>, StoreError> {
+        keys::key_counts(&self.conn, account, device)
+    }
+
+    fn claim_key(&mut self, account: &str, device: &str) -> Result<Option<ClaimedKey>, StoreError> {
+        keys::claim_key(&self.conn, account, device)
     }
 }
 

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -138,4 +138,43 @@ INSERT OR IGNORE INTO offline_v2
     SELECT account, time_ms, msgid, conversation, command, sender, sender_account, target, text, tags FROM offline;
 DROP TABLE offline;
 ALTER TABLE offline_v2 RENAME TO offline;
+";
+
+/// Version 3: the end-to-end encryption key directory (docs/e2e.md). Public keys only: a device's
+/// identity keys, its pool of one-time keys and its fallback key, all base64 text the store never
+/// decodes. Everything hangs off the account, so dropping an account deletes its devices and
+/// their keys through the foreign keys.
+///
+/// Encrypted messages wait for one device, not for the whole account: their offline queue key is
+/// `<account>/<device, lowercase>` (no account name contains `/`), and the trigger empties a
+/// device's queue when the device goes, by itself or with its account.
+///
+/// One-time keys have a rowid so that a claim takes the oldest with one indexed `DELETE …
+/// RETURNING`; the `UNIQUE` constraint makes a re-upload of the same key a no-op and is also the
+/// index the claim and the cascade use.
+const V3: &str = "
+CREATE TABLE e2e_devices (
+    account            TEXT NOT NULL REFERENCES accounts(folded) ON DELETE CASCADE,
+    device             TEXT NOT NULL,
+    curve25519         TEXT NOT NULL,
+    ed25519            TEXT NOT NULL,
+    signature          TEXT NOT NULL,
+    fallback_key       TEXT,
+    fallback_signature TEXT,
+    PRIMARY KEY (account, device)
+) WITHOUT ROWID;
+
+CREATE TABLE e2e_one_time_keys (
+    id        INTEGER PRIMARY KEY,
+    account   TEXT NOT NULL,
+    device    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    UNIQUE (account, device, key),
+    FOREIGN KEY (account, device) REFERENCES e2e_devices(account, device) ON DELETE CASCADE
+);
+
+CREATE TRIGGER e2e_device_queue_gone AFTER DELETE ON e2e_devices BEGIN
+    DELETE FROM offline WHERE account = old.account || '/' || lower(old.device);
+END;
 ";
