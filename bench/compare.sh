@@ -3,8 +3,10 @@
 # and prints a table of ratios (chinwag against the best of the others).
 #
 # Each run gets a fresh server process pinned to CPU 0 (taskset) and the load generator pinned
-# to CPU 1. Servers listen on loopback only, with connection and flood limits raised so that
-# they never trigger. chinwag runs as shipped: history on, synchronous=FULL.
+# to CPU 1. Servers listen on loopback only, with connection, flood and SendQ limits raised so
+# that they never trigger (a saturated 1000-member room can otherwise drop the members the
+# generator happens to read last). chinwag otherwise runs as shipped: history on,
+# synchronous=FULL.
 #
 # Usage: bench/compare.sh [SERVER...]      (default: chinwag inspircd ngircd)
 #   OUT=dir     where configs, logs and results.jsonl go (default: target/bench-compare)
@@ -97,7 +99,8 @@ start_server() {
     chinwag)
         rm -rf "$OUT/chinwag-data"
         taskset -c "$SERVER_CPU" "$CHINWAG" serve --data-dir "$OUT/chinwag-data" \
-            --listen "127.0.0.1:$PORT" --tls-listen "127.0.0.1:$TLS_PORT" >"$OUT/chinwag.log" 2>&1 &
+            --listen "127.0.0.1:$PORT" --tls-listen "127.0.0.1:$TLS_PORT" --sendq 1000000 --load-test \
+            >"$OUT/chinwag.log" 2>&1 &
         ;;
     inspircd)
         taskset -c "$SERVER_CPU" inspircd --config "$OUT/inspircd.conf" --nofork --runasroot \

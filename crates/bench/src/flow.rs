@@ -144,7 +144,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         setup.set(ready as u64);
         if let Some(e) = lock(&shared.setup_error).clone() {
             shared.stop.cancel();
-            return Err(BenchError::Setup(e));
+            return Err(BenchError::Member(e));
         }
         if ready == n {
             break;

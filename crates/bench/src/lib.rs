@@ -135,6 +135,8 @@ pub enum BenchError {
     Connect { addr: SocketAddr, source: std::io::Error },
     #[error("the server refused or dropped a connection during set-up: {0}")]
     Setup(String),
+    #[error("a member could not be set up: {0}")]
+    Member(String),
     #[error("set-up did not finish before the deadline ({0} of {1} connections ready)")]
     SetupTimeout(usize, usize),
 }

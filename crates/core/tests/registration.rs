@@ -202,3 +202,24 @@ fn labeled_response_wraps_replies() {
     let ack = expect(&h.take(a), "ACK");
     assert_eq!(ack.tag("label"), Some("three"));
 }
+
+#[test]
+fn lusers_counts_follow_registrations_invisibility_and_departures() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    let c = h.register("carol");
+    let _unregistered = h.connect();
+    h.send(b, "MODE bob +i");
+    h.send(c, "MODE carol +i");
+    h.send(c, "MODE carol -i");
+    h.send(c, "MODE carol +i");
+    h.disconnect(c, "gone");
+    h.take(a);
+    h.send(a, "LUSERS");
+    let lines = h.take(a);
+    let client = expect(&lines, "251");
+    assert_eq!(client.params[1], "There are 1 users and 1 invisible on 1 servers", "{lines:#?}");
+    assert_eq!(expect(&lines, "253").params[1], "1", "one connection has not registered: {lines:#?}");
+    assert_eq!(expect(&lines, "255").params[1], "I have 2 clients and 0 servers", "{lines:#?}");
+}

@@ -186,6 +186,11 @@ impl Server {
         if invisible != was_invisible {
             if let Some(client) = self.clients.get_mut(&conn) {
                 client.invisible = invisible;
+                if client.registered && invisible {
+                    self.invisible_count += 1;
+                } else if client.registered {
+                    self.invisible_count = self.invisible_count.saturating_sub(1);
+                }
             }
             let change = if invisible { "+i" } else { "-i" };
             if let Some(mut ev) = self.cur_event(Message::new("MODE").with_params([nick.as_str(), change])) {

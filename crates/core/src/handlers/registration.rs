@@ -294,6 +294,10 @@ impl Server {
             }
         }
         let now_ms = self.now.wall_ms;
+        if let Some(client) = self.cur_client().filter(|c| !c.registered) {
+            self.invisible_count += usize::from(client.invisible);
+            self.registered_count += 1;
+        }
         let Some(client) = self.cur_client_mut() else { return };
         client.registered = true;
         client.pass = None;
@@ -367,9 +371,9 @@ impl Server {
     }
 
     pub(crate) fn send_lusers(&mut self) {
-        let registered = self.clients.values().filter(|c| c.registered).count();
-        let invisible = self.clients.values().filter(|c| c.registered && c.invisible).count();
-        let unknown = self.clients.len() - registered;
+        let registered = self.registered_count;
+        let invisible = self.invisible_count.min(registered);
+        let unknown = self.clients.len().saturating_sub(registered);
         let channels = self.channels.len();
         let max = self.max_clients;
         self.numeric(
