@@ -72,7 +72,7 @@ impl World {
         };
         let host = if ip.is_ipv6() { "2001:db8::1".to_owned() } else { ip.to_string() };
         let now = self.now();
-        self.server.connect(conn, ConnInfo { ip, host, tls }, now);
+        self.server.connect(conn, ConnInfo { ip, host, tls, quic: false }, now);
         self.live.insert(conn);
         self.slots[slot] = conn;
         self.check();

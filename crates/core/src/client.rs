@@ -21,6 +21,19 @@ pub struct ConnInfo {
     pub host: String,
     /// Whether the connection is encrypted (TLS); shown in WHOIS (671).
     pub tls: bool,
+    /// Whether that TLS is QUIC's (a QUIC stream rather than TCP); for operators' listings.
+    pub quic: bool,
+}
+
+impl ConnInfo {
+    /// The transport's name as operators see it: `plaintext`, `tls` or `quic`.
+    pub fn transport(&self) -> &'static str {
+        match (self.quic, self.tls) {
+            (true, _) => "quic",
+            (false, true) => "tls",
+            (false, false) => "plaintext",
+        }
+    }
 }
 
 /// A client connection and everything the core keeps about it.

@@ -83,7 +83,7 @@ async fn users(control: &Control) -> Result<AdminReply, hub::Stopped> {
                 u.nick.clone(),
                 u.ip.to_string(),
                 u.account.clone().unwrap_or_else(|| "-".into()),
-                if u.tls { "tls" } else { "plaintext" }.into(),
+                u.transport.into(),
                 human_duration(u.idle_secs),
                 u.channels.to_string(),
                 match (&u.oper, u.registered) {
@@ -99,7 +99,7 @@ async fn users(control: &Control) -> Result<AdminReply, hub::Stopped> {
         .map(|u| {
             json!({
                 "nick": u.nick, "user": u.user, "host": u.host, "address": u.ip.to_string(),
-                "account": u.account, "transport": if u.tls { "tls" } else { "plaintext" },
+                "account": u.account, "transport": u.transport,
                 "idle_seconds": u.idle_secs, "signon_ms": u.signon_ms, "rooms": u.channels,
                 "registered": u.registered, "oper": u.oper,
             })

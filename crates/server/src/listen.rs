@@ -128,7 +128,7 @@ impl Acceptor {
         _permit: Permit,
     ) {
         let ip = peer.ip().to_canonical();
-        let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some() };
+        let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
         match tls {
             None => conn::serve(stream, conn, info, self.events, self.limits, None).await,
             // Boxed: a TLS session is large, and a task is sized for its largest state, so

@@ -106,7 +106,7 @@ impl Acceptor {
             Ok(Err(e)) => return tracing::debug!(%conn, %ip, error = %e, "QUIC handshake failed"),
             Err(_) => return tracing::debug!(%conn, %ip, "QUIC handshake timed out"),
         };
-        let info = ConnInfo { ip, host: host_of(ip), tls: true };
+        let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true };
         let datagrams = tokio::spawn(read_datagrams(connection.clone(), conn, self.events.clone()));
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();

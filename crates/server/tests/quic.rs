@@ -54,6 +54,19 @@ async fn quic_clients_register_log_in_and_talk_with_tls_clients() {
 
     let mut bob = Client::tls(server.tls[0], &fp, "bob").await;
     bob.register("bob").await;
+    // Operators see who uses which transport.
+    let users = server.control().execute(&["users".to_owned()], "test").await;
+    let transports: Vec<(String, String)> = users
+        .data
+        .as_array()
+        .expect("a list of users")
+        .iter()
+        .map(|u| {
+            (u["nick"].as_str().unwrap_or_default().to_owned(), u["transport"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert!(transports.contains(&("alice".into(), "quic".into())), "{transports:?}");
+    assert!(transports.contains(&("bob".into(), "tls".into())), "{transports:?}");
     alice.join("#general").await;
     bob.join("#general").await;
     alice.send("PRIVMSG #general :hello from QUIC").await;

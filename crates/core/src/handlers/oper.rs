@@ -46,6 +46,8 @@ pub struct UserView {
     pub ip: IpAddr,
     pub account: Option<String>,
     pub tls: bool,
+    /// `plaintext`, `tls` or `quic`.
+    pub transport: &'static str,
     pub registered: bool,
     /// Seconds since the user last sent a message (PRIVMSG/NOTICE).
     pub idle_secs: u64,
@@ -293,6 +295,7 @@ impl Server {
                 ip: c.info.ip,
                 account: c.account.clone(),
                 tls: c.info.tls,
+                transport: c.info.transport(),
                 registered: c.registered,
                 idle_secs: now.mono.saturating_duration_since(c.last_spoke).as_secs(),
                 signon_ms: c.signon_ms,

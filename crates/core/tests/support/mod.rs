@@ -90,7 +90,7 @@ impl Harness {
     pub fn connect_from(&mut self, ip: IpAddr, tls: bool) -> ConnId {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
-        let info = ConnInfo { ip, host: ip.to_string(), tls };
+        let info = ConnInfo { ip, host: ip.to_string(), tls, quic: false };
         let now = self.now();
         self.server.connect(conn, info, now);
         self.collect();
