@@ -190,7 +190,8 @@ impl Namespace {
     fn create(netem: &str) -> Result<(Namespace, String)> {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-        let name = format!("chinwag-tr-{}-{nanos}", std::process::id());
+        remove_stale_namespaces();
+        let name = format!("{NS_PREFIX}{}-{nanos}", std::process::id());
         ip(&["netns", "add", &name]).context("creating a network namespace (needs root and iproute2)")?;
         let ns = Namespace { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
@@ -223,6 +224,22 @@ impl Namespace {
             }
         }
         Ok((ns, format!("nftables random drop {percent}% (this kernel has no netem: no delay)")))
+    }
+}
+
+/// Names of the bench's namespaces: the prefix, then the process id and a nonce.
+const NS_PREFIX: &str = "chinwag-tr-";
+
+/// Deletes namespaces left by a bench that was killed (Ctrl-C, SIGKILL) before its clean-up:
+/// those whose process is gone.
+fn remove_stale_namespaces() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(NS_PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = ip(&["netns", "del", &name]);
+        }
     }
 }
 
@@ -620,4 +637,18 @@ pub fn write_svg(rows: &[Row], netem: Option<&str>, path: &PathBuf) -> Result<()
     let mut file = std::fs::File::create(path)?;
     file.write_all(svg.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loss_percent;
+
+    #[test]
+    fn reads_the_loss_out_of_netem_settings() {
+        assert_eq!(loss_percent("delay 10ms loss 1%"), Some(1.0));
+        assert_eq!(loss_percent("loss 2.5% 25%"), Some(2.5));
+        assert_eq!(loss_percent("delay 10ms"), None);
+        assert_eq!(loss_percent("loss"), None);
+        assert_eq!(loss_percent("loss lots"), None);
+    }
 }
