@@ -164,16 +164,15 @@ fn run_transports(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(());
     }
-    let rows = transports::run(&plan)?;
-    print!("{}", transports::table(&rows, plan.netem.as_deref()));
-    let line = transports::json_line(&rows, &plan);
+    let run = transports::run(&plan)?;
+    print!("{}", transports::table(&run));
+    let line = transports::json_line(&run, &plan);
     println!("{line}");
     if let Some(path) = &args.json_out {
         append_line(path, &line)?;
     }
     if let Some(path) = &args.plot {
-        transports::write_svg(&rows, plan.netem.as_deref(), path)
-            .with_context(|| format!("writing the plot to {}", path.display()))?;
+        transports::write_svg(&run, path).with_context(|| format!("writing the plot to {}", path.display()))?;
     }
     Ok(())
 }

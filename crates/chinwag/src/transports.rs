@@ -90,8 +90,15 @@ impl Targets {
     }
 }
 
+/// A finished run: the rows and the impairment actually applied ("none", "tc netem …", or the
+/// nftables fallback on a kernel without netem).
+pub struct Run {
+    pub rows: Vec<Row>,
+    pub impairment: String,
+}
+
 /// Starts a server (in a namespace under netem), measures all five transports, stops it.
-pub fn run(plan: &Plan) -> Result<Vec<Row>> {
+pub fn run(plan: &Plan) -> Result<Run> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let data = std::env::temp_dir().join(format!("chinwag-transports-{}", std::process::id()));
     let result = match &plan.netem {
@@ -100,18 +107,17 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>> {
             let server = Server::start(&exe, &data, targets, None)?;
             let rows = runtime()?.block_on(measure(targets, plan));
             drop(server);
-            rows
+            rows.map(|rows| Run { rows, impairment: "none".into() })
         }
         Some(netem) => {
-            let (ns, applied) = Namespace::create(netem)?;
-            eprintln!("impairment: {applied}");
+            let (ns, impairment) = Namespace::create(netem)?;
             // A fresh namespace has every port free.
             let targets = Targets::parse("127.0.0.1:6667,127.0.0.1:6697,127.0.0.1:6697")?;
             let server = Server::start(&exe, &data, targets, Some(&ns.name))?;
             let rows = measure_inside(&exe, &ns.name, targets, plan);
             drop(server);
             drop(ns);
-            rows
+            rows.map(|rows| Run { rows, impairment })
         }
     };
     let _ = std::fs::remove_dir_all(&data);
@@ -574,8 +580,9 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 }
 
 /// The table printed after a run.
-pub fn table(rows: &[Row], netem: Option<&str>) -> String {
-    let mut out = format!("transports against chinwag serve on loopback; netem: {}\n", netem.unwrap_or("none"));
+pub fn table(run: &Run) -> String {
+    let (rows, impairment) = (&run.rows, &run.impairment);
+    let mut out = format!("transports against chinwag serve on loopback; impairment: {impairment}\n");
     out += "transport       sent  recv  lost unans   p50 ms   p90 ms   p99 ms   max ms   round trips/s\n";
     for r in rows {
         let ms = |us: u64| us as f64 / 1000.0;
@@ -599,26 +606,28 @@ pub fn table(rows: &[Row], netem: Option<&str>) -> String {
 }
 
 /// One JSON line: the run's settings and its rows.
-pub fn json_line(rows: &[Row], plan: &Plan) -> String {
+pub fn json_line(run: &Run, plan: &Plan) -> String {
     serde_json::json!({
         "scenario": "transports",
         "netem": plan.netem,
+        "impairment": run.impairment,
         "messages": plan.messages,
         "in_flight": plan.in_flight,
-        "rows": rows,
+        "rows": run.rows,
     })
     .to_string()
 }
 
 /// A bar chart of p50 and p99 per transport.
-pub fn write_svg(rows: &[Row], netem: Option<&str>, path: &PathBuf) -> Result<()> {
+pub fn write_svg(run: &Run, path: &PathBuf) -> Result<()> {
+    let rows = &run.rows;
     let max = rows.iter().map(|r| r.p99_us).max().unwrap_or(1).max(1) as f64;
     let mut svg = String::from(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"300\" font-family=\"sans-serif\" font-size=\"12\">\n",
     );
     svg += &format!(
-        "<text x=\"10\" y=\"18\">round-trip latency, p50 (dark) and p99 (light); netem: {}</text>\n",
-        netem.unwrap_or("none")
+        "<text x=\"10\" y=\"18\">round-trip latency, p50 (dark) and p99 (light); impairment: {}</text>\n",
+        run.impairment
     );
     for (i, r) in rows.iter().enumerate() {
         let x = 40.0 + i as f64 * 120.0;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// Runs the bench with `extra` flags and returns its rows by transport name.
-fn run_bench(messages: u64, duration: u64, extra: &[&str]) -> Vec<Value> {
+fn run_bench(messages: u64, duration: u64, extra: &[&str]) -> (Vec<Value>, String) {
     let out_dir = tempfile::tempdir().expect("temp dir");
     let json = out_dir.path().join("result.jsonl");
     let plot = out_dir.path().join("plot.svg");
@@ -35,7 +35,9 @@ fn run_bench(messages: u64, duration: u64, extra: &[&str]) -> Vec<Value> {
     assert_eq!(value["scenario"], "transports");
     let rows = value["rows"].as_array().expect("rows").clone();
     assert_eq!(rows.len(), 5, "{value}");
-    rows
+    let impairment = value["impairment"].as_str().expect("the impairment applied").to_owned();
+    assert!(stdout.contains(&format!("impairment: {impairment}")), "{stdout}");
+    (rows, impairment)
 }
 
 fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
@@ -48,7 +50,8 @@ fn num(row: &Value, key: &str) -> f64 {
 
 #[test]
 fn every_transport_answers_on_loopback() {
-    let rows = run_bench(60, 25, &[]);
+    let (rows, impairment) = run_bench(60, 25, &[]);
+    assert_eq!(impairment, "none");
     for name in ["tcp", "tls", "quic-stream", "quic-datagram", "udp"] {
         let r = row(&rows, name);
         assert_eq!(num(r, "sent"), 60.0, "{r}");
@@ -63,7 +66,8 @@ fn every_transport_answers_on_loopback() {
 
 #[test]
 fn under_induced_loss_datagrams_are_lost_and_streams_are_not() {
-    let rows = run_bench(30, 60, &["--netem", "loss 10%"]);
+    let (rows, impairment) = run_bench(30, 60, &["--netem", "loss 10%"]);
+    assert!(impairment.contains("10%"), "the run says what loss it applied: {impairment}");
     for name in ["tcp", "tls", "quic-stream"] {
         let r = row(&rows, name);
         assert_eq!(num(r, "lost") + num(r, "unanswered"), 0.0, "a stream retransmits: {r}");
