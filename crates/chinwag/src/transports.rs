@@ -64,6 +64,9 @@ pub struct Row {
     pub max_us: u64,
     /// Round trips per second with `in_flight` outstanding.
     pub per_sec: f64,
+    /// Time to be ready to send: connect, handshake and IRC registration (for `udp`, binding a
+    /// socket: there is no handshake).
+    pub setup_us: u64,
 }
 
 /// The addresses of the server being measured.
@@ -275,6 +278,10 @@ pub async fn measure(targets: Targets, plan: &Plan) -> Result<Vec<Row>> {
     let share = plan.duration / 5;
     let mut rows = Vec::new();
     wait_listening(targets.tcp).await?;
+    // The server's first registration is slower (a few hundred ms: lazy set-up on its side);
+    // one throwaway registration keeps that out of the first row's set-up time.
+    let warm_up = Link::open("tcp", targets, targets.tcp);
+    tokio::time::timeout(STARTUP, warm_up).await.context("warming up: registration timed out")??;
     let echo = UdpSocket::bind("127.0.0.1:0").await?;
     let echo_addr = echo.local_addr()?;
     let echo_task = tokio::spawn(async move {
@@ -285,13 +292,15 @@ pub async fn measure(targets: Targets, plan: &Plan) -> Result<Vec<Row>> {
     });
     for name in ["tcp", "tls", "quic-stream", "quic-datagram", "udp"] {
         let deadline = Instant::now() + share;
+        let opening = Instant::now();
         let mut link = tokio::time::timeout_at(deadline.into(), Link::open(name, targets, echo_addr))
             .await
             .with_context(|| format!("{name}: connecting timed out"))?
             .with_context(|| format!("{name}: connecting"))?;
+        let setup = opening.elapsed();
         let latency = phase(&mut link, plan.messages, 1, deadline - share / 2).await?;
         let burst = phase(&mut link, plan.messages, plan.in_flight.max(1), deadline).await?;
-        rows.push(row(name, &latency, &burst));
+        rows.push(Row { setup_us: setup.as_micros() as u64, ..row(name, &latency, &burst) });
     }
     echo_task.abort();
     Ok(rows)
@@ -374,6 +383,7 @@ fn row(name: &str, latency: &Phase, burst: &Phase) -> Row {
         p99_us: pick(0.99),
         max_us: pick(1.0),
         per_sec: burst.rtts.len() as f64 / secs,
+        setup_us: 0,
     }
 }
 
@@ -399,7 +409,10 @@ enum Link {
 
 impl Link {
     async fn open(name: &str, t: Targets, echo: SocketAddr) -> Result<Link> {
-        let nick = format!("b{}{}", name.replace('-', ""), std::process::id() % 10_000);
+        // Unique per link: the previous link's nick may not be released yet.
+        static LINKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = LINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nick = format!("b{}{}x{n}", name.replace('-', ""), std::process::id() % 10_000);
         let mut link = match name {
             "tcp" => Link::stream(Box::new(TcpStream::connect(t.tcp).await?)),
             "tls" => {
@@ -583,11 +596,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 pub fn table(run: &Run) -> String {
     let (rows, impairment) = (&run.rows, &run.impairment);
     let mut out = format!("transports against chinwag serve on loopback; impairment: {impairment}\n");
-    out += "transport       sent  recv  lost unans   p50 ms   p90 ms   p99 ms   max ms   round trips/s\n";
+    out += "transport       sent  recv  lost unans   p50 ms   p90 ms   p99 ms   max ms   round trips/s  setup ms\n";
     for r in rows {
         let ms = |us: u64| us as f64 / 1000.0;
         out += &format!(
-            "{:<14} {:>5} {:>5} {:>5} {:>5} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>15.0}\n",
+            "{:<14} {:>5} {:>5} {:>5} {:>5} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>15.0} {:>9.3}\n",
             r.transport,
             r.sent,
             r.received,
@@ -597,10 +610,12 @@ pub fn table(run: &Run) -> String {
             ms(r.p90_us),
             ms(r.p99_us),
             ms(r.max_us),
-            r.per_sec
+            r.per_sec,
+            ms(r.setup_us)
         );
     }
     out += "sent/recv/lost/unans(wered at the deadline): one-at-a-time probes; lost and unans: both phases.\n";
+    out += "setup: connect, handshake and IRC registration, once per transport.\n";
     out += "udp: a raw UDP echo run by the bench itself (no IRC over raw UDP by design), the floor.\n";
     out
 }

@@ -61,6 +61,7 @@ fn every_transport_answers_on_loopback() {
         assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "percentiles in order: {r}");
         assert!(max < Duration::from_secs(2).as_micros() as f64, "{r}");
         assert!(num(r, "per_sec") > 0.0, "{r}");
+        assert!(num(r, "setup_us") > 0.0, "{r}");
     }
 }
 
