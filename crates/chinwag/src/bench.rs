@@ -10,15 +10,28 @@ use anyhow::{bail, Context, Result};
 use chinwag_bench::{Options, Scenario};
 use clap::{Args, ValueEnum};
 
+use crate::transports;
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum)]
     scenario: ScenarioArg,
 
-    /// The IRC server to drive: HOST:PORT on this machine (loopback only).
+    /// The IRC server to drive: HOST:PORT on this machine (loopback only). Not for
+    /// `transports`, which starts its own chinwag server.
     #[arg(long, value_name = "HOST:PORT")]
-    target: String,
+    target: Option<String>,
+
+    /// transports: run in a new network namespace whose loopback applies these `tc netem`
+    /// settings to every packet, e.g. "delay 10ms loss 1%" (needs root and iproute2).
+    #[arg(long, value_name = "SETTINGS")]
+    netem: Option<String>,
+
+    /// transports: measure the server already at TCP,TLS,QUIC (how the bench runs itself
+    /// inside the namespace); prints only the rows as JSON.
+    #[arg(long, hide = true, value_name = "TCP,TLS,QUIC")]
+    inside: Option<String>,
 
     /// The server's process id: adds its CPU time (deliveries per CPU-second) and memory.
     #[arg(long, value_name = "PID")]
@@ -87,11 +100,19 @@ enum ScenarioArg {
     Pairs,
     /// --senders, each alone in a room with echo-message: how fast messages become durable.
     History,
+    /// Latency and throughput of TCP, TLS, QUIC stream, QUIC datagrams and raw UDP, against a
+    /// chinwag server the bench starts (with --netem: in a network namespace with loss/delay).
+    Transports,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let target = resolve(&args.target)?;
+    if let ScenarioArg::Transports = args.scenario {
+        return run_transports(&args);
+    }
+    let Some(target) = &args.target else { bail!("--target HOST:PORT is required for this scenario") };
+    let target = resolve(target)?;
     let scenario = match args.scenario {
+        ScenarioArg::Transports => unreachable!("handled above"),
         ScenarioArg::Connect => Scenario::Connect,
         ScenarioArg::Idle => Scenario::Idle,
         ScenarioArg::Fanout => Scenario::Fanout,
@@ -121,17 +142,48 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let line = report.json_line();
     println!("{line}");
     if let Some(path) = &args.json_out {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {} to append the result", path.display()))?;
-        writeln!(file, "{line}").with_context(|| format!("writing to {}", path.display()))?;
+        append_line(path, &line)?;
     }
     if let Some(path) = &args.plot {
         chinwag_bench::write_svg(&report, path).with_context(|| format!("writing the plot to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// `bench transports`: the five transports, against a server of its own.
+fn run_transports(args: &BenchArgs) -> Result<()> {
+    let plan = transports::Plan {
+        messages: args.messages,
+        in_flight: args.in_flight,
+        duration: Duration::from_secs(args.duration),
+        netem: args.netem.clone(),
+    };
+    if let Some(inside) = &args.inside {
+        let targets = transports::Targets::parse(inside)?;
+        let rows = transports::runtime()?.block_on(transports::measure(targets, &plan))?;
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(());
+    }
+    let run = transports::run(&plan)?;
+    print!("{}", transports::table(&run));
+    let line = transports::json_line(&run, &plan);
+    println!("{line}");
+    if let Some(path) = &args.json_out {
+        append_line(path, &line)?;
+    }
+    if let Some(path) = &args.plot {
+        transports::write_svg(&run, path).with_context(|| format!("writing the plot to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {} to append the result", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("writing to {}", path.display()))
 }
 
 /// HOST:PORT → the first address it names; anything not on loopback is refused.

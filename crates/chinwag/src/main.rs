@@ -10,6 +10,7 @@ mod bench;
 mod chat;
 mod discover;
 mod serve;
+mod transports;
 
 use clap::{Parser, Subcommand};
 
