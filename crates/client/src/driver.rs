@@ -189,7 +189,48 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
     }
 }
 
+/// Whether `msg` is a typing notice, the one kind of line that may travel as a datagram (it may
+/// be lost or reordered without harm).
+fn is_typing(msg: &Message) -> bool {
+    msg.command.eq_ignore_ascii_case("TAGMSG") && msg.tag("+typing").is_some()
+}
+
+/// Sends a typing notice as one QUIC datagram; false if it must go on the stream instead (the
+/// peer took no datagrams, or the line is too large for the path).
+fn send_datagram(connection: &quinn::Connection, msg: &Message) -> bool {
+    let mut line = Vec::new();
+    msg.write_to(&mut line);
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    let fits = connection.max_datagram_size().is_some_and(|max| line.len() <= max);
+    fits && connection.send_datagram(line.into()).is_ok()
+}
+
+/// The next datagram on a QUIC connection; never resolves without one.
+async fn read_datagram(connection: Option<&quinn::Connection>) -> Result<bytes::Bytes, quinn::ConnectionError> {
+    match connection {
+        Some(c) => c.read_datagram().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Driver {
+    /// One datagram holds one line; only typing notices are taken from datagrams, anything else
+    /// (or anything unparsable) is ignored.
+    fn receive_datagram(&mut self, bytes: &[u8]) {
+        if bytes.len() > MAX_LINE_LEN {
+            return;
+        }
+        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match Message::parse_bytes(line) {
+            Ok(msg) if is_typing(&msg) => self.session.receive(msg, Instant::now()),
+            Ok(msg) => tracing::debug!(command = %msg.command, "ignored a datagram that is not a typing notice"),
+            Err(e) => tracing::debug!(error = %e, "unparsable datagram from the server"),
+        }
+    }
+
     fn push(&mut self, event: Event) {
         self.pending.push_back(event);
     }
@@ -240,6 +281,7 @@ impl Driver {
 
     /// Runs one connection until it ends.
     async fn connection(&mut self, transport: Transport) -> End {
+        let datagrams = transport.datagrams();
         let (mut rd, mut wr) = tokio::io::split(transport);
         let mut reader = LineReader::new(MAX_LINE_LEN);
         let mut buf = vec![0u8; READ_CHUNK];
@@ -250,6 +292,11 @@ impl Driver {
             let mut out = Vec::new();
             while let Some(msg) = self.session.poll_send() {
                 tracing::trace!(command = %msg.command, "send");
+                if let Some(connection) = datagrams.as_ref().filter(|_| is_typing(&msg)) {
+                    if send_datagram(connection, &msg) {
+                        continue;
+                    }
+                }
                 msg.write_to(&mut out);
             }
             if !out.is_empty() {
@@ -293,6 +340,12 @@ impl Driver {
                     }
                     Err(e) => return End::Lost(format!("read failed: {e}")),
                 },
+                datagram = read_datagram(datagrams.as_ref()), if may_read => {
+                    // A connection that failed shows on the stream too; only a datagram counts here.
+                    if let Ok(bytes) = datagram {
+                        self.receive_datagram(&bytes);
+                    }
+                }
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
                 _ = tick.tick() => {
                     if !self.session.tick(Instant::now()) {
