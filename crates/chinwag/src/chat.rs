@@ -146,7 +146,8 @@ pub fn run(args: ChatArgs) -> Result<()> {
             join_context: if scriptable { 0 } else { JOIN_CONTEXT },
             keepalive: Keepalive::default(),
         };
-        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect };
+        let known_servers = config::default_known_servers_path();
+        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };

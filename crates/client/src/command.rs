@@ -80,6 +80,10 @@ pub enum Command {
     },
     /// Tells the current room or conversation that you are typing (`+typing`).
     Typing(TypingState),
+    /// Lists chinwag servers on the LAN (multicast discovery).
+    Discover,
+    /// Switches to the Nth server of the last `/discover` list.
+    Connect(usize),
     Help,
     Clear,
     Quit(Option<String>),
@@ -183,6 +187,8 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { names: &["invite"], usage: "/invite NICK [ROOM]", help: "invite someone to a room" },
     CommandInfo { names: &["mode"], usage: "/mode [TARGET] MODES [ARGS]", help: "show or change modes" },
     CommandInfo { names: &["raw", "quote"], usage: "/raw LINE", help: "send a raw IRC line" },
+    CommandInfo { names: &["discover"], usage: "/discover", help: "list chinwag servers on the local network" },
+    CommandInfo { names: &["connect"], usage: "/connect N", help: "switch to server N of the /discover list" },
     CommandInfo { names: &["clear"], usage: "/clear", help: "clear the screen" },
     CommandInfo { names: &["help"], usage: "/help", help: "this list" },
     CommandInfo { names: &["quit", "exit"], usage: "/quit [MESSAGE]", help: "leave chinwag" },
@@ -308,6 +314,8 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
             }
         }
         "logout" => Command::Logout,
+        "discover" => Command::Discover,
+        "connect" => Command::Connect(first.and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0).ok_or(usage)?),
         "history" => Command::History {
             limit: first.map(|n| n.parse::<usize>().map_err(|_| usage)).transpose()?.unwrap_or(DEFAULT_HISTORY),
         },

@@ -18,8 +18,10 @@ use tokio::task::JoinHandle;
 use crate::backoff::Backoff;
 use crate::command::Command;
 use crate::endpoint::Endpoint;
+use crate::endpoint::Security;
 use crate::event::Event;
 use crate::known_servers::{KnownServers, Verdict};
+use crate::lan::{self, PinChoice};
 use crate::session::{Session, SessionConfig};
 use crate::transport::{self, ConnectError, TlsInfo, Transport};
 
@@ -35,6 +37,11 @@ const TICK: Duration = Duration::from_secs(1);
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long `/discover` listens for answers.
+const DISCOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// What a `/discover` run found.
+type LanAnswer = std::io::Result<Vec<chinwag_discovery::Found>>;
 
 /// Everything the driver needs.
 #[derive(Debug, Clone)]
@@ -45,6 +52,9 @@ pub struct ClientConfig {
     pub session: SessionConfig,
     /// Whether to reconnect after the connection drops.
     pub reconnect: bool,
+    /// The known-servers file, for `/connect N` to a server found on the LAN (`None`: only
+    /// CA-signed servers can be switched to).
+    pub known_servers: Option<std::path::PathBuf>,
 }
 
 /// Spawns the driver on the current Tokio runtime.
@@ -104,11 +114,30 @@ struct Driver {
     events: mpsc::Sender<Event>,
     /// Events waiting for room in `events`.
     pending: VecDeque<Event>,
+    /// The last `/discover` list, for `/connect N`.
+    discovered: Vec<chinwag_discovery::Found>,
+    /// Where `/discover` runs (spawned, so the connection goes on meanwhile) send their answer.
+    lan_tx: mpsc::Sender<LanAnswer>,
+    lan_rx: mpsc::Receiver<LanAnswer>,
+    /// `/connect N` changed the endpoint: end this connection and start on the new one.
+    switch_requested: bool,
 }
 
 async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
     let session = Session::new(cfg.session.clone());
-    let mut d = Driver { cfg, session, commands, commands_open: true, events, pending: VecDeque::new() };
+    let (lan_tx, lan_rx) = mpsc::channel(1);
+    let mut d = Driver {
+        cfg,
+        session,
+        commands,
+        commands_open: true,
+        events,
+        pending: VecDeque::new(),
+        discovered: Vec::new(),
+        lan_tx,
+        lan_rx,
+        switch_requested: false,
+    };
     let mut backoff = Backoff::default();
     loop {
         if d.session.is_quitting() {
@@ -245,6 +274,8 @@ impl Driver {
     /// Handles one command (or the front end going away, which means quit).
     fn take_command(&mut self, command: Option<Command>) {
         match command {
+            Some(Command::Discover) => self.discover(),
+            Some(Command::Connect(n)) => self.switch_to(n),
             Some(c) => self.session.command(c),
             None => {
                 self.commands_open = false;
@@ -252,6 +283,75 @@ impl Driver {
             }
         }
         self.drain_session();
+    }
+
+    /// Starts a LAN discovery; its answer arrives on `lan_rx`.
+    fn discover(&mut self) {
+        self.push(Event::Info { text: "looking for chinwag servers on the LAN…".into() });
+        let tx = self.lan_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(chinwag_discovery::discover(DISCOVER_WAIT).await).await;
+        });
+    }
+
+    /// Shows what `/discover` found and keeps it for `/connect N`.
+    fn discovered(&mut self, answer: Option<LanAnswer>) {
+        match answer {
+            Some(Ok(found)) => {
+                for text in lan::describe(&found) {
+                    self.push(Event::Info { text });
+                }
+                self.discovered = found;
+            }
+            Some(Err(e)) => self.push(Event::Error { text: format!("LAN discovery failed: {e}") }),
+            None => {}
+        }
+    }
+
+    /// `/connect N`: the Nth discovered server becomes the endpoint, pinned by the rule in
+    /// [`lan::choose_pin`] (a pin in the known-servers file always beats an advertisement).
+    fn switch_to(&mut self, n: usize) {
+        let Some(found) = n.checked_sub(1).and_then(|i| self.discovered.get(i)).cloned() else {
+            return self.push(Event::Error { text: format!("no server {n} in the list: /discover first") });
+        };
+        let Some(addr) = found.tls_addr() else {
+            return self.push(Event::Error { text: format!("{} announces no TLS listener", found.name) });
+        };
+        let endpoint = Endpoint { host: addr.ip().to_string(), port: addr.port(), security: Security::Tls };
+        let key = endpoint.key();
+        let known = match self.cfg.known_servers.as_deref().map(KnownServers::load).transpose() {
+            Ok(known) => known,
+            Err(e) => return self.push(Event::Error { text: e.to_string() }),
+        };
+        let pinned = known.as_ref().and_then(|k| k.lookup(&key));
+        let pin = match lan::choose_pin(pinned, found.fingerprint.as_deref()) {
+            PinChoice::Pinned(p) => Some(p),
+            PinChoice::Mismatch { pinned, advertised } => {
+                self.push(Event::Error {
+                    text: format!(
+                        "WARNING: {key} advertises the fingerprint {advertised} on the LAN, but {pinned} is pinned                          for it. Keeping the pin: a server with another certificate will be refused."
+                    ),
+                });
+                Some(pinned)
+            }
+            PinChoice::New(advertised) => {
+                if let Some(mut known) = known {
+                    if let Err(e) = known.pin(&key, &advertised) {
+                        return self.push(Event::Error { text: e.to_string() });
+                    }
+                    self.push(Event::Info {
+                        text: format!("pinned {key} with the fingerprint it advertised: {advertised}"),
+                    });
+                }
+                Some(advertised)
+            }
+            PinChoice::CaOnly => None,
+        };
+        let shown = pin.as_deref().unwrap_or("none: a CA-signed certificate is needed");
+        self.push(Event::Info { text: format!("switching to {} at {key} (SHA-256 {shown})", found.name) });
+        self.cfg.endpoint = endpoint;
+        self.cfg.pinned = pin;
+        self.switch_requested = true;
     }
 
     /// Awaits `fut` while taking commands and delivering events. `None` if the user quit
@@ -269,6 +369,7 @@ impl Driver {
             tokio::select! {
                 out = &mut fut => return Some(out),
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                answer = self.lan_rx.recv() => self.discovered(answer),
                 permit = events.reserve(), if !self.pending.is_empty() => {
                     let Ok(permit) = permit else { self.pending.clear(); continue };
                     if let Some(event) = self.pending.pop_front() {
@@ -306,6 +407,11 @@ impl Driver {
             }
             self.drain_session();
             if self.session.take_reconnect_request() {
+                return End::Relogin;
+            }
+            if std::mem::take(&mut self.switch_requested) {
+                let _ = wr.write_all(b"QUIT :Switching servers\r\n").await;
+                let _ = wr.flush().await;
                 return End::Relogin;
             }
             if self.session.is_quitting() && quit_deadline.is_none() {
@@ -347,6 +453,7 @@ impl Driver {
                     }
                 }
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                answer = self.lan_rx.recv() => self.discovered(answer),
                 _ = tick.tick() => {
                     if !self.session.tick(Instant::now()) {
                         return End::Lost("the server stopped answering".into());

@@ -3,11 +3,12 @@
 //!
 //! What it is *not*: a UI (the full-screen client is `chinwag-tui`; scriptable mode's line I/O
 //! is here because it is only formatting), and it knows nothing of the server's crates: it
-//! builds on `chinwag-proto` for lines alone.
+//! builds on `chinwag-proto` for lines, and on `chinwag-discovery`'s client half for `/discover`.
 //!
 //! Layout:
 //! - `endpoint`: `HOST[:PORT]` and the transport it asks for.
-//! - `transport`: [`Transport`], TCP or TLS behind one enum, and [`transport::connect`].
+//! - `lan`: `/discover` and `/connect N`, and the rule that a pin beats an advertisement.
+//! - `transport`: [`Transport`], TCP, TLS or QUIC behind one enum, and [`transport::connect`].
 //! - `tls`: the certificate check (CA-signed or pinned) and fingerprints.
 //! - `known_servers`: the trust-on-first-use file, [`KnownServers`].
 //! - `session`, `incoming` and `outgoing`: [`Session`], the sans-IO state machine: server
@@ -29,6 +30,7 @@ pub mod endpoint;
 pub mod event;
 mod incoming;
 pub mod known_servers;
+pub mod lan;
 mod outgoing;
 pub mod script;
 pub mod session;

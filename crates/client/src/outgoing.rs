@@ -137,7 +137,8 @@ impl Session {
             }
             Command::Typing(state) => self.typing(state),
             Command::Help => self.emit(Event::Help { lines: command::help_lines() }),
-            Command::Clear => {}
+            // The driver's business (the network, not the session); nothing to send.
+            Command::Clear | Command::Discover | Command::Connect(_) => {}
             Command::Quit(reason) if self.phase == Phase::Ready => self.quit_now(reason),
             Command::Quit(reason) => self.quit_after_ready = Some(reason),
         }
