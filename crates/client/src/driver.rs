@@ -22,6 +22,7 @@ use crate::endpoint::Security;
 use crate::event::Event;
 use crate::known_servers::{KnownServers, Verdict};
 use crate::lan::{self, PinChoice};
+use crate::secure::{self, Secure};
 use crate::session::{Session, SessionConfig};
 use crate::transport::{self, ConnectError, TlsInfo, Transport};
 
@@ -121,6 +122,8 @@ struct Driver {
     lan_rx: mpsc::Receiver<LanAnswer>,
     /// `/connect N` changed the endpoint: end this connection and start on the new one.
     switch_requested: bool,
+    /// The logged-in account's end-to-end encryption device, once opened.
+    secure: Option<Secure>,
 }
 
 async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
@@ -137,6 +140,7 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
         lan_tx,
         lan_rx,
         switch_requested: false,
+        secure: None,
     };
     let mut backoff = Backoff::default();
     loop {
@@ -264,11 +268,113 @@ impl Driver {
         self.pending.push_back(event);
     }
 
-    /// Moves the session's events into the pending queue.
+    /// Moves the session's events into the pending queue; a login opens the account's
+    /// end-to-end encryption device.
     fn drain_session(&mut self) {
         while let Some(e) = self.session.poll_event() {
+            let login = match &e {
+                Event::LoggedIn { account } => Some(account.clone()),
+                _ => None,
+            };
+            let ready = matches!(e, Event::Ready { .. });
             self.pending.push_back(e);
+            if let Some(account) = login {
+                self.open_device(&account);
+            }
+            if ready {
+                self.publish_keys();
+            }
         }
+    }
+
+    /// Opens (or creates) the device of `account` and publishes its keys. The passphrase is
+    /// `CHINWAG_E2E_PASSPHRASE`, else the account's password.
+    fn open_device(&mut self, account: &str) {
+        if self.secure.is_some() {
+            return self.publish_keys();
+        }
+        let passphrase = std::env::var("CHINWAG_E2E_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| self.cfg.session.credentials.as_ref().map(|c| c.password.clone()));
+        let Some(passphrase) = passphrase else {
+            return self.push(Event::Info {
+                text: "end-to-end encryption is off: log in with --account, or set CHINWAG_E2E_PASSPHRASE".into(),
+            });
+        };
+        match Secure::open(account, &passphrase) {
+            Ok(secure) => {
+                self.secure = Some(secure);
+                let path = secure::device_path(account).map(|p| p.display().to_string()).unwrap_or_default();
+                self.push(Event::Info { text: format!("end-to-end encryption on (device {path})") });
+                self.publish_keys();
+            }
+            Err(e) => self.push(Event::Error { text: format!("end-to-end encryption is off: {e}") }),
+        }
+    }
+
+    /// Publishes the device's keys, once registered on the server (at every connection: the
+    /// server answers with what is missing). Before that, lines cannot be sent.
+    fn publish_keys(&mut self) {
+        if self.session.phase() != crate::session::Phase::Ready {
+            return;
+        }
+        let nick = self.session.nick().to_owned();
+        if let Some(secure) = self.secure.as_mut() {
+            let out = secure.connect(&nick);
+            self.apply(out);
+        }
+    }
+
+    /// Carries out what the device asked for.
+    fn apply(&mut self, out: secure::Outcome) {
+        self.pending.extend(out.events);
+        for command in out.commands {
+            self.session.command(command);
+        }
+        self.drain_session();
+    }
+
+    /// One line from the server: through the device first, then (unless it was encrypted) to
+    /// the session.
+    fn receive_line(&mut self, msg: Message, now: Instant) {
+        let nick = self.session.nick().to_owned();
+        if let Some(secure) = self.secure.as_mut() {
+            let mut out = secure::Outcome::default();
+            let encrypted = secure.handle(&msg, &nick, &mut out);
+            self.apply(out);
+            if encrypted {
+                return;
+            }
+        }
+        self.session.receive(msg, now);
+    }
+
+    /// End-to-end encryption's share of the user's commands; what is left goes to the session.
+    fn secure_command(&mut self, command: Command) -> Option<Command> {
+        let nick = self.session.nick().to_owned();
+        let private = |target: &str| !target.starts_with(['#', '&']);
+        let Some(secure) = self.secure.as_mut() else {
+            return match command {
+                Command::Verify { .. } | Command::Trust(_) => {
+                    self.push(Event::Error { text: "end-to-end encryption needs a login (--account)".into() });
+                    None
+                }
+                other => Some(other),
+            };
+        };
+        let out = match command {
+            Command::Msg { target, text } if private(&target) => secure.send(&target, text, &nick),
+            Command::Say(text) => match self.session.current().map(str::to_owned) {
+                Some(target) if private(&target) => secure.send(&target, text, &nick),
+                _ => return Some(Command::Say(text)),
+            },
+            Command::Verify { nick: who, confirm } => secure.verify(&who, confirm, &nick),
+            Command::Trust(who) => secure.trust(&who),
+            other => return Some(other),
+        };
+        self.apply(out);
+        None
     }
 
     /// Handles one command (or the front end going away, which means quit).
@@ -276,7 +382,11 @@ impl Driver {
         match command {
             Some(Command::Discover) => self.discover(),
             Some(Command::Connect(n)) => self.switch_to(n),
-            Some(c) => self.session.command(c),
+            Some(c) => {
+                if let Some(c) = self.secure_command(c) {
+                    self.session.command(c);
+                }
+            }
             None => {
                 self.commands_open = false;
                 self.session.command(Command::Quit(None));
@@ -433,7 +543,7 @@ impl Driver {
                         while let Some(frame) = reader.next_frame() {
                             let Frame::Line(line) = frame else { continue };
                             match Message::parse_bytes(&line) {
-                                Ok(msg) => self.session.receive(msg, now),
+                                Ok(msg) => self.receive_line(msg, now),
                                 Err(e) => tracing::debug!(error = %e, "unparsable line from the server"),
                             }
                         }

@@ -3,7 +3,7 @@
 //!
 //! What it is *not*: a UI (the full-screen client is `chinwag-tui`; scriptable mode's line I/O
 //! is here because it is only formatting), and it knows nothing of the server's crates: it
-//! builds on `chinwag-proto` for lines, and on `chinwag-discovery`'s client half for `/discover`.
+//! builds on `chinwag-proto` for lines, `chinwag-e2e` for encryption, and on `chinwag-discovery`'s client half for `/discover`.
 //!
 //! Layout:
 //! - `endpoint`: `HOST[:PORT]` and the transport it asks for.
@@ -18,6 +18,7 @@
 //! - `command`: the command language both front ends share, with its help table.
 //! - `event`: [`Event`] and its plain-text form.
 //! - `typing`: when to send `+typing`.
+//! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
 //! - `config`: `client.toml` and the client's paths.
 //! - `time`: RFC 3339 timestamps.
@@ -33,6 +34,7 @@ pub mod known_servers;
 pub mod lan;
 mod outgoing;
 pub mod script;
+pub mod secure;
 pub mod session;
 pub mod time;
 pub mod tls;
