@@ -1,7 +1,8 @@
 //! End-to-end encryption in `chinwag chat`: two scriptable clients logged in to their accounts
 //! through the real server exchange private messages that arrive marked `[e2e]`, the server's
 //! database never holds their text (a message sent with `/msg --clear` is, as a control), and
-//! `/verify` shows the same safety number on both sides.
+//! `/verify` shows the same safety number on both sides; a contact's new device brings a loud
+//! warning and gets nothing until `/trust`.
 
 mod support;
 
@@ -68,12 +69,39 @@ fn private_messages_are_encrypted_end_to_end_and_safety_numbers_match() {
     let seen = bob.expect(&["[alice] <alice>", control]);
     assert!(!seen.contains("[e2e]"), "{seen}");
 
+    // bob logs in on a second device: alice is warned, and nothing reaches it until she
+    // accepts it.
+    let addr = server.tls[0].to_string();
+    let mut laptop = ChatProcess::start(
+        "bob",
+        &dir.path().join("bob-laptop"),
+        &[&addr, "--nick", "bob_laptop", "--account", "bob", "--accept-new-cert"],
+        &[("CHINWAG_PASSWORD", PASSWORD)],
+    );
+    laptop.expect(&["end-to-end encryption on"]);
+    laptop.expect(&["you are bob_laptop"]);
+    laptop.type_line("/users");
+    laptop.expect(&["online:", "bob_laptop"]);
+    let held = "held-back-from-the-new-device";
+    alice.type_line(&format!("/msg bob {held}"));
+    alice.expect(&["WARNING", "bob", "NEW device"]);
+    alice.expect(&["Not sent to bob's unaccepted device"]);
+    bob.expect(&["[alice] <alice> [e2e]", held]);
+    alice.type_line("/trust bob");
+    alice.expect(&["accepted bob's device"]);
+    let after = "now-for-both-devices";
+    alice.type_line(&format!("/msg bob {after}"));
+    bob.expect(&["[alice] <alice> [e2e]", after]);
+    laptop.expect(&["<alice> [e2e]", after]);
+    assert!(!laptop.has_seen(&[held]), "the unaccepted device got a message");
+
     assert!(alice.finish().success());
     assert!(bob.finish().success());
+    assert!(laptop.finish().success());
     drop(server);
     let (db, wal) = (data.join("chinwag.db"), data.join("chinwag.db-wal"));
     assert!(contains(&db, control) || contains(&wal, control), "the control is stored, so the search works");
-    for text in [secret, answer] {
+    for text in [secret, answer, held, after] {
         assert!(!contains(&db, text) && !contains(&wal, text), "{text:?} reached the server's database in clear");
     }
 }
