@@ -302,7 +302,16 @@ impl Driver {
                 text: "end-to-end encryption is off: log in with --account, or set CHINWAG_E2E_PASSPHRASE".into(),
             });
         };
-        match Secure::open(account, &passphrase) {
+        // Opening derives the file key with Argon2id (a fraction of a second): off the
+        // runtime's other tasks where the runtime allows it.
+        let multi_thread =
+            tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let opened = if multi_thread {
+            tokio::task::block_in_place(|| Secure::open(account, &passphrase))
+        } else {
+            Secure::open(account, &passphrase)
+        };
+        match opened {
             Ok(secure) => {
                 self.secure = Some(secure);
                 let path = secure::device_path(account).map(|p| p.display().to_string()).unwrap_or_default();
