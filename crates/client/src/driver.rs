@@ -372,9 +372,21 @@ impl Driver {
                 other => Some(other),
             };
         };
+        let ready = self.session.phase() == crate::session::Phase::Ready;
         let out = match command {
+            // The device's lines cannot wait for a connection the way the session's text does.
+            Command::Msg { target, text } if private(&target) && !ready => {
+                let reason = "not connected; encrypted messages are not queued".to_owned();
+                self.push(Event::NotSent { target, text, reason });
+                return None;
+            }
             Command::Msg { target, text } if private(&target) => secure.send(&target, text, &nick),
             Command::Say(text) => match self.session.current().map(str::to_owned) {
+                Some(target) if private(&target) && !ready => {
+                    let reason = "not connected; encrypted messages are not queued".to_owned();
+                    self.push(Event::NotSent { target, text, reason });
+                    return None;
+                }
                 Some(target) if private(&target) => secure.send(&target, text, &nick),
                 _ => return Some(Command::Say(text)),
             },
