@@ -21,8 +21,8 @@ const JOIN_CONTEXT: usize = 50;
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
-    /// The server, HOST[:PORT] (IPv6 as [ADDR]:PORT) [default: from client.toml, else
-    /// 127.0.0.1; port 6697, or 6667 with --plaintext].
+    /// The server, HOST[:PORT] (IPv6 as [ADDR]:PORT), or quic://HOST[:PORT] for QUIC [default:
+    /// from client.toml, else 127.0.0.1; port 6697, or 6667 with --plaintext].
     server: Option<String>,
 
     /// Your nick [default: from client.toml, else your user name].
@@ -48,8 +48,13 @@ pub struct ChatArgs {
 
     /// Connect without TLS. Meant for a server on this machine; passwords are never sent in
     /// clear to another machine.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quic")]
     plaintext: bool,
+
+    /// Connect over QUIC (UDP, the same port number and certificate as TLS): typing notices
+    /// travel as datagrams, and the session survives a change of address.
+    #[arg(long)]
+    quic: bool,
 
     /// Pin the certificate of a server met for the first time without asking.
     #[arg(long)]
@@ -82,11 +87,22 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let scriptable = args.plain || !std::io::stdin().is_terminal();
     init_logging();
 
-    let plaintext = args.plaintext || file.plaintext.unwrap_or(false);
-    let security = if plaintext { Security::Plaintext } else { Security::Tls };
     let server = args.server.clone().or(file.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let (server, quic) = match server.strip_prefix("quic://") {
+        Some(rest) => (rest.trim_end_matches('/').to_owned(), true),
+        None => (server, args.quic),
+    };
+    if quic && args.plaintext {
+        bail!("QUIC is always encrypted: drop --plaintext");
+    }
+    let plaintext = !quic && (args.plaintext || file.plaintext.unwrap_or(false));
+    let security = match (quic, plaintext) {
+        (true, _) => Security::Quic,
+        (false, true) => Security::Plaintext,
+        (false, false) => Security::Tls,
+    };
     let endpoint = Endpoint::parse(&server, security).with_context(|| format!("server {server:?}"))?;
-    let passwords_allowed = security == Security::Tls || endpoint.is_loopback();
+    let passwords_allowed = security.is_encrypted() || endpoint.is_loopback();
     if security == Security::Plaintext && !endpoint.is_loopback() {
         eprintln!(
             "warning: {endpoint} is not this machine and --plaintext sends everything in clear; chinwag will not \
@@ -116,7 +132,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let pinned = match security {
-            Security::Tls => Some(trust_server(&endpoint, &args, scriptable).await?),
+            Security::Tls | Security::Quic => Some(trust_server(&endpoint, &args, scriptable).await?),
             Security::Plaintext => None,
         }
         .flatten();
@@ -130,7 +146,8 @@ pub fn run(args: ChatArgs) -> Result<()> {
             join_context: if scriptable { 0 } else { JOIN_CONTEXT },
             keepalive: Keepalive::default(),
         };
-        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect };
+        let known_servers = config::default_known_servers_path();
+        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };

@@ -80,6 +80,23 @@ pub enum Command {
     },
     /// Tells the current room or conversation that you are typing (`+typing`).
     Typing(TypingState),
+    /// `/msg --clear NICK TEXT`: a private message sent in clear even to a contact who has
+    /// end-to-end encryption devices (the user's explicit choice).
+    ClearMsg {
+        target: String,
+        text: String,
+    },
+    /// `/verify NICK`: shows the safety number; with `confirm`, remembers it as verified.
+    Verify {
+        nick: String,
+        confirm: bool,
+    },
+    /// `/trust NICK`: accepts the new or changed devices of a contact.
+    Trust(String),
+    /// Lists chinwag servers on the LAN (multicast discovery).
+    Discover,
+    /// Switches to the Nth server of the last `/discover` list.
+    Connect(usize),
     Help,
     Clear,
     Quit(Option<String>),
@@ -183,6 +200,14 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { names: &["invite"], usage: "/invite NICK [ROOM]", help: "invite someone to a room" },
     CommandInfo { names: &["mode"], usage: "/mode [TARGET] MODES [ARGS]", help: "show or change modes" },
     CommandInfo { names: &["raw", "quote"], usage: "/raw LINE", help: "send a raw IRC line" },
+    CommandInfo {
+        names: &["verify"],
+        usage: "/verify NICK [confirm]",
+        help: "show the end-to-end safety number; confirm once it matches",
+    },
+    CommandInfo { names: &["trust"], usage: "/trust NICK", help: "accept a contact's new or changed devices" },
+    CommandInfo { names: &["discover"], usage: "/discover", help: "list chinwag servers on the local network" },
+    CommandInfo { names: &["connect"], usage: "/connect N", help: "switch to server N of the /discover list" },
     CommandInfo { names: &["clear"], usage: "/clear", help: "clear the screen" },
     CommandInfo { names: &["help"], usage: "/help", help: "this list" },
     CommandInfo { names: &["quit", "exit"], usage: "/quit [MESSAGE]", help: "leave chinwag" },
@@ -270,6 +295,11 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
             Some(r) if r.starts_with('#') => Command::Part { room: Some(r.to_owned()), reason: non_empty(after) },
             _ => Command::Part { room: None, reason: non_empty(rest) },
         },
+        "msg" if first == Some("--clear") => {
+            let (target, text) = word(after);
+            let (Some(target), Some(text)) = (target, non_empty(text)) else { return Err(usage) };
+            Command::ClearMsg { target: target.to_owned(), text }
+        }
         "msg" => {
             let target = first.ok_or(usage)?.to_owned();
             match (name.as_str(), non_empty(after)) {
@@ -308,6 +338,10 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
             }
         }
         "logout" => Command::Logout,
+        "discover" => Command::Discover,
+        "verify" => Command::Verify { nick: first.ok_or(usage)?.to_owned(), confirm: word(after).0 == Some("confirm") },
+        "trust" => Command::Trust(first.ok_or(usage)?.to_owned()),
+        "connect" => Command::Connect(first.and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0).ok_or(usage)?),
         "history" => Command::History {
             limit: first.map(|n| n.parse::<usize>().map_err(|_| usage)).transpose()?.unwrap_or(DEFAULT_HISTORY),
         },

@@ -18,8 +18,11 @@ use tokio::task::JoinHandle;
 use crate::backoff::Backoff;
 use crate::command::Command;
 use crate::endpoint::Endpoint;
+use crate::endpoint::Security;
 use crate::event::Event;
 use crate::known_servers::{KnownServers, Verdict};
+use crate::lan::{self, PinChoice};
+use crate::secure::{self, Secure};
 use crate::session::{Session, SessionConfig};
 use crate::transport::{self, ConnectError, TlsInfo, Transport};
 
@@ -35,6 +38,11 @@ const TICK: Duration = Duration::from_secs(1);
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long `/discover` listens for answers.
+const DISCOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// What a `/discover` run found.
+type LanAnswer = std::io::Result<Vec<chinwag_discovery::Found>>;
 
 /// Everything the driver needs.
 #[derive(Debug, Clone)]
@@ -45,6 +53,9 @@ pub struct ClientConfig {
     pub session: SessionConfig,
     /// Whether to reconnect after the connection drops.
     pub reconnect: bool,
+    /// The known-servers file, for `/connect N` to a server found on the LAN (`None`: only
+    /// CA-signed servers can be switched to).
+    pub known_servers: Option<std::path::PathBuf>,
 }
 
 /// Spawns the driver on the current Tokio runtime.
@@ -104,11 +115,33 @@ struct Driver {
     events: mpsc::Sender<Event>,
     /// Events waiting for room in `events`.
     pending: VecDeque<Event>,
+    /// The last `/discover` list, for `/connect N`.
+    discovered: Vec<chinwag_discovery::Found>,
+    /// Where `/discover` runs (spawned, so the connection goes on meanwhile) send their answer.
+    lan_tx: mpsc::Sender<LanAnswer>,
+    lan_rx: mpsc::Receiver<LanAnswer>,
+    /// `/connect N` changed the endpoint: end this connection and start on the new one.
+    switch_requested: bool,
+    /// The logged-in account's end-to-end encryption device, once opened.
+    secure: Option<Secure>,
 }
 
 async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
     let session = Session::new(cfg.session.clone());
-    let mut d = Driver { cfg, session, commands, commands_open: true, events, pending: VecDeque::new() };
+    let (lan_tx, lan_rx) = mpsc::channel(1);
+    let mut d = Driver {
+        cfg,
+        session,
+        commands,
+        commands_open: true,
+        events,
+        pending: VecDeque::new(),
+        discovered: Vec::new(),
+        lan_tx,
+        lan_rx,
+        switch_requested: false,
+        secure: None,
+    };
     let mut backoff = Backoff::default();
     loop {
         if d.session.is_quitting() {
@@ -189,28 +222,267 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
     }
 }
 
+/// Whether `msg` is a typing notice, the one kind of line that may travel as a datagram (it may
+/// be lost or reordered without harm).
+fn is_typing(msg: &Message) -> bool {
+    msg.command.eq_ignore_ascii_case("TAGMSG") && msg.tag("+typing").is_some()
+}
+
+/// Sends a typing notice as one QUIC datagram; false if it must go on the stream instead (the
+/// peer took no datagrams, or the line is too large for the path).
+fn send_datagram(connection: &quinn::Connection, msg: &Message) -> bool {
+    let mut line = Vec::new();
+    msg.write_to(&mut line);
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    let fits = connection.max_datagram_size().is_some_and(|max| line.len() <= max);
+    fits && connection.send_datagram(line.into()).is_ok()
+}
+
+/// The next datagram on a QUIC connection; never resolves without one.
+async fn read_datagram(connection: Option<&quinn::Connection>) -> Result<bytes::Bytes, quinn::ConnectionError> {
+    match connection {
+        Some(c) => c.read_datagram().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Driver {
+    /// One datagram holds one line; only typing notices are taken from datagrams, anything else
+    /// (or anything unparsable) is ignored.
+    fn receive_datagram(&mut self, bytes: &[u8]) {
+        if bytes.len() > MAX_LINE_LEN {
+            return;
+        }
+        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match Message::parse_bytes(line) {
+            Ok(msg) if is_typing(&msg) => self.session.receive(msg, Instant::now()),
+            Ok(msg) => tracing::debug!(command = %msg.command, "ignored a datagram that is not a typing notice"),
+            Err(e) => tracing::debug!(error = %e, "unparsable datagram from the server"),
+        }
+    }
+
     fn push(&mut self, event: Event) {
         self.pending.push_back(event);
     }
 
-    /// Moves the session's events into the pending queue.
+    /// Moves the session's events into the pending queue; a login opens the account's
+    /// end-to-end encryption device.
     fn drain_session(&mut self) {
         while let Some(e) = self.session.poll_event() {
+            let login = match &e {
+                Event::LoggedIn { account } => Some(account.clone()),
+                _ => None,
+            };
+            let ready = matches!(e, Event::Ready { .. });
             self.pending.push_back(e);
+            if let Some(account) = login {
+                self.open_device(&account);
+            }
+            if ready {
+                self.publish_keys();
+            }
         }
+    }
+
+    /// Opens (or creates) the device of `account` and publishes its keys. The passphrase is
+    /// `CHINWAG_E2E_PASSPHRASE`, else the account's password.
+    fn open_device(&mut self, account: &str) {
+        if self.secure.is_some() {
+            return self.publish_keys();
+        }
+        let passphrase = std::env::var("CHINWAG_E2E_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| self.cfg.session.credentials.as_ref().map(|c| c.password.clone()));
+        let Some(passphrase) = passphrase else {
+            return self.push(Event::Info {
+                text: "end-to-end encryption is off: log in with --account, or set CHINWAG_E2E_PASSPHRASE".into(),
+            });
+        };
+        // Opening derives the file key with Argon2id (a fraction of a second): off the
+        // runtime's other tasks where the runtime allows it.
+        let multi_thread =
+            tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let opened = if multi_thread {
+            tokio::task::block_in_place(|| Secure::open(account, &passphrase))
+        } else {
+            Secure::open(account, &passphrase)
+        };
+        match opened {
+            Ok(secure) => {
+                self.secure = Some(secure);
+                let path = secure::device_path(account).map(|p| p.display().to_string()).unwrap_or_default();
+                self.push(Event::Info { text: format!("end-to-end encryption on (device {path})") });
+                self.publish_keys();
+            }
+            Err(e) => self.push(Event::Error { text: format!("end-to-end encryption is off: {e}") }),
+        }
+    }
+
+    /// Publishes the device's keys, once registered on the server (at every connection: the
+    /// server answers with what is missing). Before that, lines cannot be sent.
+    fn publish_keys(&mut self) {
+        if self.session.phase() != crate::session::Phase::Ready {
+            return;
+        }
+        let nick = self.session.nick().to_owned();
+        if let Some(secure) = self.secure.as_mut() {
+            let out = secure.connect(&nick);
+            self.apply(out);
+        }
+    }
+
+    /// Carries out what the device asked for.
+    fn apply(&mut self, out: secure::Outcome) {
+        self.pending.extend(out.events);
+        for command in out.commands {
+            self.session.command(command);
+        }
+        self.drain_session();
+    }
+
+    /// One line from the server: through the device first, then (unless it was encrypted) to
+    /// the session.
+    fn receive_line(&mut self, msg: Message, now: Instant) {
+        let nick = self.session.nick().to_owned();
+        if let Some(secure) = self.secure.as_mut() {
+            let mut out = secure::Outcome::default();
+            let encrypted = secure.handle(&msg, &nick, &mut out);
+            self.apply(out);
+            if encrypted {
+                return;
+            }
+        }
+        self.session.receive(msg, now);
+    }
+
+    /// End-to-end encryption's share of the user's commands; what is left goes to the session.
+    fn secure_command(&mut self, command: Command) -> Option<Command> {
+        let nick = self.session.nick().to_owned();
+        let private = |target: &str| !target.starts_with(['#', '&']);
+        let Some(secure) = self.secure.as_mut() else {
+            return match command {
+                Command::Verify { .. } | Command::Trust(_) => {
+                    self.push(Event::Error { text: "end-to-end encryption needs a login (--account)".into() });
+                    None
+                }
+                other => Some(other),
+            };
+        };
+        let ready = self.session.phase() == crate::session::Phase::Ready;
+        let out = match command {
+            // The device's lines cannot wait for a connection the way the session's text does.
+            Command::Msg { target, text } if private(&target) && !ready => {
+                let reason = "not connected; encrypted messages are not queued".to_owned();
+                self.push(Event::NotSent { target, text, reason });
+                return None;
+            }
+            Command::Msg { target, text } if private(&target) => secure.send(&target, text, &nick),
+            Command::Say(text) => match self.session.current().map(str::to_owned) {
+                Some(target) if private(&target) && !ready => {
+                    let reason = "not connected; encrypted messages are not queued".to_owned();
+                    self.push(Event::NotSent { target, text, reason });
+                    return None;
+                }
+                Some(target) if private(&target) => secure.send(&target, text, &nick),
+                _ => return Some(Command::Say(text)),
+            },
+            Command::Verify { nick: who, confirm } => secure.verify(&who, confirm, &nick),
+            Command::Trust(who) => secure.trust(&who),
+            other => return Some(other),
+        };
+        self.apply(out);
+        None
     }
 
     /// Handles one command (or the front end going away, which means quit).
     fn take_command(&mut self, command: Option<Command>) {
         match command {
-            Some(c) => self.session.command(c),
+            Some(Command::Discover) => self.discover(),
+            Some(Command::Connect(n)) => self.switch_to(n),
+            Some(c) => {
+                if let Some(c) = self.secure_command(c) {
+                    self.session.command(c);
+                }
+            }
             None => {
                 self.commands_open = false;
                 self.session.command(Command::Quit(None));
             }
         }
         self.drain_session();
+    }
+
+    /// Starts a LAN discovery; its answer arrives on `lan_rx`.
+    fn discover(&mut self) {
+        self.push(Event::Info { text: "looking for chinwag servers on the LAN…".into() });
+        let tx = self.lan_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(chinwag_discovery::discover(DISCOVER_WAIT).await).await;
+        });
+    }
+
+    /// Shows what `/discover` found and keeps it for `/connect N`.
+    fn discovered(&mut self, answer: Option<LanAnswer>) {
+        match answer {
+            Some(Ok(found)) => {
+                for text in lan::describe(&found) {
+                    self.push(Event::Info { text });
+                }
+                self.discovered = found;
+            }
+            Some(Err(e)) => self.push(Event::Error { text: format!("LAN discovery failed: {e}") }),
+            None => {}
+        }
+    }
+
+    /// `/connect N`: the Nth discovered server becomes the endpoint, pinned by the rule in
+    /// [`lan::choose_pin`] (a pin in the known-servers file always beats an advertisement).
+    fn switch_to(&mut self, n: usize) {
+        let Some(found) = n.checked_sub(1).and_then(|i| self.discovered.get(i)).cloned() else {
+            return self.push(Event::Error { text: format!("no server {n} in the list: /discover first") });
+        };
+        let Some(addr) = found.tls_addr() else {
+            return self.push(Event::Error { text: format!("{} announces no TLS listener", found.name) });
+        };
+        let endpoint = Endpoint { host: addr.ip().to_string(), port: addr.port(), security: Security::Tls };
+        let key = endpoint.key();
+        let known = match self.cfg.known_servers.as_deref().map(KnownServers::load).transpose() {
+            Ok(known) => known,
+            Err(e) => return self.push(Event::Error { text: e.to_string() }),
+        };
+        let pinned = known.as_ref().and_then(|k| k.lookup(&key));
+        let pin = match lan::choose_pin(pinned, found.fingerprint.as_deref()) {
+            PinChoice::Pinned(p) => Some(p),
+            PinChoice::Mismatch { pinned, advertised } => {
+                self.push(Event::Error {
+                    text: format!(
+                        "WARNING: {key} advertises the fingerprint {advertised} on the LAN, but {pinned} is pinned                          for it. Keeping the pin: a server with another certificate will be refused."
+                    ),
+                });
+                Some(pinned)
+            }
+            PinChoice::New(advertised) => {
+                if let Some(mut known) = known {
+                    if let Err(e) = known.pin(&key, &advertised) {
+                        return self.push(Event::Error { text: e.to_string() });
+                    }
+                    self.push(Event::Info {
+                        text: format!("pinned {key} with the fingerprint it advertised: {advertised}"),
+                    });
+                }
+                Some(advertised)
+            }
+            PinChoice::CaOnly => None,
+        };
+        let shown = pin.as_deref().unwrap_or("none: a CA-signed certificate is needed");
+        self.push(Event::Info { text: format!("switching to {} at {key} (SHA-256 {shown})", found.name) });
+        self.cfg.endpoint = endpoint;
+        self.cfg.pinned = pin;
+        self.switch_requested = true;
     }
 
     /// Awaits `fut` while taking commands and delivering events. `None` if the user quit
@@ -228,6 +500,7 @@ impl Driver {
             tokio::select! {
                 out = &mut fut => return Some(out),
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                answer = self.lan_rx.recv() => self.discovered(answer),
                 permit = events.reserve(), if !self.pending.is_empty() => {
                     let Ok(permit) = permit else { self.pending.clear(); continue };
                     if let Some(event) = self.pending.pop_front() {
@@ -240,6 +513,7 @@ impl Driver {
 
     /// Runs one connection until it ends.
     async fn connection(&mut self, transport: Transport) -> End {
+        let datagrams = transport.datagrams();
         let (mut rd, mut wr) = tokio::io::split(transport);
         let mut reader = LineReader::new(MAX_LINE_LEN);
         let mut buf = vec![0u8; READ_CHUNK];
@@ -250,6 +524,11 @@ impl Driver {
             let mut out = Vec::new();
             while let Some(msg) = self.session.poll_send() {
                 tracing::trace!(command = %msg.command, "send");
+                if let Some(connection) = datagrams.as_ref().filter(|_| is_typing(&msg)) {
+                    if send_datagram(connection, &msg) {
+                        continue;
+                    }
+                }
                 msg.write_to(&mut out);
             }
             if !out.is_empty() {
@@ -259,6 +538,11 @@ impl Driver {
             }
             self.drain_session();
             if self.session.take_reconnect_request() {
+                return End::Relogin;
+            }
+            if std::mem::take(&mut self.switch_requested) {
+                let _ = wr.write_all(b"QUIT :Switching servers\r\n").await;
+                let _ = wr.flush().await;
                 return End::Relogin;
             }
             if self.session.is_quitting() && quit_deadline.is_none() {
@@ -280,7 +564,7 @@ impl Driver {
                         while let Some(frame) = reader.next_frame() {
                             let Frame::Line(line) = frame else { continue };
                             match Message::parse_bytes(&line) {
-                                Ok(msg) => self.session.receive(msg, now),
+                                Ok(msg) => self.receive_line(msg, now),
                                 Err(e) => tracing::debug!(error = %e, "unparsable line from the server"),
                             }
                         }
@@ -293,7 +577,14 @@ impl Driver {
                     }
                     Err(e) => return End::Lost(format!("read failed: {e}")),
                 },
+                datagram = read_datagram(datagrams.as_ref()), if may_read => {
+                    // A connection that failed shows on the stream too; only a datagram counts here.
+                    if let Ok(bytes) = datagram {
+                        self.receive_datagram(&bytes);
+                    }
+                }
                 command = self.commands.recv(), if self.commands_open => self.take_command(command),
+                answer = self.lan_rx.recv() => self.discovered(answer),
                 _ = tick.tick() => {
                     if !self.session.tick(Instant::now()) {
                         return End::Lost("the server stopped answering".into());

@@ -8,8 +8,7 @@ pub const DEFAULT_TLS_PORT: u16 = 6697;
 /// The traditional plaintext IRC port.
 pub const DEFAULT_PLAINTEXT_PORT: u16 = 6667;
 
-/// How the bytes travel. QUIC joins this list later; everything above the transport only sees
-/// lines.
+/// How the bytes travel; everything above the transport only sees lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Security {
@@ -17,6 +16,16 @@ pub enum Security {
     Tls,
     /// Clear text; only on explicit request.
     Plaintext,
+    /// QUIC (TLS 1.3 inside, the same certificate check as TLS) on UDP: the IRC lines on one
+    /// stream, typing notices as datagrams.
+    Quic,
+}
+
+impl Security {
+    /// Whether a certificate is checked (and so may be pinned).
+    pub fn is_encrypted(self) -> bool {
+        self != Security::Plaintext
+    }
 }
 
 /// A server to connect to.
@@ -47,7 +56,8 @@ impl Endpoint {
             return Err(EndpointError::Empty);
         }
         let default_port = match security {
-            Security::Tls => DEFAULT_TLS_PORT,
+            // chinwag serves QUIC on the TLS port's number, over UDP.
+            Security::Tls | Security::Quic => DEFAULT_TLS_PORT,
             Security::Plaintext => DEFAULT_PLAINTEXT_PORT,
         };
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -116,6 +126,7 @@ mod tests {
         assert!(matches!(Endpoint::parse("host:0", Security::Tls), Err(EndpointError::BadPort(_))));
         assert!(matches!(Endpoint::parse("host:x", Security::Tls), Err(EndpointError::BadPort(_))));
         assert_eq!(Endpoint::parse(" ", Security::Tls), Err(EndpointError::Empty));
+        assert_eq!(Endpoint::parse("h", Security::Quic).expect("parses").port, 6697);
         assert!(!Endpoint::parse("10.0.0.1", Security::Tls).expect("parses").is_loopback());
     }
 }

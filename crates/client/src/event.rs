@@ -180,6 +180,9 @@ impl Event {
         let line = match self {
             Event::Connecting { server, attempt } if *attempt == 0 => format!("* connecting to {server}"),
             Event::Connecting { server, attempt } => format!("* connecting to {server} (attempt {})", attempt + 1),
+            Event::Connected { server, security: Security::Quic, tls: Some(tls) } => {
+                format!("* connected to {server} over QUIC ({:?}, SHA-256 {})", tls.trust, tls.fingerprint)
+            }
             Event::Connected { server, tls: Some(tls), .. } => {
                 format!("* connected to {server} over TLS ({:?}, SHA-256 {})", tls.trust, tls.fingerprint)
             }

@@ -3,11 +3,12 @@
 //!
 //! What it is *not*: a UI (the full-screen client is `chinwag-tui`; scriptable mode's line I/O
 //! is here because it is only formatting), and it knows nothing of the server's crates: it
-//! builds on `chinwag-proto` for lines alone.
+//! builds on `chinwag-proto` for lines, `chinwag-e2e` for encryption, and on `chinwag-discovery`'s client half for `/discover`.
 //!
 //! Layout:
 //! - `endpoint`: `HOST[:PORT]` and the transport it asks for.
-//! - `transport`: [`Transport`], TCP or TLS behind one enum, and [`transport::connect`].
+//! - `lan`: `/discover` and `/connect N`, and the rule that a pin beats an advertisement.
+//! - `transport`: [`Transport`], TCP, TLS or QUIC behind one enum, and [`transport::connect`].
 //! - `tls`: the certificate check (CA-signed or pinned) and fingerprints.
 //! - `known_servers`: the trust-on-first-use file, [`KnownServers`].
 //! - `session`, `incoming` and `outgoing`: [`Session`], the sans-IO state machine: server
@@ -17,6 +18,7 @@
 //! - `command`: the command language both front ends share, with its help table.
 //! - `event`: [`Event`] and its plain-text form.
 //! - `typing`: when to send `+typing`.
+//! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
 //! - `config`: `client.toml` and the client's paths.
 //! - `time`: RFC 3339 timestamps.
@@ -29,8 +31,10 @@ pub mod endpoint;
 pub mod event;
 mod incoming;
 pub mod known_servers;
+pub mod lan;
 mod outgoing;
 pub mod script;
+pub mod secure;
 pub mod session;
 pub mod time;
 pub mod tls;

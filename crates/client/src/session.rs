@@ -60,6 +60,8 @@ pub const WANTED_CAPS: &[&str] = &[
     "away-notify",
     "account-tag",
     "extended-join",
+    // End-to-end encryption's key directory and encrypted private messages.
+    "chinwag.dev/e2e",
     "multi-prefix",
     "labeled-response",
     "account-notify",

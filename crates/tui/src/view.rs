@@ -302,9 +302,13 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let (lock, lock_style) = match (&app.tls, app.server_security()) {
+        (Some(tls), Security::Quic) => {
+            (format!("🔒 QUIC ({:?})", tls.trust).to_lowercase(), Style::default().fg(Color::Green))
+        }
         (Some(tls), _) => (format!("🔒 TLS ({:?})", tls.trust).to_lowercase(), Style::default().fg(Color::Green)),
         (None, Security::Plaintext) => ("⚠ plaintext".to_owned(), Style::default().fg(Color::Red)),
         (None, Security::Tls) => ("TLS".to_owned(), Style::default()),
+        (None, Security::Quic) => ("QUIC".to_owned(), Style::default()),
     };
     let state = match &app.connection {
         Connection::Connecting => "connecting…".to_owned(),

@@ -31,6 +31,8 @@ pub struct ServerProcess {
     pub plaintext: Vec<SocketAddr>,
     /// The TLS addresses it listens on, in the order they were asked for.
     pub tls: Vec<SocketAddr>,
+    /// The QUIC (UDP) addresses it listens on, as the banner lists them.
+    pub quic: Vec<SocketAddr>,
     /// The certificate's SHA-256 as the banner prints it: `AB:CD:…`, 32 pairs.
     pub fingerprint: String,
     /// The metrics listener, if `--metrics-listen` was given.
@@ -93,8 +95,15 @@ impl ServerProcess {
         if let Some(stderr) = child.stderr.take() {
             spawn_log_reader(stderr, Arc::clone(&log), None);
         }
-        let mut server =
-            Self { child, log, plaintext: Vec::new(), tls: Vec::new(), fingerprint: String::new(), metrics: None };
+        let mut server = Self {
+            child,
+            log,
+            plaintext: Vec::new(),
+            tls: Vec::new(),
+            quic: Vec::new(),
+            fingerprint: String::new(),
+            metrics: None,
+        };
 
         // The banner lists every listener and then the fingerprint, so the fingerprint line
         // means every listener is up.
@@ -107,6 +116,8 @@ impl ServerProcess {
                         server.plaintext.push(server.parse_addr(addr, &line));
                     } else if let Some(addr) = line.trim().strip_prefix("listening on tls ") {
                         server.tls.push(server.parse_addr(addr, &line));
+                    } else if let Some(addr) = line.trim().strip_prefix("listening on quic ") {
+                        server.quic.push(server.parse_addr(addr, &line));
                     } else if let Some(addr) = line.trim().strip_prefix("metrics on http://") {
                         let addr = addr.trim_end_matches("/metrics");
                         server.metrics = Some(server.parse_addr(addr, &line));
