@@ -37,6 +37,7 @@ use std::time::Duration;
 
 pub use plot::write_svg;
 pub use report::{Latency, Report};
+pub use wire::AnyCertificate;
 
 /// What to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
