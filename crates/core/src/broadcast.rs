@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chinwag_proto::{Message, Tag};
 
 use crate::caps::{Cap, CapSet};
-use crate::time::rfc3339_ms;
+use chinwag_proto::rfc3339_ms;
 
 #[derive(Debug)]
 pub(crate) struct Outgoing {

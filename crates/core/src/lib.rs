@@ -31,9 +31,9 @@ mod server;
 mod store;
 mod text;
 mod throttle;
-mod time;
 
 pub use caps::{Cap, CapSet, ALL_CAPS};
+pub use chinwag_proto::rfc3339_ms;
 pub use client::ConnInfo;
 pub use config::{Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
@@ -45,4 +45,3 @@ pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
 };
 pub use throttle::subnet_of;
-pub use time::rfc3339_ms;

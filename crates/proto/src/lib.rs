@@ -48,6 +48,7 @@ mod names;
 mod parse;
 mod source;
 mod tags;
+mod time;
 
 pub use casemap::{casefold, eq_fold};
 pub use framing::{Frame, LineReader};
@@ -57,6 +58,7 @@ pub use names::{ChannelName, NameError, Nick};
 pub use parse::ParseError;
 pub use source::{is_valid_hostname, split_source, Source};
 pub use tags::{escape_tag_value, unescape_tag_value};
+pub use time::{parse_rfc3339_ms, rfc3339_ms};
 
 /// Longest message body in bytes, *including* the trailing CRLF (RFC 1459 / ircdocs "modern").
 /// The body is everything after the tag section, so the usable limit is 510 bytes.

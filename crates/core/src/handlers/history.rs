@@ -8,7 +8,7 @@ use crate::caps::Cap;
 use crate::ids::ConnId;
 use crate::server::{Pending, Server};
 use crate::store::{dm_conversation, Bound, Failure, HistoryItem, HistoryQuery, Request, Response};
-use crate::time::{parse_rfc3339_ms, rfc3339_ms};
+use chinwag_proto::{parse_rfc3339_ms, rfc3339_ms};
 
 /// The most messages one CHATHISTORY request returns (ISUPPORT CHATHISTORY).
 pub const MAX_HISTORY: usize = 100;

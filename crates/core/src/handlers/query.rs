@@ -10,7 +10,7 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
 use crate::text::pack;
-use crate::time::rfc3339_ms;
+use chinwag_proto::rfc3339_ms;
 
 /// Bytes of room names per 319 line, leaving room for the prefix and nick within 512.
 const WHOIS_CHANNELS_BUDGET: usize = 380;

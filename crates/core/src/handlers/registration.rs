@@ -9,7 +9,7 @@ use crate::caps::{Cap, ALL_CAPS};
 use crate::numeric::*;
 use crate::server::Server;
 use crate::text::{constant_time_eq, truncate};
-use crate::time::rfc3339_ms;
+use chinwag_proto::rfc3339_ms;
 
 /// The longest `CAP LS` line body we build before continuing on another line.
 const CAP_LINE_BUDGET: usize = 400;

@@ -1,4 +1,5 @@
-//! Formatting server-time timestamps (RFC 3339, UTC, millisecond precision) without a clock.
+//! Server-time timestamps (RFC 3339, UTC, millisecond precision), formatted and parsed without
+//! a clock: the server stamps messages with them and clients read and make them.
 
 /// `2026-11-21T14:02:52.123Z` for a unix time in milliseconds.
 pub fn rfc3339_ms(unix_ms: u64) -> String {
