@@ -50,9 +50,14 @@ pub(crate) async fn serve<S>(
     let write_task =
         tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), limits.write_timeout));
     let reason = read_loop(reader, conn, &events, &stop_reading, limits.line_len).await;
-    // A closed read side ends the connection: the hub learns why and the writer stops.
+    // A closed read side ends the connection: the hub learns why and the writer stops. When
+    // the hub itself is gone (the server is stopping), it dropped its end of the outbox: the
+    // writer still sends what was queued (the ERROR saying why) and ends by itself, within
+    // its write timeout and the stop's grace period.
     let _ = events.send(Event::Closed { conn, reason }).await;
-    cancel.cancel();
+    if !events.is_closed() {
+        cancel.cancel();
+    }
     let _ = write_task.await;
 }
 
@@ -100,6 +105,9 @@ where
                 sent = events.send(Event::Line { conn, parsed }) => sent,
             };
             if sent.is_err() {
+                // The hub is gone: stop parsing, but keep draining so that closing the socket
+                // does not reset it before our last lines arrive.
+                linger(reader, &mut buf).await;
                 return "Server shutting down".into();
             }
         }
