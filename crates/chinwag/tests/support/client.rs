@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chinwag_proto::Message;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 
 use super::WAIT;
 
@@ -84,13 +82,10 @@ impl TlsClient {
     /// Connects with TLS, accepting only the certificate with this SHA-256 `fingerprint`
     /// (`AB:CD:…`), and completes the handshake. Panics if either fails.
     pub fn tls(addr: SocketAddr, fingerprint: &str, name: &str) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .expect("rustls supports its default protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }))
-            .with_no_client_auth();
+        // The terminal client's own check: the pinned fingerprint (or a CA, which a test
+        // server never has).
+        let (config, _) =
+            chinwag_client::tls::client_config(Some(fingerprint.to_owned())).expect("a TLS client configuration");
         let server_name = ServerName::try_from("chinwag.local").expect("a valid DNS name");
         let conn = ClientConnection::new(Arc::new(config), server_name).expect("a TLS client connection");
         let tcp = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("{name}: connect to {addr}: {e}"));
@@ -251,50 +246,4 @@ impl<S: Transport> Client<S> {
 pub fn sasl_plain(account: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
-}
-
-/// Trusts exactly one certificate, by SHA-256 fingerprint.
-#[derive(Debug)]
-struct Pinned {
-    fingerprint: String,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if chinwag_server::fingerprint(end_entity) == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("certificate fingerprint does not match the pinned one".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }
