@@ -113,7 +113,7 @@ impl World {
     fn check(&mut self) {
         let mut effects = Vec::new();
         self.server.drain_effects(&mut effects);
-        for effect in effects {
+        for effect in effects.into_iter().flat_map(Effect::per_conn) {
             match effect {
                 Effect::Send { conn, line } => {
                     assert!(self.live.contains(&conn), "sent to {conn:?}, which is closed or unknown");
@@ -124,6 +124,7 @@ impl World {
                     let msg = Message::parse_bytes(body).unwrap_or_else(|e| panic!("server line {line:?}: {e}"));
                     assert_eq!(msg.to_line().as_bytes(), body, "server line does not round-trip");
                 }
+                Effect::SendMany { .. } => unreachable!("split by per_conn"),
                 Effect::Close { conn } => {
                     assert!(self.live.remove(&conn), "closed {conn:?} twice or unknown");
                 }

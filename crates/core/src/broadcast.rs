@@ -23,7 +23,17 @@ pub(crate) struct Outgoing {
     pub client_tags: Vec<Tag>,
     /// Sent only to clients with message-tags (TAGMSG).
     pub needs_message_tags: bool,
-    cache: [Option<Bytes>; 8],
+    cache: [Option<Bytes>; VARIANTS],
+}
+
+/// How many ways an event can look on the wire: three capabilities, on or off.
+pub(crate) const VARIANTS: usize = 8;
+
+/// Which of the [`VARIANTS`] a client with `caps` gets.
+pub(crate) fn variant(caps: CapSet) -> usize {
+    usize::from(caps.has(Cap::MessageTags))
+        | usize::from(caps.has(Cap::ServerTime)) << 1
+        | usize::from(caps.has(Cap::AccountTag)) << 2
 }
 
 impl Outgoing {
@@ -65,9 +75,7 @@ impl Outgoing {
 
     /// The wire bytes for a client with `caps`, built once per variant.
     pub fn bytes_for(&mut self, caps: CapSet) -> Bytes {
-        let key = usize::from(caps.has(Cap::MessageTags))
-            | usize::from(caps.has(Cap::ServerTime)) << 1
-            | usize::from(caps.has(Cap::AccountTag)) << 2;
+        let key = variant(caps);
         if let Some(bytes) = &self.cache[key] {
             return bytes.clone();
         }

@@ -39,7 +39,7 @@ pub use config::{Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
 pub use handlers::oper::{Counts, Kline, RoomView, UserView};
-pub use ids::{ConnId, MsgIdGen};
+pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,

@@ -9,12 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use chinwag_proto::{ChannelName, Message, ParseError, Tag};
 
-use crate::broadcast::Outgoing;
+use crate::broadcast::{variant, Outgoing, VARIANTS};
 use crate::caps::{Cap, CapSet};
 use crate::channel::Channel;
 use crate::client::{Client, ConnInfo};
 use crate::config::Config;
-use crate::ids::{ConnId, MsgIdGen};
+use crate::ids::{ConnId, ConnMap, MsgIdGen};
 use crate::numeric::*;
 pub(crate) use crate::pending::Pending;
 use crate::store::{ChannelSnapshot, HistoryItem, Request, RequestId};
@@ -32,6 +32,9 @@ pub struct Now {
 pub enum Effect {
     /// Queue one line (with CRLF) for a connection.
     Send { conn: ConnId, line: Bytes },
+    /// Queue the same line for each of these connections, in this order: a room message is one
+    /// of these per capability variant, not one effect per member.
+    SendMany { conns: Vec<ConnId>, line: Bytes },
     /// Flush what is queued for the connection, then close it. The core has already forgotten it.
     Close { conn: ConnId },
     /// Make this message durable. Every effect after it must wait until it is (so no one sees,
@@ -47,6 +50,19 @@ pub enum Effect {
     DeleteChannel(String),
     /// Offline messages up to this one were delivered to the account.
     ClearOffline { account: String, up_to_msgid: String },
+}
+
+impl Effect {
+    /// This effect with each [`Effect::SendMany`] split into one [`Effect::Send`] per
+    /// connection: for tests and tools that follow the lines of each connection.
+    pub fn per_conn(self) -> Vec<Effect> {
+        match self {
+            Effect::SendMany { conns, line } => {
+                conns.into_iter().map(|conn| Effect::Send { conn, line: line.clone() }).collect()
+            }
+            other => vec![other],
+        }
+    }
 }
 
 /// A nick that was in use, for WHOWAS.
@@ -89,7 +105,7 @@ struct Current {
 #[derive(Debug)]
 pub struct Server {
     pub(crate) cfg: Config,
-    pub(crate) clients: HashMap<ConnId, Client>,
+    pub(crate) clients: ConnMap<Client>,
     /// Folded nick → its connection.
     pub(crate) nicks: HashMap<String, ConnId>,
     /// Folded channel name → channel.
@@ -133,7 +149,7 @@ impl Server {
     /// A server with the default rooms in place. `node` distinguishes this process's msgids.
     pub fn new(cfg: Config, node: u32, now: Now) -> Self {
         let mut server = Server {
-            clients: HashMap::new(),
+            clients: ConnMap::default(),
             nicks: HashMap::new(),
             channels: HashMap::new(),
             whowas: VecDeque::new(),
@@ -458,9 +474,33 @@ impl Server {
         }
     }
 
+    /// Delivers an event to many connections: one [`Effect::SendMany`] per capability variant
+    /// that someone needs (each connection is in one of them, so its lines stay in order).
     pub(crate) fn deliver_all<I: IntoIterator<Item = ConnId>>(&mut self, out: &mut Outgoing, to: I) {
+        let mut groups: [Vec<ConnId>; VARIANTS] = Default::default();
         for conn in to {
-            self.deliver(out, conn);
+            let Some(caps) = self.clients.get(&conn).map(|c| c.caps) else { continue };
+            if !out.wanted_by(caps) {
+                continue;
+            }
+            if self.cur.conn == Some(conn) {
+                self.cur.replies.push(out.message_for(caps));
+            } else {
+                groups[variant(caps)].push(conn);
+            }
+        }
+        for conns in groups {
+            match conns.as_slice() {
+                [] => {}
+                &[conn] => {
+                    let line = out.bytes_for(self.caps_of(conn));
+                    self.effects.push(Effect::Send { conn, line });
+                }
+                &[first, ..] => {
+                    let line = out.bytes_for(self.caps_of(first));
+                    self.effects.push(Effect::SendMany { conns, line });
+                }
+            }
         }
     }
 

@@ -10,13 +10,13 @@
 //! persisted meanwhile goes into the next, so the cost of a commit is shared by as many messages
 //! as arrive while it runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chinwag_core::{ConnId, ConnInfo, Effect, Failure, HistoryItem, Now, RequestId, Response, Server};
+use chinwag_core::{ConnId, ConnInfo, ConnMap, Effect, Failure, HistoryItem, Now, RequestId, Response, Server};
 use chinwag_proto::{Message, ParseError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -93,7 +93,7 @@ pub(crate) struct Hub {
     bans_saved: u64,
     /// The ERROR reason every client gets when the server stops.
     stop_reason: Arc<Mutex<String>>,
-    conns: HashMap<ConnId, Handle>,
+    conns: ConnMap<Handle>,
     effects: Vec<Effect>,
     storage: Storage,
     worker: Worker,
@@ -123,7 +123,7 @@ impl Hub {
             bans_file,
             bans_saved,
             stop_reason,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             effects: Vec::new(),
             storage,
             worker,
@@ -327,6 +327,16 @@ impl Hub {
                         sent += 1;
                         if handle.outbox.push(&line).is_err() {
                             overflowed.push(conn);
+                        }
+                    }
+                }
+                Effect::SendMany { conns, line } => {
+                    for conn in conns {
+                        if let Some(handle) = self.conns.get(&conn) {
+                            sent += 1;
+                            if handle.outbox.push(&line).is_err() {
+                                overflowed.push(conn);
+                            }
                         }
                     }
                 }

@@ -62,7 +62,7 @@ impl Harness {
     fn collect(&mut self) {
         let mut effects = Vec::new();
         self.server.drain_effects(&mut effects);
-        for e in effects {
+        for e in effects.into_iter().flat_map(Effect::per_conn) {
             match e {
                 Effect::Send { conn, line } => {
                     assert!(!self.closed.contains(&conn), "sent to {conn} after it was closed");
@@ -71,6 +71,7 @@ impl Harness {
                     assert!(text.len() <= 8191 + 512, "line too long: {text:?}");
                     self.outbox.entry(conn).or_default().push(text.trim_end_matches("\r\n").to_owned());
                 }
+                Effect::SendMany { .. } => unreachable!("split by per_conn"),
                 Effect::Close { conn } => {
                     self.closed.insert(conn);
                 }
