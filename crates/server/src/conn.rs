@@ -1,17 +1,20 @@
 //! One connection's I/O: a reader that frames and parses lines for the hub, and a writer that
 //! drains the connection's bounded outbound queue. Plaintext, TLS and QUIC streams run the same code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::{Frame, LineReader, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EdgeLimits;
 use crate::hub::Event;
-use crate::outbox::{outbox, Divert, Queue};
+use crate::metrics::Counted;
+use crate::outbox::{outbox, Direct, Divert, Queue};
 
 /// Bytes read from the socket at a time, at most: a peer that sends in bulk gets this.
 const READ_CHUNK: usize = 4096;
@@ -37,8 +40,41 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
+    run(reader, Some(writer), conn, info, events, limits, divert, None).await;
+}
+
+/// Runs a plain TCP connection: the hub writes to the socket itself (see `outbox.rs`).
+pub(crate) async fn serve_tcp(
+    stream: Counted<TcpStream>,
+    conn: ConnId,
+    info: ConnInfo,
+    events: mpsc::Sender<Event>,
+    limits: EdgeLimits,
+) {
+    let metrics = Arc::clone(stream.metrics());
+    let (reader, writer) = stream.split(TcpStream::into_split);
+    let direct = Direct::new(writer, metrics);
+    // No writer of its own: the queue's socket (`None::<Sink>` only names the type).
+    run(reader, None::<tokio::io::Sink>, conn, info, events, limits, None, Some(direct)).await;
+}
+
+/// The connection's two halves. `writer` is `None` when the queue writes to `direct`.
+#[allow(clippy::too_many_arguments)]
+async fn run<R, W>(
+    reader: R,
+    writer: Option<W>,
+    conn: ConnId,
+    info: ConnInfo,
+    events: mpsc::Sender<Event>,
+    limits: EdgeLimits,
+    divert: Option<Box<dyn Divert>>,
+    direct: Option<Direct>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = outbox(limits.sendq_lines.max(1), divert);
+    let (outbox, queue) = outbox(limits.sendq_lines.max(1), divert, direct);
     let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
     if events.send(connected).await.is_err() {
@@ -135,8 +171,9 @@ async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
 
 /// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
 /// keeps the packet and syscall count down under load while a lone line still leaves at once).
+/// Without a `writer`, writes to the queue's own socket, when the hub hands over.
 async fn write_loop<W>(
-    mut writer: W,
+    mut writer: Option<W>,
     queue: Queue,
     cancel: CancellationToken,
     stop_reading: CancellationToken,
@@ -152,14 +189,22 @@ async fn write_loop<W>(
             more = queue.take(&mut batch) => more,
         };
         if !more {
-            // The hub closed the connection: everything queued is written; say goodbye.
+            // The hub closed the connection: everything queued is written; say goodbye (a
+            // direct socket is shut down when the queue is dropped, just below).
             stop_reading.cancel();
-            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
+            if let Some(writer) = &mut writer {
+                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
+            }
             break;
         }
         let write = async {
-            writer.write_all(&batch).await?;
-            writer.flush().await
+            match &mut writer {
+                Some(writer) => {
+                    writer.write_all(&batch).await?;
+                    writer.flush().await
+                }
+                None => queue.write_direct(&batch).await.unwrap_or(Ok(())),
+            }
         };
         // A peer that stopped reading blocks this write; cancellation must still end it.
         let written = tokio::select! {

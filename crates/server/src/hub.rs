@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Disconnect, Metrics};
-use crate::outbox::Outbox;
+use crate::outbox::{Full, Outbox, Pushed};
 use crate::storage::{to_record, Storage};
 use crate::work::Worker;
 
@@ -95,6 +95,8 @@ pub(crate) struct Hub {
     stop_reason: Arc<Mutex<String>>,
     conns: ConnMap<Handle>,
     effects: Vec<Effect>,
+    /// Connections whose pending bytes the hub writes itself at the end of this round.
+    to_flush: Vec<ConnId>,
     storage: Storage,
     worker: Worker,
     /// Oldest first. The front one is being committed when `committing` is set.
@@ -125,6 +127,7 @@ impl Hub {
             stop_reason,
             conns: ConnMap::default(),
             effects: Vec::new(),
+            to_flush: Vec::new(),
             storage,
             worker,
             segments: VecDeque::new(),
@@ -179,6 +182,9 @@ impl Hub {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    for handle in self.conns.values() {
+                        handle.outbox.trim();
+                    }
                     self.server.tick(now());
                     self.publish_directory();
                 }
@@ -265,8 +271,18 @@ impl Hub {
             self.execute(ready);
             self.start_commit();
         }
+        self.flush();
         if self.server.klines_version() != self.bans_saved {
             self.save_bans();
+        }
+    }
+
+    /// Writes what this round queued for plain TCP connections, one `send` each.
+    fn flush(&mut self) {
+        for conn in self.to_flush.drain(..) {
+            if let Some(handle) = self.conns.get(&conn) {
+                handle.outbox.flush();
+            }
         }
     }
 
@@ -325,8 +341,10 @@ impl Hub {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
                         sent += 1;
-                        if handle.outbox.push(&line).is_err() {
-                            overflowed.push(conn);
+                        match handle.outbox.push(&line) {
+                            Ok(Pushed::Queued) => {}
+                            Ok(Pushed::Flush) => self.to_flush.push(conn),
+                            Err(Full) => overflowed.push(conn),
                         }
                     }
                 }
@@ -334,8 +352,10 @@ impl Hub {
                     for conn in conns {
                         if let Some(handle) = self.conns.get(&conn) {
                             sent += 1;
-                            if handle.outbox.push(&line).is_err() {
-                                overflowed.push(conn);
+                            match handle.outbox.push(&line) {
+                                Ok(Pushed::Queued) => {}
+                                Ok(Pushed::Flush) => self.to_flush.push(conn),
+                                Err(Full) => overflowed.push(conn),
                             }
                         }
                     }

@@ -130,7 +130,7 @@ impl Acceptor {
         let ip = peer.ip().to_canonical();
         let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
         match tls {
-            None => conn::serve(stream, conn, info, self.events, self.limits, None).await,
+            None => conn::serve_tcp(stream, conn, info, self.events, self.limits).await,
             // Boxed: a TLS session is large, and a task is sized for its largest state, so
             // inline it would cost every plaintext connection as much memory.
             Some(acceptor) => {

@@ -177,7 +177,7 @@ impl Metrics {
     pub fn wrap<S>(self: &Arc<Self>, stream: S, transport: Transport) -> Counted<S> {
         self.open[transport as usize].fetch_add(1, Relaxed);
         self.accepted[transport as usize].fetch_add(1, Relaxed);
-        Counted { inner: stream, metrics: self.clone(), transport }
+        Counted { inner: stream, open: Gauge { metrics: self.clone(), transport } }
     }
 
     /// A consistent-enough copy of every counter, plus what the hub reported.
@@ -372,13 +372,34 @@ impl ProcessStats {
 #[derive(Debug)]
 pub struct Counted<S> {
     inner: S,
+    open: Gauge,
+}
+
+/// One open connection in [`Metrics::open`], until dropped.
+#[derive(Debug)]
+struct Gauge {
     metrics: Arc<Metrics>,
     transport: Transport,
 }
 
-impl<S> Drop for Counted<S> {
+impl Drop for Gauge {
     fn drop(&mut self) {
         self.metrics.open[self.transport as usize].fetch_sub(1, Relaxed);
+    }
+}
+
+impl<S> Counted<S> {
+    /// Splits the socket: the first part keeps the count (the connection is open until it is
+    /// dropped) and its bytes in are counted; the caller counts the second part's bytes.
+    pub fn split<T, U>(self, f: impl FnOnce(S) -> (T, U)) -> (Counted<T>, U) {
+        let Counted { inner, open } = self;
+        let (first, second) = f(inner);
+        (Counted { inner: first, open }, second)
+    }
+
+    /// The counters, for a part counted by hand.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.open.metrics
     }
 }
 
@@ -388,7 +409,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len() - before;
         if read > 0 {
-            self.metrics.bytes_in.fetch_add(read as u64, Relaxed);
+            self.open.metrics.bytes_in.fetch_add(read as u64, Relaxed);
         }
         polled
     }
@@ -398,7 +419,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &polled {
-            self.metrics.bytes_out.fetch_add(*n as u64, Relaxed);
+            self.open.metrics.bytes_out.fetch_add(*n as u64, Relaxed);
         }
         polled
     }
