@@ -182,7 +182,7 @@ impl Hub {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    for handle in self.conns.values() {
+                    for handle in self.conns.values_mut() {
                         handle.outbox.trim();
                     }
                     self.server.tick(now());
@@ -248,7 +248,12 @@ impl Hub {
         loop {
             self.server.drain_effects(&mut self.effects);
             if self.effects.is_empty() {
-                break;
+                if self.to_flush.is_empty() {
+                    break;
+                }
+                // Dropping a client whose queue overflowed makes more effects: go round again.
+                self.flush();
+                continue;
             }
             let mut ready = Vec::new();
             for effect in std::mem::take(&mut self.effects) {
@@ -271,7 +276,6 @@ impl Hub {
             self.execute(ready);
             self.start_commit();
         }
-        self.flush();
         if self.server.klines_version() != self.bans_saved {
             self.save_bans();
         }
@@ -279,11 +283,15 @@ impl Hub {
 
     /// Writes what this round queued for plain TCP connections, one `send` each.
     fn flush(&mut self) {
+        let mut overflowed = Vec::new();
         for conn in self.to_flush.drain(..) {
-            if let Some(handle) = self.conns.get(&conn) {
-                handle.outbox.flush();
+            if let Some(handle) = self.conns.get_mut(&conn) {
+                if handle.outbox.flush().is_err() {
+                    overflowed.push(conn);
+                }
             }
         }
+        self.drop_for_sendq(overflowed);
     }
 
     /// Writes the server bans to `bans.json` (off the hub; the list is small).
@@ -336,7 +344,7 @@ impl Hub {
         for effect in effects {
             match effect {
                 Effect::Send { conn, line } => {
-                    if let Some(handle) = self.conns.get(&conn) {
+                    if let Some(handle) = self.conns.get_mut(&conn) {
                         if line.starts_with(b"ERROR ") {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
@@ -350,7 +358,7 @@ impl Hub {
                 }
                 Effect::SendMany { conns, line } => {
                     for conn in conns {
-                        if let Some(handle) = self.conns.get(&conn) {
+                        if let Some(handle) = self.conns.get_mut(&conn) {
                             sent += 1;
                             match handle.outbox.push(&line) {
                                 Ok(Pushed::Queued) => {}
@@ -382,7 +390,12 @@ impl Hub {
             }
         }
         self.metrics.lines_out.fetch_add(sent, Relaxed);
-        for conn in overflowed {
+        self.drop_for_sendq(overflowed);
+    }
+
+    /// Drops connections whose queue is full: they do not read.
+    fn drop_for_sendq(&mut self, conns: Vec<ConnId>) {
+        for conn in conns {
             if let Some(handle) = self.conns.remove(&conn) {
                 self.metrics.disconnected(Disconnect::SendQ);
                 tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");

@@ -4,20 +4,22 @@
 //! Why not a channel of `Bytes`: a room message is one push per member, and per push a channel
 //! costs a slot, a permit, a reference count up and down on a shared buffer and often a
 //! wake-up; profiles of a 100-member room put a quarter of the server's CPU there. Here a push
-//! is a copy of the line into the connection's pending bytes under an uncontended lock.
+//! is a copy of the line into the connection's pending bytes.
 //!
-//! Who writes: on plain TCP ([`Direct`]) the hub itself writes a connection's pending bytes at
-//! the end of its round (`flush`), with one non-blocking `send`: no task wakes up, which is most
-//! of the cost of a delivery at low rates (a 1000-member room). Only when the socket cannot take
-//! everything does the connection's writer task take over (`writer_owns`): it waits until the
-//! socket is writable and writes, and everything pushed meanwhile goes after it; when it runs
-//! dry it hands the queue back. On TLS and QUIC the writer task always writes: the hub wakes it
-//! when the queue goes from empty to not empty, and it swaps the pending bytes for its own
+//! Who writes: on plain TCP ([`Direct`]) the hub collects a connection's lines in a buffer of
+//! its own (`staged`: no lock per line) and writes them itself at the end of its round
+//! (`flush`), with one non-blocking `send`: no task wakes up, which is most of the cost of a
+//! delivery at low rates (a 1000-member room). Only when the socket cannot take everything does
+//! the connection's writer task take over (`writer_owns`): the rest goes into the shared
+//! pending bytes, the writer waits until the socket is writable and writes, and what the hub
+//! flushes meanwhile is appended behind it; when it runs dry it hands the queue back. On TLS and
+//! QUIC the writer task always writes: each push goes into the shared pending bytes, the hub
+//! wakes the writer when they go from empty to not empty, and the writer swaps them for its own
 //! (empty) buffer, so nothing is copied twice.
 //!
 //! Memory: an idle connection holds no buffer. The writer frees its buffers when it runs dry;
-//! the hub's direct writes keep the pending buffer's capacity (a busy connection would otherwise
-//! allocate and grow one every round) until `trim`, which the hub calls once a tick.
+//! the hub keeps its staging buffer's capacity (a busy connection would otherwise allocate and
+//! grow one every round) until `trim`, which it calls once a tick.
 //!
 //! A transport may carry some lines beside its stream ([`Divert`]: QUIC sends `+typing` as
 //! datagrams); those leave at push time and never wait in the queue.
@@ -102,11 +104,21 @@ pub(crate) trait Divert: Send + Sync + 'static {
 }
 
 /// The hub's end. Dropping it closes the queue: the writer writes what is left, then closes.
-pub(crate) struct Outbox(Arc<Shared>, Option<Box<dyn Divert>>);
+pub(crate) struct Outbox {
+    shared: Arc<Shared>,
+    divert: Option<Box<dyn Divert>>,
+    /// With [`Direct`]: lines pushed this round, not yet flushed.
+    staged: Vec<u8>,
+    staged_lines: usize,
+}
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Outbox").field(&self.0).field(&self.1.is_some()).finish()
+        f.debug_struct("Outbox")
+            .field("shared", &self.shared)
+            .field("divert", &self.divert.is_some())
+            .field("staged_lines", &self.staged_lines)
+            .finish()
     }
 }
 
@@ -131,73 +143,95 @@ pub(crate) enum Pushed {
 /// socket the hub writes to itself if it is plain TCP.
 pub(crate) fn outbox(limit: usize, divert: Option<Box<dyn Divert>>, direct: Option<Direct>) -> (Outbox, Queue) {
     let shared = Arc::new(Shared { pending: Mutex::default(), ready: Notify::new(), limit, direct });
-    (Outbox(Arc::clone(&shared), divert), Queue(shared))
+    (Outbox { shared: Arc::clone(&shared), divert, staged: Vec::new(), staged_lines: 0 }, Queue(shared))
 }
 
 impl Outbox {
     /// Appends one line (with its CRLF). Never waits.
-    pub fn push(&self, line: &[u8]) -> Result<Pushed, Full> {
-        if self.1.as_ref().is_some_and(|d| d.divert(line)) {
+    pub fn push(&mut self, line: &[u8]) -> Result<Pushed, Full> {
+        if self.divert.as_ref().is_some_and(|d| d.divert(line)) {
             return Ok(Pushed::Queued);
         }
-        let mut pending = self.0.lock();
-        if pending.lines >= self.0.limit {
+        if self.shared.direct.is_some() {
+            // The writer's share of the bound is checked at the flush.
+            if self.staged_lines >= self.shared.limit {
+                return Err(Full);
+            }
+            self.staged.extend_from_slice(line);
+            self.staged_lines += 1;
+            return Ok(if self.staged_lines == 1 { Pushed::Flush } else { Pushed::Queued });
+        }
+        let mut pending = self.shared.lock();
+        if pending.lines >= self.shared.limit {
             return Err(Full);
         }
         let was_empty = pending.lines == 0;
         pending.bytes.extend_from_slice(line);
         pending.lines += 1;
-        if !was_empty || pending.writer_owns {
-            return Ok(Pushed::Queued);
-        }
-        if self.0.direct.is_some() {
-            return Ok(Pushed::Flush);
-        }
         drop(pending);
-        self.0.ready.notify_one();
+        if was_empty {
+            self.shared.ready.notify_one();
+        }
         Ok(Pushed::Queued)
     }
 
-    /// Writes what is pending straight to the socket, if this is plain TCP and the writer task
-    /// is not already at it; whatever the socket does not take now goes to the writer task.
-    pub fn flush(&self) {
-        let Some(direct) = &self.0.direct else { return };
-        let mut pending = self.0.lock();
-        if pending.writer_owns || pending.bytes.is_empty() {
-            return;
+    /// Writes the staged lines straight to the socket, or behind what the writer task is
+    /// writing; whatever the socket does not take now goes to the writer task.
+    pub fn flush(&mut self) -> Result<(), Full> {
+        let Some(direct) = &self.shared.direct else { return Ok(()) };
+        if self.staged.is_empty() {
+            return Ok(());
         }
-        match direct.try_write(&pending.bytes) {
-            Ok(n) if n == pending.bytes.len() => {
-                pending.bytes.clear();
-                pending.lines = 0;
-                return;
+        let lines = std::mem::take(&mut self.staged_lines);
+        let mut pending = self.shared.lock();
+        let result = if pending.writer_owns || !pending.bytes.is_empty() {
+            if pending.lines + lines > self.shared.limit {
+                self.staged.clear();
+                return Err(Full);
             }
-            Ok(n) => {
-                pending.bytes.drain(..n);
-            }
-            // Would block, or failed: the writer waits, or meets the error and ends the
-            // connection.
-            Err(_) => {}
-        }
-        pending.writer_owns = true;
-        drop(pending);
-        self.0.ready.notify_one();
+            pending.bytes.extend_from_slice(&self.staged);
+            pending.lines += lines;
+            Ok(())
+        } else {
+            let written = match direct.try_write(&self.staged) {
+                Ok(n) if n == self.staged.len() => {
+                    self.staged.clear();
+                    return Ok(());
+                }
+                Ok(n) => n,
+                // Would block, or failed: the writer waits, or meets the error and ends the
+                // connection.
+                Err(_) => 0,
+            };
+            pending.bytes.extend_from_slice(&self.staged[written..]);
+            pending.lines = lines;
+            pending.writer_owns = true;
+            drop(pending);
+            self.shared.ready.notify_one();
+            Ok(())
+        };
+        self.staged.clear();
+        result
     }
 
-    /// Gives back the pending buffer's memory if nothing waits in it (an idle connection
+    /// Gives back the staging buffer's memory if nothing waits in it (an idle connection
     /// holds no buffer).
-    pub fn trim(&self) {
-        let mut pending = self.0.lock();
-        if pending.lines == 0 && !pending.writer_owns && pending.bytes.capacity() > 0 {
-            pending.bytes = Vec::new();
+    pub fn trim(&mut self) {
+        if self.staged.is_empty() && self.staged.capacity() > 0 {
+            self.staged = Vec::new();
         }
     }
 }
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        self.0.lock().closed = true;
-        self.0.ready.notify_one();
+        let mut pending = self.shared.lock();
+        // Lines staged in the hub's last round (an ERROR before a close) still go out.
+        pending.bytes.extend_from_slice(&self.staged);
+        pending.lines += self.staged_lines;
+        pending.closed = true;
+        drop(pending);
+        self.shared.ready.notify_one();
     }
 }
 
@@ -223,9 +257,7 @@ impl Queue {
                 }
                 // Dry: the hub writes again; an idle connection keeps no buffer here.
                 pending.writer_owns = false;
-                if !direct {
-                    pending.bytes = Vec::new();
-                }
+                pending.bytes = Vec::new();
                 *buf = Vec::new();
             }
             self.0.ready.notified().await;
@@ -246,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_come_out_together_in_order_and_the_bound_holds() {
-        let (outbox, queue) = outbox(2, None, None);
+        let (mut outbox, queue) = outbox(2, None, None);
         assert!(outbox.push(b"a\r\n").is_ok());
         assert!(outbox.push(b"b\r\n").is_ok());
         assert!(outbox.push(b"c\r\n").is_err(), "a third line exceeds the bound");
@@ -278,7 +310,7 @@ mod tests {
     #[tokio::test]
     async fn diverted_lines_skip_the_queue_and_its_bound() {
         let side = Arc::new(Tilde(Mutex::default()));
-        let (outbox, queue) = outbox(1, Some(Box::new(Arc::clone(&side))), None);
+        let (mut outbox, queue) = outbox(1, Some(Box::new(Arc::clone(&side))), None);
         assert!(outbox.push(b"a\r\n").is_ok());
         assert!(outbox.push(b"~typing\r\n").is_ok(), "a diverted line does not count against the bound");
         assert!(outbox.push(b"b\r\n").is_err());
@@ -310,12 +342,12 @@ mod tests {
         socket2::SockRef::from(&ours).set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
         let (_read_half, write_half) = ours.into_split();
         let direct = Direct::new(write_half, crate::metrics::Metrics::new());
-        let (outbox, queue) = outbox(1_000_000, None, Some(direct));
+        let (mut outbox, queue) = outbox(1_000_000, None, Some(direct));
 
         // No writer task runs: a flushed line still reaches the peer.
         assert_eq!(outbox.push(b"first\r\n").ok(), Some(Pushed::Flush));
         assert_eq!(outbox.push(b"second\r\n").ok(), Some(Pushed::Queued), "one flush per round");
-        outbox.flush();
+        outbox.flush().expect("within the bound");
         assert_eq!(read_exactly(&mut peer, 15).await, b"first\r\nsecond\r\n");
 
         // More than the socket buffers can hold: the flush hands the rest to the writer.
@@ -328,8 +360,8 @@ mod tests {
             let _ = outbox.push(&one);
             expected.extend_from_slice(&one);
         }
-        outbox.flush();
-        assert!(outbox.0.lock().writer_owns, "8 MiB do not fit in the socket: the writer must take over");
+        outbox.flush().expect("within the bound");
+        assert!(outbox.shared.lock().writer_owns, "8 MiB do not fit in the socket: the writer must take over");
         let writer = tokio::spawn(async move {
             let mut buf = Vec::new();
             while queue.take(&mut buf).await {
@@ -337,8 +369,9 @@ mod tests {
                 buf.clear();
             }
         });
-        // Pushed while the writer owns the queue: queued behind what it writes.
-        assert_eq!(outbox.push(b"after\r\n").ok(), Some(Pushed::Queued));
+        // Flushed while the writer owns the queue: queued behind what it writes.
+        assert_eq!(outbox.push(b"after\r\n").ok(), Some(Pushed::Flush));
+        outbox.flush().expect("within the bound");
         expected.extend_from_slice(b"after\r\n");
         assert!(read_exactly(&mut peer, expected.len()).await == expected, "every byte, in order");
 
@@ -351,12 +384,12 @@ mod tests {
     async fn an_idle_direct_queue_gives_its_buffer_back_on_trim() {
         let (ours, mut peer) = socket_pair().await;
         let (_read_half, write_half) = ours.into_split();
-        let (outbox, _queue) = outbox(10, None, Some(Direct::new(write_half, crate::metrics::Metrics::new())));
+        let (mut outbox, _queue) = outbox(10, None, Some(Direct::new(write_half, crate::metrics::Metrics::new())));
         let _ = outbox.push(b"hello\r\n");
-        outbox.flush();
+        outbox.flush().expect("within the bound");
         assert_eq!(read_exactly(&mut peer, 7).await, b"hello\r\n");
-        assert!(outbox.0.lock().bytes.capacity() > 0, "kept while the connection is busy");
+        assert!(outbox.staged.capacity() > 0, "kept while the connection is busy");
         outbox.trim();
-        assert_eq!(outbox.0.lock().bytes.capacity(), 0);
+        assert_eq!(outbox.staged.capacity(), 0);
     }
 }
