@@ -52,6 +52,8 @@ pub(crate) async fn call<R: Send + 'static>(
 
 /// Capacity of the channel from connections to the hub. Full: readers wait (backpressure).
 pub(crate) const EVENT_QUEUE: usize = 8192;
+/// Events handled at most in one round of the hub before what they queued is written.
+const ROUND_EVENTS: usize = 64;
 /// How often the core gets a tick for PINGs and timeouts.
 const TICK: Duration = Duration::from_secs(1);
 /// How often old history is pruned when a retention is set.
@@ -191,6 +193,16 @@ impl Hub {
                 _ = prune.tick() => self.prune(),
             }
             self.apply();
+            // Events already waiting join this round, so that what they send leaves with one
+            // write per connection rather than one per event.
+            for _ in 1..ROUND_EVENTS {
+                match events.try_recv() {
+                    Ok(event) => self.on_event(event),
+                    Err(_) => break,
+                }
+                self.apply();
+            }
+            self.settle();
         }
         // Lines that already arrived are handled (their senders get their echoes) before
         // everyone is told goodbye; the queue is bounded, so this ends.
@@ -199,16 +211,16 @@ impl Hub {
                 Ok(event) => self.on_event(event),
                 Err(_) => break,
             }
-            self.apply();
+            self.settle();
         }
         let reason = self.stop_reason.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone());
         self.server.close_all(&reason, now());
-        self.apply();
+        self.settle();
         // Whatever was persisted is committed before the hub lets go (and its echoes sent).
         while self.committing.is_some() {
             let done = wait_commit(&mut self.committing).await;
             self.committed(done);
-            self.apply();
+            self.settle();
         }
         tracing::info!("hub stopped");
     }
@@ -248,12 +260,7 @@ impl Hub {
         loop {
             self.server.drain_effects(&mut self.effects);
             if self.effects.is_empty() {
-                if self.to_flush.is_empty() {
-                    break;
-                }
-                // Dropping a client whose queue overflowed makes more effects: go round again.
-                self.flush();
-                continue;
+                break;
             }
             let mut ready = Vec::new();
             for effect in std::mem::take(&mut self.effects) {
@@ -281,7 +288,17 @@ impl Hub {
         }
     }
 
-    /// Writes what this round queued for plain TCP connections, one `send` each.
+    /// Ends a round: carries out what is left and writes what it queued for plain TCP
+    /// connections, one `send` each.
+    fn settle(&mut self) {
+        self.apply();
+        while !self.to_flush.is_empty() {
+            // Dropping a client whose queue overflowed makes more effects.
+            self.flush();
+            self.apply();
+        }
+    }
+
     fn flush(&mut self) {
         let mut overflowed = Vec::new();
         for conn in self.to_flush.drain(..) {
