@@ -126,6 +126,14 @@ impl Server {
     pub(crate) fn enqueue(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
         let (lines, bytes) = (self.cfg.limits.recvq_lines, self.cfg.limits.recvq_bytes);
         let Some(client) = self.clients.get_mut(&conn) else { return };
+        // Nothing waiting and budget left (almost always): run it without queueing, so that a
+        // client that never floods never allocates a RecvQ.
+        if client.recvq.is_empty() && client.flood.check(self.now.mono, self.cfg.limits.flood).is_ok() {
+            let cost = base_cost(&parsed);
+            client.flood.spend(self.now.mono, self.cfg.limits.flood, cost);
+            self.run_line(conn, parsed);
+            return;
+        }
         client.recvq.push(parsed);
         if client.recvq.lines.len() > lines || client.recvq.bytes > bytes {
             tracing::info!(%conn, ip = %client.info.ip, "dropping a flooding client: RecvQ exceeded");
@@ -146,6 +154,8 @@ impl Server {
             // A client that quit has nothing more to say even if lines are queued.
             if client.recvq.is_empty() || client.flood.check(now, rate).is_err() {
                 if client.recvq.is_empty() {
+                    // A flood that is over gives its memory back.
+                    client.recvq.lines = VecDeque::new();
                     self.flooding.remove(&conn);
                 } else {
                     self.flooding.insert(conn);
@@ -195,5 +205,30 @@ mod tests {
         // A big charge is paid back in time, but never more than two windows of it.
         b.spend(start, rate, 1000);
         assert!(b.check(start + Duration::from_secs(5), rate).is_ok());
+    }
+
+    #[test]
+    fn a_client_holds_a_recvq_only_while_it_floods() {
+        use crate::{Config, ConnId, ConnInfo, Now, Server};
+        let start = Instant::now();
+        let now = |secs| Now { wall_ms: 1_700_000_000_000 + secs * 1000, mono: start + Duration::from_secs(secs) };
+        let mut server = Server::new(Config::default(), 1, now(0));
+        let conn = ConnId(1);
+        let info = ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "h".into(), tls: false, quic: false };
+        server.connect(conn, info, now(0));
+        let line = |text: &str| Message::parse(text);
+        server.handle(conn, line("NICK alice"), now(0));
+        server.handle(conn, line("USER a 0 * :A"), now(0));
+        let capacity = |server: &Server| server.clients[&conn].recvq.lines.capacity();
+        assert_eq!(capacity(&server), 0, "commands within the budget are never queued");
+        for _ in 0..50 {
+            server.handle(conn, line("PING x"), now(0));
+        }
+        assert!(!server.clients[&conn].recvq.is_empty(), "a burst beyond the budget waits");
+        for secs in 1..=60 {
+            server.tick(now(secs));
+        }
+        assert!(server.clients[&conn].recvq.is_empty());
+        assert_eq!(capacity(&server), 0, "a flood that is over gives its memory back");
     }
 }

@@ -105,7 +105,8 @@ struct Current {
 #[derive(Debug)]
 pub struct Server {
     pub(crate) cfg: Config,
-    pub(crate) clients: ConnMap<Client>,
+    /// Boxed: a map holds up to twice as many slots as entries, and a client is ~500 bytes.
+    pub(crate) clients: ConnMap<Box<Client>>,
     /// Folded nick → its connection.
     pub(crate) nicks: HashMap<String, ConnId>,
     /// Folded channel name → channel.
@@ -203,7 +204,7 @@ impl Server {
     /// A new connection was accepted.
     pub fn connect(&mut self, conn: ConnId, info: ConnInfo, now: Now) {
         self.now = now;
-        self.clients.insert(conn, Client::new(conn, info, now.mono));
+        self.clients.insert(conn, Box::new(Client::new(conn, info, now.mono)));
         self.max_clients = self.max_clients.max(self.clients.len());
         self.reject_if_banned(conn);
     }
@@ -380,12 +381,12 @@ impl Server {
     }
 
     pub(crate) fn cur_client(&self) -> Option<&Client> {
-        self.cur.conn.and_then(|c| self.clients.get(&c))
+        self.cur.conn.and_then(|c| self.clients.get(&c)).map(|c| &**c)
     }
 
     pub(crate) fn cur_client_mut(&mut self) -> Option<&mut Client> {
         let conn = self.cur.conn?;
-        self.clients.get_mut(&conn)
+        self.clients.get_mut(&conn).map(|c| &mut **c)
     }
 
     pub(crate) fn caps_of(&self, conn: ConnId) -> CapSet {

@@ -1,6 +1,7 @@
 //! One connection's I/O: a reader that frames and parses lines for the hub, and a writer that
 //! drains the connection's bounded outbound queue. Plaintext, TLS and QUIC streams run the same code.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,70 +28,89 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// Time allowed to send our last bytes and close politely.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a connection's tasks need from the server, kept small: every connected client's task
+/// holds one.
+pub(crate) struct Setup {
+    pub conn: ConnId,
+    pub info: ConnInfo,
+    pub events: mpsc::Sender<Event>,
+    /// `EdgeLimits::sendq_lines`, `line_len` and `write_timeout`.
+    pub sendq_lines: usize,
+    pub line_len: usize,
+    pub write_timeout: Duration,
+}
+
+impl Setup {
+    pub fn new(conn: ConnId, info: ConnInfo, events: mpsc::Sender<Event>, limits: &EdgeLimits) -> Self {
+        Setup {
+            conn,
+            info,
+            events,
+            sendq_lines: limits.sendq_lines,
+            line_len: limits.line_len,
+            write_timeout: limits.write_timeout,
+        }
+    }
+}
+
 /// Runs a connection until it ends, then tells the hub. `divert` carries some lines beside the
 /// stream (QUIC datagrams); `None` for streams that carry everything.
-pub(crate) async fn serve<S>(
-    stream: S,
-    conn: ConnId,
-    info: ConnInfo,
-    events: mpsc::Sender<Event>,
-    limits: EdgeLimits,
-    divert: Option<Box<dyn Divert>>,
-) where
+pub(crate) fn serve<S>(stream: S, setup: Setup, divert: Option<Box<dyn Divert>>) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    run(reader, Some(writer), conn, info, events, limits, divert, None).await;
+    run(reader, Some(writer), setup, divert, None, ())
 }
 
-/// Runs a plain TCP connection: the hub writes to the socket itself (see `outbox.rs`).
-pub(crate) async fn serve_tcp(
+/// Runs a plain TCP connection: the hub writes to the socket itself (see `outbox.rs`). `guard`
+/// is held until the connection ends (its admission).
+///
+/// Not an `async fn`: the future is `run`'s alone, so the arguments are stored once in the task
+/// that every idle connection keeps.
+pub(crate) fn serve_tcp<G: Send + 'static>(
     stream: Counted<TcpStream>,
-    conn: ConnId,
-    info: ConnInfo,
-    events: mpsc::Sender<Event>,
-    limits: EdgeLimits,
-) {
+    setup: Setup,
+    guard: G,
+) -> impl Future<Output = ()> + Send {
     let metrics = Arc::clone(stream.metrics());
     let (reader, writer) = stream.split(TcpStream::into_split);
     let direct = Direct::new(writer, metrics);
     // No writer of its own: the queue's socket (`None::<Sink>` only names the type).
-    run(reader, None::<tokio::io::Sink>, conn, info, events, limits, None, Some(direct)).await;
+    run(reader, None::<tokio::io::Sink>, setup, None, Some(direct), guard)
 }
 
 /// The connection's two halves. `writer` is `None` when the queue writes to `direct`.
-#[allow(clippy::too_many_arguments)]
-async fn run<R, W>(
+async fn run<R, W, G>(
     reader: R,
     writer: Option<W>,
-    conn: ConnId,
-    info: ConnInfo,
-    events: mpsc::Sender<Event>,
-    limits: EdgeLimits,
+    setup: Setup,
     divert: Option<Box<dyn Divert>>,
     direct: Option<Direct>,
+    _guard: G,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let Setup { conn, info, events, sendq_lines, line_len, write_timeout } = setup;
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = outbox(limits.sendq_lines.max(1), divert, direct);
+    let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
     let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
-    if events.send(connected).await.is_err() {
+    // Boxed here and below: one-off waits that would otherwise size every connection's task.
+    if Box::pin(events.send(connected)).await.is_err() {
         return;
     }
     // Cancelled by the writer as soon as the hub has closed the connection: from then on its
     // input is not even read, so a peer dropped for flooding stops costing anything at once.
     let stop_reading = cancel.child_token();
-    let write_task =
-        tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), limits.write_timeout));
-    let reason = read_loop(reader, conn, &events, &stop_reading, limits.line_len).await;
+    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), write_timeout));
+    let reason = read_loop(reader, conn, &events, &stop_reading, line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops. When
     // the hub itself is gone (the server is stopping), it dropped its end of the outbox: the
     // writer still sends what was queued (the ERROR saying why) and ends by itself, within
     // its write timeout and the stop's grace period.
-    let _ = events.send(Event::Closed { conn, reason }).await;
+    let _ = Box::pin(events.send(Event::Closed { conn, reason })).await;
     if !events.is_closed() {
         cancel.cancel();
     }
@@ -113,7 +133,7 @@ where
     let mut buf = vec![0u8; READ_SMALL];
     loop {
         let read = tokio::select! {
-            _ = cancel.cancelled() => return linger(reader, &mut buf).await,
+            _ = cancel.cancelled() => return Box::pin(linger(reader, &mut buf)).await,
             read = reader.read(&mut buf) => read,
         };
         match read {
@@ -136,14 +156,28 @@ where
                 Frame::TooLong => Err(ParseError::BodyTooLong),
             };
             // Full: this reader waits, which stops reading from this one peer (backpressure).
-            let sent = tokio::select! {
-                _ = cancel.cancelled() => return linger(reader, &mut buf).await,
-                sent = events.send(Event::Line { conn, parsed }) => sent,
+            // The wait is boxed, like the lingering: a future is as large as its largest
+            // state, and every idle connection would pay for states it seldom reaches.
+            let sent = match events.try_send(Event::Line { conn, parsed }) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    let wait = Box::pin(async {
+                        tokio::select! {
+                            _ = cancel.cancelled() => None,
+                            sent = events.send(event) => Some(sent.map_err(|_| ())),
+                        }
+                    });
+                    match wait.await {
+                        Some(sent) => sent,
+                        None => return Box::pin(linger(reader, &mut buf)).await,
+                    }
+                }
             };
             if sent.is_err() {
                 // The hub is gone: stop parsing, but keep draining so that closing the socket
                 // does not reset it before our last lines arrive.
-                linger(reader, &mut buf).await;
+                Box::pin(linger(reader, &mut buf)).await;
                 return "Server shutting down".into();
             }
         }
@@ -197,23 +231,26 @@ async fn write_loop<W>(
             }
             break;
         }
-        let write = async {
-            match &mut writer {
-                Some(writer) => {
-                    writer.write_all(&batch).await?;
-                    writer.flush().await
+        // Boxed: an idle connection's writer waits in `take`, and should not carry the
+        // space of a write and its timer while it does.
+        let write = Box::pin(async {
+            let write = async {
+                match &mut writer {
+                    Some(writer) => {
+                        writer.write_all(&batch).await?;
+                        writer.flush().await
+                    }
+                    None => queue.write_direct(&batch).await.unwrap_or(Ok(())),
                 }
-                None => queue.write_direct(&batch).await.unwrap_or(Ok(())),
+            };
+            // A peer that stopped reading blocks this write; cancellation must still end it.
+            tokio::select! {
+                _ = cancel.cancelled() => false,
+                written = tokio::time::timeout(timeout, write) => matches!(written, Ok(Ok(()))),
             }
-        };
-        // A peer that stopped reading blocks this write; cancellation must still end it.
-        let written = tokio::select! {
-            _ = cancel.cancelled() => break,
-            written = tokio::time::timeout(timeout, write) => written,
-        };
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
+        });
+        if !write.await {
+            break;
         }
     }
     cancel.cancel();

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Disconnect, Metrics};
-use crate::outbox::{Full, Outbox, Pushed};
+use crate::outbox::{Full, Outbox, Pushed, Spares};
 use crate::storage::{to_record, Storage};
 use crate::work::Worker;
 
@@ -99,6 +99,8 @@ pub(crate) struct Hub {
     effects: Vec<Effect>,
     /// Connections whose pending bytes the hub writes itself at the end of this round.
     to_flush: Vec<ConnId>,
+    /// Staging buffers between rounds.
+    spares: Spares,
     storage: Storage,
     worker: Worker,
     /// Oldest first. The front one is being committed when `committing` is set.
@@ -130,6 +132,7 @@ impl Hub {
             conns: ConnMap::default(),
             effects: Vec::new(),
             to_flush: Vec::new(),
+            spares: Spares::default(),
             storage,
             worker,
             segments: VecDeque::new(),
@@ -184,9 +187,6 @@ impl Hub {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    for handle in self.conns.values_mut() {
-                        handle.outbox.trim();
-                    }
                     self.server.tick(now());
                     self.publish_directory();
                 }
@@ -303,7 +303,7 @@ impl Hub {
         let mut overflowed = Vec::new();
         for conn in self.to_flush.drain(..) {
             if let Some(handle) = self.conns.get_mut(&conn) {
-                if handle.outbox.flush().is_err() {
+                if handle.outbox.flush(&mut self.spares).is_err() {
                     overflowed.push(conn);
                 }
             }
@@ -366,7 +366,7 @@ impl Hub {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
                         sent += 1;
-                        match handle.outbox.push(&line) {
+                        match handle.outbox.push(&line, &mut self.spares) {
                             Ok(Pushed::Queued) => {}
                             Ok(Pushed::Flush) => self.to_flush.push(conn),
                             Err(Full) => overflowed.push(conn),
@@ -377,7 +377,7 @@ impl Hub {
                     for conn in conns {
                         if let Some(handle) = self.conns.get_mut(&conn) {
                             sent += 1;
-                            match handle.outbox.push(&line) {
+                            match handle.outbox.push(&line, &mut self.spares) {
                                 Ok(Pushed::Queued) => {}
                                 Ok(Pushed::Flush) => self.to_flush.push(conn),
                                 Err(Full) => overflowed.push(conn),

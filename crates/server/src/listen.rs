@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::EdgeLimits;
 use crate::conn;
 use crate::hub::Event;
-use crate::limits::{Admission, Permit, Refusal};
-use crate::metrics::{Counted, Metrics, Transport};
+use crate::limits::{Admission, Refusal};
+use crate::metrics::{Metrics, Transport};
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -85,9 +85,37 @@ impl Acceptor {
             let transport = if tls.is_some() { Transport::Tls } else { Transport::Plaintext };
             let stream = self.metrics.wrap(stream, transport);
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
-            let this = self.clone();
-            let tls = tls.clone();
-            self.tracker.spawn(async move { this.serve(stream, peer, conn, tls, permit).await });
+            let ip = peer.ip().to_canonical();
+            let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
+            let setup = conn::Setup::new(conn, info, self.events.clone(), &self.limits);
+            match &tls {
+                // The task is the connection's future alone: an idle plaintext connection
+                // costs only what it needs.
+                None => {
+                    self.tracker.spawn(conn::serve_tcp(stream, setup, permit));
+                }
+                // Boxed: a TLS session is large, and a task is sized for its largest state.
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let (shutdown, timeout) = (self.shutdown.clone(), self.limits.tls_handshake_timeout);
+                    self.tracker.spawn(Box::pin(async move {
+                        // A stop does not wait for handshakes: an idle half-open connection
+                        // must not delay every shutdown by the handshake timeout.
+                        let handshake = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            handshake = tokio::time::timeout(timeout, acceptor.accept(stream)) => handshake,
+                        };
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                let _permit = permit;
+                                conn::serve(stream, setup, None).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
+                        }
+                    }));
+                }
+            }
         }
     }
 
@@ -117,39 +145,6 @@ impl Acceptor {
                 () = tell => {}
             }
         });
-    }
-
-    async fn serve(
-        self,
-        stream: Counted<TcpStream>,
-        peer: SocketAddr,
-        conn: ConnId,
-        tls: Option<TlsAcceptor>,
-        _permit: Permit,
-    ) {
-        let ip = peer.ip().to_canonical();
-        let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
-        match tls {
-            None => conn::serve_tcp(stream, conn, info, self.events, self.limits).await,
-            // Boxed: a TLS session is large, and a task is sized for its largest state, so
-            // inline it would cost every plaintext connection as much memory.
-            Some(acceptor) => {
-                Box::pin(async move {
-                    // A stop does not wait for handshakes: an idle half-open connection must not
-                    // delay every shutdown by the handshake timeout.
-                    let handshake = tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
-                        handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
-                    };
-                    match handshake {
-                        Ok(Ok(stream)) => conn::serve(stream, conn, info, self.events, self.limits, None).await,
-                        Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%conn, %ip, "TLS handshake timed out"),
-                    }
-                })
-                .await
-            }
-        }
     }
 }
 

@@ -17,9 +17,10 @@
 //! wakes the writer when they go from empty to not empty, and the writer swaps them for its own
 //! (empty) buffer, so nothing is copied twice.
 //!
-//! Memory: an idle connection holds no buffer. The writer frees its buffers when it runs dry;
-//! the hub keeps its staging buffer's capacity (a busy connection would otherwise allocate and
-//! grow one every round) until `trim`, which it calls once a tick.
+//! Memory: an idle connection holds no buffer. The writer frees its buffers when it runs dry.
+//! A staging buffer lives only within a round: a flush that wrote everything hands it back to
+//! the hub's [`Spares`], and the next connection to get a line that round or the next takes it
+//! from there, so busy connections do not allocate and grow a buffer every round either.
 //!
 //! A transport may carry some lines beside its stream ([`Divert`]: QUIC sends `+typing` as
 //! datagrams); those leave at push time and never wait in the queue.
@@ -130,6 +131,27 @@ pub(crate) struct Queue(Arc<Shared>);
 #[derive(Debug)]
 pub(crate) struct Full;
 
+/// Emptied staging buffers, for the next connection that needs one. Bounded in count and in
+/// the size of each buffer kept.
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Vec<Vec<u8>>);
+
+impl Spares {
+    const COUNT: usize = 256;
+    const BYTES: usize = 64 * 1024;
+
+    fn take(&mut self) -> Vec<u8> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut buf: Vec<u8>) {
+        if self.0.len() < Self::COUNT && buf.capacity() <= Self::BYTES {
+            buf.clear();
+            self.0.push(buf);
+        }
+    }
+}
+
 /// What the hub must do after a push.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -148,7 +170,7 @@ pub(crate) fn outbox(limit: usize, divert: Option<Box<dyn Divert>>, direct: Opti
 
 impl Outbox {
     /// Appends one line (with its CRLF). Never waits.
-    pub fn push(&mut self, line: &[u8]) -> Result<Pushed, Full> {
+    pub fn push(&mut self, line: &[u8], spares: &mut Spares) -> Result<Pushed, Full> {
         if self.divert.as_ref().is_some_and(|d| d.divert(line)) {
             return Ok(Pushed::Queued);
         }
@@ -156,6 +178,9 @@ impl Outbox {
             // The writer's share of the bound is checked at the flush.
             if self.staged_lines >= self.shared.limit {
                 return Err(Full);
+            }
+            if self.staged_lines == 0 {
+                self.staged = spares.take();
             }
             self.staged.extend_from_slice(line);
             self.staged_lines += 1;
@@ -176,50 +201,39 @@ impl Outbox {
     }
 
     /// Writes the staged lines straight to the socket, or behind what the writer task is
-    /// writing; whatever the socket does not take now goes to the writer task.
-    pub fn flush(&mut self) -> Result<(), Full> {
+    /// writing; whatever the socket does not take now goes to the writer task. The emptied
+    /// staging buffer goes to `spares`.
+    pub fn flush(&mut self, spares: &mut Spares) -> Result<(), Full> {
         let Some(direct) = &self.shared.direct else { return Ok(()) };
-        if self.staged.is_empty() {
+        if self.staged_lines == 0 {
             return Ok(());
         }
         let lines = std::mem::take(&mut self.staged_lines);
+        let staged = std::mem::take(&mut self.staged);
         let mut pending = self.shared.lock();
         let result = if pending.writer_owns || !pending.bytes.is_empty() {
             if pending.lines + lines > self.shared.limit {
-                self.staged.clear();
-                return Err(Full);
+                Err(Full)
+            } else {
+                pending.bytes.extend_from_slice(&staged);
+                pending.lines += lines;
+                Ok(())
             }
-            pending.bytes.extend_from_slice(&self.staged);
-            pending.lines += lines;
-            Ok(())
         } else {
-            let written = match direct.try_write(&self.staged) {
-                Ok(n) if n == self.staged.len() => {
-                    self.staged.clear();
-                    return Ok(());
-                }
-                Ok(n) => n,
-                // Would block, or failed: the writer waits, or meets the error and ends the
-                // connection.
-                Err(_) => 0,
-            };
-            pending.bytes.extend_from_slice(&self.staged[written..]);
-            pending.lines = lines;
-            pending.writer_owns = true;
-            drop(pending);
-            self.shared.ready.notify_one();
+            // Would block, or failed (0 written): the writer waits, or meets the error and
+            // ends the connection.
+            let written: usize = direct.try_write(&staged).unwrap_or_default();
+            if written < staged.len() {
+                pending.bytes.extend_from_slice(&staged[written..]);
+                pending.lines = lines;
+                pending.writer_owns = true;
+                drop(pending);
+                self.shared.ready.notify_one();
+            }
             Ok(())
         };
-        self.staged.clear();
+        spares.give(staged);
         result
-    }
-
-    /// Gives back the staging buffer's memory if nothing waits in it (an idle connection
-    /// holds no buffer).
-    pub fn trim(&mut self) {
-        if self.staged.is_empty() && self.staged.capacity() > 0 {
-            self.staged = Vec::new();
-        }
     }
 }
 
@@ -276,17 +290,24 @@ impl Queue {
 mod tests {
     use super::*;
 
+    impl Outbox {
+        /// A push with spares of its own.
+        fn push_alone(&mut self, line: &[u8]) -> Result<Pushed, Full> {
+            self.push(line, &mut Spares::default())
+        }
+    }
+
     #[tokio::test]
     async fn lines_come_out_together_in_order_and_the_bound_holds() {
         let (mut outbox, queue) = outbox(2, None, None);
-        assert!(outbox.push(b"a\r\n").is_ok());
-        assert!(outbox.push(b"b\r\n").is_ok());
-        assert!(outbox.push(b"c\r\n").is_err(), "a third line exceeds the bound");
+        assert!(outbox.push_alone(b"a\r\n").is_ok());
+        assert!(outbox.push_alone(b"b\r\n").is_ok());
+        assert!(outbox.push_alone(b"c\r\n").is_err(), "a third line exceeds the bound");
         let mut buf = Vec::new();
         assert!(queue.take(&mut buf).await);
         assert_eq!(buf, b"a\r\nb\r\n");
         buf.clear();
-        assert!(outbox.push(b"c\r\n").is_ok(), "taking the lines frees the room");
+        assert!(outbox.push_alone(b"c\r\n").is_ok(), "taking the lines frees the room");
         drop(outbox);
         assert!(queue.take(&mut buf).await, "what was queued before closing is still written");
         assert_eq!(buf, b"c\r\n");
@@ -311,9 +332,9 @@ mod tests {
     async fn diverted_lines_skip_the_queue_and_its_bound() {
         let side = Arc::new(Tilde(Mutex::default()));
         let (mut outbox, queue) = outbox(1, Some(Box::new(Arc::clone(&side))), None);
-        assert!(outbox.push(b"a\r\n").is_ok());
-        assert!(outbox.push(b"~typing\r\n").is_ok(), "a diverted line does not count against the bound");
-        assert!(outbox.push(b"b\r\n").is_err());
+        assert!(outbox.push_alone(b"a\r\n").is_ok());
+        assert!(outbox.push_alone(b"~typing\r\n").is_ok(), "a diverted line does not count against the bound");
+        assert!(outbox.push_alone(b"b\r\n").is_err());
         let mut buf = Vec::new();
         assert!(queue.take(&mut buf).await);
         assert_eq!(buf, b"a\r\n");
@@ -345,9 +366,9 @@ mod tests {
         let (mut outbox, queue) = outbox(1_000_000, None, Some(direct));
 
         // No writer task runs: a flushed line still reaches the peer.
-        assert_eq!(outbox.push(b"first\r\n").ok(), Some(Pushed::Flush));
-        assert_eq!(outbox.push(b"second\r\n").ok(), Some(Pushed::Queued), "one flush per round");
-        outbox.flush().expect("within the bound");
+        assert_eq!(outbox.push_alone(b"first\r\n").ok(), Some(Pushed::Flush));
+        assert_eq!(outbox.push_alone(b"second\r\n").ok(), Some(Pushed::Queued), "one flush per round");
+        outbox.flush(&mut Spares::default()).expect("within the bound");
         assert_eq!(read_exactly(&mut peer, 15).await, b"first\r\nsecond\r\n");
 
         // More than the socket buffers can hold: the flush hands the rest to the writer.
@@ -357,10 +378,10 @@ mod tests {
             let mut one = format!("{i:06}").into_bytes();
             one.extend_from_slice(&line[..1016]);
             one.extend_from_slice(b"\r\n");
-            let _ = outbox.push(&one);
+            let _ = outbox.push_alone(&one);
             expected.extend_from_slice(&one);
         }
-        outbox.flush().expect("within the bound");
+        outbox.flush(&mut Spares::default()).expect("within the bound");
         assert!(outbox.shared.lock().writer_owns, "8 MiB do not fit in the socket: the writer must take over");
         let writer = tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -370,8 +391,8 @@ mod tests {
             }
         });
         // Flushed while the writer owns the queue: queued behind what it writes.
-        assert_eq!(outbox.push(b"after\r\n").ok(), Some(Pushed::Flush));
-        outbox.flush().expect("within the bound");
+        assert_eq!(outbox.push_alone(b"after\r\n").ok(), Some(Pushed::Flush));
+        outbox.flush(&mut Spares::default()).expect("within the bound");
         expected.extend_from_slice(b"after\r\n");
         assert!(read_exactly(&mut peer, expected.len()).await == expected, "every byte, in order");
 
@@ -381,15 +402,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_idle_direct_queue_gives_its_buffer_back_on_trim() {
-        let (ours, mut peer) = socket_pair().await;
-        let (_read_half, write_half) = ours.into_split();
-        let (mut outbox, _queue) = outbox(10, None, Some(Direct::new(write_half, crate::metrics::Metrics::new())));
-        let _ = outbox.push(b"hello\r\n");
-        outbox.flush().expect("within the bound");
-        assert_eq!(read_exactly(&mut peer, 7).await, b"hello\r\n");
-        assert!(outbox.staged.capacity() > 0, "kept while the connection is busy");
-        outbox.trim();
-        assert_eq!(outbox.staged.capacity(), 0);
+    async fn a_flushed_direct_queue_keeps_no_buffer_and_the_next_one_reuses_it() {
+        let (first, mut first_peer) = socket_pair().await;
+        let (second, mut second_peer) = socket_pair().await;
+        let direct = |s: tokio::net::TcpStream| Some(Direct::new(s.into_split().1, crate::metrics::Metrics::new()));
+        let (mut one, _queue_one) = outbox(10, None, direct(first));
+        let (mut two, _queue_two) = outbox(10, None, direct(second));
+        let mut spares = Spares::default();
+        let _ = one.push(b"hello\r\n", &mut spares);
+        one.flush(&mut spares).expect("within the bound");
+        assert_eq!(read_exactly(&mut first_peer, 7).await, b"hello\r\n");
+        assert_eq!(one.staged.capacity(), 0, "an idle connection holds no buffer");
+        assert_eq!(spares.0.len(), 1);
+        let _ = two.push(b"again\r\n", &mut spares);
+        assert!(spares.0.is_empty(), "the next connection took the spare");
+        two.flush(&mut spares).expect("within the bound");
+        assert_eq!(read_exactly(&mut second_peer, 7).await, b"again\r\n");
     }
 }
