@@ -319,11 +319,15 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         force: CancellationToken::new(),
         stop: Arc::new(Mutex::new(StopRequest { reason: stop_reason, grace: cfg.grace })),
     };
+    let mut edge = cfg.limits.clone();
+    let capacity = limits::connection_capacity();
+    edge.max_connections = limits::max_connections(cfg.limits.max_connections, capacity);
+    tracing::info!(max_connections = edge.max_connections, "accepting connections");
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
-        limits: cfg.limits.clone(),
-        admission: limits::Admission::new(cfg.limits.clone()),
+        limits: edge.clone(),
+        admission: limits::Admission::new(edge),
         refusals: Arc::new(tokio::sync::Semaphore::new(cfg.limits.refusals_in_flight)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),

@@ -16,6 +16,46 @@ use chinwag_core::{subnet_of, TokenBucket};
 
 use crate::config::EdgeLimits;
 
+/// Files the server keeps open for itself besides its connections (the database, its WAL and
+/// shared memory, listeners, log files, the control socket, certificates being reloaded), with
+/// room to spare: running out of them would fail those, not just a connection.
+const RESERVED_FILES: usize = 128;
+/// The connection cap when the file limit cannot be read.
+const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
+
+/// How many connections this process can hold: raises the soft limit on open files to the hard
+/// limit (services are often started with a soft limit far below what they may use) and keeps
+/// [`RESERVED_FILES`] for the server's own. `None` if the limit cannot be read or is unlimited.
+pub(crate) fn connection_capacity() -> Option<usize> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "could not raise the limit on open files");
+        }
+    }
+    let files = getrlimit(Resource::Nofile).current?;
+    Some(usize::try_from(files).unwrap_or(usize::MAX).saturating_sub(RESERVED_FILES).max(1))
+}
+
+/// The connection cap: `configured` (0: as many as the process can hold) within `capacity`.
+pub(crate) fn max_connections(configured: usize, capacity: Option<usize>) -> usize {
+    match (configured, capacity) {
+        (0, Some(capacity)) => capacity,
+        (0, None) => FALLBACK_MAX_CONNECTIONS,
+        (configured, Some(capacity)) if configured > capacity => {
+            tracing::warn!(
+                configured,
+                capacity,
+                "limits.max_connections is above what the file limit allows; using the file limit"
+            );
+            capacity
+        }
+        (configured, _) => configured,
+    }
+}
+
 /// Start forgetting idle new-connection buckets when there are this many.
 const PRUNE_RATES_AT: usize = 4096;
 
@@ -203,5 +243,26 @@ mod tests {
         assert_eq!(a.admit(ip("192.0.2.1"), now).err(), Some(Refusal::TooManyNew));
         assert!(a.admit(ip("192.0.2.2"), now).is_ok(), "another address has its own budget");
         assert!(a.admit(ip("192.0.2.1"), now + Duration::from_secs(10)).is_ok(), "refilled");
+    }
+
+    #[test]
+    fn the_connection_cap_follows_the_file_limit() {
+        assert_eq!(max_connections(0, Some(19_872)), 19_872, "0 means as many as the process can hold");
+        assert_eq!(max_connections(0, None), FALLBACK_MAX_CONNECTIONS);
+        assert_eq!(max_connections(500, Some(19_872)), 500, "a lower cap is kept");
+        assert_eq!(max_connections(50_000, Some(19_872)), 19_872, "a cap above the file limit would fail accepts");
+    }
+
+    #[test]
+    fn a_low_soft_file_limit_is_raised_to_the_hard_one() {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let original = getrlimit(Resource::Nofile);
+        let Some(hard) = original.maximum.filter(|&hard| hard > 512) else { return };
+        // Each test runs in a process of its own (nextest), so this changes no other test.
+        let low = rustix::process::Rlimit { current: Some(256), maximum: original.maximum };
+        setrlimit(Resource::Nofile, low).expect("lowering the soft limit");
+        let capacity = connection_capacity().expect("a finite limit");
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(hard));
+        assert_eq!(capacity, usize::try_from(hard).expect("fits") - RESERVED_FILES);
     }
 }

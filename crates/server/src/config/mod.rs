@@ -67,7 +67,9 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgeLimits {
     /// Connections open at once, over all addresses; one more is refused with
-    /// `ERROR :... (Server full ...)`. Keep it below the process's file descriptor limit.
+    /// `ERROR :... (Server full ...)`. 0: as many as the process's file limit allows (raised to
+    /// its hard limit at start, less some for the server's own files); a larger value is
+    /// lowered to that.
     pub max_connections: usize,
     /// Connections open at once from one IP address.
     pub connections_per_address: usize,
@@ -100,7 +102,7 @@ pub struct EdgeLimits {
 impl Default for EdgeLimits {
     fn default() -> Self {
         EdgeLimits {
-            max_connections: 10_000,
+            max_connections: 0,
             connections_per_address: 10,
             connections_per_subnet: 20,
             // Enough to reconnect a few clients after a network change; a reconnect loop from

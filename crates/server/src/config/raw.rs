@@ -368,7 +368,8 @@ impl RawConfig {
         let ms = |v: u32| Duration::from_millis(u64::from(v));
         let edge = &mut cfg.limits;
         edge.sendq_lines = positive("limits.sendq", l.sendq)? as usize;
-        edge.max_connections = positive("limits.max_connections", l.max_connections)? as usize;
+        // 0: as many as the file limit allows (resolved at start).
+        edge.max_connections = l.max_connections as usize;
         edge.connections_per_address = positive("limits.connections_per_address", l.connections_per_address)? as usize;
         edge.connections_per_subnet = positive("limits.connections_per_subnet", l.connections_per_subnet)? as usize;
         edge.exempt = l
