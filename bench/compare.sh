@@ -141,6 +141,7 @@ SCENARIOS=(
     "connect-10k|connect --connections $((10000 / SCALE)) --in-flight 100|all"
     "connect-10k-tls|connect --connections $((10000 / SCALE)) --in-flight 100 --tls|chinwag"
     "history|history --senders 10 --messages $((20000 / SCALE))|chinwag"
+    "hold-max|idle --connections $((19800 / SCALE)) --hold 3|chinwag"
 )
 
 write_configs
@@ -182,6 +183,7 @@ measures = {
     "connect-10k": ("server CPU-s for the registrations", lambda r: r.get("server_cpu_s"), False),
     "connect-10k-tls": ("server CPU-s (TLS)", lambda r: r.get("server_cpu_s"), False),
     "history": ("durable messages per second", lambda r: r.get("deliveries_per_s"), True),
+    "hold-max": ("connections held (fd limit 20,000)", lambda r: r.get("registered"), True),
 }
 servers = sorted({s for v in by.values() for s in v}, key=lambda s: (s != "chinwag", s))
 def fmt(x):

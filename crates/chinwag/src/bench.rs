@@ -111,6 +111,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let Some(target) = &args.target else { bail!("--target HOST:PORT is required for this scenario") };
     let target = resolve(target)?;
+    // Each connection is a file here too: thousands of them need the hard limit, not the
+    // soft one a shell usually starts with.
+    chinwag_server::raise_open_files_limit();
     let scenario = match args.scenario {
         ScenarioArg::Transports => unreachable!("handled above"),
         ScenarioArg::Connect => Scenario::Connect,

@@ -57,6 +57,7 @@ pub use config::{
     DEFAULT_GRACE, DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
+pub use limits::raise_open_files_limit;
 pub use metrics::{Disconnect, Snapshot, Transport};
 pub use quic::ALPN as QUIC_ALPN;
 pub use tls::fingerprint;

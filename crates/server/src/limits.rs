@@ -23,10 +23,10 @@ const RESERVED_FILES: usize = 128;
 /// The connection cap when the file limit cannot be read.
 const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
 
-/// How many connections this process can hold: raises the soft limit on open files to the hard
-/// limit (services are often started with a soft limit far below what they may use) and keeps
-/// [`RESERVED_FILES`] for the server's own. `None` if the limit cannot be read or is unlimited.
-pub(crate) fn connection_capacity() -> Option<usize> {
+/// Raises this process's soft limit on open files to its hard limit (services are often
+/// started with a soft limit far below what they may use) and returns the limit now in force;
+/// `None` if it cannot be read or is unlimited.
+pub fn raise_open_files_limit() -> Option<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
@@ -35,7 +35,13 @@ pub(crate) fn connection_capacity() -> Option<usize> {
             tracing::warn!(error = %e, "could not raise the limit on open files");
         }
     }
-    let files = getrlimit(Resource::Nofile).current?;
+    getrlimit(Resource::Nofile).current
+}
+
+/// How many connections this process can hold: its raised file limit, less [`RESERVED_FILES`]
+/// for the server's own.
+pub(crate) fn connection_capacity() -> Option<usize> {
+    let files = raise_open_files_limit()?;
     Some(usize::try_from(files).unwrap_or(usize::MAX).saturating_sub(RESERVED_FILES).max(1))
 }
 
