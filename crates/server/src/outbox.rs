@@ -97,6 +97,9 @@ impl Direct {
     }
 }
 
+/// Staged bytes that are written at once rather than at the end of the round.
+const STAGED_BYTES: usize = 64 * 1024;
+
 /// Lines a transport can carry beside its stream: QUIC sends `+typing` as datagrams.
 pub(crate) trait Divert: Send + Sync + 'static {
     /// Sends `line` another way and returns true, or returns false to leave it to the stream.
@@ -184,7 +187,14 @@ impl Outbox {
             }
             self.staged.extend_from_slice(line);
             self.staged_lines += 1;
-            return Ok(if self.staged_lines == 1 { Pushed::Flush } else { Pushed::Queued });
+            let first = self.staged_lines == 1;
+            // A round can be long (a commit releases every message that waited for it): what
+            // is staged leaves in chunks, so that the bound counts only lines the socket has
+            // not taken, as it does on the other transports where the writer drains meanwhile.
+            if self.staged.len() >= STAGED_BYTES {
+                self.flush(spares)?;
+            }
+            return Ok(if first { Pushed::Flush } else { Pushed::Queued });
         }
         let mut pending = self.shared.lock();
         if pending.lines >= self.shared.limit {
@@ -418,5 +428,23 @@ mod tests {
         assert!(spares.0.is_empty(), "the next connection took the spare");
         two.flush(&mut spares).expect("within the bound");
         assert_eq!(read_exactly(&mut second_peer, 7).await, b"again\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_long_round_writes_as_it_goes_so_the_bound_counts_only_unsent_lines() {
+        let (ours, mut peer) = socket_pair().await;
+        let (_read_half, write_half) = ours.into_split();
+        let (mut outbox, _queue) = outbox(100, None, Some(Direct::new(write_half, crate::metrics::Metrics::new())));
+        let mut spares = Spares::default();
+        let mut expected = Vec::new();
+        for i in 0..300u32 {
+            let mut line = format!("{i:04}").into_bytes();
+            line.resize(1022, b'y');
+            line.extend_from_slice(b"\r\n");
+            assert!(outbox.push(&line, &mut spares).is_ok(), "line {i}: the socket took the earlier ones");
+            expected.extend_from_slice(&line);
+        }
+        outbox.flush(&mut spares).expect("within the bound");
+        assert!(read_exactly(&mut peer, expected.len()).await == expected, "every byte, in order");
     }
 }
