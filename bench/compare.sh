@@ -11,6 +11,7 @@
 # Usage: bench/compare.sh [SERVER...]      (default: chinwag inspircd ngircd)
 #   OUT=dir     where configs, logs and results.jsonl go (default: target/bench-compare)
 #   QUICK=1     smaller counts, for trying the script out
+#   ONLY="a b"  run only these scenarios (names from the table below)
 # Not part of CI: it installs Debian packages and takes several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,6 +148,7 @@ SCENARIOS=(
 write_configs
 for spec in "${SCENARIOS[@]}"; do
     IFS='|' read -r name args only <<<"$spec"
+    if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi
     for server in "${SERVERS[@]}"; do
         if [[ "$only" != all && "$only" != "$server" ]]; then continue; fi
         echo "== $name on $server: chinwag bench $args"

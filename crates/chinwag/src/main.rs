@@ -14,6 +14,12 @@ mod transports;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the server allocates a message's parts on a connection's
+/// task and frees them on the hub's, across threads, which glibc serves through locked arenas;
+/// profiles of 500 private conversations put a third of the server's CPU in malloc and free.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "chinwag", version, about = "A secure, fast, self-hosted chat server speaking IRC")]
 struct Cli {
