@@ -133,7 +133,14 @@ impl Client {
     }
 
     /// `nick!user@host`, the source of everything this client does.
+    /// `nick!user@host`, the source of everything the client sends to others. Built by hand
+    /// rather than with `format!`: it is made for every message the client sends.
     pub fn prefix(&self) -> String {
-        format!("{}!{}@{}", self.nick_or_star(), self.user_or_star(), self.info.host)
+        let (nick, user, host) = (self.nick_or_star(), self.user_or_star(), self.info.host.as_str());
+        let mut prefix = String::with_capacity(nick.len() + user.len() + host.len() + 2);
+        for part in [nick, "!", user, "@", host] {
+            prefix.push_str(part);
+        }
+        prefix
     }
 }

@@ -183,7 +183,7 @@ impl Hub {
                 }
                 Some(call) = calls.recv() => call(&mut self),
                 event = events.recv() => match event {
-                    Some(event) => self.on_event(event),
+                    Some(event) => self.on_event(event, now()),
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -195,9 +195,11 @@ impl Hub {
             self.apply();
             // Events already waiting join this round, so that what they send leaves with one
             // write per connection rather than one per event.
+            // They share one reading of the clocks: they arrived together.
+            let round = now();
             for _ in 1..ROUND_EVENTS {
                 match events.try_recv() {
-                    Ok(event) => self.on_event(event),
+                    Ok(event) => self.on_event(event, round),
                     Err(_) => break,
                 }
                 self.apply();
@@ -208,7 +210,7 @@ impl Hub {
         // everyone is told goodbye; the queue is bounded, so this ends.
         for _ in 0..EVENT_QUEUE {
             match events.try_recv() {
-                Ok(event) => self.on_event(event),
+                Ok(event) => self.on_event(event, now()),
                 Err(_) => break,
             }
             self.settle();
@@ -225,12 +227,12 @@ impl Hub {
         tracing::info!("hub stopped");
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: Event, now: Now) {
         match event {
             Event::Connected { conn, info, outbox, cancel } => {
                 tracing::debug!(%conn, ip = %info.ip, tls = info.tls, "connected");
                 self.conns.insert(conn, Handle { outbox, cancel });
-                self.server.connect(conn, info, now());
+                self.server.connect(conn, info, now);
             }
             Event::Line { conn, parsed } => {
                 self.metrics.lines_in.fetch_add(1, Relaxed);
@@ -240,7 +242,7 @@ impl Hub {
                 {
                     self.metrics.chat_in.fetch_add(1, Relaxed);
                 }
-                self.server.handle(conn, parsed, now())
+                self.server.handle(conn, parsed, now)
             }
             Event::Closed { conn, reason } => {
                 if let Some(handle) = self.conns.remove(&conn) {
@@ -248,7 +250,7 @@ impl Hub {
                     self.metrics.disconnected(Disconnect::of_reason(&reason));
                     handle.cancel.cancel();
                 }
-                self.server.disconnect(conn, &reason, now());
+                self.server.disconnect(conn, &reason, now);
             }
         }
     }
