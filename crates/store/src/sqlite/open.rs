@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
 
+use super::checkpoint::SAFETY_VALVE_PAGES;
 use super::schema::{LATEST, MIGRATIONS};
 use super::{SqliteOptions, Synchronous};
 
@@ -22,12 +23,6 @@ use super::{SqliteOptions, Synchronous};
 /// conversation it touches, so smaller pages mean fewer bytes per commit; 4 KiB beat 2 KiB
 /// (deeper trees, more CPU) and 8 KiB (more bytes).
 const PAGE_SIZE: i64 = 4096;
-
-/// Checkpoint once the WAL holds this many pages (16 MiB), instead of SQLite's 1000. A page that
-/// every batch touches (a busy room's latest index page) is copied into the database once per
-/// checkpoint, not once per commit; the price is a longer WAL to replay after a crash, which
-/// takes well under a second.
-const CHECKPOINT_PAGES: i64 = 4000;
 
 /// How much memory SQLite may use to cache pages, in KiB (a negative `cache_size` means KiB):
 /// room for the index's inner pages and the pages batches keep returning to. Larger was not
@@ -65,6 +60,12 @@ pub enum OpenError {
     NotAFile { path: PathBuf },
     #[error("{path} is locked by another process (another chinwag on the same --data-dir?); stop it or use another --data-dir")]
     Locked { path: PathBuf },
+    #[error("{path}: could not start the checkpoint thread: {source}")]
+    Checkpointer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -131,18 +132,38 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
             reason: format!("could not switch to write-ahead logging (journal mode is {mode})"),
         });
     }
-    let sync = match options.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", sync).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", synchronous(options)).map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(fail)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(fail)?;
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).map_err(fail)?;
+    // Checkpoints run on their own thread (see `checkpoint.rs`), whose hook takes this over;
+    // until then, and as its safety valve, the writer checkpoints only a WAL this long.
+    conn.pragma_update(None, "wal_autocheckpoint", i64::try_from(SAFETY_VALVE_PAGES).unwrap_or(i64::MAX))
+        .map_err(fail)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(fail)?;
     migrate(&conn).map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Opens the checkpointer's own connection to `path`, which [`open`] has just opened and set up:
+/// the same busy timeout and durability (a checkpoint syncs as the connection running it is set
+/// to), and no schema work.
+pub(super) fn open_checkpointer(path: &Path, options: &SqliteOptions) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let fail = |e: rusqlite::Error| classify(path, e);
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(options.busy_timeout).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", synchronous(options)).map_err(fail)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(fail)?;
+    Ok(conn)
+}
+
+/// `PRAGMA synchronous` for `options`.
+fn synchronous(options: &SqliteOptions) -> &'static str {
+    match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    }
 }
 
 /// `PRAGMA quick_check`: every page and every record's format, without cross-checking index
