@@ -29,9 +29,11 @@ const PAGE_SIZE: i64 = 4096;
 /// faster: SQLite walks the whole cache at every commit.
 const CACHE_KIB: i64 = 8 * 1024;
 
-/// After a checkpoint, the WAL file is truncated back to this size, so a burst of writes does
-/// not leave a large file behind. Above the checkpoint size, so in steady state the file is
-/// reused rather than re-grown (overwriting allocated blocks is cheaper to sync).
+/// When the WAL restarts, its file is truncated back to this size, so a burst of writes does
+/// not leave a large file behind. Twice the safety valve's 32 MiB (see `checkpoint.rs`), which
+/// is as long as the WAL grows even with the writer at full speed, so in steady state the file
+/// is reused rather than re-grown (overwriting allocated blocks is cheaper to sync); only a WAL
+/// that could not be checkpointed for a while (a reader holding an old snapshot) is cut back.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Stamped in the header of every chinwag database (`PRAGMA application_id`, "chwg"), so that
