@@ -4,6 +4,7 @@
 //! cargo run --release -p chinwag-store --example store_bench              # the table
 //! cargo run --release -p chinwag-store --example store_bench -- --batch 1000 --sync full
 //! cargo run --release -p chinwag-store --example store_bench -- --quick-check 2000000
+//! cargo run --release -p chinwag-store --example store_bench -- --rate 1000 --sync full
 //! ```
 //!
 //! Each run starts from a database already holding [`PREFILL`] messages (so the indexes have
@@ -11,8 +12,16 @@
 //! appends batches of realistic rows (about 100 bytes of text, a 19-character msgid, 50 rooms
 //! and some private conversations, a few offline copies; see [`Generator`]) until it has
 //! written [`MAX_MESSAGES`] or spent [`MAX_SECONDS`]. Only the time inside `append` is counted.
+//! Besides the rate, each row gives the 99th percentile and the maximum time of one `append`
+//! (one commit): a message waits for the commit of its batch, so a slow commit (one that runs a
+//! checkpoint, say) is latency every message queued behind it sees.
 //! After each 1000-message run it also times history reads (`LATEST` and `BEFORE`, 50 messages
 //! each) on the filled database. Everything lives in a temporary directory, removed at the end.
+//!
+//! `--rate R` instead plays the server at a fixed load: R messages a second arrive, and each
+//! commit takes every message that arrived while the previous one ran (group commit, as the
+//! server's store thread does), for [`PACED_SECONDS`]. It reports each message's latency from
+//! arrival to the end of its commit (the time a sender waits for its durable echo).
 //!
 //! `--quick-check N` instead builds a database of N messages and reports how long opening it
 //! takes with and without `PRAGMA quick_check`, then how long pruning its oldest tenth takes.
@@ -41,12 +50,21 @@ fn main() {
         quick_check(dir.path(), n);
         return;
     }
+    if let Some(rate) = flag("--rate") {
+        let rate: u64 = rate.parse().expect("--rate takes messages per second");
+        let sync = match flag("--sync").map(|s| s.to_ascii_uppercase()).as_deref() {
+            Some("NORMAL") => Synchronous::Normal,
+            _ => Synchronous::Full,
+        };
+        paced(dir.path(), rate, sync);
+        return;
+    }
     let only_batch: Option<usize> = flag("--batch").map(|b| b.parse().expect("--batch takes a number"));
     let only_sync = flag("--sync").map(|s| s.to_ascii_uppercase());
     println!("prefill {PREFILL} messages; each run stops at {MAX_MESSAGES} messages or {MAX_SECONDS} s in append");
     println!();
-    println!("| synchronous | batch | messages | seconds | messages/s |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| synchronous | batch | messages | seconds | messages/s | commit ms p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut reads = Vec::new();
     for (sync, label) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
         for batch in BATCH_SIZES {
@@ -62,9 +80,13 @@ fn main() {
             drop(store);
             std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
             let mut store = open(&path, sync);
-            let (count, spent) = run(&mut store, &mut gen, batch);
+            let (count, spent, mut commits) = run(&mut store, &mut gen, batch);
             let rate = count as f64 / spent.as_secs_f64();
-            println!("| {label} | {batch} | {count} | {:.2} | {rate:.0} |", spent.as_secs_f64());
+            let [p50, p99, max] = percentiles(&mut commits, [50.0, 99.0, 100.0]);
+            println!(
+                "| {label} | {batch} | {count} | {:.2} | {rate:.0} | {p50:.2} | {p99:.2} | {max:.1} |",
+                spent.as_secs_f64()
+            );
             if batch == 1000 {
                 reads.push(read_latency(&mut store, PREFILL + count));
             }
@@ -120,18 +142,77 @@ fn fill(store: &mut SqliteStore, gen: &mut Generator, count: u64) {
     }
 }
 
-/// Appends `batch`-sized batches until the limits; returns messages written and time in append.
-fn run(store: &mut SqliteStore, gen: &mut Generator, batch: usize) -> (u64, Duration) {
+/// Appends `batch`-sized batches until the limits; returns messages written, time in append and
+/// the time of each append.
+fn run(store: &mut SqliteStore, gen: &mut Generator, batch: usize) -> (u64, Duration, Vec<Duration>) {
     let mut count = 0u64;
     let mut spent = Duration::ZERO;
+    let mut commits = Vec::new();
     while count < MAX_MESSAGES && spent.as_secs_f64() < MAX_SECONDS {
         let messages = gen.batch(batch);
         let start = Instant::now();
         store.append(&messages).expect("append");
-        spent += start.elapsed();
+        let took = start.elapsed();
+        spent += took;
+        commits.push(took);
         count += messages.len() as u64;
     }
-    (count, spent)
+    (count, spent, commits)
+}
+
+/// Percentiles of `times`, in milliseconds (100 is the maximum).
+fn percentiles<const N: usize>(times: &mut [Duration], at: [f64; N]) -> [f64; N] {
+    times.sort_unstable();
+    at.map(|p| {
+        let rank = ((times.len() as f64 * p / 100.0).ceil() as usize).clamp(1, times.len().max(1)) - 1;
+        times.get(rank).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    })
+}
+
+/// How long a `--rate` run lasts: long enough for several checkpoints at 1000 messages a second.
+const PACED_SECONDS: u64 = 20;
+
+/// The server's situation at a fixed arrival rate; see the module documentation.
+fn paced(dir: &Path, rate: u64, sync: Synchronous) {
+    let path = dir.join("paced.db");
+    let mut gen = Generator::default();
+    let mut store = open(&path, Synchronous::Normal);
+    fill(&mut store, &mut gen, PREFILL);
+    drop(store);
+    std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
+    let mut store = open(&path, sync);
+    let total = rate * PACED_SECONDS;
+    let arrival = |i: u64| Duration::from_secs_f64(i as f64 / rate as f64);
+    let (mut latencies, mut commits) = (Vec::with_capacity(total as usize), Vec::new());
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        let now = start.elapsed();
+        let arrived = ((now.as_secs_f64() * rate as f64) as u64 + 1).min(total);
+        if arrived <= sent {
+            // Pacing the load, not waiting for an event: the next message arrives then.
+            std::thread::sleep(arrival(sent) - now);
+            continue;
+        }
+        let batch = gen.batch((arrived - sent) as usize);
+        let began = start.elapsed();
+        store.append(&batch).expect("append");
+        let done = start.elapsed();
+        commits.push(done - began);
+        latencies.extend((sent..arrived).map(|i| done - arrival(i)));
+        sent = arrived;
+    }
+    let [p50, p99, p999, max] = percentiles(&mut latencies, [50.0, 99.0, 99.9, 100.0]);
+    let [c50, c99, cmax] = percentiles(&mut commits, [50.0, 99.0, 100.0]);
+    let wal = std::fs::metadata(dir.join("paced.db-wal")).map_or(0, |m| m.len());
+    println!(
+        "{total} messages at {rate}/s in {} commits: latency ms p50 {p50:.2} p99 {p99:.2} p99.9 {p999:.2} max {max:.1}; \
+         commit ms p50 {c50:.2} p99 {c99:.2} max {cmax:.1}; WAL file {:.1} MiB",
+        commits.len(),
+        wal as f64 / (1024.0 * 1024.0)
+    );
+    drop(store);
+    remove_db(&path);
 }
 
 fn quick_check(dir: &Path, messages: u64) {

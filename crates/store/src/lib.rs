@@ -10,7 +10,8 @@
 //! What it is not: it depends on no other chinwag crate and on nothing async. It does not hash
 //! passwords (it stores an opaque PHC string), does not decide who may read what (the caller
 //! checks room membership and builds private-conversation keys), and never runs on the async
-//! runtime: the server owns one store on a dedicated thread and sends it requests. Every method
+//! runtime: the server owns one store on a dedicated thread and sends it requests (the SQLite
+//! store starts one more thread of its own, for checkpoints). Every method
 //! takes `&mut self`; a store is used from one thread at a time.
 //!
 //! Layout:
@@ -18,7 +19,8 @@
 //! - `record`: the values that cross the trait ([`StoredMessage`], [`HistoryQuery`], ...).
 //! - `sqlite/`: [`SqliteStore`]; `open.rs` (opening, refusals, [`OpenError`]), `schema.rs`
 //!   (migrations), `history.rs` (messages, targets, retention, offline queues), `directory.rs`
-//!   (accounts and rooms).
+//!   (accounts and rooms), `checkpoint.rs` (the thread that copies the WAL back into the
+//!   database file, so that commits do not).
 //! - `conformance/`: the backend test suite, [`conformance::run_all`].
 //!
 //! # Names and keys

@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the embedded default backend. One file in the data directory, in WAL mode,
-//! one connection, prepared statements cached on it.
+//! one connection for everything the store does, prepared statements cached on it, and a second
+//! one on its own thread for checkpoints (`checkpoint.rs`).
 
+mod checkpoint;
 mod directory;
 mod history;
 mod keys;
@@ -72,6 +74,10 @@ const CONVERSATION_CACHE_LIMIT: usize = 65_536;
 
 /// The SQLite backend of [`Store`].
 pub struct SqliteStore {
+    /// Declared before `conn`, so dropped first: its last checkpoint runs while the writer's
+    /// connection is still open, and the writer, closing last, finds a WAL with little or nothing
+    /// left to copy before SQLite removes it.
+    checkpointer: checkpoint::Checkpointer,
     conn: Connection,
     /// The file, for messages.
     path: PathBuf,
@@ -101,8 +107,24 @@ impl SqliteStore {
     /// chinwag, is locked by another process, or cannot be written. The directory must exist.
     /// Every [`OpenError`] message names the file and says what to do.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, OpenError> {
-        let conn = open::open(path, &options)?;
-        Ok(SqliteStore { conn, path: path.to_owned(), conversations: HashMap::new(), parties: HashMap::new() })
+        let mut conn = open::open(path, &options)?;
+        let own = open::open_checkpointer(path, &options)?;
+        let checkpointer = checkpoint::Checkpointer::start(&mut conn, own)
+            .map_err(|source| OpenError::Checkpointer { path: path.to_owned(), source })?;
+        Ok(SqliteStore {
+            checkpointer,
+            conn,
+            path: path.to_owned(),
+            conversations: HashMap::new(),
+            parties: HashMap::new(),
+        })
+    }
+
+    /// Why the last background checkpoint failed, if it did. It is retried a moment later; if it
+    /// keeps failing, commits still succeed, with a longer WAL (bounded: the writer then
+    /// checkpoints by itself).
+    pub fn checkpoint_error(&self) -> Option<String> {
+        self.checkpointer.last_error()
     }
 
     /// The database file.

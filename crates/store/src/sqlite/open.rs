@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
 
+use super::checkpoint::SAFETY_VALVE_PAGES;
 use super::schema::{LATEST, MIGRATIONS};
 use super::{SqliteOptions, Synchronous};
 
@@ -23,20 +24,16 @@ use super::{SqliteOptions, Synchronous};
 /// (deeper trees, more CPU) and 8 KiB (more bytes).
 const PAGE_SIZE: i64 = 4096;
 
-/// Checkpoint once the WAL holds this many pages (16 MiB), instead of SQLite's 1000. A page that
-/// every batch touches (a busy room's latest index page) is copied into the database once per
-/// checkpoint, not once per commit; the price is a longer WAL to replay after a crash, which
-/// takes well under a second.
-const CHECKPOINT_PAGES: i64 = 4000;
-
 /// How much memory SQLite may use to cache pages, in KiB (a negative `cache_size` means KiB):
 /// room for the index's inner pages and the pages batches keep returning to. Larger was not
 /// faster: SQLite walks the whole cache at every commit.
 const CACHE_KIB: i64 = 8 * 1024;
 
-/// After a checkpoint, the WAL file is truncated back to this size, so a burst of writes does
-/// not leave a large file behind. Above the checkpoint size, so in steady state the file is
-/// reused rather than re-grown (overwriting allocated blocks is cheaper to sync).
+/// When the WAL restarts, its file is truncated back to this size, so a burst of writes does
+/// not leave a large file behind. Twice the safety valve's 32 MiB (see `checkpoint.rs`), which
+/// is as long as the WAL grows even with the writer at full speed, so in steady state the file
+/// is reused rather than re-grown (overwriting allocated blocks is cheaper to sync); only a WAL
+/// that could not be checkpointed for a while (a reader holding an old snapshot) is cut back.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Stamped in the header of every chinwag database (`PRAGMA application_id`, "chwg"), so that
@@ -65,6 +62,12 @@ pub enum OpenError {
     NotAFile { path: PathBuf },
     #[error("{path} is locked by another process (another chinwag on the same --data-dir?); stop it or use another --data-dir")]
     Locked { path: PathBuf },
+    #[error("{path}: could not start the checkpoint thread: {source}")]
+    Checkpointer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -131,18 +134,38 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
             reason: format!("could not switch to write-ahead logging (journal mode is {mode})"),
         });
     }
-    let sync = match options.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", sync).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", synchronous(options)).map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(fail)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(fail)?;
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).map_err(fail)?;
+    // Checkpoints run on their own thread (see `checkpoint.rs`), whose hook takes this over;
+    // until then, and as its safety valve, the writer checkpoints only a WAL this long.
+    conn.pragma_update(None, "wal_autocheckpoint", i64::try_from(SAFETY_VALVE_PAGES).unwrap_or(i64::MAX))
+        .map_err(fail)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(fail)?;
     migrate(&conn).map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Opens the checkpointer's own connection to `path`, which [`open`] has just opened and set up:
+/// the same busy timeout and durability (a checkpoint syncs as the connection running it is set
+/// to), and no schema work.
+pub(super) fn open_checkpointer(path: &Path, options: &SqliteOptions) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let fail = |e: rusqlite::Error| classify(path, e);
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(options.busy_timeout).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", synchronous(options)).map_err(fail)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(fail)?;
+    Ok(conn)
+}
+
+/// `PRAGMA synchronous` for `options`.
+fn synchronous(options: &SqliteOptions) -> &'static str {
+    match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    }
 }
 
 /// `PRAGMA quick_check`: every page and every record's format, without cross-checking index
