@@ -45,9 +45,19 @@ impl Storage {
         let thread = std::thread::Builder::new()
             .name("chinwag-store".into())
             .spawn(move || {
+                let mut reported = None;
                 while let Some(job) = rx.blocking_recv() {
                     counter.fetch_sub(1, Ordering::Relaxed);
                     job(backend.as_mut());
+                    // Each new trouble in the background once (it is retried there).
+                    let trouble = backend.background_error();
+                    if trouble.is_some() && trouble != reported {
+                        tracing::warn!(
+                            error = trouble.as_deref().unwrap_or_default(),
+                            "store: background work failed; retrying"
+                        );
+                    }
+                    reported = trouble;
                 }
             })
             .expect("spawning the store thread");

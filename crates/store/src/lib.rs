@@ -61,6 +61,11 @@ pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous};
 /// been committed with the backend's durability settings. Implementations are used from one
 /// thread at a time, hence `&mut self` throughout.
 pub trait Store: Send + 'static {
+    /// Trouble in the backend's own background work (SQLite's checkpoints) that failed no call,
+    /// for the log; `None` when all is well.
+    fn background_error(&self) -> Option<String> {
+        None
+    }
     /// Registers an account. [`StoreError::AccountExists`] if the name is taken, compared under
     /// ASCII case folding.
     fn create_account(&mut self, account: &NewAccount) -> Result<(), StoreError>;

@@ -140,6 +140,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn background_error(&self) -> Option<String> {
+        self.checkpoint_error()
+    }
+
     fn create_account(&mut self, account: &NewAccount) -> Result<(), StoreError> {
         directory::create_account(&self.conn, account)
     }
