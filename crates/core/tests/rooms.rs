@@ -83,6 +83,44 @@ fn channel_messages_reach_members_but_not_the_sender_unless_echo() {
 }
 
 #[test]
+fn each_member_gets_the_room_message_with_exactly_its_own_tags_and_in_order() {
+    let mut h = Harness::new();
+    let sender = h.register("sender");
+    // Every combination of the three capabilities that change how a message looks.
+    let combos = [
+        "",
+        "message-tags",
+        "server-time",
+        "account-tag",
+        "message-tags server-time",
+        "server-time account-tag",
+        "message-tags account-tag",
+        "message-tags server-time account-tag",
+    ];
+    let members: Vec<_> =
+        combos.iter().enumerate().map(|(i, caps)| (h.register_with_caps(&format!("m{i}"), caps), *caps)).collect();
+    h.send(sender, "JOIN #mix");
+    for (m, _) in &members {
+        h.send(*m, "JOIN #mix");
+    }
+    let all: Vec<_> = members.iter().map(|(m, _)| *m).chain([sender]).collect();
+    h.clear(&all);
+    h.send(sender, "PRIVMSG #mix :first");
+    h.send(sender, "PRIVMSG #mix :second");
+    for (m, caps) in &members {
+        let got = parsed(&h.take(*m));
+        let texts: Vec<_> = got.iter().map(|g| g.params[1].as_str()).collect();
+        assert_eq!(texts, ["first", "second"], "{caps:?}: once each, in order");
+        for msg in &got {
+            assert_eq!(msg.tag("msgid").is_some(), caps.contains("message-tags"), "{caps:?}: {msg:?}");
+            assert_eq!(msg.tag("time").is_some(), caps.contains("server-time"), "{caps:?}: {msg:?}");
+            // The sender has no account, so account-tag adds nothing.
+            assert!(msg.tag("account").is_none(), "{caps:?}: {msg:?}");
+        }
+    }
+}
+
+#[test]
 fn private_messages_and_notices() {
     let mut h = Harness::new();
     let a = h.register("alice");
