@@ -8,14 +8,17 @@ use std::time::Duration;
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::{Frame, LineReader, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::EdgeLimits;
 use crate::hub::Event;
 use crate::metrics::Counted;
-use crate::outbox::{outbox, Direct, Divert, Queue};
+use crate::metrics::Metrics;
+use crate::outbox::{outbox, ConnTasks, Direct, Divert, Queue};
 
 /// Bytes read from the socket at a time, at most: a peer that sends in bulk gets this.
 const READ_CHUNK: usize = 4096;
@@ -63,8 +66,9 @@ where
     run(reader, Some(writer), setup, divert, None, ())
 }
 
-/// Runs a plain TCP connection: the hub writes to the socket itself (see `outbox.rs`). `guard`
-/// is held until the connection ends (its admission).
+/// Runs a plain TCP connection: the hub writes to the socket itself, and a writer task is
+/// started (in `tasks`) only while the socket is full (see `outbox.rs`). `guard` is held until
+/// the connection ends (its admission).
 ///
 /// Not an `async fn`: the future is `run`'s alone, so the arguments are stored once in the task
 /// that every idle connection keeps.
@@ -72,13 +76,16 @@ pub(crate) fn serve_tcp<G: Send + 'static>(
     stream: Counted<TcpStream>,
     setup: Setup,
     guard: G,
+    tasks: TaskTracker,
 ) -> impl Future<Output = ()> + Send {
     let metrics = Arc::clone(stream.metrics());
     let (reader, writer) = stream.split(TcpStream::into_split);
-    let direct = Direct::new(writer, metrics);
     // No writer of its own: the queue's socket (`None::<Sink>` only names the type).
-    run(reader, None::<tokio::io::Sink>, setup, None, Some(direct), guard)
+    run(reader, None::<tokio::io::Sink>, setup, None, Some((writer, metrics, tasks)), guard)
 }
+
+/// A plain TCP connection's sending half, its counters and where its writer task would run.
+type DirectParts = (OwnedWriteHalf, Arc<Metrics>, TaskTracker);
 
 /// The connection's two halves. `writer` is `None` when the queue writes to `direct`.
 async fn run<R, W, G>(
@@ -86,35 +93,52 @@ async fn run<R, W, G>(
     writer: Option<W>,
     setup: Setup,
     divert: Option<Box<dyn Divert>>,
-    direct: Option<Direct>,
+    direct: Option<DirectParts>,
     _guard: G,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let Setup { conn, info, events, sendq_lines, line_len, write_timeout } = setup;
+    let cancel = CancellationToken::new();
+    // Cancelled once the hub has closed the connection and everything queued is written: from
+    // then on its input is not even read, so a peer dropped for flooding stops costing anything.
+    let stop_reading = cancel.child_token();
+    let direct = direct.map(|(socket, metrics, tasks)| {
+        let tasks = ConnTasks { cancel: cancel.clone(), stop_reading: stop_reading.clone(), write_timeout, tasks };
+        Direct::new(socket, metrics, &tasks)
+    });
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
     let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
-    let cancel = CancellationToken::new();
     let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
     // Boxed here and below: one-off waits that would otherwise size every connection's task.
     if Box::pin(events.send(connected)).await.is_err() {
         return;
     }
-    // Cancelled by the writer as soon as the hub has closed the connection: from then on its
-    // input is not even read, so a peer dropped for flooding stops costing anything at once.
-    let stop_reading = cancel.child_token();
-    let write_task = tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), write_timeout));
+    // A writer task for the whole connection only when the hub cannot write to the socket.
+    // Otherwise the queue's end is let go now: the socket is shut down as soon as the hub lets
+    // go of its end and everything is written.
+    let write_task = match writer {
+        Some(writer) => {
+            Some(tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), write_timeout)))
+        }
+        None => {
+            drop(queue);
+            None
+        }
+    };
     let reason = read_loop(reader, conn, &events, &stop_reading, line_len).await;
     // A closed read side ends the connection: the hub learns why and the writer stops. When
-    // the hub itself is gone (the server is stopping), it dropped its end of the outbox: the
-    // writer still sends what was queued (the ERROR saying why) and ends by itself, within
-    // its write timeout and the stop's grace period.
+    // the hub itself is gone (the server is stopping), it dropped its end of the outbox: what
+    // was queued (the ERROR saying why) is still written, by the writer within its write
+    // timeout and the stop's grace period.
     let _ = Box::pin(events.send(Event::Closed { conn, reason })).await;
     if !events.is_closed() {
         cancel.cancel();
     }
-    let _ = write_task.await;
+    if let Some(write_task) = write_task {
+        let _ = write_task.await;
+    }
 }
 
 async fn read_loop<R>(
@@ -205,9 +229,8 @@ async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
 
 /// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
 /// keeps the packet and syscall count down under load while a lone line still leaves at once).
-/// Without a `writer`, writes to the queue's own socket, when the hub hands over.
 async fn write_loop<W>(
-    mut writer: Option<W>,
+    mut writer: W,
     queue: Queue,
     cancel: CancellationToken,
     stop_reading: CancellationToken,
@@ -223,25 +246,17 @@ async fn write_loop<W>(
             more = queue.take(&mut batch) => more,
         };
         if !more {
-            // The hub closed the connection: everything queued is written; say goodbye (a
-            // direct socket is shut down when the queue is dropped, just below).
+            // The hub closed the connection: everything queued is written; say goodbye.
             stop_reading.cancel();
-            if let Some(writer) = &mut writer {
-                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
-            }
+            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
             break;
         }
         // Boxed: an idle connection's writer waits in `take`, and should not carry the
         // space of a write and its timer while it does.
         let write = Box::pin(async {
             let write = async {
-                match &mut writer {
-                    Some(writer) => {
-                        writer.write_all(&batch).await?;
-                        writer.flush().await
-                    }
-                    None => queue.write_direct(&batch).await.unwrap_or(Ok(())),
-                }
+                writer.write_all(&batch).await?;
+                writer.flush().await
             };
             // A peer that stopped reading blocks this write; cancellation must still end it.
             tokio::select! {

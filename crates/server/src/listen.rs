@@ -92,7 +92,7 @@ impl Acceptor {
                 // The task is the connection's future alone: an idle plaintext connection
                 // costs only what it needs.
                 None => {
-                    self.tracker.spawn(conn::serve_tcp(stream, setup, permit));
+                    self.tracker.spawn(conn::serve_tcp(stream, setup, permit, self.tracker.clone()));
                 }
                 // Boxed: a TLS session is large, and a task is sized for its largest state.
                 Some(acceptor) => {

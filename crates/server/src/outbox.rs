@@ -9,10 +9,11 @@
 //! Who writes: on plain TCP ([`Direct`]) the hub collects a connection's lines in a buffer of
 //! its own (`staged`: no lock per line) and writes them itself at the end of its round
 //! (`flush`), with one non-blocking `send`: no task wakes up, which is most of the cost of a
-//! delivery at low rates (a 1000-member room). Only when the socket cannot take everything does
-//! the connection's writer task take over (`writer_owns`): the rest goes into the shared
-//! pending bytes, the writer waits until the socket is writable and writes, and what the hub
-//! flushes meanwhile is appended behind it; when it runs dry it hands the queue back. On TLS and
+//! delivery at low rates (a 1000-member room). Only when the socket cannot take everything is a
+//! writer task started (`writer_owns`): the rest goes into the shared pending bytes, the task
+//! waits until the socket is writable and writes, and what the hub flushes meanwhile is
+//! appended behind it; when it runs dry it hands the queue back and ends, so an idle TCP
+//! connection has no writer task at all. On TLS and
 //! QUIC the writer task always writes: each push goes into the shared pending bytes, the hub
 //! wakes the writer when they go from empty to not empty, and the writer swaps them for its own
 //! (empty) buffer, so nothing is copied twice.
@@ -31,9 +32,12 @@
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
@@ -65,16 +69,30 @@ impl Shared {
 }
 
 /// A plain TCP socket's sending half, which the hub may write to without waiting. Dropped (and
-/// so shut down for writing) when both ends of the queue are gone.
+/// so shut down for writing) when the queue and any writer task are gone.
 #[derive(Debug)]
 pub(crate) struct Direct {
     socket: OwnedWriteHalf,
     metrics: Arc<Metrics>,
+    /// Ends the whole connection (a failed or timed-out write).
+    cancel: CancellationToken,
+    /// Tells the reader the hub closed the connection and everything was written.
+    stop_reading: CancellationToken,
+    write_timeout: Duration,
+    /// Where a writer task is started when the socket is full (a stop waits for it).
+    tasks: TaskTracker,
 }
 
 impl Direct {
-    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>) -> Self {
-        Direct { socket, metrics }
+    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>, conn: &ConnTasks) -> Self {
+        Direct {
+            socket,
+            metrics,
+            cancel: conn.cancel.clone(),
+            stop_reading: conn.stop_reading.clone(),
+            write_timeout: conn.write_timeout,
+            tasks: conn.tasks.clone(),
+        }
     }
 
     /// Writes what the socket takes now, without waiting.
@@ -94,6 +112,48 @@ impl Direct {
             }
         }
         Ok(())
+    }
+}
+
+/// What a direct queue needs from its connection to start and stop a writer task.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnTasks {
+    pub cancel: CancellationToken,
+    pub stop_reading: CancellationToken,
+    pub write_timeout: Duration,
+    pub tasks: TaskTracker,
+}
+
+/// The writer task of a direct queue, started when the socket could not take everything: it
+/// writes until the queue runs dry, then hands it back to the hub and ends. An idle connection
+/// has no writer task at all.
+async fn drain(shared: Arc<Shared>) {
+    let Some(direct) = &shared.direct else { return };
+    let mut batch = Vec::new();
+    loop {
+        {
+            let mut pending = shared.lock();
+            if pending.bytes.is_empty() {
+                pending.writer_owns = false;
+                pending.bytes = Vec::new();
+                if pending.closed {
+                    direct.stop_reading.cancel();
+                }
+                return;
+            }
+            std::mem::swap(&mut pending.bytes, &mut batch);
+            pending.lines = 0;
+        }
+        // A peer that stopped reading blocks this write; cancellation must still end it.
+        let written = tokio::select! {
+            _ = direct.cancel.cancelled() => false,
+            written = tokio::time::timeout(direct.write_timeout, direct.write_all(&batch)) => matches!(written, Ok(Ok(()))),
+        };
+        if !written {
+            direct.cancel.cancel();
+            return;
+        }
+        batch.clear();
     }
 }
 
@@ -238,7 +298,7 @@ impl Outbox {
                 pending.lines = lines;
                 pending.writer_owns = true;
                 drop(pending);
-                self.shared.ready.notify_one();
+                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
             }
             Ok(())
         };
@@ -254,45 +314,59 @@ impl Drop for Outbox {
         pending.bytes.extend_from_slice(&self.staged);
         pending.lines += self.staged_lines;
         pending.closed = true;
-        drop(pending);
-        self.shared.ready.notify_one();
+        let Some(direct) = &self.shared.direct else {
+            drop(pending);
+            self.shared.ready.notify_one();
+            return;
+        };
+        if pending.writer_owns {
+            // The writer task finishes, then stops the reading.
+            return;
+        }
+        let written = if pending.bytes.is_empty() { Ok(0) } else { direct.try_write(&pending.bytes) };
+        match written {
+            Ok(n) if n == pending.bytes.len() => {
+                pending.bytes = Vec::new();
+                direct.stop_reading.cancel();
+            }
+            Ok(n) => {
+                pending.bytes.drain(..n);
+                pending.writer_owns = true;
+                drop(pending);
+                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pending.writer_owns = true;
+                drop(pending);
+                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
+            }
+            Err(_) => direct.cancel.cancel(),
+        }
     }
 }
 
 impl Queue {
-    /// Waits until there is something for the writer to write and swaps it into `buf` (which
-    /// must be empty). Returns false once the queue is closed and everything in it has been
-    /// taken.
+    /// Waits until there is something to write and swaps it into `buf` (which must be empty).
+    /// Returns false once the queue is closed and everything in it has been taken. For queues
+    /// without a direct socket (TLS, QUIC), whose writer task lives as long as the connection.
     pub async fn take(&self, buf: &mut Vec<u8>) -> bool {
-        let direct = self.0.direct.is_some();
         loop {
             {
                 let mut pending = self.0.lock();
-                // With a direct socket the hub writes unless it handed over (or let go).
-                let ours = !direct || pending.writer_owns || pending.closed;
-                if ours && !pending.bytes.is_empty() {
+                if !pending.bytes.is_empty() {
                     std::mem::swap(&mut pending.bytes, buf);
                     pending.lines = 0;
-                    pending.writer_owns = direct;
                     return true;
                 }
                 if pending.closed {
                     return false;
                 }
-                // Dry: the hub writes again; an idle connection keeps no buffer here.
-                pending.writer_owns = false;
+                // Nothing to write: an idle connection keeps no buffer on either side.
                 pending.bytes = Vec::new();
                 *buf = Vec::new();
             }
             self.0.ready.notified().await;
         }
-    }
-
-    /// Writes `buf` to the direct socket, waiting as long as it takes. `None` if this queue has
-    /// none (the caller writes to its own stream).
-    pub async fn write_direct(&self, buf: &[u8]) -> Option<io::Result<()>> {
-        let direct = self.0.direct.as_ref()?;
-        Some(direct.write_all(buf).await)
     }
 }
 
@@ -367,57 +441,80 @@ mod tests {
         got
     }
 
+    /// What a connection's task gives its direct queue.
+    fn conn_tasks() -> ConnTasks {
+        let cancel = CancellationToken::new();
+        ConnTasks {
+            stop_reading: cancel.child_token(),
+            cancel,
+            write_timeout: Duration::from_secs(10),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    fn direct(socket: tokio::net::TcpStream, tasks: &ConnTasks) -> Option<Direct> {
+        Some(Direct::new(socket.into_split().1, crate::metrics::Metrics::new(), tasks))
+    }
+
+    async fn reads_end_of_stream(peer: &mut tokio::net::TcpStream) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), peer.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0)))
+    }
+
     #[tokio::test]
-    async fn on_tcp_the_hub_writes_itself_and_the_writer_takes_over_only_when_the_socket_is_full() {
+    async fn on_tcp_the_hub_writes_itself_and_a_writer_task_runs_only_while_the_socket_is_full() {
         let (ours, mut peer) = socket_pair().await;
         socket2::SockRef::from(&ours).set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
-        let (_read_half, write_half) = ours.into_split();
-        let direct = Direct::new(write_half, crate::metrics::Metrics::new());
-        let (mut outbox, queue) = outbox(1_000_000, None, Some(direct));
+        let tasks = conn_tasks();
+        let (mut outbox, _) = outbox(1_000_000, None, direct(ours, &tasks));
+        let mut spares = Spares::default();
 
-        // No writer task runs: a flushed line still reaches the peer.
-        assert_eq!(outbox.push_alone(b"first\r\n").ok(), Some(Pushed::Flush));
-        assert_eq!(outbox.push_alone(b"second\r\n").ok(), Some(Pushed::Queued), "one flush per round");
-        outbox.flush(&mut Spares::default()).expect("within the bound");
+        // No task runs: a flushed line still reaches the peer.
+        assert_eq!(outbox.push(b"first\r\n", &mut spares).ok(), Some(Pushed::Flush));
+        assert_eq!(outbox.push(b"second\r\n", &mut spares).ok(), Some(Pushed::Queued), "one flush per round");
+        outbox.flush(&mut spares).expect("within the bound");
         assert_eq!(read_exactly(&mut peer, 15).await, b"first\r\nsecond\r\n");
+        assert!(tasks.tasks.is_empty(), "no writer task while the socket takes everything");
 
-        // More than the socket buffers can hold: the flush hands the rest to the writer.
-        let line = [b'x'; 1022];
+        // More than the socket buffers can hold: a writer task takes the rest.
         let mut expected = Vec::new();
         for i in 0..8192u32 {
-            let mut one = format!("{i:06}").into_bytes();
-            one.extend_from_slice(&line[..1016]);
-            one.extend_from_slice(b"\r\n");
-            let _ = outbox.push_alone(&one);
-            expected.extend_from_slice(&one);
+            let mut line = format!("{i:06}").into_bytes();
+            line.resize(1022, b'x');
+            line.extend_from_slice(b"\r\n");
+            let _ = outbox.push(&line, &mut spares);
+            expected.extend_from_slice(&line);
         }
-        outbox.flush(&mut Spares::default()).expect("within the bound");
+        outbox.flush(&mut spares).expect("within the bound");
         assert!(outbox.shared.lock().writer_owns, "8 MiB do not fit in the socket: the writer must take over");
-        let writer = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while queue.take(&mut buf).await {
-                queue.write_direct(&buf).await.expect("a direct queue").expect("write");
-                buf.clear();
-            }
-        });
+        assert_eq!(tasks.tasks.len(), 1);
         // Flushed while the writer owns the queue: queued behind what it writes.
-        assert_eq!(outbox.push_alone(b"after\r\n").ok(), Some(Pushed::Flush));
-        outbox.flush(&mut Spares::default()).expect("within the bound");
+        assert_eq!(outbox.push(b"after\r\n", &mut spares).ok(), Some(Pushed::Flush));
+        outbox.flush(&mut spares).expect("within the bound");
         expected.extend_from_slice(b"after\r\n");
         assert!(read_exactly(&mut peer, expected.len()).await == expected, "every byte, in order");
+        tasks.tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.tasks.wait()).await.expect("the writer ends when dry");
+        assert!(!outbox.shared.lock().writer_owns, "the hub writes again");
+        assert!(!tasks.stop_reading.is_cancelled(), "the connection goes on");
 
+        // Closing: what is left is written, the reader is told, and the socket is shut down.
+        let _ = outbox.push(b"ERROR :bye\r\n", &mut spares);
         drop(outbox);
-        tokio::time::timeout(std::time::Duration::from_secs(10), writer).await.expect("the writer ends").expect("join");
-        assert_eq!(read_exactly(&mut peer, 0).await, b"");
+        assert_eq!(read_exactly(&mut peer, 12).await, b"ERROR :bye\r\n");
+        assert!(tasks.stop_reading.is_cancelled());
+        assert!(reads_end_of_stream(&mut peer).await);
     }
 
     #[tokio::test]
     async fn a_flushed_direct_queue_keeps_no_buffer_and_the_next_one_reuses_it() {
         let (first, mut first_peer) = socket_pair().await;
         let (second, mut second_peer) = socket_pair().await;
-        let direct = |s: tokio::net::TcpStream| Some(Direct::new(s.into_split().1, crate::metrics::Metrics::new()));
-        let (mut one, _queue_one) = outbox(10, None, direct(first));
-        let (mut two, _queue_two) = outbox(10, None, direct(second));
+        let tasks = conn_tasks();
+        let (mut one, _queue_one) = outbox(10, None, direct(first, &tasks));
+        let (mut two, _queue_two) = outbox(10, None, direct(second, &tasks));
         let mut spares = Spares::default();
         let _ = one.push(b"hello\r\n", &mut spares);
         one.flush(&mut spares).expect("within the bound");
@@ -433,8 +530,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_round_writes_as_it_goes_so_the_bound_counts_only_unsent_lines() {
         let (ours, mut peer) = socket_pair().await;
-        let (_read_half, write_half) = ours.into_split();
-        let (mut outbox, _queue) = outbox(100, None, Some(Direct::new(write_half, crate::metrics::Metrics::new())));
+        let (mut outbox, _queue) = outbox(100, None, direct(ours, &conn_tasks()));
         let mut spares = Spares::default();
         let mut expected = Vec::new();
         for i in 0..300u32 {
