@@ -478,7 +478,8 @@ impl Server {
     /// Delivers an event to many connections: one [`Effect::SendMany`] per capability variant
     /// that someone needs (each connection is in one of them, so its lines stay in order).
     pub(crate) fn deliver_all<I: IntoIterator<Item = ConnId>>(&mut self, out: &mut Outgoing, to: I) {
-        let mut groups: [Vec<ConnId>; VARIANTS] = Default::default();
+        // Per variant: the capabilities that select it, and who gets it.
+        let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
         for conn in to {
             let Some(caps) = self.clients.get(&conn).map(|c| c.caps) else { continue };
             if !out.wanted_by(caps) {
@@ -487,20 +488,16 @@ impl Server {
             if self.cur.conn == Some(conn) {
                 self.cur.replies.push(out.message_for(caps));
             } else {
-                groups[variant(caps)].push(conn);
+                let group = &mut groups[variant(caps)];
+                group.0 = caps;
+                group.1.push(conn);
             }
         }
-        for conns in groups {
+        for (caps, conns) in groups {
             match conns.as_slice() {
                 [] => {}
-                &[conn] => {
-                    let line = out.bytes_for(self.caps_of(conn));
-                    self.effects.push(Effect::Send { conn, line });
-                }
-                &[first, ..] => {
-                    let line = out.bytes_for(self.caps_of(first));
-                    self.effects.push(Effect::SendMany { conns, line });
-                }
+                &[conn] => self.effects.push(Effect::Send { conn, line: out.bytes_for(caps) }),
+                [_, ..] => self.effects.push(Effect::SendMany { line: out.bytes_for(caps), conns }),
             }
         }
     }

@@ -368,22 +368,14 @@ impl Hub {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
                         sent += 1;
-                        match handle.outbox.push(&line, &mut self.spares) {
-                            Ok(Pushed::Queued) => {}
-                            Ok(Pushed::Flush) => self.to_flush.push(conn),
-                            Err(Full) => overflowed.push(conn),
-                        }
+                        push(handle, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
                     }
                 }
                 Effect::SendMany { conns, line } => {
                     for conn in conns {
                         if let Some(handle) = self.conns.get_mut(&conn) {
                             sent += 1;
-                            match handle.outbox.push(&line, &mut self.spares) {
-                                Ok(Pushed::Queued) => {}
-                                Ok(Pushed::Flush) => self.to_flush.push(conn),
-                                Err(Full) => overflowed.push(conn),
-                            }
+                            push(handle, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
                         }
                     }
                 }
@@ -432,6 +424,22 @@ impl Hub {
             tracing::info!(removed, "pruned old history");
             Ok(())
         });
+    }
+}
+
+/// Queues `line` for `conn`, noting whether it must be flushed this round or has overflowed.
+fn push(
+    handle: &mut Handle,
+    conn: ConnId,
+    line: &[u8],
+    spares: &mut Spares,
+    to_flush: &mut Vec<ConnId>,
+    overflowed: &mut Vec<ConnId>,
+) {
+    match handle.outbox.push(line, spares) {
+        Ok(Pushed::Queued) => {}
+        Ok(Pushed::Flush) => to_flush.push(conn),
+        Err(Full) => overflowed.push(conn),
     }
 }
 

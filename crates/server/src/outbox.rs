@@ -323,24 +323,23 @@ impl Drop for Outbox {
             // The writer task finishes, then stops the reading.
             return;
         }
-        let written = if pending.bytes.is_empty() { Ok(0) } else { direct.try_write(&pending.bytes) };
-        match written {
-            Ok(n) if n == pending.bytes.len() => {
-                pending.bytes = Vec::new();
-                direct.stop_reading.cancel();
+        let written = if pending.bytes.is_empty() {
+            0
+        } else {
+            match direct.try_write(&pending.bytes) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(_) => return direct.cancel.cancel(),
             }
-            Ok(n) => {
-                pending.bytes.drain(..n);
-                pending.writer_owns = true;
-                drop(pending);
-                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                pending.writer_owns = true;
-                drop(pending);
-                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
-            }
-            Err(_) => direct.cancel.cancel(),
+        };
+        if written == pending.bytes.len() {
+            pending.bytes = Vec::new();
+            direct.stop_reading.cancel();
+        } else {
+            pending.bytes.drain(..written);
+            pending.writer_owns = true;
+            drop(pending);
+            direct.tasks.spawn(drain(Arc::clone(&self.shared)));
         }
     }
 }

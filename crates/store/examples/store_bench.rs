@@ -73,13 +73,7 @@ fn main() {
             }
             let path = dir.path().join(format!("{label}-{batch}.db"));
             let mut gen = Generator::default();
-            let mut store = open(&path, Synchronous::Normal);
-            fill(&mut store, &mut gen, PREFILL);
-            // Start the run with the prefill on disk, not in the kernel's write-back queue
-            // competing with the run's own syncs.
-            drop(store);
-            std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
-            let mut store = open(&path, sync);
+            let mut store = prefilled(&path, &mut gen, sync);
             let (count, spent, mut commits) = run(&mut store, &mut gen, batch);
             let rate = count as f64 / spent.as_secs_f64();
             let [p50, p99, max] = percentiles(&mut commits, [50.0, 99.0, 100.0]);
@@ -169,6 +163,17 @@ fn percentiles<const N: usize>(times: &mut [Duration], at: [f64; N]) -> [f64; N]
     })
 }
 
+/// A store at `path` holding `PREFILL` messages, reopened with `sync`. The prefill is synced
+/// first, so it is on disk rather than in the kernel's write-back queue competing with the
+/// run's own syncs.
+fn prefilled(path: &Path, gen: &mut Generator, sync: Synchronous) -> SqliteStore {
+    let mut store = open(path, Synchronous::Normal);
+    fill(&mut store, gen, PREFILL);
+    drop(store);
+    std::fs::File::open(path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
+    open(path, sync)
+}
+
 /// How long a `--rate` run lasts: long enough for several checkpoints at 1000 messages a second.
 const PACED_SECONDS: u64 = 20;
 
@@ -176,11 +181,7 @@ const PACED_SECONDS: u64 = 20;
 fn paced(dir: &Path, rate: u64, sync: Synchronous) {
     let path = dir.join("paced.db");
     let mut gen = Generator::default();
-    let mut store = open(&path, Synchronous::Normal);
-    fill(&mut store, &mut gen, PREFILL);
-    drop(store);
-    std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync the prefilled file");
-    let mut store = open(&path, sync);
+    let mut store = prefilled(&path, &mut gen, sync);
     let total = rate * PACED_SECONDS;
     let arrival = |i: u64| Duration::from_secs_f64(i as f64 / rate as f64);
     let (mut latencies, mut commits) = (Vec::with_capacity(total as usize), Vec::new());
