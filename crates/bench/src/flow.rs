@@ -363,9 +363,13 @@ async fn exchange(
     conn: &mut Conn,
     out: &mut Outcome,
 ) -> Result<(), std::io::Error> {
-    // Before the start: keep reading (other members' JOINs) and answering PINGs.
+    // Before the start: keep reading (other members' JOINs) and answering PINGs. What is read
+    // here is dropped, so the start must win over a read that is ready at the same time: a
+    // partner's first messages can arrive before this task sees the start, and an unbiased
+    // select dropped them now and then (a pair reported all its messages lost).
     loop {
         tokio::select! {
+            biased;
             _ = shared.stop.cancelled() => return Ok(()),
             _ = shared.go.cancelled() => break,
             read = conn.read_some() => if !read? { return Err(closed()) },
