@@ -95,6 +95,11 @@ impl LineReader {
     /// rest of it (up to the next "\n") is discarded without being buffered; the stream goes
     /// on normally after it.
     pub fn next_frame(&mut self) -> Option<Frame> {
-        self.ready.pop_front()
+        let frame = self.ready.pop_front();
+        if frame.is_none() && self.ready.capacity() > 0 {
+            // Drained: a connection that goes quiet keeps no queue.
+            self.ready = VecDeque::new();
+        }
+        frame
     }
 }

@@ -2,12 +2,16 @@
 //! drains the connection's bounded outbound queue. Plaintext, TLS and QUIC streams run the same code.
 
 use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::{Frame, LineReader, Message, ParseError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -20,10 +24,8 @@ use crate::metrics::Counted;
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, ConnTasks, Direct, Divert, Queue};
 
-/// Bytes read from the socket at a time, at most: a peer that sends in bulk gets this.
+/// Bytes read from the socket at a time, at most, into a buffer on the stack (see `read_with`).
 const READ_CHUNK: usize = 4096;
-/// ... and at least: a quiet peer (most of them, most of the time) waits on this little.
-const READ_SMALL: usize = 256;
 /// Time a closed connection's input is still read (and dropped) so that our last lines arrive.
 const LINGER: Duration = Duration::from_secs(2);
 /// Bytes of input read (and dropped) at most while lingering.
@@ -69,9 +71,6 @@ where
 /// Runs a plain TCP connection: the hub writes to the socket itself, and a writer task is
 /// started (in `tasks`) only while the socket is full (see `outbox.rs`). `guard` is held until
 /// the connection ends (its admission).
-///
-/// Not an `async fn`: the future is `run`'s alone, so the arguments are stored once in the task
-/// that every idle connection keeps.
 pub(crate) fn serve_tcp<G: Send + 'static>(
     stream: Counted<TcpStream>,
     setup: Setup,
@@ -88,16 +87,23 @@ pub(crate) fn serve_tcp<G: Send + 'static>(
 type DirectParts = (OwnedWriteHalf, Arc<Metrics>, TaskTracker);
 
 /// The connection's two halves. `writer` is `None` when the queue writes to `direct`.
-async fn run<R, W, G>(
+///
+/// Not an `async fn`: everything that happens once is done before the future is made, and the
+/// future holds only what the connection needs while it waits. Every idle connection keeps
+/// that future (its task), and an async fn keeps its arguments and every value it moved out of
+/// them for as long as it runs.
+fn run<R, W, G>(
     reader: R,
     writer: Option<W>,
     setup: Setup,
     divert: Option<Box<dyn Divert>>,
     direct: Option<DirectParts>,
-    _guard: G,
-) where
+    guard: G,
+) -> impl Future<Output = ()> + Send
+where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
 {
     let Setup { conn, info, events, sendq_lines, line_len, write_timeout } = setup;
     let cancel = CancellationToken::new();
@@ -110,14 +116,12 @@ async fn run<R, W, G>(
     });
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
     let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
-    let connected = Event::Connected { conn, info, outbox, cancel: cancel.clone() };
-    // Boxed here and below: one-off waits that would otherwise size every connection's task.
-    if Box::pin(events.send(connected)).await.is_err() {
-        return;
-    }
+    // Boxed: the future would otherwise keep an event's room for its whole life.
+    let connected = Box::new(Event::Connected { conn, info, outbox, cancel: cancel.clone() });
     // A writer task for the whole connection only when the hub cannot write to the socket.
     // Otherwise the queue's end is let go now: the socket is shut down as soon as the hub lets
-    // go of its end and everything is written.
+    // go of its end and everything is written. (If the hub refuses the connection, the queue
+    // is closed with it, and the writer ends at once.)
     let write_task = match writer {
         Some(writer) => {
             Some(tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), write_timeout)))
@@ -127,22 +131,50 @@ async fn run<R, W, G>(
             None
         }
     };
-    let reason = read_loop(reader, conn, &events, &stop_reading, line_len).await;
-    // A closed read side ends the connection: the hub learns why and the writer stops. When
-    // the hub itself is gone (the server is stopping), it dropped its end of the outbox: what
-    // was queued (the ERROR saying why) is still written, by the writer within its write
-    // timeout and the stop's grace period.
-    let _ = Box::pin(events.send(Event::Closed { conn, reason })).await;
-    if !events.is_closed() {
-        cancel.cancel();
-    }
-    if let Some(write_task) = write_task {
-        let _ = write_task.await;
+    async move {
+        let _guard = guard;
+        let mut reader = reader;
+        // Boxed here and below: one-off waits that would otherwise size every connection's task.
+        if Box::pin(events.send(*connected)).await.is_err() {
+            return;
+        }
+        let reason = read_loop(&mut reader, conn, &events, &stop_reading, line_len).await;
+        // A closed read side ends the connection: the hub learns why and the writer stops. When
+        // the hub itself is gone (the server is stopping), it dropped its end of the outbox: what
+        // was queued (the ERROR saying why) is still written, by the writer within its write
+        // timeout and the stop's grace period.
+        let _ = Box::pin(events.send(Event::Closed { conn, reason })).await;
+        if !events.is_closed() {
+            cancel.cancel();
+        }
+        if let Some(write_task) = write_task {
+            let _ = write_task.await;
+        }
     }
 }
 
+/// Waits for bytes and hands them to `take`; `Ok(0)` at the end of the stream. The bytes are
+/// read into a buffer on the stack that lives only while the reader is polled: an idle
+/// connection waits holding no buffer at all, and a busy one still reads in big chunks.
+async fn read_with<R>(reader: &mut R, take: impl FnOnce(&[u8])) -> io::Result<usize>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut take = Some(take);
+    std::future::poll_fn(|cx| {
+        let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut read = ReadBuf::uninit(&mut buf);
+        std::task::ready!(Pin::new(&mut *reader).poll_read(cx, &mut read))?;
+        if let Some(take) = take.take() {
+            take(read.filled());
+        }
+        Poll::Ready(Ok(read.filled().len()))
+    })
+    .await
+}
+
 async fn read_loop<R>(
-    mut reader: R,
+    reader: &mut R,
     conn: ConnId,
     events: &mpsc::Sender<Event>,
     cancel: &CancellationToken,
@@ -154,58 +186,75 @@ where
     // The framer holds at most `line_len` bytes of an unfinished line: a longer one is skipped
     // as it arrives, never buffered whole.
     let mut framer = LineReader::new(line_len);
-    let mut buf = vec![0u8; READ_SMALL];
     loop {
         let read = tokio::select! {
-            _ = cancel.cancelled() => return Box::pin(linger(reader, &mut buf)).await,
-            read = reader.read(&mut buf) => read,
+            _ = cancel.cancelled() => return Box::pin(linger(reader)).await,
+            read = read_with(reader, |bytes| framer.push(bytes)) => read,
         };
         match read {
             Ok(0) => return "Connection closed".into(),
-            Ok(n) => {
-                framer.push(&buf[..n]);
-                // A full read means more is coming: read bigger. A short one means the peer is
-                // quiet: give the memory back while it idles.
-                if n == buf.len() && n < READ_CHUNK {
-                    buf = vec![0u8; READ_CHUNK];
-                } else if n < READ_SMALL && buf.len() > READ_SMALL {
-                    buf = vec![0u8; READ_SMALL];
-                }
-            }
+            Ok(_) => {}
             Err(e) => return format!("Read error: {e}"),
         }
-        while let Some(frame) = framer.next_frame() {
-            let parsed = match frame {
-                Frame::Line(line) => Message::parse_bytes(&line),
-                Frame::TooLong => Err(ParseError::BodyTooLong),
-            };
-            // Full: this reader waits, which stops reading from this one peer (backpressure).
-            // The wait is boxed, like the lingering: a future is as large as its largest
-            // state, and every idle connection would pay for states it seldom reaches.
-            let sent = match events.try_send(Event::Line { conn, parsed }) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
-                Err(mpsc::error::TrySendError::Full(event)) => {
+        loop {
+            match hand_over(&mut framer, conn, events) {
+                Handed::All => break,
+                // Full: this reader waits, which stops reading from this one peer
+                // (backpressure). The wait is boxed, like the lingering: a future is as large
+                // as its largest state, and every idle connection would pay for states it
+                // seldom reaches.
+                Handed::Full(event) => {
                     let wait = Box::pin(async {
                         tokio::select! {
                             _ = cancel.cancelled() => None,
-                            sent = events.send(event) => Some(sent.map_err(|_| ())),
+                            sent = events.send(*event) => Some(sent.is_ok()),
                         }
                     });
                     match wait.await {
-                        Some(sent) => sent,
-                        None => return Box::pin(linger(reader, &mut buf)).await,
+                        Some(true) => {}
+                        Some(false) => return Box::pin(gone(reader)).await,
+                        None => return Box::pin(linger(reader)).await,
                     }
                 }
-            };
-            if sent.is_err() {
-                // The hub is gone: stop parsing, but keep draining so that closing the socket
-                // does not reset it before our last lines arrive.
-                Box::pin(linger(reader, &mut buf)).await;
-                return "Server shutting down".into();
+                Handed::Gone => return Box::pin(gone(reader)).await,
             }
         }
     }
+}
+
+/// How far [`hand_over`] got.
+enum Handed {
+    /// Every complete line is with the hub.
+    All,
+    /// The hub's queue is full: this one waits to be sent (boxed, so that it takes no room in
+    /// the connection's task while it is idle), and the rest after it.
+    Full(Box<Event>),
+    /// The hub is gone.
+    Gone,
+}
+
+/// Parses the complete lines in `framer` and gives them to the hub, without waiting. Not async,
+/// so that a line being parsed takes no room in the connection's task while it waits.
+fn hand_over(framer: &mut LineReader, conn: ConnId, events: &mpsc::Sender<Event>) -> Handed {
+    while let Some(frame) = framer.next_frame() {
+        let parsed = match frame {
+            Frame::Line(line) => Message::parse_bytes(&line),
+            Frame::TooLong => Err(ParseError::BodyTooLong),
+        };
+        match events.try_send(Event::Line { conn, parsed }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => return Handed::Full(Box::new(event)),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Handed::Gone,
+        }
+    }
+    Handed::All
+}
+
+/// The hub is gone: stop parsing, but keep draining so that closing the socket does not reset
+/// it before our last lines arrive.
+async fn gone<R: AsyncRead + Unpin>(reader: &mut R) -> String {
+    linger(reader).await;
+    "Server shutting down".into()
 }
 
 /// After the hub closed the connection: reads and discards what the peer still sends, until it
@@ -213,11 +262,11 @@ where
 /// resets it, and a reset throws away what is still in our send buffer: the ERROR saying why,
 /// to a client that is slow to read. This holds during a stop too (a well-behaved client closes
 /// at once on ERROR; the stop's grace period bounds the rest).
-async fn linger<R: AsyncRead + Unpin>(mut reader: R, buf: &mut [u8]) -> String {
+async fn linger<R: AsyncRead + Unpin>(reader: &mut R) -> String {
     let drain = async {
         let mut drained = 0;
         while drained < LINGER_BYTES {
-            match reader.read(buf).await {
+            match read_with(reader, |_| {}).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }
@@ -269,4 +318,28 @@ async fn write_loop<W>(
         }
     }
     cancel.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle plain TCP connection is one task holding this future: its size is most of
+    /// what an idle connection costs (docs/benchmarks.md, idle memory). It was 936 bytes while
+    /// the reader kept its buffer and an async fn kept its arguments.
+    #[tokio::test]
+    async fn an_idle_tcp_connection_is_a_small_task() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (_peer, ours) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let metrics = Metrics::new();
+        let stream = metrics.wrap(ours.expect("accept").0, crate::metrics::Transport::Plaintext);
+        let (events, _hub) = mpsc::channel(1);
+        let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false };
+        let setup =
+            Setup { conn: ConnId(1), info, events, sendq_lines: 1, line_len: 512, write_timeout: Duration::ZERO };
+        let task = serve_tcp(stream, setup, (), TaskTracker::new());
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 512, "an idle connection's task is {size} bytes");
+    }
 }
