@@ -79,9 +79,18 @@ impl Outgoing {
         if let Some(bytes) = &self.cache[key] {
             return bytes.clone();
         }
+        // The same bytes as `message_for(caps).write_to(..)`, without copying the message.
+        let tagged = caps.has(Cap::MessageTags);
+        let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
+        let client_tags = self.client_tags.iter().filter(|_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
+        let time = caps.has(Cap::ServerTime).then(|| rfc3339_ms(self.time_ms));
+        let account = self.account.as_deref().filter(|_| caps.has(Cap::AccountTag)).map(|a| ("account", a));
+        let extra = msgid.into_iter().chain(client_tags).chain(time.as_deref().map(|t| ("time", t))).chain(account);
         let mut buf = Vec::with_capacity(128);
-        self.message_for(caps).write_to(&mut buf);
-        let bytes = Bytes::from(buf);
+        self.base.write_with_tags(extra, &mut buf);
+        // Exactly as long as its contents, the buffer becomes the `Bytes` without another
+        // allocation for its reference count until it is shared.
+        let bytes = Bytes::from(buf.into_boxed_slice());
         self.cache[key] = Some(bytes.clone());
         bytes
     }

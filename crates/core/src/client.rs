@@ -132,15 +132,18 @@ impl Client {
         self.user.as_deref().unwrap_or("*")
     }
 
-    /// `nick!user@host`, the source of everything this client does.
     /// `nick!user@host`, the source of everything the client sends to others. Built by hand
     /// rather than with `format!`: it is made for every message the client sends.
     pub fn prefix(&self) -> String {
-        let (nick, user, host) = (self.nick_or_star(), self.user_or_star(), self.info.host.as_str());
-        let mut prefix = String::with_capacity(nick.len() + user.len() + host.len() + 2);
-        for part in [nick, "!", user, "@", host] {
+        let mut prefix = String::with_capacity(self.prefix_len());
+        for part in [self.nick_or_star(), "!", self.user_or_star(), "@", self.info.host.as_str()] {
             prefix.push_str(part);
         }
         prefix
+    }
+
+    /// The length of [`Client::prefix`], without building it.
+    pub fn prefix_len(&self) -> usize {
+        self.nick_or_star().len() + self.user_or_star().len() + self.info.host.len() + 2
     }
 }

@@ -523,7 +523,7 @@ impl Server {
     }
 
     pub(crate) fn find_nick(&self, nick: &str) -> Option<ConnId> {
-        self.nicks.get(&chinwag_proto::casefold(nick)).copied()
+        chinwag_proto::with_casefold(nick, |folded| self.nicks.get(folded).copied())
     }
 
     /// The registered client using `nick`. A nick held by a connection that has not finished

@@ -50,7 +50,7 @@ mod source;
 mod tags;
 mod time;
 
-pub use casemap::{casefold, eq_fold};
+pub use casemap::{casefold, eq_fold, with_casefold};
 pub use framing::{Frame, LineReader};
 pub use mask::mask_match;
 pub use message::{Message, Tag};

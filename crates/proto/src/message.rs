@@ -77,45 +77,58 @@ impl Message {
 
     /// Appends the wire form of this message, terminated by CRLF, to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut line = String::new();
-        self.write_line(&mut line);
-        out.extend_from_slice(line.as_bytes());
+        self.write_line(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// [`Message::write_to`] with `extra` tags (key and unescaped value; `""` means "no value")
+    /// after the message's own: the same bytes as adding them with [`Message::with_tag`] and
+    /// writing, without copying the message.
+    pub fn write_with_tags<'a>(&'a self, extra: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+        let own = self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()));
+        self.write_parts(own.chain(extra), out);
         out.extend_from_slice(b"\r\n");
     }
 
     /// The wire form of this message, without the CRLF.
     pub fn to_line(&self) -> String {
-        let mut line = String::new();
+        let mut line = Vec::new();
         self.write_line(&mut line);
-        line
+        // Only whole UTF-8 strings and ASCII went in, and only ASCII was taken out.
+        String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    fn write_line(&self, out: &mut String) {
-        if !self.tags.is_empty() {
-            out.push('@');
-            for (i, tag) in self.tags.iter().enumerate() {
-                if i > 0 {
-                    out.push(';');
-                }
-                push_clean(out, &tag.key);
-                if !tag.value.is_empty() {
-                    out.push('=');
-                    escape_tag_value_into(&tag.value, out);
-                }
+    /// Writes bytes straight into `out`: a message is serialized once per delivery of a
+    /// private message, so no string is built on the side.
+    fn write_line(&self, out: &mut Vec<u8>) {
+        self.write_parts(self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())), out);
+    }
+
+    fn write_parts<'a>(&'a self, tags: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+        let mut any = false;
+        for (key, value) in tags {
+            out.push(if any { b';' } else { b'@' });
+            any = true;
+            push_clean(out, key);
+            if !value.is_empty() {
+                out.push(b'=');
+                escape_tag_value_into(value, out);
             }
-            out.push(' ');
+        }
+        if any {
+            out.push(b' ');
         }
         if let Some(source) = &self.source {
-            out.push(':');
+            out.push(b':');
             push_clean(out, source);
-            out.push(' ');
+            out.push(b' ');
         }
         push_clean(out, &self.command);
         let last = self.params.len().saturating_sub(1);
         for (i, p) in self.params.iter().enumerate() {
-            out.push(' ');
+            out.push(b' ');
             if i == last && needs_colon(p) {
-                out.push(':');
+                out.push(b':');
             }
             push_clean(out, p);
         }
@@ -128,12 +141,14 @@ fn needs_colon(p: &str) -> bool {
     p.is_empty() || p.starts_with(':') || p.contains(' ')
 }
 
-/// Appends `s` without NUL, CR and LF, which can never appear inside a line.
-fn push_clean(out: &mut String, s: &str) {
-    if s.contains(crate::parse::is_forbidden) {
-        out.extend(s.chars().filter(|&c| !crate::parse::is_forbidden(c)));
+/// Appends `s` without NUL, CR and LF, which can never appear inside a line. They are ASCII,
+/// so dropping them byte by byte leaves valid UTF-8.
+fn push_clean(out: &mut Vec<u8>, s: &str) {
+    let forbidden = |b: &u8| matches!(b, b'\0' | b'\r' | b'\n');
+    if s.as_bytes().iter().any(forbidden) {
+        out.extend(s.bytes().filter(|b| !forbidden(b)));
     } else {
-        out.push_str(s);
+        out.extend_from_slice(s.as_bytes());
     }
 }
 

@@ -6,24 +6,26 @@
 
 /// Escapes a tag value for the wire.
 pub fn escape_tag_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+    let mut out = Vec::with_capacity(v.len());
     escape_tag_value_into(v, &mut out);
-    out
+    // Only whole characters and ASCII escapes went in.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Escapes `v` onto the end of `out`; the allocation-free half of [`escape_tag_value`].
-pub(crate) fn escape_tag_value_into(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            ';' => out.push_str("\\:"),
-            ' ' => out.push_str("\\s"),
-            '\\' => out.push_str("\\\\"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
+pub(crate) fn escape_tag_value_into(v: &str, out: &mut Vec<u8>) {
+    // Everything escaped is ASCII, so bytes of multi-byte characters pass through whole.
+    for &b in v.as_bytes() {
+        match b {
+            b';' => out.extend_from_slice(b"\\:"),
+            b' ' => out.extend_from_slice(b"\\s"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\n' => out.extend_from_slice(b"\\n"),
             // NUL cannot appear on the wire at all and has no escape; dropping it keeps the
             // line valid.
-            '\0' => {}
-            c => out.push(c),
+            b'\0' => {}
+            b => out.push(b),
         }
     }
 }

@@ -132,3 +132,26 @@ fn generated_streams_frame_and_round_trip() {
         }
     }
 }
+
+/// Writing with extra tags gives the bytes of the message with those tags added, escapes and
+/// valueless tags included, after the message's own tags and with none at all.
+#[test]
+fn writing_with_extra_tags_is_writing_the_tagged_message() {
+    let plain = Message::parse("PRIVMSG #room :hi there").expect("parses");
+    let tagged = Message::parse("@+draft/reply=abc;+flag :n!u@h PRIVMSG bob :semi;colon\\ ok").expect("parses");
+    let extra = [("msgid", "x y;z\\"), ("time", "2026-11-30T04:00:00.000Z"), ("+empty", "")];
+    for msg in [plain, tagged] {
+        for n in 0..=extra.len() {
+            let mut expected = msg.clone();
+            for (k, v) in &extra[..n] {
+                expected = expected.with_tag(*k, *v);
+            }
+            let mut want = Vec::new();
+            expected.write_to(&mut want);
+            let mut got = Vec::new();
+            msg.write_with_tags(extra[..n].iter().copied(), &mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            assert_eq!(Message::parse_bytes(&got).expect("reads back"), expected);
+        }
+    }
+}

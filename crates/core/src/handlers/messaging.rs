@@ -60,7 +60,7 @@ impl Server {
                 client.last_spoke = now;
             }
         }
-        let prefix_len = self.cur_client().map_or(0, |c| c.prefix().len());
+        let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
         for target in list {
             let mut base = Message::new(command).with_param(target);
             if let Some(text) = text {
@@ -89,12 +89,16 @@ impl Server {
         };
         let member = ch.member(conn);
         let privileged = member.is_some_and(|m| m.op || m.voice);
-        let prefix = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+        // Built only when there are bans to match it against.
+        let banned = || {
+            let prefix = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+            ch.bans.iter().any(|b| mask_match(&b.mask, &prefix))
+        };
         let refusal = if member.is_none() && ch.modes.no_external {
             Some("Cannot send to channel (+n) - you are not in it")
         } else if ch.modes.moderated && !privileged {
             Some("Cannot send to channel (+m) - you need voice")
-        } else if !privileged && ch.bans.iter().any(|b| mask_match(&b.mask, &prefix)) {
+        } else if !privileged && !ch.bans.is_empty() && banned() {
             Some("Cannot send to channel (+b) - you are banned")
         } else {
             None
