@@ -186,9 +186,11 @@ where
     // The framer holds at most `line_len` bytes of an unfinished line: a longer one is skipped
     // as it arrives, never buffered whole.
     let mut framer = LineReader::new(line_len);
+    // Made once: making it per read registers a waiter and takes a lock each time.
+    let mut cancelled = std::pin::pin!(cancel.cancelled());
     loop {
         let read = tokio::select! {
-            _ = cancel.cancelled() => return Box::pin(linger(reader)).await,
+            _ = &mut cancelled => return Box::pin(linger(reader)).await,
             read = read_with(reader, |bytes| framer.push(bytes)) => read,
         };
         match read {

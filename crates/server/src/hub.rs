@@ -170,10 +170,12 @@ impl Hub {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(PRUNE_EVERY);
+        // Made once: making it per round registers a waiter and takes a lock each time.
+        let mut stopping = std::pin::pin!(shutdown.cancelled());
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = &mut stopping => break,
                 done = wait_commit(&mut self.committing) => self.committed(done),
                 Some((id, response)) = answers.recv() => {
                     if matches!(response, Response::Account(Err(Failure::BadPassword)) | Response::Done(Err(Failure::BadPassword))) {
