@@ -12,6 +12,7 @@
 #   OUT=dir     where configs, logs and results.jsonl go (default: target/bench-compare)
 #   QUICK=1     smaller counts, for trying the script out
 #   ONLY="a b"  run only these scenarios (names from the table below)
+#   ROUNDS=n    run everything n times, servers interleaved; the table shows medians
 # Not part of CI: it installs Debian packages and takes several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -146,12 +147,13 @@ SCENARIOS=(
 )
 
 write_configs
+for round in $(seq "${ROUNDS:-1}"); do
 for spec in "${SCENARIOS[@]}"; do
     IFS='|' read -r name args only <<<"$spec"
     if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi
     for server in "${SERVERS[@]}"; do
         if [[ "$only" != all && "$only" != "$server" ]]; then continue; fi
-        echo "== $name on $server: chinwag bench $args"
+        echo "== $name on $server (round $round): chinwag bench $args"
         start_server "$server"
         target="127.0.0.1:$PORT"
         if [[ "$args" == *--tls* ]]; then target="127.0.0.1:$TLS_PORT"; fi
@@ -163,55 +165,8 @@ for spec in "${SCENARIOS[@]}"; do
         stop_server
     done
 done
+done
 
 echo
 echo "== results ($RESULTS)"
-python3 - "$RESULTS" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for r in rows:
-    server, name = r["label"].split("/", 1)
-    by.setdefault(name, {})[server] = r
-# scenario: (what is compared, how to read it from a JSON line, whether higher is better)
-measures = {
-    "fanout-100": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
-    "fanout-1000": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
-    "pairs-500": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
-    "latency-100": ("p99 latency ms, 1000 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
-    "latency-1000": ("p99 latency ms, 100 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
-    "latency-pairs": ("p99 latency ms, 50k msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
-    "idle-10k": ("RSS KiB per idle connection", lambda r: r["rss_per_conn_bytes"] / 1024 if r.get("rss_per_conn_bytes") else None, False),
-    "connect-10k": ("server CPU-s for the registrations", lambda r: r.get("server_cpu_s"), False),
-    "connect-10k-tls": ("server CPU-s (TLS)", lambda r: r.get("server_cpu_s"), False),
-    "history": ("durable messages per second", lambda r: r.get("deliveries_per_s"), True),
-    "hold-max": ("connections held (fd limit 20,000)", lambda r: r.get("registered"), True),
-}
-servers = sorted({s for v in by.values() for s in v}, key=lambda s: (s != "chinwag", s))
-def fmt(x):
-    if x is None: return "-"
-    if x >= 1e6: return f"{x/1e6:.2f} M"
-    if x >= 1e4: return f"{x/1e3:.0f} k"
-    if x >= 100: return f"{x:.0f}"
-    return f"{x:.2f}"
-head = ["scenario", "measure"] + servers + ["chinwag vs best peer"]
-out = []
-for name, (label, get, higher) in measures.items():
-    if name not in by: continue
-    vals = {s: (get(by[name][s]) if s in by[name] else None) for s in servers}
-    peers = [v for s, v in vals.items() if s != "chinwag" and v]
-    cw = vals.get("chinwag")
-    ratio = "-"
-    if cw and peers:
-        best = max(peers) if higher else min(peers)
-        ratio = f"{cw / best:.2f}x" if higher else f"{cw / best:.2f}x (lower is better)"
-    cells = [fmt(vals[s]) for s in servers]
-    for i, s in enumerate(servers):
-        r = by[name].get(s)
-        if r and (r.get("lost") or r.get("failed") or r.get("timed_out")):
-            cells[i] += f" (lost {r.get('lost', 0)}, failed {r.get('failed', 0)}, timed out {r.get('timed_out')})"
-    out.append([name, label] + cells + [ratio])
-widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
-for row in [head] + out:
-    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-EOF
+python3 bench/table.py "$RESULTS"

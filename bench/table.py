@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""The table of bench/compare.sh from one or more results.jsonl files: per scenario and server,
+the median of every run found (with its range), and chinwag against the best peer.
+
+Usage: python3 bench/table.py RESULTS.jsonl [MORE.jsonl ...]
+"""
+import json, statistics, sys
+
+rows = [json.loads(l) for path in sys.argv[1:] for l in open(path) if l.strip()]
+# scenario -> server -> every run of it
+by = {}
+for r in rows:
+    server, name = r["label"].split("/", 1)
+    by.setdefault(name, {}).setdefault(server, []).append(r)
+# scenario: (what is compared, how to read it from a JSON line, whether higher is better)
+measures = {
+    "fanout-100": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "fanout-1000": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "pairs-500": ("deliveries per server CPU-s", lambda r: r.get("deliveries_per_cpu_s"), True),
+    "latency-100": ("p99 latency ms, 1000 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "latency-1000": ("p99 latency ms, 100 msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "latency-pairs": ("p99 latency ms, 50k msg/s", lambda r: r["latency_us"]["p99"] / 1000 if r.get("latency_us") else None, False),
+    "idle-10k": ("RSS KiB per idle connection", lambda r: r["rss_per_conn_bytes"] / 1024 if r.get("rss_per_conn_bytes") else None, False),
+    "connect-10k": ("server CPU-s for the registrations", lambda r: r.get("server_cpu_s"), False),
+    "connect-10k-tls": ("server CPU-s (TLS)", lambda r: r.get("server_cpu_s"), False),
+    "history": ("durable messages per second", lambda r: r.get("deliveries_per_s"), True),
+    "hold-max": ("connections held (fd limit 20,000)", lambda r: r.get("registered"), True),
+}
+servers = sorted({s for v in by.values() for s in v}, key=lambda s: (s != "chinwag", s))
+def fmt(x):
+    if x is None: return "-"
+    if x >= 1e6: return f"{x/1e6:.2f} M"
+    if x >= 1e4: return f"{x/1e3:.0f} k"
+    if x >= 100: return f"{x:.0f}"
+    return f"{x:.2f}"
+head = ["scenario", "measure"] + servers + ["chinwag vs best peer"]
+out = []
+for name, (label, get, higher) in measures.items():
+    if name not in by: continue
+    runs = {s: [v for v in map(get, by[name].get(s, [])) if v is not None] for s in servers}
+    vals = {s: (statistics.median(v) if v else None) for s, v in runs.items()}
+    peers = [v for s, v in vals.items() if s != "chinwag" and v]
+    cw = vals.get("chinwag")
+    ratio = "-"
+    if cw and peers:
+        best = max(peers) if higher else min(peers)
+        ratio = f"{cw / best:.2f}x" if higher else f"{cw / best:.2f}x (lower is better)"
+    cells = []
+    for s in servers:
+        cell = fmt(vals[s])
+        if len(runs[s]) > 1:
+            cell += f" ({fmt(min(runs[s]))}-{fmt(max(runs[s]))}, {len(runs[s])} runs)"
+        for r in by[name].get(s, []):
+            if r.get("lost") or r.get("failed") or r.get("timed_out"):
+                cell += f" (a run lost {r.get('lost', 0)}, failed {r.get('failed', 0)}, timed out {r.get('timed_out')})"
+        cells.append(cell)
+    out.append([name, label] + cells + [ratio])
+widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
+for row in [head] + out:
+    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
