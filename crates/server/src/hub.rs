@@ -185,7 +185,18 @@ impl Hub {
                 }
                 Some(call) = calls.recv() => call(&mut self),
                 event = events.recv() => match event {
-                    Some(event) => self.on_event(event, now()),
+                    Some(event) => {
+                        // A lone event (connections' tasks wake the hub as soon as they send,
+                        // so under moderate load most rounds would be one event and one
+                        // `send`): let the other connections that are ready read first, and
+                        // their lines join this round. Never when more are already waiting:
+                        // a hub that yields while busy falls behind, and a full queue
+                        // interleaves its senders line by line, which undoes all batching.
+                        if events.is_empty() {
+                            tokio::task::yield_now().await;
+                        }
+                        self.on_event(event, now())
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {
