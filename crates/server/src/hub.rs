@@ -50,8 +50,9 @@ pub(crate) async fn call<R: Send + 'static>(
     rx.await.map_err(|_| Stopped)
 }
 
-/// Capacity of the channel from connections to the hub. Full: readers wait (backpressure).
-pub(crate) const EVENT_QUEUE: usize = 8192;
+/// Capacity of the channel from connections to the hub, in events (an event is one line, or
+/// the lines of one read, at most 64). Full: readers wait (backpressure).
+pub(crate) const EVENT_QUEUE: usize = 1024;
 /// Events handled at most in one round of the hub before what they queued is written.
 const ROUND_EVENTS: usize = 64;
 /// How often the core gets a tick for PINGs and timeouts.
@@ -61,9 +62,25 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub(crate) enum Event {
-    Connected { conn: ConnId, info: ConnInfo, outbox: Outbox, cancel: CancellationToken },
-    Line { conn: ConnId, parsed: Result<Message, ParseError> },
-    Closed { conn: ConnId, reason: String },
+    Connected {
+        conn: ConnId,
+        info: ConnInfo,
+        outbox: Outbox,
+        cancel: CancellationToken,
+    },
+    Line {
+        conn: ConnId,
+        parsed: Result<Message, ParseError>,
+    },
+    /// The lines of one read, in order.
+    Lines {
+        conn: ConnId,
+        lines: Vec<Result<Message, ParseError>>,
+    },
+    Closed {
+        conn: ConnId,
+        reason: String,
+    },
 }
 
 /// The hub's handle on one connection.
@@ -247,15 +264,11 @@ impl Hub {
                 self.conns.insert(conn, Handle { outbox, cancel });
                 self.server.connect(conn, info, now);
             }
-            Event::Line { conn, parsed } => {
-                self.metrics.lines_in.fetch_add(1, Relaxed);
-                if parsed
-                    .as_ref()
-                    .is_ok_and(|m| ["PRIVMSG", "NOTICE", "TAGMSG"].iter().any(|c| m.command.eq_ignore_ascii_case(c)))
-                {
-                    self.metrics.chat_in.fetch_add(1, Relaxed);
+            Event::Line { conn, parsed } => self.on_line(conn, parsed, now),
+            Event::Lines { conn, lines } => {
+                for parsed in lines {
+                    self.on_line(conn, parsed, now);
                 }
-                self.server.handle(conn, parsed, now)
             }
             Event::Closed { conn, reason } => {
                 if let Some(handle) = self.conns.remove(&conn) {
@@ -266,6 +279,17 @@ impl Hub {
                 self.server.disconnect(conn, &reason, now);
             }
         }
+    }
+
+    fn on_line(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
+        self.metrics.lines_in.fetch_add(1, Relaxed);
+        if parsed
+            .as_ref()
+            .is_ok_and(|m| ["PRIVMSG", "NOTICE", "TAGMSG"].iter().any(|c| m.command.eq_ignore_ascii_case(c)))
+        {
+            self.metrics.chat_in.fetch_add(1, Relaxed);
+        }
+        self.server.handle(conn, parsed, now)
     }
 
     /// Sorts the core's effects: those behind a pending commit wait in its segment, the rest
