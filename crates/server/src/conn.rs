@@ -256,7 +256,10 @@ fn hand_over(framer: &mut LineReader, conn: ConnId, events: &mpsc::Sender<Event>
             // One line (most reads of a quiet peer): no list.
             None => Event::Line { conn, parsed: parse(first) },
             Some(second) => {
-                let mut lines = Vec::with_capacity(LINES_PER_EVENT);
+                // Exactly as long as it needs to be: a registration's two or three lines must
+                // not take room for 64 (10,000 clients registering at once would leave the
+                // allocator holding megabytes).
+                let mut lines = Vec::with_capacity((framer.frames_ready() + 2).min(LINES_PER_EVENT));
                 lines.extend([parse(first), parse(second)]);
                 while lines.len() < LINES_PER_EVENT {
                     let Some(frame) = framer.next_frame() else { break };
