@@ -53,23 +53,28 @@ impl Outgoing {
         !self.needs_message_tags || caps.has(Cap::MessageTags)
     }
 
+    /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid
+    /// and client tags with message-tags, `time` (given, as `time`) with server-time, account
+    /// with account-tag. The one place that decides; both forms below use it.
+    fn extra_tags<'a>(&'a self, caps: CapSet, time: Option<&'a str>) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let tagged = caps.has(Cap::MessageTags);
+        let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
+        let client_tags = self.client_tags.iter().filter(move |_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
+        let account = self.account.as_deref().filter(|_| caps.has(Cap::AccountTag)).map(|a| ("account", a));
+        msgid.into_iter().chain(client_tags).chain(time.map(|t| ("time", t))).chain(account)
+    }
+
+    /// The `time` tag's value, if `caps` asks for it.
+    fn time_for(&self, caps: CapSet) -> Option<String> {
+        caps.has(Cap::ServerTime).then(|| rfc3339_ms(self.time_ms))
+    }
+
     /// The message as a client with `caps` should see it.
     pub fn message_for(&self, caps: CapSet) -> Message {
         let mut msg = self.base.clone();
-        if caps.has(Cap::MessageTags) {
-            if let Some(id) = &self.msgid {
-                msg.tags.push(Tag { key: "msgid".into(), value: id.clone() });
-            }
-            msg.tags.extend(self.client_tags.iter().cloned());
-        }
-        if caps.has(Cap::ServerTime) {
-            msg.tags.push(Tag { key: "time".into(), value: rfc3339_ms(self.time_ms) });
-        }
-        if caps.has(Cap::AccountTag) {
-            if let Some(account) = &self.account {
-                msg.tags.push(Tag { key: "account".into(), value: account.clone() });
-            }
-        }
+        let time = self.time_for(caps);
+        let extra = self.extra_tags(caps, time.as_deref());
+        msg.tags.extend(extra.map(|(key, value)| Tag { key: key.into(), value: value.into() }));
         msg
     }
 
@@ -79,15 +84,10 @@ impl Outgoing {
         if let Some(bytes) = &self.cache[key] {
             return bytes.clone();
         }
-        // The same bytes as `message_for(caps).write_to(..)`, without copying the message.
-        let tagged = caps.has(Cap::MessageTags);
-        let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
-        let client_tags = self.client_tags.iter().filter(|_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
-        let time = caps.has(Cap::ServerTime).then(|| rfc3339_ms(self.time_ms));
-        let account = self.account.as_deref().filter(|_| caps.has(Cap::AccountTag)).map(|a| ("account", a));
-        let extra = msgid.into_iter().chain(client_tags).chain(time.as_deref().map(|t| ("time", t))).chain(account);
+        // The bytes of `message_for(caps)`, without copying the message.
+        let time = self.time_for(caps);
         let mut buf = Vec::with_capacity(128);
-        self.base.write_with_tags(extra, &mut buf);
+        self.base.write_with_tags(self.extra_tags(caps, time.as_deref()), &mut buf);
         // Exactly as long as its contents, the buffer becomes the `Bytes` without another
         // allocation for its reference count until it is shared.
         let bytes = Bytes::from(buf.into_boxed_slice());

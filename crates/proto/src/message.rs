@@ -94,8 +94,7 @@ impl Message {
     pub fn to_line(&self) -> String {
         let mut line = Vec::new();
         self.write_line(&mut line);
-        // Only whole UTF-8 strings and ASCII went in, and only ASCII was taken out.
-        String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        written_text(line)
     }
 
     /// Writes bytes straight into `out`: a message is serialized once per delivery of a
@@ -139,6 +138,12 @@ impl Message {
 /// the same.
 fn needs_colon(p: &str) -> bool {
     p.is_empty() || p.starts_with(':') || p.contains(' ')
+}
+
+/// Bytes written from whole `str`s with only ASCII added or removed, as the `String` they are
+/// (never lossy in practice; no panic if that ever stopped being true).
+pub(crate) fn written_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Appends `s` without NUL, CR and LF, which can never appear inside a line. They are ASCII,

@@ -8,8 +8,7 @@
 pub fn escape_tag_value(v: &str) -> String {
     let mut out = Vec::with_capacity(v.len());
     escape_tag_value_into(v, &mut out);
-    // Only whole characters and ASCII escapes went in.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    crate::message::written_text(out)
 }
 
 /// Escapes `v` onto the end of `out`; the allocation-free half of [`escape_tag_value`].
