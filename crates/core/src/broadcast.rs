@@ -56,7 +56,11 @@ impl Outgoing {
     /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid
     /// and client tags with message-tags, `time` (given, as `time`) with server-time, account
     /// with account-tag. The one place that decides; both forms below use it.
-    fn extra_tags<'a>(&'a self, caps: CapSet, time: Option<&'a str>) -> impl Iterator<Item = (&'a str, &'a str)> {
+    fn extra_tags<'a>(
+        &'a self,
+        caps: CapSet,
+        time: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + Clone {
         let tagged = caps.has(Cap::MessageTags);
         let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
         let client_tags = self.client_tags.iter().filter(move |_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
@@ -86,10 +90,11 @@ impl Outgoing {
         }
         // The bytes of `message_for(caps)`, without copying the message.
         let time = self.time_for(caps);
-        let mut buf = Vec::with_capacity(128);
+        let mut buf = Vec::new();
         self.base.write_with_tags(self.extra_tags(caps, time.as_deref()), &mut buf);
-        // Exactly as long as its contents, the buffer becomes the `Bytes` without another
-        // allocation for its reference count until it is shared.
+        // Sized exactly (unless something was escaped or removed), so this does not copy; the
+        // buffer becomes the `Bytes` without another allocation for its reference count until
+        // it is shared.
         let bytes = Bytes::from(buf.into_boxed_slice());
         self.cache[key] = Some(bytes.clone());
         bytes

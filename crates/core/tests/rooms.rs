@@ -142,6 +142,25 @@ fn private_messages_and_notices() {
 }
 
 #[test]
+fn a_target_named_twice_in_any_case_gets_one_copy() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    let c = h.register("carol");
+    h.send(c, "JOIN #rust");
+    h.send(a, "JOIN #rust");
+    h.clear(&[a, b, c]);
+    h.send(a, "PRIVMSG bob,,BOB,#Rust,#rust,bOb :once each");
+    let to_bob = parsed(&h.take(b));
+    assert_eq!(to_bob.iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{to_bob:?}");
+    assert_eq!(to_bob[0].params, ["bob", "once each"], "as the recipient spells its nick");
+    let to_carol = parsed(&h.take(c));
+    assert_eq!(to_carol.iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{to_carol:?}");
+    assert_eq!(to_carol[0].params, ["#rust", "once each"]);
+    assert!(h.take(a).is_empty(), "no error for the empty or repeated targets");
+}
+
+#[test]
 fn outsiders_cannot_send_to_no_external_rooms() {
     let mut h = Harness::new();
     let a = h.register("alice");

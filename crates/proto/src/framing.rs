@@ -44,7 +44,7 @@ impl LineReader {
     /// Feeds bytes read from the peer.
     pub fn push(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let (segment, terminated) = match data.iter().position(|&b| b == b'\n') {
+            let (segment, terminated) = match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     let segment = &data[..i];
                     data = &data[i + 1..];

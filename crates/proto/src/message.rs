@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::parse::has_forbidden;
 use crate::tags::escape_tag_value_into;
 
 /// One IRCv3 message tag.
@@ -84,10 +85,29 @@ impl Message {
     /// [`Message::write_to`] with `extra` tags (key and unescaped value; `""` means "no value")
     /// after the message's own: the same bytes as adding them with [`Message::with_tag`] and
     /// writing, without copying the message.
-    pub fn write_with_tags<'a>(&'a self, extra: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+    pub fn write_with_tags<'a, I>(&'a self, extra: I, out: &mut Vec<u8>)
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
         let own = self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()));
-        self.write_parts(own.chain(extra), out);
+        let tags = own.chain(extra);
+        // Room for all of it at once: the line is written once per delivery of a private
+        // message, and growing the buffer part by part would copy it several times.
+        out.reserve(self.wire_len(tags.clone()) + 2);
+        self.write_parts(tags, out);
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// How long the wire form with these tags is, without CRLF, when nothing needs escaping or
+    /// removing (else it is a little off, which only costs a reallocation).
+    fn wire_len<'a>(&'a self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+        let tags: usize =
+            tags.into_iter().map(|(key, value)| 1 + key.len() + usize::from(!value.is_empty()) + value.len()).sum();
+        let source = self.source.as_ref().map_or(0, |s| s.len() + 2);
+        let params: usize = self.params.iter().map(|p| p.len() + 1).sum();
+        let colon = self.params.last().is_some_and(|p| needs_colon(p));
+        tags + usize::from(tags > 0) + source + self.command.len() + params + usize::from(colon)
     }
 
     /// The wire form of this message, without the CRLF.
@@ -104,11 +124,12 @@ impl Message {
     }
 
     fn write_parts<'a>(&'a self, tags: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+        let start = out.len();
         let mut any = false;
         for (key, value) in tags {
             out.push(if any { b';' } else { b'@' });
             any = true;
-            push_clean(out, key);
+            out.extend_from_slice(key.as_bytes());
             if !value.is_empty() {
                 out.push(b'=');
                 escape_tag_value_into(value, out);
@@ -119,18 +140,19 @@ impl Message {
         }
         if let Some(source) = &self.source {
             out.push(b':');
-            push_clean(out, source);
+            out.extend_from_slice(source.as_bytes());
             out.push(b' ');
         }
-        push_clean(out, &self.command);
+        out.extend_from_slice(self.command.as_bytes());
         let last = self.params.len().saturating_sub(1);
         for (i, p) in self.params.iter().enumerate() {
             out.push(b' ');
             if i == last && needs_colon(p) {
                 out.push(b':');
             }
-            push_clean(out, p);
+            out.extend_from_slice(p.as_bytes());
         }
+        remove_forbidden(out, start);
     }
 }
 
@@ -146,19 +168,45 @@ pub(crate) fn written_text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Appends `s` without NUL, CR and LF, which can never appear inside a line. They are ASCII,
-/// so dropping them byte by byte leaves valid UTF-8.
-fn push_clean(out: &mut Vec<u8>, s: &str) {
-    let forbidden = |b: &u8| matches!(b, b'\0' | b'\r' | b'\n');
-    if s.as_bytes().iter().any(forbidden) {
-        out.extend(s.bytes().filter(|b| !forbidden(b)));
-    } else {
-        out.extend_from_slice(s.as_bytes());
+/// Drops NUL, CR and LF from what was written after `start`: they can never appear inside a
+/// line, so no part of a message can end it early or smuggle in another. (Tag values were
+/// escaped, and the separators are none of them, so this is the same as cleaning each part.)
+/// They are ASCII, so dropping them byte by byte leaves valid UTF-8. One search over the whole
+/// line costs less than one per part.
+fn remove_forbidden(out: &mut Vec<u8>, start: usize) {
+    if has_forbidden(&out[start..]) {
+        let tail = out.split_off(start);
+        out.extend(tail.into_iter().filter(|b| !matches!(b, b'\0' | b'\r' | b'\n')));
     }
 }
 
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_line())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffer is sized once, exactly, for lines that need no escaping: a shorter guess
+    /// would copy the line as it grows, a longer one when it is shrunk to become `Bytes`.
+    #[test]
+    fn a_clean_line_is_written_into_a_buffer_of_exactly_its_size() {
+        let lines = [
+            Message::new("PRIVMSG").with_source("nick!user@host").with_params(["bob", "hello there"]),
+            Message::new("PRIVMSG").with_params(["bob", "word"]),
+            Message::new("PING").with_param(""),
+            Message::new("TAGMSG").with_tag("+typing", "active").with_param("#room"),
+            Message::new("QUIT").with_param("Gone to lunch"),
+        ];
+        for msg in lines {
+            for extra in [vec![], vec![("msgid", "abc"), ("time", "2026-11-30T00:00:00.000Z"), ("bot", "")]] {
+                let mut out = Vec::new();
+                msg.write_with_tags(extra.iter().copied(), &mut out);
+                assert_eq!(out.len(), out.capacity(), "{}", String::from_utf8_lossy(&out));
+            }
+        }
     }
 }

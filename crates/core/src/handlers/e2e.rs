@@ -267,15 +267,16 @@ impl Server {
     }
 
     /// Where an encrypted private message goes besides its target nick: the device its tag
-    /// names, which must belong to the recipient (`recipient`, an account or nick, folded) or
-    /// to the sender's own account (its other devices get a copy of what it sent). `None` for a
-    /// message without a valid tag, or naming a third account's device.
-    pub(crate) fn e2e_route(&self, ev: &Outgoing, recipient: &str) -> Option<E2eRoute> {
+    /// names, which must belong to the recipient (`recipient` gives its account or nick,
+    /// folded; asked only for a tagged message, as most are not) or to the sender's own account
+    /// (its other devices get a copy of what it sent). `None` for a message without a valid
+    /// tag, or naming a third account's device.
+    pub(crate) fn e2e_route(&self, ev: &Outgoing, recipient: impl FnOnce() -> String) -> Option<E2eRoute> {
         let tag = ev.client_tags.iter().find(|t| t.key == E2E_TAG)?;
         let (account, device) = tag_destination(&tag.value)?;
         let folded = casefold(account);
         let sender = ev.account.as_deref().map(casefold);
-        if folded != recipient && Some(&folded) != sender.as_ref() {
+        if folded != recipient() && Some(&folded) != sender.as_ref() {
             return None;
         }
         let conns = self.device_conns(&folded, device);

@@ -38,12 +38,7 @@ impl Server {
                 }
             }
         };
-        let mut list: Vec<&str> = Vec::new();
-        for t in targets.split(',').filter(|t| !t.is_empty()) {
-            if !list.iter().any(|seen| casefold(seen) == casefold(t)) {
-                list.push(t);
-            }
-        }
+        let list = distinct_targets(targets);
         if list.len() > self.cfg.limits.max_targets {
             if !quiet {
                 let text = format!("Too many recipients: at most {} per command", self.cfg.limits.max_targets);
@@ -61,7 +56,7 @@ impl Server {
             }
         }
         let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
-        for target in list {
+        for &target in list.iter() {
             let mut base = Message::new(command).with_param(target);
             if let Some(text) = text {
                 base = base.with_param(fit_text(prefix_len, command, target, text));
@@ -139,13 +134,12 @@ impl Server {
             }
             return;
         };
-        let nick = recipient.nick_or_star().to_owned();
         let away = recipient.away.clone();
-        let base = Message { params: replace_first(base.params, &nick), ..base };
+        let base = Message { params: replace_first(base.params, recipient.nick_or_star()), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         let recipient_account = self.clients.get(&to).and_then(|c| c.account.clone());
         let sender_account = ev.account.clone();
-        let route = self.e2e_route(&ev, &self.identity_of(to).unwrap_or_default());
+        let route = self.e2e_route(&ev, || self.identity_of(to).unwrap_or_default());
         if !tagmsg && (recipient_account.is_some() || sender_account.is_some()) {
             let conn = self.cur_conn();
             let me = self.identity_of(conn).unwrap_or_default();
@@ -165,6 +159,8 @@ impl Server {
         self.echo(&mut ev);
         if let Some(away) = away {
             if !quiet && !tagmsg {
+                // The recipient's nick, as it spells it.
+                let nick = std::mem::take(&mut ev.base.params[0]);
                 self.numeric(RPL_AWAY, [nick, away]);
             }
         }
@@ -181,7 +177,7 @@ impl Server {
         let mut participants = vec![folded.clone()];
         participants.extend(ev.account.as_deref().map(casefold));
         // An encrypted message waits for its device (or reaches it now), not for the account.
-        let route = self.e2e_route(&ev, &folded);
+        let route = self.e2e_route(&ev, || folded.clone());
         let queue = match &route {
             Some(route) => route.offline_queue(),
             None => Some(folded.clone()),
@@ -223,6 +219,37 @@ fn replace_first(mut params: Vec<String>, canonical: &str) -> Vec<String> {
         canonical.clone_into(first);
     }
     params
+}
+
+/// The comma-separated targets, without empty ones and without repeats (under the casemapping),
+/// in their order. Nearly every message has one target, which needs no list.
+fn distinct_targets(targets: &str) -> Targets<'_> {
+    if !targets.contains(',') {
+        return Targets::One([targets]);
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for t in targets.split(',').filter(|t| !t.is_empty()) {
+        if !list.iter().any(|seen| eq_fold(seen, t)) {
+            list.push(t);
+        }
+    }
+    Targets::Many(list)
+}
+
+enum Targets<'a> {
+    One([&'a str; 1]),
+    Many(Vec<&'a str>),
+}
+
+impl<'a> std::ops::Deref for Targets<'a> {
+    type Target = [&'a str];
+
+    fn deref(&self) -> &[&'a str] {
+        match self {
+            Targets::One(one) => one,
+            Targets::Many(many) => many,
+        }
+    }
 }
 
 /// The stored form of a PRIVMSG or NOTICE event.
