@@ -180,6 +180,9 @@ impl Server {
 
     /// Charges the current client `units` on top of its command's base cost.
     pub(crate) fn charge(&mut self, units: u32) {
+        if units == 0 {
+            return;
+        }
         let (now, rate) = (self.now.mono, self.cfg.limits.flood);
         if let Some(client) = self.cur_client_mut() {
             client.flood.spend(now, rate, units);

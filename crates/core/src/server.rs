@@ -668,9 +668,10 @@ impl Server {
     }
 
     fn dispatch(&mut self, msg: &Message) {
-        let command = msg.command.to_ascii_uppercase();
+        let mut buf = [0u8; 16];
+        let command = uppercase(&msg.command, &mut buf);
         let registered = self.cur_client().is_some_and(|c| c.registered);
-        match command.as_str() {
+        match &*command {
             "CAP" => self.handle_cap(msg),
             "PASS" => self.handle_pass(msg),
             "NICK" => self.handle_nick(msg),
@@ -714,9 +715,22 @@ impl Server {
             "MOTD" => self.send_motd(),
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
-            _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+            _ => self.numeric(ERR_UNKNOWNCOMMAND, [&*command, "Unknown command"]),
         }
     }
+}
+
+/// `command` in upper case, made in `buf` when it fits (every command we know does): every
+/// line is dispatched, and this keeps that from allocating.
+fn uppercase<'a>(command: &str, buf: &'a mut [u8; 16]) -> std::borrow::Cow<'a, str> {
+    if let Some(upper) = buf.get_mut(..command.len()).filter(|_| command.is_ascii()) {
+        upper.copy_from_slice(command.as_bytes());
+        upper.make_ascii_uppercase();
+        if let Ok(upper) = std::str::from_utf8(upper) {
+            return std::borrow::Cow::Borrowed(upper);
+        }
+    }
+    std::borrow::Cow::Owned(command.to_ascii_uppercase())
 }
 
 /// Makes every parameter but the last one a single word (see [`crate::text::middle_param`]).

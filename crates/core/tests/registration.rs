@@ -86,9 +86,13 @@ fn commands_before_registration_get_451_and_unknown_ones_421() {
     h.send(c, "NICK dave");
     h.send(c, "USER dave 0 * :Dave");
     h.take(c);
-    h.send(c, "FROBNICATE now");
+    h.send(c, "frobnicate now");
     let m = expect(&h.take(c), "421");
     assert_eq!(m.params[1], "FROBNICATE");
+    h.send(c, "frobnicate-with-a-very-long-name now");
+    assert_eq!(expect(&h.take(c), "421").params[1], "FROBNICATE-WITH-A-VERY-LONG-NAME");
+    h.send(c, "privmsg Dave :commands are case-insensitive");
+    assert_eq!(expect(&h.take(c), "PRIVMSG").params[1], "commands are case-insensitive");
 }
 
 #[test]
