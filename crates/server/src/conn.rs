@@ -25,7 +25,10 @@ use crate::metrics::Metrics;
 use crate::outbox::{outbox, ConnTasks, Direct, Divert, Queue};
 
 /// Bytes read from the socket at a time, at most, into a buffer on the stack (see `read_with`).
-const READ_CHUNK: usize = 4096;
+/// Big enough for what a busy client sends between two reads: with 4 KiB, a client sending
+/// 64 messages at a time needed two `recv`s (and a line split across them) per batch, and
+/// 500 private pairs ran at 1.4 M deliveries per CPU-second instead of 1.7 M.
+const READ_CHUNK: usize = 16 * 1024;
 /// Lines of one read that go to the hub as one event, at most. With the hub's queue of
 /// [`EVENT_QUEUE`](crate::hub::EVENT_QUEUE) events, this bounds what waits for the hub.
 const LINES_PER_EVENT: usize = 64;
