@@ -5,7 +5,7 @@
 //! first use and then shared (a `Bytes` clone is a reference count bump) by every recipient
 //! with the same capabilities.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chinwag_proto::{Message, Tag};
 
 use crate::caps::{Cap, CapSet};
@@ -56,11 +56,7 @@ impl Outgoing {
     /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid
     /// and client tags with message-tags, `time` (given, as `time`) with server-time, account
     /// with account-tag. The one place that decides; both forms below use it.
-    fn extra_tags<'a>(
-        &'a self,
-        caps: CapSet,
-        time: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + Clone {
+    fn extra_tags<'a>(&'a self, caps: CapSet, time: Option<&'a str>) -> impl Iterator<Item = (&'a str, &'a str)> {
         let tagged = caps.has(Cap::MessageTags);
         let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
         let client_tags = self.client_tags.iter().filter(move |_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
@@ -82,21 +78,69 @@ impl Outgoing {
         msg
     }
 
-    /// The wire bytes for a client with `caps`, built once per variant.
-    pub fn bytes_for(&mut self, caps: CapSet) -> Bytes {
+    /// The wire bytes for a client with `caps`, built once per variant (in `arena`).
+    pub fn bytes_for(&mut self, caps: CapSet, arena: &mut LineArena) -> Bytes {
         let key = variant(caps);
         if let Some(bytes) = &self.cache[key] {
             return bytes.clone();
         }
         // The bytes of `message_for(caps)`, without copying the message.
         let time = self.time_for(caps);
-        let mut buf = Vec::new();
-        self.base.write_with_tags(self.extra_tags(caps, time.as_deref()), &mut buf);
-        // Sized exactly (unless something was escaped or removed), so this does not copy; the
-        // buffer becomes the `Bytes` without another allocation for its reference count until
-        // it is shared.
-        let bytes = Bytes::from(buf.into_boxed_slice());
+        let bytes = arena.line(|buf| self.base.write_with_tags(self.extra_tags(caps, time.as_deref()), buf));
         self.cache[key] = Some(bytes.clone());
         bytes
+    }
+}
+
+/// Where the server writes the lines it hands to the edge: one buffer, from which each line
+/// is split off as [`Bytes`] that share it. A line then costs no allocation of its own (a
+/// private message used to cost two: its buffer, and a reference count once it was shared).
+///
+/// The edge copies every line into a connection's queue as soon as it gets it, or after the
+/// commit a room message waits for, so a chunk is freed within a round or a commit.
+#[derive(Debug, Default)]
+pub(crate) struct LineArena {
+    /// The unused end of the current chunk.
+    free: BytesMut,
+    /// A line is written here first, then copied into the chunk: the writer needs a `Vec`.
+    scratch: Vec<u8>,
+}
+
+impl LineArena {
+    /// Bytes allocated at a time: about 500 private messages.
+    const CHUNK: usize = 64 * 1024;
+
+    /// The line that `write` appends to the (empty) buffer it is given.
+    pub fn line(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+        self.scratch.clear();
+        write(&mut self.scratch);
+        if self.free.capacity() < self.scratch.len() {
+            // The old chunk lives on in the lines split from it, until the last is dropped.
+            self.free = BytesMut::with_capacity(Self::CHUNK.max(self.scratch.len()));
+        }
+        self.free.extend_from_slice(&self.scratch);
+        self.free.split().freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines split from the arena keep their own bytes while later ones are written, across
+    /// chunk boundaries and for a line longer than a chunk.
+    #[test]
+    fn arena_lines_stay_intact_across_chunks() {
+        let mut arena = LineArena::default();
+        let expected: Vec<Vec<u8>> = (0..3000)
+            .map(|i: usize| {
+                let len = if i == 1234 { LineArena::CHUNK + 10 } else { 1 + i % 200 };
+                (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect()
+            })
+            .collect();
+        let lines: Vec<Bytes> = expected.iter().map(|e| arena.line(|buf| buf.extend_from_slice(e))).collect();
+        for (line, e) in lines.iter().zip(&expected) {
+            assert_eq!(&line[..], &e[..]);
+        }
     }
 }

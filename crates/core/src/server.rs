@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chinwag_proto::{ChannelName, Message, ParseError, Tag};
 
-use crate::broadcast::{variant, Outgoing, VARIANTS};
+use crate::broadcast::{variant, LineArena, Outgoing, VARIANTS};
 use crate::caps::{Cap, CapSet};
 use crate::channel::Channel;
 use crate::client::{Client, ConnInfo};
@@ -139,6 +139,8 @@ pub struct Server {
     msgids: MsgIdGen,
     batch_seq: u64,
     pub(crate) effects: Vec<Effect>,
+    /// Where the lines of [`Effect::Send`] and [`Effect::SendMany`] are written.
+    arena: LineArena,
     /// Set by [`Server::close_all`]: rooms emptied by the shutdown are not forgotten.
     stopping: bool,
     /// Connections to close after this call's replies are flushed.
@@ -171,6 +173,7 @@ impl Server {
             msgids: MsgIdGen::new(node, now.wall_ms),
             batch_seq: 0,
             effects: Vec::new(),
+            arena: LineArena::default(),
             closing: Vec::new(),
             cur: Current::default(),
             cfg,
@@ -230,7 +233,7 @@ impl Server {
                 let label =
                     msg.tag("label").filter(|l| labels && !l.is_empty() && l.len() <= MAX_LABEL_LEN).map(str::to_owned);
                 self.begin(conn, label);
-                self.dispatch(&msg);
+                self.dispatch(msg);
             }
             Err(err) => {
                 self.begin(conn, None);
@@ -471,7 +474,7 @@ impl Server {
         if self.cur.conn == Some(to) {
             self.cur.replies.push(out.message_for(caps));
         } else if self.clients.contains_key(&to) {
-            self.effects.push(Effect::Send { conn: to, line: out.bytes_for(caps) });
+            self.effects.push(Effect::Send { conn: to, line: out.bytes_for(caps, &mut self.arena) });
         }
     }
 
@@ -496,8 +499,8 @@ impl Server {
         for (caps, conns) in groups {
             match conns.as_slice() {
                 [] => {}
-                &[conn] => self.effects.push(Effect::Send { conn, line: out.bytes_for(caps) }),
-                [_, ..] => self.effects.push(Effect::SendMany { line: out.bytes_for(caps), conns }),
+                &[conn] => self.effects.push(Effect::Send { conn, line: out.bytes_for(caps, &mut self.arena) }),
+                [_, ..] => self.effects.push(Effect::SendMany { line: out.bytes_for(caps, &mut self.arena), conns }),
             }
         }
     }
@@ -667,7 +670,8 @@ impl Server {
         }
     }
 
-    fn dispatch(&mut self, msg: &Message) {
+    fn dispatch(&mut self, mut msg: Message) {
+        let msg = &mut msg;
         let mut buf = [0u8; 16];
         let command = uppercase(&msg.command, &mut buf);
         let registered = self.cur_client().is_some_and(|c| c.registered);

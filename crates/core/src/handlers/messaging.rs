@@ -16,29 +16,27 @@ use crate::store::{dm_conversation, HistoryItem};
 use crate::text::truncate;
 
 impl Server {
-    pub(crate) fn handle_message(&mut self, command: &str, msg: &Message) {
+    /// Takes the message's parameters and command: the relayed message is made of them, so
+    /// relaying a line copies its text only for a second target.
+    pub(crate) fn handle_message(&mut self, command: &str, msg: &mut Message) {
         let quiet = command == "NOTICE";
         let tagmsg = command == "TAGMSG";
-        let Some(targets) = msg.params.first().filter(|t| !t.is_empty()) else {
+        let mut params = std::mem::take(&mut msg.params).into_iter();
+        let targets = params.next().unwrap_or_default();
+        let text = params.next().unwrap_or_default();
+        if targets.is_empty() {
             if !quiet {
                 self.numeric(ERR_NORECIPIENT, [format!("No recipient given ({command})")]);
             }
             return;
-        };
-        let text = if tagmsg {
-            None
-        } else {
-            match msg.params.get(1).filter(|t| !t.is_empty()) {
-                Some(text) => Some(text.as_str()),
-                None => {
-                    if !quiet {
-                        self.numeric(ERR_NOTEXTTOSEND, ["No text to send"]);
-                    }
-                    return;
-                }
+        }
+        if !tagmsg && text.is_empty() {
+            if !quiet {
+                self.numeric(ERR_NOTEXTTOSEND, ["No text to send"]);
             }
-        };
-        let list = distinct_targets(targets);
+            return;
+        }
+        let list = distinct_targets(&targets);
         if list.len() > self.cfg.limits.max_targets {
             if !quiet {
                 let text = format!("Too many recipients: at most {} per command", self.cfg.limits.max_targets);
@@ -56,16 +54,27 @@ impl Server {
             }
         }
         let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
-        for &target in list.iter() {
-            let mut base = Message::new(command).with_param(target);
-            if let Some(text) = text {
-                base = base.with_param(fit_text(prefix_len, command, target, text));
+        // The last target gets the line's own strings, the others copies.
+        let mut own_command = Some(std::mem::take(&mut msg.command));
+        let mut own_text = Some(text);
+        for (i, &target) in list.iter().enumerate() {
+            let last = i + 1 == list.len();
+            let take = |own: &mut Option<String>| if last { own.take() } else { own.clone() }.unwrap_or_default();
+            let mut relayed = take(&mut own_command);
+            relayed.make_ascii_uppercase();
+            let mut params = Vec::with_capacity(2);
+            params.push(target.to_owned());
+            if !tagmsg {
+                let mut text = take(&mut own_text);
+                text.truncate(fit_text(prefix_len, command, target, &text).len());
+                params.push(text);
             }
+            let base = Message { command: relayed, params, ..Message::default() };
             if target.starts_with('#') {
                 self.message_channel(target, base, &client_tags, quiet, tagmsg);
             } else if eq_fold(target, NICKSERV) {
                 if command == "PRIVMSG" {
-                    self.handle_nickserv(text.unwrap_or_default());
+                    self.handle_nickserv(base.params.get(1).map_or("", String::as_str));
                 }
             } else {
                 self.message_nick(target, base, &client_tags, quiet, tagmsg);
