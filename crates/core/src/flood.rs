@@ -58,10 +58,17 @@ impl Bucket {
         self.full_at = now + debt.min(rate.window().saturating_mul(2));
     }
 
-    /// [`Bucket::check`] then [`Bucket::spend`] of `units`.
+    /// [`Bucket::check`] then [`Bucket::spend`] of `units`, reading the debt once: every line a
+    /// client sends comes through here.
     pub fn take(&mut self, now: Instant, rate: Rate, units: u32) -> Result<(), Duration> {
-        self.check(now, rate)?;
-        self.spend(now, rate, units);
+        let window = rate.window();
+        let room = window.saturating_sub(rate.every);
+        let debt = self.debt(now);
+        if debt > room {
+            return Err(debt - room);
+        }
+        let debt = debt.saturating_add(rate.every.saturating_mul(units));
+        self.full_at = now + debt.min(window.saturating_mul(2));
         Ok(())
     }
 }
@@ -128,9 +135,8 @@ impl Server {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         // Nothing waiting and budget left (almost always): run it without queueing, so that a
         // client that never floods never allocates a RecvQ.
-        if client.recvq.is_empty() && client.flood.check(self.now.mono, self.cfg.limits.flood).is_ok() {
-            let cost = base_cost(&parsed);
-            client.flood.spend(self.now.mono, self.cfg.limits.flood, cost);
+        if client.recvq.is_empty() && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok()
+        {
             self.run_line(conn, parsed);
             return;
         }
@@ -208,6 +214,21 @@ mod tests {
         // A big charge is paid back in time, but never more than two windows of it.
         b.spend(start, rate, 1000);
         assert!(b.check(start + Duration::from_secs(5), rate).is_ok());
+    }
+
+    #[test]
+    fn take_is_check_then_spend() {
+        let rate = Rate { burst: 5, every: Duration::from_millis(300) };
+        let start = Instant::now();
+        let (mut taken, mut stepwise) = (Bucket::new(start), Bucket::new(start));
+        let mut now = start;
+        for i in 0u64..2000 {
+            now += Duration::from_millis(i * 7919 % 400);
+            let units = (i % 4) as u32;
+            let expected = stepwise.check(now, rate).map(|()| stepwise.spend(now, rate, units));
+            assert_eq!(taken.take(now, rate, units), expected, "step {i}");
+            assert_eq!(taken.full_at, stepwise.full_at, "step {i}");
+        }
     }
 
     #[test]

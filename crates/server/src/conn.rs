@@ -195,9 +195,13 @@ where
     // Made once: making it per read registers a waiter and takes a lock each time.
     let mut cancelled = std::pin::pin!(cancel.cancelled());
     loop {
+        // The read first: asking the token takes two locks, so it is asked only when there is
+        // nothing to read. A peer that never stops sending cannot keep the token from being
+        // asked, since tokio makes a socket report "not ready" once a task has used its budget.
         let read = tokio::select! {
-            _ = &mut cancelled => return Box::pin(linger(reader)).await,
+            biased;
             read = read_with(reader, |bytes| framer.push(bytes)) => read,
+            _ = &mut cancelled => return Box::pin(linger(reader)).await,
         };
         match read {
             Ok(0) => return "Connection closed".into(),
