@@ -135,7 +135,8 @@ impl Server {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         // Nothing waiting and budget left (almost always): run it without queueing, so that a
         // client that never floods never allocates a RecvQ.
-        if client.recvq.is_empty() && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok()
+        if client.recvq.is_empty()
+            && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok()
         {
             self.run_line(conn, parsed);
             return;

@@ -51,7 +51,7 @@ mod tags;
 mod time;
 
 pub use casemap::{casefold, eq_fold, with_casefold};
-pub use framing::{Frame, LineReader};
+pub use framing::{Frame, FrameRef, LineReader};
 pub use mask::mask_match;
 pub use message::{Message, Tag};
 pub use names::{ChannelName, NameError, Nick};

@@ -108,3 +108,60 @@ fn bytes_are_passed_through() {
     r.push(b"\xff\x00\xfe\n");
     assert_eq!(drain(&mut r), vec![Frame::Line(vec![0xff, 0, 0xfe])]);
 }
+
+/// `feed` with a taker that stops every few lines sees exactly the frames `push` gives, for
+/// input cut into pieces anywhere: lines whole in one piece are lent uncopied, the rest held.
+#[test]
+fn feeding_with_stops_gives_the_same_frames_as_pushing() {
+    let max = 20;
+    // A small deterministic generator: no dependency, same input every run.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n) as usize
+    };
+    for round in 0..300 {
+        let mut input = Vec::new();
+        for _ in 0..next(40) {
+            let len = [0, 1, 5, max - 1, max, max + 1, max + 2, 3 * max][next(8)];
+            input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+            input.extend_from_slice([&b"\n"[..], b"\r\n", b"\r", b""][next(4)]);
+        }
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        while at < input.len() {
+            let end = (at + 1 + next(2 * max as u64)).min(input.len());
+            pieces.push(&input[at..end]);
+            at = end;
+        }
+
+        let mut pushed = LineReader::new(max);
+        let mut expected = Vec::new();
+        for piece in &pieces {
+            pushed.push(piece);
+            expected.extend(drain(&mut pushed));
+        }
+
+        let stop_every = 1 + next(4);
+        let mut fed = LineReader::new(max);
+        let mut got = Vec::new();
+        let mut taken = 0;
+        let mut taker = |frame: chinwag_proto::FrameRef<'_>| {
+            got.push(frame.to_frame());
+            taken += 1;
+            taken % stop_every != 0
+        };
+        for piece in &pieces {
+            fed.feed(piece, &mut taker);
+            let mut resumed = 0;
+            while fed.has_backlog() {
+                fed.feed(&[], &mut taker);
+                resumed += 1;
+                assert!(resumed <= piece.len(), "round {round}: the backlog must shrink");
+            }
+        }
+        assert_eq!(got, expected, "round {round}, stopping every {stop_every}");
+    }
+}
