@@ -111,4 +111,11 @@ mod tests {
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|i| i.len() == 19));
     }
+
+    #[test]
+    fn an_id_is_time_then_sequence_then_node_in_base32() {
+        let mut g = MsgIdGen::new(0x2A, 0);
+        assert_eq!(g.next(32 * 32 + 33), "000000011100000001A");
+        assert_eq!(g.next(32 * 32 + 33), "000000011100001001A");
+    }
 }

@@ -325,9 +325,8 @@ impl Server {
                 replies = self.label_replies(label, replies);
             }
             for msg in replies {
-                let mut buf = Vec::with_capacity(128);
-                msg.write_to(&mut buf);
-                self.effects.push(Effect::Send { conn, line: Bytes::from(buf) });
+                let line = self.arena.line(|buf| msg.write_to(buf));
+                self.effects.push(Effect::Send { conn, line });
             }
         }
         for conn in self.closing.drain(..) {
@@ -401,9 +400,8 @@ impl Server {
         if self.cur.conn == Some(conn) {
             self.cur.replies.push(msg);
         } else {
-            let mut buf = Vec::with_capacity(128);
-            msg.write_to(&mut buf);
-            self.effects.push(Effect::Send { conn, line: Bytes::from(buf) });
+            let line = self.arena.line(|buf| msg.write_to(buf));
+            self.effects.push(Effect::Send { conn, line });
         }
     }
 

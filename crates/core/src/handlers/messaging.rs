@@ -21,9 +21,10 @@ impl Server {
     pub(crate) fn handle_message(&mut self, command: &str, msg: &mut Message) {
         let quiet = command == "NOTICE";
         let tagmsg = command == "TAGMSG";
-        let mut params = std::mem::take(&mut msg.params).into_iter();
-        let targets = params.next().unwrap_or_default();
-        let text = params.next().unwrap_or_default();
+        let mut params = std::mem::take(&mut msg.params);
+        params.truncate(2);
+        let text = if params.len() == 2 { params.pop() } else { None }.unwrap_or_default();
+        let targets = params.pop().unwrap_or_default();
         if targets.is_empty() {
             if !quiet {
                 self.numeric(ERR_NORECIPIENT, [format!("No recipient given ({command})")]);
@@ -54,15 +55,17 @@ impl Server {
             }
         }
         let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
-        // The last target gets the line's own strings, the others copies.
+        // The last target gets the line's own strings (and its emptied list of parameters),
+        // the others copies.
         let mut own_command = Some(std::mem::take(&mut msg.command));
         let mut own_text = Some(text);
+        let mut own_params = Some(params);
         for (i, &target) in list.iter().enumerate() {
             let last = i + 1 == list.len();
             let take = |own: &mut Option<String>| if last { own.take() } else { own.clone() }.unwrap_or_default();
             let mut relayed = take(&mut own_command);
             relayed.make_ascii_uppercase();
-            let mut params = Vec::with_capacity(2);
+            let mut params = if last { own_params.take() } else { None }.unwrap_or_else(|| Vec::with_capacity(2));
             params.push(target.to_owned());
             if !tagmsg {
                 let mut text = take(&mut own_text);
