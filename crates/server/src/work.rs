@@ -17,6 +17,12 @@ use crate::storage::{from_stored, to_query, Storage};
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_PASSES: u32 = 2;
 const ARGON2_LANES: u32 = 1;
+/// What a password is checked against when its account does not exist, so that a miss costs
+/// what a hit costs: a hash with today's parameters (a test keeps them in step). A constant,
+/// not one computed at start-up: computing it took 19 MiB that the allocator kept for a while,
+/// so a server that had just started looked 15 MiB bigger than it was.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$b0z+glcrgPBE8iNk56PwLg$RG7S2OENFpKRjKhsEsMJyTRlVnFS1lKTRYxJaiJCReo";
 /// Hashes computed at once. Each takes 19 MiB and a core for tens of milliseconds; a flood of
 /// logins waits here instead of exhausting memory.
 const CONCURRENT_HASHES: usize = 4;
@@ -47,8 +53,6 @@ pub(crate) struct Worker {
     /// Re-reads the configuration for REHASH.
     pub reloader: Arc<crate::reload::Reloader>,
     hashing: Arc<Semaphore>,
-    /// Checked when an account does not exist, so that a miss costs what a hit costs.
-    dummy_hash: Arc<String>,
 }
 
 impl Worker {
@@ -56,16 +60,8 @@ impl Worker {
         storage: Storage,
         answers: mpsc::UnboundedSender<(RequestId, Response)>,
         reloader: Arc<crate::reload::Reloader>,
-    ) -> anyhow::Result<Worker> {
-        let dummy_hash = hash_password("chinwag timing equalizer")
-            .map_err(|e| anyhow::anyhow!("Argon2 does not work on this machine: {e}"))?;
-        Ok(Worker {
-            storage,
-            answers,
-            reloader,
-            hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
-            dummy_hash: Arc::new(dummy_hash),
-        })
+    ) -> Worker {
+        Worker { storage, answers, reloader, hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)) }
     }
 
     /// Starts a request; its answer arrives on `answers` later.
@@ -95,7 +91,7 @@ impl Worker {
                 Response::Targets(r.map(|v| v.into_iter().map(|t| (t.name, t.latest_ms)).collect()))
             }
             Request::VerifyPassword { phc, password } => {
-                let phc = phc.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+                let phc = phc.unwrap_or_else(|| DUMMY_HASH.to_owned());
                 Response::Done(match self.hashing(move || verify_password(&phc, &password)).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(Failure::BadPassword),
@@ -149,10 +145,9 @@ impl Worker {
     /// Ok(canonical name) if the password is right. Costs one Argon2 check either way.
     async fn check(&self, account: String, password: String) -> Result<String, Failure> {
         let record = self.store(move |s| s.account(&account)).await?;
-        let dummy = self.dummy_hash.clone();
         let (name, phc) = match record {
             Some(r) => (Some(r.name), r.password_hash),
-            None => (None, dummy.as_str().to_owned()),
+            None => (None, DUMMY_HASH.to_owned()),
         };
         let ok = self.hashing(move || verify_password(&phc, &password)).await?;
         match name {
@@ -195,5 +190,17 @@ mod tests {
         assert!(verify_password(&a, "correct horse"));
         assert!(!verify_password(&a, "Correct horse"));
         assert!(!verify_password("not a phc string", "correct horse"));
+    }
+
+    /// A miss must cost what a hit costs: the stand-in hash has exactly the parameters new
+    /// hashes get, and is a real hash (of a password nobody knows).
+    #[test]
+    fn the_stand_in_hash_has_todays_parameters() {
+        let real = hash_password("anything").expect("hash");
+        let params = |phc: &str| phc.split('$').nth(3).map(str::to_owned);
+        assert_eq!(params(DUMMY_HASH), params(&real), "update DUMMY_HASH with the parameters");
+        let parsed = PasswordHash::new(DUMMY_HASH).expect("a PHC string");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(!verify_password(DUMMY_HASH, ""));
     }
 }
