@@ -172,7 +172,7 @@ impl Server {
         if let Some(away) = away {
             if !quiet && !tagmsg {
                 // The recipient's nick, as it spells it.
-                let nick = std::mem::take(&mut ev.base.params[0]);
+                let nick = ev.base.params.first_mut().map(std::mem::take).unwrap_or_default();
                 self.numeric(RPL_AWAY, [nick, away]);
             }
         }
