@@ -150,10 +150,10 @@ pub(crate) fn written_text(bytes: Vec<u8>) -> String {
 }
 
 /// Drops NUL, CR and LF from what was written after `start`: they can never appear inside a
-/// line, so no part of a message can end it early or smuggle in another. (Tag values were
-/// escaped, and the separators are none of them, so this is the same as cleaning each part.)
-/// They are ASCII, so dropping them byte by byte leaves valid UTF-8. One search over the whole
-/// line costs less than one per part.
+/// line, so no part of a message can end it early or smuggle in another. The separators are
+/// none of them and a tag value's CR and LF were escaped, so this cleans each part (a NUL in a
+/// tag value included). They are ASCII, so dropping them byte by byte leaves valid UTF-8. One
+/// search over the whole line costs less than one per part.
 fn remove_forbidden(out: &mut Vec<u8>, start: usize) {
     if has_forbidden(&out[start..]) {
         let tail = out.split_off(start);
