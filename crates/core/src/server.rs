@@ -671,7 +671,8 @@ impl Server {
     fn dispatch(&mut self, mut msg: Message) {
         let msg = &mut msg;
         let mut buf = [0u8; 16];
-        let command = uppercase(&msg.command, &mut buf);
+        // Upper-cased on the stack: every line is dispatched, and every known command fits.
+        let command = chinwag_proto::uppercase_in(&msg.command, &mut buf);
         let registered = self.cur_client().is_some_and(|c| c.registered);
         match &*command {
             "CAP" => self.handle_cap(msg),
@@ -720,19 +721,6 @@ impl Server {
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [&*command, "Unknown command"]),
         }
     }
-}
-
-/// `command` in upper case, made in `buf` when it fits (every command we know does): every
-/// line is dispatched, and this keeps that from allocating.
-fn uppercase<'a>(command: &str, buf: &'a mut [u8; 16]) -> std::borrow::Cow<'a, str> {
-    if let Some(upper) = buf.get_mut(..command.len()).filter(|_| command.is_ascii()) {
-        upper.copy_from_slice(command.as_bytes());
-        upper.make_ascii_uppercase();
-        if let Ok(upper) = std::str::from_utf8(upper) {
-            return std::borrow::Cow::Borrowed(upper);
-        }
-    }
-    std::borrow::Cow::Owned(command.to_ascii_uppercase())
 }
 
 /// Makes every parameter but the last one a single word (see [`crate::text::middle_param`]).

@@ -181,11 +181,6 @@ impl LineReader {
         }
     }
 
-    /// How many complete frames are waiting to be taken.
-    pub fn frames_ready(&self) -> usize {
-        self.ready.len()
-    }
-
     /// Next complete frame. Lines end with "\n"; a "\r" before it is stripped; empty lines are
     /// skipped. A line longer than `max_len` yields [`Frame::TooLong`] exactly once and the
     /// rest of it (up to the next "\n") is discarded without being buffered; the stream goes

@@ -57,14 +57,15 @@ impl Server {
         let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
         // The last target gets the line's own strings (and its emptied list of parameters),
         // the others copies.
-        let mut own_command = Some(std::mem::take(&mut msg.command));
+        let mut relayed_command = std::mem::take(&mut msg.command);
+        relayed_command.make_ascii_uppercase();
+        let mut own_command = Some(relayed_command);
         let mut own_text = Some(text);
         let mut own_params = Some(params);
         for (i, &target) in list.iter().enumerate() {
             let last = i + 1 == list.len();
             let take = |own: &mut Option<String>| if last { own.take() } else { own.clone() }.unwrap_or_default();
-            let mut relayed = take(&mut own_command);
-            relayed.make_ascii_uppercase();
+            let relayed = take(&mut own_command);
             let mut params = if last { own_params.take() } else { None }.unwrap_or_else(|| Vec::with_capacity(2));
             params.push(target.to_owned());
             if !tagmsg {
