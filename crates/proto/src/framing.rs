@@ -59,25 +59,29 @@ pub struct LineReader {
     /// Whether we are skipping the rest of a line already reported as too long.
     discarding: bool,
     /// Complete frames waiting to be taken ([`push`](Self::push) and
-    /// [`next_frame`](Self::next_frame)).
-    ready: VecDeque<Frame>,
+    /// [`next_frame`](Self::next_frame)). Boxed, and only while there are some: a server
+    /// keeps a framer for every connection and takes its lines with [`feed`](Self::feed).
+    #[expect(clippy::box_collection, reason = "one pointer, not a queue's three words, in every idle connection")]
+    ready: Option<Box<VecDeque<Frame>>>,
 }
 
 impl LineReader {
     /// A reader that accepts lines of up to `max_len` bytes (excluding the line ending).
     /// Servers use [`MAX_LINE_LEN`](crate::MAX_LINE_LEN).
     pub fn new(max_len: usize) -> Self {
-        LineReader { max_len, held: Vec::new(), backlog: false, discarding: false, ready: VecDeque::new() }
+        LineReader { max_len, held: Vec::new(), backlog: false, discarding: false, ready: None }
     }
 
     /// Feeds bytes read from the peer; their lines wait for [`next_frame`](Self::next_frame).
     pub fn push(&mut self, data: &[u8]) {
-        let mut ready = std::mem::take(&mut self.ready);
+        let mut ready = self.ready.take().unwrap_or_default();
         self.feed(data, |frame| {
             ready.push_back(frame.to_frame());
             true
         });
-        self.ready = ready;
+        if !ready.is_empty() {
+            self.ready = Some(ready);
+        }
     }
 
     /// Whether input that a [`feed`](Self::feed) stopped short of is waiting: call `feed`
@@ -186,10 +190,11 @@ impl LineReader {
     /// rest of it (up to the next "\n") is discarded without being buffered; the stream goes
     /// on normally after it.
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let frame = self.ready.pop_front();
-        if frame.is_none() && self.ready.capacity() > 0 {
+        let ready = self.ready.as_mut()?;
+        let frame = ready.pop_front();
+        if ready.is_empty() {
             // Drained: a connection that goes quiet keeps no queue.
-            self.ready = VecDeque::new();
+            self.ready = None;
         }
         frame
     }

@@ -15,16 +15,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::EdgeLimits;
 use crate::hub::Event;
 use crate::metrics::Counted;
 use crate::metrics::Metrics;
-use crate::outbox::{outbox, ConnTasks, Direct, Divert, Queue};
+use crate::outbox::{outbox, Direct, Divert, Link, Queue, Taken};
 
-/// Bytes read from the socket at a time, at most, into a buffer on the stack (see `read_with`).
+/// Bytes read from the socket at a time, at most, into a buffer on the stack (see `Reader::read`).
 /// Big enough for what a busy client sends between two reads: with 4 KiB, a client sending
 /// 64 messages at a time needed two `recv`s (and a line split across them) per batch, and
 /// 500 private pairs ran at 1.4 M deliveries per CPU-second instead of 1.7 M.
@@ -97,7 +96,8 @@ type DirectParts = (OwnedWriteHalf, Arc<Metrics>, TaskTracker);
 /// Not an `async fn`: everything that happens once is done before the future is made, and the
 /// future holds only what the connection needs while it waits. Every idle connection keeps
 /// that future (its task), and an async fn keeps its arguments and every value it moved out of
-/// them for as long as it runs.
+/// them for as long as it runs. For the same reason the future below uses what it captured in
+/// place: moving a captured value into a local of its own keeps room for both.
 fn run<R, W, G>(
     reader: R,
     writer: Option<W>,
@@ -112,128 +112,146 @@ where
     G: Send + 'static,
 {
     let Setup { conn, info, events, sendq_lines, line_len, write_timeout } = setup;
-    let cancel = CancellationToken::new();
-    // Cancelled once the hub has closed the connection and everything queued is written: from
-    // then on its input is not even read, so a peer dropped for flooding stops costing anything.
-    let stop_reading = cancel.child_token();
-    let direct = direct.map(|(socket, metrics, tasks)| {
-        let tasks = ConnTasks { cancel: cancel.clone(), stop_reading: stop_reading.clone(), write_timeout, tasks };
-        Direct::new(socket, metrics, &tasks)
-    });
+    let direct = direct.map(|(socket, metrics, tasks)| Direct::new(socket, metrics, write_timeout, tasks));
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
     let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
+    let link = queue.link();
     // Boxed: the future would otherwise keep an event's room for its whole life.
-    let connected = Box::new(Event::Connected { conn, info, outbox, cancel: cancel.clone() });
+    let connected = Box::new(Event::Connected { conn, info, outbox });
     // A writer task for the whole connection only when the hub cannot write to the socket.
     // Otherwise the queue's end is let go now: the socket is shut down as soon as the hub lets
     // go of its end and everything is written. (If the hub refuses the connection, the queue
     // is closed with it, and the writer ends at once.)
     let write_task = match writer {
-        Some(writer) => {
-            Some(tokio::spawn(write_loop(writer, queue, cancel.clone(), stop_reading.clone(), write_timeout)))
-        }
+        Some(writer) => Some(tokio::spawn(write_loop(writer, queue, write_timeout))),
         None => {
             drop(queue);
             None
         }
     };
+    let mut reader =
+        Reader { stream: reader, conn, events, link, framer: LineReader::new(line_len), lines: Vec::new() };
     async move {
-        let _guard = guard;
-        let mut reader = reader;
         // Boxed here and below: one-off waits that would otherwise size every connection's task.
-        if Box::pin(events.send(*connected)).await.is_err() {
-            return;
+        if Box::pin(reader.events.send(*connected)).await.is_ok() {
+            let reason = reader.read_loop().await;
+            // A closed read side ends the connection: the hub learns why and the writer stops.
+            // When the hub itself is gone (the server is stopping), it dropped its end of the
+            // outbox: what was queued (the ERROR saying why) is still written, by the writer
+            // within its write timeout and the stop's grace period.
+            let _ = Box::pin(reader.events.send(Event::Closed { conn: reader.conn, reason })).await;
+            if !reader.events.is_closed() {
+                reader.link.end();
+            }
+            if let Some(write_task) = write_task {
+                let _ = write_task.await;
+            }
         }
-        let reason = read_loop(&mut reader, conn, &events, &stop_reading, line_len).await;
-        // A closed read side ends the connection: the hub learns why and the writer stops. When
-        // the hub itself is gone (the server is stopping), it dropped its end of the outbox: what
-        // was queued (the ERROR saying why) is still written, by the writer within its write
-        // timeout and the stop's grace period.
-        let _ = Box::pin(events.send(Event::Closed { conn, reason })).await;
-        if !events.is_closed() {
-            cancel.cancel();
+        // Held until the connection ends (its admission).
+        drop(guard);
+    }
+}
+
+/// Reads into `buf` (on the stack of the poll, see [`Reader::read_loop`]) or, while there is
+/// nothing to read, learns whether to stop reading.
+enum Got {
+    Read(io::Result<usize>),
+    Stop,
+}
+
+/// A connection's reading half and what it needs: everything an idle connection's task holds,
+/// apart from its admission and, on TLS and QUIC, its writer's handle.
+struct Reader<R> {
+    stream: R,
+    conn: ConnId,
+    events: mpsc::Sender<Event>,
+    link: Link,
+    /// Holds at most `line_len` bytes of an unfinished line: a longer one is skipped as it
+    /// arrives, never buffered whole.
+    framer: LineReader,
+    /// The parsed lines of the read being handed over; empty (and holding nothing) in between.
+    lines: Vec<Result<Message, ParseError>>,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads, frames and parses, and hands the lines to the hub, until the peer goes, the
+    /// connection is ended, or the hub closed it and everything queued was written (from then
+    /// on its input is not even parsed, so a peer dropped for flooding stops costing anything).
+    /// Returns why it stopped.
+    async fn read_loop(&mut self) -> String {
+        loop {
+            match self.read().await {
+                Got::Read(Ok(0)) => return "Connection closed".into(),
+                Got::Read(Ok(_)) => {}
+                Got::Read(Err(e)) => return format!("Read error: {e}"),
+                Got::Stop => return Box::pin(linger(&mut self.stream)).await,
+            }
+            loop {
+                match hand_over(&mut self.framer, &mut self.lines, self.conn, &self.events) {
+                    Handed::All => break,
+                    // Full: this reader waits, which stops reading from this one peer
+                    // (backpressure). The wait is boxed, like the lingering: a future is as
+                    // large as its largest state, and every idle connection would pay for
+                    // states it seldom reaches.
+                    Handed::Full(event) => {
+                        let (events, link) = (&self.events, &self.link);
+                        let wait = Box::pin(async {
+                            tokio::select! {
+                                _ = std::future::poll_fn(|cx| link.poll_stop(cx)) => None,
+                                sent = events.send(*event) => Some(sent.is_ok()),
+                            }
+                        });
+                        match wait.await {
+                            Some(true) => {}
+                            Some(false) => return Box::pin(gone(&mut self.stream)).await,
+                            None => return Box::pin(linger(&mut self.stream)).await,
+                        }
+                    }
+                    Handed::Gone => return Box::pin(gone(&mut self.stream)).await,
+                }
+            }
         }
-        if let Some(write_task) = write_task {
-            let _ = write_task.await;
+    }
+
+    /// Waits for bytes and frames and parses them into `lines`. The bytes are read into a
+    /// buffer on the stack that lives only while the reader is polled: an idle connection
+    /// waits holding no buffer at all, and a busy one still reads in big chunks. The read goes
+    /// first: whether to stop is asked (a lock) only when there is nothing to read. A peer
+    /// that never stops sending cannot keep it from being asked, since tokio makes a socket
+    /// report "not ready" once a task has used its budget.
+    fn read(&mut self) -> impl Future<Output = Got> + '_ {
+        // One method rather than a closure over the fields it uses: a closure holds a
+        // reference to each of them, and the wait would take that room in every idle task.
+        std::future::poll_fn(|cx| self.poll_read(cx))
+    }
+
+    fn poll_read(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Got> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut read = ReadBuf::uninit(&mut buf);
+        match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => {
+                take_lines(&mut self.framer, read.filled(), &mut self.lines);
+                Poll::Ready(Got::Read(Ok(read.filled().len())))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Got::Read(Err(e))),
+            Poll::Pending => self.link.poll_stop(cx).map(|()| Got::Stop),
         }
     }
 }
 
-/// Waits for bytes and hands them to `take`; `Ok(0)` at the end of the stream. The bytes are
-/// read into a buffer on the stack that lives only while the reader is polled: an idle
-/// connection waits holding no buffer at all, and a busy one still reads in big chunks.
-async fn read_with<R>(reader: &mut R, take: impl FnOnce(&[u8])) -> io::Result<usize>
+/// Waits for bytes and drops them; `Ok(0)` at the end of the stream. Read into a buffer on
+/// the stack of the poll, as [`Reader::read`] does.
+async fn read_and_drop<R>(reader: &mut R) -> io::Result<usize>
 where
     R: AsyncRead + Unpin,
 {
-    let mut take = Some(take);
     std::future::poll_fn(|cx| {
         let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut read = ReadBuf::uninit(&mut buf);
         std::task::ready!(Pin::new(&mut *reader).poll_read(cx, &mut read))?;
-        if let Some(take) = take.take() {
-            take(read.filled());
-        }
         Poll::Ready(Ok(read.filled().len()))
     })
     .await
-}
-
-async fn read_loop<R>(
-    reader: &mut R,
-    conn: ConnId,
-    events: &mpsc::Sender<Event>,
-    cancel: &CancellationToken,
-    line_len: usize,
-) -> String
-where
-    R: AsyncRead + Unpin,
-{
-    // The framer holds at most `line_len` bytes of an unfinished line: a longer one is skipped
-    // as it arrives, never buffered whole.
-    let mut framer = LineReader::new(line_len);
-    // The parsed lines of the read being handed over; empty (and holding nothing) in between.
-    let mut lines = Vec::new();
-    // Made once: making it per read registers a waiter and takes a lock each time.
-    let mut cancelled = std::pin::pin!(cancel.cancelled());
-    loop {
-        // The read first: asking the token takes two locks, so it is asked only when there is
-        // nothing to read. A peer that never stops sending cannot keep the token from being
-        // asked, since tokio makes a socket report "not ready" once a task has used its budget.
-        let read = tokio::select! {
-            biased;
-            read = read_with(reader, |bytes| take_lines(&mut framer, bytes, &mut lines)) => read,
-            _ = &mut cancelled => return Box::pin(linger(reader)).await,
-        };
-        match read {
-            Ok(0) => return "Connection closed".into(),
-            Ok(_) => {}
-            Err(e) => return format!("Read error: {e}"),
-        }
-        loop {
-            match hand_over(&mut framer, &mut lines, conn, events) {
-                Handed::All => break,
-                // Full: this reader waits, which stops reading from this one peer
-                // (backpressure). The wait is boxed, like the lingering: a future is as large
-                // as its largest state, and every idle connection would pay for states it
-                // seldom reaches.
-                Handed::Full(event) => {
-                    let wait = Box::pin(async {
-                        tokio::select! {
-                            _ = cancel.cancelled() => None,
-                            sent = events.send(*event) => Some(sent.is_ok()),
-                        }
-                    });
-                    match wait.await {
-                        Some(true) => {}
-                        Some(false) => return Box::pin(gone(reader)).await,
-                        None => return Box::pin(linger(reader)).await,
-                    }
-                }
-                Handed::Gone => return Box::pin(gone(reader)).await,
-            }
-        }
-    }
 }
 
 /// How far [`hand_over`] got.
@@ -321,7 +339,7 @@ async fn linger<R: AsyncRead + Unpin>(reader: &mut R) -> String {
     let drain = async {
         let mut drained = 0;
         while drained < LINGER_BYTES {
-            match read_with(reader, |_| {}).await {
+            match read_and_drop(reader).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }
@@ -333,27 +351,22 @@ async fn linger<R: AsyncRead + Unpin>(reader: &mut R) -> String {
 
 /// Writes everything queued with one call each time (TCP_NODELAY is on, so batching is what
 /// keeps the packet and syscall count down under load while a lone line still leaves at once).
-async fn write_loop<W>(
-    mut writer: W,
-    queue: Queue,
-    cancel: CancellationToken,
-    stop_reading: CancellationToken,
-    timeout: Duration,
-) where
+async fn write_loop<W>(mut writer: W, queue: Queue, timeout: Duration)
+where
     W: AsyncWrite + Unpin,
 {
     let mut batch = Vec::new();
     loop {
         batch.clear();
-        let more = tokio::select! {
-            _ = cancel.cancelled() => break,
-            more = queue.take(&mut batch) => more,
-        };
-        if !more {
-            // The hub closed the connection: everything queued is written; say goodbye.
-            stop_reading.cancel();
-            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
-            break;
+        match queue.take(&mut batch).await {
+            Taken::Bytes => {}
+            Taken::Ended => break,
+            Taken::Closed => {
+                // The hub closed the connection: everything queued is written; say goodbye.
+                queue.all_written();
+                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
+                break;
+            }
         }
         // Boxed: an idle connection's writer waits in `take`, and should not carry the
         // space of a write and its timer while it does.
@@ -362,9 +375,10 @@ async fn write_loop<W>(
                 writer.write_all(&batch).await?;
                 writer.flush().await
             };
-            // A peer that stopped reading blocks this write; cancellation must still end it.
+            // A peer that stopped reading blocks this write; ending the connection must still
+            // end it.
             tokio::select! {
-                _ = cancel.cancelled() => false,
+                _ = queue.ended() => false,
                 written = tokio::time::timeout(timeout, write) => matches!(written, Ok(Ok(()))),
             }
         });
@@ -372,7 +386,7 @@ async fn write_loop<W>(
             break;
         }
     }
-    cancel.cancel();
+    queue.end();
 }
 
 #[cfg(test)]
@@ -431,8 +445,12 @@ mod tests {
     }
 
     /// Every idle plain TCP connection is one task holding this future: its size is most of
-    /// what an idle connection costs (docs/benchmarks.md, idle memory). It was 936 bytes while
-    /// the reader kept its buffer and an async fn kept its arguments.
+    /// what an idle connection costs (docs/benchmarks.md, idle memory). tokio allocates a task
+    /// as one cell aligned to 128 bytes: 32 of header, 16 of scheduler and id, 8 of stage,
+    /// 8 of `TaskTracker`, the future, and 48 of trailer. Up to 272 bytes of future, the cell
+    /// is 384 bytes; past it, 512. The future was 936 bytes while the reader kept its buffer
+    /// and an async fn kept its arguments, and 536 (a cell of 768) while the reader waited on
+    /// a cancellation token and the task kept a second copy of what it captured.
     #[tokio::test]
     async fn an_idle_tcp_connection_is_a_small_task() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -444,8 +462,10 @@ mod tests {
         let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false };
         let setup =
             Setup { conn: ConnId(1), info, events, sendq_lines: 1, line_len: 512, write_timeout: Duration::ZERO };
-        let task = serve_tcp(stream, setup, (), TaskTracker::new());
+        // As large as the admission a connection holds.
+        let permit = [0u8; std::mem::size_of::<crate::limits::Permit>()];
+        let task = serve_tcp(stream, setup, permit, TaskTracker::new());
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 512, "an idle connection's task is {size} bytes");
+        assert!(size <= 272, "an idle connection's task holds {size} bytes");
     }
 }

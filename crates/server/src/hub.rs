@@ -66,7 +66,6 @@ pub(crate) enum Event {
         conn: ConnId,
         info: ConnInfo,
         outbox: Outbox,
-        cancel: CancellationToken,
     },
     Line {
         conn: ConnId,
@@ -81,15 +80,6 @@ pub(crate) enum Event {
         conn: ConnId,
         reason: String,
     },
-}
-
-/// The hub's handle on one connection.
-#[derive(Debug)]
-struct Handle {
-    /// Dropping it tells the writer to flush and close.
-    outbox: Outbox,
-    /// Cancelling it stops both halves at once, queued bytes or not.
-    cancel: CancellationToken,
 }
 
 pub(crate) fn now() -> Now {
@@ -112,7 +102,9 @@ pub(crate) struct Hub {
     bans_saved: u64,
     /// The ERROR reason every client gets when the server stops.
     stop_reason: Arc<Mutex<String>>,
-    conns: ConnMap<Handle>,
+    /// Each connection's outbound queue: dropping it tells the writer to flush and close, and
+    /// [`Outbox::end`] stops both halves at once, queued bytes or not.
+    conns: ConnMap<Outbox>,
     effects: Vec<Effect>,
     /// Connections whose pending bytes the hub writes itself at the end of this round.
     to_flush: Vec<ConnId>,
@@ -259,9 +251,9 @@ impl Hub {
 
     fn on_event(&mut self, event: Event, now: Now) {
         match event {
-            Event::Connected { conn, info, outbox, cancel } => {
+            Event::Connected { conn, info, outbox } => {
                 tracing::debug!(%conn, ip = %info.ip, tls = info.tls, "connected");
-                self.conns.insert(conn, Handle { outbox, cancel });
+                self.conns.insert(conn, outbox);
                 self.server.connect(conn, info, now);
             }
             Event::Line { conn, parsed } => self.on_line(conn, parsed, now),
@@ -271,10 +263,10 @@ impl Hub {
                 }
             }
             Event::Closed { conn, reason } => {
-                if let Some(handle) = self.conns.remove(&conn) {
+                if let Some(outbox) = self.conns.remove(&conn) {
                     tracing::debug!(%conn, %reason, "disconnected");
                     self.metrics.disconnected(Disconnect::of_reason(&reason));
-                    handle.cancel.cancel();
+                    outbox.end();
                 }
                 self.server.disconnect(conn, &reason, now);
             }
@@ -341,8 +333,8 @@ impl Hub {
     fn flush(&mut self) {
         let mut overflowed = Vec::new();
         for conn in self.to_flush.drain(..) {
-            if let Some(handle) = self.conns.get_mut(&conn) {
-                if handle.outbox.flush(&mut self.spares).is_err() {
+            if let Some(outbox) = self.conns.get_mut(&conn) {
+                if outbox.flush(&mut self.spares).is_err() {
                     overflowed.push(conn);
                 }
             }
@@ -400,19 +392,19 @@ impl Hub {
         for effect in effects {
             match effect {
                 Effect::Send { conn, line } => {
-                    if let Some(handle) = self.conns.get_mut(&conn) {
+                    if let Some(outbox) = self.conns.get_mut(&conn) {
                         if line.starts_with(b"ERROR ") {
                             self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                         }
                         sent += 1;
-                        push(handle, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
+                        push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
                     }
                 }
                 Effect::SendMany { conns, line } => {
                     for conn in conns {
-                        if let Some(handle) = self.conns.get_mut(&conn) {
+                        if let Some(outbox) = self.conns.get_mut(&conn) {
                             sent += 1;
-                            push(handle, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
+                            push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
                         }
                     }
                 }
@@ -444,10 +436,10 @@ impl Hub {
     /// Drops connections whose queue is full: they do not read.
     fn drop_for_sendq(&mut self, conns: Vec<ConnId>) {
         for conn in conns {
-            if let Some(handle) = self.conns.remove(&conn) {
+            if let Some(outbox) = self.conns.remove(&conn) {
                 self.metrics.disconnected(Disconnect::SendQ);
                 tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
-                handle.cancel.cancel();
+                outbox.end();
                 self.server.disconnect(conn, "SendQ exceeded", now());
             }
         }
@@ -466,14 +458,14 @@ impl Hub {
 
 /// Queues `line` for `conn`, noting whether it must be flushed this round or has overflowed.
 fn push(
-    handle: &mut Handle,
+    outbox: &mut Outbox,
     conn: ConnId,
     line: &[u8],
     spares: &mut Spares,
     to_flush: &mut Vec<ConnId>,
     overflowed: &mut Vec<ConnId>,
 ) {
-    match handle.outbox.push(line, spares) {
+    match outbox.push(line, spares) {
         Ok(Pushed::Queued) => {}
         Ok(Pushed::Flush) => to_flush.push(conn),
         Err(Full) => overflowed.push(conn),

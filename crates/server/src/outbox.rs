@@ -28,15 +28,21 @@
 //!
 //! Bounded: at most `limit` lines wait. A push beyond that fails and the hub drops the
 //! connection ("SendQ exceeded"); the hub never waits for a connection.
+//!
+//! The end of a connection is signalled here too, in the state the queue already shares
+//! between the hub, the writer and the reader ([`Link`]): [`Link::end`] stops both halves at
+//! once, and the reader stops reading once the hub closed the queue and all of it is written.
+//! Two flags and the reader's waker, where a pair of cancellation tokens cost every idle
+//! connection two more allocations and its reader a waiting future of 72 bytes.
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
@@ -50,12 +56,37 @@ struct Pending {
     closed: bool,
     /// With [`Direct`]: the writer task is writing (the hub must not), until it runs dry.
     writer_owns: bool,
+    /// The connection is over ([`Link::end`]): the writer stops, queued bytes or not, and so
+    /// does the reader.
+    ended: bool,
+    /// The hub closed the queue and everything in it was written: the reader stops.
+    written: bool,
+    /// The reader, waiting for input, to wake when either of the two above is set.
+    reader: Option<Waker>,
+}
+
+impl Pending {
+    /// Marks the connection over; the caller wakes the returned reader once the lock is let go
+    /// (see [`Shared::wake`]).
+    #[must_use]
+    fn end(&mut self) -> Option<Waker> {
+        self.ended = true;
+        self.reader.take()
+    }
+
+    /// Marks the closed queue written, for the reader to stop; wake as with [`Pending::end`].
+    #[must_use]
+    fn all_written(&mut self) -> Option<Waker> {
+        self.written = true;
+        self.reader.take()
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Pending>,
-    /// Woken when the writer has something to do: bytes to write or the end.
+    /// Woken when the writer has something to do: bytes to write, the queue closed, or the
+    /// connection ended (which wakes every waiter, see [`Shared::wake`]).
     ready: Notify,
     limit: usize,
     direct: Option<Direct>,
@@ -66,33 +97,59 @@ impl Shared {
         // A panic while holding this lock leaves plain bytes behind; they are still valid.
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// After [`Pending::end`] or [`Pending::all_written`], with the lock let go: wakes the
+    /// reader and whatever the writer waits on. A writer registers with `ready` before it
+    /// looks at the flags, so `notify_waiters` cannot miss it.
+    fn wake(&self, reader: Option<Waker>) {
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+        self.ready.notify_waiters();
+    }
+
+    /// Ends the connection: both halves stop at once, queued bytes or not.
+    fn end(&self) {
+        let reader = self.lock().end();
+        self.wake(reader);
+    }
+
+    /// Waits until the connection is ended. For a writer, in a `select!` beside its write.
+    async fn ended(&self) {
+        loop {
+            let notified = self.ready.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().ended {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
-/// A plain TCP socket's sending half, which the hub may write to without waiting. Dropped (and
-/// so shut down for writing) when the queue and any writer task are gone.
+/// A plain TCP socket's sending half, which the hub may write to without waiting. Shut down
+/// for writing once the closed queue is all written or a write failed ([`Direct::finish`]),
+/// and dropped with the last of the hub's queue, the writer task and the reader.
 #[derive(Debug)]
 pub(crate) struct Direct {
     socket: OwnedWriteHalf,
     metrics: Arc<Metrics>,
-    /// Ends the whole connection (a failed or timed-out write).
-    cancel: CancellationToken,
-    /// Tells the reader the hub closed the connection and everything was written.
-    stop_reading: CancellationToken,
     write_timeout: Duration,
     /// Where a writer task is started when the socket is full (a stop waits for it).
     tasks: TaskTracker,
 }
 
 impl Direct {
-    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>, conn: &ConnTasks) -> Self {
-        Direct {
-            socket,
-            metrics,
-            cancel: conn.cancel.clone(),
-            stop_reading: conn.stop_reading.clone(),
-            write_timeout: conn.write_timeout,
-            tasks: conn.tasks.clone(),
-        }
+    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>, write_timeout: Duration, tasks: TaskTracker) -> Self {
+        Direct { socket, metrics, write_timeout, tasks }
+    }
+
+    /// Nothing more will be written: the peer gets its end of stream now. Dropping the socket
+    /// would do it too, but the reader keeps the shared state (and so the socket) until it
+    /// stops lingering.
+    fn finish(&self) {
+        let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Write);
     }
 
     /// Writes what the socket takes now, without waiting.
@@ -115,15 +172,6 @@ impl Direct {
     }
 }
 
-/// What a direct queue needs from its connection to start and stop a writer task.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnTasks {
-    pub cancel: CancellationToken,
-    pub stop_reading: CancellationToken,
-    pub write_timeout: Duration,
-    pub tasks: TaskTracker,
-}
-
 /// The writer task of a direct queue, started when the socket could not take everything: it
 /// writes until the queue runs dry, then hands it back to the hub and ends. An idle connection
 /// has no writer task at all.
@@ -137,20 +185,24 @@ async fn drain(shared: Arc<Shared>) {
                 pending.writer_owns = false;
                 pending.bytes = Vec::new();
                 if pending.closed {
-                    direct.stop_reading.cancel();
+                    let reader = pending.all_written();
+                    drop(pending);
+                    direct.finish();
+                    shared.wake(reader);
                 }
                 return;
             }
             std::mem::swap(&mut pending.bytes, &mut batch);
             pending.lines = 0;
         }
-        // A peer that stopped reading blocks this write; cancellation must still end it.
+        // A peer that stopped reading blocks this write; ending the connection must still end it.
         let written = tokio::select! {
-            _ = direct.cancel.cancelled() => false,
+            _ = shared.ended() => false,
             written = tokio::time::timeout(direct.write_timeout, direct.write_all(&batch)) => matches!(written, Ok(Ok(()))),
         };
         if !written {
-            direct.cancel.cancel();
+            direct.finish();
+            shared.end();
             return;
         }
         batch.clear();
@@ -231,6 +283,32 @@ pub(crate) fn outbox(limit: usize, divert: Option<Box<dyn Divert>>, direct: Opti
     (Outbox { shared: Arc::clone(&shared), divert, staged: Vec::new(), staged_lines: 0 }, Queue(shared))
 }
 
+/// The reader's hold on its connection's shared state: how it learns that it should stop,
+/// and how it ends the connection when its peer goes.
+#[derive(Debug)]
+pub(crate) struct Link(Arc<Shared>);
+
+impl Link {
+    /// Ends the connection: the writer stops, queued bytes or not.
+    pub fn end(&self) {
+        self.0.end();
+    }
+
+    /// Ready once the reader should stop reading: the connection was ended, or the hub closed
+    /// it and everything queued was written. Registers `cx` to be woken when that happens.
+    pub fn poll_stop(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut pending = self.0.lock();
+        if pending.ended || pending.written {
+            return Poll::Ready(());
+        }
+        match &mut pending.reader {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
 impl Outbox {
     /// Appends one line (with its CRLF). Never waits.
     pub fn push(&mut self, line: &[u8], spares: &mut Spares) -> Result<Pushed, Full> {
@@ -307,6 +385,13 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// Ends the connection: both halves stop at once, whatever is still queued.
+    pub fn end(&self) {
+        self.shared.end();
+    }
+}
+
 impl Drop for Outbox {
     fn drop(&mut self) {
         let mut pending = self.shared.lock();
@@ -329,12 +414,20 @@ impl Drop for Outbox {
             match direct.try_write(&pending.bytes) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(_) => return direct.cancel.cancel(),
+                Err(_) => {
+                    let reader = pending.end();
+                    drop(pending);
+                    direct.finish();
+                    return self.shared.wake(reader);
+                }
             }
         };
         if written == pending.bytes.len() {
             pending.bytes = Vec::new();
-            direct.stop_reading.cancel();
+            let reader = pending.all_written();
+            drop(pending);
+            direct.finish();
+            self.shared.wake(reader);
         } else {
             pending.bytes.drain(..written);
             pending.writer_owns = true;
@@ -344,28 +437,68 @@ impl Drop for Outbox {
     }
 }
 
+/// What [`Queue::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Bytes to write.
+    Bytes,
+    /// The hub closed the queue and everything in it was taken: say goodbye.
+    Closed,
+    /// The connection was ended: stop now.
+    Ended,
+}
+
 impl Queue {
     /// Waits until there is something to write and swaps it into `buf` (which must be empty).
-    /// Returns false once the queue is closed and everything in it has been taken. For queues
-    /// without a direct socket (TLS, QUIC), whose writer task lives as long as the connection.
-    pub async fn take(&self, buf: &mut Vec<u8>) -> bool {
+    /// For queues without a direct socket (TLS, QUIC), whose writer task lives as long as the
+    /// connection.
+    pub async fn take(&self, buf: &mut Vec<u8>) -> Taken {
         loop {
+            // Registered before the flags are read, so that an end in between still wakes it.
+            let notified = self.0.ready.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
             {
                 let mut pending = self.0.lock();
+                if pending.ended {
+                    return Taken::Ended;
+                }
                 if !pending.bytes.is_empty() {
                     std::mem::swap(&mut pending.bytes, buf);
                     pending.lines = 0;
-                    return true;
+                    return Taken::Bytes;
                 }
                 if pending.closed {
-                    return false;
+                    return Taken::Closed;
                 }
                 // Nothing to write: an idle connection keeps no buffer on either side.
                 pending.bytes = Vec::new();
                 *buf = Vec::new();
             }
-            self.0.ready.notified().await;
+            notified.await;
         }
+    }
+
+    /// Waits until the connection is ended; beside a write, so that it stops the write.
+    pub async fn ended(&self) {
+        self.0.ended().await;
+    }
+
+    /// Ends the connection (a write failed or timed out, or the queue was all written).
+    pub fn end(&self) {
+        self.0.end();
+    }
+
+    /// Tells the reader that the closed queue is all written: it stops reading.
+    pub fn all_written(&self) {
+        let reader = self.0.lock().all_written();
+        self.0.wake(reader);
+    }
+
+    /// The reader's hold on the connection, made before the queue goes to its writer (or is
+    /// let go, on plain TCP).
+    pub fn link(&self) -> Link {
+        Link(Arc::clone(&self.0))
     }
 }
 
@@ -387,15 +520,41 @@ mod tests {
         assert!(outbox.push_alone(b"b\r\n").is_ok());
         assert!(outbox.push_alone(b"c\r\n").is_err(), "a third line exceeds the bound");
         let mut buf = Vec::new();
-        assert!(queue.take(&mut buf).await);
+        assert_eq!(queue.take(&mut buf).await, Taken::Bytes);
         assert_eq!(buf, b"a\r\nb\r\n");
         buf.clear();
         assert!(outbox.push_alone(b"c\r\n").is_ok(), "taking the lines frees the room");
         drop(outbox);
-        assert!(queue.take(&mut buf).await, "what was queued before closing is still written");
+        assert_eq!(queue.take(&mut buf).await, Taken::Bytes, "what was queued before closing is still written");
         assert_eq!(buf, b"c\r\n");
         buf.clear();
-        assert!(!queue.take(&mut buf).await);
+        assert_eq!(queue.take(&mut buf).await, Taken::Closed);
+    }
+
+    /// Ending a connection reaches a writer waiting for bytes, a writer in the middle of a
+    /// write, and a reader waiting for input, whichever started waiting first.
+    #[tokio::test]
+    async fn ending_a_connection_wakes_its_writer_and_its_reader() {
+        let (outbox, queue) = outbox(8, None, None);
+        let link = queue.link();
+        let queue = Arc::new(queue);
+        let waiting = tokio::spawn({
+            let queue = Arc::clone(&queue);
+            async move { queue.take(&mut Vec::new()).await }
+        });
+        let writing = tokio::spawn({
+            let queue = Arc::clone(&queue);
+            async move { queue.ended().await }
+        });
+        let reading = tokio::spawn(async move { std::future::poll_fn(|cx| link.poll_stop(cx)).await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished() && !writing.is_finished() && !reading.is_finished(), "nothing has ended yet");
+        outbox.end();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            (waiting.await.expect("writer"), writing.await.expect("write"), reading.await.expect("reader"))
+        });
+        assert_eq!(ended.await.expect("all three wake"), (Taken::Ended, (), ()));
+        assert_eq!(queue.take(&mut Vec::new()).await, Taken::Ended, "ended even with the queue closed");
     }
 
     /// Takes every line that starts with `~`.
@@ -419,7 +578,7 @@ mod tests {
         assert!(outbox.push_alone(b"~typing\r\n").is_ok(), "a diverted line does not count against the bound");
         assert!(outbox.push_alone(b"b\r\n").is_err());
         let mut buf = Vec::new();
-        assert!(queue.take(&mut buf).await);
+        assert_eq!(queue.take(&mut buf).await, Taken::Bytes);
         assert_eq!(buf, b"a\r\n");
         assert_eq!(*side.0.lock().unwrap_or_else(|p| p.into_inner()), [b"~typing\r\n".to_vec()]);
     }
@@ -440,19 +599,8 @@ mod tests {
         got
     }
 
-    /// What a connection's task gives its direct queue.
-    fn conn_tasks() -> ConnTasks {
-        let cancel = CancellationToken::new();
-        ConnTasks {
-            stop_reading: cancel.child_token(),
-            cancel,
-            write_timeout: Duration::from_secs(10),
-            tasks: TaskTracker::new(),
-        }
-    }
-
-    fn direct(socket: tokio::net::TcpStream, tasks: &ConnTasks) -> Option<Direct> {
-        Some(Direct::new(socket.into_split().1, crate::metrics::Metrics::new(), tasks))
+    fn direct(socket: tokio::net::TcpStream, tasks: &TaskTracker) -> Option<Direct> {
+        Some(Direct::new(socket.into_split().1, crate::metrics::Metrics::new(), Duration::from_secs(10), tasks.clone()))
     }
 
     async fn reads_end_of_stream(peer: &mut tokio::net::TcpStream) -> bool {
@@ -466,8 +614,11 @@ mod tests {
     async fn on_tcp_the_hub_writes_itself_and_a_writer_task_runs_only_while_the_socket_is_full() {
         let (ours, mut peer) = socket_pair().await;
         socket2::SockRef::from(&ours).set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
-        let tasks = conn_tasks();
-        let (mut outbox, _) = outbox(1_000_000, None, direct(ours, &tasks));
+        let tasks = TaskTracker::new();
+        let (mut outbox, queue) = outbox(1_000_000, None, direct(ours, &tasks));
+        let link = queue.link();
+        drop(queue);
+        let stopped = |link: &Link| link.poll_stop(&mut Context::from_waker(Waker::noop())).is_ready();
         let mut spares = Spares::default();
 
         // No task runs: a flushed line still reaches the peer.
@@ -475,7 +626,7 @@ mod tests {
         assert_eq!(outbox.push(b"second\r\n", &mut spares).ok(), Some(Pushed::Queued), "one flush per round");
         outbox.flush(&mut spares).expect("within the bound");
         assert_eq!(read_exactly(&mut peer, 15).await, b"first\r\nsecond\r\n");
-        assert!(tasks.tasks.is_empty(), "no writer task while the socket takes everything");
+        assert!(tasks.is_empty(), "no writer task while the socket takes everything");
 
         // More than the socket buffers can hold: a writer task takes the rest.
         let mut expected = Vec::new();
@@ -488,30 +639,33 @@ mod tests {
         }
         outbox.flush(&mut spares).expect("within the bound");
         assert!(outbox.shared.lock().writer_owns, "8 MiB do not fit in the socket: the writer must take over");
-        assert_eq!(tasks.tasks.len(), 1);
+        assert_eq!(tasks.len(), 1);
         // Flushed while the writer owns the queue: queued behind what it writes.
         assert_eq!(outbox.push(b"after\r\n", &mut spares).ok(), Some(Pushed::Flush));
         outbox.flush(&mut spares).expect("within the bound");
         expected.extend_from_slice(b"after\r\n");
         assert!(read_exactly(&mut peer, expected.len()).await == expected, "every byte, in order");
-        tasks.tasks.close();
-        tokio::time::timeout(Duration::from_secs(10), tasks.tasks.wait()).await.expect("the writer ends when dry");
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.expect("the writer ends when dry");
         assert!(!outbox.shared.lock().writer_owns, "the hub writes again");
-        assert!(!tasks.stop_reading.is_cancelled(), "the connection goes on");
+        assert!(!stopped(&link), "the connection goes on");
 
         // Closing: what is left is written, the reader is told, and the socket is shut down.
         let _ = outbox.push(b"ERROR :bye\r\n", &mut spares);
         drop(outbox);
         assert_eq!(read_exactly(&mut peer, 12).await, b"ERROR :bye\r\n");
-        assert!(tasks.stop_reading.is_cancelled());
-        assert!(reads_end_of_stream(&mut peer).await);
+        assert!(stopped(&link), "the reader is told to stop");
+        assert!(
+            reads_end_of_stream(&mut peer).await,
+            "the peer gets its end of stream while the reader still holds on"
+        );
     }
 
     #[tokio::test]
     async fn a_flushed_direct_queue_keeps_no_buffer_and_the_next_one_reuses_it() {
         let (first, mut first_peer) = socket_pair().await;
         let (second, mut second_peer) = socket_pair().await;
-        let tasks = conn_tasks();
+        let tasks = TaskTracker::new();
         let (mut one, _queue_one) = outbox(10, None, direct(first, &tasks));
         let (mut two, _queue_two) = outbox(10, None, direct(second, &tasks));
         let mut spares = Spares::default();
@@ -529,7 +683,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_round_writes_as_it_goes_so_the_bound_counts_only_unsent_lines() {
         let (ours, mut peer) = socket_pair().await;
-        let (mut outbox, _queue) = outbox(100, None, direct(ours, &conn_tasks()));
+        let (mut outbox, _queue) = outbox(100, None, direct(ours, &TaskTracker::new()));
         let mut spares = Spares::default();
         let mut expected = Vec::new();
         for i in 0..300u32 {
