@@ -84,6 +84,13 @@ impl LineReader {
         }
     }
 
+    /// Whether it holds nothing between lines: no unfinished line, no backlog, no frames, not
+    /// in the middle of skipping a long line. Such a reader is as good as a new one, so a server
+    /// may keep none for a connection in that state.
+    pub fn is_idle(&self) -> bool {
+        self.held.is_empty() && !self.backlog && !self.discarding && self.ready.is_none()
+    }
+
     /// Whether input that a [`feed`](Self::feed) stopped short of is waiting: call `feed`
     /// again (with no new bytes) to get its lines before reading more.
     pub fn has_backlog(&self) -> bool {

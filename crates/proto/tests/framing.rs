@@ -165,3 +165,29 @@ fn feeding_with_stops_gives_the_same_frames_as_pushing() {
         assert_eq!(got, expected, "round {round}, stopping every {stop_every}");
     }
 }
+
+/// A server keeps no framer for a connection whose framer is idle (it makes a fresh one for
+/// the next read), so `is_idle` must be false whenever dropping it would lose input.
+#[test]
+fn a_reader_is_idle_only_when_a_fresh_one_would_do() {
+    let mut r = LineReader::new(8);
+    assert!(r.is_idle());
+    r.feed(b"PING a\r\nPIN", |_| true);
+    assert!(!r.is_idle(), "an unfinished line is held");
+    r.feed(b"G b\r\n", |_| true);
+    assert!(r.is_idle(), "the line was finished");
+    r.feed(b"a line far too long", |_| true);
+    assert!(!r.is_idle(), "the rest of a long line must still be skipped");
+    r.feed(b" still\nPING\n", |_| true);
+    assert!(r.is_idle());
+    r.feed(b"one\ntwo\nthree\n", |_| false);
+    assert!(r.has_backlog() && !r.is_idle(), "a taker that stopped leaves a backlog");
+    while r.has_backlog() {
+        r.feed(&[], |_| true);
+    }
+    assert!(r.is_idle());
+    r.push(b"PING\n");
+    assert!(!r.is_idle(), "a pushed frame waits");
+    assert!(r.next_frame().is_some());
+    assert!(r.is_idle());
+}

@@ -116,8 +116,12 @@ where
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
     let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
     let link = queue.link();
-    // Boxed: the future would otherwise keep an event's room for its whole life.
-    let connected = Box::new(Event::Connected { conn, info, outbox });
+    // Boxed, and awaited by value so that it is freed once sent: the task would otherwise
+    // keep an event's room (or the box it came in) for its whole life.
+    let connected = Box::pin({
+        let events = events.clone();
+        async move { events.send(Event::Connected { conn, info, outbox }).await.is_ok() }
+    });
     // A writer task for the whole connection only when the hub cannot write to the socket.
     // Otherwise the queue's end is let go now: the socket is shut down as soon as the hub lets
     // go of its end and everything is written. (If the hub refuses the connection, the queue
@@ -129,16 +133,15 @@ where
             None
         }
     };
-    let mut reader =
-        Reader { stream: reader, conn, events, link, framer: LineReader::new(line_len), lines: Vec::new() };
+    let mut reader = Reader { stream: reader, conn, events, link, framer: None, line_len };
     async move {
-        // Boxed here and below: one-off waits that would otherwise size every connection's task.
-        if Box::pin(reader.events.send(*connected)).await.is_ok() {
+        if connected.await {
             let reason = reader.read_loop().await;
             // A closed read side ends the connection: the hub learns why and the writer stops.
             // When the hub itself is gone (the server is stopping), it dropped its end of the
             // outbox: what was queued (the ERROR saying why) is still written, by the writer
-            // within its write timeout and the stop's grace period.
+            // within its write timeout and the stop's grace period. Boxed: a one-off wait that
+            // would otherwise size every connection's task.
             let _ = Box::pin(reader.events.send(Event::Closed { conn: reader.conn, reason })).await;
             if !reader.events.is_closed() {
                 reader.link.end();
@@ -152,10 +155,14 @@ where
     }
 }
 
-/// Reads into `buf` (on the stack of the poll, see [`Reader::read_loop`]) or, while there is
-/// nothing to read, learns whether to stop reading.
+/// What one wake-up of the reader came to.
 enum Got {
-    Read(io::Result<usize>),
+    /// Bytes were read, and their lines handed to the hub as far as it took them.
+    Read(Handed),
+    /// The end of the stream.
+    End,
+    Failed(io::Error),
+    /// The connection was ended, or closed and all written: stop reading.
     Stop,
 }
 
@@ -166,11 +173,13 @@ struct Reader<R> {
     conn: ConnId,
     events: mpsc::Sender<Event>,
     link: Link,
-    /// Holds at most `line_len` bytes of an unfinished line: a longer one is skipped as it
-    /// arrives, never buffered whole.
-    framer: LineReader,
-    /// The parsed lines of the read being handed over; empty (and holding nothing) in between.
-    lines: Vec<Result<Message, ParseError>>,
+    /// Only while it holds something between reads (an unfinished line, a backlog, a long line
+    /// being skipped), which is seldom: a client sends whole lines. A fresh one is made on the
+    /// stack for each read otherwise.
+    framer: Option<Box<LineReader>>,
+    /// The framer's limit: at most this many bytes of an unfinished line are held, and a
+    /// longer line is skipped as it arrives, never buffered whole.
+    line_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -180,14 +189,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Returns why it stopped.
     async fn read_loop(&mut self) -> String {
         loop {
-            match self.read().await {
-                Got::Read(Ok(0)) => return "Connection closed".into(),
-                Got::Read(Ok(_)) => {}
-                Got::Read(Err(e)) => return format!("Read error: {e}"),
+            let mut handed = match self.read().await {
+                Got::Read(handed) => handed,
+                Got::End => return "Connection closed".into(),
+                Got::Failed(e) => return format!("Read error: {e}"),
                 Got::Stop => return Box::pin(linger(&mut self.stream)).await,
-            }
+            };
             loop {
-                match hand_over(&mut self.framer, &mut self.lines, self.conn, &self.events) {
+                match handed {
                     Handed::All => break,
                     // Full: this reader waits, which stops reading from this one peer
                     // (backpressure). The wait is boxed, like the lingering: a future is as
@@ -202,7 +211,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                             }
                         });
                         match wait.await {
-                            Some(true) => {}
+                            // The rest of the read, held by the framer.
+                            Some(true) => handed = self.frame(&[]),
                             Some(false) => return Box::pin(gone(&mut self.stream)).await,
                             None => return Box::pin(linger(&mut self.stream)).await,
                         }
@@ -213,12 +223,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
-    /// Waits for bytes and frames and parses them into `lines`. The bytes are read into a
-    /// buffer on the stack that lives only while the reader is polled: an idle connection
-    /// waits holding no buffer at all, and a busy one still reads in big chunks. The read goes
-    /// first: whether to stop is asked (a lock) only when there is nothing to read. A peer
-    /// that never stops sending cannot keep it from being asked, since tokio makes a socket
-    /// report "not ready" once a task has used its budget.
+    /// Waits for bytes, then frames and parses them and hands the lines to the hub. The bytes
+    /// are read into a buffer on the stack that lives only while the reader is polled: an idle
+    /// connection waits holding no buffer at all, and a busy one still reads in big chunks.
+    /// The read goes first: whether to stop is asked (a lock) only when there is nothing to
+    /// read. A peer that never stops sending cannot keep it from being asked, since tokio makes
+    /// a socket report "not ready" once a task has used its budget.
     fn read(&mut self) -> impl Future<Output = Got> + '_ {
         // One method rather than a closure over the fields it uses: a closure holds a
         // reference to each of them, and the wait would take that room in every idle task.
@@ -229,13 +239,30 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut read = ReadBuf::uninit(&mut buf);
         match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
-            Poll::Ready(Ok(())) => {
-                take_lines(&mut self.framer, read.filled(), &mut self.lines);
-                Poll::Ready(Got::Read(Ok(read.filled().len())))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Got::Read(Err(e))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Got::End),
+            Poll::Ready(Ok(())) => Poll::Ready(Got::Read(self.frame(read.filled()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Got::Failed(e)),
             Poll::Pending => self.link.poll_stop(cx).map(|()| Got::Stop),
         }
+    }
+
+    /// Frames and parses `bytes` (or, given nothing, the framer's backlog) and hands the lines
+    /// to the hub; keeps the framer only if it is left holding something.
+    fn frame(&mut self, bytes: &[u8]) -> Handed {
+        let mut fresh = None;
+        let framer = match self.framer.as_deref_mut() {
+            Some(held) => held,
+            None => fresh.insert(LineReader::new(self.line_len)),
+        };
+        let mut lines = Vec::new();
+        take_lines(framer, bytes, &mut lines);
+        let handed = hand_over(framer, &mut lines, self.conn, &self.events);
+        if framer.is_idle() {
+            self.framer = None;
+        } else if let Some(fresh) = fresh {
+            self.framer = Some(Box::new(fresh));
+        }
+        handed
     }
 }
 
