@@ -135,14 +135,13 @@ impl Server {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         // Nothing waiting and budget left (almost always): run it without queueing, so that a
         // client that never floods never allocates a RecvQ.
-        if client.recvq.is_empty()
-            && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok()
-        {
+        if !client.has_queued() && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok() {
             self.run_line(conn, parsed);
             return;
         }
-        client.recvq.push(parsed);
-        if client.recvq.lines.len() > lines || client.recvq.bytes > bytes {
+        let recvq = &mut client.extra_mut().recvq;
+        recvq.push(parsed);
+        if recvq.lines.len() > lines || recvq.bytes > bytes {
             tracing::info!(%conn, ip = %client.info.ip, "dropping a flooding client: RecvQ exceeded");
             self.begin(conn, None);
             self.close(conn, "Excess flood");
@@ -159,17 +158,17 @@ impl Server {
             let now = self.now.mono;
             let Some(client) = self.clients.get_mut(&conn) else { return };
             // A client that quit has nothing more to say even if lines are queued.
-            if client.recvq.is_empty() || client.flood.check(now, rate).is_err() {
-                if client.recvq.is_empty() {
-                    // A flood that is over gives its memory back.
-                    client.recvq.lines = VecDeque::new();
-                    self.flooding.remove(&conn);
-                } else {
+            if !client.has_queued() || client.flood.check(now, rate).is_err() {
+                if client.has_queued() {
                     self.flooding.insert(conn);
+                } else {
+                    // A flood that is over gives its memory back.
+                    client.clear_extra(|extra| extra.recvq.lines = VecDeque::new());
+                    self.flooding.remove(&conn);
                 }
                 return;
             }
-            let Some(parsed) = client.recvq.pop() else { return };
+            let Some(parsed) = client.extra_mut().recvq.pop() else { return };
             let cost = base_cost(&parsed);
             client.flood.spend(now, rate, cost);
             self.run_line(conn, parsed);
@@ -244,16 +243,17 @@ mod tests {
         let line = |text: &str| Message::parse(text);
         server.handle(conn, line("NICK alice"), now(0));
         server.handle(conn, line("USER a 0 * :A"), now(0));
-        let capacity = |server: &Server| server.clients[&conn].recvq.lines.capacity();
+        let capacity = |server: &Server| server.clients[&conn].extra().map_or(0, |e| e.recvq.lines.capacity());
         assert_eq!(capacity(&server), 0, "commands within the budget are never queued");
         for _ in 0..50 {
             server.handle(conn, line("PING x"), now(0));
         }
-        assert!(!server.clients[&conn].recvq.is_empty(), "a burst beyond the budget waits");
+        assert!(server.clients[&conn].has_queued(), "a burst beyond the budget waits");
         for secs in 1..=60 {
             server.tick(now(secs));
         }
-        assert!(server.clients[&conn].recvq.is_empty());
+        assert!(!server.clients[&conn].has_queued());
         assert_eq!(capacity(&server), 0, "a flood that is over gives its memory back");
+        assert!(server.clients[&conn].extra().is_none(), "and the client keeps nothing aside");
     }
 }

@@ -296,7 +296,7 @@ impl Server {
             self.close(conn, &reason);
         }
         let expired: Vec<ConnId> =
-            self.clients.values().filter(|c| c.nick_deadline.is_some_and(|d| d <= now.mono)).map(|c| c.id).collect();
+            self.clients.values().filter(|c| c.nick_deadline().is_some_and(|d| d <= now.mono)).map(|c| c.id).collect();
         for conn in expired {
             self.rename_to_guest(conn);
         }
@@ -552,7 +552,7 @@ impl Server {
                 self.invisible_count = self.invisible_count.saturating_sub(1);
             }
         }
-        for target in &client.monitoring {
+        for target in client.monitoring() {
             if let Some(watchers) = self.monitors.get_mut(target) {
                 watchers.remove(&conn);
                 if watchers.is_empty() {
@@ -603,7 +603,7 @@ impl Server {
     /// Nick protection ran out: the client gets a `Guest` nick everyone sees it change to.
     fn rename_to_guest(&mut self, conn: ConnId) {
         if let Some(c) = self.clients.get_mut(&conn) {
-            c.nick_deadline = None;
+            c.clear_extra(|e| e.nick_deadline = None);
         }
         let guest = loop {
             self.guest_seq += 1;

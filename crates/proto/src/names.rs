@@ -31,30 +31,61 @@ pub enum NameError {
 /// The specials allowed anywhere in a nickname (RFC 2812).
 const NICK_SPECIALS: &str = "[]\\`_^{|}";
 
+/// A name as spelled and casefolded, in one allocation: the spelling, then the folded form.
+/// Folding changes ASCII letters only, so both halves have the same length. Every connected
+/// client keeps its nick this way: one pointer and length, where two `String`s took 48 bytes
+/// and two allocations.
+#[derive(Clone, Debug)]
+struct Both(Box<str>);
+
+impl Both {
+    fn new(original: &str) -> Self {
+        let mut both = String::with_capacity(2 * original.len());
+        both.push_str(original);
+        both.push_str(original);
+        both[original.len()..].make_ascii_lowercase();
+        debug_assert_eq!(both[original.len()..], casefold(original));
+        Both(both.into_boxed_str())
+    }
+
+    fn original(&self) -> &str {
+        &self.0[..self.0.len() / 2]
+    }
+
+    fn folded(&self) -> &str {
+        &self.0[self.0.len() / 2..]
+    }
+}
+
 /// Implements the name traits by the folded form, and `Display` by the original spelling.
 macro_rules! folded_name_traits {
     ($ty:ident) => {
         impl $ty {
+            /// Keeps `original` and its casefolded form in one allocation.
+            fn new(original: &str) -> Self {
+                $ty { both: Both::new(original) }
+            }
+
             /// The name as the user spelled it, for display.
             pub fn as_str(&self) -> &str {
-                &self.original
+                self.both.original()
             }
 
             /// The casefolded name, for lookups and comparisons.
             pub fn folded(&self) -> &str {
-                &self.folded
+                self.both.folded()
             }
         }
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.original)
+                f.write_str(self.as_str())
             }
         }
 
         impl PartialEq for $ty {
             fn eq(&self, other: &Self) -> bool {
-                self.folded == other.folded
+                self.folded() == other.folded()
             }
         }
 
@@ -62,7 +93,7 @@ macro_rules! folded_name_traits {
 
         impl Hash for $ty {
             fn hash<H: Hasher>(&self, state: &mut H) {
-                self.folded.hash(state);
+                self.folded().hash(state);
             }
         }
 
@@ -74,7 +105,7 @@ macro_rules! folded_name_traits {
 
         impl Ord for $ty {
             fn cmp(&self, other: &Self) -> Ordering {
-                self.folded.cmp(&other.folded)
+                self.folded().cmp(other.folded())
             }
         }
     };
@@ -84,10 +115,8 @@ macro_rules! folded_name_traits {
 /// the casefolded form.
 #[derive(Clone, Debug)]
 pub struct Nick {
-    /// As given, for display.
-    original: String,
-    /// Casefolded, for identity.
-    folded: String,
+    /// As given, for display, and casefolded, for identity.
+    both: Both,
 }
 
 impl Nick {
@@ -112,7 +141,7 @@ impl Nick {
         if let Some(bad) = chars.find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || is_special(c))) {
             return Err(NameError::InvalidChar(bad));
         }
-        Ok(Nick { original: s.to_owned(), folded: casefold(s) })
+        Ok(Nick::new(s))
     }
 }
 
@@ -122,10 +151,8 @@ folded_name_traits!(Nick);
 /// use the casefolded form.
 #[derive(Clone, Debug)]
 pub struct ChannelName {
-    /// As given, for display.
-    original: String,
-    /// Casefolded, for identity.
-    folded: String,
+    /// As given, for display, and casefolded, for identity.
+    both: Both,
 }
 
 impl ChannelName {
@@ -147,7 +174,7 @@ impl ChannelName {
         if let Some(bad) = rest.chars().find(|&c| c == ' ' || c == ',' || c.is_ascii_control()) {
             return Err(NameError::InvalidChar(bad));
         }
-        Ok(ChannelName { original: s.to_owned(), folded: casefold(s) })
+        Ok(ChannelName::new(s))
     }
 }
 

@@ -68,10 +68,11 @@ fn nick_identity_is_folded() {
 
 #[test]
 fn channel_names() {
-    for n in ["#a", "#Chat", "#über-kanal", "#a.b:c!@*?", "#&"] {
+    for n in ["#a", "#Chat", "#über-kanal", "#Ünï-CODE", "#a.b:c!@*?", "#&"] {
         let ch = ChannelName::parse(n, MAX).unwrap_or_else(|e| panic!("{n:?}: {e}"));
         assert_eq!(ch.as_str(), n);
         assert_eq!(ch.to_string(), n);
+        assert_eq!(ch.folded(), casefold(n), "only ASCII letters fold");
     }
     let cases = [
         ("", NameError::Empty),

@@ -71,11 +71,11 @@ impl Server {
             return;
         }
         if data == "*" {
-            client.sasl = None;
+            client.clear_extra(|e| e.sasl = None);
             self.numeric(ERR_SASLABORTED, ["SASL authentication aborted"]);
             return;
         }
-        let Some(state) = client.sasl.as_mut() else {
+        let Some(state) = client.existing_extra_mut().and_then(|e| e.sasl.as_mut()) else {
             if !data.eq_ignore_ascii_case("PLAIN") {
                 self.numeric(RPL_SASLMECHS, ["PLAIN", "are available SASL mechanisms"]);
                 self.numeric(ERR_SASLFAIL, ["SASL authentication failed: unknown mechanism"]);
@@ -85,7 +85,7 @@ impl Server {
                 self.numeric(ERR_SASLFAIL, [format!("SASL authentication failed: {INSECURE}")]);
                 return;
             }
-            client.sasl = Some(SaslState::default());
+            client.extra_mut().sasl = Some(SaslState::default());
             self.send_msg(conn, Message::new("AUTHENTICATE").with_param("+"));
             return;
         };
@@ -93,7 +93,7 @@ impl Server {
             state.buffer.push_str(data);
         }
         if state.buffer.len() > SASL_MAX_LEN {
-            client.sasl = None;
+            client.clear_extra(|e| e.sasl = None);
             self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
             return;
         }
@@ -101,7 +101,7 @@ impl Server {
             return;
         }
         let payload = std::mem::take(&mut state.buffer);
-        client.sasl = None;
+        client.clear_extra(|e| e.sasl = None);
         match decode_plain(&payload) {
             Some((account, password)) => self.attempt_login(&account, password, LoginVia::Sasl),
             None => self.numeric(ERR_SASLFAIL, ["SASL authentication failed: malformed PLAIN message"]),
@@ -186,7 +186,7 @@ impl Server {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.account = Some(account.to_owned());
         if client.nick.as_ref().is_some_and(|n| n.folded() == casefold(account)) {
-            client.nick_deadline = None;
+            client.clear_extra(|e| e.nick_deadline = None);
         }
         let registered = client.registered;
         let prefix = client.prefix();
@@ -489,7 +489,7 @@ impl Server {
         let owned = self.accounts.contains_key(nick.folded());
         let ours = client.account.as_deref().is_some_and(|a| casefold(a) == nick.folded());
         if owned && !ours && client.registered {
-            client.nick_deadline = Some(now + grace);
+            client.extra_mut().nick_deadline = Some(now + grace);
             let text = format!(
                 "This nick is registered. Log in within {} seconds (/msg NickServ IDENTIFY <password>) or it will be changed.",
                 grace.as_secs()
@@ -498,7 +498,7 @@ impl Server {
             let msg = Message::new("NOTICE").with_source(NICKSERV_PREFIX).with_params([nick.as_str(), text.as_str()]);
             self.send_msg(conn, msg);
         } else {
-            client.nick_deadline = None;
+            client.clear_extra(|e| e.nick_deadline = None);
         }
     }
 

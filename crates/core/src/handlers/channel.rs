@@ -128,7 +128,7 @@ impl Server {
         let Some(client) = self.clients.get(&conn) else { return };
         let account = client.account.clone().unwrap_or_else(|| "*".into());
         let realname = client.realname.clone();
-        let away = client.away.clone();
+        let away = client.away().map(str::to_owned);
         let Some(mut plain) = self.cur_event(Message::new("JOIN").with_param(display)) else { return };
         let Some(mut extended) =
             self.cur_event(Message::new("JOIN").with_params([display, account.as_str(), realname.as_str()]))

@@ -70,7 +70,7 @@ impl Server {
                 self.keys_request(KeyRequest::PublishDevice { account, device: keys }, then);
             }
             "OTK" | "FALLBACK" if p.len() >= 2 => {
-                let Some(device) = self.cur_client().and_then(|c| c.e2e_device.clone()) else {
+                let Some(device) = self.cur_client().and_then(|c| c.e2e_device().map(str::to_owned)) else {
                     self.fail("E2E", "NO_DEVICE", &[&sub], "Publish your device with E2E DEVICE first");
                     return;
                 };
@@ -184,7 +184,7 @@ impl Server {
                     }
                     let mut account = None;
                     if let Some(client) = self.clients.get_mut(&conn) {
-                        client.e2e_device = Some(device.clone());
+                        client.extra_mut().e2e_device = Some(device.clone());
                         account = client.account.clone();
                     }
                     self.send_counts(conn, &device, counts);
@@ -237,9 +237,10 @@ impl Server {
                 }
                 let account = self.clients.get(&conn).and_then(|c| c.account.as_deref().map(casefold));
                 for client in self.clients.values_mut() {
-                    if client.account.as_deref().map(casefold) == account && client.e2e_device.as_ref() == Some(&device)
+                    if client.account.as_deref().map(casefold) == account
+                        && client.e2e_device() == Some(device.as_str())
                     {
-                        client.e2e_device = None;
+                        client.clear_extra(|e| e.e2e_device = None);
                     }
                 }
                 self.e2e_reply(conn, ["REMOVED", &device]);
@@ -253,7 +254,7 @@ impl Server {
         let folded = casefold(account);
         self.clients
             .values()
-            .filter(|c| c.registered && c.e2e_device.as_deref() == Some(device))
+            .filter(|c| c.registered && c.e2e_device() == Some(device))
             .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
             .map(|c| c.id)
             .collect()

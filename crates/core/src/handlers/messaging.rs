@@ -147,7 +147,7 @@ impl Server {
             }
             return;
         };
-        let away = recipient.away.clone();
+        let away = recipient.away().map(str::to_owned);
         let base = Message { params: replace_first(base.params, recipient.nick_or_star()), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         let recipient_account = self.clients.get(&to).and_then(|c| c.account.clone());

@@ -452,7 +452,7 @@ impl Server {
         let Some(target_client) = self.clients.get(&target) else { return };
         let shown = target_client.nick_or_star().to_owned();
         let target_folded = casefold(&shown);
-        let away = target_client.away.clone();
+        let away = target_client.away().map(str::to_owned);
         if !ch.members.contains_key(&conn) {
             self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
             return;

@@ -96,7 +96,7 @@ impl Server {
     fn send_who_row(&mut self, row: &WhoRow, whox: Option<&Whox>) {
         let Some(c) = self.clients.get(&row.conn) else { return };
         let server = self.cfg.server_name.clone();
-        let flags = format!("{}{}", if c.away.is_some() { 'G' } else { 'H' }, row.prefixes);
+        let flags = format!("{}{}", if c.away().is_some() { 'G' } else { 'H' }, row.prefixes);
         let Some(whox) = whox else {
             let params = [
                 row.channel.clone(),
@@ -163,7 +163,7 @@ impl Server {
             .filter(|ch| !ch.modes.secret || ch.members.contains_key(&me))
             .map(|ch| format!("{}{}", ch.member(target).unwrap_or_default().prefixes(multi), ch.name.as_str()))
             .collect();
-        let away = c.away.clone();
+        let away = c.away().map(str::to_owned);
         let tls = c.info.tls;
         let account = c.account.clone();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
@@ -244,7 +244,7 @@ impl Server {
             .filter_map(|n| self.find_user(n))
             .filter_map(|conn| self.clients.get(&conn))
             .map(|c| {
-                let here = if c.away.is_some() { '-' } else { '+' };
+                let here = if c.away().is_some() { '-' } else { '+' };
                 format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host)
             })
             .collect();

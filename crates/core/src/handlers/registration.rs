@@ -136,7 +136,7 @@ impl Server {
         };
         let pass = pass.clone();
         if let Some(client) = self.cur_client_mut() {
-            client.pass = Some(pass);
+            client.extra_mut().pass = Some(pass);
         }
     }
 
@@ -272,10 +272,10 @@ impl Server {
         }
         // Without a server password, `PASS account:password` logs in (for clients without SASL).
         if self.cfg.password.is_none() && client.account.is_none() {
-            let login = client.pass.as_deref().and_then(|p| p.split_once(':'));
+            let login = client.extra().and_then(|e| e.pass.as_deref()?.split_once(':'));
             let login = login.map(|(a, p)| (a.to_owned(), p.to_owned()));
             if let Some(c) = self.cur_client_mut() {
-                c.pass = None;
+                c.clear_extra(|e| e.pass = None);
             }
             if let Some((account, password)) = login {
                 self.attempt_login(&account, password, LoginVia::Pass);
@@ -286,7 +286,7 @@ impl Server {
             return;
         }
         if let Some(expected) = &self.cfg.password {
-            let given = client.pass.as_deref().unwrap_or("");
+            let given = client.extra().and_then(|e| e.pass.as_deref()).unwrap_or("");
             if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                 self.numeric(ERR_PASSWDMISMATCH, ["Password incorrect"]);
                 self.close(self.cur_conn(), "Bad password");
@@ -300,7 +300,7 @@ impl Server {
         }
         let Some(client) = self.cur_client_mut() else { return };
         client.registered = true;
-        client.pass = None;
+        client.clear_extra(|e| e.pass = None);
         client.signon_ms = now_ms;
         let prefix = client.prefix();
         let (folded, nick) = match &client.nick {

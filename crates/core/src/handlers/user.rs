@@ -25,8 +25,11 @@ impl Server {
         let head = format!(":{} AWAY ", client.prefix());
         let text =
             msg.params.first().map(|t| fit_trailing(truncate(t, away_len), &head).to_owned()).filter(|t| !t.is_empty());
-        let changed = client.away != text;
-        client.away.clone_from(&text);
+        let changed = client.away() != text.as_deref();
+        match &text {
+            Some(text) => client.extra_mut().away = Some(text.clone()),
+            None => client.clear_extra(|e| e.away = None),
+        }
         match &text {
             Some(_) => self.numeric(RPL_NOWAWAY, ["You have been marked as being away"]),
             None => self.numeric(RPL_UNAWAY, ["You are no longer marked as being away"]),
@@ -76,8 +79,7 @@ impl Server {
             ("C", _) => self.monitor_clear(),
             ("L", _) => self.monitor_list(),
             ("S", _) => {
-                let all: Vec<String> =
-                    self.cur_client().map(|c| c.monitoring.iter().cloned().collect()).unwrap_or_default();
+                let all: Vec<String> = self.cur_client().map(|c| c.monitoring().cloned().collect()).unwrap_or_default();
                 self.monitor_status(&all);
             }
             // The spec defines no reply for an unknown subcommand; like other servers we ignore it.
@@ -101,12 +103,13 @@ impl Server {
                 continue;
             }
             let Some(client) = self.clients.get_mut(&conn) else { return };
-            if !client.monitoring.contains(nick.folded()) {
-                if client.monitoring.len() >= limit {
+            let monitoring = client.extra().map(|e| &e.monitoring);
+            if !monitoring.is_some_and(|m| m.contains(nick.folded())) {
+                if monitoring.map_or(0, BTreeSet::len) >= limit {
                     left_out = Some(list[i..].join(","));
                     break;
                 }
-                client.monitoring.insert(nick.folded().to_owned());
+                client.extra_mut().monitoring.insert(nick.folded().to_owned());
                 self.monitors.entry(nick.folded().to_owned()).or_default().insert(conn);
             }
             watched.push(nick.as_str().to_owned());
@@ -122,7 +125,9 @@ impl Server {
         for raw in targets.split(',').filter(|t| !t.is_empty()) {
             let folded = casefold(raw);
             if let Some(client) = self.clients.get_mut(&conn) {
-                client.monitoring.remove(&folded);
+                client.clear_extra(|e| {
+                    e.monitoring.remove(&folded);
+                });
             }
             self.unwatch(conn, &folded);
         }
@@ -131,7 +136,8 @@ impl Server {
     fn monitor_clear(&mut self) {
         let conn = self.cur_conn();
         let Some(client) = self.clients.get_mut(&conn) else { return };
-        let all = std::mem::take(&mut client.monitoring);
+        let mut all = BTreeSet::new();
+        client.clear_extra(|e| all = std::mem::take(&mut e.monitoring));
         for folded in all {
             self.unwatch(conn, &folded);
         }
@@ -149,7 +155,7 @@ impl Server {
 
     /// 732 lines with every watched nick, then 733.
     fn monitor_list(&mut self) {
-        let all: Vec<String> = self.cur_client().map(|c| c.monitoring.iter().cloned().collect()).unwrap_or_default();
+        let all: Vec<String> = self.cur_client().map(|c| c.monitoring().cloned().collect()).unwrap_or_default();
         for line in pack(&all, ',', MONITOR_LINE_BUDGET) {
             self.numeric(RPL_MONLIST, [line]);
         }
