@@ -15,13 +15,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::task::TaskTracker;
 
 use crate::config::EdgeLimits;
 use crate::hub::Event;
 use crate::metrics::Counted;
-use crate::metrics::Metrics;
-use crate::outbox::{outbox, Direct, Divert, Link, Queue, Taken};
+use crate::outbox::{outbox, Divert, Link, Queue, Queues, Taken};
 
 /// Bytes read from the socket at a time, at most, into a buffer on the stack (see `Reader::read`).
 /// Big enough for what a busy client sends between two reads: with 4 KiB, a client sending
@@ -44,22 +42,22 @@ pub(crate) struct Setup {
     pub conn: ConnId,
     pub info: ConnInfo,
     pub events: mpsc::Sender<Event>,
-    /// `EdgeLimits::sendq_lines`, `line_len` and `write_timeout`.
-    pub sendq_lines: usize,
+    /// `EdgeLimits::line_len`.
     pub line_len: usize,
-    pub write_timeout: Duration,
+    /// The outbound queues' bound and what their writers need, shared by the listener's
+    /// connections.
+    pub queues: Arc<Queues>,
 }
 
 impl Setup {
-    pub fn new(conn: ConnId, info: ConnInfo, events: mpsc::Sender<Event>, limits: &EdgeLimits) -> Self {
-        Setup {
-            conn,
-            info,
-            events,
-            sendq_lines: limits.sendq_lines,
-            line_len: limits.line_len,
-            write_timeout: limits.write_timeout,
-        }
+    pub fn new(
+        conn: ConnId,
+        info: ConnInfo,
+        events: mpsc::Sender<Event>,
+        limits: &EdgeLimits,
+        queues: &Arc<Queues>,
+    ) -> Self {
+        Setup { conn, info, events, line_len: limits.line_len, queues: Arc::clone(queues) }
     }
 }
 
@@ -74,22 +72,17 @@ where
 }
 
 /// Runs a plain TCP connection: the hub writes to the socket itself, and a writer task is
-/// started (in `tasks`) only while the socket is full (see `outbox.rs`). `guard` is held until
-/// the connection ends (its admission).
+/// started (in `Queues::tasks`) only while the socket is full (see `outbox.rs`). `guard` is
+/// held until the connection ends (its admission).
 pub(crate) fn serve_tcp<G: Send + 'static>(
     stream: Counted<TcpStream>,
     setup: Setup,
     guard: G,
-    tasks: TaskTracker,
 ) -> impl Future<Output = ()> + Send {
-    let metrics = Arc::clone(stream.metrics());
     let (reader, writer) = stream.split(TcpStream::into_split);
     // No writer of its own: the queue's socket (`None::<Sink>` only names the type).
-    run(reader, None::<tokio::io::Sink>, setup, None, Some((writer, metrics, tasks)), guard)
+    run(reader, None::<tokio::io::Sink>, setup, None, Some(writer), guard)
 }
-
-/// A plain TCP connection's sending half, its counters and where its writer task would run.
-type DirectParts = (OwnedWriteHalf, Arc<Metrics>, TaskTracker);
 
 /// The connection's two halves. `writer` is `None` when the queue writes to `direct`.
 ///
@@ -103,7 +96,7 @@ fn run<R, W, G>(
     writer: Option<W>,
     setup: Setup,
     divert: Option<Box<dyn Divert>>,
-    direct: Option<DirectParts>,
+    direct: Option<OwnedWriteHalf>,
     guard: G,
 ) -> impl Future<Output = ()> + Send
 where
@@ -111,10 +104,10 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    let Setup { conn, info, events, sendq_lines, line_len, write_timeout } = setup;
-    let direct = direct.map(|(socket, metrics, tasks)| Direct::new(socket, metrics, write_timeout, tasks));
+    let Setup { conn, info, events, line_len, queues } = setup;
+    let write_timeout = queues.write_timeout;
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
-    let (outbox, queue) = outbox(sendq_lines.max(1), divert, direct);
+    let (outbox, queue) = outbox(&queues, divert, direct);
     let link = queue.link();
     // Boxed, and awaited by value so that it is freed once sent: the task would otherwise
     // keep an event's room (or the box it came in) for its whole life.
@@ -418,7 +411,10 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tokio_util::task::TaskTracker;
+
     use super::*;
+    use crate::metrics::Metrics;
 
     fn commands(event: &Event) -> Vec<String> {
         let name = |p: &Result<Message, ParseError>| p.as_ref().map_or("?".to_owned(), |m| m.params.join(" "));
@@ -487,11 +483,11 @@ mod tests {
         let stream = metrics.wrap(ours.expect("accept").0, crate::metrics::Transport::Plaintext);
         let (events, _hub) = mpsc::channel(1);
         let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false };
-        let setup =
-            Setup { conn: ConnId(1), info, events, sendq_lines: 1, line_len: 512, write_timeout: Duration::ZERO };
+        let queues = Arc::new(Queues { limit: 1, metrics, write_timeout: Duration::ZERO, tasks: TaskTracker::new() });
+        let setup = Setup { conn: ConnId(1), info, events, line_len: 512, queues };
         // As large as the admission a connection holds.
         let permit = [0u8; std::mem::size_of::<crate::limits::Permit>()];
-        let task = serve_tcp(stream, setup, permit, TaskTracker::new());
+        let task = serve_tcp(stream, setup, permit);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 272, "an idle connection's task holds {size} bytes");
     }

@@ -324,6 +324,13 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let capacity = limits::connection_capacity();
     edge.max_connections = limits::max_connections(cfg.limits.max_connections, capacity);
     tracing::info!(max_connections = edge.max_connections, "accepting connections");
+    let queues = Arc::new(outbox::Queues {
+        // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
+        limit: edge.sendq_lines.max(1),
+        metrics: Arc::clone(&metrics),
+        write_timeout: edge.write_timeout,
+        tasks: tracker.clone(),
+    });
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
@@ -332,6 +339,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         refusals: Arc::new(tokio::sync::Semaphore::new(cfg.limits.refusals_in_flight)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
+        queues,
         metrics,
     };
     for l in plain_listeners {

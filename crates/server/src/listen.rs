@@ -19,6 +19,7 @@ use crate::conn;
 use crate::hub::Event;
 use crate::limits::{Admission, Refusal};
 use crate::metrics::{Metrics, Transport};
+use crate::outbox::Queues;
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -56,6 +57,8 @@ pub(crate) struct Acceptor {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub metrics: Arc<Metrics>,
+    /// What every connection's outbound queue shares.
+    pub queues: Arc<Queues>,
 }
 
 impl Acceptor {
@@ -87,12 +90,12 @@ impl Acceptor {
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let ip = peer.ip().to_canonical();
             let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
-            let setup = conn::Setup::new(conn, info, self.events.clone(), &self.limits);
+            let setup = conn::Setup::new(conn, info, self.events.clone(), &self.limits, &self.queues);
             match &tls {
                 // The task is the connection's future alone: an idle plaintext connection
                 // costs only what it needs.
                 None => {
-                    self.tracker.spawn(conn::serve_tcp(stream, setup, permit, self.tracker.clone()));
+                    self.tracker.spawn(conn::serve_tcp(stream, setup, permit));
                 }
                 // Boxed: a TLS session is large, and a task is sized for its largest state.
                 Some(acceptor) => {

@@ -396,11 +396,6 @@ impl<S> Counted<S> {
         let (first, second) = f(inner);
         (Counted { inner: first, open }, second)
     }
-
-    /// The counters, for a part counted by hand.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.open.metrics
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

@@ -42,19 +42,33 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
-/// What waits to be written.
+/// What every connection's queue shares with the others: its bound, and what a writer task
+/// needs. One per listener, so that each connection's shared state holds one pointer to it.
+#[derive(Debug)]
+pub(crate) struct Queues {
+    /// Lines that may wait, at most (`EdgeLimits::sendq_lines`).
+    pub limit: usize,
+    /// Counts the bytes the hub and the writer tasks of plain TCP sockets send.
+    pub metrics: Arc<Metrics>,
+    /// A write that takes longer ends the connection.
+    pub write_timeout: Duration,
+    /// Where a plain TCP socket's writer task is started when the socket is full (a stop waits
+    /// for it).
+    pub tasks: TaskTracker,
+}
+
+/// What waits to be written, and who waits for what.
 #[derive(Debug, Default)]
 struct Pending {
     bytes: Vec<u8>,
     lines: usize,
     /// The hub let go: write what is here, then close.
     closed: bool,
-    /// With [`Direct`]: the writer task is writing (the hub must not), until it runs dry.
+    /// With a direct socket: the writer task is writing (the hub must not), until it runs dry.
     writer_owns: bool,
     /// The connection is over ([`Link::end`]): the writer stops, queued bytes or not, and so
     /// does the reader.
@@ -63,33 +77,60 @@ struct Pending {
     written: bool,
     /// The reader, waiting for input, to wake when either of the two above is set.
     reader: Option<Waker>,
+    /// The writer task, waiting for bytes, for the close or for the end.
+    writer: Option<Waker>,
+}
+
+/// Wakers taken under the lock, to wake once it is let go.
+#[must_use]
+struct Wake(Option<Waker>, Option<Waker>);
+
+impl Wake {
+    fn now(self) {
+        for waker in [self.0, self.1].into_iter().flatten() {
+            waker.wake();
+        }
+    }
 }
 
 impl Pending {
-    /// Marks the connection over; the caller wakes the returned reader once the lock is let go
-    /// (see [`Shared::wake`]).
-    #[must_use]
-    fn end(&mut self) -> Option<Waker> {
+    /// Marks the connection over: both halves are to stop.
+    fn end(&mut self) -> Wake {
         self.ended = true;
-        self.reader.take()
+        Wake(self.reader.take(), self.writer.take())
     }
 
-    /// Marks the closed queue written, for the reader to stop; wake as with [`Pending::end`].
-    #[must_use]
-    fn all_written(&mut self) -> Option<Waker> {
+    /// Marks the closed queue written, for the reader to stop.
+    fn all_written(&mut self) -> Wake {
         self.written = true;
-        self.reader.take()
+        Wake(self.reader.take(), None)
+    }
+
+    /// There is something new for the writer: bytes, or the close.
+    fn for_writer(&mut self) -> Wake {
+        Wake(None, self.writer.take())
     }
 }
 
+/// Registers `cx` in `slot` unless the same task is there already.
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// The state the hub's [`Outbox`], the writer's [`Queue`] and the reader's [`Link`] share.
+/// One allocation per connection, of 128 bytes.
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Pending>,
-    /// Woken when the writer has something to do: bytes to write, the queue closed, or the
-    /// connection ended (which wakes every waiter, see [`Shared::wake`]).
-    ready: Notify,
-    limit: usize,
-    direct: Option<Direct>,
+    queues: Arc<Queues>,
+    /// A plain TCP socket's sending half, which the hub writes to without waiting. Shut down
+    /// for writing once the closed queue is all written or a write failed
+    /// ([`Shared::finish`]), and dropped with the last of the hub's queue, the writer task and
+    /// the reader. `None` when a writer task of the connection's own writes (TLS, QUIC).
+    direct: Option<OwnedWriteHalf>,
 }
 
 impl Shared {
@@ -98,71 +139,47 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// After [`Pending::end`] or [`Pending::all_written`], with the lock let go: wakes the
-    /// reader and whatever the writer waits on. A writer registers with `ready` before it
-    /// looks at the flags, so `notify_waiters` cannot miss it.
-    fn wake(&self, reader: Option<Waker>) {
-        if let Some(reader) = reader {
-            reader.wake();
-        }
-        self.ready.notify_waiters();
-    }
-
     /// Ends the connection: both halves stop at once, queued bytes or not.
     fn end(&self) {
-        let reader = self.lock().end();
-        self.wake(reader);
+        let wake = self.lock().end();
+        wake.now();
+    }
+
+    /// For a writer task: ready with what `ready` finds, or waits (registered) until woken.
+    fn poll_writer<T>(&self, cx: &Context<'_>, ready: impl FnOnce(&mut Pending) -> Option<T>) -> Poll<T> {
+        let mut pending = self.lock();
+        match ready(&mut pending) {
+            Some(found) => Poll::Ready(found),
+            None => {
+                register(&mut pending.writer, cx);
+                Poll::Pending
+            }
+        }
     }
 
     /// Waits until the connection is ended. For a writer, in a `select!` beside its write.
     async fn ended(&self) {
-        loop {
-            let notified = self.ready.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if self.lock().ended {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A plain TCP socket's sending half, which the hub may write to without waiting. Shut down
-/// for writing once the closed queue is all written or a write failed ([`Direct::finish`]),
-/// and dropped with the last of the hub's queue, the writer task and the reader.
-#[derive(Debug)]
-pub(crate) struct Direct {
-    socket: OwnedWriteHalf,
-    metrics: Arc<Metrics>,
-    write_timeout: Duration,
-    /// Where a writer task is started when the socket is full (a stop waits for it).
-    tasks: TaskTracker,
-}
-
-impl Direct {
-    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>, write_timeout: Duration, tasks: TaskTracker) -> Self {
-        Direct { socket, metrics, write_timeout, tasks }
+        std::future::poll_fn(|cx| self.poll_writer(cx, |p| p.ended.then_some(()))).await;
     }
 
     /// Nothing more will be written: the peer gets its end of stream now. Dropping the socket
     /// would do it too, but the reader keeps the shared state (and so the socket) until it
     /// stops lingering.
-    fn finish(&self) {
-        let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Write);
+    fn finish(&self, socket: &OwnedWriteHalf) {
+        let _ = socket2::SockRef::from(socket.as_ref()).shutdown(std::net::Shutdown::Write);
     }
 
     /// Writes what the socket takes now, without waiting.
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.socket.try_write(buf)?;
-        self.metrics.bytes_out.fetch_add(n as u64, Relaxed);
+    fn try_write(&self, socket: &OwnedWriteHalf, buf: &[u8]) -> io::Result<usize> {
+        let n = socket.try_write(buf)?;
+        self.queues.metrics.bytes_out.fetch_add(n as u64, Relaxed);
         Ok(n)
     }
 
-    async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+    async fn write_all(&self, socket: &OwnedWriteHalf, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.socket.writable().await?;
-            match self.try_write(buf) {
+            socket.writable().await?;
+            match self.try_write(socket, buf) {
                 Ok(n) => buf = &buf[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -176,7 +193,7 @@ impl Direct {
 /// writes until the queue runs dry, then hands it back to the hub and ends. An idle connection
 /// has no writer task at all.
 async fn drain(shared: Arc<Shared>) {
-    let Some(direct) = &shared.direct else { return };
+    let Some(socket) = &shared.direct else { return };
     let mut batch = Vec::new();
     loop {
         {
@@ -185,10 +202,10 @@ async fn drain(shared: Arc<Shared>) {
                 pending.writer_owns = false;
                 pending.bytes = Vec::new();
                 if pending.closed {
-                    let reader = pending.all_written();
+                    let wake = pending.all_written();
                     drop(pending);
-                    direct.finish();
-                    shared.wake(reader);
+                    shared.finish(socket);
+                    wake.now();
                 }
                 return;
             }
@@ -198,10 +215,10 @@ async fn drain(shared: Arc<Shared>) {
         // A peer that stopped reading blocks this write; ending the connection must still end it.
         let written = tokio::select! {
             _ = shared.ended() => false,
-            written = tokio::time::timeout(direct.write_timeout, direct.write_all(&batch)) => matches!(written, Ok(Ok(()))),
+            written = tokio::time::timeout(shared.queues.write_timeout, shared.write_all(socket, &batch)) => matches!(written, Ok(Ok(()))),
         };
         if !written {
-            direct.finish();
+            shared.finish(socket);
             shared.end();
             return;
         }
@@ -276,10 +293,14 @@ pub(crate) enum Pushed {
     Flush,
 }
 
-/// A queue of at most `limit` lines, with the transport's way around it if it has one, and the
-/// socket the hub writes to itself if it is plain TCP.
-pub(crate) fn outbox(limit: usize, divert: Option<Box<dyn Divert>>, direct: Option<Direct>) -> (Outbox, Queue) {
-    let shared = Arc::new(Shared { pending: Mutex::default(), ready: Notify::new(), limit, direct });
+/// A queue of at most `queues.limit` lines, with the transport's way around it if it has one,
+/// and the socket the hub writes to itself if it is plain TCP.
+pub(crate) fn outbox(
+    queues: &Arc<Queues>,
+    divert: Option<Box<dyn Divert>>,
+    direct: Option<OwnedWriteHalf>,
+) -> (Outbox, Queue) {
+    let shared = Arc::new(Shared { pending: Mutex::default(), queues: Arc::clone(queues), direct });
     (Outbox { shared: Arc::clone(&shared), divert, staged: Vec::new(), staged_lines: 0 }, Queue(shared))
 }
 
@@ -301,10 +322,7 @@ impl Link {
         if pending.ended || pending.written {
             return Poll::Ready(());
         }
-        match &mut pending.reader {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        register(&mut pending.reader, cx);
         Poll::Pending
     }
 }
@@ -317,7 +335,7 @@ impl Outbox {
         }
         if self.shared.direct.is_some() {
             // The writer's share of the bound is checked at the flush.
-            if self.staged_lines >= self.shared.limit {
+            if self.staged_lines >= self.shared.queues.limit {
                 return Err(Full);
             }
             if self.staged_lines == 0 {
@@ -335,16 +353,15 @@ impl Outbox {
             return Ok(if first { Pushed::Flush } else { Pushed::Queued });
         }
         let mut pending = self.shared.lock();
-        if pending.lines >= self.shared.limit {
+        if pending.lines >= self.shared.queues.limit {
             return Err(Full);
         }
         let was_empty = pending.lines == 0;
         pending.bytes.extend_from_slice(line);
         pending.lines += 1;
+        let wake = if was_empty { pending.for_writer() } else { Wake(None, None) };
         drop(pending);
-        if was_empty {
-            self.shared.ready.notify_one();
-        }
+        wake.now();
         Ok(Pushed::Queued)
     }
 
@@ -352,7 +369,7 @@ impl Outbox {
     /// writing; whatever the socket does not take now goes to the writer task. The emptied
     /// staging buffer goes to `spares`.
     pub fn flush(&mut self, spares: &mut Spares) -> Result<(), Full> {
-        let Some(direct) = &self.shared.direct else { return Ok(()) };
+        let Some(socket) = &self.shared.direct else { return Ok(()) };
         if self.staged_lines == 0 {
             return Ok(());
         }
@@ -360,7 +377,7 @@ impl Outbox {
         let staged = std::mem::take(&mut self.staged);
         let mut pending = self.shared.lock();
         let result = if pending.writer_owns || !pending.bytes.is_empty() {
-            if pending.lines + lines > self.shared.limit {
+            if pending.lines + lines > self.shared.queues.limit {
                 Err(Full)
             } else {
                 pending.bytes.extend_from_slice(&staged);
@@ -370,13 +387,13 @@ impl Outbox {
         } else {
             // Would block, or failed (0 written): the writer waits, or meets the error and
             // ends the connection.
-            let written: usize = direct.try_write(&staged).unwrap_or_default();
+            let written: usize = self.shared.try_write(socket, &staged).unwrap_or_default();
             if written < staged.len() {
                 pending.bytes.extend_from_slice(&staged[written..]);
                 pending.lines = lines;
                 pending.writer_owns = true;
                 drop(pending);
-                direct.tasks.spawn(drain(Arc::clone(&self.shared)));
+                self.shared.queues.tasks.spawn(drain(Arc::clone(&self.shared)));
             }
             Ok(())
         };
@@ -399,10 +416,10 @@ impl Drop for Outbox {
         pending.bytes.extend_from_slice(&self.staged);
         pending.lines += self.staged_lines;
         pending.closed = true;
-        let Some(direct) = &self.shared.direct else {
+        let Some(socket) = &self.shared.direct else {
+            let wake = pending.for_writer();
             drop(pending);
-            self.shared.ready.notify_one();
-            return;
+            return wake.now();
         };
         if pending.writer_owns {
             // The writer task finishes, then stops the reading.
@@ -411,28 +428,28 @@ impl Drop for Outbox {
         let written = if pending.bytes.is_empty() {
             0
         } else {
-            match direct.try_write(&pending.bytes) {
+            match self.shared.try_write(socket, &pending.bytes) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(_) => {
-                    let reader = pending.end();
+                    let wake = pending.end();
                     drop(pending);
-                    direct.finish();
-                    return self.shared.wake(reader);
+                    self.shared.finish(socket);
+                    return wake.now();
                 }
             }
         };
         if written == pending.bytes.len() {
             pending.bytes = Vec::new();
-            let reader = pending.all_written();
+            let wake = pending.all_written();
             drop(pending);
-            direct.finish();
-            self.shared.wake(reader);
+            self.shared.finish(socket);
+            wake.now();
         } else {
             pending.bytes.drain(..written);
             pending.writer_owns = true;
             drop(pending);
-            direct.tasks.spawn(drain(Arc::clone(&self.shared)));
+            self.shared.queues.tasks.spawn(drain(Arc::clone(&self.shared)));
         }
     }
 }
@@ -453,30 +470,26 @@ impl Queue {
     /// For queues without a direct socket (TLS, QUIC), whose writer task lives as long as the
     /// connection.
     pub async fn take(&self, buf: &mut Vec<u8>) -> Taken {
-        loop {
-            // Registered before the flags are read, so that an end in between still wakes it.
-            let notified = self.0.ready.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut pending = self.0.lock();
+        std::future::poll_fn(|cx| {
+            self.0.poll_writer(cx, |pending| {
                 if pending.ended {
-                    return Taken::Ended;
+                    return Some(Taken::Ended);
                 }
                 if !pending.bytes.is_empty() {
                     std::mem::swap(&mut pending.bytes, buf);
                     pending.lines = 0;
-                    return Taken::Bytes;
+                    return Some(Taken::Bytes);
                 }
                 if pending.closed {
-                    return Taken::Closed;
+                    return Some(Taken::Closed);
                 }
                 // Nothing to write: an idle connection keeps no buffer on either side.
                 pending.bytes = Vec::new();
                 *buf = Vec::new();
-            }
-            notified.await;
-        }
+                None
+            })
+        })
+        .await
     }
 
     /// Waits until the connection is ended; beside a write, so that it stops the write.
@@ -491,8 +504,8 @@ impl Queue {
 
     /// Tells the reader that the closed queue is all written: it stops reading.
     pub fn all_written(&self) {
-        let reader = self.0.lock().all_written();
-        self.0.wake(reader);
+        let wake = self.0.lock().all_written();
+        wake.now();
     }
 
     /// The reader's hold on the connection, made before the queue goes to its writer (or is
@@ -515,7 +528,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_come_out_together_in_order_and_the_bound_holds() {
-        let (mut outbox, queue) = outbox(2, None, None);
+        let (mut outbox, queue) = outbox(&queues(2, &TaskTracker::new()), None, None);
         assert!(outbox.push_alone(b"a\r\n").is_ok());
         assert!(outbox.push_alone(b"b\r\n").is_ok());
         assert!(outbox.push_alone(b"c\r\n").is_err(), "a third line exceeds the bound");
@@ -531,30 +544,54 @@ mod tests {
         assert_eq!(queue.take(&mut buf).await, Taken::Closed);
     }
 
-    /// Ending a connection reaches a writer waiting for bytes, a writer in the middle of a
-    /// write, and a reader waiting for input, whichever started waiting first.
+    /// Every connection holds one `Shared` in an `Arc` (two counters more): at most 128 bytes
+    /// in all is one of mimalloc's size classes (the next is 160). It was 152 (so 192) with a
+    /// `Notify` for the writer and a copy of the bound, the counters, the write timeout and
+    /// the task tracker in each.
+    #[test]
+    fn a_connections_shared_state_fits_128_bytes() {
+        let size = std::mem::size_of::<Shared>() + 16;
+        assert!(size <= 128, "the shared state takes {size} bytes");
+    }
+
+    async fn woken<T>(task: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("woken in time").expect("task")
+    }
+
+    /// Ending a connection reaches its writer, whether it waits for bytes or is in the middle
+    /// of a write, and its reader waiting for input. (A connection has one writer task, and
+    /// it does one of the two at a time.)
     #[tokio::test]
     async fn ending_a_connection_wakes_its_writer_and_its_reader() {
-        let (outbox, queue) = outbox(8, None, None);
-        let link = queue.link();
-        let queue = Arc::new(queue);
-        let waiting = tokio::spawn({
-            let queue = Arc::clone(&queue);
-            async move { queue.take(&mut Vec::new()).await }
-        });
-        let writing = tokio::spawn({
-            let queue = Arc::clone(&queue);
-            async move { queue.ended().await }
-        });
-        let reading = tokio::spawn(async move { std::future::poll_fn(|cx| link.poll_stop(cx)).await });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished() && !writing.is_finished() && !reading.is_finished(), "nothing has ended yet");
+        for writing in [false, true] {
+            let (outbox, queue) = outbox(&queues(8, &TaskTracker::new()), None, None);
+            let link = queue.link();
+            let writer = tokio::spawn(async move {
+                if writing {
+                    // As in a write that cannot finish: only the end stops it.
+                    tokio::select! {
+                        _ = queue.ended() => Taken::Ended,
+                        _ = std::future::pending::<()>() => Taken::Bytes,
+                    }
+                } else {
+                    queue.take(&mut Vec::new()).await
+                }
+            });
+            let reader = tokio::spawn(async move { std::future::poll_fn(|cx| link.poll_stop(cx)).await });
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            assert!(!writer.is_finished() && !reader.is_finished(), "nothing has ended yet");
+            outbox.end();
+            assert_eq!(woken(writer).await, Taken::Ended, "writing: {writing}");
+            woken(reader).await;
+        }
+        // Ended takes precedence over bytes still queued and over the close.
+        let (mut outbox, queue) = outbox(&queues(8, &TaskTracker::new()), None, None);
+        outbox.push_alone(b"a\r\n").expect("room");
         outbox.end();
-        let ended = tokio::time::timeout(Duration::from_secs(10), async {
-            (waiting.await.expect("writer"), writing.await.expect("write"), reading.await.expect("reader"))
-        });
-        assert_eq!(ended.await.expect("all three wake"), (Taken::Ended, (), ()));
-        assert_eq!(queue.take(&mut Vec::new()).await, Taken::Ended, "ended even with the queue closed");
+        drop(outbox);
+        assert_eq!(queue.take(&mut Vec::new()).await, Taken::Ended);
     }
 
     /// Takes every line that starts with `~`.
@@ -573,7 +610,7 @@ mod tests {
     #[tokio::test]
     async fn diverted_lines_skip_the_queue_and_its_bound() {
         let side = Arc::new(Tilde(Mutex::default()));
-        let (mut outbox, queue) = outbox(1, Some(Box::new(Arc::clone(&side))), None);
+        let (mut outbox, queue) = outbox(&queues(1, &TaskTracker::new()), Some(Box::new(Arc::clone(&side))), None);
         assert!(outbox.push_alone(b"a\r\n").is_ok());
         assert!(outbox.push_alone(b"~typing\r\n").is_ok(), "a diverted line does not count against the bound");
         assert!(outbox.push_alone(b"b\r\n").is_err());
@@ -599,8 +636,14 @@ mod tests {
         got
     }
 
-    fn direct(socket: tokio::net::TcpStream, tasks: &TaskTracker) -> Option<Direct> {
-        Some(Direct::new(socket.into_split().1, crate::metrics::Metrics::new(), Duration::from_secs(10), tasks.clone()))
+    /// What a listener's connections share, with `limit` and `tasks`.
+    fn queues(limit: usize, tasks: &TaskTracker) -> Arc<Queues> {
+        let metrics = crate::metrics::Metrics::new();
+        Arc::new(Queues { limit, metrics, write_timeout: Duration::from_secs(10), tasks: tasks.clone() })
+    }
+
+    fn direct(socket: tokio::net::TcpStream) -> Option<OwnedWriteHalf> {
+        Some(socket.into_split().1)
     }
 
     async fn reads_end_of_stream(peer: &mut tokio::net::TcpStream) -> bool {
@@ -615,7 +658,7 @@ mod tests {
         let (ours, mut peer) = socket_pair().await;
         socket2::SockRef::from(&ours).set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
         let tasks = TaskTracker::new();
-        let (mut outbox, queue) = outbox(1_000_000, None, direct(ours, &tasks));
+        let (mut outbox, queue) = outbox(&queues(1_000_000, &tasks), None, direct(ours));
         let link = queue.link();
         drop(queue);
         let stopped = |link: &Link| link.poll_stop(&mut Context::from_waker(Waker::noop())).is_ready();
@@ -666,8 +709,8 @@ mod tests {
         let (first, mut first_peer) = socket_pair().await;
         let (second, mut second_peer) = socket_pair().await;
         let tasks = TaskTracker::new();
-        let (mut one, _queue_one) = outbox(10, None, direct(first, &tasks));
-        let (mut two, _queue_two) = outbox(10, None, direct(second, &tasks));
+        let (mut one, _queue_one) = outbox(&queues(10, &tasks), None, direct(first));
+        let (mut two, _queue_two) = outbox(&queues(10, &tasks), None, direct(second));
         let mut spares = Spares::default();
         let _ = one.push(b"hello\r\n", &mut spares);
         one.flush(&mut spares).expect("within the bound");
@@ -683,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_round_writes_as_it_goes_so_the_bound_counts_only_unsent_lines() {
         let (ours, mut peer) = socket_pair().await;
-        let (mut outbox, _queue) = outbox(100, None, direct(ours, &TaskTracker::new()));
+        let (mut outbox, _queue) = outbox(&queues(100, &TaskTracker::new()), None, direct(ours));
         let mut spares = Spares::default();
         let mut expected = Vec::new();
         for i in 0..300u32 {
