@@ -16,7 +16,6 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::config::EdgeLimits;
 use crate::hub::Event;
 use crate::metrics::Counted;
 use crate::outbox::{outbox, Divert, Link, Queue, Queues, Taken};
@@ -42,22 +41,14 @@ pub(crate) struct Setup {
     pub conn: ConnId,
     pub info: ConnInfo,
     pub events: mpsc::Sender<Event>,
-    /// `EdgeLimits::line_len`.
-    pub line_len: usize,
-    /// The outbound queues' bound and what their writers need, shared by the listener's
-    /// connections.
+    /// The outbound queues' bound, what their writers need and the longest line to read,
+    /// shared by the listener's connections.
     pub queues: Arc<Queues>,
 }
 
 impl Setup {
-    pub fn new(
-        conn: ConnId,
-        info: ConnInfo,
-        events: mpsc::Sender<Event>,
-        limits: &EdgeLimits,
-        queues: &Arc<Queues>,
-    ) -> Self {
-        Setup { conn, info, events, line_len: limits.line_len, queues: Arc::clone(queues) }
+    pub fn new(conn: ConnId, info: ConnInfo, events: mpsc::Sender<Event>, queues: &Arc<Queues>) -> Self {
+        Setup { conn, info, events, queues: Arc::clone(queues) }
     }
 }
 
@@ -104,7 +95,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    let Setup { conn, info, events, line_len, queues } = setup;
+    let Setup { conn, info, events, queues } = setup;
     let write_timeout = queues.write_timeout;
     // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
     let (outbox, queue) = outbox(&queues, divert, direct);
@@ -126,7 +117,7 @@ where
             None
         }
     };
-    let mut reader = Reader { stream: reader, conn, events, link, framer: None, line_len };
+    let mut reader = Reader { stream: reader, conn, events, link, framer: None };
     async move {
         if connected.await {
             let reason = reader.read_loop().await;
@@ -146,6 +137,15 @@ where
         // Held until the connection ends (its admission).
         drop(guard);
     }
+}
+
+/// Why the reader stops reading with the connection still open.
+enum Stopped {
+    /// The connection was ended, or closed and all written: read and drop what the peer
+    /// still sends, for a while.
+    Linger,
+    /// The hub is gone.
+    Gone,
 }
 
 /// What one wake-up of the reader came to.
@@ -168,11 +168,9 @@ struct Reader<R> {
     link: Link,
     /// Only while it holds something between reads (an unfinished line, a backlog, a long line
     /// being skipped), which is seldom: a client sends whole lines. A fresh one is made on the
-    /// stack for each read otherwise.
+    /// stack for each read otherwise. It holds at most `line_len` bytes of an unfinished line:
+    /// a longer line is skipped as it arrives, never buffered whole.
     framer: Option<Box<LineReader>>,
-    /// The framer's limit: at most this many bytes of an unfinished line are held, and a
-    /// longer line is skipped as it arrives, never buffered whole.
-    line_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -181,37 +179,45 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// on its input is not even parsed, so a peer dropped for flooding stops costing anything).
     /// Returns why it stopped.
     async fn read_loop(&mut self) -> String {
-        loop {
-            let mut handed = match self.read().await {
-                Got::Read(handed) => handed,
+        let stopped = loop {
+            // Nothing but `self` lives across these waits: every idle connection's task has
+            // room for the largest of them. The seldom ones are boxed, and what was read is
+            // matched before any of them (a scrutinee would live on through its arms).
+            let full = match self.read().await {
+                Got::Read(Handed::All) => continue,
+                Got::Read(Handed::Full(event)) => event,
+                Got::Read(Handed::Gone) => break Stopped::Gone,
                 Got::End => return "Connection closed".into(),
                 Got::Failed(e) => return format!("Read error: {e}"),
-                Got::Stop => return Box::pin(linger(&mut self.stream)).await,
+                Got::Stop => break Stopped::Linger,
             };
-            loop {
-                match handed {
-                    Handed::All => break,
-                    // Full: this reader waits, which stops reading from this one peer
-                    // (backpressure). The wait is boxed, like the lingering: a future is as
-                    // large as its largest state, and every idle connection would pay for
-                    // states it seldom reaches.
-                    Handed::Full(event) => {
-                        let (events, link) = (&self.events, &self.link);
-                        let wait = Box::pin(async {
-                            tokio::select! {
-                                _ = std::future::poll_fn(|cx| link.poll_stop(cx)) => None,
-                                sent = events.send(*event) => Some(sent.is_ok()),
-                            }
-                        });
-                        match wait.await {
-                            // The rest of the read, held by the framer.
-                            Some(true) => handed = self.frame(&[]),
-                            Some(false) => return Box::pin(gone(&mut self.stream)).await,
-                            None => return Box::pin(linger(&mut self.stream)).await,
-                        }
-                    }
-                    Handed::Gone => return Box::pin(gone(&mut self.stream)).await,
-                }
+            if let Some(stopped) = Box::pin(self.wait_for_hub(full)).await {
+                break stopped;
+            }
+        };
+        match stopped {
+            Stopped::Linger => Box::pin(linger(&mut self.stream)).await,
+            Stopped::Gone => Box::pin(gone(&mut self.stream)).await,
+        }
+    }
+
+    /// The hub's queue is full: this reader waits, which stops reading from this one peer
+    /// (backpressure), then hands over the rest of the read. `None` once all of it is with the
+    /// hub.
+    async fn wait_for_hub(&mut self, mut event: Box<Event>) -> Option<Stopped> {
+        loop {
+            let sent = tokio::select! {
+                _ = std::future::poll_fn(|cx| self.link.poll_stop(cx)) => return Some(Stopped::Linger),
+                sent = self.events.send(*event) => sent,
+            };
+            if sent.is_err() {
+                return Some(Stopped::Gone);
+            }
+            // The rest of the read, held by the framer.
+            match self.frame(&[]) {
+                Handed::All => return None,
+                Handed::Full(next) => event = next,
+                Handed::Gone => return Some(Stopped::Gone),
             }
         }
     }
@@ -245,7 +251,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         let mut fresh = None;
         let framer = match self.framer.as_deref_mut() {
             Some(held) => held,
-            None => fresh.insert(LineReader::new(self.line_len)),
+            None => fresh.insert(LineReader::new(self.link.line_len())),
         };
         let mut lines = Vec::new();
         take_lines(framer, bytes, &mut lines);
@@ -470,10 +476,11 @@ mod tests {
     /// Every idle plain TCP connection is one task holding this future: its size is most of
     /// what an idle connection costs (docs/benchmarks.md, idle memory). tokio allocates a task
     /// as one cell aligned to 128 bytes: 32 of header, 16 of scheduler and id, 8 of stage,
-    /// 8 of `TaskTracker`, the future, and 48 of trailer. Up to 272 bytes of future, the cell
-    /// is 384 bytes; past it, 512. The future was 936 bytes while the reader kept its buffer
-    /// and an async fn kept its arguments, and 536 (a cell of 768) while the reader waited on
-    /// a cancellation token and the task kept a second copy of what it captured.
+    /// 8 of `TaskTracker`, the future, and 48 of trailer. Up to 144 bytes of future, the cell
+    /// is 256 bytes; up to 272, 384. The future was 936 bytes while the reader kept its buffer
+    /// and an async fn kept its arguments, 536 (a cell of 768) while the reader waited on a
+    /// cancellation token and the task kept a second copy of what it captured, and 184 while
+    /// the reader kept a framer between lines and a parsed read lived on through a wait.
     #[tokio::test]
     async fn an_idle_tcp_connection_is_a_small_task() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -483,12 +490,18 @@ mod tests {
         let stream = metrics.wrap(ours.expect("accept").0, crate::metrics::Transport::Plaintext);
         let (events, _hub) = mpsc::channel(1);
         let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false };
-        let queues = Arc::new(Queues { limit: 1, metrics, write_timeout: Duration::ZERO, tasks: TaskTracker::new() });
-        let setup = Setup { conn: ConnId(1), info, events, line_len: 512, queues };
+        let queues = Arc::new(Queues {
+            limit: 1,
+            line_len: 512,
+            metrics,
+            write_timeout: Duration::ZERO,
+            tasks: TaskTracker::new(),
+        });
+        let setup = Setup { conn: ConnId(1), info, events, queues };
         // As large as the admission a connection holds.
         let permit = [0u8; std::mem::size_of::<crate::limits::Permit>()];
         let task = serve_tcp(stream, setup, permit);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 272, "an idle connection's task holds {size} bytes");
+        assert!(size <= 144, "an idle connection's task holds {size} bytes");
     }
 }

@@ -327,6 +327,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let queues = Arc::new(outbox::Queues {
         // Full: the hub does not wait; it drops the connection with "SendQ exceeded".
         limit: edge.sendq_lines.max(1),
+        line_len: edge.line_len,
         metrics: Arc::clone(&metrics),
         write_timeout: edge.write_timeout,
         tasks: tracker.clone(),

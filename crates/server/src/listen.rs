@@ -90,7 +90,7 @@ impl Acceptor {
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let ip = peer.ip().to_canonical();
             let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
-            let setup = conn::Setup::new(conn, info, self.events.clone(), &self.limits, &self.queues);
+            let setup = conn::Setup::new(conn, info, self.events.clone(), &self.queues);
             match &tls {
                 // The task is the connection's future alone: an idle plaintext connection
                 // costs only what it needs.

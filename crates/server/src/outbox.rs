@@ -52,6 +52,9 @@ use crate::metrics::Metrics;
 pub(crate) struct Queues {
     /// Lines that may wait, at most (`EdgeLimits::sendq_lines`).
     pub limit: usize,
+    /// The longest line read, in bytes (`EdgeLimits::line_len`): for the reader, kept here so
+    /// that its task does not hold a copy.
+    pub line_len: usize,
     /// Counts the bytes the hub and the writer tasks of plain TCP sockets send.
     pub metrics: Arc<Metrics>,
     /// A write that takes longer ends the connection.
@@ -313,6 +316,11 @@ impl Link {
     /// Ends the connection: the writer stops, queued bytes or not.
     pub fn end(&self) {
         self.0.end();
+    }
+
+    /// The longest line to read, in bytes.
+    pub fn line_len(&self) -> usize {
+        self.0.queues.line_len
     }
 
     /// Ready once the reader should stop reading: the connection was ended, or the hub closed
@@ -639,7 +647,7 @@ mod tests {
     /// What a listener's connections share, with `limit` and `tasks`.
     fn queues(limit: usize, tasks: &TaskTracker) -> Arc<Queues> {
         let metrics = crate::metrics::Metrics::new();
-        Arc::new(Queues { limit, metrics, write_timeout: Duration::from_secs(10), tasks: tasks.clone() })
+        Arc::new(Queues { limit, line_len: 512, metrics, write_timeout: Duration::from_secs(10), tasks: tasks.clone() })
     }
 
     fn direct(socket: tokio::net::TcpStream) -> Option<OwnedWriteHalf> {

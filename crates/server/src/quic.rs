@@ -112,7 +112,7 @@ impl Acceptor {
         let delivered = send.stopped();
         let stream = self.metrics.wrap(tokio::io::join(recv, send), Transport::Quic);
         let divert: Box<dyn Divert> = Box::new(TypingDatagrams(connection.clone()));
-        conn::serve(stream, conn::Setup::new(conn, info, self.events, &self.limits, &self.queues), Some(divert)).await;
+        conn::serve(stream, conn::Setup::new(conn, info, self.events, &self.queues), Some(divert)).await;
         // The writer finished the stream after our last line (the ERROR); closing the
         // connection before the peer has it would discard it.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, delivered).await;
