@@ -481,7 +481,8 @@ impl Server {
     pub(crate) fn deliver_all<I: IntoIterator<Item = ConnId>>(&mut self, out: &mut Outgoing, to: I) {
         // Per variant: the capabilities that select it, and who gets it.
         let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
-        for conn in to {
+        let mut to = to.into_iter();
+        while let Some(conn) = to.next() {
             let Some(caps) = self.clients.get(&conn).map(|c| c.caps) else { continue };
             if !out.wanted_by(caps) {
                 continue;
@@ -490,6 +491,11 @@ impl Server {
                 self.cur.replies.push(out.message_for(caps));
             } else {
                 let group = &mut groups[variant(caps)];
+                if group.1.is_empty() {
+                    // Room for everyone left, once: most rooms are one variant, and growing
+                    // the list a member at a time copied it over and over.
+                    group.1.reserve(to.size_hint().0 + 1);
+                }
                 group.0 = caps;
                 group.1.push(conn);
             }

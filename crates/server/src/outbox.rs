@@ -243,9 +243,13 @@ pub(crate) trait Divert: Send + Sync + 'static {
 pub(crate) struct Outbox {
     shared: Arc<Shared>,
     divert: Option<Box<dyn Divert>>,
-    /// With [`Direct`]: lines pushed this round, not yet flushed.
+    /// With a direct socket: lines pushed this round, not yet flushed.
     staged: Vec<u8>,
-    staged_lines: usize,
+    staged_lines: u32,
+    /// The bytes staged in the last round that had any (rounded up to a power of two): the
+    /// room to take for the next, so that a busy connection's buffer does not grow (and get
+    /// copied) line by line from whatever a spare happened to hold.
+    hint: u32,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -275,8 +279,13 @@ impl Spares {
     const COUNT: usize = 256;
     const BYTES: usize = 64 * 1024;
 
-    fn take(&mut self) -> Vec<u8> {
-        self.0.pop().unwrap_or_default()
+    /// An empty buffer with room for `bytes`: a spare if the last one given has that room.
+    fn take(&mut self, bytes: usize) -> Vec<u8> {
+        match self.0.pop() {
+            Some(spare) if spare.capacity() >= bytes => spare,
+            // Made anew rather than grown: growing would copy the spare's old room.
+            _ => Vec::with_capacity(bytes),
+        }
     }
 
     fn give(&mut self, mut buf: Vec<u8>) {
@@ -304,7 +313,7 @@ pub(crate) fn outbox(
     direct: Option<OwnedWriteHalf>,
 ) -> (Outbox, Queue) {
     let shared = Arc::new(Shared { pending: Mutex::default(), queues: Arc::clone(queues), direct });
-    (Outbox { shared: Arc::clone(&shared), divert, staged: Vec::new(), staged_lines: 0 }, Queue(shared))
+    (Outbox { shared: Arc::clone(&shared), divert, staged: Vec::new(), staged_lines: 0, hint: 0 }, Queue(shared))
 }
 
 /// The reader's hold on its connection's shared state: how it learns that it should stop,
@@ -343,11 +352,11 @@ impl Outbox {
         }
         if self.shared.direct.is_some() {
             // The writer's share of the bound is checked at the flush.
-            if self.staged_lines >= self.shared.queues.limit {
+            if self.staged_lines as usize >= self.shared.queues.limit {
                 return Err(Full);
             }
             if self.staged_lines == 0 {
-                self.staged = spares.take();
+                self.staged = spares.take(self.hint as usize);
             }
             self.staged.extend_from_slice(line);
             self.staged_lines += 1;
@@ -381,8 +390,9 @@ impl Outbox {
         if self.staged_lines == 0 {
             return Ok(());
         }
-        let lines = std::mem::take(&mut self.staged_lines);
+        let lines = std::mem::take(&mut self.staged_lines) as usize;
         let staged = std::mem::take(&mut self.staged);
+        self.hint = staged.len().min(STAGED_BYTES).next_power_of_two() as u32;
         let mut pending = self.shared.lock();
         let result = if pending.writer_owns || !pending.bytes.is_empty() {
             if pending.lines + lines > self.shared.queues.limit {
@@ -422,7 +432,7 @@ impl Drop for Outbox {
         let mut pending = self.shared.lock();
         // Lines staged in the hub's last round (an ERROR before a close) still go out.
         pending.bytes.extend_from_slice(&self.staged);
-        pending.lines += self.staged_lines;
+        pending.lines += self.staged_lines as usize;
         pending.closed = true;
         let Some(socket) = &self.shared.direct else {
             let wake = pending.for_writer();
@@ -729,6 +739,26 @@ mod tests {
         assert!(spares.0.is_empty(), "the next connection took the spare");
         two.flush(&mut spares).expect("within the bound");
         assert_eq!(read_exactly(&mut second_peer, 7).await, b"again\r\n");
+    }
+
+    /// A connection that got many lines last round starts the next with room for as many, so
+    /// that its buffer is not grown (and copied) line by line from a small spare.
+    #[tokio::test]
+    async fn a_round_starts_with_the_room_the_last_one_took() {
+        let (ours, mut peer) = socket_pair().await;
+        let (mut outbox, _queue) = outbox(&queues(100, &TaskTracker::new()), None, direct(ours));
+        let mut spares = Spares::default();
+        let line = [b'x'; 1000];
+        for _ in 0..10 {
+            outbox.push(&line, &mut spares).expect("room");
+        }
+        outbox.flush(&mut spares).expect("within the bound");
+        read_exactly(&mut peer, 10_000).await;
+        spares.give(Vec::with_capacity(64));
+        outbox.push(b"small\r\n", &mut spares).expect("room");
+        assert!(outbox.staged.capacity() >= 10_000, "room for last round's 10,000 bytes");
+        assert_eq!(spares.0.len(), 1, "the spare too small for it was let go");
+        assert!(spares.0[0].capacity() >= 10_000, "last round's buffer waits for the next connection");
     }
 
     #[tokio::test]

@@ -9,7 +9,6 @@ use crate::broadcast::Outgoing;
 use crate::caps::Cap;
 use crate::handlers::account::NICKSERV;
 use crate::handlers::history::client_tags_wire;
-use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
 use crate::store::{dm_conversation, HistoryItem};
@@ -118,7 +117,10 @@ impl Server {
             }
             return;
         }
-        let members: Vec<ConnId> = ch.members.keys().copied().filter(|m| *m != conn).collect();
+        // Sized once: collected through a filter, the list would grow (and be copied) five
+        // times on the way to a hundred members.
+        let mut members = Vec::with_capacity(ch.members.len());
+        members.extend(ch.members.keys().copied().filter(|m| *m != conn));
         let base = Message { params: replace_first(base.params, &display), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         if !tagmsg {
