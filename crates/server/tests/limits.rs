@@ -161,3 +161,26 @@ async fn an_over_long_line_is_skipped_as_it_arrives_and_the_session_goes_on() {
     assert_eq!(m.command, "417", "a 1025-byte line is over the read limit");
     server.shutdown().await;
 }
+
+/// A line that arrives in pieces, cut anywhere (even between its CR and LF), is read whole:
+/// the reader keeps what it has of an unfinished line between reads, and nothing once the line
+/// is complete.
+#[tokio::test]
+async fn a_line_that_arrives_in_pieces_is_read_whole() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let mut alice = Client::plain(server.plaintext[0], "alice").await;
+    alice.register("alice").await;
+    let mut bob = Client::plain(server.plaintext[0], "bob").await;
+    bob.register("bob").await;
+    let pieces: [&[u8]; 5] = [b"PRIVMSG bob :hel", b"lo th", b"ere\r", b"\nPRIVMSG bob :sec", b"ond\r\n"];
+    for piece in pieces {
+        alice.send_raw(piece).await;
+        // Long enough for each piece to be a read of its own.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for text in ["hello there", "second"] {
+        let m = bob.expect_command("PRIVMSG").await;
+        assert_eq!(m.params.last().map(String::as_str), Some(text));
+    }
+    server.shutdown().await;
+}
