@@ -48,10 +48,12 @@ impl Both {
         Both(both.into_boxed_str())
     }
 
+    #[inline]
     fn original(&self) -> &str {
         &self.0[..self.0.len() / 2]
     }
 
+    #[inline]
     fn folded(&self) -> &str {
         &self.0[self.0.len() / 2..]
     }
@@ -66,12 +68,15 @@ macro_rules! folded_name_traits {
                 $ty { both: Both::new(original) }
             }
 
-            /// The name as the user spelled it, for display.
+            /// The name as the user spelled it, for display. Inlined across crates: it is
+            /// read for every line a client sends.
+            #[inline]
             pub fn as_str(&self) -> &str {
                 self.both.original()
             }
 
             /// The casefolded name, for lookups and comparisons.
+            #[inline]
             pub fn folded(&self) -> &str {
                 self.both.folded()
             }
