@@ -6,33 +6,33 @@
 //! wake-up; profiles of a 100-member room put a quarter of the server's CPU there. Here a push
 //! is a copy of the line into the connection's pending bytes.
 //!
-//! Who writes: on plain TCP ([`Direct`]) the hub collects a connection's lines in a buffer of
+//! Who writes: on plain TCP (a `direct` socket in [`Shared`]) the hub collects a connection's lines in a buffer of
 //! its own (`staged`: no lock per line) and writes them itself at the end of its round
 //! (`flush`), with one non-blocking `send`: no task wakes up, which is most of the cost of a
 //! delivery at low rates (a 1000-member room). Only when the socket cannot take everything is a
 //! writer task started (`writer_owns`): the rest goes into the shared pending bytes, the task
 //! waits until the socket is writable and writes, and what the hub flushes meanwhile is
 //! appended behind it; when it runs dry it hands the queue back and ends, so an idle TCP
-//! connection has no writer task at all. On TLS and
-//! QUIC the writer task always writes: each push goes into the shared pending bytes, the hub
+//! connection has no writer task at all. On TLS and QUIC the writer task always writes: each push goes into the shared pending bytes, the hub
 //! wakes the writer when they go from empty to not empty, and the writer swaps them for its own
 //! (empty) buffer, so nothing is copied twice.
 //!
 //! Memory: an idle connection holds no buffer. The writer frees its buffers when it runs dry.
 //! A staging buffer lives only within a round: a flush that wrote everything hands it back to
 //! the hub's [`Spares`], and the next connection to get a line that round or the next takes it
-//! from there, so busy connections do not allocate and grow a buffer every round either.
+//! from there, with the room the connection's last round took, so busy connections do not
+//! allocate and grow a buffer every round either.
 //!
 //! A transport may carry some lines beside its stream ([`Divert`]: QUIC sends `+typing` as
 //! datagrams); those leave at push time and never wait in the queue.
 //!
-//! Bounded: at most `limit` lines wait. A push beyond that fails and the hub drops the
+//! Bounded: at most `Queues::limit` lines wait. A push beyond that fails and the hub drops the
 //! connection ("SendQ exceeded"); the hub never waits for a connection.
 //!
 //! The end of a connection is signalled here too, in the state the queue already shares
 //! between the hub, the writer and the reader ([`Link`]): [`Link::end`] stops both halves at
 //! once, and the reader stops reading once the hub closed the queue and all of it is written.
-//! Two flags and the reader's waker, where a pair of cancellation tokens cost every idle
+//! Two flags and a waker for each side, where a pair of cancellation tokens cost every idle
 //! connection two more allocations and its reader a waiting future of 72 bytes.
 
 use std::io;
