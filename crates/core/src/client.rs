@@ -170,6 +170,11 @@ impl Client {
         }
     }
 
+    /// The password given with PASS, until registration checks it.
+    pub fn pass(&self) -> Option<&str> {
+        self.extra()?.pass.as_deref()
+    }
+
     pub fn away(&self) -> Option<&str> {
         self.extra()?.away.as_deref()
     }

@@ -272,7 +272,7 @@ impl Server {
         }
         // Without a server password, `PASS account:password` logs in (for clients without SASL).
         if self.cfg.password.is_none() && client.account.is_none() {
-            let login = client.extra().and_then(|e| e.pass.as_deref()?.split_once(':'));
+            let login = client.pass().and_then(|p| p.split_once(':'));
             let login = login.map(|(a, p)| (a.to_owned(), p.to_owned()));
             if let Some(c) = self.cur_client_mut() {
                 c.clear_extra(|e| e.pass = None);
@@ -286,7 +286,7 @@ impl Server {
             return;
         }
         if let Some(expected) = &self.cfg.password {
-            let given = client.extra().and_then(|e| e.pass.as_deref()).unwrap_or("");
+            let given = client.pass().unwrap_or("");
             if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                 self.numeric(ERR_PASSWDMISMATCH, ["Password incorrect"]);
                 self.close(self.cur_conn(), "Bad password");
