@@ -36,16 +36,24 @@ impl Server {
             }
             return;
         }
-        let list = distinct_targets(&targets);
-        if list.len() > self.cfg.limits.max_targets {
+        // A line to one target (nearly all of them) relays its own string as the target; only
+        // a list is split into new ones.
+        let many: Option<Vec<String>> =
+            distinct_targets(&targets).map(|list| list.into_iter().map(str::to_owned).collect());
+        let count = many.as_ref().map_or(1, Vec::len);
+        if count > self.cfg.limits.max_targets {
             if !quiet {
                 let text = format!("Too many recipients: at most {} per command", self.cfg.limits.max_targets);
                 self.numeric(ERR_TOOMANYTARGETS, [targets.as_str(), text.as_str()]);
             }
             return;
         }
+        let list = match many {
+            Some(many) => many.into_iter().chain(None),
+            None => Vec::new().into_iter().chain(Some(targets)),
+        };
         // Each recipient beyond the first costs like another message.
-        self.charge(list.len().saturating_sub(1) as u32);
+        self.charge(count.saturating_sub(1) as u32);
         let client_tags: Vec<Tag> = msg.tags.iter().filter(|t| t.key.starts_with('+')).cloned().collect();
         let now = self.now.mono;
         if let Some(client) = self.cur_client_mut() {
@@ -61,31 +69,36 @@ impl Server {
         let mut own_command = Some(relayed_command);
         let mut own_text = Some(text);
         let mut own_params = Some(params);
-        for (i, &target) in list.iter().enumerate() {
-            let last = i + 1 == list.len();
+        for (i, target) in list.enumerate() {
+            let last = i + 1 == count;
             let take = |own: &mut Option<String>| if last { own.take() } else { own.clone() }.unwrap_or_default();
             let relayed = take(&mut own_command);
             let mut params = if last { own_params.take() } else { None }.unwrap_or_else(|| Vec::with_capacity(2));
-            params.push(target.to_owned());
+            let channel = target.starts_with('#');
+            let nickserv = !channel && eq_fold(&target, NICKSERV);
             if !tagmsg {
                 let mut text = take(&mut own_text);
-                text.truncate(fit_text(prefix_len, command, target, &text).len());
-                params.push(text);
+                text.truncate(fit_text(prefix_len, command, &target, &text).len());
+                params.extend([target, text]);
+            } else {
+                params.push(target);
             }
             let base = Message { command: relayed, params, ..Message::default() };
-            if target.starts_with('#') {
-                self.message_channel(target, base, &client_tags, quiet, tagmsg);
-            } else if eq_fold(target, NICKSERV) {
+            if channel {
+                self.message_channel(base, &client_tags, quiet, tagmsg);
+            } else if nickserv {
                 if command == "PRIVMSG" {
                     self.handle_nickserv(base.params.get(1).map_or("", String::as_str));
                 }
             } else {
-                self.message_nick(target, base, &client_tags, quiet, tagmsg);
+                self.message_nick(base, &client_tags, quiet, tagmsg);
             }
         }
     }
 
-    fn message_channel(&mut self, target: &str, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+    /// `base` holds the target and the text, as the line gave them.
+    fn message_channel(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+        let target = base.params.first().map_or("", String::as_str);
         let conn = self.cur_conn();
         let folded = casefold(target);
         let Some(ch) = self.channels.get(&folded) else {
@@ -130,7 +143,9 @@ impl Server {
         self.echo(&mut ev);
     }
 
-    fn message_nick(&mut self, target: &str, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+    /// `base` holds the target and the text, as the line gave them.
+    fn message_nick(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+        let target = base.params.first().map_or("", String::as_str);
         let Some(to) = self.find_nick(target) else {
             if let Some(account) = self.accounts.get(&casefold(target)).cloned() {
                 if !tagmsg {
@@ -237,10 +252,10 @@ fn replace_first(mut params: Vec<String>, canonical: &str) -> Vec<String> {
 }
 
 /// The comma-separated targets, without empty ones and without repeats (under the casemapping),
-/// in their order. Nearly every message has one target, which needs no list.
-fn distinct_targets(targets: &str) -> Targets<'_> {
+/// in their order; `None` for a single target (nearly every message), which needs no list.
+fn distinct_targets(targets: &str) -> Option<Vec<&str>> {
     if !targets.contains(',') {
-        return Targets::One([targets]);
+        return None;
     }
     let mut list: Vec<&str> = Vec::new();
     for t in targets.split(',').filter(|t| !t.is_empty()) {
@@ -248,23 +263,7 @@ fn distinct_targets(targets: &str) -> Targets<'_> {
             list.push(t);
         }
     }
-    Targets::Many(list)
-}
-
-enum Targets<'a> {
-    One([&'a str; 1]),
-    Many(Vec<&'a str>),
-}
-
-impl<'a> std::ops::Deref for Targets<'a> {
-    type Target = [&'a str];
-
-    fn deref(&self) -> &[&'a str] {
-        match self {
-            Targets::One(one) => one,
-            Targets::Many(many) => many,
-        }
-    }
+    Some(list)
 }
 
 /// The stored form of a PRIVMSG or NOTICE event.
