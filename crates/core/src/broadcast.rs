@@ -5,6 +5,8 @@
 //! first use and then shared (a `Bytes` clone is a reference count bump) by every recipient
 //! with the same capabilities.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use chinwag_proto::{Message, Tag};
 
@@ -13,8 +15,10 @@ use chinwag_proto::rfc3339_ms;
 
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    /// Source, command and parameters; no tags.
+    /// Command and parameters; no tags, no source.
     pub base: Message,
+    /// Who it is from: shared with the sending client, which keeps its prefix made.
+    pub source: Option<Arc<str>>,
     pub time_ms: u64,
     pub msgid: Option<String>,
     /// The source's account, for account-tag.
@@ -64,9 +68,23 @@ pub(crate) fn variant(caps: CapSet) -> usize {
 }
 
 impl Outgoing {
-    pub fn new(base: Message, time_ms: u64, msgid: Option<String>, account: Option<String>) -> Self {
+    /// The event `base` (its source included).
+    pub fn new(mut base: Message, time_ms: u64, msgid: Option<String>, account: Option<String>) -> Self {
+        let source = base.source.take().map(Arc::from);
+        Outgoing::from(source, base, time_ms, msgid, account)
+    }
+
+    /// The event `base` (without a source) from `source`.
+    pub fn from(
+        source: Option<Arc<str>>,
+        base: Message,
+        time_ms: u64,
+        msgid: Option<String>,
+        account: Option<String>,
+    ) -> Self {
         Outgoing {
             base,
+            source,
             time_ms,
             msgid,
             account,
@@ -99,6 +117,7 @@ impl Outgoing {
     /// The message as a client with `caps` should see it.
     pub fn message_for(&self, caps: CapSet) -> Message {
         let mut msg = self.base.clone();
+        msg.source = self.source.as_deref().map(str::to_owned);
         let time = self.time_for(caps);
         let extra = self.extra_tags(caps, time.as_deref());
         msg.tags.extend(extra.map(|(key, value)| Tag { key: key.into(), value: value.into() }));
@@ -113,7 +132,8 @@ impl Outgoing {
         }
         // The bytes of `message_for(caps)`, without copying the message.
         let time = self.time_for(caps);
-        let bytes = arena.line(|buf| self.base.write_with_tags(self.extra_tags(caps, time.as_deref()), buf));
+        let bytes = arena
+            .line(|buf| self.base.write_with_tags(self.source.as_deref(), self.extra_tags(caps, time.as_deref()), buf));
         self.cache.put(key, bytes.clone());
         bytes
     }

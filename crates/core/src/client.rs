@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chinwag_proto::Nick;
@@ -41,10 +42,14 @@ impl ConnInfo {
 pub(crate) struct Client {
     pub id: ConnId,
     pub info: ConnInfo,
-    /// Set by NICK; `None` until the first valid NICK.
-    pub nick: Option<Nick>,
-    /// Set by USER; already prefixed with `~` (we do not run ident).
-    pub user: Option<String>,
+    /// Set by NICK; `None` until the first valid NICK. Changed through [`Client::set_nick`].
+    nick: Option<Nick>,
+    /// Set by USER; already prefixed with `~` (we do not run ident). Set through
+    /// [`Client::set_user`].
+    user: Option<String>,
+    /// `nick!user@host`, made again whenever the nick or user changes: it is the source of
+    /// every message the client sends, and each of them used to build it anew.
+    prefix: Arc<str>,
     pub realname: String,
     /// Whether the 001 burst was sent.
     pub registered: bool,
@@ -114,11 +119,13 @@ impl Extra {
 
 impl Client {
     pub fn new(id: ConnId, info: ConnInfo, now: Instant) -> Self {
+        let prefix = build_prefix(None, None, &info.host);
         Client {
             id,
             info,
             nick: None,
             user: None,
+            prefix,
             realname: String::new(),
             registered: false,
             cap_negotiating: false,
@@ -197,6 +204,24 @@ impl Client {
         self.extra().is_some_and(|e| !e.recvq.is_empty())
     }
 
+    pub fn nick(&self) -> Option<&Nick> {
+        self.nick.as_ref()
+    }
+
+    pub fn set_nick(&mut self, nick: Nick) {
+        self.nick = Some(nick);
+        self.prefix = build_prefix(self.nick.as_ref(), self.user.as_deref(), &self.info.host);
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    pub fn set_user(&mut self, user: String) {
+        self.user = Some(user);
+        self.prefix = build_prefix(self.nick.as_ref(), self.user.as_deref(), &self.info.host);
+    }
+
     /// The nick, or `*` before one is set (the form numerics use).
     pub fn nick_or_star(&self) -> &str {
         self.nick.as_ref().map_or("*", |n| n.as_str())
@@ -206,20 +231,26 @@ impl Client {
         self.user.as_deref().unwrap_or("*")
     }
 
-    /// `nick!user@host`, the source of everything the client sends to others. Built by hand
-    /// rather than with `format!`: it is made for every message the client sends.
-    pub fn prefix(&self) -> String {
-        let mut prefix = String::with_capacity(self.prefix_len());
-        for part in [self.nick_or_star(), "!", self.user_or_star(), "@", self.info.host.as_str()] {
-            prefix.push_str(part);
-        }
-        prefix
+    /// `nick!user@host`, the source of everything the client sends to others.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
-    /// The length of [`Client::prefix`], without building it.
-    pub fn prefix_len(&self) -> usize {
-        self.nick_or_star().len() + self.user_or_star().len() + self.info.host.len() + 2
+    /// [`Client::prefix`], shared: what an event the client sends keeps as its source.
+    pub fn shared_prefix(&self) -> Arc<str> {
+        Arc::clone(&self.prefix)
     }
+}
+
+/// `nick!user@host`, with `*` for what is not set yet.
+fn build_prefix(nick: Option<&Nick>, user: Option<&str>, host: &str) -> Arc<str> {
+    let nick = nick.map_or("*", |n| n.as_str());
+    let user = user.unwrap_or("*");
+    let mut prefix = String::with_capacity(nick.len() + user.len() + host.len() + 2);
+    for part in [nick, "!", user, "@", host] {
+        prefix.push_str(part);
+    }
+    prefix.into()
 }
 
 #[cfg(test)]

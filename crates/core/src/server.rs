@@ -78,7 +78,7 @@ pub(crate) struct WhowasEntry {
 
 impl WhowasEntry {
     fn of(client: &Client, now_ms: u64) -> Option<WhowasEntry> {
-        let nick = client.nick.as_ref()?;
+        let nick = client.nick()?;
         Some(WhowasEntry {
             nick: nick.as_str().to_owned(),
             folded: nick.folded().to_owned(),
@@ -449,18 +449,16 @@ impl Server {
 
     /// Starts an event from `source` (time and msgid filled in).
     pub(crate) fn event(&mut self, source: &Client, base: Message) -> Outgoing {
-        let base = base.with_source(source.prefix());
         let msgid = self.msgids.next(self.now.wall_ms);
-        Outgoing::new(base, self.now.wall_ms, Some(msgid), source.account.clone())
+        Outgoing::from(Some(source.shared_prefix()), base, self.now.wall_ms, Some(msgid), source.account.clone())
     }
 
     /// Like [`Server::event`] for the current client.
     pub(crate) fn cur_event(&mut self, base: Message) -> Option<Outgoing> {
-        let conn = self.cur.conn?;
-        let base = base.with_source(self.clients.get(&conn)?.prefix());
-        let account = self.clients.get(&conn)?.account.clone();
+        let client = self.clients.get(&self.cur.conn?)?;
+        let (source, account) = (client.shared_prefix(), client.account.clone());
         let msgid = self.msgids.next(self.now.wall_ms);
-        Some(Outgoing::new(base, self.now.wall_ms, Some(msgid), account))
+        Some(Outgoing::from(Some(source), base, self.now.wall_ms, Some(msgid), account))
     }
 
     /// Delivers an event to one connection, honouring its capabilities.
@@ -573,7 +571,7 @@ impl Server {
         for name in &client.channels {
             self.leave_channel(conn, name);
         }
-        if let Some(nick) = &client.nick {
+        if let Some(nick) = client.nick() {
             if self.nicks.get(nick.folded()) == Some(&conn) {
                 self.nicks.remove(nick.folded());
                 if client.registered {

@@ -239,6 +239,13 @@ fn nick_change_is_seen_once_by_everyone_sharing_a_room() {
     expect(&h.take(a), "PRIVMSG");
     h.send(c, "NICK alice");
     expect(&h.take(c), "NICK");
+    // What she says from now on comes from her new name, in a room and in private.
+    h.send(a, "PRIVMSG #general :renamed");
+    h.send(a, "PRIVMSG alice :hello again");
+    let in_room = expect(&h.take(b), "PRIVMSG");
+    assert_eq!(in_room.source.as_deref(), Some("alicia!~alice@127.0.0.1"));
+    let private = expect(&h.take(c), "PRIVMSG");
+    assert_eq!(private.source.as_deref(), Some("alicia!~alice@127.0.0.1"));
 }
 
 #[test]

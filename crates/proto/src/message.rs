@@ -83,15 +83,20 @@ impl Message {
     }
 
     /// [`Message::write_to`] with `extra` tags (key and unescaped value; `""` means "no value")
-    /// after the message's own: the same bytes as adding them with [`Message::with_tag`] and
+    /// after the message's own, and with `source` in place of the message's own if given: the
+    /// same bytes as adding them with [`Message::with_tag`] and [`Message::with_source`] and
     /// writing, without copying the message.
-    pub fn write_with_tags<'a>(&'a self, extra: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+    pub fn write_with_tags<'a>(
+        &'a self,
+        source: Option<&'a str>,
+        extra: impl IntoIterator<Item = (&'a str, &'a str)>,
+        out: &mut Vec<u8>,
+    ) {
         let own = self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()));
-        self.write_parts(own.chain(extra), out);
+        self.write_parts(source.or(self.source.as_deref()), own.chain(extra), out);
         out.extend_from_slice(b"\r\n");
     }
 
-    /// The wire form of this message, without the CRLF.
     pub fn to_line(&self) -> String {
         let mut line = Vec::new();
         self.write_line(&mut line);
@@ -101,10 +106,16 @@ impl Message {
     /// Writes bytes straight into `out`: a message is serialized once per delivery of a
     /// private message, so no string is built on the side.
     fn write_line(&self, out: &mut Vec<u8>) {
-        self.write_parts(self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())), out);
+        let tags = self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()));
+        self.write_parts(self.source.as_deref(), tags, out);
     }
 
-    fn write_parts<'a>(&'a self, tags: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+    fn write_parts<'a>(
+        &'a self,
+        source: Option<&str>,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
         let mut any = false;
         for (key, value) in tags {
@@ -119,7 +130,7 @@ impl Message {
         if any {
             out.push(b' ');
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = source {
             out.push(b':');
             out.extend_from_slice(source.as_bytes());
             out.push(b' ');

@@ -149,9 +149,15 @@ fn writing_with_extra_tags_is_writing_the_tagged_message() {
             let mut want = Vec::new();
             expected.write_to(&mut want);
             let mut got = Vec::new();
-            msg.write_with_tags(extra[..n].iter().copied(), &mut got);
+            msg.write_with_tags(None, extra[..n].iter().copied(), &mut got);
             assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
             assert_eq!(Message::parse_bytes(&got).expect("reads back"), expected);
+            // The same with a source given in place of the message's own.
+            let sourced = expected.clone().with_source("other!u@h");
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            sourced.write_to(&mut want);
+            msg.write_with_tags(Some("other!u@h"), extra[..n].iter().copied(), &mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
         }
     }
 }

@@ -185,11 +185,11 @@ impl Server {
     pub(crate) fn log_in(&mut self, conn: ConnId, account: &str) {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.account = Some(account.to_owned());
-        if client.nick.as_ref().is_some_and(|n| n.folded() == casefold(account)) {
+        if client.nick().is_some_and(|n| n.folded() == casefold(account)) {
             client.clear_extra(|e| e.nick_deadline = None);
         }
         let registered = client.registered;
-        let prefix = client.prefix();
+        let prefix = client.prefix().to_owned();
         self.numeric_to(
             conn,
             RPL_LOGGEDIN,
@@ -217,7 +217,7 @@ impl Server {
             self.fail("REGISTER", "ALREADY_AUTHENTICATED", &[&current], "You are already logged in");
             return;
         }
-        let Some(nick) = client.nick.clone() else {
+        let Some(nick) = client.nick().cloned() else {
             self.fail("REGISTER", "NEED_NICK", &["*"], "Send NICK before REGISTER");
             return;
         };
@@ -326,7 +326,7 @@ impl Server {
         let args: Vec<String> = words.map(str::to_owned).collect();
         let conn = self.cur_conn();
         let Some(client) = self.clients.get(&conn) else { return };
-        let nick = client.nick.clone();
+        let nick = client.nick().cloned();
         let account = client.account.clone();
         match (command.as_str(), args.as_slice()) {
             ("REGISTER", [password, rest @ ..]) => {
@@ -485,7 +485,7 @@ impl Server {
         let grace = self.cfg.limits.nick_grace;
         let now = self.now.mono;
         let Some(client) = self.clients.get_mut(&conn) else { return };
-        let Some(nick) = &client.nick else { return };
+        let Some(nick) = client.nick() else { return };
         let owned = self.accounts.contains_key(nick.folded());
         let ours = client.account.as_deref().is_some_and(|a| casefold(a) == nick.folded());
         if owned && !ours && client.registered {

@@ -61,7 +61,7 @@ impl Server {
             return;
         }
         let prefix = client.prefix();
-        let nick_folded = client.nick.as_ref().map(|n| n.folded().to_owned()).unwrap_or_default();
+        let nick_folded = client.nick().map(|n| n.folded().to_owned()).unwrap_or_default();
         let account = client.account.as_deref().map(chinwag_proto::casefold);
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&nick_folded);
@@ -217,7 +217,7 @@ impl Server {
         }
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
-        let setter = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
+        let setter = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
         let text = truncate(text, self.cfg.limits.topic_len);
         let text = fit_trailing(text, &format!(":{setter} TOPIC {display} ")).to_owned();
         let now_ms = self.now.wall_ms;
@@ -275,7 +275,7 @@ impl Server {
                     if !is_member && c.invisible {
                         continue;
                     }
-                    let who = if userhost { c.prefix() } else { c.nick_or_star().to_owned() };
+                    let who = if userhost { c.prefix() } else { c.nick_or_star() };
                     entries.push(format!("{}{who}", modes.prefixes(multi)));
                 }
             }

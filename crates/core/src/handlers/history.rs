@@ -90,7 +90,7 @@ impl Server {
         let c = self.clients.get(&conn)?;
         Some(match &c.account {
             Some(a) => casefold(a),
-            None => c.nick.as_ref()?.folded().to_owned(),
+            None => c.nick()?.folded().to_owned(),
         })
     }
 

@@ -61,7 +61,7 @@ impl Server {
                 client.last_spoke = now;
             }
         }
-        let prefix_len = self.cur_client().map_or(0, |c| c.prefix_len());
+        let prefix_len = self.cur_client().map_or(0, |c| c.prefix().len());
         // The last target gets the line's own strings (and its emptied list of parameters),
         // the others copies.
         let mut relayed_command = std::mem::take(&mut msg.command);
@@ -278,7 +278,7 @@ fn history_item(
         msgid: ev.msgid.clone().unwrap_or_default(),
         time_ms: ev.time_ms,
         command: ev.base.command.clone(),
-        sender: ev.base.source.clone().unwrap_or_default(),
+        sender: ev.source.as_deref().unwrap_or_default().to_owned(),
         sender_account: ev.account.clone(),
         target: param(0),
         text: param(1),

@@ -150,7 +150,7 @@ impl Server {
     fn user_mode(&mut self, target: &str, modes: Option<&str>) {
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
-        if client.nick.as_ref().is_none_or(|n| n.folded() != casefold(target)) {
+        if client.nick().is_none_or(|n| n.folded() != casefold(target)) {
             if self.find_user(target).is_some() {
                 let text = if modes.is_some() {
                     "Can't change mode for other users"
@@ -352,7 +352,7 @@ impl Server {
     /// +b / -b one mask. Adding a ban that exists or removing one that does not is a no-op.
     fn change_ban(&mut self, folded: &str, add: bool, mask: &str) -> Option<ModeChange> {
         let mask = normalize_ban_mask(mask)?;
-        let setter = self.cur_client()?.prefix();
+        let setter = self.cur_client()?.prefix().to_owned();
         let max = self.cfg.limits.bans_per_channel;
         let now_ms = self.now.wall_ms;
         let ch = self.channels.get_mut(folded)?;

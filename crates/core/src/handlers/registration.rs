@@ -159,7 +159,7 @@ impl Server {
         }
         let conn = self.cur_conn();
         let Some(client) = self.clients.get(&conn) else { return };
-        if client.nick.as_ref().is_some_and(|n| n.as_str() == nick.as_str()) {
+        if client.nick().is_some_and(|n| n.as_str() == nick.as_str()) {
             return;
         }
         if self.nicks.get(nick.folded()).is_some_and(|owner| *owner != conn) {
@@ -176,12 +176,12 @@ impl Server {
             }
             self.change_nick(nick);
         } else {
-            if let Some(old) = client.nick.as_ref().map(|n| n.folded().to_owned()) {
+            if let Some(old) = client.nick().map(|n| n.folded().to_owned()) {
                 self.nicks.remove(&old);
             }
             self.nicks.insert(nick.folded().to_owned(), conn);
             if let Some(client) = self.clients.get_mut(&conn) {
-                client.nick = Some(nick);
+                client.set_nick(nick);
             }
             self.try_register();
         }
@@ -196,7 +196,7 @@ impl Server {
         self.deliver_all(&mut ev, recipients);
 
         let Some(client) = self.clients.get(&conn) else { return };
-        let old = client.nick.clone();
+        let old = client.nick().cloned();
         if let Some(old) = &old {
             self.remember_whowas(conn);
             if self.nicks.get(old.folded()) == Some(&conn) {
@@ -206,8 +206,8 @@ impl Server {
         self.nicks.insert(nick.folded().to_owned(), conn);
         let prefix = match self.clients.get_mut(&conn) {
             Some(client) => {
-                client.nick = Some(nick.clone());
-                client.prefix()
+                client.set_nick(nick.clone());
+                client.prefix().to_owned()
             }
             None => return,
         };
@@ -221,7 +221,7 @@ impl Server {
     }
 
     pub(crate) fn handle_user(&mut self, msg: &Message) {
-        if self.cur_client().is_some_and(|c| c.registered || c.user.is_some()) {
+        if self.cur_client().is_some_and(|c| c.registered || c.user().is_some()) {
             self.numeric(ERR_ALREADYREGISTERED, ["You may not reregister"]);
             return;
         }
@@ -240,7 +240,7 @@ impl Server {
         }
         let realname = truncate(&msg.params[3], self.cfg.limits.realname_len).to_owned();
         if let Some(client) = self.cur_client_mut() {
-            client.user = Some(format!("~{user}"));
+            client.set_user(format!("~{user}"));
             client.realname = realname;
         }
         self.try_register();
@@ -267,7 +267,7 @@ impl Server {
     /// Completes registration once NICK and USER are in and CAP negotiation is over.
     pub(crate) fn try_register(&mut self) {
         let Some(client) = self.cur_client() else { return };
-        if client.registered || client.cap_negotiating || client.nick.is_none() || client.user.is_none() {
+        if client.registered || client.cap_negotiating || client.nick().is_none() || client.user().is_none() {
             return;
         }
         // Without a server password, `PASS account:password` logs in (for clients without SASL).
@@ -302,8 +302,8 @@ impl Server {
         client.registered = true;
         client.clear_extra(|e| e.pass = None);
         client.signon_ms = now_ms;
-        let prefix = client.prefix();
-        let (folded, nick) = match &client.nick {
+        let prefix = client.prefix().to_owned();
+        let (folded, nick) = match client.nick() {
             Some(n) => (n.folded().to_owned(), n.as_str().to_owned()),
             None => return,
         };
