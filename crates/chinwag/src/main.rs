@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 /// arena filled 2 MiB at a time, which cost 12 MiB at start-up and 0.7 KiB of resident memory
 /// per idle connection (2.67 → 1.98 KiB at 10,000), for no throughput we could measure.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: chinwag_alloc::Allocator = chinwag_alloc::Allocator;
 
 #[derive(Parser, Debug)]
 #[command(name = "chinwag", version, about = "A secure, fast, self-hosted chat server speaking IRC")]

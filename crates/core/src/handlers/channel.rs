@@ -73,7 +73,7 @@ impl Server {
                 Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
             } else if ch.modes.invite_only && !invited {
                 Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i) - you must be invited"))
-            } else if ch.bans.iter().any(|b| mask_match(&b.mask, &prefix)) {
+            } else if ch.bans.iter().any(|b| mask_match(&b.mask, prefix)) {
                 Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b) - you are banned"))
             } else {
                 None

@@ -109,10 +109,9 @@ impl Server {
         };
         let member = ch.member(conn);
         let privileged = member.is_some_and(|m| m.op || m.voice);
-        // Built only when there are bans to match it against.
         let banned = || {
-            let prefix = self.cur_client().map(|c| c.prefix()).unwrap_or_default();
-            ch.bans.iter().any(|b| mask_match(&b.mask, &prefix))
+            let prefix = self.cur_client().map_or("", |c| c.prefix());
+            ch.bans.iter().any(|b| mask_match(&b.mask, prefix))
         };
         let refusal = if member.is_none() && ch.modes.no_external {
             Some("Cannot send to channel (+n) - you are not in it")
