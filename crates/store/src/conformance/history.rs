@@ -51,6 +51,58 @@ pub(super) fn append_is_all_or_nothing(store: &mut dyn Store) {
     assert_eq!(ids(&store.history("#newer", &latest, 10).expect("history")), ["d"]);
 }
 
+/// Batches as large as a busy room's commit (a backend may write them in chunks): every message
+/// comes back whole and in order, and a duplicate anywhere in one, or of a stored message,
+/// fails the whole batch and is named.
+pub(super) fn large_batches(store: &mut dyn Store) {
+    let batch = |from: u64, to: u64| -> Vec<StoredMessage> {
+        (from..to)
+            .map(|i| {
+                let room = ["#a", "#b", "#c"][(i % 3) as usize];
+                let mut m = message(room, &format!("m{i:03}"), 1000 + i);
+                m.sender = format!("n{i}!u@h");
+                m.sender_account = (i % 2 == 0).then(|| format!("acct{i}"));
+                m.tags = if i % 5 == 0 { format!("+x=y{i}") } else { String::new() };
+                m
+            })
+            .collect()
+    };
+    let first = batch(0, 100);
+    store.append(&first).expect("a batch of 100");
+    let latest = HistoryQuery::Latest { after: None };
+    for room in ["#a", "#b", "#c"] {
+        let got = store.history(room, &latest, 100).expect("history");
+        let want: Vec<&StoredMessage> = first.iter().filter(|m| m.conversation == room).collect();
+        assert_eq!(got.len(), want.len(), "{room}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(
+                (&g.msgid, g.time_ms, &g.sender, &g.sender_account, &g.text, &g.tags, &g.target),
+                (&w.msgid, w.time_ms, &w.sender, &w.sender_account, &w.text, &w.tags, &w.target)
+            );
+        }
+    }
+
+    // A repeat within the batch, deep inside it.
+    let mut repeating = batch(100, 160);
+    repeating[37].msgid = "m105".to_owned();
+    match store.append(&repeating) {
+        Err(StoreError::DuplicateMsgId(id)) => assert_eq!(id, "m105"),
+        other => panic!("a batch repeating msgid m105 must fail with DuplicateMsgId, got {other:?}"),
+    }
+    // A message stored before, in the middle of a new batch.
+    let mut again = batch(100, 160);
+    again[21].msgid = "m042".to_owned();
+    match store.append(&again) {
+        Err(StoreError::DuplicateMsgId(id)) => assert_eq!(id, "m042"),
+        other => panic!("re-appending msgid m042 must fail with DuplicateMsgId, got {other:?}"),
+    }
+    let total: usize = ["#a", "#b", "#c"].iter().map(|r| store.history(r, &latest, 1000).expect("history").len()).sum();
+    assert_eq!(total, 100, "nothing of the failed batches is stored");
+    store.append(&batch(100, 160)).expect("the clean batch");
+    let total: usize = ["#a", "#b", "#c"].iter().map(|r| store.history(r, &latest, 1000).expect("history").len()).sum();
+    assert_eq!(total, 160);
+}
+
 pub(super) fn round_trip(store: &mut dyn Store) {
     let sent = StoredMessage {
         msgid: "01HX0000000000000001".to_owned(),

@@ -36,6 +36,7 @@ pub const CHECKS: &[Check] = &[
     ("accounts", directory::accounts),
     ("channels", directory::channels),
     ("append_is_all_or_nothing", history::append_is_all_or_nothing),
+    ("append_large_batches", history::large_batches),
     ("history_round_trip", history::round_trip),
     ("history_queries", history::queries),
     ("history_ties_and_paging", history::ties_and_paging),
