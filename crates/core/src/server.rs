@@ -674,11 +674,12 @@ impl Server {
 
     fn dispatch(&mut self, mut msg: Message) {
         let msg = &mut msg;
-        let mut buf = [0u8; 16];
-        // Upper-cased on the stack: every line is dispatched, and every known command fits.
-        let command = chinwag_proto::uppercase_in(&msg.command, &mut buf);
+        // Upper-cased where it is and taken out of the message, so that the handlers can have
+        // both; a relayed message reuses it.
+        msg.command.make_ascii_uppercase();
+        let command = std::mem::take(&mut msg.command);
         let registered = self.cur_client().is_some_and(|c| c.registered);
-        match &*command {
+        match command.as_str() {
             "CAP" => self.handle_cap(msg),
             "PASS" => self.handle_pass(msg),
             "NICK" => self.handle_nick(msg),
@@ -699,7 +700,7 @@ impl Server {
             "PRIVMSG" | "NOTICE" if msg.params.first().is_some_and(|t| t.starts_with('$')) => {
                 self.handle_server_notice(&command, msg)
             }
-            "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(&command, msg),
+            "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(command, msg),
             "KILL" => self.handle_kill(msg),
             "WALLOPS" => self.handle_wallops(msg),
             "KLINE" => self.handle_kline(msg),
@@ -722,7 +723,7 @@ impl Server {
             "MOTD" => self.send_motd(),
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
-            _ => self.numeric(ERR_UNKNOWNCOMMAND, [&*command, "Unknown command"]),
+            _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
         }
     }
 }

@@ -73,12 +73,18 @@ fn strip_terminator(line: &str) -> &str {
     line.strip_suffix("\r\n").or_else(|| line.strip_suffix('\n')).or_else(|| line.strip_suffix('\r')).unwrap_or(line)
 }
 
+/// `s` without its leading spaces. By bytes: trimming by a char pattern decodes UTF-8 as it
+/// goes, and this runs several times per line.
+fn skip_spaces(s: &str) -> &str {
+    &s[s.bytes().position(|b| b != b' ').unwrap_or(s.len())..]
+}
+
 /// Splits off the next space-delimited atom, skipping any run of leading spaces. Returns
 /// `None` when only spaces are left.
 ///
 /// Atoms are short (a command, a nick), so a plain byte loop beats a vectorized search here.
 fn next_atom(rest: &str) -> Option<(&str, &str)> {
-    let rest = rest.trim_start_matches(' ');
+    let rest = skip_spaces(rest);
     if rest.is_empty() {
         return None;
     }
@@ -94,7 +100,7 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
     if has_forbidden(line.as_bytes()) {
         return Err(ParseError::ForbiddenChar);
     }
-    let line = line.trim_start_matches(' ');
+    let line = skip_spaces(line);
     if line.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -141,7 +147,7 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
     msg.command = command.to_owned();
 
     loop {
-        let trimmed = rest.trim_start_matches(' ');
+        let trimmed = skip_spaces(rest);
         if trimmed.is_empty() {
             break;
         }

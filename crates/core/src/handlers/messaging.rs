@@ -15,11 +15,12 @@ use crate::store::{dm_conversation, HistoryItem};
 use crate::text::truncate;
 
 impl Server {
-    /// Takes the message's parameters and command: the relayed message is made of them, so
-    /// relaying a line copies its text only for a second target.
-    pub(crate) fn handle_message(&mut self, command: &str, msg: &mut Message) {
+    /// Takes the message's parameters, and its command (upper-cased), the relayed message is
+    /// made of them, so relaying a line copies its text only for a second target.
+    pub(crate) fn handle_message(&mut self, command: String, msg: &mut Message) {
         let quiet = command == "NOTICE";
         let tagmsg = command == "TAGMSG";
+        let privmsg = command == "PRIVMSG";
         let mut params = std::mem::take(&mut msg.params);
         params.truncate(2);
         let text = if params.len() == 2 { params.pop() } else { None }.unwrap_or_default();
@@ -64,9 +65,8 @@ impl Server {
         let prefix_len = self.cur_client().map_or(0, |c| c.prefix().len());
         // The last target gets the line's own strings (and its emptied list of parameters),
         // the others copies.
-        let mut relayed_command = std::mem::take(&mut msg.command);
-        relayed_command.make_ascii_uppercase();
-        let mut own_command = Some(relayed_command);
+        let command_len = command.len();
+        let mut own_command = Some(command);
         let mut own_text = Some(text);
         let mut own_params = Some(params);
         for (i, target) in list.enumerate() {
@@ -78,7 +78,7 @@ impl Server {
             let nickserv = !channel && eq_fold(&target, NICKSERV);
             if !tagmsg {
                 let mut text = take(&mut own_text);
-                text.truncate(fit_text(prefix_len, command, &target, &text).len());
+                text.truncate(fit_text(prefix_len + command_len, &target, &text).len());
                 params.extend([target, text]);
             } else {
                 params.push(target);
@@ -87,7 +87,7 @@ impl Server {
             if channel {
                 self.message_channel(base, &client_tags, quiet, tagmsg);
             } else if nickserv {
-                if command == "PRIVMSG" {
+                if privmsg {
                     self.handle_nickserv(base.params.get(1).map_or("", String::as_str));
                 }
             } else {
@@ -237,8 +237,9 @@ impl Server {
 
 /// The text cut (on a character boundary) so that the relayed line,
 /// `:prefix COMMAND target :text\r\n`, fits the 512-byte body limit every client relies on.
-fn fit_text<'a>(prefix_len: usize, command: &str, target: &str, text: &'a str) -> &'a str {
-    let overhead = 1 + prefix_len + 1 + command.len() + 1 + target.len() + 2 + 2;
+/// `head` is the length of the prefix and the command together.
+fn fit_text<'a>(head: usize, target: &str, text: &'a str) -> &'a str {
+    let overhead = 1 + head + 1 + 1 + target.len() + 2 + 2;
     truncate(text, MAX_BODY_LEN.saturating_sub(overhead))
 }
 
