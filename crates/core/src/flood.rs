@@ -59,18 +59,25 @@ impl Bucket {
     }
 
     /// [`Bucket::check`] then [`Bucket::spend`] of `units`, reading the debt once: every line a
-    /// client sends comes through here.
+    /// client sends comes through here, so it counts in whole nanoseconds, where `Duration`'s
+    /// multiplications divide by a billion to carry into seconds.
     pub fn take(&mut self, now: Instant, rate: Rate, units: u32) -> Result<(), Duration> {
-        let window = rate.window();
-        let room = window.saturating_sub(rate.every);
-        let debt = self.debt(now);
+        let every = nanos(rate.every);
+        let window = every.saturating_mul(u64::from(rate.burst));
+        let debt = nanos(self.debt(now));
+        let room = window.saturating_sub(every);
         if debt > room {
-            return Err(debt - room);
+            return Err(Duration::from_nanos(debt - room));
         }
-        let debt = debt.saturating_add(rate.every.saturating_mul(units));
-        self.full_at = now + debt.min(window.saturating_mul(2));
+        let debt = debt.saturating_add(every.saturating_mul(u64::from(units)));
+        self.full_at = now + Duration::from_nanos(debt.min(window.saturating_mul(2)));
         Ok(())
     }
+}
+
+/// `d` in nanoseconds, saturating (at 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Commands that arrived faster than the client's budget, oldest first.
