@@ -185,3 +185,27 @@ fn error_messages_are_human() {
         assert!(text.chars().next().is_some_and(char::is_uppercase), "{text}");
     }
 }
+
+/// Long lines are checked for UTF-8 another way than short ones (SIMD from 64 bytes): both
+/// must agree with the standard library, wherever a bad or a multi-byte sequence falls.
+#[test]
+fn utf8_is_checked_the_same_in_lines_of_every_length() {
+    let pieces: [&[u8]; 7] =
+        [b"\xe9", b"\xc3\xa9", b"\xf0\x9f\xa6\x80", b"\xf0\x9f\xa6", b"\xed\xa0\x80", b"\xc0\xaf", b"a"];
+    for len in [10usize, 63, 64, 65, 100, 127, 128, 200, 400] {
+        for piece in pieces {
+            for at in [0, len / 3, len.saturating_sub(4), len] {
+                let mut text = vec![b'x'; len];
+                text.splice(at.min(len)..at.min(len), piece.iter().copied());
+                let mut line = b"PRIVMSG #c :".to_vec();
+                line.extend_from_slice(&text);
+                let valid = std::str::from_utf8(&line).is_ok();
+                let parsed = Message::parse_bytes(&line);
+                assert_eq!(parsed.is_ok(), valid, "len {len}, piece {piece:x?} at {at}: {parsed:?}");
+                if !valid {
+                    assert_eq!(parsed, Err(ParseError::InvalidUtf8));
+                }
+            }
+        }
+    }
+}
