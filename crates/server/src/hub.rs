@@ -106,6 +106,12 @@ pub(crate) struct Hub {
     /// [`Outbox::end`] stops both halves at once, queued bytes or not.
     conns: ConnMap<Outbox>,
     effects: Vec<Effect>,
+    /// Lines read (all, and chat) and queued to be sent since the counters were last
+    /// published: added up here and published once a round, rather than atomic additions per
+    /// line.
+    lines_in: u64,
+    chat_in: u64,
+    lines_out: u64,
     /// Connections whose pending bytes the hub writes itself at the end of this round.
     to_flush: Vec<ConnId>,
     /// Staging buffers between rounds.
@@ -120,6 +126,10 @@ pub(crate) struct Hub {
     /// Where the public directory goes for LAN discovery, when it is on.
     directory: Option<watch::Sender<chinwag_discovery::Live>>,
 }
+
+/// Effects whose room the hub keeps between rounds (a round of private messages makes one per
+/// line).
+const KEPT_EFFECTS: usize = 4096;
 
 impl Hub {
     pub fn new(
@@ -140,6 +150,9 @@ impl Hub {
             stop_reason,
             conns: ConnMap::default(),
             effects: Vec::new(),
+            lines_in: 0,
+            chat_in: 0,
+            lines_out: 0,
             to_flush: Vec::new(),
             spares: Spares::default(),
             storage,
@@ -274,12 +287,12 @@ impl Hub {
     }
 
     fn on_line(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
-        self.metrics.lines_in.fetch_add(1, Relaxed);
+        self.lines_in += 1;
         if parsed
             .as_ref()
             .is_ok_and(|m| ["PRIVMSG", "NOTICE", "TAGMSG"].iter().any(|c| m.command.eq_ignore_ascii_case(c)))
         {
-            self.metrics.chat_in.fetch_add(1, Relaxed);
+            self.chat_in += 1;
         }
         self.server.handle(conn, parsed, now)
     }
@@ -293,8 +306,11 @@ impl Hub {
             if self.effects.is_empty() {
                 break;
             }
-            let mut ready = Vec::new();
-            for effect in std::mem::take(&mut self.effects) {
+            let mut overflowed = Vec::new();
+            // Taken for the loop and put back empty, so its room serves every round (unless a
+            // burst made it large: that room goes).
+            let mut effects = std::mem::take(&mut self.effects);
+            for effect in effects.drain(..) {
                 match effect {
                     Effect::Persist(item) => {
                         // A segment being committed is closed: new messages start the next one.
@@ -307,11 +323,14 @@ impl Hub {
                     }
                     other => match self.segments.back_mut() {
                         Some(last) => last.effects.push(other),
-                        None => ready.push(other),
+                        None => self.carry_out(other, &mut overflowed),
                     },
                 }
             }
-            self.execute(ready);
+            if effects.capacity() <= KEPT_EFFECTS {
+                self.effects = effects;
+            }
+            self.drop_for_sendq(overflowed);
             self.start_commit();
         }
         if self.server.klines_version() != self.bans_saved {
@@ -327,6 +346,16 @@ impl Hub {
             // Dropping a client whose queue overflowed makes more effects.
             self.flush();
             self.apply();
+        }
+        let counts = [
+            (&mut self.lines_in, &self.metrics.lines_in),
+            (&mut self.chat_in, &self.metrics.chat_in),
+            (&mut self.lines_out, &self.metrics.lines_out),
+        ];
+        for (count, counter) in counts {
+            if *count > 0 {
+                counter.fetch_add(std::mem::take(count), Relaxed);
+            }
         }
     }
 
@@ -388,49 +417,53 @@ impl Hub {
 
     fn execute(&mut self, effects: Vec<Effect>) {
         let mut overflowed = Vec::new();
-        let mut sent = 0u64;
         for effect in effects {
-            match effect {
-                Effect::Send { conn, line } => {
-                    if let Some(outbox) = self.conns.get_mut(&conn) {
-                        if line.starts_with(b"ERROR ") {
-                            self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
-                        }
-                        sent += 1;
-                        push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
+            self.carry_out(effect, &mut overflowed);
+        }
+        self.drop_for_sendq(overflowed);
+    }
+
+    /// Carries out one effect; a connection whose queue it overflows goes in `overflowed`, to
+    /// be dropped by the caller (dropping it makes more effects).
+    fn carry_out(&mut self, effect: Effect, overflowed: &mut Vec<ConnId>) {
+        match effect {
+            Effect::Send { conn, line } => {
+                if let Some(outbox) = self.conns.get_mut(&conn) {
+                    if line.starts_with(b"ERROR ") {
+                        self.metrics.disconnected(Disconnect::of_reason(error_reason(&line)));
                     }
-                }
-                Effect::SendMany { conns, line } => {
-                    for conn in conns {
-                        if let Some(outbox) = self.conns.get_mut(&conn) {
-                            sent += 1;
-                            push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, &mut overflowed);
-                        }
-                    }
-                }
-                Effect::Close { conn } => {
-                    self.conns.remove(&conn);
-                }
-                Effect::Request { id, request } => self.worker.start(id, request),
-                Effect::SaveChannel(snapshot) => {
-                    let record = to_record(*snapshot);
-                    self.storage.spawn("saving a room", move |s| s.save_channel(&record));
-                }
-                Effect::DeleteChannel(name) => {
-                    self.storage.spawn("forgetting a room", move |s| s.delete_channel(&name).map(|_| ()));
-                }
-                Effect::ClearOffline { account, up_to_msgid } => {
-                    self.storage.spawn("clearing delivered offline messages", move |s| {
-                        s.clear_offline(&account, &up_to_msgid).map(|_| ())
-                    });
-                }
-                Effect::Persist(item) => {
-                    tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
+                    self.lines_out += 1;
+                    push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, overflowed);
                 }
             }
+            Effect::SendMany { conns, line } => {
+                for conn in conns {
+                    if let Some(outbox) = self.conns.get_mut(&conn) {
+                        self.lines_out += 1;
+                        push(outbox, conn, &line, &mut self.spares, &mut self.to_flush, overflowed);
+                    }
+                }
+            }
+            Effect::Close { conn } => {
+                self.conns.remove(&conn);
+            }
+            Effect::Request { id, request } => self.worker.start(id, request),
+            Effect::SaveChannel(snapshot) => {
+                let record = to_record(*snapshot);
+                self.storage.spawn("saving a room", move |s| s.save_channel(&record));
+            }
+            Effect::DeleteChannel(name) => {
+                self.storage.spawn("forgetting a room", move |s| s.delete_channel(&name).map(|_| ()));
+            }
+            Effect::ClearOffline { account, up_to_msgid } => {
+                self.storage.spawn("clearing delivered offline messages", move |s| {
+                    s.clear_offline(&account, &up_to_msgid).map(|_| ())
+                });
+            }
+            Effect::Persist(item) => {
+                tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
+            }
         }
-        self.metrics.lines_out.fetch_add(sent, Relaxed);
-        self.drop_for_sendq(overflowed);
     }
 
     /// Drops connections whose queue is full: they do not read.
