@@ -295,14 +295,12 @@ enum Handed {
 /// into `lines`, up to [`LINES_PER_EVENT`]; the framer keeps the rest. A line that arrived
 /// whole is parsed from `bytes` where it lies, without being copied first.
 fn take_lines(framer: &mut LineReader, bytes: &[u8], lines: &mut Vec<Result<Message, ParseError>>) {
-    // Exactly as long as it needs to be, so that it grows once: a registration's two or three
-    // lines must not take room for 64 (10,000 clients registering at once would leave the
-    // allocator holding megabytes). A backlog is only left by a read of more than 64.
-    let room = if bytes.is_empty() {
-        LINES_PER_EVENT
-    } else {
-        memchr::memchr_iter(b'\n', bytes).take(LINES_PER_EVENT).count()
-    };
+    // About as long as it needs to be: a registration's two or three lines must not take room
+    // for 64 (10,000 clients registering at once would leave the allocator holding megabytes).
+    // Guessed from the length rather than counted (a second pass over every read): a line is
+    // rarely shorter than 32 bytes, and if they are, the list grows. A backlog is only left by
+    // a read of more than 64.
+    let room = if bytes.is_empty() { LINES_PER_EVENT } else { (bytes.len() / 32 + 1).min(LINES_PER_EVENT) };
     lines.reserve_exact(room);
     framer.feed(bytes, |frame| {
         lines.push(match frame {
