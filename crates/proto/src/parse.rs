@@ -147,6 +147,11 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
         return Err(ParseError::InvalidCommand);
     }
     msg.command = command.to_owned();
+    if !skip_spaces(rest).is_empty() {
+        // Made at its size once: growing from nothing goes through the general (slower) path,
+        // and nearly every command has at most four parameters.
+        msg.params = Vec::with_capacity(4);
+    }
 
     loop {
         let trimmed = skip_spaces(rest);
