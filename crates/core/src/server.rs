@@ -319,7 +319,10 @@ impl Server {
     /// schedules the closes the command caused.
     pub(crate) fn finish(&mut self) {
         let cur = std::mem::take(&mut self.cur);
-        if let Some(conn) = cur.conn.filter(|c| self.clients.contains_key(c) || self.closing.contains(c)) {
+        // Nothing to send (most lines: a message relayed to others): no lookup.
+        let anything = !cur.replies.is_empty() || cur.label.is_some();
+        let to = cur.conn.filter(|c| anything && (self.clients.contains_key(c) || self.closing.contains(c)));
+        if let Some(conn) = to {
             let mut replies = cur.replies;
             if let Some(label) = cur.label {
                 replies = self.label_replies(label, replies);
