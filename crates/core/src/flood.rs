@@ -135,14 +135,18 @@ fn base_cost(parsed: &Result<Message, ParseError>) -> u32 {
 }
 
 impl Server {
-    /// Queues a line from `conn` and runs what its budget allows. Drops the client with
-    /// "Excess flood" if its RecvQ overflows.
-    pub(crate) fn enqueue(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
-        let (lines, bytes) = (self.cfg.limits.recvq_lines, self.cfg.limits.recvq_bytes);
+    /// A line from `conn` arrived (it counts as activity): it runs at once when the client has
+    /// budget left and nothing waiting (almost always, so that a client that never floods never
+    /// allocates a RecvQ), else it waits in the RecvQ and what the budget allows runs. Drops the
+    /// client with "Excess flood" if its RecvQ overflows. One lookup of the client for all of it:
+    /// every line comes through here.
+    pub(crate) fn admit(&mut self, conn: ConnId, parsed: Result<Message, ParseError>) {
+        let limits = &self.cfg.limits;
+        let (now, rate, lines, bytes) = (self.now.mono, limits.flood, limits.recvq_lines, limits.recvq_bytes);
         let Some(client) = self.clients.get_mut(&conn) else { return };
-        // Nothing waiting and budget left (almost always): run it without queueing, so that a
-        // client that never floods never allocates a RecvQ.
-        if !client.has_queued() && client.flood.take(self.now.mono, self.cfg.limits.flood, base_cost(&parsed)).is_ok() {
+        client.last_active = now;
+        client.ping_sent = None;
+        if !client.has_queued() && client.flood.take(now, rate, base_cost(&parsed)).is_ok() {
             self.run_line(conn, parsed);
             return;
         }

@@ -218,10 +218,7 @@ impl Server {
     /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`).
     pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
         self.now = now;
-        let Some(client) = self.clients.get_mut(&conn) else { return };
-        client.last_active = now.mono;
-        client.ping_sent = None;
-        self.enqueue(conn, parsed);
+        self.admit(conn, parsed);
     }
 
     /// Runs one line from `conn` whose turn has come.
