@@ -463,13 +463,21 @@ impl Server {
 
     /// Delivers an event to one connection, honouring its capabilities.
     pub(crate) fn deliver(&mut self, out: &mut Outgoing, to: ConnId) {
-        let caps = self.caps_of(to);
+        // The current client gets its replies even while it is being closed.
+        if self.cur.conn == Some(to) || self.clients.contains_key(&to) {
+            self.deliver_to(out, to, self.caps_of(to));
+        }
+    }
+
+    /// [`Server::deliver`] to a connected client (or the current one) whose capabilities the
+    /// caller has at hand.
+    pub(crate) fn deliver_to(&mut self, out: &mut Outgoing, to: ConnId, caps: CapSet) {
         if !out.wanted_by(caps) {
             return;
         }
         if self.cur.conn == Some(to) {
             self.cur.replies.push(out.message_for(caps));
-        } else if self.clients.contains_key(&to) {
+        } else {
             self.effects.push(Effect::Send { conn: to, line: out.bytes_for(caps, &mut self.arena) });
         }
     }

@@ -164,9 +164,9 @@ impl Server {
             return;
         };
         let away = recipient.away().map(str::to_owned);
+        let (recipient_account, recipient_caps) = (recipient.account.clone(), recipient.caps);
         let base = Message { params: replace_first(base.params, recipient.nick_or_star()), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
-        let recipient_account = self.clients.get(&to).and_then(|c| c.account.clone());
         let sender_account = ev.account.clone();
         let route = self.e2e_route(&ev, || self.identity_of(to).unwrap_or_default());
         if !tagmsg && (recipient_account.is_some() || sender_account.is_some()) {
@@ -179,8 +179,8 @@ impl Server {
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
         // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
-        if to != self.cur_conn() || !self.caps_of(to).has(Cap::EchoMessage) {
-            self.deliver(&mut ev, to);
+        if to != self.cur_conn() || !recipient_caps.has(Cap::EchoMessage) {
+            self.deliver_to(&mut ev, to, recipient_caps);
         }
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[to, self.cur_conn()]);
