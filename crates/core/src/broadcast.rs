@@ -48,6 +48,13 @@ impl Cache {
         }
     }
 
+    fn take(&mut self, key: usize) -> Option<Bytes> {
+        match &mut self.first {
+            Some((k, _)) if *k == key => self.first.take().map(|(_, bytes)| bytes),
+            _ => self.others.as_mut()?[key].take(),
+        }
+    }
+
     fn put(&mut self, key: usize, bytes: Bytes) {
         if self.first.is_none() {
             self.first = Some((key, bytes));
@@ -130,12 +137,24 @@ impl Outgoing {
         if let Some(bytes) = self.cache.get(key) {
             return bytes.clone();
         }
-        // The bytes of `message_for(caps)`, without copying the message.
-        let time = self.time_for(caps);
-        let bytes = arena
-            .line(|buf| self.base.write_with_tags(self.source.as_deref(), self.extra_tags(caps, time.as_deref()), buf));
+        let bytes = self.build(caps, arena);
         self.cache.put(key, bytes.clone());
         bytes
+    }
+
+    /// [`Outgoing::bytes_for`] for the event's last delivery in `caps`' variant: the bytes are
+    /// handed over rather than shared with the cache (each share is an atomic count, twice).
+    pub fn last_bytes_for(&mut self, caps: CapSet, arena: &mut LineArena) -> Bytes {
+        match self.cache.take(variant(caps)) {
+            Some(bytes) => bytes,
+            None => self.build(caps, arena),
+        }
+    }
+
+    /// The bytes of `message_for(caps)`, without copying the message.
+    fn build(&self, caps: CapSet, arena: &mut LineArena) -> Bytes {
+        let time = self.time_for(caps);
+        arena.line(|buf| self.base.write_with_tags(self.source.as_deref(), self.extra_tags(caps, time.as_deref()), buf))
     }
 }
 
@@ -218,5 +237,28 @@ mod tests {
             let again = ev.bytes_for(caps, &mut arena);
             assert_eq!(again.as_ptr(), bytes.as_ptr(), "built again for {caps:?}");
         }
+    }
+
+    /// The last delivery takes the cached bytes (the same ones, not a copy) or builds them
+    /// without keeping them; either way they are the bytes of the message.
+    #[test]
+    fn the_last_delivery_takes_the_bytes() {
+        let base = Message::new("PRIVMSG").with_source("a!~a@h").with_params(["b", "hi"]);
+        let mut ev = Outgoing::new(base, 1_700_000_000_000, Some("01ABC".into()), None);
+        let mut arena = LineArena::default();
+        let mut tagged = CapSet::default();
+        tagged.insert(Cap::MessageTags);
+        let plain = CapSet::default();
+        let shared = ev.bytes_for(plain, &mut arena);
+        let taken = ev.last_bytes_for(plain, &mut arena);
+        assert_eq!(taken.as_ptr(), shared.as_ptr(), "the cached bytes are handed over");
+        let again = ev.bytes_for(plain, &mut arena);
+        assert_ne!(again.as_ptr(), shared.as_ptr(), "and are no longer cached");
+        assert_eq!(again, shared);
+        let built = ev.last_bytes_for(tagged, &mut arena);
+        let mut expected = Vec::new();
+        ev.message_for(tagged).write_to(&mut expected);
+        assert_eq!(&built[..], &expected[..]);
+        assert_ne!(ev.bytes_for(tagged, &mut arena).as_ptr(), built.as_ptr(), "built without being kept");
     }
 }

@@ -465,20 +465,23 @@ impl Server {
     pub(crate) fn deliver(&mut self, out: &mut Outgoing, to: ConnId) {
         // The current client gets its replies even while it is being closed.
         if self.cur.conn == Some(to) || self.clients.contains_key(&to) {
-            self.deliver_to(out, to, self.caps_of(to));
+            self.deliver_to(out, to, self.caps_of(to), false);
         }
     }
 
     /// [`Server::deliver`] to a connected client (or the current one) whose capabilities the
-    /// caller has at hand.
-    pub(crate) fn deliver_to(&mut self, out: &mut Outgoing, to: ConnId, caps: CapSet) {
+    /// caller has at hand. `last`: no other delivery of the event follows, so its bytes need
+    /// not be kept for one (see [`Outgoing::last_bytes_for`]).
+    pub(crate) fn deliver_to(&mut self, out: &mut Outgoing, to: ConnId, caps: CapSet, last: bool) {
         if !out.wanted_by(caps) {
             return;
         }
         if self.cur.conn == Some(to) {
             self.cur.replies.push(out.message_for(caps));
         } else {
-            self.effects.push(Effect::Send { conn: to, line: out.bytes_for(caps, &mut self.arena) });
+            let line =
+                if last { out.last_bytes_for(caps, &mut self.arena) } else { out.bytes_for(caps, &mut self.arena) };
+            self.effects.push(Effect::Send { conn: to, line });
         }
     }
 

@@ -178,12 +178,13 @@ impl Server {
             let queue = route.as_ref().and_then(|r| r.offline_queue());
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
-        // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
-        if to != self.cur_conn() || !recipient_caps.has(Cap::EchoMessage) {
-            self.deliver_to(&mut ev, to, recipient_caps);
-        }
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[to, self.cur_conn()]);
+        }
+        // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
+        // The recipient's is the last copy sent as bytes (the echo is a reply), so it takes them.
+        if to != self.cur_conn() || !recipient_caps.has(Cap::EchoMessage) {
+            self.deliver_to(&mut ev, to, recipient_caps, true);
         }
         self.echo(&mut ev);
         if let Some(away) = away {
