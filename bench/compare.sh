@@ -133,7 +133,7 @@ trap 'stop_server' EXIT
 if [[ -n "${QUICK:-}" ]]; then SCALE=10; else SCALE=1; fi
 # name | chinwag bench arguments | servers it applies to
 SCENARIOS=(
-    "fanout-100|fanout --members 100 --senders 10 --messages $((2000 / SCALE))|all"
+    "fanout-100|fanout --members 100 --senders 10 --messages $((6000 / SCALE))|all"
     "fanout-1000|fanout --members 1000 --senders 10 --messages $((300 / SCALE))|all"
     "pairs-500|pairs --members 1000 --messages $((1000 / SCALE))|all"
     "latency-100|fanout --members 100 --senders 10 --rate 1000 --messages $((500 / SCALE))|all"
