@@ -78,11 +78,11 @@ impl Outgoing {
     /// The event `base` (its source included).
     pub fn new(mut base: Message, time_ms: u64, msgid: Option<String>, account: Option<String>) -> Self {
         let source = base.source.take().map(Arc::from);
-        Outgoing::from(source, base, time_ms, msgid, account)
+        Outgoing::from_source(source, base, time_ms, msgid, account)
     }
 
     /// The event `base` (without a source) from `source`.
-    pub fn from(
+    pub fn from_source(
         source: Option<Arc<str>>,
         base: Message,
         time_ms: u64,

@@ -47,8 +47,9 @@ pub(crate) struct Client {
     /// Set by USER; already prefixed with `~` (we do not run ident). Set through
     /// [`Client::set_user`].
     user: Option<String>,
-    /// `nick!user@host`, made again whenever the nick or user changes: it is the source of
-    /// every message the client sends, and each of them used to build it anew.
+    /// `nick!user@host`, made again whenever the nick or user changes (the host is the
+    /// connection's, fixed when it was accepted): it is the source of every message the client
+    /// sends, and each of them used to build it anew.
     prefix: Arc<str>,
     pub realname: String,
     /// Whether the 001 burst was sent.

@@ -450,7 +450,7 @@ impl Server {
     /// Starts an event from `source` (time and msgid filled in).
     pub(crate) fn event(&mut self, source: &Client, base: Message) -> Outgoing {
         let msgid = self.msgids.next(self.now.wall_ms);
-        Outgoing::from(Some(source.shared_prefix()), base, self.now.wall_ms, Some(msgid), source.account.clone())
+        Outgoing::from_source(Some(source.shared_prefix()), base, self.now.wall_ms, Some(msgid), source.account.clone())
     }
 
     /// Like [`Server::event`] for the current client.
@@ -458,7 +458,7 @@ impl Server {
         let client = self.clients.get(&self.cur.conn?)?;
         let (source, account) = (client.shared_prefix(), client.account.clone());
         let msgid = self.msgids.next(self.now.wall_ms);
-        Some(Outgoing::from(Some(source), base, self.now.wall_ms, Some(msgid), account))
+        Some(Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account))
     }
 
     /// Delivers an event to one connection, honouring its capabilities.

@@ -15,8 +15,8 @@ use crate::store::{dm_conversation, HistoryItem};
 use crate::text::truncate;
 
 impl Server {
-    /// Takes the message's parameters, and its command (upper-cased), the relayed message is
-    /// made of them, so relaying a line copies its text only for a second target.
+    /// Takes the message's parameters and its command (upper-cased by `dispatch`): the relayed
+    /// message is made of them, so relaying a line copies its text only for a second target.
     pub(crate) fn handle_message(&mut self, command: String, msg: &mut Message) {
         let quiet = command == "NOTICE";
         let tagmsg = command == "TAGMSG";
@@ -49,6 +49,8 @@ impl Server {
             }
             return;
         }
+        // The targets in one iterator type either way: the list, or the line's own string
+        // (without making a list for it).
         let list = match many {
             Some(many) => many.into_iter().chain(None),
             None => Vec::new().into_iter().chain(Some(targets)),
