@@ -4,17 +4,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chinwag_proto::ChannelName;
 
+use crate::caps::CapSet;
 use crate::ids::ConnId;
 use crate::store::ChannelSnapshot;
 
-/// A member's status in a room.
+/// A member of a room: its status there, and its client's capabilities.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct MemberModes {
+pub struct Member {
     pub op: bool,
     pub voice: bool,
+    /// A copy of the client's capabilities, which decide how a room message is written for it:
+    /// a room message reads them for every member, and here they are at hand. Kept equal to
+    /// the client's by [`crate::Server::caps_changed`].
+    pub caps: CapSet,
 }
 
-impl MemberModes {
+impl Member {
     /// The NAMES/WHO prefix: all of them with multi-prefix, else only the highest.
     pub fn prefixes(self, multi: bool) -> &'static str {
         match (self.op, self.voice, multi) {
@@ -97,7 +102,7 @@ pub(crate) struct Channel {
     pub modes: ChannelModes,
     pub bans: Vec<Ban>,
     /// Members in join order of their connection ids (stable NAMES output).
-    pub members: BTreeMap<ConnId, MemberModes>,
+    pub members: BTreeMap<ConnId, Member>,
     /// Folded nicks invited since +i; an invitation is used up by joining.
     pub invited: BTreeSet<String>,
     /// Default rooms are never removed when empty.
@@ -123,7 +128,7 @@ impl Channel {
         }
     }
 
-    pub fn member(&self, conn: ConnId) -> Option<MemberModes> {
+    pub fn member(&self, conn: ConnId) -> Option<Member> {
         self.members.get(&conn).copied()
     }
 

@@ -488,32 +488,28 @@ impl Server {
     /// Delivers an event to many connections: one [`Effect::SendMany`] per capability variant
     /// that someone needs (each connection is in one of them, so its lines stay in order).
     pub(crate) fn deliver_all<I: IntoIterator<Item = ConnId>>(&mut self, out: &mut Outgoing, to: I) {
-        // Per variant: the capabilities that select it, and who gets it.
-        let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
-        let mut to = to.into_iter();
-        while let Some(conn) = to.next() {
-            let Some(caps) = self.clients.get(&conn).map(|c| c.caps) else { continue };
-            if !out.wanted_by(caps) {
-                continue;
-            }
-            if self.cur.conn == Some(conn) {
-                self.cur.replies.push(out.message_for(caps));
-            } else {
-                let group = &mut groups[variant(caps)];
-                if group.1.is_empty() {
-                    // Room for everyone left, once: most rooms are one variant, and growing
-                    // the list a member at a time copied it over and over.
-                    group.1.reserve(to.size_hint().0 + 1);
-                }
-                group.0 = caps;
-                group.1.push(conn);
-            }
-        }
-        for (caps, conns) in groups {
-            match conns.as_slice() {
-                [] => {}
-                &[conn] => self.effects.push(Effect::Send { conn, line: out.bytes_for(caps, &mut self.arena) }),
-                [_, ..] => self.effects.push(Effect::SendMany { line: out.bytes_for(caps, &mut self.arena), conns }),
+        let Server { clients, cur, effects, arena, .. } = self;
+        let to = to.into_iter();
+        let room = to.size_hint().0;
+        let to = to.filter_map(|conn| clients.get(&conn).map(|c| (conn, c.caps)));
+        deliver_grouped(out, to, room, Sinks { cur, effects, arena });
+    }
+
+    /// Delivers a room's event to its members but `except`, with the capabilities their
+    /// memberships keep (no lookup of each member's client).
+    pub(crate) fn deliver_to_room(&mut self, out: &mut Outgoing, folded: &str, except: ConnId) {
+        let Server { channels, cur, effects, arena, .. } = self;
+        let Some(ch) = channels.get(folded) else { return };
+        let to = ch.members.iter().filter(|(conn, _)| **conn != except).map(|(conn, m)| (*conn, m.caps));
+        deliver_grouped(out, to, ch.members.len(), Sinks { cur, effects, arena });
+    }
+
+    /// The client's capabilities changed: its memberships' copies follow.
+    pub(crate) fn caps_changed(&mut self, conn: ConnId) {
+        let Some(client) = self.clients.get(&conn) else { return };
+        for name in &client.channels {
+            if let Some(member) = self.channels.get_mut(name).and_then(|ch| ch.members.get_mut(&conn)) {
+                member.caps = client.caps;
             }
         }
     }
@@ -735,6 +731,46 @@ impl Server {
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
+        }
+    }
+}
+
+/// Where [`deliver_grouped`] puts what it makes: the current command's replies, the effects,
+/// the line arena. Fields of `Server`, borrowed apart from the clients or rooms it reads.
+struct Sinks<'a> {
+    cur: &'a mut Current,
+    effects: &'a mut Vec<Effect>,
+    arena: &'a mut LineArena,
+}
+
+/// Groups `to` (connections and their capabilities) by capability variant and delivers each
+/// group as one effect; the current connection, if among them, gets a reply. `room`: about how
+/// many there are, to size each group's list once (most rooms are one variant, and growing the
+/// list a member at a time copied it over and over).
+fn deliver_grouped(out: &mut Outgoing, to: impl Iterator<Item = (ConnId, CapSet)>, room: usize, sinks: Sinks<'_>) {
+    let Sinks { cur, effects, arena } = sinks;
+    // Per variant: the capabilities that select it, and who gets it.
+    let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
+    for (conn, caps) in to {
+        if !out.wanted_by(caps) {
+            continue;
+        }
+        if cur.conn == Some(conn) {
+            cur.replies.push(out.message_for(caps));
+        } else {
+            let group = &mut groups[variant(caps)];
+            if group.1.is_empty() {
+                group.1.reserve(room.max(1));
+            }
+            group.0 = caps;
+            group.1.push(conn);
+        }
+    }
+    for (caps, conns) in groups {
+        match conns.as_slice() {
+            [] => {}
+            &[conn] => effects.push(Effect::Send { conn, line: out.bytes_for(caps, arena) }),
+            [_, ..] => effects.push(Effect::SendMany { line: out.bytes_for(caps, arena), conns }),
         }
     }
 }

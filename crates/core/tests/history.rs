@@ -20,11 +20,7 @@ fn login(h: &mut Harness, conn: chinwag_core::ConnId, account: &str) {
 #[test]
 fn room_messages_are_persisted_and_private_ones_only_with_an_account() {
     let mut h = Harness::new();
-    let a = h.register("amy");
-    let b = h.register("ben");
-    for c in [a, b] {
-        h.send(c, "JOIN #general");
-    }
+    let [a, b] = h.members_of("#general", &["amy", "ben"])[..] else { unreachable!() };
     h.send(a, "@+draft/react=x PRIVMSG #General :hi room");
     h.send(a, "TAGMSG #general");
     h.send(a, "PRIVMSG ben :not kept: no account on either side");

@@ -155,12 +155,7 @@ fn unregistered_connections_time_out() {
 #[test]
 fn quit_sends_error_and_tells_peers_once() {
     let mut h = Harness::new();
-    let a = h.register("alice");
-    let b = h.register("bob");
-    for c in [a, b] {
-        h.send(c, "JOIN #general,#tech");
-    }
-    h.clear(&[a, b]);
+    let [a, b] = h.members_of("#general,#tech", &["alice", "bob"])[..] else { unreachable!() };
     h.send(a, "QUIT :gone fishing");
     expect(&h.take(a), "ERROR");
     assert!(h.is_closed(a));

@@ -308,3 +308,30 @@ fn long_topics_and_part_reasons_are_cut_to_fit_the_line() {
         assert!(text.starts_with(expect(&lines, command).params[1].as_str()));
     }
 }
+
+/// A member who asks for (or drops) capabilities after joining gets room messages written for
+/// what it has now, in every room it is in: rooms keep a copy of each member's capabilities.
+#[test]
+fn room_messages_follow_a_members_capabilities_changed_after_joining() {
+    let mut h = Harness::new();
+    let [a, b] = h.members_of("#one,#two", &["alice", "bob"])[..] else { unreachable!() };
+    let tags_at_b = |h: &mut Harness, room: &str| {
+        h.send(a, &format!("PRIVMSG {room} :hello"));
+        let m = expect(&h.take(b), "PRIVMSG");
+        (m.tag("msgid").is_some(), m.tag("time").is_some())
+    };
+    assert_eq!(tags_at_b(&mut h, "#one"), (false, false));
+    h.send(b, "CAP REQ :message-tags server-time");
+    expect(&h.take(b), "CAP");
+    assert_eq!(tags_at_b(&mut h, "#one"), (true, true));
+    assert_eq!(tags_at_b(&mut h, "#two"), (true, true));
+    h.send(b, "CAP REQ :-server-time");
+    expect(&h.take(b), "CAP");
+    assert_eq!(tags_at_b(&mut h, "#two"), (true, false));
+    // A room joined afterwards starts from what the client has then.
+    for x in [a, b] {
+        h.send(x, "JOIN #three");
+    }
+    h.clear(&[a, b]);
+    assert_eq!(tags_at_b(&mut h, "#three"), (true, false));
+}

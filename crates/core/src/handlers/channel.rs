@@ -3,7 +3,7 @@
 use chinwag_proto::{mask_match, ChannelName, Message};
 
 use crate::caps::Cap;
-use crate::channel::{Channel, MemberModes, Topic};
+use crate::channel::{Channel, Member, Topic};
 use crate::confusable::suspicious_room_name;
 use crate::ids::ConnId;
 use crate::numeric::*;
@@ -63,6 +63,7 @@ impl Server {
         let prefix = client.prefix();
         let nick_folded = client.nick().map(|n| n.folded().to_owned()).unwrap_or_default();
         let account = client.account.as_deref().map(chinwag_proto::casefold);
+        let caps = client.caps;
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&nick_folded);
             if ch.founder.is_some() && ch.founder == account {
@@ -106,7 +107,7 @@ impl Server {
         // no founder does. Default rooms belong to the server.
         let is_founder = ch.founder.is_some() && ch.founder == account;
         let op = is_founder || (ch.members.is_empty() && !ch.permanent && ch.founder.is_none());
-        ch.members.insert(conn, MemberModes { op, voice: false });
+        ch.members.insert(conn, Member { op, voice: false, caps });
         ch.invited.remove(&nick_folded);
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();

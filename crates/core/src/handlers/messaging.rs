@@ -131,16 +131,12 @@ impl Server {
             }
             return;
         }
-        // Sized once: collected through a filter, the list would grow (and be copied) five
-        // times on the way to a hundred members.
-        let mut members = Vec::with_capacity(ch.members.len());
-        members.extend(ch.members.keys().copied().filter(|m| *m != conn));
         let base = Message { params: replace_first(base.params, &display), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         if !tagmsg {
             self.persist(history_item(&ev, folded.clone(), Vec::new(), None));
         }
-        self.deliver_all(&mut ev, members);
+        self.deliver_to_room(&mut ev, &folded, conn);
         self.echo(&mut ev);
     }
 

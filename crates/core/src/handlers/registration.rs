@@ -33,6 +33,8 @@ impl Server {
                         client.caps.insert(Cap::CapNotify);
                     }
                 }
+                self.caps_changed(self.cur_conn());
+
                 let names: Vec<String> = ALL_CAPS
                     .iter()
                     .map(|(cap, name)| match cap.value().filter(|_| version >= 302) {
@@ -119,6 +121,7 @@ impl Server {
                     }
                 }
             }
+            self.caps_changed(self.cur_conn());
         }
         let verb = if ok { "ACK" } else { "NAK" };
         let reply = self.server_msg("CAP").with_params([nick.as_str(), verb, requested.trim()]);

@@ -148,6 +148,16 @@ impl Harness {
         self.collect();
     }
 
+    /// Registered clients with `nicks`, all in `rooms` (a JOIN list), with nothing left to take.
+    pub fn members_of(&mut self, rooms: &str, nicks: &[&str]) -> Vec<ConnId> {
+        let conns: Vec<ConnId> = nicks.iter().map(|nick| self.register(nick)).collect();
+        for &conn in &conns {
+            self.send(conn, &format!("JOIN {rooms}"));
+        }
+        self.clear(&conns);
+        conns
+    }
+
     /// A registered client with `nick`, its welcome burst already taken.
     pub fn register(&mut self, nick: &str) -> ConnId {
         self.register_with_caps(nick, "")
