@@ -37,6 +37,27 @@ fn plain_is_enough(align: usize) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Allocator;
 
+/// A new block for `layout`, zeroed if asked: a plain one when word alignment is enough, else
+/// an aligned one.
+///
+/// SAFETY: mimalloc accepts any size and alignment that `Layout` allows; the caller owns the
+/// block (or null) and gives it back through `dealloc` or `realloc`.
+#[allow(unsafe_code)]
+#[inline]
+unsafe fn block(layout: Layout, zeroed: bool) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: as above.
+    unsafe {
+        match (plain_is_enough(align), zeroed) {
+            (true, false) => mi::mi_malloc(size),
+            (true, true) => mi::mi_zalloc(size),
+            (false, false) => mi::mi_malloc_aligned(size, align),
+            (false, true) => mi::mi_zalloc_aligned(size, align),
+        }
+        .cast()
+    }
+}
+
 // SAFETY: every method passes its request to mimalloc, which returns null or a block of at
 // least the requested size; a block is returned to mimalloc only through `mi_free` or
 // `mi_realloc*`, which accept blocks from any of its allocation calls. A block from
@@ -46,26 +67,14 @@ pub struct Allocator;
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: see the impl; mimalloc accepts any size.
-        unsafe {
-            if plain_is_enough(layout.align()) {
-                mi::mi_malloc(layout.size()).cast()
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: see the impl.
+        unsafe { block(layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl.
-        unsafe {
-            if plain_is_enough(layout.align()) {
-                mi::mi_zalloc(layout.size()).cast()
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { block(layout, true) }
     }
 
     #[inline]

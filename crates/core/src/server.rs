@@ -464,8 +464,9 @@ impl Server {
     /// Delivers an event to one connection, honouring its capabilities.
     pub(crate) fn deliver(&mut self, out: &mut Outgoing, to: ConnId) {
         // The current client gets its replies even while it is being closed.
-        if self.cur.conn == Some(to) || self.clients.contains_key(&to) {
-            self.deliver_to(out, to, self.caps_of(to), false);
+        let caps = self.clients.get(&to).map(|c| c.caps);
+        if caps.is_some() || self.cur.conn == Some(to) {
+            self.deliver_to(out, to, caps.unwrap_or_default(), false);
         }
     }
 
