@@ -55,6 +55,25 @@ for name, (label, get, higher) in measures.items():
                 cell += f" (a run lost {r.get('lost', 0)}, failed {r.get('failed', 0)}, timed out {r.get('timed_out')})"
         cells.append(cell)
     out.append([name, label] + cells + [ratio])
-widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
-for row in [head] + out:
-    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+def show(head, out):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
+    for row in [head] + out:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+show(head, out)
+
+# The machine's own stalls during the latency runs (wake-ups of a 1 ms sleeper at least 5 ms
+# late, on either core): a latency is only as good as the machine was quiet while it ran.
+def stalled_ms(r):
+    cores = r.get("machine_stalls")
+    return sum(c["total_ms"] for c in cores) if cores else None
+stall_out = []
+for name in measures:
+    if not name.startswith("latency") or name not in by: continue
+    cells = []
+    for s in servers:
+        v = [x for x in map(stalled_ms, by[name].get(s, [])) if x is not None]
+        cells.append(f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" if v else "-")
+    stall_out.append([name, "ms of machine stalls in the run"] + cells)
+if stall_out:
+    print()
+    show(["scenario", "measure"] + servers, stall_out)

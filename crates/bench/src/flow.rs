@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::procfs::CpuMeter;
 use crate::report::{Latency, Report};
+use crate::stall::StallMeter;
 use crate::wire::{Conn, Dialer, Line, Payload};
 use crate::{BenchError, Options, Scenario};
 
@@ -159,6 +160,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
     // The measured phase.
     let progress = crate::progress::Progress::new(opts.progress, expected, "deliveries");
     let cpu = CpuMeter::start(opts.server_pid);
+    let stalls = StallMeter::start(deadline.into_std());
     let go_us = shared.base.elapsed().as_micros() as u64;
     shared.go.cancel();
     let mut last_sample = (Instant::now(), 0u64);
@@ -193,6 +195,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         }
     }
     let server_cpu = cpu.elapsed();
+    report.machine_stalls = stalls.stop();
     progress.finish();
     shared.stop.cancel();
 

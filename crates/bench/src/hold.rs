@@ -17,6 +17,7 @@ use crate::flow::{base36, run_tag, SAMPLE_EVERY, SETUP_STEP_TIMEOUT};
 use crate::procfs::{rss_kib, CpuMeter};
 use crate::progress::Progress;
 use crate::report::{Latency, Report};
+use crate::stall::StallMeter;
 use crate::wire::{Conn, Dialer};
 use crate::{BenchError, Options};
 
@@ -84,6 +85,7 @@ async fn open_all(opts: &Options) -> Opened {
     report.connections = Some(n);
     let progress = Progress::new(opts.progress, n as u64, "registered");
     let cpu = CpuMeter::start(opts.server_pid);
+    let stalls = StallMeter::start(deadline.into_std());
     let start = Instant::now();
     let tag = run_tag();
     let tasks: Vec<_> =
@@ -117,6 +119,7 @@ async fn open_all(opts: &Options) -> Opened {
     }
     progress.finish();
     let server_cpu = cpu.elapsed();
+    report.machine_stalls = stalls.stop();
     let registered = shared.registered.load(Ordering::Acquire);
     let elapsed = last_done.duration_since(start).max(Duration::from_micros(1));
     report.elapsed_s = elapsed.as_secs_f64();

@@ -19,6 +19,8 @@
 //!   bounded window or a fixed rate, receivers that count, check order and time.
 //! - `hold`: the connection scenarios (`connect`, `idle`).
 //! - `procfs`: server CPU time and memory from `/proc/PID`.
+//! - `stall`: the machine's own stalls during the measured phase (a thread that sleeps 1 ms
+//!   at a time and notes how late it wakes), reported beside every latency.
 //! - `report`: the [`Report`], its table and its JSON line; `plot`: the SVG plot.
 //!
 //! Every scenario is bounded twice: by counts (connections, messages) and by a deadline
@@ -30,6 +32,7 @@ mod plot;
 mod procfs;
 mod progress;
 mod report;
+mod stall;
 mod wire;
 
 use std::net::SocketAddr;
@@ -37,6 +40,7 @@ use std::time::Duration;
 
 pub use plot::write_svg;
 pub use report::{Latency, Report};
+pub use stall::Stalls;
 pub use wire::AnyCertificate;
 
 /// What to measure.

@@ -6,6 +6,8 @@ use std::fmt::{self, Write as _};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::stall::Stalls;
+
 /// Latency percentiles in microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
@@ -76,6 +78,10 @@ pub struct Report {
     /// Message latency (send to delivery), or registration latency for `connect`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<Latency>,
+    /// How often the load generator's machine itself stopped during the measured phase (see
+    /// `stall.rs`): every latency above includes these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub machine_stalls: Vec<Stalls>,
 
     // Connection scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +187,19 @@ impl fmt::Display for Report {
             rows.push((
                 "latency ms",
                 format!("p50 {}  p99 {}  p99.9 {}  max {}", ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max)),
+            ));
+        }
+        for s in &self.machine_stalls {
+            let core = s.cpu.map_or_else(|| "a core".to_owned(), |c| format!("CPU {c}"));
+            rows.push((
+                "machine stalls",
+                format!(
+                    "{core}: {} of {} ms or more, {:.0} ms in all, longest {:.1} ms",
+                    s.count,
+                    crate::stall::STALL.as_millis(),
+                    s.total_ms,
+                    s.longest_ms
+                ),
             ));
         }
         if let (Some(before), Some(after)) = (self.rss_before_kib, self.rss_after_kib) {

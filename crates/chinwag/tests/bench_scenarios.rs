@@ -77,6 +77,18 @@ fn assert_complete(v: &Value, expected: u64) {
     let (p50, p99, p999, max) = (int(lat, "p50"), int(lat, "p99"), int(lat, "p999"), int(lat, "max"));
     assert!(0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max, "{v}");
     assert!(max < 30_000_000, "a latency longer than the run: {v}");
+    assert_stalls_measured(v);
+}
+
+/// The machine's stalls were watched on every core over the measured phase.
+fn assert_stalls_measured(v: &Value) {
+    let cores = v["machine_stalls"].as_array().unwrap_or_else(|| panic!("no machine_stalls in {v}"));
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cores.len() >= online.min(2), "one meter per core: {v}");
+    for core in cores {
+        assert!(float(core, "measured_s") > 0.0, "{v}");
+        assert!(float(core, "longest_ms") >= float(core, "total_ms") / int(core, "count").max(1) as f64, "{v}");
+    }
 }
 
 #[test]
@@ -127,6 +139,7 @@ fn connect_registers_every_connection_plaintext_and_tls() {
     assert_eq!(int(&v, "failed"), 0, "{v}");
     assert!(float(&v, "registrations_per_s") > 0.0, "{v}");
     assert!(int(&v["latency_us"], "p50") > 0, "{v}");
+    assert_stalls_measured(&v);
 
     let tls = server.tls[0].to_string();
     let v = bench(&server, dir.path(), &["connect", "--connections", "50", "--tls", "--target", &tls]);
