@@ -62,18 +62,30 @@ def show(head, out):
 show(head, out)
 
 # The machine's own stalls during the latency runs (wake-ups of a 1 ms sleeper at least 5 ms
-# late, on either core): a latency is only as good as the machine was quiet while it ran.
+# late, on either core, added up): a latency is only as good as the machine was quiet while it
+# ran.
 def stalled_ms(r):
     cores = r.get("machine_stalls")
     return sum(c["total_ms"] for c in cores) if cores else None
+# The same p99 over the deliveries that were not in flight during such a stall.
+def quiet_p99(r):
+    q = r.get("latency_quiet_us")
+    return q["p99"] / 1000 if q else None
 stall_out = []
 for name in measures:
     if not name.startswith("latency") or name not in by: continue
-    cells = []
-    for s in servers:
-        v = [x for x in map(stalled_ms, by[name].get(s, [])) if x is not None]
-        cells.append(f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" if v else "-")
-    stall_out.append([name, "ms of machine stalls in the run"] + cells)
+    for label, get, digits in (("ms of machine stalls in the run", stalled_ms, 0),
+                               ("p99 ms, deliveries no stall touched", quiet_p99, 2)):
+        cells, vals = [], {}
+        for s in servers:
+            v = [x for x in map(get, by[name].get(s, [])) if x is not None]
+            vals[s] = statistics.median(v) if v else None
+            cells.append(f"{vals[s]:.{digits}f} ({min(v):.{digits}f}-{max(v):.{digits}f})" if v else "-")
+        peers = [v for s, v in vals.items() if s != "chinwag" and v]
+        ratio = "-"
+        if get is quiet_p99 and vals.get("chinwag") and peers:
+            ratio = f"{vals['chinwag'] / min(peers):.2f}x (lower is better)"
+        stall_out.append([name, label] + cells + [ratio])
 if stall_out:
     print()
-    show(["scenario", "measure"] + servers, stall_out)
+    show(["scenario", "measure"] + servers + ["chinwag vs best peer"], stall_out)

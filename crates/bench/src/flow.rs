@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::procfs::CpuMeter;
 use crate::report::{Latency, Report};
-use crate::stall::StallMeter;
+use crate::stall::{merged_us, overlaps, StallMeter};
 use crate::wire::{Conn, Dialer, Line, Payload};
 use crate::{BenchError, Options, Scenario};
 
@@ -39,6 +39,9 @@ const STALL: Duration = Duration::from_secs(5);
 const SEND_BATCH: u64 = 256;
 /// Latencies above this (µs) are recorded as this.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// A fixed-rate run expecting at most this many deliveries keeps each one's send time and
+/// latency (12 bytes each), to leave out those in flight during a machine stall afterwards.
+const MAX_FLIGHTS: u64 = 20_000_000;
 
 /// One member of a message scenario.
 #[derive(Clone, Debug)]
@@ -76,6 +79,8 @@ struct Shared {
     in_flight: u64,
     /// Seconds between two messages of one sender, when the rate is fixed.
     interval: Option<Duration>,
+    /// Whether members keep every delivery's flight (see [`MAX_FLIGHTS`]).
+    keep_flights: bool,
     senders: usize,
     ready: AtomicUsize,
     done: AtomicUsize,
@@ -94,6 +99,8 @@ struct Outcome {
     delivered: u64,
     reordered: u64,
     latency: Histogram<u64>,
+    /// Each delivery's send time (µs since `base`) and latency (µs), when kept.
+    flights: Vec<(u64, u32)>,
     /// When its last delivery arrived, in µs since `base`.
     last_us: u64,
     error: Option<String>,
@@ -114,6 +121,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         messages: opts.messages,
         in_flight: opts.in_flight as u64,
         interval,
+        keep_flights: interval.is_some() && expected <= MAX_FLIGHTS,
         senders,
         ready: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
@@ -195,11 +203,15 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         }
     }
     let server_cpu = cpu.elapsed();
-    report.machine_stalls = stalls.stop();
+    let stalls = stalls.stop();
+    report.machine_stalls = stalls.cores;
+    let stalled = merged_us(&stalls.windows, shared.base);
     progress.finish();
     shared.stop.cancel();
 
     let mut latency = new_histogram();
+    // Deliveries that were not in flight during a machine stall (fixed-rate runs only).
+    let mut quiet = shared.keep_flights.then(new_histogram);
     let (mut sent, mut delivered, mut reordered, mut last_us) = (0, 0, 0, go_us);
     for task in tasks {
         match task.await {
@@ -209,6 +221,13 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
                 reordered += o.reordered;
                 last_us = last_us.max(o.last_us);
                 let _ = latency.add(&o.latency);
+                if let Some(q) = &mut quiet {
+                    for &(sent_us, us) in &o.flights {
+                        if !overlaps(&stalled, sent_us, sent_us + u64::from(us)) {
+                            let _ = q.record(u64::from(us));
+                        }
+                    }
+                }
                 if let Some(e) = o.error {
                     report.note_error(e);
                 }
@@ -229,6 +248,10 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         report.deliveries_per_cpu_s = (cpu > Duration::ZERO).then(|| delivered as f64 / cpu.as_secs_f64());
     }
     report.latency_us = Latency::of(&latency);
+    if let Some(q) = quiet {
+        report.quiet_share = Some(q.len() as f64 / latency.len().max(1) as f64);
+        report.latency_quiet_us = Latency::of(&q);
+    }
     report.histogram = Some(latency);
     Ok(report)
 }
@@ -322,7 +345,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One member, from connecting to the stop signal.
 async fn member(index: usize, plan: Plan, shared: Arc<Shared>) -> Outcome {
-    let mut out = Outcome { sent: 0, delivered: 0, reordered: 0, latency: new_histogram(), last_us: 0, error: None };
+    let mut out = Outcome {
+        sent: 0,
+        delivered: 0,
+        reordered: 0,
+        latency: new_histogram(),
+        flights: Vec::new(),
+        last_us: 0,
+        error: None,
+    };
     let conn = tokio::select! {
         _ = shared.stop.cancelled() => return out,
         conn = set_up(&plan, &shared) => conn,
@@ -414,7 +445,11 @@ async fn exchange(
                         out.reordered += 1;
                     }
                     *last = p.seq + 1;
-                    let _ = out.latency.record(now_us.saturating_sub(p.sent_us).clamp(1, MAX_LATENCY_US));
+                    let latency = now_us.saturating_sub(p.sent_us).clamp(1, MAX_LATENCY_US);
+                    let _ = out.latency.record(latency);
+                    if shared.keep_flights {
+                        out.flights.push((p.sent_us, latency as u32));
+                    }
                     if shared.watcher.get(p.sender as usize) == Some(&index) {
                         if let Some(a) = shared.acks.get(p.sender as usize) {
                             a.received.fetch_max(p.seq + 1, Ordering::AcqRel);

@@ -119,7 +119,7 @@ async fn open_all(opts: &Options) -> Opened {
     }
     progress.finish();
     let server_cpu = cpu.elapsed();
-    report.machine_stalls = stalls.stop();
+    report.machine_stalls = stalls.stop().cores;
     let registered = shared.registered.load(Ordering::Acquire);
     let elapsed = last_done.duration_since(start).max(Duration::from_micros(1));
     report.elapsed_s = elapsed.as_secs_f64();

@@ -82,6 +82,12 @@ pub struct Report {
     /// `stall.rs`): every latency above includes these.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub machine_stalls: Vec<Stalls>,
+    /// Fixed-rate runs: the latency of the deliveries that were not in flight while a core of
+    /// the machine was stopped, and what share of all deliveries those are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_quiet_us: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_share: Option<f64>,
 
     // Connection scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,11 +188,16 @@ impl fmt::Display for Report {
         if let Some(per) = self.deliveries_per_cpu_s {
             rows.push(("deliveries/CPU-s", group(per)));
         }
+        let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+        let percentiles =
+            |l: &Latency| format!("p50 {}  p99 {}  p99.9 {}  max {}", ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max));
         if let Some(l) = &self.latency_us {
-            let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+            rows.push(("latency ms", percentiles(l)));
+        }
+        if let (Some(l), Some(share)) = (&self.latency_quiet_us, self.quiet_share) {
             rows.push((
-                "latency ms",
-                format!("p50 {}  p99 {}  p99.9 {}  max {}", ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max)),
+                "quiet latency ms",
+                format!("{} ({:.1}% of deliveries: not in flight during a stall)", percentiles(l), share * 100.0),
             ));
         }
         for s in &self.machine_stalls {

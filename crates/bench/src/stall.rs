@@ -30,6 +30,12 @@ pub(crate) const STALL: Duration = Duration::from_millis(5);
 /// Most cores watched (one thread each).
 const MAX_CORES: usize = 64;
 
+/// Most stall windows one core's thread keeps (a run with more has no quiet latency to speak of).
+const MAX_WINDOWS: usize = 100_000;
+
+/// When a core was stopped: from the wake-up that was due to the one that came.
+pub(crate) type Window = (Instant, Instant);
+
 /// What the meter saw on one core over the measured phase.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Stalls {
@@ -60,7 +66,14 @@ impl Stalls {
 /// The running meter; [`StallMeter::stop`] ends it and reports.
 pub(crate) struct StallMeter {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Stalls>>,
+    threads: Vec<JoinHandle<(Stalls, Vec<Window>)>>,
+}
+
+/// What the meter saw: each core's summary, and every stall window of every core.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub cores: Vec<Stalls>,
+    pub windows: Vec<Window>,
 }
 
 impl StallMeter {
@@ -85,9 +98,14 @@ impl StallMeter {
     }
 
     /// Stops the meter and reports what each core's thread saw.
-    pub(crate) fn stop(mut self) -> Vec<Stalls> {
+    pub(crate) fn stop(mut self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
-        self.threads.drain(..).filter_map(|t| t.join().ok()).collect()
+        let mut seen = Seen::default();
+        for (stalls, windows) in self.threads.drain(..).filter_map(|t| t.join().ok()) {
+            seen.cores.push(stalls);
+            seen.windows.extend(windows);
+        }
+        seen
     }
 }
 
@@ -99,7 +117,7 @@ impl Drop for StallMeter {
 }
 
 /// One meter thread: pins itself to `cpu` (if it can) and sleeps a tick at a time.
-fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> Stalls {
+fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> (Stalls, Vec<Window>) {
     let pinned = cpu.filter(|&c| {
         let mut set = CpuSet::new();
         set.set(c);
@@ -107,15 +125,42 @@ fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> Stalls {
     });
     let started = Instant::now();
     let mut stalls = Stalls { cpu: pinned, ..Stalls::default() };
+    let mut windows = Vec::new();
     let mut due = started + TICK;
     while !stop.load(Ordering::Relaxed) && due < deadline {
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         let woke = Instant::now();
-        stalls.record(woke.saturating_duration_since(due));
+        let late = woke.saturating_duration_since(due);
+        stalls.record(late);
+        if late >= STALL && windows.len() < MAX_WINDOWS {
+            windows.push((due, woke));
+        }
         due = woke + TICK;
     }
     stalls.measured_s = started.elapsed().as_secs_f64();
-    stalls
+    (stalls, windows)
+}
+
+/// Stall windows as sorted, merged `[start, end]` ranges of microseconds since `base`.
+pub(crate) fn merged_us(windows: &[Window], base: Instant) -> Vec<(u64, u64)> {
+    let us = |t: Instant| t.saturating_duration_since(base).as_micros() as u64;
+    let mut ranges: Vec<(u64, u64)> = windows.iter().map(|&(a, b)| (us(a), us(b))).collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// Whether `[from, to]` (µs) overlaps any of the sorted, merged `ranges`.
+pub(crate) fn overlaps(ranges: &[(u64, u64)], from: u64, to: u64) -> bool {
+    // The first range that ends at or after `from` is the only one that can overlap first.
+    let i = ranges.partition_point(|&(_, end)| end < from);
+    ranges.get(i).is_some_and(|&(start, _)| start <= to)
 }
 
 /// The kernel's CPU list format ("0-3,8,10-11"); `None` if it does not parse.
@@ -153,10 +198,28 @@ mod tests {
     fn watches_every_online_core() {
         let meter = StallMeter::start(Instant::now() + Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
-        let cores = meter.stop();
+        let cores = meter.stop().cores;
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| parse_cpu_list(&s));
         let want: Vec<Option<usize>> = online.expect("Linux lists its cores").into_iter().map(Some).collect();
         assert_eq!(cores.iter().map(|s| s.cpu).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn merges_windows_and_finds_what_overlaps_them() {
+        let base = Instant::now();
+        let at = |us: u64| base + Duration::from_micros(us);
+        // Two cores' windows, overlapping in the middle, and one apart.
+        let windows = [(at(5_000), at(12_000)), (at(40_000), at(45_000)), (at(10_000), at(20_000))];
+        let ranges = merged_us(&windows, base);
+        assert_eq!(ranges, [(5_000, 20_000), (40_000, 45_000)]);
+        assert!(!overlaps(&ranges, 0, 4_999), "ended before the first");
+        assert!(overlaps(&ranges, 0, 5_000), "touches its start");
+        assert!(overlaps(&ranges, 6_000, 7_000), "inside");
+        assert!(overlaps(&ranges, 19_000, 30_000), "straddles its end");
+        assert!(!overlaps(&ranges, 20_001, 39_999), "between the two");
+        assert!(overlaps(&ranges, 30_000, 50_000), "covers the second");
+        assert!(!overlaps(&ranges, 45_001, 90_000), "after the last");
+        assert!(!overlaps(&[], 0, u64::MAX));
     }
 
     #[test]
@@ -185,12 +248,15 @@ mod tests {
             .expect("sh runs");
         assert!(status.success());
         std::thread::sleep(Duration::from_millis(20));
-        let cores = meter.stop();
-        assert!(!cores.is_empty());
-        for s in cores {
+        let seen = meter.stop();
+        assert!(!seen.cores.is_empty());
+        for s in &seen.cores {
             assert!(s.count >= 1 && s.longest_ms >= 80.0 && s.total_ms >= 80.0, "{s:?}");
             assert!(s.measured_s >= 0.1 && s.measured_s < 5.0, "{s:?}");
         }
+        // Every core saw the stop as one window of about 100 ms.
+        let long: Vec<_> = seen.windows.iter().filter(|(a, b)| *b - *a >= Duration::from_millis(80)).collect();
+        assert_eq!(long.len(), seen.cores.len(), "{:?}", seen.windows);
     }
 
     #[test]
@@ -198,7 +264,7 @@ mod tests {
         let meter = StallMeter::start(Instant::now() + Duration::from_millis(30));
         std::thread::sleep(Duration::from_millis(200));
         // The threads have already ended; stop only collects them.
-        for s in meter.stop() {
+        for s in meter.stop().cores {
             assert!(s.measured_s < 0.15, "{s:?}");
         }
     }

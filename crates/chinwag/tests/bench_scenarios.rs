@@ -100,6 +100,8 @@ fn fanout_saturated_delivers_every_message_to_every_member_in_order() {
     // Senders do not get their own messages back (no echo-message): 19 copies of each.
     assert_complete(&v, 4 * 300 * 19);
     assert!(v["deliveries_per_cpu_s"].is_number(), "{v}");
+    // Saturated: no schedule, so no quiet latency either.
+    assert!(v.get("latency_quiet_us").is_none() && v.get("quiet_share").is_none(), "{v}");
 }
 
 #[test]
@@ -114,6 +116,11 @@ fn fanout_at_a_fixed_rate_takes_as_long_as_the_rate_says() {
     assert_complete(&v, 2 * 100 * 9);
     // 200 messages at 1000/s cannot be delivered in much less than 0.2 s.
     assert!(float(&v, "elapsed_s") >= 0.15, "{v}");
+    // A fixed rate also reports the latency of the deliveries no machine stall touched.
+    let share = float(&v, "quiet_share");
+    assert!(share > 0.0 && share <= 1.0, "{v}");
+    let quiet = &v["latency_quiet_us"];
+    assert!(int(quiet, "p50") > 0 && int(quiet, "max") <= int(&v["latency_us"], "max"), "{v}");
 }
 
 #[test]
