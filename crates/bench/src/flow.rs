@@ -88,6 +88,10 @@ struct Shared {
     changed: Notify,
     setup_error: Mutex<Option<String>>,
     delivered: AtomicU64,
+    /// Every delivery's latency. One histogram for all members: one per member (216 KiB each
+    /// at this range and precision) made each record a cache and TLB miss, a fifth of the
+    /// generator's time with 1000 members, which widened every server's latency spread.
+    latency: Mutex<Histogram<u64>>,
     go: CancellationToken,
     stop: CancellationToken,
 }
@@ -98,7 +102,6 @@ struct Outcome {
     sent: u64,
     delivered: u64,
     reordered: u64,
-    latency: Histogram<u64>,
     /// Each delivery's send time (µs since `base`) and latency (µs), when kept.
     flights: Vec<(u64, u32)>,
     /// When its last delivery arrived, in µs since `base`.
@@ -128,6 +131,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         changed: Notify::new(),
         setup_error: Mutex::new(None),
         delivered: AtomicU64::new(0),
+        latency: Mutex::new(new_histogram()),
         go: CancellationToken::new(),
         stop: CancellationToken::new(),
     });
@@ -209,7 +213,6 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
     progress.finish();
     shared.stop.cancel();
 
-    let mut latency = new_histogram();
     // Deliveries that were not in flight during a machine stall (fixed-rate runs only).
     let mut quiet = shared.keep_flights.then(new_histogram);
     let (mut sent, mut delivered, mut reordered, mut last_us) = (0, 0, 0, go_us);
@@ -220,7 +223,6 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
                 delivered += o.delivered;
                 reordered += o.reordered;
                 last_us = last_us.max(o.last_us);
-                let _ = latency.add(&o.latency);
                 if let Some(q) = &mut quiet {
                     for &(sent_us, us) in &o.flights {
                         if !overlaps(&stalled, sent_us, sent_us + u64::from(us)) {
@@ -235,6 +237,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
             Err(e) => report.note_error(format!("a member task failed: {e}")),
         }
     }
+    let latency = std::mem::replace(&mut *lock(&shared.latency), new_histogram());
     let elapsed = Duration::from_micros(last_us.saturating_sub(go_us)).max(Duration::from_micros(1));
     report.elapsed_s = elapsed.as_secs_f64();
     report.sent = Some(sent);
@@ -345,15 +348,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One member, from connecting to the stop signal.
 async fn member(index: usize, plan: Plan, shared: Arc<Shared>) -> Outcome {
-    let mut out = Outcome {
-        sent: 0,
-        delivered: 0,
-        reordered: 0,
-        latency: new_histogram(),
-        flights: Vec::new(),
-        last_us: 0,
-        error: None,
-    };
+    let mut out = Outcome { sent: 0, delivered: 0, reordered: 0, flights: Vec::new(), last_us: 0, error: None };
     let conn = tokio::select! {
         _ = shared.stop.cancelled() => return out,
         conn = set_up(&plan, &shared) => conn,
@@ -437,6 +432,7 @@ async fn exchange(
                 }
                 let now_us = shared.base.elapsed().as_micros() as u64;
                 let mut got = 0;
+                let mut histogram = lock(&shared.latency);
                 conn.lines(|line, _| {
                     let Line::Payload(p) = line else { return };
                     got += 1;
@@ -446,7 +442,7 @@ async fn exchange(
                     }
                     *last = p.seq + 1;
                     let latency = now_us.saturating_sub(p.sent_us).clamp(1, MAX_LATENCY_US);
-                    let _ = out.latency.record(latency);
+                    let _ = histogram.record(latency);
                     if shared.keep_flights {
                         out.flights.push((p.sent_us, latency as u32));
                     }
@@ -457,6 +453,7 @@ async fn exchange(
                         }
                     }
                 });
+                drop(histogram);
                 if got > 0 {
                     out.delivered += got;
                     out.last_us = now_us;
