@@ -40,7 +40,7 @@ const SEND_BATCH: u64 = 256;
 /// Latencies above this (µs) are recorded as this.
 const MAX_LATENCY_US: u64 = 60_000_000;
 /// A fixed-rate run expecting at most this many deliveries keeps each one's send time and
-/// latency (12 bytes each), to leave out those in flight during a machine stall afterwards.
+/// latency (16 bytes each), to leave out those in flight during a machine stall afterwards.
 const MAX_FLIGHTS: u64 = 20_000_000;
 
 /// One member of a message scenario.
