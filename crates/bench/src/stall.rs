@@ -36,10 +36,14 @@ const MAX_WINDOWS: usize = 100_000;
 /// When a core was stopped: from the wake-up that was due to the one that came.
 pub(crate) type Window = (Instant, Instant);
 
+/// What one meter thread saw: its summary and its stall windows.
+type Watched = (Stalls, Vec<Window>);
+
 /// What the meter saw on one core over the measured phase.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Stalls {
-    /// The core, or `None` when the meter could not pin itself and watched wherever it ran.
+    /// The core, or `None` when the machine's cores could not be read and one meter watched
+    /// wherever it ran.
     pub cpu: Option<usize>,
     /// Wake-ups at least [`STALL`] late.
     pub count: u64,
@@ -66,7 +70,7 @@ impl Stalls {
 /// The running meter; [`StallMeter::stop`] ends it and reports.
 pub(crate) struct StallMeter {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<(Stalls, Vec<Window>)>>,
+    threads: Vec<JoinHandle<Option<Watched>>>,
 }
 
 /// What the meter saw: each core's summary, and every stall window of every core.
@@ -79,7 +83,8 @@ pub(crate) struct Seen {
 impl StallMeter {
     /// Starts a meter on every online core (or one unpinned meter if the cores cannot be
     /// read), which runs until stopped or until `deadline`. A meter thread that cannot be
-    /// started is left out; the run goes on without it.
+    /// started, or cannot run on its core (a container's cpuset), is left out; the run goes on
+    /// without it.
     pub(crate) fn start(deadline: Instant) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| parse_cpu_list(&s));
@@ -101,7 +106,7 @@ impl StallMeter {
     pub(crate) fn stop(mut self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
         let mut seen = Seen::default();
-        for (stalls, windows) in self.threads.drain(..).filter_map(|t| t.join().ok()) {
+        for (stalls, windows) in self.threads.drain(..).filter_map(|t| t.join().ok().flatten()) {
             seen.cores.push(stalls);
             seen.windows.extend(windows);
         }
@@ -116,15 +121,16 @@ impl Drop for StallMeter {
     }
 }
 
-/// One meter thread: pins itself to `cpu` (if it can) and sleeps a tick at a time.
-fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> (Stalls, Vec<Window>) {
-    let pinned = cpu.filter(|&c| {
+/// One meter thread: pins itself to `cpu` and sleeps a tick at a time; `None` at once if it
+/// cannot run there (watching some other core instead would count that core twice).
+fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> Option<Watched> {
+    if let Some(c) = cpu {
         let mut set = CpuSet::new();
         set.set(c);
-        sched_setaffinity(None, &set).is_ok()
-    });
+        sched_setaffinity(None, &set).ok()?;
+    }
     let started = Instant::now();
-    let mut stalls = Stalls { cpu: pinned, ..Stalls::default() };
+    let mut stalls = Stalls { cpu, ..Stalls::default() };
     let mut windows = Vec::new();
     let mut due = started + TICK;
     while !stop.load(Ordering::Relaxed) && due < deadline {
@@ -138,7 +144,7 @@ fn watch(cpu: Option<usize>, stop: &AtomicBool, deadline: Instant) -> (Stalls, V
         due = woke + TICK;
     }
     stalls.measured_s = started.elapsed().as_secs_f64();
-    (stalls, windows)
+    Some((stalls, windows))
 }
 
 /// Stall windows as sorted, merged `[start, end]` ranges of microseconds since `base`.
