@@ -76,6 +76,10 @@ pub(crate) struct Client {
     pub connected_at: Instant,
     /// A password check is out; registration waits for it (PASS account:password).
     pub login_pending: bool,
+    /// Requests this client's commands made that are still out (a password check, a history
+    /// read, …). While any is, its later lines wait in the RecvQ, so that one client's commands
+    /// run strictly in the order it sent them (see `flood.rs`).
+    pub waiting: u16,
     /// The command budget (`limits.flood`).
     pub flood: Bucket,
     /// The nick-change budget (`limits.nick_changes`).
@@ -141,6 +145,7 @@ impl Client {
             ping_sent: None,
             connected_at: now,
             login_pending: false,
+            waiting: 0,
             flood: Bucket::new(now),
             nick_changes: Bucket::new(now),
             extra: None,
@@ -203,6 +208,12 @@ impl Client {
     /// Whether lines wait in the RecvQ (see `flood.rs`).
     pub fn has_queued(&self) -> bool {
         self.extra().is_some_and(|e| !e.recvq.is_empty())
+    }
+
+    /// Whether a line from this client must wait its turn in the RecvQ rather than run now:
+    /// earlier lines wait there, or one of its commands waits for the edge.
+    pub fn must_queue(&self) -> bool {
+        self.waiting > 0 || self.has_queued()
     }
 
     pub fn nick(&self) -> Option<&Nick> {

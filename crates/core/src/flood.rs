@@ -6,6 +6,10 @@
 //! slowing anyone else (the hub never waits for it). A client whose RecvQ overflows is dropped
 //! with "Excess flood". Expensive commands cost more: listings, password checks (Argon2id) and
 //! each room joined are charged extra by their handlers through [`Server::charge`].
+//!
+//! The RecvQ also keeps one client's commands in order: while a command of the client waits
+//! for the edge (a password check, a history read; `Client::waiting`), the lines it sent after
+//! it wait here, and run when the answer has been handled. Nobody else waits for them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -146,7 +150,7 @@ impl Server {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.last_active = now;
         client.ping_sent = None;
-        if !client.has_queued() && client.flood.take(now, rate, base_cost(&parsed)).is_ok() {
+        if !client.must_queue() && client.flood.take(now, rate, base_cost(&parsed)).is_ok() {
             self.run_line(conn, parsed);
             return;
         }
@@ -168,6 +172,11 @@ impl Server {
         loop {
             let now = self.now.mono;
             let Some(client) = self.clients.get_mut(&conn) else { return };
+            // One of its commands waits for the edge: the rest run when it is answered
+            // (`Server::complete`), in the order they came.
+            if client.waiting > 0 {
+                return;
+            }
             // A client that quit has nothing more to say even if lines are queued.
             if !client.has_queued() || client.flood.check(now, rate).is_err() {
                 if client.has_queued() {

@@ -41,6 +41,13 @@ impl Pending {
         }
     }
 
+    /// Whether the client's later commands wait for this answer. Everything a client asked for
+    /// does (its commands run in the order it sent them); offline delivery, which the server
+    /// starts by itself after a login, does not.
+    fn holds_input(&self) -> bool {
+        !matches!(self, Pending::Offline { .. })
+    }
+
     fn label(&self) -> Option<String> {
         match self {
             Pending::Login { label, .. }
@@ -80,7 +87,8 @@ impl Server {
     pub fn complete(&mut self, id: RequestId, response: Response, now: Now) {
         self.now = now;
         let Some(pending) = self.pending.remove(&id) else { return };
-        self.begin(pending.conn(), pending.label());
+        let (conn, held) = (pending.conn(), pending.holds_input());
+        self.begin(conn, pending.label());
         match pending {
             p @ (Pending::Login { .. }
             | Pending::Register { .. }
@@ -93,6 +101,19 @@ impl Server {
             p => self.history_response(p, response),
         }
         self.finish();
+        if held {
+            self.resume(conn);
+        }
+    }
+
+    /// One of `conn`'s requests was answered: once none is left, the lines it sent meanwhile
+    /// run, in order, as far as its flood budget allows.
+    fn resume(&mut self, conn: ConnId) {
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        client.waiting = client.waiting.saturating_sub(1);
+        if client.waiting == 0 && client.has_queued() {
+            self.run_queued(conn);
+        }
     }
 
     /// Requests currently waiting for the edge.
@@ -100,8 +121,14 @@ impl Server {
         self.pending.len()
     }
 
-    /// Asks the edge for work and parks the continuation.
+    /// Asks the edge for work and parks the continuation. Until the answer comes, the client's
+    /// later lines wait (see [`Pending::holds_input`]).
     pub(crate) fn request(&mut self, request: Request, pending: Pending) -> RequestId {
+        if pending.holds_input() {
+            if let Some(client) = self.clients.get_mut(&pending.conn()) {
+                client.waiting = client.waiting.saturating_add(1);
+            }
+        }
         self.next_request += 1;
         let id = RequestId(self.next_request);
         self.pending.insert(id, pending);

@@ -215,7 +215,10 @@ fn one_connection_cannot_run_password_checks_in_parallel() {
     h.take(c);
     h.send(c, "NS IDENTIFY victim guess1");
     h.send(c, "NS IDENTIFY victim guess2");
-    assert_eq!(h.requests.len(), 1, "one check at a time per connection");
+    assert_eq!(h.requests.len(), 1, "one check at a time per connection: the second waits its turn");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Err(Failure::BadPassword)));
+    assert_eq!(h.requests.len(), 1, "the second is checked once the first is answered");
     let notice = expect(&h.take(c), "NOTICE");
-    assert!(notice.params[1].contains("already being checked"), "{notice:?}");
+    assert!(notice.params[1].contains("Invalid account name or password"), "{notice:?}");
 }

@@ -92,11 +92,13 @@ fn chathistory_asks_storage_and_answers_in_a_labeled_batch() {
     assert_eq!(privmsg.tag("msgid"), Some(item.msgid.as_str()));
 
     h.send(a, "CHATHISTORY BEFORE #general msgid=abc 500");
-    let (_, req) = h.next_request();
+    let (id, req) = h.next_request();
     assert!(matches!(req, Request::History { limit: 100, .. }), "limits are capped: {req:?}");
+    h.respond(id, Response::Messages(Ok(Vec::new())));
     h.send(a, "CHATHISTORY AFTER #general timestamp=2026-11-21T14:00:00.000Z 10");
-    let (_, req) = h.next_request();
+    let (id, req) = h.next_request();
     assert!(matches!(req, Request::History { query: HistoryQuery::After(chinwag_core::Bound::Time(_)), .. }));
+    h.respond(id, Response::Messages(Ok(Vec::new())));
     h.send(a, "CHATHISTORY BEFORE #general garbage 10");
     assert_eq!(expect(&h.take(a), "FAIL").params[1], "INVALID_PARAMS");
     h.send(outsider, "CHATHISTORY LATEST #general * 10");
