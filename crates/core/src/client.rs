@@ -10,6 +10,7 @@ use chinwag_proto::Nick;
 use crate::caps::CapSet;
 use crate::flood::{Bucket, RecvQ};
 use crate::handlers::account::SaslState;
+use crate::handlers::offline::OfflineAck;
 use crate::ids::ConnId;
 
 /// What the edge knows about a new connection.
@@ -108,6 +109,8 @@ pub(crate) struct Extra {
     pub e2e_device: Option<String>,
     /// Folded nicks this client MONITORs.
     pub monitoring: BTreeSet<String>,
+    /// Pages of offline messages sent and not yet acknowledged (`handlers/offline.rs`).
+    pub offline_acks: Vec<OfflineAck>,
 }
 
 impl Extra {
@@ -119,6 +122,7 @@ impl Extra {
             && self.recvq.is_empty()
             && self.e2e_device.is_none()
             && self.monitoring.is_empty()
+            && self.offline_acks.is_empty()
     }
 }
 

@@ -88,6 +88,12 @@ pub struct Limits {
     pub nick_changes: Rate,
     /// Accounts created per address (an IPv6 address counts as its /64); loopback is exempt.
     pub registrations: Rate,
+    /// Messages one offline queue (an account's, or an encryption device's) may hold; a
+    /// message beyond it is refused and its sender told.
+    pub offline_queue_len: usize,
+    /// Offline messages sent at a time; the next page goes once the client acknowledged this
+    /// one (its PONG), so a page must fit a connection's SendQ.
+    pub offline_page: usize,
     /// Failed logins per account and per address before each further attempt waits.
     pub login_free_failures: u32,
     /// Failed logins after which attempts are refused for `login_lockout`.
@@ -146,6 +152,10 @@ impl Default for Limits {
             recvq_bytes: 64 * 1024,
             nick_changes: Rate { burst: 3, every: Duration::from_secs(20) },
             registrations: Rate { burst: 3, every: Duration::from_secs(15 * 60) },
+            // A week of an active private conversation, about 1 MB of text per account at most.
+            offline_queue_len: 1000,
+            // A page and its PING stay far below the default SendQ (2,048 lines).
+            offline_page: 100,
             login_free_failures: 3,
             login_lockout_failures: 10,
             login_lockout: Duration::from_secs(15 * 60),

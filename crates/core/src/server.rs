@@ -134,6 +134,11 @@ pub struct Server {
     pub(crate) flooding: BTreeSet<ConnId>,
     /// Operator sessions and server bans (`handlers/oper.rs`).
     pub(crate) ops: crate::handlers::oper::OperState,
+    /// Messages waiting in each offline queue (a folded account, or a device's queue), for
+    /// `limits.offline_queue_len`; queues with none are absent (`handlers/offline.rs`).
+    pub(crate) offline_counts: HashMap<String, usize>,
+    /// Numbers the PINGs that acknowledge pages of offline messages.
+    pub(crate) offline_seq: u64,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
     msgids: MsgIdGen,
@@ -169,6 +174,8 @@ impl Server {
             flooding: BTreeSet::new(),
             ops: Default::default(),
             guest_seq: 0,
+            offline_counts: HashMap::new(),
+            offline_seq: 0,
             stopping: false,
             msgids: MsgIdGen::new(node, now.wall_ms),
             batch_seq: 0,
@@ -693,7 +700,7 @@ impl Server {
             "NICK" => self.handle_nick(msg),
             "USER" => self.handle_user(msg),
             "PING" => self.handle_ping(msg),
-            "PONG" => {}
+            "PONG" => self.handle_pong(msg),
             "AUTHENTICATE" => self.handle_authenticate(msg),
             "REGISTER" => self.handle_register(msg),
             "QUIT" => self.handle_quit(msg),

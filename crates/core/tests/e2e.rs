@@ -35,7 +35,7 @@ fn device(h: &mut Harness, nick: &str, account: &str, device: &str) -> ConnId {
     assert_eq!(count.params, ["COUNT", device, "0", "0"]);
     // Then what waited for the device while it was away.
     let (id, req) = h.next_request();
-    assert_eq!(req, Request::Offline { account: format!("{account}/{}", device.to_ascii_lowercase()), limit: 500 });
+    assert_eq!(req, Request::Offline { account: format!("{account}/{}", device.to_ascii_lowercase()), limit: 100 });
     h.respond(id, Response::Messages(Ok(vec![])));
     c
 }
@@ -200,10 +200,14 @@ fn an_encrypted_message_for_an_offline_nick_is_queued_and_reaches_an_online_devi
     let (id, _) = h.next_request();
     h.respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::Unchanged, KeyCounts::default()))));
     let (id, req) = h.next_request();
-    assert_eq!(req, Request::Offline { account: "bob/laptop".into(), limit: 500 });
+    assert_eq!(req, Request::Offline { account: "bob/laptop".into(), limit: 100 });
     h.respond(id, Response::Messages(Ok(vec![stored.clone()])));
     let lines = h.take(laptop);
     let delivered = expect(&lines, "PRIVMSG");
     assert!(delivered.tag("+chinwag.dev/e2e").is_some_and(|v| v.starts_with("1,bob,Laptop,")), "{lines:?}");
+    let cleared = h.cleared_offline.len();
+    let ping = expect(&lines, "PING");
+    h.send(laptop, &format!("PONG :{}", ping.params[0]));
+    assert_eq!(h.cleared_offline.len(), cleared + 1, "cleared once the device read it");
     assert_eq!(h.cleared_offline.last(), Some(&("bob/laptop".to_owned(), stored.msgid.clone())));
 }

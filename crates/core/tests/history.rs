@@ -36,7 +36,7 @@ fn room_messages_are_persisted_and_private_ones_only_with_an_account() {
     assert_eq!(h.persisted.len(), 2);
     let dm = &h.persisted[1];
     assert_eq!(dm.participants, ["ben"]);
-    assert_eq!(dm.conversation, chinwag_core::dm_conversation("amy", "ben"));
+    assert_eq!(dm.conversation, chinwag_core::dm_conversation("~amy", "ben"), "amy is a guest: `~amy`");
 }
 
 #[test]
@@ -56,10 +56,14 @@ fn a_message_to_an_offline_account_is_kept_then_delivered_with_its_time() {
     let (id, req) = h.next_request();
     assert!(matches!(req, Request::Offline { ref account, .. } if account == "carl"));
     h.respond(id, Response::Messages(Ok(vec![item.clone()])));
-    let m = expect(&h.take(c), "PRIVMSG");
+    let lines = h.take(c);
+    let m = expect(&lines, "PRIVMSG");
     assert_eq!(m.params, ["carl", "while you were out"]);
     assert_eq!(m.tag("time"), Some(chinwag_core::rfc3339_ms(item.time_ms).as_str()));
     assert_eq!(m.tag("msgid"), Some(item.msgid.as_str()));
+    assert!(h.cleared_offline.is_empty(), "kept until the client shows it read it");
+    let ping = expect(&lines, "PING");
+    h.send(c, &format!("PONG {}", ping.params[0]));
     assert_eq!(h.cleared_offline, [("carl".to_owned(), item.msgid.clone())]);
 }
 

@@ -245,6 +245,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     use chinwag_store::Store as _;
     let accounts = store.account_names().with_context(|| format!("reading accounts from {}", db_path.display()))?;
     let rooms = store.channels().with_context(|| format!("reading rooms from {}", db_path.display()))?;
+    let queued =
+        store.offline_counts().with_context(|| format!("counting waiting messages in {}", db_path.display()))?;
     let bans_file = cfg.data_dir.join(BANS_FILE);
     let klines = bans::read(&bans_file)?;
     let names = vec![cfg.core.server_name.clone()];
@@ -299,6 +301,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let mut server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
     server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
     server.restore_klines(klines);
+    server.restore_offline_counts(queued.into_iter().map(|(q, n)| (q, usize::try_from(n).unwrap_or(usize::MAX))));
     let (storage, store_thread) = storage::Storage::start(Box::new(store), metrics.clone());
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));

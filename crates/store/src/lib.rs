@@ -129,6 +129,9 @@ pub trait Store: Send + 'static {
     /// Removes queued messages of an account up to and including `up_to_msgid`, typically the
     /// last one delivered; returns how many went. A msgid not in the queue removes nothing.
     fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError>;
+    /// Every non-empty offline queue (folded account or device queue) and how many messages it
+    /// holds, read at start so that the server can bound each queue.
+    fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError>;
 
     // ---- end-to-end encryption key directory (see `keys` and docs/e2e.md) ----
 

@@ -502,12 +502,6 @@ impl Server {
         }
     }
 
-    /// Offline messages for a freshly logged-in account.
-    pub(crate) fn request_offline(&mut self, conn: ConnId, account: &str) {
-        let req = Request::Offline { account: account.to_owned(), limit: OFFLINE_BATCH };
-        self.request(req, Pending::Offline { conn, account: account.to_owned() });
-    }
-
     /// Routes a response to the code that was waiting for it.
     pub(crate) fn account_response(&mut self, pending: Pending, response: Response) {
         match (pending, response) {
@@ -523,9 +517,6 @@ impl Server {
         }
     }
 }
-
-/// Messages delivered per offline request; more are fetched until none are left.
-pub(crate) const OFFLINE_BATCH: usize = 500;
 
 fn failure_text(f: &Failure) -> String {
     match f {

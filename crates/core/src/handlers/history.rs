@@ -64,40 +64,61 @@ impl Server {
 
     fn history_query(&mut self, target: &str, query: HistoryQuery, limit: usize) {
         let conn = self.cur_conn();
-        let Some(conversation) = self.conversation_for(conn, target) else {
-            self.fail("CHATHISTORY", "INVALID_TARGET", &["*", target], "You may not read the history of that target");
-            return;
+        let conversation = match self.conversation_for(conn, target) {
+            Ok(conversation) => conversation,
+            Err(why) => {
+                self.fail("CHATHISTORY", "INVALID_TARGET", &["*", target], why);
+                return;
+            }
         };
         let label = self.take_label();
         let pending = Pending::History { conn, target: target.to_owned(), label };
         self.request(Request::History { conversation, query, limit }, pending);
     }
 
-    /// The history key `conn` may read for `target`: a room it is in, or its private
-    /// conversation with a nick.
-    pub(crate) fn conversation_for(&self, conn: ConnId, target: &str) -> Option<String> {
-        let client = self.clients.get(&conn)?;
+    /// The history key `conn` may read for `target`: a room it is in, or, for a connection
+    /// logged in to an account, that account's private conversation with a nick. Private
+    /// history belongs to accounts: a guest, whatever nick it holds, has none.
+    pub(crate) fn conversation_for(&self, conn: ConnId, target: &str) -> Result<String, &'static str> {
+        const REFUSED: &str = "You may not read the history of that target";
+        let client = self.clients.get(&conn).ok_or(REFUSED)?;
         if target.starts_with('#') {
-            let name = ChannelName::parse(target, self.cfg.limits.channel_len).ok()?;
-            return client.channels.contains(name.folded()).then(|| name.folded().to_owned());
+            let name = ChannelName::parse(target, self.cfg.limits.channel_len).map_err(|_| REFUSED)?;
+            return client.channels.contains(name.folded()).then(|| name.folded().to_owned()).ok_or(REFUSED);
         }
-        let other = Nick::parse(target, self.cfg.limits.nick_len).ok()?;
-        Some(dm_conversation(&self.identity_of(conn)?, &self.identity_for_nick(other.as_str())))
+        let other = Nick::parse(target, self.cfg.limits.nick_len).map_err(|_| REFUSED)?;
+        let me = self.account_of(conn).ok_or("Private history belongs to accounts: log in to read yours")?;
+        Ok(dm_conversation(&me, &self.party_for_nick(other.as_str())))
     }
 
-    /// Who a connection is in private history: its account, else its nick.
-    pub(crate) fn identity_of(&self, conn: ConnId) -> Option<String> {
+    /// The account (folded) a connection is logged in to.
+    pub(crate) fn account_of(&self, conn: ConnId) -> Option<String> {
+        self.clients.get(&conn)?.account.as_deref().map(casefold)
+    }
+
+    /// Who a connection is in a private conversation: its account if it is logged in, else a
+    /// guest, `~nick`. `~` is not allowed in nicks (nor so in account names), so a guest's
+    /// conversations can never be mistaken for an account's, whoever later takes the nick.
+    pub(crate) fn party_of(&self, conn: ConnId) -> Option<String> {
         let c = self.clients.get(&conn)?;
         Some(match &c.account {
             Some(a) => casefold(a),
-            None => c.nick()?.folded().to_owned(),
+            None => guest_party(c.nick()?.folded()),
         })
     }
 
-    /// Who a nick is in private history: the account of whoever uses it now, else the nick
-    /// itself (a registered nick is its account's name).
-    pub(crate) fn identity_for_nick(&self, nick: &str) -> String {
-        self.find_nick(nick).and_then(|c| self.identity_of(c)).unwrap_or_else(|| casefold(nick))
+    /// Who a nick is in a private conversation: a registered nick is always its account,
+    /// whoever holds it now (an impostor never stands in for the account); any other nick is
+    /// the account of whoever uses it, else a guest.
+    pub(crate) fn party_for_nick(&self, nick: &str) -> String {
+        let folded = casefold(nick);
+        if self.accounts.contains_key(&folded) {
+            return folded;
+        }
+        match self.find_nick(nick).and_then(|c| self.account_of(c)) {
+            Some(account) => account,
+            None => guest_party(&folded),
+        }
     }
 
     /// Answers of storage to CHATHISTORY and to offline delivery.
@@ -132,16 +153,7 @@ impl Server {
                 }
             }
             (Pending::Offline { conn, account }, Response::Messages(Ok(items))) => {
-                for item in &items {
-                    let msg = self.replay(conn, item, None);
-                    self.send_msg(conn, msg);
-                }
-                if let Some(last) = items.last() {
-                    self.clear_offline(&account, &last.msgid);
-                    if items.len() >= crate::handlers::account::OFFLINE_BATCH {
-                        self.request_offline(conn, &account);
-                    }
-                }
+                self.offline_page(conn, account, &items);
             }
             (
                 Pending::History { .. } | Pending::Targets { .. },
@@ -176,7 +188,7 @@ impl Server {
     }
 
     /// A stored message as `conn` should see it now (its capabilities decide the tags).
-    fn replay(&self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Message {
+    pub(crate) fn replay(&self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Message {
         let base = Message::new(item.command.clone())
             .with_source(item.sender.clone())
             .with_params([item.target.clone(), item.text.clone()]);
@@ -188,6 +200,11 @@ impl Server {
         }
         msg
     }
+}
+
+/// A guest (not logged in) in a private conversation's key.
+fn guest_party(folded_nick: &str) -> String {
+    format!("~{folded_nick}")
 }
 
 /// `+a=b;+c` back into tags.

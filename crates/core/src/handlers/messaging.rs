@@ -161,19 +161,34 @@ impl Server {
             }
             return;
         };
+        // A registered nick held by someone not logged in to its account (an impostor, or the
+        // owner before logging in) is not the account: the message waits for the account.
+        let owner = self.accounts.get(&casefold(target));
+        if let Some(owner) = owner.filter(|o| recipient.account.as_deref().is_none_or(|a| !eq_fold(a, o))) {
+            let owner = owner.clone();
+            if !tagmsg {
+                self.message_offline(&owner, base, tags);
+            }
+            return;
+        }
         let away = recipient.away().map(str::to_owned);
+        let recipient_nick = recipient.nick_or_star().to_owned();
         let (recipient_account, recipient_caps) = (recipient.account.clone(), recipient.caps);
         let base = Message { params: replace_first(base.params, recipient.nick_or_star()), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         let sender_account = ev.account.clone();
-        let route = self.e2e_route(&ev, || self.identity_of(to).unwrap_or_default());
+        let route = self.e2e_route(&ev, || self.account_of(to).unwrap_or_default());
+        // Private history belongs to accounts: a conversation between two guests is not kept.
         if !tagmsg && (recipient_account.is_some() || sender_account.is_some()) {
             let conn = self.cur_conn();
-            let me = self.identity_of(conn).unwrap_or_default();
-            let them = self.identity_of(to).unwrap_or_default();
+            let me = self.party_of(conn).unwrap_or_default();
+            let them = self.party_of(to).unwrap_or_default();
             let participants =
                 [sender_account, recipient_account].into_iter().flatten().map(|a| casefold(&a)).collect();
             let queue = route.as_ref().and_then(|r| r.offline_queue());
+            if queue.as_ref().is_some_and(|q| !self.reserve_offline(q, recipient_nick.as_str())) {
+                return;
+            }
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
         if let Some(route) = &route {
@@ -200,7 +215,7 @@ impl Server {
         let base = Message { params: replace_first(base.params, account), ..base };
         let Some(mut ev) = self.message_event(base, tags, false) else { return };
         let conn = self.cur_conn();
-        let me = self.identity_of(conn).unwrap_or_default();
+        let me = self.party_of(conn).unwrap_or_default();
         let folded = casefold(account);
         let mut participants = vec![folded.clone()];
         participants.extend(ev.account.as_deref().map(casefold));
@@ -210,6 +225,9 @@ impl Server {
             Some(route) => route.offline_queue(),
             None => Some(folded.clone()),
         };
+        if queue.as_ref().is_some_and(|q| !self.reserve_offline(q, account)) {
+            return;
+        }
         let item = history_item(&ev, dm_conversation(&me, &folded), participants, queue);
         self.persist(item);
         if let Some(route) = &route {

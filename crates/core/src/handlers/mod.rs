@@ -6,6 +6,7 @@ pub(crate) mod e2e;
 pub(crate) mod history;
 mod messaging;
 mod moderation;
+pub(crate) mod offline;
 pub(crate) mod oper;
 mod query;
 mod registration;

@@ -84,6 +84,7 @@ pub struct RawLimits {
     pub flood_burst: u32,
     pub flood_interval_ms: u32,
     pub recvq_lines: u32,
+    pub offline_queue_len: u32,
     pub nick_changes_burst: u32,
     pub nick_changes_interval: u32,
     pub registrations_burst: u32,
@@ -188,6 +189,7 @@ impl Default for RawLimits {
             flood_burst: core.flood.burst,
             flood_interval_ms: millis(core.flood.every),
             recvq_lines: count(core.recvq_lines),
+            offline_queue_len: count(core.offline_queue_len),
             nick_changes_burst: core.nick_changes.burst,
             nick_changes_interval: secs(core.nick_changes.every),
             registrations_burst: core.registrations.burst,
@@ -406,6 +408,7 @@ impl RawConfig {
             every: ms(l.flood_interval_ms),
         };
         lim.recvq_lines = positive("limits.recvq_lines", l.recvq_lines)? as usize;
+        lim.offline_queue_len = positive("limits.offline_queue_len", l.offline_queue_len)? as usize;
         lim.nick_changes = chinwag_core::Rate {
             burst: positive("limits.nick_changes_burst", l.nick_changes_burst)?,
             every: Duration::from_secs(u64::from(l.nick_changes_interval)),

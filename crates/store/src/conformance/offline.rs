@@ -34,6 +34,8 @@ pub(super) fn queue(store: &mut dyn Store) {
         .expect("append");
     store.append(&[queued(to_alice, "q2", 2000, "Alice", "Alice")]).expect("append");
 
+    let counts = store.offline_counts().expect("counts");
+    assert_eq!(counts, [("alice".to_owned(), 3), ("bob".to_owned(), 1)], "per queue, folded, empty ones absent");
     let got = store.offline("alice", 10).expect("offline");
     assert_eq!(ids(&got), ["q1", "q2", "q3"], "oldest first, whatever case it was queued under");
     let first = &got[0];
@@ -48,6 +50,7 @@ pub(super) fn queue(store: &mut dyn Store) {
 
     assert_eq!(store.clear_offline("alice", "q2").expect("clear"), 2, "up to and including q2");
     assert_eq!(ids(&store.offline("alice", 10).expect("offline")), ["q3"]);
+    assert_eq!(store.offline_counts().expect("counts"), [("alice".to_owned(), 1), ("bob".to_owned(), 1)]);
     assert_eq!(store.clear_offline("alice", "q9").expect("clear"), 0, "an unknown msgid clears nothing");
     assert_eq!(store.clear_offline("alice", "b1").expect("clear"), 0, "another account's msgid clears nothing");
     assert_eq!(ids(&store.offline("alice", 10).expect("offline")), ["q3"]);

@@ -537,6 +537,14 @@ pub(super) fn clear_offline(conn: &Connection, account: &str, up_to_msgid: &str)
     Ok(n as u64)
 }
 
+pub(super) fn offline_counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let op = backend("counting offline queues");
+    let mut stmt =
+        conn.prepare("SELECT account, COUNT(*) FROM offline GROUP BY account ORDER BY account").map_err(&op)?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))).map_err(&op)?;
+    rows.map(|r| r.map(|(a, n)| (a, u64::try_from(n).unwrap_or(0)))).collect::<Result<_, _>>().map_err(op)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

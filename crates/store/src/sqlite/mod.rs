@@ -222,6 +222,10 @@ impl Store for SqliteStore {
         history::clear_offline(&self.conn, account, up_to_msgid)
     }
 
+    fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        history::offline_counts(&self.conn)
+    }
+
     fn publish_device(
         &mut self,
         account: &str,
