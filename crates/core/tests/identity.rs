@@ -98,6 +98,8 @@ fn an_impostors_messages_are_not_stored_in_the_accounts_conversation() {
     h.send(mallory, "PRIVMSG bob :a forgery");
     let forged = h.persisted.last().cloned().expect("kept for bob");
     assert_eq!(forged.text, "a forgery");
+    let seen = h.take(bob);
+    assert!(seen.iter().any(|l| l.starts_with(":alice!") && l.ends_with("a forgery")), "delivered live: {seen:?}");
     assert_ne!(forged.conversation, real.conversation, "the impostor writes into a conversation of its own");
     assert_eq!(forged.participants, ["bob"], "only bob, the account, may read it");
     assert_eq!(forged.sender_account, None);

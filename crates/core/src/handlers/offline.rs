@@ -72,7 +72,7 @@ impl Server {
         let conn = self.cur_conn();
         let Some(client) = self.clients.get_mut(&conn) else { return };
         let Some(extra) = client.existing_extra_mut() else { return };
-        let Some(i) = extra.offline_acks.iter().position(|a| msg.params.iter().any(|p| *p == a.token)) else {
+        let Some(i) = extra.offline_acks.iter().position(|a| msg.params.contains(&a.token)) else {
             return;
         };
         let ack = extra.offline_acks.remove(i);

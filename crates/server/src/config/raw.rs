@@ -409,6 +409,9 @@ impl RawConfig {
         };
         lim.recvq_lines = positive("limits.recvq_lines", l.recvq_lines)? as usize;
         lim.offline_queue_len = positive("limits.offline_queue_len", l.offline_queue_len)? as usize;
+        // A page of offline messages and its PING must fit the SendQ of a client that has not
+        // read any of it yet, with room to spare for what else reaches it meanwhile.
+        lim.offline_page = chinwag_core::Limits::default().offline_page.min((l.sendq as usize / 4).max(1));
         lim.nick_changes = chinwag_core::Rate {
             burst: positive("limits.nick_changes_burst", l.nick_changes_burst)?,
             every: Duration::from_secs(u64::from(l.nick_changes_interval)),
