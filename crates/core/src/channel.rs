@@ -103,8 +103,9 @@ pub(crate) struct Channel {
     pub bans: Vec<Ban>,
     /// Members in join order of their connection ids (stable NAMES output).
     pub members: BTreeMap<ConnId, Member>,
-    /// Folded nicks invited since +i; an invitation is used up by joining.
-    pub invited: BTreeSet<String>,
+    /// Connections invited since +i; an invitation is used up by joining. It belongs to the
+    /// connection it was sent to, not to its nick: whoever takes the nick later is not invited.
+    pub invited: BTreeSet<ConnId>,
     /// Default rooms are never removed when empty.
     pub permanent: bool,
     /// The account (folded) that created the room, if its creator was logged in: it is made

@@ -132,3 +132,25 @@ fn the_owner_logged_in_gets_messages_to_its_nick_as_before() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_invitation_belongs_to_the_connection_not_to_whoever_takes_the_nick() {
+    let mut h = Harness::new();
+    let op = h.register("olga");
+    h.send(op, "JOIN #secret");
+    h.send(op, "MODE #secret +i");
+    let alice = h.register("alice");
+    h.send(op, "INVITE alice #secret");
+    h.disconnect(alice, "gone");
+    let mallory = h.register("alice");
+    h.take(mallory);
+    h.send(mallory, "JOIN #secret");
+    assert_eq!(expect(&h.take(mallory), "473").params[1], "#secret", "the impostor is not invited");
+
+    // The invited connection itself gets in, whatever nick it took meanwhile.
+    let amy = h.register("amy");
+    h.send(op, "INVITE amy #secret");
+    h.send(amy, "NICK amelia");
+    h.send(amy, "JOIN #secret");
+    assert!(h.take(amy).iter().any(|l| l.contains(" JOIN ") || l.ends_with("JOIN #secret")), "invited");
+}

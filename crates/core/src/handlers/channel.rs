@@ -61,11 +61,10 @@ impl Server {
             return;
         }
         let prefix = client.prefix();
-        let nick_folded = client.nick().map(|n| n.folded().to_owned()).unwrap_or_default();
         let account = client.account.as_deref().map(chinwag_proto::casefold);
         let caps = client.caps;
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
-            let invited = ch.invited.contains(&nick_folded);
+            let invited = ch.invited.contains(&conn);
             if ch.founder.is_some() && ch.founder == account {
                 None
             } else if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
@@ -108,7 +107,7 @@ impl Server {
         let is_founder = ch.founder.is_some() && ch.founder == account;
         let op = is_founder || (ch.members.is_empty() && !ch.permanent && ch.founder.is_none());
         ch.members.insert(conn, Member { op, voice: false, caps });
-        ch.invited.remove(&nick_folded);
+        ch.invited.remove(&conn);
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
         if let Some(client) = self.cur_client_mut() {

@@ -451,7 +451,6 @@ impl Server {
         let name = ch.name.as_str().to_owned();
         let Some(target_client) = self.clients.get(&target) else { return };
         let shown = target_client.nick_or_star().to_owned();
-        let target_folded = casefold(&shown);
         let away = target_client.away().map(str::to_owned);
         if !ch.members.contains_key(&conn) {
             self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
@@ -474,7 +473,7 @@ impl Server {
             .map(|(m, _)| *m)
             .collect();
         if let Some(ch) = self.channels.get_mut(&folded) {
-            ch.invited.insert(target_folded);
+            ch.invited.insert(target);
         }
         self.numeric(RPL_INVITING, [shown.as_str(), name.as_str()]);
         if let Some(away) = away {
