@@ -276,7 +276,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     };
     let mut quic_endpoints = Vec::new();
     for addr in &cfg.quic_listen {
-        match quic::bind(*addr, tls.quic.clone()) {
+        match quic::bind(*addr, tls.quic.clone(), &cfg.limits) {
             Ok(endpoint) => quic_endpoints.push(endpoint),
             Err(e) if cfg.optional_listen.contains(addr) => {
                 tracing::warn!(%addr, error = %e, "skipping a default QUIC listener that cannot be bound");

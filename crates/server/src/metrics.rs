@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,33 @@ impl Disconnect {
     }
 }
 
+/// What the QUIC accept loop did with a connection attempt.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum QuicAttempt {
+    /// Its handshake was started.
+    Accepted = 0,
+    /// It was asked to prove its address first (a stateless Retry).
+    Retried,
+    /// It was refused: too many handshakes in progress, or its address's limits.
+    Refused,
+    /// Its handshake did not complete in time.
+    TimedOut,
+}
+
+impl QuicAttempt {
+    pub const ALL: [QuicAttempt; 4] =
+        [QuicAttempt::Accepted, QuicAttempt::Retried, QuicAttempt::Refused, QuicAttempt::TimedOut];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QuicAttempt::Accepted => "accepted",
+            QuicAttempt::Retried => "retried",
+            QuicAttempt::Refused => "refused",
+            QuicAttempt::TimedOut => "timed_out",
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the store commit latency histogram's buckets.
 pub const COMMIT_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
@@ -139,6 +166,14 @@ pub struct Metrics {
     commit_sum_us: AtomicU64,
     /// False once the server is stopping (`/readyz` then answers 503).
     pub ready: AtomicBool,
+    /// QUIC handshakes in progress (accepted, not yet established): the count that
+    /// `limits.quic_max_half_open` caps, shared by every QUIC endpoint.
+    pub quic_half_open: AtomicU64,
+    /// QUIC connection attempts by [`QuicAttempt`].
+    pub quic_attempts: [AtomicU64; 4],
+    /// The QUIC endpoints, asked at scrape time how many connections they hold (handshakes,
+    /// open and closing ones); each leaves the list when its accept loop ends.
+    quic_endpoints: Mutex<Vec<quinn::Endpoint>>,
 }
 
 impl Metrics {
@@ -158,7 +193,25 @@ impl Metrics {
             commit_buckets: Default::default(),
             commit_sum_us: AtomicU64::new(0),
             ready: AtomicBool::new(true),
+            quic_half_open: AtomicU64::new(0),
+            quic_attempts: Default::default(),
+            quic_endpoints: Mutex::new(Vec::new()),
         })
+    }
+
+    pub fn quic_attempt(&self, what: QuicAttempt) {
+        self.quic_attempts[what as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts `endpoint`'s connections in [`Snapshot::quic_connection_states`] until
+    /// [`Metrics::forget_quic`].
+    pub(crate) fn watch_quic(&self, endpoint: &quinn::Endpoint) {
+        lock(&self.quic_endpoints).push(endpoint.clone());
+    }
+
+    pub(crate) fn forget_quic(&self, endpoint: &quinn::Endpoint) {
+        let addr = endpoint.local_addr().ok();
+        lock(&self.quic_endpoints).retain(|e| e.local_addr().ok() != addr);
     }
 
     pub fn disconnected(&self, why: Disconnect) {
@@ -205,6 +258,9 @@ impl Metrics {
             commit_sum_seconds: get(&self.commit_sum_us) as f64 / 1e6,
             cpu_seconds: process.cpu_seconds,
             resident_memory_bytes: process.resident_bytes,
+            quic_half_open: get(&self.quic_half_open),
+            quic_attempts: QuicAttempt::ALL.iter().map(|a| (a.name(), get(&self.quic_attempts[*a as usize]))).collect(),
+            quic_connection_states: lock(&self.quic_endpoints).iter().map(|e| e.open_connections() as u64).sum(),
         }
     }
 }
@@ -243,6 +299,12 @@ pub struct Snapshot {
     pub commit_sum_seconds: f64,
     pub cpu_seconds: Option<f64>,
     pub resident_memory_bytes: Option<u64>,
+    /// QUIC handshakes in progress.
+    pub quic_half_open: u64,
+    /// QUIC connection attempts by [`QuicAttempt`].
+    pub quic_attempts: Vec<(&'static str, u64)>,
+    /// Connections quinn holds state for: handshakes, open connections and closing ones.
+    pub quic_connection_states: u64,
 }
 
 impl Snapshot {
@@ -309,6 +371,24 @@ impl Snapshot {
             "Connections ended, by reason.",
             &by("reason", &self.disconnects),
         );
+        metric(
+            "chinwag_quic_half_open",
+            "gauge",
+            "QUIC handshakes in progress (accepted, not yet established).",
+            &one(self.quic_half_open),
+        );
+        metric(
+            "chinwag_quic_attempts_total",
+            "counter",
+            "QUIC connection attempts: handshakes started, sent a Retry, refused, timed out.",
+            &by("outcome", &self.quic_attempts),
+        );
+        metric(
+            "chinwag_quic_connection_states",
+            "gauge",
+            "QUIC connections the endpoints hold state for (handshakes, open, closing).",
+            &one(self.quic_connection_states),
+        );
         let mut samples = Vec::new();
         let mut cumulative = 0;
         for (i, count) in self.commit_buckets.iter().enumerate() {
@@ -337,6 +417,11 @@ impl Snapshot {
         }
         out
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The list is only pushed to and filtered; a panic elsewhere cannot leave it half-changed.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// CPU and memory of this process, from /proc (Linux); `None` elsewhere.

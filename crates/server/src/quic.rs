@@ -10,6 +10,13 @@
 //! The handshake is TLS 1.3 with the server's certificate and the ALPN name [`ALPN`], so a
 //! client pins the same fingerprint as for TLS. Connection migration is on (quinn's default
 //! for servers): a client whose address or port changes carries on in the same session.
+//!
+//! Handshakes in progress are bounded (`EdgeLimits::quic_*`): a source address is taken at its
+//! word only while few are in progress; beyond `quic_retry_above` it must prove it with a
+//! stateless Retry before the server keeps anything for it, beyond `quic_max_half_open` it is
+//! refused, and an unfinished handshake is dropped after `quic_handshake_timeout`. An address
+//! counts against its per-address limits (`limits.rs`) once it is proven, for as long as the
+//! connection lives.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -21,11 +28,12 @@ use bytes::Bytes;
 use chinwag_core::{ConnId, ConnInfo};
 use chinwag_proto::Message;
 
+use crate::config::EdgeLimits;
 use crate::conn;
 use crate::hub::Event;
 use crate::limits::Permit;
 use crate::listen::{host_of, Acceptor};
-use crate::metrics::Transport;
+use crate::metrics::{Metrics, QuicAttempt, Transport};
 use crate::outbox::Divert;
 
 /// The ALPN protocol name that says "IRC lines on the first bidirectional stream, typing
@@ -33,7 +41,7 @@ use crate::outbox::Divert;
 pub const ALPN: &[u8] = b"chinwag/1";
 
 /// A peer silent this long (no packets, not even keep-alives) is gone. The core's PING timeout
-/// usually notices first; this bounds a peer that vanished mid-handshake.
+/// usually notices first.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time allowed, once the stream is finished, for the peer to acknowledge our last lines (the
 /// ERROR) before the connection is closed.
@@ -45,8 +53,19 @@ const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
 /// own line limit is `EdgeLimits::line_len`.)
 const MAX_DATAGRAM_LINE: usize = chinwag_proto::MAX_LINE_LEN;
 
-/// Binds a UDP socket (IPv6-only for IPv6 addresses, as for TCP) and makes it a QUIC endpoint.
-pub(crate) fn bind(addr: SocketAddr, crypto: Arc<quinn::crypto::rustls::QuicServerConfig>) -> Result<quinn::Endpoint> {
+/// Later packets quinn buffers for one connection attempt before the accept loop takes it (a
+/// ClientHello spans two or three packets at most; the server accepts no 0-RTT data).
+const INCOMING_BUFFER_PER_ATTEMPT: u64 = 16 * 1024;
+/// The application error code with which a handshake refused after the fact is closed.
+const CLOSE_REFUSED: u32 = 1;
+
+/// Binds a UDP socket (IPv6-only for IPv6 addresses, as for TCP) and makes it a QUIC endpoint
+/// whose queue of connection attempts is bounded by `limits`.
+pub(crate) fn bind(
+    addr: SocketAddr,
+    crypto: Arc<quinn::crypto::rustls::QuicServerConfig>,
+    limits: &EdgeLimits,
+) -> Result<quinn::Endpoint> {
     let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -60,51 +79,136 @@ pub(crate) fn bind(addr: SocketAddr, crypto: Arc<quinn::crypto::rustls::QuicServ
         .datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER))
         .max_idle_timeout(Some(IDLE_TIMEOUT.try_into().context("QUIC idle timeout")?));
     let mut server = quinn::ServerConfig::with_crypto(crypto);
-    server.transport_config(Arc::new(transport));
+    server
+        .transport_config(Arc::new(transport))
+        .max_incoming(limits.quic_max_incoming)
+        .incoming_buffer_size(INCOMING_BUFFER_PER_ATTEMPT)
+        .incoming_buffer_size_total(limits.quic_incoming_buffer as u64);
     let runtime = Arc::new(quinn::TokioRuntime);
     quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket.into(), runtime)
         .with_context(|| format!("starting QUIC on {addr}"))
 }
 
+/// One QUIC handshake in progress, counted in [`Metrics::quic_half_open`] until dropped.
+struct HalfOpen(Arc<Metrics>);
+
+impl HalfOpen {
+    /// A place among the `max` handshakes in progress, if one is free.
+    fn reserve(metrics: &Arc<Metrics>, max: usize) -> Option<HalfOpen> {
+        let max = max as u64;
+        metrics
+            .quic_half_open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| HalfOpen(Arc::clone(metrics)))
+    }
+}
+
+impl Drop for HalfOpen {
+    fn drop(&mut self) {
+        self.0.quic_half_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Acceptor {
     /// Accepts QUIC connections until shutdown, then closes the endpoint.
+    ///
+    /// Every decision here is made before the server keeps any state for the attempt: a peer
+    /// whose address is not proven gets a stateless Retry once `limits.quic_retry_above`
+    /// handshakes are in progress, a proven one is refused once `limits.quic_max_half_open`
+    /// are, or when its address is over its limits.
     pub(crate) async fn run_quic(self, endpoint: quinn::Endpoint) {
+        self.metrics.watch_quic(&endpoint);
         loop {
             let incoming = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 incoming = endpoint.accept() => incoming,
             };
             let Some(incoming) = incoming else { break };
-            // The same per-address, per-subnet and global limits as TCP; a refused peer gets
-            // QUIC's CONNECTION_REFUSED before any handshake work.
-            let permit = match self.admission.admit(incoming.remote_address().ip(), Instant::now()) {
-                Ok(permit) => permit,
-                Err(refusal) => {
-                    tracing::debug!(ip = %incoming.remote_address().ip(), reason = refusal.text(), "QUIC connection refused");
-                    incoming.refuse();
-                    continue;
-                }
-            };
-            let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
-            let this = self.clone();
-            self.tracker.spawn(async move { this.serve_quic(incoming, conn, permit).await });
+            self.admit_quic(incoming);
         }
         // Connections still open say goodbye through their own tasks; this waits for them,
         // within bounds.
         let _ = tokio::time::timeout(2 * CLOSE_TIMEOUT, endpoint.wait_idle()).await;
+        self.metrics.forget_quic(&endpoint);
     }
 
-    async fn serve_quic(self, incoming: quinn::Incoming, conn: ConnId, _permit: Permit) {
-        let ip = incoming.remote_address().ip().to_canonical();
-        let setup = async {
-            let connection = incoming.accept()?.await?;
-            let (send, recv) = connection.accept_bi().await?;
-            Ok::<_, quinn::ConnectionError>((connection, send, recv))
+    fn admit_quic(&self, incoming: quinn::Incoming) {
+        let ip = incoming.remote_address().ip();
+        // Proven by a token we issued to that address (a Retry's, or a NEW_TOKEN from an
+        // earlier connection); anyone can put any source address on an Initial.
+        let proven = incoming.remote_address_validated();
+        let in_progress = self.metrics.quic_half_open.load(Ordering::Relaxed);
+        if !proven && in_progress >= self.limits.quic_retry_above as u64 {
+            self.metrics.quic_attempt(QuicAttempt::Retried);
+            if let Err(e) = incoming.retry() {
+                // Only an attempt that already carries a Retry token cannot be retried.
+                e.into_incoming().refuse();
+            }
+            return;
+        }
+        let Some(half_open) = HalfOpen::reserve(&self.metrics, self.limits.quic_max_half_open) else {
+            tracing::debug!(%ip, "QUIC connection refused: too many handshakes in progress");
+            self.metrics.quic_attempt(QuicAttempt::Refused);
+            return incoming.refuse();
         };
-        let (connection, send, recv) = match tokio::time::timeout(self.limits.tls_handshake_timeout, setup).await {
-            Ok(Ok(set_up)) => set_up,
+        // The same per-address, per-subnet and global limits as TCP, for an address that is
+        // proven; an unproven one is counted once its handshake proves it, so that packets
+        // with someone else's address cannot use up that address's connections.
+        let permit = if proven {
+            match self.admission.admit(ip, Instant::now()) {
+                Ok(permit) => Some(permit),
+                Err(refusal) => {
+                    tracing::debug!(%ip, reason = refusal.text(), "QUIC connection refused");
+                    self.metrics.quic_attempt(QuicAttempt::Refused);
+                    return incoming.refuse();
+                }
+            }
+        } else {
+            None
+        };
+        self.metrics.quic_attempt(QuicAttempt::Accepted);
+        let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
+        let this = self.clone();
+        self.tracker.spawn(async move { this.serve_quic(incoming, conn, half_open, permit).await });
+    }
+
+    async fn serve_quic(self, incoming: quinn::Incoming, conn: ConnId, half_open: HalfOpen, permit: Option<Permit>) {
+        let ip = incoming.remote_address().ip().to_canonical();
+        let timeout = self.limits.quic_handshake_timeout;
+        // Dropping an unfinished `Connecting` closes it: quinn lets its state go once the close
+        // has had a few round trips to reach the peer.
+        let handshake = async { incoming.accept()?.await };
+        // A stop does not wait for handshakes, as on TLS.
+        let handshake = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            handshake = tokio::time::timeout(timeout, handshake) => handshake,
+        };
+        let connection = match handshake {
+            Ok(Ok(connection)) => connection,
             Ok(Err(e)) => return tracing::debug!(%conn, %ip, error = %e, "QUIC handshake failed"),
-            Err(_) => return tracing::debug!(%conn, %ip, "QUIC handshake timed out"),
+            Err(_) => {
+                self.metrics.quic_attempt(QuicAttempt::TimedOut);
+                return tracing::debug!(%conn, %ip, "QUIC handshake timed out");
+            }
+        };
+        drop(half_open);
+        // The handshake proved the address: now it counts against its limits.
+        let _permit = match permit.map_or_else(|| self.admission.admit(ip, Instant::now()), Ok) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::debug!(%conn, %ip, reason = refusal.text(), "QUIC connection refused");
+                self.metrics.quic_attempt(QuicAttempt::Refused);
+                return connection.close(CLOSE_REFUSED.into(), refusal.text().as_bytes());
+            }
+        };
+        let (send, recv) = match tokio::time::timeout(timeout, connection.accept_bi()).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return tracing::debug!(%conn, %ip, error = %e, "QUIC connection ended before its stream"),
+            Err(_) => {
+                connection.close(CLOSE_REFUSED.into(), b"no stream opened in time");
+                return tracing::debug!(%conn, %ip, "QUIC stream not opened in time");
+            }
         };
         let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true };
         let datagrams = tokio::spawn(read_datagrams(connection.clone(), conn, self.events.clone()));

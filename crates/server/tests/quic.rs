@@ -1,8 +1,13 @@
 //! The QUIC transport over real UDP sockets on loopback: everything works on its stream as on
 //! TCP, typing notices travel as datagrams between QUIC peers and fall back to the stream for
-//! others, and a client that changes address carries on in the same session.
+//! others, a client that changes address carries on in the same session, and handshakes in
+//! progress are bounded per address and in total.
 
 mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chinwag_proto::Message;
@@ -173,5 +178,157 @@ async fn a_client_that_changes_address_carries_on_in_the_same_session() {
     assert!(m.source.as_deref().is_some_and(|s| s.starts_with("alice!")), "{m:?}");
     bob.send("PRIVMSG alice :welcome to the new network").await;
     assert_eq!(alice.expect_command("PRIVMSG").await.params[1], "welcome to the new network");
+    server.shutdown().await;
+}
+
+/// What the server's metrics say about QUIC: (handshakes in progress, attempts refused).
+async fn half_open_and_refused(server: &chinwag_server::Running) -> (u64, u64) {
+    let snapshot = server.control().snapshot().await.expect("a metrics snapshot");
+    let refused = snapshot.quic_attempts.iter().find(|(name, _)| *name == "refused").map_or(0, |(_, n)| *n);
+    (snapshot.quic_half_open, refused)
+}
+
+/// Waits for the next datagram on `socket` (the server's answer).
+async fn answer(socket: &tokio::net::UdpSocket) -> bytes::BytesMut {
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("an answer within the wait")
+        .expect("receive");
+    bytes::BytesMut::from(&buf[..n])
+}
+
+/// A handshake from `socket` that proves its address (it answers the server's Retry with the
+/// token) and then goes silent, as a client with a real address that wants to hold state.
+async fn stalled_proven_handshake(socket: &tokio::net::UdpSocket, server: SocketAddr, config: &quinn::ClientConfig) {
+    let mut endpoint = quinn_proto::Endpoint::new(Arc::new(quinn_proto::EndpointConfig::default()), None, false, None);
+    let now = Instant::now();
+    let (_, mut connection) = endpoint.connect(now, config.clone(), server, "localhost").expect("connect");
+    let mut packet = Vec::new();
+    let sent = connection.poll_transmit(now, 1, &mut packet).expect("an Initial");
+    socket.send_to(&packet[..sent.size], server).await.expect("send the Initial");
+    let retry = answer(socket).await;
+    let mut scratch = Vec::new();
+    match endpoint.handle(Instant::now(), server, None, None, retry, &mut scratch) {
+        Some(quinn_proto::DatagramEvent::ConnectionEvent(_, event)) => connection.handle_event(event),
+        _ => panic!("the server answered the Initial with something other than a Retry"),
+    }
+    let mut packet = Vec::new();
+    let sent = connection.poll_transmit(Instant::now(), 1, &mut packet).expect("an Initial with the token");
+    socket.send_to(&packet[..sent.size], server).await.expect("send the Initial with the token");
+    // The server's Initial (its half of the handshake) or its refusal; either way, silence now.
+    answer(socket).await;
+}
+
+#[tokio::test]
+async fn proven_handshakes_are_capped_per_address_and_in_total_and_their_places_come_back() {
+    const MAX_HALF_OPEN: usize = 8;
+    const PER_ADDRESS: usize = 3;
+    let (server, _dir) = start_server(|cfg| {
+        let l = &mut cfg.limits;
+        l.quic_retry_above = 0;
+        l.quic_max_half_open = MAX_HALF_OPEN;
+        l.quic_handshake_timeout = Duration::from_secs(1);
+        l.connections_per_address = PER_ADDRESS;
+        l.new_connections = chinwag_core::Rate { burst: 100, every: Duration::from_secs(1) };
+        l.exempt = Vec::new();
+    })
+    .await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    let config = support::quic_client_config(&fp);
+    let source = |i: u8| {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 88, 0, i)), 0);
+        let socket = std::net::UdpSocket::bind(from).expect("bind a source");
+        socket.set_nonblocking(true).expect("non-blocking");
+        tokio::net::UdpSocket::from_std(socket).expect("a tokio socket")
+    };
+
+    // One address holds at most its share of handshakes, proven or not.
+    let mut sockets = Vec::new();
+    for _ in 0..PER_ADDRESS + 2 {
+        let socket = source(1);
+        stalled_proven_handshake(&socket, quic, &config).await;
+        sockets.push(socket);
+    }
+    assert_eq!(half_open_and_refused(&server).await, (PER_ADDRESS as u64, 2));
+
+    // Others fill the global cap, and no more.
+    for i in 2..=4 {
+        for _ in 0..PER_ADDRESS {
+            let socket = source(i);
+            stalled_proven_handshake(&socket, quic, &config).await;
+            sockets.push(socket);
+        }
+    }
+    let (half_open, refused) = half_open_and_refused(&server).await;
+    assert_eq!(half_open, MAX_HALF_OPEN as u64);
+    assert_eq!(refused, 2 + (4 * PER_ADDRESS - MAX_HALF_OPEN) as u64);
+    // A real client is refused while the cap is full...
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
+    endpoint.set_default_client_config(config.clone());
+    let refused = endpoint.connect(quic, "localhost").expect("connect").await;
+    assert!(matches!(refused, Err(quinn::ConnectionError::ConnectionClosed(_))), "{refused:?}");
+
+    // ... and gets in once the stalled handshakes time out.
+    let deadline = Instant::now() + WAIT;
+    while half_open_and_refused(&server).await.0 > 0 {
+        assert!(Instant::now() < deadline, "stalled handshakes kept their places");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut client, _conn, _endpoint) = Client::quic(quic, &fp, "after").await;
+    client.register("after").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unproven_address_over_its_limit_is_refused_once_its_handshake_proves_it() {
+    let (server, _dir) = start_server(|cfg| {
+        cfg.limits.connections_per_address = 1;
+        cfg.limits.exempt = Vec::new();
+    })
+    .await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    let (mut first, _conn, _endpoint) = Client::quic(quic, &fp, "first").await;
+    first.register("first").await;
+
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
+    endpoint.set_default_client_config(support::quic_client_config(&fp));
+    let second = endpoint.connect(quic, "localhost").expect("connect").await.expect("the handshake completes");
+    let closed = tokio::time::timeout(WAIT, second.closed()).await.expect("closed within the wait");
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.reason.as_ref(), b"Too many connections from your address");
+        }
+        other => panic!("not refused with a reason: {other:?}"),
+    }
+    assert_eq!(half_open_and_refused(&server).await, (0, 1));
+    // The first connection is untouched.
+    first.send("PING :still here").await;
+    first.expect_command("PONG").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn initials_with_someone_elses_address_do_not_use_up_its_connections() {
+    const PER_ADDRESS: usize = 2;
+    let (server, _dir) = start_server(|cfg| {
+        cfg.limits.connections_per_address = PER_ADDRESS;
+        cfg.limits.new_connections = chinwag_core::Rate { burst: 3, every: Duration::from_secs(60) };
+        cfg.limits.exempt = Vec::new();
+    })
+    .await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    let victim = IpAddr::V4(Ipv4Addr::new(127, 88, 1, 1));
+    // Initials "from" the victim (another port on its address, as a spoofer would write it)
+    // that are never continued: more than its connections and its new-connection burst.
+    let spoofer = tokio::net::UdpSocket::bind(SocketAddr::new(victim, 0)).await.expect("bind");
+    support::raw_quic::flood_from(&spoofer, quic, &support::quic_client_config(&fp), 2 * PER_ADDRESS + 3).await;
+
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::new(victim, 0)).expect("client endpoint");
+    endpoint.set_default_client_config(support::quic_client_config(&fp));
+    let connection = endpoint.connect(quic, "localhost").expect("connect").await.expect("the victim's handshake");
+    let (send, recv) = connection.open_bi().await.expect("open the stream");
+    let mut client = support::Client::from_stream(Box::new(tokio::io::join(recv, send)), "victim");
+    client.register("victim").await;
     server.shutdown().await;
 }

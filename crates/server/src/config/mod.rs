@@ -97,6 +97,26 @@ pub struct EdgeLimits {
     /// Refused TLS connections that may be told why at once (that takes a handshake); beyond
     /// it, refused connections are closed without a word.
     pub refusals_in_flight: usize,
+    /// QUIC handshakes in progress at once (accepted, not yet established), over all
+    /// addresses. Each holds about 35 KB of TLS and connection state until it completes or
+    /// times out; beyond this, a peer whose address is proven is refused (CONNECTION_REFUSED)
+    /// and any other is sent a stateless Retry.
+    pub quic_max_half_open: usize,
+    /// Handshakes in progress beyond which a QUIC peer must first prove its address with a
+    /// stateless Retry (one more round trip) before it gets any state; 0: always. Spoofed
+    /// sources can hold at most this many handshakes. At or above `quic_max_half_open`: never.
+    pub quic_retry_above: usize,
+    /// Time a QUIC client has to complete its handshake, and then again to open its stream;
+    /// an unfinished handshake's state is then dropped (quinn closes it within a few round
+    /// trips).
+    pub quic_handshake_timeout: Duration,
+    /// Connection attempts quinn queues for the accept loop (`ServerConfig::max_incoming`);
+    /// beyond it, new ones are refused at once, statelessly.
+    pub quic_max_incoming: usize,
+    /// Bytes of further packets quinn buffers for all queued attempts together
+    /// (`ServerConfig::incoming_buffer_size_total`); beyond it, they are dropped (the peer
+    /// sends them again).
+    pub quic_incoming_buffer: usize,
 }
 
 impl Default for EdgeLimits {
@@ -119,6 +139,12 @@ impl Default for EdgeLimits {
             tls_handshake_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(60),
             refusals_in_flight: 64,
+            // About 18 MB of handshakes at most; a spoofed-source flood gets 2 MB of them.
+            quic_max_half_open: 512,
+            quic_retry_above: 64,
+            quic_handshake_timeout: Duration::from_secs(10),
+            quic_max_incoming: 1024,
+            quic_incoming_buffer: 1 << 20,
         }
     }
 }

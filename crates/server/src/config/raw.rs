@@ -101,6 +101,11 @@ pub struct RawLimits {
     pub max_targets: u32,
     pub bans_per_channel: u32,
     pub monitor_len: u32,
+    pub quic_max_half_open: u32,
+    pub quic_retry_above: u32,
+    pub quic_handshake_timeout: u32,
+    pub quic_max_incoming: u32,
+    pub quic_incoming_buffer_kib: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +211,11 @@ impl Default for RawLimits {
             max_targets: count(core.max_targets),
             bans_per_channel: count(core.bans_per_channel),
             monitor_len: count(core.monitor_len),
+            quic_max_half_open: count(edge.quic_max_half_open),
+            quic_retry_above: count(edge.quic_retry_above),
+            quic_handshake_timeout: secs(edge.quic_handshake_timeout),
+            quic_max_incoming: count(edge.quic_max_incoming),
+            quic_incoming_buffer_kib: count(edge.quic_incoming_buffer / 1024),
         }
     }
 }
@@ -394,6 +404,12 @@ impl RawConfig {
         edge.line_len = l.line_length as usize;
         edge.tls_handshake_timeout = secs("limits.handshake_timeout", l.handshake_timeout)?;
         edge.write_timeout = secs("limits.write_timeout", l.write_timeout)?;
+        edge.quic_max_half_open = positive("limits.quic_max_half_open", l.quic_max_half_open)? as usize;
+        edge.quic_retry_above = l.quic_retry_above as usize;
+        edge.quic_handshake_timeout = secs("limits.quic_handshake_timeout", l.quic_handshake_timeout)?;
+        edge.quic_max_incoming = positive("limits.quic_max_incoming", l.quic_max_incoming)? as usize;
+        edge.quic_incoming_buffer =
+            positive("limits.quic_incoming_buffer_kib", l.quic_incoming_buffer_kib)? as usize * 1024;
         let lim = &mut cfg.core.limits;
         lim.ping_interval = secs("limits.ping_interval", l.ping_interval)?;
         lim.ping_timeout = secs("limits.ping_timeout", l.ping_timeout)?;

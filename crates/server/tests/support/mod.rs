@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_quic;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +33,7 @@ pub async fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> (Running, te
     (running, dir)
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 pub struct Client {
@@ -70,6 +72,11 @@ impl Client {
         let (send, recv) = connection.open_bi().await.expect("open the stream");
         let client = Self::wrap(Box::new(tokio::io::join(recv, send)), name);
         (client, connection, endpoint)
+    }
+
+    /// A client on a stream set up by the caller.
+    pub fn from_stream(stream: Box<dyn Stream>, name: &str) -> Client {
+        Self::wrap(stream, name)
     }
 
     fn wrap(stream: Box<dyn Stream>, name: &str) -> Client {
