@@ -73,6 +73,7 @@ impl Server {
             let permanent = self.channels.get(name.folded()).is_some_and(|c| c.permanent);
             let mut channel = Channel::new(name.clone(), snap.created_ms, permanent);
             channel.apply_snapshot(&snap);
+            self.remember_room(crate::confusable::skeleton(name.folded()), name.folded());
             self.channels.insert(name.folded().to_owned(), channel);
         }
     }
