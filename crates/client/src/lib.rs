@@ -17,6 +17,8 @@
 //!   [`backoff`]. [`start`] returns a command sender and an event receiver.
 //! - `command`: the command language both front ends share, with its help table.
 //! - `event`: [`Event`] and its plain-text form.
+//! - `neutral`: [`neutralise`], the one place where text from the network is made safe for a
+//!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
@@ -32,6 +34,7 @@ pub mod event;
 mod incoming;
 pub mod known_servers;
 pub mod lan;
+pub mod neutral;
 mod outgoing;
 pub mod script;
 pub mod secure;
@@ -47,6 +50,7 @@ pub use endpoint::{Endpoint, Security};
 pub use event::{ChatMessage, Event, MessageKind};
 pub use incoming::mentions;
 pub use known_servers::{KnownServers, Verdict};
+pub use neutral::neutralise;
 pub use outgoing::split_to_fit;
 pub use session::{Credentials, Keepalive, Phase, Session, SessionConfig};
 pub use transport::{TlsInfo, Transport};

@@ -6,6 +6,7 @@
 //! ends once the session has closed, so every line typed has been sent (or reported as not
 //! sent) when the process exits.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::command::{self, Command};
 use crate::event::Event;
+use crate::neutral::neutralise;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,17 +106,122 @@ pub fn fill_password(cmd: Command, password: Option<&str>) -> Command {
     }
 }
 
+/// Writes one event. Both formats pass every string through [`neutralise`]: plain lines go
+/// to a terminal, and JSON's consumers print its fields to one too (`jq -r .text`), where
+/// serde's `\u001b` would become ESC again and C1 or bidi characters pass as they are. The
+/// JSON therefore carries the text as shown, not the raw bytes: control characters are never
+/// part of what someone meant to say in a chat line.
 fn write_event<W: Write>(output: &mut W, event: &Event, format: Format) -> std::io::Result<()> {
     match format {
         Format::Plain => {
             if let Some(line) = event.plain() {
-                writeln!(output, "{line}")?;
+                writeln!(output, "{}", neutralise(&line))?;
             }
         }
         Format::Json => {
-            let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+            let mut value = serde_json::to_value(event).map_err(std::io::Error::other)?;
+            neutralise_strings(&mut value);
+            let line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
             writeln!(output, "{line}")?;
         }
     }
     output.flush()
+}
+
+/// Every string in `value`, keys included, through [`neutralise`].
+fn neutralise_strings(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(shown) = neutralise(s) {
+                *s = shown;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(neutralise_strings),
+        Value::Object(map) => {
+            if map.keys().any(|k| matches!(neutralise(k), Cow::Owned(_))) {
+                let entries = std::mem::take(map);
+                *map = entries.into_iter().map(|(k, v)| (neutralise(&k).into_owned(), v)).collect();
+            }
+            map.values_mut().for_each(neutralise_strings);
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ChatMessage, MessageKind};
+
+    /// Every class a terminal obeys or that reorders a line: CSI (clear screen), OSC (window
+    /// title, ended by BEL), BEL, TAB/CR/LF, DEL, C1 (single-character CSI), bidi override and
+    /// isolate.
+    const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;owned\u{7}\t\r\n\u{7f}\u{9b}31m\u{85}\u{202e}desrever\u{2067}x\u{2069}";
+
+    fn events() -> Vec<Event> {
+        let message = ChatMessage {
+            time: "2026-01-01T00:00:00.000Z".into(),
+            conversation: "#tech".into(),
+            from: format!("mal{HOSTILE}"),
+            text: format!("hi{HOSTILE}"),
+            kind: MessageKind::Privmsg,
+            own: false,
+            history: false,
+            msgid: None,
+            mention: false,
+        };
+        vec![Event::Message(message), Event::Topic { room: "#tech".into(), topic: HOSTILE.into(), by: None }]
+    }
+
+    fn written(format: Format) -> String {
+        let mut out = Vec::new();
+        for event in events() {
+            write_event(&mut out, &event, format).expect("write");
+        }
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    fn assert_inert(out: &str) {
+        for c in out.chars() {
+            let obeyed = (c.is_control() && c != '\n')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c);
+            assert!(!obeyed, "{c:?} reached the output: {out:?}");
+        }
+    }
+
+    #[test]
+    fn plain_output_shows_escapes_instead_of_obeying_them() {
+        let out = written(Format::Plain);
+        assert_inert(&out);
+        assert_eq!(out.lines().count(), 2, "one line per event: {out:?}");
+        assert!(out.contains("hi\u{241b}[2J\u{241b}]0;owned\u{2407}\u{2409}\u{240d}\u{240a}\u{2421}[U+009B]31m[U+0085][U+202E]desrever[U+2067]x[U+2069]"), "{out}");
+    }
+
+    #[test]
+    fn json_output_carries_the_neutralised_text_in_every_field() {
+        let out = written(Format::Json);
+        assert_inert(&out);
+        for line in out.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let mut strings = Vec::new();
+            collect_strings(&value, &mut strings);
+            for s in strings {
+                assert_inert(&s);
+            }
+        }
+        let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).expect("JSON");
+        assert_eq!(first["text"], format!("hi{}", neutralise(HOSTILE)));
+        assert_eq!(first["from"], format!("mal{}", neutralise(HOSTILE)));
+    }
+
+    fn collect_strings(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) => into.push(s.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, into)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| collect_strings(v, into)),
+            _ => {}
+        }
+    }
 }

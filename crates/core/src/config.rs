@@ -94,7 +94,9 @@ pub struct Limits {
     /// Offline messages sent at a time; the next page goes once the client acknowledged this
     /// one (its PONG), so a page must fit a connection's SendQ.
     pub offline_page: usize,
-    /// Failed logins per account and per address before each further attempt waits.
+    /// Failed logins per (account, address) before each further attempt waits (an address,
+    /// over all accounts, may fail `throttle::ADDRESS_SHARE` times as often). Attempts still
+    /// being checked count as failures.
     pub login_free_failures: u32,
     /// Failed logins after which attempts are refused for `login_lockout`.
     pub login_lockout_failures: u32,
@@ -102,6 +104,10 @@ pub struct Limits {
     pub login_lockout: Duration,
     /// Quiet time after which an account's or address's failures are forgotten.
     pub login_forget_after: Duration,
+    /// Login attempts on one account from addresses that already have failures, whichever
+    /// address they come from. It only slows: an address with no failures is never held back
+    /// by it, so an attacker elsewhere cannot lock the owner out.
+    pub login_account: Rate,
 }
 
 /// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
@@ -160,6 +166,7 @@ impl Default for Limits {
             login_lockout_failures: 10,
             login_lockout: Duration::from_secs(15 * 60),
             login_forget_after: Duration::from_secs(60 * 60),
+            login_account: Rate { burst: 10, every: Duration::from_secs(60) },
         }
     }
 }

@@ -1,33 +1,75 @@
-//! Room names that would look like another room: refused when a room is created.
+//! Room names that would pass for another room: refused when a room is created.
 //!
-//! Nicks are ASCII only (see `chinwag_proto::Nick`), so only room names, which may hold any
-//! UTF-8 after the `#`, can be dressed up as someone else's. Two tricks are refused:
-//! characters that show nothing or move text (zero-width spaces, direction overrides, soft
-//! hyphens, non-ASCII spaces), which make `#general` and `#general\u{200b}` look alike; and
-//! names mixing Latin letters with Greek or Cyrillic ones, which make `#gеneral` (Cyrillic
-//! `е`) look like `#general`. A name wholly in one script (`#общий`, `#café`) is fine.
+//! Room names may hold any UTF-8 after the `#` (nicks are ASCII only, see
+//! `chinwag_proto::Nick`), so they can be dressed up as someone else's room. Three rules, on
+//! names already in NFC (`ChannelName` keeps them so):
 //!
-//! This is a cheap filter, not Unicode's full confusable skeleton: a name written wholly in
-//! Cyrillic letters that happen to look Latin (`#сер`) still passes.
+//! - no characters that show nothing or move text (zero-width spaces, direction overrides,
+//!   soft hyphens, non-ASCII spaces): `#general\u{200b}`;
+//! - no mixed scripts (Unicode TR39's resolved script set is empty): `#gеneral` with a
+//!   Cyrillic `е`. A name wholly in one script (`#общий`, `#café`, `#日本語`) is fine;
+//! - no name whose [`skeleton`] is that of another room: `#ɡeneral` (U+0261), `#genera1`,
+//!   `#général` beside `#general`. The skeleton is TR39's confusable skeleton of the folded
+//!   name, ASCII-lowercased, with combining marks dropped (a room that differs from another
+//!   only by accents is refused too; where accents are letters of their own, as in some
+//!   scripts, two such rooms cannot both exist, which is the price of the rule).
+//!
+//! The server keeps a skeleton → room map (`Server::room_skeletons`), so a JOIN computes one
+//! skeleton, never one per room.
 
-/// Why `name` is refused as a new room's name, if it is.
+use unicode_normalization::char::canonical_combining_class;
+
+use crate::server::Server;
+use unicode_security::confusable_detection::skeleton as tr39_skeleton;
+use unicode_security::MixedScript;
+
+/// Why `name` is refused as a new room's name regardless of other rooms, if it is.
 pub(crate) fn suspicious_room_name(name: &str) -> Option<&'static str> {
     if name.chars().any(is_invisible) {
         return Some("it contains invisible or formatting characters");
     }
-    let mut latin = false;
-    let mut greek_or_cyrillic = false;
-    for c in name.chars() {
-        match script(c) {
-            Script::Latin => latin = true,
-            Script::GreekOrCyrillic => greek_or_cyrillic = true,
-            Script::Other => {}
-        }
-    }
-    if latin && greek_or_cyrillic {
-        return Some("it mixes Latin letters with Greek or Cyrillic ones that look alike");
+    if !name.is_single_script() {
+        return Some("it mixes letters of different scripts that may look alike");
     }
     None
+}
+
+/// What a room name looks like, for finding lookalikes: TR39's skeleton of `folded`, with
+/// combining marks dropped and ASCII lower-cased (a skeleton may map a letter to a capital).
+pub(crate) fn skeleton(folded: &str) -> String {
+    tr39_skeleton(folded).filter(|&c| canonical_combining_class(c) == 0).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+impl Server {
+    /// Why a new room `name` (given and folded) is refused, if it is: it is suspicious in
+    /// itself, or it would pass for an existing room. On `Ok`, its skeleton, to
+    /// [`Server::remember_room`] once the room exists.
+    pub(crate) fn new_room_allowed(&self, name: &str, folded: &str) -> Result<String, String> {
+        if let Some(why) = suspicious_room_name(name) {
+            return Err(why.to_owned());
+        }
+        let skeleton = skeleton(folded);
+        match self.room_skeletons.get(&skeleton).filter(|other| *other != folded) {
+            Some(other) => {
+                let shown = self.channels.get(other).map_or(other.as_str(), |ch| ch.name.as_str());
+                Err(format!("it looks too much like the room {shown}"))
+            }
+            None => Ok(skeleton),
+        }
+    }
+
+    /// Records a room that now exists under its skeleton (the first room keeps a skeleton).
+    pub(crate) fn remember_room(&mut self, skeleton: String, folded: &str) {
+        self.room_skeletons.entry(skeleton).or_insert_with(|| folded.to_owned());
+    }
+
+    /// Forgets the skeleton of a room that is gone.
+    pub(crate) fn forget_room(&mut self, folded: &str) {
+        let skeleton = skeleton(folded);
+        if self.room_skeletons.get(&skeleton).is_some_and(|room| room == folded) {
+            self.room_skeletons.remove(&skeleton);
+        }
+    }
 }
 
 /// Characters that render as nothing, as a plain space, or that reorder the text around them.
@@ -41,33 +83,9 @@ fn is_invisible(c: char) -> bool {
         || c.is_control()
 }
 
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum Script {
-    Latin,
-    GreekOrCyrillic,
-    Other,
-}
-
-fn script(c: char) -> Script {
-    match c {
-        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' if c.is_alphabetic() => Script::Latin,
-        '\u{0370}'..='\u{03FF}'
-        | '\u{1F00}'..='\u{1FFF}'
-        | '\u{0400}'..='\u{052F}'
-        | '\u{1C80}'..='\u{1C8F}'
-        | '\u{2DE0}'..='\u{2DFF}'
-        | '\u{A640}'..='\u{A69F}'
-            if c.is_alphabetic() =>
-        {
-            Script::GreekOrCyrillic
-        }
-        _ => Script::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::suspicious_room_name;
+    use super::{skeleton, suspicious_room_name};
 
     #[test]
     fn lookalikes_are_refused_and_honest_names_pass() {
@@ -76,6 +94,19 @@ mod tests {
         }
         for good in ["#general", "#café", "#общий", "#ελληνικά", "#日本語", "#rust-2024", "#a_b"] {
             assert_eq!(suspicious_room_name(good), None, "{good:?}");
+        }
+    }
+
+    #[test]
+    fn lookalikes_share_a_skeleton() {
+        let general = skeleton("#general");
+        for alike in
+            ["#\u{261}eneral", "#g\u{e9}neral", "#ge\u{301}neral", "#genera1", "#gener\u{251}l", "#general\u{200b}"]
+        {
+            assert_eq!(skeleton(alike), general, "{alike:?}");
+        }
+        for other in ["#generals", "#genial", "#tech"] {
+            assert_ne!(skeleton(other), general, "{other:?}");
         }
     }
 }

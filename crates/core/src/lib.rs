@@ -44,4 +44,4 @@ pub use server::{Effect, Now, Server};
 pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
 };
-pub use throttle::subnet_of;
+pub use throttle::{subnet_of, ADDRESS_SHARE};

@@ -8,19 +8,20 @@ use crate::handlers::account::{LoginVia, RegisterVia};
 use crate::ids::ConnId;
 use crate::server::{Effect, Now, Server};
 use crate::store::{ChannelSnapshot, HistoryItem, Request, RequestId, Response};
+use crate::throttle::Ticket;
 
 /// What to do when a request's response arrives. Each carries the labeled-response label of the
 /// command that caused it, so the answer is labeled as if it had been immediate.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    Login { conn: ConnId, account: String, via: LoginVia, label: Option<String> },
+    Login { conn: ConnId, account: String, via: LoginVia, ticket: Ticket, label: Option<String> },
     Register { conn: ConnId, via: RegisterVia, label: Option<String> },
     SetPassword { conn: ConnId, label: Option<String> },
     Drop { conn: ConnId, account: String, label: Option<String> },
     History { conn: ConnId, target: String, label: Option<String> },
     Targets { conn: ConnId, label: Option<String> },
     Offline { conn: ConnId, account: String },
-    Oper { conn: ConnId, name: String, label: Option<String> },
+    Oper { conn: ConnId, name: String, ticket: Ticket, label: Option<String> },
     Rehash { conn: ConnId, by: String, label: Option<String> },
     Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
 }
@@ -79,6 +80,7 @@ impl Server {
             let permanent = self.channels.get(name.folded()).is_some_and(|c| c.permanent);
             let mut channel = Channel::new(name.clone(), snap.created_ms, permanent);
             channel.apply_snapshot(&snap);
+            self.remember_room(crate::confusable::skeleton(name.folded()), name.folded());
             self.channels.insert(name.folded().to_owned(), channel);
         }
     }

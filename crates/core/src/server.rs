@@ -124,6 +124,9 @@ pub struct Server {
     pub(crate) registered_count: usize,
     pub(crate) invisible_count: usize,
     pub(crate) now: Now,
+    /// Every room's confusable skeleton → the folded name of the room that has it
+    /// (`confusable.rs`), so that a new room is checked against all with one lookup.
+    pub(crate) room_skeletons: HashMap<String, String>,
     /// Registered accounts, folded name → display name. Names only: hashes stay in storage.
     pub(crate) accounts: HashMap<String, String>,
     /// Requests out to the edge and what to do with their answers.
@@ -167,6 +170,7 @@ impl Server {
             registered_count: 0,
             invisible_count: 0,
             now,
+            room_skeletons: HashMap::new(),
             accounts: HashMap::new(),
             pending: HashMap::new(),
             next_request: 0,
@@ -189,6 +193,7 @@ impl Server {
             match ChannelName::parse(&name, server.cfg.limits.channel_len) {
                 Ok(name) => {
                     let folded = name.folded().to_owned();
+                    server.remember_room(crate::confusable::skeleton(&folded), &folded);
                     server.channels.insert(folded, Channel::new(name, now.wall_ms, true));
                 }
                 Err(e) => tracing::warn!(channel = %name, error = %e, "ignoring invalid default channel"),
@@ -609,6 +614,7 @@ impl Server {
         };
         if now_empty {
             if let Some(ch) = self.channels.remove(folded) {
+                self.forget_room(folded);
                 if !self.stopping {
                     self.delete_channel(ch.name.as_str());
                 }

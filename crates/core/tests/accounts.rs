@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use base64::Engine;
-use chinwag_core::{Failure, Request, Response};
+use chinwag_core::{ConnId, Failure, Request, Response};
 use support::{expect, find, parsed, Harness};
 
 fn plain(account: &str, password: &str) -> String {
@@ -59,13 +59,126 @@ fn wrong_passwords_are_throttled_per_account_and_address() {
     h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
     assert!(h.requests.is_empty(), "a throttled attempt never reaches the password check");
     assert!(expect(&h.take(c), "904").params[1].contains("try again in"));
-    // Another address trying another account is unaffected.
+    h.advance(Duration::from_secs(2));
+    h.send(c, "AUTHENTICATE PLAIN");
+    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    assert_eq!(h.requests.len(), 1, "after the delay the address may try again");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Err(Failure::BadPassword)));
+    // The same address trying another account: an address may be shared, so it has more
+    // failures to spend over all accounts than on one.
     let d = h.register("bob");
     h.send(d, "NS IDENTIFY bobby hunter22");
-    assert!(h.requests.is_empty(), "same (loopback) address: also slowed");
-    h.advance(Duration::from_secs(2));
-    h.send(d, "NS IDENTIFY bobby hunter22");
-    assert_eq!(h.requests.len(), 1, "after the delay the address may try again");
+    assert_eq!(h.requests.len(), 1, "another account from a shared address is not slowed yet");
+}
+
+/// Registered clients from `addresses` (cycled), `per_address` each.
+fn clients_from(h: &mut Harness, addresses: &[IpAddr], per_address: usize) -> Vec<(ConnId, IpAddr)> {
+    let mut conns = Vec::new();
+    for (i, &ip) in addresses.iter().cycle().take(addresses.len() * per_address).enumerate() {
+        let c = h.connect_from(ip, false);
+        h.send(c, &format!("NICK guesser{i}"));
+        h.send(c, "USER g 0 * :g");
+        assert!(find(&h.take(c), "001").is_some());
+        conns.push((c, ip));
+    }
+    conns
+}
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+fn check_password_requests(h: &Harness) -> usize {
+    h.requests.iter().filter(|(_, r)| matches!(r, Request::CheckPassword { .. })).count()
+}
+
+#[test]
+fn parallel_attempts_from_many_connections_are_counted_before_they_run() {
+    let limits = chinwag_core::Limits::default();
+    let free = limits.login_free_failures as usize;
+    // 50 connections from one address, each sending its guess before any answer comes.
+    let mut h = Harness::new();
+    let conns = clients_from(&mut h, &[loopback(2)], 50);
+    for &(c, _) in &conns {
+        h.send(c, "AUTHENTICATE PLAIN");
+        h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    }
+    assert_eq!(check_password_requests(&h), free, "only the free attempts run; the rest wait for their answers");
+    let refused = conns
+        .iter()
+        .filter(|&&(c, _)| find(&h.take(c), "904").is_some_and(|m| m.params[1].contains("try again")))
+        .count();
+    assert_eq!(refused, 50 - free);
+    // The guessers hang up before the answers: the failures are counted all the same.
+    for &(c, _) in &conns {
+        h.disconnect(c, "gone");
+    }
+    while !h.requests.is_empty() {
+        let (id, _) = h.next_request();
+        h.respond(id, Response::Account(Err(Failure::BadPassword)));
+    }
+    let again = clients_from(&mut h, &[loopback(2)], 1);
+    h.send(again[0].0, "NS IDENTIFY alice guess");
+    assert_eq!(check_password_requests(&h), 0, "the failures of connections that left still count");
+
+    // 50 connections spread over 10 addresses: one attempt per clean address, the rest from
+    // the account's shared budget.
+    let mut h = Harness::new();
+    let addresses: Vec<IpAddr> = (10..20).map(loopback).collect();
+    let conns = clients_from(&mut h, &addresses, 5);
+    for &(c, _) in &conns {
+        h.send(c, "AUTHENTICATE PLAIN");
+        h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    }
+    assert_eq!(check_password_requests(&h), addresses.len() + limits.login_account.burst as usize);
+}
+
+#[test]
+fn guesses_from_elsewhere_never_lock_the_owner_out() {
+    let limits = chinwag_core::Limits::default();
+    let mut h = Harness::new();
+    h.server.restore(vec!["alice".into()], vec![]);
+    // 15 wrong guesses (more than the lockout's 10) from 5 addresses, one at a time.
+    let addresses: Vec<IpAddr> = (2..7).map(loopback).collect();
+    let conns = clients_from(&mut h, &addresses, 1);
+    let mut failed = 0;
+    for _ in 0..3 {
+        for &(c, _) in &conns {
+            h.send(c, "AUTHENTICATE PLAIN");
+            h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+            let (id, _) = h.next_request();
+            h.respond(id, Response::Account(Err(Failure::BadPassword)));
+            assert!(expect(&h.take(c), "904").params[1].contains("Invalid"));
+            failed += 1;
+        }
+    }
+    assert!(failed > limits.login_lockout_failures);
+    // The guessers' own addresses are slowed down.
+    let (c, _) = conns[0];
+    h.send(c, "AUTHENTICATE PLAIN");
+    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    assert!(expect(&h.take(c), "904").params[1].contains("try again"));
+    assert!(h.requests.is_empty());
+    // The owner, from an address with no failures, gets in at once.
+    let owner = h.connect_from(loopback(100), false);
+    h.send(owner, "CAP LS 302");
+    h.send(owner, "CAP REQ :sasl");
+    h.send(owner, "NICK alice");
+    h.send(owner, "USER alice 0 * :Alice");
+    h.send(owner, "AUTHENTICATE PLAIN");
+    h.send(owner, &format!("AUTHENTICATE {}", plain("alice", "correct horse")));
+    let (id, req) = h.next_request();
+    assert_eq!(req, Request::CheckPassword { account: "alice".into(), password: "correct horse".into() });
+    h.respond(id, Response::Account(Ok("alice".into())));
+    expect(&h.take(owner), "903");
+    // And so does NickServ IDENTIFY from another clean address.
+    let phone = h.connect_from(loopback(101), false);
+    h.send(phone, "NICK alice_phone");
+    h.send(phone, "USER alice 0 * :Alice");
+    h.take(phone);
+    h.send(phone, "NS IDENTIFY alice correct-horse");
+    assert_eq!(check_password_requests(&h), 1, "a clean address is never held back");
 }
 
 #[test]

@@ -205,3 +205,17 @@ fn the_admin_console_sees_users_rooms_and_counts() {
     assert!(h.is_closed(alice));
     assert!(!h.server.kill("alice", "bye", "admin", h.now()));
 }
+
+#[test]
+fn parallel_oper_attempts_are_counted_before_they_run() {
+    let mut h = harness();
+    let free = chinwag_core::Limits::default().login_free_failures as usize;
+    let conns: Vec<ConnId> =
+        (0..20).map(|i| register_from(&mut h, &format!("guess{i}"), [127, 0, 0, 2], false)).collect();
+    for &c in &conns {
+        h.send(c, "OPER root guess");
+    }
+    assert_eq!(h.requests.len(), free, "only the free attempts run at once");
+    let refused = conns.iter().filter(|&&c| find(&h.take(c), "464").is_some_and(|m| m.params[1].contains("try again")));
+    assert_eq!(refused.count(), 20 - free);
+}

@@ -335,3 +335,42 @@ fn room_messages_follow_a_members_capabilities_changed_after_joining() {
     h.clear(&[a, b]);
     assert_eq!(tags_at_b(&mut h, "#three"), (true, false));
 }
+
+#[test]
+fn a_new_room_that_would_pass_for_another_is_refused() {
+    let mut h = Harness::new();
+    let alice = h.register("alice");
+    // `#general` is a default room: its lookalikes, by TR39 skeleton, are refused.
+    for lookalike in ["#\u{261}eneral", "#ge\u{301}neral", "#g\u{e9}neral", "#genera1", "#GENERA1"] {
+        h.send(alice, &format!("JOIN {lookalike}"));
+        let lines = h.take(alice);
+        let refusal = expect(&lines, "479");
+        assert!(refusal.params[2].contains("looks too much like the room #general"), "{lookalike:?}: {refusal:?}");
+        assert!(find(&lines, "JOIN").is_none(), "{lookalike:?} was created");
+    }
+    // The same room under another case is still that room.
+    h.send(alice, "JOIN #General");
+    assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#general");
+}
+
+#[test]
+fn two_spellings_of_one_room_name_are_one_room() {
+    let mut h = Harness::new();
+    let [alice, bob] = h.members_of("#tech", &["alice", "bob"])[..] else { unreachable!() };
+    // Precomposed, then with a combining accent: one room, shown as it was created (NFC).
+    h.send(alice, "JOIN #caf\u{e9}");
+    assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#caf\u{e9}");
+    h.send(bob, "JOIN #cafe\u{301}");
+    assert_eq!(expect(&h.take(bob), "JOIN").params[0], "#caf\u{e9}");
+    assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#caf\u{e9}", "alice sees bob join her room");
+    h.send(bob, "PRIVMSG #cafe\u{301} :bonjour");
+    assert_eq!(expect(&h.take(alice), "PRIVMSG").params, ["#caf\u{e9}", "bonjour"]);
+    // `#cafe` would pass for it; once the room is gone, the name is free again.
+    h.send(alice, "JOIN #cafe");
+    assert!(expect(&h.take(alice), "479").params[2].contains("#caf\u{e9}"));
+    h.send(alice, "PART #caf\u{e9}");
+    h.send(bob, "PART #cafe\u{301}");
+    h.clear(&[alice, bob]);
+    h.send(alice, "JOIN #cafe");
+    assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#cafe");
+}

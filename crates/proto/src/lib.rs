@@ -50,7 +50,7 @@ mod source;
 mod tags;
 mod time;
 
-pub use casemap::{casefold, eq_fold, with_casefold};
+pub use casemap::{casefold, eq_fold, nfc, with_casefold};
 pub use framing::{Frame, FrameRef, LineReader};
 pub use mask::mask_match;
 pub use message::{Message, Tag};

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use crate::casemap::casefold;
+use crate::casemap::{casefold, nfc};
 
 /// Why a string is not a valid nickname or channel name. The messages are shown to users.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +164,9 @@ impl ChannelName {
     /// Rules: starts with `#`, 2..=`max_len` bytes, no space, comma, BEL or other ASCII
     /// control characters (NUL, CR and LF included); UTF-8 is allowed after the `#`. Space and
     /// comma separate channels in commands, and BEL was used as a channel-mask separator.
+    /// The name is kept in Unicode's NFC, so that every spelling of it is one name.
     pub fn parse(s: &str, max_len: usize) -> Result<ChannelName, NameError> {
+        let s = &*nfc(s);
         let rest = match s.strip_prefix('#') {
             Some(rest) => rest,
             None if s.is_empty() => return Err(NameError::Empty),

@@ -116,6 +116,9 @@ async fn a_waiting_message_is_delivered_once() {
     assert!(ok);
     assert_eq!(carol.expect_command("PRIVMSG").await.params[1], "one");
     assert_eq!(carol.expect_command("PRIVMSG").await.params[1], "two");
+    // Answering the PING that follows them says they were read: only then are they cleared.
+    let ping = carol.expect_command("PING").await;
+    carol.send(&format!("PONG :{}", ping.params[0])).await;
     carol.send("QUIT").await;
     carol.expect_closed().await;
     let (mut carol, _) = sasl_login(addr, &fp, "carol", "carol-password", "").await;

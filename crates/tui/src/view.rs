@@ -235,7 +235,7 @@ fn wrap(pieces: Vec<(String, Style)>, width: usize, indent: usize) -> Vec<TextLi
     let mut row: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
     for (text, style) in pieces {
-        let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let text = chinwag_client::neutralise(&text);
         for word in text.split_inclusive(' ') {
             let word_width: usize = word.trim_end().chars().map(|c| c.width().unwrap_or(0)).sum();
             if used + word_width > width && used > indent && word_width <= width - indent {

@@ -15,7 +15,7 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
-use crate::throttle::subnet_of;
+use crate::throttle::{Outcome, Ticket};
 
 /// Shortest password we accept for a new account or a password change.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -108,34 +108,35 @@ impl Server {
         }
     }
 
-    /// Starts a password check after the transport and throttle rules allow it.
+    /// Starts a password check after the transport and throttle rules allow it. The attempt is
+    /// counted by the throttle now, while the check runs, not when its answer comes.
     pub(crate) fn attempt_login(&mut self, account: &str, password: String, via: LoginVia) {
         let conn = self.cur_conn();
         if self.insecure(conn) {
             self.login_refused(via, INSECURE);
             return;
         }
-        let ip_key = self.clients.get(&conn).map(|c| format!("ip:{}", subnet_of(c.info.ip))).unwrap_or_default();
-        let account_key = format!("account:{}", casefold(account));
-        for key in [&account_key, &ip_key] {
-            if let Err(wait) = self.throttle.check(key, self.now.mono) {
-                let ip = self.clients.get(&conn).map(|c| c.info.ip);
-                tracing::info!(target: "audit", %conn, ip = ?ip, account = ?account, %wait, "login throttled");
+        let Some(client) = self.clients.get(&conn) else { return };
+        if client.login_pending {
+            self.login_refused(via, "A login is already being checked; wait for its answer");
+            return;
+        }
+        let ip = client.info.ip;
+        let ticket = match self.throttle.begin_login(&casefold(account), ip, self.now.mono, &self.cfg.limits) {
+            Ok(ticket) => ticket,
+            Err(wait) => {
+                tracing::info!(target: "audit", %conn, %ip, account = ?account, %wait, "login throttled");
                 let text = format!("Too many failed logins; try again in {wait} seconds");
                 self.login_refused(via, &text);
                 return;
             }
-        }
-        if self.clients.get(&conn).is_some_and(|c| c.login_pending) {
-            self.login_refused(via, "A login is already being checked; wait for its answer");
-            return;
-        }
+        };
         if let Some(client) = self.clients.get_mut(&conn) {
             client.login_pending = true;
         }
         self.charge(self.cfg.limits.login_cost);
         let label = self.take_label();
-        let pending = Pending::Login { conn, account: account.to_owned(), via, label };
+        let pending = Pending::Login { conn, account: account.to_owned(), via, ticket, label };
         self.request(Request::CheckPassword { account: account.to_owned(), password }, pending);
     }
 
@@ -146,14 +147,27 @@ impl Server {
         }
     }
 
-    /// The outcome of a password check.
-    pub(crate) fn login_result(&mut self, conn: ConnId, tried: &str, via: LoginVia, result: Result<String, Failure>) {
+    /// The outcome of a password check. The throttle counts it even if the connection that
+    /// asked has gone (hanging up must not take a guess off the books).
+    pub(crate) fn login_result(
+        &mut self,
+        conn: ConnId,
+        tried: &str,
+        via: LoginVia,
+        ticket: Ticket,
+        result: Result<String, Failure>,
+    ) {
+        let outcome = match &result {
+            Ok(_) => Outcome::Succeeded,
+            Err(Failure::Unavailable(_)) => Outcome::Unknown,
+            Err(_) => Outcome::Failed,
+        };
+        self.throttle.settle(ticket, outcome, self.now.mono, &self.cfg.limits);
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.login_pending = false;
         let ip = client.info.ip;
         match result {
             Ok(account) => {
-                self.throttle.succeed(&format!("account:{}", casefold(&account)));
                 tracing::info!(target: "audit", %conn, %ip, account = %account, via = ?via, "login succeeded");
                 self.log_in(conn, &account);
                 match via {
@@ -167,10 +181,6 @@ impl Server {
                 self.login_refused(via, &why);
             }
             Err(_) => {
-                let now = self.now.mono;
-                let limits = &self.cfg.limits;
-                self.throttle.fail(&format!("ip:{}", subnet_of(ip)), now, limits);
-                self.throttle.fail(&format!("account:{}", casefold(tried)), now, limits);
                 // Debug formatting: the name is the peer's text and must not forge log lines.
                 tracing::info!(target: "audit", %conn, %ip, account = ?tried, via = ?via, "login failed");
                 self.login_refused(via, "Invalid account name or password");
@@ -505,12 +515,16 @@ impl Server {
     /// Routes a response to the code that was waiting for it.
     pub(crate) fn account_response(&mut self, pending: Pending, response: Response) {
         match (pending, response) {
-            (Pending::Login { conn, account, via, .. }, Response::Account(r)) => {
-                self.login_result(conn, &account, via, r);
+            (Pending::Login { conn, account, via, ticket, .. }, Response::Account(r)) => {
+                self.login_result(conn, &account, via, ticket, r);
             }
             (Pending::Register { conn, via, .. }, Response::Account(r)) => self.register_result(conn, via, r),
             (Pending::SetPassword { .. }, Response::Done(r)) => self.set_password_result(r),
             (Pending::Drop { conn, account, .. }, Response::Done(r)) => self.drop_result(conn, &account, r),
+            (Pending::Login { ticket, .. }, response) => {
+                self.throttle.settle(ticket, Outcome::Unknown, self.now.mono, &self.cfg.limits);
+                tracing::error!(?response, "a response of the wrong kind to a login; ignored");
+            }
             (pending, response) => {
                 tracing::error!(?pending, ?response, "a response of the wrong kind; ignored");
             }

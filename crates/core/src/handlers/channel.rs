@@ -4,7 +4,6 @@ use chinwag_proto::{mask_match, ChannelName, Message};
 
 use crate::caps::Cap;
 use crate::channel::{Channel, Member, Topic};
-use crate::confusable::suspicious_room_name;
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
@@ -45,12 +44,17 @@ impl Server {
                 return;
             }
         };
-        if !self.channels.contains_key(name.folded()) {
-            if let Some(why) = suspicious_room_name(name.as_str()) {
-                self.numeric(ERR_BADCHANNAME, [name.as_str().to_owned(), format!("Illegal channel name: {why}")]);
-                return;
+        let new_skeleton = if self.channels.contains_key(name.folded()) {
+            None
+        } else {
+            match self.new_room_allowed(name.as_str(), name.folded()) {
+                Ok(skeleton) => Some(skeleton),
+                Err(why) => {
+                    self.numeric(ERR_BADCHANNAME, [name.as_str().to_owned(), format!("Illegal channel name: {why}")]);
+                    return;
+                }
             }
-        }
+        };
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
         if client.channels.contains(name.folded()) {
@@ -91,6 +95,9 @@ impl Server {
         let founder = account.clone().filter(|a| {
             created && self.channels.values().filter(|c| c.founder.as_deref() == Some(a.as_str())).count() < max_founded
         });
+        if let Some(skeleton) = new_skeleton {
+            self.remember_room(skeleton, name.folded());
+        }
         if created && account.is_some() && founder.is_none() {
             let text = format!("{name}: you already founded {max_founded} rooms; this one will not be kept when empty");
             let nick = self.cur_client().map_or("*", |c| c.nick_or_star()).to_owned();

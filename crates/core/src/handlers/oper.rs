@@ -19,11 +19,10 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Now, Pending, Server};
 use crate::store::{Failure, Request, Response};
+use crate::throttle::{Outcome, Ticket};
 
 /// The longest KILL, KLINE or WALLOPS reason kept.
 const MAX_REASON_LEN: usize = 300;
-/// Failed OPER attempts are throttled per address under this key prefix.
-const OPER_THROTTLE: &str = "oper-ip:";
 
 /// A server ban: connections from a matching host are refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,20 +111,32 @@ impl Server {
             self.numeric(ERR_NOOPERHOST, ["Refusing OPER over a plaintext connection from the network; use TLS"]);
             return;
         }
-        let ip = self.clients.get(&conn).map(|c| c.info.ip.to_string()).unwrap_or_default();
-        if let Err(wait) = self.throttle.check(&format!("{OPER_THROTTLE}{ip}"), self.now.mono) {
-            self.numeric(ERR_PASSWDMISMATCH, [format!("Too many failed attempts; try again in {wait} seconds")]);
-            return;
-        }
+        let Some(ip) = self.clients.get(&conn).map(|c| c.info.ip) else { return };
+        let ticket = match self.throttle.begin_oper(ip, self.now.mono, &self.cfg.limits) {
+            Ok(ticket) => ticket,
+            Err(wait) => {
+                self.numeric(ERR_PASSWDMISMATCH, [format!("Too many failed attempts; try again in {wait} seconds")]);
+                return;
+            }
+        };
         let entry = self.cfg.opers.iter().find(|o| casefold(&o.name) == casefold(name));
         // An unknown name still costs a hash check, so timing does not reveal operator names.
         let phc = entry.map(|o| o.password_hash.clone());
         let name = entry.map_or_else(|| name.clone(), |o| o.name.clone());
         let label = self.take_label();
-        self.request(Request::VerifyPassword { phc, password: password.clone() }, Pending::Oper { conn, name, label });
+        self.request(
+            Request::VerifyPassword { phc, password: password.clone() },
+            Pending::Oper { conn, name, ticket, label },
+        );
     }
 
-    fn oper_result(&mut self, conn: ConnId, name: String, result: Result<(), Failure>) {
+    fn oper_result(&mut self, conn: ConnId, name: String, ticket: Ticket, result: Result<(), Failure>) {
+        let outcome = match &result {
+            Ok(()) => Outcome::Succeeded,
+            Err(Failure::Unavailable(_)) => Outcome::Unknown,
+            Err(_) => Outcome::Failed,
+        };
+        self.throttle.settle(ticket, outcome, self.now.mono, &self.cfg.limits);
         let Some(client) = self.clients.get(&conn) else { return };
         let (ip, nick) = (client.info.ip, client.nick_or_star().to_owned());
         match result {
@@ -139,7 +150,6 @@ impl Server {
             Err(Failure::Unavailable(why)) => self.numeric(ERR_NOOPERHOST, [why]),
             Err(_) => {
                 tracing::info!(target: "audit", %conn, %ip, %nick, oper = %name, "OPER failed");
-                self.throttle.fail(&format!("{OPER_THROTTLE}{ip}"), self.now.mono, &self.cfg.limits);
                 self.numeric(ERR_PASSWDMISMATCH, ["Password incorrect"]);
             }
         }
@@ -147,7 +157,11 @@ impl Server {
 
     pub(crate) fn oper_response(&mut self, pending: Pending, response: Response) {
         match (pending, response) {
-            (Pending::Oper { conn, name, .. }, Response::Done(r)) => self.oper_result(conn, name, r),
+            (Pending::Oper { conn, name, ticket, .. }, Response::Done(r)) => self.oper_result(conn, name, ticket, r),
+            (Pending::Oper { ticket, .. }, response) => {
+                self.throttle.settle(ticket, Outcome::Unknown, self.now.mono, &self.cfg.limits);
+                tracing::error!(?response, "a response of the wrong kind to OPER; ignored");
+            }
             (Pending::Rehash { conn, by, .. }, Response::Done(r)) => {
                 let text = match r {
                     Ok(()) => "Configuration reloaded".to_owned(),

@@ -92,6 +92,8 @@ pub struct RawLimits {
     pub login_free_failures: u32,
     pub login_lockout_failures: u32,
     pub login_lockout: u32,
+    pub login_account_burst: u32,
+    pub login_account_interval: u32,
     pub sendq: u32,
     pub ping_interval: u32,
     pub ping_timeout: u32,
@@ -202,6 +204,8 @@ impl Default for RawLimits {
             login_free_failures: core.login_free_failures,
             login_lockout_failures: core.login_lockout_failures,
             login_lockout: secs(core.login_lockout),
+            login_account_burst: core.login_account.burst,
+            login_account_interval: secs(core.login_account.every),
             sendq: count(edge.sendq_lines),
             ping_interval: secs(core.ping_interval),
             ping_timeout: secs(core.ping_timeout),
@@ -446,6 +450,10 @@ impl RawConfig {
             ));
         }
         lim.login_lockout = secs("limits.login_lockout", l.login_lockout)?;
+        lim.login_account = chinwag_core::Rate {
+            burst: positive("limits.login_account_burst", l.login_account_burst)?,
+            every: Duration::from_secs(u64::from(l.login_account_interval)),
+        };
 
         let g = &self.log;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&g.level) {
