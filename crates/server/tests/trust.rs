@@ -113,9 +113,13 @@ async fn an_impostor_on_a_registered_nick_reads_and_receives_nothing_of_the_acco
 
 #[tokio::test]
 async fn waiting_messages_survive_a_client_that_drops_after_its_welcome() {
-    const COUNT: usize = 300;
+    const COUNT: usize = 1000;
     let (server, _dir) = start_server(|cfg| {
         cfg.core.limits.flood.every = Duration::ZERO;
+        // A small SendQ: pages must fit it (10 lines each here) or slow readers would be
+        // dropped with their page unread, again and again.
+        cfg.limits.sendq_lines = 40;
+        cfg.core.limits.offline_page = 10;
     })
     .await;
     let (addr, fp) = (server.tls[0], server.fingerprint.clone());
