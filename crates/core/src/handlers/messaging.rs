@@ -163,7 +163,7 @@ impl Server {
         };
         // A registered nick held by someone not logged in to its account (an impostor, or the
         // owner before logging in) is not the account: the message waits for the account.
-        let owner = self.accounts.get(&casefold(target));
+        let owner = recipient.nick().and_then(|n| self.accounts.get(n.folded()));
         if let Some(owner) = owner.filter(|o| recipient.account.as_deref().is_none_or(|a| !eq_fold(a, o))) {
             let owner = owner.clone();
             if !tagmsg {
