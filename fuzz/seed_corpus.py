@@ -95,6 +95,33 @@ SESSIONS = [
                (3, "@+chinwag.dev/e2e=1,dave,d2,d1,m1,1,1,0,AAAA PRIVMSG carol :[encrypted message]"),
                (2, "QUIT"), (3, "@+chinwag.dev/e2e=1,carol,laptop,d1,m2,1,1,1,AAAA PRIVMSG carol :[encrypted message]"),
                (3, "E2E REMOVE d2"), (3, "ANSWER", True)],
+    # The review of issue #19: pipelined SASL with CAP END, offline pages and their PONG tokens,
+    # CHATHISTORY as a guest on a registered nick, INVITE then a nick change, a member's INVITE
+    # before +i, a room made again under an old name, DROP of a founder, a device published twice.
+    [(2, "CAP LS 302"), (2, "CAP REQ :sasl batch draft/chathistory"), (2, "NICK carol"), (2, "USER c 0 * :c"),
+     (2, "AUTHENTICATE PLAIN"), (2, "AUTHENTICATE AGNhcm9sAGNvcnJlY3QgaG9yc2U="), (2, "CAP END"), (2, "ANSWER", True),
+     (2, "ANSWER", True), (2, "PONG :chinwag-offline-1"), (2, "ANSWER", True), (2, "PONG :chinwag-offline-2"),
+     (0, "NICK alice"), (0, "USER a 0 * :a"), (0, "PRIVMSG carol :hi"), (0, "QUIT")],
+    PRELUDE + [(3, "REGISTER * * long-enough-password"), (3, "ANSWER", True), (3, "ANSWER", True), (3, "QUIT"),
+               (3, "RECONNECT"), (3, "NICK dave"), (3, "USER d 0 * :d"), (3, "CHATHISTORY LATEST alice * 10"),
+               (3, "CHATHISTORY LATEST #general * 10"), (3, "ANSWER", True), (1, "PRIVMSG dave :for the account")],
+    PRELUDE + [(0, "JOIN #club"), (1, "JOIN #club"), (1, "INVITE carol #club"), (0, "MODE #club +il 2"),
+               (2, "JOIN #club"), (0, "INVITE dave #club"), (3, "NICK dave2"), (3, "JOIN #club"), (3, "QUIT"),
+               (0, "INVITE carol #club")],
+    PRELUDE + [(0, "JOIN #gone"), (0, "PRIVMSG #gone :old"), (0, "PART #gone"), (0, "TICK", 2), (1, "JOIN #gone"),
+               (1, "CHATHISTORY LATEST #gone * 10"), (1, "ANSWER", True),
+               (1, "CHATHISTORY AFTER #gone timestamp=2020-01-01T00:00:00.000Z 10"), (1, "ANSWER", True),
+               (1, "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 5"),
+               (1, "ANSWER", True)],
+    PRELUDE + [(2, "AUTHENTICATE PLAIN"), (2, "AUTHENTICATE AGNhcm9sAGNvcnJlY3QgaG9yc2U="), (2, "ANSWER", True),
+               (2, "ANSWER", True), (2, "JOIN #fort,#empty"), (2, "MODE #fort +i"), (2, "PART #empty"),
+               (2, "NS DROP correct-horse"), (2, "ANSWER", True), (2, "QUIT"), (2, "RECONNECT"), (2, "NICK carol"),
+               (2, "USER c 0 * :c"), (2, "REGISTER * * long-enough-password"), (2, "ANSWER", True), (2, "JOIN #fort")],
+    PRELUDE + [(2, "AUTHENTICATE PLAIN"), (2, "AUTHENTICATE AGNhcm9sAGNvcnJlY3QgaG9yc2U="), (2, "ANSWER", True),
+               (2, "ANSWER", True)]
+    + [step for _ in range(3) for step in [(2, "E2E DEVICE laptop " + "A" * 43 + " " + "B" * 43 + " " + "C" * 86),
+                                           (2, "ANSWER", True), (2, "ANSWER", True)]]
+    + [(2, "PONG :chinwag-offline-1")],
     [(0, "NICK x"), (0, "TICK", 61), (1, "CAP LS"), (1, "PASS alice:password"), (1, "NICK alice"), (1, "USER a 0 * :a"),
      (1, "ANSWER", False)],
 ]

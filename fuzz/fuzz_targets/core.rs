@@ -13,7 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use chinwag_core::keys::{Claimed, KeyAnswer, KeyCounts, KeyRequest, Published, SignedKey};
-use chinwag_core::{Config, ConnId, ConnInfo, Effect, Failure, Now, Request, RequestId, Response, Server};
+use chinwag_core::{
+    dm_conversation, Config, ConnId, ConnInfo, Effect, Failure, HistoryItem, Now, Request, RequestId, Response, Server,
+};
 use chinwag_proto::{Message, MAX_BODY_LEN, MAX_TAGS_LEN};
 use libfuzzer_sys::fuzz_target;
 
@@ -145,6 +147,12 @@ fn answer(request: &Request, ok: bool) -> Response {
         Request::SetPassword { .. } | Request::DropAccount { .. } => {
             Response::Done(if ok { Ok(()) } else { Err(Failure::Unavailable("storage is busy".into())) })
         }
+        // One old message when `ok`, so that offline pages (and their PONG tokens) and the
+        // history filters run too.
+        Request::History { conversation, .. } if ok => Response::Messages(Ok(vec![stored(conversation, None)])),
+        Request::Offline { account, .. } if ok => {
+            Response::Messages(Ok(vec![stored(&dm_conversation("~x", account), Some(account))]))
+        }
         Request::History { .. } | Request::Offline { .. } => Response::Messages(Ok(Vec::new())),
         Request::HistoryTargets { .. } => Response::Targets(Ok(Vec::new())),
         Request::VerifyPassword { .. } | Request::Reload => {
@@ -152,6 +160,23 @@ fn answer(request: &Request, ok: bool) -> Response {
         }
         Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
+    }
+}
+
+/// A message storage kept long ago in `conversation` (for `queue`, if it waits in one).
+fn stored(conversation: &str, queue: Option<&str>) -> HistoryItem {
+    HistoryItem {
+        msgid: "0000000001000000001".into(),
+        time_ms: 1_000,
+        command: "PRIVMSG".into(),
+        sender: "x!~x@host".into(),
+        sender_account: None,
+        target: conversation.split('\0').next().unwrap_or_default().into(),
+        text: "kept".into(),
+        tags: String::new(),
+        conversation: conversation.into(),
+        participants: Vec::new(),
+        offline_for: queue.map(str::to_owned),
     }
 }
 

@@ -105,6 +105,8 @@ pub(crate) struct Channel {
     pub members: BTreeMap<ConnId, Member>,
     /// Connections invited since +i; an invitation is used up by joining. It belongs to the
     /// connection it was sent to, not to its nick: whoever takes the nick later is not invited.
+    /// Only an operator's INVITE is kept (a member's is a notice), -i clears them, and each
+    /// INVITE lets go of connections that are gone, so it never outgrows the connections.
     pub invited: BTreeSet<ConnId>,
     /// Default rooms are never removed when empty.
     pub permanent: bool,

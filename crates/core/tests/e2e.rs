@@ -211,3 +211,42 @@ fn an_encrypted_message_for_an_offline_nick_is_queued_and_reaches_an_online_devi
     assert_eq!(h.cleared_offline.len(), cleared + 1, "cleared once the device read it");
     assert_eq!(h.cleared_offline.last(), Some(&("bob/laptop".to_owned(), stored.msgid.clone())));
 }
+
+/// A device that publishes itself again while a page of its waiting messages is unacknowledged
+/// gets no second copy of the page: each try would otherwise read a page from storage, send it
+/// again and keep one more acknowledgement, without bound, for a command that costs one unit.
+#[test]
+fn publishing_a_device_again_does_not_send_its_unacknowledged_page_again() {
+    let mut h = Harness::new();
+    let c = h.register_with_caps("alice", "message-tags chinwag.dev/e2e");
+    login(&mut h, c, "alice");
+    let waiting = chinwag_core::HistoryItem {
+        msgid: "0000000000000000001".into(),
+        time_ms: 1_000,
+        command: "PRIVMSG".into(),
+        sender: "bob!~bob@host".into(),
+        sender_account: Some("bob".into()),
+        target: "alice".into(),
+        text: "ciphertext".into(),
+        tags: String::new(),
+        conversation: chinwag_core::dm_conversation("alice", "bob"),
+        participants: vec!["alice".into(), "bob".into()],
+        offline_for: Some("alice/laptop".into()),
+    };
+    for round in 0..3 {
+        h.send(c, &format!("E2E DEVICE laptop {CURVE} {ED} {SIG}"));
+        let (id, _) = h.next_request();
+        h.respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::Unchanged, KeyCounts::default()))));
+        if round == 0 {
+            let (id, req) = h.next_request();
+            assert!(matches!(req, Request::Offline { .. }), "{req:?}");
+            h.respond(id, Response::Messages(Ok(vec![waiting.clone()])));
+        }
+        assert!(h.requests.is_empty(), "round {round}: the page is not fetched again: {:?}", h.requests);
+    }
+    let lines = h.take(c);
+    assert_eq!(lines.iter().filter(|l| l.contains("ciphertext")).count(), 1, "{lines:?}");
+    let ping = parsed(&lines).into_iter().find(|m| m.command == "PING").expect("the page's PING");
+    h.send(c, &format!("PONG :{}", ping.params[0]));
+    assert_eq!(h.cleared_offline, [("alice/laptop".to_owned(), waiting.msgid.clone())]);
+}

@@ -3,7 +3,9 @@
 
 mod support;
 
-use chinwag_core::{ChannelSnapshot, HistoryItem, HistoryQuery, Request, Response};
+use std::time::Duration;
+
+use chinwag_core::{Bound, ChannelSnapshot, HistoryItem, HistoryQuery, Request, Response};
 use support::{expect, find, parsed, Harness};
 
 fn login(h: &mut Harness, conn: chinwag_core::ConnId, account: &str) {
@@ -212,4 +214,79 @@ fn an_account_founds_a_bounded_number_of_rooms() {
     assert!(h.deleted_rooms.iter().any(|r| r == "#three"), "the third room went away when empty");
     let notice = expect(&h.take(fay), "NOTICE");
     assert!(notice.params[1].contains("already founded 2 rooms"), "{notice:?}");
+}
+
+/// A room that is not permanent goes when its last member leaves, but storage keeps its history
+/// under its name. Whoever makes a room of that name later (and is its operator) starts a new
+/// room: it reads nothing of what was said in the old one, whatever storage answers, and a
+/// query from before the new room began starts at its beginning.
+#[test]
+fn a_room_made_again_under_an_old_name_reads_nothing_of_the_old_rooms_history() {
+    let mut h = Harness::new();
+    let [a, b] = h.members_of("#plans", &["amy", "ben"])[..] else { unreachable!() };
+    h.send(a, "MODE #plans +is");
+    h.send(a, "PRIVMSG #plans :the old room's secret");
+    let old = h.persisted.last().cloned().expect("kept");
+    h.send(b, "PART #plans");
+    h.send(a, "PART #plans");
+    assert_eq!(h.deleted_rooms, ["#plans"], "the room is gone");
+
+    h.advance(Duration::from_secs(1));
+    let mallory = h.register_with_caps("mallory", "batch draft/chathistory");
+    h.send(mallory, "JOIN #plans");
+    h.send(mallory, "PRIVMSG #plans :the new room's first");
+    let new = h.persisted.last().cloned().expect("kept");
+    assert_eq!(new.conversation, old.conversation, "storage keeps both under the room's name");
+    h.take(mallory);
+    h.send(mallory, "CHATHISTORY LATEST #plans * 100");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Messages(Ok(vec![old.clone(), new.clone()])));
+    let lines = h.take(mallory);
+    assert!(!lines.iter().any(|l| l.contains("old room's secret")), "the old room's history leaked: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("new room's first")), "{lines:?}");
+
+    h.send(mallory, "CHATHISTORY AFTER #plans timestamp=2020-01-01T00:00:00.000Z 100");
+    let (id, request) = h.next_request();
+    match request {
+        Request::History { query: HistoryQuery::After(Bound::Time(t)), .. } => {
+            assert!(t >= old.time_ms && t < new.time_ms, "starts where the new room began: {t}");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.respond(id, Response::Messages(Ok(vec![old.clone(), new])));
+    let lines = h.take(mallory);
+    assert!(!lines.iter().any(|l| l.contains("old room's secret")), "{lines:?}");
+
+    // Nor does TARGETS tell when the old room last spoke.
+    h.send(mallory, "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Targets(Ok(vec![("#plans".into(), old.time_ms)])));
+    let lines = h.take(mallory);
+    assert!(!lines.iter().any(|l| l.contains("TARGETS #plans")), "{lines:?}");
+}
+
+/// A default room is never forgotten: its whole history stays readable to its members.
+#[test]
+fn a_default_rooms_history_is_all_readable() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("amy", "batch draft/chathistory");
+    h.send(a, "JOIN #general");
+    h.take(a);
+    let before = HistoryItem {
+        msgid: "0000000000000000001".into(),
+        time_ms: 1_000,
+        command: "PRIVMSG".into(),
+        sender: "old!~old@host".into(),
+        sender_account: None,
+        target: "#general".into(),
+        text: "from long ago".into(),
+        tags: String::new(),
+        conversation: "#general".into(),
+        participants: Vec::new(),
+        offline_for: None,
+    };
+    h.send(a, "CHATHISTORY LATEST #general * 10");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Messages(Ok(vec![before])));
+    assert!(h.take(a).iter().any(|l| l.contains("from long ago")));
 }

@@ -154,3 +154,50 @@ fn an_invitation_belongs_to_the_connection_not_to_whoever_takes_the_nick() {
     h.send(amy, "JOIN #secret");
     assert!(h.take(amy).iter().any(|l| l.contains(" JOIN ") || l.ends_with("JOIN #secret")), "invited");
 }
+
+/// Deletes the account `nick` is logged in to, as NickServ DROP does once storage agrees.
+fn drop_account(h: &mut Harness, conn: chinwag_core::ConnId) {
+    h.send(conn, "NS DROP correct-password");
+    let (id, request) = h.next_request();
+    assert!(matches!(request, Request::DropAccount { .. }), "{request:?}");
+    h.respond(id, Response::Done(Ok(())));
+}
+
+/// A room remembers its founder's account; once that account is deleted, its name is free and
+/// whoever registers it next is someone else. They inherit none of the rooms the old account
+/// founded: no operator status, no way past the room's +i.
+#[test]
+fn whoever_registers_a_deleted_accounts_name_inherits_none_of_its_rooms() {
+    let mut h = Harness::new();
+    h.server.restore(vec!["fay".into()], Vec::new());
+    let fay = login(&mut h, "fay");
+    let ben = h.register_with_caps("ben", "account-notify");
+    h.send(fay, "JOIN #fort,#empty");
+    h.send(fay, "MODE #fort +i");
+    h.send(fay, "INVITE ben #fort");
+    h.send(ben, "JOIN #fort");
+    h.send(fay, "PART #fort,#empty");
+    h.take(ben);
+    h.send(fay, "JOIN #fort");
+    assert!(h.take(ben).iter().any(|l| l.contains("JOIN")), "fay is still the founder");
+    drop_account(&mut h, fay);
+    let seen = h.take(ben);
+    assert!(seen.iter().any(|l| l.starts_with(":fay!") && l.ends_with("ACCOUNT *")), "ben is told: {seen:?}");
+    let saved = h.saved_rooms.iter().rev().find(|s| s.name == "#fort").expect("saved");
+    assert_eq!(saved.founder, None, "#fort has no founder any more");
+    assert!(h.deleted_rooms.contains(&"#empty".to_owned()), "an empty founderless room goes");
+    h.disconnect(fay, "gone");
+
+    let mallory = h.register("fay");
+    h.send(mallory, "REGISTER * * another-password");
+    let (id, request) = h.next_request();
+    assert!(matches!(request, Request::Register { .. }), "{request:?}");
+    h.respond(id, Response::Account(Ok("fay".into())));
+    if let Some(pos) = h.requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. })) {
+        let (id, _) = h.requests.remove(pos);
+        h.respond(id, Response::Messages(Ok(Vec::new())));
+    }
+    h.take(mallory);
+    h.send(mallory, "JOIN #fort");
+    assert_eq!(expect(&h.take(mallory), "473").params[1], "#fort", "the new fay is not the founder");
+}

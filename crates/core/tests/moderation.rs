@@ -371,3 +371,26 @@ fn kicking_oneself_stops_the_rest_of_the_kick() {
     h.send(b, "NAMES #rust");
     assert_eq!(expect(&h.take(b), "353").params[3], "bob");
 }
+
+/// Letting someone past +i or +l is the operators' decision. A member who is not an operator
+/// may still INVITE in a room that is not +i, but that is only a notice: it does not let the
+/// invited past the room's limit, nor past a +i the operators set later.
+#[test]
+fn a_members_invitation_lets_nobody_past_the_operators_modes() {
+    let mut h = Harness::new();
+    let [a, b] = room(&mut h, &["alice", "bob"])[..] else { unreachable!() };
+    let m = h.register("mallory");
+    let n = h.register("nina");
+    h.send(b, "INVITE mallory #rust");
+    assert_eq!(expect(&h.take(m), "INVITE").params, ["mallory", "#rust"], "the notice arrives");
+    h.send(a, "MODE #rust +i");
+    h.send(m, "JOIN #rust");
+    expect(&h.take(m), "473");
+
+    h.send(a, "MODE #rust -i");
+    h.send(a, "MODE #rust +l 2");
+    h.send(b, "INVITE nina #rust");
+    h.send(n, "JOIN #rust");
+    expect(&h.take(n), "471");
+    h.clear(&[a, b]);
+}

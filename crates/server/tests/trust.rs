@@ -203,3 +203,41 @@ async fn pipelined_commands_after_a_password_check_run_in_order() {
     assert_eq!(order, ["903", "001", "JOIN", "PONG"], "{:#?}", c.seen);
     server.shutdown().await;
 }
+
+/// A room that is not permanent is forgotten when its last member leaves, while SQLite keeps its
+/// history under its name. Whoever makes a room of that name afterwards (and is its operator)
+/// reads nothing of what was said in the old one.
+#[tokio::test]
+async fn a_room_made_again_under_an_old_name_reads_nothing_of_the_old_room() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let addr = server.plaintext[0];
+    let mut amy = Client::plain(addr, "amy").await;
+    amy.register("amy").await;
+    amy.join("#plans").await;
+    amy.send("MODE #plans +is").await;
+    amy.send("PRIVMSG #plans :the old room's secret").await;
+    amy.send("PART #plans").await;
+    amy.expect_command("PART").await;
+
+    // The wall clock moves past the old room's last millisecond (history is by time).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut mallory = Client::plain_from(addr, "127.0.0.2".parse().expect("ip"), "mallory").await;
+    mallory.send("CAP REQ :batch server-time message-tags draft/chathistory").await;
+    mallory.send("CAP END").await;
+    mallory.register("mallory").await;
+    mallory.join("#plans").await;
+    mallory.send("PRIVMSG #plans :the new room's first").await;
+    mallory.send("CHATHISTORY LATEST #plans * 100").await;
+    let mut history = Vec::new();
+    loop {
+        let m = mallory.next().await.expect("open");
+        if m.command == "PRIVMSG" {
+            history.push(m.params[1].clone());
+        }
+        if m.command == "BATCH" && m.params[0].starts_with('-') {
+            break;
+        }
+    }
+    assert_eq!(history, ["the new room's first"], "only the new room's history");
+    server.shutdown().await;
+}

@@ -471,14 +471,56 @@ impl Server {
                     .map(|c| c.id)
                     .collect();
                 for s in sessions {
-                    if let Some(c) = self.clients.get_mut(&s) {
-                        c.account = None;
-                    }
-                    self.numeric_to(s, RPL_LOGGEDOUT, ["*", "You are now logged out"]);
+                    self.log_out(s);
                 }
+                self.forget_founder(&folded);
+                // Storage deleted the account's queue with it.
+                self.offline_counts.remove(&folded);
                 self.nickserv_notice(&format!("Account {account} has been deleted."));
             }
             Err(f) => self.nickserv_notice(&failure_text(&f)),
+        }
+    }
+
+    /// `conn` is no longer logged in (its account was deleted): it is told, and so are its
+    /// peers that follow accounts (account-notify), who would otherwise take it for whoever
+    /// registers the name next.
+    fn log_out(&mut self, conn: ConnId) {
+        let peers: Vec<ConnId> =
+            self.peers_of(conn).into_iter().filter(|p| self.caps_of(*p).has(Cap::AccountNotify)).collect();
+        // Taken out of the map for a moment: the event's source is the client itself.
+        let Some(mut client) = self.clients.remove(&conn) else { return };
+        client.account = None;
+        let registered = client.registered;
+        let ev = registered.then(|| self.event(&client, Message::new("ACCOUNT").with_param("*")));
+        self.clients.insert(conn, client);
+        self.numeric_to(conn, RPL_LOGGEDOUT, ["*", "You are now logged out"]);
+        if let Some(mut ev) = ev {
+            self.deliver_all(&mut ev, peers);
+        }
+    }
+
+    /// The account `folded` was deleted: the rooms it founded have no founder any more, so that
+    /// whoever registers the name next does not inherit them. An empty one goes, like any room
+    /// without a founder.
+    fn forget_founder(&mut self, folded: &str) {
+        let founded: Vec<String> = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| ch.founder.as_deref() == Some(folded))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in founded {
+            let Some(ch) = self.channels.get_mut(&name) else { continue };
+            ch.founder = None;
+            if ch.members.is_empty() && !ch.permanent {
+                if let Some(ch) = self.channels.remove(&name) {
+                    self.forget_room(&name);
+                    self.delete_channel(ch.name.as_str());
+                }
+            } else {
+                self.save_channel(&name);
+            }
         }
     }
 

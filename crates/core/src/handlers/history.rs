@@ -71,9 +71,21 @@ impl Server {
                 return;
             }
         };
+        let query = match self.room_born_ms(&conversation) {
+            Some(born) => since_birth(query, born),
+            None => query,
+        };
         let label = self.take_label();
         let pending = Pending::History { conn, target: target.to_owned(), label };
         self.request(Request::History { conversation, query, limit }, pending);
+    }
+
+    /// When the room keyed `folded` began, if its history may hold messages from before: a room
+    /// that is not permanent is forgotten when it empties, and whoever makes a room of the same
+    /// name afterwards starts a new one (as its operator), which must not read what was said in
+    /// the old one. `None` for private conversations and default rooms, which always were.
+    fn room_born_ms(&self, folded: &str) -> Option<u64> {
+        self.channels.get(folded).filter(|ch| !ch.permanent).map(|ch| ch.created_ms)
     }
 
     /// The history key `conn` may read for `target`: a room it is in, or, for a connection
@@ -124,10 +136,32 @@ impl Server {
     /// Answers of storage to CHATHISTORY and to offline delivery.
     pub(crate) fn history_response(&mut self, pending: Pending, response: Response) {
         match (pending, response) {
-            (Pending::History { conn, target, .. }, Response::Messages(Ok(items))) => {
+            (Pending::History { conn, target, .. }, Response::Messages(Ok(mut items))) => {
+                // A room's history starts with the room: what an earlier room of the same name
+                // kept is not this one's (`room_born_ms`). A room gone since the query shows
+                // nothing.
+                if target.starts_with('#') {
+                    let room = ChannelName::parse(&target, self.cfg.limits.channel_len).ok();
+                    let folded = room.as_ref().map_or("", |r| r.folded());
+                    let born = match self.room_born_ms(folded) {
+                        Some(born) => born,
+                        None if self.channels.contains_key(folded) => 0,
+                        None => u64::MAX,
+                    };
+                    items.retain(|item| item.time_ms >= born);
+                }
                 self.send_history_batch(conn, "chathistory", &target, &items);
             }
-            (Pending::Targets { conn, .. }, Response::Targets(Ok(targets))) => {
+            (Pending::Targets { conn, .. }, Response::Targets(Ok(mut targets))) => {
+                // A room whose latest message is older than the room was said in an earlier
+                // room of the same name.
+                targets.retain(|(name, latest)| {
+                    !name.starts_with('#')
+                        || ChannelName::parse(name, self.cfg.limits.channel_len)
+                            .ok()
+                            .and_then(|room| self.room_born_ms(room.folded()))
+                            .is_none_or(|born| *latest >= born)
+                });
                 let caps = self.caps_of(conn);
                 let id = self.next_batch_id();
                 let batch = caps.has(Cap::Batch);
@@ -199,6 +233,23 @@ impl Server {
             msg.tags.insert(0, Tag { key: "batch".into(), value: id.to_owned() });
         }
         msg
+    }
+}
+
+/// `query` with its time bounds moved up to `born` (the room's creation), so that a query from
+/// before the room began starts at its first message instead of returning a page of an earlier
+/// room's, which the answer would then leave out. A msgid bound stays as it is: what it finds
+/// from before the room is left out of the answer.
+fn since_birth(query: HistoryQuery, born: u64) -> HistoryQuery {
+    let clamp = |bound: Bound| match bound {
+        Bound::Time(t) if t < born => Bound::Time(born.saturating_sub(1)),
+        other => other,
+    };
+    match query {
+        HistoryQuery::Latest { after } => HistoryQuery::Latest { after: after.map(clamp) },
+        HistoryQuery::After(b) => HistoryQuery::After(clamp(b)),
+        HistoryQuery::Between(a, b) => HistoryQuery::Between(clamp(a), clamp(b)),
+        other => other,
     }
 }
 

@@ -472,7 +472,13 @@ impl Server {
             .filter(|(m, modes)| modes.op && **m != conn && self.caps_of(**m).has(Cap::InviteNotify))
             .map(|(m, _)| *m)
             .collect();
-        if let Some(ch) = self.channels.get_mut(&folded) {
+        // An invitation lets its holder past +i and +l, which are the operators' to decide: one
+        // from a member who is not an operator is only a notice (else any member could let
+        // people past a +l now, or past a +i set later). Invitations of connections gone since
+        // are let go here, so a room never keeps more than there are connections.
+        let clients = &self.clients;
+        if let Some(ch) = self.channels.get_mut(&folded).filter(|ch| ch.is_op(conn)) {
+            ch.invited.retain(|c| clients.contains_key(c));
             ch.invited.insert(target);
         }
         self.numeric(RPL_INVITING, [shown.as_str(), name.as_str()]);
@@ -536,6 +542,35 @@ mod tests {
         assert_eq!(normalize_ban_mask("bar@host").as_deref(), Some("*!bar@host"));
         assert_eq!(normalize_ban_mask("*!*@10.0.0.*").as_deref(), Some("*!*@10.0.0.*"));
         assert_eq!(normalize_ban_mask(":x"), None);
+    }
+
+    /// An invite-only room's operator who invites connections that then go (the same person
+    /// reconnecting, say) leaves no trace of them: the room never holds more invitations than
+    /// there are connections.
+    #[test]
+    fn a_room_keeps_no_invitations_of_connections_that_are_gone() {
+        use crate::{Config, ConnInfo, Now};
+        let now = Now { wall_ms: 1_795_269_772_000, mono: std::time::Instant::now() };
+        let mut cfg = Config::default();
+        cfg.limits.flood.every = std::time::Duration::ZERO;
+        let mut server = Server::new(cfg, 1, now);
+        let info = ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "127.0.0.1".into(), tls: false, quic: false };
+        let op = ConnId(1);
+        server.connect(op, info.clone(), now);
+        for line in ["NICK olga", "USER o 0 * :o", "JOIN #club", "MODE #club +i"] {
+            server.handle(op, Message::parse(line), now);
+        }
+        for i in 0..500 {
+            let guest = ConnId(2 + i);
+            server.connect(guest, info.clone(), now);
+            for line in [format!("NICK guest{i}"), "USER g 0 * :g".into()] {
+                server.handle(guest, Message::parse(&line), now);
+            }
+            server.handle(op, Message::parse(&format!("INVITE guest{i} #club")), now);
+            server.disconnect(guest, "gone", now);
+        }
+        let invited = server.channels.get("#club").map(|ch| ch.invited.len());
+        assert!(invited.is_some_and(|n| n <= 1), "{invited:?} invitations kept");
     }
 
     #[test]

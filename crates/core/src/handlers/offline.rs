@@ -34,8 +34,18 @@ pub(crate) struct OfflineAck {
 }
 
 impl Server {
-    /// Starts delivering `queue` (an account's, or a device's) to `conn`.
+    /// Starts delivering `queue` (an account's, or a device's) to `conn`, unless a page of it
+    /// already waits there for its PONG (which asks for the next): publishing a device again
+    /// must not fetch and send the same page again, nor add an acknowledgement per try.
     pub(crate) fn request_offline(&mut self, conn: ConnId, queue: &str) {
+        let unacknowledged = self
+            .clients
+            .get(&conn)
+            .and_then(|c| c.extra())
+            .is_some_and(|e| e.offline_acks.iter().any(|a| a.queue == queue));
+        if unacknowledged {
+            return;
+        }
         let limit = self.cfg.limits.offline_page.max(1);
         let req = Request::Offline { account: queue.to_owned(), limit };
         self.request(req, Pending::Offline { conn, account: queue.to_owned() });
