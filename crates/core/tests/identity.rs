@@ -201,3 +201,18 @@ fn whoever_registers_a_deleted_accounts_name_inherits_none_of_its_rooms() {
     h.send(mallory, "JOIN #fort");
     assert_eq!(expect(&h.take(mallory), "473").params[1], "#fort", "the new fay is not the founder");
 }
+
+#[test]
+fn nickserv_drop_and_set_password_cost_what_a_login_costs() {
+    let (mut h, bob) = network();
+    for _ in 0..20 {
+        h.send(bob, "NS DROP wrong-guess");
+        while let Some(pos) = h.requests.iter().position(|(_, r)| matches!(r, Request::DropAccount { .. })) {
+            let (id, _) = h.requests.remove(pos);
+            h.respond(id, Response::Done(Err(chinwag_core::Failure::BadPassword)));
+        }
+    }
+    let checked = h.take(bob).iter().filter(|l| l.contains("Invalid account name or password")).count();
+    assert!(checked <= 6, "a burst of DROP guesses runs at most a login's share of checks at once, ran {checked}");
+    assert!(checked >= 1);
+}

@@ -372,6 +372,8 @@ impl Server {
                     self.nickserv_notice(&text);
                 }
                 Some(account) => {
+                    // Hashing the new password is an Argon2id run like a login's.
+                    self.charge(self.cfg.limits.login_cost);
                     let label = self.take_label();
                     let req = Request::SetPassword { account, password: password.clone() };
                     self.request(req, Pending::SetPassword { conn, label });
@@ -381,6 +383,9 @@ impl Server {
                 None => self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>"),
                 Some(_) if self.insecure(conn) => self.nickserv_notice(INSECURE),
                 Some(account) => {
+                    // Checking the password is an Argon2id run like a login's, and a stolen
+                    // session must not guess the password faster than a login could.
+                    self.charge(self.cfg.limits.login_cost);
                     let label = self.take_label();
                     let req = Request::DropAccount { account: account.clone(), password: password.clone() };
                     self.request(req, Pending::Drop { conn, account, label });
