@@ -33,7 +33,8 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn needs_neutralising(c: char) -> bool {
+/// Whether [`neutralise`] replaces `c`: C0, DEL, C1 and the bidi controls.
+pub fn needs_neutralising(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
