@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chinwag_client::neutral::{neutralise_json, neutralise_lines};
 use chinwag_server::{AdminReply, Control, CONTROL_SOCKET};
 use clap::Args;
 
@@ -47,7 +48,7 @@ pub fn run(args: AdminArgs) -> Result<()> {
         let reply = conn.ask(&args.command)?;
         // Clear the screen and go home, so the numbers redraw in place.
         let clear = if args.watch.is_some() { "\x1b[2J\x1b[H" } else { "" };
-        let body = if args.json { serde_json::to_string_pretty(&reply.data)? } else { reply.text.clone() };
+        let body = shown(&reply, args.json)?;
         let mut stdout = std::io::stdout().lock();
         // A closed pipe (`chinwag admin stats --watch | head`) ends the command quietly.
         if writeln!(stdout, "{clear}{body}").and_then(|()| stdout.flush()).is_err() {
@@ -61,6 +62,18 @@ pub fn run(args: AdminArgs) -> Result<()> {
             Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
             None => return Ok(()),
         }
+    }
+}
+
+/// A reply as printed: users' nicks, topics and reasons are text from the network, so what a
+/// terminal would obey is shown instead (in JSON too: its readers print its strings).
+fn shown(reply: &AdminReply, json: bool) -> Result<String> {
+    if json {
+        let mut data = reply.data.clone();
+        neutralise_json(&mut data);
+        Ok(serde_json::to_string_pretty(&data)?)
+    } else {
+        Ok(neutralise_lines(&reply.text).into_owned())
     }
 }
 
@@ -177,7 +190,7 @@ pub fn spawn_console(control: Control) {
                     continue;
                 }
                 let reply = runtime.block_on(control.execute(&words, "console"));
-                println!("{}", reply.text);
+                println!("{}", neutralise_lines(&reply.text));
                 if control.is_stopping() {
                     break;
                 }
@@ -185,4 +198,28 @@ pub fn spawn_console(control: Control) {
         })
         .map(drop)
         .unwrap_or_else(|e| tracing::warn!(error = %e, "no console: cannot start its thread"));
+}
+
+#[cfg(test)]
+mod tests {
+    use chinwag_server::AdminReply;
+    use serde_json::json;
+
+    use super::shown;
+
+    /// `admin rooms` as a user's topic made it: ESC, OSC and a right-to-left override.
+    #[test]
+    fn users_text_in_a_reply_is_shown_not_obeyed() {
+        let topic = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}cipot";
+        let reply = AdminReply {
+            ok: true,
+            text: format!("ROOM     MEMBERS  TOPIC\n#general 2        {topic}\n1 room(s)"),
+            data: json!([{ "name": "#general", "members": 2, "topic": topic }]),
+        };
+        let text = shown(&reply, false).expect("text");
+        assert_eq!(text, "ROOM     MEMBERS  TOPIC\n#general 2        ␛[2J␛]0;owned␇[U+202E]cipot\n1 room(s)");
+        let json = shown(&reply, true).expect("JSON");
+        assert!(!json.contains("\\u001b") && !json.contains('\u{202e}'), "{json}");
+        assert!(json.contains("␛[2J␛]0;owned␇[U+202E]cipot"), "{json}");
+    }
 }

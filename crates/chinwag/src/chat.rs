@@ -156,7 +156,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             let _ = task.await;
             match outcome {
                 script::Outcome::Quit => Ok(()),
-                script::Outcome::Fatal(why) => bail!("{why}"),
+                script::Outcome::Fatal(why) => bail!("{}", chinwag_client::neutralise(&why)),
             }
         } else {
             Ok(chinwag_tui::run(cfg, env_password).await?)

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chinwag_client::neutralise;
 use chinwag_discovery::{DiscoverOptions, Found, DEFAULT_PORT};
 use chinwag_server::FlagValue;
 use clap::Args;
@@ -126,6 +127,7 @@ pub fn run_discover(args: DiscoverArgs) -> Result<()> {
     }
     opts.interfaces = args.interfaces;
     let found = runtime()?.block_on(chinwag_discovery::discover_with(&opts)).context("probing the LAN")?;
+    let found: Vec<Found> = found.iter().map(shown).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else if found.is_empty() {
@@ -144,7 +146,7 @@ pub fn run_discover(args: DiscoverArgs) -> Result<()> {
 
 pub fn run_status(args: StatusArgs) -> Result<()> {
     let wait = timeout(args.timeout)?;
-    let found = runtime()?.block_on(chinwag_discovery::status(&args.host, wait))?;
+    let found = shown(&runtime()?.block_on(chinwag_discovery::status(&args.host, wait))?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -153,8 +155,27 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
     Ok(())
 }
 
+/// An answer as it may be printed: what the server wrote about itself (its name, version, room
+/// names and topics) with anything a terminal would obey, or that reorders the line, made
+/// visible by [`neutralise`]. The wire format already refuses control characters, but not bidi
+/// overrides, and this is printed in both text and JSON (whose readers print its strings to a
+/// terminal too, as `chinwag chat --json`'s do).
+fn shown(found: &Found) -> Found {
+    let text = |s: &str| neutralise(s).into_owned();
+    let mut found = found.clone();
+    found.name = text(&found.name);
+    found.version = text(&found.version);
+    found.fingerprint = found.fingerprint.as_deref().map(text);
+    for room in &mut found.rooms {
+        room.name = text(&room.name);
+        room.topic = text(&room.topic);
+    }
+    found
+}
+
 /// A server as text: a header line, how to connect, the fingerprint, the rooms.
 fn describe(s: &Found) -> String {
+    let s = &shown(s);
     let mut out = String::new();
     let users = if s.users_online == 1 { "user" } else { "users" };
     let _ = writeln!(out, "{} ({}), {} {users} online, answered from {}", s.name, s.version, s.users_online, s.from);
@@ -182,4 +203,54 @@ fn describe(s: &Found) -> String {
         let _ = writeln!(out, "    … and {more} more: chinwag status {}", s.from);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use chinwag_discovery::wire::{Listener, Room, Transport};
+    use chinwag_discovery::Found;
+
+    use super::{describe, shown};
+
+    /// What a hostile server on the LAN might announce: ESC and OSC (the wire refuses them,
+    /// but `describe` must not rely on it), C1, and a right-to-left override (the wire lets it
+    /// through).
+    fn hostile() -> Found {
+        Found {
+            from: "127.0.0.1:12348".parse().expect("an address"),
+            instance: 1,
+            name: "evil\u{202e}revres".into(),
+            version: "1.0\u{1b}[2J".into(),
+            fingerprint: Some("AA:BB".into()),
+            users_online: 2,
+            listeners: vec![Listener {
+                transport: Transport::Tls,
+                addr: "127.0.0.1:6697".parse().expect("an address"),
+            }],
+            rooms_total: 1,
+            rooms: vec![Room {
+                name: "#lobby\u{2066}".into(),
+                topic: "\u{1b}]0;pwned\u{7} and \u{9b}31m".into(),
+                members: 2,
+                invite_only: false,
+                key_required: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn what_a_server_says_about_itself_is_shown_not_obeyed() {
+        let text = describe(&hostile());
+        let forbidden = |c: char| chinwag_client::neutral::needs_neutralising(c) && c != '\n';
+        assert!(!text.chars().any(forbidden), "{text:?}");
+        for shown in
+            ["evil[U+202E]revres", "1.0\u{241b}[2J", "#lobby[U+2066]", "\u{241b}]0;pwned\u{2407} and [U+009B]31m"]
+        {
+            assert!(text.contains(shown), "{shown:?} not in {text}");
+        }
+        let json = serde_json::to_string(&shown(&hostile())).expect("JSON");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(value["name"], "evil[U+202E]revres");
+        assert_eq!(value["rooms"][0]["topic"], "\u{241b}]0;pwned\u{2407} and [U+009B]31m");
+    }
 }

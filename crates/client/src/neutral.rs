@@ -33,13 +33,44 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn needs_neutralising(c: char) -> bool {
+/// [`neutralise`] applied to each line of `text`: the line breaks stay (a table or a report
+/// printed whole), everything else a terminal would obey is shown.
+pub fn neutralise_lines(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && needs_neutralising(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.split('\n').map(neutralise).collect::<Vec<_>>().join("\n"))
+}
+
+/// Every string in `value`, keys included, through [`neutralise`].
+pub fn neutralise_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(shown) = neutralise(s) {
+                *s = shown;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(neutralise_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| matches!(neutralise(k), Cow::Owned(_))) {
+                let entries = std::mem::take(map);
+                *map = entries.into_iter().map(|(k, v)| (neutralise(&k).into_owned(), v)).collect();
+            }
+            map.values_mut().for_each(neutralise_json);
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Whether [`neutralise`] replaces `c`: C0, DEL, C1 and the bidi controls.
+pub fn needs_neutralising(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
 mod tests {
-    use super::neutralise;
+    use super::{neutralise, neutralise_lines};
 
     #[test]
     fn every_class_of_escape_is_shown_not_obeyed() {
@@ -65,5 +96,11 @@ mod tests {
         for text in ["hello", "héllo wörld", "日本語 🎉", "שלום", "a [U+1234] b", ""] {
             assert!(matches!(neutralise(text), std::borrow::Cow::Borrowed(t) if t == text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn lines_keep_their_breaks_and_lose_their_escapes() {
+        assert!(matches!(neutralise_lines("a\nb"), std::borrow::Cow::Borrowed("a\nb")));
+        assert_eq!(neutralise_lines("a\u{1b}[2J\nb\u{202e}\r"), "a\u{241b}[2J\nb[U+202E]\u{240d}");
     }
 }

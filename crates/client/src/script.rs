@@ -6,7 +6,6 @@
 //! ends once the session has closed, so every line typed has been sent (or reported as not
 //! sent) when the process exits.
 
-use std::borrow::Cow;
 use std::io::Write;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
@@ -14,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::command::{self, Command};
 use crate::event::Event;
-use crate::neutral::neutralise;
+use crate::neutral::{neutralise, neutralise_json};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,33 +119,12 @@ fn write_event<W: Write>(output: &mut W, event: &Event, format: Format) -> std::
         }
         Format::Json => {
             let mut value = serde_json::to_value(event).map_err(std::io::Error::other)?;
-            neutralise_strings(&mut value);
+            neutralise_json(&mut value);
             let line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
             writeln!(output, "{line}")?;
         }
     }
     output.flush()
-}
-
-/// Every string in `value`, keys included, through [`neutralise`].
-fn neutralise_strings(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => {
-            if let Cow::Owned(shown) = neutralise(s) {
-                *s = shown;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(neutralise_strings),
-        Value::Object(map) => {
-            if map.keys().any(|k| matches!(neutralise(k), Cow::Owned(_))) {
-                let entries = std::mem::take(map);
-                *map = entries.into_iter().map(|(k, v)| (neutralise(&k).into_owned(), v)).collect();
-            }
-            map.values_mut().for_each(neutralise_strings);
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
 }
 
 #[cfg(test)]

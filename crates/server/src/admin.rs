@@ -158,7 +158,7 @@ fn render_stats(s: &Snapshot) -> String {
     let _ = writeln!(out, "messages out      {}", s.messages_out);
     let _ = writeln!(out, "messages stored   {}", s.messages_stored);
     let _ = writeln!(out, "bytes in / out    {} / {}", human_bytes(s.bytes_in), human_bytes(s.bytes_out));
-    let _ = writeln!(out, "login failures    {}", s.login_failures);
+    let _ = writeln!(out, "login failures    {} ({} password checks run)", s.login_failures, s.password_checks);
     let _ = writeln!(out, "disconnects       {}", pairs(&s.disconnects));
     let commits: u64 = s.commit_buckets.iter().sum();
     let mean_ms = if commits > 0 { s.commit_sum_seconds * 1000.0 / commits as f64 } else { 0.0 };

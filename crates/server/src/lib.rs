@@ -305,7 +305,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let (storage, store_thread) = storage::Storage::start(Box::new(store), metrics.clone());
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
-    let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone());
+    let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone(), metrics.clone());
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
     let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
     let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);

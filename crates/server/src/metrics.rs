@@ -159,6 +159,9 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Wrong passwords (SASL, NickServ, PASS, OPER).
     pub login_failures: AtomicU64,
+    /// Password checks run (Argon2id verifications, right or wrong): what an attacker who
+    /// guesses costs the server, and what the login throttle bounds.
+    pub password_checks: AtomicU64,
     /// By [`Disconnect`].
     pub disconnects: [AtomicU64; 9],
     /// Store commit latency: per-bucket counts (not cumulative), then the overflow bucket.
@@ -189,6 +192,7 @@ impl Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             login_failures: AtomicU64::new(0),
+            password_checks: AtomicU64::new(0),
             disconnects: Default::default(),
             commit_buckets: Default::default(),
             commit_sum_us: AtomicU64::new(0),
@@ -253,6 +257,7 @@ impl Metrics {
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             login_failures: get(&self.login_failures),
+            password_checks: get(&self.password_checks),
             disconnects: Disconnect::ALL.iter().map(|d| (d.name(), get(&self.disconnects[*d as usize]))).collect(),
             commit_buckets: self.commit_buckets.iter().map(get).collect(),
             commit_sum_seconds: get(&self.commit_sum_us) as f64 / 1e6,
@@ -293,6 +298,8 @@ pub struct Snapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub login_failures: u64,
+    /// Password checks run (Argon2id verifications).
+    pub password_checks: u64,
     pub disconnects: Vec<(&'static str, u64)>,
     /// Per bucket of [`COMMIT_BUCKETS`], then +Inf; not cumulative.
     pub commit_buckets: Vec<u64>,
@@ -364,6 +371,12 @@ impl Snapshot {
             "counter",
             "Logins refused for a wrong password.",
             &one(self.login_failures),
+        );
+        metric(
+            "chinwag_password_checks_total",
+            "counter",
+            "Password checks run (Argon2id verifications), right or wrong.",
+            &one(self.password_checks),
         );
         metric(
             "chinwag_disconnects_total",

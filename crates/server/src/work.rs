@@ -2,6 +2,7 @@
 //! pool, bounded) and store reads and writes (on the store's thread). Each answer goes back to
 //! the hub as `(RequestId, Response)`.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -11,6 +12,7 @@ use chinwag_core::{Failure, Request, RequestId, Response};
 use chinwag_store::{NewAccount, StoreError};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::metrics::Metrics;
 use crate::storage::{from_stored, to_query, Storage};
 
 /// Argon2id at OWASP's recommended minimum: 19 MiB of memory, 2 passes, 1 lane.
@@ -53,6 +55,8 @@ pub(crate) struct Worker {
     /// Re-reads the configuration for REHASH.
     pub reloader: Arc<crate::reload::Reloader>,
     hashing: Arc<Semaphore>,
+    /// Counts the password checks run (`password_checks`).
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -60,8 +64,9 @@ impl Worker {
         storage: Storage,
         answers: mpsc::UnboundedSender<(RequestId, Response)>,
         reloader: Arc<crate::reload::Reloader>,
+        metrics: Arc<Metrics>,
     ) -> Worker {
-        Worker { storage, answers, reloader, hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)) }
+        Worker { storage, answers, reloader, hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)), metrics }
     }
 
     /// Starts a request; its answer arrives on `answers` later.
@@ -92,7 +97,7 @@ impl Worker {
             }
             Request::VerifyPassword { phc, password } => {
                 let phc = phc.unwrap_or_else(|| DUMMY_HASH.to_owned());
-                Response::Done(match self.hashing(move || verify_password(&phc, &password)).await {
+                Response::Done(match self.verify(phc, password).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(Failure::BadPassword),
                     Err(e) => Err(e),
@@ -128,6 +133,16 @@ impl Worker {
         }
     }
 
+    /// One password check (Argon2id), counted in `password_checks` once it runs.
+    async fn verify(&self, phc: String, password: String) -> Result<bool, Failure> {
+        let metrics = self.metrics.clone();
+        self.hashing(move || {
+            metrics.password_checks.fetch_add(1, Relaxed);
+            verify_password(&phc, &password)
+        })
+        .await
+    }
+
     /// Runs a hash computation on the blocking pool, a few at a time.
     async fn hashing<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, Failure> {
         let _permit = self.hashing.acquire().await.map_err(|_| busy())?;
@@ -149,7 +164,7 @@ impl Worker {
             Some(r) => (Some(r.name), r.password_hash),
             None => (None, DUMMY_HASH.to_owned()),
         };
-        let ok = self.hashing(move || verify_password(&phc, &password)).await?;
+        let ok = self.verify(phc, password).await?;
         match name {
             Some(name) if ok => Ok(name),
             _ => Err(Failure::BadPassword),

@@ -486,3 +486,114 @@ async fn a_crowd_of_speakers_bursting_at_once_does_not_knock_a_reader_out() {
     }
     server.shutdown().await;
 }
+
+/// #19 item 5 over real sockets: an account's password guessed by 40 connections from 8
+/// addresses at once, each writing its attempts in one go (SASL PLAIN pipelined, as a script
+/// would). Attempts are counted when their check is issued, so the checks that really run
+/// (`password_checks`, counted where Argon2id runs) stay within one free attempt per address
+/// (from an address with no failures) plus the account's budget for addresses that already
+/// failed; everything else is refused at once. And the owner, from an address of their own,
+/// logs in at the first try while the account is under attack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_password_guesses_run_few_checks_and_never_lock_the_owner_out() {
+    const ADDRESSES: u8 = 8;
+    const PER_ADDRESS: usize = 5;
+    /// Wrong passwords each connection sends, pipelined.
+    const ATTEMPTS: usize = 3;
+    let started = Instant::now();
+    let mut limits = None;
+    let (server, _dir) = start_server(|cfg| limits = Some(cfg.core.limits.clone())).await;
+    let limits = limits.expect("the limits");
+    let plain = server.plaintext[0];
+    let plain_b64 = |account: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
+    };
+
+    // The owner registers over loopback (where a plaintext password is allowed) and leaves.
+    let mut owner = Client::plain_from(plain, local(0, 1), "owner").await;
+    owner.send("NICK owner").await;
+    owner.send("REGISTER * * the-owners-password").await;
+    owner.expect_command("900").await;
+    owner.send("QUIT").await;
+    owner.expect_closed().await;
+
+    let mut guessers = Vec::new();
+    for a in 1..=ADDRESSES {
+        for k in 0..PER_ADDRESS {
+            let from = local(1, a);
+            let mut burst = format!("CAP REQ :sasl\r\nNICK g{a}x{k}\r\nUSER g 0 * :g\r\n");
+            for i in 0..ATTEMPTS {
+                let guess = plain_b64("owner", &format!("guess-{a}-{k}-{i}"));
+                burst.push_str(&format!("AUTHENTICATE PLAIN\r\nAUTHENTICATE {guess}\r\n"));
+            }
+            guessers.push(tokio::spawn(async move {
+                let tcp = connect_from(plain, from).await.expect("connect");
+                let (read, mut write) = tcp.into_split();
+                write.write_all(burst.as_bytes()).await.expect("write the guesses");
+                let mut lines = BufReader::new(read).lines();
+                let (mut throttled, mut wrong, mut other) = (0, 0, Vec::new());
+                while throttled + wrong + other.len() < ATTEMPTS {
+                    let line = tokio::time::timeout(WAIT, lines.next_line())
+                        .await
+                        .unwrap_or_else(|_| panic!("{from}: no answer within {WAIT:?}"))
+                        .expect("read")
+                        .unwrap_or_else(|| panic!("{from}: closed before every guess was answered"));
+                    let Ok(msg) = Message::parse(&line) else { continue };
+                    if !matches!(msg.command.as_str(), "902" | "903" | "904" | "905" | "906" | "907") {
+                        continue;
+                    }
+                    match msg.params.last().map(String::as_str) {
+                        Some(t) if msg.command == "904" && t.contains("try again in") => throttled += 1,
+                        Some(t) if msg.command == "904" && t.contains("Invalid account name or password") => wrong += 1,
+                        _ => other.push(line),
+                    }
+                }
+                drop(write);
+                (throttled, wrong, other)
+            }));
+        }
+    }
+    let (mut throttled, mut wrong) = (0, 0);
+    for g in guessers {
+        let (t, w, other) = g.await.expect("a guesser");
+        assert!(other.is_empty(), "unexpected answers: {other:?}");
+        throttled += t;
+        wrong += w;
+    }
+    let burst_took = started.elapsed();
+    // Every guess has been answered, so every check that ran has been counted.
+    let stats = server.control().snapshot().await.expect("stats");
+    let checks = stats.password_checks;
+    let refills = burst_took.as_secs() / limits.login_account.every.as_secs().max(1) + 1;
+    let bound = u64::from(ADDRESSES) + u64::from(limits.login_account.burst) + refills;
+    println!(
+        "{} guesses from {ADDRESSES} addresses: {checks} password checks ran ({wrong} wrong, {throttled} refused \
+         unchecked; bound {bound}) in {burst_took:?}",
+        usize::from(ADDRESSES) * PER_ADDRESS * ATTEMPTS
+    );
+    assert_eq!(throttled + wrong, usize::from(ADDRESSES) * PER_ADDRESS * ATTEMPTS);
+    assert_eq!(checks, wrong as u64, "each check ran is one wrong-password answer");
+    assert_eq!(stats.login_failures, checks);
+    assert!(checks >= u64::from(ADDRESSES), "each address's first guess is checked: {checks}");
+    assert!(checks <= bound, "{checks} password checks ran for one account; at most {bound} may");
+
+    // The owner, from an address that never failed, gets in at once (903, not 904).
+    let owner_started = Instant::now();
+    let mut owner = Client::plain_from(plain, local(2, 1), "owner-again").await;
+    let creds = plain_b64("owner", "the-owners-password");
+    owner
+        .send_raw(
+            format!(
+                "CAP REQ :sasl\r\nNICK owner\r\nUSER owner 0 * :Owner\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE {creds}\r\nCAP END\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let answer = owner.expect("903 or 904", |m| m.command == "903" || m.command == "904").await;
+    assert_eq!(answer.command, "903", "the owner was refused: {:?}", owner.seen);
+    owner.expect_command("001").await;
+    let owner_took = owner_started.elapsed();
+    println!("the owner logged in from a fresh address in {owner_took:?}; whole test {:?}", started.elapsed());
+    assert!(owner_took < WAIT);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}

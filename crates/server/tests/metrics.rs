@@ -91,6 +91,7 @@ async fn metrics_count_exactly_the_traffic_that_happened() {
             ("chinwag_disconnects_total{reason=\"quit\"}", 1.0),
             ("chinwag_disconnects_total{reason=\"killed\"}", 0.0),
             ("chinwag_login_failures_total", 1.0),
+            ("chinwag_password_checks_total", 1.0),
             ("chinwag_rooms", 3.0),
             ("chinwag_accounts", 0.0),
         ],

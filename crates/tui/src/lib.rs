@@ -58,9 +58,9 @@ pub async fn run(cfg: ClientConfig, _password: Option<String>) -> io::Result<()>
     }
     result?;
     // The screen is gone, so a reason the session stopped (a changed certificate) is repeated
-    // where the user will read it.
+    // where the user will read it: on the terminal, so shown, not obeyed.
     match app.fatal {
-        Some(why) => Err(io::Error::other(why)),
+        Some(why) => Err(io::Error::other(chinwag_client::neutralise(&why).into_owned())),
         None => Ok(()),
     }
 }

@@ -1,17 +1,28 @@
 //! Drawing an [`App`] with ratatui: the buffer list on the left, messages in the middle, the
 //! room's members on the right, then who is typing, the input line and the status bar.
 //! Drawing never changes the state except for remembering the page height.
+//!
+//! Text from the network (topics, nicks, room names, reasons, server replies) is shown, never
+//! obeyed: every string this file hands to ratatui is made by [`span`] (or [`wrap`], which
+//! calls it), which passes it through [`neutralise`]. That is done here, where text becomes
+//! ratatui spans, and not when events arrive: the [`App`] keeps what the server sent because
+//! room names and nicks are identifiers it sends back (switching buffers, Tab completion), and
+//! a stand-in would name a different room. [`draw`] ends with a sweep of the frame that drops
+//! any control or bidi character still in a cell, so a widget added later without [`span`]
+//! loses the character instead of handing it to the terminal.
 
 use std::time::Instant;
 
 use chinwag_client::event::clock;
+use chinwag_client::neutral::{needs_neutralising, neutralise};
 use chinwag_client::{MessageKind, Security};
+use ratatui::buffer::Buffer as Cells;
 use ratatui::layout::{Constraint, Direction, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
 use ratatui::Frame;
-use unicode_width::UnicodeWidthChar;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{bare, App, Buffer, Connection, Line, LineKind};
 use crate::input::is_secret;
@@ -94,9 +105,28 @@ pub fn draw(frame: &mut Frame, app: &mut App, now: Instant) {
         draw_members(frame, app.current_buffer(), columns[2]);
     }
     let typing = app.typing_line(now).unwrap_or_default();
-    frame.render_widget(Paragraph::new(typing).style(Style::default().fg(Color::DarkGray)), rows[1]);
+    let typing = span(&typing, Style::default().fg(Color::DarkGray));
+    frame.render_widget(Paragraph::new(TextLine::from(typing)), rows[1]);
     draw_input(frame, app, rows[2]);
     draw_status(frame, app, rows[3]);
+    sweep(frame.buffer_mut());
+}
+
+/// A piece of text for the screen, with what a terminal would obey (or what reorders the line)
+/// shown as a visible stand-in: the only way text reaches a widget in this file.
+fn span(text: &str, style: Style) -> Span<'static> {
+    Span::styled(neutralise(text).into_owned(), style)
+}
+
+/// The last guard: a cell that still holds a control or bidi character (a widget that did not
+/// use [`span`]) loses it, so it never reaches the terminal.
+fn sweep(cells: &mut Cells) {
+    for cell in &mut cells.content {
+        if cell.symbol().chars().any(needs_neutralising) {
+            let kept: String = cell.symbol().chars().filter(|c| !needs_neutralising(*c)).collect();
+            cell.set_symbol(if kept.is_empty() { " " } else { &kept });
+        }
+    }
 }
 
 fn draw_buffers(frame: &mut Frame, app: &App, area: Rect) {
@@ -118,7 +148,7 @@ fn draw_buffers(frame: &mut Frame, app: &App, area: Rect) {
             if i == app.current {
                 style = style.add_modifier(Modifier::REVERSED);
             }
-            ListItem::new(text).style(style)
+            ListItem::new(TextLine::from(span(&text, Style::default()))).style(style)
         })
         .collect();
     frame.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title("rooms")), area);
@@ -132,8 +162,8 @@ fn draw_members(frame: &mut Frame, buffer: &Buffer, area: Rect) {
             let prefix: String = m.chars().take_while(|c| matches!(c, '@' | '+')).collect();
             let nick = bare(m);
             ListItem::new(TextLine::from(vec![
-                Span::styled(prefix, Style::default().fg(Color::Green)),
-                Span::styled(nick.to_owned(), Style::default().fg(nick_colour(nick))),
+                span(&prefix, Style::default().fg(Color::Green)),
+                span(nick, Style::default().fg(nick_colour(nick))),
             ]))
         })
         .collect();
@@ -151,7 +181,7 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect) {
     if buffer.scroll > 0 {
         title.push_str(&format!(" [scrolled up {}]", buffer.scroll));
     }
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let block = Block::default().borders(Borders::ALL).title(span(&title, Style::default()));
     let inner = block.inner(area);
     let width = inner.width as usize;
     let height = inner.height as usize;
@@ -167,7 +197,7 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect) {
         let previous_day = index.checked_sub(1).map(|p| day_and_clock(&buffer.lines[p].time, app.zone).0);
         if previous_day.as_deref() != Some(day.as_str()) {
             let text = format!("─── {day} ───");
-            wrapped.insert(0, TextLine::from(Span::styled(text, Style::default().fg(Color::DarkGray))));
+            wrapped.insert(0, TextLine::from(span(&text, Style::default().fg(Color::DarkGray))));
         }
         wrapped.extend(std::mem::take(&mut rows));
         rows = wrapped;
@@ -270,9 +300,9 @@ fn wrap(pieces: Vec<(String, Style)>, width: usize, indent: usize) -> Vec<TextLi
 }
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
-    let prompt = format!("[{}] ", app.current_buffer().name);
+    let prompt = neutralise(&format!("[{}] ", app.current_buffer().name)).into_owned();
     let text = app.input.text();
-    let shown: String = if is_secret(text) {
+    let raw: String = if is_secret(text) {
         let mut words = text.splitn(2, ' ');
         let command = words.next().unwrap_or("");
         let rest = words.next().unwrap_or("");
@@ -281,8 +311,14 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         text.replace('\n', "⏎")
     };
-    let before_cursor: usize = shown.chars().take(app.input.cursor()).map(|c| c.width().unwrap_or(0)).sum();
-    let room = (area.width as usize).saturating_sub(prompt.chars().count() + 1);
+    // A pasted control character is shown as its stand-in too, which may be wider than the
+    // character: the cursor goes after the stand-in of what is before it.
+    let split = raw.char_indices().nth(app.input.cursor()).map_or(raw.len(), |(i, _)| i);
+    let before = neutralise(&raw[..split]);
+    let shown = format!("{before}{}", neutralise(&raw[split..]));
+    let before_cursor = before.width();
+    let prompt_width = prompt.width();
+    let room = (area.width as usize).saturating_sub(prompt_width + 1);
     // Scroll the input horizontally so the cursor stays visible.
     let skip_cols = before_cursor.saturating_sub(room);
     let mut skipped = 0;
@@ -294,9 +330,9 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
             skip
         })
         .collect();
-    let line = TextLine::from(vec![Span::styled(prompt.clone(), Style::default().fg(Color::Cyan)), Span::raw(visible)]);
+    let line = TextLine::from(vec![span(&prompt, Style::default().fg(Color::Cyan)), span(&visible, Style::default())]);
     frame.render_widget(Paragraph::new(line), area);
-    let x = area.x + (prompt.chars().count() + before_cursor - skip_cols) as u16;
+    let x = area.x + (prompt_width + before_cursor - skip_cols) as u16;
     frame.set_cursor_position(Position { x: x.min(area.right().saturating_sub(1)), y: area.y });
 }
 
@@ -318,8 +354,8 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     };
     let lag = app.lag_ms.map(|ms| format!(" │ lag {ms} ms")).unwrap_or_default();
     let spans = vec![
-        Span::styled(format!(" {lock} "), lock_style),
-        Span::raw(format!("│ {} │ {} │ {state}{lag}", app.server, app.nick)),
+        span(&format!(" {lock} "), lock_style),
+        span(&format!("│ {} │ {} │ {state}{lag}", app.server, app.nick), Style::default()),
     ];
     frame.render_widget(Paragraph::new(TextLine::from(spans)).style(Style::default().bg(Color::Black)), area);
 }

@@ -272,3 +272,96 @@ fn being_kicked_closes_the_room_and_says_who_and_why() {
     let screen = render(&mut app, 90, 14, now).join("\n");
     assert!(screen.contains("!! bob kicked you from #general (spam)"), "{screen}");
 }
+
+/// What another user (or a hostile server) can put in any text: a clear-screen CSI, an OSC
+/// title change ended by BEL, a C1 CSI and a right-to-left override.
+const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}olleh";
+/// The same, as the screen must show it.
+const SHOWN: &str = "␛[2J␛]0;pwned␇[U+009B]31m[U+202E]olleh";
+
+/// No cell of the screen holds anything a terminal would obey or that reorders a line.
+fn assert_inert(terminal: &Terminal<TestBackend>) {
+    for (i, cell) in terminal.backend().buffer().content.iter().enumerate() {
+        let symbol = cell.symbol();
+        assert!(!symbol.chars().any(chinwag_client::neutral::needs_neutralising), "cell {i} holds {symbol:?}");
+    }
+}
+
+#[test]
+fn text_from_the_network_is_shown_not_obeyed_in_every_pane() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    // The room's name, its topic (title), a member and someone typing (a server other than
+    // chinwag may send any nick), then reasons and replies in the message pane.
+    let room = format!("#r{}", "\u{202e}");
+    let odd = "e\u{202e}ve";
+    let events = vec![
+        Event::Joined { room: room.clone(), nick: "alice".into(), own: true },
+        Event::Switched { target: room.clone() },
+        Event::Members { room: room.clone(), members: vec!["@alice".into(), odd.into()] },
+        Event::Topic { room: room.clone(), topic: HOSTILE.into(), by: None },
+        Event::Typing { conversation: room.clone(), nick: odd.into(), state: TypingState::Active },
+        Event::Info { text: format!("bob is Bob {HOSTILE}") },
+        Event::Away { nick: "bob".into(), reason: Some(HOSTILE.into()) },
+        Event::Parted { room: room.clone(), nick: "carol".into(), reason: Some(HOSTILE.into()), own: false },
+        Event::Kicked {
+            room: room.clone(),
+            nick: "dave".into(),
+            by: "bob".into(),
+            reason: Some(HOSTILE.into()),
+            own: false,
+        },
+        Event::Quit { nick: "erin".into(), reason: Some(HOSTILE.into()), rooms: vec![room.clone()] },
+        Event::Error { text: HOSTILE.into() },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    assert_eq!(app.current_buffer().name, room, "the buffer keeps the room's real name, to send back");
+    let (width, height) = (150, 20);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    assert_inert(&terminal);
+    let screen = render(&mut app, width, height, now);
+    let text = screen.join("\n");
+    assert!(screen[0].contains(&format!("#r[U+202E]: {SHOWN}")), "topic in the title:\n{text}");
+    assert!(text.contains("│4 #r[U+202E]"), "room in the buffer list:\n{text}");
+    assert!(text.contains("│e[U+202E]ve"), "member list:\n{text}");
+    assert!(text.contains("e[U+202E]ve is typing…"), "typing line:\n{text}");
+    assert!(screen[height as usize - 2].starts_with("[#r[U+202E]]"), "input prompt:\n{text}");
+    for line in [
+        format!("-- topic: {SHOWN}"),
+        format!("-- bob is Bob {SHOWN}"),
+        format!("<-- carol left ({SHOWN})"),
+        format!("<-- dave left ({SHOWN})"),
+        format!("<-- erin quit ({SHOWN})"),
+        format!("!! {SHOWN}"),
+    ] {
+        assert!(text.contains(&line), "{line:?} not on screen:\n{text}");
+    }
+
+    // The away reason goes to the status buffer; a disconnection's reason to the status bar.
+    app.apply(Event::Disconnected { reason: HOSTILE.into() }, now);
+    app.key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT), now);
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    assert_inert(&terminal);
+    let text = render(&mut app, width, height, now).join("\n");
+    assert!(text.contains(&format!("bob is away: {SHOWN}")), "{text}");
+    assert!(text.lines().last().is_some_and(|l| l.contains(&format!("disconnected: {SHOWN}"))), "{text}");
+}
+
+#[test]
+fn a_pasted_escape_is_shown_and_the_cursor_stays_after_it() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    app.paste("a\u{1b}[2J\u{202e}b", now);
+    app.key(key(KeyCode::Left), now);
+    let mut terminal = Terminal::new(TestBackend::new(90, 14)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    assert_inert(&terminal);
+    let screen = render(&mut app, 90, 14, now);
+    assert_eq!(screen[12], "[#general] a␛[2J[U+202E]b");
+    // The cursor sits on the `b`, after the stand-ins of what comes before it.
+    let cursor = terminal.get_cursor_position().expect("a cursor");
+    assert_eq!((cursor.x, cursor.y), ("[#general] a␛[2J[U+202E]".chars().count() as u16, 12));
+}
