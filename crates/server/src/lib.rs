@@ -54,7 +54,7 @@ pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
     ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
-    DEFAULT_GRACE, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;

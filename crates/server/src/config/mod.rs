@@ -38,7 +38,8 @@ pub struct ServerConfig {
     /// `data_dir/tls/` and reused.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Delete history older than this; `None` keeps it forever.
+    /// Delete history older than this; `None` keeps it forever. Default:
+    /// [`DEFAULT_HISTORY_RETENTION_DAYS`].
     pub history_retention: Option<Duration>,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
@@ -147,6 +148,22 @@ pub const DEFAULT_SENDQ_LINES: usize = 2048;
 /// Default time clients get to read their last lines at shutdown.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// How long history is kept by default, in days (`storage.history_retention_days`).
+///
+/// Thirty days: long enough for someone back from a holiday to scroll through what they missed
+/// and for a client's gap fill after weeks offline, short enough that history cannot grow
+/// without bound on a server nobody tunes: one address within the default flood limits can add
+/// about 1.1 GB a day, so forever is unbounded while a month bounds the file (and a quieter
+/// server's month is a few hundred MB at most).
+/// Ergo, the closest comparable server, expires history after one week (`expire-time: 1w`).
+/// 0 keeps history forever, as an explicit choice.
+pub const DEFAULT_HISTORY_RETENTION_DAYS: u32 = 30;
+
+/// [`DEFAULT_HISTORY_RETENTION_DAYS`] as the validated setting: `None` for 0 (forever).
+pub(crate) fn retention(days: u32) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 3600))
+}
+
 impl ServerConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         ServerConfig {
@@ -158,7 +175,7 @@ impl ServerConfig {
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
-            history_retention: None,
+            history_retention: retention(DEFAULT_HISTORY_RETENTION_DAYS),
             sqlite: chinwag_store::SqliteOptions::default(),
             motd_file: None,
             log: LogSettings::default(),

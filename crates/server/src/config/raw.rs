@@ -164,7 +164,7 @@ impl Default for RawListen {
 
 impl Default for RawStorage {
     fn default() -> Self {
-        RawStorage { history_retention_days: 0, sqlite_synchronous: "full".into() }
+        RawStorage { history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS, sqlite_synchronous: "full".into() }
     }
 }
 
@@ -354,8 +354,7 @@ impl RawConfig {
         cfg.core.default_channels.clone_from(&s.default_rooms);
 
         let st = &self.storage;
-        cfg.history_retention = (st.history_retention_days > 0)
-            .then(|| Duration::from_secs(u64::from(st.history_retention_days) * 24 * 3600));
+        cfg.history_retention = super::retention(st.history_retention_days);
         cfg.sqlite.synchronous = match st.sqlite_synchronous.as_str() {
             "full" => chinwag_store::Synchronous::Full,
             "normal" => chinwag_store::Synchronous::Normal,
