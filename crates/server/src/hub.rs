@@ -4,11 +4,19 @@
 //! arrival order and pushes the resulting lines into each connection's bounded outbound queue
 //! without ever waiting on a connection.
 //!
-//! Durability: when the core asks for a message to be persisted, every effect after it is held
-//! until that message is committed, so nobody (the sender's echo included) sees a message that
-//! a crash could still lose. Commits are grouped: one is in flight at a time, and everything
-//! persisted meanwhile goes into the next, so the cost of a commit is shared by as many messages
-//! as arrive while it runs.
+//! Durability: when the core asks for a message to be persisted, the effects that follow it
+//! (its copies, the sender's echo, a labeled ACK) are held until that message is committed, so
+//! nobody sees a message that a crash could still lose. Commits are grouped: one is in flight at
+//! a time, and everything persisted meanwhile goes into the next, so the cost of a commit is
+//! shared by as many messages as arrive while it runs.
+//!
+//! Holding is per connection, so that a slow or stalled store only delays those it must: a line
+//! for a connection that has nothing held leaves at once (PONGs, WHO and NAMES replies of
+//! everyone not waiting for a message), and a line for a connection with held lines is held
+//! behind them, so each connection's lines stay in order. PONG and refusals are the exceptions
+//! (see [`overtakes`]). What is held is bounded: at most [`HubLimits::max_held_messages`] messages
+//! (past it the core refuses new ones, [`Server::set_storage_room`]), and for each connection
+//! no more lines than its SendQ (past it, it is dropped as a client that does not read would be).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -91,7 +99,24 @@ pub(crate) fn now() -> Now {
 #[derive(Default)]
 struct Segment {
     batch: Vec<HistoryItem>,
+    /// How many messages `batch` held (it is emptied when its commit starts).
+    messages: usize,
     effects: Vec<Effect>,
+}
+
+/// What bounds the hub's held work, and history's retention.
+#[derive(Clone, Debug)]
+pub(crate) struct HubLimits {
+    /// Keep history this long, if set.
+    pub retention: Option<Duration>,
+    /// Messages waiting for their commit at most (`storage.max_held_messages`). Reached (the
+    /// store is stalled or failing), new messages that need storage are refused with a FAIL
+    /// until commits catch up; everything else goes on.
+    pub max_held_messages: usize,
+    /// Lines held for one connection at most, its SendQ (`limits.sendq`): past it the
+    /// connection is dropped with "SendQ exceeded", as its queue would have overflowed when
+    /// the held lines were released into it.
+    pub sendq_lines: usize,
 }
 
 pub(crate) struct Hub {
@@ -121,8 +146,14 @@ pub(crate) struct Hub {
     /// Oldest first. The front one is being committed when `committing` is set.
     segments: VecDeque<Segment>,
     committing: Option<oneshot::Receiver<()>>,
-    /// Keep history this long, if set.
-    retention: Option<Duration>,
+    /// Lines (and closes) held in `segments` for each connection; a connection with an entry
+    /// has something held, so its next lines are held too, to keep them in order.
+    held: ConnMap<usize>,
+    /// Messages in `segments` not yet committed (the one in flight included).
+    held_messages: usize,
+    /// Whether the core was last told to refuse messages (for logging the change once).
+    refusing: bool,
+    limits: HubLimits,
     /// Where the public directory goes for LAN discovery, when it is on.
     directory: Option<watch::Sender<chinwag_discovery::Live>>,
 }
@@ -136,7 +167,7 @@ impl Hub {
         server: Server,
         storage: Storage,
         worker: Worker,
-        retention: Option<Duration>,
+        limits: HubLimits,
         metrics: Arc<Metrics>,
         bans_file: PathBuf,
         stop_reason: Arc<Mutex<String>>,
@@ -159,7 +190,10 @@ impl Hub {
             worker,
             segments: VecDeque::new(),
             committing: None,
-            retention,
+            held: ConnMap::default(),
+            held_messages: 0,
+            refusing: false,
+            limits,
             directory: None,
         }
     }
@@ -310,6 +344,11 @@ impl Hub {
             // Taken for the loop and put back empty, so its room serves every round (unless a
             // burst made it large: that room goes).
             let mut effects = std::mem::take(&mut self.effects);
+            // Whether a message to persist came earlier in this drain: everything after it is
+            // held, since it may be that message's copies, echo or labeled ACK. A drain is the
+            // effects of one event (one connection's lines of one read), one answer or one tick,
+            // so this holds at most that connection's next commands too, or the rest of a tick.
+            let mut behind_persist = false;
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Persist(item) => {
@@ -319,12 +358,33 @@ impl Hub {
                         }
                         if let Some(last) = self.segments.back_mut() {
                             last.batch.push(*item);
+                            last.messages += 1;
+                            self.held_messages += 1;
+                        }
+                        behind_persist = true;
+                    }
+                    other if self.segments.is_empty() || overtakes(&other) => self.carry_out(other, &mut overflowed),
+                    other if behind_persist => self.hold(other, &mut overflowed),
+                    Effect::Send { conn, line } if !self.held.contains_key(&conn) => {
+                        self.carry_out(Effect::Send { conn, line }, &mut overflowed)
+                    }
+                    Effect::Close { conn } if !self.held.contains_key(&conn) => {
+                        self.carry_out(Effect::Close { conn }, &mut overflowed)
+                    }
+                    Effect::SendMany { conns, line } => {
+                        // Those with nothing held get it now; the others after what they wait for.
+                        let (later, now): (Vec<ConnId>, Vec<ConnId>) =
+                            conns.into_iter().partition(|c| self.held.contains_key(c));
+                        if !now.is_empty() {
+                            self.carry_out(Effect::SendMany { conns: now, line: line.clone() }, &mut overflowed);
+                        }
+                        if !later.is_empty() {
+                            self.hold(Effect::SendMany { conns: later, line }, &mut overflowed);
                         }
                     }
-                    other => match self.segments.back_mut() {
-                        Some(last) => last.effects.push(other),
-                        None => self.carry_out(other, &mut overflowed),
-                    },
+                    // Requests, room saves and offline clean-up keep their order with held work:
+                    // most go to the store, which is behind the same commits anyway.
+                    other => self.hold(other, &mut overflowed),
                 }
             }
             if effects.capacity() <= KEPT_EFFECTS {
@@ -332,9 +392,50 @@ impl Hub {
             }
             self.drop_for_sendq(overflowed);
             self.start_commit();
+            self.check_held_bound();
         }
         if self.server.klines_version() != self.bans_saved {
             self.save_bans();
+        }
+    }
+
+    /// Holds `effect` until the newest segment is committed, counting its lines against each
+    /// recipient's SendQ; a connection past it goes in `overflowed`.
+    fn hold(&mut self, effect: Effect, overflowed: &mut Vec<ConnId>) {
+        let sendq = self.limits.sendq_lines;
+        let mut count = |conn: ConnId| {
+            let lines = self.held.entry(conn).or_insert(0);
+            *lines += 1;
+            if *lines > sendq {
+                overflowed.push(conn);
+            }
+        };
+        match &effect {
+            Effect::Send { conn, .. } | Effect::Close { conn } => count(*conn),
+            Effect::SendMany { conns, .. } => conns.iter().copied().for_each(count),
+            _ => {}
+        }
+        if let Some(last) = self.segments.back_mut() {
+            last.effects.push(effect);
+        }
+    }
+
+    /// Tells the core how many more messages it may persist: new ones are refused once
+    /// [`HubLimits::max_held_messages`] wait for a commit, accepted again as commits return.
+    fn check_held_bound(&mut self) {
+        let room = self.limits.max_held_messages.saturating_sub(self.held_messages);
+        self.server.set_storage_room(room);
+        let full = room == 0;
+        if full != self.refusing {
+            self.refusing = full;
+            if full {
+                tracing::error!(
+                    held = self.held_messages,
+                    "the store is not keeping up: refusing new messages until what is held is stored"
+                );
+            } else {
+                tracing::warn!(held = self.held_messages, "the store caught up: accepting messages again");
+            }
         }
     }
 
@@ -357,6 +458,8 @@ impl Hub {
                 counter.fetch_add(std::mem::take(count), Relaxed);
             }
         }
+        self.metrics.held_messages.store(self.held_messages as u64, Relaxed);
+        self.metrics.held_lines.store(self.held.values().map(|n| *n as u64).sum(), Relaxed);
     }
 
     fn flush(&mut self) {
@@ -403,21 +506,29 @@ impl Hub {
             tracing::error!("a commit was abandoned by the store thread");
         }
         if let Some(front) = self.segments.pop_front() {
-            self.execute(front.effects);
+            self.held_messages -= front.messages;
+            self.release(front.effects);
         }
         self.start_commit();
         // A following segment may hold only effects (no messages): nothing to wait for.
         while self.committing.is_none() && self.segments.front().is_some_and(|s| s.batch.is_empty()) {
             if let Some(front) = self.segments.pop_front() {
-                self.execute(front.effects);
+                self.release(front.effects);
             }
         }
         self.start_commit();
+        self.check_held_bound();
     }
 
-    fn execute(&mut self, effects: Vec<Effect>) {
+    /// Carries out effects that were held, and forgets them in the per-connection counts.
+    fn release(&mut self, effects: Vec<Effect>) {
         let mut overflowed = Vec::new();
         for effect in effects {
+            match &effect {
+                Effect::Send { conn, .. } | Effect::Close { conn } => unhold(&mut self.held, *conn),
+                Effect::SendMany { conns, .. } => conns.iter().for_each(|c| unhold(&mut self.held, *c)),
+                _ => {}
+            }
             self.carry_out(effect, &mut overflowed);
         }
         self.drop_for_sendq(overflowed);
@@ -470,6 +581,8 @@ impl Hub {
     fn drop_for_sendq(&mut self, conns: Vec<ConnId>) {
         for conn in conns {
             if let Some(outbox) = self.conns.remove(&conn) {
+                // What was held for it is dropped with it when released.
+                self.held.remove(&conn);
                 self.metrics.disconnected(Disconnect::SendQ);
                 tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
                 outbox.end();
@@ -479,7 +592,7 @@ impl Hub {
     }
 
     fn prune(&mut self) {
-        let Some(retention) = self.retention else { return };
+        let Some(retention) = self.limits.retention else { return };
         let cutoff = now().wall_ms.saturating_sub(retention.as_millis() as u64);
         self.storage.spawn("pruning old history", move |s| {
             let removed = s.prune_history(cutoff)?;
@@ -502,6 +615,48 @@ fn push(
         Ok(Pushed::Queued) => {}
         Ok(Pushed::Flush) => to_flush.push(conn),
         Err(Full) => overflowed.push(conn),
+    }
+}
+
+/// One held line (or close) for `conn` was released.
+fn unhold(held: &mut ConnMap<usize>, conn: ConnId) {
+    if let Some(lines) = held.get_mut(&conn) {
+        *lines -= 1;
+        if *lines == 0 {
+            held.remove(&conn);
+        }
+    }
+}
+
+/// Whether `effect` may leave before lines held for its connection: a PONG, or a refusal
+/// (`FAIL <command> TEMPORARILY_UNAVAILABLE …`). The core serialized the line, so it is
+/// `[@tags ][:source ]COMMAND params…`.
+///
+/// A PONG is never held: clients treat it as "the server is alive", and holding it while the
+/// store is stalled would make every client in a busy room (whose copies are held) time out and
+/// reconnect, the outage the per-connection holding is there to avoid. A refusal is never held
+/// either: it says that nothing happened, and it is only useful while the store is stalled, which
+/// is exactly when the sender's earlier echoes are held. Overtaking is safe for durability:
+/// neither line carries or acknowledges anything stored, and what they overtake has not been
+/// acknowledged yet (it leaves, in order, once durable). The cost is that a client using PING as
+/// a barrier ("everything I sent before was handled") may see the PONG, or a refusal of a later
+/// message, before the echo or ACK of a message it sent just before, while that message's
+/// commit is pending; labeled-response clients match replies by label, and its ACKs are held in
+/// order. Our own PINGs to clients, and everything else, keep their order.
+fn overtakes(effect: &Effect) -> bool {
+    let Effect::Send { line, .. } = effect else { return false };
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mut command = words.next();
+    if command.is_some_and(|w| w.starts_with(b"@")) {
+        command = words.next();
+    }
+    if command.is_some_and(|w| w.starts_with(b":")) {
+        command = words.next();
+    }
+    match command {
+        Some(b"PONG") => true,
+        Some(b"FAIL") => words.nth(1) == Some(&b"TEMPORARILY_UNAVAILABLE"[..]),
+        _ => false,
     }
 }
 

@@ -54,7 +54,7 @@ pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
     ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
-    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_MESSAGES, DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;
@@ -305,9 +305,13 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone());
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
     let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
+    let hub_limits = hub::HubLimits {
+        retention: cfg.history_retention,
+        max_held_messages: cfg.max_held_messages.max(1),
+        sendq_lines: cfg.limits.sendq_lines.max(1),
+    };
     let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);
-    let mut hub =
-        hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
+    let mut hub = hub::Hub::new(server, storage, worker, hub_limits, metrics.clone(), bans_file, stop_reason.clone());
     if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }

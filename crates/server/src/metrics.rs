@@ -139,6 +139,12 @@ pub struct Metrics {
     commit_sum_us: AtomicU64,
     /// False once the server is stopping (`/readyz` then answers 503).
     pub ready: AtomicBool,
+    /// Messages waiting for their commit, and lines held for connections behind them (gauges
+    /// the hub sets once a round).
+    pub held_messages: AtomicU64,
+    pub held_lines: AtomicU64,
+    /// Set while commits fail (the store thread retries them); `/readyz` answers 503 then.
+    pub store_failing: AtomicBool,
 }
 
 impl Metrics {
@@ -158,6 +164,9 @@ impl Metrics {
             commit_buckets: Default::default(),
             commit_sum_us: AtomicU64::new(0),
             ready: AtomicBool::new(true),
+            held_messages: AtomicU64::new(0),
+            held_lines: AtomicU64::new(0),
+            store_failing: AtomicBool::new(false),
         })
     }
 
@@ -197,6 +206,9 @@ impl Metrics {
             messages_out: get(&self.lines_out),
             chat_messages_in: get(&self.chat_in),
             messages_stored: get(&self.stored),
+            messages_held: get(&self.held_messages),
+            lines_held: get(&self.held_lines),
+            store_failing: self.store_failing.load(Relaxed),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             login_failures: get(&self.login_failures),
@@ -234,6 +246,11 @@ pub struct Snapshot {
     pub messages_out: u64,
     pub chat_messages_in: u64,
     pub messages_stored: u64,
+    /// Messages waiting for their commit, and lines held behind them.
+    pub messages_held: u64,
+    pub lines_held: u64,
+    /// Commits are failing (and being retried).
+    pub store_failing: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub login_failures: u64,
@@ -294,6 +311,24 @@ impl Snapshot {
             "counter",
             "Messages committed to the store.",
             &one(self.messages_stored),
+        );
+        metric(
+            "chinwag_messages_held",
+            "gauge",
+            "Messages waiting for their commit (new ones are refused past storage.max_held_messages).",
+            &one(self.messages_held),
+        );
+        metric(
+            "chinwag_lines_held",
+            "gauge",
+            "Lines held for connections until the messages they follow are committed.",
+            &one(self.lines_held),
+        );
+        metric(
+            "chinwag_store_failing",
+            "gauge",
+            "1 while commits fail and are being retried.",
+            &one(u64::from(self.store_failing)),
         );
         metric("chinwag_bytes_in_total", "counter", "Bytes read from client sockets.", &one(self.bytes_in));
         metric("chinwag_bytes_out_total", "counter", "Bytes written to client sockets.", &one(self.bytes_out));

@@ -102,6 +102,10 @@ impl Storage {
                 match s.append(&rows) {
                     Ok(()) => {
                         metrics.observe_commit(started.elapsed(), rows.len());
+                        if attempt > 0 {
+                            metrics.store_failing.store(false, Ordering::Relaxed);
+                            tracing::warn!(attempt, "stored the held messages; commits work again");
+                        }
                         return;
                     }
                     Err(store::StoreError::DuplicateMsgId(id)) => {
@@ -114,6 +118,7 @@ impl Storage {
                     }
                     Err(e) => {
                         attempt += 1;
+                        metrics.store_failing.store(true, Ordering::Relaxed);
                         tracing::error!(error = %e, attempt, "could not store messages; holding them and retrying");
                         std::thread::sleep(COMMIT_RETRY);
                     }

@@ -146,10 +146,9 @@ async fn old_history_is_pruned_with_the_default_settings() {
     use chinwag_store::Store as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let day_ms = 24 * 3600 * 1000;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis()
+            as u64;
     let message = |msgid: &str, age_days: u64, text: &str| chinwag_store::StoredMessage {
         msgid: msgid.into(),
         time_ms: now_ms - age_days * day_ms,

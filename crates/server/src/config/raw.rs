@@ -67,6 +67,7 @@ pub struct RawTls {
 pub struct RawStorage {
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
+    pub max_held_messages: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +165,11 @@ impl Default for RawListen {
 
 impl Default for RawStorage {
     fn default() -> Self {
-        RawStorage { history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS, sqlite_synchronous: "full".into() }
+        RawStorage {
+            history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS,
+            sqlite_synchronous: "full".into(),
+            max_held_messages: super::DEFAULT_MAX_HELD_MESSAGES as u32,
+        }
     }
 }
 
@@ -360,6 +365,10 @@ impl RawConfig {
             "normal" => chinwag_store::Synchronous::Normal,
             other => return Err(bad("storage.sqlite_synchronous", &other, "expected \"full\" or \"normal\"")),
         };
+        if st.max_held_messages == 0 {
+            return Err(bad("storage.max_held_messages", &st.max_held_messages, "must be at least 1"));
+        }
+        cfg.max_held_messages = st.max_held_messages as usize;
 
         let l = &self.limits;
         let positive = |key: &str, v: u32| if v == 0 { Err(bad(key, &v, "must be at least 1")) } else { Ok(v) };
