@@ -145,7 +145,7 @@ pub(crate) struct Hub {
     worker: Worker,
     /// Oldest first. The front one is being committed when `committing` is set.
     segments: VecDeque<Segment>,
-    committing: Option<oneshot::Receiver<()>>,
+    committing: Option<oneshot::Receiver<bool>>,
     /// Lines (and closes) held in `segments` for each connection; a connection with an entry
     /// has something held, so its next lines are held too, to keep them in order.
     held: ConnMap<usize>,
@@ -153,6 +153,8 @@ pub(crate) struct Hub {
     held_messages: usize,
     /// Whether the core was last told to refuse messages (for logging the change once).
     refusing: bool,
+    /// A commit was abandoned (the store thread is gone): nothing more is committed or released.
+    store_lost: bool,
     limits: HubLimits,
     /// Where the public directory goes for LAN discovery, when it is on.
     directory: Option<watch::Sender<chinwag_discovery::Live>>,
@@ -193,6 +195,7 @@ impl Hub {
             held: ConnMap::default(),
             held_messages: 0,
             refusing: false,
+            store_lost: false,
             limits,
             directory: None,
         }
@@ -288,7 +291,7 @@ impl Hub {
         self.server.close_all(&reason, now());
         self.settle();
         // Whatever was persisted is committed before the hub lets go (and its echoes sent).
-        while self.committing.is_some() {
+        while self.committing.is_some() && !self.store_lost {
             let done = wait_commit(&mut self.committing).await;
             self.committed(done);
             self.settle();
@@ -488,7 +491,7 @@ impl Hub {
 
     /// Starts committing the oldest segment if none is in flight.
     fn start_commit(&mut self) {
-        if self.committing.is_some() {
+        if self.committing.is_some() || self.store_lost {
             return;
         }
         let Some(front) = self.segments.front_mut() else { return };
@@ -503,7 +506,12 @@ impl Hub {
     fn committed(&mut self, done: bool) {
         self.committing = None;
         if !done {
-            tracing::error!("a commit was abandoned by the store thread");
+            // Never stored: nothing that waited for it may leave. What is held stays held (new
+            // messages are refused once the bound is reached); this happens only when the store
+            // thread is gone or gave up as the server stops.
+            tracing::error!("a commit was abandoned by the store thread; its messages stay unacknowledged");
+            self.store_lost = true;
+            return;
         }
         if let Some(front) = self.segments.pop_front() {
             self.held_messages -= front.messages;
@@ -670,9 +678,9 @@ fn error_reason(line: &[u8]) -> &str {
 }
 
 /// Resolves when the in-flight commit finishes (true) or is abandoned (false); never if none.
-async fn wait_commit(committing: &mut Option<oneshot::Receiver<()>>) -> bool {
+async fn wait_commit(committing: &mut Option<oneshot::Receiver<bool>>) -> bool {
     match committing {
-        Some(rx) => rx.await.is_ok(),
+        Some(rx) => rx.await.unwrap_or(false),
         None => std::future::pending().await,
     }
 }
