@@ -14,9 +14,10 @@
 //! for a connection that has nothing held leaves at once (PONGs, WHO and NAMES replies of
 //! everyone not waiting for a message), and a line for a connection with held lines is held
 //! behind them, so each connection's lines stay in order. PONG and refusals are the exceptions
-//! (see [`overtakes`]). What is held is bounded: at most [`HubLimits::max_held_messages`] messages
-//! (past it the core refuses new ones, [`Server::set_storage_room`]), and for each connection
-//! no more lines than its SendQ (past it, it is dropped as a client that does not read would be).
+//! (see [`overtakes`]). What is held is bounded: at most [`HubLimits::max_held_bytes`] of
+//! messages and the lines behind them (past it the core refuses new messages,
+//! [`Server::set_storage_room`]), and for each connection no more lines held only to keep its
+//! order than its SendQ (past it, it is dropped as a client that does not read would be).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -101,21 +102,39 @@ struct Segment {
     batch: Vec<HistoryItem>,
     /// How many messages `batch` held (it is emptied when its commit starts).
     messages: usize,
-    effects: Vec<Effect>,
+    /// What the messages and effects cost in memory, as [`item_cost`] and [`effect_cost`] count.
+    bytes: usize,
+    /// Each with whether it is held only to keep its connections' order (not behind a message).
+    effects: Vec<(Effect, bool)>,
 }
+
+/// Per connection: lines (and closes) held for it, and how many of those only to keep its order.
+#[derive(Default)]
+struct Held {
+    lines: usize,
+    ordering: usize,
+}
+
+/// What the core is told it may persist per remaining byte of [`HubLimits::max_held_bytes`]:
+/// one message per this many bytes, about what a message and its copies cost in a small room.
+/// The true cost is counted once the message is drained, so the bound is passed by at most one
+/// drain's messages (one read's lines, or one tick's).
+const MESSAGE_ESTIMATE: usize = 1024;
 
 /// What bounds the hub's held work, and history's retention.
 #[derive(Clone, Debug)]
 pub(crate) struct HubLimits {
     /// Keep history this long, if set.
     pub retention: Option<Duration>,
-    /// Messages waiting for their commit at most (`storage.max_held_messages`). Reached (the
-    /// store is stalled or failing), new messages that need storage are refused with a FAIL
-    /// until commits catch up; everything else goes on.
-    pub max_held_messages: usize,
-    /// Lines held for one connection at most, its SendQ (`limits.sendq`): past it the
-    /// connection is dropped with "SendQ exceeded", as its queue would have overflowed when
-    /// the held lines were released into it.
+    /// Memory held for commits at most: the messages waiting and the lines behind them
+    /// (`storage.max_held_kib`). Reached (the store is stalled or failing), new messages that
+    /// need storage are refused with a FAIL until commits catch up; everything else goes on.
+    pub max_held_bytes: usize,
+    /// Lines held for one connection only to keep its order (replies and events that came
+    /// after a held message for it) at most, its SendQ (`limits.sendq`): past it the connection
+    /// is dropped with "SendQ exceeded". The copies of held messages are bounded by
+    /// `max_held_bytes` instead, so that a burst into a big room is not mistaken for a reader
+    /// that does not read.
     pub sendq_lines: usize,
 }
 
@@ -148,9 +167,11 @@ pub(crate) struct Hub {
     committing: Option<oneshot::Receiver<bool>>,
     /// Lines (and closes) held in `segments` for each connection; a connection with an entry
     /// has something held, so its next lines are held too, to keep them in order.
-    held: ConnMap<usize>,
-    /// Messages in `segments` not yet committed (the one in flight included).
+    held: ConnMap<Held>,
+    /// Messages in `segments` not yet committed (the one in flight included), and what they
+    /// and the effects behind them cost.
     held_messages: usize,
+    held_bytes: usize,
     /// Whether the core was last told to refuse messages (for logging the change once).
     refusing: bool,
     /// A commit was abandoned (the store thread is gone): nothing more is committed or released.
@@ -194,6 +215,7 @@ impl Hub {
             committing: None,
             held: ConnMap::default(),
             held_messages: 0,
+            held_bytes: 0,
             refusing: false,
             store_lost: false,
             limits,
@@ -360,20 +382,24 @@ impl Hub {
                             self.segments.push_back(Segment::default());
                         }
                         if let Some(last) = self.segments.back_mut() {
+                            let cost = item_cost(&item);
                             last.batch.push(*item);
                             last.messages += 1;
+                            last.bytes += cost;
                             self.held_messages += 1;
+                            self.held_bytes += cost;
                         }
                         behind_persist = true;
                     }
                     other if self.segments.is_empty() || overtakes(&other) => self.carry_out(other, &mut overflowed),
-                    other if behind_persist => self.hold(other, &mut overflowed),
+                    other if behind_persist => self.hold(other, false, &mut overflowed),
                     Effect::Send { conn, line } if !self.held.contains_key(&conn) => {
                         self.carry_out(Effect::Send { conn, line }, &mut overflowed)
                     }
                     Effect::Close { conn } if !self.held.contains_key(&conn) => {
                         self.carry_out(Effect::Close { conn }, &mut overflowed)
                     }
+                    held @ (Effect::Send { .. } | Effect::Close { .. }) => self.hold(held, true, &mut overflowed),
                     Effect::SendMany { conns, line } => {
                         // Those with nothing held get it now; the others after what they wait for.
                         let (later, now): (Vec<ConnId>, Vec<ConnId>) =
@@ -382,12 +408,12 @@ impl Hub {
                             self.carry_out(Effect::SendMany { conns: now, line: line.clone() }, &mut overflowed);
                         }
                         if !later.is_empty() {
-                            self.hold(Effect::SendMany { conns: later, line }, &mut overflowed);
+                            self.hold(Effect::SendMany { conns: later, line }, true, &mut overflowed);
                         }
                     }
                     // Requests, room saves and offline clean-up keep their order with held work:
                     // most go to the store, which is behind the same commits anyway.
-                    other => self.hold(other, &mut overflowed),
+                    other => self.hold(other, true, &mut overflowed),
                 }
             }
             if effects.capacity() <= KEPT_EFFECTS {
@@ -402,15 +428,19 @@ impl Hub {
         }
     }
 
-    /// Holds `effect` until the newest segment is committed, counting its lines against each
-    /// recipient's SendQ; a connection past it goes in `overflowed`.
-    fn hold(&mut self, effect: Effect, overflowed: &mut Vec<ConnId>) {
+    /// Holds `effect` until the newest segment is committed. `ordering`: only to keep its
+    /// connections' order (not behind a message), which counts against each one's SendQ; a
+    /// connection past it goes in `overflowed`.
+    fn hold(&mut self, effect: Effect, ordering: bool, overflowed: &mut Vec<ConnId>) {
         let sendq = self.limits.sendq_lines;
         let mut count = |conn: ConnId| {
-            let lines = self.held.entry(conn).or_insert(0);
-            *lines += 1;
-            if *lines > sendq {
-                overflowed.push(conn);
+            let held = self.held.entry(conn).or_default();
+            held.lines += 1;
+            if ordering {
+                held.ordering += 1;
+                if held.ordering > sendq {
+                    overflowed.push(conn);
+                }
             }
         };
         match &effect {
@@ -418,15 +448,18 @@ impl Hub {
             Effect::SendMany { conns, .. } => conns.iter().copied().for_each(count),
             _ => {}
         }
+        let cost = effect_cost(&effect);
         if let Some(last) = self.segments.back_mut() {
-            last.effects.push(effect);
+            last.bytes += cost;
+            self.held_bytes += cost;
+            last.effects.push((effect, ordering));
         }
     }
 
     /// Tells the core how many more messages it may persist: new ones are refused once
-    /// [`HubLimits::max_held_messages`] wait for a commit, accepted again as commits return.
+    /// [`HubLimits::max_held_bytes`] are held for commits, accepted again as commits return.
     fn check_held_bound(&mut self) {
-        let room = self.limits.max_held_messages.saturating_sub(self.held_messages);
+        let room = self.limits.max_held_bytes.saturating_sub(self.held_bytes).div_ceil(MESSAGE_ESTIMATE);
         self.server.set_storage_room(room);
         let full = room == 0;
         if full != self.refusing {
@@ -434,6 +467,7 @@ impl Hub {
             if full {
                 tracing::error!(
                     held = self.held_messages,
+                    bytes = self.held_bytes,
                     "the store is not keeping up: refusing new messages until what is held is stored"
                 );
             } else {
@@ -462,7 +496,8 @@ impl Hub {
             }
         }
         self.metrics.held_messages.store(self.held_messages as u64, Relaxed);
-        self.metrics.held_lines.store(self.held.values().map(|n| *n as u64).sum(), Relaxed);
+        self.metrics.held_bytes.store(self.held_bytes as u64, Relaxed);
+        self.metrics.held_lines.store(self.held.values().map(|h| h.lines as u64).sum(), Relaxed);
     }
 
     fn flush(&mut self) {
@@ -515,12 +550,14 @@ impl Hub {
         }
         if let Some(front) = self.segments.pop_front() {
             self.held_messages -= front.messages;
+            self.held_bytes -= front.bytes;
             self.release(front.effects);
         }
         self.start_commit();
         // A following segment may hold only effects (no messages): nothing to wait for.
         while self.committing.is_none() && self.segments.front().is_some_and(|s| s.batch.is_empty()) {
             if let Some(front) = self.segments.pop_front() {
+                self.held_bytes -= front.bytes;
                 self.release(front.effects);
             }
         }
@@ -529,12 +566,12 @@ impl Hub {
     }
 
     /// Carries out effects that were held, and forgets them in the per-connection counts.
-    fn release(&mut self, effects: Vec<Effect>) {
+    fn release(&mut self, effects: Vec<(Effect, bool)>) {
         let mut overflowed = Vec::new();
-        for effect in effects {
+        for (effect, ordering) in effects {
             match &effect {
-                Effect::Send { conn, .. } | Effect::Close { conn } => unhold(&mut self.held, *conn),
-                Effect::SendMany { conns, .. } => conns.iter().for_each(|c| unhold(&mut self.held, *c)),
+                Effect::Send { conn, .. } | Effect::Close { conn } => unhold(&mut self.held, *conn, ordering),
+                Effect::SendMany { conns, .. } => conns.iter().for_each(|c| unhold(&mut self.held, *c, ordering)),
                 _ => {}
             }
             self.carry_out(effect, &mut overflowed);
@@ -627,13 +664,36 @@ fn push(
 }
 
 /// One held line (or close) for `conn` was released.
-fn unhold(held: &mut ConnMap<usize>, conn: ConnId) {
-    if let Some(lines) = held.get_mut(&conn) {
-        *lines -= 1;
-        if *lines == 0 {
+fn unhold(held: &mut ConnMap<Held>, conn: ConnId, ordering: bool) {
+    if let Some(h) = held.get_mut(&conn) {
+        h.lines -= 1;
+        h.ordering -= usize::from(ordering);
+        if h.lines == 0 {
             held.remove(&conn);
         }
     }
+}
+
+/// About what a message waiting for its commit costs in memory.
+fn item_cost(item: &HistoryItem) -> usize {
+    let strings = [&item.msgid, &item.command, &item.sender, &item.target, &item.text, &item.tags, &item.conversation];
+    std::mem::size_of::<HistoryItem>()
+        + strings.iter().map(|s| s.len()).sum::<usize>()
+        + item.sender_account.as_ref().map_or(0, String::len)
+        + item.offline_for.as_ref().map_or(0, String::len)
+        + item.participants.iter().map(String::len).sum::<usize>()
+}
+
+/// About what a held effect costs in memory: a line's bytes are counted once however many
+/// connections it goes to (they share them), and each recipient is a `ConnId`.
+fn effect_cost(effect: &Effect) -> usize {
+    std::mem::size_of::<(Effect, bool)>()
+        + match effect {
+            Effect::Send { line, .. } => line.len(),
+            Effect::SendMany { conns, line } => line.len() + std::mem::size_of_val(conns.as_slice()),
+            Effect::SaveChannel(_) => std::mem::size_of::<chinwag_core::ChannelSnapshot>(),
+            _ => 0,
+        }
 }
 
 /// Whether `effect` may leave before lines held for its connection: a PONG, or a refusal

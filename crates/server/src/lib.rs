@@ -55,7 +55,7 @@ pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
     ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
-    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_MESSAGES, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES, DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;
@@ -324,7 +324,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
     let hub_limits = hub::HubLimits {
         retention: cfg.history_retention,
-        max_held_messages: cfg.max_held_messages.max(1),
+        max_held_bytes: cfg.max_held_bytes.max(1),
         sendq_lines: cfg.limits.sendq_lines.max(1),
     };
     let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);

@@ -143,6 +143,8 @@ pub struct Metrics {
     /// the hub sets once a round).
     pub held_messages: AtomicU64,
     pub held_lines: AtomicU64,
+    /// What the held messages and lines cost in memory, about.
+    pub held_bytes: AtomicU64,
     /// Set while commits fail (the store thread retries them); `/readyz` answers 503 then.
     pub store_failing: AtomicBool,
 }
@@ -166,6 +168,7 @@ impl Metrics {
             ready: AtomicBool::new(true),
             held_messages: AtomicU64::new(0),
             held_lines: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
             store_failing: AtomicBool::new(false),
         })
     }
@@ -208,6 +211,7 @@ impl Metrics {
             messages_stored: get(&self.stored),
             messages_held: get(&self.held_messages),
             lines_held: get(&self.held_lines),
+            bytes_held: get(&self.held_bytes),
             store_failing: self.store_failing.load(Relaxed),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
@@ -249,6 +253,7 @@ pub struct Snapshot {
     /// Messages waiting for their commit, and lines held behind them.
     pub messages_held: u64,
     pub lines_held: u64,
+    pub bytes_held: u64,
     /// Commits are failing (and being retried).
     pub store_failing: bool,
     pub bytes_in: u64,
@@ -312,17 +317,18 @@ impl Snapshot {
             "Messages committed to the store.",
             &one(self.messages_stored),
         );
-        metric(
-            "chinwag_messages_held",
-            "gauge",
-            "Messages waiting for their commit (new ones are refused past storage.max_held_messages).",
-            &one(self.messages_held),
-        );
+        metric("chinwag_messages_held", "gauge", "Messages waiting for their commit.", &one(self.messages_held));
         metric(
             "chinwag_lines_held",
             "gauge",
             "Lines held for connections until the messages they follow are committed.",
             &one(self.lines_held),
+        );
+        metric(
+            "chinwag_held_bytes",
+            "gauge",
+            "Memory held for commits, about (new messages are refused past storage.max_held_kib).",
+            &one(self.bytes_held),
         );
         metric(
             "chinwag_store_failing",

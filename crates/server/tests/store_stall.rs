@@ -13,8 +13,11 @@ use chinwag_core::Rate;
 use support::{start_server, Client, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Messages the server may hold in this test before refusing (`storage.max_held_messages`).
-const HELD: usize = 8;
+/// Memory the server may hold for commits in this test before refusing (`storage.max_held_kib`):
+/// room for a handful of messages.
+const HELD_BYTES: usize = 8 * 1024;
+/// More messages than fit in [`HELD_BYTES`].
+const TRIES: usize = 100;
 /// How quickly what needs no storage must be answered while the disk is stalled.
 const PROMPT: Duration = Duration::from_secs(1);
 
@@ -46,7 +49,7 @@ fn stored_texts(db: &rusqlite::Connection) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_and_it_recovers() {
     let (server, dir) = start_server(|cfg| {
-        cfg.max_held_messages = HELD;
+        cfg.max_held_bytes = HELD_BYTES;
         // Commits fail quickly under the test's lock, so the retry path runs too.
         cfg.sqlite.busy_timeout = Duration::from_millis(100);
         cfg.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
@@ -76,14 +79,27 @@ async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_a
     db.busy_timeout(WAIT).expect("busy timeout");
     db.execute_batch("BEGIN EXCLUSIVE").expect("take the write lock");
 
-    for i in 0..HELD {
-        alice.send(&format!("PRIVMSG #stall :held {i}")).await;
-    }
-    // Past the bound: refused at once, with a standard reply, even though alice's echoes wait.
-    alice.send("PRIVMSG #stall :one too many").await;
-    let refused = tokio::time::timeout(PROMPT, alice.expect_command("FAIL")).await;
-    let refused = refused.unwrap_or_else(|_| panic!("the refusal comes at once; saw {:#?}", alice.seen));
+    // Messages are held until the bound, then refused at once with a standard reply, even though
+    // alice's echoes wait. A PING after each message tells when the server has handled it.
+    let mut held = 0;
+    let refused = loop {
+        assert!(held < TRIES, "{TRIES} messages held without a refusal");
+        alice.send(&format!("PRIVMSG #stall :held {held}")).await;
+        alice.send(&format!("PING :sent-{held}")).await;
+        let token = format!("sent-{held}");
+        let reply = tokio::time::timeout(
+            PROMPT,
+            alice.expect("FAIL or PONG", |m| m.command == "FAIL" || m.params.last() == Some(&token)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no answer while the disk is stalled; saw {:#?}", alice.seen));
+        if reply.command == "FAIL" {
+            break reply;
+        }
+        held += 1;
+    };
     assert_eq!(refused.params[..3], ["PRIVMSG", "TEMPORARILY_UNAVAILABLE", "#stall"], "{refused:?}");
+    assert!(held >= 2, "room for a few messages before the refusal, got {held}");
     alice.send("NOTICE #stall :nor this").await;
     let refused = tokio::time::timeout(PROMPT, alice.expect_command("FAIL")).await.expect("the refusal comes at once");
     assert_eq!(refused.params[..2], ["NOTICE", "TEMPORARILY_UNAVAILABLE"]);
@@ -93,6 +109,7 @@ async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_a
     // whose copies are held (bob), and for the sender herself.
     for (client, token) in [(&mut carol, "carol-1"), (&mut bob, "bob-1"), (&mut alice, "alice-1")] {
         let took = ping(client, token).await;
+        println!("{}'s PONG while stalled: {took:?}", client.name);
         assert!(took < PROMPT, "{}'s PONG took {took:?} while the disk was stalled", client.name);
     }
     let asked = Instant::now();
@@ -105,8 +122,13 @@ async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_a
 
     // What is held is bounded, and the store's trouble shows.
     let snapshot = server.control().snapshot().await.expect("snapshot");
-    assert_eq!(snapshot.messages_held, HELD as u64, "held exactly up to the bound");
-    assert!(snapshot.lines_held <= 3 * HELD as u64 + 4, "lines held: {}", snapshot.lines_held);
+    println!(
+        "{held} messages held before the first refusal: {} bytes, {} lines",
+        snapshot.bytes_held, snapshot.lines_held
+    );
+    assert_eq!(snapshot.messages_held, held as u64, "the refused message is not held");
+    assert!(snapshot.bytes_held as usize <= HELD_BYTES + 2048, "held {} bytes", snapshot.bytes_held);
+    assert!(snapshot.lines_held <= 2 * held as u64 + 4, "lines held: {}", snapshot.lines_held);
     let deadline = Instant::now() + WAIT;
     while http_status(metrics, "/readyz").await != "HTTP/1.1 503 Service Unavailable" {
         assert!(Instant::now() < deadline, "/readyz still says ready while commits fail");
@@ -116,7 +138,7 @@ async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_a
 
     // The disk frees up: everything held is stored and delivered, in order; nothing refused is.
     db.execute_batch("COMMIT").expect("let go of the write lock");
-    for i in 0..HELD {
+    for i in 0..held {
         let echo = alice.expect_command("PRIVMSG").await;
         assert_eq!(echo.params[1], format!("held {i}"), "alice's echoes in order");
         let copy = bob.expect_command("PRIVMSG").await;
@@ -126,7 +148,7 @@ async fn a_stalled_disk_holds_and_then_refuses_messages_but_pings_are_answered_a
     assert_eq!(alice.expect_command("PRIVMSG").await.params[1], "after", "new messages are accepted again");
     assert_eq!(bob.expect_command("PRIVMSG").await.params[1], "after");
     let mut expected = vec!["before".to_owned()];
-    expected.extend((0..HELD).map(|i| format!("held {i}")));
+    expected.extend((0..held).map(|i| format!("held {i}")));
     expected.push("after".to_owned());
     assert_eq!(stored_texts(&db), expected, "every acknowledged message is stored, nothing refused is");
     assert_eq!(http_status(metrics, "/readyz").await, "HTTP/1.1 200 OK");

@@ -41,10 +41,11 @@ pub struct ServerConfig {
     /// Delete history older than this; `None` keeps it forever. Default:
     /// [`DEFAULT_HISTORY_RETENTION_DAYS`].
     pub history_retention: Option<Duration>,
-    /// Messages waiting for their commit at most; past it (a stalled or failing disk) new
-    /// messages that need storage are refused with `FAIL … TEMPORARILY_UNAVAILABLE` until the
-    /// store catches up. Default: [`DEFAULT_MAX_HELD_MESSAGES`].
-    pub max_held_messages: usize,
+    /// Memory held for commits at most (messages waiting and the lines behind them); past it
+    /// (a stalled or failing disk) new messages that need storage are refused with
+    /// `FAIL … TEMPORARILY_UNAVAILABLE` until the store catches up. Default:
+    /// [`DEFAULT_MAX_HELD_BYTES`].
+    pub max_held_bytes: usize,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
     /// A file whose lines replace `core.motd`, re-read on reload.
@@ -163,16 +164,16 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// 0 keeps history forever, as an explicit choice.
 pub const DEFAULT_HISTORY_RETENTION_DAYS: u32 = 30;
 
-/// How many messages may wait for their commit by default (`storage.max_held_messages`).
+/// How much memory messages waiting for their commit, and the lines behind them, may take by
+/// default (`storage.max_held_kib`): 64 MiB.
 ///
-/// Half the default SendQ ([`DEFAULT_SENDQ_LINES`]): a member of the busiest room gets one line
-/// per held message when they are released, and that must fit its queue with room to spare.
-/// A held message costs about 1 KB with its copies (the text once per capability variant, and
-/// 8 bytes per recipient), so this holds about 1 MB, plus each connection's held replies, which
-/// its SendQ bounds. At the 400 messages a second of the attacker's test it is reached after
-/// 2.5 s of a stalled disk; a disk that is only slow keeps far fewer waiting (one commit in
-/// flight, everything since in the next).
-pub const DEFAULT_MAX_HELD_MESSAGES: usize = DEFAULT_SENDQ_LINES / 2;
+/// A held message costs its text and metadata (about 0.5 KB) plus its lines (each text once per
+/// capability variant, and 8 bytes per recipient): about 1 KB in a small room, 9 KB in a room of
+/// a thousand. At the 1.35 MB/s the outside test held (400 messages a second) a stalled disk
+/// reaches it after about 50 s, and the server then refuses new messages instead of growing.
+/// A healthy burst stays far below it: 4,500 messages into a room of 181 within a few commits
+/// (`adversarial.rs`) is about 11 MB.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
 /// [`DEFAULT_HISTORY_RETENTION_DAYS`] as the validated setting: `None` for 0 (forever).
 pub(crate) fn retention(days: u32) -> Option<Duration> {
@@ -191,7 +192,7 @@ impl ServerConfig {
             tls_cert: None,
             tls_key: None,
             history_retention: retention(DEFAULT_HISTORY_RETENTION_DAYS),
-            max_held_messages: DEFAULT_MAX_HELD_MESSAGES,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             sqlite: chinwag_store::SqliteOptions::default(),
             motd_file: None,
             log: LogSettings::default(),

@@ -67,7 +67,7 @@ pub struct RawTls {
 pub struct RawStorage {
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
-    pub max_held_messages: u32,
+    pub max_held_kib: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +168,7 @@ impl Default for RawStorage {
         RawStorage {
             history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS,
             sqlite_synchronous: "full".into(),
-            max_held_messages: super::DEFAULT_MAX_HELD_MESSAGES as u32,
+            max_held_kib: (super::DEFAULT_MAX_HELD_BYTES / 1024) as u32,
         }
     }
 }
@@ -365,10 +365,10 @@ impl RawConfig {
             "normal" => chinwag_store::Synchronous::Normal,
             other => return Err(bad("storage.sqlite_synchronous", &other, "expected \"full\" or \"normal\"")),
         };
-        if st.max_held_messages == 0 {
-            return Err(bad("storage.max_held_messages", &st.max_held_messages, "must be at least 1"));
+        if st.max_held_kib == 0 {
+            return Err(bad("storage.max_held_kib", &st.max_held_kib, "must be at least 1"));
         }
-        cfg.max_held_messages = st.max_held_messages as usize;
+        cfg.max_held_bytes = st.max_held_kib as usize * 1024;
 
         let l = &self.limits;
         let positive = |key: &str, v: u32| if v == 0 { Err(bad(key, &v, "must be at least 1")) } else { Ok(v) };
