@@ -236,10 +236,14 @@ fn default_nick() -> String {
 /// Logs go to a file, never over the screen: `<state dir>/chinwag/chat.log`.
 fn init_logging() {
     let Some(path) = config::default_log_path() else { return };
+    // The log names servers, accounts and rooms: the user's alone (0700 directory, 0600 file),
+    // even under a permissive umask or in a home directory others can read.
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
     }
-    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else { return };
+    let opened = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path);
+    let Ok(file) = opened else { return };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHINWAG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     let _ = tracing_subscriber::fmt()

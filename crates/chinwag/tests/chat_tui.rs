@@ -157,6 +157,10 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     // Logs go to a file in the state directory, never over the screen.
     let log = home.join(".local/state/chinwag/chat.log");
     assert!(log.exists(), "no log file at {}", log.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&log), 0o600, "the log is the user's alone");
+    assert_eq!(mode(log.parent().expect("dir")), 0o700);
 }
 
 #[test]

@@ -140,6 +140,7 @@ impl Server {
 
     /// Stores a message. Everything the core sends after this waits until it is durable.
     pub(crate) fn persist(&mut self, item: HistoryItem) {
+        self.storage_room = self.storage_room.saturating_sub(1);
         self.effects.push(Effect::Persist(Box::new(item)));
     }
 

@@ -153,6 +153,9 @@ pub struct Server {
     stopping: bool,
     /// Connections to close after this call's replies are flushed.
     closing: Vec<ConnId>,
+    /// How many more messages the edge can take to store ([`Server::set_storage_room`]); each
+    /// persisted message takes one, and at 0 messages that would be stored are refused.
+    pub(crate) storage_room: usize,
     cur: Current,
 }
 
@@ -186,6 +189,7 @@ impl Server {
             effects: Vec::new(),
             arena: LineArena::default(),
             closing: Vec::new(),
+            storage_room: usize::MAX,
             cur: Current::default(),
             cfg,
         };
@@ -209,6 +213,22 @@ impl Server {
     /// Number of connections the core knows, registered or not.
     pub fn connection_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Tells the core how many more messages storage can take (the edge's bound on messages
+    /// waiting for their commit, less those waiting); unlimited until first called. Each
+    /// message the core persists takes one, so the bound holds within a batch of lines too.
+    /// At 0 (the store is stalled and the edge holds as many messages as it may), a PRIVMSG or
+    /// NOTICE that would be stored gets `FAIL <command> TEMPORARILY_UNAVAILABLE` and nothing
+    /// else happens: it is neither delivered nor stored. Everything that needs no storage goes
+    /// on as usual.
+    pub fn set_storage_room(&mut self, messages: usize) {
+        self.storage_room = messages;
+    }
+
+    /// Whether messages that must be stored are being refused; see [`Server::set_storage_room`].
+    pub fn storage_full(&self) -> bool {
+        self.storage_room == 0
     }
 
     /// Moves the effects of the calls so far into `out`, in order.

@@ -290,3 +290,45 @@ fn a_default_rooms_history_is_all_readable() {
     h.respond(id, Response::Messages(Ok(vec![before])));
     assert!(h.take(a).iter().any(|l| l.contains("from long ago")));
 }
+
+/// While the edge says storage is full, a message that would be stored is refused with
+/// `FAIL … TEMPORARILY_UNAVAILABLE` (NOTICE too) and reaches nobody; one that is not stored
+/// (no account on either side), and everything else, goes on; when storage frees up, messages
+/// are accepted again.
+#[test]
+fn messages_that_need_storage_are_refused_while_it_is_full() {
+    let mut h = Harness::new();
+    let [a, b] = h.members_of("#general", &["amy", "ben"])[..] else { unreachable!() };
+    login(&mut h, b, "ben");
+    h.clear(&[a, b]);
+    h.server.set_storage_room(1);
+    h.send(a, "PRIVMSG #general :the last one that fits");
+    assert_eq!(h.persisted.len(), 1);
+    assert_eq!(expect(&h.take(b), "PRIVMSG").params[1], "the last one that fits");
+    h.clear(&[a]);
+
+    h.send(a, "PRIVMSG #general :not now");
+    h.send(a, "NOTICE #general :nor this");
+    h.send(a, "PRIVMSG ben :nor this, ben has an account");
+    h.send(a, "PRIVMSG nobody-online :unknown target: no storage needed to say so");
+    h.send(a, "PING :still-there");
+    let lines = h.take(a);
+    let fails: Vec<Vec<String>> =
+        parsed(&lines).into_iter().filter(|m| m.command == "FAIL").map(|m| m.params).collect();
+    assert_eq!(fails.len(), 3, "{lines:#?}");
+    for (fail, command, target) in
+        [(&fails[0], "PRIVMSG", "#general"), (&fails[1], "NOTICE", "#general"), (&fails[2], "PRIVMSG", "ben")]
+    {
+        assert_eq!(fail[..3], [command, "TEMPORARILY_UNAVAILABLE", target], "{fail:?}");
+    }
+    assert!(find(&lines, "401").is_some(), "the rest is answered as usual: {lines:#?}");
+    assert_eq!(expect(&lines, "PONG").params[1], "still-there");
+    assert_eq!(h.persisted.len(), 1, "nothing refused is stored");
+    assert!(h.take(b).is_empty(), "nothing refused is delivered");
+
+    h.server.set_storage_room(10);
+    h.send(a, "PRIVMSG #general :now it goes");
+    assert_eq!(h.persisted.len(), 2);
+    assert_eq!(expect(&h.take(b), "PRIVMSG").params[1], "now it goes");
+    assert!(find(&h.take(a), "FAIL").is_none());
+}

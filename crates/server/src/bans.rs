@@ -1,4 +1,4 @@
-//! Server bans (K-lines) on disk: `DATA_DIR/bans.json`, rewritten whole (write, then rename) when
+//! Server bans (K-lines) on disk: `DATA_DIR/bans.json`, rewritten whole (atomically, 0600) when
 //! they change and read at start, so a ban outlives a restart.
 
 use std::path::Path;
@@ -33,10 +33,9 @@ pub(crate) fn to_json(klines: &[Kline]) -> String {
     serde_json::to_string_pretty(&saved).unwrap_or_else(|_| "[]".into())
 }
 
+/// Replaces the file atomically (see `files.rs`): a crash leaves the old list or the new one.
 pub(crate) fn write(path: &Path, json: &str) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    crate::files::write_atomic(path, json.as_bytes())
 }
 
 /// The saved bans; none if the file does not exist. A damaged file stops the start rather

@@ -1,5 +1,5 @@
 //! The metrics and health listener: a minimal HTTP/1.1 server for `GET /metrics` (Prometheus
-//! text format), `/healthz` (the hub answers) and `/readyz` (and the server is not stopping).
+//! text format), `/healthz` (the hub answers) and `/readyz` (and the server is not stopping, and commits work).
 //! One request per connection; the request head is bounded in size and time.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -62,11 +62,19 @@ async fn serve(mut stream: TcpStream, control: Control) -> std::io::Result<()> {
         "/healthz" | "/readyz" => {
             let alive =
                 tokio::time::timeout(TIMEOUT, crate::hub::call(&control.hub, |_| ())).await.is_ok_and(|r| r.is_ok());
-            let ready = alive && (path == "/healthz" || control.metrics.ready.load(Relaxed));
-            if ready {
+            let stopping = !control.metrics.ready.load(Relaxed);
+            let failing = control.metrics.store_failing.load(Relaxed);
+            if alive && (path == "/healthz" || !(stopping || failing)) {
                 respond(&mut stream, "200 OK", "text/plain", "ok\n").await
             } else {
-                respond(&mut stream, "503 Service Unavailable", "text/plain", "stopping\n").await
+                let why = if !alive {
+                    "the server is not answering\n"
+                } else if stopping {
+                    "stopping\n"
+                } else {
+                    "the store cannot commit; messages are held\n"
+                };
+                respond(&mut stream, "503 Service Unavailable", "text/plain", why).await
             }
         }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "try /metrics, /healthz or /readyz\n").await,

@@ -4,11 +4,20 @@
 //! arrival order and pushes the resulting lines into each connection's bounded outbound queue
 //! without ever waiting on a connection.
 //!
-//! Durability: when the core asks for a message to be persisted, every effect after it is held
-//! until that message is committed, so nobody (the sender's echo included) sees a message that
-//! a crash could still lose. Commits are grouped: one is in flight at a time, and everything
-//! persisted meanwhile goes into the next, so the cost of a commit is shared by as many messages
-//! as arrive while it runs.
+//! Durability: when the core asks for a message to be persisted, the effects that follow it
+//! (its copies, the sender's echo, a labeled ACK) are held until that message is committed, so
+//! nobody sees a message that a crash could still lose. Commits are grouped: one is in flight at
+//! a time, and everything persisted meanwhile goes into the next, so the cost of a commit is
+//! shared by as many messages as arrive while it runs.
+//!
+//! Holding is per connection, so that a slow or stalled store only delays those it must: a line
+//! for a connection that has nothing held leaves at once (PONGs, WHO and NAMES replies of
+//! everyone not waiting for a message), and a line for a connection with held lines is held
+//! behind them, so each connection's lines stay in order. PONG and refusals are the exceptions
+//! (see [`overtakes`]). What is held is bounded: at most [`HubLimits::max_held_bytes`] of
+//! messages and the lines behind them (past it the core refuses new messages,
+//! [`Server::set_storage_room`]), and for each connection no more lines held only to keep its
+//! order than its SendQ (past it, it is dropped as a client that does not read would be).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -91,7 +100,42 @@ pub(crate) fn now() -> Now {
 #[derive(Default)]
 struct Segment {
     batch: Vec<HistoryItem>,
-    effects: Vec<Effect>,
+    /// How many messages `batch` held (it is emptied when its commit starts).
+    messages: usize,
+    /// What the messages and effects cost in memory, as [`item_cost`] and [`effect_cost`] count.
+    bytes: usize,
+    /// Each with whether it is held only to keep its connections' order (not behind a message).
+    effects: Vec<(Effect, bool)>,
+}
+
+/// Per connection: lines (and closes) held for it, and how many of those only to keep its order.
+#[derive(Default)]
+struct Held {
+    lines: usize,
+    ordering: usize,
+}
+
+/// What the core is told it may persist per remaining byte of [`HubLimits::max_held_bytes`]:
+/// one message per this many bytes, about what a message and its copies cost in a small room.
+/// The true cost is counted once the message is drained, so the bound is passed by at most one
+/// drain's messages (one read's lines, or one tick's).
+const MESSAGE_ESTIMATE: usize = 1024;
+
+/// What bounds the hub's held work, and history's retention.
+#[derive(Clone, Debug)]
+pub(crate) struct HubLimits {
+    /// Keep history this long, if set.
+    pub retention: Option<Duration>,
+    /// Memory held for commits at most: the messages waiting and the lines behind them
+    /// (`storage.max_held_kib`). Reached (the store is stalled or failing), new messages that
+    /// need storage are refused with a FAIL until commits catch up; everything else goes on.
+    pub max_held_bytes: usize,
+    /// Lines held for one connection only to keep its order (replies and events that came
+    /// after a held message for it) at most, its SendQ (`limits.sendq`): past it the connection
+    /// is dropped with "SendQ exceeded". The copies of held messages are bounded by
+    /// `max_held_bytes` instead, so that a burst into a big room is not mistaken for a reader
+    /// that does not read.
+    pub sendq_lines: usize,
 }
 
 pub(crate) struct Hub {
@@ -120,9 +164,19 @@ pub(crate) struct Hub {
     worker: Worker,
     /// Oldest first. The front one is being committed when `committing` is set.
     segments: VecDeque<Segment>,
-    committing: Option<oneshot::Receiver<()>>,
-    /// Keep history this long, if set.
-    retention: Option<Duration>,
+    committing: Option<oneshot::Receiver<bool>>,
+    /// Lines (and closes) held in `segments` for each connection; a connection with an entry
+    /// has something held, so its next lines are held too, to keep them in order.
+    held: ConnMap<Held>,
+    /// Messages in `segments` not yet committed (the one in flight included), and what they
+    /// and the effects behind them cost.
+    held_messages: usize,
+    held_bytes: usize,
+    /// Whether the core was last told to refuse messages (for logging the change once).
+    refusing: bool,
+    /// A commit was abandoned (the store thread is gone): nothing more is committed or released.
+    store_lost: bool,
+    limits: HubLimits,
     /// Where the public directory goes for LAN discovery, when it is on.
     directory: Option<watch::Sender<chinwag_discovery::Live>>,
 }
@@ -136,7 +190,7 @@ impl Hub {
         server: Server,
         storage: Storage,
         worker: Worker,
-        retention: Option<Duration>,
+        limits: HubLimits,
         metrics: Arc<Metrics>,
         bans_file: PathBuf,
         stop_reason: Arc<Mutex<String>>,
@@ -159,7 +213,12 @@ impl Hub {
             worker,
             segments: VecDeque::new(),
             committing: None,
-            retention,
+            held: ConnMap::default(),
+            held_messages: 0,
+            held_bytes: 0,
+            refusing: false,
+            store_lost: false,
+            limits,
             directory: None,
         }
     }
@@ -254,7 +313,7 @@ impl Hub {
         self.server.close_all(&reason, now());
         self.settle();
         // Whatever was persisted is committed before the hub lets go (and its echoes sent).
-        while self.committing.is_some() {
+        while self.committing.is_some() && !self.store_lost {
             let done = wait_commit(&mut self.committing).await;
             self.committed(done);
             self.settle();
@@ -310,6 +369,11 @@ impl Hub {
             // Taken for the loop and put back empty, so its room serves every round (unless a
             // burst made it large: that room goes).
             let mut effects = std::mem::take(&mut self.effects);
+            // Whether a message to persist came earlier in this drain: everything after it is
+            // held, since it may be that message's copies, echo or labeled ACK. A drain is the
+            // effects of one event (one connection's lines of one read), one answer or one tick,
+            // so this holds at most that connection's next commands too, or the rest of a tick.
+            let mut behind_persist = false;
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Persist(item) => {
@@ -318,13 +382,38 @@ impl Hub {
                             self.segments.push_back(Segment::default());
                         }
                         if let Some(last) = self.segments.back_mut() {
+                            let cost = item_cost(&item);
                             last.batch.push(*item);
+                            last.messages += 1;
+                            last.bytes += cost;
+                            self.held_messages += 1;
+                            self.held_bytes += cost;
+                        }
+                        behind_persist = true;
+                    }
+                    other if self.segments.is_empty() || overtakes(&other) => self.carry_out(other, &mut overflowed),
+                    other if behind_persist => self.hold(other, false, &mut overflowed),
+                    Effect::Send { conn, line } if !self.held.contains_key(&conn) => {
+                        self.carry_out(Effect::Send { conn, line }, &mut overflowed)
+                    }
+                    Effect::Close { conn } if !self.held.contains_key(&conn) => {
+                        self.carry_out(Effect::Close { conn }, &mut overflowed)
+                    }
+                    held @ (Effect::Send { .. } | Effect::Close { .. }) => self.hold(held, true, &mut overflowed),
+                    Effect::SendMany { conns, line } => {
+                        // Those with nothing held get it now; the others after what they wait for.
+                        let (later, now): (Vec<ConnId>, Vec<ConnId>) =
+                            conns.into_iter().partition(|c| self.held.contains_key(c));
+                        if !now.is_empty() {
+                            self.carry_out(Effect::SendMany { conns: now, line: line.clone() }, &mut overflowed);
+                        }
+                        if !later.is_empty() {
+                            self.hold(Effect::SendMany { conns: later, line }, true, &mut overflowed);
                         }
                     }
-                    other => match self.segments.back_mut() {
-                        Some(last) => last.effects.push(other),
-                        None => self.carry_out(other, &mut overflowed),
-                    },
+                    // Requests, room saves and offline clean-up keep their order with held work:
+                    // most go to the store, which is behind the same commits anyway.
+                    other => self.hold(other, true, &mut overflowed),
                 }
             }
             if effects.capacity() <= KEPT_EFFECTS {
@@ -332,9 +421,58 @@ impl Hub {
             }
             self.drop_for_sendq(overflowed);
             self.start_commit();
+            self.check_held_bound();
         }
         if self.server.klines_version() != self.bans_saved {
             self.save_bans();
+        }
+    }
+
+    /// Holds `effect` until the newest segment is committed. `ordering`: only to keep its
+    /// connections' order (not behind a message), which counts against each one's SendQ; a
+    /// connection past it goes in `overflowed`.
+    fn hold(&mut self, effect: Effect, ordering: bool, overflowed: &mut Vec<ConnId>) {
+        let sendq = self.limits.sendq_lines;
+        let mut count = |conn: ConnId| {
+            let held = self.held.entry(conn).or_default();
+            held.lines += 1;
+            if ordering {
+                held.ordering += 1;
+                if held.ordering > sendq {
+                    overflowed.push(conn);
+                }
+            }
+        };
+        match &effect {
+            Effect::Send { conn, .. } | Effect::Close { conn } => count(*conn),
+            Effect::SendMany { conns, .. } => conns.iter().copied().for_each(count),
+            _ => {}
+        }
+        let cost = effect_cost(&effect);
+        if let Some(last) = self.segments.back_mut() {
+            last.bytes += cost;
+            self.held_bytes += cost;
+            last.effects.push((effect, ordering));
+        }
+    }
+
+    /// Tells the core how many more messages it may persist: new ones are refused once
+    /// [`HubLimits::max_held_bytes`] are held for commits, accepted again as commits return.
+    fn check_held_bound(&mut self) {
+        let room = self.limits.max_held_bytes.saturating_sub(self.held_bytes).div_ceil(MESSAGE_ESTIMATE);
+        self.server.set_storage_room(room);
+        let full = room == 0;
+        if full != self.refusing {
+            self.refusing = full;
+            if full {
+                tracing::error!(
+                    held = self.held_messages,
+                    bytes = self.held_bytes,
+                    "the store is not keeping up: refusing new messages until what is held is stored"
+                );
+            } else {
+                tracing::warn!(held = self.held_messages, "the store caught up: accepting messages again");
+            }
         }
     }
 
@@ -357,6 +495,9 @@ impl Hub {
                 counter.fetch_add(std::mem::take(count), Relaxed);
             }
         }
+        self.metrics.held_messages.store(self.held_messages as u64, Relaxed);
+        self.metrics.held_bytes.store(self.held_bytes as u64, Relaxed);
+        self.metrics.held_lines.store(self.held.values().map(|h| h.lines as u64).sum(), Relaxed);
     }
 
     fn flush(&mut self) {
@@ -385,7 +526,7 @@ impl Hub {
 
     /// Starts committing the oldest segment if none is in flight.
     fn start_commit(&mut self) {
-        if self.committing.is_some() {
+        if self.committing.is_some() || self.store_lost {
             return;
         }
         let Some(front) = self.segments.front_mut() else { return };
@@ -400,24 +541,39 @@ impl Hub {
     fn committed(&mut self, done: bool) {
         self.committing = None;
         if !done {
-            tracing::error!("a commit was abandoned by the store thread");
+            // Never stored: nothing that waited for it may leave. What is held stays held (new
+            // messages are refused once the bound is reached); this happens only when the store
+            // thread is gone or gave up as the server stops.
+            tracing::error!("a commit was abandoned by the store thread; its messages stay unacknowledged");
+            self.store_lost = true;
+            return;
         }
         if let Some(front) = self.segments.pop_front() {
-            self.execute(front.effects);
+            self.held_messages -= front.messages;
+            self.held_bytes -= front.bytes;
+            self.release(front.effects);
         }
         self.start_commit();
         // A following segment may hold only effects (no messages): nothing to wait for.
         while self.committing.is_none() && self.segments.front().is_some_and(|s| s.batch.is_empty()) {
             if let Some(front) = self.segments.pop_front() {
-                self.execute(front.effects);
+                self.held_bytes -= front.bytes;
+                self.release(front.effects);
             }
         }
         self.start_commit();
+        self.check_held_bound();
     }
 
-    fn execute(&mut self, effects: Vec<Effect>) {
+    /// Carries out effects that were held, and forgets them in the per-connection counts.
+    fn release(&mut self, effects: Vec<(Effect, bool)>) {
         let mut overflowed = Vec::new();
-        for effect in effects {
+        for (effect, ordering) in effects {
+            match &effect {
+                Effect::Send { conn, .. } | Effect::Close { conn } => unhold(&mut self.held, *conn, ordering),
+                Effect::SendMany { conns, .. } => conns.iter().for_each(|c| unhold(&mut self.held, *c, ordering)),
+                _ => {}
+            }
             self.carry_out(effect, &mut overflowed);
         }
         self.drop_for_sendq(overflowed);
@@ -470,6 +626,8 @@ impl Hub {
     fn drop_for_sendq(&mut self, conns: Vec<ConnId>) {
         for conn in conns {
             if let Some(outbox) = self.conns.remove(&conn) {
+                // What was held for it is dropped with it when released.
+                self.held.remove(&conn);
                 self.metrics.disconnected(Disconnect::SendQ);
                 tracing::info!(%conn, "dropping a client that does not read: SendQ exceeded");
                 outbox.end();
@@ -479,7 +637,7 @@ impl Hub {
     }
 
     fn prune(&mut self) {
-        let Some(retention) = self.retention else { return };
+        let Some(retention) = self.limits.retention else { return };
         let cutoff = now().wall_ms.saturating_sub(retention.as_millis() as u64);
         self.storage.spawn("pruning old history", move |s| {
             let removed = s.prune_history(cutoff)?;
@@ -505,6 +663,71 @@ fn push(
     }
 }
 
+/// One held line (or close) for `conn` was released.
+fn unhold(held: &mut ConnMap<Held>, conn: ConnId, ordering: bool) {
+    if let Some(h) = held.get_mut(&conn) {
+        h.lines -= 1;
+        h.ordering -= usize::from(ordering);
+        if h.lines == 0 {
+            held.remove(&conn);
+        }
+    }
+}
+
+/// About what a message waiting for its commit costs in memory.
+fn item_cost(item: &HistoryItem) -> usize {
+    let strings = [&item.msgid, &item.command, &item.sender, &item.target, &item.text, &item.tags, &item.conversation];
+    std::mem::size_of::<HistoryItem>()
+        + strings.iter().map(|s| s.len()).sum::<usize>()
+        + item.sender_account.as_ref().map_or(0, String::len)
+        + item.offline_for.as_ref().map_or(0, String::len)
+        + item.participants.iter().map(String::len).sum::<usize>()
+}
+
+/// About what a held effect costs in memory: a line's bytes are counted once however many
+/// connections it goes to (they share them), and each recipient is a `ConnId`.
+fn effect_cost(effect: &Effect) -> usize {
+    std::mem::size_of::<(Effect, bool)>()
+        + match effect {
+            Effect::Send { line, .. } => line.len(),
+            Effect::SendMany { conns, line } => line.len() + std::mem::size_of_val(conns.as_slice()),
+            Effect::SaveChannel(_) => std::mem::size_of::<chinwag_core::ChannelSnapshot>(),
+            _ => 0,
+        }
+}
+
+/// Whether `effect` may leave before lines held for its connection: a PONG, or a refusal
+/// (`FAIL <command> TEMPORARILY_UNAVAILABLE …`). The core serialized the line, so it is
+/// `[@tags ][:source ]COMMAND params…`.
+///
+/// A PONG is never held: clients treat it as "the server is alive", and holding it while the
+/// store is stalled would make every client in a busy room (whose copies are held) time out and
+/// reconnect, the outage the per-connection holding is there to avoid. A refusal is never held
+/// either: it says that nothing happened, and it is only useful while the store is stalled, which
+/// is exactly when the sender's earlier echoes are held. Overtaking is safe for durability:
+/// neither line carries or acknowledges anything stored, and what they overtake has not been
+/// acknowledged yet (it leaves, in order, once durable). The cost is that a client using PING as
+/// a barrier ("everything I sent before was handled") may see the PONG, or a refusal of a later
+/// message, before the echo or ACK of a message it sent just before, while that message's
+/// commit is pending; labeled-response clients match replies by label, and its ACKs are held in
+/// order. Our own PINGs to clients, and everything else, keep their order.
+fn overtakes(effect: &Effect) -> bool {
+    let Effect::Send { line, .. } = effect else { return false };
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mut command = words.next();
+    if command.is_some_and(|w| w.starts_with(b"@")) {
+        command = words.next();
+    }
+    if command.is_some_and(|w| w.starts_with(b":")) {
+        command = words.next();
+    }
+    match command {
+        Some(b"PONG") => true,
+        Some(b"FAIL") => words.nth(1) == Some(&b"TEMPORARILY_UNAVAILABLE"[..]),
+        _ => false,
+    }
+}
+
 /// The reason in `ERROR :Closing Link: host (reason)`, or the whole text.
 fn error_reason(line: &[u8]) -> &str {
     let text = std::str::from_utf8(line).unwrap_or("");
@@ -515,9 +738,9 @@ fn error_reason(line: &[u8]) -> &str {
 }
 
 /// Resolves when the in-flight commit finishes (true) or is abandoned (false); never if none.
-async fn wait_commit(committing: &mut Option<oneshot::Receiver<()>>) -> bool {
+async fn wait_commit(committing: &mut Option<oneshot::Receiver<bool>>) -> bool {
     match committing {
-        Some(rx) => rx.await.is_ok(),
+        Some(rx) => rx.await.unwrap_or(false),
         None => std::future::pending().await,
     }
 }

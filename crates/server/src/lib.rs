@@ -25,6 +25,7 @@ mod config;
 mod conn;
 mod control;
 mod directory;
+mod files;
 mod http;
 mod hub;
 mod keys;
@@ -54,7 +55,7 @@ pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
     ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
-    DEFAULT_GRACE, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES, DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;
@@ -68,6 +69,9 @@ const STORE_FINISH: Duration = Duration::from_secs(1);
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chinwag.db";
+/// SQLite's write-ahead log and shared-memory index beside it.
+const DATABASE_WAL: &str = "chinwag.db-wal";
+const DATABASE_SHM: &str = "chinwag.db-shm";
 
 /// A handle to administer a running server: stop it, reload it, run admin commands. Cheap to
 /// clone; every clone speaks to the same server.
@@ -170,6 +174,8 @@ pub struct Running {
     hub: Option<tokio::task::JoinHandle<()>>,
     /// Joined at the end of [`Running::wait`], after the hub (the last user) is gone.
     store_thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when the stop cannot wait any longer for a failing commit: it gives up.
+    store_give_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Running {
@@ -203,9 +209,13 @@ impl Running {
                 _ = hub => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::error!("the store did not finish its last commit within the grace period");
+                    self.store_give_up.store(true, Ordering::Relaxed);
                     clean = false;
                 }
-                _ = force.cancelled() => clean = false,
+                _ = force.cancelled() => {
+                    self.store_give_up.store(true, Ordering::Relaxed);
+                    clean = false;
+                }
             }
         }
         self.tracker.close();
@@ -224,6 +234,7 @@ impl Running {
             let joined = tokio::task::spawn_blocking(move || thread.join());
             if tokio::time::timeout_at(limit, joined).await.is_err() {
                 tracing::error!("the store thread did not finish its queued work in time");
+                self.store_give_up.store(true, Ordering::Relaxed);
                 clean = false;
             }
         }
@@ -241,6 +252,11 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let control_listener = if cfg.control_socket { Some(control::bind(&cfg.data_dir)?) } else { None };
     warn_if_exposed(&cfg.data_dir);
     let db_path = cfg.data_dir.join(DATABASE_FILE);
+    // Files an older version (or another umask) left readable by others. SQLite gives the
+    // `-wal` and `-shm` it creates the database file's mode, and a new database is created 0600.
+    for name in [DATABASE_FILE, DATABASE_WAL, DATABASE_SHM, BANS_FILE] {
+        files::tighten(&cfg.data_dir.join(name), files::FILE_MODE)?;
+    }
     let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
     use chinwag_store::Store as _;
     let accounts = store.account_names().with_context(|| format!("reading accounts from {}", db_path.display()))?;
@@ -303,14 +319,19 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     server.restore_klines(klines);
     server.restore_offline_counts(queued.into_iter().map(|(q, n)| (q, usize::try_from(n).unwrap_or(usize::MAX))));
     let (storage, store_thread) = storage::Storage::start(Box::new(store), metrics.clone());
+    let store_give_up = storage.give_up_flag();
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));
     let worker = work::Worker::new(storage.clone(), answers_tx, reloader.clone(), metrics.clone());
     let stop_reason = Arc::new(Mutex::new("Server shutting down".to_owned()));
     let listeners = directory::listeners(&plaintext, &tls_addrs, &quic_addrs);
+    let hub_limits = hub::HubLimits {
+        retention: cfg.history_retention,
+        max_held_bytes: cfg.max_held_bytes.max(1),
+        sendq_lines: cfg.limits.sendq_lines.max(1),
+    };
     let discovery = directory::start(&cfg, &server, listeners, &tls.fingerprint, &shutdown, &tracker);
-    let mut hub =
-        hub::Hub::new(server, storage, worker, cfg.history_retention, metrics.clone(), bans_file, stop_reason.clone());
+    let mut hub = hub::Hub::new(server, storage, worker, hub_limits, metrics.clone(), bans_file, stop_reason.clone());
     if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
@@ -375,13 +396,16 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         tracker,
         hub: Some(hub),
         store_thread: Some(store_thread),
+        store_give_up,
     })
 }
 
 /// Creates the data directory readable by its owner only (it holds password hashes, history and
-/// the TLS key); an existing directory is left as the operator set it.
+/// the TLS key); an existing directory is left as the operator set it. Also sets the process
+/// umask to 0o077 (`files.rs`): whatever a server process creates is its owner's alone.
 pub fn create_data_dir(dir: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    files::restrict_umask();
     if dir.is_dir() {
         return Ok(());
     }

@@ -43,7 +43,14 @@ pub fn init(settings: &LogSettings, data_dir: &Path) -> Result<LogGuard> {
     let mut files: Vec<Box<dyn Layer<_> + Send + Sync>> = Vec::new();
     if settings.file {
         let dir = data_dir.join(LOG_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating the log directory {}", dir.display()))?;
+        // 0700, so that log files (which name users and addresses) are the owner's alone even
+        // if created with a looser mode; old ones are tightened too.
+        crate::files::private_dir(&dir).context("creating the log directory")?;
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                crate::files::tighten(&entry.path(), crate::files::FILE_MODE)?;
+            }
+        }
         let appender = |prefix: &str| {
             Builder::new()
                 .rotation(Rotation::DAILY)

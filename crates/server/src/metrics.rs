@@ -177,6 +177,14 @@ pub struct Metrics {
     /// The QUIC endpoints, asked at scrape time how many connections they hold (handshakes,
     /// open and closing ones); each leaves the list when its accept loop ends.
     quic_endpoints: Mutex<Vec<quinn::Endpoint>>,
+    /// Messages waiting for their commit, and lines held for connections behind them (gauges
+    /// the hub sets once a round).
+    pub held_messages: AtomicU64,
+    pub held_lines: AtomicU64,
+    /// What the held messages and lines cost in memory, about.
+    pub held_bytes: AtomicU64,
+    /// Set while commits fail (the store thread retries them); `/readyz` answers 503 then.
+    pub store_failing: AtomicBool,
 }
 
 impl Metrics {
@@ -200,6 +208,10 @@ impl Metrics {
             quic_half_open: AtomicU64::new(0),
             quic_attempts: Default::default(),
             quic_endpoints: Mutex::new(Vec::new()),
+            held_messages: AtomicU64::new(0),
+            held_lines: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
+            store_failing: AtomicBool::new(false),
         })
     }
 
@@ -254,6 +266,10 @@ impl Metrics {
             messages_out: get(&self.lines_out),
             chat_messages_in: get(&self.chat_in),
             messages_stored: get(&self.stored),
+            messages_held: get(&self.held_messages),
+            lines_held: get(&self.held_lines),
+            bytes_held: get(&self.held_bytes),
+            store_failing: self.store_failing.load(Relaxed),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             login_failures: get(&self.login_failures),
@@ -295,6 +311,12 @@ pub struct Snapshot {
     pub messages_out: u64,
     pub chat_messages_in: u64,
     pub messages_stored: u64,
+    /// Messages waiting for their commit, and lines held behind them.
+    pub messages_held: u64,
+    pub lines_held: u64,
+    pub bytes_held: u64,
+    /// Commits are failing (and being retried).
+    pub store_failing: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub login_failures: u64,
@@ -363,6 +385,25 @@ impl Snapshot {
             "counter",
             "Messages committed to the store.",
             &one(self.messages_stored),
+        );
+        metric("chinwag_messages_held", "gauge", "Messages waiting for their commit.", &one(self.messages_held));
+        metric(
+            "chinwag_lines_held",
+            "gauge",
+            "Lines held for connections until the messages they follow are committed.",
+            &one(self.lines_held),
+        );
+        metric(
+            "chinwag_held_bytes",
+            "gauge",
+            "Memory held for commits, about (new messages are refused past storage.max_held_kib).",
+            &one(self.bytes_held),
+        );
+        metric(
+            "chinwag_store_failing",
+            "gauge",
+            "1 while commits fail and are being retried.",
+            &one(u64::from(self.store_failing)),
         );
         metric("chinwag_bytes_in_total", "counter", "Bytes read from client sockets.", &one(self.bytes_in));
         metric("chinwag_bytes_out_total", "counter", "Bytes written to client sockets.", &one(self.bytes_out));

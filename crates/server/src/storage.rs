@@ -4,7 +4,7 @@
 //! (group commits), reads and room saves all go through it, so a read never sees less than what
 //! was committed before it was asked.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub(crate) struct Storage {
     queued: Arc<AtomicUsize>,
     /// Commit latency and stored-message counts go here.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Set when the server stops with a commit still failing: the retry loop gives up (its
+    /// messages were never acknowledged), so that the thread, and the process, can end.
+    give_up: Arc<AtomicBool>,
 }
 
 /// Answer to a job that was refused because the store is overloaded or gone.
@@ -61,7 +64,12 @@ impl Storage {
                 }
             })
             .expect("spawning the store thread");
-        (Storage { jobs: tx, queued, metrics }, thread)
+        (Storage { jobs: tx, queued, metrics, give_up: Arc::new(AtomicBool::new(false)) }, thread)
+    }
+
+    /// The flag that makes a failing commit stop retrying; see [`Storage::commit`].
+    pub fn give_up_flag(&self) -> Arc<AtomicBool> {
+        self.give_up.clone()
     }
 
     /// Runs `f` on the store thread; refused if too much is already waiting.
@@ -92,9 +100,12 @@ impl Storage {
 
     /// Commits a batch of messages in one transaction, retrying until it succeeds: the caller
     /// holds everything that depends on it. Never refused (the hub has at most one in flight).
-    pub fn commit(&self, batch: Vec<HistoryItem>) -> Result<oneshot::Receiver<()>, Busy> {
+    /// Answers true once stored, false if the server stopped while it still failed (nothing of
+    /// it may then be acknowledged).
+    pub fn commit(&self, batch: Vec<HistoryItem>) -> Result<oneshot::Receiver<bool>, Busy> {
         let rows: Vec<store::StoredMessage> = batch.into_iter().map(to_stored).collect();
         let metrics = self.metrics.clone();
+        let give_up = self.give_up.clone();
         self.submit(move |s| {
             let mut attempt = 0u32;
             loop {
@@ -102,7 +113,11 @@ impl Storage {
                 match s.append(&rows) {
                     Ok(()) => {
                         metrics.observe_commit(started.elapsed(), rows.len());
-                        return;
+                        if attempt > 0 {
+                            metrics.store_failing.store(false, Ordering::Relaxed);
+                            tracing::warn!(attempt, "stored the held messages; commits work again");
+                        }
+                        return true;
                     }
                     Err(store::StoreError::DuplicateMsgId(id)) => {
                         // Only a bug can get here; storing the rest beats holding everyone forever.
@@ -110,10 +125,18 @@ impl Storage {
                         for row in &rows {
                             let _ = s.append(std::slice::from_ref(row));
                         }
-                        return;
+                        return true;
+                    }
+                    Err(_) if give_up.load(Ordering::Relaxed) => {
+                        tracing::error!(
+                            messages = rows.len(),
+                            "the server stopped before these messages could be stored; they were never acknowledged"
+                        );
+                        return false;
                     }
                     Err(e) => {
                         attempt += 1;
+                        metrics.store_failing.store(true, Ordering::Relaxed);
                         tracing::error!(error = %e, attempt, "could not store messages; holding them and retrying");
                         std::thread::sleep(COMMIT_RETRY);
                     }

@@ -4,7 +4,6 @@
 //! changes it for new connections without a restart; connections already open keep theirs.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -90,15 +89,45 @@ fn load_certified(
         (None, None) => {
             let dir = data_dir.join("tls");
             let pair = (dir.join("cert.pem"), dir.join("key.pem"));
-            if !pair.0.exists() && !pair.1.exists() {
-                generate(&dir, &pair.0, &pair.1, names)?;
+            // The key is written first and the certificate last, each atomically: a key without
+            // a certificate is a generation a crash cut short. That certificate never reached
+            // the disk, so no client can have seen or pinned it, and a new pair is made.
+            let interrupted = !pair.0.exists() && pair.1.exists();
+            if interrupted {
+                tracing::warn!(key = %pair.1.display(), "the last certificate generation was cut short; generating again");
             }
-            pair
+            if !pair.0.exists() {
+                generate(&dir, &pair.0, &pair.1, names)?;
+            } else {
+                crate::files::private_dir(&dir)?;
+                for path in [&pair.0, &pair.1] {
+                    crate::files::tighten(path, crate::files::FILE_MODE)?;
+                }
+            }
+            return load_pair(&pair.0, &pair.1).map_err(|e| damaged_generated(e, &pair.0, &pair.1));
         }
         _ => bail!("--tls-cert and --tls-key must be given together"),
     };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
+    load_pair(&cert_path, &key_path)
+}
+
+/// What to do about a generated pair that does not load (an older chinwag wrote it without
+/// syncing, and a power loss left it empty or cut): its fingerprint may be pinned by clients,
+/// so it is not silently replaced; the operator decides.
+fn damaged_generated(error: anyhow::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    error.context(format!(
+        "the self-signed certificate chinwag generated ({}, {}) is empty or damaged (a power loss while it was \
+         written?). Restore both files from a backup; or delete both and start again to generate a new pair, \
+         whose new fingerprint clients that pinned the old one must accept (chinwag chat --accept-changed-cert \
+         NEW-FINGERPRINT)",
+        cert.display(),
+        key.display()
+    ))
+}
+
+fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, String)> {
+    let certs = read_certs(cert_path)?;
+    let key = read_key(key_path)?;
     let fingerprint = fingerprint(&certs[0]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // A throw-away config checks that the key fits the certificate, with rustls's own test.
@@ -121,29 +150,18 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
+/// Generates a pair into `dir` (0700): the key first, then the certificate, each written
+/// atomically (`files.rs`), so that a crash leaves no pair, or a key alone (made again at the
+/// next start), or both whole.
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path, names: &[String]) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::files::private_dir(dir)?;
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     sans.extend(names.iter().cloned());
     sans.dedup();
     let certified = rcgen::generate_simple_self_signed(sans).context("generating a self-signed certificate")?;
-    write_private(key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    fs::write(cert_path, certified.cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    crate::files::write_atomic(key_path, certified.key_pair.serialize_pem().as_bytes())?;
+    crate::files::write_atomic(cert_path, certified.cert.pem().as_bytes())?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
-    Ok(())
-}
-
-/// Writes a file only its owner can read (the private key).
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(data).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -58,6 +58,9 @@ fn the_printed_default_file_parses_back_to_the_defaults() {
     assert_eq!(cfg.limits.sendq_lines, chinwag_server::DEFAULT_SENDQ_LINES);
     assert_eq!(cfg.core.default_channels, ["#general", "#tech", "#random"]);
     assert!(cfg.core.opers.is_empty());
+    assert_eq!(cfg.history_retention, Some(Duration::from_secs(30 * 24 * 3600)), "history is pruned by default");
+    assert_eq!(chinwag_server::DEFAULT_HISTORY_RETENTION_DAYS, 30);
+    assert_eq!(ServerConfig::new(PathBuf::from("/x")).history_retention, cfg.history_retention);
 }
 
 #[test]
@@ -126,7 +129,7 @@ fn every_kind_of_value_can_come_from_the_environment() {
         ("CHINWAG_LISTEN_TLS", "127.0.0.1:7001, [::1]:7002"),
         ("CHINWAG_LISTEN_METRICS", "127.0.0.1:9667"),
         ("CHINWAG_LOG_JSON", "true"),
-        ("CHINWAG_STORAGE_HISTORY_RETENTION_DAYS", "30"),
+        ("CHINWAG_STORAGE_HISTORY_RETENTION_DAYS", "45"),
         ("CHINWAG_DATA_DIR", "/srv/chinwag"),
         ("CHINWAG_SERVER_PASSWORD", "letmein"),
         ("CHINWAG_SERVER_MOTD", "[\"Hello, world\", \"Be nice\"]"),
@@ -139,7 +142,7 @@ fn every_kind_of_value_can_come_from_the_environment() {
     assert!(cfg.optional_listen.iter().all(|a| !cfg.tls_listen.contains(a)), "explicit listeners are required");
     assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9667".parse().expect("addr")));
     assert!(cfg.log.json);
-    assert_eq!(cfg.history_retention, Some(Duration::from_secs(30 * 24 * 3600)));
+    assert_eq!(cfg.history_retention, Some(Duration::from_secs(45 * 24 * 3600)));
     assert_eq!(cfg.data_dir, PathBuf::from("/srv/chinwag"));
     assert_eq!(cfg.core.password.as_deref(), Some("letmein"));
     assert_eq!(cfg.core.motd, ["Hello, world", "Be nice"]);

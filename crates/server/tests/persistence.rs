@@ -141,3 +141,68 @@ async fn a_database_from_a_newer_version_or_garbage_stops_the_server_and_is_kept
     assert!(text.contains("chinwag.db"), "names the file: {text}");
     assert_eq!(std::fs::read(&db).expect("read"), b"this is not a database, and it is precious");
 }
+
+/// With the default settings (30 days' retention, `DEFAULT_HISTORY_RETENTION_DAYS`), history
+/// older than that is pruned as the server starts, and newer history stays.
+#[tokio::test]
+async fn old_history_is_pruned_with_the_default_settings() {
+    use chinwag_store::Store as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let day_ms = 24 * 3600 * 1000;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis()
+            as u64;
+    let message = |msgid: &str, age_days: u64, text: &str| chinwag_store::StoredMessage {
+        msgid: msgid.into(),
+        time_ms: now_ms - age_days * day_ms,
+        command: "PRIVMSG".into(),
+        sender: "alice!alice@127.0.0.1".into(),
+        sender_account: None,
+        target: "#archive".into(),
+        text: text.into(),
+        tags: String::new(),
+        conversation: "#archive".into(),
+        participants: Vec::new(),
+        offline_for: None,
+    };
+    {
+        let path = dir.path().join(chinwag_server::DATABASE_FILE);
+        let mut store = chinwag_store::SqliteStore::open(&path, Default::default()).expect("create the database");
+        let days = u64::from(chinwag_server::DEFAULT_HISTORY_RETENTION_DAYS);
+        store
+            .append(&[message("a-old", days + 1, "from long ago"), message("b-new", days - 1, "still recent")])
+            .expect("append");
+    }
+    let mut cfg = chinwag_server::ServerConfig::new(dir.path().to_path_buf());
+    cfg.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    let server = chinwag_server::start(cfg).await.expect("server starts");
+    let mut carol = Client::plain(server.plaintext[0], "carol").await;
+    carol.send("CAP REQ :batch draft/chathistory").await;
+    carol.expect_command("CAP").await;
+    carol.send("CAP END").await;
+    carol.register("carol").await;
+    carol.join("#archive").await;
+
+    // Pruning runs on the store thread once the hub starts; ask until it has, within a bound.
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        carol.send("CHATHISTORY LATEST #archive * 10").await;
+        carol.expect_command("BATCH").await;
+        let mut texts = Vec::new();
+        loop {
+            let m = carol.next().await.expect("open");
+            match m.command.as_str() {
+                "PRIVMSG" => texts.push(m.params[1].clone()),
+                "BATCH" => break,
+                _ => {}
+            }
+        }
+        if texts == ["still recent"] {
+            break;
+        }
+        assert!(texts.contains(&"still recent".to_owned()), "recent history is kept: {texts:?}");
+        assert!(tokio::time::Instant::now() < deadline, "history older than the default retention stays: {texts:?}");
+        tokio::task::yield_now().await;
+    }
+    server.shutdown().await;
+}

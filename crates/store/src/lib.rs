@@ -191,6 +191,11 @@ pub enum StoreError {
     /// A value that does not fit the backend, such as a time after the year 292 million.
     #[error("{what} {value} is out of range for the store")]
     OutOfRange { what: &'static str, value: u64 },
+    /// The database file was deleted or replaced under the running store: what it writes goes to
+    /// a file nobody will open again, so it stores nothing more (every write fails with this)
+    /// until it is opened again.
+    #[error("the database file {} was deleted or replaced while in use; nothing more can be stored. While this process runs, its data is still readable through /proc/{}/fd: copy it back, then restart", path.display(), std::process::id())]
+    FileGone { path: std::path::PathBuf },
     /// The backend failed (I/O error, disk full, locked beyond the busy timeout, ...). The
     /// operation had no effect; the caller may retry or report the store unavailable.
     #[error("storage failed while {operation}: {source}")]

@@ -134,6 +134,9 @@ impl Server {
         let base = Message { params: replace_first(base.params, &display), ..base };
         let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
         if !tagmsg {
+            if self.refuse_unstorable(&ev) {
+                return;
+            }
             self.persist(history_item(&ev, folded.clone(), Vec::new(), None));
         }
         self.deliver_to_room(&mut ev, &folded, conn);
@@ -186,7 +189,8 @@ impl Server {
             let participants =
                 [sender_account, recipient_account].into_iter().flatten().map(|a| casefold(&a)).collect();
             let queue = route.as_ref().and_then(|r| r.offline_queue());
-            if queue.as_ref().is_some_and(|q| !self.reserve_offline(q, recipient_nick.as_str())) {
+            if self.refuse_unstorable(&ev) || queue.as_ref().is_some_and(|q| !self.reserve_offline(q, &recipient_nick))
+            {
                 return;
             }
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
@@ -225,7 +229,7 @@ impl Server {
             Some(route) => route.offline_queue(),
             None => Some(folded.clone()),
         };
-        if queue.as_ref().is_some_and(|q| !self.reserve_offline(q, account)) {
+        if self.refuse_unstorable(&ev) || queue.as_ref().is_some_and(|q| !self.reserve_offline(q, account)) {
             return;
         }
         let item = history_item(&ev, dm_conversation(&me, &folded), participants, queue);
@@ -241,6 +245,20 @@ impl Server {
         ev.client_tags = tags.to_vec();
         ev.needs_message_tags = tagmsg;
         Some(ev)
+    }
+
+    /// While storage is full (see [`Server::set_storage_room`]), refuses a message that would be
+    /// stored: the sender gets `FAIL <command> TEMPORARILY_UNAVAILABLE <target>`, even for a
+    /// NOTICE (it would otherwise vanish without a word), and nothing is delivered.
+    fn refuse_unstorable(&mut self, ev: &Outgoing) -> bool {
+        if !self.storage_full() {
+            return false;
+        }
+        let command = ev.base.command.clone();
+        let target = ev.base.params.first().cloned().unwrap_or_default();
+        let text = "Messages cannot be stored right now, so this one was not sent; try again in a moment";
+        self.fail(&command, "TEMPORARILY_UNAVAILABLE", &[target.as_str()], text);
+        true
     }
 
     /// echo-message: the sender gets its own message back, with the same msgid and time.

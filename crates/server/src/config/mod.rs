@@ -38,8 +38,14 @@ pub struct ServerConfig {
     /// `data_dir/tls/` and reused.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Delete history older than this; `None` keeps it forever.
+    /// Delete history older than this; `None` keeps it forever. Default:
+    /// [`DEFAULT_HISTORY_RETENTION_DAYS`].
     pub history_retention: Option<Duration>,
+    /// Memory held for commits at most (messages waiting and the lines behind them); past it
+    /// (a stalled or failing disk) new messages that need storage are refused with
+    /// `FAIL … TEMPORARILY_UNAVAILABLE` until the store catches up. Default:
+    /// [`DEFAULT_MAX_HELD_BYTES`].
+    pub max_held_bytes: usize,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
     /// A file whose lines replace `core.motd`, re-read on reload.
@@ -173,6 +179,33 @@ pub const DEFAULT_SENDQ_LINES: usize = 2048;
 /// Default time clients get to read their last lines at shutdown.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// How long history is kept by default, in days (`storage.history_retention_days`).
+///
+/// Thirty days: long enough for someone back from a holiday to scroll through what they missed
+/// and for a client's gap fill after weeks offline, short enough that history cannot grow
+/// without bound on a server nobody tunes: one address within the default flood limits can add
+/// about 1.1 GB a day, so forever is unbounded while a month bounds the file (and a quieter
+/// server's month is a few hundred MB at most).
+/// Ergo, the closest comparable server, expires history after one week (`expire-time: 1w`).
+/// 0 keeps history forever, as an explicit choice.
+pub const DEFAULT_HISTORY_RETENTION_DAYS: u32 = 30;
+
+/// How much memory messages waiting for their commit, and the lines behind them, may take by
+/// default (`storage.max_held_kib`): 64 MiB.
+///
+/// A held message costs its text and metadata (about 0.5 KB) plus its lines (each text once per
+/// capability variant, and 8 bytes per recipient): about 1 KB in a small room, 9 KB in a room of
+/// a thousand. At the 1.35 MB/s the outside test held (400 messages a second) a stalled disk
+/// reaches it after about 50 s, and the server then refuses new messages instead of growing.
+/// A healthy burst stays far below it: 4,500 messages into a room of 181 within a few commits
+/// (`adversarial.rs`) is about 11 MB.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+
+/// [`DEFAULT_HISTORY_RETENTION_DAYS`] as the validated setting: `None` for 0 (forever).
+pub(crate) fn retention(days: u32) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 3600))
+}
+
 impl ServerConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         ServerConfig {
@@ -184,7 +217,8 @@ impl ServerConfig {
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
-            history_retention: None,
+            history_retention: retention(DEFAULT_HISTORY_RETENTION_DAYS),
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             sqlite: chinwag_store::SqliteOptions::default(),
             motd_file: None,
             log: LogSettings::default(),

@@ -67,6 +67,7 @@ pub struct RawTls {
 pub struct RawStorage {
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
+    pub max_held_kib: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +173,11 @@ impl Default for RawListen {
 
 impl Default for RawStorage {
     fn default() -> Self {
-        RawStorage { history_retention_days: 0, sqlite_synchronous: "full".into() }
+        RawStorage {
+            history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS,
+            sqlite_synchronous: "full".into(),
+            max_held_kib: (super::DEFAULT_MAX_HELD_BYTES / 1024) as u32,
+        }
     }
 }
 
@@ -370,13 +375,16 @@ impl RawConfig {
         cfg.core.default_channels.clone_from(&s.default_rooms);
 
         let st = &self.storage;
-        cfg.history_retention = (st.history_retention_days > 0)
-            .then(|| Duration::from_secs(u64::from(st.history_retention_days) * 24 * 3600));
+        cfg.history_retention = super::retention(st.history_retention_days);
         cfg.sqlite.synchronous = match st.sqlite_synchronous.as_str() {
             "full" => chinwag_store::Synchronous::Full,
             "normal" => chinwag_store::Synchronous::Normal,
             other => return Err(bad("storage.sqlite_synchronous", &other, "expected \"full\" or \"normal\"")),
         };
+        if st.max_held_kib == 0 {
+            return Err(bad("storage.max_held_kib", &st.max_held_kib, "must be at least 1"));
+        }
+        cfg.max_held_bytes = st.max_held_kib as usize * 1024;
 
         let l = &self.limits;
         let positive = |key: &str, v: u32| if v == 0 { Err(bad(key, &v, "must be at least 1")) } else { Ok(v) };

@@ -81,6 +81,9 @@ pub struct SqliteStore {
     conn: Connection,
     /// The file, for messages.
     path: PathBuf,
+    /// The device and inode of the file when it was opened, to notice that the path no longer
+    /// leads to it (deleted or replaced): see [`SqliteStore::check_file`].
+    file_id: (u64, u64),
     /// Conversation key → `conversations.id`, so `append` costs no lookup per message. Only
     /// holds ids that are committed: it is cleared whenever a transaction that may have created
     /// one rolls back, or that deleted some.
@@ -108,6 +111,10 @@ impl SqliteStore {
     /// Every [`OpenError`] message names the file and says what to do.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, OpenError> {
         let mut conn = open::open(path, &options)?;
+        let file_id = file_id(path).map_err(|source| OpenError::NotWritable {
+            path: path.to_owned(),
+            reason: format!("cannot read its metadata: {source}"),
+        })?;
         let own = open::open_checkpointer(path, &options)?;
         let checkpointer = checkpoint::Checkpointer::start(&mut conn, own)
             .map_err(|source| OpenError::Checkpointer { path: path.to_owned(), source })?;
@@ -115,6 +122,7 @@ impl SqliteStore {
             checkpointer,
             conn,
             path: path.to_owned(),
+            file_id,
             conversations: HashMap::new(),
             parties: HashMap::new(),
         })
@@ -132,6 +140,19 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Fails with [`StoreError::FileGone`] if the path no longer leads to the file this store
+    /// opened. SQLite keeps writing to an open file that was deleted, and "commits" succeed into
+    /// an inode that disappears when the server stops; so every write that is acknowledged
+    /// (a batch of messages, an account) checks first. One `stat`, next to a commit's fsync.
+    fn check_file(&self) -> Result<(), StoreError> {
+        match file_id(&self.path) {
+            Ok(id) if id == self.file_id => Ok(()),
+            Ok(_) => Err(StoreError::FileGone { path: self.path.clone() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::FileGone { path: self.path.clone() }),
+            Err(e) => Err(StoreError::Backend { operation: "checking the database file", source: Box::new(e) }),
+        }
+    }
+
     /// Forgets cached ids, after a rollback or a deletion of conversations.
     fn forget_cached_ids(&mut self) {
         self.conversations.clear();
@@ -145,6 +166,7 @@ impl Store for SqliteStore {
     }
 
     fn create_account(&mut self, account: &NewAccount) -> Result<(), StoreError> {
+        self.check_file()?;
         directory::create_account(&self.conn, account)
     }
 
@@ -157,6 +179,7 @@ impl Store for SqliteStore {
     }
 
     fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
         directory::set_password(&self.conn, name, password_hash)
     }
 
@@ -168,6 +191,7 @@ impl Store for SqliteStore {
     }
 
     fn save_channel(&mut self, channel: &ChannelRecord) -> Result<(), StoreError> {
+        self.check_file()?;
         directory::save_channel(&self.conn, channel)
     }
 
@@ -180,6 +204,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, batch: &[StoredMessage]) -> Result<(), StoreError> {
+        self.check_file()?;
         if self.conversations.len() >= CONVERSATION_CACHE_LIMIT || self.parties.len() >= CONVERSATION_CACHE_LIMIT {
             self.forget_cached_ids();
         }
@@ -271,6 +296,13 @@ impl Store for SqliteStore {
     }
 }
 
+/// The device and inode `path` leads to.
+fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Wraps a SQLite error with what the store was doing.
 fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Backend { operation, source: Box::new(e) }
@@ -339,5 +371,54 @@ mod tests {
         assert_eq!(version, schema::LATEST);
         drop(store);
         SqliteStore::open(&path, SqliteOptions::default()).expect("reopens, now stamped");
+    }
+
+    fn message(msgid: &str, text: &str) -> StoredMessage {
+        StoredMessage {
+            msgid: msgid.into(),
+            time_ms: 1000,
+            command: "PRIVMSG".into(),
+            sender: "amy!a@h".into(),
+            sender_account: None,
+            target: "#room".into(),
+            text: text.into(),
+            tags: String::new(),
+            conversation: "#room".into(),
+            participants: Vec::new(),
+            offline_for: None,
+        }
+    }
+
+    /// A new database and the WAL and SHM files SQLite makes beside it are 0600, even in a
+    /// directory others may read and under a permissive umask.
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.path().join("chinwag.db");
+        let mut store = SqliteStore::open(&path, SqliteOptions::default()).expect("create");
+        store.append(&[message("m1", "hi")]).expect("append");
+        for name in ["chinwag.db", "chinwag.db-wal", "chinwag.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).expect(name).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+        }
+    }
+
+    /// A database file deleted or replaced under the store: writes fail (and keep failing)
+    /// instead of "succeeding" into a file that is gone.
+    #[test]
+    fn writes_fail_once_the_file_is_deleted_or_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chinwag.db");
+        let mut store = SqliteStore::open(&path, SqliteOptions::default()).expect("create");
+        store.append(&[message("m1", "kept")]).expect("append");
+        std::fs::remove_file(&path).expect("delete the file");
+        let err = store.append(&[message("m2", "lost")]).expect_err("a write to a deleted file fails");
+        assert!(matches!(err, StoreError::FileGone { .. }), "{err}");
+        assert!(err.to_string().contains("deleted or replaced"), "{err}");
+        std::fs::write(&path, b"").expect("a new file at the same path");
+        let err = store.append(&[message("m3", "lost too")]).expect_err("a replaced file is not ours");
+        assert!(matches!(err, StoreError::FileGone { .. }), "{err}");
     }
 }

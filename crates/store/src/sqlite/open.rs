@@ -83,6 +83,9 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
         Ok(_) => true,
         Err(_) => false,
     };
+    if !existed {
+        create_private(path)?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let fail = |e: rusqlite::Error| classify(path, e);
     let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
@@ -145,6 +148,27 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, O
     migrate(&conn).map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Creates an empty database file only its owner may read or write (SQLite would create it
+/// 0644, less the umask): SQLite then gives the `-wal` and `-shm` files it creates the same
+/// mode. An empty file is a valid new database.
+fn create_private(path: &Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match created {
+        Ok(_) => Ok(()),
+        // Created meanwhile by someone else: opened (and checked) as an existing file.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                Err(OpenError::NoDirectory { path: path.to_owned() })
+            } else {
+                Err(OpenError::NotWritable { path: path.to_owned(), reason: e.to_string() })
+            }
+        }
+    }
 }
 
 /// Opens the checkpointer's own connection to `path`, which [`open`] has just opened and set up:
