@@ -710,7 +710,11 @@ fn effect_cost(effect: &Effect) -> usize {
 /// a barrier ("everything I sent before was handled") may see the PONG, or a refusal of a later
 /// message, before the echo or ACK of a message it sent just before, while that message's
 /// commit is pending; labeled-response clients match replies by label, and its ACKs are held in
-/// order. Our own PINGs to clients, and everything else, keep their order.
+/// order. Our own keepalive PING (`PING <server>`) overtakes too: it carries nothing, and a
+/// client whose copies are held could not answer a held one, so a stall longer than the ping
+/// timeout would drop every idle member of a busy room. The PING that follows a page of offline
+/// messages (`chinwag-offline-N`) keeps its place: its PONG says the page before it was read.
+/// Everything else keeps its order.
 fn overtakes(effect: &Effect) -> bool {
     let Effect::Send { line, .. } = effect else { return false };
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
@@ -723,6 +727,10 @@ fn overtakes(effect: &Effect) -> bool {
     }
     match command {
         Some(b"PONG") => true,
+        Some(b"PING") => {
+            let param = words.next().unwrap_or_default();
+            !param.strip_prefix(b":").unwrap_or(param).starts_with(b"chinwag-offline-")
+        }
         Some(b"FAIL") => words.nth(1) == Some(&b"TEMPORARILY_UNAVAILABLE"[..]),
         _ => false,
     }
@@ -742,5 +750,36 @@ async fn wait_commit(committing: &mut Option<oneshot::Receiver<bool>>) -> bool {
     match committing {
         Some(rx) => rx.await.unwrap_or(false),
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(line: &str) -> Effect {
+        Effect::Send { conn: chinwag_core::ConnId(1), line: bytes::Bytes::copy_from_slice(line.as_bytes()) }
+    }
+
+    #[test]
+    fn what_may_overtake_held_lines() {
+        for line in [
+            ":chinwag.local PONG chinwag.local :token\r\n",
+            "@label=a :chinwag.local PONG chinwag.local :token\r\n",
+            "PING chinwag.local\r\n",
+            "PING :chinwag.local\r\n",
+            ":chinwag.local FAIL PRIVMSG TEMPORARILY_UNAVAILABLE #room :not now\r\n",
+        ] {
+            assert!(overtakes(&send(line)), "{line}");
+        }
+        for line in [
+            ":chinwag.local PING chinwag-offline-3\r\n",
+            ":chinwag.local PING :chinwag-offline-3\r\n",
+            ":alice!a@h PRIVMSG #room :hi\r\n",
+            ":chinwag.local FAIL CHATHISTORY INVALID_TARGET * bob :no\r\n",
+            ":chinwag.local 001 alice :Welcome\r\n",
+        ] {
+            assert!(!overtakes(&send(line)), "{line}");
+        }
     }
 }
