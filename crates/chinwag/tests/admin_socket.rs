@@ -206,7 +206,16 @@ fn the_socket_is_its_owners_alone() {
 
     let connect = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1])\nexcept OSError as e:\n  print('refused', e.errno); sys.exit(3)\ntry:\n  s.sendall(b'{\"args\":[\"users\"]}\\n')\nexcept OSError:\n  pass\nprint(s.makefile().readline())";
     let as_nobody = |cmd: &mut Command| {
-        cmd.uid(NOBODY).gid(NOBODY).output().unwrap_or_else(|e| panic!("run {cmd:?} as nobody: {e}"))
+        // A copied binary can be "busy" for a moment: another test thread that forks while the
+        // copy's file is open for writing holds it in its child until that child execs
+        // (ETXTBSY). Bounded retries ride that out; any other error fails at once.
+        for _ in 0..50 {
+            match cmd.uid(NOBODY).gid(NOBODY).output() {
+                Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                other => return other.unwrap_or_else(|e| panic!("run {cmd:?} as nobody: {e}")),
+            }
+        }
+        panic!("run {cmd:?} as nobody: the file stayed busy")
     };
     let out = as_nobody(Command::new(PYTHON).args(["-c", connect]).arg(&socket));
     assert_eq!(out.status.code(), Some(3), "another user connected: {out:?}");
