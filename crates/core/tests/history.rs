@@ -332,3 +332,28 @@ fn messages_that_need_storage_are_refused_while_it_is_full() {
     assert_eq!(expect(&h.take(b), "PRIVMSG").params[1], "now it goes");
     assert!(find(&h.take(a), "FAIL").is_none());
 }
+
+/// A note to oneself is one message: stored once, in the conversation of the account with
+/// itself, and read back once through CHATHISTORY on one's own nick (though echo-message
+/// showed it twice, as the echo and the delivery).
+#[test]
+fn a_message_to_oneself_is_stored_once_and_read_back_once() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("gil", "echo-message batch message-tags draft/chathistory");
+    login(&mut h, a, "gil");
+    h.send(a, "PRIVMSG Gil :note to self");
+    assert_eq!(parsed(&h.take(a)).iter().filter(|m| m.command == "PRIVMSG").count(), 2);
+    assert_eq!(h.persisted.len(), 1, "{:#?}", h.persisted);
+    let item = h.persisted[0].clone();
+    assert_eq!(item.conversation, chinwag_core::dm_conversation("gil", "gil"));
+    assert_eq!(item.participants, ["gil"], "the one party, once");
+    h.send(a, "CHATHISTORY LATEST gil * 10");
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::History { ref conversation, .. } if *conversation == item.conversation), "{req:?}");
+    h.respond(id, Response::Messages(Ok(vec![item.clone()])));
+    let lines = h.take(a);
+    let ms = parsed(&lines);
+    let copies: Vec<_> = ms.iter().filter(|m| m.command == "PRIVMSG").collect();
+    assert_eq!(copies.len(), 1, "{lines:#?}");
+    assert_eq!(copies[0].params, ["gil", "note to self"]);
+}
