@@ -19,6 +19,7 @@ pub const RPL_UNAWAY: &str = "305";
 pub const RPL_NOWAWAY: &str = "306";
 pub const RPL_WHOISUSER: &str = "311";
 pub const RPL_WHOISSERVER: &str = "312";
+pub const RPL_WHOISOPERATOR: &str = "313";
 pub const RPL_WHOWASUSER: &str = "314";
 pub const RPL_ENDOFWHO: &str = "315";
 pub const RPL_WHOISIDLE: &str = "317";
