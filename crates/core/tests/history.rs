@@ -357,3 +357,33 @@ fn a_message_to_oneself_is_stored_once_and_read_back_once() {
     assert_eq!(copies.len(), 1, "{lines:#?}");
     assert_eq!(copies[0].params, ["gil", "note to self"]);
 }
+
+/// `CHATHISTORY TARGETS` answers with the bare timestamp (`timestamp=` marks a query's bound,
+/// not an answer), and a refused target names the subcommand:
+/// `FAIL CHATHISTORY INVALID_TARGET <subcommand> <target> :…`.
+#[test]
+fn targets_give_bare_timestamps_and_a_refused_target_names_the_subcommand() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("hal", "batch server-time message-tags draft/chathistory");
+    h.send(a, "JOIN #general");
+    h.take(a);
+    h.send(a, "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10");
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::HistoryTargets { .. }), "{req:?}");
+    let latest = 1_795_269_772_123;
+    h.respond(id, Response::Targets(Ok(vec![("#general".into(), latest)])));
+    let lines = h.take(a);
+    let line = expect(&lines, "CHATHISTORY");
+    assert_eq!(line.params, ["TARGETS", "#general", chinwag_core::rfc3339_ms(latest).as_str()], "{lines:#?}");
+
+    for (query, sub, target) in [
+        ("CHATHISTORY LATEST #secret * 10", "LATEST", "#secret"),
+        ("CHATHISTORY BEFORE #secret timestamp=2026-01-01T00:00:00.000Z 10", "BEFORE", "#secret"),
+        ("CHATHISTORY between bob msgid=a msgid=b 10", "BETWEEN", "bob"),
+    ] {
+        h.send(a, query);
+        let fail = expect(&h.take(a), "FAIL");
+        assert_eq!(fail.params[..4], ["CHATHISTORY", "INVALID_TARGET", sub, target], "{fail:?}");
+    }
+    assert!(h.requests.is_empty());
+}
