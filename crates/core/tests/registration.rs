@@ -222,3 +222,22 @@ fn lusers_counts_follow_registrations_invisibility_and_departures() {
     assert_eq!(expect(&lines, "253").params[1], "1", "one connection has not registered: {lines:#?}");
     assert_eq!(expect(&lines, "255").params[1], "I have 2 clients and 0 servers", "{lines:#?}");
 }
+
+/// LUSERS counts users: connections that have not registered are neither users nor part of the
+/// most users seen (265/266), however many of them come at once.
+#[test]
+fn lusers_max_users_counts_only_registered_users() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let _waiting: Vec<_> = (0..5).map(|_| h.connect()).collect();
+    let b = h.register("bob");
+    h.disconnect(b, "gone");
+    h.send(a, "LUSERS");
+    let lines = h.take(a);
+    assert_eq!(expect(&lines, "251").params[1], "There are 1 users and 0 invisible on 1 servers", "{lines:#?}");
+    assert_eq!(expect(&lines, "253").params[1], "5", "{lines:#?}");
+    for code in ["265", "266"] {
+        let m = expect(&lines, code);
+        assert_eq!(m.params[1..3], ["1", "2"], "1 user now, at most 2 at once: {lines:#?}");
+    }
+}

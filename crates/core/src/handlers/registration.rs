@@ -300,6 +300,7 @@ impl Server {
         if let Some(client) = self.cur_client().filter(|c| !c.registered) {
             self.invisible_count += usize::from(client.invisible);
             self.registered_count += 1;
+            self.max_users = self.max_users.max(self.registered_count);
         }
         let Some(client) = self.cur_client_mut() else { return };
         client.registered = true;
@@ -378,7 +379,7 @@ impl Server {
         let invisible = self.invisible_count.min(registered);
         let unknown = self.clients.len().saturating_sub(registered);
         let channels = self.channels.len();
-        let max = self.max_clients;
+        let max = self.max_users;
         self.numeric(
             RPL_LUSERCLIENT,
             [format!("There are {} users and {invisible} invisible on 1 servers", registered - invisible)],
