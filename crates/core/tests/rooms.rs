@@ -399,3 +399,32 @@ fn two_spellings_of_one_room_name_are_one_room() {
     h.send(alice, "JOIN #cafe");
     assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#cafe");
 }
+
+/// A client's line may carry 4,094 bytes of tag data in all (its tag section 4,096 with the
+/// `@` and the space), client-only or not: at the limit the tags are relayed intact, one byte
+/// more gets 417 and nothing is relayed (IRCv3 message-tags; the case irctest checks).
+#[test]
+fn a_clients_tag_data_over_4094_bytes_is_refused_with_417() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("alice", "message-tags echo-message");
+    let b = h.register_with_caps("bob", "message-tags");
+    for x in [a, b] {
+        h.send(x, "JOIN #test");
+    }
+    h.clear(&[a, b]);
+    let at_limit = format!("@foo=bar;+baz={} TAGMSG #test", "a".repeat(4081));
+    assert_eq!(at_limit.find("TAGMSG"), Some(4096));
+    h.send(a, &at_limit);
+    let echo = expect(&h.take(a), "TAGMSG");
+    let relay = expect(&h.take(b), "TAGMSG");
+    assert_eq!(relay.tag("+baz").map(str::len), Some(4081));
+    assert_eq!(echo.tag("msgid"), relay.tag("msgid"));
+    let over = format!("@foo=bar;+baz={} TAGMSG #test", "a".repeat(4082));
+    h.send(a, &over);
+    expect(&h.take(a), "417");
+    assert!(h.take(b).is_empty(), "nothing relayed");
+    let with_text = format!("@foo=bar;+baz={} PRIVMSG #test {}", "a".repeat(4081), "b".repeat(496));
+    assert_eq!(with_text.len(), 4096 + 510, "right at both limits");
+    h.send(a, &with_text);
+    assert_eq!(expect(&h.take(b), "PRIVMSG").tag("+baz").map(str::len), Some(4081));
+}
