@@ -764,6 +764,9 @@ impl Server {
             "MOTD" => self.send_motd(),
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
+            "INFO" => self.handle_info(),
+            "HELP" | "HELPOP" => self.handle_help(msg),
+            "LINKS" => self.handle_links(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
         }
     }

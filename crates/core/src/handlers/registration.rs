@@ -228,7 +228,8 @@ impl Server {
             self.numeric(ERR_ALREADYREGISTERED, ["You may not reregister"]);
             return;
         }
-        if msg.params.len() < 4 || msg.params[0].is_empty() {
+        // An empty realname is a missing parameter too (Modern IRC), as an empty username is.
+        if msg.params.len() < 4 || msg.params[0].is_empty() || msg.params[3].is_empty() {
             self.need_more_params("USER");
             return;
         }
@@ -357,7 +358,7 @@ impl Server {
             format!("NICKLEN={}", l.nick_len),
             "PREFIX=(ov)@+".into(),
             "SAFELIST".into(),
-            format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:1,NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
+            format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:{t},NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
             format!("TOPICLEN={}", l.topic_len),
             format!("USERLEN={}", l.user_len),
             "UTF8ONLY".into(),
