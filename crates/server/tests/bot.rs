@@ -125,7 +125,10 @@ async fn pipelined_bot(sasl: bool) {
             ("QUIT", |m| m.command == "QUIT" && m.params.first().is_some_and(|r| r.contains("all done"))),
         ],
     );
-    assert!(seen.iter().filter(|m| m.source.is_some()).all(|m| m.source.as_deref().is_some_and(|s| s.starts_with("botty!"))));
+    assert!(seen
+        .iter()
+        .filter(|m| m.source.is_some())
+        .all(|m| m.source.as_deref().is_some_and(|s| s.starts_with("botty!"))));
     server.shutdown().await;
 }
 

@@ -10,13 +10,25 @@ use crate::server::Server;
 /// without regard to case; `HELP` alone lists the topics.
 const HELP: &[(&str, &[&str])] = &[
     ("AWAY", &["AWAY [:<message>]", "Marks you away with a message; AWAY alone marks you back."]),
-    ("CHATHISTORY", &["CHATHISTORY <LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS> ...", "Reads stored history (IRCv3 draft/chathistory)."]),
+    (
+        "CHATHISTORY",
+        &[
+            "CHATHISTORY <LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS> ...",
+            "Reads stored history (IRCv3 draft/chathistory).",
+        ],
+    ),
     ("HELP", &["HELP [<subject>]", "Shows help on a command; HELP alone lists the subjects."]),
     ("INFO", &["INFO", "Tells about this server's software."]),
     ("INVITE", &["INVITE <nick> <#room>", "Invites someone to a room."]),
     ("ISON", &["ISON <nick> [<nick> ...]", "Tells which of the nicks are online."]),
     ("JOIN", &["JOIN <#room>[,<#room>...] [<key>[,<key>...]]", "Joins rooms, making any that do not exist."]),
-    ("KICK", &["KICK <#room>[,<#room>...] <nick>[,<nick>...] [:<reason>]", "Removes people from a room you operate: one room and many nicks, many rooms and one nick, or pairs."]),
+    (
+        "KICK",
+        &[
+            "KICK <#room>[,<#room>...] <nick>[,<nick>...] [:<reason>]",
+            "Removes people from a room you operate: one room and many nicks, many rooms and one nick, or pairs.",
+        ],
+    ),
     ("LINKS", &["LINKS", "Lists the servers of this network (this one)."]),
     ("LIST", &["LIST", "Lists the rooms."]),
     ("LUSERS", &["LUSERS", "Counts users, rooms and connections."]),
@@ -25,12 +37,18 @@ const HELP: &[(&str, &[&str])] = &[
     ("MOTD", &["MOTD", "Shows the message of the day."]),
     ("NAMES", &["NAMES <#room>[,<#room>...]", "Lists who is in rooms."]),
     ("NICK", &["NICK <nick>", "Changes your nick."]),
-    ("NICKSERV", &["NICKSERV <REGISTER|IDENTIFY|...> ...", "Talks to the accounts service (also NS, or PRIVMSG NickServ)."]),
+    (
+        "NICKSERV",
+        &["NICKSERV <REGISTER|IDENTIFY|...> ...", "Talks to the accounts service (also NS, or PRIVMSG NickServ)."],
+    ),
     ("NOTICE", &["NOTICE <target>[,<target>...] :<text>", "Sends a notice: never answered automatically."]),
     ("PART", &["PART <#room>[,<#room>...] [:<reason>]", "Leaves rooms."]),
     ("PRIVMSG", &["PRIVMSG <target>[,<target>...] :<text>", "Sends a message to rooms or people."]),
     ("QUIT", &["QUIT [:<reason>]", "Leaves the server."]),
-    ("REGISTER", &["REGISTER <account|*> <email|*> <password>", "Registers an account (IRCv3 draft/account-registration)."]),
+    (
+        "REGISTER",
+        &["REGISTER <account|*> <email|*> <password>", "Registers an account (IRCv3 draft/account-registration)."],
+    ),
     ("SETNAME", &["SETNAME :<realname>", "Changes your real name."]),
     ("TIME", &["TIME", "Tells the server's time."]),
     ("TOPIC", &["TOPIC <#room> [:<topic>]", "Shows or sets a room's topic."]),
