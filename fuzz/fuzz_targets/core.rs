@@ -86,7 +86,7 @@ impl World {
         let now = self.now();
         match (op >> 2) % 8 {
             // Most opcodes send a line, so that random bytes mostly exercise commands.
-            0..=4 => self.server.handle(conn, Message::parse_bytes(arg), now),
+            0..=4 => self.server.handle(conn, Message::parse_client_bytes(arg), now),
             5 => {
                 let secs = arg.first().map_or(1, |b| u64::from(*b % 120) + 1);
                 self.elapsed += Duration::from_secs(secs);

@@ -121,6 +121,9 @@ fn weight(parsed: &Result<Message, ParseError>) -> usize {
     }
 }
 
+/// Units a listing (WHO, NAMES, LIST, ...) costs: its replies are many lines.
+pub(crate) const LISTING_COST: u32 = 3;
+
 /// Units a command costs when it runs, before any extra its handler charges. Replies that list
 /// many things cost more; a PONG or QUIT costs nothing (they must never wait behind a flood's
 /// budget to keep a connection alive or let it go).
@@ -132,7 +135,7 @@ fn base_cost(parsed: &Result<Message, ParseError>) -> u32 {
     }
     const LISTINGS: [&str; 8] = ["WHO", "WHOIS", "WHOWAS", "LIST", "NAMES", "CHATHISTORY", "MOTD", "LUSERS"];
     if LISTINGS.iter().any(|c| command.eq_ignore_ascii_case(c)) {
-        3
+        LISTING_COST
     } else {
         1
     }

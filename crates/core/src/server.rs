@@ -116,8 +116,9 @@ pub struct Server {
     /// Folded nick → connections that MONITOR it.
     pub(crate) monitors: HashMap<String, BTreeSet<ConnId>>,
     pub(crate) created_ms: u64,
-    /// Most clients connected at once, for LUSERS 265/266.
-    pub(crate) max_clients: usize,
+    /// Most registered users at once, for LUSERS 265/266. Connections that have not registered
+    /// are not users (LUSERS counts them apart, 253), so a burst of them does not raise it.
+    pub(crate) max_users: usize,
     /// Registered clients, and how many of those are invisible (+i). Kept up to date as clients
     /// register, change +i and leave, so that LUSERS (part of every welcome) does not scan every
     /// client: with 10,000 connected that scan was a third of the cost of a registration.
@@ -169,7 +170,7 @@ impl Server {
             whowas: VecDeque::new(),
             monitors: HashMap::new(),
             created_ms: now.wall_ms,
-            max_clients: 0,
+            max_users: 0,
             registered_count: 0,
             invisible_count: 0,
             now,
@@ -240,7 +241,6 @@ impl Server {
     pub fn connect(&mut self, conn: ConnId, info: ConnInfo, now: Now) {
         self.now = now;
         self.clients.insert(conn, Box::new(Client::new(conn, info, now.mono)));
-        self.max_clients = self.max_clients.max(self.clients.len());
         self.reject_if_banned(conn);
     }
 
@@ -764,6 +764,9 @@ impl Server {
             "MOTD" => self.send_motd(),
             "VERSION" => self.handle_version(),
             "TIME" => self.handle_time(),
+            "INFO" => self.handle_info(),
+            "HELP" | "HELPOP" => self.handle_help(msg),
+            "LINKS" => self.handle_links(),
             _ => self.numeric(ERR_UNKNOWNCOMMAND, [command.as_str(), "Unknown command"]),
         }
     }

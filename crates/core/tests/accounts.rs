@@ -326,3 +326,38 @@ fn login_is_announced_with_account_notify_and_shown_in_extended_join() {
     h.send(b, "PRIVMSG #general :tagged");
     assert_eq!(expect(&h.take(a), "PRIVMSG").tag("account"), Some("leo"));
 }
+
+/// One AUTHENTICATE chunk longer than 400 bytes is 905; a payload of full 400-byte chunks that
+/// never ends is refused with 904 once it passes a few KiB, and nothing is checked or kept.
+#[test]
+fn sasl_an_over_long_chunk_gets_905_and_an_endless_payload_904() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "CAP REQ :sasl");
+    h.send(c, "AUTHENTICATE PLAIN");
+    h.take(c);
+    h.send(c, &format!("AUTHENTICATE {}", "A".repeat(401)));
+    expect(&h.take(c), "905");
+
+    h.send(c, "AUTHENTICATE PLAIN");
+    h.take(c);
+    let chunk = format!("AUTHENTICATE {}", "A".repeat(400));
+    let mut refused = None;
+    for sent in 1..=100 {
+        h.send(c, &chunk);
+        let lines = h.take(c);
+        if !lines.is_empty() {
+            refused = Some((sent, lines));
+            break;
+        }
+    }
+    let (sent, lines) = refused.expect("an endless payload is refused");
+    assert!(sent * 400 <= 4096, "refused within a few KiB, after {sent} chunks");
+    let fail = expect(&lines, "904");
+    assert!(find(&lines, "905").is_none(), "{lines:#?}");
+    assert!(fail.params[1].contains("too long"), "{fail:?}");
+    assert!(h.requests.is_empty(), "no password check for it");
+    // The exchange is over: the next line starts a new one.
+    h.send(c, "AUTHENTICATE PLAIN");
+    assert_eq!(parsed(&h.take(c)).last().map(|m| m.to_line()), Some("AUTHENTICATE +".into()));
+}

@@ -332,3 +332,58 @@ fn messages_that_need_storage_are_refused_while_it_is_full() {
     assert_eq!(expect(&h.take(b), "PRIVMSG").params[1], "now it goes");
     assert!(find(&h.take(a), "FAIL").is_none());
 }
+
+/// A note to oneself is one message: stored once, in the conversation of the account with
+/// itself, and read back once through CHATHISTORY on one's own nick (though echo-message
+/// showed it twice, as the echo and the delivery).
+#[test]
+fn a_message_to_oneself_is_stored_once_and_read_back_once() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("gil", "echo-message batch message-tags draft/chathistory");
+    login(&mut h, a, "gil");
+    h.send(a, "PRIVMSG Gil :note to self");
+    assert_eq!(parsed(&h.take(a)).iter().filter(|m| m.command == "PRIVMSG").count(), 2);
+    assert_eq!(h.persisted.len(), 1, "{:#?}", h.persisted);
+    let item = h.persisted[0].clone();
+    assert_eq!(item.conversation, chinwag_core::dm_conversation("gil", "gil"));
+    assert_eq!(item.participants, ["gil"], "the one party, once");
+    h.send(a, "CHATHISTORY LATEST gil * 10");
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::History { ref conversation, .. } if *conversation == item.conversation), "{req:?}");
+    h.respond(id, Response::Messages(Ok(vec![item.clone()])));
+    let lines = h.take(a);
+    let ms = parsed(&lines);
+    let copies: Vec<_> = ms.iter().filter(|m| m.command == "PRIVMSG").collect();
+    assert_eq!(copies.len(), 1, "{lines:#?}");
+    assert_eq!(copies[0].params, ["gil", "note to self"]);
+}
+
+/// `CHATHISTORY TARGETS` answers with the bare timestamp (`timestamp=` marks a query's bound,
+/// not an answer), and a refused target names the subcommand:
+/// `FAIL CHATHISTORY INVALID_TARGET <subcommand> <target> :…`.
+#[test]
+fn targets_give_bare_timestamps_and_a_refused_target_names_the_subcommand() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("hal", "batch server-time message-tags draft/chathistory");
+    h.send(a, "JOIN #general");
+    h.take(a);
+    h.send(a, "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10");
+    let (id, req) = h.next_request();
+    assert!(matches!(req, Request::HistoryTargets { .. }), "{req:?}");
+    let latest = 1_795_269_772_123;
+    h.respond(id, Response::Targets(Ok(vec![("#general".into(), latest)])));
+    let lines = h.take(a);
+    let line = expect(&lines, "CHATHISTORY");
+    assert_eq!(line.params, ["TARGETS", "#general", chinwag_core::rfc3339_ms(latest).as_str()], "{lines:#?}");
+
+    for (query, sub, target) in [
+        ("CHATHISTORY LATEST #secret * 10", "LATEST", "#secret"),
+        ("CHATHISTORY BEFORE #secret timestamp=2026-01-01T00:00:00.000Z 10", "BEFORE", "#secret"),
+        ("CHATHISTORY between bob msgid=a msgid=b 10", "BETWEEN", "bob"),
+    ] {
+        h.send(a, query);
+        let fail = expect(&h.take(a), "FAIL");
+        assert_eq!(fail.params[..4], ["CHATHISTORY", "INVALID_TARGET", sub, target], "{fail:?}");
+    }
+    assert!(h.requests.is_empty());
+}

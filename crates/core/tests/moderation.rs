@@ -394,3 +394,33 @@ fn a_members_invitation_lets_nobody_past_the_operators_modes() {
     expect(&h.take(n), "471");
     h.clear(&[a, b]);
 }
+
+/// KICK takes what TARGMAX KICK advertises: one room and many nicks, many rooms and one nick
+/// (`KICK #a,#b nick`), or pairs; a room one may not kick in is refused once, the rest go on.
+#[test]
+fn kick_takes_several_rooms() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    let c = h.register("carol");
+    h.send(a, "JOIN #a,#b,#c");
+    h.send(b, "JOIN #a,#b,#c,#d");
+    h.send(c, "JOIN #a,#b,#d");
+    h.clear(&[a, b, c]);
+    h.send(a, "KICK #a,#b,#d bob :out");
+    let lines = h.take(b);
+    let kicks: Vec<Vec<String>> =
+        parsed(&lines).into_iter().filter(|m| m.command == "KICK").map(|m| m.params).collect();
+    assert_eq!(kicks, [["#a", "bob", "out"], ["#b", "bob", "out"]], "{lines:#?}");
+    assert_eq!(expect(&h.take(a), "442").params[1], "#d", "not in #d: refused there only");
+    h.send(a, "KICK #a,#c carol,bob");
+    let kicks: Vec<Vec<String>> =
+        parsed(&h.take(a)).into_iter().filter(|m| m.command == "KICK").map(|m| m.params).collect();
+    assert_eq!(kicks, [["#a", "carol", "alice"], ["#c", "bob", "alice"]], "pairs");
+    h.send(a, "KICK #a,#b,#c carol,bob");
+    expect(&h.take(a), "461");
+    h.send(b, "NAMES #a,#b,#c,#d");
+    let names: Vec<String> =
+        parsed(&h.take(b)).into_iter().filter(|m| m.command == "366").map(|m| m.params[1].clone()).collect();
+    assert_eq!(names, ["#a", "#b", "#c", "#d"], "NAMES answers every room, each with its 366");
+}

@@ -219,3 +219,33 @@ fn parallel_oper_attempts_are_counted_before_they_run() {
     let refused = conns.iter().filter(|&&c| find(&h.take(c), "464").is_some_and(|m| m.params[1].contains("try again")));
     assert_eq!(refused.count(), 20 - free);
 }
+
+/// An IRC operator carries `*` in WHO's flags (after H/G, before room prefixes; in WHOX's `f`
+/// too) and WHOIS says so with 313; others carry neither.
+#[test]
+fn who_and_whois_show_irc_operators() {
+    let mut h = harness();
+    let root = oper(&mut h, "root");
+    let bob = h.register("bob");
+    h.send(root, "JOIN #ops");
+    h.send(bob, "JOIN #ops");
+    h.clear(&[root, bob]);
+    h.send(bob, "WHO #ops");
+    let lines = h.take(bob);
+    let flags = |nick: &str| {
+        support::parsed(&lines)
+            .into_iter()
+            .find(|m| m.command == "352" && m.params[5] == nick)
+            .map(|m| m.params[6].clone())
+            .unwrap_or_else(|| panic!("no 352 for {nick}: {lines:#?}"))
+    };
+    assert_eq!(flags("root"), "H*@");
+    assert_eq!(flags("bob"), "H");
+    h.send(bob, "WHO root %tnf,42");
+    assert_eq!(expect(&h.take(bob), "354").params[1..], ["42", "root", "H*"]);
+    h.send(bob, "WHOIS root");
+    let lines = h.take(bob);
+    assert_eq!(expect(&lines, "313").params[1..], ["root", "is an IRC operator"]);
+    h.send(root, "WHOIS bob");
+    assert!(find(&h.take(root), "313").is_none(), "bob is no operator");
+}

@@ -111,6 +111,8 @@ fn invisible_users_are_hidden_from_strangers() {
     assert_eq!(who_nicks(&mut h, b, "WHO alice"), ["alice"], "bob shares a room");
     assert_eq!(who_nicks(&mut h, b, "WHO #general"), ["alice", "bob"]);
     assert_eq!(who_nicks(&mut h, a, "WHO alice"), ["alice"], "one always sees oneself");
+    assert_eq!(who_nicks(&mut h, d, "WHO ALICE"), ["alice"], "an exact nick shows even a +i user");
+    assert!(who_nicks(&mut h, d, "WHO ali*").is_empty(), "a mask does not");
     h.send(d, "NAMES #general");
     assert_eq!(expect(&h.take(d), "353").params[3], "bob");
 

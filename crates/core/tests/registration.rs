@@ -222,3 +222,68 @@ fn lusers_counts_follow_registrations_invisibility_and_departures() {
     assert_eq!(expect(&lines, "253").params[1], "1", "one connection has not registered: {lines:#?}");
     assert_eq!(expect(&lines, "255").params[1], "I have 2 clients and 0 servers", "{lines:#?}");
 }
+
+/// LUSERS counts users: connections that have not registered are neither users nor part of the
+/// most users seen (265/266), however many of them come at once.
+#[test]
+fn lusers_max_users_counts_only_registered_users() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let _waiting: Vec<_> = (0..5).map(|_| h.connect()).collect();
+    let b = h.register("bob");
+    h.disconnect(b, "gone");
+    h.send(a, "LUSERS");
+    let lines = h.take(a);
+    assert_eq!(expect(&lines, "251").params[1], "There are 1 users and 0 invisible on 1 servers", "{lines:#?}");
+    assert_eq!(expect(&lines, "253").params[1], "5", "{lines:#?}");
+    for code in ["265", "266"] {
+        let m = expect(&lines, code);
+        assert_eq!(m.params[1..3], ["1", "2"], "1 user now, at most 2 at once: {lines:#?}");
+    }
+}
+
+/// USER with an empty realname is missing a parameter (461) and does not register.
+#[test]
+fn user_with_an_empty_realname_gets_461() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.send(c, "NICK rita");
+    h.send(c, "USER rita 0 * :");
+    let lines = h.take(c);
+    assert_eq!(expect(&lines, "461").params[1], "USER", "{lines:#?}");
+    assert!(find(&lines, "001").is_none());
+    h.send(c, "USER rita 0 * :Rita R");
+    expect(&h.take(c), "001");
+}
+
+/// INFO, HELP (and HELPOP) and LINKS answer with the Modern IRC numerics.
+#[test]
+fn info_help_and_links_answer() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    h.send(a, "INFO");
+    let lines = h.take(a);
+    assert!(find(&lines, "371").is_some_and(|m| m.params[1].contains("chinwag")), "{lines:#?}");
+    assert_eq!(parsed(&lines).last().map(|m| m.command.clone()).as_deref(), Some("374"));
+
+    for command in ["HELP", "HELPOP"] {
+        h.send(a, &format!("{command} kick"));
+        let ms = parsed(&h.take(a));
+        let codes: Vec<&str> = ms.iter().map(|m| m.command.as_str()).collect();
+        assert_eq!(codes.first(), Some(&"704"), "{ms:#?}");
+        assert_eq!(codes.last(), Some(&"706"), "{ms:#?}");
+        assert!(ms.iter().all(|m| m.params[1] == "KICK"), "{ms:#?}");
+        assert!(ms[0].params[2].starts_with("KICK <#room>"));
+    }
+    h.send(a, "HELP");
+    let ms = parsed(&h.take(a));
+    assert!(ms.iter().any(|m| m.command == "705" && m.params[2].contains("PRIVMSG")), "{ms:#?}");
+    h.send(a, "HELP frobnicate");
+    assert_eq!(expect(&h.take(a), "524").params[1], "frobnicate");
+
+    h.send(a, "LINKS");
+    let lines = h.take(a);
+    assert_eq!(expect(&lines, "364").params[1..3], ["*", "chinwag.local"]);
+    expect(&lines, "365");
+    assert!(find(&lines, "421").is_none());
+}

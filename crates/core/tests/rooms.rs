@@ -275,17 +275,42 @@ fn relayed_messages_fit_in_512_bytes_even_with_the_senders_prefix() {
     assert!(text.starts_with(&m.params[1]) && m.params[1].len() > 400, "cut cleanly, not dropped");
 }
 
+/// Without echo-message a message to oneself arrives once (the delivery); with it, twice: the
+/// echo, then the delivery, both inside the label's batch. The same for NOTICE and TAGMSG.
 #[test]
-fn a_message_to_oneself_arrives_once() {
+fn a_message_to_oneself_comes_back_as_echo_and_delivery_in_the_labels_batch() {
     let mut h = Harness::new();
     let a = h.register("alice");
     h.send(a, "PRIVMSG Alice :note to self");
     let lines = h.take(a);
     assert_eq!(parsed(&lines).iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{lines:#?}");
-    let e = h.register_with_caps("erin", "echo-message");
-    h.send(e, "PRIVMSG erin :me again");
+    let e = h.register_with_caps("erin", "echo-message labeled-response batch message-tags");
+    for (label, line, command) in [
+        ("p", "@label=p PRIVMSG erin :me again", "PRIVMSG"),
+        ("n", "@label=n NOTICE ERIN :a notice", "NOTICE"),
+        ("t", "@label=t;+typing=active TAGMSG erin", "TAGMSG"),
+    ] {
+        h.send(e, line);
+        let lines = h.take(e);
+        let ms = parsed(&lines);
+        assert_eq!(ms.len(), 4, "{lines:#?}");
+        let (open, close) = (&ms[0], &ms[3]);
+        assert_eq!((open.command.as_str(), open.tag("label")), ("BATCH", Some(label)), "{lines:#?}");
+        assert_eq!(open.params[1], "labeled-response");
+        let id = &open.params[0][1..];
+        assert_eq!((close.command.as_str(), close.params[0].as_str()), ("BATCH", format!("-{id}").as_str()));
+        for copy in &ms[1..3] {
+            assert_eq!(copy.command, command, "{lines:#?}");
+            assert_eq!(copy.tag("batch"), Some(id), "{lines:#?}");
+            assert_eq!(copy.params[0], "erin");
+            assert!(copy.source.as_deref().is_some_and(|s| s.starts_with("erin!")));
+        }
+        assert_eq!(ms[1].tag("msgid"), ms[2].tag("msgid"), "one message, two copies");
+    }
+    // Without a label the two copies still come, echo first.
+    h.send(e, "PRIVMSG erin :unlabeled");
     let lines = h.take(e);
-    assert_eq!(parsed(&lines).iter().filter(|m| m.command == "PRIVMSG").count(), 1, "{lines:#?}");
+    assert_eq!(parsed(&lines).iter().filter(|m| m.command == "PRIVMSG").count(), 2, "{lines:#?}");
 }
 
 #[test]
@@ -373,4 +398,33 @@ fn two_spellings_of_one_room_name_are_one_room() {
     h.clear(&[alice, bob]);
     h.send(alice, "JOIN #cafe");
     assert_eq!(expect(&h.take(alice), "JOIN").params[0], "#cafe");
+}
+
+/// A client's line may carry 4,094 bytes of tag data in all (its tag section 4,096 with the
+/// `@` and the space), client-only or not: at the limit the tags are relayed intact, one byte
+/// more gets 417 and nothing is relayed (IRCv3 message-tags; the case irctest checks).
+#[test]
+fn a_clients_tag_data_over_4094_bytes_is_refused_with_417() {
+    let mut h = Harness::new();
+    let a = h.register_with_caps("alice", "message-tags echo-message");
+    let b = h.register_with_caps("bob", "message-tags");
+    for x in [a, b] {
+        h.send(x, "JOIN #test");
+    }
+    h.clear(&[a, b]);
+    let at_limit = format!("@foo=bar;+baz={} TAGMSG #test", "a".repeat(4081));
+    assert_eq!(at_limit.find("TAGMSG"), Some(4096));
+    h.send(a, &at_limit);
+    let echo = expect(&h.take(a), "TAGMSG");
+    let relay = expect(&h.take(b), "TAGMSG");
+    assert_eq!(relay.tag("+baz").map(str::len), Some(4081));
+    assert_eq!(echo.tag("msgid"), relay.tag("msgid"));
+    let over = format!("@foo=bar;+baz={} TAGMSG #test", "a".repeat(4082));
+    h.send(a, &over);
+    expect(&h.take(a), "417");
+    assert!(h.take(b).is_empty(), "nothing relayed");
+    let with_text = format!("@foo=bar;+baz={} PRIVMSG #test {}", "a".repeat(4081), "b".repeat(496));
+    assert_eq!(with_text.len(), 4096 + 510, "right at both limits");
+    h.send(a, &with_text);
+    assert_eq!(expect(&h.take(b), "PRIVMSG").tag("+baz").map(str::len), Some(4081));
 }

@@ -11,7 +11,8 @@
 //! - this file: the byte limits of a line ([`MAX_BODY_LEN`], [`MAX_TAGS_LEN`], ...) as named
 //!   constants, and the re-exports; everything public is available at the crate root.
 //! - `message`: [`Message`] and [`Tag`], building and serializing.
-//! - `parse`: [`Message::parse`] and [`ParseError`].
+//! - `parse`: [`Message::parse`], [`Message::parse_client`] (a client's line, whose tags have
+//!   half the budget) and [`ParseError`].
 //! - `tags`: IRCv3 tag value escaping.
 //! - `framing`: [`LineReader`], the sans-IO byte-stream-to-lines framer.
 //! - `casemap`: [`casefold`] and [`eq_fold`] (chinwag uses `CASEMAPPING=ascii`).
@@ -71,7 +72,8 @@ pub const MAX_TAGS_LEN: usize = 8191;
 /// Longest run of client-only tags (keys starting with `+`) in bytes, counting the `;`
 /// separators between them but not the `@` or the trailing space (IRCv3 message-tags: 4096
 /// minus those two bytes). Servers must reject more so that relaying them cannot overflow the
-/// total tag budget.
+/// total tag budget. A line a client sends may hold no more tag data than this in all
+/// ([`Message::parse_client`]), whether its tags are client-only or not.
 pub const MAX_CLIENT_TAGS_LEN: usize = 4094;
 
 /// Longest line the framer accepts before it gives up on it: a full tag section plus a full

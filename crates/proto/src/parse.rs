@@ -29,7 +29,8 @@ pub enum ParseError {
     /// The tag section exceeded [`MAX_TAGS_LEN`].
     #[error("Input line contained excess tag data")]
     TagsTooLong,
-    /// The client-only tags exceeded [`MAX_CLIENT_TAGS_LEN`].
+    /// The client-only tags exceeded [`MAX_CLIENT_TAGS_LEN`], or, in a line a client sent
+    /// ([`Message::parse_client`]), all its tags together did.
     #[error("Input line contained excess client tag data")]
     ClientTagsTooLong,
     /// More than [`MAX_PARAMS`] parameters.
@@ -59,7 +60,15 @@ pub(crate) fn has_forbidden(s: &[u8]) -> bool {
 impl Message {
     /// Parses one line. One trailing `"\r\n"`, `"\n"` or `"\r"` is stripped first.
     pub fn parse(line: &str) -> Result<Message, ParseError> {
-        parse_line(line)
+        parse_line(line, MAX_TAGS_LEN - 2)
+    }
+
+    /// Parses one line a client sent to a server. As [`Message::parse`], but the whole tag
+    /// section (every tag, with or without the `+` of client-only tags) may hold at most
+    /// [`MAX_CLIENT_TAGS_LEN`] bytes, as IRCv3 message-tags has it: the other half of the
+    /// 8191-byte budget is the server's, for the tags it adds when it relays the line.
+    pub fn parse_client(line: &str) -> Result<Message, ParseError> {
+        parse_line(line, MAX_CLIENT_TAGS_LEN)
     }
 
     /// Parses one line of raw bytes; invalid UTF-8 is [`ParseError::InvalidUtf8`]. Checked
@@ -67,7 +76,13 @@ impl Message {
     /// twentieth of a private message's instructions).
     pub fn parse_bytes(line: &[u8]) -> Result<Message, ParseError> {
         let line = simdutf8::basic::from_utf8(line).map_err(|_| ParseError::InvalidUtf8)?;
-        parse_line(line)
+        parse_line(line, MAX_TAGS_LEN - 2)
+    }
+
+    /// [`Message::parse_client`] of raw bytes, as [`Message::parse_bytes`].
+    pub fn parse_client_bytes(line: &[u8]) -> Result<Message, ParseError> {
+        let line = simdutf8::basic::from_utf8(line).map_err(|_| ParseError::InvalidUtf8)?;
+        parse_line(line, MAX_CLIENT_TAGS_LEN)
     }
 }
 
@@ -97,7 +112,8 @@ fn next_atom(rest: &str) -> Option<(&str, &str)> {
     })
 }
 
-fn parse_line(line: &str) -> Result<Message, ParseError> {
+/// `max_tag_data`: the most bytes of tags, without the `@` and the space that end the section.
+fn parse_line(line: &str, max_tag_data: usize) -> Result<Message, ParseError> {
     let line = strip_terminator(line);
     if has_forbidden(line.as_bytes()) {
         return Err(ParseError::ForbiddenChar);
@@ -117,6 +133,9 @@ fn parse_line(line: &str) -> Result<Message, ParseError> {
         // '@' + tags + the one space that ends the section.
         if 1 + raw_tags.len() + 1 > MAX_TAGS_LEN {
             return Err(ParseError::TagsTooLong);
+        }
+        if raw_tags.len() > max_tag_data {
+            return Err(ParseError::ClientTagsTooLong);
         }
         msg.tags = parse_tags(raw_tags)?;
         body = rest;

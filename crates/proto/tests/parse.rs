@@ -55,6 +55,23 @@ fn client_tags_limit() {
     assert!(Message::parse(&ok).is_ok());
 }
 
+/// A line from a client may hold 4,094 bytes of tag data in all, client-only tags or not; the
+/// general parser (a client reading a server's lines) allows the full 8,191-byte section.
+#[test]
+fn a_clients_whole_tag_section_has_half_the_budget() {
+    let at_limit = format!("@foo=bar;+baz={} TAGMSG #c", "a".repeat(4081));
+    assert_eq!(at_limit.find("TAGMSG"), Some(MAX_CLIENT_TAGS_LEN + 2));
+    assert!(Message::parse_client(&at_limit).is_ok());
+    assert!(Message::parse_client_bytes(at_limit.as_bytes()).is_ok());
+    let over = format!("@foo=bar;+baz={} TAGMSG #c", "a".repeat(4082));
+    assert_eq!(Message::parse_client(&over), Err(ParseError::ClientTagsTooLong));
+    assert_eq!(Message::parse_client_bytes(over.as_bytes()), Err(ParseError::ClientTagsTooLong));
+    assert!(Message::parse(&over).is_ok(), "a server's line may carry more");
+    let server_tags = format!("@s={} PING x", "v".repeat(5000));
+    assert!(Message::parse(&server_tags).is_ok());
+    assert_eq!(Message::parse_client(&server_tags), Err(ParseError::ClientTagsTooLong));
+}
+
 #[test]
 fn params_limit() {
     let ok = format!("CMD{}", " p".repeat(MAX_PARAMS));

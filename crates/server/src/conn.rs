@@ -304,7 +304,7 @@ fn take_lines(framer: &mut LineReader, bytes: &[u8], lines: &mut Vec<Result<Mess
     lines.reserve_exact(room);
     framer.feed(bytes, |frame| {
         lines.push(match frame {
-            FrameRef::Line(line) => Message::parse_bytes(line),
+            FrameRef::Line(line) => Message::parse_client_bytes(line),
             FrameRef::TooLong => Err(ParseError::BodyTooLong),
         });
         lines.len() < LINES_PER_EVENT

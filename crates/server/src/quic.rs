@@ -247,7 +247,7 @@ async fn read_datagrams(connection: quinn::Connection, conn: ConnId, events: tok
         }
         let line = datagram.strip_suffix(b"\n").unwrap_or(&datagram);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let parsed = Message::parse_bytes(line);
+        let parsed = Message::parse_client_bytes(line);
         // Full: wait, like the stream's reader (backpressure on this one peer).
         if events.send(Event::Line { conn, parsed }).await.is_err() {
             return;

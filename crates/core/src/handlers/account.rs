@@ -23,7 +23,8 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 256;
 /// SASL sends base64 in chunks of this size; a shorter chunk ends the message.
 const SASL_CHUNK: usize = 400;
-/// A PLAIN payload never needs more than this much base64.
+/// A PLAIN payload never needs more than this much base64: a client that goes on sending
+/// full chunks past it is refused (904) instead of filling memory.
 const SASL_MAX_LEN: usize = 4 * SASL_CHUNK;
 /// The services pseudo-user's prefix.
 pub const NICKSERV: &str = "NickServ";
@@ -89,12 +90,19 @@ impl Server {
             self.send_msg(conn, Message::new("AUTHENTICATE").with_param("+"));
             return;
         };
+        // One chunk longer than a chunk may be is 905; a payload that never ends (full chunks
+        // past SASL_MAX_LEN) is a failed authentication, 904, as Ergo answers both.
+        if data.len() > SASL_CHUNK {
+            client.clear_extra(|e| e.sasl = None);
+            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
+            return;
+        }
         if data != "+" {
             state.buffer.push_str(data);
         }
         if state.buffer.len() > SASL_MAX_LEN {
             client.clear_extra(|e| e.sasl = None);
-            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
+            self.numeric(ERR_SASLFAIL, ["SASL authentication failed: payload too long"]);
             return;
         }
         if data.len() == SASL_CHUNK {

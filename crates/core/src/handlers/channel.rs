@@ -256,9 +256,19 @@ impl Server {
             self.numeric(RPL_ENDOFNAMES, ["*", "End of /NAMES list"]);
             return;
         };
-        // TARGMAX NAMES:1 — only the first room is answered.
-        let raw = targets.split(',').next().unwrap_or_default().to_owned();
-        self.send_names(&chinwag_proto::casefold(&raw), &raw);
+        // TARGMAX NAMES:<max_targets>: each room is answered (353s and its 366), in order.
+        let rooms: Vec<String> = targets.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect();
+        let max = self.cfg.limits.max_targets;
+        if rooms.len() > max {
+            let text = format!("Too many targets: at most {max} per command");
+            self.numeric(ERR_TOOMANYTARGETS, [targets.as_str(), text.as_str()]);
+            return;
+        }
+        // Each room beyond the first costs like another listing.
+        self.charge(rooms.len().saturating_sub(1) as u32 * crate::flood::LISTING_COST);
+        for raw in rooms {
+            self.send_names(&chinwag_proto::casefold(&raw), &raw);
+        }
     }
 
     /// 353 lines for the members the current client may see, then 366.

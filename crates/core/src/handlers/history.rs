@@ -46,14 +46,14 @@ impl Server {
                     (_, Some(b)) => HistoryQuery::Around(b),
                     (_, None) => return,
                 };
-                self.history_query(&p[1], query, parse_limit(&p[3]));
+                self.history_query(&sub, &p[1], query, parse_limit(&p[3]));
             }
             "BETWEEN" if p.len() >= 5 => {
                 let (Ok(a), Ok(b)) = (msg_ref(&p[2]), msg_ref(&p[3])) else {
                     self.fail("CHATHISTORY", "INVALID_PARAMS", &["BETWEEN"], "Use msgid=… or timestamp=…");
                     return;
                 };
-                self.history_query(&p[1], HistoryQuery::Between(a, b), parse_limit(&p[4]));
+                self.history_query(&sub, &p[1], HistoryQuery::Between(a, b), parse_limit(&p[4]));
             }
             "TARGETS" | "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "BETWEEN" => {
                 self.fail("CHATHISTORY", "NEED_MORE_PARAMS", &[&sub], "Not enough parameters");
@@ -62,12 +62,15 @@ impl Server {
         }
     }
 
-    fn history_query(&mut self, target: &str, query: HistoryQuery, limit: usize) {
+    /// `sub` is the subcommand, which a refusal names (`FAIL CHATHISTORY INVALID_TARGET <sub>
+    /// <target>`, as the spec has it), so that a client with several queries out can tell which
+    /// one failed.
+    fn history_query(&mut self, sub: &str, target: &str, query: HistoryQuery, limit: usize) {
         let conn = self.cur_conn();
         let conversation = match self.conversation_for(conn, target) {
             Ok(conversation) => conversation,
             Err(why) => {
-                self.fail("CHATHISTORY", "INVALID_TARGET", &["*", target], why);
+                self.fail("CHATHISTORY", "INVALID_TARGET", &[sub, target], why);
                 return;
             }
         };
@@ -172,11 +175,8 @@ impl Server {
                     );
                 }
                 for (name, latest) in targets {
-                    let mut m = Message::new("CHATHISTORY").with_params([
-                        "TARGETS".into(),
-                        name,
-                        format!("timestamp={}", rfc3339_ms(latest)),
-                    ]);
+                    // The bare timestamp: `timestamp=` marks a bound in a query, not an answer.
+                    let mut m = Message::new("CHATHISTORY").with_params(["TARGETS".into(), name, rfc3339_ms(latest)]);
                     if batch {
                         m.tags.push(Tag { key: "batch".into(), value: id.clone() });
                     }

@@ -186,8 +186,10 @@ impl Server {
             let conn = self.cur_conn();
             let me = self.party_of(conn).unwrap_or_default();
             let them = self.party_of(to).unwrap_or_default();
-            let participants =
+            let mut participants: Vec<String> =
                 [sender_account, recipient_account].into_iter().flatten().map(|a| casefold(&a)).collect();
+            // A note to oneself has one party.
+            participants.dedup();
             let queue = route.as_ref().and_then(|r| r.offline_queue());
             if self.refuse_unstorable(&ev) || queue.as_ref().is_some_and(|q| !self.reserve_offline(q, &recipient_nick))
             {
@@ -198,12 +200,19 @@ impl Server {
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[to, self.cur_conn()]);
         }
-        // A message to oneself arrives once: as the echo if echo-message is on, else as itself.
-        // The recipient's is the last copy sent as bytes (the echo is a reply), so it takes them.
-        if to != self.cur_conn() || !recipient_caps.has(Cap::EchoMessage) {
+        if to == self.cur_conn() {
+            // A message to oneself with echo-message arrives twice, as Ergo does: the echo (the
+            // sender's confirmation that it went out) then the delivery (a message received).
+            // A client that keeps the two apart (a pending send waiting for its echo, or a
+            // label) would otherwise lose one of them. Both are replies, so a label's batch
+            // holds both.
+            self.echo(&mut ev);
             self.deliver_to(&mut ev, to, recipient_caps, true);
+        } else {
+            // The recipient's is the last copy sent as bytes (the echo is a reply), so it takes them.
+            self.deliver_to(&mut ev, to, recipient_caps, true);
+            self.echo(&mut ev);
         }
-        self.echo(&mut ev);
         if let Some(away) = away {
             if !quiet && !tagmsg {
                 // The recipient's nick, as it spells it.

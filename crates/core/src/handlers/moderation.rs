@@ -373,29 +373,27 @@ impl Server {
         Some(ModeChange { add, letter: 'b', param: Some(mask) })
     }
 
+    /// `KICK <rooms> <nicks> [reason]`: one room and several nicks, several rooms and one nick,
+    /// or as many rooms as nicks taken in pairs (RFC 2812); at most TARGMAX KICK kicks.
     pub(crate) fn handle_kick(&mut self, msg: &Message) {
-        let (Some(raw), Some(list)) = (msg.params.first(), msg.params.get(1).filter(|t| !t.is_empty())) else {
+        let rooms = msg.params.first().filter(|t| !t.is_empty());
+        let (Some(rooms), Some(list)) = (rooms, msg.params.get(1).filter(|t| !t.is_empty())) else {
             self.need_more_params("KICK");
             return;
         };
-        let conn = self.cur_conn();
-        let folded = casefold(raw);
-        let Some(ch) = self.channels.get(&folded) else {
-            self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
-            return;
-        };
-        let name = ch.name.as_str().to_owned();
-        if !ch.members.contains_key(&conn) {
-            self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
-            return;
-        }
-        if !ch.is_op(conn) {
-            self.numeric(ERR_CHANOPRIVSNEEDED, [name.as_str(), "You're not channel operator"]);
-            return;
-        }
+        let rooms: Vec<&str> = rooms.split(',').filter(|t| !t.is_empty()).collect();
         let targets: Vec<&str> = list.split(',').filter(|t| !t.is_empty()).collect();
+        let pairs: Vec<(&str, &str)> = match (rooms.as_slice(), targets.as_slice()) {
+            ([room], _) => targets.iter().map(|t| (*room, *t)).collect(),
+            (_, [target]) => rooms.iter().map(|r| (*r, *target)).collect(),
+            _ if rooms.len() == targets.len() => rooms.iter().copied().zip(targets.iter().copied()).collect(),
+            _ => {
+                self.need_more_params("KICK");
+                return;
+            }
+        };
         let max = self.cfg.limits.max_targets;
-        if targets.len() > max {
+        if pairs.len() > max {
             let text = format!("Too many targets: at most {max} per command");
             self.numeric(ERR_TOOMANYTARGETS, [list.as_str(), text.as_str()]);
             return;
@@ -404,13 +402,53 @@ impl Server {
             Some(r) => truncate(r, self.cfg.limits.kick_len).to_owned(),
             None => self.cur_client().map(|c| c.nick_or_star().to_owned()).unwrap_or_default(),
         };
-        for target in targets {
-            // Kicking oneself ends one's right to kick the rest.
+        // Each room is checked once: refused rooms are told once and skipped after.
+        let mut allowed: Vec<(String, String)> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let conn = self.cur_conn();
+        for (raw, target) in pairs {
+            let folded = casefold(raw);
+            if refused.contains(&folded) {
+                continue;
+            }
+            let name = match allowed.iter().find(|(f, _)| *f == folded) {
+                Some((_, name)) => name.clone(),
+                None => match self.kick_allowed(raw, &folded) {
+                    Some(name) => {
+                        allowed.push((folded.clone(), name.clone()));
+                        name
+                    }
+                    None => {
+                        refused.push(folded);
+                        continue;
+                    }
+                },
+            };
+            // Kicking oneself ends one's right to kick the rest there.
             if !self.channels.get(&folded).is_some_and(|ch| ch.is_op(conn)) {
-                break;
+                continue;
             }
             self.kick_one(&folded, &name, target, &reason);
         }
+    }
+
+    /// Whether the current client may kick in the room (403, 442 or 482 if not); its name.
+    fn kick_allowed(&mut self, raw: &str, folded: &str) -> Option<String> {
+        let conn = self.cur_conn();
+        let Some(ch) = self.channels.get(folded) else {
+            self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
+            return None;
+        };
+        let name = ch.name.as_str().to_owned();
+        if !ch.members.contains_key(&conn) {
+            self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
+            return None;
+        }
+        if !ch.is_op(conn) {
+            self.numeric(ERR_CHANOPRIVSNEEDED, [name.as_str(), "You're not channel operator"]);
+            return None;
+        }
+        Some(name)
     }
 
     /// Removes one member after every member (the kicked one included) has seen the KICK.

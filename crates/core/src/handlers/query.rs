@@ -1,7 +1,9 @@
 //! Questions about people: WHO (with WHOX), WHOIS, WHOWAS, ISON, USERHOST.
 //!
 //! Visibility follows one rule throughout: an invisible (+i) user is seen only by people who
-//! share a room with them, and a secret (+s) room only by its members.
+//! share a room with them, and a secret (+s) room only by its members. The one exception is a
+//! question that names the user exactly (`WHO nick`, like WHOIS): +i hides a user from
+//! listings, not from someone who already knows the nick.
 
 use chinwag_proto::{casefold, mask_match, Message};
 
@@ -81,11 +83,13 @@ impl Server {
     fn who_mask(&self, mask: &str) -> Vec<WhoRow> {
         let me = self.cur_conn();
         let mask = if mask == "0" { "*" } else { mask };
+        // A mask without wildcards names one nick exactly, which shows that user even when +i.
+        let exact = !mask.contains(['*', '?']);
         let mut conns: Vec<ConnId> = self
             .clients
             .values()
             .filter(|c| c.registered && mask_match(mask, c.nick_or_star()))
-            .filter(|c| c.id == me || !c.invisible || self.share_channel(me, c.id))
+            .filter(|c| exact || c.id == me || !c.invisible || self.share_channel(me, c.id))
             .map(|c| c.id)
             .collect();
         conns.sort();
@@ -96,7 +100,9 @@ impl Server {
     fn send_who_row(&mut self, row: &WhoRow, whox: Option<&Whox>) {
         let Some(c) = self.clients.get(&row.conn) else { return };
         let server = self.cfg.server_name.clone();
-        let flags = format!("{}{}", if c.away().is_some() { 'G' } else { 'H' }, row.prefixes);
+        // Here or gone, `*` for an IRC operator, then the room prefixes (Modern IRC's order).
+        let oper = if self.oper_name(row.conn).is_some() { "*" } else { "" };
+        let flags = format!("{}{oper}{}", if c.away().is_some() { 'G' } else { 'H' }, row.prefixes);
         let Some(whox) = whox else {
             let params = [
                 row.channel.clone(),
@@ -166,6 +172,7 @@ impl Server {
         let away = c.away().map(str::to_owned);
         let tls = c.info.tls;
         let account = c.account.clone();
+        let oper = self.oper_name(target).is_some();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
         let signon = (c.signon_ms / 1000).to_string();
 
@@ -176,6 +183,9 @@ impl Server {
         self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
         if let Some(away) = away {
             self.numeric(RPL_AWAY, [nick.clone(), away]);
+        }
+        if oper {
+            self.numeric(RPL_WHOISOPERATOR, [nick.as_str(), "is an IRC operator"]);
         }
         if tls {
             self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);

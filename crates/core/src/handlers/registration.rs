@@ -228,7 +228,8 @@ impl Server {
             self.numeric(ERR_ALREADYREGISTERED, ["You may not reregister"]);
             return;
         }
-        if msg.params.len() < 4 || msg.params[0].is_empty() {
+        // An empty realname is a missing parameter too (Modern IRC), as an empty username is.
+        if msg.params.len() < 4 || msg.params[0].is_empty() || msg.params[3].is_empty() {
             self.need_more_params("USER");
             return;
         }
@@ -300,6 +301,7 @@ impl Server {
         if let Some(client) = self.cur_client().filter(|c| !c.registered) {
             self.invisible_count += usize::from(client.invisible);
             self.registered_count += 1;
+            self.max_users = self.max_users.max(self.registered_count);
         }
         let Some(client) = self.cur_client_mut() else { return };
         client.registered = true;
@@ -356,7 +358,7 @@ impl Server {
             format!("NICKLEN={}", l.nick_len),
             "PREFIX=(ov)@+".into(),
             "SAFELIST".into(),
-            format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:1,NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
+            format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:{t},NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
             format!("TOPICLEN={}", l.topic_len),
             format!("USERLEN={}", l.user_len),
             "UTF8ONLY".into(),
@@ -378,7 +380,7 @@ impl Server {
         let invisible = self.invisible_count.min(registered);
         let unknown = self.clients.len().saturating_sub(registered);
         let channels = self.channels.len();
-        let max = self.max_clients;
+        let max = self.max_users;
         self.numeric(
             RPL_LUSERCLIENT,
             [format!("There are {} users and {invisible} invisible on 1 servers", registered - invisible)],

@@ -98,17 +98,17 @@ impl Harness {
         conn
     }
 
-    /// Sends one line from `conn` (without CRLF).
+    /// Sends one line from `conn` (without CRLF), parsed as the edge parses a client's line.
     pub fn send(&mut self, conn: ConnId, line: &str) {
         let now = self.now();
-        self.server.handle(conn, Message::parse(line), now);
+        self.server.handle(conn, Message::parse_client(line), now);
         self.collect();
     }
 
     /// Sends raw bytes as one line (for invalid UTF-8 and the like).
     pub fn send_bytes(&mut self, conn: ConnId, line: &[u8]) {
         let now = self.now();
-        self.server.handle(conn, Message::parse_bytes(line), now);
+        self.server.handle(conn, Message::parse_client_bytes(line), now);
         self.collect();
     }
 
