@@ -457,6 +457,7 @@ impl Server {
     pub fn reconfigure(&mut self, cfg: Config) {
         self.cfg.motd = cfg.motd;
         self.cfg.password = cfg.password;
+        self.cfg.accounts_required = cfg.accounts_required;
         self.cfg.limits = cfg.limits;
         self.cfg.opers = cfg.opers;
     }
