@@ -93,6 +93,10 @@ impl WhowasEntry {
 /// The longest label we keep; longer ones are ignored rather than echoed.
 const MAX_LABEL_LEN: usize = 64;
 
+/// The administrator as the "current client" of an admin command (`Server::as_admin`): not a
+/// connection (the edge numbers those from 1 and never reaches this).
+pub(crate) const ADMIN: ConnId = ConnId(u64::MAX - 1);
+
 /// The command being handled: whose it is, and the replies it produced so far.
 #[derive(Debug, Default)]
 struct Current {
@@ -410,6 +414,19 @@ impl Server {
     }
 
     /// The connection whose command is being handled.
+    /// Runs what `act` does as the administrator (`chinwag admin`, the console): events it
+    /// makes come from the server, and the replies it would send the administrator (numerics,
+    /// errors) are returned as text instead. No client is ever [`ADMIN`].
+    pub(crate) fn as_admin<T>(&mut self, now: Now, act: impl FnOnce(&mut Self) -> T) -> (T, Vec<String>) {
+        self.now = now;
+        self.begin(ADMIN, None);
+        let out = act(self);
+        let replies = std::mem::take(&mut self.cur.replies);
+        self.finish();
+        let texts = replies.into_iter().filter_map(|m| m.params.last().cloned()).collect();
+        (out, texts)
+    }
+
     pub(crate) fn cur_conn(&self) -> ConnId {
         self.cur.conn.unwrap_or(ConnId(u64::MAX))
     }
@@ -487,8 +504,13 @@ impl Server {
 
     /// Like [`Server::event`] for the current client.
     pub(crate) fn cur_event(&mut self, base: Message) -> Option<Outgoing> {
-        let client = self.clients.get(&self.cur.conn?)?;
-        let (source, account) = (client.shared_prefix(), client.account.clone());
+        let conn = self.cur.conn?;
+        let (source, account) = match self.clients.get(&conn) {
+            Some(client) => (client.shared_prefix(), client.account.clone()),
+            // The administrator's changes come from the server.
+            None if conn == ADMIN => (std::sync::Arc::from(self.cfg.server_name.as_str()), None),
+            None => return None,
+        };
         let msgid = self.msgids.next(self.now.wall_ms);
         Some(Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account))
     }

@@ -112,10 +112,14 @@ impl Server {
             ch.founder = founder;
             ch
         });
-        // The founder always runs its room; otherwise the first person in an empty room that has
-        // no founder does. Default rooms belong to the server.
+        // The founder always runs its room; otherwise whoever makes the room by joining it does.
+        // Nobody gets op by being first into a room that already exists: a default room belongs
+        // to the server, and a guest's room restored after a restart (it has no founder, and a
+        // room without one is only kept while it has members) belongs to no one; whoever rejoins
+        // first is not necessarily who ran it. There an administrator gives op
+        // (`chinwag admin op`).
         let is_founder = ch.founder.is_some() && ch.founder == account;
-        let op = is_founder || (ch.members.is_empty() && !ch.permanent && ch.founder.is_none());
+        let op = is_founder || created;
         ch.members.insert(conn, Member { op, voice: false, caps });
         ch.invited.remove(&conn);
         let display = ch.name.as_str().to_owned();
