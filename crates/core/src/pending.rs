@@ -14,19 +14,63 @@ use crate::throttle::Ticket;
 /// command that caused it, so the answer is labeled as if it had been immediate.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    Login { conn: ConnId, account: String, via: LoginVia, ticket: Ticket, label: Option<String> },
-    Register { conn: ConnId, via: RegisterVia, label: Option<String> },
-    SetPassword { conn: ConnId, label: Option<String> },
-    Drop { conn: ConnId, account: String, label: Option<String> },
-    History { conn: ConnId, target: String, label: Option<String> },
-    Targets { conn: ConnId, label: Option<String> },
-    Offline { conn: ConnId, account: String },
+    Login {
+        conn: ConnId,
+        account: String,
+        via: LoginVia,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Register {
+        conn: ConnId,
+        via: RegisterVia,
+        label: Option<String>,
+    },
+    SetPassword {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Drop {
+        conn: ConnId,
+        account: String,
+        label: Option<String>,
+    },
+    History {
+        conn: ConnId,
+        target: String,
+        label: Option<String>,
+    },
+    Targets {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Offline {
+        conn: ConnId,
+        account: String,
+    },
     /// Lines replayed to a client that joined `target` (see `Server::autoreplay_on_join`);
     /// none older than `oldest_ms`.
-    Autoreplay { conn: ConnId, target: String, oldest_ms: u64 },
-    Oper { conn: ConnId, name: String, ticket: Ticket, label: Option<String> },
-    Rehash { conn: ConnId, by: String, label: Option<String> },
-    Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
+    Autoreplay {
+        conn: ConnId,
+        target: String,
+        oldest_ms: u64,
+    },
+    Oper {
+        conn: ConnId,
+        name: String,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Rehash {
+        conn: ConnId,
+        by: String,
+        label: Option<String>,
+    },
+    Keys {
+        conn: ConnId,
+        then: crate::handlers::e2e::KeysThen,
+        label: Option<String>,
+    },
 }
 
 impl Pending {

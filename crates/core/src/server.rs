@@ -312,6 +312,7 @@ impl Server {
                 let waited = now.mono.duration_since(sent);
                 if waited >= limits.ping_timeout {
                     let secs = now.mono.duration_since(client.last_active).as_secs();
+                    tracing::info!(conn = %client.id, nick = client.nick_or_star(), ip = %client.info.ip, silent_secs = secs, "ping timeout");
                     to_drop.push((client.id, format!("Ping timeout: {secs} seconds")));
                 }
             } else if now.mono.duration_since(client.last_active) >= limits.ping_interval {
@@ -612,6 +613,16 @@ impl Server {
     pub(crate) fn remove_client(&mut self, conn: ConnId, reason: &str) {
         let peers = self.peers_of(conn);
         let Some(client) = self.clients.remove(&conn) else { return };
+        let lasted = self.now.mono.saturating_duration_since(client.connected_at).as_secs();
+        tracing::info!(
+            %conn,
+            nick = client.nick_or_star(),
+            ip = %client.info.ip,
+            account = client.account.as_deref().unwrap_or("-"),
+            duration_secs = lasted,
+            %reason,
+            "disconnected"
+        );
         if client.registered {
             self.registered_count = self.registered_count.saturating_sub(1);
             if client.invisible {

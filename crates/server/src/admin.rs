@@ -237,7 +237,9 @@ async fn topic(control: &Control, room: &str, text: &str, by: &str) -> Result<Ad
     let (r, t, by) = (room.to_owned(), text.to_owned(), format!("admin ({by})"));
     let result = hub::call(&control.hub, move |h| h.server.room_topic(&r, &t, &by, now())).await?;
     Ok(match result {
-        Ok(()) if text.is_empty() => AdminReply::done(format!("{room}: topic cleared"), json!({ "room": room, "topic": null })),
+        Ok(()) if text.is_empty() => {
+            AdminReply::done(format!("{room}: topic cleared"), json!({ "room": room, "topic": null }))
+        }
         Ok(()) => AdminReply::done(format!("{room}: topic set"), json!({ "room": room, "topic": text })),
         Err(why) => AdminReply::error(why),
     })

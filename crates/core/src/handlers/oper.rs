@@ -391,7 +391,14 @@ impl Server {
     /// Changes a room's modes on an administrator's behalf (`chinwag admin mode`, `op`,
     /// `deop`): any room, no operator status needed, the MODE line comes from the server. The
     /// mode words that took effect (e.g. `["+o", "amy"]`), or why nothing changed.
-    pub fn room_mode(&mut self, room: &str, modes: &str, args: &[String], by: &str, now: Now) -> Result<Vec<String>, String> {
+    pub fn room_mode(
+        &mut self,
+        room: &str,
+        modes: &str,
+        args: &[String],
+        by: &str,
+        now: Now,
+    ) -> Result<Vec<String>, String> {
         let folded = casefold(room);
         if !self.channels.contains_key(&folded) {
             return Err(format!("no room {room}"));
