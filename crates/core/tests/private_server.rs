@@ -7,8 +7,7 @@ use chinwag_core::{Config, Request, Response};
 use support::{expect, find, Harness};
 
 fn private() -> Harness {
-    let mut cfg = Config::default();
-    cfg.accounts_required = true;
+    let mut cfg = Config { accounts_required: true, ..Config::default() };
     cfg.limits.autoreplay_lines = 0;
     Harness::with_config(cfg)
 }

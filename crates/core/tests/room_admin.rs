@@ -46,7 +46,7 @@ fn a_guests_room_restored_after_a_restart_goes_to_nobody_until_the_administrator
     h.advance(Duration::ZERO); // the harness collects the effects on a tick
     assert_eq!(applied, ["-o", "mallory"]);
     let now = h.now();
-    let err = h.server.room_mode("#den", "+o", &["nobody".into()], "test", now).unwrap_err();
+    let err = h.server.room_mode("#den", "+o", &["nobody".into()], "test", now).expect_err("nobody to op");
     h.advance(Duration::ZERO); // the harness collects the effects on a tick
     assert!(err.contains("No such nick"), "{err}");
     let now = h.now();
