@@ -108,3 +108,56 @@ fn audit_events_are_logged_with_addresses_and_no_secret_is_ever_written() {
         }
     }
 }
+
+#[test]
+fn connections_disconnections_and_ping_timeouts_are_logged_at_info_in_the_file_and_on_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = ServerProcess::start_with(
+        dir.path(),
+        &["127.0.0.1:0"],
+        &["127.0.0.1:0"],
+        &["--set", "limits.ping_interval=1", "--set", "limits.ping_timeout=1"],
+    );
+    let mut alice = PlainClient::plain(server.plaintext[0], "alice");
+    alice.register("alice");
+    alice.send("QUIT :off to lunch");
+    alice.expect_command("ERROR");
+    // sleepy answers no PING: the server drops it once limits.ping_timeout has passed.
+    let mut sleepy = PlainClient::plain(server.plaintext[0], "sleepy");
+    sleepy.register("sleepy");
+    let error = sleepy.expect_command("ERROR");
+    assert!(error.params[0].contains("Ping timeout"), "{error:?}");
+
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(status.success(), "{status}");
+    let mut main = String::new();
+    for entry in std::fs::read_dir(dir.path().join("logs")).expect("logs dir") {
+        let path = entry.expect("entry").path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chinwag.")) {
+            main.push_str(&std::fs::read_to_string(&path).expect("read log"));
+        }
+    }
+    let console = server.log_tail();
+    for (name, text) in [("log file", &main), ("console", &console)] {
+        let has = |needles: &[&str]| text.lines().any(|l| l.contains("INFO") && needles.iter().all(|n| l.contains(n)));
+        assert!(
+            has(&["connected", "ip=127.0.0.1", "transport=\"plaintext\""])
+                || has(&["connected", "ip=127.0.0.1", "transport=plaintext"]),
+            "{name}: no connection line:\n{text}"
+        );
+        assert!(
+            has(&["disconnected", "nick=\"alice\"", "ip=127.0.0.1", "duration_secs=", "off to lunch"])
+                || has(&["disconnected", "nick=alice", "ip=127.0.0.1", "duration_secs=", "off to lunch"]),
+            "{name}: no disconnection line for alice with nick, address, duration and reason:\n{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.contains("INFO") && l.contains("ping timeout") && l.contains("sleepy")),
+            "{name}: no ping timeout line:\n{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.contains("disconnected") && l.contains("sleepy") && l.contains("Ping timeout")),
+            "{name}: sleepy's disconnection names the reason:\n{text}"
+        );
+    }
+}

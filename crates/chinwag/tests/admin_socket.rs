@@ -139,6 +139,32 @@ fn broadcast_kill_ban_and_unban() {
     assert_eq!(admin_json(dir.path(), &["bans"]), Value::Array(Vec::new()));
 }
 
+#[test]
+fn op_deop_mode_and_topic_on_a_default_room_nobody_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path());
+    let mut alice = PlainClient::plain(server.plaintext[0], "alice");
+    alice.register("alice");
+    alice.join("#general");
+
+    assert!(admin_ok(dir.path(), &["op", "#general", "alice"]).contains("+o alice"));
+    let mode = alice.expect_command("MODE");
+    assert_eq!(mode.params, ["#general", "+o", "alice"]);
+    admin_ok(dir.path(), &["topic", "#general", "Be", "nice"]);
+    let topic = alice.expect_command("TOPIC");
+    assert_eq!(topic.params, ["#general", "Be nice"]);
+    let moderated = admin_json(dir.path(), &["mode", "#general", "+m-t"]);
+    assert_eq!(moderated["changed"], serde_json::json!(["+m-t"]));
+    assert_eq!(alice.expect_command("MODE").params, ["#general", "+m-t"]);
+    admin_ok(dir.path(), &["deop", "#general", "alice"]);
+    assert_eq!(alice.expect_command("MODE").params, ["#general", "-o", "alice"]);
+
+    let missing = admin(dir.path(), &["op", "#general", "nobody-here"]);
+    assert!(!missing.status.success(), "opping a nick nobody uses fails");
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("No such nick"));
+    assert!(!admin(dir.path(), &["topic", "#nowhere", "x"]).status.success());
+}
+
 /// Reads `path` until it contains `needle` (it is written off the hub, shortly after).
 fn wait_for_file_containing(path: &Path, needle: &str) -> String {
     let deadline = Instant::now() + WAIT;

@@ -47,6 +47,8 @@
 //! - Answer `CAP LS 302`. irssi sends `CAP LS 302` and then `JOIN :` before registering: a
 //!   server that ignores CAP answers the JOIN with 451, which tells irssi to stop waiting for
 //!   CAP. So `JOIN :` before registration must get a 451 (or be ignored), never a disconnect.
+//! - Replay a room's latest lines on JOIN to a client without draft/chathistory (irssi): a line
+//!   said before irssi came shows on its screen.
 //! - Echo the client's own JOIN with its full prefix: both clients show "<nick> … has joined
 //!   #general" only from that echo.
 
@@ -56,6 +58,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use support::client::PlainClient;
 use support::process::ServerProcess;
 use support::tmux::{trim_screen, Tmux};
 use support::{file_tail, weechat, WAIT};
@@ -77,11 +80,19 @@ fn irssi_and_weechat_talk_over_tls() {
     let root = tmp.path();
 
     let server = ServerProcess::start(&root.join("data"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    // A line said before either client comes: irssi does not ask for history (no
+    // draft/chathistory), so the server replays it when irssi joins (history.autoreplay_lines).
+    let earlier = format!("said before irssi came {}", std::process::id());
+    let mut early = PlainClient::plain(server.plaintext[0], "early");
+    early.register("earlybird");
+    early.join(CHANNEL);
+    early.send(&format!("PRIVMSG {CHANNEL} :{earlier}"));
     let world = World::start(root, server, weechat_version);
 
     // Both clients register and join; each then sees the other in the channel, through the
     // other's JOIN or through the NAMES reply to its own.
     world.wait_for_line(IRSSI, "irssi's own join", &[IRSSI_NICK, "has joined", CHANNEL]);
+    world.wait_for_line(IRSSI, "the earlier line, replayed on join", &["earlybird", &earlier]);
     world.wait_for_line(WEECHAT, "WeeChat's own join", &[WEECHAT_NICK, "has joined", CHANNEL]);
     world.wait_for_line(IRSSI, "WeeChat's nick in irssi's channel", &[WEECHAT_NICK]);
     world.wait_for_line(WEECHAT, "irssi's nick in WeeChat's nicklist", &[IRSSI_NICK]);

@@ -17,6 +17,9 @@ pub struct Config {
     pub password: Option<String>,
     /// Rooms that exist from the first start, are listed when empty and never disappear.
     pub default_channels: Vec<String>,
+    /// Only logged-in users may join rooms and send messages (`accounts.required`); guests may
+    /// register, log in and talk to NickServ.
+    pub accounts_required: bool,
     pub limits: Limits,
     /// Who may become an IRC operator with OPER (see `handlers/oper.rs`).
     pub opers: Vec<Operator>,
@@ -108,6 +111,12 @@ pub struct Limits {
     /// address they come from. It only slows: an address with no failures is never held back
     /// by it, so an attacker elsewhere cannot lock the owner out.
     pub login_account: Rate,
+    /// Room lines replayed on JOIN to a client that did not enable `draft/chathistory` (and so
+    /// cannot ask for them), like Ergo's `autoreplay-on-join`; 0 turns it off. At most
+    /// [`crate::MAX_HISTORY`], so that a join's burst stays far below a SendQ.
+    pub autoreplay_lines: usize,
+    /// Only lines younger than this are replayed on JOIN; zero: no age limit.
+    pub autoreplay_max_age: Duration,
 }
 
 /// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
@@ -167,6 +176,10 @@ impl Default for Limits {
             login_lockout: Duration::from_secs(15 * 60),
             login_forget_after: Duration::from_secs(60 * 60),
             login_account: Rate { burst: 10, every: Duration::from_secs(60) },
+            // Enough to see what a conversation is about; a day, so that a quiet room does not
+            // greet a newcomer with last month's lines as if they were news.
+            autoreplay_lines: 20,
+            autoreplay_max_age: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -180,6 +193,7 @@ impl Default for Config {
             motd: vec!["Welcome to chinwag.".into()],
             password: None,
             default_channels: vec!["#general".into(), "#tech".into(), "#random".into()],
+            accounts_required: false,
             limits: Limits::default(),
             opers: Vec::new(),
         }

@@ -38,6 +38,7 @@ pub use client::ConnInfo;
 pub use config::{Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
+pub use handlers::history::MAX_HISTORY;
 pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};

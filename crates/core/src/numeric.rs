@@ -78,6 +78,8 @@ pub const ERR_NOTREGISTERED: &str = "451";
 pub const ERR_NEEDMOREPARAMS: &str = "461";
 pub const ERR_ALREADYREGISTERED: &str = "462";
 pub const ERR_PASSWDMISMATCH: &str = "464";
+/// Joining or speaking needs an account (`accounts.required`).
+pub const ERR_NEEDREGGEDNICK: &str = "477";
 pub const ERR_YOUREBANNEDCREEP: &str = "465";
 pub const ERR_KEYSET: &str = "467";
 pub const ERR_CHANNELISFULL: &str = "471";

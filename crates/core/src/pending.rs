@@ -14,16 +14,63 @@ use crate::throttle::Ticket;
 /// command that caused it, so the answer is labeled as if it had been immediate.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    Login { conn: ConnId, account: String, via: LoginVia, ticket: Ticket, label: Option<String> },
-    Register { conn: ConnId, via: RegisterVia, label: Option<String> },
-    SetPassword { conn: ConnId, label: Option<String> },
-    Drop { conn: ConnId, account: String, label: Option<String> },
-    History { conn: ConnId, target: String, label: Option<String> },
-    Targets { conn: ConnId, label: Option<String> },
-    Offline { conn: ConnId, account: String },
-    Oper { conn: ConnId, name: String, ticket: Ticket, label: Option<String> },
-    Rehash { conn: ConnId, by: String, label: Option<String> },
-    Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
+    Login {
+        conn: ConnId,
+        account: String,
+        via: LoginVia,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Register {
+        conn: ConnId,
+        via: RegisterVia,
+        label: Option<String>,
+    },
+    SetPassword {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Drop {
+        conn: ConnId,
+        account: String,
+        label: Option<String>,
+    },
+    History {
+        conn: ConnId,
+        target: String,
+        label: Option<String>,
+    },
+    Targets {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Offline {
+        conn: ConnId,
+        account: String,
+    },
+    /// Lines replayed to a client that joined `target` (see `Server::autoreplay_on_join`);
+    /// none older than `oldest_ms`.
+    Autoreplay {
+        conn: ConnId,
+        target: String,
+        oldest_ms: u64,
+    },
+    Oper {
+        conn: ConnId,
+        name: String,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Rehash {
+        conn: ConnId,
+        by: String,
+        label: Option<String>,
+    },
+    Keys {
+        conn: ConnId,
+        then: crate::handlers::e2e::KeysThen,
+        label: Option<String>,
+    },
 }
 
 impl Pending {
@@ -36,6 +83,7 @@ impl Pending {
             | Pending::History { conn, .. }
             | Pending::Targets { conn, .. }
             | Pending::Offline { conn, .. }
+            | Pending::Autoreplay { conn, .. }
             | Pending::Oper { conn, .. }
             | Pending::Rehash { conn, .. }
             | Pending::Keys { conn, .. } => *conn,
@@ -44,9 +92,10 @@ impl Pending {
 
     /// Whether the client's later commands wait for this answer. Everything a client asked for
     /// does (its commands run in the order it sent them); offline delivery, which the server
-    /// starts by itself after a login, does not.
+    /// starts by itself after a login, does not; nor does the replay after a JOIN, so that a
+    /// slow store never holds up a client that just joined a room.
     fn holds_input(&self) -> bool {
-        !matches!(self, Pending::Offline { .. })
+        !matches!(self, Pending::Offline { .. } | Pending::Autoreplay { .. })
     }
 
     fn label(&self) -> Option<String> {
@@ -60,7 +109,7 @@ impl Pending {
             | Pending::Oper { label, .. }
             | Pending::Rehash { label, .. }
             | Pending::Keys { label, .. } => label.clone(),
-            Pending::Offline { .. } => None,
+            Pending::Offline { .. } | Pending::Autoreplay { .. } => None,
         }
     }
 }

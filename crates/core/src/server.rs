@@ -93,6 +93,10 @@ impl WhowasEntry {
 /// The longest label we keep; longer ones are ignored rather than echoed.
 const MAX_LABEL_LEN: usize = 64;
 
+/// The administrator as the "current client" of an admin command (`Server::as_admin`): not a
+/// connection (the edge numbers those from 1 and never reaches this).
+pub(crate) const ADMIN: ConnId = ConnId(u64::MAX - 1);
+
 /// The command being handled: whose it is, and the replies it produced so far.
 #[derive(Debug, Default)]
 struct Current {
@@ -308,6 +312,7 @@ impl Server {
                 let waited = now.mono.duration_since(sent);
                 if waited >= limits.ping_timeout {
                     let secs = now.mono.duration_since(client.last_active).as_secs();
+                    tracing::info!(conn = %client.id, nick = client.nick_or_star(), ip = %client.info.ip, silent_secs = secs, "ping timeout");
                     to_drop.push((client.id, format!("Ping timeout: {secs} seconds")));
                 }
             } else if now.mono.duration_since(client.last_active) >= limits.ping_interval {
@@ -410,6 +415,19 @@ impl Server {
     }
 
     /// The connection whose command is being handled.
+    /// Runs what `act` does as the administrator (`chinwag admin`, the console): events it
+    /// makes come from the server, and the replies it would send the administrator (numerics,
+    /// errors) are returned as text instead. No client is ever [`ADMIN`].
+    pub(crate) fn as_admin<T>(&mut self, now: Now, act: impl FnOnce(&mut Self) -> T) -> (T, Vec<String>) {
+        self.now = now;
+        self.begin(ADMIN, None);
+        let out = act(self);
+        let replies = std::mem::take(&mut self.cur.replies);
+        self.finish();
+        let texts = replies.into_iter().filter_map(|m| m.params.last().cloned()).collect();
+        (out, texts)
+    }
+
     pub(crate) fn cur_conn(&self) -> ConnId {
         self.cur.conn.unwrap_or(ConnId(u64::MAX))
     }
@@ -487,8 +505,13 @@ impl Server {
 
     /// Like [`Server::event`] for the current client.
     pub(crate) fn cur_event(&mut self, base: Message) -> Option<Outgoing> {
-        let client = self.clients.get(&self.cur.conn?)?;
-        let (source, account) = (client.shared_prefix(), client.account.clone());
+        let conn = self.cur.conn?;
+        let (source, account) = match self.clients.get(&conn) {
+            Some(client) => (client.shared_prefix(), client.account.clone()),
+            // The administrator's changes come from the server.
+            None if conn == ADMIN => (std::sync::Arc::from(self.cfg.server_name.as_str()), None),
+            None => return None,
+        };
         let msgid = self.msgids.next(self.now.wall_ms);
         Some(Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account))
     }
@@ -590,6 +613,16 @@ impl Server {
     pub(crate) fn remove_client(&mut self, conn: ConnId, reason: &str) {
         let peers = self.peers_of(conn);
         let Some(client) = self.clients.remove(&conn) else { return };
+        let lasted = self.now.mono.saturating_duration_since(client.connected_at).as_secs();
+        tracing::info!(
+            %conn,
+            nick = client.nick_or_star(),
+            ip = %client.info.ip,
+            account = client.account.as_deref().unwrap_or("-"),
+            duration_secs = lasted,
+            %reason,
+            "disconnected"
+        );
         if client.registered {
             self.registered_count = self.registered_count.saturating_sub(1);
             if client.invisible {

@@ -150,7 +150,11 @@ fn rooms_are_saved_when_they_change_and_restored() {
     h2.send(b, "JOIN #club secret");
     let lines = h2.take(b);
     assert_eq!(expect(&lines, "332").params[2], "the club");
-    assert_eq!(expect(&lines, "353").params[3], "@gus", "a founderless room: the first joiner runs it");
+    assert_eq!(
+        expect(&lines, "353").params[3],
+        "gus",
+        "a founderless room restored: the first joiner does not run it (an administrator gives op)"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The administration language shared by the control socket (`chinwag admin`) and the server's
 //! own console: `users`, `rooms`, `stats`, `broadcast`, `kill`/`kick`, `ban`/`unban`/`bans`,
-//! `reload`, `shutdown`. A command is a list of words; the answer is an [`AdminReply`] with a
+//! `op`/`deop`/`voice`/`devoice`/`mode`/`topic` on any room, `reload`, `shutdown`. A command is a list of words; the answer is an [`AdminReply`] with a
 //! table for people and the same data as JSON for scripts.
 
 use std::fmt::Write as _;
@@ -44,6 +44,10 @@ commands:
   ban MASK [--minutes N] [REASON...]  refuse and disconnect hosts matching MASK (e.g. 192.0.2.*)
   unban MASK                          lift a ban
   bans                                bans in force
+  op ROOM NICK / deop ROOM NICK        give or take a member's operator status in any room
+  voice ROOM NICK / devoice ROOM NICK  give or take a member's voice
+  mode ROOM MODES [ARGS...]           change a room's modes as the server (e.g. mode #general +m)
+  topic ROOM [TEXT...]                set a room's topic as the server; no text clears it
   reload                              re-read MOTD, limits, password, operators, TLS certificate
   shutdown [--grace SECONDS] [REASON...]  stop gracefully
   help                                this list";
@@ -64,6 +68,26 @@ pub async fn execute(control: &Control, args: &[String], by: &str) -> AdminReply
         "ban" | "kline" => ban(control, rest, by).await,
         "unban" | "unkline" => unban(control, rest, by).await,
         "bans" | "klines" => bans(control).await,
+        "op" | "deop" | "voice" | "devoice" => {
+            let (modes, usage) = match command.to_ascii_lowercase().as_str() {
+                "op" => ("+o", "usage: op ROOM NICK"),
+                "deop" => ("-o", "usage: deop ROOM NICK"),
+                "voice" => ("+v", "usage: voice ROOM NICK"),
+                _ => ("-v", "usage: devoice ROOM NICK"),
+            };
+            match rest {
+                [room, nick] => room_mode(control, room, modes, std::slice::from_ref(nick), by).await,
+                _ => Ok(AdminReply::error(usage)),
+            }
+        }
+        "mode" => match rest {
+            [room, modes, args @ ..] => room_mode(control, room, modes, args, by).await,
+            _ => Ok(AdminReply::error("usage: mode ROOM MODES [ARGS...]")),
+        },
+        "topic" => match rest {
+            [room, words @ ..] => topic(control, room, &words.join(" "), by).await,
+            _ => Ok(AdminReply::error("usage: topic ROOM [TEXT...]")),
+        },
         "reload" | "rehash" => match control.reloader.reload(by).await {
             Ok(summary) => Ok(AdminReply::done(summary.clone(), json!({ "reloaded": true, "summary": summary }))),
             Err(e) => Ok(AdminReply::error(format!("reload failed, nothing changed: {e:#}"))),
@@ -188,6 +212,36 @@ async fn kill(control: &Control, rest: &[String], by: &str) -> Result<AdminReply
         AdminReply::done(format!("{nick} disconnected"), json!({ "killed": nick }))
     } else {
         AdminReply::error(format!("nobody uses the nick {nick}"))
+    })
+}
+
+async fn room_mode(
+    control: &Control,
+    room: &str,
+    modes: &str,
+    args: &[String],
+    by: &str,
+) -> Result<AdminReply, hub::Stopped> {
+    let (r, m, a, by) = (room.to_owned(), modes.to_owned(), args.to_vec(), format!("admin ({by})"));
+    let result = hub::call(&control.hub, move |h| h.server.room_mode(&r, &m, &a, &by, now())).await?;
+    Ok(match result {
+        Ok(applied) => {
+            let change = applied.join(" ");
+            AdminReply::done(format!("{room}: {change}"), json!({ "room": room, "changed": applied }))
+        }
+        Err(why) => AdminReply::error(why),
+    })
+}
+
+async fn topic(control: &Control, room: &str, text: &str, by: &str) -> Result<AdminReply, hub::Stopped> {
+    let (r, t, by) = (room.to_owned(), text.to_owned(), format!("admin ({by})"));
+    let result = hub::call(&control.hub, move |h| h.server.room_topic(&r, &t, &by, now())).await?;
+    Ok(match result {
+        Ok(()) if text.is_empty() => {
+            AdminReply::done(format!("{room}: topic cleared"), json!({ "room": room, "topic": null }))
+        }
+        Ok(()) => AdminReply::done(format!("{room}: topic set"), json!({ "room": room, "topic": text })),
+        Err(why) => AdminReply::error(why),
     })
 }
 

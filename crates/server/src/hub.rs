@@ -324,7 +324,7 @@ impl Hub {
     fn on_event(&mut self, event: Event, now: Now) {
         match event {
             Event::Connected { conn, info, outbox } => {
-                tracing::debug!(%conn, ip = %info.ip, tls = info.tls, "connected");
+                tracing::info!(%conn, ip = %info.ip, transport = info.transport(), "connected");
                 self.conns.insert(conn, outbox);
                 self.server.connect(conn, info, now);
             }
@@ -336,7 +336,8 @@ impl Hub {
             }
             Event::Closed { conn, reason } => {
                 if let Some(outbox) = self.conns.remove(&conn) {
-                    tracing::debug!(%conn, %reason, "disconnected");
+                    // The core logs the disconnection, with the nick and how long it lasted.
+                    tracing::debug!(%conn, %reason, "connection closed");
                     self.metrics.disconnected(Disconnect::of_reason(&reason));
                     outbox.end();
                 }

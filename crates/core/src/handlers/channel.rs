@@ -55,6 +55,9 @@ impl Server {
                 }
             }
         };
+        if self.guest_refused(name.as_str(), false) {
+            return;
+        }
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
         if client.channels.contains(name.folded()) {
@@ -109,10 +112,14 @@ impl Server {
             ch.founder = founder;
             ch
         });
-        // The founder always runs its room; otherwise the first person in an empty room that has
-        // no founder does. Default rooms belong to the server.
+        // The founder always runs its room; otherwise whoever makes the room by joining it does.
+        // Nobody gets op by being first into a room that already exists: a default room belongs
+        // to the server, and a guest's room restored after a restart (it has no founder, and a
+        // room without one is only kept while it has members) belongs to no one; whoever rejoins
+        // first is not necessarily who ran it. There an administrator gives op
+        // (`chinwag admin op`).
         let is_founder = ch.founder.is_some() && ch.founder == account;
-        let op = is_founder || (ch.members.is_empty() && !ch.permanent && ch.founder.is_none());
+        let op = is_founder || created;
         ch.members.insert(conn, Member { op, voice: false, caps });
         ch.invited.remove(&conn);
         let display = ch.name.as_str().to_owned();
@@ -127,6 +134,33 @@ impl Server {
         self.announce_join(conn, &display, &members);
         self.send_topic(name.folded(), false);
         self.send_names(name.folded(), &display);
+        if !created {
+            self.autoreplay_on_join(conn, name.folded(), &display);
+        }
+    }
+
+    /// On a server where accounts are required (`accounts.required`), whether the current
+    /// client is a guest that may not join or send to `target`; if so it is told with 477
+    /// (unless `quiet`: NOTICE draws no error). NickServ is never refused: guests must be able
+    /// to register and log in.
+    pub(crate) fn guest_refused(&mut self, target: &str, quiet: bool) -> bool {
+        if !self.cfg.accounts_required || self.cur_client().is_none_or(|c| c.account.is_some()) {
+            return false;
+        }
+        if !quiet {
+            let text = "This server is for registered users: log in first (/msg NickServ IDENTIFY account password, or /msg NickServ HELP)";
+            self.numeric(ERR_NEEDREGGEDNICK, [target, text]);
+        }
+        true
+    }
+
+    /// After a guest's welcome on a server where accounts are required: what it may do.
+    pub(crate) fn tell_accounts_required(&mut self, conn: ConnId, nick: &str) {
+        let text = "This server is for registered users: you can join rooms and send messages once logged in. \
+                    Log in with /msg NickServ IDENTIFY account password, or make your nick an account with \
+                    /msg NickServ REGISTER password (see /msg NickServ HELP).";
+        let notice = self.server_msg("NOTICE").with_params([nick, text]);
+        self.send_msg(conn, notice);
     }
 
     /// Sends the JOIN to every member (extended-join for those who asked), and AWAY to

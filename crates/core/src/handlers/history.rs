@@ -83,6 +83,64 @@ impl Server {
         self.request(Request::History { conversation, query, limit }, pending);
     }
 
+    /// Replays the room's latest lines to `conn`, which just joined it, if it cannot ask for them
+    /// itself (no `draft/chathistory`): irssi, WeeChat and most bots would otherwise walk in
+    /// blind. At most `limits.autoreplay_lines`, none older than `limits.autoreplay_max_age`,
+    /// none from before the room began (`room_born_ms`), and none said after the join (those
+    /// reach the client live). Always the latest lines, not "since this account last left": that
+    /// would need a stored last-seen per account and room, which read markers are for.
+    pub(crate) fn autoreplay_on_join(&mut self, conn: ConnId, folded: &str, display: &str) {
+        let limit = self.cfg.limits.autoreplay_lines.min(MAX_HISTORY);
+        if limit == 0 || self.caps_of(conn).has(Cap::ChatHistory) {
+            return;
+        }
+        let joined_ms = self.now.wall_ms;
+        let max_age = u64::try_from(self.cfg.limits.autoreplay_max_age.as_millis()).unwrap_or(u64::MAX);
+        let oldest_ms = if max_age == 0 { 0 } else { joined_ms.saturating_sub(max_age) };
+        let oldest_ms = oldest_ms.max(self.room_born_ms(folded).unwrap_or(0));
+        if oldest_ms >= joined_ms {
+            return;
+        }
+        let query = HistoryQuery::Before(Bound::Time(joined_ms));
+        let request = Request::History { conversation: folded.to_owned(), query, limit };
+        self.request(request, Pending::Autoreplay { conn, target: display.to_owned(), oldest_ms });
+    }
+
+    /// The answer to [`Server::autoreplay_on_join`]: the lines in a `chathistory` batch where the
+    /// client has `batch`. A client without `server-time` sees each line's time at the start of
+    /// its text, so that old lines do not read as new ones (nor a bot's trigger as a command).
+    fn autoreplay_answer(&mut self, conn: ConnId, target: &str, oldest_ms: u64, mut items: Vec<HistoryItem>) {
+        let Ok(room) = ChannelName::parse(target, self.cfg.limits.channel_len) else { return };
+        let folded = room.folded();
+        // Parted since, or a different room of the same name by now: nothing to replay.
+        if !self.clients.get(&conn).is_some_and(|c| c.channels.contains(folded)) {
+            return;
+        }
+        let born = self.room_born_ms(folded).unwrap_or(0);
+        items.retain(|item| item.time_ms >= oldest_ms.max(born));
+        if items.is_empty() {
+            return;
+        }
+        let caps = self.caps_of(conn);
+        let batch = caps.has(Cap::Batch).then(|| self.next_batch_id());
+        if let Some(id) = &batch {
+            let start = Message::new("BATCH").with_params([format!("+{id}"), "chathistory".into(), target.into()]);
+            self.send_msg(conn, start);
+        }
+        for item in &items {
+            let mut msg = self.replay(conn, item, batch.as_deref());
+            if !caps.has(Cap::ServerTime) {
+                if let Some(text) = msg.params.last_mut() {
+                    *text = stamped(text, item.time_ms);
+                }
+            }
+            self.send_msg(conn, msg);
+        }
+        if let Some(id) = batch {
+            self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
+        }
+    }
+
     /// When the room keyed `folded` began, if its history may hold messages from before: a room
     /// that is not permanent is forgotten when it empties, and whoever makes a room of the same
     /// name afterwards starts a new one (as its operator), which must not read what was said in
@@ -186,6 +244,14 @@ impl Server {
                     self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
                 }
             }
+            (Pending::Autoreplay { conn, target, oldest_ms }, Response::Messages(Ok(items))) => {
+                self.autoreplay_answer(conn, &target, oldest_ms, items);
+            }
+            (Pending::Autoreplay { target, .. }, Response::Messages(Err(f))) => {
+                // The join went through; only its replay is missing, which is no error of the
+                // client's.
+                tracing::warn!(channel = %target, failure = ?f, "could not read history to replay on join");
+            }
             (Pending::Offline { conn, account }, Response::Messages(Ok(items))) => {
                 self.offline_page(conn, account, &items);
             }
@@ -250,6 +316,17 @@ fn since_birth(query: HistoryQuery, born: u64) -> HistoryQuery {
         HistoryQuery::After(b) => HistoryQuery::After(clamp(b)),
         HistoryQuery::Between(a, b) => HistoryQuery::Between(clamp(a), clamp(b)),
         other => other,
+    }
+}
+
+/// `text` with the time it was said in front (`[2026-12-04 18:23:43] text`, UTC), for a replay to
+/// a client without `server-time`. A CTCP ACTION keeps its framing: the time goes inside it.
+fn stamped(text: &str, time_ms: u64) -> String {
+    let iso = rfc3339_ms(time_ms);
+    let when = format!("[{} {}]", iso.get(..10).unwrap_or(&iso), iso.get(11..19).unwrap_or_default());
+    match text.strip_prefix("\u{1}ACTION ") {
+        Some(action) => format!("\u{1}ACTION {when} {action}"),
+        None => format!("{when} {text}"),
     }
 }
 

@@ -78,6 +78,9 @@ impl Server {
             let mut params = if last { own_params.take() } else { None }.unwrap_or_else(|| Vec::with_capacity(2));
             let channel = target.starts_with('#');
             let nickserv = !channel && eq_fold(&target, NICKSERV);
+            if !nickserv && self.guest_refused(&target, quiet) {
+                continue;
+            }
             if !tagmsg {
                 let mut text = take(&mut own_text);
                 text.truncate(fit_text(prefix_len + command_len, &target, &text).len());

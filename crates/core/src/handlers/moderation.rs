@@ -232,23 +232,7 @@ impl Server {
                 self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
             }
         }
-        let mut applied = Vec::new();
-        for change in parsed.changes {
-            if let Some(done) = self.apply_channel_mode(&folded, change) {
-                applied.push(done);
-            }
-        }
-        if applied.iter().any(|c| c.is_durable()) {
-            self.save_channel(&folded);
-        }
-        if !applied.is_empty() {
-            let members: Vec<ConnId> =
-                self.channels.get(&folded).map(|ch| ch.members.keys().copied().collect()).unwrap_or_default();
-            let base = Message::new("MODE").with_param(name.as_str()).with_params(render_changes(&applied));
-            if let Some(mut ev) = self.cur_event(base) {
-                self.deliver_all(&mut ev, members);
-            }
-        }
+        self.apply_mode_changes(&folded, &name, parsed.changes);
         if parsed.list_bans {
             if secret && !is_member {
                 self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
@@ -256,6 +240,43 @@ impl Server {
                 self.send_ban_list(&folded);
             }
         }
+    }
+
+    /// Applies checked changes one by one, saves the room if a durable one took effect, and
+    /// shows every member one MODE line of what changed (from the current client, or from the
+    /// server for the administrator). Returns that line's mode words, empty if nothing changed.
+    fn apply_mode_changes(&mut self, folded: &str, name: &str, changes: Vec<ModeChange>) -> Vec<String> {
+        let mut applied = Vec::new();
+        for change in changes {
+            if let Some(done) = self.apply_channel_mode(folded, change) {
+                applied.push(done);
+            }
+        }
+        if applied.iter().any(|c| c.is_durable()) {
+            self.save_channel(folded);
+        }
+        if applied.is_empty() {
+            return Vec::new();
+        }
+        let members: Vec<ConnId> =
+            self.channels.get(folded).map(|ch| ch.members.keys().copied().collect()).unwrap_or_default();
+        let words = render_changes(&applied);
+        let base = Message::new("MODE").with_param(name).with_params(words.clone());
+        if let Some(mut ev) = self.cur_event(base) {
+            self.deliver_all(&mut ev, members);
+        }
+        words
+    }
+
+    /// `MODE <room> <modes> [args]` as the administrator (see `Server::room_mode`), who needs
+    /// no operator status: the changes that took effect, or why none did.
+    pub(crate) fn admin_mode(&mut self, folded: &str, modes: &str, args: &[String]) -> Vec<String> {
+        let Some(name) = self.channels.get(folded).map(|ch| ch.name.as_str().to_owned()) else { return Vec::new() };
+        let parsed = parse_channel_modes(modes, args.iter().map(String::as_str), self.cfg.limits.modes_per_command);
+        for letter in &parsed.unknown {
+            self.numeric(ERR_UNKNOWNMODE, [letter.to_string(), "is unknown mode char to me".into()]);
+        }
+        self.apply_mode_changes(folded, &name, parsed.changes)
     }
 
     /// 367 per ban, then 368.
@@ -352,7 +373,10 @@ impl Server {
     /// +b / -b one mask. Adding a ban that exists or removing one that does not is a no-op.
     fn change_ban(&mut self, folded: &str, add: bool, mask: &str) -> Option<ModeChange> {
         let mask = normalize_ban_mask(mask)?;
-        let setter = self.cur_client()?.prefix().to_owned();
+        let setter = match self.cur_client() {
+            Some(client) => client.prefix().to_owned(),
+            None => self.cfg.server_name.clone(),
+        };
         let max = self.cfg.limits.bans_per_channel;
         let now_ms = self.now.wall_ms;
         let ch = self.channels.get_mut(folded)?;

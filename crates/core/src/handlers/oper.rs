@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chinwag_proto::{casefold, mask_match, Message};
 
+use crate::channel::Topic;
 use crate::config::Config;
 use crate::ids::ConnId;
 use crate::numeric::*;
@@ -387,6 +388,54 @@ impl Server {
         result
     }
 
+    /// Changes a room's modes on an administrator's behalf (`chinwag admin mode`, `op`,
+    /// `deop`): any room, no operator status needed, the MODE line comes from the server. The
+    /// mode words that took effect (e.g. `["+o", "amy"]`), or why nothing changed.
+    pub fn room_mode(
+        &mut self,
+        room: &str,
+        modes: &str,
+        args: &[String],
+        by: &str,
+        now: Now,
+    ) -> Result<Vec<String>, String> {
+        let folded = casefold(room);
+        if !self.channels.contains_key(&folded) {
+            return Err(format!("no room {room}"));
+        }
+        let (applied, errors) = self.as_admin(now, |s| s.admin_mode(&folded, modes, args));
+        if applied.is_empty() {
+            let why = if errors.is_empty() { "nothing to change".to_owned() } else { errors.join("; ") };
+            return Err(format!("{room}: {why}"));
+        }
+        tracing::info!(target: "audit", %by, channel = %room, modes = %applied.join(" "), "room modes set");
+        Ok(applied)
+    }
+
+    /// Sets (or, with empty text, clears) a room's topic on an administrator's behalf, whatever
+    /// its +t; the TOPIC line comes from the server.
+    pub fn room_topic(&mut self, room: &str, text: &str, by: &str, now: Now) -> Result<(), String> {
+        let folded = casefold(room);
+        let Some(ch) = self.channels.get(&folded) else { return Err(format!("no room {room}")) };
+        let shown = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        let setter = self.cfg.server_name.clone();
+        let text = crate::text::truncate(text, self.cfg.limits.topic_len);
+        let text = crate::text::fit_trailing(text, &format!(":{setter} TOPIC {shown} ")).to_owned();
+        tracing::info!(target: "audit", %by, channel = %shown, topic = %text, "room topic set");
+        self.as_admin(now, |s| {
+            if let Some(ch) = s.channels.get_mut(&folded) {
+                let set_at_ms = s.now.wall_ms;
+                ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms });
+            }
+            s.save_channel(&folded);
+            if let Some(mut ev) = s.cur_event(Message::new("TOPIC").with_params([shown, text])) {
+                s.deliver_all(&mut ev, members);
+            }
+        });
+        Ok(())
+    }
+
     pub fn unban(&mut self, mask: &str, by: &str) -> bool {
         self.remove_kline(mask, by)
     }
@@ -457,6 +506,7 @@ impl Server {
     pub fn reconfigure(&mut self, cfg: Config) {
         self.cfg.motd = cfg.motd;
         self.cfg.password = cfg.password;
+        self.cfg.accounts_required = cfg.accounts_required;
         self.cfg.limits = cfg.limits;
         self.cfg.opers = cfg.opers;
     }

@@ -317,6 +317,8 @@ impl Server {
         let conn = self.cur_conn();
         if let Some(account) = self.clients.get(&conn).and_then(|c| c.account.clone()) {
             self.request_offline(conn, &account);
+        } else if self.cfg.accounts_required {
+            self.tell_accounts_required(conn, &nick);
         }
         self.check_nick_protection(conn);
     }

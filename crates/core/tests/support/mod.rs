@@ -31,8 +31,13 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// The default configuration, but without the history replay on JOIN (its storage read
+    /// would be one more request for every scenario that joins a default room);
+    /// `tests/autoreplay.rs` turns it on.
     pub fn new() -> Self {
-        Self::with_config(Config::default())
+        let mut cfg = Config::default();
+        cfg.limits.autoreplay_lines = 0;
+        Self::with_config(cfg)
     }
 
     pub fn with_config(cfg: Config) -> Self {

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub listen: RawListen,
     pub tls: RawTls,
     pub storage: RawStorage,
+    pub history: RawHistory,
+    pub accounts: RawAccounts,
     pub limits: RawLimits,
     pub log: RawLog,
     pub shutdown: RawShutdown,
@@ -68,6 +70,19 @@ pub struct RawStorage {
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
     pub max_held_kib: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHistory {
+    pub autoreplay_lines: u32,
+    pub autoreplay_max_age_hours: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAccounts {
+    pub required: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +192,16 @@ impl Default for RawStorage {
             history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS,
             sqlite_synchronous: "full".into(),
             max_held_kib: (super::DEFAULT_MAX_HELD_BYTES / 1024) as u32,
+        }
+    }
+}
+
+impl Default for RawHistory {
+    fn default() -> Self {
+        let core = chinwag_core::Limits::default();
+        RawHistory {
+            autoreplay_lines: u32::try_from(core.autoreplay_lines).unwrap_or(u32::MAX),
+            autoreplay_max_age_hours: (core.autoreplay_max_age.as_secs() / 3600) as u32,
         }
     }
 }
@@ -385,6 +410,18 @@ impl RawConfig {
             return Err(bad("storage.max_held_kib", &st.max_held_kib, "must be at least 1"));
         }
         cfg.max_held_bytes = st.max_held_kib as usize * 1024;
+
+        let h = &self.history;
+        if h.autoreplay_lines as usize > chinwag_core::MAX_HISTORY {
+            return Err(bad(
+                "history.autoreplay_lines",
+                &h.autoreplay_lines,
+                &format!("expected 0 (off) to {}", chinwag_core::MAX_HISTORY),
+            ));
+        }
+        cfg.core.limits.autoreplay_lines = h.autoreplay_lines as usize;
+        cfg.core.limits.autoreplay_max_age = Duration::from_secs(u64::from(h.autoreplay_max_age_hours) * 3600);
+        cfg.core.accounts_required = self.accounts.required;
 
         let l = &self.limits;
         let positive = |key: &str, v: u32| if v == 0 { Err(bad(key, &v, "must be at least 1")) } else { Ok(v) };
