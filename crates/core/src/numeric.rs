@@ -30,6 +30,8 @@ pub const RPL_LISTEND: &str = "323";
 pub const RPL_CHANNELMODEIS: &str = "324";
 pub const RPL_CREATIONTIME: &str = "329";
 pub const RPL_WHOISACCOUNT: &str = "330";
+/// bot-mode: the user has +B.
+pub const RPL_WHOISBOT: &str = "335";
 pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";

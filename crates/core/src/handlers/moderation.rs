@@ -146,7 +146,7 @@ impl Server {
         }
     }
 
-    /// `MODE <nick> [modes]`: only `i` exists, and only for oneself.
+    /// `MODE <nick> [modes]`: `i` (invisible) and `B` (bot), and only for oneself.
     fn user_mode(&mut self, target: &str, modes: Option<&str>) {
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
@@ -163,20 +163,22 @@ impl Server {
             }
             return;
         }
-        let was_invisible = client.invisible;
+        let (was_invisible, was_bot) = (client.invisible, client.bot);
         let nick = client.nick_or_star().to_owned();
         let Some(modes) = modes else {
-            let shown = if was_invisible { "+i" } else { "+" };
+            let mut shown = String::from("+");
+            shown.extend([(was_bot, 'B'), (was_invisible, 'i')].into_iter().filter(|(on, _)| *on).map(|(_, c)| c));
             self.numeric(RPL_UMODEIS, [shown]);
             return;
         };
         let mut add = true;
-        let mut invisible = was_invisible;
+        let (mut invisible, mut bot) = (was_invisible, was_bot);
         let mut unknown = false;
         for letter in modes.chars() {
             match letter {
                 '+' | '-' => add = letter == '+',
                 'i' => invisible = add,
+                'B' => bot = add,
                 _ => unknown = true,
             }
         }
@@ -192,8 +194,19 @@ impl Server {
                     self.invisible_count = self.invisible_count.saturating_sub(1);
                 }
             }
-            let change = if invisible { "+i" } else { "-i" };
-            if let Some(mut ev) = self.cur_event(Message::new("MODE").with_params([nick.as_str(), change])) {
+        }
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.bot = bot;
+        }
+        let applied: Vec<ModeChange> = [(invisible, was_invisible, 'i'), (bot, was_bot, 'B')]
+            .into_iter()
+            .filter(|(now, was, _)| now != was)
+            .map(|(add, _, letter)| ModeChange { add, letter, param: None })
+            .collect();
+        if !applied.is_empty() {
+            let mut base = Message::new("MODE").with_param(nick.as_str());
+            base.params.extend(render_changes(&applied));
+            if let Some(mut ev) = self.cur_event(base) {
                 self.deliver(&mut ev, conn);
             }
         }

@@ -96,7 +96,8 @@ impl Server {
     fn send_who_row(&mut self, row: &WhoRow, whox: Option<&Whox>) {
         let Some(c) = self.clients.get(&row.conn) else { return };
         let server = self.cfg.server_name.clone();
-        let flags = format!("{}{}", if c.away().is_some() { 'G' } else { 'H' }, row.prefixes);
+        let away = if c.away().is_some() { 'G' } else { 'H' };
+        let flags = format!("{away}{}{}", row.prefixes, if c.bot { "B" } else { "" });
         let Some(whox) = whox else {
             let params = [
                 row.channel.clone(),
@@ -165,6 +166,7 @@ impl Server {
             .collect();
         let away = c.away().map(str::to_owned);
         let tls = c.info.tls;
+        let bot = c.bot;
         let account = c.account.clone();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
         let signon = (c.signon_ms / 1000).to_string();
@@ -176,6 +178,9 @@ impl Server {
         self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
         if let Some(away) = away {
             self.numeric(RPL_AWAY, [nick.clone(), away]);
+        }
+        if bot {
+            self.numeric(RPL_WHOISBOT, [nick.as_str(), "is a bot"]);
         }
         if tls {
             self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);

@@ -327,7 +327,7 @@ impl Server {
         self.numeric(RPL_YOURHOST, [format!("Your host is {server}, running version {version}")]);
         let created = rfc3339_ms(self.created_ms);
         self.numeric(RPL_CREATED, [format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "i", "biklmnstov", "bklov"]);
+        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "Bi", "biklmnstov", "bklov"]);
         self.send_isupport();
         self.send_lusers();
         self.send_motd();
@@ -339,6 +339,7 @@ impl Server {
         let t = l.max_targets;
         vec![
             format!("AWAYLEN={}", l.away_len),
+            "BOT=B".into(),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{}", l.channels_per_client),
             "CHANMODES=b,k,l,imnst".into(),

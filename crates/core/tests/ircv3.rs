@@ -1,0 +1,62 @@
+//! Modern IRCv3 that clients already use (issue #20): bot mode, STATUSMSG, extended-monitor,
+//! ban and invite exceptions, the account extban, ELIST filters.
+
+mod support;
+
+use support::{expect, find, parsed, Harness};
+
+/// The ISUPPORT tokens of a fresh registration.
+fn isupport(h: &mut Harness) -> Vec<String> {
+    let conn = h.connect();
+    h.send(conn, "NICK probe");
+    h.send(conn, "USER probe 0 * :probe");
+    let lines = h.take(conn);
+    parsed(&lines).into_iter().filter(|m| m.command == "005").flat_map(|m| m.params).collect()
+}
+
+#[test]
+fn bot_mode_is_announced_set_by_oneself_and_shown_everywhere() {
+    let mut h = Harness::new();
+    assert!(isupport(&mut h).iter().any(|t| t == "BOT=B"), "ISUPPORT BOT=B");
+    let bot = h.register_with_caps("helper", "message-tags");
+    let watcher = h.register_with_caps("watcher", "message-tags");
+    let plain = h.register("plain");
+    for c in [bot, watcher, plain] {
+        h.send(c, "JOIN #room");
+    }
+    h.clear(&[bot, watcher, plain]);
+
+    h.send(bot, "MODE helper +B");
+    assert_eq!(expect(&h.take(bot), "MODE").params, ["helper", "+B"]);
+    h.send(bot, "MODE helper");
+    assert_eq!(expect(&h.take(bot), "221").params, ["helper", "+B"]);
+    h.send(watcher, "MODE helper +B");
+    expect(&h.take(watcher), "502");
+
+    h.send(watcher, "WHOIS helper");
+    let whois = expect(&h.take(watcher), "335");
+    assert_eq!(whois.params, ["watcher", "helper", "is a bot"]);
+    h.send(watcher, "WHOIS plain");
+    assert!(find(&h.take(watcher), "335").is_none(), "plain is no bot");
+
+    h.send(watcher, "WHO #room");
+    let rows: Vec<_> = parsed(&h.take(watcher)).into_iter().filter(|m| m.command == "352").collect();
+    let flags = |nick: &str| rows.iter().find(|m| m.params[5] == nick).map(|m| m.params[6].clone());
+    assert_eq!(flags("helper").as_deref(), Some("H@B"), "helper made the room");
+    assert_eq!(flags("plain").as_deref(), Some("H"));
+
+    h.send(bot, "PRIVMSG #room :beep");
+    let tagged = expect(&h.take(watcher), "PRIVMSG");
+    assert!(tagged.tags.iter().any(|t| t.key == "bot" && t.value.is_empty()), "bot tag: {tagged:?}");
+    let untagged = h.take(plain);
+    assert!(untagged.iter().all(|l| !l.starts_with('@')), "no tags without message-tags: {untagged:?}");
+    h.send(watcher, "PRIVMSG #room :human");
+    let human = expect(&h.take(bot), "PRIVMSG");
+    assert!(human.tags.iter().all(|t| t.key != "bot"), "a human's message has no bot tag");
+
+    h.send(bot, "MODE helper -B");
+    assert_eq!(expect(&h.take(bot), "MODE").params, ["helper", "-B"]);
+    h.send(bot, "PRIVMSG #room :off duty");
+    let after = expect(&h.take(watcher), "PRIVMSG");
+    assert!(after.tags.iter().all(|t| t.key != "bot"), "-B: no bot tag");
+}
