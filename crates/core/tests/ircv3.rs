@@ -60,3 +60,41 @@ fn bot_mode_is_announced_set_by_oneself_and_shown_everywhere() {
     let after = expect(&h.take(watcher), "PRIVMSG");
     assert!(after.tags.iter().all(|t| t.key != "bot"), "-B: no bot tag");
 }
+
+#[test]
+fn statusmsg_reaches_only_members_with_that_status() {
+    let mut h = Harness::new();
+    let tokens = isupport(&mut h);
+    assert!(tokens.iter().any(|t| t == "STATUSMSG=@+"), "ISUPPORT STATUSMSG=@+: {tokens:?}");
+    let op = h.register_with_caps("olga", "echo-message");
+    let voiced = h.register("vera");
+    let member = h.register("mia");
+    let other_op = h.register("otto");
+    for c in [op, voiced, member, other_op] {
+        h.send(c, "JOIN #room");
+    }
+    h.send(op, "MODE #room +vo vera otto");
+    h.clear(&[op, voiced, member, other_op]);
+
+    h.send(voiced, "PRIVMSG @#room :ops only");
+    let to_op = expect(&h.take(other_op), "PRIVMSG");
+    assert_eq!(to_op.params, ["@#room", "ops only"]);
+    assert!(to_op.source.as_deref().is_some_and(|s| s.starts_with("vera!")));
+    assert_eq!(expect(&h.take(op), "PRIVMSG").params, ["@#room", "ops only"]);
+    assert!(h.take(member).is_empty(), "a plain member does not see @#room");
+    assert!(h.take(voiced).is_empty(), "no echo without echo-message");
+
+    h.send(op, "NOTICE +#room :voice and up");
+    assert_eq!(expect(&h.take(voiced), "NOTICE").params, ["+#room", "voice and up"]);
+    assert_eq!(expect(&h.take(other_op), "NOTICE").params, ["+#room", "voice and up"]);
+    assert_eq!(expect(&h.take(op), "NOTICE").params, ["+#room", "voice and up"], "echo-message");
+    assert!(h.take(member).is_empty());
+    assert!(h.persisted.is_empty(), "a status message is not kept in the room's history");
+
+    let outsider = h.register("ozzy");
+    h.send(outsider, "PRIVMSG @#room :let me in");
+    assert_eq!(expect(&h.take(outsider), "404").params[1], "#room");
+    assert!(h.take(other_op).is_empty(), "+n holds for status messages too");
+    h.send(outsider, "PRIVMSG @#nowhere :x");
+    expect(&h.take(outsider), "403");
+}

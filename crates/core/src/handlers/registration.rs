@@ -357,6 +357,7 @@ impl Server {
             format!("NICKLEN={}", l.nick_len),
             "PREFIX=(ov)@+".into(),
             "SAFELIST".into(),
+            format!("STATUSMSG={}", crate::handlers::messaging::STATUSMSG_PREFIXES),
             format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:1,NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
             format!("TOPICLEN={}", l.topic_len),
             format!("USERLEN={}", l.user_len),
