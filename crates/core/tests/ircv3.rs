@@ -3,6 +3,7 @@
 
 mod support;
 
+use chinwag_core::Response;
 use support::{expect, find, parsed, Harness};
 
 /// The ISUPPORT tokens of a fresh registration.
@@ -97,4 +98,44 @@ fn statusmsg_reaches_only_members_with_that_status() {
     assert!(h.take(other_op).is_empty(), "+n holds for status messages too");
     h.send(outsider, "PRIVMSG @#nowhere :x");
     expect(&h.take(outsider), "403");
+}
+
+#[test]
+fn extended_monitor_watchers_hear_of_away_and_setname_as_peers_do() {
+    let mut h = Harness::new();
+    let watcher = h.register_with_caps("wendy", "extended-monitor away-notify setname account-notify");
+    let old_style = h.register_with_caps("otis", "away-notify setname");
+    let no_away = h.register_with_caps("nora", "extended-monitor");
+    let peer = h.register_with_caps("pat", "extended-monitor away-notify");
+    let target = h.register("tara");
+    h.send(peer, "JOIN #room");
+    h.send(target, "JOIN #room");
+    for w in [watcher, old_style, no_away, peer] {
+        h.send(w, "MONITOR + tara");
+    }
+    h.clear(&[watcher, old_style, no_away, peer, target]);
+
+    h.send(target, "AWAY :lunch");
+    let away = expect(&h.take(watcher), "AWAY");
+    assert_eq!(away.params, ["lunch"]);
+    assert!(away.source.as_deref().is_some_and(|s| s.starts_with("tara!")));
+    assert!(h.take(old_style).is_empty(), "MONITOR alone does not carry AWAY");
+    assert!(h.take(no_away).is_empty(), "extended-monitor without away-notify");
+    let peer_lines = h.take(peer);
+    assert_eq!(peer_lines.iter().filter(|l| l.contains(" AWAY ")).count(), 1, "once: {peer_lines:?}");
+
+    h.send(target, "SETNAME :Tara T");
+    assert_eq!(expect(&h.take(watcher), "SETNAME").params, ["Tara T"]);
+    assert!(h.take(old_style).is_empty());
+
+    h.send(target, "NS IDENTIFY tara tarapassword");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok("tara".into())));
+    assert_eq!(expect(&h.take(watcher), "ACCOUNT").params, ["tara"]);
+    assert!(h.take(old_style).is_empty());
+
+    h.send(watcher, "MONITOR - tara");
+    h.clear(&[watcher]);
+    h.send(target, "AWAY");
+    assert!(h.take(watcher).is_empty(), "no longer monitored");
 }
