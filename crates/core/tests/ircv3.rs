@@ -139,3 +139,72 @@ fn extended_monitor_watchers_hear_of_away_and_setname_as_peers_do() {
     h.send(target, "AWAY");
     assert!(h.take(watcher).is_empty(), "no longer monitored");
 }
+
+/// Logs `conn` in to `account` through NickServ, answering the password check.
+fn log_in(h: &mut Harness, conn: chinwag_core::ConnId, account: &str) {
+    h.send(conn, &format!("NS IDENTIFY {account} password"));
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok(account.into())));
+    h.take(conn);
+}
+
+#[test]
+fn ban_and_invite_exceptions_and_the_account_extban_apply_to_join_and_speaking() {
+    let mut h = Harness::new();
+    let tokens = isupport(&mut h);
+    for token in ["CHANMODES=beI,k,l,imnst", "EXCEPTS=e", "INVEX=I", "EXTBAN=$,a"] {
+        assert!(tokens.iter().any(|t| t == token), "ISUPPORT {token}: {tokens:?}");
+    }
+    let op = h.register("olga");
+    let kate = h.register("kate");
+    let guest = h.register("gus");
+    let mallory = h.register("mallory");
+    log_in(&mut h, kate, "kate");
+    h.send(op, "JOIN #club");
+    h.clear(&[op]);
+
+    // Everyone on this host is banned, but kate's account is excepted.
+    h.send(op, "MODE #club +be *!*@127.0.0.1 $a:KATE");
+    assert_eq!(expect(&h.take(op), "MODE").params, ["#club", "+be", "*!*@127.0.0.1", "$a:KATE"]);
+    let saved = h.saved_rooms.last().expect("saved");
+    assert_eq!(saved.excepts.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["$a:KATE"]);
+    h.send(guest, "JOIN #club");
+    assert_eq!(expect(&h.take(guest), "474").params[1], "#club");
+    h.send(kate, "JOIN #club");
+    expect(&h.take(kate), "JOIN");
+
+    // The exception holds for speaking too, while a banned member is silenced.
+    h.send(op, "MODE #club -b *!*@127.0.0.1");
+    h.send(mallory, "JOIN #club");
+    h.send(op, "MODE #club +b $a:kate");
+    h.clear(&[op, kate, mallory]);
+    h.send(kate, "PRIVMSG #club :still here");
+    assert_eq!(expect(&h.take(mallory), "PRIVMSG").params, ["#club", "still here"], "excepted");
+    h.send(op, "MODE #club -e $a:KATE");
+    h.clear(&[op, kate, mallory]);
+    h.send(kate, "PRIVMSG #club :and now?");
+    assert_eq!(expect(&h.take(kate), "404").params[1], "#club");
+    assert!(h.take(mallory).is_empty());
+    h.send(op, "MODE #club -b $a:kate");
+
+    // +I lets whoever it names past +i; `$~a` names those not logged in.
+    h.send(op, "MODE #club +i");
+    h.send(op, "MODE #club +I $~a");
+    h.clear(&[op]);
+    h.send(guest, "JOIN #club");
+    expect(&h.take(guest), "JOIN");
+    h.send(kate, "PART #club");
+    h.send(kate, "JOIN #club");
+    assert_eq!(expect(&h.take(kate), "473").params[1], "#club", "kate is logged in");
+
+    // The lists: 348/349 and 346/347, for operators.
+    h.send(op, "MODE #club eI");
+    let lines = h.take(op);
+    assert_eq!(expect(&lines, "349").params[1], "#club");
+    assert_eq!(expect(&lines, "346").params[1..3], ["#club".to_owned(), "$~a".to_owned()]);
+    expect(&lines, "347");
+    h.send(guest, "MODE #club I");
+    expect(&h.take(guest), "482");
+    h.send(op, "MODE #club +b $x:nonsense");
+    assert!(find(&h.take(op), "MODE").is_none(), "an unknown extban is not set");
+}

@@ -1,6 +1,6 @@
 //! Room membership and room state: JOIN, PART, TOPIC, NAMES, LIST.
 
-use chinwag_proto::{mask_match, ChannelName, Message};
+use chinwag_proto::{ChannelName, Message};
 
 use crate::caps::Cap;
 use crate::channel::{Channel, Member, Topic};
@@ -69,15 +69,16 @@ impl Server {
         let caps = client.caps;
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&conn);
+            let excepted = || ch.is_invex(prefix, account.as_deref());
             if ch.founder.is_some() && ch.founder == account {
                 None
             } else if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
                 Some((ERR_BADCHANNELKEY, "Cannot join channel (+k) - bad key"))
             } else if ch.modes.limit.is_some_and(|l| ch.members.len() >= l) && !invited {
                 Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
-            } else if ch.modes.invite_only && !invited {
+            } else if ch.modes.invite_only && !invited && !excepted() {
                 Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i) - you must be invited"))
-            } else if ch.bans.iter().any(|b| mask_match(&b.mask, prefix)) {
+            } else if ch.is_banned(prefix, account.as_deref()) {
                 Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b) - you are banned"))
             } else {
                 None

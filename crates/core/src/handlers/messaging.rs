@@ -3,7 +3,7 @@
 //! NOTICE never draws an automatic error reply (RFC 2812), so every error path below checks
 //! `quiet` first.
 
-use chinwag_proto::{casefold, eq_fold, mask_match, Message, Tag, MAX_BODY_LEN};
+use chinwag_proto::{casefold, eq_fold, Message, Tag, MAX_BODY_LEN};
 
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
@@ -116,8 +116,8 @@ impl Server {
         let member = ch.member(conn);
         let privileged = member.is_some_and(|m| m.op || m.voice);
         let banned = || {
-            let prefix = self.cur_client().map_or("", |c| c.prefix());
-            ch.bans.iter().any(|b| mask_match(&b.mask, prefix))
+            let me = self.cur_client();
+            ch.is_banned(me.map_or("", |c| c.prefix()), me.and_then(|c| c.account.as_deref()))
         };
         let refusal = if member.is_none() && ch.modes.no_external {
             Some("Cannot send to channel (+n) - you are not in it")

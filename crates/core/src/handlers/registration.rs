@@ -327,7 +327,7 @@ impl Server {
         self.numeric(RPL_YOURHOST, [format!("Your host is {server}, running version {version}")]);
         let created = rfc3339_ms(self.created_ms);
         self.numeric(RPL_CREATED, [format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "Bi", "biklmnstov", "bklov"]);
+        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "Bi", "beIiklmnstov", "beIklov"]);
         self.send_isupport();
         self.send_lusers();
         self.send_motd();
@@ -342,13 +342,16 @@ impl Server {
             "BOT=B".into(),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{}", l.channels_per_client),
-            "CHANMODES=b,k,l,imnst".into(),
+            "CHANMODES=beI,k,l,imnst".into(),
             format!("CHANNELLEN={}", l.channel_len),
             "CHANTYPES=#".into(),
             format!("CHATHISTORY={}", crate::handlers::history::MAX_HISTORY),
             "ELIST=".into(),
+            "EXCEPTS=e".into(),
+            format!("EXTBAN={},{}", crate::channel::EXTBAN_PREFIX, crate::channel::EXTBAN_TYPES),
+            "INVEX=I".into(),
             format!("KICKLEN={}", l.kick_len),
-            format!("MAXLIST=b:{}", l.bans_per_channel),
+            format!("MAXLIST=b:{b},e:{b},I:{b}", b = l.bans_per_channel),
             format!("MAXTARGETS={t}"),
             format!("MODES={}", l.modes_per_command),
             format!("MONITOR={}", l.monitor_len),
