@@ -208,3 +208,34 @@ fn ban_and_invite_exceptions_and_the_account_extban_apply_to_join_and_speaking()
     h.send(op, "MODE #club +b $x:nonsense");
     assert!(find(&h.take(op), "MODE").is_none(), "an unknown extban is not set");
 }
+
+#[test]
+fn list_filters_by_users_name_creation_and_topic_time() {
+    let mut h = Harness::with_config(chinwag_core::Config { default_channels: Vec::new(), ..Default::default() });
+    assert!(isupport(&mut h).iter().any(|t| t == "ELIST=CMNTU"), "ISUPPORT ELIST=CMNTU");
+    let a = h.register("alice");
+    let b = h.register("bob");
+    let c = h.register("carol");
+    h.send(a, "JOIN #old");
+    h.send(a, "TOPIC #old :ancient");
+    h.advance(std::time::Duration::from_secs(30 * 60));
+    for conn in [a, b, c] {
+        h.send(conn, "JOIN #rust-busy");
+    }
+    h.send(b, "JOIN #rust-quiet");
+    h.send(b, "TOPIC #rust-quiet :fresh");
+    h.clear(&[a, b, c]);
+    let list = |h: &mut Harness, filter: &str| -> Vec<String> {
+        h.send(c, &format!("LIST {filter}"));
+        parsed(&h.take(c)).into_iter().filter(|m| m.command == "322").map(|m| m.params[1].clone()).collect()
+    };
+    assert_eq!(list(&mut h, ">2"), ["#rust-busy"]);
+    assert_eq!(list(&mut h, "<2"), ["#old", "#rust-quiet"]);
+    assert_eq!(list(&mut h, "#RUST-*"), ["#rust-busy", "#rust-quiet"]);
+    assert_eq!(list(&mut h, "#rust-*,!*quiet"), ["#rust-busy"]);
+    assert_eq!(list(&mut h, "#old,#rust-quiet"), ["#old", "#rust-quiet"], "names as before");
+    assert_eq!(list(&mut h, "C>10"), ["#old"]);
+    assert_eq!(list(&mut h, "C<10"), ["#rust-busy", "#rust-quiet"]);
+    assert_eq!(list(&mut h, "T<10"), ["#rust-quiet"], "a room without a topic passes no T filter");
+    assert_eq!(list(&mut h, "T>10,<5"), ["#old"]);
+}

@@ -1,4 +1,4 @@
-//! Room membership and room state: JOIN, PART, TOPIC, NAMES, LIST.
+//! Room membership and room state: JOIN, PART, TOPIC, NAMES (LIST is in `list.rs`).
 
 use chinwag_proto::{ChannelName, Message};
 
@@ -303,31 +303,5 @@ impl Server {
             self.numeric(RPL_NAMREPLY, [symbol, display.as_str(), line.as_str()]);
         }
         self.numeric(RPL_ENDOFNAMES, [display.as_str(), "End of /NAMES list"]);
-    }
-
-    pub(crate) fn handle_list(&mut self, msg: &Message) {
-        let conn = self.cur_conn();
-        let wanted: Option<Vec<String>> = msg
-            .params
-            .first()
-            .filter(|p| p.starts_with('#'))
-            .map(|p| p.split(',').map(chinwag_proto::casefold).collect());
-        let mut rows: Vec<(String, String, String)> = self
-            .channels
-            .iter()
-            .filter(|(folded, _)| wanted.as_ref().is_none_or(|w| w.contains(folded)))
-            .filter(|(_, ch)| !ch.modes.secret || ch.members.contains_key(&conn))
-            .map(|(folded, ch)| {
-                let topic = ch.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default();
-                (folded.clone(), ch.name.as_str().to_owned(), topic)
-            })
-            .collect();
-        rows.sort();
-        self.numeric(RPL_LISTSTART, ["Channel", "Users  Name"]);
-        for (folded, name, topic) in rows {
-            let count = self.channels.get(&folded).map_or(0, |c| c.members.len());
-            self.numeric(RPL_LIST, [name, count.to_string(), topic]);
-        }
-        self.numeric(RPL_LISTEND, ["End of /LIST"]);
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod account;
 mod channel;
 pub(crate) mod e2e;
 pub(crate) mod history;
+mod list;
 mod messaging;
 mod moderation;
 pub(crate) mod offline;

@@ -346,7 +346,7 @@ impl Server {
             format!("CHANNELLEN={}", l.channel_len),
             "CHANTYPES=#".into(),
             format!("CHATHISTORY={}", crate::handlers::history::MAX_HISTORY),
-            "ELIST=".into(),
+            format!("ELIST={}", crate::handlers::list::ELIST),
             "EXCEPTS=e".into(),
             format!("EXTBAN={},{}", crate::channel::EXTBAN_PREFIX, crate::channel::EXTBAN_TYPES),
             "INVEX=I".into(),
