@@ -270,11 +270,11 @@ impl Server {
             }
         }
         for letter in parsed.lists {
-            if letter != 'b' && !is_op {
+            if secret && !is_member {
+                self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
+            } else if letter != 'b' && !is_op {
                 // Who is let past the bans and +i is the operators' business.
                 self.numeric(ERR_CHANOPRIVSNEEDED, [name.as_str(), "You're not channel operator"]);
-            } else if secret && !is_member {
-                self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
             } else {
                 self.send_mask_list(&folded, letter);
             }
