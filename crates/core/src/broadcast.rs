@@ -25,6 +25,8 @@ pub(crate) struct Outgoing {
     pub account: Option<String>,
     /// Client-only tags (`+typing`...), relayed only to message-tags clients.
     pub client_tags: Vec<Tag>,
+    /// The source is a bot (user mode +B): message-tags clients get the `bot` tag.
+    pub bot: bool,
     /// Sent only to clients with message-tags (TAGMSG).
     pub needs_message_tags: bool,
     cache: Cache,
@@ -96,6 +98,7 @@ impl Outgoing {
             msgid,
             account,
             client_tags: Vec::new(),
+            bot: false,
             needs_message_tags: false,
             cache: Default::default(),
         }
@@ -105,15 +108,16 @@ impl Outgoing {
         !self.needs_message_tags || caps.has(Cap::MessageTags)
     }
 
-    /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid
-    /// and client tags with message-tags, `time` (given, as `time`) with server-time, account
+    /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid,
+    /// `bot` and client tags with message-tags, `time` (given, as `time`) with server-time, account
     /// with account-tag. The one place that decides; both forms below use it.
     fn extra_tags<'a>(&'a self, caps: CapSet, time: Option<&'a str>) -> impl Iterator<Item = (&'a str, &'a str)> {
         let tagged = caps.has(Cap::MessageTags);
         let msgid = self.msgid.as_deref().filter(|_| tagged).map(|id| ("msgid", id));
         let client_tags = self.client_tags.iter().filter(move |_| tagged).map(|t| (t.key.as_str(), t.value.as_str()));
+        let bot = (tagged && self.bot).then_some(("bot", ""));
         let account = self.account.as_deref().filter(|_| caps.has(Cap::AccountTag)).map(|a| ("account", a));
-        msgid.into_iter().chain(client_tags).chain(time.map(|t| ("time", t))).chain(account)
+        msgid.into_iter().chain(bot).chain(client_tags).chain(time.map(|t| ("time", t))).chain(account)
     }
 
     /// The `time` tag's value, if `caps` asks for it.

@@ -8,6 +8,8 @@ pub enum Cap {
     EchoMessage,
     MultiPrefix,
     ExtendedJoin,
+    /// MONITOR watchers hear of away, account and real-name changes like peers do.
+    ExtendedMonitor,
     AwayNotify,
     CapNotify,
     Batch,
@@ -36,6 +38,7 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
+    (Cap::ExtendedMonitor, "extended-monitor"),
     (Cap::InviteNotify, "invite-notify"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chinwag_proto::ChannelName;
+use chinwag_proto::{mask_match, ChannelName};
 
 use crate::caps::CapSet;
 use crate::ids::ConnId;
@@ -38,11 +38,39 @@ pub struct Topic {
     pub set_at_ms: u64,
 }
 
+/// One entry of a room's ban (+b), ban exception (+e) or invite exception (+I) list.
 #[derive(Clone, Debug)]
 pub struct Ban {
     pub mask: String,
     pub setter: String,
     pub set_at_ms: u64,
+}
+
+/// The extban prefix (ISUPPORT `EXTBAN=$,a`, as Solanum and Libera write them): `$a` is anyone
+/// logged in, `$a:<account mask>` an account, `$~a` anyone not logged in.
+pub const EXTBAN_PREFIX: char = '$';
+
+/// The extbans we know, as ISUPPORT lists them.
+pub const EXTBAN_TYPES: &str = "a";
+
+impl Ban {
+    /// Whether the entry names someone with this `nick!user@host` and account.
+    pub fn matches(&self, prefix: &str, account: Option<&str>) -> bool {
+        match self.mask.strip_prefix(EXTBAN_PREFIX) {
+            None => mask_match(&self.mask, prefix),
+            Some("a") => account.is_some(),
+            Some("~a") => account.is_none(),
+            Some(extban) => match (extban.strip_prefix("a:"), account) {
+                (Some(mask), Some(account)) => mask_match(mask, account),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Whether any entry of `list` names this client.
+fn any_matches(list: &[Ban], prefix: &str, account: Option<&str>) -> bool {
+    list.iter().any(|b| b.matches(prefix, account))
 }
 
 /// Channel flags (type D modes) and the key and limit (types B and C).
@@ -101,6 +129,10 @@ pub(crate) struct Channel {
     pub created_ms: u64,
     pub modes: ChannelModes,
     pub bans: Vec<Ban>,
+    /// +e: ban exceptions, which let whoever they name past the bans.
+    pub excepts: Vec<Ban>,
+    /// +I: invite exceptions, which let whoever they name past +i as if invited.
+    pub invex: Vec<Ban>,
     /// Members in join order of their connection ids (stable NAMES output).
     pub members: BTreeMap<ConnId, Member>,
     /// Connections invited since +i; an invitation is used up by joining. It belongs to the
@@ -124,6 +156,8 @@ impl Channel {
             created_ms,
             modes: ChannelModes { topic_locked: true, no_external: true, ..Default::default() },
             bans: Vec::new(),
+            excepts: Vec::new(),
+            invex: Vec::new(),
             members: BTreeMap::new(),
             invited: BTreeSet::new(),
             permanent,
@@ -137,6 +171,37 @@ impl Channel {
 
     pub fn is_op(&self, conn: ConnId) -> bool {
         self.member(conn).is_some_and(|m| m.op)
+    }
+
+    /// Whether a ban names this client and no ban exception does.
+    pub fn is_banned(&self, prefix: &str, account: Option<&str>) -> bool {
+        !self.bans.is_empty()
+            && any_matches(&self.bans, prefix, account)
+            && !any_matches(&self.excepts, prefix, account)
+    }
+
+    /// Whether an invite exception names this client.
+    pub fn is_invex(&self, prefix: &str, account: Option<&str>) -> bool {
+        any_matches(&self.invex, prefix, account)
+    }
+
+    /// The list a list mode letter (`b`, `e`, `I`) keeps.
+    pub fn list_mut(&mut self, letter: char) -> Option<&mut Vec<Ban>> {
+        match letter {
+            'b' => Some(&mut self.bans),
+            'e' => Some(&mut self.excepts),
+            'I' => Some(&mut self.invex),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self, letter: char) -> &[Ban] {
+        match letter {
+            'b' => &self.bans,
+            'e' => &self.excepts,
+            'I' => &self.invex,
+            _ => &[],
+        }
     }
 }
 
@@ -152,7 +217,9 @@ impl Channel {
             modes: flags,
             key: self.modes.key.clone(),
             limit: self.modes.limit.and_then(|l| u32::try_from(l).ok()),
-            bans: self.bans.iter().map(|b| (b.mask.clone(), b.setter.clone(), b.set_at_ms)).collect(),
+            bans: saved(&self.bans),
+            excepts: saved(&self.excepts),
+            invex: saved(&self.invex),
             founder: self.founder.clone(),
         }
     }
@@ -176,10 +243,16 @@ impl Channel {
             key: snap.key.clone(),
             limit: snap.limit.map(|l| l as usize),
         };
-        self.bans = snap
-            .bans
-            .iter()
-            .map(|(mask, setter, at)| Ban { mask: mask.clone(), setter: setter.clone(), set_at_ms: *at })
-            .collect();
+        self.bans = restored(&snap.bans);
+        self.excepts = restored(&snap.excepts);
+        self.invex = restored(&snap.invex);
     }
+}
+
+fn saved(list: &[Ban]) -> Vec<(String, String, u64)> {
+    list.iter().map(|b| (b.mask.clone(), b.setter.clone(), b.set_at_ms)).collect()
+}
+
+fn restored(list: &[(String, String, u64)]) -> Vec<Ban> {
+    list.iter().map(|(mask, setter, at)| Ban { mask: mask.clone(), setter: setter.clone(), set_at_ms: *at }).collect()
 }

@@ -62,6 +62,9 @@ pub(crate) struct Client {
     pub caps: CapSet,
     /// User mode +i: hidden from WHO/NAMES of people who share no room with us.
     pub invisible: bool,
+    /// User mode +B (IRCv3 bot-mode): shown in WHOIS (335) and WHO (`B`), and every message
+    /// the client sends carries the `bot` tag.
+    pub bot: bool,
     /// Logged-in account; shown by account-tag, extended-join, WHOIS and WHO.
     pub account: Option<String>,
     /// Channels the client is in, by folded name.
@@ -141,6 +144,7 @@ impl Client {
             cap_version: 0,
             caps: CapSet::default(),
             invisible: false,
+            bot: false,
             account: None,
             channels: BTreeSet::new(),
             signon_ms: 0,

@@ -59,7 +59,7 @@ pub struct Limits {
     pub max_targets: usize,
     /// Mode changes with a parameter in one MODE command.
     pub modes_per_command: usize,
-    /// Entries in one channel's ban list.
+    /// Entries in each of one channel's lists: bans (+b), ban exceptions (+e), invite exceptions (+I).
     pub bans_per_channel: usize,
     /// Nicks one client may MONITOR.
     pub monitor_len: usize,

@@ -31,10 +31,16 @@ pub const RPL_LISTEND: &str = "323";
 pub const RPL_CHANNELMODEIS: &str = "324";
 pub const RPL_CREATIONTIME: &str = "329";
 pub const RPL_WHOISACCOUNT: &str = "330";
+/// bot-mode: the user has +B.
+pub const RPL_WHOISBOT: &str = "335";
 pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";
 pub const RPL_INVITING: &str = "341";
+pub const RPL_INVITELIST: &str = "346";
+pub const RPL_ENDOFINVITELIST: &str = "347";
+pub const RPL_EXCEPTLIST: &str = "348";
+pub const RPL_ENDOFEXCEPTLIST: &str = "349";
 pub const RPL_VERSION: &str = "351";
 pub const RPL_WHOREPLY: &str = "352";
 pub const RPL_NAMREPLY: &str = "353";

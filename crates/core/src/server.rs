@@ -500,20 +500,30 @@ impl Server {
     /// Starts an event from `source` (time and msgid filled in).
     pub(crate) fn event(&mut self, source: &Client, base: Message) -> Outgoing {
         let msgid = self.msgids.next(self.now.wall_ms);
-        Outgoing::from_source(Some(source.shared_prefix()), base, self.now.wall_ms, Some(msgid), source.account.clone())
+        let mut ev = Outgoing::from_source(
+            Some(source.shared_prefix()),
+            base,
+            self.now.wall_ms,
+            Some(msgid),
+            source.account.clone(),
+        );
+        ev.bot = source.bot;
+        ev
     }
 
     /// Like [`Server::event`] for the current client.
     pub(crate) fn cur_event(&mut self, base: Message) -> Option<Outgoing> {
         let conn = self.cur.conn?;
-        let (source, account) = match self.clients.get(&conn) {
-            Some(client) => (client.shared_prefix(), client.account.clone()),
+        let (source, account, bot) = match self.clients.get(&conn) {
+            Some(client) => (client.shared_prefix(), client.account.clone(), client.bot),
             // The administrator's changes come from the server.
-            None if conn == ADMIN => (std::sync::Arc::from(self.cfg.server_name.as_str()), None),
+            None if conn == ADMIN => (std::sync::Arc::from(self.cfg.server_name.as_str()), None, false),
             None => return None,
         };
         let msgid = self.msgids.next(self.now.wall_ms);
-        Some(Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account))
+        let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account);
+        ev.bot = bot;
+        Some(ev)
     }
 
     /// Delivers an event to one connection, honouring its capabilities.

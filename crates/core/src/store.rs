@@ -72,6 +72,10 @@ pub struct ChannelSnapshot {
     pub limit: Option<u32>,
     /// (mask, setter, set at ms).
     pub bans: Vec<(String, String, u64)>,
+    /// Ban exceptions (+e), like `bans`.
+    pub excepts: Vec<(String, String, u64)>,
+    /// Invite exceptions (+I), like `bans`.
+    pub invex: Vec<(String, String, u64)>,
     /// The account (folded) that created the room; it always gets operator status there.
     pub founder: Option<String>,
 }

@@ -139,6 +139,8 @@ fn rooms_are_saved_when_they_change_and_restored() {
         key: None,
         limit: None,
         bans: vec![],
+        excepts: vec![],
+        invex: vec![],
         founder: None,
     };
     h2.server.restore(vec![], vec![snap, general]);

@@ -27,7 +27,7 @@ fn nick_and_user_give_the_welcome_burst_with_isupport_lusers_and_motd() {
         .filter(|m| m.command == "005")
         .flat_map(|m| m.params[1..m.params.len() - 1].to_vec())
         .collect();
-    for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "UTF8ONLY"] {
+    for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=beI,k,l,imnst", "UTF8ONLY"] {
         assert!(isupport.iter().any(|t| t == token), "ISUPPORT lacks {token}: {isupport:?}");
     }
     for key in ["NICKLEN=", "CHANNELLEN=", "TOPICLEN=", "TARGMAX=", "MONITOR="] {

@@ -17,6 +17,8 @@ fn guest_room(name: &str) -> ChannelSnapshot {
         key: None,
         limit: None,
         bans: vec![],
+        excepts: vec![],
+        invex: vec![],
         founder: None,
     }
 }

@@ -215,13 +215,19 @@ pub(crate) fn to_record(s: ChannelSnapshot) -> store::ChannelRecord {
         modes: s.modes,
         key: s.key,
         limit: s.limit,
-        bans: s
-            .bans
-            .into_iter()
-            .map(|(mask, setter, set_at_ms)| store::BanRecord { mask, setter, set_at_ms })
-            .collect(),
+        bans: ban_records(s.bans),
+        excepts: ban_records(s.excepts),
+        invex: ban_records(s.invex),
         founder: s.founder,
     }
+}
+
+fn ban_records(list: Vec<(String, String, u64)>) -> Vec<store::BanRecord> {
+    list.into_iter().map(|(mask, setter, set_at_ms)| store::BanRecord { mask, setter, set_at_ms }).collect()
+}
+
+fn ban_entries(list: Vec<store::BanRecord>) -> Vec<(String, String, u64)> {
+    list.into_iter().map(|b| (b.mask, b.setter, b.set_at_ms)).collect()
 }
 
 pub(crate) fn from_record(r: store::ChannelRecord) -> ChannelSnapshot {
@@ -232,7 +238,9 @@ pub(crate) fn from_record(r: store::ChannelRecord) -> ChannelSnapshot {
         modes: r.modes,
         key: r.key,
         limit: r.limit,
-        bans: r.bans.into_iter().map(|b| (b.mask, b.setter, b.set_at_ms)).collect(),
+        bans: ban_entries(r.bans),
+        excepts: ban_entries(r.excepts),
+        invex: ban_entries(r.invex),
         founder: r.founder,
     }
 }

@@ -37,6 +37,10 @@ pub struct ChannelRecord {
     pub limit: Option<u32>,
     /// `+b` entries, in the order they are listed.
     pub bans: Vec<BanRecord>,
+    /// `+e` entries (ban exceptions), in the order they are listed.
+    pub excepts: Vec<BanRecord>,
+    /// `+I` entries (invite exceptions), in the order they are listed.
+    pub invex: Vec<BanRecord>,
     /// The account (folded) that registered the room, if any; it keeps operator status there.
     pub founder: Option<String>,
 }
@@ -49,7 +53,7 @@ pub struct TopicRecord {
     pub set_at_ms: u64,
 }
 
-/// One ban-list entry (for `RPL_BANLIST`).
+/// One entry of a ban, ban-exception or invite-exception list (for `RPL_BANLIST` and its kin).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BanRecord {
     pub mask: String,

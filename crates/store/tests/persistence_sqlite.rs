@@ -42,6 +42,8 @@ fn everything_survives_a_reopen() {
         key: None,
         limit: Some(10),
         bans: vec![BanRecord { mask: "*!*@spam".into(), setter: "alice".into(), set_at_ms: 12 }],
+        excepts: vec![BanRecord { mask: "$a:alice".into(), setter: "alice".into(), set_at_ms: 13 }],
+        invex: vec![BanRecord { mask: "*!*@friends".into(), setter: "alice".into(), set_at_ms: 14 }],
         founder: Some("alice".into()),
     };
     let private = StoredMessage {

@@ -215,8 +215,7 @@ impl Server {
         );
         if registered {
             if let Some(mut ev) = self.cur_event(Message::new("ACCOUNT").with_param(account)) {
-                let peers: Vec<ConnId> =
-                    self.peers_of(conn).into_iter().filter(|p| self.caps_of(*p).has(Cap::AccountNotify)).collect();
+                let peers: Vec<ConnId> = self.presence_watchers(conn, Cap::AccountNotify).into_iter().collect();
                 self.deliver_all(&mut ev, peers);
             }
             self.request_offline(conn, account);
@@ -499,8 +498,7 @@ impl Server {
     /// peers that follow accounts (account-notify), who would otherwise take it for whoever
     /// registers the name next.
     fn log_out(&mut self, conn: ConnId) {
-        let peers: Vec<ConnId> =
-            self.peers_of(conn).into_iter().filter(|p| self.caps_of(*p).has(Cap::AccountNotify)).collect();
+        let peers: Vec<ConnId> = self.presence_watchers(conn, Cap::AccountNotify).into_iter().collect();
         // Taken out of the map for a moment: the event's source is the client itself.
         let Some(mut client) = self.clients.remove(&conn) else { return };
         client.account = None;

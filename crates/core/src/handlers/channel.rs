@@ -1,6 +1,6 @@
-//! Room membership and room state: JOIN, PART, TOPIC, NAMES, LIST.
+//! Room membership and room state: JOIN, PART, TOPIC, NAMES (LIST is in `list.rs`).
 
-use chinwag_proto::{mask_match, ChannelName, Message};
+use chinwag_proto::{ChannelName, Message};
 
 use crate::caps::Cap;
 use crate::channel::{Channel, Member, Topic};
@@ -72,15 +72,16 @@ impl Server {
         let caps = client.caps;
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&conn);
+            let excepted = || ch.is_invex(prefix, account.as_deref());
             if ch.founder.is_some() && ch.founder == account {
                 None
             } else if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
                 Some((ERR_BADCHANNELKEY, "Cannot join channel (+k) - bad key"))
             } else if ch.modes.limit.is_some_and(|l| ch.members.len() >= l) && !invited {
                 Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
-            } else if ch.modes.invite_only && !invited {
+            } else if ch.modes.invite_only && !invited && !excepted() {
                 Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i) - you must be invited"))
-            } else if ch.bans.iter().any(|b| mask_match(&b.mask, prefix)) {
+            } else if ch.is_banned(prefix, account.as_deref()) {
                 Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b) - you are banned"))
             } else {
                 None
@@ -346,31 +347,5 @@ impl Server {
             self.numeric(RPL_NAMREPLY, [symbol, display.as_str(), line.as_str()]);
         }
         self.numeric(RPL_ENDOFNAMES, [display.as_str(), "End of /NAMES list"]);
-    }
-
-    pub(crate) fn handle_list(&mut self, msg: &Message) {
-        let conn = self.cur_conn();
-        let wanted: Option<Vec<String>> = msg
-            .params
-            .first()
-            .filter(|p| p.starts_with('#'))
-            .map(|p| p.split(',').map(chinwag_proto::casefold).collect());
-        let mut rows: Vec<(String, String, String)> = self
-            .channels
-            .iter()
-            .filter(|(folded, _)| wanted.as_ref().is_none_or(|w| w.contains(folded)))
-            .filter(|(_, ch)| !ch.modes.secret || ch.members.contains_key(&conn))
-            .map(|(folded, ch)| {
-                let topic = ch.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default();
-                (folded.clone(), ch.name.as_str().to_owned(), topic)
-            })
-            .collect();
-        rows.sort();
-        self.numeric(RPL_LISTSTART, ["Channel", "Users  Name"]);
-        for (folded, name, topic) in rows {
-            let count = self.channels.get(&folded).map_or(0, |c| c.members.len());
-            self.numeric(RPL_LIST, [name, count.to_string(), topic]);
-        }
-        self.numeric(RPL_LISTEND, ["End of /LIST"]);
     }
 }

@@ -3,7 +3,7 @@
 //! NOTICE never draws an automatic error reply (RFC 2812), so every error path below checks
 //! `quiet` first.
 
-use chinwag_proto::{casefold, eq_fold, mask_match, Message, Tag, MAX_BODY_LEN};
+use chinwag_proto::{casefold, eq_fold, Message, Tag, MAX_BODY_LEN};
 
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
@@ -76,7 +76,7 @@ impl Server {
             let take = |own: &mut Option<String>| if last { own.take() } else { own.clone() }.unwrap_or_default();
             let relayed = take(&mut own_command);
             let mut params = if last { own_params.take() } else { None }.unwrap_or_else(|| Vec::with_capacity(2));
-            let channel = target.starts_with('#');
+            let channel = split_status(&target).1.starts_with('#');
             let nickserv = !channel && eq_fold(&target, NICKSERV);
             if !nickserv && self.guest_refused(&target, quiet) {
                 continue;
@@ -101,11 +101,15 @@ impl Server {
         }
     }
 
-    /// `base` holds the target and the text, as the line gave them.
+    /// `base` holds the target and the text, as the line gave them. A target with a status
+    /// prefix (STATUSMSG: `@#room`, `+#room`) reaches only the members with that status or a
+    /// higher one, under the room's usual rules for speaking, and is not kept in the room's
+    /// history (which every member may read).
     fn message_channel(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
         let target = base.params.first().map_or("", String::as_str);
         let conn = self.cur_conn();
-        let folded = casefold(target);
+        let (status, room) = split_status(target);
+        let folded = casefold(room);
         let Some(ch) = self.channels.get(&folded) else {
             if !quiet {
                 self.numeric(ERR_NOSUCHCHANNEL, [target, "No such channel"]);
@@ -115,8 +119,8 @@ impl Server {
         let member = ch.member(conn);
         let privileged = member.is_some_and(|m| m.op || m.voice);
         let banned = || {
-            let prefix = self.cur_client().map_or("", |c| c.prefix());
-            ch.bans.iter().any(|b| mask_match(&b.mask, prefix))
+            let me = self.cur_client();
+            ch.is_banned(me.map_or("", |c| c.prefix()), me.and_then(|c| c.account.as_deref()))
         };
         let refusal = if member.is_none() && ch.modes.no_external {
             Some("Cannot send to channel (+n) - you are not in it")
@@ -128,10 +132,22 @@ impl Server {
             None
         };
         let display = ch.name.as_str().to_owned();
+        // Who a STATUSMSG reaches: operators for `@`, voiced members and operators for `+`.
+        let status_members: Option<Vec<_>> = status.map(|status| {
+            let reaches = |m: &crate::channel::Member| m.op || (status == '+' && m.voice);
+            ch.members.iter().filter(|(c, m)| **c != conn && reaches(m)).map(|(c, _)| *c).collect()
+        });
         if let Some(text) = refusal {
             if !quiet {
                 self.numeric(ERR_CANNOTSENDTOCHAN, [display.as_str(), text]);
             }
+            return;
+        }
+        if let Some((status, members)) = status.zip(status_members) {
+            let base = Message { params: replace_first(base.params, &format!("{status}{display}")), ..base };
+            let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+            self.deliver_all(&mut ev, members);
+            self.echo(&mut ev);
             return;
         }
         let base = Message { params: replace_first(base.params, &display), ..base };
@@ -288,6 +304,18 @@ impl Server {
 fn fit_text<'a>(head: usize, target: &str, text: &'a str) -> &'a str {
     let overhead = 1 + head + 1 + 1 + target.len() + 2 + 2;
     truncate(text, MAX_BODY_LEN.saturating_sub(overhead))
+}
+
+/// The prefixes a room target may carry (ISUPPORT STATUSMSG), highest status first.
+pub(crate) const STATUSMSG_PREFIXES: &str = "@+";
+
+/// A room target's STATUSMSG prefix and the room: `@#room` → (`Some('@')`, `#room`). Of several
+/// prefixes (`@+#room`) the lowest status counts: the message reaches everyone any of them names.
+fn split_status(target: &str) -> (Option<char>, &str) {
+    let room = target.trim_start_matches(|c| STATUSMSG_PREFIXES.contains(c));
+    let prefixes = &target[..target.len() - room.len()];
+    let lowest = prefixes.chars().max_by_key(|c| STATUSMSG_PREFIXES.find(*c));
+    (lowest, room)
 }
 
 /// The params with the target replaced by its canonical spelling.

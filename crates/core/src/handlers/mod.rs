@@ -5,6 +5,7 @@ mod channel;
 pub(crate) mod e2e;
 pub(crate) mod history;
 mod info;
+mod list;
 mod messaging;
 mod moderation;
 pub(crate) mod offline;

@@ -8,7 +8,7 @@
 use chinwag_proto::{casefold, Message};
 
 use crate::caps::Cap;
-use crate::channel::Ban;
+use crate::channel::{Ban, EXTBAN_PREFIX};
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
@@ -29,12 +29,12 @@ impl ModeChange {
     }
 }
 
-/// A channel mode string taken apart (CHANMODES=b,k,l,imnst, PREFIX=(ov)@+).
+/// A channel mode string taken apart (CHANMODES=beI,k,l,imnst, PREFIX=(ov)@+).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ParsedModes {
     changes: Vec<ModeChange>,
-    /// `b` without a mask: the client asks for the ban list.
-    list_bans: bool,
+    /// List letters (`b`, `e`, `I`) without a mask: the client asks for those lists, each once.
+    lists: Vec<char>,
     /// Letters we do not know, each once, in the order seen.
     unknown: Vec<char>,
 }
@@ -69,10 +69,12 @@ fn parse_channel_modes<'a>(modes: &str, mut args: impl Iterator<Item = &'a str>,
                 None if add => continue,
                 p => p,
             },
-            'b' => match args.next() {
+            'b' | 'e' | 'I' => match args.next() {
                 Some(p) => Some(p),
                 None => {
-                    parsed.list_bans = true;
+                    if !parsed.lists.contains(&letter) {
+                        parsed.lists.push(letter);
+                    }
                     continue;
                 }
             },
@@ -92,10 +94,15 @@ fn parse_channel_modes<'a>(modes: &str, mut args: impl Iterator<Item = &'a str>,
 }
 
 /// A ban mask in full `nick!user@host` form: `foo` → `foo!*@*`, `foo!bar` → `foo!bar@*`,
-/// `bar@host` → `*!bar@host`. `None` for a mask that could not be sent back as a parameter.
+/// `bar@host` → `*!bar@host`; an account extban (`$a`, `$a:<account mask>`, `$~a`) as it is.
+/// `None` for a mask that could not be sent back as a parameter, or an extban we do not know.
 fn normalize_ban_mask(mask: &str) -> Option<String> {
     if mask.is_empty() || mask.starts_with(':') || mask.contains(' ') {
         return None;
+    }
+    if let Some(extban) = mask.strip_prefix(EXTBAN_PREFIX) {
+        let known = matches!(extban, "a" | "~a") || extban.strip_prefix("a:").is_some_and(|m| !m.is_empty());
+        return known.then(|| mask.to_owned());
     }
     let or_star = |s: &str| if s.is_empty() { "*".to_owned() } else { s.to_owned() };
     let (prefix, host) = match mask.split_once('@') {
@@ -146,7 +153,7 @@ impl Server {
         }
     }
 
-    /// `MODE <nick> [modes]`: only `i` exists, and only for oneself.
+    /// `MODE <nick> [modes]`: `i` (invisible) and `B` (bot), and only for oneself.
     fn user_mode(&mut self, target: &str, modes: Option<&str>) {
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
@@ -163,20 +170,22 @@ impl Server {
             }
             return;
         }
-        let was_invisible = client.invisible;
+        let (was_invisible, was_bot) = (client.invisible, client.bot);
         let nick = client.nick_or_star().to_owned();
         let Some(modes) = modes else {
-            let shown = if was_invisible { "+i" } else { "+" };
+            let mut shown = String::from("+");
+            shown.extend([(was_bot, 'B'), (was_invisible, 'i')].into_iter().filter(|(on, _)| *on).map(|(_, c)| c));
             self.numeric(RPL_UMODEIS, [shown]);
             return;
         };
         let mut add = true;
-        let mut invisible = was_invisible;
+        let (mut invisible, mut bot) = (was_invisible, was_bot);
         let mut unknown = false;
         for letter in modes.chars() {
             match letter {
                 '+' | '-' => add = letter == '+',
                 'i' => invisible = add,
+                'B' => bot = add,
                 _ => unknown = true,
             }
         }
@@ -192,8 +201,19 @@ impl Server {
                     self.invisible_count = self.invisible_count.saturating_sub(1);
                 }
             }
-            let change = if invisible { "+i" } else { "-i" };
-            if let Some(mut ev) = self.cur_event(Message::new("MODE").with_params([nick.as_str(), change])) {
+        }
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.bot = bot;
+        }
+        let applied: Vec<ModeChange> = [(invisible, was_invisible, 'i'), (bot, was_bot, 'B')]
+            .into_iter()
+            .filter(|(now, was, _)| now != was)
+            .map(|(add, _, letter)| ModeChange { add, letter, param: None })
+            .collect();
+        if !applied.is_empty() {
+            let mut base = Message::new("MODE").with_param(nick.as_str());
+            base.params.extend(render_changes(&applied));
+            if let Some(mut ev) = self.cur_event(base) {
                 self.deliver(&mut ev, conn);
             }
         }
@@ -233,11 +253,14 @@ impl Server {
             }
         }
         self.apply_mode_changes(&folded, &name, parsed.changes);
-        if parsed.list_bans {
+        for letter in parsed.lists {
             if secret && !is_member {
                 self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
+            } else if letter != 'b' && !is_op {
+                // Who is let past the bans and +i is the operators' business.
+                self.numeric(ERR_CHANOPRIVSNEEDED, [name.as_str(), "You're not channel operator"]);
             } else {
-                self.send_ban_list(&folded);
+                self.send_mask_list(&folded, letter);
             }
         }
     }
@@ -279,16 +302,21 @@ impl Server {
         self.apply_mode_changes(folded, &name, parsed.changes)
     }
 
-    /// 367 per ban, then 368.
-    fn send_ban_list(&mut self, folded: &str) {
+    /// One line per entry of the +b, +e or +I list (367, 348, 346), then its end (368, 349, 347).
+    fn send_mask_list(&mut self, folded: &str, letter: char) {
         let Some(ch) = self.channels.get(folded) else { return };
         let name = ch.name.as_str().to_owned();
-        let bans = ch.bans.clone();
-        for ban in bans {
+        let entries = ch.list(letter).to_vec();
+        let (entry, end, text) = match letter {
+            'e' => (RPL_EXCEPTLIST, RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
+            'I' => (RPL_INVITELIST, RPL_ENDOFINVITELIST, "End of channel invite list"),
+            _ => (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
+        };
+        for ban in entries {
             let secs = (ban.set_at_ms / 1000).to_string();
-            self.numeric(RPL_BANLIST, [name.clone(), ban.mask, ban.setter, secs]);
+            self.numeric(entry, [name.clone(), ban.mask, ban.setter, secs]);
         }
-        self.numeric(RPL_ENDOFBANLIST, [name.as_str(), "End of channel ban list"]);
+        self.numeric(end, [name.as_str(), text]);
     }
 
     /// Checks and applies one change by an operator; what it changed, if anything.
@@ -345,7 +373,7 @@ impl Server {
                 self.channels.get_mut(folded)?.modes.limit.take()?;
                 Some(ModeChange { add, letter, param: None })
             }
-            ('b', Some(mask)) => self.change_ban(folded, add, &mask),
+            (letter @ ('b' | 'e' | 'I'), Some(mask)) => self.change_list(folded, letter, add, &mask),
             (flag @ ('i' | 'm' | 'n' | 's' | 't'), _) => {
                 let ch = self.channels.get_mut(folded)?;
                 let modes = &mut ch.modes;
@@ -370,8 +398,9 @@ impl Server {
         }
     }
 
-    /// +b / -b one mask. Adding a ban that exists or removing one that does not is a no-op.
-    fn change_ban(&mut self, folded: &str, add: bool, mask: &str) -> Option<ModeChange> {
+    /// +b / -b (or +e, +I) one mask. Adding an entry that exists or removing one that does not
+    /// is a no-op. Each list holds at most `limits.bans_per_channel` entries.
+    fn change_list(&mut self, folded: &str, letter: char, add: bool, mask: &str) -> Option<ModeChange> {
         let mask = normalize_ban_mask(mask)?;
         let setter = match self.cur_client() {
             Some(client) => client.prefix().to_owned(),
@@ -380,21 +409,22 @@ impl Server {
         let max = self.cfg.limits.bans_per_channel;
         let now_ms = self.now.wall_ms;
         let ch = self.channels.get_mut(folded)?;
-        let existing = ch.bans.iter().position(|b| casefold(&b.mask) == casefold(&mask));
+        let name = ch.name.as_str().to_owned();
+        let list = ch.list_mut(letter)?;
+        let existing = list.iter().position(|b| casefold(&b.mask) == casefold(&mask));
         if !add {
-            let removed = ch.bans.remove(existing?);
-            return Some(ModeChange { add, letter: 'b', param: Some(removed.mask) });
+            let removed = list.remove(existing?);
+            return Some(ModeChange { add, letter, param: Some(removed.mask) });
         }
         if existing.is_some() {
             return None;
         }
-        if ch.bans.len() >= max {
-            let name = ch.name.as_str().to_owned();
-            self.numeric(ERR_BANLISTFULL, [name, mask, "Channel ban list is full".into()]);
+        if list.len() >= max {
+            self.numeric(ERR_BANLISTFULL, [name, mask, "Channel list is full".into()]);
             return None;
         }
-        ch.bans.push(Ban { mask: mask.clone(), setter, set_at_ms: now_ms });
-        Some(ModeChange { add, letter: 'b', param: Some(mask) })
+        list.push(Ban { mask: mask.clone(), setter, set_at_ms: now_ms });
+        Some(ModeChange { add, letter, param: Some(mask) })
     }
 
     /// `KICK <rooms> <nicks> [reason]`: one room and several nicks, several rooms and one nick,
@@ -573,7 +603,7 @@ mod tests {
                 change(true, 'l', Some("10")),
             ]
         );
-        assert!(!p.list_bans && p.unknown.is_empty());
+        assert!(p.lists.is_empty() && p.unknown.is_empty());
     }
 
     #[test]
@@ -584,8 +614,8 @@ mod tests {
 
     #[test]
     fn bare_b_lists_and_unknown_letters_are_reported_once() {
-        let p = parse_channel_modes("b", std::iter::empty(), 4);
-        assert!(p.list_bans && p.changes.is_empty());
+        let p = parse_channel_modes("bIeb", std::iter::empty(), 4);
+        assert!(p.lists == ['b', 'I', 'e'] && p.changes.is_empty());
         let p = parse_channel_modes("+zzqi", std::iter::empty(), 4);
         assert_eq!(p.unknown, ['z', 'q']);
         assert_eq!(p.changes, [change(true, 'i', None)]);
@@ -604,6 +634,10 @@ mod tests {
         assert_eq!(normalize_ban_mask("bar@host").as_deref(), Some("*!bar@host"));
         assert_eq!(normalize_ban_mask("*!*@10.0.0.*").as_deref(), Some("*!*@10.0.0.*"));
         assert_eq!(normalize_ban_mask(":x"), None);
+        assert_eq!(normalize_ban_mask("$a:Kate*").as_deref(), Some("$a:Kate*"));
+        assert_eq!(normalize_ban_mask("$~a").as_deref(), Some("$~a"));
+        assert_eq!(normalize_ban_mask("$a:"), None);
+        assert_eq!(normalize_ban_mask("$x:y"), None);
     }
 
     /// An invite-only room's operator who invites connections that then go (the same person

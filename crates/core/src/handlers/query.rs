@@ -100,9 +100,11 @@ impl Server {
     fn send_who_row(&mut self, row: &WhoRow, whox: Option<&Whox>) {
         let Some(c) = self.clients.get(&row.conn) else { return };
         let server = self.cfg.server_name.clone();
-        // Here or gone, `*` for an IRC operator, then the room prefixes (Modern IRC's order).
+        // Here or gone, `*` for an IRC operator, then the room prefixes (Modern IRC's order),
+        // then `B` for a bot.
         let oper = if self.oper_name(row.conn).is_some() { "*" } else { "" };
-        let flags = format!("{}{oper}{}", if c.away().is_some() { 'G' } else { 'H' }, row.prefixes);
+        let away = if c.away().is_some() { 'G' } else { 'H' };
+        let flags = format!("{away}{oper}{}{}", row.prefixes, if c.bot { "B" } else { "" });
         let Some(whox) = whox else {
             let params = [
                 row.channel.clone(),
@@ -171,6 +173,7 @@ impl Server {
             .collect();
         let away = c.away().map(str::to_owned);
         let tls = c.info.tls;
+        let bot = c.bot;
         let account = c.account.clone();
         let oper = self.oper_name(target).is_some();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
@@ -186,6 +189,9 @@ impl Server {
         }
         if oper {
             self.numeric(RPL_WHOISOPERATOR, [nick.as_str(), "is an IRC operator"]);
+        }
+        if bot {
+            self.numeric(RPL_WHOISBOT, [nick.as_str(), "is a bot"]);
         }
         if tls {
             self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);

@@ -331,7 +331,7 @@ impl Server {
         self.numeric(RPL_YOURHOST, [format!("Your host is {server}, running version {version}")]);
         let created = rfc3339_ms(self.created_ms);
         self.numeric(RPL_CREATED, [format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "i", "biklmnstov", "bklov"]);
+        self.numeric(RPL_MYINFO, [server.as_str(), version.as_str(), "Bi", "beIiklmnstov", "beIklov"]);
         self.send_isupport();
         self.send_lusers();
         self.send_motd();
@@ -343,15 +343,19 @@ impl Server {
         let t = l.max_targets;
         vec![
             format!("AWAYLEN={}", l.away_len),
+            "BOT=B".into(),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{}", l.channels_per_client),
-            "CHANMODES=b,k,l,imnst".into(),
+            "CHANMODES=beI,k,l,imnst".into(),
             format!("CHANNELLEN={}", l.channel_len),
             "CHANTYPES=#".into(),
             format!("CHATHISTORY={}", crate::handlers::history::MAX_HISTORY),
-            "ELIST=".into(),
+            format!("ELIST={}", crate::handlers::list::ELIST),
+            "EXCEPTS=e".into(),
+            format!("EXTBAN={},{}", crate::channel::EXTBAN_PREFIX, crate::channel::EXTBAN_TYPES),
+            "INVEX=I".into(),
             format!("KICKLEN={}", l.kick_len),
-            format!("MAXLIST=b:{}", l.bans_per_channel),
+            format!("MAXLIST=b:{b},e:{b},I:{b}", b = l.bans_per_channel),
             format!("MAXTARGETS={t}"),
             format!("MODES={}", l.modes_per_command),
             format!("MONITOR={}", l.monitor_len),
@@ -360,6 +364,7 @@ impl Server {
             format!("NICKLEN={}", l.nick_len),
             "PREFIX=(ov)@+".into(),
             "SAFELIST".into(),
+            format!("STATUSMSG={}", crate::handlers::messaging::STATUSMSG_PREFIXES),
             format!("TARGMAX=JOIN:,KICK:{t},MONITOR:,NAMES:{t},NOTICE:{t},PART:,PRIVMSG:{t},TAGMSG:{t},WHOIS:1"),
             format!("TOPICLEN={}", l.topic_len),
             format!("USERLEN={}", l.user_len),

@@ -1,4 +1,5 @@
-//! A client's own presence: AWAY, SETNAME, MONITOR.
+//! A client's own presence: AWAY, SETNAME, MONITOR (and extended-monitor: watchers hear of
+//! AWAY, ACCOUNT and SETNAME as peers do, see [`Server::presence_watchers`]).
 //!
 //! MONITOR state lives in two places that must agree: each client's `monitoring` (what it
 //! watches, for `MONITOR L` and cleanup on disconnect) and the server's `monitors` (who watches
@@ -39,8 +40,7 @@ impl Server {
         }
         let base = Message::new("AWAY").with_params(text);
         let Some(mut ev) = self.cur_event(base) else { return };
-        let watchers: Vec<ConnId> =
-            self.peers_of(conn).into_iter().filter(|p| self.caps_of(*p).has(Cap::AwayNotify)).collect();
+        let watchers = self.presence_watchers(conn, Cap::AwayNotify);
         self.deliver_all(&mut ev, watchers);
     }
 
@@ -60,10 +60,25 @@ impl Server {
         if let Some(client) = self.cur_client_mut() {
             realname.clone_into(&mut client.realname);
         }
-        let mut recipients = self.peers_of(conn);
-        recipients.insert(conn);
-        recipients.retain(|r| self.caps_of(*r).has(Cap::Setname));
+        let mut recipients = self.presence_watchers(conn, Cap::Setname);
+        if self.caps_of(conn).has(Cap::Setname) {
+            recipients.insert(conn);
+        }
         self.deliver_all(&mut ev, recipients);
+    }
+
+    /// Who hears of a change to `conn` that `cap` announces (AWAY with away-notify, ACCOUNT
+    /// with account-notify, SETNAME with setname): the peers that asked for `cap`, and, with
+    /// extended-monitor, those who MONITOR its nick and asked for both; each once, never `conn`.
+    pub(crate) fn presence_watchers(&self, conn: ConnId, cap: Cap) -> BTreeSet<ConnId> {
+        let mut watchers = self.peers_of(conn);
+        let nick = self.clients.get(&conn).and_then(|c| c.nick());
+        if let Some(monitors) = nick.and_then(|n| self.monitors.get(n.folded())) {
+            let extended = |w: &ConnId| self.caps_of(*w).has(Cap::ExtendedMonitor);
+            watchers.extend(monitors.iter().filter(|w| **w != conn && extended(w)));
+        }
+        watchers.retain(|w| self.caps_of(*w).has(cap));
+        watchers
     }
 
     pub(crate) fn handle_monitor(&mut self, msg: &Message) {

@@ -64,6 +64,11 @@ fn rust_room() -> ChannelRecord {
             BanRecord { mask: "*!*@spam.example".to_owned(), setter: "alice".to_owned(), set_at_ms: 1_600_000_200_000 },
             BanRecord { mask: "troll!*@*".to_owned(), setter: "bob".to_owned(), set_at_ms: 1_600_000_100_000 },
         ],
+        excepts: vec![BanRecord { mask: "$a:alice".to_owned(), setter: "alice".to_owned(), set_at_ms: 7 }],
+        invex: vec![
+            BanRecord { mask: "$a".to_owned(), setter: "bob".to_owned(), set_at_ms: 8 },
+            BanRecord { mask: "*!*@friends.example".to_owned(), setter: "bob".to_owned(), set_at_ms: 9 },
+        ],
         founder: Some("alice".to_owned()),
     }
 }
@@ -73,7 +78,11 @@ pub(super) fn channels(store: &mut dyn Store) {
 
     let rust = rust_room();
     store.save_channel(&rust).expect("save #Rust");
-    assert_eq!(store.channels().expect("channels"), std::slice::from_ref(&rust), "saved as given, bans in order");
+    assert_eq!(
+        store.channels().expect("channels"),
+        std::slice::from_ref(&rust),
+        "saved as given, bans, ban exceptions and invite exceptions each in order"
+    );
 
     // Saving under another case replaces it, every field included.
     let changed = ChannelRecord {
@@ -84,6 +93,8 @@ pub(super) fn channels(store: &mut dyn Store) {
         key: None,
         limit: None,
         bans: vec![BanRecord { mask: "*!*@new.example".to_owned(), setter: "carol".to_owned(), set_at_ms: 3 }],
+        excepts: Vec::new(),
+        invex: vec![BanRecord { mask: "$~a".to_owned(), setter: "carol".to_owned(), set_at_ms: 4 }],
         founder: None,
     };
     store.save_channel(&changed).expect("save #rust");
@@ -97,6 +108,8 @@ pub(super) fn channels(store: &mut dyn Store) {
         key: None,
         limit: Some(0),
         bans: Vec::new(),
+        excepts: Vec::new(),
+        invex: Vec::new(),
         founder: Some("bob".to_owned()),
     };
     store.save_channel(&go).expect("save #Go");

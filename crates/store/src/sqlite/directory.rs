@@ -92,7 +92,12 @@ pub(super) fn save_channel(conn: &Connection, channel: &ChannelRecord) -> Result
     let folded = fold(&channel.name);
     let created_ms = to_sql("room creation time", channel.created_ms)?;
     let topic_set_at = channel.topic.as_ref().map(|t| to_sql("topic time", t.set_at_ms)).transpose()?;
-    let ban_times = channel.bans.iter().map(|b| to_sql("ban time", b.set_at_ms)).collect::<Result<Vec<_>, _>>()?;
+    // Every list entry with its kind (the mode letter), bans first; positions run across them.
+    let entries: Vec<(&str, &BanRecord)> = [("b", &channel.bans), ("e", &channel.excepts), ("I", &channel.invex)]
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().map(move |b| (kind, b)))
+        .collect();
+    let ban_times = entries.iter().map(|(_, b)| to_sql("ban time", b.set_at_ms)).collect::<Result<Vec<_>, _>>()?;
 
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
     {
@@ -127,12 +132,13 @@ pub(super) fn save_channel(conn: &Connection, channel: &ChannelRecord) -> Result
         clear.execute([&folded]).map_err(&op)?;
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO channel_bans (channel, position, mask, setter, set_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO channel_bans (channel, position, mask, setter, set_at_ms, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(&op)?;
-        for (position, (ban, set_at)) in channel.bans.iter().zip(ban_times).enumerate() {
+        for (position, ((kind, ban), set_at)) in entries.iter().zip(ban_times).enumerate() {
             let position = i64::try_from(position).unwrap_or(i64::MAX);
-            insert.execute(params![folded, position, ban.mask, ban.setter, set_at]).map_err(&op)?;
+            insert.execute(params![folded, position, ban.mask, ban.setter, set_at, kind]).map_err(&op)?;
         }
     }
     tx.commit().map_err(op)
@@ -149,10 +155,13 @@ pub(super) fn channels(conn: &Connection) -> Result<Vec<ChannelRecord>, StoreErr
     let op = backend("loading rooms");
     // One read transaction, so rooms and bans are from the same moment.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred).map_err(&op)?;
-    let mut bans: HashMap<String, Vec<BanRecord>> = HashMap::new();
+    // (folded room, kind) → its entries, in order.
+    let mut bans: HashMap<(String, String), Vec<BanRecord>> = HashMap::new();
     {
         let mut select = tx
-            .prepare_cached("SELECT channel, mask, setter, set_at_ms FROM channel_bans ORDER BY channel, position")
+            .prepare_cached(
+                "SELECT channel, mask, setter, set_at_ms, kind FROM channel_bans ORDER BY channel, position",
+            )
             .map_err(&op)?;
         let mut rows = select.query([]).map_err(&op)?;
         while let Some(row) = rows.next().map_err(&op)? {
@@ -161,7 +170,7 @@ pub(super) fn channels(conn: &Connection) -> Result<Vec<ChannelRecord>, StoreErr
                 setter: row.get(2).map_err(&op)?,
                 set_at_ms: from_sql(row.get(3).map_err(&op)?),
             };
-            bans.entry(row.get(0).map_err(&op)?).or_default().push(ban);
+            bans.entry((row.get(0).map_err(&op)?, row.get(4).map_err(&op)?)).or_default().push(ban);
         }
     }
     let mut out = Vec::new();
@@ -192,7 +201,9 @@ pub(super) fn channels(conn: &Connection) -> Result<Vec<ChannelRecord>, StoreErr
                 modes: row.get(6).map_err(&op)?,
                 key: row.get(7).map_err(&op)?,
                 limit: row.get(8).map_err(&op)?,
-                bans: bans.remove(&folded).unwrap_or_default(),
+                bans: bans.remove(&(folded.clone(), "b".to_owned())).unwrap_or_default(),
+                excepts: bans.remove(&(folded.clone(), "e".to_owned())).unwrap_or_default(),
+                invex: bans.remove(&(folded.clone(), "I".to_owned())).unwrap_or_default(),
                 founder: row.get(9).map_err(&op)?,
             });
         }

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -177,4 +177,11 @@ CREATE TABLE e2e_one_time_keys (
 CREATE TRIGGER e2e_device_queue_gone AFTER DELETE ON e2e_devices BEGIN
     DELETE FROM offline WHERE account = old.account || '/' || lower(old.device);
 END;
+";
+
+/// Version 4: a room's ban exceptions (+e) and invite exceptions (+I) are kept beside its bans,
+/// in `channel_bans`, told apart by `kind` (the mode letter: `b`, `e` or `I`; every row saved
+/// before is a ban). Positions run across the three lists, so the key stays `(channel, position)`.
+const V4: &str = "
+ALTER TABLE channel_bans ADD COLUMN kind TEXT NOT NULL DEFAULT 'b';
 ";
