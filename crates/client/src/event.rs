@@ -168,6 +168,16 @@ pub enum Event {
     Closed,
 }
 
+/// The membership prefixes a room member may carry in NAMES, highest first (founder, admin,
+/// operator, half-operator, voice). No nick may start with one, so they are never part of it.
+pub const MEMBER_PREFIXES: [char; 5] = ['~', '&', '@', '%', '+'];
+
+/// A member as shown (`@dave`) split into its prefixes (`@`) and its nick (`dave`).
+pub fn split_member(member: &str) -> (&str, &str) {
+    let nick = member.trim_start_matches(MEMBER_PREFIXES);
+    (&member[..member.len() - nick.len()], nick)
+}
+
 /// `HH:MM` of an RFC 3339 time, or the whole string if it is shorter than expected.
 pub fn clock(time: &str) -> &str {
     time.get(11..16).unwrap_or(time)

@@ -7,8 +7,15 @@ use std::time::Instant;
 use chinwag_proto::{casefold, eq_fold, split_source, Message};
 
 use crate::command::TypingState;
-use crate::event::{ChatMessage, Event, MessageKind, RoomInfo};
+use crate::event::{split_member, ChatMessage, Event, MessageKind, RoomInfo, MEMBER_PREFIXES};
 use crate::session::{Batch, Phase, Session, WANTED_CAPS};
+
+/// Channel modes that give a membership prefix, and the prefix (the usual `PREFIX=(qaohv)~&@%+`).
+const PREFIX_MODES: [(char, char); 5] = [('q', '~'), ('a', '&'), ('o', '@'), ('h', '%'), ('v', '+')];
+
+fn prefix_for_mode(mode: char) -> Option<char> {
+    PREFIX_MODES.iter().find(|(m, _)| *m == mode).map(|(_, p)| *p)
+}
 
 impl Session {
     /// Handles one line from the server.
@@ -94,7 +101,7 @@ impl Session {
                 let (old_key, new_key) = (casefold(&from), casefold(&new));
                 for room in self.rooms.values_mut() {
                     if let Some(shown) = room.members.remove(&old_key) {
-                        let prefix: String = shown.chars().take_while(|c| matches!(c, '@' | '+')).collect();
+                        let (prefix, _) = split_member(&shown);
                         room.members.insert(new_key.clone(), format!("{prefix}{new}"));
                     }
                 }
@@ -103,14 +110,20 @@ impl Session {
             "353" => {
                 let (Some(room), Some(names)) = (p.get(2), p.get(3)) else { return };
                 if let Some(r) = self.rooms.get_mut(&casefold(room)) {
-                    r.names_buf.extend(names.split_whitespace().map(|n| split_source(n).nick.to_owned()));
+                    // `@dave`, or `@dave!d@host` with userhost-in-names: the prefixes come off
+                    // before the source is split (whose `@` would otherwise eat `@dave` whole).
+                    r.names_buf.extend(names.split_whitespace().filter_map(|n| {
+                        let (prefix, rest) = split_member(n);
+                        let nick = split_source(rest).nick;
+                        (!nick.is_empty()).then(|| format!("{prefix}{nick}"))
+                    }));
                 }
             }
             "366" => {
                 let Some(room) = p.get(1) else { return };
                 if let Some(r) = self.rooms.get_mut(&casefold(room)) {
                     let names = std::mem::take(&mut r.names_buf);
-                    r.members = names.into_iter().map(|n| (casefold(n.trim_start_matches(['@', '+'])), n)).collect();
+                    r.members = names.into_iter().map(|n| (casefold(split_member(&n).1), n)).collect();
                     let event = Event::Members { room: r.name.clone(), members: r.members.values().cloned().collect() };
                     self.emit(event);
                 }
@@ -179,7 +192,12 @@ impl Session {
             }
             // The rest of the welcome burst, and replies that only echo our own state.
             "002" | "003" | "004" | "005" | "333" | "329" | "376" | "375" | "318" | "368" => {}
-            "MODE" | "ACCOUNT" | "CHGHOST" | "SETNAME" | "INVITE" => {
+            "MODE" => {
+                self.on_member_modes(p);
+                let text = format!("{} {} {}", from, msg.command, p.join(" "));
+                self.emit(Event::Info { text });
+            }
+            "ACCOUNT" | "CHGHOST" | "SETNAME" | "INVITE" => {
                 let text = format!("{} {} {}", from, msg.command, p.join(" "));
                 self.emit(Event::Info { text });
             }
@@ -296,6 +314,43 @@ impl Session {
                 r.members.insert(casefold(from), from.to_owned());
             }
             self.emit(Event::Joined { room, nick: from.to_owned(), own });
+        }
+    }
+
+    /// A room MODE that gives or takes a membership prefix (`+o dave`, `-v erin`) changes that
+    /// member's prefixes, and the front end gets the room's new member list.
+    fn on_member_modes(&mut self, p: &[String]) {
+        let (Some(room), Some(modes)) = (p.first(), p.get(1)) else { return };
+        let Some(r) = self.rooms.get_mut(&casefold(room)) else { return };
+        let mut args = p.iter().skip(2);
+        let mut adding = true;
+        let mut changed = false;
+        for mode in modes.chars() {
+            match mode {
+                '+' => adding = true,
+                '-' => adding = false,
+                _ => {
+                    // Modes with an argument either way (prefixes, lists, key), and `l` when set.
+                    let takes_arg = PREFIX_MODES.iter().any(|(m, _)| *m == mode)
+                        || matches!(mode, 'b' | 'e' | 'I' | 'k')
+                        || (mode == 'l' && adding);
+                    let arg = if takes_arg { args.next() } else { None };
+                    let (Some(symbol), Some(nick)) = (prefix_for_mode(mode), arg) else { continue };
+                    let Some(shown) = r.members.get_mut(&casefold(nick)) else { continue };
+                    let (prefix, bare) = split_member(shown);
+                    let mut symbols: Vec<char> = prefix.chars().filter(|c| *c != symbol).collect();
+                    if adding {
+                        symbols.push(symbol);
+                    }
+                    symbols.sort_by_key(|c| MEMBER_PREFIXES.iter().position(|p| p == c));
+                    *shown = format!("{}{bare}", symbols.into_iter().collect::<String>());
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let event = Event::Members { room: r.name.clone(), members: r.members.values().cloned().collect() };
+            self.emit(event);
         }
     }
 

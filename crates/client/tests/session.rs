@@ -402,3 +402,36 @@ fn history_asks_for_what_is_older_than_the_oldest_line_shown() {
     s.command(Command::History { limit: 2 });
     assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m3 2"]);
 }
+
+/// The members of `room` from the last `Members` event among `events`.
+fn last_members(events: &[Event], room: &str) -> Vec<String> {
+    let found = events.iter().rev().find_map(|e| match e {
+        Event::Members { room: r, members } if r == room => Some(members.clone()),
+        _ => None,
+    });
+    let mut members = found.unwrap_or_else(|| panic!("no member list for {room} in {events:?}"));
+    members.sort();
+    members
+}
+
+#[test]
+fn operators_and_voiced_members_keep_their_nicks_and_follow_mode_changes() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":alice!a@h JOIN #general",
+            ":srv 353 alice = #general :@dave +erin frank @+gina!g@host alice",
+            ":srv 366 alice #general :End of /NAMES list.",
+        ],
+    );
+    assert_eq!(last_members(&events(&mut s), "#general"), ["+erin", "@+gina", "@dave", "alice", "frank"]);
+    feed(
+        &mut s,
+        now,
+        &[":dave!d@h MODE #general +ov-v frank frank erin", ":dave!d@h MODE #general -o+b dave *!*@spam"],
+    );
+    assert_eq!(last_members(&events(&mut s), "#general"), ["@+frank", "@+gina", "alice", "dave", "erin"]);
+}

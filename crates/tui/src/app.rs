@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chinwag_client::command::{self, Command};
+use chinwag_client::event::{split_member, MEMBER_PREFIXES};
 use chinwag_client::typing::TypingSender;
 use chinwag_client::{Event, MessageKind, Security, TlsInfo, TypingState};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -307,7 +308,7 @@ impl App {
                 }
                 for b in &mut self.buffers {
                     if let Some(m) = b.members.iter_mut().find(|m| bare(m).eq_ignore_ascii_case(&old)) {
-                        let prefix: String = m.chars().take_while(|c| matches!(c, '@' | '+')).collect();
+                        let (prefix, _) = split_member(m);
                         *m = format!("{prefix}{new}");
                         b.notice(format!("{old} is now known as {new}"), &time);
                     }
@@ -578,19 +579,14 @@ impl App {
 
 /// A member's nick without its `@`/`+` prefixes.
 pub fn bare(member: &str) -> &str {
-    member.trim_start_matches(['@', '+'])
+    split_member(member).1
 }
 
-/// Operators first, then voiced, then everyone, each alphabetically.
+/// By highest prefix (founders, admins, operators, half-operators, voiced, then everyone),
+/// each alphabetically.
 fn sort_members(members: &mut [String]) {
     members.sort_by_key(|m| {
-        let rank = if m.starts_with('@') {
-            0
-        } else if m.starts_with('+') {
-            1
-        } else {
-            2
-        };
-        (rank, bare(m).to_lowercase())
+        let rank = m.chars().next().and_then(|c| MEMBER_PREFIXES.iter().position(|p| *p == c));
+        (rank.unwrap_or(MEMBER_PREFIXES.len()), bare(m).to_lowercase())
     });
 }

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use chinwag_client::event::clock;
+use chinwag_client::event::{clock, split_member};
 use chinwag_client::neutral::{needs_neutralising, neutralise};
 use chinwag_client::{MessageKind, Security};
 use ratatui::buffer::Buffer as Cells;
@@ -159,10 +159,9 @@ fn draw_members(frame: &mut Frame, buffer: &Buffer, area: Rect) {
         .members
         .iter()
         .map(|m| {
-            let prefix: String = m.chars().take_while(|c| matches!(c, '@' | '+')).collect();
-            let nick = bare(m);
+            let (prefix, nick) = split_member(m);
             ListItem::new(TextLine::from(vec![
-                span(&prefix, Style::default().fg(Color::Green)),
+                span(prefix, Style::default().fg(Color::Green)),
                 span(nick, Style::default().fg(nick_colour(nick))),
             ]))
         })
