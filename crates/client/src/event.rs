@@ -115,6 +115,16 @@ pub enum Event {
         room: String,
         members: Vec<String>,
     },
+    /// The answer to a `/names` the user typed (with `@`/`+` prefixes).
+    Names {
+        room: String,
+        names: Vec<String>,
+    },
+    /// A notice from the server itself or a service (NickServ), not part of a conversation.
+    Notice {
+        from: String,
+        text: String,
+    },
     Typing {
         conversation: String,
         nick: String,
@@ -222,6 +232,11 @@ impl Event {
             Event::Topic { room, topic, by: Some(by) } => format!("[{room}] {by} set the topic: {topic}"),
             Event::Topic { room, topic, by: None } => format!("[{room}] topic: {topic}"),
             Event::Members { room, members } => format!("[{room}] members: {}", members.join(" ")),
+            Event::Names { room, names } if names.is_empty() => format!("[{room}] nobody visible"),
+            Event::Names { room, names } => {
+                format!("[{room}] {}: {}", crate::numeric::count(names.len(), "name", "names"), names.join(" "))
+            }
+            Event::Notice { from, text } => format!("-{from}- {text}"),
             Event::Typing { conversation, nick, state } => match state {
                 TypingState::Active => format!("[{conversation}] {nick} is typing"),
                 TypingState::Paused => format!("[{conversation}] {nick} paused typing"),

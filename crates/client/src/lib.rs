@@ -19,6 +19,8 @@
 //! - `event`: [`Event`] and its plain-text form.
 //! - `neutral`: [`neutralise`], the one place where text from the network is made safe for a
 //!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
+//! - `numeric`: numeric replies as sentences (WHOIS idle time as a duration, signon as a
+//!   date), and the small words (`1 member`, `5 minutes`) both front ends use.
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
@@ -35,6 +37,7 @@ mod incoming;
 pub mod known_servers;
 pub mod lan;
 pub mod neutral;
+pub mod numeric;
 mod outgoing;
 pub mod script;
 pub mod secure;

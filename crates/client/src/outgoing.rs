@@ -88,7 +88,14 @@ impl Session {
             Command::Away(reason) => self.send_when_ready(Message::new("AWAY").with_params(reason)),
             Command::Whois(nick) => self.send_when_ready(Message::new("WHOIS").with_param(nick)),
             Command::Names(room) => match room.or_else(|| self.current_room()) {
-                Some(room) => self.send_when_ready(Message::new("NAMES").with_param(room)),
+                Some(room) => {
+                    if self.names_asked.len() >= crate::session::MAX_NAMES_ASKED {
+                        self.names_asked.pop_front();
+                    }
+                    let asked = crate::session::NamesAsked { room: casefold(&room), names: Vec::new() };
+                    self.names_asked.push_back(asked);
+                    self.send_when_ready(Message::new("NAMES").with_param(room));
+                }
                 None => self.error("which room? /names ROOM"),
             },
             Command::Kick { room, nick, reason } => {

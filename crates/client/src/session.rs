@@ -135,6 +135,21 @@ pub(crate) struct Room {
     pub names_buf: Vec<String>,
 }
 
+/// A `/names` the user typed, waiting for the server's end of the list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamesAsked {
+    /// Folded room name.
+    pub room: String,
+    /// The names so far, for a room we are not in (a joined room's are in its `Room`).
+    pub names: Vec<String>,
+}
+
+/// `/names` answers awaited at once; asking for more forgets the oldest question (its answer
+/// then only updates the member list, as an unasked NAMES does).
+pub const MAX_NAMES_ASKED: usize = 8;
+/// Names kept for one `/names` of a room we are not in; the server's list beyond is not shown.
+pub const MAX_NAMES_SHOWN: usize = 2_000;
+
 /// A CHATHISTORY request waiting for its batch.
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryRequest {
@@ -200,6 +215,8 @@ pub struct Session {
     pub(crate) unsent: VecDeque<Unsent>,
     pub(crate) room_list: Vec<RoomInfo>,
     pub(crate) user_list: Vec<String>,
+    /// `/names` questions awaiting their answers, oldest first (at most [`MAX_NAMES_ASKED`]).
+    pub(crate) names_asked: VecDeque<NamesAsked>,
     /// When the connection came up, for the registration timeout.
     pub(crate) connected_at: Option<Instant>,
     /// Our outstanding PING: its token and when it went.
@@ -263,6 +280,7 @@ impl Session {
             unsent: VecDeque::new(),
             room_list: Vec::new(),
             user_list: Vec::new(),
+            names_asked: VecDeque::new(),
             connected_at: None,
             ping: None,
             last_ping: None,
@@ -390,6 +408,9 @@ impl Session {
             room.joined = false;
             room.members.clear();
             room.names_buf.clear();
+        }
+        for asked in &mut self.names_asked {
+            asked.names.clear();
         }
         self.emit(Event::Disconnected { reason: reason.to_owned() });
     }

@@ -435,3 +435,115 @@ fn operators_and_voiced_members_keep_their_nicks_and_follow_mode_changes() {
     );
     assert_eq!(last_members(&events(&mut s), "#general"), ["@+frank", "@+gina", "alice", "dave", "erin"]);
 }
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Info { text } | Event::Error { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn whois_and_away_replies_read_as_sentences() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 311 alice bob b host.example * :Bob Smith",
+            ":srv 312 alice bob irc.example :chinwag",
+            ":srv 301 alice bob :gone fishing",
+            ":srv 317 alice bob 3725 1795424400 :seconds idle, signon time",
+            ":srv 317 alice carol 1 1795424400 :seconds idle, signon time",
+            ":srv 319 alice bob :@#general #tech",
+            ":srv 330 alice bob bobby :is logged in as",
+            ":srv 318 alice bob :End of /WHOIS list.",
+            ":srv 401 alice zed :No such nick/channel",
+        ],
+    );
+    assert_eq!(
+        texts(&events(&mut s)),
+        [
+            "bob is b@host.example (Bob Smith)",
+            "bob is on irc.example (chinwag)",
+            "bob is away: gone fishing",
+            "bob has been idle 1 hour 2 minutes, signed on 2026-11-23 09:00 UTC",
+            "carol has been idle 1 second, signed on 2026-11-23 09:00 UTC",
+            "bob is in @#general #tech",
+            "bob is logged in as bobby",
+            "zed: No such nick/channel",
+        ]
+    );
+}
+
+#[test]
+fn names_typed_by_the_user_are_shown_for_joined_and_other_rooms() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(
+        &mut s,
+        now,
+        &[":alice!a@h JOIN #general", ":srv 353 alice = #general :@dave alice", ":srv 366 alice #general :End"],
+    );
+    events(&mut s);
+    sent(&mut s);
+    s.command(Command::Names(None));
+    s.command(Command::Names(Some("#other".into())));
+    assert_eq!(sent(&mut s), ["NAMES #general", "NAMES #other"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 353 alice = #general :@dave alice +erin",
+            ":srv 366 alice #general :End",
+            ":srv 353 alice = #other :zoe @yan",
+            ":srv 366 alice #other :End",
+        ],
+    );
+    let names: Vec<(String, Vec<String>)> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Names { room, mut names } => {
+                names.sort();
+                Some((room, names))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        ("#general".to_owned(), vec!["+erin".to_owned(), "@dave".into(), "alice".into()]),
+        ("#other".to_owned(), vec!["@yan".to_owned(), "zoe".into()]),
+    ];
+    assert_eq!(names, expected);
+    // A NAMES nobody typed (after a join) only updates the member list.
+    feed(&mut s, now, &[":srv 353 alice = #general :alice", ":srv 366 alice #general :End"]);
+    assert!(!events(&mut s).iter().any(|e| matches!(e, Event::Names { .. })));
+}
+
+#[test]
+fn server_and_service_notices_are_told_apart_from_the_clients_own_lines() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":irc.example NOTICE alice :server restarting soon",
+            ":NickServ!services@irc.example NOTICE alice :You are now identified",
+            "NOTICE * :*** no source",
+        ],
+    );
+    let expected = [
+        Event::Notice { from: "irc.example".into(), text: "server restarting soon".into() },
+        Event::Notice { from: "NickServ".into(), text: "You are now identified".into() },
+        Event::Notice { from: "server".into(), text: "*** no source".into() },
+    ];
+    assert_eq!(events(&mut s), expected);
+    assert_eq!(expected[0].plain().as_deref(), Some("-irc.example- server restarting soon"));
+}

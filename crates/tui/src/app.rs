@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chinwag_client::command::{self, Command};
 use chinwag_client::event::{split_member, MEMBER_PREFIXES};
+use chinwag_client::numeric::count;
 use chinwag_client::typing::TypingSender;
 use chinwag_client::{Event, MessageKind, Security, TlsInfo, TypingState};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -46,6 +47,11 @@ pub enum LineKind {
         text: String,
     },
     Error {
+        text: String,
+    },
+    /// A notice from the server or a service, drawn apart from the client's own lines.
+    Server {
+        from: String,
         text: String,
     },
 }
@@ -274,17 +280,27 @@ impl App {
                 let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
                 self.here(LineKind::Error { text: format!("{by} kicked you from {room}{why}") });
             }
-            Event::Parted { room, nick, reason, own } | Event::Kicked { room, nick, reason, own, .. } => {
+            Event::Parted { room, nick, reason, own } => {
                 if own {
                     self.close_buffer(&room);
                     self.status(format!("you left {room}"));
                 } else if let Some(i) = self.index_of(&room) {
                     let b = &mut self.buffers[i];
                     b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
-                    b.notice(
-                        format!("<-- {nick} left{}", reason.map(|r| format!(" ({r})")).unwrap_or_default()),
-                        &time,
-                    );
+                    b.notice(format!("<-- {nick} left{}", paren(reason)), &time);
+                }
+            }
+            Event::Kicked { room, nick, by, reason, own: false } => {
+                let by_me = by.eq_ignore_ascii_case(&self.nick);
+                if let Some(i) = self.index_of(&room) {
+                    let b = &mut self.buffers[i];
+                    b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
+                    let text = if by_me {
+                        format!("<-- you kicked {nick} from {room}{}", paren(reason))
+                    } else {
+                        format!("<-- {nick} was kicked by {by}{}", paren(reason))
+                    };
+                    b.notice(text, &time);
                 }
             }
             Event::Quit { nick, reason, rooms } => {
@@ -292,13 +308,7 @@ impl App {
                     if let Some(i) = self.index_of(&room) {
                         let b = &mut self.buffers[i];
                         b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
-                        b.notice(
-                            format!(
-                                "<-- {nick} quit{}",
-                                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
-                            ),
-                            &time,
-                        );
+                        b.notice(format!("<-- {nick} quit{}", paren(reason.clone())), &time);
                     }
                 }
             }
@@ -330,6 +340,15 @@ impl App {
                 sort_members(&mut members);
                 self.buffer(&room).members = members;
             }
+            Event::Names { room, mut names } => {
+                sort_members(&mut names);
+                let text = match names.len() {
+                    0 => format!("nobody visible in {room}"),
+                    n => format!("{} in {room}: {}", count(n, "name", "names"), names.join(" ")),
+                };
+                self.here(LineKind::Notice { text });
+            }
+            Event::Notice { from, text } => self.here(LineKind::Server { from, text }),
             Event::Typing { conversation, nick, state } => {
                 let key = (conversation.to_lowercase(), nick.to_lowercase());
                 match state {
@@ -575,6 +594,11 @@ impl App {
             }
         }
     }
+}
+
+/// ` (reason)`, or nothing without one.
+fn paren(reason: Option<String>) -> String {
+    reason.filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default()
 }
 
 /// A member's nick without its `@`/`+` prefixes.

@@ -24,7 +24,7 @@ use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
 use ratatui::Frame;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::app::{bare, App, Buffer, Connection, Line, LineKind};
+use crate::app::{App, Buffer, Connection, Line, LineKind};
 use crate::input::is_secret;
 
 /// Width of the buffer list.
@@ -166,7 +166,7 @@ fn draw_members(frame: &mut Frame, buffer: &Buffer, area: Rect) {
             ]))
         })
         .collect();
-    let title = format!("{} members", buffer.members.len());
+    let title = chinwag_client::numeric::count(buffer.members.len(), "member", "members");
     frame.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title(title)), area);
 }
 
@@ -252,6 +252,11 @@ fn render_line(line: &Line, time: &str, me: &str) -> Vec<(String, Style)> {
         }
         LineKind::Notice { text } => vec![time, (format!("-- {text}"), Style::default().fg(Color::Gray))],
         LineKind::Error { text } => vec![time, (format!("!! {text}"), Style::default().fg(Color::Red))],
+        LineKind::Server { from, text } => vec![
+            time,
+            (format!("-{from}- "), Style::default().fg(Color::LightCyan).add_modifier(Modifier::BOLD)),
+            (text.clone(), Style::default().fg(Color::Cyan)),
+        ],
     }
 }
 

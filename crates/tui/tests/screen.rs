@@ -333,7 +333,7 @@ fn text_from_the_network_is_shown_not_obeyed_in_every_pane() {
         format!("-- topic: {SHOWN}"),
         format!("-- bob is Bob {SHOWN}"),
         format!("<-- carol left ({SHOWN})"),
-        format!("<-- dave left ({SHOWN})"),
+        format!("<-- dave was kicked by bob ({SHOWN})"),
         format!("<-- erin quit ({SHOWN})"),
         format!("!! {SHOWN}"),
     ] {
@@ -364,4 +364,43 @@ fn a_pasted_escape_is_shown_and_the_cursor_stays_after_it() {
     // The cursor sits on the `b`, after the stand-ins of what comes before it.
     let cursor = terminal.get_cursor_position().expect("a cursor");
     assert_eq!((cursor.x, cursor.y), ("[#general] a␛[2J[U+202E]".chars().count() as u16, 12));
+}
+
+#[test]
+fn kicks_names_and_server_notices_read_as_what_they_are() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let events = [
+        Event::Kicked {
+            room: "#general".into(),
+            nick: "bob".into(),
+            by: "alice".into(),
+            reason: Some("spam".into()),
+            own: false,
+        },
+        Event::Kicked { room: "#general".into(), nick: "carol".into(), by: "dave".into(), reason: None, own: false },
+        Event::Names { room: "#general".into(), names: vec!["alice".into(), "+erin".into(), "@dave".into()] },
+        Event::Notice { from: "irc.example".into(), text: "restarting soon".into() },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    let screen = render(&mut app, 90, 9, now);
+    let expected = [
+        "┌rooms─────────────┐┌#general: Be nice─────────────────────────────────┐┌1 member────────┐",
+        "│1 status          ││09:00 -- <-- you kicked bob from #general (spam)  ││@alice          │",
+        "│2 #general        ││09:00 -- <-- carol was kicked by dave             ││                │",
+        "│3 #tech (1)       ││09:00 -- 3 names in #general: @dave +erin alice   ││                │",
+        "│                  ││09:00 -irc.example- restarting soon               ││                │",
+        "└──────────────────┘└──────────────────────────────────────────────────┘└────────────────┘",
+        "bob is typing…",
+        "[#general]",
+        " 🔒 tls (pinned) │ chat.example:6697 │ alice │ connected │ lag 12 ms",
+    ];
+    assert_eq!(screen, expected, "\n{}", screen.join("\n"));
+    // The server's notice is drawn in its own colour, not the grey of the client's lines.
+    let mut terminal = Terminal::new(TestBackend::new(90, 9)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    let cell = &terminal.backend().buffer()[(28, 4)];
+    assert_eq!((cell.symbol(), cell.fg), ("i", ratatui::style::Color::LightCyan));
 }
