@@ -17,6 +17,8 @@
 //!   [`backoff`]. [`start`] returns a command sender and an event receiver.
 //! - `command`: the command language both front ends share, with its help table.
 //! - `event`: [`Event`] and its plain-text form.
+//! - `format`: IRC formatting codes (bold, colours, reset) as styled runs, or stripped; parsed
+//!   before `neutralise`, which then shows whatever control is left.
 //! - `neutral`: [`neutralise`], the one place where text from the network is made safe for a
 //!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
 //! - `numeric`: numeric replies as sentences (WHOIS idle time as a duration, signon as a
@@ -33,6 +35,7 @@ pub mod config;
 pub mod driver;
 pub mod endpoint;
 pub mod event;
+pub mod format;
 mod incoming;
 pub mod known_servers;
 pub mod lan;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::command::{self, Command};
 use crate::event::Event;
+use crate::format::{strip_formatting, strip_formatting_json};
 use crate::neutral::{neutralise, neutralise_json};
 
 /// Output format.
@@ -109,16 +110,18 @@ pub fn fill_password(cmd: Command, password: Option<&str>) -> Command {
 /// to a terminal, and JSON's consumers print its fields to one too (`jq -r .text`), where
 /// serde's `\u001b` would become ESC again and C1 or bidi characters pass as they are. The
 /// JSON therefore carries the text as shown, not the raw bytes: control characters are never
-/// part of what someone meant to say in a chat line.
+/// part of what someone meant to say in a chat line. IRC formatting codes (bold, colours) are
+/// dropped first rather than shown: a script reads the words, not the styling.
 fn write_event<W: Write>(output: &mut W, event: &Event, format: Format) -> std::io::Result<()> {
     match format {
         Format::Plain => {
             if let Some(line) = event.plain() {
-                writeln!(output, "{}", neutralise(&line))?;
+                writeln!(output, "{}", neutralise(&strip_formatting(&line)))?;
             }
         }
         Format::Json => {
             let mut value = serde_json::to_value(event).map_err(std::io::Error::other)?;
+            strip_formatting_json(&mut value);
             neutralise_json(&mut value);
             let line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
             writeln!(output, "{line}")?;
@@ -192,6 +195,30 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).expect("JSON");
         assert_eq!(first["text"], format!("hi{}", neutralise(HOSTILE)));
         assert_eq!(first["from"], format!("mal{}", neutralise(HOSTILE)));
+    }
+
+    #[test]
+    fn formatting_codes_are_stripped_not_shown_and_other_controls_still_neutralised() {
+        let message = ChatMessage {
+            time: "2026-01-01T00:00:00.000Z".into(),
+            conversation: "#tech".into(),
+            from: "bob".into(),
+            text: "\u{2}bold\u{2} \u{3}04,01red\u{3} \u{1d}it\u{1f}u\u{16}r\u{f} done\u{7}".into(),
+            kind: MessageKind::Privmsg,
+            own: false,
+            history: false,
+            msgid: None,
+            mention: false,
+        };
+        let event = Event::Message(message);
+        let mut plain = Vec::new();
+        write_event(&mut plain, &event, Format::Plain).expect("write");
+        let plain = String::from_utf8(plain).expect("UTF-8");
+        assert_eq!(plain, "[00:00] [#tech] <bob> bold red itur done\u{2407}\n");
+        let mut json = Vec::new();
+        write_event(&mut json, &event, Format::Json).expect("write");
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(value["text"], "bold red itur done\u{2407}");
     }
 
     fn collect_strings(value: &serde_json::Value, into: &mut Vec<String>) {

@@ -404,3 +404,33 @@ fn kicks_names_and_server_notices_read_as_what_they_are() {
     let cell = &terminal.backend().buffer()[(28, 4)];
     assert_eq!((cell.symbol(), cell.fg), ("i", ratatui::style::Color::LightCyan));
 }
+
+#[test]
+fn irc_formatting_is_drawn_as_styles_and_other_controls_still_shown() {
+    use ratatui::style::{Color, Modifier};
+    let now = Instant::now();
+    let mut app = scene(now);
+    let text = "\u{2}bold\u{2} \u{3}04,01red\u{3} \u{1d}it\u{f} \u{16}rev\u{16} \u{4}00ff00hex\u{f} \u{3}52x\u{7}";
+    app.apply(message("#general", "bob", text, "2026-11-29T08:40:00.000Z", false), now);
+    app.apply(Event::Topic { room: "#general".into(), topic: "\u{2}Be\u{2} nice".into(), by: None }, now);
+    let mut terminal = Terminal::new(TestBackend::new(90, 9)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    let screen = render(&mut app, 90, 9, now);
+    let row = screen.iter().position(|r| r.contains("<bob> bold")).unwrap_or_else(|| panic!("{screen:#?}"));
+    assert!(screen[row].contains("08:40 <bob> bold red it rev hex x␇"), "{}", screen[row]);
+    assert!(screen.iter().any(|r| r.contains("-- topic: Be nice")), "{screen:#?}");
+    assert!(screen[0].contains("#general: Be nice─"), "{}", screen[0]);
+    let cells = terminal.backend().buffer();
+    let at = |word: &str| {
+        let col = screen[row].find(word).map(|b| screen[row][..b].chars().count()).expect("on the row");
+        cells[(col as u16, row as u16)].clone()
+    };
+    assert!(at("bold").modifier.contains(Modifier::BOLD));
+    assert!(!at("red").modifier.contains(Modifier::BOLD));
+    assert_eq!((at("red").fg, at("red").bg), (Color::LightRed, Color::Black));
+    assert!(at("it").modifier.contains(Modifier::ITALIC));
+    assert!(at("rev").modifier.contains(Modifier::REVERSED));
+    assert_eq!(at("hex").fg, Color::Rgb(0, 255, 0));
+    assert_eq!(at("x␇").fg, Color::Rgb(0xff, 0, 0));
+    assert_eq!(at("x␇").modifier, Modifier::empty());
+}
