@@ -66,6 +66,11 @@ pub enum Event {
     Disconnected {
         reason: String,
     },
+    /// A connection attempt failed (the next one follows `Reconnecting`).
+    ConnectFailed {
+        server: String,
+        reason: String,
+    },
     Reconnecting {
         delay_ms: u64,
     },
@@ -154,6 +159,11 @@ pub enum Event {
     Info {
         text: String,
     },
+    /// What the server says about itself rather than to a conversation (LUSERS, the MOTD): the
+    /// full-screen client keeps it in the status window.
+    Status {
+        text: String,
+    },
     Error {
         text: String,
     },
@@ -209,6 +219,7 @@ impl Event {
             Event::Connected { server, .. } => format!("* connected to {server} in plaintext"),
             Event::Ready { nick } => format!("* you are {nick}"),
             Event::Disconnected { reason } => format!("! disconnected: {reason}"),
+            Event::ConnectFailed { server, reason } => format!("! could not connect to {server}: {reason}"),
             Event::Reconnecting { delay_ms } => format!("* reconnecting in {:.1} s", *delay_ms as f64 / 1000.0),
             Event::LoggedIn { account } => format!("* logged in as {account}"),
             Event::LoggedOut => "* logged out".into(),
@@ -251,7 +262,7 @@ impl Event {
             Event::Users { users } => format!("* online: {}", users.join(" ")),
             Event::Switched { target } => format!("* now talking in {target}"),
             Event::HistoryEnd { conversation, count, .. } => format!("[{conversation}] ({count} from history)"),
-            Event::Info { text } => format!("* {text}"),
+            Event::Info { text } | Event::Status { text } => format!("* {text}"),
             Event::Error { text } => format!("! {text}"),
             Event::NotSent { target, text, reason } => format!("! not sent to {target} ({reason}): {text}"),
             Event::Lag { .. } => return None,

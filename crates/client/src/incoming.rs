@@ -219,7 +219,9 @@ impl Session {
                 if text.is_empty() {
                     return;
                 }
-                if cmd.starts_with(['4', '5']) {
+                if crate::numeric::is_about_the_server(cmd) {
+                    self.emit(Event::Status { text });
+                } else if cmd.starts_with(['4', '5']) {
                     self.emit(Event::Error { text });
                 } else {
                     self.emit(Event::Info { text });

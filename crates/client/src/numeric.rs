@@ -39,6 +39,15 @@ fn date(unix_secs: &str) -> Option<String> {
     Some(format!("{} {} UTC", stamp.get(..10)?, stamp.get(11..16)?))
 }
 
+/// Whether numeric `cmd` is the server speaking of itself (LUSERS, the MOTD, our host), which
+/// belongs with the connection's other news rather than in a conversation.
+pub(crate) fn is_about_the_server(cmd: &str) -> bool {
+    matches!(
+        cmd,
+        "042" | "250" | "251" | "252" | "253" | "254" | "255" | "265" | "266" | "372" | "375" | "376" | "396" | "422"
+    )
+}
+
 /// Numeric `cmd` (its parameters `p`, our nick first) as a sentence, or `None` if it has
 /// nothing to say.
 pub(crate) fn describe(cmd: &str, p: &[String]) -> Option<String> {

@@ -547,3 +547,28 @@ fn server_and_service_notices_are_told_apart_from_the_clients_own_lines() {
     assert_eq!(events(&mut s), expected);
     assert_eq!(expected[0].plain().as_deref(), Some("-irc.example- server restarting soon"));
 }
+
+#[test]
+fn lusers_and_the_motd_are_the_servers_news_not_a_conversations() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 251 alice :There are 3 users and 0 invisible on 1 servers",
+            ":srv 252 alice 1 :operator(s) online",
+            ":srv 375 alice :- srv Message of the day -",
+            ":srv 372 alice :- be nice",
+            ":srv 376 alice :End of /MOTD command.",
+            ":srv 422 alice :MOTD File is missing",
+        ],
+    );
+    let expected: Vec<Event> =
+        ["There are 3 users and 0 invisible on 1 servers", "1 operator(s) online", "- be nice", "MOTD File is missing"]
+            .into_iter()
+            .map(|text| Event::Status { text: text.into() })
+            .collect();
+    assert_eq!(events(&mut s), expected);
+}

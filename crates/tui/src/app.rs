@@ -24,6 +24,20 @@ pub const PAUSED_EXPIRY: Duration = Duration::from_secs(30);
 pub const HISTORY_PAGE: usize = 50;
 /// The name of the buffer for server messages.
 pub const STATUS: &str = "status";
+/// The name of the buffer `/help` opens; `*` is in no nick or room name, so it is no one's.
+pub const HELP: &str = "*help*";
+/// The keys, as `/help` lists them after the commands.
+pub const KEY_HELP: [&str; 9] = [
+    "Enter                            send the line (a paste keeps its line breaks)",
+    "Tab                              complete a nick or a room",
+    "Up / Down                        the lines typed before",
+    "PageUp / PageDown                scroll; PageUp at the top fetches older messages",
+    "Alt-1 … Alt-9                    go to window 1 … 9 (1 is status)",
+    "Ctrl-N / Ctrl-P, Alt-→ / Alt-←   next / previous window",
+    "Ctrl-A / Ctrl-E                  start / end of the line",
+    "Ctrl-U / Ctrl-W                  delete to the start / the word before the cursor",
+    "Ctrl-C                           quit (twice: at once, without waiting for the server)",
+];
 
 /// One line in a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +99,11 @@ impl Buffer {
 
     pub fn is_room(&self) -> bool {
         self.name.starts_with('#')
+    }
+
+    /// A room or a private conversation, rather than the status or help window.
+    pub fn is_conversation(&self) -> bool {
+        self.name != STATUS && self.name != HELP
     }
 
     /// Inserts in time order (history arrives older than what is shown).
@@ -201,6 +220,27 @@ impl App {
         self.buffers[0].notice(text, &time);
     }
 
+    /// Opens the help window (made anew each time, so it never grows) with `lines` and the
+    /// keys, and shows it: help gets a window of its own rather than burying the conversation
+    /// being read, which is one Alt-digit or Ctrl-P away.
+    fn open_help(&mut self, lines: Vec<String>) {
+        let time = (self.clock)();
+        let b = self.buffer(HELP);
+        b.lines.clear();
+        b.scroll = 0;
+        b.notice("commands:".into(), &time);
+        for text in lines {
+            b.notice(text, &time);
+        }
+        b.notice("keys:".into(), &time);
+        for text in KEY_HELP {
+            b.notice(text.into(), &time);
+        }
+        if let Some(i) = self.index_of(HELP) {
+            self.show(i);
+        }
+    }
+
     fn here(&mut self, kind: LineKind) {
         let current = self.current;
         let time = (self.clock)();
@@ -237,8 +277,18 @@ impl App {
                 }
             }
             Event::Reconnecting { delay_ms } => {
-                self.connection = Connection::Down(format!("reconnecting in {:.1} s", delay_ms as f64 / 1000.0));
+                let text = format!("reconnecting in {:.1} s", delay_ms as f64 / 1000.0);
+                self.status(text.clone());
+                self.connection = Connection::Down(text);
             }
+            // Failed attempts are the connection's news, not the conversation's.
+            Event::ConnectFailed { server, reason } => {
+                let time = (self.clock)();
+                let text = format!("could not connect to {server}: {reason}");
+                self.buffers[0].push(Line { time, kind: LineKind::Error { text } });
+                self.connection = Connection::Down(reason);
+            }
+            Event::Status { text } => self.status(text),
             Event::Message(m) => {
                 self.typing.remove(&(m.conversation.to_lowercase(), m.from.to_lowercase()));
                 let is_current = self.index_of(&m.conversation) == Some(self.current);
@@ -348,6 +398,11 @@ impl App {
                 };
                 self.here(LineKind::Notice { text });
             }
+            // While logging in, the server's notices are about the connection: the status window's.
+            Event::Notice { from, text } if self.connection != Connection::Ready => {
+                let time = (self.clock)();
+                self.buffers[0].push(Line { time, kind: LineKind::Server { from, text } });
+            }
             Event::Notice { from, text } => self.here(LineKind::Server { from, text }),
             Event::Typing { conversation, nick, state } => {
                 let key = (conversation.to_lowercase(), nick.to_lowercase());
@@ -393,11 +448,7 @@ impl App {
             Event::LoggedOut => self.status("logged out".into()),
             Event::AccountRegistered { account } => self.status(format!("account {account} registered")),
             Event::Info { text } => self.here(LineKind::Notice { text }),
-            Event::Help { lines } => {
-                for text in lines {
-                    self.here(LineKind::Notice { text });
-                }
-            }
+            Event::Help { lines } => self.open_help(lines),
             Event::Error { text } => self.here(LineKind::Error { text }),
             Event::NotSent { target, text, reason } => {
                 self.here(LineKind::Error { text: format!("not sent to {target} ({reason}): {text}") });
@@ -456,7 +507,7 @@ impl App {
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         self.typing.retain(|_, (_, until)| *until > now);
         match self.typing_out.tick(now) {
-            Some(state) if self.current_buffer().name != STATUS => vec![Action::Send(Command::Typing(state))],
+            Some(state) if self.current_buffer().is_conversation() => vec![Action::Send(Command::Typing(state))],
             _ => Vec::new(),
         }
     }
@@ -470,7 +521,7 @@ impl App {
     fn typed(&mut self, now: Instant) -> Vec<Action> {
         let is_command = self.input.text().starts_with('/');
         match self.typing_out.edited(now, self.input.is_empty() || is_command) {
-            Some(state) if self.current_buffer().name != STATUS => vec![Action::Send(Command::Typing(state))],
+            Some(state) if self.current_buffer().is_conversation() => vec![Action::Send(Command::Typing(state))],
             _ => Vec::new(),
         }
     }
@@ -541,7 +592,7 @@ impl App {
     fn switch_to(&mut self, i: usize) -> Vec<Action> {
         self.show(i);
         let name = self.current_buffer().name.clone();
-        if name == STATUS {
+        if !self.current_buffer().is_conversation() {
             Vec::new()
         } else {
             vec![Action::Send(Command::Switch(name))]
@@ -554,7 +605,7 @@ impl App {
         let b = &mut self.buffers[self.current];
         let top = b.lines.len().saturating_sub(page);
         b.scroll = (b.scroll + page).min(top);
-        if b.scroll >= top && !b.loading && !b.history_done && b.name != STATUS {
+        if b.scroll >= top && !b.loading && !b.history_done && b.is_conversation() {
             b.loading = true;
             return vec![Action::Send(Command::History { limit: HISTORY_PAGE })];
         }
@@ -573,8 +624,13 @@ impl App {
                 b.scroll = 0;
                 Vec::new()
             }
-            Ok(Some(Command::Say(_))) if self.current_buffer().name == STATUS => {
-                self.here(LineKind::Error { text: "this is the status window: /join a room or /msg someone".into() });
+            Ok(Some(Command::Help)) => {
+                self.open_help(command::help_lines());
+                Vec::new()
+            }
+            Ok(Some(Command::Say(_))) if !self.current_buffer().is_conversation() => {
+                let text = format!("this is the {} window: /join a room or /msg someone", self.current_buffer().name);
+                self.here(LineKind::Error { text });
                 Vec::new()
             }
             Ok(Some(Command::Quit(reason))) => {

@@ -434,3 +434,64 @@ fn irc_formatting_is_drawn_as_styles_and_other_controls_still_shown() {
     assert_eq!(at("x␇").fg, Color::Rgb(0xff, 0, 0));
     assert_eq!(at("x␇").modifier, Modifier::empty());
 }
+
+#[test]
+fn help_opens_its_own_window_with_the_keys_and_the_conversation_stays_as_it_was() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let before = app.current_buffer().lines.clone();
+    type_text(&mut app, "/help", now);
+    assert_eq!(app.key(key(KeyCode::Enter), now), []);
+    assert_eq!(app.current_buffer().name, "*help*");
+    let screen = render(&mut app, 90, 90, now).join("\n");
+    assert!(screen.contains("/join ROOM"), "commands:\n{screen}");
+    assert!(screen.contains("Alt-1 … Alt-9"), "keys:\n{screen}");
+    assert!(screen.contains("Ctrl-C"), "keys:\n{screen}");
+    assert!(screen.contains("│4 *help*"), "{screen}");
+    // Text typed here is not sent anywhere; a second /help does not grow the window.
+    let lines = app.current_buffer().lines.len();
+    type_text(&mut app, "/help", now);
+    app.key(key(KeyCode::Enter), now);
+    assert_eq!(app.current_buffer().lines.len(), lines);
+    type_text(&mut app, "hello", now);
+    assert_eq!(app.key(key(KeyCode::Enter), now), []);
+    // The conversation is one key away, as it was.
+    app.key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT), now);
+    assert_eq!(app.current_buffer().name, "#general");
+    assert_eq!(app.current_buffer().lines, before);
+}
+
+#[test]
+fn connection_news_lusers_and_the_motd_go_to_the_status_window() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let before = app.current_buffer().lines.clone();
+    let events = [
+        Event::Status { text: "There are 3 users and 0 invisible on 1 server".into() },
+        Event::Status { text: "- Welcome to chat.example".into() },
+        Event::Disconnected { reason: "connection reset".into() },
+        Event::Reconnecting { delay_ms: 1_500 },
+        Event::ConnectFailed { server: "chat.example:6697".into(), reason: "connection refused".into() },
+        Event::Reconnecting { delay_ms: 3_000 },
+        Event::Connected { server: "chat.example:6697".into(), security: Security::Tls, tls: None },
+        Event::Notice { from: "chat.example".into(), text: "*** checking your address".into() },
+        Event::Ready { nick: "alice".into() },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    assert_eq!(app.current_buffer().name, "#general");
+    let added: Vec<_> = app.current_buffer().lines[before.len()..].to_vec();
+    assert_eq!(added.len(), 1, "only the disconnection marks the conversation: {added:?}");
+    app.key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT), now);
+    let screen = render(&mut app, 90, 20, now).join("\n");
+    for line in [
+        "-- There are 3 users and 0 invisible on 1 server",
+        "-- - Welcome to chat.example",
+        "-- reconnecting in 1.5 s",
+        "!! could not connect to chat.example:6697: connection refused",
+        "-chat.example- *** checking your address",
+    ] {
+        assert!(screen.contains(line), "{line:?} not in the status window:\n{screen}");
+    }
+}
