@@ -22,6 +22,8 @@ pub const ACTIVE_EXPIRY: Duration = Duration::from_secs(6);
 pub const PAUSED_EXPIRY: Duration = Duration::from_secs(30);
 /// How many older messages one PageUp at the top asks for.
 pub const HISTORY_PAGE: usize = 50;
+/// Room names kept from the server's list for Tab completion; a longer list is cut.
+pub const MAX_LISTED_ROOMS: usize = 5_000;
 /// The name of the buffer for server messages.
 pub const STATUS: &str = "status";
 /// The name of the buffer `/help` opens; `*` is in no nick or room name, so it is no one's.
@@ -153,6 +155,8 @@ pub struct App {
     /// (folded conversation, nick) → state and when it lapses.
     typing: HashMap<(String, String), (TypingState, Instant)>,
     typing_out: TypingSender,
+    /// The rooms of the server's last list (`/rooms`), for Tab completion beside joined ones.
+    listed_rooms: Vec<String>,
     /// The session has ended.
     pub closed: bool,
     /// Why the session stopped on its own, to repeat once the screen is gone.
@@ -181,6 +185,7 @@ impl App {
             input: Input::default(),
             typing: HashMap::new(),
             typing_out: TypingSender::default(),
+            listed_rooms: Vec::new(),
             closed: false,
             fatal: None,
             quit_requested: false,
@@ -434,6 +439,7 @@ impl App {
                 }
             }
             Event::Rooms { rooms } => {
+                self.listed_rooms = rooms.iter().take(MAX_LISTED_ROOMS).map(|r| r.name.clone()).collect();
                 let list: Vec<String> = rooms.iter().map(|r| format!("{} ({}) {}", r.name, r.users, r.topic)).collect();
                 for line in list {
                     self.here(LineKind::Notice { text: line });
@@ -569,7 +575,8 @@ impl App {
             KeyCode::Tab => {
                 let b = self.current_buffer();
                 let nicks: Vec<String> = b.members.iter().map(|m| bare(m).to_owned()).collect();
-                let rooms: Vec<String> = self.buffers.iter().filter(|b| b.is_room()).map(|b| b.name.clone()).collect();
+                let joined = self.buffers.iter().filter(|b| b.is_room()).map(|b| b.name.clone());
+                let rooms: Vec<String> = joined.chain(self.listed_rooms.iter().cloned()).collect();
                 self.input.complete(&nicks, &rooms);
             }
             KeyCode::PageUp => return self.page_up(),

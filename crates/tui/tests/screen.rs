@@ -495,3 +495,27 @@ fn connection_news_lusers_and_the_motd_go_to_the_status_window() {
         assert!(screen.contains(line), "{line:?} not in the status window:\n{screen}");
     }
 }
+
+#[test]
+fn tab_completes_rooms_the_server_listed_not_only_joined_ones() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let listed =
+        ["#random", "#rust", "#tech"].map(|name| RoomInfo { name: name.into(), users: 1, topic: String::new() });
+    app.apply(Event::Rooms { rooms: listed.to_vec() }, now);
+    type_text(&mut app, "see #ra", now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "see #random ");
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "/join r", now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "/join #random ");
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "/join #rust ");
+    // A room both joined and listed is offered once.
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "#te", now);
+    app.key(key(KeyCode::Tab), now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "#tech ");
+}
