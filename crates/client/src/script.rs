@@ -2,6 +2,9 @@
 //! (stdout) as plain text or one JSON object per line. This is the seeds' REPL
 //! (`> msg bob Hello`) and how tests and scripts drive chinwag.
 //!
+//! Ordinary text is never taken for a command: commands start with `/` unless the user asks
+//! for the seeds' bare forms (`join general`) with `--bare-commands`.
+//!
 //! End of input means quit: the QUIT goes after everything typed before it, and the output
 //! ends once the session has closed, so every line typed has been sent (or reported as not
 //! sent) when the process exits.
@@ -33,11 +36,13 @@ pub enum Outcome {
 }
 
 /// Runs scriptable mode until the session closes. `password` (from `CHINWAG_PASSWORD`) fills
-/// in `register`/`login` lines that leave it out.
+/// in `register`/`login` lines that leave it out. A line is a command only when it starts with
+/// `/`; with `bare` (`--bare-commands`), also in the seeds' bare forms ([`command::BARE`]).
 pub async fn run<R, W>(
     input: R,
     mut output: W,
     format: Format,
+    bare: bool,
     password: Option<String>,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
@@ -72,7 +77,7 @@ where
                         // everything before.
                         commands = None;
                     }
-                    Some(line) => match command::parse(&line, true) {
+                    Some(line) => match command::parse(&line, bare) {
                         Ok(None) => {}
                         Ok(Some(Command::Clear)) => {}
                         Ok(Some(cmd)) => {

@@ -21,6 +21,9 @@ use crate::event::{Event, MessageKind, RoomInfo};
 /// Messages typed while disconnected that are kept to send later; beyond this they are
 /// reported as not sent at once.
 pub const MAX_UNSENT: usize = 100;
+/// Commands that need the server (`/list`, `/whois`, `register`) kept while not connected, to
+/// run in order once registered; one more is refused with an error saying so.
+pub const MAX_HELD_COMMANDS: usize = 100;
 /// How many message ids are remembered to drop duplicates (a gap fill overlapping live lines).
 const SEEN_IDS: usize = 4096;
 /// How often to PING to measure lag (the default of [`Keepalive`]).
@@ -230,6 +233,9 @@ pub struct Session {
     /// A `/quit` that came before registration finished (a script's input can end before the
     /// connection is up): it waits until what was typed before it has been sent.
     pub(crate) quit_after_ready: Option<Option<String>>,
+    /// Commands that need the server, given while not registered (at most
+    /// [`MAX_HELD_COMMANDS`]); run in order after the rejoin and the unsent messages.
+    pub(crate) held: VecDeque<crate::command::Command>,
     pub(crate) outbox: VecDeque<Message>,
     pub(crate) events: VecDeque<Event>,
 }
@@ -281,6 +287,7 @@ impl Session {
             room_list: Vec::new(),
             user_list: Vec::new(),
             names_asked: VecDeque::new(),
+            held: VecDeque::new(),
             connected_at: None,
             ping: None,
             last_ping: None,
@@ -445,6 +452,9 @@ impl Session {
         while let Some(u) = self.unsent.pop_front() {
             self.emit(Event::NotSent { target: u.target, text: u.text, reason: reason.to_owned() });
         }
+        while let Some(command) = self.held.pop_front() {
+            self.emit(Event::Error { text: format!("{} was not sent: {reason}", command.name()) });
+        }
     }
 
     /// Registration finished (001): rejoin, catch up, send what waited.
@@ -463,6 +473,9 @@ impl Session {
         }
         while let Some(u) = self.unsent.pop_front() {
             self.send_text(&u.target, &u.text, u.kind);
+        }
+        while let Some(command) = self.held.pop_front() {
+            self.command(command);
         }
         if let Some(reason) = self.quit_after_ready.take() {
             self.quit_now(reason);

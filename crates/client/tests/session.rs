@@ -572,3 +572,46 @@ fn lusers_and_the_motd_are_the_servers_news_not_a_conversations() {
             .collect();
     assert_eq!(events(&mut s), expected);
 }
+
+#[test]
+fn commands_given_before_the_connection_is_up_wait_for_it_in_order() {
+    let now = Instant::now();
+    let mut s = Session::new(config(None));
+    s.command(Command::Register { account: None, password: Some("correct-horse".into()) });
+    s.command(Command::Rooms);
+    s.command(Command::Whois("bob".into()));
+    s.command(Command::Say("hello".into()));
+    let waiting = events(&mut s);
+    assert!(!waiting.iter().any(|e| matches!(e, Event::Error { .. })), "{waiting:?}");
+    assert_eq!(sent(&mut s), Vec::<String>::new());
+    s.connected(now);
+    feed(&mut s, now, &[":srv CAP * LS :batch"]);
+    sent(&mut s);
+    feed(&mut s, now, &[":srv CAP alice ACK :batch", ":srv 001 alice :Welcome"]);
+    let lines = sent(&mut s);
+    let after_welcome: Vec<&str> = lines.iter().map(String::as_str).skip_while(|l| *l != "JOIN #general").collect();
+    assert_eq!(
+        after_welcome,
+        ["JOIN #general", "PRIVMSG #general hello", "REGISTER alice * correct-horse", "LIST", "WHOIS bob"],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn held_commands_are_bounded_and_reported_when_the_client_gives_up() {
+    let mut s = Session::new(config(None));
+    for _ in 0..chinwag_client::session::MAX_HELD_COMMANDS {
+        s.command(Command::Rooms);
+    }
+    events(&mut s);
+    s.command(Command::Users);
+    let refused = events(&mut s);
+    assert!(
+        matches!(refused.as_slice(), [Event::Error { text }] if text.contains("/users was not sent")),
+        "{refused:?}"
+    );
+    s.abandon_unsent("chinwag stopped");
+    let abandoned = events(&mut s);
+    assert_eq!(abandoned.len(), chinwag_client::session::MAX_HELD_COMMANDS);
+    assert!(matches!(&abandoned[0], Event::Error { text } if text == "/rooms was not sent: chinwag stopped"));
+}
