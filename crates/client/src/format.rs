@@ -90,11 +90,9 @@ pub fn segments(text: &str) -> Vec<(Format, &str)> {
                     None => (format.fg, format.bg) = (None, None),
                     Some(fg) => {
                         format.fg = irc_colour(fg);
-                        if let Some((bg, rest_after)) = after.strip_prefix(',').map(digits) {
-                            if let Some(bg) = bg {
-                                format.bg = irc_colour(bg);
-                                after = rest_after;
-                            }
+                        if let Some((Some(bg), rest_after)) = after.strip_prefix(',').map(digits) {
+                            format.bg = irc_colour(bg);
+                            after = rest_after;
                         }
                     }
                 }
