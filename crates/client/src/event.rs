@@ -66,7 +66,8 @@ pub enum Event {
     Disconnected {
         reason: String,
     },
-    /// A connection attempt failed (the next one follows `Reconnecting`).
+    /// A connection attempt failed (the next one follows `Reconnecting`); `reason` names the
+    /// server.
     ConnectFailed {
         server: String,
         reason: String,
@@ -219,7 +220,8 @@ impl Event {
             Event::Connected { server, .. } => format!("* connected to {server} in plaintext"),
             Event::Ready { nick } => format!("* you are {nick}"),
             Event::Disconnected { reason } => format!("! disconnected: {reason}"),
-            Event::ConnectFailed { server, reason } => format!("! could not connect to {server}: {reason}"),
+            // The reason names the server already ("cannot reach 127.0.0.1:6697: …").
+            Event::ConnectFailed { reason, .. } => format!("! {reason}"),
             Event::Reconnecting { delay_ms } => format!("* reconnecting in {:.1} s", *delay_ms as f64 / 1000.0),
             Event::LoggedIn { account } => format!("* logged in as {account}"),
             Event::LoggedOut => "* logged out".into(),

@@ -287,10 +287,9 @@ impl App {
                 self.connection = Connection::Down(text);
             }
             // Failed attempts are the connection's news, not the conversation's.
-            Event::ConnectFailed { server, reason } => {
+            Event::ConnectFailed { reason, .. } => {
                 let time = (self.clock)();
-                let text = format!("could not connect to {server}: {reason}");
-                self.buffers[0].push(Line { time, kind: LineKind::Error { text } });
+                self.buffers[0].push(Line { time, kind: LineKind::Error { text: reason.clone() } });
                 self.connection = Connection::Down(reason);
             }
             Event::Status { text } => self.status(text),

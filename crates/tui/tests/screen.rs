@@ -471,7 +471,10 @@ fn connection_news_lusers_and_the_motd_go_to_the_status_window() {
         Event::Status { text: "- Welcome to chat.example".into() },
         Event::Disconnected { reason: "connection reset".into() },
         Event::Reconnecting { delay_ms: 1_500 },
-        Event::ConnectFailed { server: "chat.example:6697".into(), reason: "connection refused".into() },
+        Event::ConnectFailed {
+            server: "chat.example:6697".into(),
+            reason: "cannot reach chat.example:6697: connection refused".into(),
+        },
         Event::Reconnecting { delay_ms: 3_000 },
         Event::Connected { server: "chat.example:6697".into(), security: Security::Tls, tls: None },
         Event::Notice { from: "chat.example".into(), text: "*** checking your address".into() },
@@ -489,7 +492,7 @@ fn connection_news_lusers_and_the_motd_go_to_the_status_window() {
         "-- There are 3 users and 0 invisible on 1 server",
         "-- - Welcome to chat.example",
         "-- reconnecting in 1.5 s",
-        "!! could not connect to chat.example:6697: connection refused",
+        "!! cannot reach chat.example:6697: connection refused",
         "-chat.example- *** checking your address",
     ] {
         assert!(screen.contains(line), "{line:?} not in the status window:\n{screen}");
