@@ -46,6 +46,12 @@ pub struct ChatArgs {
     #[arg(long)]
     json: bool,
 
+    /// In scriptable mode, also take the seeds' bare commands (`join general`, `msg bob hi`,
+    /// `leave`, `quit`) without their `/`. Without it only `/`-commands are commands, and any
+    /// other line is text for the current room.
+    #[arg(long)]
+    bare_commands: bool,
+
     /// Connect without TLS. Meant for a server on this machine; passwords are never sent in
     /// clear to another machine.
     #[arg(long, conflicts_with = "quic")]
@@ -152,7 +158,9 @@ pub fn run(args: ChatArgs) -> Result<()> {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            let outcome = script::run(stdin, std::io::stdout(), format, env_password, commands, events).await?;
+            let outcome =
+                script::run(stdin, std::io::stdout(), format, args.bare_commands, env_password, commands, events)
+                    .await?;
             let _ = task.await;
             match outcome {
                 script::Outcome::Quit => Ok(()),

@@ -22,7 +22,7 @@ fn logged_in(name: &str, home: &Path, server: &ServerProcess) -> ChatProcess {
     let addr = server.tls[0].to_string();
     let mut first = ChatProcess::start(name, home, &[&addr, "--nick", name, "--accept-new-cert"], &[]);
     first.expect(&["you are", name]);
-    first.type_line(&format!("register {name} {PASSWORD}"));
+    first.type_line(&format!("/register {name} {PASSWORD}"));
     first.expect(&["logged in as", name]);
     assert!(first.finish().success());
     let mut chat =

@@ -56,7 +56,7 @@ fn a_quic_client_and_a_tls_client_talk_and_see_each_other_typing() {
     alice.type_line("/typing paused");
     bob.expect(&["[#general] alice paused typing"]);
 
-    alice.type_line("register alice correct-horse-battery");
+    alice.type_line("/register alice correct-horse-battery");
     alice.expect(&["account alice registered"]);
     alice.expect(&["logged in as alice"]);
     assert!(alice.finish().success(), "alice did not quit cleanly");

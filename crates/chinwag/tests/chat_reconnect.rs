@@ -35,14 +35,14 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     alice.expect(&["[#general] --> alice joined"]);
     bob.expect(&["[#general] --> bob joined"]);
     // Both have accounts, so a private message to bob waits for him while he is away.
-    alice.type_line("register alice correct-horse-battery");
+    alice.type_line("/register alice correct-horse-battery");
     alice.expect(&["logged in as alice"]);
-    bob.type_line("register bob correct-horse-battery");
+    bob.type_line("/register bob correct-horse-battery");
     bob.expect(&["logged in as bob"]);
     alice.type_line("/switch general");
     alice.type_line("before the restart");
     bob.expect(&["[#general] <alice> before the restart"]);
-    alice.type_line("msg bob a private hello");
+    alice.type_line("/msg bob a private hello");
     bob.expect(&["[alice] <alice> a private hello"]);
 
     // Bob is frozen through the outage, so he comes back only after alice has talked.
@@ -60,7 +60,7 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     alice.expect(&["[#general] <alice> typed while the server was down"]);
     alice.type_line("said while bob was away");
     alice.expect(&["[#general] <alice> said while bob was away"]);
-    alice.type_line("msg bob also in private");
+    alice.type_line("/msg bob also in private");
     alice.expect(&["[bob] <alice> also in private"]);
 
     signal(bob.pid(), "CONT");

@@ -23,12 +23,13 @@ fn client(name: &str, home: &std::path::Path, server: &ServerProcess, extra: &[&
 fn two_clients_talk_in_a_room_and_in_private() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = tls_server(&dir.path().join("server"));
-    let mut alice = client("alice", &dir.path().join("alice"), &server, &[]);
-    let mut bob = client("bob", &dir.path().join("bob"), &server, &[]);
+    let mut alice = client("alice", &dir.path().join("alice"), &server, &["--bare-commands"]);
+    let mut bob = client("bob", &dir.path().join("bob"), &server, &["--bare-commands"]);
     alice.expect(&["you are alice"]);
     bob.expect(&["you are bob"]);
 
-    // The seeds' bare forms: room names without '#', `msg`, `room_msg`, plain text.
+    // The seeds' bare forms (asked for with --bare-commands): room names without '#', `msg`,
+    // `room_msg`, plain text.
     alice.type_line("join general");
     alice.expect(&["[#general] --> alice joined"]);
     bob.type_line("join general");
@@ -108,7 +109,7 @@ fn register_then_log_in_with_sasl_and_with_the_login_command() {
     let home = dir.path().join("alice");
     let mut alice = client("alice", &home, &server, &[]);
     alice.expect(&["you are alice"]);
-    alice.type_line("register alice correct-horse-battery");
+    alice.type_line("/register alice correct-horse-battery");
     alice.expect(&["account alice registered"]);
     alice.expect(&["logged in as alice"]);
     assert!(alice.finish().success());
@@ -123,12 +124,12 @@ fn register_then_log_in_with_sasl_and_with_the_login_command() {
     );
     again.expect(&["logged in as alice"]);
     again.expect(&["you are alice"]);
-    again.type_line("logout");
+    again.type_line("/logout");
     again.expect(&["logged out"]);
     again.expect(&["you are alice"]);
-    again.type_line("login alice wrong-password");
+    again.type_line("/login alice wrong-password");
     again.expect(&["Invalid account name or password"]);
-    again.type_line("login alice correct-horse-battery");
+    again.type_line("/login alice correct-horse-battery");
     again.expect(&["logged in as alice"]);
     assert!(again.finish().success());
 
@@ -203,12 +204,20 @@ fn input_that_ends_before_the_connection_is_up_is_still_sent() {
     let mut bob = client("bob", &dir.path().join("bob"), &server, &["--join", "general"]);
     bob.expect(&["[#general] --> bob joined"]);
     // The whole script is written and closed at once, long before registration finishes.
+    // Without --bare-commands, only `/`-commands are commands: the rest is chat. A command
+    // that needs the server (`/rooms`) waits for it instead of being dropped.
     let mut robot = client("robot", &dir.path().join("robot"), &server, &[]);
-    robot.type_line("join general");
+    robot.type_line("/join general");
     robot.type_line("Hello from a script");
+    robot.type_line("leave me alone");
+    robot.type_line("quit smoking is hard");
+    robot.type_line("/rooms");
     let status = robot.finish();
     assert!(status.success(), "robot exited with {status}");
     bob.expect(&["[#general] <robot> Hello from a script"]);
+    bob.expect(&["[#general] <robot> leave me alone"]);
+    bob.expect(&["[#general] <robot> quit smoking is hard"]);
+    assert!(robot.has_seen(&["rooms:", "#general"]), "{:#?}", robot.seen);
     assert!(!robot.has_seen(&["not sent"]), "{:#?}", robot.seen);
 }
 

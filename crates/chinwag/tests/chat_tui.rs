@@ -80,7 +80,7 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
 
     let mut bob =
         ChatProcess::start("bob", &dir.path().join("bob"), &[&addr, "--nick", "bob", "--accept-new-cert"], &[]);
-    bob.type_line("join general");
+    bob.type_line("/join general");
     bob.expect(&["[#general] --> bob joined"]);
     see(&tmux, &["--> bob joined #general"]);
     see(&tmux, &["│bob"]);
@@ -105,7 +105,7 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     // A private message opens a conversation that counts unread lines while another is shown.
     type_line(&tmux, "/msg bob psst");
     bob.expect(&["[alice] <alice> psst"]);
-    bob.type_line("msg alice what is it?");
+    bob.type_line("/msg alice what is it?");
     see(&tmux, &["3 bob (1)"]);
     type_line(&tmux, "/switch bob");
     see(&tmux, &["<bob> what is it?"]);
@@ -138,7 +138,7 @@ fn the_full_screen_client_talks_with_a_scripted_one() {
     see(&tmux, &["logged in as alice"]);
 
     type_line(&tmux, "/quit see you");
-    bob.type_line("join general");
+    bob.type_line("/join general");
     bob.expect(&["alice quit", "see you"]);
     assert!(bob.finish().success());
 

@@ -102,6 +102,66 @@ pub enum Command {
     Quit(Option<String>),
 }
 
+impl Command {
+    /// Whether the command is a request to the server that has no meaning offline, so it waits
+    /// for the connection. Messages wait in the session's unsent queue instead, joins and parts
+    /// in its rooms, a login in its credentials, a nick in its configuration; typing is live
+    /// and dropped; the rest is the client's own business.
+    pub fn needs_the_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Topic { .. }
+                | Command::Away(_)
+                | Command::Whois(_)
+                | Command::Names(_)
+                | Command::Kick { .. }
+                | Command::Invite { .. }
+                | Command::Mode { .. }
+                | Command::Raw(_)
+                | Command::Register { .. }
+                | Command::Users
+                | Command::Rooms
+                | Command::History { .. }
+        )
+    }
+
+    /// The command's name as typed (`/list` is `/rooms`), for messages about it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Say(_) => "text",
+            Command::Msg { .. } | Command::ClearMsg { .. } => "/msg",
+            Command::Query(_) => "/query",
+            Command::Switch(_) => "/switch",
+            Command::Me(_) => "/me",
+            Command::Join { .. } => "/join",
+            Command::Part { .. } => "/leave",
+            Command::Topic { .. } => "/topic",
+            Command::Nick(_) => "/nick",
+            Command::Away(_) => "/away",
+            Command::Whois(_) => "/whois",
+            Command::Names(_) => "/names",
+            Command::Kick { .. } => "/kick",
+            Command::Invite { .. } => "/invite",
+            Command::Mode { .. } => "/mode",
+            Command::Raw(_) => "/raw",
+            Command::Register { .. } => "/register",
+            Command::Login { .. } => "/login",
+            Command::Logout => "/logout",
+            Command::Users => "/users",
+            Command::Rooms => "/rooms",
+            Command::History { .. } => "/history",
+            Command::Typing(_) => "/typing",
+            Command::Verify { .. } => "/verify",
+            Command::Trust(_) => "/trust",
+            Command::Discover => "/discover",
+            Command::Connect(_) => "/connect",
+            Command::Help => "/help",
+            Command::Clear => "/clear",
+            Command::Quit(_) => "/quit",
+        }
+    }
+}
+
 /// The `+typing` states (IRCv3 typing client tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,8 +273,9 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { names: &["quit", "exit"], usage: "/quit [MESSAGE]", help: "leave chinwag" },
 ];
 
-/// The commands that work without `/` in scriptable mode: the seeds' REPL commands and
-/// `say`. Others need their `/`, so that ordinary sentences ("history is fun") stay text.
+/// The commands that work without `/` in scriptable mode with `--bare-commands`: the seeds'
+/// REPL commands and `say`, each only in its own shape (see `bare_form_fits`). Others always
+/// need their `/`, so that ordinary sentences ("history is fun") stay text.
 pub const BARE: &[&str] = &[
     "register", "login", "logout", "users", "msg", "whisper", "rooms", "list", "join", "room_msg", "leave", "part",
     "help", "clear", "quit", "exit", "say",
@@ -224,7 +285,8 @@ pub const BARE: &[&str] = &[
 pub const DEFAULT_HISTORY: usize = 50;
 
 /// Parses one input line. Lines starting with `/` are commands (`//text` sends `/text`); with
-/// `bare` (scriptable mode), a line whose first word is a command name is one too. Anything
+/// `bare` (scriptable mode's `--bare-commands`), a line in the shape of a bare command is one
+/// too. Anything
 /// else is text for the current room. Empty lines give `None`.
 pub fn parse(line: &str, bare: bool) -> Result<Option<Command>, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -239,13 +301,29 @@ pub fn parse(line: &str, bare: bool) -> Result<Option<Command>, CommandError> {
     }
     if bare {
         let word = line.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-        if BARE.contains(&word.as_str()) {
+        if BARE.contains(&word.as_str()) && bare_form_fits(line) {
             // "join" alone is a usage error, but "leave it to me" is a sentence: a bare form
             // that does not parse as its command is text.
             return Ok(Some(parse_command(line.trim_start()).unwrap_or_else(|_| Command::Say(line.to_owned()))));
         }
     }
     Ok(Some(Command::Say(line.to_owned())))
+}
+
+/// Whether a line starting with a bare command word has that command's shape, so a sentence
+/// that happens to start with one stays text even with bare commands on: `quit` and `users`
+/// take nothing ("quit smoking is hard" is chat), `leave` at most a `#room` ("leave me alone"
+/// is chat).
+fn bare_form_fits(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some(first) = words.first() else { return false };
+    match first.to_ascii_lowercase().as_str() {
+        "users" | "rooms" | "list" | "logout" | "help" | "clear" | "quit" | "exit" => words.len() == 1,
+        "leave" | "part" => words.len() == 1 || (words.len() == 2 && words[1].starts_with('#')),
+        "join" => words.len() <= 3,
+        "register" | "login" => words.len() <= 3,
+        _ => true,
+    }
 }
 
 /// The table entry for a command name or alias.
@@ -441,5 +519,28 @@ mod tests {
         assert_eq!(parse("typing this", true), Ok(Some(Command::Say("typing this".into()))));
         assert_eq!(parse("/typing maybe", true), Err(CommandError::Usage("/typing active|paused|done")));
         assert_eq!(help_lines().len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn ordinary_text_is_never_a_command_and_bare_forms_need_their_shape() {
+        let say = |t: &str| Ok(Some(Command::Say(t.into())));
+        for text in ["leave me alone", "quit smoking is hard", "msg one in general", "join general", "help"] {
+            assert_eq!(parse(text, false), say(text), "without --bare-commands");
+        }
+        for text in
+            ["leave me alone", "quit smoking is hard", "users are great", "list of things", "join us for lunch today"]
+        {
+            assert_eq!(parse(text, true), say(text), "with --bare-commands");
+        }
+        assert_eq!(
+            parse("leave #general", true),
+            Ok(Some(Command::Part { room: Some("#general".into()), reason: None }))
+        );
+        assert_eq!(parse("quit", true), Ok(Some(Command::Quit(None))));
+        assert_eq!(parse("/quit smoking is hard", false), Ok(Some(Command::Quit(Some("smoking is hard".into())))));
+        assert_eq!(
+            parse("/msg one in general", false),
+            Ok(Some(Command::Msg { target: "one".into(), text: "in general".into() }))
+        );
     }
 }

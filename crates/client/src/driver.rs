@@ -187,7 +187,7 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                 break;
             }
             Some(Err(e)) => {
-                d.push(Event::Error { text: e.to_string() });
+                d.push(Event::ConnectFailed { server: endpoint.key(), reason: e.to_string() });
                 End::Lost(e.to_string())
             }
         };

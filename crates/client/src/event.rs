@@ -66,6 +66,12 @@ pub enum Event {
     Disconnected {
         reason: String,
     },
+    /// A connection attempt failed (the next one follows `Reconnecting`); `reason` names the
+    /// server.
+    ConnectFailed {
+        server: String,
+        reason: String,
+    },
     Reconnecting {
         delay_ms: u64,
     },
@@ -115,6 +121,16 @@ pub enum Event {
         room: String,
         members: Vec<String>,
     },
+    /// The answer to a `/names` the user typed (with `@`/`+` prefixes).
+    Names {
+        room: String,
+        names: Vec<String>,
+    },
+    /// A notice from the server itself or a service (NickServ), not part of a conversation.
+    Notice {
+        from: String,
+        text: String,
+    },
     Typing {
         conversation: String,
         nick: String,
@@ -144,6 +160,11 @@ pub enum Event {
     Info {
         text: String,
     },
+    /// What the server says about itself rather than to a conversation (LUSERS, the MOTD): the
+    /// full-screen client keeps it in the status window.
+    Status {
+        text: String,
+    },
     Error {
         text: String,
     },
@@ -168,6 +189,16 @@ pub enum Event {
     Closed,
 }
 
+/// The membership prefixes a room member may carry in NAMES, highest first (founder, admin,
+/// operator, half-operator, voice). No nick may start with one, so they are never part of it.
+pub const MEMBER_PREFIXES: [char; 5] = ['~', '&', '@', '%', '+'];
+
+/// A member as shown (`@dave`) split into its prefixes (`@`) and its nick (`dave`).
+pub fn split_member(member: &str) -> (&str, &str) {
+    let nick = member.trim_start_matches(MEMBER_PREFIXES);
+    (&member[..member.len() - nick.len()], nick)
+}
+
 /// `HH:MM` of an RFC 3339 time, or the whole string if it is shorter than expected.
 pub fn clock(time: &str) -> &str {
     time.get(11..16).unwrap_or(time)
@@ -189,6 +220,8 @@ impl Event {
             Event::Connected { server, .. } => format!("* connected to {server} in plaintext"),
             Event::Ready { nick } => format!("* you are {nick}"),
             Event::Disconnected { reason } => format!("! disconnected: {reason}"),
+            // The reason names the server already ("cannot reach 127.0.0.1:6697: …").
+            Event::ConnectFailed { reason, .. } => format!("! {reason}"),
             Event::Reconnecting { delay_ms } => format!("* reconnecting in {:.1} s", *delay_ms as f64 / 1000.0),
             Event::LoggedIn { account } => format!("* logged in as {account}"),
             Event::LoggedOut => "* logged out".into(),
@@ -212,6 +245,11 @@ impl Event {
             Event::Topic { room, topic, by: Some(by) } => format!("[{room}] {by} set the topic: {topic}"),
             Event::Topic { room, topic, by: None } => format!("[{room}] topic: {topic}"),
             Event::Members { room, members } => format!("[{room}] members: {}", members.join(" ")),
+            Event::Names { room, names } if names.is_empty() => format!("[{room}] nobody visible"),
+            Event::Names { room, names } => {
+                format!("[{room}] {}: {}", crate::numeric::count(names.len(), "name", "names"), names.join(" "))
+            }
+            Event::Notice { from, text } => format!("-{from}- {text}"),
             Event::Typing { conversation, nick, state } => match state {
                 TypingState::Active => format!("[{conversation}] {nick} is typing"),
                 TypingState::Paused => format!("[{conversation}] {nick} paused typing"),
@@ -226,7 +264,7 @@ impl Event {
             Event::Users { users } => format!("* online: {}", users.join(" ")),
             Event::Switched { target } => format!("* now talking in {target}"),
             Event::HistoryEnd { conversation, count, .. } => format!("[{conversation}] ({count} from history)"),
-            Event::Info { text } => format!("* {text}"),
+            Event::Info { text } | Event::Status { text } => format!("* {text}"),
             Event::Error { text } => format!("! {text}"),
             Event::NotSent { target, text, reason } => format!("! not sent to {target} ({reason}): {text}"),
             Event::Lag { .. } => return None,

@@ -7,8 +7,15 @@ use std::time::Instant;
 use chinwag_proto::{casefold, eq_fold, split_source, Message};
 
 use crate::command::TypingState;
-use crate::event::{ChatMessage, Event, MessageKind, RoomInfo};
-use crate::session::{Batch, Phase, Session, WANTED_CAPS};
+use crate::event::{split_member, ChatMessage, Event, MessageKind, RoomInfo, MEMBER_PREFIXES};
+use crate::session::{Batch, Phase, Session, MAX_NAMES_SHOWN, WANTED_CAPS};
+
+/// Channel modes that give a membership prefix, and the prefix (the usual `PREFIX=(qaohv)~&@%+`).
+const PREFIX_MODES: [(char, char); 5] = [('q', '~'), ('a', '&'), ('o', '@'), ('h', '%'), ('v', '+')];
+
+fn prefix_for_mode(mode: char) -> Option<char> {
+    PREFIX_MODES.iter().find(|(m, _)| *m == mode).map(|(_, p)| *p)
+}
 
 impl Session {
     /// Handles one line from the server.
@@ -94,7 +101,7 @@ impl Session {
                 let (old_key, new_key) = (casefold(&from), casefold(&new));
                 for room in self.rooms.values_mut() {
                     if let Some(shown) = room.members.remove(&old_key) {
-                        let prefix: String = shown.chars().take_while(|c| matches!(c, '@' | '+')).collect();
+                        let (prefix, _) = split_member(&shown);
                         room.members.insert(new_key.clone(), format!("{prefix}{new}"));
                     }
                 }
@@ -102,17 +109,38 @@ impl Session {
             }
             "353" => {
                 let (Some(room), Some(names)) = (p.get(2), p.get(3)) else { return };
-                if let Some(r) = self.rooms.get_mut(&casefold(room)) {
-                    r.names_buf.extend(names.split_whitespace().map(|n| split_source(n).nick.to_owned()));
+                // `@dave`, or `@dave!d@host` with userhost-in-names: the prefixes come off
+                // before the source is split (whose `@` would otherwise eat `@dave` whole).
+                let names = names.split_whitespace().filter_map(|n| {
+                    let (prefix, rest) = split_member(n);
+                    let nick = split_source(rest).nick;
+                    (!nick.is_empty()).then(|| format!("{prefix}{nick}"))
+                });
+                let folded = casefold(room);
+                if let Some(r) = self.rooms.get_mut(&folded) {
+                    r.names_buf.extend(names);
+                } else if let Some(asked) = self.names_asked.iter_mut().find(|a| a.room == folded) {
+                    let room_left = MAX_NAMES_SHOWN.saturating_sub(asked.names.len());
+                    asked.names.extend(names.take(room_left));
                 }
             }
             "366" => {
                 let Some(room) = p.get(1) else { return };
-                if let Some(r) = self.rooms.get_mut(&casefold(room)) {
+                let folded = casefold(room);
+                let mut listed = None;
+                if let Some(r) = self.rooms.get_mut(&folded) {
                     let names = std::mem::take(&mut r.names_buf);
-                    r.members = names.into_iter().map(|n| (casefold(n.trim_start_matches(['@', '+'])), n)).collect();
-                    let event = Event::Members { room: r.name.clone(), members: r.members.values().cloned().collect() };
+                    r.members = names.into_iter().map(|n| (casefold(split_member(&n).1), n)).collect();
+                    let members: Vec<String> = r.members.values().cloned().collect();
+                    listed = Some(members.clone());
+                    let event = Event::Members { room: r.name.clone(), members };
                     self.emit(event);
+                }
+                // The end of a `/names` the user typed: the names are shown, not only kept.
+                if let Some(i) = self.names_asked.iter().position(|a| a.room == folded) {
+                    let asked = self.names_asked.remove(i).unwrap_or_default();
+                    let names = listed.unwrap_or(asked.names);
+                    self.emit(Event::Names { room: room.clone(), names });
                 }
             }
             "332" => {
@@ -177,25 +205,23 @@ impl Session {
                 let text = format!("server: {}", p.first().map_or("", String::as_str));
                 self.emit(Event::Info { text });
             }
-            // The rest of the welcome burst, and replies that only echo our own state.
-            "002" | "003" | "004" | "005" | "333" | "329" | "376" | "375" | "318" | "368" => {}
-            "MODE" | "ACCOUNT" | "CHGHOST" | "SETNAME" | "INVITE" => {
+            "MODE" => {
+                self.on_member_modes(p);
+                let text = format!("{} {} {}", from, msg.command, p.join(" "));
+                self.emit(Event::Info { text });
+            }
+            "ACCOUNT" | "CHGHOST" | "SETNAME" | "INVITE" => {
                 let text = format!("{} {} {}", from, msg.command, p.join(" "));
                 self.emit(Event::Info { text });
             }
             cmd if cmd.len() == 3 && cmd.bytes().all(|b| b.is_ascii_digit()) => {
-                // The first parameter is our nick. Most replies name what they are about in the
-                // middle (`401 me bob :No such nick`, `311 me bob user host * :Bob`), so those
-                // are shown; a few repeat their numbers in the text, which alone is shown.
-                let text = if matches!(cmd, "250" | "265" | "266" | "372" | "422") {
-                    p.last().cloned().unwrap_or_default()
-                } else {
-                    p.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")
-                };
+                let Some(text) = crate::numeric::describe(cmd, p) else { return };
                 if text.is_empty() {
                     return;
                 }
-                if cmd.starts_with(['4', '5']) {
+                if crate::numeric::is_about_the_server(cmd) {
+                    self.emit(Event::Status { text });
+                } else if cmd.starts_with(['4', '5']) {
                     self.emit(Event::Error { text });
                 } else {
                     self.emit(Event::Info { text });
@@ -299,6 +325,43 @@ impl Session {
         }
     }
 
+    /// A room MODE that gives or takes a membership prefix (`+o dave`, `-v erin`) changes that
+    /// member's prefixes, and the front end gets the room's new member list.
+    fn on_member_modes(&mut self, p: &[String]) {
+        let (Some(room), Some(modes)) = (p.first(), p.get(1)) else { return };
+        let Some(r) = self.rooms.get_mut(&casefold(room)) else { return };
+        let mut args = p.iter().skip(2);
+        let mut adding = true;
+        let mut changed = false;
+        for mode in modes.chars() {
+            match mode {
+                '+' => adding = true,
+                '-' => adding = false,
+                _ => {
+                    // Modes with an argument either way (prefixes, lists, key), and `l` when set.
+                    let takes_arg = PREFIX_MODES.iter().any(|(m, _)| *m == mode)
+                        || matches!(mode, 'b' | 'e' | 'I' | 'k')
+                        || (mode == 'l' && adding);
+                    let arg = if takes_arg { args.next() } else { None };
+                    let (Some(symbol), Some(nick)) = (prefix_for_mode(mode), arg) else { continue };
+                    let Some(shown) = r.members.get_mut(&casefold(nick)) else { continue };
+                    let (prefix, bare) = split_member(shown);
+                    let mut symbols: Vec<char> = prefix.chars().filter(|c| *c != symbol).collect();
+                    if adding {
+                        symbols.push(symbol);
+                    }
+                    symbols.sort_by_key(|c| MEMBER_PREFIXES.iter().position(|p| p == c));
+                    *shown = format!("{}{bare}", symbols.into_iter().collect::<String>());
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let event = Event::Members { room: r.name.clone(), members: r.members.values().cloned().collect() };
+            self.emit(event);
+        }
+    }
+
     fn forget_member(&mut self, room: &str, nick: &str, own: bool) {
         let key = casefold(room);
         if own {
@@ -338,14 +401,12 @@ impl Session {
         let (Some(target), Some(raw_text)) = (msg.params.first(), msg.params.get(1)) else { return };
         let notice = msg.command.eq_ignore_ascii_case("NOTICE");
         let is_server = msg.source.as_deref().is_none_or(|s| !s.contains('!')) || target == "*";
-        if is_server && notice {
-            self.emit(Event::Info { text: raw_text.clone() });
-            return;
-        }
-        // Private notices are mostly services answering (NickServ): shown where the user is,
-        // rather than opening a conversation nobody can reply to.
-        if notice && !own && !target.starts_with('#') {
-            self.emit(Event::Info { text: format!("-{from}- {raw_text}") });
+        // The server's own notices, and private notices (mostly services answering, NickServ):
+        // shown where the user is, as the server's and not as the client's own lines, rather
+        // than opening a conversation nobody can reply to.
+        if notice && (is_server || (!own && !target.starts_with('#'))) {
+            let from = if from.is_empty() { "server".to_owned() } else { from };
+            self.emit(Event::Notice { from, text: raw_text.clone() });
             return;
         }
         let (kind, text) = match raw_text.strip_prefix("\u{1}ACTION ") {

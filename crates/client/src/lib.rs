@@ -17,8 +17,12 @@
 //!   [`backoff`]. [`start`] returns a command sender and an event receiver.
 //! - `command`: the command language both front ends share, with its help table.
 //! - `event`: [`Event`] and its plain-text form.
+//! - `format`: IRC formatting codes (bold, colours, reset) as styled runs, or stripped; parsed
+//!   before `neutralise`, which then shows whatever control is left.
 //! - `neutral`: [`neutralise`], the one place where text from the network is made safe for a
 //!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
+//! - `numeric`: numeric replies as sentences (WHOIS idle time as a duration, signon as a
+//!   date), and the small words (`1 member`, `5 minutes`) both front ends use.
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
@@ -31,10 +35,12 @@ pub mod config;
 pub mod driver;
 pub mod endpoint;
 pub mod event;
+pub mod format;
 mod incoming;
 pub mod known_servers;
 pub mod lan;
 pub mod neutral;
+pub mod numeric;
 mod outgoing;
 pub mod script;
 pub mod secure;

@@ -5,7 +5,7 @@ use chinwag_proto::{casefold, Message};
 
 use crate::command::{self, Command, TypingState};
 use crate::event::{ChatMessage, Event, MessageKind};
-use crate::session::{Credentials, Phase, Room, Session, Unsent, MAX_UNSENT};
+use crate::session::{Credentials, Phase, Room, Session, Unsent, MAX_HELD_COMMANDS, MAX_UNSENT};
 
 /// Every line sent must fit in 512 bytes with the prefix the server adds when relaying it;
 /// this is how much of a line we allow for that prefix (`:nick!user@host `).
@@ -16,6 +16,9 @@ const MAX_LINE: usize = chinwag_proto::MAX_BODY_LEN;
 impl Session {
     /// Handles one command from the user.
     pub fn command(&mut self, cmd: Command) {
+        if self.phase != Phase::Ready && cmd.needs_the_server() {
+            return self.hold(cmd);
+        }
         match cmd {
             Command::Say(text) => match self.current.clone() {
                 Some(target) => self.say(&target, &text, MessageKind::Privmsg),
@@ -88,7 +91,14 @@ impl Session {
             Command::Away(reason) => self.send_when_ready(Message::new("AWAY").with_params(reason)),
             Command::Whois(nick) => self.send_when_ready(Message::new("WHOIS").with_param(nick)),
             Command::Names(room) => match room.or_else(|| self.current_room()) {
-                Some(room) => self.send_when_ready(Message::new("NAMES").with_param(room)),
+                Some(room) => {
+                    if self.names_asked.len() >= crate::session::MAX_NAMES_ASKED {
+                        self.names_asked.pop_front();
+                    }
+                    let asked = crate::session::NamesAsked { room: casefold(&room), names: Vec::new() };
+                    self.names_asked.push_back(asked);
+                    self.send_when_ready(Message::new("NAMES").with_param(room));
+                }
                 None => self.error("which room? /names ROOM"),
             },
             Command::Kick { room, nick, reason } => {
@@ -175,13 +185,24 @@ impl Session {
         self.emit(Event::Error { text: text.to_owned() });
     }
 
-    /// Sends now if registered; otherwise says it was dropped (commands are not queued, only
-    /// messages are).
+    /// Keeps a command that needs the server until registration finishes (see `on_ready`).
+    fn hold(&mut self, cmd: Command) {
+        if self.held.len() >= MAX_HELD_COMMANDS {
+            let text = format!(
+                "not connected, and {MAX_HELD_COMMANDS} commands are already waiting: {} was not sent",
+                cmd.name()
+            );
+            return self.error(&text);
+        }
+        self.emit(Event::Info { text: format!("not connected: {} will run once connected", cmd.name()) });
+        self.held.push_back(cmd);
+    }
+
+    /// Sends now if registered. Before that, a JOIN or PART is already remembered in the rooms
+    /// to join, and every other command was held (`hold`), so nothing is lost here.
     fn send_when_ready(&mut self, msg: Message) {
         if self.phase == Phase::Ready {
             self.send(msg);
-        } else if !matches!(msg.command.as_str(), "JOIN" | "PART") {
-            self.error(&format!("not connected: {} was not sent", msg.command));
         }
     }
 
@@ -231,9 +252,6 @@ impl Session {
         let Some(password) = password else { return self.error("usage: /register [ACCOUNT] PASSWORD") };
         if !self.cfg.passwords_allowed {
             return self.error("refusing to send a password over plaintext to another machine; use TLS");
-        }
-        if self.phase != Phase::Ready {
-            return self.error("not connected yet; register once connected");
         }
         let account = account.unwrap_or_else(|| self.nick.clone());
         if casefold(&account) != casefold(&self.nick) {

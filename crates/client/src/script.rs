@@ -2,6 +2,9 @@
 //! (stdout) as plain text or one JSON object per line. This is the seeds' REPL
 //! (`> msg bob Hello`) and how tests and scripts drive chinwag.
 //!
+//! Ordinary text is never taken for a command: commands start with `/` unless the user asks
+//! for the seeds' bare forms (`join general`) with `--bare-commands`.
+//!
 //! End of input means quit: the QUIT goes after everything typed before it, and the output
 //! ends once the session has closed, so every line typed has been sent (or reported as not
 //! sent) when the process exits.
@@ -13,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::command::{self, Command};
 use crate::event::Event;
+use crate::format::{strip_formatting, strip_formatting_json};
 use crate::neutral::{neutralise, neutralise_json};
 
 /// Output format.
@@ -32,11 +36,13 @@ pub enum Outcome {
 }
 
 /// Runs scriptable mode until the session closes. `password` (from `CHINWAG_PASSWORD`) fills
-/// in `register`/`login` lines that leave it out.
+/// in `register`/`login` lines that leave it out. A line is a command only when it starts with
+/// `/`; with `bare` (`--bare-commands`), also in the seeds' bare forms ([`command::BARE`]).
 pub async fn run<R, W>(
     input: R,
     mut output: W,
     format: Format,
+    bare: bool,
     password: Option<String>,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
@@ -71,7 +77,7 @@ where
                         // everything before.
                         commands = None;
                     }
-                    Some(line) => match command::parse(&line, true) {
+                    Some(line) => match command::parse(&line, bare) {
                         Ok(None) => {}
                         Ok(Some(Command::Clear)) => {}
                         Ok(Some(cmd)) => {
@@ -109,16 +115,18 @@ pub fn fill_password(cmd: Command, password: Option<&str>) -> Command {
 /// to a terminal, and JSON's consumers print its fields to one too (`jq -r .text`), where
 /// serde's `\u001b` would become ESC again and C1 or bidi characters pass as they are. The
 /// JSON therefore carries the text as shown, not the raw bytes: control characters are never
-/// part of what someone meant to say in a chat line.
+/// part of what someone meant to say in a chat line. IRC formatting codes (bold, colours) are
+/// dropped first rather than shown: a script reads the words, not the styling.
 fn write_event<W: Write>(output: &mut W, event: &Event, format: Format) -> std::io::Result<()> {
     match format {
         Format::Plain => {
             if let Some(line) = event.plain() {
-                writeln!(output, "{}", neutralise(&line))?;
+                writeln!(output, "{}", neutralise(&strip_formatting(&line)))?;
             }
         }
         Format::Json => {
             let mut value = serde_json::to_value(event).map_err(std::io::Error::other)?;
+            strip_formatting_json(&mut value);
             neutralise_json(&mut value);
             let line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
             writeln!(output, "{line}")?;
@@ -192,6 +200,30 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).expect("JSON");
         assert_eq!(first["text"], format!("hi{}", neutralise(HOSTILE)));
         assert_eq!(first["from"], format!("mal{}", neutralise(HOSTILE)));
+    }
+
+    #[test]
+    fn formatting_codes_are_stripped_not_shown_and_other_controls_still_neutralised() {
+        let message = ChatMessage {
+            time: "2026-01-01T00:00:00.000Z".into(),
+            conversation: "#tech".into(),
+            from: "bob".into(),
+            text: "\u{2}bold\u{2} \u{3}04,01red\u{3} \u{1d}it\u{1f}u\u{16}r\u{f} done\u{7}".into(),
+            kind: MessageKind::Privmsg,
+            own: false,
+            history: false,
+            msgid: None,
+            mention: false,
+        };
+        let event = Event::Message(message);
+        let mut plain = Vec::new();
+        write_event(&mut plain, &event, Format::Plain).expect("write");
+        let plain = String::from_utf8(plain).expect("UTF-8");
+        assert_eq!(plain, "[00:00] [#tech] <bob> bold red itur done\u{2407}\n");
+        let mut json = Vec::new();
+        write_event(&mut json, &event, Format::Json).expect("write");
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(value["text"], "bold red itur done\u{2407}");
     }
 
     fn collect_strings(value: &serde_json::Value, into: &mut Vec<String>) {

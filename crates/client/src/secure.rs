@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use chinwag_e2e::{Device, Event as E2eEvent, KdfParams, Trust};
+use chinwag_e2e::{Device, Event as E2eEvent, KdfParams, Trust, Warning};
 use chinwag_proto::Message;
 
 use crate::command::Command;
@@ -177,7 +177,7 @@ impl Secure {
         for event in events {
             match event {
                 E2eEvent::Line(line) => out.commands.push(Command::Raw(line)),
-                E2eEvent::Warning(w) => out.events.push(error(w.to_string())),
+                E2eEvent::Warning(w) => out.events.push(error(warning_text(&w))),
                 E2eEvent::Message(m) => {
                     // A device not in the trust store yet: fetch its account's list, so that it
                     // is trusted on first use (or held, loudly, if the list says otherwise).
@@ -209,10 +209,53 @@ impl Secure {
     }
 }
 
+/// A warning as the user reads it. Where the way out is one of this client's commands, it is
+/// named (`/trust`, after comparing safety numbers with `/verify`): the `chinwag-e2e` crate
+/// phrases what happened, but does not know the front end's commands.
+pub fn warning_text(warning: &Warning) -> String {
+    let accept = |account: &str| {
+        format!(
+            "Nothing will be sent to it until you accept it: compare safety numbers with /verify {account}, then /trust {account}."
+        )
+    };
+    match warning {
+        Warning::NewDevice { account, device } => {
+            format!("WARNING: {account} has a NEW device {device}. {}", accept(account))
+        }
+        Warning::KeyChanged { account, device } => format!(
+            "WARNING: the keys of {account}'s device {device} CHANGED. This happens when the app is reinstalled, or when someone is intercepting. {}",
+            accept(account)
+        ),
+        Warning::Held { account, devices } => format!(
+            "Not sent to {account}'s unaccepted device(s) {}: accept them first with /trust {account}.",
+            devices.join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn info(text: String) -> Event {
     Event::Info { text }
 }
 
 fn error(text: String) -> Event {
     Event::Error { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_warnings_name_the_command_that_accepts_the_device() {
+        let new = Warning::NewDevice { account: "bob".into(), device: "phone".into() };
+        let changed = Warning::KeyChanged { account: "bob".into(), device: "phone".into() };
+        let held = Warning::Held { account: "bob".into(), devices: vec!["phone".into()] };
+        for w in [new, changed, held] {
+            let text = warning_text(&w);
+            assert!(text.contains("/trust bob"), "{text}");
+        }
+        assert!(warning_text(&Warning::NewDevice { account: "bob".into(), device: "phone".into() })
+            .starts_with("WARNING: bob has a NEW device phone."));
+    }
 }

@@ -21,6 +21,9 @@ use crate::event::{Event, MessageKind, RoomInfo};
 /// Messages typed while disconnected that are kept to send later; beyond this they are
 /// reported as not sent at once.
 pub const MAX_UNSENT: usize = 100;
+/// Commands that need the server (`/list`, `/whois`, `register`) kept while not connected, to
+/// run in order once registered; one more is refused with an error saying so.
+pub const MAX_HELD_COMMANDS: usize = 100;
 /// How many message ids are remembered to drop duplicates (a gap fill overlapping live lines).
 const SEEN_IDS: usize = 4096;
 /// How often to PING to measure lag (the default of [`Keepalive`]).
@@ -135,6 +138,21 @@ pub(crate) struct Room {
     pub names_buf: Vec<String>,
 }
 
+/// A `/names` the user typed, waiting for the server's end of the list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamesAsked {
+    /// Folded room name.
+    pub room: String,
+    /// The names so far, for a room we are not in (a joined room's are in its `Room`).
+    pub names: Vec<String>,
+}
+
+/// `/names` answers awaited at once; asking for more forgets the oldest question (its answer
+/// then only updates the member list, as an unasked NAMES does).
+pub const MAX_NAMES_ASKED: usize = 8;
+/// Names kept for one `/names` of a room we are not in; the server's list beyond is not shown.
+pub const MAX_NAMES_SHOWN: usize = 2_000;
+
 /// A CHATHISTORY request waiting for its batch.
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryRequest {
@@ -200,6 +218,8 @@ pub struct Session {
     pub(crate) unsent: VecDeque<Unsent>,
     pub(crate) room_list: Vec<RoomInfo>,
     pub(crate) user_list: Vec<String>,
+    /// `/names` questions awaiting their answers, oldest first (at most [`MAX_NAMES_ASKED`]).
+    pub(crate) names_asked: VecDeque<NamesAsked>,
     /// When the connection came up, for the registration timeout.
     pub(crate) connected_at: Option<Instant>,
     /// Our outstanding PING: its token and when it went.
@@ -213,6 +233,9 @@ pub struct Session {
     /// A `/quit` that came before registration finished (a script's input can end before the
     /// connection is up): it waits until what was typed before it has been sent.
     pub(crate) quit_after_ready: Option<Option<String>>,
+    /// Commands that need the server, given while not registered (at most
+    /// [`MAX_HELD_COMMANDS`]); run in order after the rejoin and the unsent messages.
+    pub(crate) held: VecDeque<crate::command::Command>,
     pub(crate) outbox: VecDeque<Message>,
     pub(crate) events: VecDeque<Event>,
 }
@@ -263,6 +286,8 @@ impl Session {
             unsent: VecDeque::new(),
             room_list: Vec::new(),
             user_list: Vec::new(),
+            names_asked: VecDeque::new(),
+            held: VecDeque::new(),
             connected_at: None,
             ping: None,
             last_ping: None,
@@ -391,6 +416,9 @@ impl Session {
             room.members.clear();
             room.names_buf.clear();
         }
+        for asked in &mut self.names_asked {
+            asked.names.clear();
+        }
         self.emit(Event::Disconnected { reason: reason.to_owned() });
     }
 
@@ -424,6 +452,9 @@ impl Session {
         while let Some(u) = self.unsent.pop_front() {
             self.emit(Event::NotSent { target: u.target, text: u.text, reason: reason.to_owned() });
         }
+        while let Some(command) = self.held.pop_front() {
+            self.emit(Event::Error { text: format!("{} was not sent: {reason}", command.name()) });
+        }
     }
 
     /// Registration finished (001): rejoin, catch up, send what waited.
@@ -442,6 +473,9 @@ impl Session {
         }
         while let Some(u) = self.unsent.pop_front() {
             self.send_text(&u.target, &u.text, u.kind);
+        }
+        while let Some(command) = self.held.pop_front() {
+            self.command(command);
         }
         if let Some(reason) = self.quit_after_ready.take() {
             self.quit_now(reason);

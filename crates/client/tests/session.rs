@@ -402,3 +402,216 @@ fn history_asks_for_what_is_older_than_the_oldest_line_shown() {
     s.command(Command::History { limit: 2 });
     assert_eq!(sent(&mut s), ["CHATHISTORY BEFORE #general msgid=m3 2"]);
 }
+
+/// The members of `room` from the last `Members` event among `events`.
+fn last_members(events: &[Event], room: &str) -> Vec<String> {
+    let found = events.iter().rev().find_map(|e| match e {
+        Event::Members { room: r, members } if r == room => Some(members.clone()),
+        _ => None,
+    });
+    let mut members = found.unwrap_or_else(|| panic!("no member list for {room} in {events:?}"));
+    members.sort();
+    members
+}
+
+#[test]
+fn operators_and_voiced_members_keep_their_nicks_and_follow_mode_changes() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":alice!a@h JOIN #general",
+            ":srv 353 alice = #general :@dave +erin frank @+gina!g@host alice",
+            ":srv 366 alice #general :End of /NAMES list.",
+        ],
+    );
+    assert_eq!(last_members(&events(&mut s), "#general"), ["+erin", "@+gina", "@dave", "alice", "frank"]);
+    feed(
+        &mut s,
+        now,
+        &[":dave!d@h MODE #general +ov-v frank frank erin", ":dave!d@h MODE #general -o+b dave *!*@spam"],
+    );
+    assert_eq!(last_members(&events(&mut s), "#general"), ["@+frank", "@+gina", "alice", "dave", "erin"]);
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Info { text } | Event::Error { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn whois_and_away_replies_read_as_sentences() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 311 alice bob b host.example * :Bob Smith",
+            ":srv 312 alice bob irc.example :chinwag",
+            ":srv 301 alice bob :gone fishing",
+            ":srv 317 alice bob 3725 1795424400 :seconds idle, signon time",
+            ":srv 317 alice carol 1 1795424400 :seconds idle, signon time",
+            ":srv 319 alice bob :@#general #tech",
+            ":srv 330 alice bob bobby :is logged in as",
+            ":srv 318 alice bob :End of /WHOIS list.",
+            ":srv 401 alice zed :No such nick/channel",
+        ],
+    );
+    assert_eq!(
+        texts(&events(&mut s)),
+        [
+            "bob is b@host.example (Bob Smith)",
+            "bob is on irc.example (chinwag)",
+            "bob is away: gone fishing",
+            "bob has been idle 1 hour 2 minutes, signed on 2026-11-23 09:00 UTC",
+            "carol has been idle 1 second, signed on 2026-11-23 09:00 UTC",
+            "bob is in @#general #tech",
+            "bob is logged in as bobby",
+            "zed: No such nick/channel",
+        ]
+    );
+}
+
+#[test]
+fn names_typed_by_the_user_are_shown_for_joined_and_other_rooms() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    feed(
+        &mut s,
+        now,
+        &[":alice!a@h JOIN #general", ":srv 353 alice = #general :@dave alice", ":srv 366 alice #general :End"],
+    );
+    events(&mut s);
+    sent(&mut s);
+    s.command(Command::Names(None));
+    s.command(Command::Names(Some("#other".into())));
+    assert_eq!(sent(&mut s), ["NAMES #general", "NAMES #other"]);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 353 alice = #general :@dave alice +erin",
+            ":srv 366 alice #general :End",
+            ":srv 353 alice = #other :zoe @yan",
+            ":srv 366 alice #other :End",
+        ],
+    );
+    let names: Vec<(String, Vec<String>)> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Names { room, mut names } => {
+                names.sort();
+                Some((room, names))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        ("#general".to_owned(), vec!["+erin".to_owned(), "@dave".into(), "alice".into()]),
+        ("#other".to_owned(), vec!["@yan".to_owned(), "zoe".into()]),
+    ];
+    assert_eq!(names, expected);
+    // A NAMES nobody typed (after a join) only updates the member list.
+    feed(&mut s, now, &[":srv 353 alice = #general :alice", ":srv 366 alice #general :End"]);
+    assert!(!events(&mut s).iter().any(|e| matches!(e, Event::Names { .. })));
+}
+
+#[test]
+fn server_and_service_notices_are_told_apart_from_the_clients_own_lines() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":irc.example NOTICE alice :server restarting soon",
+            ":NickServ!services@irc.example NOTICE alice :You are now identified",
+            "NOTICE * :*** no source",
+        ],
+    );
+    let expected = [
+        Event::Notice { from: "irc.example".into(), text: "server restarting soon".into() },
+        Event::Notice { from: "NickServ".into(), text: "You are now identified".into() },
+        Event::Notice { from: "server".into(), text: "*** no source".into() },
+    ];
+    assert_eq!(events(&mut s), expected);
+    assert_eq!(expected[0].plain().as_deref(), Some("-irc.example- server restarting soon"));
+}
+
+#[test]
+fn lusers_and_the_motd_are_the_servers_news_not_a_conversations() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    events(&mut s);
+    feed(
+        &mut s,
+        now,
+        &[
+            ":srv 251 alice :There are 3 users and 0 invisible on 1 servers",
+            ":srv 252 alice 1 :operator(s) online",
+            ":srv 375 alice :- srv Message of the day -",
+            ":srv 372 alice :- be nice",
+            ":srv 376 alice :End of /MOTD command.",
+            ":srv 422 alice :MOTD File is missing",
+        ],
+    );
+    let expected: Vec<Event> =
+        ["There are 3 users and 0 invisible on 1 servers", "1 operator(s) online", "- be nice", "MOTD File is missing"]
+            .into_iter()
+            .map(|text| Event::Status { text: text.into() })
+            .collect();
+    assert_eq!(events(&mut s), expected);
+}
+
+#[test]
+fn commands_given_before_the_connection_is_up_wait_for_it_in_order() {
+    let now = Instant::now();
+    let mut s = Session::new(config(None));
+    s.command(Command::Register { account: None, password: Some("correct-horse".into()) });
+    s.command(Command::Rooms);
+    s.command(Command::Whois("bob".into()));
+    s.command(Command::Say("hello".into()));
+    let waiting = events(&mut s);
+    assert!(!waiting.iter().any(|e| matches!(e, Event::Error { .. })), "{waiting:?}");
+    assert_eq!(sent(&mut s), Vec::<String>::new());
+    s.connected(now);
+    feed(&mut s, now, &[":srv CAP * LS :batch"]);
+    sent(&mut s);
+    feed(&mut s, now, &[":srv CAP alice ACK :batch", ":srv 001 alice :Welcome"]);
+    let lines = sent(&mut s);
+    let after_welcome: Vec<&str> = lines.iter().map(String::as_str).skip_while(|l| *l != "JOIN #general").collect();
+    assert_eq!(
+        after_welcome,
+        ["JOIN #general", "PRIVMSG #general hello", "REGISTER alice * correct-horse", "LIST", "WHOIS bob"],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn held_commands_are_bounded_and_reported_when_the_client_gives_up() {
+    let mut s = Session::new(config(None));
+    for _ in 0..chinwag_client::session::MAX_HELD_COMMANDS {
+        s.command(Command::Rooms);
+    }
+    events(&mut s);
+    s.command(Command::Users);
+    let refused = events(&mut s);
+    assert!(
+        matches!(refused.as_slice(), [Event::Error { text }] if text.contains("/users was not sent")),
+        "{refused:?}"
+    );
+    s.abandon_unsent("chinwag stopped");
+    let abandoned = events(&mut s);
+    assert_eq!(abandoned.len(), chinwag_client::session::MAX_HELD_COMMANDS);
+    assert!(matches!(&abandoned[0], Event::Error { text } if text == "/rooms was not sent: chinwag stopped"));
+}

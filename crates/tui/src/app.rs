@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chinwag_client::command::{self, Command};
+use chinwag_client::event::{split_member, MEMBER_PREFIXES};
+use chinwag_client::numeric::count;
 use chinwag_client::typing::TypingSender;
 use chinwag_client::{Event, MessageKind, Security, TlsInfo, TypingState};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -20,8 +22,24 @@ pub const ACTIVE_EXPIRY: Duration = Duration::from_secs(6);
 pub const PAUSED_EXPIRY: Duration = Duration::from_secs(30);
 /// How many older messages one PageUp at the top asks for.
 pub const HISTORY_PAGE: usize = 50;
+/// Room names kept from the server's list for Tab completion; a longer list is cut.
+pub const MAX_LISTED_ROOMS: usize = 5_000;
 /// The name of the buffer for server messages.
 pub const STATUS: &str = "status";
+/// The name of the buffer `/help` opens; `*` is in no nick or room name, so it is no one's.
+pub const HELP: &str = "*help*";
+/// The keys, as `/help` lists them after the commands.
+pub const KEY_HELP: [&str; 9] = [
+    "Enter                            send the line (a paste keeps its line breaks)",
+    "Tab                              complete a nick or a room",
+    "Up / Down                        the lines typed before",
+    "PageUp / PageDown                scroll; PageUp at the top fetches older messages",
+    "Alt-1 … Alt-9                    go to window 1 … 9 (1 is status)",
+    "Ctrl-N / Ctrl-P, Alt-→ / Alt-←   next / previous window",
+    "Ctrl-A / Ctrl-E                  start / end of the line",
+    "Ctrl-U / Ctrl-W                  delete to the start / the word before the cursor",
+    "Ctrl-C                           quit (twice: at once, without waiting for the server)",
+];
 
 /// One line in a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +63,11 @@ pub enum LineKind {
         text: String,
     },
     Error {
+        text: String,
+    },
+    /// A notice from the server or a service, drawn apart from the client's own lines.
+    Server {
+        from: String,
         text: String,
     },
 }
@@ -78,6 +101,11 @@ impl Buffer {
 
     pub fn is_room(&self) -> bool {
         self.name.starts_with('#')
+    }
+
+    /// A room or a private conversation, rather than the status or help window.
+    pub fn is_conversation(&self) -> bool {
+        self.name != STATUS && self.name != HELP
     }
 
     /// Inserts in time order (history arrives older than what is shown).
@@ -127,6 +155,8 @@ pub struct App {
     /// (folded conversation, nick) → state and when it lapses.
     typing: HashMap<(String, String), (TypingState, Instant)>,
     typing_out: TypingSender,
+    /// The rooms of the server's last list (`/rooms`), for Tab completion beside joined ones.
+    listed_rooms: Vec<String>,
     /// The session has ended.
     pub closed: bool,
     /// Why the session stopped on its own, to repeat once the screen is gone.
@@ -155,6 +185,7 @@ impl App {
             input: Input::default(),
             typing: HashMap::new(),
             typing_out: TypingSender::default(),
+            listed_rooms: Vec::new(),
             closed: false,
             fatal: None,
             quit_requested: false,
@@ -194,6 +225,27 @@ impl App {
         self.buffers[0].notice(text, &time);
     }
 
+    /// Opens the help window (made anew each time, so it never grows) with `lines` and the
+    /// keys, and shows it: help gets a window of its own rather than burying the conversation
+    /// being read, which is one Alt-digit or Ctrl-P away.
+    fn open_help(&mut self, lines: Vec<String>) {
+        let time = (self.clock)();
+        let b = self.buffer(HELP);
+        b.lines.clear();
+        b.scroll = 0;
+        b.notice("commands:".into(), &time);
+        for text in lines {
+            b.notice(text, &time);
+        }
+        b.notice("keys:".into(), &time);
+        for text in KEY_HELP {
+            b.notice(text.into(), &time);
+        }
+        if let Some(i) = self.index_of(HELP) {
+            self.show(i);
+        }
+    }
+
     fn here(&mut self, kind: LineKind) {
         let current = self.current;
         let time = (self.clock)();
@@ -230,8 +282,17 @@ impl App {
                 }
             }
             Event::Reconnecting { delay_ms } => {
-                self.connection = Connection::Down(format!("reconnecting in {:.1} s", delay_ms as f64 / 1000.0));
+                let text = format!("reconnecting in {:.1} s", delay_ms as f64 / 1000.0);
+                self.status(text.clone());
+                self.connection = Connection::Down(text);
             }
+            // Failed attempts are the connection's news, not the conversation's.
+            Event::ConnectFailed { reason, .. } => {
+                let time = (self.clock)();
+                self.buffers[0].push(Line { time, kind: LineKind::Error { text: reason.clone() } });
+                self.connection = Connection::Down(reason);
+            }
+            Event::Status { text } => self.status(text),
             Event::Message(m) => {
                 self.typing.remove(&(m.conversation.to_lowercase(), m.from.to_lowercase()));
                 let is_current = self.index_of(&m.conversation) == Some(self.current);
@@ -273,17 +334,27 @@ impl App {
                 let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
                 self.here(LineKind::Error { text: format!("{by} kicked you from {room}{why}") });
             }
-            Event::Parted { room, nick, reason, own } | Event::Kicked { room, nick, reason, own, .. } => {
+            Event::Parted { room, nick, reason, own } => {
                 if own {
                     self.close_buffer(&room);
                     self.status(format!("you left {room}"));
                 } else if let Some(i) = self.index_of(&room) {
                     let b = &mut self.buffers[i];
                     b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
-                    b.notice(
-                        format!("<-- {nick} left{}", reason.map(|r| format!(" ({r})")).unwrap_or_default()),
-                        &time,
-                    );
+                    b.notice(format!("<-- {nick} left{}", paren(reason)), &time);
+                }
+            }
+            Event::Kicked { room, nick, by, reason, own: false } => {
+                let by_me = by.eq_ignore_ascii_case(&self.nick);
+                if let Some(i) = self.index_of(&room) {
+                    let b = &mut self.buffers[i];
+                    b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
+                    let text = if by_me {
+                        format!("<-- you kicked {nick} from {room}{}", paren(reason))
+                    } else {
+                        format!("<-- {nick} was kicked by {by}{}", paren(reason))
+                    };
+                    b.notice(text, &time);
                 }
             }
             Event::Quit { nick, reason, rooms } => {
@@ -291,13 +362,7 @@ impl App {
                     if let Some(i) = self.index_of(&room) {
                         let b = &mut self.buffers[i];
                         b.members.retain(|m| !bare(m).eq_ignore_ascii_case(&nick));
-                        b.notice(
-                            format!(
-                                "<-- {nick} quit{}",
-                                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
-                            ),
-                            &time,
-                        );
+                        b.notice(format!("<-- {nick} quit{}", paren(reason.clone())), &time);
                     }
                 }
             }
@@ -307,7 +372,7 @@ impl App {
                 }
                 for b in &mut self.buffers {
                     if let Some(m) = b.members.iter_mut().find(|m| bare(m).eq_ignore_ascii_case(&old)) {
-                        let prefix: String = m.chars().take_while(|c| matches!(c, '@' | '+')).collect();
+                        let (prefix, _) = split_member(m);
                         *m = format!("{prefix}{new}");
                         b.notice(format!("{old} is now known as {new}"), &time);
                     }
@@ -329,6 +394,20 @@ impl App {
                 sort_members(&mut members);
                 self.buffer(&room).members = members;
             }
+            Event::Names { room, mut names } => {
+                sort_members(&mut names);
+                let text = match names.len() {
+                    0 => format!("nobody visible in {room}"),
+                    n => format!("{} in {room}: {}", count(n, "name", "names"), names.join(" ")),
+                };
+                self.here(LineKind::Notice { text });
+            }
+            // While logging in, the server's notices are about the connection: the status window's.
+            Event::Notice { from, text } if self.connection != Connection::Ready => {
+                let time = (self.clock)();
+                self.buffers[0].push(Line { time, kind: LineKind::Server { from, text } });
+            }
+            Event::Notice { from, text } => self.here(LineKind::Server { from, text }),
             Event::Typing { conversation, nick, state } => {
                 let key = (conversation.to_lowercase(), nick.to_lowercase());
                 match state {
@@ -359,6 +438,7 @@ impl App {
                 }
             }
             Event::Rooms { rooms } => {
+                self.listed_rooms = rooms.iter().take(MAX_LISTED_ROOMS).map(|r| r.name.clone()).collect();
                 let list: Vec<String> = rooms.iter().map(|r| format!("{} ({}) {}", r.name, r.users, r.topic)).collect();
                 for line in list {
                     self.here(LineKind::Notice { text: line });
@@ -373,11 +453,7 @@ impl App {
             Event::LoggedOut => self.status("logged out".into()),
             Event::AccountRegistered { account } => self.status(format!("account {account} registered")),
             Event::Info { text } => self.here(LineKind::Notice { text }),
-            Event::Help { lines } => {
-                for text in lines {
-                    self.here(LineKind::Notice { text });
-                }
-            }
+            Event::Help { lines } => self.open_help(lines),
             Event::Error { text } => self.here(LineKind::Error { text }),
             Event::NotSent { target, text, reason } => {
                 self.here(LineKind::Error { text: format!("not sent to {target} ({reason}): {text}") });
@@ -436,7 +512,7 @@ impl App {
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         self.typing.retain(|_, (_, until)| *until > now);
         match self.typing_out.tick(now) {
-            Some(state) if self.current_buffer().name != STATUS => vec![Action::Send(Command::Typing(state))],
+            Some(state) if self.current_buffer().is_conversation() => vec![Action::Send(Command::Typing(state))],
             _ => Vec::new(),
         }
     }
@@ -450,7 +526,7 @@ impl App {
     fn typed(&mut self, now: Instant) -> Vec<Action> {
         let is_command = self.input.text().starts_with('/');
         match self.typing_out.edited(now, self.input.is_empty() || is_command) {
-            Some(state) if self.current_buffer().name != STATUS => vec![Action::Send(Command::Typing(state))],
+            Some(state) if self.current_buffer().is_conversation() => vec![Action::Send(Command::Typing(state))],
             _ => Vec::new(),
         }
     }
@@ -498,7 +574,8 @@ impl App {
             KeyCode::Tab => {
                 let b = self.current_buffer();
                 let nicks: Vec<String> = b.members.iter().map(|m| bare(m).to_owned()).collect();
-                let rooms: Vec<String> = self.buffers.iter().filter(|b| b.is_room()).map(|b| b.name.clone()).collect();
+                let joined = self.buffers.iter().filter(|b| b.is_room()).map(|b| b.name.clone());
+                let rooms: Vec<String> = joined.chain(self.listed_rooms.iter().cloned()).collect();
                 self.input.complete(&nicks, &rooms);
             }
             KeyCode::PageUp => return self.page_up(),
@@ -521,7 +598,7 @@ impl App {
     fn switch_to(&mut self, i: usize) -> Vec<Action> {
         self.show(i);
         let name = self.current_buffer().name.clone();
-        if name == STATUS {
+        if !self.current_buffer().is_conversation() {
             Vec::new()
         } else {
             vec![Action::Send(Command::Switch(name))]
@@ -534,7 +611,7 @@ impl App {
         let b = &mut self.buffers[self.current];
         let top = b.lines.len().saturating_sub(page);
         b.scroll = (b.scroll + page).min(top);
-        if b.scroll >= top && !b.loading && !b.history_done && b.name != STATUS {
+        if b.scroll >= top && !b.loading && !b.history_done && b.is_conversation() {
             b.loading = true;
             return vec![Action::Send(Command::History { limit: HISTORY_PAGE })];
         }
@@ -553,8 +630,13 @@ impl App {
                 b.scroll = 0;
                 Vec::new()
             }
-            Ok(Some(Command::Say(_))) if self.current_buffer().name == STATUS => {
-                self.here(LineKind::Error { text: "this is the status window: /join a room or /msg someone".into() });
+            Ok(Some(Command::Help)) => {
+                self.open_help(command::help_lines());
+                Vec::new()
+            }
+            Ok(Some(Command::Say(_))) if !self.current_buffer().is_conversation() => {
+                let text = format!("this is the {} window: /join a room or /msg someone", self.current_buffer().name);
+                self.here(LineKind::Error { text });
                 Vec::new()
             }
             Ok(Some(Command::Quit(reason))) => {
@@ -576,21 +658,21 @@ impl App {
     }
 }
 
-/// A member's nick without its `@`/`+` prefixes.
-pub fn bare(member: &str) -> &str {
-    member.trim_start_matches(['@', '+'])
+/// ` (reason)`, or nothing without one.
+fn paren(reason: Option<String>) -> String {
+    reason.filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default()
 }
 
-/// Operators first, then voiced, then everyone, each alphabetically.
+/// A member's nick without its `@`/`+` prefixes.
+pub fn bare(member: &str) -> &str {
+    split_member(member).1
+}
+
+/// By highest prefix (founders, admins, operators, half-operators, voiced, then everyone),
+/// each alphabetically.
 fn sort_members(members: &mut [String]) {
     members.sort_by_key(|m| {
-        let rank = if m.starts_with('@') {
-            0
-        } else if m.starts_with('+') {
-            1
-        } else {
-            2
-        };
-        (rank, bare(m).to_lowercase())
+        let rank = m.chars().next().and_then(|c| MEMBER_PREFIXES.iter().position(|p| *p == c));
+        (rank.unwrap_or(MEMBER_PREFIXES.len()), bare(m).to_lowercase())
     });
 }

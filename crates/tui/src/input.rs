@@ -193,17 +193,25 @@ impl Input {
             return;
         }
         let lower = word.to_lowercase();
+        let starts = |name: &str| name.to_lowercase().starts_with(&lower);
         let mut candidates: Vec<String> = if start == 0 && word.starts_with('/') {
-            COMMANDS.iter().flat_map(|c| c.names.iter()).map(|n| format!("/{n} ")).collect()
+            COMMANDS
+                .iter()
+                .flat_map(|c| c.names.iter())
+                .filter(|n| starts(&format!("/{n}")))
+                .map(|n| format!("/{n} "))
+                .collect()
         } else if word.starts_with('#') {
-            rooms.iter().map(|r| format!("{r} ")).collect()
+            rooms.iter().filter(|r| starts(r)).map(|r| format!("{r} ")).collect()
+        } else if takes_a_room(&chars[..start]) {
+            // `/join te` completes to `/join #tech `: the command's argument is a room.
+            rooms.iter().filter(|r| starts(r.trim_start_matches('#'))).map(|r| format!("{r} ")).collect()
         } else {
             let suffix = if start == 0 { ": " } else { " " };
-            nicks.iter().map(|n| format!("{n}{suffix}")).collect()
+            nicks.iter().filter(|n| starts(n)).map(|n| format!("{n}{suffix}")).collect()
         };
-        candidates.retain(|c| c.to_lowercase().starts_with(&lower));
         candidates.sort_by_key(|c| c.to_lowercase());
-        candidates.dedup();
+        candidates.dedup_by_key(|c| c.to_lowercase());
         if candidates.is_empty() {
             return;
         }
@@ -224,6 +232,14 @@ impl Input {
 pub fn is_secret(line: &str) -> bool {
     let word = line.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     matches!(word.as_str(), "/login" | "/register")
+}
+
+/// Whether the line before the word being completed is a command whose argument is a room.
+fn takes_a_room(before: &[char]) -> bool {
+    let before: String = before.iter().collect();
+    let mut words = before.split_whitespace();
+    let command = words.next().and_then(|w| w.strip_prefix('/')).unwrap_or("");
+    words.next().is_none() && matches!(command, "join" | "switch" | "window" | "part" | "leave" | "names" | "topic")
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 
 use std::time::Instant;
 
-use chinwag_client::event::clock;
+use chinwag_client::event::{clock, split_member};
+use chinwag_client::format::{segments, strip_formatting, Colour, Format, EXTENDED};
 use chinwag_client::neutral::{needs_neutralising, neutralise};
 use chinwag_client::{MessageKind, Security};
 use ratatui::buffer::Buffer as Cells;
@@ -24,7 +25,7 @@ use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
 use ratatui::Frame;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::app::{bare, App, Buffer, Connection, Line, LineKind};
+use crate::app::{App, Buffer, Connection, Line, LineKind};
 use crate::input::is_secret;
 
 /// Width of the buffer list.
@@ -159,15 +160,14 @@ fn draw_members(frame: &mut Frame, buffer: &Buffer, area: Rect) {
         .members
         .iter()
         .map(|m| {
-            let prefix: String = m.chars().take_while(|c| matches!(c, '@' | '+')).collect();
-            let nick = bare(m);
+            let (prefix, nick) = split_member(m);
             ListItem::new(TextLine::from(vec![
-                span(&prefix, Style::default().fg(Color::Green)),
+                span(prefix, Style::default().fg(Color::Green)),
                 span(nick, Style::default().fg(nick_colour(nick))),
             ]))
         })
         .collect();
-    let title = format!("{} members", buffer.members.len());
+    let title = chinwag_client::numeric::count(buffer.members.len(), "member", "members");
     frame.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title(title)), area);
 }
 
@@ -176,7 +176,7 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut title = buffer.name.clone();
     if !buffer.topic.is_empty() {
         title.push_str(": ");
-        title.push_str(&buffer.topic);
+        title.push_str(&strip_formatting(&buffer.topic));
     }
     if buffer.scroll > 0 {
         title.push_str(&format!(" [scrolled up {}]", buffer.scroll));
@@ -253,6 +253,65 @@ fn render_line(line: &Line, time: &str, me: &str) -> Vec<(String, Style)> {
         }
         LineKind::Notice { text } => vec![time, (format!("-- {text}"), Style::default().fg(Color::Gray))],
         LineKind::Error { text } => vec![time, (format!("!! {text}"), Style::default().fg(Color::Red))],
+        LineKind::Server { from, text } => vec![
+            time,
+            (format!("-{from}- "), Style::default().fg(Color::LightCyan).add_modifier(Modifier::BOLD)),
+            (text.clone(), Style::default().fg(Color::Cyan)),
+        ],
+    }
+}
+
+/// `base` with an IRC format laid over it.
+fn styled(base: Style, format: Format) -> Style {
+    let mut style = base;
+    for (on, modifier) in [
+        (format.bold, Modifier::BOLD),
+        (format.italic, Modifier::ITALIC),
+        (format.underline, Modifier::UNDERLINED),
+        (format.strikethrough, Modifier::CROSSED_OUT),
+        (format.reverse, Modifier::REVERSED),
+    ] {
+        if on {
+            style = style.add_modifier(modifier);
+        }
+    }
+    if let Some(fg) = format.fg {
+        style = style.fg(colour(fg));
+    }
+    if let Some(bg) = format.bg {
+        style = style.bg(colour(bg));
+    }
+    style
+}
+
+/// An IRC colour on the terminal: the 16 classic ones as the terminal's own palette (so they
+/// follow its theme, as irssi and WeeChat do), the extended ones and hex as RGB.
+fn colour(c: Colour) -> Color {
+    const CLASSIC: [Color; 16] = [
+        Color::White,
+        Color::Black,
+        Color::Blue,
+        Color::Green,
+        Color::LightRed,
+        Color::Red,
+        Color::Magenta,
+        Color::Yellow,
+        Color::LightYellow,
+        Color::LightGreen,
+        Color::Cyan,
+        Color::LightCyan,
+        Color::LightBlue,
+        Color::LightMagenta,
+        Color::DarkGray,
+        Color::Gray,
+    ];
+    match c {
+        Colour::Irc(n) if usize::from(n) < CLASSIC.len() => CLASSIC[usize::from(n)],
+        Colour::Irc(n) => {
+            let rgb = EXTENDED.get(usize::from(n) - CLASSIC.len()).copied().unwrap_or(0xffffff);
+            Color::Rgb((rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8)
+        }
+        Colour::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
 }
 
@@ -264,8 +323,11 @@ fn wrap(pieces: Vec<(String, Style)>, width: usize, indent: usize) -> Vec<TextLi
     let mut rows = Vec::new();
     let mut row: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
-    for (text, style) in pieces {
-        let text = chinwag_client::neutralise(&text);
+    // IRC formatting becomes styles first; what controls are left are then shown as stand-ins.
+    let runs = pieces.iter().flat_map(|(text, style)| {
+        segments(text).into_iter().map(|(format, run)| (neutralise(run), styled(*style, format)))
+    });
+    for (text, style) in runs {
         for word in text.split_inclusive(' ') {
             let word_width: usize = word.trim_end().chars().map(|c| c.width().unwrap_or(0)).sum();
             if used + word_width > width && used > indent && word_width <= width - indent {

@@ -333,7 +333,7 @@ fn text_from_the_network_is_shown_not_obeyed_in_every_pane() {
         format!("-- topic: {SHOWN}"),
         format!("-- bob is Bob {SHOWN}"),
         format!("<-- carol left ({SHOWN})"),
-        format!("<-- dave left ({SHOWN})"),
+        format!("<-- dave was kicked by bob ({SHOWN})"),
         format!("<-- erin quit ({SHOWN})"),
         format!("!! {SHOWN}"),
     ] {
@@ -364,4 +364,161 @@ fn a_pasted_escape_is_shown_and_the_cursor_stays_after_it() {
     // The cursor sits on the `b`, after the stand-ins of what comes before it.
     let cursor = terminal.get_cursor_position().expect("a cursor");
     assert_eq!((cursor.x, cursor.y), ("[#general] a␛[2J[U+202E]".chars().count() as u16, 12));
+}
+
+#[test]
+fn kicks_names_and_server_notices_read_as_what_they_are() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let events = [
+        Event::Kicked {
+            room: "#general".into(),
+            nick: "bob".into(),
+            by: "alice".into(),
+            reason: Some("spam".into()),
+            own: false,
+        },
+        Event::Kicked { room: "#general".into(), nick: "carol".into(), by: "dave".into(), reason: None, own: false },
+        Event::Names { room: "#general".into(), names: vec!["alice".into(), "+erin".into(), "@dave".into()] },
+        Event::Notice { from: "irc.example".into(), text: "restarting soon".into() },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    let screen = render(&mut app, 90, 9, now);
+    let expected = [
+        "┌rooms─────────────┐┌#general: Be nice─────────────────────────────────┐┌1 member────────┐",
+        "│1 status          ││09:00 -- <-- you kicked bob from #general (spam)  ││@alice          │",
+        "│2 #general        ││09:00 -- <-- carol was kicked by dave             ││                │",
+        "│3 #tech (1)       ││09:00 -- 3 names in #general: @dave +erin alice   ││                │",
+        "│                  ││09:00 -irc.example- restarting soon               ││                │",
+        "└──────────────────┘└──────────────────────────────────────────────────┘└────────────────┘",
+        "bob is typing…",
+        "[#general]",
+        " 🔒 tls (pinned) │ chat.example:6697 │ alice │ connected │ lag 12 ms",
+    ];
+    assert_eq!(screen, expected, "\n{}", screen.join("\n"));
+    // The server's notice is drawn in its own colour, not the grey of the client's lines.
+    let mut terminal = Terminal::new(TestBackend::new(90, 9)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    let cell = &terminal.backend().buffer()[(28, 4)];
+    assert_eq!((cell.symbol(), cell.fg), ("i", ratatui::style::Color::LightCyan));
+}
+
+#[test]
+fn irc_formatting_is_drawn_as_styles_and_other_controls_still_shown() {
+    use ratatui::style::{Color, Modifier};
+    let now = Instant::now();
+    let mut app = scene(now);
+    let text = "\u{2}bold\u{2} \u{3}04,01red\u{3} \u{1d}it\u{f} \u{16}rev\u{16} \u{4}00ff00hex\u{f} \u{3}52x\u{7}";
+    app.apply(message("#general", "bob", text, "2026-11-29T08:40:00.000Z", false), now);
+    app.apply(Event::Topic { room: "#general".into(), topic: "\u{2}Be\u{2} nice".into(), by: None }, now);
+    let mut terminal = Terminal::new(TestBackend::new(90, 9)).expect("a test terminal");
+    terminal.draw(|f| view::draw(f, &mut app, now)).expect("draw");
+    let screen = render(&mut app, 90, 9, now);
+    let row = screen.iter().position(|r| r.contains("<bob> bold")).unwrap_or_else(|| panic!("{screen:#?}"));
+    assert!(screen[row].contains("08:40 <bob> bold red it rev hex x␇"), "{}", screen[row]);
+    assert!(screen.iter().any(|r| r.contains("-- topic: Be nice")), "{screen:#?}");
+    assert!(screen[0].contains("#general: Be nice─"), "{}", screen[0]);
+    let cells = terminal.backend().buffer();
+    let at = |word: &str| {
+        let col = screen[row].find(word).map(|b| screen[row][..b].chars().count()).expect("on the row");
+        cells[(col as u16, row as u16)].clone()
+    };
+    assert!(at("bold").modifier.contains(Modifier::BOLD));
+    assert!(!at("red").modifier.contains(Modifier::BOLD));
+    assert_eq!((at("red").fg, at("red").bg), (Color::LightRed, Color::Black));
+    assert!(at("it").modifier.contains(Modifier::ITALIC));
+    assert!(at("rev").modifier.contains(Modifier::REVERSED));
+    assert_eq!(at("hex").fg, Color::Rgb(0, 255, 0));
+    assert_eq!(at("x␇").fg, Color::Rgb(0xff, 0, 0));
+    assert_eq!(at("x␇").modifier, Modifier::empty());
+}
+
+#[test]
+fn help_opens_its_own_window_with_the_keys_and_the_conversation_stays_as_it_was() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let before = app.current_buffer().lines.clone();
+    type_text(&mut app, "/help", now);
+    assert_eq!(app.key(key(KeyCode::Enter), now), []);
+    assert_eq!(app.current_buffer().name, "*help*");
+    let screen = render(&mut app, 90, 90, now).join("\n");
+    assert!(screen.contains("/join ROOM"), "commands:\n{screen}");
+    assert!(screen.contains("Alt-1 … Alt-9"), "keys:\n{screen}");
+    assert!(screen.contains("Ctrl-C"), "keys:\n{screen}");
+    assert!(screen.contains("│4 *help*"), "{screen}");
+    // Text typed here is not sent anywhere; a second /help does not grow the window.
+    let lines = app.current_buffer().lines.len();
+    type_text(&mut app, "/help", now);
+    app.key(key(KeyCode::Enter), now);
+    assert_eq!(app.current_buffer().lines.len(), lines);
+    type_text(&mut app, "hello", now);
+    assert_eq!(app.key(key(KeyCode::Enter), now), []);
+    // The conversation is one key away, as it was.
+    app.key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT), now);
+    assert_eq!(app.current_buffer().name, "#general");
+    assert_eq!(app.current_buffer().lines, before);
+}
+
+#[test]
+fn connection_news_lusers_and_the_motd_go_to_the_status_window() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let before = app.current_buffer().lines.clone();
+    let events = [
+        Event::Status { text: "There are 3 users and 0 invisible on 1 server".into() },
+        Event::Status { text: "- Welcome to chat.example".into() },
+        Event::Disconnected { reason: "connection reset".into() },
+        Event::Reconnecting { delay_ms: 1_500 },
+        Event::ConnectFailed {
+            server: "chat.example:6697".into(),
+            reason: "cannot reach chat.example:6697: connection refused".into(),
+        },
+        Event::Reconnecting { delay_ms: 3_000 },
+        Event::Connected { server: "chat.example:6697".into(), security: Security::Tls, tls: None },
+        Event::Notice { from: "chat.example".into(), text: "*** checking your address".into() },
+        Event::Ready { nick: "alice".into() },
+    ];
+    for e in events {
+        app.apply(e, now);
+    }
+    assert_eq!(app.current_buffer().name, "#general");
+    let added: Vec<_> = app.current_buffer().lines[before.len()..].to_vec();
+    assert_eq!(added.len(), 1, "only the disconnection marks the conversation: {added:?}");
+    app.key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT), now);
+    let screen = render(&mut app, 90, 20, now).join("\n");
+    for line in [
+        "-- There are 3 users and 0 invisible on 1 server",
+        "-- - Welcome to chat.example",
+        "-- reconnecting in 1.5 s",
+        "!! cannot reach chat.example:6697: connection refused",
+        "-chat.example- *** checking your address",
+    ] {
+        assert!(screen.contains(line), "{line:?} not in the status window:\n{screen}");
+    }
+}
+
+#[test]
+fn tab_completes_rooms_the_server_listed_not_only_joined_ones() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    let listed =
+        ["#random", "#rust", "#tech"].map(|name| RoomInfo { name: name.into(), users: 1, topic: String::new() });
+    app.apply(Event::Rooms { rooms: listed.to_vec() }, now);
+    type_text(&mut app, "see #ra", now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "see #random ");
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "/join r", now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "/join #random ");
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "/join #rust ");
+    // A room both joined and listed is offered once.
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "#te", now);
+    app.key(key(KeyCode::Tab), now);
+    app.key(key(KeyCode::Tab), now);
+    assert_eq!(app.input.text(), "#tech ");
 }
