@@ -158,9 +158,22 @@ fn answer(request: &Request, ok: bool) -> Response {
         Request::VerifyPassword { .. } | Request::Reload => {
             Response::Done(if ok { Ok(()) } else { Err(Failure::BadPassword) })
         }
+        // Credentials of the password "password", so that a scripted proof can succeed.
+        Request::ScramCredentials { account } if ok => Response::Scram(Ok(chinwag_core::ScramLookup {
+            account: account.clone(),
+            credentials: Some(fuzz_scram().clone()),
+            server_nonce: "server-nonce".into(),
+        })),
+        Request::ScramCredentials { .. } => Response::Scram(Err(Failure::NoSuchAccount)),
         Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
     }
+}
+
+/// Derived once: 4096 PBKDF2 rounds per answer would slow the fuzzer down.
+fn fuzz_scram() -> &'static chinwag_core::scram::ScramCredentials {
+    static CREDS: std::sync::OnceLock<chinwag_core::scram::ScramCredentials> = std::sync::OnceLock::new();
+    CREDS.get_or_init(|| chinwag_core::scram::ScramCredentials::derive("password", b"salt", 4096))
 }
 
 /// A message storage kept long ago in `conversation` (for `queue`, if it waits in one).

@@ -58,7 +58,7 @@ impl Cap {
     /// The value shown by `CAP LS 302`, if any.
     pub fn value(self) -> Option<&'static str> {
         match self {
-            Cap::Sasl => Some("PLAIN"),
+            Cap::Sasl => Some(crate::handlers::sasl::MECHANISMS),
             Cap::AccountRegistration => Some("before-connect"),
             _ => None,
         }

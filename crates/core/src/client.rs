@@ -9,8 +9,8 @@ use chinwag_proto::Nick;
 
 use crate::caps::CapSet;
 use crate::flood::{Bucket, RecvQ};
-use crate::handlers::account::SaslState;
 use crate::handlers::offline::OfflineAck;
+use crate::handlers::sasl::SaslState;
 use crate::ids::ConnId;
 
 /// What the edge knows about a new connection.

@@ -12,7 +12,8 @@
 //! Layout: `server.rs` holds the state, the entry points and the reply plumbing
 //! (labeled-response, fan-out); `handlers/` has one file per command family; `broadcast.rs`
 //! serializes an event once per capability variant; `numeric.rs` is the table of numerics;
-//! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`).
+//! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`);
+//! `scram.rs` the SASL SCRAM-SHA-256 credentials and message arithmetic.
 
 mod broadcast;
 mod caps;
@@ -27,6 +28,7 @@ mod ids;
 pub mod keys;
 mod numeric;
 mod pending;
+pub mod scram;
 mod server;
 mod store;
 mod text;
@@ -43,5 +45,6 @@ pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
     dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
+    ScramLookup,
 };
 pub use throttle::{subnet_of, ADDRESS_SHARE};

@@ -14,22 +14,70 @@ use crate::throttle::Ticket;
 /// command that caused it, so the answer is labeled as if it had been immediate.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    Login { conn: ConnId, account: String, via: LoginVia, ticket: Ticket, label: Option<String> },
-    Register { conn: ConnId, via: RegisterVia, label: Option<String> },
-    SetPassword { conn: ConnId, label: Option<String> },
-    Drop { conn: ConnId, account: String, label: Option<String> },
-    History { conn: ConnId, target: String, label: Option<String> },
-    Targets { conn: ConnId, label: Option<String> },
-    Offline { conn: ConnId, account: String },
-    Oper { conn: ConnId, name: String, ticket: Ticket, label: Option<String> },
-    Rehash { conn: ConnId, by: String, label: Option<String> },
-    Keys { conn: ConnId, then: crate::handlers::e2e::KeysThen, label: Option<String> },
+    Login {
+        conn: ConnId,
+        account: String,
+        via: LoginVia,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    /// SCRAM credentials for an exchange whose client-first message was `first`.
+    Scram {
+        conn: ConnId,
+        first: Box<crate::scram::ClientFirst>,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Register {
+        conn: ConnId,
+        via: RegisterVia,
+        label: Option<String>,
+    },
+    SetPassword {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Drop {
+        conn: ConnId,
+        account: String,
+        label: Option<String>,
+    },
+    History {
+        conn: ConnId,
+        target: String,
+        label: Option<String>,
+    },
+    Targets {
+        conn: ConnId,
+        label: Option<String>,
+    },
+    Offline {
+        conn: ConnId,
+        account: String,
+    },
+    Oper {
+        conn: ConnId,
+        name: String,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    Rehash {
+        conn: ConnId,
+        by: String,
+        label: Option<String>,
+    },
+    Keys {
+        conn: ConnId,
+        then: crate::handlers::e2e::KeysThen,
+        label: Option<String>,
+    },
 }
 
 impl Pending {
     fn conn(&self) -> ConnId {
         match self {
             Pending::Login { conn, .. }
+            | Pending::Scram { conn, .. }
             | Pending::Register { conn, .. }
             | Pending::SetPassword { conn, .. }
             | Pending::Drop { conn, .. }
@@ -52,6 +100,7 @@ impl Pending {
     fn label(&self) -> Option<String> {
         match self {
             Pending::Login { label, .. }
+            | Pending::Scram { label, .. }
             | Pending::Register { label, .. }
             | Pending::SetPassword { label, .. }
             | Pending::Drop { label, .. }
@@ -93,6 +142,7 @@ impl Server {
         self.begin(conn, pending.label());
         match pending {
             p @ (Pending::Login { .. }
+            | Pending::Scram { .. }
             | Pending::Register { .. }
             | Pending::SetPassword { .. }
             | Pending::Drop { .. }) => {

@@ -79,7 +79,7 @@ pub struct ChannelSnapshot {
 /// Slow or stored work the edge does for the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Hash `password` and create the account.
+    /// Hash `password`, derive its SCRAM credentials, and create the account.
     Register {
         account: String,
         email: Option<String>,
@@ -91,9 +91,15 @@ pub enum Request {
         account: String,
         password: String,
     },
+    /// Hash `password` and derive its SCRAM credentials, replacing both.
     SetPassword {
         account: String,
         password: String,
+    },
+    /// The SCRAM-SHA-256 credentials of `account` and a fresh server nonce (the core draws no
+    /// random numbers). Answered with `Scram`; an unknown account is `NoSuchAccount`.
+    ScramCredentials {
+        account: String,
     },
     /// Check `password`, then delete the account and its waiting messages.
     DropAccount {
@@ -152,4 +158,18 @@ pub enum Response {
     Targets(Result<Vec<(String, u64)>, Failure>),
     /// Keys.
     Keys(Result<crate::keys::KeyAnswer, Failure>),
+    /// ScramCredentials.
+    Scram(Result<ScramLookup, Failure>),
+}
+
+/// An account's SCRAM credentials, for one exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramLookup {
+    /// The account's canonical name.
+    pub account: String,
+    /// `None` for an account registered before SCRAM that has not logged in with its password
+    /// (or changed it) since.
+    pub credentials: Option<crate::scram::ScramCredentials>,
+    /// The server's half of the nonce: fresh random printable characters, never ','.
+    pub server_nonce: String,
 }

@@ -73,8 +73,14 @@ pub trait Store: Send + 'static {
     fn account(&mut self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
     /// Every account's display name, ordered by folded name; the server loads these at start.
     fn account_names(&mut self) -> Result<Vec<String>, StoreError>;
-    /// Replaces an account's password hash; `false` if there is no such account.
-    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Replaces an account's password hash and its SCRAM credentials together (`None` clears
+    /// them: credentials of the old password must never outlive it); `false` if there is no
+    /// such account.
+    fn set_password(&mut self, name: &str, password_hash: &str, scram: Option<&str>) -> Result<bool, StoreError>;
+    /// Sets SCRAM credentials derived at a password login, only if the account's hash is still
+    /// `password_hash` (the password they were derived from is still the account's: a password
+    /// change that raced the login wins). `true` if they were stored.
+    fn set_scram(&mut self, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError>;
     /// Deletes an account, its offline queue, and every private conversation it was a party to
     /// (see [`StoredMessage::participants`]), so that someone who later registers the same name
     /// cannot read them. `false` if there was no such account.

@@ -10,4 +10,5 @@ pub(crate) mod offline;
 pub(crate) mod oper;
 mod query;
 mod registration;
+pub(crate) mod sasl;
 mod user;

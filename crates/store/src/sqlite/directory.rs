@@ -12,10 +12,13 @@ pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<
     let created_ms = to_sql("account creation time", account.created_ms)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO accounts (folded, name, password_hash, email, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO accounts (folded, name, password_hash, email, created_ms, scram)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend("creating an account"))?;
-    match insert.execute(params![fold(&account.name), account.name, account.password_hash, account.email, created_ms]) {
+    let values =
+        params![fold(&account.name), account.name, account.password_hash, account.email, created_ms, account.scram];
+    match insert.execute(values) {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(ffi::ErrorCode::ConstraintViolation) => {
             Err(StoreError::AccountExists(account.name.clone()))
@@ -27,7 +30,7 @@ pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<
 pub(super) fn account(conn: &Connection, name: &str) -> Result<Option<AccountRecord>, StoreError> {
     let op = backend("looking up an account");
     let mut select = conn
-        .prepare_cached("SELECT name, password_hash, email, created_ms FROM accounts WHERE folded = ?1")
+        .prepare_cached("SELECT name, password_hash, email, created_ms, scram FROM accounts WHERE folded = ?1")
         .map_err(&op)?;
     select
         .query_row([fold(name)], |row| {
@@ -36,6 +39,7 @@ pub(super) fn account(conn: &Connection, name: &str) -> Result<Option<AccountRec
                 password_hash: row.get(1)?,
                 email: row.get(2)?,
                 created_ms: from_sql(row.get(3)?),
+                scram: row.get(4)?,
             })
         })
         .optional()
@@ -49,10 +53,23 @@ pub(super) fn account_names(conn: &Connection) -> Result<Vec<String>, StoreError
     names.collect::<Result<_, _>>().map_err(op)
 }
 
-pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+pub(super) fn set_password(
+    conn: &Connection,
+    name: &str,
+    password_hash: &str,
+    scram: Option<&str>,
+) -> Result<bool, StoreError> {
     let op = backend("changing a password");
-    let mut update = conn.prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE folded = ?1").map_err(&op)?;
-    Ok(update.execute(params![fold(name), password_hash]).map_err(op)? > 0)
+    let mut update =
+        conn.prepare_cached("UPDATE accounts SET password_hash = ?2, scram = ?3 WHERE folded = ?1").map_err(&op)?;
+    Ok(update.execute(params![fold(name), password_hash, scram]).map_err(op)? > 0)
+}
+
+pub(super) fn set_scram(conn: &Connection, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError> {
+    let op = backend("storing SCRAM credentials");
+    let mut update =
+        conn.prepare_cached("UPDATE accounts SET scram = ?3 WHERE folded = ?1 AND password_hash = ?2").map_err(&op)?;
+    Ok(update.execute(params![fold(name), password_hash, scram]).map_err(op)? > 0)
 }
 
 /// Deletes the account, its offline queue, and its private conversations (their messages,

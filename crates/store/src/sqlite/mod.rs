@@ -178,9 +178,14 @@ impl Store for SqliteStore {
         directory::account_names(&self.conn)
     }
 
-    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+    fn set_password(&mut self, name: &str, password_hash: &str, scram: Option<&str>) -> Result<bool, StoreError> {
         self.check_file()?;
-        directory::set_password(&self.conn, name, password_hash)
+        directory::set_password(&self.conn, name, password_hash, scram)
+    }
+
+    fn set_scram(&mut self, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
+        directory::set_scram(&self.conn, name, password_hash, scram)
     }
 
     fn drop_account(&mut self, name: &str) -> Result<bool, StoreError> {

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -177,4 +177,12 @@ CREATE TABLE e2e_one_time_keys (
 CREATE TRIGGER e2e_device_queue_gone AFTER DELETE ON e2e_devices BEGIN
     DELETE FROM offline WHERE account = old.account || '/' || lower(old.device);
 END;
+";
+
+/// Version 4: SASL SCRAM-SHA-256 credentials beside the Argon2id hash, in the text form of
+/// RFC 5803 (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, base64), opaque to the
+/// store like the PHC string. `NULL` for accounts registered before, until their next password
+/// login or change derives them.
+const V4: &str = "
+ALTER TABLE accounts ADD COLUMN scram TEXT;
 ";
