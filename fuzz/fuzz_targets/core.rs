@@ -74,7 +74,7 @@ impl World {
         };
         let host = if ip.is_ipv6() { "2001:db8::1".to_owned() } else { ip.to_string() };
         let now = self.now();
-        self.server.connect(conn, ConnInfo { ip, host, tls, quic: false }, now);
+        self.server.connect(conn, ConnInfo { ip, host, tls, quic: false, certfp: None }, now);
         self.live.insert(conn);
         self.slots[slot] = conn;
         self.check();
@@ -165,6 +165,11 @@ fn answer(request: &Request, ok: bool) -> Response {
             server_nonce: "server-nonce".into(),
         })),
         Request::ScramCredentials { .. } => Response::Scram(Err(Failure::NoSuchAccount)),
+        Request::CertOwner { .. } => {
+            Response::Account(if ok { Ok("certowner".into()) } else { Err(Failure::NoSuchAccount) })
+        }
+        Request::Certs(_) if ok => Response::Certs(Ok(chinwag_core::CertAnswer::Added)),
+        Request::Certs(_) => Response::Certs(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
     }

@@ -25,6 +25,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Whether that TLS is QUIC's (a QUIC stream rather than TCP); for operators' listings.
     pub quic: bool,
+    /// The SHA-256 fingerprint of the client certificate presented in the TLS handshake (64
+    /// lower-case hex digits), for SASL EXTERNAL (CertFP); boxed to keep idle connections small.
+    pub certfp: Option<Box<str>>,
 }
 
 impl ConnInfo {
@@ -286,7 +289,8 @@ mod tests {
     /// logged in with SASL or PASS, or was away, does not keep it.
     #[test]
     fn the_extra_parts_go_when_emptied() {
-        let info = ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "h".into(), tls: false, quic: false };
+        let info =
+            ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "h".into(), tls: false, quic: false, certfp: None };
         let mut client = Client::new(ConnId(1), info, Instant::now());
         assert!(client.extra().is_none());
         client.clear_extra(|e| e.away = None);

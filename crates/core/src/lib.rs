@@ -44,7 +44,7 @@ pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
-    dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
-    ScramLookup,
+    dm_conversation, Bound, CertAnswer, CertRequest, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request,
+    RequestId, Response, ScramLookup,
 };
 pub use throttle::{subnet_of, ADDRESS_SHARE};

@@ -30,6 +30,7 @@ pub const RPL_LISTEND: &str = "323";
 pub const RPL_CHANNELMODEIS: &str = "324";
 pub const RPL_CREATIONTIME: &str = "329";
 pub const RPL_WHOISACCOUNT: &str = "330";
+pub const RPL_WHOISCERTFP: &str = "276";
 pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";

@@ -28,6 +28,17 @@ pub(crate) enum Pending {
         ticket: Ticket,
         label: Option<String>,
     },
+    /// SASL EXTERNAL: the account owning the client's certificate; `authzid` is who it asked to be.
+    External {
+        conn: ConnId,
+        authzid: Option<String>,
+        label: Option<String>,
+    },
+    /// NickServ CERT.
+    Cert {
+        conn: ConnId,
+        label: Option<String>,
+    },
     Register {
         conn: ConnId,
         via: RegisterVia,
@@ -78,6 +89,8 @@ impl Pending {
         match self {
             Pending::Login { conn, .. }
             | Pending::Scram { conn, .. }
+            | Pending::External { conn, .. }
+            | Pending::Cert { conn, .. }
             | Pending::Register { conn, .. }
             | Pending::SetPassword { conn, .. }
             | Pending::Drop { conn, .. }
@@ -101,6 +114,8 @@ impl Pending {
         match self {
             Pending::Login { label, .. }
             | Pending::Scram { label, .. }
+            | Pending::External { label, .. }
+            | Pending::Cert { label, .. }
             | Pending::Register { label, .. }
             | Pending::SetPassword { label, .. }
             | Pending::Drop { label, .. }
@@ -143,6 +158,8 @@ impl Server {
         match pending {
             p @ (Pending::Login { .. }
             | Pending::Scram { .. }
+            | Pending::External { .. }
+            | Pending::Cert { .. }
             | Pending::Register { .. }
             | Pending::SetPassword { .. }
             | Pending::Drop { .. }) => {

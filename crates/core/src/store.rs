@@ -133,6 +133,45 @@ pub enum Request {
     },
     /// The end-to-end encryption key directory.
     Keys(crate::keys::KeyRequest),
+    /// Client certificate fingerprints (NickServ CERT). Answered with `Certs`.
+    Certs(CertRequest),
+    /// The account a client certificate fingerprint is registered to (SASL EXTERNAL). Answered
+    /// with `Account`: its canonical name, or `NoSuchAccount`.
+    CertOwner {
+        fingerprint: String,
+    },
+}
+
+/// What NickServ CERT asks of storage. Fingerprints are 64 lower-case hex digits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertRequest {
+    /// Register `fingerprint` to `account` unless it has `max` already or another account has it.
+    Add {
+        account: String,
+        fingerprint: String,
+        max: usize,
+    },
+    Remove {
+        account: String,
+        fingerprint: String,
+    },
+    List {
+        account: String,
+    },
+}
+
+/// The answer to a [`CertRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertAnswer {
+    Added,
+    AlreadyThere,
+    /// Registered to another account.
+    Taken,
+    /// The account has the most it may have.
+    Full,
+    /// Whether there was one to remove.
+    Removed(bool),
+    List(Vec<String>),
 }
 
 /// Why a request failed, as far as the user needs to know.
@@ -160,6 +199,8 @@ pub enum Response {
     Keys(Result<crate::keys::KeyAnswer, Failure>),
     /// ScramCredentials.
     Scram(Result<ScramLookup, Failure>),
+    /// Certs.
+    Certs(Result<CertAnswer, Failure>),
 }
 
 /// An account's SCRAM credentials, for one exchange.

@@ -7,7 +7,7 @@ mod support;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chinwag_core::scram::ScramCredentials;
-use chinwag_core::{ConnId, Failure, Request, Response, ScramLookup};
+use chinwag_core::{CertAnswer, CertRequest, ConnId, ConnInfo, Failure, Request, Response, ScramLookup};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use support::{expect, find, parsed, Harness};
@@ -255,4 +255,115 @@ fn scram_is_refused_in_clear_from_the_network() {
     let c = h.connect_from("192.0.2.7".parse().expect("address"), false);
     h.send(c, "AUTHENTICATE SCRAM-SHA-256");
     assert!(expect(&h.take(c), "904").params[1].contains("TLS"));
+}
+
+const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn with_cert(h: &mut Harness, certfp: Option<&str>) -> ConnId {
+    let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+    h.connect_info(ConnInfo { ip, host: ip.to_string(), tls: true, quic: false, certfp: certfp.map(Into::into) })
+}
+
+#[test]
+fn sasl_external_logs_in_the_account_that_registered_the_certificate() {
+    let mut h = Harness::new();
+    let c = with_cert(&mut h, Some(FP));
+    h.send(c, "CAP LS 302");
+    let ls = expect(&h.take(c), "CAP");
+    assert!(ls.params.last().is_some_and(|l| l.contains("sasl=PLAIN,SCRAM-SHA-256,EXTERNAL")), "{ls:?}");
+    h.send(c, "NICK alice");
+    h.send(c, "USER alice 0 * :Alice");
+    h.send(c, "AUTHENTICATE EXTERNAL");
+    assert_eq!(challenge(&mut h, c), "+");
+    h.send(c, "AUTHENTICATE +");
+    let (id, req) = h.next_request();
+    assert_eq!(req, Request::CertOwner { fingerprint: FP.into() });
+    h.respond(id, Response::Account(Ok("Alice".into())));
+    let lines = h.take(c);
+    assert_eq!(expect(&lines, "900").params[2], "Alice");
+    expect(&lines, "903");
+
+    // An authorization identity must be the certificate's account.
+    let d = with_cert(&mut h, Some(FP));
+    h.send(d, "AUTHENTICATE EXTERNAL");
+    h.send(d, &format!("AUTHENTICATE {}", B64.encode("bob")));
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok("Alice".into())));
+    assert!(expect(&h.take(d), "904").params[1].contains("another account"));
+    // An unregistered certificate logs in nobody.
+    h.send(d, "AUTHENTICATE EXTERNAL");
+    h.send(d, "AUTHENTICATE +");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Err(Failure::NoSuchAccount)));
+    assert!(expect(&h.take(d), "904").params[1].contains("CERT ADD"));
+}
+
+#[test]
+fn sasl_external_needs_a_certificate_and_tls() {
+    let mut h = Harness::new();
+    let c = with_cert(&mut h, None);
+    h.send(c, "AUTHENTICATE EXTERNAL");
+    assert!(expect(&h.take(c), "904").params[1].contains("no client certificate"));
+    let p = h.connect();
+    h.send(p, "CAP LS 302");
+    let ls = expect(&h.take(p), "CAP");
+    assert!(!ls.params.last().is_some_and(|l| l.contains("EXTERNAL")), "not offered in clear: {ls:?}");
+    h.send(p, "AUTHENTICATE EXTERNAL");
+    let lines = h.take(p);
+    assert_eq!(expect(&lines, "908").params[1], "PLAIN,SCRAM-SHA-256");
+    expect(&lines, "904");
+    assert!(h.requests.is_empty());
+}
+
+#[test]
+fn nickserv_cert_registers_the_connections_certificate_to_the_account() {
+    let mut h = Harness::new();
+    let c = with_cert(&mut h, Some(FP));
+    h.send(c, "NICK alice");
+    h.send(c, "USER alice 0 * :Alice");
+    h.take(c);
+    h.send(c, "NS CERT ADD");
+    assert!(expect(&h.take(c), "NOTICE").params[1].contains("Log in first"));
+    assert!(h.requests.is_empty());
+    h.send(c, "NS IDENTIFY correct-horse");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Account(Ok("alice".into())));
+    h.take(c);
+    let (_, offline) = h.next_request();
+    assert!(matches!(offline, Request::Offline { .. }), "{offline:?}");
+
+    h.send(c, "NS CERT ADD");
+    let (id, req) = h.next_request();
+    let add = CertRequest::Add { account: "alice".into(), fingerprint: FP.into(), max: 16 };
+    assert_eq!(req, Request::Certs(add));
+    h.respond(id, Response::Certs(Ok(CertAnswer::Added)));
+    assert!(expect(&h.take(c), "NOTICE").params[1].contains("Certificate added"));
+    // Another fingerprint, as users copy it: upper case with colons.
+    let other = "AB:".repeat(31) + "AB";
+    h.send(c, &format!("NS CERT DEL {other}"));
+    let (id, req) = h.next_request();
+    assert_eq!(req, Request::Certs(CertRequest::Remove { account: "alice".into(), fingerprint: "ab".repeat(32) }));
+    h.respond(id, Response::Certs(Ok(CertAnswer::Removed(false))));
+    assert!(expect(&h.take(c), "NOTICE").params[1].contains("not on your account"));
+    h.send(c, "NS CERT ADD not-a-fingerprint");
+    assert!(expect(&h.take(c), "NOTICE").params[1].contains("not a SHA-256 fingerprint"));
+    h.send(c, "NS CERT LIST");
+    let (id, _) = h.next_request();
+    h.respond(id, Response::Certs(Ok(CertAnswer::List(vec![FP.into()]))));
+    assert!(expect(&h.take(c), "NOTICE").params[1].contains(FP));
+}
+
+#[test]
+fn whois_shows_a_certificate_fingerprint_to_its_holder_and_operators_only() {
+    let mut h = Harness::new();
+    let c = with_cert(&mut h, Some(FP));
+    h.send(c, "NICK alice");
+    h.send(c, "USER alice 0 * :Alice");
+    h.take(c);
+    let bob = h.register("bob");
+    h.send(c, "WHOIS alice");
+    let lines = h.take(c);
+    assert!(expect(&lines, "276").params[2].contains(FP), "{lines:#?}");
+    h.send(bob, "WHOIS alice");
+    assert!(find(&h.take(bob), "276").is_none(), "another user does not see it");
 }

@@ -10,7 +10,7 @@ use argon2::password_hash::rand_core::RngCore;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chinwag_core::scram::{ScramCredentials, SCRAM_ITERATIONS, SCRAM_SALT_LEN};
-use chinwag_core::{Failure, Request, RequestId, Response, ScramLookup};
+use chinwag_core::{CertAnswer, CertRequest, Failure, Request, RequestId, Response, ScramLookup};
 use chinwag_store::{NewAccount, StoreError};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -133,6 +133,10 @@ impl Worker {
             }
             Request::Keys(request) => Response::Keys(self.keys(request).await),
             Request::ScramCredentials { account } => Response::Scram(self.scram(account).await),
+            Request::CertOwner { fingerprint } => Response::Account(
+                self.store(move |s| s.cert_owner(&fingerprint)).await.and_then(|o| o.ok_or(Failure::NoSuchAccount)),
+            ),
+            Request::Certs(request) => Response::Certs(self.certs(request).await),
         }
     }
 
@@ -230,6 +234,25 @@ impl Worker {
             tracing::warn!(account = %record.name, "stored SCRAM credentials do not parse; ignored");
         }
         Ok(ScramLookup { account: record.name, credentials, server_nonce: scram_nonce() })
+    }
+
+    async fn certs(&self, request: CertRequest) -> Result<CertAnswer, Failure> {
+        use chinwag_store::CertAdded;
+        match request {
+            CertRequest::Add { account, fingerprint, max } => {
+                match self.store(move |s| s.add_cert(&account, &fingerprint, max)).await? {
+                    CertAdded::Added => Ok(CertAnswer::Added),
+                    CertAdded::AlreadyThere => Ok(CertAnswer::AlreadyThere),
+                    CertAdded::Taken => Ok(CertAnswer::Taken),
+                    CertAdded::Full => Ok(CertAnswer::Full),
+                    CertAdded::NoAccount => Err(Failure::NoSuchAccount),
+                }
+            }
+            CertRequest::Remove { account, fingerprint } => {
+                self.store(move |s| s.remove_cert(&account, &fingerprint)).await.map(CertAnswer::Removed)
+            }
+            CertRequest::List { account } => self.store(move |s| s.certs(&account)).await.map(CertAnswer::List),
+        }
     }
 
     async fn set_password(&self, account: String, password: String) -> Result<(), Failure> {

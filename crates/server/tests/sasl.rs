@@ -1,6 +1,7 @@
 //! SASL mechanisms over real sockets and a real SQLite file: SCRAM-SHA-256 with credentials
 //! stored at registration, derived at the first password login of an account that had none, and
-//! replaced with the password.
+//! replaced with the password; EXTERNAL with a self-signed client certificate registered by
+//! NickServ CERT.
 
 mod support;
 
@@ -111,5 +112,67 @@ async fn an_account_from_before_scram_gets_credentials_at_its_next_password_logi
         db.query_row("SELECT scram FROM accounts WHERE folded = 'bob'", [], |r| r.get(0)).expect("read");
     assert!(stored.is_some_and(|s| s.starts_with("SCRAM-SHA-256$4096:")), "derived at the password login");
     scram_login(addr, &fp, "bob", "bob-password").await.expect("SCRAM works from now on");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sasl_external_logs_in_with_a_registered_self_signed_client_certificate() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let (addr, fp) = (server.tls[0], server.fingerprint.clone());
+    register(addr, &fp, "carol", "carol-password").await;
+    let made = rcgen::generate_simple_self_signed(vec!["carol".to_owned()]).expect("client certificate");
+    let cert = made.cert.der().clone();
+    let key = || rustls::pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    let certfp: String = Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+
+    // Before the certificate is registered, EXTERNAL logs in nobody.
+    let mut c = support::tls_with_client_cert(addr, &fp, cert.clone(), key(), "carol").await;
+    c.send("CAP LS 302").await;
+    let ls = c.expect_command("CAP").await;
+    assert!(ls.params.last().is_some_and(|l| l.contains("sasl=PLAIN,SCRAM-SHA-256,EXTERNAL")), "{ls:?}");
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :carol").await;
+    c.send("AUTHENTICATE EXTERNAL").await;
+    c.expect("AUTHENTICATE +", |m| m.command == "AUTHENTICATE").await;
+    c.send("AUTHENTICATE +").await;
+    let fail = c.expect_command("904").await;
+    assert!(fail.params[1].contains("not registered"), "{fail:?}");
+    c.send("CAP END").await;
+    c.expect_command("376").await;
+    c.send("WHOIS carol").await;
+    let whois = c.expect_command("276").await;
+    assert!(whois.params[2].contains(&certfp), "the edge computed the fingerprint: {whois:?}");
+    // Logged in with the password, the connection registers its own certificate.
+    c.send("PRIVMSG NickServ :IDENTIFY carol-password").await;
+    c.expect_command("900").await;
+    c.send("PRIVMSG NickServ :CERT ADD").await;
+    c.expect("added", |m| m.command == "NOTICE" && m.params[1].contains("Certificate added")).await;
+    c.send("QUIT").await;
+    c.expect_closed().await;
+
+    let mut c = support::tls_with_client_cert(addr, &fp, cert.clone(), key(), "carol").await;
+    c.send("CAP REQ :sasl").await;
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :carol").await;
+    c.send("AUTHENTICATE EXTERNAL").await;
+    c.expect("AUTHENTICATE +", |m| m.command == "AUTHENTICATE").await;
+    c.send("AUTHENTICATE +").await;
+    let logged_in = c.expect_command("900").await;
+    assert_eq!(logged_in.params[2], "carol");
+    c.expect_command("903").await;
+    c.send("CAP END").await;
+    c.expect_command("376").await;
+
+    // Another certificate, the same name: nobody.
+    let other = rcgen::generate_simple_self_signed(vec!["carol".to_owned()]).expect("client certificate");
+    let other_key = rustls::pki_types::PrivateKeyDer::Pkcs8(other.key_pair.serialize_der().into());
+    let mut m = support::tls_with_client_cert(addr, &fp, other.cert.der().clone(), other_key, "mallory").await;
+    m.send("AUTHENTICATE EXTERNAL").await;
+    m.expect("AUTHENTICATE +", |m| m.command == "AUTHENTICATE").await;
+    m.send("AUTHENTICATE +").await;
+    m.expect_command("904").await;
+    // And a TLS client without a certificate still connects.
+    let mut plain = Client::tls(addr, &fp, "dave").await;
+    plain.register("dave").await;
     server.shutdown().await;
 }

@@ -81,6 +81,16 @@ pub trait Store: Send + 'static {
     /// `password_hash` (the password they were derived from is still the account's: a password
     /// change that raced the login wins). `true` if they were stored.
     fn set_scram(&mut self, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError>;
+    /// Registers a client certificate fingerprint to an account (any case), unless the account
+    /// already has `max` of them or the fingerprint belongs to another account. The store does
+    /// not check the fingerprint's form; the caller normalises it.
+    fn add_cert(&mut self, account: &str, fingerprint: &str, max: usize) -> Result<CertAdded, StoreError>;
+    /// Removes a fingerprint from an account; `false` if the account did not have it.
+    fn remove_cert(&mut self, account: &str, fingerprint: &str) -> Result<bool, StoreError>;
+    /// An account's fingerprints, sorted.
+    fn certs(&mut self, account: &str) -> Result<Vec<String>, StoreError>;
+    /// The display name of the account a fingerprint is registered to.
+    fn cert_owner(&mut self, fingerprint: &str) -> Result<Option<String>, StoreError>;
     /// Deletes an account, its offline queue, and every private conversation it was a party to
     /// (see [`StoredMessage::participants`]), so that someone who later registers the same name
     /// cannot read them. `false` if there was no such account.
@@ -179,6 +189,20 @@ pub trait Store: Send + 'static {
     /// none left, the fallback key (not deleted). `None` if the device has neither, or does not
     /// exist.
     fn claim_key(&mut self, account: &str, device: &str) -> Result<Option<ClaimedKey>, StoreError>;
+}
+
+/// What [`Store::add_cert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertAdded {
+    Added,
+    /// The account already had it.
+    AlreadyThere,
+    /// Another account has it; nothing changed.
+    Taken,
+    /// The account has `max` fingerprints already; nothing changed.
+    Full,
+    /// No such account.
+    NoAccount,
 }
 
 /// Why a store operation failed.

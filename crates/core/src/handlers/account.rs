@@ -331,6 +331,7 @@ impl Server {
                 }
             },
             ("GHOST", [target]) => self.nickserv_ghost(target, account),
+            ("CERT", [sub, rest @ ..]) => self.nickserv_cert(sub, rest.first().map(String::as_str), account),
             _ => {
                 for line in [
                     "NickServ commands:",
@@ -340,6 +341,9 @@ impl Server {
                     "SET PASSWORD <new password>  - change your password",
                     "DROP <password>              - delete your account",
                     "GHOST <nick>                 - disconnect a session using your account's nick",
+                    "CERT ADD [fingerprint]       - log in with this TLS client certificate (SASL EXTERNAL)",
+                    "CERT DEL <fingerprint>       - stop accepting a client certificate",
+                    "CERT LIST                    - your account's client certificates",
                 ] {
                     self.nickserv_notice(line);
                 }
@@ -507,6 +511,8 @@ impl Server {
             (Pending::Scram { conn, first, ticket, .. }, Response::Scram(r)) => {
                 self.scram_lookup_result(conn, *first, ticket, r);
             }
+            (Pending::External { conn, authzid, .. }, Response::Account(r)) => self.external_result(conn, authzid, r),
+            (Pending::Cert { .. }, Response::Certs(r)) => self.cert_result(r),
             (Pending::Register { conn, via, .. }, Response::Account(r)) => self.register_result(conn, via, r),
             (Pending::SetPassword { .. }, Response::Done(r)) => self.set_password_result(r),
             (Pending::Drop { conn, account, .. }, Response::Done(r)) => self.drop_result(conn, &account, r),

@@ -87,7 +87,7 @@ pub(crate) struct OperState {
 }
 
 impl Server {
-    fn oper_name(&self, conn: ConnId) -> Option<&str> {
+    pub(crate) fn oper_name(&self, conn: ConnId) -> Option<&str> {
         self.ops.opers.get(&conn).filter(|_| self.clients.contains_key(&conn)).map(String::as_str)
     }
 

@@ -35,9 +35,10 @@ impl Server {
                 }
                 self.caps_changed(self.cur_conn());
 
+                let tls = self.cur_client().is_some_and(|c| c.info.tls);
                 let names: Vec<String> = ALL_CAPS
                     .iter()
-                    .map(|(cap, name)| match cap.value().filter(|_| version >= 302) {
+                    .map(|(cap, name)| match cap.value_for(tls).filter(|_| version >= 302) {
                         Some(value) => format!("{name}={value}"),
                         None => (*name).to_owned(),
                     })

@@ -26,6 +26,8 @@ const SASL_CHUNK: usize = 400;
 const SASL_MAX_LEN: usize = 4 * SASL_CHUNK;
 /// The mechanisms, as `RPL_SASLMECHS` and the `sasl` capability list them.
 pub(crate) const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+/// The mechanisms on a TLS connection, where a client certificate can log in.
+pub(crate) const MECHANISMS_TLS: &str = "PLAIN,SCRAM-SHA-256,EXTERNAL";
 
 /// An AUTHENTICATE exchange in progress.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub(crate) struct SaslState {
 pub(crate) enum SaslStep {
     /// PLAIN's only message.
     Plain,
+    /// EXTERNAL's only message: an authorization identity, or empty.
+    External,
     /// SCRAM's client-first message.
     ScramFirst,
     /// SCRAM's client-final message (the proof), after our server-first.
@@ -84,8 +88,15 @@ impl Server {
                 SaslStep::Plain
             } else if data.eq_ignore_ascii_case("SCRAM-SHA-256") {
                 SaslStep::ScramFirst
+            } else if data.eq_ignore_ascii_case("EXTERNAL") && client.info.tls {
+                if client.info.certfp.is_none() {
+                    self.sasl_fail("no client certificate was presented");
+                    return;
+                }
+                SaslStep::External
             } else {
-                self.numeric(RPL_SASLMECHS, [MECHANISMS, "are available SASL mechanisms"]);
+                let mechs = if client.info.tls { MECHANISMS_TLS } else { MECHANISMS };
+                self.numeric(RPL_SASLMECHS, [mechs, "are available SASL mechanisms"]);
                 self.numeric(ERR_SASLFAIL, ["SASL authentication failed: unknown mechanism"]);
                 return;
             };
@@ -117,6 +128,10 @@ impl Server {
             SaslStep::Plain => match decoded.as_deref().and_then(decode_plain) {
                 Some((account, password)) => self.attempt_login(&account, password, LoginVia::Sasl),
                 None => self.sasl_fail("malformed PLAIN message"),
+            },
+            SaslStep::External => match decoded.map(String::from_utf8) {
+                Some(Ok(authzid)) => self.external_start((!authzid.is_empty()).then_some(authzid)),
+                _ => self.sasl_fail("malformed EXTERNAL message"),
             },
             SaslStep::ScramFirst => {
                 let first = decoded.and_then(|d| String::from_utf8(d).ok()).ok_or(ScramError::Malformed);

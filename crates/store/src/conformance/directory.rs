@@ -74,6 +74,30 @@ pub(super) fn scram_credentials(store: &mut dyn Store) {
     assert_eq!(scram(store, "erin").as_deref(), Some("SCRAM-SHA-256$1:e$f:g"), "others untouched");
 }
 
+/// Client certificate fingerprints: one owner each, bounded per account, gone with the account.
+pub(super) fn certificates(store: &mut dyn Store) {
+    use crate::CertAdded;
+    store.create_account(&new_account("Alice", "$argon2id$a", None)).expect("create Alice");
+    store.create_account(&new_account("bob", "$argon2id$b", None)).expect("create bob");
+    assert_eq!(store.add_cert("alice", "aa", 2).expect("add"), CertAdded::Added);
+    assert_eq!(store.add_cert("ALICE", "aa", 2).expect("add"), CertAdded::AlreadyThere);
+    assert_eq!(store.add_cert("bob", "aa", 2).expect("add"), CertAdded::Taken, "one owner per fingerprint");
+    assert_eq!(store.add_cert("nobody", "cc", 2).expect("add"), CertAdded::NoAccount);
+    assert_eq!(store.add_cert("alice", "bb", 2).expect("add"), CertAdded::Added);
+    assert_eq!(store.add_cert("alice", "cc", 2).expect("add"), CertAdded::Full, "at most max per account");
+    assert_eq!(store.certs("Alice").expect("list"), ["aa", "bb"]);
+    assert_eq!(store.cert_owner("aa").expect("owner").as_deref(), Some("Alice"), "the display name");
+    assert_eq!(store.cert_owner("cc").expect("owner"), None);
+    assert!(!store.remove_cert("bob", "aa").expect("remove"), "not bob's to remove");
+    assert!(store.remove_cert("alice", "aa").expect("remove"));
+    assert_eq!(store.cert_owner("aa").expect("owner"), None);
+    assert_eq!(store.add_cert("bob", "aa", 2).expect("add"), CertAdded::Added, "free again");
+    assert!(store.drop_account("bob").expect("drop"));
+    assert_eq!(store.cert_owner("aa").expect("owner"), None, "a dropped account's fingerprints go with it");
+    store.create_account(&new_account("bob", "$argon2id$b2", None)).expect("bob again");
+    assert_eq!(store.certs("bob").expect("list"), Vec::<String>::new(), "a new bob inherits nothing");
+}
+
 fn rust_room() -> ChannelRecord {
     ChannelRecord {
         name: "#Rust".to_owned(),

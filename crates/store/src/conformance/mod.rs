@@ -35,6 +35,7 @@ pub type Check = (&'static str, fn(&mut dyn Store));
 pub const CHECKS: &[Check] = &[
     ("accounts", directory::accounts),
     ("scram_credentials", directory::scram_credentials),
+    ("certificates", directory::certificates),
     ("channels", directory::channels),
     ("append_is_all_or_nothing", history::append_is_all_or_nothing),
     ("append_large_batches", history::large_batches),

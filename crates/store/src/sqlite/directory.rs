@@ -72,6 +72,77 @@ pub(super) fn set_scram(conn: &Connection, name: &str, password_hash: &str, scra
     Ok(update.execute(params![fold(name), password_hash, scram]).map_err(op)? > 0)
 }
 
+/// Checks and inserts in one immediate transaction, so that two servers on one file cannot
+/// both pass the count.
+pub(super) fn add_cert(
+    conn: &Connection,
+    account: &str,
+    fingerprint: &str,
+    max: usize,
+) -> Result<crate::CertAdded, StoreError> {
+    use crate::CertAdded;
+    let op = backend("registering a certificate");
+    let folded = fold(account);
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    let exists = tx
+        .query_row("SELECT 1 FROM accounts WHERE folded = ?1", [&folded], |_| Ok(()))
+        .optional()
+        .map_err(&op)?
+        .is_some();
+    if !exists {
+        return Ok(CertAdded::NoAccount);
+    }
+    let owner: Option<String> = tx
+        .query_row("SELECT account FROM account_certs WHERE fingerprint = ?1", [fingerprint], |r| r.get(0))
+        .optional()
+        .map_err(&op)?;
+    let outcome = match owner {
+        Some(owner) if owner == folded => CertAdded::AlreadyThere,
+        Some(_) => CertAdded::Taken,
+        None => {
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM account_certs WHERE account = ?1", [&folded], |r| r.get(0))
+                .map_err(&op)?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+                CertAdded::Full
+            } else {
+                tx.execute("INSERT INTO account_certs (fingerprint, account) VALUES (?1, ?2)", [fingerprint, &folded])
+                    .map_err(&op)?;
+                CertAdded::Added
+            }
+        }
+    };
+    tx.commit().map_err(op)?;
+    Ok(outcome)
+}
+
+pub(super) fn remove_cert(conn: &Connection, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+    let op = backend("removing a certificate");
+    let mut delete =
+        conn.prepare_cached("DELETE FROM account_certs WHERE account = ?1 AND fingerprint = ?2").map_err(&op)?;
+    Ok(delete.execute(params![fold(account), fingerprint]).map_err(op)? > 0)
+}
+
+pub(super) fn certs(conn: &Connection, account: &str) -> Result<Vec<String>, StoreError> {
+    let op = backend("listing certificates");
+    let mut select = conn
+        .prepare_cached("SELECT fingerprint FROM account_certs WHERE account = ?1 ORDER BY fingerprint")
+        .map_err(&op)?;
+    let rows = select.query_map([fold(account)], |row| row.get(0)).map_err(&op)?;
+    rows.collect::<Result<_, _>>().map_err(op)
+}
+
+pub(super) fn cert_owner(conn: &Connection, fingerprint: &str) -> Result<Option<String>, StoreError> {
+    let op = backend("looking up a certificate");
+    let mut select = conn
+        .prepare_cached(
+            "SELECT accounts.name FROM account_certs JOIN accounts ON accounts.folded = account_certs.account
+             WHERE account_certs.fingerprint = ?1",
+        )
+        .map_err(&op)?;
+    select.query_row([fingerprint], |row| row.get(0)).optional().map_err(op)
+}
+
 /// Deletes the account, its offline queue, and its private conversations (their messages,
 /// other accounts' queued copies of them, and their parties through the foreign key), in one
 /// transaction. The offline table has no index on conversation (see the schema), so that

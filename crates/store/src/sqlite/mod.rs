@@ -188,6 +188,24 @@ impl Store for SqliteStore {
         directory::set_scram(&self.conn, name, password_hash, scram)
     }
 
+    fn add_cert(&mut self, account: &str, fingerprint: &str, max: usize) -> Result<crate::CertAdded, StoreError> {
+        self.check_file()?;
+        directory::add_cert(&self.conn, account, fingerprint, max)
+    }
+
+    fn remove_cert(&mut self, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
+        directory::remove_cert(&self.conn, account, fingerprint)
+    }
+
+    fn certs(&mut self, account: &str) -> Result<Vec<String>, StoreError> {
+        directory::certs(&self.conn, account)
+    }
+
+    fn cert_owner(&mut self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        directory::cert_owner(&self.conn, fingerprint)
+    }
+
     fn drop_account(&mut self, name: &str) -> Result<bool, StoreError> {
         let result = directory::drop_account(&self.conn, name);
         // It may have deleted conversations, whose ids must not be reused from the cache.

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -185,4 +185,15 @@ END;
 /// login or change derives them.
 const V4: &str = "
 ALTER TABLE accounts ADD COLUMN scram TEXT;
+";
+
+/// Version 5: client certificate fingerprints (CertFP) registered to accounts, for SASL
+/// EXTERNAL. A fingerprint belongs to one account at most (it is the key); an account's go
+/// with it.
+const V5: &str = "
+CREATE TABLE account_certs (
+    fingerprint TEXT PRIMARY KEY NOT NULL,
+    account     TEXT NOT NULL REFERENCES accounts(folded) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX account_certs_by_account ON account_certs(account);
 ";
