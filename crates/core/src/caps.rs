@@ -64,11 +64,12 @@ impl Cap {
         }
     }
 
-    /// The value shown by `CAP LS 302`, if any.
+    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s comes from the
+    /// configuration ([`crate::AccountSettings::cap_value`]).
     pub fn value(self) -> Option<&'static str> {
         match self {
             Cap::Sasl => Some(crate::handlers::sasl::MECHANISMS),
-            Cap::AccountRegistration => Some("before-connect"),
+            Cap::AccountRegistration => None,
             _ => None,
         }
     }

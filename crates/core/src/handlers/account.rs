@@ -16,8 +16,6 @@ use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
 use crate::throttle::{Outcome, Ticket};
 
-/// Shortest password we accept for a new account or a password change.
-pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password (bytes); longer ones are refused rather than silently cut.
 pub const MAX_PASSWORD_LEN: usize = 256;
 /// The services pseudo-user's prefix.
@@ -174,7 +172,16 @@ impl Server {
             self.fail("REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", &[account], "The account name must be your nick");
             return;
         }
+        if !client.registered && !self.cfg.accounts.registration_before_connect {
+            let text = "Complete the connection (NICK and USER) before REGISTER";
+            self.fail("REGISTER", "COMPLETE_CONNECTION_REQUIRED", &[nick.as_str()], text);
+            return;
+        }
         let email = (email != "*").then(|| email.clone());
+        if email.is_none() && self.cfg.accounts.email_required {
+            self.fail("REGISTER", "INVALID_EMAIL", &[nick.as_str()], "An email address is required");
+            return;
+        }
         if email.as_deref().is_some_and(|e| !valid_email(e)) {
             self.fail("REGISTER", "INVALID_EMAIL", &[nick.as_str()], "That does not look like an email address");
             return;
@@ -193,8 +200,9 @@ impl Server {
             refuse(self, "INSECURE_CONNECTION", INSECURE);
         } else if self.accounts.contains_key(nick.folded()) {
             refuse(self, "ACCOUNT_EXISTS", "That account already exists; log in instead");
-        } else if password.len() < MIN_PASSWORD_LEN {
-            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at least {MIN_PASSWORD_LEN} characters"));
+        } else if password.len() < self.cfg.accounts.min_password_length {
+            let min = self.cfg.accounts.min_password_length;
+            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at least {min} characters"));
         } else if password.len() > MAX_PASSWORD_LEN {
             refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at most {MAX_PASSWORD_LEN} bytes"));
         } else if casefold(&password) == nick.folded() {
@@ -283,7 +291,9 @@ impl Server {
                     self.nickserv_notice(&format!("You are already logged in as {current}."));
                 } else if let Some(nick) = nick {
                     let email = rest.first().cloned();
-                    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+                    if email.is_none() && self.cfg.accounts.email_required {
+                        self.nickserv_notice("An email address is required: REGISTER <password> <email>");
+                    } else if email.as_deref().is_some_and(|e| !valid_email(e)) {
                         self.nickserv_notice("That does not look like an email address.");
                     } else {
                         self.start_register(nick, email, password.clone(), RegisterVia::NickServ);
@@ -306,8 +316,11 @@ impl Server {
             ("SET", [what, password]) if what.eq_ignore_ascii_case("PASSWORD") => match account {
                 None => self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>"),
                 Some(_) if self.insecure(conn) => self.nickserv_notice(INSECURE),
-                Some(_) if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN => {
-                    let text = format!("Passwords must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters");
+                Some(_)
+                    if password.len() < self.cfg.accounts.min_password_length || password.len() > MAX_PASSWORD_LEN =>
+                {
+                    let min = self.cfg.accounts.min_password_length;
+                    let text = format!("Passwords must be {min} to {MAX_PASSWORD_LEN} characters");
                     self.nickserv_notice(&text);
                 }
                 Some(account) => {

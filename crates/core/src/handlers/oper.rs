@@ -459,6 +459,7 @@ impl Server {
         self.cfg.password = cfg.password;
         self.cfg.limits = cfg.limits;
         self.cfg.opers = cfg.opers;
+        self.cfg.accounts = cfg.accounts;
     }
 }
 
