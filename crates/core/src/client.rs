@@ -25,9 +25,10 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Whether that TLS is QUIC's (a QUIC stream rather than TCP); for operators' listings.
     pub quic: bool,
-    /// The SHA-256 fingerprint of the client certificate presented in the TLS handshake (64
-    /// lower-case hex digits), for SASL EXTERNAL (CertFP); boxed to keep idle connections small.
-    pub certfp: Option<Box<str>>,
+    /// The SHA-256 of the client certificate presented in the TLS handshake, for SASL
+    /// EXTERNAL (CertFP). Boxed: one pointer, so that an idle client stays within 320 bytes;
+    /// [`Client::certfp`] gives it as text.
+    pub certfp: Option<Box<[u8; 32]>>,
 }
 
 impl ConnInfo {
@@ -188,6 +189,13 @@ impl Client {
             clear(extra);
             self.tidy();
         }
+    }
+
+    /// The fingerprint of the client certificate this connection presented, as 64 lower-case
+    /// hex digits (the form NickServ CERT stores and WHOIS shows).
+    pub fn certfp(&self) -> Option<String> {
+        let digest = self.info.certfp.as_deref()?;
+        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// The password given with PASS, until registration checks it.

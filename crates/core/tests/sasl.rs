@@ -261,7 +261,14 @@ const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 
 fn with_cert(h: &mut Harness, certfp: Option<&str>) -> ConnId {
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
-    h.connect_info(ConnInfo { ip, host: ip.to_string(), tls: true, quic: false, certfp: certfp.map(Into::into) })
+    let certfp = certfp.map(|hex| {
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+        }
+        Box::new(digest)
+    });
+    h.connect_info(ConnInfo { ip, host: ip.to_string(), tls: true, quic: false, certfp })
 }
 
 #[test]

@@ -113,7 +113,7 @@ impl Acceptor {
                                 let _permit = permit;
                                 let mut setup = setup;
                                 let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
-                                setup.info.certfp = cert.map(|c| crate::tls::certfp(c).into_boxed_str());
+                                setup.info.certfp = cert.map(|c| Box::new(crate::tls::certfp(c)));
                                 conn::serve(stream, setup, None).await;
                             }
                             Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),

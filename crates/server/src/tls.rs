@@ -198,10 +198,9 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// A client certificate's CertFP: SHA-256 of the DER certificate as 64 lower-case hex digits
-/// (the form NickServ CERT stores and WHOIS shows).
-pub fn certfp(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02x}")).collect()
+/// A client certificate's CertFP: SHA-256 of the DER certificate.
+pub fn certfp(cert: &CertificateDer<'_>) -> [u8; 32] {
+    Sha256::digest(cert.as_ref()).into()
 }
 
 /// SHA-256 of the DER certificate as `AB:CD:...`.

@@ -104,7 +104,9 @@ impl Worker {
             Request::Register { account, email, password } => {
                 Response::Account(self.register(account, email, password).await)
             }
-            Request::CheckPassword { account, password } => Response::Account(self.check(account, password).await),
+            Request::CheckPassword { account, password } => {
+                Response::Account(self.check(account, password, true).await)
+            }
             Request::SetPassword { account, password } => Response::Done(self.set_password(account, password).await),
             Request::DropAccount { account, password } => Response::Done(self.drop_account(account, password).await),
             Request::History { conversation, query, limit } => {
@@ -184,8 +186,9 @@ impl Worker {
         Ok(account)
     }
 
-    /// Ok(canonical name) if the password is right. Costs one Argon2 check either way.
-    async fn check(&self, account: String, password: String) -> Result<String, Failure> {
+    /// Ok(canonical name) if the password is right. Costs one Argon2 check either way. With
+    /// `upgrade` (a login), an account without SCRAM credentials gets them.
+    async fn check(&self, account: String, password: String, upgrade: bool) -> Result<String, Failure> {
         let record = self.store(move |s| s.account(&account)).await?;
         let (name, phc, has_scram) = match record {
             Some(r) => (Some(r.name), r.password_hash, r.scram.is_some()),
@@ -194,7 +197,7 @@ impl Worker {
         let ok = self.verify(phc.clone(), password.clone()).await?;
         match name {
             Some(name) if ok => {
-                if !has_scram {
+                if upgrade && !has_scram {
                     self.upgrade_scram(&name, phc, password).await;
                 }
                 Ok(name)
@@ -264,7 +267,7 @@ impl Worker {
     }
 
     async fn drop_account(&self, account: String, password: String) -> Result<(), Failure> {
-        let name = self.check(account, password).await?;
+        let name = self.check(account, password, false).await?;
         match self.store(move |s| s.drop_account(&name)).await? {
             true => Ok(()),
             false => Err(Failure::NoSuchAccount),

@@ -31,7 +31,7 @@ impl Server {
             self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>");
             return;
         };
-        let own = self.clients.get(&conn).and_then(|c| c.info.certfp.as_deref()).map(str::to_owned);
+        let own = self.clients.get(&conn).and_then(|c| c.certfp());
         let fingerprint = match arg {
             Some(text) => normalize_fingerprint(text),
             None => own,
@@ -88,7 +88,7 @@ impl Server {
     pub(crate) fn external_start(&mut self, authzid: Option<String>) {
         let conn = self.cur_conn();
         let Some(client) = self.clients.get(&conn) else { return };
-        let Some(fingerprint) = client.info.certfp.as_deref().map(str::to_owned) else {
+        let Some(fingerprint) = client.certfp() else {
             self.numeric(ERR_SASLFAIL, ["SASL authentication failed: no client certificate was presented"]);
             return;
         };

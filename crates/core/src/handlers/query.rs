@@ -167,7 +167,7 @@ impl Server {
         let tls = c.info.tls;
         // A certificate's fingerprint identifies its holder across networks: only the holder
         // and operators see it.
-        let certfp = c.info.certfp.clone().filter(|_| target == me || self.oper_name(me).is_some());
+        let certfp = c.certfp().filter(|_| target == me || self.oper_name(me).is_some());
         let account = c.account.clone();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
         let signon = (c.signon_ms / 1000).to_string();

@@ -89,7 +89,7 @@ impl Server {
             } else if data.eq_ignore_ascii_case("SCRAM-SHA-256") {
                 SaslStep::ScramFirst
             } else if data.eq_ignore_ascii_case("EXTERNAL") && client.info.tls {
-                if client.info.certfp.is_none() {
+                if client.certfp().is_none() {
                     self.sasl_fail("no client certificate was presented");
                     return;
                 }
