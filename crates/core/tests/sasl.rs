@@ -374,3 +374,23 @@ fn whois_shows_a_certificate_fingerprint_to_its_holder_and_operators_only() {
     h.send(bob, "WHOIS alice");
     assert!(find(&h.take(bob), "276").is_none(), "another user does not see it");
 }
+
+#[test]
+fn over_long_sasl_chunks_and_endless_payloads_are_refused() {
+    let mut h = Harness::new();
+    let c = h.register("alice");
+    h.send(c, "AUTHENTICATE SCRAM-SHA-256");
+    h.take(c);
+    h.send(c, &format!("AUTHENTICATE {}", "A".repeat(401)));
+    expect(&h.take(c), "905");
+    h.send(c, "AUTHENTICATE SCRAM-SHA-256");
+    h.take(c);
+    for _ in 0..5 {
+        h.send(c, &format!("AUTHENTICATE {}", "A".repeat(400)));
+    }
+    assert!(expect(&h.take(c), "904").params[1].contains("too long"));
+    assert!(h.requests.is_empty());
+    // The exchange is over: a new one starts cleanly.
+    h.send(c, "AUTHENTICATE PLAIN");
+    assert_eq!(challenge(&mut h, c), "+");
+}

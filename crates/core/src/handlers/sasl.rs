@@ -22,7 +22,8 @@ use crate::throttle::{Outcome, Ticket};
 
 /// SASL sends base64 in chunks of this size; a shorter chunk ends the message.
 const SASL_CHUNK: usize = 400;
-/// No client message of our mechanisms needs more than this much base64.
+/// No client message of our mechanisms needs more than this much base64: a client that goes on
+/// sending full chunks past it is refused (904) instead of filling memory.
 const SASL_MAX_LEN: usize = 4 * SASL_CHUNK;
 /// The mechanisms, as `RPL_SASLMECHS` and the `sasl` capability list them.
 pub(crate) const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
@@ -109,12 +110,19 @@ impl Server {
             self.send_msg(conn, Message::new("AUTHENTICATE").with_param("+"));
             return;
         };
+        // One chunk longer than a chunk may be is 905; a payload that never ends (full chunks
+        // past SASL_MAX_LEN) is a failed authentication, 904, as Ergo answers both.
+        if data.len() > SASL_CHUNK {
+            self.end_sasl(conn);
+            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
+            return;
+        }
         if data != "+" {
             state.buffer.push_str(data);
         }
         if state.buffer.len() > SASL_MAX_LEN {
             self.end_sasl(conn);
-            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
+            self.numeric(ERR_SASLFAIL, ["SASL authentication failed: payload too long"]);
             return;
         }
         if data.len() == SASL_CHUNK {
