@@ -74,7 +74,7 @@ impl World {
         };
         let host = if ip.is_ipv6() { "2001:db8::1".to_owned() } else { ip.to_string() };
         let now = self.now();
-        self.server.connect(conn, ConnInfo { ip, host, tls, quic: false }, now);
+        self.server.connect(conn, ConnInfo { ip, host, tls, quic: false, certfp: None }, now);
         self.live.insert(conn);
         self.slots[slot] = conn;
         self.check();
@@ -158,9 +158,27 @@ fn answer(request: &Request, ok: bool) -> Response {
         Request::VerifyPassword { .. } | Request::Reload => {
             Response::Done(if ok { Ok(()) } else { Err(Failure::BadPassword) })
         }
+        // Credentials of the password "password", so that a scripted proof can succeed.
+        Request::ScramCredentials { account } if ok => Response::Scram(Ok(chinwag_core::ScramLookup {
+            account: account.clone(),
+            credentials: Some(fuzz_scram().clone()),
+            server_nonce: "server-nonce".into(),
+        })),
+        Request::ScramCredentials { .. } => Response::Scram(Err(Failure::NoSuchAccount)),
+        Request::CertOwner { .. } => {
+            Response::Account(if ok { Ok("certowner".into()) } else { Err(Failure::NoSuchAccount) })
+        }
+        Request::Certs(_) if ok => Response::Certs(Ok(chinwag_core::CertAnswer::Added)),
+        Request::Certs(_) => Response::Certs(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(_) if !ok => Response::Keys(Err(Failure::Unavailable("storage is busy".into()))),
         Request::Keys(keys) => Response::Keys(Ok(key_answer(keys))),
     }
+}
+
+/// Derived once: 4096 PBKDF2 rounds per answer would slow the fuzzer down.
+fn fuzz_scram() -> &'static chinwag_core::scram::ScramCredentials {
+    static CREDS: std::sync::OnceLock<chinwag_core::scram::ScramCredentials> = std::sync::OnceLock::new();
+    CREDS.get_or_init(|| chinwag_core::scram::ScramCredentials::derive("password", b"salt", 4096))
 }
 
 /// A message storage kept long ago in `conversation` (for `queue`, if it waits in one).

@@ -58,11 +58,21 @@ impl Cap {
         ALL_CAPS.iter().find(|(c, _)| *c == self).map_or("", |(_, n)| n)
     }
 
-    /// The value shown by `CAP LS 302`, if any.
+    /// The value shown by `CAP LS 302` to a connection, TLS or not: SASL EXTERNAL is offered only
+    /// where a client certificate can be.
+    pub fn value_for(self, tls: bool) -> Option<&'static str> {
+        match self {
+            Cap::Sasl if tls => Some(crate::handlers::sasl::MECHANISMS_TLS),
+            _ => self.value(),
+        }
+    }
+
+    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s comes from the
+    /// configuration ([`crate::AccountSettings::cap_value`]).
     pub fn value(self) -> Option<&'static str> {
         match self {
-            Cap::Sasl => Some("PLAIN"),
-            Cap::AccountRegistration => Some("before-connect"),
+            Cap::Sasl => Some(crate::handlers::sasl::MECHANISMS),
+            Cap::AccountRegistration => None,
             _ => None,
         }
     }

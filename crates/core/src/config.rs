@@ -23,6 +23,40 @@ pub struct Config {
     pub limits: Limits,
     /// Who may become an IRC operator with OPER (see `handlers/oper.rs`).
     pub opers: Vec<Operator>,
+    /// How accounts are registered.
+    pub accounts: AccountSettings,
+}
+
+/// Account registration rules (`[accounts]` in the file), advertised in the
+/// `draft/account-registration` capability's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// Shortest password (bytes) for a new account or a password change. Default 8.
+    pub min_password_length: usize,
+    /// Whether `REGISTER` may come before the connection is registered (`before-connect`).
+    /// Default true; when false it is refused with `COMPLETE_CONNECTION_REQUIRED`.
+    pub registration_before_connect: bool,
+    /// Whether a new account must give an email address (`email-required`). Default false.
+    pub email_required: bool,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        AccountSettings { min_password_length: 8, registration_before_connect: true, email_required: false }
+    }
+}
+
+impl AccountSettings {
+    /// The `draft/account-registration` capability's value: its flags, comma separated, or
+    /// `None` with none.
+    pub fn cap_value(&self) -> Option<String> {
+        let flags: Vec<&str> =
+            [(self.registration_before_connect, "before-connect"), (self.email_required, "email-required")]
+                .into_iter()
+                .filter_map(|(on, flag)| on.then_some(flag))
+                .collect();
+        (!flags.is_empty()).then(|| flags.join(","))
+    }
 }
 
 /// An IRC operator's credentials. Only the Argon2id hash is kept; OPER checks it off the core.
@@ -196,6 +230,7 @@ impl Default for Config {
             accounts_required: false,
             limits: Limits::default(),
             opers: Vec::new(),
+            accounts: AccountSettings::default(),
         }
     }
 }

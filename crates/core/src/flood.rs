@@ -261,7 +261,8 @@ mod tests {
         let now = |secs| Now { wall_ms: 1_700_000_000_000 + secs * 1000, mono: start + Duration::from_secs(secs) };
         let mut server = Server::new(Config::default(), 1, now(0));
         let conn = ConnId(1);
-        let info = ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "h".into(), tls: false, quic: false };
+        let info =
+            ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "h".into(), tls: false, quic: false, certfp: None };
         server.connect(conn, info, now(0));
         let line = |text: &str| Message::parse(text);
         server.handle(conn, line("NICK alice"), now(0));

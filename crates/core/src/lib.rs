@@ -12,7 +12,8 @@
 //! Layout: `server.rs` holds the state, the entry points and the reply plumbing
 //! (labeled-response, fan-out); `handlers/` has one file per command family; `broadcast.rs`
 //! serializes an event once per capability variant; `numeric.rs` is the table of numerics;
-//! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`).
+//! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`);
+//! `scram.rs` the SASL SCRAM-SHA-256 credentials and message arithmetic.
 
 mod broadcast;
 mod caps;
@@ -27,6 +28,7 @@ mod ids;
 pub mod keys;
 mod numeric;
 mod pending;
+pub mod scram;
 mod server;
 mod store;
 mod text;
@@ -35,14 +37,16 @@ mod throttle;
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use chinwag_proto::rfc3339_ms;
 pub use client::ConnInfo;
-pub use config::{Config, Limits, Operator, Rate};
+pub use config::{AccountSettings, Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
+pub use handlers::account::MAX_PASSWORD_LEN;
 pub use handlers::history::MAX_HISTORY;
 pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
-    dm_conversation, Bound, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request, RequestId, Response,
+    dm_conversation, Bound, CertAnswer, CertRequest, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request,
+    RequestId, Response, ScramLookup,
 };
 pub use throttle::{subnet_of, ADDRESS_SHARE};

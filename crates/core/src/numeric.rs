@@ -33,6 +33,7 @@ pub const RPL_CREATIONTIME: &str = "329";
 pub const RPL_WHOISACCOUNT: &str = "330";
 /// bot-mode: the user has +B.
 pub const RPL_WHOISBOT: &str = "335";
+pub const RPL_WHOISCERTFP: &str = "276";
 pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";

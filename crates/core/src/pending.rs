@@ -21,6 +21,24 @@ pub(crate) enum Pending {
         ticket: Ticket,
         label: Option<String>,
     },
+    /// SCRAM credentials for an exchange whose client-first message was `first`.
+    Scram {
+        conn: ConnId,
+        first: Box<crate::scram::ClientFirst>,
+        ticket: Ticket,
+        label: Option<String>,
+    },
+    /// SASL EXTERNAL: the account owning the client's certificate; `authzid` is who it asked to be.
+    External {
+        conn: ConnId,
+        authzid: Option<String>,
+        label: Option<String>,
+    },
+    /// NickServ CERT.
+    Cert {
+        conn: ConnId,
+        label: Option<String>,
+    },
     Register {
         conn: ConnId,
         via: RegisterVia,
@@ -77,6 +95,9 @@ impl Pending {
     fn conn(&self) -> ConnId {
         match self {
             Pending::Login { conn, .. }
+            | Pending::Scram { conn, .. }
+            | Pending::External { conn, .. }
+            | Pending::Cert { conn, .. }
             | Pending::Register { conn, .. }
             | Pending::SetPassword { conn, .. }
             | Pending::Drop { conn, .. }
@@ -101,6 +122,9 @@ impl Pending {
     fn label(&self) -> Option<String> {
         match self {
             Pending::Login { label, .. }
+            | Pending::Scram { label, .. }
+            | Pending::External { label, .. }
+            | Pending::Cert { label, .. }
             | Pending::Register { label, .. }
             | Pending::SetPassword { label, .. }
             | Pending::Drop { label, .. }
@@ -142,6 +166,9 @@ impl Server {
         self.begin(conn, pending.label());
         match pending {
             p @ (Pending::Login { .. }
+            | Pending::Scram { .. }
+            | Pending::External { .. }
+            | Pending::Cert { .. }
             | Pending::Register { .. }
             | Pending::SetPassword { .. }
             | Pending::Drop { .. }) => {

@@ -621,6 +621,7 @@ impl Server {
 
     /// Forgets a client: its peers see QUIT, its nick goes to WHOWAS, watchers see it offline.
     pub(crate) fn remove_client(&mut self, conn: ConnId, reason: &str) {
+        self.end_sasl(conn);
         let peers = self.peers_of(conn);
         let Some(client) = self.clients.remove(&conn) else { return };
         let lasted = self.now.mono.saturating_duration_since(client.connected_at).as_secs();

@@ -83,7 +83,7 @@ pub struct ChannelSnapshot {
 /// Slow or stored work the edge does for the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Hash `password` and create the account.
+    /// Hash `password`, derive its SCRAM credentials, and create the account.
     Register {
         account: String,
         email: Option<String>,
@@ -95,9 +95,15 @@ pub enum Request {
         account: String,
         password: String,
     },
+    /// Hash `password` and derive its SCRAM credentials, replacing both.
     SetPassword {
         account: String,
         password: String,
+    },
+    /// The SCRAM-SHA-256 credentials of `account` and a fresh server nonce (the core draws no
+    /// random numbers). Answered with `Scram`; an unknown account is `NoSuchAccount`.
+    ScramCredentials {
+        account: String,
     },
     /// Check `password`, then delete the account and its waiting messages.
     DropAccount {
@@ -131,6 +137,45 @@ pub enum Request {
     },
     /// The end-to-end encryption key directory.
     Keys(crate::keys::KeyRequest),
+    /// Client certificate fingerprints (NickServ CERT). Answered with `Certs`.
+    Certs(CertRequest),
+    /// The account a client certificate fingerprint is registered to (SASL EXTERNAL). Answered
+    /// with `Account`: its canonical name, or `NoSuchAccount`.
+    CertOwner {
+        fingerprint: String,
+    },
+}
+
+/// What NickServ CERT asks of storage. Fingerprints are 64 lower-case hex digits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertRequest {
+    /// Register `fingerprint` to `account` unless it has `max` already or another account has it.
+    Add {
+        account: String,
+        fingerprint: String,
+        max: usize,
+    },
+    Remove {
+        account: String,
+        fingerprint: String,
+    },
+    List {
+        account: String,
+    },
+}
+
+/// The answer to a [`CertRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertAnswer {
+    Added,
+    AlreadyThere,
+    /// Registered to another account.
+    Taken,
+    /// The account has the most it may have.
+    Full,
+    /// Whether there was one to remove.
+    Removed(bool),
+    List(Vec<String>),
 }
 
 /// Why a request failed, as far as the user needs to know.
@@ -156,4 +201,20 @@ pub enum Response {
     Targets(Result<Vec<(String, u64)>, Failure>),
     /// Keys.
     Keys(Result<crate::keys::KeyAnswer, Failure>),
+    /// ScramCredentials.
+    Scram(Result<ScramLookup, Failure>),
+    /// Certs.
+    Certs(Result<CertAnswer, Failure>),
+}
+
+/// An account's SCRAM credentials, for one exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramLookup {
+    /// The account's canonical name.
+    pub account: String,
+    /// `None` for an account registered before SCRAM that has not logged in with its password
+    /// (or changed it) since.
+    pub credentials: Option<crate::scram::ScramCredentials>,
+    /// The server's half of the nonce: fresh random printable characters, never ','.
+    pub server_nonce: String,
 }

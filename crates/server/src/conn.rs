@@ -487,7 +487,7 @@ mod tests {
         let metrics = Metrics::new();
         let stream = metrics.wrap(ours.expect("accept").0, crate::metrics::Transport::Plaintext);
         let (events, _hub) = mpsc::channel(1);
-        let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false };
+        let info = ConnInfo { ip: addr.ip(), host: "127.0.0.1".into(), tls: false, quic: false, certfp: None };
         let queues = Arc::new(Queues {
             limit: 1,
             line_len: 512,

@@ -89,7 +89,7 @@ impl Acceptor {
             let stream = self.metrics.wrap(stream, transport);
             let conn = ConnId(self.ids.fetch_add(1, Ordering::Relaxed));
             let ip = peer.ip().to_canonical();
-            let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false };
+            let info = ConnInfo { ip, host: host_of(ip), tls: tls.is_some(), quic: false, certfp: None };
             let setup = conn::Setup::new(conn, info, self.events.clone(), &self.queues);
             match &tls {
                 // The task is the connection's future alone: an idle plaintext connection
@@ -111,6 +111,9 @@ impl Acceptor {
                         match handshake {
                             Ok(Ok(stream)) => {
                                 let _permit = permit;
+                                let mut setup = setup;
+                                let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                                setup.info.certfp = cert.map(|c| Box::new(crate::tls::certfp(c)));
                                 conn::serve(stream, setup, None).await;
                             }
                             Ok(Err(e)) => tracing::debug!(%conn, %ip, error = %e, "TLS handshake failed"),

@@ -210,7 +210,7 @@ impl Acceptor {
                 return tracing::debug!(%conn, %ip, "QUIC stream not opened in time");
             }
         };
-        let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true };
+        let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true, certfp: None };
         let datagrams = tokio::spawn(read_datagrams(connection.clone(), conn, self.events.clone()));
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();

@@ -62,17 +62,17 @@ pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>
     let (certified, fingerprint) = load_certified(data_dir, cert, key, names)?;
     let certs = Arc::new(CertSwap { current: RwLock::new(Arc::new(certified)) });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
-        Ok::<_, anyhow::Error>(
-            rustls::ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(versions)
-                .context("configuring TLS versions")?
-                .with_no_client_auth()
-                .with_cert_resolver(certs.clone()),
-        )
-    };
-    let tls = config(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let mut quic = config(&[&rustls::version::TLS13])?;
+    let any_client_cert = Arc::new(AnyClientCert { provider: provider.clone() });
+    let tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("configuring TLS versions")?
+        .with_client_cert_verifier(any_client_cert)
+        .with_cert_resolver(certs.clone());
+    let mut quic = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("configuring TLS versions")?
+        .with_no_client_auth()
+        .with_cert_resolver(certs.clone());
     quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
     Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), fingerprint, certs })
@@ -142,6 +142,65 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, String)
         .load_private_key(key)
         .with_context(|| format!("the key in {} is of an unsupported type", key_path.display()))?;
     Ok((CertifiedKey::new(certs, signer), fingerprint))
+}
+
+/// Asks every TLS client for a certificate and takes any, self-signed included: a client
+/// certificate here is an identity for SASL EXTERNAL (CertFP), registered by its fingerprint,
+/// not a claim a CA vouches for. Only the handshake signature is checked (the client holds the
+/// certificate's key); a client without a certificate connects as before.
+#[derive(Debug)]
+struct AnyClientCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client certificate's CertFP: SHA-256 of the DER certificate.
+pub fn certfp(cert: &CertificateDer<'_>) -> [u8; 32] {
+    Sha256::digest(cert.as_ref()).into()
 }
 
 /// SHA-256 of the DER certificate as `AB:CD:...`.

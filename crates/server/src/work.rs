@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::rand_core::RngCore;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use chinwag_core::{Failure, Request, RequestId, Response};
+use chinwag_core::scram::{ScramCredentials, SCRAM_ITERATIONS, SCRAM_SALT_LEN};
+use chinwag_core::{CertAnswer, CertRequest, Failure, Request, RequestId, Response, ScramLookup};
 use chinwag_store::{NewAccount, StoreError};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -47,6 +49,25 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Random bytes in a SCRAM server nonce (base64: 24 printable characters, never ',').
+const SCRAM_NONCE_BYTES: usize = 18;
+
+/// Fresh SCRAM-SHA-256 credentials for `password` (a random salt, [`SCRAM_ITERATIONS`]), as
+/// stored (RFC 5803 text). PBKDF2: run it on the blocking pool.
+pub fn derive_scram(password: &str) -> String {
+    let mut salt = [0u8; SCRAM_SALT_LEN];
+    OsRng.fill_bytes(&mut salt);
+    ScramCredentials::derive(password, &salt, SCRAM_ITERATIONS).to_stored()
+}
+
+/// The server's half of a SCRAM nonce.
+fn scram_nonce() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; SCRAM_NONCE_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Shared by every request: where to run, and where answers go.
 #[derive(Clone)]
 pub(crate) struct Worker {
@@ -83,7 +104,9 @@ impl Worker {
             Request::Register { account, email, password } => {
                 Response::Account(self.register(account, email, password).await)
             }
-            Request::CheckPassword { account, password } => Response::Account(self.check(account, password).await),
+            Request::CheckPassword { account, password } => {
+                Response::Account(self.check(account, password, true).await)
+            }
             Request::SetPassword { account, password } => Response::Done(self.set_password(account, password).await),
             Request::DropAccount { account, password } => Response::Done(self.drop_account(account, password).await),
             Request::History { conversation, query, limit } => {
@@ -111,6 +134,11 @@ impl Worker {
                 Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))
             }
             Request::Keys(request) => Response::Keys(self.keys(request).await),
+            Request::ScramCredentials { account } => Response::Scram(self.scram(account).await),
+            Request::CertOwner { fingerprint } => Response::Account(
+                self.store(move |s| s.cert_owner(&fingerprint)).await.and_then(|o| o.ok_or(Failure::NoSuchAccount)),
+            ),
+            Request::Certs(request) => Response::Certs(self.certs(request).await),
         }
     }
 
@@ -150,37 +178,96 @@ impl Worker {
     }
 
     async fn register(&self, account: String, email: Option<String>, password: String) -> Result<String, Failure> {
-        let hash = self.hashing(move || hash_password(&password)).await?.map_err(|_| busy())?;
+        let (hash, scram) = self.hash_and_derive(password).await?;
         let now_ms = crate::hub::now().wall_ms;
-        let record = NewAccount { name: account.clone(), password_hash: hash, email, created_ms: now_ms };
+        let record =
+            NewAccount { name: account.clone(), password_hash: hash, scram: Some(scram), email, created_ms: now_ms };
         self.store(move |s| s.create_account(&record)).await?;
         Ok(account)
     }
 
-    /// Ok(canonical name) if the password is right. Costs one Argon2 check either way.
-    async fn check(&self, account: String, password: String) -> Result<String, Failure> {
+    /// Ok(canonical name) if the password is right. Costs one Argon2 check either way. With
+    /// `upgrade` (a login), an account without SCRAM credentials gets them.
+    async fn check(&self, account: String, password: String, upgrade: bool) -> Result<String, Failure> {
         let record = self.store(move |s| s.account(&account)).await?;
-        let (name, phc) = match record {
-            Some(r) => (Some(r.name), r.password_hash),
-            None => (None, DUMMY_HASH.to_owned()),
+        let (name, phc, has_scram) = match record {
+            Some(r) => (Some(r.name), r.password_hash, r.scram.is_some()),
+            None => (None, DUMMY_HASH.to_owned(), true),
         };
-        let ok = self.verify(phc, password).await?;
+        let ok = self.verify(phc.clone(), password.clone()).await?;
         match name {
-            Some(name) if ok => Ok(name),
+            Some(name) if ok => {
+                if upgrade && !has_scram {
+                    self.upgrade_scram(&name, phc, password).await;
+                }
+                Ok(name)
+            }
             _ => Err(Failure::BadPassword),
         }
     }
 
+    /// An account registered before SCRAM logged in with its password: derive its SCRAM
+    /// credentials now, the one moment the password is at hand. Stored only if the password is
+    /// still the account's; a failure here fails no login (the next one tries again).
+    async fn upgrade_scram(&self, name: &str, phc: String, password: String) {
+        let scram = match self.hashing(move || derive_scram(&password)).await {
+            Ok(scram) => scram,
+            Err(_) => return,
+        };
+        let name = name.to_owned();
+        match self.store(move |s| s.set_scram(&name, &phc, &scram)).await {
+            Ok(true) => tracing::info!("SCRAM credentials derived at a password login"),
+            Ok(false) => {}
+            Err(f) => tracing::warn!(failure = ?f, "could not store SCRAM credentials derived at a login"),
+        }
+    }
+
+    /// The Argon2id hash and the SCRAM credentials of a new password, on the blocking pool.
+    async fn hash_and_derive(&self, password: String) -> Result<(String, String), Failure> {
+        let (hash, scram) = self.hashing(move || (hash_password(&password), derive_scram(&password))).await?;
+        Ok((hash.map_err(|_| busy())?, scram))
+    }
+
+    /// An account's SCRAM credentials and a fresh server nonce. The credentials are parsed here,
+    /// so that a record the core cannot use reads as "none yet".
+    async fn scram(&self, account: String) -> Result<ScramLookup, Failure> {
+        let record = self.store(move |s| s.account(&account)).await?.ok_or(Failure::NoSuchAccount)?;
+        let credentials = record.scram.as_deref().and_then(ScramCredentials::from_stored);
+        if record.scram.is_some() && credentials.is_none() {
+            tracing::warn!(account = %record.name, "stored SCRAM credentials do not parse; ignored");
+        }
+        Ok(ScramLookup { account: record.name, credentials, server_nonce: scram_nonce() })
+    }
+
+    async fn certs(&self, request: CertRequest) -> Result<CertAnswer, Failure> {
+        use chinwag_store::CertAdded;
+        match request {
+            CertRequest::Add { account, fingerprint, max } => {
+                match self.store(move |s| s.add_cert(&account, &fingerprint, max)).await? {
+                    CertAdded::Added => Ok(CertAnswer::Added),
+                    CertAdded::AlreadyThere => Ok(CertAnswer::AlreadyThere),
+                    CertAdded::Taken => Ok(CertAnswer::Taken),
+                    CertAdded::Full => Ok(CertAnswer::Full),
+                    CertAdded::NoAccount => Err(Failure::NoSuchAccount),
+                }
+            }
+            CertRequest::Remove { account, fingerprint } => {
+                self.store(move |s| s.remove_cert(&account, &fingerprint)).await.map(CertAnswer::Removed)
+            }
+            CertRequest::List { account } => self.store(move |s| s.certs(&account)).await.map(CertAnswer::List),
+        }
+    }
+
     async fn set_password(&self, account: String, password: String) -> Result<(), Failure> {
-        let hash = self.hashing(move || hash_password(&password)).await?.map_err(|_| busy())?;
-        match self.store(move |s| s.set_password(&account, &hash)).await? {
+        let (hash, scram) = self.hash_and_derive(password).await?;
+        match self.store(move |s| s.set_password(&account, &hash, Some(&scram))).await? {
             true => Ok(()),
             false => Err(Failure::NoSuchAccount),
         }
     }
 
     async fn drop_account(&self, account: String, password: String) -> Result<(), Failure> {
-        let name = self.check(account, password).await?;
+        let name = self.check(account, password, false).await?;
         match self.store(move |s| s.drop_account(&name)).await? {
             true => Ok(()),
             false => Err(Failure::NoSuchAccount),

@@ -233,3 +233,23 @@ fn a_missing_file_is_an_error_that_names_it() {
     let text = format!("{:#}", source.load().expect_err("missing file"));
     assert_mentions(&text, &["/nonexistent/chinwag.toml"]);
 }
+
+#[test]
+fn account_registration_settings_come_from_any_layer_and_are_checked() {
+    let cfg = load(None, &[], &[]).expect("valid");
+    assert_eq!(cfg.core.accounts, chinwag_core::AccountSettings::default());
+    assert_eq!(cfg.core.accounts.min_password_length, 8);
+    let file = "[accounts]\nmin_password_length = 12\nemail_required = true\n";
+    let env = [("CHINWAG_ACCOUNTS_REGISTRATION_BEFORE_CONNECT", "false")];
+    let cfg = load(Some(file), &env, &[]).expect("valid");
+    let expected = chinwag_core::AccountSettings {
+        min_password_length: 12,
+        registration_before_connect: false,
+        email_required: true,
+    };
+    assert_eq!(cfg.core.accounts, expected);
+    let text = error(None, &[], &[("accounts.min_password_length", "0")]);
+    assert_mentions(&text, &["accounts.min_password_length", "1 to 256"]);
+    let text = error(None, &[], &[("accounts.min_password_length", "300")]);
+    assert_mentions(&text, &["accounts.min_password_length", "300"]);
+}

@@ -119,8 +119,13 @@ fn open(path: &Path, synchronous: Synchronous) -> SqliteStore {
     let options = SqliteOptions { synchronous, ..SqliteOptions::default() };
     let mut store = SqliteStore::open(path, options).expect("open");
     for i in 0..ACCOUNTS {
-        let account =
-            NewAccount { name: format!("user{i}"), password_hash: "$argon2id$x".into(), email: None, created_ms: 0 };
+        let account = NewAccount {
+            name: format!("user{i}"),
+            password_hash: "$argon2id$x".into(),
+            scram: None,
+            email: None,
+            created_ms: 0,
+        };
         // Present already when a prefilled file is reopened.
         let _ = store.create_account(&account);
     }

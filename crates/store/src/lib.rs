@@ -73,8 +73,24 @@ pub trait Store: Send + 'static {
     fn account(&mut self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
     /// Every account's display name, ordered by folded name; the server loads these at start.
     fn account_names(&mut self) -> Result<Vec<String>, StoreError>;
-    /// Replaces an account's password hash; `false` if there is no such account.
-    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Replaces an account's password hash and its SCRAM credentials together (`None` clears
+    /// them: credentials of the old password must never outlive it); `false` if there is no
+    /// such account.
+    fn set_password(&mut self, name: &str, password_hash: &str, scram: Option<&str>) -> Result<bool, StoreError>;
+    /// Sets SCRAM credentials derived at a password login, only if the account's hash is still
+    /// `password_hash` (the password they were derived from is still the account's: a password
+    /// change that raced the login wins). `true` if they were stored.
+    fn set_scram(&mut self, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError>;
+    /// Registers a client certificate fingerprint to an account (any case), unless the account
+    /// already has `max` of them or the fingerprint belongs to another account. The store does
+    /// not check the fingerprint's form; the caller normalises it.
+    fn add_cert(&mut self, account: &str, fingerprint: &str, max: usize) -> Result<CertAdded, StoreError>;
+    /// Removes a fingerprint from an account; `false` if the account did not have it.
+    fn remove_cert(&mut self, account: &str, fingerprint: &str) -> Result<bool, StoreError>;
+    /// An account's fingerprints, sorted.
+    fn certs(&mut self, account: &str) -> Result<Vec<String>, StoreError>;
+    /// The display name of the account a fingerprint is registered to.
+    fn cert_owner(&mut self, fingerprint: &str) -> Result<Option<String>, StoreError>;
     /// Deletes an account, its offline queue, and every private conversation it was a party to
     /// (see [`StoredMessage::participants`]), so that someone who later registers the same name
     /// cannot read them. `false` if there was no such account.
@@ -173,6 +189,20 @@ pub trait Store: Send + 'static {
     /// none left, the fallback key (not deleted). `None` if the device has neither, or does not
     /// exist.
     fn claim_key(&mut self, account: &str, device: &str) -> Result<Option<ClaimedKey>, StoreError>;
+}
+
+/// What [`Store::add_cert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertAdded {
+    Added,
+    /// The account already had it.
+    AlreadyThere,
+    /// Another account has it; nothing changed.
+    Taken,
+    /// The account has `max` fingerprints already; nothing changed.
+    Full,
+    /// No such account.
+    NoAccount,
 }
 
 /// Why a store operation failed.

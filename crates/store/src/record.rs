@@ -8,6 +8,9 @@ pub struct NewAccount {
     pub name: String,
     /// A PHC string (`$argon2id$...`). Opaque to the store: hashing and checking are the caller's.
     pub password_hash: String,
+    /// SCRAM-SHA-256 credentials derived from the same password (RFC 5803 text), so that SASL
+    /// SCRAM can log in without the password reaching the server. Opaque to the store.
+    pub scram: Option<String>,
     pub email: Option<String>,
     pub created_ms: u64,
 }
@@ -18,6 +21,9 @@ pub struct AccountRecord {
     /// The display name as registered, whatever case it was looked up with.
     pub name: String,
     pub password_hash: String,
+    /// See [`NewAccount::scram`]; `None` for an account that has not had a password login or
+    /// change since SCRAM credentials were introduced.
+    pub scram: Option<String>,
     pub email: Option<String>,
     pub created_ms: u64,
 }

@@ -58,6 +58,7 @@ fn everything_survives_a_reopen() {
             let account = NewAccount {
                 name: name.into(),
                 password_hash: format!("$argon2id${name}"),
+                scram: None,
                 email: None,
                 created_ms: 1,
             };

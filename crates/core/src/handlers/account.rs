@@ -1,4 +1,4 @@
-//! Accounts: SASL PLAIN, IRCv3 `REGISTER`, NickServ, `PASS account:password`, and what follows
+//! Accounts: password logins (SASL PLAIN, whose exchange is in `sasl.rs`), IRCv3 `REGISTER`, NickServ, `PASS account:password`, and what follows
 //! a login (900, account-notify, offline messages, nick protection).
 //!
 //! Passwords never stay in the core: they go out in a [`Request`] to the edge, which hashes or
@@ -7,7 +7,6 @@
 //! clear, and the answer tells the user to use TLS), and throttled accounts and addresses are
 //! refused with the time to wait.
 
-use base64::Engine;
 use chinwag_proto::{casefold, Message, Nick};
 
 use crate::caps::Cap;
@@ -17,19 +16,12 @@ use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
 use crate::throttle::{Outcome, Ticket};
 
-/// Shortest password we accept for a new account or a password change.
-pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password (bytes); longer ones are refused rather than silently cut.
 pub const MAX_PASSWORD_LEN: usize = 256;
-/// SASL sends base64 in chunks of this size; a shorter chunk ends the message.
-const SASL_CHUNK: usize = 400;
-/// A PLAIN payload never needs more than this much base64: a client that goes on sending
-/// full chunks past it is refused (904) instead of filling memory.
-const SASL_MAX_LEN: usize = 4 * SASL_CHUNK;
 /// The services pseudo-user's prefix.
 pub const NICKSERV: &str = "NickServ";
 const NICKSERV_PREFIX: &str = "NickServ!NickServ@services.chinwag";
-const INSECURE: &str =
+pub(crate) const INSECURE: &str =
     "Refusing a password over a plaintext connection from the network: reconnect with TLS (port 6697)";
 
 /// How a login attempt arrived, which decides how its outcome is told.
@@ -47,73 +39,10 @@ pub(crate) enum RegisterVia {
     NickServ,
 }
 
-/// An AUTHENTICATE exchange in progress.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SaslState {
-    pub buffer: String,
-}
-
 impl Server {
     /// Whether `conn` came over plaintext from a non-loopback address.
     pub(crate) fn insecure(&self, conn: ConnId) -> bool {
         self.clients.get(&conn).is_some_and(|c| !c.info.tls && !c.info.ip.is_loopback())
-    }
-
-    pub(crate) fn handle_authenticate(&mut self, msg: &Message) {
-        let Some(data) = msg.params.first() else {
-            self.need_more_params("AUTHENTICATE");
-            return;
-        };
-        let conn = self.cur_conn();
-        let insecure = self.insecure(conn);
-        let Some(client) = self.clients.get_mut(&conn) else { return };
-        if client.account.is_some() {
-            self.numeric(ERR_SASLALREADY, ["You have already authenticated using SASL"]);
-            return;
-        }
-        if data == "*" {
-            client.clear_extra(|e| e.sasl = None);
-            self.numeric(ERR_SASLABORTED, ["SASL authentication aborted"]);
-            return;
-        }
-        let Some(state) = client.existing_extra_mut().and_then(|e| e.sasl.as_mut()) else {
-            if !data.eq_ignore_ascii_case("PLAIN") {
-                self.numeric(RPL_SASLMECHS, ["PLAIN", "are available SASL mechanisms"]);
-                self.numeric(ERR_SASLFAIL, ["SASL authentication failed: unknown mechanism"]);
-                return;
-            }
-            if insecure {
-                self.numeric(ERR_SASLFAIL, [format!("SASL authentication failed: {INSECURE}")]);
-                return;
-            }
-            client.extra_mut().sasl = Some(SaslState::default());
-            self.send_msg(conn, Message::new("AUTHENTICATE").with_param("+"));
-            return;
-        };
-        // One chunk longer than a chunk may be is 905; a payload that never ends (full chunks
-        // past SASL_MAX_LEN) is a failed authentication, 904, as Ergo answers both.
-        if data.len() > SASL_CHUNK {
-            client.clear_extra(|e| e.sasl = None);
-            self.numeric(ERR_SASLTOOLONG, ["SASL message too long"]);
-            return;
-        }
-        if data != "+" {
-            state.buffer.push_str(data);
-        }
-        if state.buffer.len() > SASL_MAX_LEN {
-            client.clear_extra(|e| e.sasl = None);
-            self.numeric(ERR_SASLFAIL, ["SASL authentication failed: payload too long"]);
-            return;
-        }
-        if data.len() == SASL_CHUNK {
-            return;
-        }
-        let payload = std::mem::take(&mut state.buffer);
-        client.clear_extra(|e| e.sasl = None);
-        match decode_plain(&payload) {
-            Some((account, password)) => self.attempt_login(&account, password, LoginVia::Sasl),
-            None => self.numeric(ERR_SASLFAIL, ["SASL authentication failed: malformed PLAIN message"]),
-        }
     }
 
     /// Starts a password check after the transport and throttle rules allow it. The attempt is
@@ -242,7 +171,16 @@ impl Server {
             self.fail("REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", &[account], "The account name must be your nick");
             return;
         }
+        if !client.registered && !self.cfg.accounts.registration_before_connect {
+            let text = "Complete the connection (NICK and USER) before REGISTER";
+            self.fail("REGISTER", "COMPLETE_CONNECTION_REQUIRED", &[nick.as_str()], text);
+            return;
+        }
         let email = (email != "*").then(|| email.clone());
+        if email.is_none() && self.cfg.accounts.email_required {
+            self.fail("REGISTER", "INVALID_EMAIL", &[nick.as_str()], "An email address is required");
+            return;
+        }
         if email.as_deref().is_some_and(|e| !valid_email(e)) {
             self.fail("REGISTER", "INVALID_EMAIL", &[nick.as_str()], "That does not look like an email address");
             return;
@@ -261,8 +199,9 @@ impl Server {
             refuse(self, "INSECURE_CONNECTION", INSECURE);
         } else if self.accounts.contains_key(nick.folded()) {
             refuse(self, "ACCOUNT_EXISTS", "That account already exists; log in instead");
-        } else if password.len() < MIN_PASSWORD_LEN {
-            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at least {MIN_PASSWORD_LEN} characters"));
+        } else if password.len() < self.cfg.accounts.min_password_length {
+            let min = self.cfg.accounts.min_password_length;
+            refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at least {min} characters"));
         } else if password.len() > MAX_PASSWORD_LEN {
             refuse(self, "WEAK_PASSWORD", &format!("Passwords must be at most {MAX_PASSWORD_LEN} bytes"));
         } else if casefold(&password) == nick.folded() {
@@ -351,7 +290,9 @@ impl Server {
                     self.nickserv_notice(&format!("You are already logged in as {current}."));
                 } else if let Some(nick) = nick {
                     let email = rest.first().cloned();
-                    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+                    if email.is_none() && self.cfg.accounts.email_required {
+                        self.nickserv_notice("An email address is required: REGISTER <password> <email>");
+                    } else if email.as_deref().is_some_and(|e| !valid_email(e)) {
                         self.nickserv_notice("That does not look like an email address.");
                     } else {
                         self.start_register(nick, email, password.clone(), RegisterVia::NickServ);
@@ -374,8 +315,11 @@ impl Server {
             ("SET", [what, password]) if what.eq_ignore_ascii_case("PASSWORD") => match account {
                 None => self.nickserv_notice("Log in first: /msg NickServ IDENTIFY <password>"),
                 Some(_) if self.insecure(conn) => self.nickserv_notice(INSECURE),
-                Some(_) if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN => {
-                    let text = format!("Passwords must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters");
+                Some(_)
+                    if password.len() < self.cfg.accounts.min_password_length || password.len() > MAX_PASSWORD_LEN =>
+                {
+                    let min = self.cfg.accounts.min_password_length;
+                    let text = format!("Passwords must be {min} to {MAX_PASSWORD_LEN} characters");
                     self.nickserv_notice(&text);
                 }
                 Some(account) => {
@@ -399,6 +343,7 @@ impl Server {
                 }
             },
             ("GHOST", [target]) => self.nickserv_ghost(target, account),
+            ("CERT", [sub, rest @ ..]) => self.nickserv_cert(sub, rest.first().map(String::as_str), account),
             _ => {
                 for line in [
                     "NickServ commands:",
@@ -408,6 +353,9 @@ impl Server {
                     "SET PASSWORD <new password>  - change your password",
                     "DROP <password>              - delete your account",
                     "GHOST <nick>                 - disconnect a session using your account's nick",
+                    "CERT ADD [fingerprint]       - log in with this TLS client certificate (SASL EXTERNAL)",
+                    "CERT DEL <fingerprint>       - stop accepting a client certificate",
+                    "CERT LIST                    - your account's client certificates",
                 ] {
                     self.nickserv_notice(line);
                 }
@@ -571,10 +519,15 @@ impl Server {
             (Pending::Login { conn, account, via, ticket, .. }, Response::Account(r)) => {
                 self.login_result(conn, &account, via, ticket, r);
             }
+            (Pending::Scram { conn, first, ticket, .. }, Response::Scram(r)) => {
+                self.scram_lookup_result(conn, *first, ticket, r);
+            }
+            (Pending::External { conn, authzid, .. }, Response::Account(r)) => self.external_result(conn, authzid, r),
+            (Pending::Cert { .. }, Response::Certs(r)) => self.cert_result(r),
             (Pending::Register { conn, via, .. }, Response::Account(r)) => self.register_result(conn, via, r),
             (Pending::SetPassword { .. }, Response::Done(r)) => self.set_password_result(r),
             (Pending::Drop { conn, account, .. }, Response::Done(r)) => self.drop_result(conn, &account, r),
-            (Pending::Login { ticket, .. }, response) => {
+            (Pending::Login { ticket, .. } | Pending::Scram { ticket, .. }, response) => {
                 self.throttle.settle(ticket, Outcome::Unknown, self.now.mono, &self.cfg.limits);
                 tracing::error!(?response, "a response of the wrong kind to a login; ignored");
             }
@@ -591,22 +544,6 @@ fn failure_text(f: &Failure) -> String {
         Failure::NoSuchAccount | Failure::BadPassword => "Invalid account name or password.".into(),
         Failure::Unavailable(why) => why.clone(),
     }
-}
-
-/// `authzid \0 authcid \0 password`, base64. The authorization identity, if given, must be the
-/// authentication identity (we do not log in as someone else).
-fn decode_plain(b64: &str) -> Option<(String, String)> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.split('\0');
-    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || authc.is_empty() || password.is_empty() {
-        return None;
-    }
-    if !authz.is_empty() && casefold(authz) != casefold(authc) {
-        return None;
-    }
-    Some((authc.to_owned(), password.to_owned()))
 }
 
 /// A plausible address: something@something.something, no spaces, bounded length.

@@ -1,6 +1,7 @@
 //! One file per command family; each adds `handle_*` methods to [`crate::Server`].
 
 pub(crate) mod account;
+mod certfp;
 mod channel;
 pub(crate) mod e2e;
 pub(crate) mod history;
@@ -12,4 +13,5 @@ pub(crate) mod offline;
 pub(crate) mod oper;
 mod query;
 mod registration;
+pub(crate) mod sasl;
 mod user;

@@ -650,7 +650,13 @@ mod tests {
         let mut cfg = Config::default();
         cfg.limits.flood.every = std::time::Duration::ZERO;
         let mut server = Server::new(cfg, 1, now);
-        let info = ConnInfo { ip: "127.0.0.1".parse().expect("ip"), host: "127.0.0.1".into(), tls: false, quic: false };
+        let info = ConnInfo {
+            ip: "127.0.0.1".parse().expect("ip"),
+            host: "127.0.0.1".into(),
+            tls: false,
+            quic: false,
+            certfp: None,
+        };
         let op = ConnId(1);
         server.connect(op, info.clone(), now);
         for line in ["NICK olga", "USER o 0 * :o", "JOIN #club", "MODE #club +i"] {

@@ -509,6 +509,7 @@ impl Server {
         self.cfg.accounts_required = cfg.accounts_required;
         self.cfg.limits = cfg.limits;
         self.cfg.opers = cfg.opers;
+        self.cfg.accounts = cfg.accounts;
     }
 }
 

@@ -174,6 +174,9 @@ impl Server {
         let away = c.away().map(str::to_owned);
         let tls = c.info.tls;
         let bot = c.bot;
+        // A certificate's fingerprint identifies its holder across networks: only the holder
+        // and operators see it.
+        let certfp = c.certfp().filter(|_| target == me || self.oper_name(me).is_some());
         let account = c.account.clone();
         let oper = self.oper_name(target).is_some();
         let idle = self.now.mono.saturating_duration_since(c.last_spoke).as_secs().to_string();
@@ -195,6 +198,9 @@ impl Server {
         }
         if tls {
             self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);
+        }
+        if let Some(fp) = certfp {
+            self.numeric(RPL_WHOISCERTFP, [nick.clone(), format!("has client certificate fingerprint {fp}")]);
         }
         if let Some(account) = account {
             self.numeric(RPL_WHOISACCOUNT, [nick.clone(), account, "is logged in as".into()]);

@@ -35,9 +35,18 @@ impl Server {
                 }
                 self.caps_changed(self.cur_conn());
 
+                let tls = self.cur_client().is_some_and(|c| c.info.tls);
+                let registration = self.cfg.accounts.cap_value();
                 let names: Vec<String> = ALL_CAPS
                     .iter()
-                    .map(|(cap, name)| match cap.value().filter(|_| version >= 302) {
+                    .map(|(cap, name)| {
+                        let value = match cap {
+                            Cap::AccountRegistration => registration.as_deref(),
+                            _ => cap.value_for(tls),
+                        };
+                        (name, value.filter(|_| version >= 302))
+                    })
+                    .map(|(name, value)| match value {
                         Some(value) => format!("{name}={value}"),
                         None => (*name).to_owned(),
                     })

@@ -94,9 +94,13 @@ impl Harness {
     }
 
     pub fn connect_from(&mut self, ip: IpAddr, tls: bool) -> ConnId {
+        self.connect_info(ConnInfo { ip, host: ip.to_string(), tls, quic: false, certfp: None })
+    }
+
+    /// A connection described in full (a client certificate, say).
+    pub fn connect_info(&mut self, info: ConnInfo) -> ConnId {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
-        let info = ConnInfo { ip, host: ip.to_string(), tls, quic: false };
         let now = self.now();
         self.server.connect(conn, info, now);
         self.collect();

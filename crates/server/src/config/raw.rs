@@ -38,6 +38,15 @@ pub struct RawConfig {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct RawAccounts {
+    pub required: bool,
+    pub min_password_length: u32,
+    pub registration_before_connect: bool,
+    pub email_required: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawServer {
     pub name: String,
     pub network: String,
@@ -77,12 +86,6 @@ pub struct RawStorage {
 pub struct RawHistory {
     pub autoreplay_lines: u32,
     pub autoreplay_max_age_hours: u32,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawAccounts {
-    pub required: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +273,18 @@ impl Default for RawDiscovery {
             interfaces: d.interfaces,
             answer_remote: d.answer_remote,
             announce_seconds: 0,
+        }
+    }
+}
+
+impl Default for RawAccounts {
+    fn default() -> Self {
+        let d = chinwag_core::AccountSettings::default();
+        RawAccounts {
+            required: false,
+            min_password_length: u32::try_from(d.min_password_length).unwrap_or(u32::MAX),
+            registration_before_connect: d.registration_before_connect,
+            email_required: d.email_required,
         }
     }
 }
@@ -515,6 +530,19 @@ impl RawConfig {
             json: g.json,
         };
         cfg.grace = Duration::from_secs(u64::from(self.shutdown.grace_seconds));
+
+        let a = &self.accounts;
+        let longest = chinwag_core::MAX_PASSWORD_LEN;
+        let min_password_length = usize::try_from(a.min_password_length).unwrap_or(usize::MAX);
+        if min_password_length == 0 || min_password_length > longest {
+            let problem = format!("expected 1 to {longest} (the longest password accepted)");
+            return Err(bad("accounts.min_password_length", &a.min_password_length, &problem));
+        }
+        cfg.core.accounts = chinwag_core::AccountSettings {
+            min_password_length,
+            registration_before_connect: a.registration_before_connect,
+            email_required: a.email_required,
+        };
 
         let d = &self.discovery;
         let mut discovery = chinwag_discovery::ResponderConfig { enabled: d.enabled, ..Default::default() };

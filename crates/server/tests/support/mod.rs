@@ -175,6 +175,29 @@ pub async fn tls_connect(
     connector.connect(name, tcp).await
 }
 
+/// A TLS connection (server pinned by fingerprint) that presents a client certificate.
+pub async fn tls_with_client_cert(
+    addr: SocketAddr,
+    fingerprint: &str,
+    cert: CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    name: &str,
+) -> Client {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }))
+        .with_client_auth_cert(vec![cert], key)
+        .expect("client certificate");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let server = ServerName::try_from("localhost").expect("name");
+    let stream = connector.connect(server, tcp).await.expect("TLS handshake");
+    Client::from_stream(Box::new(stream), name)
+}
+
 /// A QUIC client configuration that pins the server's certificate and speaks chinwag's ALPN.
 pub fn quic_client_config(fingerprint: &str) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());

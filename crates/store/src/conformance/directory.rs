@@ -6,6 +6,7 @@ fn new_account(name: &str, hash: &str, email: Option<&str>) -> NewAccount {
     NewAccount {
         name: name.to_owned(),
         password_hash: hash.to_owned(),
+        scram: None,
         email: email.map(str::to_owned),
         created_ms: 1_700_000_000_000,
     }
@@ -23,6 +24,7 @@ pub(super) fn accounts(store: &mut dyn Store) {
     let expected = AccountRecord {
         name: "Alice".to_owned(),
         password_hash: "$argon2id$one".to_owned(),
+        scram: None,
         email: Some("alice@example.net".to_owned()),
         created_ms: 1_700_000_000_000,
     };
@@ -34,10 +36,10 @@ pub(super) fn accounts(store: &mut dyn Store) {
     assert_eq!(store.account_names().expect("names"), ["Alice", "bob", "Carol"], "display names, by folded name");
     assert_eq!(store.account("BOB").expect("lookup").map(|a| a.email), Some(None));
 
-    assert!(store.set_password("ALICE", "$argon2id$new").expect("set password"), "Alice exists");
+    assert!(store.set_password("ALICE", "$argon2id$new", None).expect("set password"), "Alice exists");
     assert_eq!(store.account("alice").expect("lookup").map(|a| a.password_hash).as_deref(), Some("$argon2id$new"));
     assert_eq!(store.account("bob").expect("lookup").map(|a| a.password_hash).as_deref(), Some("$argon2id$bob"));
-    assert!(!store.set_password("nobody", "$argon2id$x").expect("set password"), "no such account");
+    assert!(!store.set_password("nobody", "$argon2id$x", None).expect("set password"), "no such account");
     assert_eq!(store.account("nobody").expect("lookup"), None, "set_password does not create accounts");
 
     assert!(store.drop_account("alice").expect("drop"), "Alice existed");
@@ -46,6 +48,54 @@ pub(super) fn accounts(store: &mut dyn Store) {
     assert_eq!(store.account_names().expect("names"), ["bob", "Carol"]);
     store.create_account(&new_account("alice", "$argon2id$again", None)).expect("the name is free again");
     assert_eq!(store.account("ALICE").expect("lookup").map(|a| a.name).as_deref(), Some("alice"));
+}
+
+/// SCRAM credentials are stored with the account, replaced or cleared with the password, and
+/// set after a login only while the password they came from is still the account's.
+pub(super) fn scram_credentials(store: &mut dyn Store) {
+    let mut dave = new_account("Dave", "$argon2id$dave", None);
+    dave.scram = Some("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy".to_owned());
+    store.create_account(&dave).expect("create Dave");
+    store.create_account(&new_account("erin", "$argon2id$erin", None)).expect("create erin");
+    let scram = |s: &mut dyn Store, name: &str| s.account(name).expect("lookup").and_then(|a| a.scram);
+    assert_eq!(scram(store, "DAVE"), dave.scram, "stored at registration");
+    assert_eq!(scram(store, "erin"), None, "an account without credentials has none");
+
+    assert!(!store.set_scram("erin", "$argon2id$other", "SCRAM-SHA-256$1:x$y:z").expect("set"), "stale hash");
+    assert_eq!(scram(store, "erin"), None, "credentials of a password no longer the account's are not kept");
+    assert!(store.set_scram("ERIN", "$argon2id$erin", "SCRAM-SHA-256$1:e$f:g").expect("set"), "current hash");
+    assert_eq!(scram(store, "erin").as_deref(), Some("SCRAM-SHA-256$1:e$f:g"));
+    assert!(!store.set_scram("nobody", "$argon2id$erin", "SCRAM-SHA-256$1:e$f:g").expect("set"), "no account");
+
+    assert!(store.set_password("dave", "$argon2id$new", None).expect("set password"));
+    assert_eq!(scram(store, "dave"), None, "a password change without credentials clears the old ones");
+    assert!(store.set_password("dave", "$argon2id$newer", Some("SCRAM-SHA-256$2:a$b:c")).expect("set password"));
+    assert_eq!(scram(store, "dave").as_deref(), Some("SCRAM-SHA-256$2:a$b:c"));
+    assert_eq!(scram(store, "erin").as_deref(), Some("SCRAM-SHA-256$1:e$f:g"), "others untouched");
+}
+
+/// Client certificate fingerprints: one owner each, bounded per account, gone with the account.
+pub(super) fn certificates(store: &mut dyn Store) {
+    use crate::CertAdded;
+    store.create_account(&new_account("Alice", "$argon2id$a", None)).expect("create Alice");
+    store.create_account(&new_account("bob", "$argon2id$b", None)).expect("create bob");
+    assert_eq!(store.add_cert("alice", "aa", 2).expect("add"), CertAdded::Added);
+    assert_eq!(store.add_cert("ALICE", "aa", 2).expect("add"), CertAdded::AlreadyThere);
+    assert_eq!(store.add_cert("bob", "aa", 2).expect("add"), CertAdded::Taken, "one owner per fingerprint");
+    assert_eq!(store.add_cert("nobody", "cc", 2).expect("add"), CertAdded::NoAccount);
+    assert_eq!(store.add_cert("alice", "bb", 2).expect("add"), CertAdded::Added);
+    assert_eq!(store.add_cert("alice", "cc", 2).expect("add"), CertAdded::Full, "at most max per account");
+    assert_eq!(store.certs("Alice").expect("list"), ["aa", "bb"]);
+    assert_eq!(store.cert_owner("aa").expect("owner").as_deref(), Some("Alice"), "the display name");
+    assert_eq!(store.cert_owner("cc").expect("owner"), None);
+    assert!(!store.remove_cert("bob", "aa").expect("remove"), "not bob's to remove");
+    assert!(store.remove_cert("alice", "aa").expect("remove"));
+    assert_eq!(store.cert_owner("aa").expect("owner"), None);
+    assert_eq!(store.add_cert("bob", "aa", 2).expect("add"), CertAdded::Added, "free again");
+    assert!(store.drop_account("bob").expect("drop"));
+    assert_eq!(store.cert_owner("aa").expect("owner"), None, "a dropped account's fingerprints go with it");
+    store.create_account(&new_account("bob", "$argon2id$b2", None)).expect("bob again");
+    assert_eq!(store.certs("bob").expect("list"), Vec::<String>::new(), "a new bob inherits nothing");
 }
 
 fn rust_room() -> ChannelRecord {

@@ -11,6 +11,7 @@ fn account(store: &mut dyn Store, name: &str) {
     let record = NewAccount {
         name: name.to_owned(),
         password_hash: "$argon2id$x".to_owned(),
+        scram: None,
         email: None,
         created_ms: 1_700_000_000_000,
     };

@@ -34,6 +34,8 @@ pub type Check = (&'static str, fn(&mut dyn Store));
 /// Every check, in the order [`run_all`] runs them.
 pub const CHECKS: &[Check] = &[
     ("accounts", directory::accounts),
+    ("scram_credentials", directory::scram_credentials),
+    ("certificates", directory::certificates),
     ("channels", directory::channels),
     ("append_is_all_or_nothing", history::append_is_all_or_nothing),
     ("append_large_batches", history::large_batches),

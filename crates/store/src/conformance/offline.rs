@@ -4,8 +4,13 @@ use super::{ids, message};
 use crate::{HistoryQuery, NewAccount, Store, StoredMessage};
 
 fn register(store: &mut dyn Store, name: &str) {
-    let account =
-        NewAccount { name: name.to_owned(), password_hash: format!("$argon2id${name}"), email: None, created_ms: 1 };
+    let account = NewAccount {
+        name: name.to_owned(),
+        password_hash: format!("$argon2id${name}"),
+        scram: None,
+        email: None,
+        created_ms: 1,
+    };
     store.create_account(&account).unwrap_or_else(|e| panic!("create {name}: {e}"));
 }
 

@@ -12,10 +12,13 @@ pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<
     let created_ms = to_sql("account creation time", account.created_ms)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO accounts (folded, name, password_hash, email, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO accounts (folded, name, password_hash, email, created_ms, scram)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend("creating an account"))?;
-    match insert.execute(params![fold(&account.name), account.name, account.password_hash, account.email, created_ms]) {
+    let values =
+        params![fold(&account.name), account.name, account.password_hash, account.email, created_ms, account.scram];
+    match insert.execute(values) {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(ffi::ErrorCode::ConstraintViolation) => {
             Err(StoreError::AccountExists(account.name.clone()))
@@ -27,7 +30,7 @@ pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<
 pub(super) fn account(conn: &Connection, name: &str) -> Result<Option<AccountRecord>, StoreError> {
     let op = backend("looking up an account");
     let mut select = conn
-        .prepare_cached("SELECT name, password_hash, email, created_ms FROM accounts WHERE folded = ?1")
+        .prepare_cached("SELECT name, password_hash, email, created_ms, scram FROM accounts WHERE folded = ?1")
         .map_err(&op)?;
     select
         .query_row([fold(name)], |row| {
@@ -36,6 +39,7 @@ pub(super) fn account(conn: &Connection, name: &str) -> Result<Option<AccountRec
                 password_hash: row.get(1)?,
                 email: row.get(2)?,
                 created_ms: from_sql(row.get(3)?),
+                scram: row.get(4)?,
             })
         })
         .optional()
@@ -49,10 +53,94 @@ pub(super) fn account_names(conn: &Connection) -> Result<Vec<String>, StoreError
     names.collect::<Result<_, _>>().map_err(op)
 }
 
-pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+pub(super) fn set_password(
+    conn: &Connection,
+    name: &str,
+    password_hash: &str,
+    scram: Option<&str>,
+) -> Result<bool, StoreError> {
     let op = backend("changing a password");
-    let mut update = conn.prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE folded = ?1").map_err(&op)?;
-    Ok(update.execute(params![fold(name), password_hash]).map_err(op)? > 0)
+    let mut update =
+        conn.prepare_cached("UPDATE accounts SET password_hash = ?2, scram = ?3 WHERE folded = ?1").map_err(&op)?;
+    Ok(update.execute(params![fold(name), password_hash, scram]).map_err(op)? > 0)
+}
+
+pub(super) fn set_scram(conn: &Connection, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError> {
+    let op = backend("storing SCRAM credentials");
+    let mut update =
+        conn.prepare_cached("UPDATE accounts SET scram = ?3 WHERE folded = ?1 AND password_hash = ?2").map_err(&op)?;
+    Ok(update.execute(params![fold(name), password_hash, scram]).map_err(op)? > 0)
+}
+
+/// Checks and inserts in one immediate transaction, so that two servers on one file cannot
+/// both pass the count.
+pub(super) fn add_cert(
+    conn: &Connection,
+    account: &str,
+    fingerprint: &str,
+    max: usize,
+) -> Result<crate::CertAdded, StoreError> {
+    use crate::CertAdded;
+    let op = backend("registering a certificate");
+    let folded = fold(account);
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    let exists = tx
+        .query_row("SELECT 1 FROM accounts WHERE folded = ?1", [&folded], |_| Ok(()))
+        .optional()
+        .map_err(&op)?
+        .is_some();
+    if !exists {
+        return Ok(CertAdded::NoAccount);
+    }
+    let owner: Option<String> = tx
+        .query_row("SELECT account FROM account_certs WHERE fingerprint = ?1", [fingerprint], |r| r.get(0))
+        .optional()
+        .map_err(&op)?;
+    let outcome = match owner {
+        Some(owner) if owner == folded => CertAdded::AlreadyThere,
+        Some(_) => CertAdded::Taken,
+        None => {
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM account_certs WHERE account = ?1", [&folded], |r| r.get(0))
+                .map_err(&op)?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+                CertAdded::Full
+            } else {
+                tx.execute("INSERT INTO account_certs (fingerprint, account) VALUES (?1, ?2)", [fingerprint, &folded])
+                    .map_err(&op)?;
+                CertAdded::Added
+            }
+        }
+    };
+    tx.commit().map_err(op)?;
+    Ok(outcome)
+}
+
+pub(super) fn remove_cert(conn: &Connection, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+    let op = backend("removing a certificate");
+    let mut delete =
+        conn.prepare_cached("DELETE FROM account_certs WHERE account = ?1 AND fingerprint = ?2").map_err(&op)?;
+    Ok(delete.execute(params![fold(account), fingerprint]).map_err(op)? > 0)
+}
+
+pub(super) fn certs(conn: &Connection, account: &str) -> Result<Vec<String>, StoreError> {
+    let op = backend("listing certificates");
+    let mut select = conn
+        .prepare_cached("SELECT fingerprint FROM account_certs WHERE account = ?1 ORDER BY fingerprint")
+        .map_err(&op)?;
+    let rows = select.query_map([fold(account)], |row| row.get(0)).map_err(&op)?;
+    rows.collect::<Result<_, _>>().map_err(op)
+}
+
+pub(super) fn cert_owner(conn: &Connection, fingerprint: &str) -> Result<Option<String>, StoreError> {
+    let op = backend("looking up a certificate");
+    let mut select = conn
+        .prepare_cached(
+            "SELECT accounts.name FROM account_certs JOIN accounts ON accounts.folded = account_certs.account
+             WHERE account_certs.fingerprint = ?1",
+        )
+        .map_err(&op)?;
+    select.query_row([fingerprint], |row| row.get(0)).optional().map_err(op)
 }
 
 /// Deletes the account, its offline queue, and its private conversations (their messages,

@@ -178,9 +178,32 @@ impl Store for SqliteStore {
         directory::account_names(&self.conn)
     }
 
-    fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+    fn set_password(&mut self, name: &str, password_hash: &str, scram: Option<&str>) -> Result<bool, StoreError> {
         self.check_file()?;
-        directory::set_password(&self.conn, name, password_hash)
+        directory::set_password(&self.conn, name, password_hash, scram)
+    }
+
+    fn set_scram(&mut self, name: &str, password_hash: &str, scram: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
+        directory::set_scram(&self.conn, name, password_hash, scram)
+    }
+
+    fn add_cert(&mut self, account: &str, fingerprint: &str, max: usize) -> Result<crate::CertAdded, StoreError> {
+        self.check_file()?;
+        directory::add_cert(&self.conn, account, fingerprint, max)
+    }
+
+    fn remove_cert(&mut self, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
+        directory::remove_cert(&self.conn, account, fingerprint)
+    }
+
+    fn certs(&mut self, account: &str) -> Result<Vec<String>, StoreError> {
+        directory::certs(&self.conn, account)
+    }
+
+    fn cert_owner(&mut self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        directory::cert_owner(&self.conn, fingerprint)
     }
 
     fn drop_account(&mut self, name: &str) -> Result<bool, StoreError> {

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -184,4 +184,23 @@ END;
 /// before is a ban). Positions run across the three lists, so the key stays `(channel, position)`.
 const V4: &str = "
 ALTER TABLE channel_bans ADD COLUMN kind TEXT NOT NULL DEFAULT 'b';
+";
+
+/// Version 5: SASL SCRAM-SHA-256 credentials beside the Argon2id hash, in the text form of
+/// RFC 5803 (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, base64), opaque to the
+/// store like the PHC string. `NULL` for accounts registered before, until their next password
+/// login or change derives them.
+const V5: &str = "
+ALTER TABLE accounts ADD COLUMN scram TEXT;
+";
+
+/// Version 6: client certificate fingerprints (CertFP) registered to accounts, for SASL
+/// EXTERNAL. A fingerprint belongs to one account at most (it is the key); an account's go
+/// with it.
+const V6: &str = "
+CREATE TABLE account_certs (
+    fingerprint TEXT PRIMARY KEY NOT NULL,
+    account     TEXT NOT NULL REFERENCES accounts(folded) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX account_certs_by_account ON account_certs(account);
 ";
