@@ -6,13 +6,8 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use base64::Engine;
 use chinwag_core::{ConnId, Failure, Request, Response};
-use support::{expect, find, parsed, Harness};
-
-fn plain(account: &str, password: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
-}
+use support::{expect, find, parsed, sasl_plain, Harness};
 
 const NETWORK_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
@@ -29,7 +24,7 @@ fn sasl_plain_logs_in_before_registration() {
     h.send(c, "AUTHENTICATE PLAIN");
     let lines = h.take(c);
     assert_eq!(parsed(&lines).last().map(|m| m.to_line()), Some("AUTHENTICATE +".into()));
-    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "correct horse")));
+    h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "correct horse")));
     let (id, req) = h.next_request();
     assert_eq!(req, Request::CheckPassword { account: "alice".into(), password: "correct horse".into() });
     assert!(h.take(c).is_empty(), "nothing is said until the password is checked");
@@ -49,19 +44,19 @@ fn wrong_passwords_are_throttled_per_account_and_address() {
     let c = h.register("mallory");
     for _ in 0..3 {
         h.send(c, "AUTHENTICATE PLAIN");
-        h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+        h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
         let (id, _) = h.next_request();
         h.respond(id, Response::Account(Err(Failure::BadPassword)));
         let fail = expect(&h.take(c), "904");
         assert!(fail.params[1].contains("Invalid account name or password"));
     }
     h.send(c, "AUTHENTICATE PLAIN");
-    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
     assert!(h.requests.is_empty(), "a throttled attempt never reaches the password check");
     assert!(expect(&h.take(c), "904").params[1].contains("try again in"));
     h.advance(Duration::from_secs(2));
     h.send(c, "AUTHENTICATE PLAIN");
-    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
     assert_eq!(h.requests.len(), 1, "after the delay the address may try again");
     let (id, _) = h.next_request();
     h.respond(id, Response::Account(Err(Failure::BadPassword)));
@@ -102,7 +97,7 @@ fn parallel_attempts_from_many_connections_are_counted_before_they_run() {
     let conns = clients_from(&mut h, &[loopback(2)], 50);
     for &(c, _) in &conns {
         h.send(c, "AUTHENTICATE PLAIN");
-        h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+        h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
     }
     assert_eq!(check_password_requests(&h), free, "only the free attempts run; the rest wait for their answers");
     let refused = conns
@@ -129,7 +124,7 @@ fn parallel_attempts_from_many_connections_are_counted_before_they_run() {
     let conns = clients_from(&mut h, &addresses, 5);
     for &(c, _) in &conns {
         h.send(c, "AUTHENTICATE PLAIN");
-        h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+        h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
     }
     assert_eq!(check_password_requests(&h), addresses.len() + limits.login_account.burst as usize);
 }
@@ -146,7 +141,7 @@ fn guesses_from_elsewhere_never_lock_the_owner_out() {
     for _ in 0..3 {
         for &(c, _) in &conns {
             h.send(c, "AUTHENTICATE PLAIN");
-            h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+            h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
             let (id, _) = h.next_request();
             h.respond(id, Response::Account(Err(Failure::BadPassword)));
             assert!(expect(&h.take(c), "904").params[1].contains("Invalid"));
@@ -157,7 +152,7 @@ fn guesses_from_elsewhere_never_lock_the_owner_out() {
     // The guessers' own addresses are slowed down.
     let (c, _) = conns[0];
     h.send(c, "AUTHENTICATE PLAIN");
-    h.send(c, &format!("AUTHENTICATE {}", plain("alice", "guess")));
+    h.send(c, &format!("AUTHENTICATE {}", sasl_plain("alice", "guess")));
     assert!(expect(&h.take(c), "904").params[1].contains("try again"));
     assert!(h.requests.is_empty());
     // The owner, from an address with no failures, gets in at once.
@@ -167,7 +162,7 @@ fn guesses_from_elsewhere_never_lock_the_owner_out() {
     h.send(owner, "NICK alice");
     h.send(owner, "USER alice 0 * :Alice");
     h.send(owner, "AUTHENTICATE PLAIN");
-    h.send(owner, &format!("AUTHENTICATE {}", plain("alice", "correct horse")));
+    h.send(owner, &format!("AUTHENTICATE {}", sasl_plain("alice", "correct horse")));
     let (id, req) = h.next_request();
     assert_eq!(req, Request::CheckPassword { account: "alice".into(), password: "correct horse".into() });
     h.respond(id, Response::Account(Ok("alice".into())));

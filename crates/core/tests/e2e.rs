@@ -11,20 +11,10 @@ const CURVE: &str = "Gc0elC7SjBwYRNmOeEJJaFWWwBdjhAm9FbVD0M2Hsic";
 const ED: &str = "Kr6R2yuPMnn6kp5SDmL1XHNY5kJnXDhRrmMp+5lRHko";
 const SIG: &str = "SIGfQ0TBsQbZf9yfI1tNkpeW1yBTGuFrgUw4yuQk7GUvMn6HIvHgrx1DHVxGrC1x6cbvS2HpZIz1h4Zs6Xbe0AA";
 
-fn login(h: &mut Harness, conn: ConnId, account: &str) {
-    h.send(conn, &format!("NS IDENTIFY {account} password123"));
-    let (id, _) = h.next_request();
-    h.respond(id, Response::Account(Ok(account.into())));
-    let (id, req) = h.next_request();
-    assert!(matches!(req, Request::Offline { .. }), "{req:?}");
-    h.respond(id, Response::Messages(Ok(vec![])));
-    h.take(conn);
-}
-
 /// A logged-in client with message-tags whose connection published `device`.
 fn device(h: &mut Harness, nick: &str, account: &str, device: &str) -> ConnId {
     let c = h.register_with_caps(nick, "message-tags chinwag.dev/e2e");
-    login(h, c, account);
+    h.login(c, account);
     h.send(c, &format!("E2E DEVICE {device} {CURVE} {ED} {SIG}"));
     let (id, req) = h.next_request();
     let expected =
@@ -84,7 +74,7 @@ fn a_device_uploads_keys_and_a_claim_hands_one_out_and_asks_for_a_refill() {
     assert_eq!(expect(&h.take(alice), "E2E").params, ["COUNT", "laptop", "2", "1"]);
 
     let bob = h.register("bob");
-    login(&mut h, bob, "bob");
+    h.login(bob, "bob");
     h.send(bob, "E2E DEVICES Alice");
     let (id, req) = h.next_request();
     assert_eq!(req, Request::Keys(KeyRequest::Devices { account: "Alice".into() }));
@@ -118,7 +108,7 @@ fn a_device_uploads_keys_and_a_claim_hands_one_out_and_asks_for_a_refill() {
 fn malformed_e2e_commands_get_a_fail_and_reach_no_storage() {
     let mut h = Harness::new();
     let c = h.register("carol");
-    login(&mut h, c, "carol");
+    h.login(c, "carol");
     let cases = [
         ("E2E OTK AAAA:AAAA", "NO_DEVICE"),
         ("E2E DEVICE lap/top AAAA AAAA AAAA", "INVALID_DEVICE"),
@@ -195,7 +185,7 @@ fn an_encrypted_message_for_an_offline_nick_is_queued_and_reaches_an_online_devi
 
     // When the laptop comes back and publishes its device, it gets what waited for it.
     let laptop = h.register_with_caps("bob", "message-tags chinwag.dev/e2e");
-    login(&mut h, laptop, "bob");
+    h.login(laptop, "bob");
     h.send(laptop, &format!("E2E DEVICE Laptop {CURVE} {ED} {SIG}"));
     let (id, _) = h.next_request();
     h.respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::Unchanged, KeyCounts::default()))));
@@ -219,7 +209,7 @@ fn an_encrypted_message_for_an_offline_nick_is_queued_and_reaches_an_online_devi
 fn publishing_a_device_again_does_not_send_its_unacknowledged_page_again() {
     let mut h = Harness::new();
     let c = h.register_with_caps("alice", "message-tags chinwag.dev/e2e");
-    login(&mut h, c, "alice");
+    h.login(c, "alice");
     let waiting = chinwag_core::HistoryItem {
         msgid: "0000000000000000001".into(),
         time_ms: 1_000,

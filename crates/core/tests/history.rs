@@ -8,17 +8,6 @@ use std::time::Duration;
 use chinwag_core::{Bound, ChannelSnapshot, HistoryItem, HistoryQuery, Request, Response};
 use support::{expect, find, parsed, Harness};
 
-fn login(h: &mut Harness, conn: chinwag_core::ConnId, account: &str) {
-    h.send(conn, &format!("NS IDENTIFY {account} password123"));
-    let (id, _) = h.next_request();
-    h.respond(id, Response::Account(Ok(account.into())));
-    // The offline check that follows a login.
-    let (id, req) = h.next_request();
-    assert!(matches!(req, Request::Offline { .. }));
-    h.respond(id, Response::Messages(Ok(vec![])));
-    h.take(conn);
-}
-
 #[test]
 fn room_messages_are_persisted_and_private_ones_only_with_an_account() {
     let mut h = Harness::new();
@@ -33,7 +22,7 @@ fn room_messages_are_persisted_and_private_ones_only_with_an_account() {
         ("#general", "#general", "hi room")
     );
     assert!(item.sender.starts_with("amy!"));
-    login(&mut h, b, "ben");
+    h.login(b, "ben");
     h.send(a, "PRIVMSG ben :kept: ben has an account");
     assert_eq!(h.persisted.len(), 2);
     let dm = &h.persisted[1];
@@ -163,7 +152,7 @@ fn rooms_are_saved_when_they_change_and_restored() {
 fn the_founder_of_a_room_runs_it_and_is_never_locked_out() {
     let mut h = Harness::new();
     let fay = h.register("fay");
-    login(&mut h, fay, "fay");
+    h.login(fay, "fay");
     h.send(fay, "JOIN #den");
     assert_eq!(h.saved_rooms.last().and_then(|s| s.founder.clone()).as_deref(), Some("fay"));
     h.send(fay, "MODE #den +i");
@@ -176,7 +165,7 @@ fn the_founder_of_a_room_runs_it_and_is_never_locked_out() {
     h.send(gus, "JOIN #den");
     expect(&h.take(gus), "473");
     let fay = h.register("fay");
-    login(&mut h, fay, "fay");
+    h.login(fay, "fay");
     h.send(fay, "JOIN #den");
     assert_eq!(expect(&h.take(fay), "353").params[3], "@fay", "the founder gets in and gets operator status");
     h.send(fay, "INVITE gus #den");
@@ -192,7 +181,7 @@ fn shutdown_does_not_forget_rooms_and_founded_rooms_outlive_their_members() {
     let a = h.register("hal");
     h.send(a, "JOIN #adhoc");
     let b = h.register("ida");
-    login(&mut h, b, "ida");
+    h.login(b, "ida");
     h.send(b, "JOIN #owned");
     h.send(b, "PART #owned");
     assert!(h.deleted_rooms.is_empty(), "a founded room stays: {:?}", h.deleted_rooms);
@@ -209,7 +198,7 @@ fn an_account_founds_a_bounded_number_of_rooms() {
     cfg.limits.rooms_per_account = 2;
     let mut h = Harness::with_config(cfg);
     let fay = h.register("fay");
-    login(&mut h, fay, "fay");
+    h.login(fay, "fay");
     for room in ["#one", "#two", "#three"] {
         h.send(fay, &format!("JOIN {room}"));
         h.send(fay, &format!("PART {room}"));
@@ -305,7 +294,7 @@ fn a_default_rooms_history_is_all_readable() {
 fn messages_that_need_storage_are_refused_while_it_is_full() {
     let mut h = Harness::new();
     let [a, b] = h.members_of("#general", &["amy", "ben"])[..] else { unreachable!() };
-    login(&mut h, b, "ben");
+    h.login(b, "ben");
     h.clear(&[a, b]);
     h.server.set_storage_room(1);
     h.send(a, "PRIVMSG #general :the last one that fits");
@@ -346,7 +335,7 @@ fn messages_that_need_storage_are_refused_while_it_is_full() {
 fn a_message_to_oneself_is_stored_once_and_read_back_once() {
     let mut h = Harness::new();
     let a = h.register_with_caps("gil", "echo-message batch message-tags draft/chathistory");
-    login(&mut h, a, "gil");
+    h.login(a, "gil");
     h.send(a, "PRIVMSG Gil :note to self");
     assert_eq!(parsed(&h.take(a)).iter().filter(|m| m.command == "PRIVMSG").count(), 2);
     assert_eq!(h.persisted.len(), 1, "{:#?}", h.persisted);

@@ -19,16 +19,7 @@ fn network() -> (Harness, chinwag_core::ConnId) {
 /// A client registered with `nick` and logged in to the account of the same name.
 fn login(h: &mut Harness, nick: &str) -> chinwag_core::ConnId {
     let c = h.register_with_caps(nick, "echo-message");
-    h.send(c, &format!("NS IDENTIFY {nick} correct-password"));
-    let (id, request) = h.next_request();
-    assert!(matches!(request, Request::CheckPassword { .. }), "{request:?}");
-    h.respond(id, Response::Account(Ok(nick.into())));
-    // Offline delivery after the login: nothing waits.
-    if let Some(pos) = h.requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. })) {
-        let (id, _) = h.requests.remove(pos);
-        h.respond(id, Response::Messages(Ok(Vec::new())));
-    }
-    h.take(c);
+    h.login(c, nick);
     c
 }
 

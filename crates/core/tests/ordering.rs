@@ -7,13 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use base64::Engine;
 use chinwag_core::{Config, Failure, HistoryItem, Operator, Request, Response};
-use support::{parsed, Harness};
-
-fn plain(account: &str, password: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
-}
+use support::{parsed, sasl_plain, Harness};
 
 /// The commands (numerics included) of `lines`, in order.
 fn commands(lines: &[String]) -> Vec<String> {
@@ -34,7 +29,7 @@ fn pipelined_sasl_with_cap_end_registers_after_the_login() {
         "NICK alice".into(),
         "USER alice 0 * :Alice".into(),
         "AUTHENTICATE PLAIN".into(),
-        format!("AUTHENTICATE {}", plain("alice", "correct horse")),
+        format!("AUTHENTICATE {}", sasl_plain("alice", "correct horse")),
         "CAP END".into(),
         "JOIN #general".into(),
     ] {
@@ -61,7 +56,7 @@ fn pipelined_sasl_that_fails_still_registers_when_cap_end_follows() {
         "NICK carol".into(),
         "USER carol 0 * :Carol".into(),
         "AUTHENTICATE PLAIN".into(),
-        format!("AUTHENTICATE {}", plain("carol", "wrong")),
+        format!("AUTHENTICATE {}", sasl_plain("carol", "wrong")),
         "CAP END".into(),
     ] {
         h.send(c, &line);

@@ -3,11 +3,7 @@
 mod support;
 
 use chinwag_core::{Config, Limits};
-use support::{expect, find, parsed, Harness};
-
-fn all(lines: &[String], command: &str) -> Vec<Vec<String>> {
-    parsed(lines).into_iter().filter(|m| m.command == command).map(|m| m.params).collect()
-}
+use support::{all, expect, find, Harness};
 
 #[test]
 fn away_is_set_and_cleared_with_away_notify_and_rpl_away() {

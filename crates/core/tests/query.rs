@@ -5,11 +5,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use support::{expect, find, parsed, Harness};
-
-fn all(lines: &[String], command: &str) -> Vec<Vec<String>> {
-    parsed(lines).into_iter().filter(|m| m.command == command).map(|m| m.params).collect()
-}
+use support::{all, expect, find, parsed, Harness};
 
 #[test]
 fn who_on_a_room_lists_members_with_away_and_prefix_flags() {

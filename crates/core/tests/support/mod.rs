@@ -206,6 +206,31 @@ impl Harness {
     pub fn is_closed(&self, conn: ConnId) -> bool {
         self.closed.contains(&conn)
     }
+
+    /// Logs `conn` in to `account` with `NS IDENTIFY`, answering the password check as the
+    /// store would, and the offline fetch that follows a login with an empty queue.
+    pub fn login(&mut self, conn: ConnId, account: &str) {
+        self.send(conn, &format!("NS IDENTIFY {account} password123"));
+        let (id, request) = self.next_request();
+        assert!(matches!(request, Request::CheckPassword { .. }), "{request:?}");
+        self.respond(id, Response::Account(Ok(account.into())));
+        if let Some(pos) = self.requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. })) {
+            let (id, _) = self.requests.remove(pos);
+            self.respond(id, Response::Messages(Ok(Vec::new())));
+        }
+        self.take(conn);
+    }
+}
+
+/// The SASL PLAIN payload for `account` and `password`, base64.
+pub fn sasl_plain(account: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
+}
+
+/// The parameters of every line whose command is `command`.
+pub fn all(lines: &[String], command: &str) -> Vec<Vec<String>> {
+    parsed(lines).into_iter().filter(|m| m.command == command).map(|m| m.params).collect()
 }
 
 /// The parsed lines, for assertions on structure rather than spelling.
