@@ -16,9 +16,10 @@
 //!
 //! Layout:
 //! - this file: the [`Store`] trait and [`StoreError`].
-//! - `record`: the values that cross the trait ([`StoredMessage`], [`HistoryQuery`], ...).
+//! - `record`: the values that cross the trait ([`StoredMessage`], [`HistoryQuery`], [`ReadMarker`], ...).
 //! - `sqlite/`: [`SqliteStore`]; `open.rs` (opening, refusals, [`OpenError`]), `schema.rs`
-//!   (migrations), `history.rs` (messages, targets, retention, offline queues), `directory.rs`
+//!   (migrations), `history.rs` (messages, targets, retention, offline queues, redaction),
+//!   `markers.rs` (read markers), `directory.rs`
 //!   (accounts and rooms), `checkpoint.rs` (the thread that copies the WAL back into the
 //!   database file, so that commits do not).
 //! - `conformance/`: the backend test suite, [`conformance::run_all`].
@@ -51,7 +52,8 @@ pub mod conformance;
 
 pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 pub use record::{
-    AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage, TopicRecord,
+    AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, MarkerSet, NewAccount, ReadMarker,
+    StoredMessage, TopicRecord,
 };
 pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous};
 
@@ -148,6 +150,36 @@ pub trait Store: Send + 'static {
     /// Every non-empty offline queue (folded account or device queue) and how many messages it
     /// holds, read at start so that the server can bound each queue.
     fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    // ---- message redaction (IRCv3 draft/message-redaction) ----
+
+    /// The message `msgid`, whatever its conversation, as [`Store::history`] returns it
+    /// (conversation key and participants filled in, `offline_for` `None`); `None` if no such
+    /// message is stored, or it was redacted.
+    fn message(&mut self, msgid: &str) -> Result<Option<StoredMessage>, StoreError>;
+    /// Redacts a message: from then on no history query, `history_targets` answer, offline queue
+    /// or [`Store::message`] returns it, and its text and client tags are erased. It still counts
+    /// as a [`Bound::MsgId`] (a client that saw it can page on from it), and retention prunes it
+    /// like any other. Returns the offline queues it was taken out of (folded accounts or device
+    /// queues, sorted), or `None` if there was no such message, or it was redacted already.
+    fn redact(&mut self, msgid: &str) -> Result<Option<Vec<String>>, StoreError>;
+
+    // ---- read markers (IRCv3 draft/read-marker) ----
+
+    /// An account's (any case) read markers, ordered by target; empty for an unknown account.
+    fn read_markers(&mut self, account: &str) -> Result<Vec<ReadMarker>, StoreError>;
+    /// Moves an account's (any case) marker for `target` forward to `time_ms`: a time older than
+    /// (or equal to) the stored one changes nothing, and the answer carries the stored one. An
+    /// account holds at most `max` markers: a new target beyond that first deletes the marker
+    /// with the oldest time (ties: the smallest target), named in the answer (`max` 0 keeps
+    /// none). `None` if there is no such account. Dropping an account deletes its markers.
+    fn set_read_marker(
+        &mut self,
+        account: &str,
+        target: &str,
+        time_ms: u64,
+        max: usize,
+    ) -> Result<Option<MarkerSet>, StoreError>;
 
     // ---- end-to-end encryption key directory (see `keys` and docs/e2e.md) ----
 

@@ -149,3 +149,26 @@ pub struct HistoryTarget {
     /// Time of the conversation's latest message within the asked range.
     pub latest_ms: u64,
 }
+
+/// One read marker (IRCv3 `draft/read-marker`): the time of the last message an account has
+/// read in one conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadMarker {
+    /// The conversation as the caller names it (for chinwag, a folded room name or nick); opaque
+    /// to the store, like [`StoredMessage::conversation`].
+    pub target: String,
+    /// Server time of the last message read, unix milliseconds.
+    pub time_ms: u64,
+}
+
+/// What [`crate::Store::set_read_marker`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerSet {
+    /// The marker as stored now: the newer of the one given and the one stored before (a
+    /// marker never moves back).
+    pub time_ms: u64,
+    /// The targets whose markers were deleted to make room for this one, sorted: empty unless
+    /// the account had as many as it may have; then the one with the oldest time went (more,
+    /// if the bound was lowered since).
+    pub evicted: Vec<String>,
+}

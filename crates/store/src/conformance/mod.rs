@@ -23,7 +23,9 @@
 mod directory;
 mod history;
 mod keys;
+mod markers;
 mod offline;
+mod redaction;
 mod targets;
 
 use crate::{Store, StoredMessage};
@@ -47,6 +49,8 @@ pub const CHECKS: &[Check] = &[
     ("prune_history", history::prune),
     ("offline_queue", offline::queue),
     ("drop_account_forgets_private_history", offline::drop_account_forgets_private_history),
+    ("redaction", redaction::redaction),
+    ("read_markers", markers::read_markers),
     ("e2e_devices", keys::devices),
     ("e2e_one_time_keys", keys::one_time_keys),
     ("e2e_drop_account_deletes_keys", keys::drop_account_deletes_keys),

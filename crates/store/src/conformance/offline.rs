@@ -3,7 +3,7 @@
 use super::{ids, message};
 use crate::{HistoryQuery, NewAccount, Store, StoredMessage};
 
-fn register(store: &mut dyn Store, name: &str) {
+pub(super) fn register(store: &mut dyn Store, name: &str) {
     let account = NewAccount {
         name: name.to_owned(),
         password_hash: format!("$argon2id${name}"),
@@ -15,7 +15,7 @@ fn register(store: &mut dyn Store, name: &str) {
 }
 
 /// A private message to `to`, queued for `offline_for`.
-fn queued(conversation: &str, msgid: &str, time_ms: u64, to: &str, offline_for: &str) -> StoredMessage {
+pub(super) fn queued(conversation: &str, msgid: &str, time_ms: u64, to: &str, offline_for: &str) -> StoredMessage {
     StoredMessage {
         target: to.to_owned(),
         participants: conversation.split('\0').map(str::to_owned).collect(),

@@ -295,7 +295,7 @@ fn select(conn: &Connection, conversation: i64, range: &Range) -> Result<Vec<Sto
 /// The SQL of a range and its named arguments. The text depends only on the range's shape, so
 /// the statement cache holds one statement per shape (a few dozen at most).
 fn range_statement(conversation: i64, range: &Range) -> (String, Vec<(&'static str, Value)>) {
-    let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation = :conversation");
+    let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation = :conversation AND redacted = 0");
     let mut args = vec![(":conversation", Value::Integer(conversation))];
     // `time_ms >= t` (or `<=`) bounds the index range; the rest settles ties within that
     // millisecond by msgid.
@@ -415,7 +415,7 @@ pub(super) fn targets(
     let mut latest = conn
         .prepare_cached(
             "SELECT time_ms, sender, sender_account, target FROM messages
-             WHERE conversation = ?1 AND time_ms > ?2 AND time_ms < ?3
+             WHERE conversation = ?1 AND time_ms > ?2 AND time_ms < ?3 AND redacted = 0
              ORDER BY time_ms DESC, msgid DESC LIMIT 1",
         )
         .map_err(&op)?;
@@ -486,6 +486,50 @@ pub(super) fn prune(conn: &Connection, older_than_ms: u64) -> Result<u64, StoreE
     }
     tx.commit().map_err(&op)?;
     Ok(removed)
+}
+
+/// One message by msgid, unless redacted.
+pub(super) fn message(conn: &Connection, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+    let op = backend("reading a message");
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS}, m.conversation, c.key FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE m.msgid = ?1 AND m.redacted = 0"
+        ))
+        .and_then(|mut s| {
+            s.query_row([msgid], |row| Ok((message_from_row(row)?, row.get::<_, i64>(8)?, row.get::<_, String>(9)?)))
+                .optional()
+        })
+        .map_err(&op)?;
+    let Some((message, conversation, key)) = row else { return Ok(None) };
+    Ok(with_conversation(conn, conversation, &key, vec![message])?.pop())
+}
+
+/// Marks a message redacted, erases its text and tags, and takes it out of every offline
+/// queue, in one transaction. The queues it left, or `None` if there was nothing to redact.
+///
+/// Finding its queued copies reads the whole `offline` table (it is keyed by account first,
+/// and an index by msgid would cost every queued message a page write): redactions are rare,
+/// each needs a message of the redacter's own (or an operator), and the table only holds what
+/// waits for accounts that are away.
+pub(super) fn redact(conn: &Connection, msgid: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let op = backend("redacting a message");
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    let changed = tx
+        .prepare_cached("UPDATE messages SET redacted = 1, text = '', tags = '' WHERE msgid = ?1 AND redacted = 0")
+        .and_then(|mut s| s.execute([msgid]))
+        .map_err(&op)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    let mut queues: Vec<String> = tx
+        .prepare_cached("DELETE FROM offline WHERE msgid = ?1 RETURNING account")
+        .and_then(|mut s| s.query_map([msgid], |row| row.get(0))?.collect())
+        .map_err(&op)?;
+    tx.commit().map_err(op)?;
+    queues.sort_unstable();
+    queues.dedup();
+    Ok(Some(queues))
 }
 
 pub(super) fn offline(conn: &Connection, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {

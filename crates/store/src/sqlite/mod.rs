@@ -6,6 +6,7 @@ mod checkpoint;
 mod directory;
 mod history;
 mod keys;
+mod markers;
 mod open;
 mod schema;
 
@@ -17,7 +18,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::keys::{ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
-use crate::record::{AccountRecord, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage};
+use crate::record::{
+    AccountRecord, ChannelRecord, HistoryQuery, HistoryTarget, MarkerSet, NewAccount, ReadMarker, StoredMessage,
+};
 use crate::{Store, StoreError};
 
 pub use open::OpenError;
@@ -272,6 +275,30 @@ impl Store for SqliteStore {
 
     fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
         history::offline_counts(&self.conn)
+    }
+
+    fn message(&mut self, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        history::message(&self.conn, msgid)
+    }
+
+    fn redact(&mut self, msgid: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.check_file()?;
+        history::redact(&self.conn, msgid)
+    }
+
+    fn read_markers(&mut self, account: &str) -> Result<Vec<ReadMarker>, StoreError> {
+        markers::read_markers(&self.conn, account)
+    }
+
+    fn set_read_marker(
+        &mut self,
+        account: &str,
+        target: &str,
+        time_ms: u64,
+        max: usize,
+    ) -> Result<Option<MarkerSet>, StoreError> {
+        self.check_file()?;
+        markers::set_read_marker(&self.conn, account, target, time_ms, max)
     }
 
     fn publish_device(

@@ -9,7 +9,7 @@
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// Version 1: accounts, rooms, history, offline queues. `messages` and `offline` were reshaped
 /// by [`V2`].
@@ -203,4 +203,27 @@ CREATE TABLE account_certs (
     account     TEXT NOT NULL REFERENCES accounts(folded) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX account_certs_by_account ON account_certs(account);
+";
+
+/// Version 7: message redaction and read markers (IRCv3 `draft/message-redaction`,
+/// `draft/read-marker`).
+///
+/// A redacted message keeps its row (its msgid and time still place a history bound) with
+/// `redacted = 1` and its text and tags erased; every query that returns messages skips it, and
+/// its copies in offline queues are deleted. Checking the flag costs nothing extra: the queries
+/// read each message's row for its columns anyway.
+///
+/// A read marker is the time of the last message an account read in one conversation (`target`
+/// is the caller's key for it, opaque here). At most a caller-given number per account (the
+/// server asks for 256), so an account's markers are one short range of this table; they go
+/// with the account.
+const V7: &str = "
+ALTER TABLE messages ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE read_markers (
+    account TEXT NOT NULL REFERENCES accounts(folded) ON DELETE CASCADE,
+    target  TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, target)
+) WITHOUT ROWID;
 ";
