@@ -29,6 +29,8 @@ pub(crate) struct Outgoing {
     pub bot: bool,
     /// Sent only to clients with message-tags (TAGMSG).
     pub needs_message_tags: bool,
+    /// Sent only to clients with this capability (REDACT: `draft/message-redaction`).
+    pub needs_cap: Option<Cap>,
     cache: Cache,
 }
 
@@ -100,12 +102,13 @@ impl Outgoing {
             client_tags: Vec::new(),
             bot: false,
             needs_message_tags: false,
+            needs_cap: None,
             cache: Default::default(),
         }
     }
 
     pub fn wanted_by(&self, caps: CapSet) -> bool {
-        !self.needs_message_tags || caps.has(Cap::MessageTags)
+        (!self.needs_message_tags || caps.has(Cap::MessageTags)) && self.needs_cap.is_none_or(|cap| caps.has(cap))
     }
 
     /// The tags a client with `caps` gets on top of the message's own, in wire order: msgid,

@@ -24,6 +24,10 @@ pub enum Cap {
     ChatHistory,
     /// chinwag's end-to-end encryption key directory (`E2E`, docs/e2e.md).
     E2e,
+    /// `MARKREAD`: read markers, synced across an account's connections.
+    ReadMarker,
+    /// `REDACT`: deleting a message.
+    MessageRedaction,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -36,6 +40,8 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::E2e, crate::keys::E2E_CAP),
     (Cap::AccountRegistration, "draft/account-registration"),
     (Cap::ChatHistory, "draft/chathistory"),
+    (Cap::MessageRedaction, "draft/message-redaction"),
+    (Cap::ReadMarker, "draft/read-marker"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::ExtendedMonitor, "extended-monitor"),

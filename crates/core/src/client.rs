@@ -118,6 +118,9 @@ pub(crate) struct Extra {
     pub monitoring: BTreeSet<String>,
     /// Pages of offline messages sent and not yet acknowledged (`handlers/offline.rs`).
     pub offline_acks: Vec<OfflineAck>,
+    /// A guest's read markers (folded target → time ms), kept for this connection only; an
+    /// account's are in `Server::sessions`. At most [`crate::MAX_READ_MARKERS`].
+    pub read_markers: std::collections::HashMap<String, u64>,
 }
 
 impl Extra {
@@ -130,6 +133,7 @@ impl Extra {
             && self.e2e_device.is_none()
             && self.monitoring.is_empty()
             && self.offline_acks.is_empty()
+            && self.read_markers.is_empty()
     }
 }
 

@@ -151,6 +151,9 @@ pub struct Limits {
     pub autoreplay_lines: usize,
     /// Only lines younger than this are replayed on JOIN; zero: no age limit.
     pub autoreplay_max_age: Duration,
+    /// How long after sending it a user may still redact (`REDACT`) a message of their own;
+    /// zero: no limit. Room operators and IRC operators are not bound by it.
+    pub redaction_window: Duration,
 }
 
 /// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
@@ -214,6 +217,9 @@ impl Default for Limits {
             // greet a newcomer with last month's lines as if they were news.
             autoreplay_lines: 20,
             autoreplay_max_age: Duration::from_secs(24 * 60 * 60),
+            // A day: long enough to take back what was said in haste, short enough that old
+            // conversations stay as everyone read them.
+            redaction_window: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

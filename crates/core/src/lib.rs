@@ -30,6 +30,7 @@ mod numeric;
 mod pending;
 pub mod scram;
 mod server;
+mod sessions;
 mod store;
 mod text;
 mod throttle;
@@ -42,11 +43,12 @@ pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
 pub use handlers::account::MAX_PASSWORD_LEN;
 pub use handlers::history::MAX_HISTORY;
+pub use handlers::markread::MAX_READ_MARKERS;
 pub use handlers::oper::{Counts, Kline, RoomView, UserView};
 pub use ids::{BuildConnHasher, ConnHasher, ConnId, ConnMap, MsgIdGen};
 pub use server::{Effect, Now, Server};
 pub use store::{
-    dm_conversation, Bound, CertAnswer, CertRequest, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, Request,
-    RequestId, Response, ScramLookup,
+    dm_conversation, Bound, CertAnswer, CertRequest, ChannelSnapshot, Failure, HistoryItem, HistoryQuery, MarkerSet,
+    Request, RequestId, Response, ScramLookup,
 };
 pub use throttle::{subnet_of, ADDRESS_SHARE};

@@ -89,6 +89,29 @@ pub(crate) enum Pending {
         then: crate::handlers::e2e::KeysThen,
         label: Option<String>,
     },
+    /// An account's read markers, loading (`handlers/markread.rs`).
+    Markers {
+        conn: ConnId,
+        account: String,
+        then: crate::handlers::markread::MarkersThen,
+        label: Option<String>,
+    },
+    /// `MARKREAD <target> timestamp=…` of an account, being stored; `target` as replies name
+    /// it, `key` folded.
+    MarkRead {
+        conn: ConnId,
+        account: String,
+        target: String,
+        key: String,
+        label: Option<String>,
+    },
+    /// `REDACT`: the message being looked up, then (`committing`) redacted.
+    Redact {
+        conn: ConnId,
+        redaction: Box<crate::handlers::redact::Redaction>,
+        committing: bool,
+        label: Option<String>,
+    },
 }
 
 impl Pending {
@@ -107,7 +130,10 @@ impl Pending {
             | Pending::Autoreplay { conn, .. }
             | Pending::Oper { conn, .. }
             | Pending::Rehash { conn, .. }
-            | Pending::Keys { conn, .. } => *conn,
+            | Pending::Keys { conn, .. }
+            | Pending::Markers { conn, .. }
+            | Pending::MarkRead { conn, .. }
+            | Pending::Redact { conn, .. } => *conn,
         }
     }
 
@@ -132,7 +158,10 @@ impl Pending {
             | Pending::Targets { label, .. }
             | Pending::Oper { label, .. }
             | Pending::Rehash { label, .. }
-            | Pending::Keys { label, .. } => label.clone(),
+            | Pending::Keys { label, .. }
+            | Pending::Markers { label, .. }
+            | Pending::MarkRead { label, .. }
+            | Pending::Redact { label, .. } => label.clone(),
             Pending::Offline { .. } | Pending::Autoreplay { .. } => None,
         }
     }
@@ -176,6 +205,10 @@ impl Server {
             }
             p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
+            p @ (Pending::Markers { .. } | Pending::MarkRead { .. }) => self.markers_response(p, response),
+            Pending::Redact { conn, redaction, committing, .. } => {
+                self.redact_response(conn, *redaction, committing, response);
+            }
             p => self.history_response(p, response),
         }
         self.finish();

@@ -134,6 +134,8 @@ pub struct Server {
     pub(crate) room_skeletons: HashMap<String, String>,
     /// Registered accounts, folded name → display name. Names only: hashes stay in storage.
     pub(crate) accounts: HashMap<String, String>,
+    /// Accounts logged in, each with its connections and what is kept for it meanwhile.
+    pub(crate) sessions: crate::sessions::Sessions,
     /// Requests out to the edge and what to do with their answers.
     pub(crate) pending: HashMap<RequestId, Pending>,
     pub(crate) next_request: u64,
@@ -180,6 +182,7 @@ impl Server {
             now,
             room_skeletons: HashMap::new(),
             accounts: HashMap::new(),
+            sessions: Default::default(),
             pending: HashMap::new(),
             next_request: 0,
             throttle: Throttle::default(),
@@ -634,6 +637,9 @@ impl Server {
             %reason,
             "disconnected"
         );
+        if let Some(account) = &client.account {
+            self.sessions.remove(&chinwag_proto::casefold(account), conn);
+        }
         if client.registered {
             self.registered_count = self.registered_count.saturating_sub(1);
             if client.invisible {
@@ -802,6 +808,8 @@ impl Server {
             "SETNAME" => self.handle_setname(msg),
             "MONITOR" => self.handle_monitor(msg),
             "CHATHISTORY" => self.handle_chathistory(msg),
+            "MARKREAD" => self.handle_markread(msg),
+            "REDACT" => self.handle_redact(msg),
             "E2E" => self.handle_e2e(msg),
             "NICKSERV" | "NS" => self.handle_ns_command(msg),
             "LUSERS" => self.send_lusers(),

@@ -144,6 +144,37 @@ pub enum Request {
     CertOwner {
         fingerprint: String,
     },
+    /// One stored message by msgid, any conversation, unless redacted (REDACT looks up what it
+    /// redacts). Answered with `Message`.
+    Message {
+        msgid: String,
+    },
+    /// Redact a stored message: out of history and offline queues, text erased. Answered with
+    /// `Redacted`.
+    Redact {
+        msgid: String,
+    },
+    /// Every read marker of `account` (folded). Answered with `Markers`.
+    ReadMarkers {
+        account: String,
+    },
+    /// Move `account`'s (folded) read marker for `target` (folded) forward to `time_ms`, keeping
+    /// at most `max` markers (the oldest goes). Answered with `Marker`.
+    SetReadMarker {
+        account: String,
+        target: String,
+        time_ms: u64,
+        max: usize,
+    },
+}
+
+/// What storage did with a [`Request::SetReadMarker`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerSet {
+    /// The marker as stored: the newer of the one asked for and the one stored before.
+    pub time_ms: u64,
+    /// Targets whose markers were deleted to keep within the bound.
+    pub evicted: Vec<String>,
 }
 
 /// What NickServ CERT asks of storage. Fingerprints are 64 lower-case hex digits.
@@ -205,6 +236,14 @@ pub enum Response {
     Scram(Result<ScramLookup, Failure>),
     /// Certs.
     Certs(Result<CertAnswer, Failure>),
+    /// Message: the message, `None` if there is none (or it was redacted).
+    Message(Result<Option<HistoryItem>, Failure>),
+    /// Redact: the offline queues the message left, `None` if there was nothing to redact.
+    Redacted(Result<Option<Vec<String>>, Failure>),
+    /// ReadMarkers: (target, time ms) pairs.
+    Markers(Result<Vec<(String, u64)>, Failure>),
+    /// SetReadMarker: `None` if the account does not exist (any more).
+    Marker(Result<Option<MarkerSet>, Failure>),
 }
 
 /// An account's SCRAM credentials, for one exchange.

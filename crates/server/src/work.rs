@@ -10,7 +10,7 @@ use argon2::password_hash::rand_core::RngCore;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chinwag_core::scram::{ScramCredentials, SCRAM_ITERATIONS, SCRAM_SALT_LEN};
-use chinwag_core::{CertAnswer, CertRequest, Failure, Request, RequestId, Response, ScramLookup};
+use chinwag_core::{CertAnswer, CertRequest, Failure, MarkerSet, Request, RequestId, Response, ScramLookup};
 use chinwag_store::{NewAccount, StoreError};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -139,6 +139,20 @@ impl Worker {
                 self.store(move |s| s.cert_owner(&fingerprint)).await.and_then(|o| o.ok_or(Failure::NoSuchAccount)),
             ),
             Request::Certs(request) => Response::Certs(self.certs(request).await),
+            Request::Message { msgid } => {
+                Response::Message(self.store(move |s| s.message(&msgid)).await.map(|m| m.map(from_stored)))
+            }
+            Request::Redact { msgid } => Response::Redacted(self.store(move |s| s.redact(&msgid)).await),
+            Request::ReadMarkers { account } => Response::Markers(
+                self.store(move |s| s.read_markers(&account))
+                    .await
+                    .map(|list| list.into_iter().map(|m| (m.target, m.time_ms)).collect()),
+            ),
+            Request::SetReadMarker { account, target, time_ms, max } => Response::Marker(
+                self.store(move |s| s.set_read_marker(&account, &target, time_ms, max))
+                    .await
+                    .map(|set| set.map(|m| MarkerSet { time_ms: m.time_ms, evicted: m.evicted })),
+            ),
         }
     }
 

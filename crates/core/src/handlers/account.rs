@@ -131,7 +131,14 @@ impl Server {
     /// Marks `conn` as logged in to `account` and tells whoever should know.
     pub(crate) fn log_in(&mut self, conn: ConnId, account: &str) {
         let Some(client) = self.clients.get_mut(&conn) else { return };
-        client.account = Some(account.to_owned());
+        let before = client.account.replace(account.to_owned());
+        // A guest's read markers were the guest's; the account has its own.
+        client.clear_extra(|e| e.read_markers.clear());
+        if let Some(before) = before {
+            self.sessions.remove(&casefold(&before), conn);
+        }
+        self.sessions.add(&casefold(account), conn);
+        let Some(client) = self.clients.get_mut(&conn) else { return };
         if client.nick().is_some_and(|n| n.folded() == casefold(account)) {
             client.clear_extra(|e| e.nick_deadline = None);
         }
@@ -149,6 +156,7 @@ impl Server {
             }
             self.request_offline(conn, account);
         }
+        self.markers_after_login(conn);
     }
 
     pub(crate) fn handle_register(&mut self, msg: &Message) {
@@ -380,9 +388,10 @@ impl Server {
             return;
         };
         let sessions: Vec<String> = self
-            .clients
-            .values()
-            .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
+            .sessions
+            .conns(&folded)
+            .iter()
+            .filter_map(|c| self.clients.get(c))
             .map(|c| c.nick_or_star().to_owned())
             .collect();
         self.nickserv_notice(&format!("{display} is a registered account."));
@@ -424,12 +433,7 @@ impl Server {
                 self.accounts.remove(&casefold(account));
                 tracing::info!(target: "audit", %conn, account = %account, "account dropped");
                 let folded = casefold(account);
-                let sessions: Vec<ConnId> = self
-                    .clients
-                    .values()
-                    .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
-                    .map(|c| c.id)
-                    .collect();
+                let sessions: Vec<ConnId> = self.sessions.conns(&folded).to_vec();
                 for s in sessions {
                     self.log_out(s);
                 }
@@ -449,7 +453,9 @@ impl Server {
         let peers: Vec<ConnId> = self.presence_watchers(conn, Cap::AccountNotify).into_iter().collect();
         // Taken out of the map for a moment: the event's source is the client itself.
         let Some(mut client) = self.clients.remove(&conn) else { return };
-        client.account = None;
+        if let Some(account) = client.account.take() {
+            self.sessions.remove(&casefold(&account), conn);
+        }
         let registered = client.registered;
         let ev = registered.then(|| self.event(&client, Message::new("ACCOUNT").with_param("*")));
         self.clients.insert(conn, client);

@@ -133,6 +133,7 @@ impl Server {
         }
         self.charge(self.cfg.limits.join_cost);
         self.announce_join(conn, &display, &members);
+        self.marker_on_join(conn, name.folded(), &display);
         self.send_topic(name.folded(), false);
         self.send_names(name.folded(), &display);
         if !created {

@@ -252,10 +252,11 @@ impl Server {
     /// Connections of `account` (any case) bound to `device`.
     fn device_conns(&self, account: &str, device: &str) -> Vec<ConnId> {
         let folded = casefold(account);
-        self.clients
-            .values()
+        self.sessions
+            .conns(&folded)
+            .iter()
+            .filter_map(|c| self.clients.get(c))
             .filter(|c| c.registered && c.e2e_device() == Some(device))
-            .filter(|c| c.account.as_deref().is_some_and(|a| casefold(a) == folded))
             .map(|c| c.id)
             .collect()
     }

@@ -120,6 +120,7 @@ impl Server {
         }
         let nick = self.cur_client().map_or("*", |c| c.nick_or_star()).to_owned();
         let ok = !changes.is_empty();
+        let had_markers = self.caps_of(self.cur_conn()).has(Cap::ReadMarker);
         if ok {
             if let Some(client) = self.cur_client_mut() {
                 for (enable, cap) in changes {
@@ -135,6 +136,10 @@ impl Server {
         let verb = if ok { "ACK" } else { "NAK" };
         let reply = self.server_msg("CAP").with_params([nick.as_str(), verb, requested.trim()]);
         self.send_msg(self.cur_conn(), reply);
+        if !had_markers {
+            // Enabled while logged in: the account's markers, for the rooms it is in.
+            self.markers_after_login(self.cur_conn());
+        }
     }
 
     pub(crate) fn handle_pass(&mut self, msg: &Message) {

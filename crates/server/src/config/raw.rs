@@ -86,6 +86,7 @@ pub struct RawStorage {
 pub struct RawHistory {
     pub autoreplay_lines: u32,
     pub autoreplay_max_age_hours: u32,
+    pub redaction_window_minutes: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +206,7 @@ impl Default for RawHistory {
         RawHistory {
             autoreplay_lines: u32::try_from(core.autoreplay_lines).unwrap_or(u32::MAX),
             autoreplay_max_age_hours: (core.autoreplay_max_age.as_secs() / 3600) as u32,
+            redaction_window_minutes: u32::try_from(core.redaction_window.as_secs() / 60).unwrap_or(u32::MAX),
         }
     }
 }
@@ -436,6 +438,7 @@ impl RawConfig {
         }
         cfg.core.limits.autoreplay_lines = h.autoreplay_lines as usize;
         cfg.core.limits.autoreplay_max_age = Duration::from_secs(u64::from(h.autoreplay_max_age_hours) * 3600);
+        cfg.core.limits.redaction_window = Duration::from_secs(u64::from(h.redaction_window_minutes) * 60);
         cfg.core.accounts_required = self.accounts.required;
 
         let l = &self.limits;

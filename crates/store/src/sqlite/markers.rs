@@ -54,14 +54,14 @@ pub(super) fn set_read_marker(
                 .prepare_cached("SELECT COUNT(*) FROM read_markers WHERE account = ?1")
                 .and_then(|mut s| s.query_row([&folded], |row| row.get(0)))
                 .map_err(&op)?;
-            let evicted = if max == 0 {
-                // Nothing may be kept: the answer still says what was asked.
-                tx.commit().map_err(&op)?;
+            if max == 0 {
+                // Nothing may be kept; the answer still says what was asked.
                 return Ok(Some(MarkerSet { time_ms, evicted: Vec::new() }));
-            } else if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+            }
+            let evicted = if usize::try_from(count).unwrap_or(usize::MAX) >= max {
                 evict_oldest(&tx, &folded, count, max)?
             } else {
-                None
+                Vec::new()
             };
             tx.prepare_cached("INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![folded, target, time]))
