@@ -208,7 +208,8 @@ impl Harness {
     }
 
     /// Logs `conn` in to `account` with `NS IDENTIFY`, answering the password check as the
-    /// store would, and the offline fetch that follows a login with an empty queue.
+    /// store would, and what follows a login: the offline fetch with an empty queue, and for a
+    /// client with `draft/read-marker` the load of its read markers with none.
     pub fn login(&mut self, conn: ConnId, account: &str) {
         self.send(conn, &format!("NS IDENTIFY {account} password123"));
         let (id, request) = self.next_request();
@@ -217,6 +218,10 @@ impl Harness {
         if let Some(pos) = self.requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. })) {
             let (id, _) = self.requests.remove(pos);
             self.respond(id, Response::Messages(Ok(Vec::new())));
+        }
+        if let Some(pos) = self.requests.iter().position(|(_, r)| matches!(r, Request::ReadMarkers { .. })) {
+            let (id, _) = self.requests.remove(pos);
+            self.respond(id, Response::Markers(Ok(Vec::new())));
         }
         self.take(conn);
     }
