@@ -48,7 +48,9 @@ fn markread_is_refused_without_a_target_or_with_a_bad_one() {
     h.send(c, "MARKREAD");
     let fail = &all(&h.take(c), "FAIL")[0];
     assert_eq!(fail[..2], ["MARKREAD", "NEED_MORE_PARAMS"]);
-    for bad in ["MARKREAD #general yesterday", "MARKREAD #general *", "MARKREAD #general timestamp=soon", "MARKREAD a,b"] {
+    for bad in
+        ["MARKREAD #general yesterday", "MARKREAD #general *", "MARKREAD #general timestamp=soon", "MARKREAD a,b"]
+    {
         h.send(c, bad);
         let fail = &all(&h.take(c), "FAIL")[0];
         assert_eq!(fail[..2], ["MARKREAD", "INVALID_PARAMS"], "{bad}");
@@ -118,7 +120,8 @@ fn a_join_right_after_the_login_waits_for_the_markers() {
     h.respond(id, Response::Account(Ok("amy".into())));
     h.send(c, "JOIN #general");
     assert!(all(&h.take(c), "JOIN").is_empty(), "the JOIN waits for the account's markers");
-    let (id, request) = h.requests.iter().find(|(_, r)| matches!(r, Request::ReadMarkers { .. })).cloned().expect("load");
+    let (id, request) =
+        h.requests.iter().find(|(_, r)| matches!(r, Request::ReadMarkers { .. })).cloned().expect("load");
     assert_eq!(request, Request::ReadMarkers { account: "amy".into() });
     h.respond(id, Response::Markers(Ok(vec![("#general".into(), then)])));
     let lines = h.take(c);

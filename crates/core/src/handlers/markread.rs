@@ -95,7 +95,8 @@ impl Server {
 
     fn markread_get(&mut self, conn: ConnId, target: String, key: String) {
         let Some(account) = self.account_of(conn) else {
-            let stored = self.clients.get(&conn).and_then(|c| c.extra()).and_then(|e| e.read_markers.get(&key).copied());
+            let stored =
+                self.clients.get(&conn).and_then(|c| c.extra()).and_then(|e| e.read_markers.get(&key).copied());
             self.send_marker(conn, &target, stored);
             return;
         };
@@ -107,7 +108,10 @@ impl Server {
             None => {
                 let label = self.take_label();
                 let then = MarkersThen::Get { target, key };
-                self.request(Request::ReadMarkers { account: account.clone() }, Pending::Markers { conn, account, then, label });
+                self.request(
+                    Request::ReadMarkers { account: account.clone() },
+                    Pending::Markers { conn, account, then, label },
+                );
             }
         }
     }
@@ -198,7 +202,8 @@ impl Server {
                 // The asker always gets an answer; the account's other connections only news.
                 self.send_marker(conn, &target, Some(set.time_ms));
                 if changed {
-                    let others: Vec<ConnId> = self.sessions.conns(&account).iter().copied().filter(|c| *c != conn).collect();
+                    let others: Vec<ConnId> =
+                        self.sessions.conns(&account).iter().copied().filter(|c| *c != conn).collect();
                     for other in others {
                         if self.caps_of(other).has(Cap::ReadMarker) {
                             self.send_marker(other, &target, Some(set.time_ms));

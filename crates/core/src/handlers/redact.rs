@@ -125,9 +125,8 @@ impl Server {
 
     /// The message exists where it should: may this client redact it? If so, the second trip.
     fn redact_checked(&mut self, conn: ConnId, redaction: Redaction, item: &HistoryItem) {
-        let sender = self
-            .account_of(conn)
-            .is_some_and(|me| item.sender_account.as_deref().is_some_and(|a| casefold(a) == me));
+        let sender =
+            self.account_of(conn).is_some_and(|me| item.sender_account.as_deref().is_some_and(|a| casefold(a) == me));
         let room_op = self.channels.get(&redaction.conversation).and_then(|ch| ch.member(conn)).is_some_and(|m| m.op);
         let operator = room_op || self.oper_name(conn).is_some();
         let (target, msgid) = (redaction.target.as_str(), redaction.msgid.as_str());
