@@ -11,6 +11,9 @@
 //! operator can redact), an operator of the room it was said in, and IRC operators. Senders may
 //! do so for `limits.redaction_window` after sending (zero: no limit); operators at any time.
 //!
+//! Only what history keeps can be redacted: `TAGMSG`s (reactions among them) are not stored,
+//! so the server cannot tell who sent one, and their msgids are `UNKNOWN_MSGID`.
+//!
 //! A msgid that names no message of this conversation (never stored, another conversation's,
 //! redacted already, said in an earlier room of the same name) is `UNKNOWN_MSGID` alike, so
 //! that REDACT cannot tell anyone whether a message exists in a conversation they cannot read.
@@ -76,9 +79,10 @@ impl Server {
     }
 
     pub(crate) fn redact_response(&mut self, conn: ConnId, redaction: Redaction, committing: bool, response: Response) {
-        // Parted, or lost operator status, while storage answered: asked again, as if new.
-        let still = self.redaction_target(conn, &redaction.target).is_some_and(|(_, c)| c == redaction.conversation);
-        if !still {
+        // Parted, or logged out, while storage looked: checked again, as if asked now. (Once
+        // storage has redacted it, it is done and is relayed whatever happened meanwhile.)
+        let still = || self.redaction_target(conn, &redaction.target).is_some_and(|(_, c)| c == redaction.conversation);
+        if !committing && !still() {
             let text = format!("You cannot delete messages from {}", redaction.target);
             self.fail("REDACT", "INVALID_TARGET", &[&redaction.target], &text);
             return;
@@ -163,7 +167,8 @@ impl Server {
         }
         let Some(mut ev) = self.cur_event(base) else { return };
         ev.needs_cap = Some(Cap::MessageRedaction);
-        if self.channels.contains_key(&redaction.conversation) {
+        if redaction.target.starts_with('#') {
+            // The room's members now (none if it went away meanwhile).
             self.deliver_to_room(&mut ev, &redaction.conversation, conn);
         } else {
             let me = self.party_of(conn).unwrap_or_default();
