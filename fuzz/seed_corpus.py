@@ -124,6 +124,14 @@ SESSIONS = [
     + [(2, "PONG :chinwag-offline-1")],
     [(0, "NICK x"), (0, "TICK", 61), (1, "CAP LS"), (1, "PASS alice:password"), (1, "NICK alice"), (1, "USER a 0 * :a"),
      (1, "ANSWER", False)],
+    # Issue #20: read markers (loaded at login, set, synced, on JOIN; a guest's) and REDACT's two trips.
+    PRELUDE + [(2, "CAP REQ :draft/read-marker draft/message-redaction"), (2, "AUTHENTICATE PLAIN"),
+               (2, "AUTHENTICATE AGNhcm9sAGNvcnJlY3QgaG9yc2U="), (2, "ANSWER", True), (2, "ANSWER", True),
+               (2, "ANSWER", True), (2, "MARKREAD #general"), (2, "MARKREAD #general timestamp=2026-06-01T00:00:00.000Z"),
+               (2, "ANSWER", True), (2, "MARKREAD bob *"), (2, "JOIN #other"), (2, "PRIVMSG #general :oops"),
+               (2, "REDACT #general 0000000001000000001 :typo"), (2, "ANSWER", True), (2, "ANSWER", True),
+               (1, "MARKREAD #general timestamp=2026-06-01T00:00:00.000Z"), (1, "JOIN #other"),
+               (1, "REDACT #general 1"), (1, "ANSWER", True), (2, "REDACT bob x"), (2, "ANSWER", False)],
 ]
 
 
