@@ -24,6 +24,9 @@ pub enum Cap {
     ChatHistory,
     /// chinwag's end-to-end encryption key directory (`E2E`, docs/e2e.md).
     E2e,
+    /// IRCv3 draft/multiline: messages of several lines sent and received as one batch
+    /// (`handlers/multiline.rs`). Its value, the bounds, comes from the configuration.
+    Multiline,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -36,6 +39,7 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::E2e, crate::keys::E2E_CAP),
     (Cap::AccountRegistration, "draft/account-registration"),
     (Cap::ChatHistory, "draft/chathistory"),
+    (Cap::Multiline, "draft/multiline"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::ExtendedMonitor, "extended-monitor"),
@@ -67,12 +71,13 @@ impl Cap {
         }
     }
 
-    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s comes from the
-    /// configuration ([`crate::AccountSettings::cap_value`]).
+    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s and
+    /// `draft/multiline`'s come from the configuration ([`crate::AccountSettings::cap_value`],
+    /// [`crate::Limits::multiline_cap_value`]).
     pub fn value(self) -> Option<&'static str> {
         match self {
             Cap::Sasl => Some(crate::handlers::sasl::MECHANISMS),
-            Cap::AccountRegistration => None,
+            Cap::AccountRegistration | Cap::Multiline => None,
             _ => None,
         }
     }
@@ -97,6 +102,12 @@ impl CapSet {
 
     pub fn remove(&mut self, cap: Cap) {
         self.0 &= !cap.bit();
+    }
+
+    /// Whether multiline messages reach this client as one `draft/multiline` batch: it needs
+    /// `batch` as well, which the specification depends on.
+    pub fn multiline(self) -> bool {
+        self.has(Cap::Multiline) && self.has(Cap::Batch)
     }
 
     pub fn names(self) -> Vec<&'static str> {

@@ -151,6 +151,21 @@ pub struct Limits {
     pub autoreplay_lines: usize,
     /// Only lines younger than this are replayed on JOIN; zero: no age limit.
     pub autoreplay_max_age: Duration,
+    /// Bytes of text one draft/multiline message may hold (its lines' text, plus one for each
+    /// line break), advertised as `max-bytes`.
+    pub multiline_max_bytes: usize,
+    /// Lines one draft/multiline message may hold, advertised as `max-lines`.
+    pub multiline_max_lines: usize,
+    /// Time a client has to close a multiline batch it opened; an open batch past it is
+    /// dropped with `FAIL BATCH MULTILINE_INVALID` (its lines are held in memory until then).
+    pub multiline_timeout: Duration,
+}
+
+impl Limits {
+    /// The `draft/multiline` capability's value: `max-bytes=N,max-lines=M`.
+    pub fn multiline_cap_value(&self) -> String {
+        format!("max-bytes={},max-lines={}", self.multiline_max_bytes, self.multiline_max_lines)
+    }
 }
 
 /// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
@@ -214,6 +229,12 @@ impl Default for Limits {
             // greet a newcomer with last month's lines as if they were news.
             autoreplay_lines: 20,
             autoreplay_max_age: Duration::from_secs(24 * 60 * 60),
+            // Ergo's byte bound: a screenful of code or a long paragraph. 100 lines of relayed
+            // PRIVMSGs (about 50 KB with prefixes) stay far below a connection's SendQ.
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 100,
+            // A batch is sent in one go; one still open after this was abandoned.
+            multiline_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chinwag_proto::{ChannelName, Message, ParseError, Tag};
 
-use crate::broadcast::{variant, LineArena, Outgoing, VARIANTS};
+use crate::broadcast::{LineArena, Outgoing, GROUPS};
 use crate::caps::{Cap, CapSet};
 use crate::channel::Channel;
 use crate::client::{Client, ConnInfo};
@@ -251,10 +251,14 @@ impl Server {
     /// A line arrived from `conn` (already framed and parsed by the edge).
     ///
     /// The line runs now if the client's flood budget allows, otherwise it waits in the
-    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`).
+    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`). A line of a draft/multiline
+    /// batch is collected instead, and the batch runs as one command once it is closed
+    /// (`handlers/multiline.rs`).
     pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
         self.now = now;
-        self.admit(conn, parsed);
+        if let Some(parsed) = self.collect_batch(conn, parsed) {
+            self.admit(conn, parsed);
+        }
     }
 
     /// Runs one line from `conn` whose turn has come.
@@ -336,6 +340,7 @@ impl Server {
         }
         self.throttle.forget_stale(now.mono, &limits);
         self.finish();
+        self.expire_batches();
         self.run_all_queued();
     }
 
@@ -378,6 +383,12 @@ impl Server {
                 .with_source(self.cfg.server_name.clone())
                 .with_tag(label_tag.key, label_tag.value)],
             1 => {
+                replies[0].tags.insert(0, label_tag);
+                replies
+            }
+            // The echo of a multiline message is its batch, which takes the label itself (the
+            // draft/multiline specification asks for it on the opening BATCH).
+            _ if crate::handlers::multiline::is_one_multiline_batch(&replies) => {
                 replies[0].tags.insert(0, label_tag);
                 replies
             }
@@ -543,7 +554,11 @@ impl Server {
             return;
         }
         if self.cur.conn == Some(to) {
-            self.cur.replies.push(out.message_for(caps));
+            self.cur.replies.extend(out.messages_for(caps));
+        } else if out.multiline.is_some() {
+            for line in out.lines_for(caps, &mut self.arena) {
+                self.effects.push(Effect::Send { conn: to, line });
+            }
         } else {
             let line =
                 if last { out.last_bytes_for(caps, &mut self.arena) } else { out.bytes_for(caps, &mut self.arena) };
@@ -786,6 +801,7 @@ impl Server {
                 self.handle_server_notice(&command, msg)
             }
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(command, msg),
+            "BATCH" => self.handle_batch(msg),
             "KILL" => self.handle_kill(msg),
             "WALLOPS" => self.handle_wallops(msg),
             "KLINE" => self.handle_kline(msg),
@@ -830,16 +846,16 @@ struct Sinks<'a> {
 /// list a member at a time copied it over and over).
 fn deliver_grouped(out: &mut Outgoing, to: impl Iterator<Item = (ConnId, CapSet)>, room: usize, sinks: Sinks<'_>) {
     let Sinks { cur, effects, arena } = sinks;
-    // Per variant: the capabilities that select it, and who gets it.
-    let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
+    // Per group: the capabilities that select it, and who gets it.
+    let mut groups: [(CapSet, Vec<ConnId>); GROUPS] = Default::default();
     for (conn, caps) in to {
         if !out.wanted_by(caps) {
             continue;
         }
         if cur.conn == Some(conn) {
-            cur.replies.push(out.message_for(caps));
+            cur.replies.extend(out.messages_for(caps));
         } else {
-            let group = &mut groups[variant(caps)];
+            let group = &mut groups[out.group(caps)];
             if group.1.is_empty() {
                 group.1.reserve(room.max(1));
             }
@@ -848,6 +864,16 @@ fn deliver_grouped(out: &mut Outgoing, to: impl Iterator<Item = (ConnId, CapSet)
         }
     }
     for (caps, conns) in groups {
+        if out.multiline.is_some() && !conns.is_empty() {
+            // Each line of a multiline message to the whole group, in order.
+            for line in out.lines_for(caps, arena) {
+                match conns.as_slice() {
+                    &[conn] => effects.push(Effect::Send { conn, line }),
+                    _ => effects.push(Effect::SendMany { line, conns: conns.clone() }),
+                }
+            }
+            continue;
+        }
         match conns.as_slice() {
             [] => {}
             &[conn] => effects.push(Effect::Send { conn, line: out.bytes_for(caps, arena) }),

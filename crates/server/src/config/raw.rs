@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{LogSettings, ServerConfig};
 
+/// The most `limits.multiline_max_bytes` may be: a multiline message is held whole while its
+/// batch is open, and delivered whole.
+const MAX_MULTILINE_BYTES: usize = 65536;
+/// The most `limits.multiline_max_lines` may be: each line is a line in every recipient's SendQ.
+const MAX_MULTILINE_LINES: usize = 1000;
+
 /// The whole file. Sections are tables; a section left out takes its defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,6 +128,8 @@ pub struct RawLimits {
     pub max_targets: u32,
     pub bans_per_channel: u32,
     pub monitor_len: u32,
+    pub multiline_max_bytes: u32,
+    pub multiline_max_lines: u32,
     pub quic_max_half_open: u32,
     pub quic_retry_above: u32,
     pub quic_handshake_timeout: u32,
@@ -248,6 +256,8 @@ impl Default for RawLimits {
             max_targets: count(core.max_targets),
             bans_per_channel: count(core.bans_per_channel),
             monitor_len: count(core.monitor_len),
+            multiline_max_bytes: count(core.multiline_max_bytes),
+            multiline_max_lines: count(core.multiline_max_lines),
             quic_max_half_open: count(edge.quic_max_half_open),
             quic_retry_above: count(edge.quic_retry_above),
             quic_handshake_timeout: secs(edge.quic_handshake_timeout),
@@ -483,6 +493,17 @@ impl RawConfig {
         lim.max_targets = positive("limits.max_targets", l.max_targets)? as usize;
         lim.bans_per_channel = positive("limits.bans_per_channel", l.bans_per_channel)? as usize;
         lim.monitor_len = positive("limits.monitor_len", l.monitor_len)? as usize;
+        lim.multiline_max_bytes = positive("limits.multiline_max_bytes", l.multiline_max_bytes)? as usize;
+        if lim.multiline_max_bytes > MAX_MULTILINE_BYTES {
+            let why = format!("at most {MAX_MULTILINE_BYTES}");
+            return Err(bad("limits.multiline_max_bytes", &l.multiline_max_bytes, &why));
+        }
+        // A multiline message is that many lines (and its BATCH) in a recipient's SendQ at once.
+        lim.multiline_max_lines = positive("limits.multiline_max_lines", l.multiline_max_lines)? as usize;
+        if lim.multiline_max_lines > MAX_MULTILINE_LINES {
+            let why = format!("at most {MAX_MULTILINE_LINES}");
+            return Err(bad("limits.multiline_max_lines", &l.multiline_max_lines, &why));
+        }
         lim.flood = chinwag_core::Rate {
             burst: positive("limits.flood_burst", l.flood_burst)?,
             every: ms(l.flood_interval_ms),
