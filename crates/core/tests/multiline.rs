@@ -476,3 +476,29 @@ fn a_batch_without_the_capability_is_refused() {
     h.send(old, "@batch=x PRIVMSG #test :plain line");
     assert_eq!(all(&h.take(bob), "PRIVMSG"), [["#test", "plain line"]]);
 }
+
+/// Multiline messages that pile up behind the flood budget are bounded: past 16 waiting the
+/// client is dropped as a flooder, having delivered only what its budget allowed.
+#[test]
+fn a_flood_of_multiline_messages_is_dropped() {
+    let mut h = Harness::new();
+    let (alice, bob, _) = room(&mut h);
+    for i in 0..60 {
+        if h.is_closed(alice) {
+            break;
+        }
+        send_all(
+            &mut h,
+            alice,
+            &[&format!("BATCH +f{i} draft/multiline #test"), &format!("@batch=f{i} PRIVMSG #test :x{i}")],
+        );
+        for _ in 0..20 {
+            h.send(alice, &format!("@batch=f{i} PRIVMSG #test :{}", "y".repeat(150)));
+        }
+        h.send(alice, &format!("BATCH -f{i}"));
+    }
+    assert!(h.is_closed(alice), "a flooder is dropped");
+    let delivered =
+        parsed(&h.take(bob)).iter().filter(|m| m.command == "BATCH" && m.params[0].starts_with('+')).count();
+    assert!(delivered < 30, "only what the budget allowed went out: {delivered}");
+}

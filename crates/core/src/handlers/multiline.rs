@@ -13,7 +13,8 @@
 //! Bounds: a batch holds at most `limits.multiline_max_lines` lines and
 //! `limits.multiline_max_bytes` bytes of text; one still open after `limits.multiline_timeout`
 //! is dropped; a refused batch keeps only its reference, to drop the rest of its lines quietly
-//! (at most `multiline_max_lines` more). Everything goes with the client when it disconnects.
+//! (at most `multiline_max_lines` more); at most [`MAX_WAITING`] ended batches wait for the
+//! flood budget. Everything goes with the client when it disconnects.
 //!
 //! Delivery (`messaging.rs`, `broadcast.rs`): the message is stored once, with its lines joined
 //! by `\n` (a `draft/multiline-concat` line joined to the previous one without one), and goes
@@ -27,6 +28,11 @@ use crate::broadcast::{CONCAT_TAG, MULTILINE};
 use crate::config::Limits;
 use crate::ids::ConnId;
 use crate::server::Server;
+
+/// Ended batches that may wait for the client's flood budget (each holds up to
+/// `multiline_max_bytes` of text); one more and the client is dropped ("Excess flood"), as
+/// for a RecvQ that overflows.
+const MAX_WAITING: usize = 16;
 
 /// A multiline batch a client has opened and not yet closed.
 #[derive(Debug)]
@@ -128,7 +134,15 @@ impl Server {
             line = line.with_tag("label", label);
         }
         let Some(client) = self.clients.get_mut(&conn) else { return };
-        client.extra_mut().batches_ended.push_back(ended);
+        let waiting = &mut client.extra_mut().batches_ended;
+        if waiting.len() >= MAX_WAITING {
+            tracing::info!(%conn, ip = %client.info.ip, "dropping a flooding client: multiline messages piled up");
+            self.begin(conn, None);
+            self.close(conn, "Excess flood");
+            self.finish();
+            return;
+        }
+        waiting.push_back(ended);
         self.admit(conn, Ok(line));
     }
 
