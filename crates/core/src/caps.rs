@@ -27,6 +27,9 @@ pub enum Cap {
     /// IRCv3 draft/multiline: messages of several lines sent and received as one batch
     /// (`handlers/multiline.rs`). Its value, the bounds, comes from the configuration.
     Multiline,
+    /// IRCv3 draft/event-playback: CHATHISTORY also returns a room's JOIN, PART, QUIT, KICK,
+    /// TOPIC, MODE and NICK (`handlers/events.rs`).
+    EventPlayback,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -39,6 +42,7 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::E2e, crate::keys::E2E_CAP),
     (Cap::AccountRegistration, "draft/account-registration"),
     (Cap::ChatHistory, "draft/chathistory"),
+    (Cap::EventPlayback, "draft/event-playback"),
     (Cap::Multiline, "draft/multiline"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),

@@ -25,6 +25,9 @@ pub struct Config {
     pub opers: Vec<Operator>,
     /// How accounts are registered.
     pub accounts: AccountSettings,
+    /// Rooms' events (JOIN, PART, QUIT, KICK, TOPIC, MODE, NICK) are kept in their history, for
+    /// clients with draft/event-playback (`history.events`).
+    pub history_events: bool,
 }
 
 /// Account registration rules (`[accounts]` in the file), advertised in the
@@ -252,6 +255,7 @@ impl Default for Config {
             limits: Limits::default(),
             opers: Vec::new(),
             accounts: AccountSettings::default(),
+            history_events: true,
         }
     }
 }

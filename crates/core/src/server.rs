@@ -38,7 +38,8 @@ pub enum Effect {
     /// Flush what is queued for the connection, then close it. The core has already forgotten it.
     Close { conn: ConnId },
     /// Make this message durable. Every effect after it must wait until it is (so no one sees,
-    /// and no sender gets an echo for, a message that could still be lost). Boxed, like
+    /// and no sender gets an echo for, a message that could still be lost); but a room's event
+    /// ([`HistoryItem::is_event`]) holds nothing back. Boxed, like
     /// `SaveChannel`, so that every `Effect` stays small: a room message makes one `Send` per
     /// member, and the edge moves each of them through its queues.
     Persist(Box<HistoryItem>),
@@ -149,13 +150,13 @@ pub struct Server {
     pub(crate) offline_seq: u64,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
-    msgids: MsgIdGen,
+    pub(crate) msgids: MsgIdGen,
     batch_seq: u64,
     pub(crate) effects: Vec<Effect>,
     /// Where the lines of [`Effect::Send`] and [`Effect::SendMany`] are written.
     arena: LineArena,
     /// Set by [`Server::close_all`]: rooms emptied by the shutdown are not forgotten.
-    stopping: bool,
+    pub(crate) stopping: bool,
     /// Connections to close after this call's replies are flushed.
     closing: Vec<ConnId>,
     /// How many more messages the edge can take to store ([`Server::set_storage_room`]); each
@@ -666,6 +667,8 @@ impl Server {
         if client.registered {
             let mut quit = self.event(&client, Message::new("QUIT").with_param(reason));
             self.deliver_all(&mut quit, peers);
+            let rooms: Vec<String> = client.channels.iter().cloned().collect();
+            self.record_event_in(&rooms, &quit);
         }
         for name in &client.channels {
             self.leave_channel(conn, name);

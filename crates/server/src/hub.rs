@@ -378,6 +378,7 @@ impl Hub {
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Persist(item) => {
+                        let item_is_event = item.is_event();
                         // A segment being committed is closed: new messages start the next one.
                         if self.segments.is_empty() || (self.committing.is_some() && self.segments.len() == 1) {
                             self.segments.push_back(Segment::default());
@@ -390,7 +391,9 @@ impl Hub {
                             self.held_messages += 1;
                             self.held_bytes += cost;
                         }
-                        behind_persist = true;
+                        // A room event kept for draft/event-playback holds nothing: no one was
+                        // told it is stored, and joins and parts go on while the disk stalls.
+                        behind_persist |= !item_is_event;
                     }
                     other if self.segments.is_empty() || overtakes(&other) => self.carry_out(other, &mut overflowed),
                     other if behind_persist => self.hold(other, false, &mut overflowed),

@@ -81,8 +81,9 @@ impl Server {
             None => query,
         };
         let label = self.take_label();
+        let events = target.starts_with('#') && self.caps_of(conn).has(Cap::EventPlayback);
         let pending = Pending::History { conn, target: target.to_owned(), label };
-        self.request(Request::History { conversation, query, limit }, pending);
+        self.request(Request::History { conversation, query, limit, events }, pending);
     }
 
     /// Replays the room's latest lines to `conn`, which just joined it, if it cannot ask for them
@@ -104,7 +105,7 @@ impl Server {
             return;
         }
         let query = HistoryQuery::Before(Bound::Time(joined_ms));
-        let request = Request::History { conversation: folded.to_owned(), query, limit };
+        let request = Request::History { conversation: folded.to_owned(), query, limit, events: false };
         self.request(request, Pending::Autoreplay { conn, target: display.to_owned(), oldest_ms });
     }
 
@@ -299,13 +300,17 @@ impl Server {
     /// line) comes as its own draft/multiline batch to a client with the capability, else line
     /// by line, as it did live.
     pub(crate) fn replay(&mut self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Vec<Message> {
-        let base = Message::new(item.command.clone())
-            .with_source(item.sender.clone())
-            .with_params([item.target.clone(), item.text.clone()]);
+        let base = if item.is_event() {
+            crate::handlers::events::event_message(item).with_source(item.sender.clone())
+        } else {
+            Message::new(item.command.clone())
+                .with_source(item.sender.clone())
+                .with_params([item.target.clone(), item.text.clone()])
+        };
         let mut out = Outgoing::new(base, item.time_ms, Some(item.msgid.clone()), item.sender_account.clone());
         out.client_tags = parse_client_tags(&item.tags);
         let room = line_room(item.sender.len() + item.command.len(), &item.target);
-        if item.text.contains('\n') || item.text.len() > room {
+        if !item.is_event() && (item.text.contains('\n') || item.text.len() > room) {
             let parts = fit_lines(stored_lines(&item.text), room);
             out.multiline = Some(Box::new(Lines::new(parts, self.next_batch_id())));
         }

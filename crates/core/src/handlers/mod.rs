@@ -4,6 +4,7 @@ pub(crate) mod account;
 mod certfp;
 mod channel;
 pub(crate) mod e2e;
+pub(crate) mod events;
 pub(crate) mod history;
 mod info;
 mod list;

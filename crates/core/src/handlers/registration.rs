@@ -208,6 +208,9 @@ impl Server {
         let mut recipients = self.peers_of(conn);
         recipients.insert(conn);
         self.deliver_all(&mut ev, recipients);
+        let rooms: Vec<String> =
+            self.clients.get(&conn).map(|c| c.channels.iter().cloned().collect()).unwrap_or_default();
+        self.record_event_in(&rooms, &ev);
 
         let Some(client) = self.clients.get(&conn) else { return };
         let old = client.nick().cloned();

@@ -92,6 +92,7 @@ pub struct RawStorage {
 pub struct RawHistory {
     pub autoreplay_lines: u32,
     pub autoreplay_max_age_hours: u32,
+    pub events: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +214,7 @@ impl Default for RawHistory {
         RawHistory {
             autoreplay_lines: u32::try_from(core.autoreplay_lines).unwrap_or(u32::MAX),
             autoreplay_max_age_hours: (core.autoreplay_max_age.as_secs() / 3600) as u32,
+            events: chinwag_core::Config::default().history_events,
         }
     }
 }
@@ -446,6 +448,7 @@ impl RawConfig {
         }
         cfg.core.limits.autoreplay_lines = h.autoreplay_lines as usize;
         cfg.core.limits.autoreplay_max_age = Duration::from_secs(u64::from(h.autoreplay_max_age_hours) * 3600);
+        cfg.core.history_events = h.events;
         cfg.core.accounts_required = self.accounts.required;
 
         let l = &self.limits;
