@@ -162,6 +162,9 @@ pub struct Server {
     /// How many more messages the edge can take to store ([`Server::set_storage_room`]); each
     /// persisted message takes one, and at 0 messages that would be stored are refused.
     pub(crate) storage_room: usize,
+    /// The most room storage has reported, 0 before it first did: room events are kept only
+    /// while more than half of it is left (`handlers/events.rs`).
+    pub(crate) storage_room_max: usize,
     cur: Current,
 }
 
@@ -196,6 +199,7 @@ impl Server {
             arena: LineArena::default(),
             closing: Vec::new(),
             storage_room: usize::MAX,
+            storage_room_max: 0,
             cur: Current::default(),
             cfg,
         };
@@ -230,6 +234,7 @@ impl Server {
     /// on as usual.
     pub fn set_storage_room(&mut self, messages: usize) {
         self.storage_room = messages;
+        self.storage_room_max = self.storage_room_max.max(messages);
     }
 
     /// Whether messages that must be stored are being refused; see [`Server::set_storage_room`].

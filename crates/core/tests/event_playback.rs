@@ -119,13 +119,20 @@ fn chathistory_replays_events_only_to_clients_that_asked() {
     assert!(matches!(request, Request::History { events: false, .. }), "{request:?}");
 }
 
-/// Events are not kept while storage is full (messages are refused then; a join is not).
+/// Events never take a message's place: none is kept once half the room for messages waiting
+/// for their commit is used (and a join goes on all the same).
 #[test]
-fn no_events_are_kept_while_storage_is_full() {
+fn events_give_way_to_messages_when_storage_is_slow() {
     let mut h = harness();
-    h.server.set_storage_room(0);
     let alice = h.register("alice");
-    h.send(alice, "JOIN #club");
-    assert!(parsed(&h.take(alice)).iter().any(|m| m.command == "JOIN"), "the join goes on");
-    assert!(stored(&h).is_empty());
+    h.server.set_storage_room(10);
+    h.send(alice, "JOIN #one");
+    assert_eq!(stored(&h).len(), 1, "room to spare");
+    h.server.set_storage_room(5);
+    h.send(alice, "JOIN #two");
+    assert!(parsed(&h.take(alice)).iter().any(|m| m.command == "JOIN" && m.params[0] == "#two"), "the join goes on");
+    assert_eq!(stored(&h).len(), 1, "half the room is used: no event is kept");
+    h.server.set_storage_room(1);
+    h.send(alice, "PRIVMSG #one :still fits");
+    assert_eq!(h.persisted.len(), 1, "the message has its place");
 }

@@ -386,9 +386,11 @@ impl Hub {
                         if let Some(last) = self.segments.back_mut() {
                             let cost = item_cost(&item);
                             last.batch.push(*item);
-                            last.messages += 1;
+                            // Messages are counted as such; an event only by its bytes.
+                            let message = usize::from(!item_is_event);
+                            last.messages += message;
                             last.bytes += cost;
-                            self.held_messages += 1;
+                            self.held_messages += message;
                             self.held_bytes += cost;
                         }
                         // A room event kept for draft/event-playback holds nothing: no one was

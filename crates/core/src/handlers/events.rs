@@ -9,7 +9,8 @@
 //! reason or topic). QUIT and NICK, which concern every room the user is in, are one row per
 //! room, each with a msgid of its own (msgids are unique in the store). Events are stored
 //! without holding anything back (`Effect::Persist`): nobody was told one is durable, and
-//! joins go on while the disk stalls; while storage is full, none is kept.
+//! joins go on while the disk stalls; and they never take a message's place: once half of the
+//! room for messages waiting for their commit is used, no event is kept until it frees up.
 
 use chinwag_proto::Message;
 
@@ -22,7 +23,7 @@ impl Server {
     /// keeps events, and storage has room). `own_msgid`: the row takes a new msgid rather than
     /// the event's (a QUIT or NICK stored in a second room).
     pub(crate) fn record_event(&mut self, folded: &str, ev: &Outgoing, own_msgid: bool) {
-        if !self.cfg.history_events || self.storage_full() || self.stopping {
+        if !self.cfg.history_events || !self.room_for_events() || self.stopping {
             return;
         }
         let Some(room) = self.channels.get(folded).map(|ch| ch.name.as_str().to_owned()) else { return };
@@ -44,6 +45,14 @@ impl Server {
             offline_for: None,
         };
         self.persist(item);
+    }
+
+    /// Whether storage has room to spare for an event: more than half of the most it has had,
+    /// and more than one message's. An event never takes a message's place: while the disk
+    /// is slow, events are the first thing not kept.
+    fn room_for_events(&self) -> bool {
+        let (room, max) = (self.storage_room, self.storage_room_max);
+        max == 0 || (room >= 2 && room > max - room)
     }
 
     /// [`Server::record_event`] for an event of the user in every room it is in (QUIT, NICK).
