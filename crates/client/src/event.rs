@@ -205,8 +205,27 @@ pub fn clock(time: &str) -> &str {
 }
 
 impl Event {
-    /// The event as one line of plain text (scriptable mode), or `None` for events that are
-    /// only interesting to screens (lag).
+    /// [`Event::plain`] as the lines to print: one, but for a message of several lines
+    /// (draft/multiline), whose further lines come under the first, indented past its header,
+    /// so that no line of someone's text passes for an event. Only a message's text breaks a
+    /// line: a line break anywhere else stays inside its line (to be shown, not obeyed).
+    pub fn plain_lines(&self) -> Vec<String> {
+        let Event::Message(m) = self else { return self.plain().into_iter().collect() };
+        let when = clock(&m.time);
+        let c = &m.conversation;
+        let head = match m.kind {
+            MessageKind::Privmsg => format!("[{when}] [{c}] <{}> ", m.from),
+            MessageKind::Notice => format!("[{when}] [{c}] -{}- ", m.from),
+            MessageKind::Action => format!("[{when}] [{c}] * {} ", m.from),
+        };
+        let indent = " ".repeat(head.chars().count());
+        let mut lines = m.text.split('\n');
+        let first = format!("{head}{}", lines.next().unwrap_or_default());
+        std::iter::once(first).chain(lines.map(|line| format!("{indent}{line}"))).collect()
+    }
+
+    /// The event as plain text (scriptable mode), or `None` for events that are only
+    /// interesting to screens (lag): one line, or a message's lines as `plain_lines` has them.
     pub fn plain(&self) -> Option<String> {
         let line = match self {
             Event::Connecting { server, attempt } if *attempt == 0 => format!("* connecting to {server}"),
@@ -226,15 +245,7 @@ impl Event {
             Event::LoggedIn { account } => format!("* logged in as {account}"),
             Event::LoggedOut => "* logged out".into(),
             Event::AccountRegistered { account } => format!("* account {account} registered"),
-            Event::Message(m) => {
-                let when = clock(&m.time);
-                let c = &m.conversation;
-                match m.kind {
-                    MessageKind::Privmsg => format!("[{when}] [{c}] <{}> {}", m.from, m.text),
-                    MessageKind::Notice => format!("[{when}] [{c}] -{}- {}", m.from, m.text),
-                    MessageKind::Action => format!("[{when}] [{c}] * {} {}", m.from, m.text),
-                }
-            }
+            Event::Message(_) => self.plain_lines().join("\n"),
             Event::Joined { room, nick, .. } => format!("[{room}] --> {nick} joined"),
             Event::Parted { room, nick, reason, .. } => format!("[{room}] <-- {nick} left{}", paren(reason)),
             Event::Kicked { room, nick, by, reason, .. } => {

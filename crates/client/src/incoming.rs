@@ -8,7 +8,14 @@ use chinwag_proto::{casefold, eq_fold, split_source, Message};
 
 use crate::command::TypingState;
 use crate::event::{split_member, ChatMessage, Event, MessageKind, RoomInfo, MEMBER_PREFIXES};
-use crate::session::{Batch, Phase, Session, MAX_NAMES_SHOWN, WANTED_CAPS};
+use crate::session::{Batch, Multiline, Phase, Session, MAX_NAMES_SHOWN, WANTED_CAPS};
+
+/// draft/multiline's batch type and continuation tag.
+const MULTILINE: &str = "draft/multiline";
+const CONCAT_TAG: &str = "draft/multiline-concat";
+/// The most of one multiline message the client keeps (the server's bound is far below).
+const MAX_MULTILINE_LINES: usize = 1000;
+const MAX_MULTILINE_BYTES: usize = 64 * 1024;
 
 /// Channel modes that give a membership prefix, and the prefix (the usual `PREFIX=(qaohv)~&@%+`).
 const PREFIX_MODES: [(char, char); 5] = [('q', '~'), ('a', '&'), ('o', '@'), ('h', '%'), ('v', '+')];
@@ -151,6 +158,7 @@ impl Session {
                 let (Some(room), Some(topic)) = (p.first().cloned(), p.get(1).cloned()) else { return };
                 self.emit(Event::Topic { room, topic, by: Some(from) });
             }
+            "PRIVMSG" | "NOTICE" if self.take_multiline_line(&msg) => {}
             "PRIVMSG" | "NOTICE" => self.on_message(&msg, from, own),
             "TAGMSG" => {
                 let (Some(target), Some(state)) = (p.first(), msg.tag("+typing").and_then(TypingState::parse)) else {
@@ -162,7 +170,7 @@ impl Session {
                 }
             }
             "AWAY" => self.emit(Event::Away { nick: from, reason: p.first().cloned() }),
-            "BATCH" => self.on_batch(p),
+            "BATCH" => self.on_batch(&msg, now),
             "321" => self.room_list.clear(),
             "322" => {
                 let (Some(name), Some(users)) = (p.get(1), p.get(2)) else { return };
@@ -375,7 +383,8 @@ impl Session {
         }
     }
 
-    fn on_batch(&mut self, p: &[String]) {
+    fn on_batch(&mut self, msg: &Message, now: Instant) {
+        let p = &msg.params;
         let Some(reference) = p.first() else { return };
         if let Some(id) = reference.strip_prefix('+') {
             let kind = p.get(1).cloned().unwrap_or_default();
@@ -387,14 +396,54 @@ impl Session {
             } else {
                 None
             };
-            self.batches.insert(id.to_owned(), Batch { kind, conversation, count: 0, request });
+            let multiline =
+                (kind == MULTILINE).then(|| Box::new(Multiline { opening: msg.clone(), ..Multiline::default() }));
+            self.batches.insert(id.to_owned(), Batch { kind, conversation, count: 0, request, multiline });
         } else if let Some(id) = reference.strip_prefix('-') {
             if let Some(batch) = self.batches.remove(id) {
                 if batch.kind == "chathistory" {
                     self.history_done(&batch.conversation, batch.count, batch.request);
                 }
+                if let Some(multiline) = batch.multiline {
+                    self.multiline_done(*multiline, now);
+                }
             }
         }
+    }
+
+    /// A line of a draft/multiline batch is kept for the message (and `true`); any other line
+    /// is not (`false`). A message longer than the client keeps is cut there.
+    fn take_multiline_line(&mut self, msg: &Message) -> bool {
+        let Some(batch) = msg.tag("batch").and_then(|b| self.batches.get_mut(b)) else { return false };
+        let Some(multiline) = batch.multiline.as_mut() else { return false };
+        let text = msg.params.get(1).map(String::as_str).unwrap_or_default();
+        if multiline.lines >= MAX_MULTILINE_LINES || multiline.text.len() + text.len() > MAX_MULTILINE_BYTES {
+            return true;
+        }
+        if multiline.lines > 0 && msg.tag(CONCAT_TAG).is_none() {
+            multiline.text.push('\n');
+        }
+        multiline.text.push_str(text);
+        multiline.lines += 1;
+        multiline.command.get_or_insert_with(|| msg.command.to_ascii_uppercase());
+        true
+    }
+
+    /// A draft/multiline batch ended: its lines are one message, from the opening BATCH's
+    /// source with its tags (msgid, time, the enclosing batch), its text the lines joined.
+    fn multiline_done(&mut self, multiline: Multiline, now: Instant) {
+        let Multiline { opening, command, text, lines } = multiline;
+        if lines == 0 {
+            return;
+        }
+        let target = opening.params.get(2).cloned().unwrap_or_default();
+        let message = Message {
+            tags: opening.tags,
+            source: opening.source,
+            command: command.unwrap_or_else(|| "PRIVMSG".into()),
+            params: vec![target, text],
+        };
+        self.receive(message, now);
     }
 
     fn on_message(&mut self, msg: &Message, from: String, own: bool) {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::command::{self, Command};
 use crate::event::Event;
 use crate::format::{strip_formatting, strip_formatting_json};
-use crate::neutral::{neutralise, neutralise_json};
+use crate::neutral::{neutralise, neutralise_json, neutralise_lines};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +120,24 @@ pub fn fill_password(cmd: Command, password: Option<&str>) -> Command {
 fn write_event<W: Write>(output: &mut W, event: &Event, format: Format) -> std::io::Result<()> {
     match format {
         Format::Plain => {
-            if let Some(line) = event.plain() {
+            // The lines of a multiline message come on lines of their own (`plain_lines`).
+            for line in event.plain_lines() {
                 writeln!(output, "{}", neutralise(&strip_formatting(&line)))?;
             }
         }
         Format::Json => {
             let mut value = serde_json::to_value(event).map_err(std::io::Error::other)?;
             strip_formatting_json(&mut value);
+            // A multiline message keeps its line breaks (JSON escapes them); each line is
+            // neutralised like any other text.
+            let text = match event {
+                Event::Message(m) => Some(neutralise_lines(&strip_formatting(&m.text)).into_owned()),
+                _ => None,
+            };
             neutralise_json(&mut value);
+            if let (Some(text), Some(field)) = (text, value.get_mut("text")) {
+                *field = serde_json::Value::String(text);
+            }
             let line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
             writeln!(output, "{line}")?;
         }
@@ -181,8 +191,13 @@ mod tests {
     fn plain_output_shows_escapes_instead_of_obeying_them() {
         let out = written(Format::Plain);
         assert_inert(&out);
-        assert_eq!(out.lines().count(), 2, "one line per event: {out:?}");
-        assert!(out.contains("hi\u{241b}[2J\u{241b}]0;owned\u{2407}\u{2409}\u{240d}\u{240a}\u{2421}[U+009B]31m[U+0085][U+202E]desrever[U+2067]x[U+2069]"), "{out}");
+        // The message's line break starts an indented line of its own (the lines of a
+        // multiline message); nothing else breaks a line.
+        assert_eq!(out.lines().count(), 3, "{out:?}");
+        assert!(out.contains("hi\u{241b}[2J\u{241b}]0;owned\u{2407}\u{2409}\u{240d}\n "), "{out}");
+        assert!(out.contains(" \u{2421}[U+009B]31m[U+0085][U+202E]desrever[U+2067]x[U+2069]\n"), "{out}");
+        let continued = out.lines().nth(1).unwrap_or_default();
+        assert!(continued.starts_with("          "), "indented past the header: {continued:?}");
     }
 
     #[test]
@@ -198,7 +213,7 @@ mod tests {
             }
         }
         let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).expect("JSON");
-        assert_eq!(first["text"], format!("hi{}", neutralise(HOSTILE)));
+        assert_eq!(first["text"], format!("hi{}", neutralise_lines(HOSTILE)), "line breaks kept, the rest shown");
         assert_eq!(first["from"], format!("mal{}", neutralise(HOSTILE)));
     }
 

@@ -70,6 +70,8 @@ pub const WANTED_CAPS: &[&str] = &[
     "account-notify",
     "cap-notify",
     "draft/account-registration",
+    // Messages of several lines arrive as one batch, shown as one message.
+    "draft/multiline",
 ];
 
 /// An account name and its password. Held in memory only, for SASL on every reconnect.
@@ -172,6 +174,20 @@ pub(crate) struct Batch {
     pub count: usize,
     /// Set for chathistory batches: what we asked for.
     pub request: Option<HistoryRequest>,
+    /// Set for draft/multiline batches: the message being put together.
+    pub multiline: Option<Box<Multiline>>,
+}
+
+/// A draft/multiline message being received: its opening BATCH (the source, and the tags that
+/// belong to the whole message: msgid, time, an enclosing batch) and its lines so far.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Multiline {
+    pub opening: chinwag_proto::Message,
+    /// `PRIVMSG` or `NOTICE`, from the first line.
+    pub command: Option<String>,
+    /// The text so far: lines joined by `\n`, a `draft/multiline-concat` line without one.
+    pub text: String,
+    pub lines: usize,
 }
 
 /// A message waiting for a connection.

@@ -31,8 +31,34 @@ pub(crate) struct Outgoing {
     pub needs_message_tags: bool,
     /// Sent only to clients with this capability (REDACT: `draft/message-redaction`).
     pub needs_cap: Option<Cap>,
+    /// A draft/multiline message: its lines, which go out as one batch or one line each
+    /// (`base`'s text is then the whole message, as history keeps it). Boxed: nearly every
+    /// event has none.
+    pub multiline: Option<Box<Lines>>,
     cache: Cache,
 }
+
+/// The lines of a draft/multiline message as they go out, and what was built of them.
+#[derive(Debug)]
+pub(crate) struct Lines {
+    /// Each line's text and whether it continues the previous one (`draft/multiline-concat`),
+    /// each short enough to be relayed with the sender's prefix.
+    pub parts: Vec<(String, bool)>,
+    /// The batch's reference, the same for every recipient (it is unique on each connection).
+    pub batch: String,
+    /// The wire lines per [`GROUPS`] key, built on first use.
+    built: Vec<Option<Vec<Bytes>>>,
+}
+
+impl Lines {
+    pub fn new(parts: Vec<(String, bool)>, batch: String) -> Self {
+        Lines { parts, batch, built: Vec::new() }
+    }
+}
+
+/// The batch type, capability and tag of draft/multiline.
+pub(crate) const MULTILINE: &str = "draft/multiline";
+pub(crate) const CONCAT_TAG: &str = "draft/multiline-concat";
 
 /// The wire bytes built so far, per variant. Nearly every event is sent in one variant (a
 /// private message; a room whose members asked for the same capabilities), so the first is
@@ -71,6 +97,10 @@ impl Cache {
 /// How many ways an event can look on the wire: three capabilities, on or off.
 pub(crate) const VARIANTS: usize = 8;
 
+/// How many ways a delivery can be grouped: the [`VARIANTS`], and for a multiline message each
+/// of them as one batch or as separate lines.
+pub(crate) const GROUPS: usize = 2 * VARIANTS;
+
 /// Which of the [`VARIANTS`] a client with `caps` gets.
 pub(crate) fn variant(caps: CapSet) -> usize {
     usize::from(caps.has(Cap::MessageTags))
@@ -103,6 +133,7 @@ impl Outgoing {
             bot: false,
             needs_message_tags: false,
             needs_cap: None,
+            multiline: None,
             cache: Default::default(),
         }
     }
@@ -126,6 +157,78 @@ impl Outgoing {
     /// The `time` tag's value, if `caps` asks for it.
     fn time_for(&self, caps: CapSet) -> Option<String> {
         caps.has(Cap::ServerTime).then(|| rfc3339_ms(self.time_ms))
+    }
+
+    /// Which of the [`GROUPS`] a client with `caps` is in for this event: a multiline message
+    /// looks different to clients that take its batch.
+    pub fn group(&self, caps: CapSet) -> usize {
+        let batched = self.multiline.is_some() && caps.multiline();
+        variant(caps) | (usize::from(batched) * VARIANTS)
+    }
+
+    /// The lines a client with `caps` gets: the message, or for a multiline message its batch
+    /// (`BATCH +ref draft/multiline <target>` carrying the tags, then each line, then
+    /// `BATCH -ref`) or, without draft/multiline, each line that is not blank as a message of
+    /// its own (the msgid only on the first, as the specification says; time, account and
+    /// client tags on each).
+    pub fn messages_for(&self, caps: CapSet) -> Vec<Message> {
+        let Some(lines) = &self.multiline else { return vec![self.message_for(caps)] };
+        let time = self.time_for(caps);
+        let source = self.source.as_deref().map(str::to_owned);
+        let target = self.base.params.first().cloned().unwrap_or_default();
+        let line = |text: &str| Message {
+            source: source.clone(),
+            command: self.base.command.clone(),
+            params: vec![target.clone(), text.to_owned()],
+            ..Message::default()
+        };
+        let extra = |with_msgid: bool| -> Vec<Tag> {
+            self.extra_tags(caps, time.as_deref())
+                .filter(|(key, _)| with_msgid || *key != "msgid")
+                .map(|(key, value)| Tag { key: key.into(), value: value.into() })
+                .collect()
+        };
+        if !caps.multiline() {
+            let mut out: Vec<Message> = Vec::with_capacity(lines.parts.len());
+            for (text, _) in lines.parts.iter().filter(|(text, _)| !text.is_empty()) {
+                let mut msg = line(text);
+                msg.tags = extra(out.is_empty());
+                out.push(msg);
+            }
+            return out;
+        }
+        let mut out = Vec::with_capacity(lines.parts.len() + 2);
+        let mut start =
+            Message::new("BATCH").with_params([format!("+{}", lines.batch), MULTILINE.into(), target.clone()]);
+        start.source = source.clone();
+        start.tags = extra(true);
+        out.push(start);
+        for (text, concat) in &lines.parts {
+            let mut msg = line(text).with_tag("batch", lines.batch.clone());
+            if *concat {
+                msg = msg.with_tag(CONCAT_TAG, "");
+            }
+            out.push(msg);
+        }
+        out.push(Message::new("BATCH").with_param(format!("-{}", lines.batch)));
+        out
+    }
+
+    /// [`Outgoing::messages_for`] as wire lines, built once per group (in `arena`).
+    pub fn lines_for(&mut self, caps: CapSet, arena: &mut LineArena) -> Vec<Bytes> {
+        if self.multiline.is_none() {
+            return vec![self.bytes_for(caps, arena)];
+        }
+        let key = self.group(caps);
+        if let Some(built) = self.multiline.as_ref().and_then(|l| l.built.get(key)).and_then(Option::as_ref) {
+            return built.clone();
+        }
+        let built: Vec<Bytes> = self.messages_for(caps).iter().map(|m| arena.line(|buf| m.write_to(buf))).collect();
+        if let Some(lines) = self.multiline.as_mut() {
+            lines.built.resize(GROUPS, None);
+            lines.built[key] = Some(built.clone());
+        }
+        built
     }
 
     /// The message as a client with `caps` should see it.

@@ -28,6 +28,12 @@ pub enum Cap {
     ReadMarker,
     /// `REDACT`: deleting a message.
     MessageRedaction,
+    /// IRCv3 draft/multiline: messages of several lines sent and received as one batch
+    /// (`handlers/multiline.rs`). Its value, the bounds, comes from the configuration.
+    Multiline,
+    /// IRCv3 draft/event-playback: CHATHISTORY also returns a room's JOIN, PART, QUIT, KICK,
+    /// TOPIC, MODE and NICK (`handlers/events.rs`).
+    EventPlayback,
 }
 
 /// Every capability with its wire name, in the order `CAP LS` lists them.
@@ -42,6 +48,8 @@ pub const ALL_CAPS: &[(Cap, &str)] = &[
     (Cap::ChatHistory, "draft/chathistory"),
     (Cap::MessageRedaction, "draft/message-redaction"),
     (Cap::ReadMarker, "draft/read-marker"),
+    (Cap::EventPlayback, "draft/event-playback"),
+    (Cap::Multiline, "draft/multiline"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::ExtendedMonitor, "extended-monitor"),
@@ -73,12 +81,13 @@ impl Cap {
         }
     }
 
-    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s comes from the
-    /// configuration ([`crate::AccountSettings::cap_value`]).
+    /// The value shown by `CAP LS 302`, if any. `draft/account-registration`'s and
+    /// `draft/multiline`'s come from the configuration ([`crate::AccountSettings::cap_value`],
+    /// [`crate::Limits::multiline_cap_value`]).
     pub fn value(self) -> Option<&'static str> {
         match self {
             Cap::Sasl => Some(crate::handlers::sasl::MECHANISMS),
-            Cap::AccountRegistration => None,
+            Cap::AccountRegistration | Cap::Multiline => None,
             _ => None,
         }
     }
@@ -103,6 +112,12 @@ impl CapSet {
 
     pub fn remove(&mut self, cap: Cap) {
         self.0 &= !cap.bit();
+    }
+
+    /// Whether multiline messages reach this client as one `draft/multiline` batch: it needs
+    /// `batch` as well, which the specification depends on.
+    pub fn multiline(self) -> bool {
+        self.has(Cap::Multiline) && self.has(Cap::Batch)
     }
 
     pub fn names(self) -> Vec<&'static str> {

@@ -1,6 +1,6 @@
 //! One connected client, as the core sees it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use chinwag_proto::Nick;
 
 use crate::caps::CapSet;
 use crate::flood::{Bucket, RecvQ};
+use crate::handlers::multiline::{Ended, OpenBatch};
 use crate::handlers::offline::OfflineAck;
 use crate::handlers::sasl::SaslState;
 use crate::ids::ConnId;
@@ -121,6 +122,10 @@ pub(crate) struct Extra {
     /// A guest's read markers (folded target → time ms), kept for this connection only; an
     /// account's are in `Server::sessions`. At most [`crate::MAX_READ_MARKERS`].
     pub read_markers: std::collections::HashMap<String, u64>,
+    /// A draft/multiline batch being received (`handlers/multiline.rs`).
+    pub batch: Option<Box<OpenBatch>>,
+    /// Multiline batches that ended, each waiting for its `BATCH -ref` line to run.
+    pub batches_ended: VecDeque<Ended>,
 }
 
 impl Extra {
@@ -134,6 +139,8 @@ impl Extra {
             && self.monitoring.is_empty()
             && self.offline_acks.is_empty()
             && self.read_markers.is_empty()
+            && self.batch.is_none()
+            && self.batches_ended.is_empty()
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Config {
     pub opers: Vec<Operator>,
     /// How accounts are registered.
     pub accounts: AccountSettings,
+    /// Rooms' events (JOIN, PART, QUIT, KICK, TOPIC, MODE, NICK) are kept in their history, for
+    /// clients with draft/event-playback (`history.events`).
+    pub history_events: bool,
 }
 
 /// Account registration rules (`[accounts]` in the file), advertised in the
@@ -154,6 +157,21 @@ pub struct Limits {
     /// How long after sending it a user may still redact (`REDACT`) a message of their own;
     /// zero: no limit. Room operators and IRC operators are not bound by it.
     pub redaction_window: Duration,
+    /// Bytes of text one draft/multiline message may hold (its lines' text, plus one for each
+    /// line break), advertised as `max-bytes`.
+    pub multiline_max_bytes: usize,
+    /// Lines one draft/multiline message may hold, advertised as `max-lines`.
+    pub multiline_max_lines: usize,
+    /// Time a client has to close a multiline batch it opened; an open batch past it is
+    /// dropped with `FAIL BATCH MULTILINE_INVALID` (its lines are held in memory until then).
+    pub multiline_timeout: Duration,
+}
+
+impl Limits {
+    /// The `draft/multiline` capability's value: `max-bytes=N,max-lines=M`.
+    pub fn multiline_cap_value(&self) -> String {
+        format!("max-bytes={},max-lines={}", self.multiline_max_bytes, self.multiline_max_lines)
+    }
 }
 
 /// A rate as a token bucket: `burst` units at once, then one more every `every`. An `every`
@@ -220,6 +238,12 @@ impl Default for Limits {
             // A day: long enough to take back what was said in haste, short enough that old
             // conversations stay as everyone read them.
             redaction_window: Duration::from_secs(24 * 60 * 60),
+            // Ergo's byte bound: a screenful of code or a long paragraph. 100 lines of relayed
+            // PRIVMSGs (about 50 KB with prefixes) stay far below a connection's SendQ.
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 100,
+            // A batch is sent in one go; one still open after this was abandoned.
+            multiline_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -237,6 +261,7 @@ impl Default for Config {
             limits: Limits::default(),
             opers: Vec::new(),
             accounts: AccountSettings::default(),
+            history_events: true,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chinwag_proto::{ChannelName, Message, ParseError, Tag};
 
-use crate::broadcast::{variant, LineArena, Outgoing, VARIANTS};
+use crate::broadcast::{LineArena, Outgoing, GROUPS};
 use crate::caps::{Cap, CapSet};
 use crate::channel::Channel;
 use crate::client::{Client, ConnInfo};
@@ -38,7 +38,8 @@ pub enum Effect {
     /// Flush what is queued for the connection, then close it. The core has already forgotten it.
     Close { conn: ConnId },
     /// Make this message durable. Every effect after it must wait until it is (so no one sees,
-    /// and no sender gets an echo for, a message that could still be lost). Boxed, like
+    /// and no sender gets an echo for, a message that could still be lost); but a room's event
+    /// ([`HistoryItem::is_event`]) holds nothing back. Boxed, like
     /// `SaveChannel`, so that every `Effect` stays small: a room message makes one `Send` per
     /// member, and the edge moves each of them through its queues.
     Persist(Box<HistoryItem>),
@@ -151,18 +152,21 @@ pub struct Server {
     pub(crate) offline_seq: u64,
     /// Numbers the `Guest` nicks given to people who did not log in to a registered nick.
     guest_seq: u64,
-    msgids: MsgIdGen,
+    pub(crate) msgids: MsgIdGen,
     batch_seq: u64,
     pub(crate) effects: Vec<Effect>,
     /// Where the lines of [`Effect::Send`] and [`Effect::SendMany`] are written.
     arena: LineArena,
     /// Set by [`Server::close_all`]: rooms emptied by the shutdown are not forgotten.
-    stopping: bool,
+    pub(crate) stopping: bool,
     /// Connections to close after this call's replies are flushed.
     closing: Vec<ConnId>,
     /// How many more messages the edge can take to store ([`Server::set_storage_room`]); each
     /// persisted message takes one, and at 0 messages that would be stored are refused.
     pub(crate) storage_room: usize,
+    /// The most room storage has reported, 0 before it first did: room events are kept only
+    /// while more than half of it is left (`handlers/events.rs`).
+    pub(crate) storage_room_max: usize,
     cur: Current,
 }
 
@@ -198,6 +202,7 @@ impl Server {
             arena: LineArena::default(),
             closing: Vec::new(),
             storage_room: usize::MAX,
+            storage_room_max: 0,
             cur: Current::default(),
             cfg,
         };
@@ -232,6 +237,7 @@ impl Server {
     /// on as usual.
     pub fn set_storage_room(&mut self, messages: usize) {
         self.storage_room = messages;
+        self.storage_room_max = self.storage_room_max.max(messages);
     }
 
     /// Whether messages that must be stored are being refused; see [`Server::set_storage_room`].
@@ -254,10 +260,14 @@ impl Server {
     /// A line arrived from `conn` (already framed and parsed by the edge).
     ///
     /// The line runs now if the client's flood budget allows, otherwise it waits in the
-    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`).
+    /// client's RecvQ for a later [`Server::tick`] (see `flood.rs`). A line of a draft/multiline
+    /// batch is collected instead, and the batch runs as one command once it is closed
+    /// (`handlers/multiline.rs`).
     pub fn handle(&mut self, conn: ConnId, parsed: Result<Message, ParseError>, now: Now) {
         self.now = now;
-        self.admit(conn, parsed);
+        if let Some(parsed) = self.collect_batch(conn, parsed) {
+            self.admit(conn, parsed);
+        }
     }
 
     /// Runs one line from `conn` whose turn has come.
@@ -339,6 +349,7 @@ impl Server {
         }
         self.throttle.forget_stale(now.mono, &limits);
         self.finish();
+        self.expire_batches();
         self.run_all_queued();
     }
 
@@ -381,6 +392,12 @@ impl Server {
                 .with_source(self.cfg.server_name.clone())
                 .with_tag(label_tag.key, label_tag.value)],
             1 => {
+                replies[0].tags.insert(0, label_tag);
+                replies
+            }
+            // The echo of a multiline message is its batch, which takes the label itself (the
+            // draft/multiline specification asks for it on the opening BATCH).
+            _ if crate::handlers::multiline::is_one_multiline_batch(&replies) => {
                 replies[0].tags.insert(0, label_tag);
                 replies
             }
@@ -546,7 +563,11 @@ impl Server {
             return;
         }
         if self.cur.conn == Some(to) {
-            self.cur.replies.push(out.message_for(caps));
+            self.cur.replies.extend(out.messages_for(caps));
+        } else if out.multiline.is_some() {
+            for line in out.lines_for(caps, &mut self.arena) {
+                self.effects.push(Effect::Send { conn: to, line });
+            }
         } else {
             let line =
                 if last { out.last_bytes_for(caps, &mut self.arena) } else { out.bytes_for(caps, &mut self.arena) };
@@ -657,6 +678,8 @@ impl Server {
         if client.registered {
             let mut quit = self.event(&client, Message::new("QUIT").with_param(reason));
             self.deliver_all(&mut quit, peers);
+            let rooms: Vec<String> = client.channels.iter().cloned().collect();
+            self.record_event_in(&rooms, &quit);
         }
         for name in &client.channels {
             self.leave_channel(conn, name);
@@ -792,6 +815,7 @@ impl Server {
                 self.handle_server_notice(&command, msg)
             }
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.handle_message(command, msg),
+            "BATCH" => self.handle_batch(msg),
             "KILL" => self.handle_kill(msg),
             "WALLOPS" => self.handle_wallops(msg),
             "KLINE" => self.handle_kline(msg),
@@ -838,16 +862,16 @@ struct Sinks<'a> {
 /// list a member at a time copied it over and over).
 fn deliver_grouped(out: &mut Outgoing, to: impl Iterator<Item = (ConnId, CapSet)>, room: usize, sinks: Sinks<'_>) {
     let Sinks { cur, effects, arena } = sinks;
-    // Per variant: the capabilities that select it, and who gets it.
-    let mut groups: [(CapSet, Vec<ConnId>); VARIANTS] = Default::default();
+    // Per group: the capabilities that select it, and who gets it.
+    let mut groups: [(CapSet, Vec<ConnId>); GROUPS] = Default::default();
     for (conn, caps) in to {
         if !out.wanted_by(caps) {
             continue;
         }
         if cur.conn == Some(conn) {
-            cur.replies.push(out.message_for(caps));
+            cur.replies.extend(out.messages_for(caps));
         } else {
-            let group = &mut groups[variant(caps)];
+            let group = &mut groups[out.group(caps)];
             if group.1.is_empty() {
                 group.1.reserve(room.max(1));
             }
@@ -856,6 +880,16 @@ fn deliver_grouped(out: &mut Outgoing, to: impl Iterator<Item = (ConnId, CapSet)
         }
     }
     for (caps, conns) in groups {
+        if out.multiline.is_some() && !conns.is_empty() {
+            // Each line of a multiline message to the whole group, in order.
+            for line in out.lines_for(caps, arena) {
+                match conns.as_slice() {
+                    &[conn] => effects.push(Effect::Send { conn, line }),
+                    _ => effects.push(Effect::SendMany { line, conns: conns.clone() }),
+                }
+            }
+            continue;
+        }
         match conns.as_slice() {
             [] => {}
             &[conn] => effects.push(Effect::Send { conn, line: out.bytes_for(caps, arena) }),

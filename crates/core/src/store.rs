@@ -9,12 +9,14 @@
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
-/// One message as history keeps it.
+/// One message as history keeps it, or a room's event (draft/event-playback,
+/// `handlers/events.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryItem {
     pub msgid: String,
     pub time_ms: u64,
-    /// `PRIVMSG` or `NOTICE`.
+    /// `PRIVMSG` or `NOTICE`; or `JOIN`, `PART`, `QUIT`, `KICK`, `TOPIC`, `MODE`, `NICK` for a
+    /// room's event, whose `text` holds its parameters after the room.
     pub command: String,
     /// `nick!user@host` at the time it was sent.
     pub sender: String,
@@ -30,6 +32,14 @@ pub struct HistoryItem {
     pub participants: Vec<String>,
     /// Also queue for delivery to this (offline) account.
     pub offline_for: Option<String>,
+}
+
+impl HistoryItem {
+    /// Whether this is a room's event rather than a message. An event is stored without
+    /// holding anything back (nobody waits for it to be durable).
+    pub fn is_event(&self) -> bool {
+        self.command != "PRIVMSG" && self.command != "NOTICE"
+    }
 }
 
 /// The history key of a private conversation: both parties, folded, sorted, joined by NUL, so
@@ -114,6 +124,8 @@ pub enum Request {
         conversation: String,
         query: HistoryQuery,
         limit: usize,
+        /// The room's events too (the client has draft/event-playback), not only messages.
+        events: bool,
     },
     HistoryTargets {
         viewer: Option<String>,

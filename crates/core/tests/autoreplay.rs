@@ -32,7 +32,9 @@ fn item(conversation: &str, time_ms: u64, text: &str) -> HistoryItem {
 #[track_caller]
 fn replay_request(h: &mut Harness) -> (chinwag_core::RequestId, String, HistoryQuery, usize) {
     let (id, req) = h.next_request();
-    let Request::History { conversation, query, limit } = req else { panic!("expected a history read, got {req:?}") };
+    let Request::History { conversation, query, limit, events: false } = req else {
+        panic!("expected a history read, got {req:?}")
+    };
     assert!(h.requests.is_empty(), "one request per join: {:?}", h.requests);
     (id, conversation, query, limit)
 }

@@ -71,7 +71,12 @@ fn chathistory_asks_storage_and_answers_in_a_labeled_batch() {
     let (id, req) = h.next_request();
     assert_eq!(
         req,
-        Request::History { conversation: "#general".into(), query: HistoryQuery::Latest { after: None }, limit: 50 }
+        Request::History {
+            conversation: "#general".into(),
+            query: HistoryQuery::Latest { after: None },
+            limit: 50,
+            events: false
+        }
     );
     assert!(h.take(a).is_empty(), "no ACK: the answer carries the label");
     h.respond(id, Response::Messages(Ok(vec![item.clone()])));

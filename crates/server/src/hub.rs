@@ -378,6 +378,7 @@ impl Hub {
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Persist(item) => {
+                        let item_is_event = item.is_event();
                         // A segment being committed is closed: new messages start the next one.
                         if self.segments.is_empty() || (self.committing.is_some() && self.segments.len() == 1) {
                             self.segments.push_back(Segment::default());
@@ -385,12 +386,16 @@ impl Hub {
                         if let Some(last) = self.segments.back_mut() {
                             let cost = item_cost(&item);
                             last.batch.push(*item);
-                            last.messages += 1;
+                            // Messages are counted as such; an event only by its bytes.
+                            let message = usize::from(!item_is_event);
+                            last.messages += message;
                             last.bytes += cost;
-                            self.held_messages += 1;
+                            self.held_messages += message;
                             self.held_bytes += cost;
                         }
-                        behind_persist = true;
+                        // A room event kept for draft/event-playback holds nothing: no one was
+                        // told it is stored, and joins and parts go on while the disk stalls.
+                        behind_persist |= !item_is_event;
                     }
                     other if self.segments.is_empty() || overtakes(&other) => self.carry_out(other, &mut overflowed),
                     other if behind_persist => self.hold(other, false, &mut overflowed),

@@ -109,9 +109,14 @@ impl Worker {
             }
             Request::SetPassword { account, password } => Response::Done(self.set_password(account, password).await),
             Request::DropAccount { account, password } => Response::Done(self.drop_account(account, password).await),
-            Request::History { conversation, query, limit } => {
+            Request::History { conversation, query, limit, events } => {
                 let query = to_query(query);
-                let r = self.store(move |s| s.history(&conversation, &query, limit)).await;
+                let r = self
+                    .store(move |s| match events {
+                        true => s.history_with_events(&conversation, &query, limit),
+                        false => s.history(&conversation, &query, limit),
+                    })
+                    .await;
                 Response::Messages(r.map(|v| v.into_iter().map(from_stored).collect()))
             }
             Request::HistoryTargets { viewer, rooms, from_ms, to_ms, limit } => {

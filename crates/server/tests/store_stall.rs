@@ -42,7 +42,9 @@ async fn http_status(addr: std::net::SocketAddr, path: &str) -> String {
 
 /// Texts of the room's messages in the database, oldest first.
 fn stored_texts(db: &rusqlite::Connection) -> Vec<String> {
-    let mut stmt = db.prepare("SELECT text FROM messages ORDER BY time_ms, msgid").expect("prepare");
+    // Messages (rooms' events, kept for event-playback, are rows of the same table).
+    let sql = "SELECT text FROM messages WHERE command IN ('PRIVMSG', 'NOTICE') ORDER BY time_ms, msgid";
+    let mut stmt = db.prepare(sql).expect("prepare");
     stmt.query_map([], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("rows")
 }
 

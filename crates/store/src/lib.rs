@@ -116,7 +116,19 @@ pub trait Store: Send + 'static {
     /// [`Bound::MsgId`] that names no message of this conversation (never stored, pruned, or
     /// from another conversation) is [`StoreError::UnknownMsgId`], which the caller reports as a
     /// `FAIL CHATHISTORY MESSAGE_ERROR` rather than an empty page that reads as "nothing new".
+    ///
+    /// Only messages (`PRIVMSG`, `NOTICE`): a room's events kept for draft/event-playback
+    /// ([`StoredMessage::is_event`]) are read by [`Store::history_with_events`] alone.
     fn history(
+        &mut self,
+        conversation: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// [`Store::history`] with the room's events (JOIN, PART, QUIT, KICK, TOPIC, MODE, NICK)
+    /// among the messages, in the same order, counted against the same `limit`
+    /// (IRCv3 `draft/event-playback`).
+    fn history_with_events(
         &mut self,
         conversation: &str,
         query: &HistoryQuery,

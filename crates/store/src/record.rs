@@ -67,7 +67,9 @@ pub struct BanRecord {
     pub set_at_ms: u64,
 }
 
-/// One `PRIVMSG` or `NOTICE` as history keeps it (`TAGMSG` is not stored).
+/// One `PRIVMSG` or `NOTICE` as history keeps it (`TAGMSG` is not stored), or a room's event
+/// (`JOIN`, `PART`, `QUIT`, `KICK`, `TOPIC`, `MODE`, `NICK`) kept for draft/event-playback:
+/// its `text` holds the event's parameters after the room (see the core's `handlers/events.rs`).
 ///
 /// The same type goes in ([`crate::Store::append`]) and comes out ([`crate::Store::history`],
 /// [`crate::Store::offline`]). Coming out, `participants` are those of the whole conversation
@@ -80,7 +82,7 @@ pub struct StoredMessage {
     pub msgid: String,
     /// Server time of the message, unix milliseconds.
     pub time_ms: u64,
-    /// `PRIVMSG` or `NOTICE`.
+    /// `PRIVMSG` or `NOTICE`, or the command of a room event.
     pub command: String,
     /// `nick!user@host` at the time it was sent.
     pub sender: String,
@@ -106,6 +108,14 @@ pub struct StoredMessage {
     /// transaction. Ignored if there is no such account. An encrypted message waits for one
     /// device instead: [`crate::device_queue`] names its queue, kept while the device exists.
     pub offline_for: Option<String>,
+}
+
+impl StoredMessage {
+    /// Whether this is a room event rather than a message: only
+    /// [`crate::Store::history_with_events`] reads those.
+    pub fn is_event(&self) -> bool {
+        self.command != "PRIVMSG" && self.command != "NOTICE"
+    }
 }
 
 /// The shapes of an IRCv3 `CHATHISTORY` query. Bounds are exclusive unless said otherwise, and

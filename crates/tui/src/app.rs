@@ -311,9 +311,13 @@ impl App {
                     b.unread += 1;
                     b.mention |= m.mention;
                 }
-                let kind =
-                    LineKind::Message { from: m.from, text: m.text, kind: m.kind, own: m.own, mention: m.mention };
-                b.push(Line { time: m.time, kind });
+                // A message of several lines (draft/multiline) is shown as its lines, each as
+                // a line of the conversation (a line break is never drawn inside one).
+                for text in m.text.split('\n') {
+                    let (from, text, time) = (m.from.clone(), text.to_owned(), m.time.clone());
+                    let kind = LineKind::Message { from, text, kind: m.kind, own: m.own, mention: m.mention };
+                    b.push(Line { time, kind });
+                }
             }
             Event::Joined { room, nick, own } => {
                 if own && self.current == 0 {

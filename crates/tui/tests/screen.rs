@@ -522,3 +522,15 @@ fn tab_completes_rooms_the_server_listed_not_only_joined_ones() {
     app.key(key(KeyCode::Tab), now);
     assert_eq!(app.input.text(), "#tech ");
 }
+
+#[test]
+fn a_multiline_message_is_drawn_as_its_lines() {
+    let now = Instant::now();
+    let mut app = scene(now);
+    app.apply(message("#general", "bob", "def f():\n    return 1", "2026-11-29T08:40:00.000Z", false), now);
+    let screen = render(&mut app, 90, 14, now);
+    let row = |text: &str| screen.iter().position(|r| r.contains(text));
+    let (first, second) = (row("08:40 <bob> def f():"), row("08:40 <bob>     return 1"));
+    assert!(first.is_some() && second == first.map(|r| r + 1), "\n{}", screen.join("\n"));
+    assert!(!screen.iter().any(|r| r.contains('\u{240a}')), "no line break is shown as a control");
+}

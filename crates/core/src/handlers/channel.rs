@@ -179,6 +179,7 @@ impl Server {
             return;
         };
         extended.msgid.clone_from(&plain.msgid);
+        self.record_event(&chinwag_proto::casefold(display), &plain, false);
         let mut away_ev = match away {
             Some(text) => self.cur_event(Message::new("AWAY").with_param(text)),
             None => None,
@@ -227,6 +228,7 @@ impl Server {
         }
         let Some(mut ev) = self.cur_event(base) else { return };
         self.deliver_all(&mut ev, members);
+        self.record_event(folded, &ev, false);
         self.leave_channel(conn, folded);
     }
 
@@ -270,6 +272,7 @@ impl Server {
         self.save_channel(&folded);
         let Some(mut ev) = self.cur_event(Message::new("TOPIC").with_params([display, text])) else { return };
         self.deliver_all(&mut ev, members);
+        self.record_event(&folded, &ev, false);
     }
 
     /// 332 + 333 if the room has a topic; 331 if not and `always` (an explicit TOPIC query).

@@ -3,8 +3,10 @@
 
 use chinwag_proto::{casefold, unescape_tag_value, ChannelName, Message, Nick, Tag};
 
-use crate::broadcast::Outgoing;
+use crate::broadcast::{Lines, Outgoing};
 use crate::caps::Cap;
+use crate::handlers::messaging::line_room;
+use crate::handlers::multiline::{fit_lines, stored_lines};
 use crate::ids::ConnId;
 use crate::server::{Pending, Server};
 use crate::store::{dm_conversation, Bound, Failure, HistoryItem, HistoryQuery, Request, Response};
@@ -79,8 +81,9 @@ impl Server {
             None => query,
         };
         let label = self.take_label();
+        let events = target.starts_with('#') && self.caps_of(conn).has(Cap::EventPlayback);
         let pending = Pending::History { conn, target: target.to_owned(), label };
-        self.request(Request::History { conversation, query, limit }, pending);
+        self.request(Request::History { conversation, query, limit, events }, pending);
     }
 
     /// Replays the room's latest lines to `conn`, which just joined it, if it cannot ask for them
@@ -102,7 +105,7 @@ impl Server {
             return;
         }
         let query = HistoryQuery::Before(Bound::Time(joined_ms));
-        let request = Request::History { conversation: folded.to_owned(), query, limit };
+        let request = Request::History { conversation: folded.to_owned(), query, limit, events: false };
         self.request(request, Pending::Autoreplay { conn, target: display.to_owned(), oldest_ms });
     }
 
@@ -128,13 +131,17 @@ impl Server {
             self.send_msg(conn, start);
         }
         for item in &items {
-            let mut msg = self.replay(conn, item, batch.as_deref());
+            let mut msgs = self.replay(conn, item, batch.as_deref());
             if !caps.has(Cap::ServerTime) {
-                if let Some(text) = msg.params.last_mut() {
+                // The first line that says something carries the time for the whole message.
+                let first = msgs.iter_mut().find(|m| m.command == item.command && m.params.len() == 2);
+                if let Some(text) = first.and_then(|m| m.params.last_mut()) {
                     *text = stamped(text, item.time_ms);
                 }
             }
-            self.send_msg(conn, msg);
+            for msg in msgs {
+                self.send_msg(conn, msg);
+            }
         }
         if let Some(id) = batch {
             self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
@@ -279,26 +286,42 @@ impl Server {
             self.send_msg(conn, start);
         }
         for item in items {
-            let msg = self.replay(conn, item, batch.as_deref());
-            self.send_msg(conn, msg);
+            for msg in self.replay(conn, item, batch.as_deref()) {
+                self.send_msg(conn, msg);
+            }
         }
         if let Some(id) = batch {
             self.send_msg(conn, Message::new("BATCH").with_param(format!("-{id}")));
         }
     }
 
-    /// A stored message as `conn` should see it now (its capabilities decide the tags).
-    pub(crate) fn replay(&self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Message {
-        let base = Message::new(item.command.clone())
-            .with_source(item.sender.clone())
-            .with_params([item.target.clone(), item.text.clone()]);
+    /// A stored message as `conn` should see it now (its capabilities decide the tags), inside
+    /// `batch` if given. A multiline message (its text holds line breaks, or is longer than a
+    /// line) comes as its own draft/multiline batch to a client with the capability, else line
+    /// by line, as it did live.
+    pub(crate) fn replay(&mut self, conn: ConnId, item: &HistoryItem, batch: Option<&str>) -> Vec<Message> {
+        let base = if item.is_event() {
+            crate::handlers::events::event_message(item).with_source(item.sender.clone())
+        } else {
+            Message::new(item.command.clone())
+                .with_source(item.sender.clone())
+                .with_params([item.target.clone(), item.text.clone()])
+        };
         let mut out = Outgoing::new(base, item.time_ms, Some(item.msgid.clone()), item.sender_account.clone());
         out.client_tags = parse_client_tags(&item.tags);
-        let mut msg = out.message_for(self.caps_of(conn));
-        if let Some(id) = batch {
-            msg.tags.insert(0, Tag { key: "batch".into(), value: id.to_owned() });
+        let room = line_room(item.sender.len() + item.command.len(), &item.target);
+        if !item.is_event() && (item.text.contains('\n') || item.text.len() > room) {
+            let parts = fit_lines(stored_lines(&item.text), room);
+            out.multiline = Some(Box::new(Lines::new(parts, self.next_batch_id())));
         }
-        msg
+        let mut msgs = out.messages_for(self.caps_of(conn));
+        if let Some(id) = batch {
+            // Lines inside the message's own batch already name it.
+            for msg in msgs.iter_mut().filter(|m| m.tag("batch").is_none()) {
+                msg.tags.insert(0, Tag { key: "batch".into(), value: id.to_owned() });
+            }
+        }
+        msgs
     }
 }
 

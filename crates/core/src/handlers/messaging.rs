@@ -9,6 +9,7 @@ use crate::broadcast::Outgoing;
 use crate::caps::Cap;
 use crate::handlers::account::NICKSERV;
 use crate::handlers::history::client_tags_wire;
+use crate::handlers::multiline::{fit_lines, joined, Assembled};
 use crate::numeric::*;
 use crate::server::Server;
 use crate::store::{dm_conversation, HistoryItem};
@@ -90,13 +91,13 @@ impl Server {
             }
             let base = Message { command: relayed, params, ..Message::default() };
             if channel {
-                self.message_channel(base, &client_tags, quiet, tagmsg);
+                self.message_channel(base, &client_tags, quiet, tagmsg, None);
             } else if nickserv {
                 if privmsg {
                     self.handle_nickserv(base.params.get(1).map_or("", String::as_str));
                 }
             } else {
-                self.message_nick(base, &client_tags, quiet, tagmsg);
+                self.message_nick(base, &client_tags, quiet, tagmsg, None);
             }
         }
     }
@@ -105,7 +106,8 @@ impl Server {
     /// prefix (STATUSMSG: `@#room`, `+#room`) reaches only the members with that status or a
     /// higher one, under the room's usual rules for speaking, and is not kept in the room's
     /// history (which every member may read).
-    fn message_channel(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+    /// `lines`: a draft/multiline message's lines (`base` then holds their joined text).
+    fn message_channel(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool, lines: Option<Lines>) {
         let target = base.params.first().map_or("", String::as_str);
         let conn = self.cur_conn();
         let (status, room) = split_status(target);
@@ -145,13 +147,13 @@ impl Server {
         }
         if let Some((status, members)) = status.zip(status_members) {
             let base = Message { params: replace_first(base.params, &format!("{status}{display}")), ..base };
-            let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+            let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
             self.deliver_all(&mut ev, members);
             self.echo(&mut ev);
             return;
         }
         let base = Message { params: replace_first(base.params, &display), ..base };
-        let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+        let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
         if !tagmsg {
             if self.refuse_unstorable(&ev) {
                 return;
@@ -162,13 +164,13 @@ impl Server {
         self.echo(&mut ev);
     }
 
-    /// `base` holds the target and the text, as the line gave them.
-    fn message_nick(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool) {
+    /// `base` holds the target and the text, as the line gave them; `lines` as for rooms.
+    fn message_nick(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool, lines: Option<Lines>) {
         let target = base.params.first().map_or("", String::as_str);
         let Some(to) = self.find_nick(target) else {
             if let Some(account) = self.accounts.get(&casefold(target)).cloned() {
                 if !tagmsg {
-                    self.message_offline(&account, base, tags);
+                    self.message_offline(&account, base, tags, lines);
                 }
                 return;
             }
@@ -189,7 +191,7 @@ impl Server {
         if let Some(owner) = owner.filter(|o| recipient.account.as_deref().is_none_or(|a| !eq_fold(a, o))) {
             let owner = owner.clone();
             if !tagmsg {
-                self.message_offline(&owner, base, tags);
+                self.message_offline(&owner, base, tags, lines);
             }
             return;
         }
@@ -197,7 +199,7 @@ impl Server {
         let recipient_nick = recipient.nick_or_star().to_owned();
         let (recipient_account, recipient_caps) = (recipient.account.clone(), recipient.caps);
         let base = Message { params: replace_first(base.params, recipient.nick_or_star()), ..base };
-        let Some(mut ev) = self.message_event(base, tags, tagmsg) else { return };
+        let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
         let sender_account = ev.account.clone();
         let route = self.e2e_route(&ev, || self.account_of(to).unwrap_or_default());
         // Private history belongs to accounts: a conversation between two guests is not kept.
@@ -243,9 +245,9 @@ impl Server {
 
     /// A private message to a registered account that is not connected: kept and delivered
     /// when the account next logs in.
-    fn message_offline(&mut self, account: &str, base: Message, tags: &[Tag]) {
+    fn message_offline(&mut self, account: &str, base: Message, tags: &[Tag], lines: Option<Lines>) {
         let base = Message { params: replace_first(base.params, account), ..base };
-        let Some(mut ev) = self.message_event(base, tags, false) else { return };
+        let Some(mut ev) = self.message_event(base, tags, false, lines) else { return };
         let conn = self.cur_conn();
         let me = self.party_of(conn).unwrap_or_default();
         let folded = casefold(account);
@@ -268,11 +270,50 @@ impl Server {
         self.echo(&mut ev);
     }
 
-    fn message_event(&mut self, base: Message, tags: &[Tag], tagmsg: bool) -> Option<Outgoing> {
+    fn message_event(&mut self, base: Message, tags: &[Tag], tagmsg: bool, lines: Option<Lines>) -> Option<Outgoing> {
         let mut ev = self.cur_event(base)?;
         ev.client_tags = tags.to_vec();
         ev.needs_message_tags = tagmsg;
+        if let Some(lines) = lines {
+            // Each line is relayed with the sender's prefix and the target as spelled now.
+            let head = ev.source.as_deref().map_or(0, str::len) + ev.base.command.len();
+            let target = ev.base.params.first().map_or("", String::as_str);
+            let parts = fit_lines(lines, line_room(head, target));
+            ev.multiline = Some(Box::new(crate::broadcast::Lines::new(parts, self.next_batch_id())));
+        }
         Some(ev)
+    }
+
+    /// A draft/multiline message whose batch was closed (`handlers/multiline.rs`): to one room
+    /// or nick, stored once and delivered as one batch or line by line, like one PRIVMSG or
+    /// NOTICE. It costs its lines and bytes in flood units.
+    pub(crate) fn send_multiline(&mut self, message: Assembled) {
+        let Assembled { target, command, parts, tags } = message;
+        let quiet = command == "NOTICE";
+        if target.contains(',') {
+            self.fail("BATCH", "MULTILINE_INVALID_TARGET", &[&target], "A multiline message goes to one target");
+            return;
+        }
+        let channel = split_status(&target).1.starts_with('#');
+        if !channel && eq_fold(&target, NICKSERV) {
+            self.fail("BATCH", "MULTILINE_INVALID_TARGET", &[&target], "NickServ takes one line at a time");
+            return;
+        }
+        if self.guest_refused(&target, quiet) {
+            return;
+        }
+        let bytes: usize = parts.iter().map(|(t, _)| t.len()).sum();
+        self.charge(u32::try_from(bytes / MAX_BODY_LEN + parts.len() / 8).unwrap_or(u32::MAX));
+        let now = self.now.mono;
+        if let Some(client) = self.cur_client_mut() {
+            client.last_spoke = now;
+        }
+        let base = Message { command, params: vec![target, joined(&parts)], ..Message::default() };
+        if channel {
+            self.message_channel(base, &tags, quiet, false, Some(parts));
+        } else {
+            self.message_nick(base, &tags, quiet, false, Some(parts));
+        }
     }
 
     /// While storage is full (see [`Server::set_storage_room`]), refuses a message that would be
@@ -298,12 +339,20 @@ impl Server {
     }
 }
 
+/// A multiline message's lines: each one's text, and whether it continues the previous one.
+type Lines = Vec<(String, bool)>;
+
 /// The text cut (on a character boundary) so that the relayed line,
 /// `:prefix COMMAND target :text\r\n`, fits the 512-byte body limit every client relies on.
 /// `head` is the length of the prefix and the command together.
 fn fit_text<'a>(head: usize, target: &str, text: &'a str) -> &'a str {
+    truncate(text, line_room(head, target))
+}
+
+/// The bytes of text a relayed line, `:prefix COMMAND target :text\r\n`, has room for.
+pub(crate) fn line_room(head: usize, target: &str) -> usize {
     let overhead = 1 + head + 1 + 1 + target.len() + 2 + 2;
-    truncate(text, MAX_BODY_LEN.saturating_sub(overhead))
+    MAX_BODY_LEN.saturating_sub(overhead)
 }
 
 /// The prefixes a room target may carry (ISUPPORT STATUSMSG), highest status first.

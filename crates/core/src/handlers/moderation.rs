@@ -287,6 +287,7 @@ impl Server {
         let base = Message::new("MODE").with_param(name).with_params(words.clone());
         if let Some(mut ev) = self.cur_event(base) {
             self.deliver_all(&mut ev, members);
+            self.record_event(folded, &ev, false);
         }
         words
     }
@@ -522,6 +523,7 @@ impl Server {
         let base = Message::new("KICK").with_params([name, shown.as_str(), reason]);
         let Some(mut ev) = self.cur_event(base) else { return };
         self.deliver_all(&mut ev, members);
+        self.record_event(folded, &ev, false);
         self.leave_channel(victim, folded);
     }
 

@@ -58,8 +58,9 @@ impl Server {
             return;
         }
         for item in items {
-            let msg = self.replay(conn, item, None);
-            self.send_msg(conn, msg);
+            for msg in self.replay(conn, item, None) {
+                self.send_msg(conn, msg);
+            }
         }
         self.offline_seq += 1;
         let token = format!("chinwag-offline-{}", self.offline_seq);

@@ -431,6 +431,7 @@ impl Server {
             s.save_channel(&folded);
             if let Some(mut ev) = s.cur_event(Message::new("TOPIC").with_params([shown, text])) {
                 s.deliver_all(&mut ev, members);
+                s.record_event(&folded, &ev, false);
             }
         });
         Ok(())

@@ -37,11 +37,13 @@ impl Server {
 
                 let tls = self.cur_client().is_some_and(|c| c.info.tls);
                 let registration = self.cfg.accounts.cap_value();
+                let multiline = self.cfg.limits.multiline_cap_value();
                 let names: Vec<String> = ALL_CAPS
                     .iter()
                     .map(|(cap, name)| {
                         let value = match cap {
                             Cap::AccountRegistration => registration.as_deref(),
+                            Cap::Multiline => Some(multiline.as_str()),
                             _ => cap.value_for(tls),
                         };
                         (name, value.filter(|_| version >= 302))
@@ -211,6 +213,9 @@ impl Server {
         let mut recipients = self.peers_of(conn);
         recipients.insert(conn);
         self.deliver_all(&mut ev, recipients);
+        let rooms: Vec<String> =
+            self.clients.get(&conn).map(|c| c.channels.iter().cloned().collect()).unwrap_or_default();
+        self.record_event_in(&rooms, &ev);
 
         let Some(client) = self.clients.get(&conn) else { return };
         let old = client.nick().cloned();

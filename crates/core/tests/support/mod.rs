@@ -23,6 +23,8 @@ pub struct Harness {
     pub requests: Vec<(RequestId, Request)>,
     /// Messages the core asked to persist, in order.
     pub persisted: Vec<HistoryItem>,
+    /// Room events the core asked to persist (draft/event-playback), in order.
+    pub events: Vec<HistoryItem>,
     /// Room snapshots saved (latest last) and rooms deleted.
     pub saved_rooms: Vec<ChannelSnapshot>,
     pub deleted_rooms: Vec<String>,
@@ -54,6 +56,7 @@ impl Harness {
             closed: HashSet::new(),
             requests: Vec::new(),
             persisted: Vec::new(),
+            events: Vec::new(),
             saved_rooms: Vec::new(),
             deleted_rooms: Vec::new(),
             cleared_offline: Vec::new(),
@@ -81,6 +84,7 @@ impl Harness {
                     self.closed.insert(conn);
                 }
                 Effect::Request { id, request } => self.requests.push((id, request)),
+                Effect::Persist(item) if item.is_event() => self.events.push(*item),
                 Effect::Persist(item) => self.persisted.push(*item),
                 Effect::SaveChannel(snap) => self.saved_rooms.push(*snap),
                 Effect::DeleteChannel(name) => self.deleted_rooms.push(name),

@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{LogSettings, ServerConfig};
 
+/// The most `limits.multiline_max_bytes` may be: a multiline message is held whole while its
+/// batch is open, and delivered whole.
+const MAX_MULTILINE_BYTES: usize = 65536;
+/// The most `limits.multiline_max_lines` may be: each line is a line in every recipient's SendQ.
+const MAX_MULTILINE_LINES: usize = 1000;
+
 /// The whole file. Sections are tables; a section left out takes its defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -87,6 +93,7 @@ pub struct RawHistory {
     pub autoreplay_lines: u32,
     pub autoreplay_max_age_hours: u32,
     pub redaction_window_minutes: u32,
+    pub events: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +130,8 @@ pub struct RawLimits {
     pub max_targets: u32,
     pub bans_per_channel: u32,
     pub monitor_len: u32,
+    pub multiline_max_bytes: u32,
+    pub multiline_max_lines: u32,
     pub quic_max_half_open: u32,
     pub quic_retry_above: u32,
     pub quic_handshake_timeout: u32,
@@ -207,6 +216,7 @@ impl Default for RawHistory {
             autoreplay_lines: u32::try_from(core.autoreplay_lines).unwrap_or(u32::MAX),
             autoreplay_max_age_hours: (core.autoreplay_max_age.as_secs() / 3600) as u32,
             redaction_window_minutes: u32::try_from(core.redaction_window.as_secs() / 60).unwrap_or(u32::MAX),
+            events: chinwag_core::Config::default().history_events,
         }
     }
 }
@@ -250,6 +260,8 @@ impl Default for RawLimits {
             max_targets: count(core.max_targets),
             bans_per_channel: count(core.bans_per_channel),
             monitor_len: count(core.monitor_len),
+            multiline_max_bytes: count(core.multiline_max_bytes),
+            multiline_max_lines: count(core.multiline_max_lines),
             quic_max_half_open: count(edge.quic_max_half_open),
             quic_retry_above: count(edge.quic_retry_above),
             quic_handshake_timeout: secs(edge.quic_handshake_timeout),
@@ -439,6 +451,7 @@ impl RawConfig {
         cfg.core.limits.autoreplay_lines = h.autoreplay_lines as usize;
         cfg.core.limits.autoreplay_max_age = Duration::from_secs(u64::from(h.autoreplay_max_age_hours) * 3600);
         cfg.core.limits.redaction_window = Duration::from_secs(u64::from(h.redaction_window_minutes) * 60);
+        cfg.core.history_events = h.events;
         cfg.core.accounts_required = self.accounts.required;
 
         let l = &self.limits;
@@ -486,6 +499,17 @@ impl RawConfig {
         lim.max_targets = positive("limits.max_targets", l.max_targets)? as usize;
         lim.bans_per_channel = positive("limits.bans_per_channel", l.bans_per_channel)? as usize;
         lim.monitor_len = positive("limits.monitor_len", l.monitor_len)? as usize;
+        lim.multiline_max_bytes = positive("limits.multiline_max_bytes", l.multiline_max_bytes)? as usize;
+        if lim.multiline_max_bytes > MAX_MULTILINE_BYTES {
+            let why = format!("at most {MAX_MULTILINE_BYTES}");
+            return Err(bad("limits.multiline_max_bytes", &l.multiline_max_bytes, &why));
+        }
+        // A multiline message is that many lines (and its BATCH) in a recipient's SendQ at once.
+        lim.multiline_max_lines = positive("limits.multiline_max_lines", l.multiline_max_lines)? as usize;
+        if lim.multiline_max_lines > MAX_MULTILINE_LINES {
+            let why = format!("at most {MAX_MULTILINE_LINES}");
+            return Err(bad("limits.multiline_max_lines", &l.multiline_max_lines, &why));
+        }
         lim.flood = chinwag_core::Rate {
             burst: positive("limits.flood_burst", l.flood_burst)?,
             every: ms(l.flood_interval_ms),

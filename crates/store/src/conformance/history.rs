@@ -293,3 +293,38 @@ pub(super) fn prune(store: &mut dyn Store) {
     assert_eq!(store.prune_history(20_000 + 24_990).expect("bulk prune"), 24_990 + 1, "#bulk and m11");
     assert_eq!(ids(&store.history("#bulk", &latest, 100).expect("history")).len(), 10);
 }
+
+/// Room events (draft/event-playback) are stored like messages but read only by
+/// `history_with_events`, in order among the messages and within the same limit; `history`
+/// pages over messages alone, and `history_targets` lists a conversation by its messages.
+pub(super) fn events(store: &mut dyn Store) {
+    let event = |msgid: &str, time_ms: u64, command: &str| StoredMessage {
+        command: command.to_owned(),
+        text: String::new(),
+        ..message("#rust", msgid, time_ms)
+    };
+    let batch = [
+        event("e1", 1000, "JOIN"),
+        message("#rust", "m1", 2000),
+        event("e2", 3000, "TOPIC"),
+        message("#rust", "m2", 4000),
+        event("e3", 5000, "PART"),
+        event("e4", 6000, "QUIT"),
+    ];
+    store.append(&batch).expect("append");
+    assert!(batch[0].is_event() && !batch[1].is_event());
+    let latest = HistoryQuery::Latest { after: None };
+    assert_eq!(ids(&store.history("#rust", &latest, 10).expect("history")), ["m1", "m2"]);
+    assert_eq!(ids(&store.history("#rust", &latest, 1).expect("history")), ["m2"], "a page of messages");
+    let all = store.history_with_events("#rust", &latest, 10).expect("history");
+    assert_eq!(ids(&all), ["e1", "m1", "e2", "m2", "e3", "e4"]);
+    assert_eq!(all[2].command, "TOPIC");
+    assert_eq!(ids(&store.history_with_events("#rust", &latest, 3).expect("history")), ["m2", "e3", "e4"]);
+    // An event's msgid is a bound like any other.
+    let before = HistoryQuery::Before(msgid("e2"));
+    assert_eq!(ids(&store.history("#rust", &before, 10).expect("history")), ["m1"]);
+    assert_eq!(ids(&store.history_with_events("#rust", &before, 10).expect("history")), ["e1", "m1"]);
+    let targets = store.history_targets(None, &["#rust".to_owned()], 0, 10_000, 10).expect("targets");
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].latest_ms, 4000, "the latest message, not the latest event");
+}

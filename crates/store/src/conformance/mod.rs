@@ -45,6 +45,7 @@ pub const CHECKS: &[Check] = &[
     ("history_queries", history::queries),
     ("history_ties_and_paging", history::ties_and_paging),
     ("history_unknown_bounds", history::unknown_bounds),
+    ("history_events", history::events),
     ("history_targets", targets::targets),
     ("prune_history", history::prune),
     ("offline_queue", offline::queue),

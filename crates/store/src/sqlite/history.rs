@@ -212,20 +212,26 @@ struct Range {
     upper: Option<Edge>,
     from: From,
     limit: usize,
+    /// Room events too (draft/event-playback), not only messages.
+    events: bool,
 }
+
+/// The condition that keeps a row to messages (no room events).
+const ONLY_MESSAGES: &str = " AND command IN ('PRIVMSG', 'NOTICE')";
 
 pub(super) fn history(
     conn: &Connection,
     key: &str,
     query: &HistoryQuery,
     limit: usize,
+    events: bool,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let Some(conversation) = find_conversation(conn, key)? else {
         return Ok(Vec::new());
     };
     let resolve = |bound: &Bound| position(conn, conversation, bound);
     let range = |lower: Option<Edge>, upper: Option<Edge>, from: From, limit: usize| {
-        select(conn, conversation, &Range { lower, upper, from, limit })
+        select(conn, conversation, &Range { lower, upper, from, limit, events })
     };
     let exclusive = |at: Position| Some(Edge { at, inclusive: false });
     let out = match query {
@@ -296,6 +302,9 @@ fn select(conn: &Connection, conversation: i64, range: &Range) -> Result<Vec<Sto
 /// the statement cache holds one statement per shape (a few dozen at most).
 fn range_statement(conversation: i64, range: &Range) -> (String, Vec<(&'static str, Value)>) {
     let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation = :conversation AND redacted = 0");
+    if !range.events {
+        sql.push_str(ONLY_MESSAGES);
+    }
     let mut args = vec![(":conversation", Value::Integer(conversation))];
     // `time_ms >= t` (or `<=`) bounds the index range; the rest settles ties within that
     // millisecond by msgid.
@@ -412,12 +421,13 @@ pub(super) fn targets(
     candidates.sort_unstable();
     candidates.dedup_by_key(|c| c.0);
 
+    // Conversations are listed by their messages: a join or a mode change is no news.
     let mut latest = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT time_ms, sender, sender_account, target FROM messages
-             WHERE conversation = ?1 AND time_ms > ?2 AND time_ms < ?3 AND redacted = 0
-             ORDER BY time_ms DESC, msgid DESC LIMIT 1",
-        )
+             WHERE conversation = ?1 AND time_ms > ?2 AND time_ms < ?3 AND redacted = 0{ONLY_MESSAGES}
+             ORDER BY time_ms DESC, msgid DESC LIMIT 1"
+        ))
         .map_err(&op)?;
     let mut out = Vec::new();
     for (id, key, is_room) in candidates {
@@ -488,13 +498,14 @@ pub(super) fn prune(conn: &Connection, older_than_ms: u64) -> Result<u64, StoreE
     Ok(removed)
 }
 
-/// One message by msgid, unless redacted.
+/// One message by msgid, unless redacted. A room event (draft/event-playback) is not a message:
+/// it cannot be redacted, and looks unknown here.
 pub(super) fn message(conn: &Connection, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
     let op = backend("reading a message");
     let row = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS}, m.conversation, c.key FROM messages m JOIN conversations c ON c.id = m.conversation
-             WHERE m.msgid = ?1 AND m.redacted = 0"
+             WHERE m.msgid = ?1 AND m.redacted = 0 AND m.command IN ('PRIVMSG', 'NOTICE')"
         ))
         .and_then(|mut s| {
             s.query_row([msgid], |row| Ok((message_from_row(row)?, row.get::<_, i64>(8)?, row.get::<_, String>(9)?)))
@@ -607,10 +618,12 @@ mod tests {
                     let edge = |e: &Option<(Option<&str>, bool)>| {
                         e.as_ref().map(|(m, inclusive)| Edge { at: time(*m), inclusive: *inclusive })
                     };
-                    let range = Range { lower: edge(lower), upper: edge(upper), from, limit: 10 };
-                    let plan = plan_of(&conn, &range);
-                    assert!(plan.contains("USING INDEX messages_by_conversation"), "{range:?}: {plan}");
-                    assert!(!plan.contains("TEMP B-TREE FOR ORDER BY"), "{range:?}: {plan}");
+                    for events in [false, true] {
+                        let range = Range { lower: edge(lower), upper: edge(upper), from, limit: 10, events };
+                        let plan = plan_of(&conn, &range);
+                        assert!(plan.contains("USING INDEX messages_by_conversation"), "{range:?}: {plan}");
+                        assert!(!plan.contains("TEMP B-TREE FOR ORDER BY"), "{range:?}: {plan}");
+                    }
                 }
             }
         }
@@ -629,10 +642,10 @@ mod tests {
                 (SELECT id FROM messages WHERE conversation = 1 AND time_ms < 5 LIMIT 10)",
         );
         assert!(prune.contains("messages_by_conversation (conversation=? AND time_ms<?)"), "{prune}");
-        let latest = plan(
-            "SELECT time_ms FROM messages WHERE conversation = 1 AND time_ms > 1 AND time_ms < 9
-             ORDER BY time_ms DESC, msgid DESC LIMIT 1",
-        );
+        let latest = plan(&format!(
+            "SELECT time_ms FROM messages WHERE conversation = 1 AND time_ms > 1 AND time_ms < 9{ONLY_MESSAGES}
+                 ORDER BY time_ms DESC, msgid DESC LIMIT 1"
+        ));
         assert!(latest.contains("messages_by_conversation") && !latest.contains("FOR ORDER BY"), "{latest}");
         let offline = plan("SELECT msgid FROM offline WHERE account = 'a' ORDER BY time_ms, msgid LIMIT 5");
         assert!(offline.contains("PRIMARY KEY (account=?)") && !offline.contains("TEMP B-TREE"), "{offline}");

@@ -247,7 +247,16 @@ impl Store for SqliteStore {
         query: &HistoryQuery,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        history::history(&self.conn, conversation, query, limit)
+        history::history(&self.conn, conversation, query, limit, false)
+    }
+
+    fn history_with_events(
+        &mut self,
+        conversation: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        history::history(&self.conn, conversation, query, limit, true)
     }
 
     fn history_targets(
