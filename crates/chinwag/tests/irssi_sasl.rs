@@ -23,7 +23,7 @@
 //! A saved server has `tls_verify` on by default: irssi then checks the CA chain too, and a
 //! self-signed certificate fails with "Could not verify TLS servers certificate" whatever the
 //! pin. `-notls_verify` turns only that off; the pin is still checked ("Pinned certificate
-//! mismatch" for another certificate). `/network add` on an existing network changes it. `/save`
+//! mismatch" for another certificate, which the test checks too). `/network add` on an existing network changes it. `/save`
 //! writes both to irssi's config, which the second irssi reads at start.
 
 mod support;
@@ -43,6 +43,8 @@ const CHANNEL: &str = "#general";
 const FIRST: &str = "irssi-first";
 /// The irssi started again from the saved config, which logs in with SASL.
 const AGAIN: &str = "irssi-again";
+/// An irssi whose saved pin is not the server's certificate.
+const WRONG_PIN: &str = "irssi-wrong-pin";
 
 #[test]
 fn irssi_follows_the_readme_recipe_and_logs_in_with_sasl_over_pinned_tls() {
@@ -89,6 +91,16 @@ fn irssi_follows_the_readme_recipe_and_logs_in_with_sasl_over_pinned_tls() {
     world.type_line(AGAIN, &text);
     let said = bob.expect("irssi's message", |m| m.command == "PRIVMSG" && m.params.get(1) == Some(&text));
     assert_eq!(said.tag("account"), Some(NICK), "irssi talks as its account: {said:?}");
+
+    // `-notls_verify` keeps the pin: the same saved config with another fingerprint is refused.
+    let saved = std::fs::read_to_string(world.irssi_home.join("config")).expect("irssi's saved config");
+    let fingerprint = &world.server.fingerprint;
+    assert!(saved.contains(fingerprint.as_str()), "the pin was saved: {saved}");
+    let wrong = format!("{}{}", if fingerprint.starts_with('0') { "1" } else { "0" }, &fingerprint[1..]);
+    std::fs::write(world.irssi_home.join("config"), saved.replace(fingerprint.as_str(), &wrong)).expect("write");
+    world.start(WRONG_PIN);
+    world.type_line(WRONG_PIN, "/connect chinwag");
+    world.wait_for_line(WRONG_PIN, "the refusal of another certificate", &["Pinned certificate mismatch"]);
 
     eprintln!("irssi SASL test passed in {:.1?}", started.elapsed());
 }
@@ -155,7 +167,7 @@ impl World {
     /// Fails with `reason`, both irssi screens, irssi's config and the server's output.
     fn fail(&self, reason: &str) -> ! {
         let mut report = format!("{reason}\n");
-        for session in [FIRST, AGAIN] {
+        for session in [FIRST, AGAIN, WRONG_PIN] {
             let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
             let _ = write!(report, "\n===== {session} screen =====\n{}", trim_screen(&screen));
         }
