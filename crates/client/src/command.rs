@@ -93,8 +93,9 @@ pub enum Command {
     },
     /// `/trust NICK`: accepts the new or changed devices of a contact.
     Trust(String),
-    /// Lists chinwag servers on the LAN (multicast discovery).
-    Discover,
+    /// Lists chinwag servers on the LAN (multicast discovery), probing the given UDP port
+    /// (`/discover PORT`, for servers started with `--discovery-port`) or the default one.
+    Discover(Option<u16>),
     /// Switches to the Nth server of the last `/discover` list.
     Connect(usize),
     Help,
@@ -153,7 +154,7 @@ impl Command {
             Command::Typing(_) => "/typing",
             Command::Verify { .. } => "/verify",
             Command::Trust(_) => "/trust",
-            Command::Discover => "/discover",
+            Command::Discover(_) => "/discover",
             Command::Connect(_) => "/connect",
             Command::Help => "/help",
             Command::Clear => "/clear",
@@ -266,7 +267,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "show the end-to-end safety number; confirm once it matches",
     },
     CommandInfo { names: &["trust"], usage: "/trust NICK", help: "accept a contact's new or changed devices" },
-    CommandInfo { names: &["discover"], usage: "/discover", help: "list chinwag servers on the local network" },
+    CommandInfo {
+        names: &["discover"],
+        usage: "/discover [PORT]",
+        help: "list chinwag servers on the local network (PORT: their discovery port, default 12348)",
+    },
     CommandInfo { names: &["connect"], usage: "/connect N", help: "switch to server N of the /discover list" },
     CommandInfo { names: &["clear"], usage: "/clear", help: "clear the screen" },
     CommandInfo { names: &["help"], usage: "/help", help: "this list" },
@@ -416,7 +421,9 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
             }
         }
         "logout" => Command::Logout,
-        "discover" => Command::Discover,
+        "discover" => {
+            Command::Discover(first.map(|p| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or(usage)).transpose()?)
+        }
         "verify" => Command::Verify { nick: first.ok_or(usage)?.to_owned(), confirm: word(after).0 == Some("confirm") },
         "trust" => Command::Trust(first.ok_or(usage)?.to_owned()),
         "connect" => Command::Connect(first.and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0).ok_or(usage)?),
@@ -506,6 +513,15 @@ mod tests {
         assert_eq!(p("/query bob"), Command::Query("bob".into()));
         assert_eq!(p("//not a command"), Command::Say("/not a command".into()));
         assert_eq!(p("hello there"), Command::Say("hello there".into()));
+    }
+
+    #[test]
+    fn discover_takes_an_optional_discovery_port() {
+        assert_eq!(p("/discover"), Command::Discover(None));
+        assert_eq!(p("/discover 12399"), Command::Discover(Some(12399)));
+        for wrong in ["/discover 0", "/discover 70000", "/discover lan"] {
+            assert_eq!(parse(wrong, false), Err(CommandError::Usage("/discover [PORT]")), "{wrong}");
+        }
     }
 
     #[test]

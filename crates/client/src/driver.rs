@@ -401,7 +401,7 @@ impl Driver {
     /// Handles one command (or the front end going away, which means quit).
     fn take_command(&mut self, command: Option<Command>) {
         match command {
-            Some(Command::Discover) => self.discover(),
+            Some(Command::Discover(port)) => self.discover(port),
             Some(Command::Connect(n)) => self.switch_to(n),
             Some(c) => {
                 if let Some(c) = self.secure_command(c) {
@@ -416,12 +416,19 @@ impl Driver {
         self.drain_session();
     }
 
-    /// Starts a LAN discovery; its answer arrives on `lan_rx`.
-    fn discover(&mut self) {
-        self.push(Event::Info { text: "looking for chinwag servers on the LAN…".into() });
+    /// Starts a LAN discovery on `port` (the default discovery port if `None`); its answer
+    /// arrives on `lan_rx`.
+    fn discover(&mut self, port: Option<u16>) {
+        let options = chinwag_discovery::DiscoverOptions {
+            timeout: DISCOVER_WAIT,
+            port: port.unwrap_or(chinwag_discovery::DEFAULT_PORT),
+            ..Default::default()
+        };
+        let text = format!("looking for chinwag servers on the LAN (UDP port {})…", options.port);
+        self.push(Event::Info { text });
         let tx = self.lan_tx.clone();
         tokio::spawn(async move {
-            let _ = tx.send(chinwag_discovery::discover(DISCOVER_WAIT).await).await;
+            let _ = tx.send(chinwag_discovery::discover_with(&options).await).await;
         });
     }
 
@@ -460,7 +467,8 @@ impl Driver {
             PinChoice::Mismatch { pinned, advertised } => {
                 self.push(Event::Error {
                     text: format!(
-                        "WARNING: {key} advertises the fingerprint {advertised} on the LAN, but {pinned} is pinned                          for it. Keeping the pin: a server with another certificate will be refused."
+                        "WARNING: {key} advertises the fingerprint {advertised} on the LAN, but {pinned} is pinned \
+                         for it. Keeping the pin: a server with another certificate will be refused."
                     ),
                 });
                 Some(pinned)

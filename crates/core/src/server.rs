@@ -326,7 +326,7 @@ impl Server {
                 if waited >= limits.ping_timeout {
                     let secs = now.mono.duration_since(client.last_active).as_secs();
                     tracing::info!(conn = %client.id, nick = client.nick_or_star(), ip = %client.info.ip, silent_secs = secs, "ping timeout");
-                    to_drop.push((client.id, format!("Ping timeout: {secs} seconds")));
+                    to_drop.push((client.id, format!("Ping timeout: {}", crate::text::seconds(secs))));
                 }
             } else if now.mono.duration_since(client.last_active) >= limits.ping_interval {
                 to_ping.push(client.id);

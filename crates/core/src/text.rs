@@ -1,7 +1,18 @@
 //! Small text rules shared by handlers: truncation on character boundaries, packing lists into
-//! lines, secret comparison.
+//! lines, secret comparison, counts with their noun ("1 second", "2 seconds").
 
 use chinwag_proto::MAX_BODY_LEN;
+
+/// `n` and its noun, singular for exactly one: `count(1, "second", "seconds")` is "1 second",
+/// `count(0, …)` "0 seconds". Every count a user reads goes through here.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A wait or a silence in whole seconds, as a user reads it: "1 second", "30 seconds".
+pub fn seconds(n: u64) -> String {
+    count(n, "second", "seconds")
+}
 
 /// The longest prefix of `s` that fits in `max_bytes` without splitting a character.
 pub fn truncate(s: &str, max_bytes: usize) -> &str {
@@ -71,6 +82,15 @@ pub fn middle_param(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(seconds(1), "1 second");
+        assert_eq!(seconds(0), "0 seconds");
+        assert_eq!(seconds(30), "30 seconds");
+        assert_eq!(count(1, "user", "users"), "1 user");
+        assert_eq!(count(2, "user", "users"), "2 users");
+    }
 
     #[test]
     fn truncate_never_splits_a_character() {

@@ -124,8 +124,13 @@ fn nick_changes_are_rate_limited_with_438() {
     let lines = h.take(alice);
     assert!(find(&lines, "NICK").is_none(), "{lines:#?}");
     let refusal = expect(&lines, "438");
-    assert!(refusal.params.last().is_some_and(|t| t.contains("wait")), "{refusal:?}");
-    h.advance(limits.nick_changes.every);
+    let wait = limits.nick_changes.every.as_secs();
+    assert_eq!(refusal.params[2], format!("Nick change too fast. Please wait {wait} seconds."), "{refusal:?}");
+    // One second left: the sentence says "1 second", not "1 seconds".
+    h.advance(limits.nick_changes.every - Duration::from_secs(1));
+    h.send(alice, "NICK stilltooquick");
+    assert_eq!(expect(&h.take(alice), "438").params[2], "Nick change too fast. Please wait 1 second.");
+    h.advance(Duration::from_secs(1));
     h.send(alice, "NICK patient");
     expect(&h.take(alice), "NICK");
 }

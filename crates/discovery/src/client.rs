@@ -1,6 +1,5 @@
 //! The asking side: [`discover`] probes the LAN by multicast, [`status`] asks one server.
 
-use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -56,6 +55,20 @@ impl Found {
             rooms_total: a.rooms_total,
             rooms: a.rooms,
         }
+    }
+
+    /// Adds what another answer of the same server says about how to reach it. A server
+    /// shows its loopback listeners only to probes from loopback, so the answer to the
+    /// multicast probe (from a LAN address of this host) may list nothing for a server bound
+    /// to 127.0.0.1 alone, while the answer to the unicast probe on loopback lists them: the
+    /// listeners of a transport the first answer had none of are taken from the later one
+    /// (with its source, when the first answer gave no way in at all).
+    fn merge(&mut self, other: Found) {
+        if self.listeners.is_empty() && !other.listeners.is_empty() {
+            self.from = other.from;
+        }
+        let known: Vec<wire::Transport> = self.listeners.iter().map(|l| l.transport).collect();
+        self.listeners.extend(other.listeners.into_iter().filter(|l| !known.contains(&l.transport)));
     }
 
     /// The first TLS listener, where a client should connect.
@@ -127,7 +140,6 @@ pub async fn discover_with(opts: &DiscoverOptions) -> io::Result<Vec<Found>> {
         .collect();
     let deadline = Instant::now() + opts.timeout;
     let mut found: Vec<Found> = Vec::new();
-    let mut seen = HashSet::new();
     let (mut buf4, mut buf6) = (vec![0u8; MAX_DATAGRAM + 1], vec![0u8; MAX_DATAGRAM + 1]);
     for round in 0..PROBE_ROUNDS {
         send_probes(opts, &interfaces, v4.as_ref(), v6.as_ref(), &probe).await;
@@ -140,8 +152,10 @@ pub async fn discover_with(opts: &DiscoverOptions) -> io::Result<Vec<Found>> {
             };
             let Ok((data, src)) = got else { continue };
             if let Some(answer) = accept(&data, nonce) {
-                if seen.insert(answer.instance) {
-                    found.push(Found::from_answer(answer, src));
+                let answer = Found::from_answer(answer, src);
+                match found.iter_mut().find(|f| f.instance == answer.instance) {
+                    Some(known) => known.merge(answer),
+                    None => found.push(answer),
                 }
             }
         }
@@ -330,4 +344,48 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// Zero is what announcements carry; a probe never uses it.
 fn nonzero_nonce() -> u64 {
     rand::random::<u64>().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Transport;
+
+    fn found(from: &str, listeners: &[(Transport, &str)]) -> Found {
+        Found {
+            from: from.parse().expect("addr"),
+            instance: 7,
+            name: "here".into(),
+            version: "1".into(),
+            fingerprint: None,
+            users_online: 0,
+            listeners: listeners
+                .iter()
+                .map(|(t, a)| Listener { transport: *t, addr: a.parse().expect("addr") })
+                .collect(),
+            rooms_total: 0,
+            rooms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_later_answer_on_loopback_gives_a_server_on_loopback_its_address() {
+        // The multicast answer came first, from the LAN address of this host: nothing shown.
+        let mut known = found("192.0.2.2:12348", &[]);
+        known.merge(found("127.0.0.1:12348", &[(Transport::Tls, "127.0.0.1:6697")]));
+        assert_eq!(known.tls_addr(), Some("127.0.0.1:6697".parse().expect("addr")));
+        assert_eq!(known.from, "127.0.0.1:12348".parse().expect("addr"));
+    }
+
+    #[test]
+    fn a_server_reachable_on_the_lan_keeps_its_lan_listeners() {
+        let mut known = found("192.0.2.2:12348", &[(Transport::Tls, "192.0.2.2:6697")]);
+        known.merge(found(
+            "127.0.0.1:12348",
+            &[(Transport::Tls, "127.0.0.1:6697"), (Transport::Quic, "127.0.0.1:6697")],
+        ));
+        assert_eq!(known.tls_addr(), Some("192.0.2.2:6697".parse().expect("addr")));
+        assert_eq!(known.from, "192.0.2.2:12348".parse().expect("addr"));
+        assert_eq!(known.listeners.len(), 2, "QUIC, which the LAN answer lacked, is added: {known:?}");
+    }
 }

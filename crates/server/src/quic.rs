@@ -210,7 +210,12 @@ impl Acceptor {
                 return tracing::debug!(%conn, %ip, "QUIC stream not opened in time");
             }
         };
-        let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true, certfp: None };
+        // A client certificate, as over TLS, is the connection's CertFP for SASL EXTERNAL.
+        let certfp = connection
+            .peer_identity()
+            .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+            .and_then(|certs| certs.first().map(|c| Box::new(crate::tls::certfp(c))));
+        let info = ConnInfo { ip, host: host_of(ip), tls: true, quic: true, certfp };
         let datagrams = tokio::spawn(read_datagrams(connection.clone(), conn, self.events.clone()));
         // Resolves once the peer has received everything up to the end of the stream.
         let delivered = send.stopped();

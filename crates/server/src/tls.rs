@@ -66,12 +66,13 @@ pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>
     let tls = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("configuring TLS versions")?
-        .with_client_cert_verifier(any_client_cert)
+        .with_client_cert_verifier(any_client_cert.clone())
         .with_cert_resolver(certs.clone());
+    // QUIC asks for a client certificate the same way: one presented there is a CertFP too.
     let mut quic = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("configuring TLS versions")?
-        .with_no_client_auth()
+        .with_client_cert_verifier(any_client_cert)
         .with_cert_resolver(certs.clone());
     quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
@@ -144,7 +145,7 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, String)
     Ok((CertifiedKey::new(certs, signer), fingerprint))
 }
 
-/// Asks every TLS client for a certificate and takes any, self-signed included: a client
+/// Asks every TLS and QUIC client for a certificate and takes any, self-signed included: a client
 /// certificate here is an identity for SASL EXTERNAL (CertFP), registered by its fingerprint,
 /// not a claim a CA vouches for. Only the handshake signature is checked (the client holds the
 /// certificate's key); a client without a certificate connects as before.

@@ -142,3 +142,41 @@ fn with_discovery_off_nothing_answers() {
     assert!(found.is_empty(), "{found:#?}");
     net.rt.block_on(server.shutdown());
 }
+
+#[test]
+fn a_server_on_loopback_only_is_found_on_loopback_with_an_address_and_shows_the_lan_none() {
+    let net = Net::new("lo");
+    let (server, _dir) = net.in_server(start_server(|cfg| {
+        // The defaults of start_server: every listener on 127.0.0.1, nothing on the veth.
+        let limits = RateLimits { per_source_burst: 1000, ..RateLimits::default() };
+        cfg.discovery = ResponderConfig { limits, ..ResponderConfig::default() };
+    }));
+    assert!(server.tls[0].ip().is_loopback());
+    // On the server's host: the multicast probe leaves by the veth (and is answered without
+    // loopback listeners, its source being the veth's address), the unicast one by loopback.
+    // The server is listed once, with the loopback listeners, and a client gets in there.
+    let (fingerprint, tls) = (server.fingerprint.clone(), server.tls[0]);
+    let here = net.in_server(async move {
+        let options = DiscoverOptions { timeout: Duration::from_millis(500), ..Default::default() };
+        let found = chinwag_discovery::discover_with(&options).await.expect("discover");
+        if let Some(addr) = found.first().and_then(Found::tls_addr) {
+            let mut carol = Client::tls(addr, &fingerprint, "carol").await;
+            carol.register("carol").await;
+        }
+        found
+    });
+    assert_eq!(here.len(), 1, "{here:#?}");
+    assert_eq!(here[0].tls_addr(), Some(tls), "{here:#?}");
+    assert!(here[0].from.ip().is_loopback(), "the address came from the loopback answer: {here:#?}");
+
+    // From the LAN, by multicast or by unicast: the server is there, its loopback listeners are
+    // not.
+    let options = DiscoverOptions { timeout: Duration::from_millis(500), loopback: false, ..Default::default() };
+    let lan = net.in_client(async move { chinwag_discovery::discover_with(&options).await.expect("discover") });
+    assert_eq!(lan.len(), 1, "{lan:#?}");
+    assert!(lan[0].listeners.is_empty(), "a loopback listener was shown to the LAN: {lan:#?}");
+    let port = server.discovery_port.expect("discovery is on");
+    let status = net.status_until(port, "anything", |_| true);
+    assert!(status.listeners.is_empty(), "a loopback listener was shown to the LAN: {status:#?}");
+    net.rt.block_on(server.shutdown());
+}

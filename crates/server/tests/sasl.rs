@@ -1,7 +1,7 @@
 //! SASL mechanisms over real sockets and a real SQLite file: SCRAM-SHA-256 with credentials
 //! stored at registration, derived at the first password login of an account that had none, and
 //! replaced with the password; EXTERNAL with a self-signed client certificate registered by
-//! NickServ CERT.
+//! NickServ CERT, presented over TLS or over QUIC.
 
 mod support;
 
@@ -174,5 +174,52 @@ async fn sasl_external_logs_in_with_a_registered_self_signed_client_certificate(
     // And a TLS client without a certificate still connects.
     let mut plain = Client::tls(addr, &fp, "dave").await;
     plain.register("dave").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sasl_external_over_quic_takes_the_client_certificate_of_the_quic_handshake() {
+    let (server, _dir) = start_server(|_| {}).await;
+    let (quic, fp) = (server.quic[0], server.fingerprint.clone());
+    register(server.tls[0], &fp, "erin", "erin-password").await;
+    let made = rcgen::generate_simple_self_signed(vec!["erin".to_owned()]).expect("client certificate");
+    let cert = made.cert.der().clone();
+    let key = || rustls::pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    let certfp: String = Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+    let with_cert = || support::quic_config(&fp, Some((cert.clone(), key())));
+
+    // Registered over QUIC: the certificate of the QUIC handshake is the connection's.
+    let (mut c, _conn, _endpoint) = Client::quic_with(quic, with_cert(), "erin").await;
+    c.register("erin").await;
+    c.send("WHOIS erin").await;
+    let whois = c.expect_command("276").await;
+    assert!(whois.params[2].contains(&certfp), "the QUIC edge computed the fingerprint: {whois:?}");
+    c.send("PRIVMSG NickServ :IDENTIFY erin-password").await;
+    c.expect_command("900").await;
+    c.send("PRIVMSG NickServ :CERT ADD").await;
+    c.expect("added", |m| m.command == "NOTICE" && m.params[1].contains("Certificate added")).await;
+    c.send("QUIT").await;
+    c.expect_closed().await;
+
+    // A new QUIC connection with it logs in with EXTERNAL, before registration.
+    let (mut c, _conn, _endpoint) = Client::quic_with(quic, with_cert(), "erin").await;
+    c.send("CAP REQ :sasl").await;
+    c.send("NICK erin").await;
+    c.send("USER erin 0 * :erin").await;
+    c.send("AUTHENTICATE EXTERNAL").await;
+    c.expect("AUTHENTICATE +", |m| m.command == "AUTHENTICATE").await;
+    c.send("AUTHENTICATE +").await;
+    let logged_in = c.expect_command("900").await;
+    assert_eq!(logged_in.params[2], "erin");
+    c.expect_command("903").await;
+    c.send("CAP END").await;
+    c.expect_command("376").await;
+
+    // Over QUIC without a certificate: EXTERNAL logs in nobody, and the connection goes on.
+    let (mut d, _conn, _endpoint) = Client::quic(quic, &fp, "dave").await;
+    d.send("AUTHENTICATE EXTERNAL").await;
+    let fail = d.expect_command("904").await;
+    assert!(fail.params[1].contains("no client certificate"), "{fail:?}");
+    d.register("dave").await;
     server.shutdown().await;
 }

@@ -14,6 +14,7 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, Response};
+use crate::text::seconds;
 use crate::throttle::{Outcome, Ticket};
 
 /// Longest password (bytes); longer ones are refused rather than silently cut.
@@ -63,7 +64,7 @@ impl Server {
             Ok(ticket) => ticket,
             Err(wait) => {
                 tracing::info!(target: "audit", %conn, %ip, account = ?account, %wait, "login throttled");
-                let text = format!("Too many failed logins; try again in {wait} seconds");
+                let text = format!("Too many failed logins; try again in {}", seconds(wait));
                 self.login_refused(via, &text);
                 return;
             }
@@ -215,7 +216,7 @@ impl Server {
         } else if casefold(&password) == nick.folded() {
             refuse(self, "WEAK_PASSWORD", "Your password must not be your nick");
         } else if let Err(wait) = self.register_allowed(conn) {
-            let text = format!("Too many accounts registered from your address; try again in {wait} seconds");
+            let text = format!("Too many accounts registered from your address; try again in {}", seconds(wait));
             refuse(self, "TEMPORARILY_UNAVAILABLE", &text);
         } else {
             self.charge(self.cfg.limits.login_cost);
@@ -508,8 +509,8 @@ impl Server {
         if owned && !ours && client.registered {
             client.extra_mut().nick_deadline = Some(now + grace);
             let text = format!(
-                "This nick is registered. Log in within {} seconds (/msg NickServ IDENTIFY <password>) or it will be changed.",
-                grace.as_secs()
+                "This nick is registered. Log in within {} (/msg NickServ IDENTIFY <password>) or it will be changed.",
+                seconds(grace.as_secs())
             );
             let nick = self.clients.get(&conn).map_or("*", |c| c.nick_or_star()).to_owned();
             let msg = Message::new("NOTICE").with_source(NICKSERV_PREFIX).with_params([nick.as_str(), text.as_str()]);

@@ -42,7 +42,7 @@ impl Server {
             // someone else's, whom EXTERNAL would then log in to this account.
             ("ADD", Some(fingerprint)) if own.as_ref() != Some(&fingerprint) => {
                 self.nickserv_notice(
-                    "You can add only the certificate you are connected with: connect over TLS with it and send CERT ADD.",
+                    "You can add only the certificate you are connected with: connect over TLS or QUIC with it and send CERT ADD.",
                 );
                 return;
             }

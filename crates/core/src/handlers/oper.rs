@@ -20,6 +20,7 @@ use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Now, Pending, Server};
 use crate::store::{Failure, Request, Response};
+use crate::text::seconds;
 use crate::throttle::{Outcome, Ticket};
 
 /// The longest KILL, KLINE or WALLOPS reason kept.
@@ -116,7 +117,7 @@ impl Server {
         let ticket = match self.throttle.begin_oper(ip, self.now.mono, &self.cfg.limits) {
             Ok(ticket) => ticket,
             Err(wait) => {
-                self.numeric(ERR_PASSWDMISMATCH, [format!("Too many failed attempts; try again in {wait} seconds")]);
+                self.numeric(ERR_PASSWDMISMATCH, [format!("Too many failed attempts; try again in {}", seconds(wait))]);
                 return;
             }
         };

@@ -8,7 +8,7 @@ use crate::handlers::account::{LoginVia, NICKSERV};
 use crate::caps::{Cap, ALL_CAPS};
 use crate::numeric::*;
 use crate::server::Server;
-use crate::text::{constant_time_eq, truncate};
+use crate::text::{constant_time_eq, count, seconds, truncate};
 use chinwag_proto::rfc3339_ms;
 
 /// The longest `CAP LS` line body we build before continuing on another line.
@@ -189,7 +189,7 @@ impl Server {
             let (now, rate) = (self.now.mono, self.cfg.limits.nick_changes);
             let Some(client) = self.cur_client_mut() else { return };
             if let Err(wait) = client.nick_changes.take(now, rate, 1) {
-                let text = format!("Nick change too fast. Please wait {} seconds.", wait.as_secs().max(1));
+                let text = format!("Nick change too fast. Please wait {}.", seconds(wait.as_secs().max(1)));
                 self.numeric(ERR_NICKTOOFAST, [nick.as_str(), text.as_str()]);
                 return;
             }
@@ -409,13 +409,20 @@ impl Server {
         let max = self.max_users;
         self.numeric(
             RPL_LUSERCLIENT,
-            [format!("There are {} users and {invisible} invisible on 1 servers", registered - invisible)],
+            [format!(
+                "There are {} and {invisible} invisible on {}",
+                count((registered - invisible) as u64, "user", "users"),
+                count(1, "server", "servers")
+            )],
         );
         if unknown > 0 {
-            self.numeric(RPL_LUSERUNKNOWN, [unknown.to_string(), "unknown connection(s)".into()]);
+            self.numeric(
+                RPL_LUSERUNKNOWN,
+                [unknown.to_string(), if unknown == 1 { "unknown connection" } else { "unknown connections" }.into()],
+            );
         }
         self.numeric(RPL_LUSERCHANNELS, [channels.to_string(), "channels formed".into()]);
-        self.numeric(RPL_LUSERME, [format!("I have {registered} clients and 0 servers")]);
+        self.numeric(RPL_LUSERME, [format!("I have {} and 0 servers", count(registered as u64, "client", "clients"))]);
         let (n, m) = (registered.to_string(), max.to_string());
         self.numeric(RPL_LOCALUSERS, [n.clone(), m.clone(), format!("Current local users {n}, max {m}")]);
         self.numeric(RPL_GLOBALUSERS, [n.clone(), m.clone(), format!("Current global users {n}, max {m}")]);

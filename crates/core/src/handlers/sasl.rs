@@ -18,6 +18,7 @@ use crate::numeric::*;
 use crate::scram::{self, ClientFirst, ScramCredentials, ScramError};
 use crate::server::{Pending, Server};
 use crate::store::{Failure, Request, ScramLookup};
+use crate::text::seconds;
 use crate::throttle::{Outcome, Ticket};
 
 /// SASL sends base64 in chunks of this size; a shorter chunk ends the message.
@@ -191,7 +192,7 @@ impl Server {
             Ok(ticket) => ticket,
             Err(wait) => {
                 tracing::info!(target: "audit", %conn, %ip, account = ?first.user, %wait, "login throttled");
-                self.sasl_fail(&format!("Too many failed logins; try again in {wait} seconds"));
+                self.sasl_fail(&format!("Too many failed logins; try again in {}", seconds(wait)));
                 return;
             }
         };

@@ -66,8 +66,17 @@ impl Client {
     /// A QUIC connection (certificate pinned by fingerprint) with its first stream as the IRC
     /// stream; also returns the connection (for datagrams) and the endpoint (to rebind it).
     pub async fn quic(addr: SocketAddr, fingerprint: &str, name: &str) -> (Client, quinn::Connection, quinn::Endpoint) {
+        Self::quic_with(addr, quic_client_config(fingerprint), name).await
+    }
+
+    /// [`Client::quic`] with a client configuration of the caller's (a client certificate).
+    pub async fn quic_with(
+        addr: SocketAddr,
+        config: quinn::ClientConfig,
+        name: &str,
+    ) -> (Client, quinn::Connection, quinn::Endpoint) {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
-        endpoint.set_default_client_config(quic_client_config(fingerprint));
+        endpoint.set_default_client_config(config);
         let connection = endpoint.connect(addr, "localhost").expect("connect").await.expect("QUIC handshake");
         let (send, recv) = connection.open_bi().await.expect("open the stream");
         let client = Self::wrap(Box::new(tokio::io::join(recv, send)), name);
@@ -200,13 +209,24 @@ pub async fn tls_with_client_cert(
 
 /// A QUIC client configuration that pins the server's certificate and speaks chinwag's ALPN.
 pub fn quic_client_config(fingerprint: &str) -> quinn::ClientConfig {
+    quic_config(fingerprint, None)
+}
+
+/// [`quic_client_config`], presenting a client certificate (for SASL EXTERNAL) if given.
+pub fn quic_config(
+    fingerprint: &str,
+    client_cert: Option<(CertificateDer<'static>, rustls::pki_types::PrivateKeyDer<'static>)>,
+) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider }));
+    let mut config = match client_cert {
+        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![chinwag_server::QUIC_ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).expect("QUIC client crypto");
     quinn::ClientConfig::new(Arc::new(crypto))
