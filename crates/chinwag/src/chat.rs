@@ -75,6 +75,11 @@ pub struct ChatArgs {
     #[arg(long, env = "CHINWAG_SERVER_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
     server_password: Option<String>,
 
+    /// Keep local chat logs in DIR: one plaintext file per server and room or conversation,
+    /// private to you (default: off; `log_dir` in client.toml, or `/log on` while chatting).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+
     /// Do not reconnect when the connection drops.
     #[arg(long)]
     no_reconnect: bool,
@@ -153,7 +158,9 @@ pub fn run(args: ChatArgs) -> Result<()> {
             keepalive: Keepalive::default(),
         };
         let known_servers = config::default_known_servers_path();
-        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers };
+        let chat_log_dir = args.log_dir.clone().or(file.log_dir.as_deref().map(config::expand_home));
+        let cfg =
+            ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers, chat_log_dir };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };

@@ -26,10 +26,13 @@
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
+//! - `chatlog`: the optional local chat logs (one plaintext file per server and conversation,
+//!   names escaped so that none leaves its directory); `logfile`: their private files.
 //! - `config`: `client.toml` and the client's paths.
 //! - `time`: RFC 3339 timestamps.
 
 pub mod backoff;
+pub mod chatlog;
 pub mod command;
 pub mod config;
 pub mod driver;
@@ -39,6 +42,7 @@ pub mod format;
 mod incoming;
 pub mod known_servers;
 pub mod lan;
+mod logfile;
 pub mod neutral;
 pub mod numeric;
 mod outgoing;

@@ -148,7 +148,12 @@ impl Session {
             Command::Typing(state) => self.typing(state),
             Command::Help => self.emit(Event::Help { lines: command::help_lines() }),
             // The driver's business (the network, not the session); nothing to send.
-            Command::Clear | Command::Discover | Command::Connect(_) | Command::Verify { .. } | Command::Trust(_) => {}
+            Command::Clear
+            | Command::Discover
+            | Command::Connect(_)
+            | Command::Log(_)
+            | Command::Verify { .. }
+            | Command::Trust(_) => {}
             Command::ClearMsg { target, text } => self.command(Command::Msg { target, text }),
             Command::Quit(reason) if self.phase == Phase::Ready => self.quit_now(reason),
             Command::Quit(reason) => self.quit_after_ready = Some(reason),
