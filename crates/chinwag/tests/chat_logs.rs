@@ -1,6 +1,7 @@
 //! `chinwag chat`'s local logs against the real server over TLS: the chat logs a user asked
 //! for (one file per server and conversation, safe names, private modes, formatting stripped,
-//! `/log off` and `/log on`), and none for a user who did not.
+//! `/log off` and `/log on`), and none for a user who did not; the client log of connections,
+//! logins and certificates, which never holds a password.
 
 mod support;
 
@@ -55,9 +56,9 @@ fn chat_logs_keep_each_conversation_in_its_own_safe_private_file() {
     let logs = dir.path().join("alice-logs");
     let logs_arg = logs.display().to_string();
     let mut alice = client("alice", &dir.path().join("alice"), &server, &["--join", "general", "--log-dir", &logs_arg]);
-    let mut bob = client("bob", &dir.path().join("bob"), &server, &["--join", "general"]);
     alice.expect(&["chat logs on", &logs_arg]);
     alice.expect(&["[#general] --> alice joined"]);
+    let mut bob = client("bob", &dir.path().join("bob"), &server, &["--join", "general"]);
     bob.expect(&["[#general] --> bob joined"]);
     alice.expect(&["[#general] --> bob joined"]);
 
@@ -131,8 +132,8 @@ fn without_log_dir_or_log_on_no_chat_log_is_written() {
     let server = ServerProcess::start(&dir.path().join("server"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
     let home = dir.path().join("carol");
     let mut carol = client("carol", &home, &server, &["--join", "general"]);
-    let mut dave = client("dave", &dir.path().join("dave"), &server, &["--join", "general"]);
     carol.expect(&["[#general] --> carol joined"]);
+    let mut dave = client("dave", &dir.path().join("dave"), &server, &["--join", "general"]);
     dave.expect(&["[#general] --> dave joined"]);
     dave.type_line("is anyone writing this down?");
     carol.expect(&["<dave> is anyone writing this down?"]);
@@ -150,4 +151,53 @@ fn without_log_dir_or_log_on_no_chat_log_is_written() {
         );
     }
     assert!(!home.join(".local/share/chinwag/logs").exists());
+}
+
+#[test]
+fn the_client_log_records_connections_logins_and_certificates_but_no_password() {
+    const PASSWORD: &str = "correct-horse-battery";
+    const WRONG: &str = "wrong-battery-staple";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&dir.path().join("server"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let addr = server.tls[0].to_string();
+    let home = dir.path().join("carol");
+
+    let mut carol = client("carol", &home, &server, &[]);
+    carol.type_line(&format!("/register carol {PASSWORD}"));
+    carol.expect(&["account carol registered"]);
+    assert!(carol.finish().success());
+
+    let args = [addr.as_str(), "--nick", "carol", "--account", "carol"];
+    let mut wrong = ChatProcess::start("carol", &home, &args, &[("CHINWAG_PASSWORD", WRONG)]);
+    wrong.expect(&["login failed"]);
+    assert!(wrong.finish().success());
+
+    let mut right = ChatProcess::start("carol", &home, &args, &[("CHINWAG_PASSWORD", PASSWORD)]);
+    right.expect(&["logged in as carol"]);
+    right.expect(&["you are carol"]);
+    server.kill_9();
+    right.expect(&["disconnected"]);
+    right.expect(&["reconnecting in"]);
+    assert!(right.finish().success());
+
+    let path = home.join(".local/share/chinwag/client.log");
+    let lines = lines_of(&path);
+    let has = |needles: &[&str]| lines.iter().any(|l| needles.iter().all(|n| l.contains(n)));
+    for needles in [
+        &["pinned the certificate of", addr.as_str(), server.fingerprint.as_str()][..],
+        &["connecting to", &addr],
+        &["connected to", &addr, "over TLS", &server.fingerprint],
+        &["account carol registered"],
+        &["error: login failed"],
+        &["logged in as carol"],
+        &["disconnected:"],
+        &["reconnecting in"],
+        &["closed"],
+    ] {
+        assert!(has(needles), "the client log lacks {needles:?}:\n{}", lines.join("\n"));
+    }
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains(PASSWORD) && !text.contains(WRONG), "a password reached the client log:\n{text}");
+    assert!(!text.contains("<password>"), "nothing should even have needed hiding:\n{text}");
+    assert_eq!((mode(&path), mode(path.parent().expect("dir"))), (0o600, 0o700));
 }

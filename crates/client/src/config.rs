@@ -63,6 +63,11 @@ pub fn default_known_servers_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("chinwag").join("known_servers"))
 }
 
+/// `<data dir>/chinwag/client.log`: the client log (`clientlog.rs`).
+pub fn default_client_log_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("chinwag").join("client.log"))
+}
+
 /// `<data dir>/chinwag/logs`: where `/log on` keeps chat logs when no directory was given.
 pub fn default_chat_log_dir() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("chinwag").join("logs"))

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
 use crate::chatlog::ChatLog;
+use crate::clientlog::ClientLog;
 use crate::command::Command;
 use crate::endpoint::Endpoint;
 use crate::endpoint::Security;
@@ -60,6 +61,8 @@ pub struct ClientConfig {
     /// Where chat logs go from the start (`--log-dir`); `None`: off until `/log on`, which
     /// then uses [`crate::config::default_chat_log_dir`].
     pub chat_log_dir: Option<std::path::PathBuf>,
+    /// The client log (`None`: none is kept).
+    pub client_log: Option<std::path::PathBuf>,
 }
 
 /// Spawns the driver on the current Tokio runtime.
@@ -130,6 +133,8 @@ struct Driver {
     secure: Option<Secure>,
     /// The local chat logs, while on.
     chat_log: Option<ChatLog>,
+    /// The client log, if one could be opened.
+    client_log: Option<ClientLog>,
 }
 
 async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
@@ -148,7 +153,14 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
         switch_requested: false,
         secure: None,
         chat_log: None,
+        client_log: None,
     };
+    if let Some(path) = d.cfg.client_log.clone() {
+        match ClientLog::open(&path) {
+            Ok(log) => d.client_log = Some(log),
+            Err(e) => d.push(Event::Error { text: format!("cannot keep the client log {}: {e}", path.display()) }),
+        }
+    }
     if let Some(dir) = d.cfg.chat_log_dir.clone() {
         d.start_chat_log(&dir);
     }
@@ -278,7 +290,26 @@ impl Driver {
     /// logs see them (decrypted private messages included).
     fn push(&mut self, event: Event) {
         self.log_chat(&event);
+        if let Some(log) = self.client_log.as_mut() {
+            let s = &self.session;
+            let secrets = [
+                s.cfg.credentials.as_ref().map_or("", |c| c.password.as_str()),
+                s.pending_credentials.as_ref().map_or("", |c| c.password.as_str()),
+                s.cfg.server_password.as_deref().unwrap_or(""),
+            ];
+            if let Err(e) = log.record(&event, &secrets) {
+                self.client_log = None;
+                self.pending.push_back(Event::Error { text: format!("the client log stopped: {e}") });
+            }
+        }
         self.pending.push_back(event);
+    }
+
+    /// A line for the client log that is no event (a certificate pinned from the LAN).
+    fn log_client(&mut self, text: &str) {
+        if let Some(log) = self.client_log.as_mut() {
+            let _ = log.write(text, &[]);
+        }
     }
 
     fn log_chat(&mut self, event: &Event) {
@@ -522,6 +553,7 @@ impl Driver {
                         "WARNING: {key} advertises the fingerprint {advertised} on the LAN, but {pinned} is pinned                          for it. Keeping the pin: a server with another certificate will be refused."
                     ),
                 });
+                self.log_client(&format!("kept the pin of {key} ({pinned}); its LAN advertisement said {advertised}"));
                 Some(pinned)
             }
             PinChoice::New(advertised) => {
@@ -529,6 +561,9 @@ impl Driver {
                     if let Err(e) = known.pin(&key, &advertised) {
                         return self.push(Event::Error { text: e.to_string() });
                     }
+                    self.log_client(&format!(
+                        "pinned {key} with the fingerprint it advertised on the LAN: {advertised}"
+                    ));
                     self.push(Event::Info {
                         text: format!("pinned {key} with the fingerprint it advertised: {advertised}"),
                     });

@@ -28,11 +28,13 @@
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
 //! - `chatlog`: the optional local chat logs (one plaintext file per server and conversation,
 //!   names escaped so that none leaves its directory); `logfile`: their private files.
+//! - `clientlog`: the client log (connections, logins, certificates, errors), bounded.
 //! - `config`: `client.toml` and the client's paths.
 //! - `time`: RFC 3339 timestamps.
 
 pub mod backoff;
 pub mod chatlog;
+pub mod clientlog;
 pub mod command;
 pub mod config;
 pub mod driver;
