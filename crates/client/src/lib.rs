@@ -23,6 +23,8 @@
 //!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
 //! - `numeric`: numeric replies as sentences (WHOIS idle time as a duration, signon as a
 //!   date), and the small words (`1 member`, `5 minutes`) both front ends use.
+//! - `sasl` and `scram`: SASL login, SCRAM-SHA-256 (preferred; the server must prove it knows
+//!   the credentials) or PLAIN.
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
@@ -48,6 +50,8 @@ mod logfile;
 pub mod neutral;
 pub mod numeric;
 mod outgoing;
+mod sasl;
+pub mod scram;
 pub mod script;
 pub mod secure;
 pub mod session;
