@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use chinwag_client::clientlog::ClientLog;
 use chinwag_client::config::{self, FileConfig};
 use chinwag_client::known_servers::normalize_fingerprint;
 use chinwag_client::{
@@ -75,6 +76,11 @@ pub struct ChatArgs {
     #[arg(long, env = "CHINWAG_SERVER_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
     server_password: Option<String>,
 
+    /// Keep local chat logs in DIR: one plaintext file per server and room or conversation,
+    /// private to you (default: off; `log_dir` in client.toml, or `/log on` while chatting).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+
     /// Do not reconnect when the connection drops.
     #[arg(long)]
     no_reconnect: bool,
@@ -135,13 +141,18 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let mut rooms = file.rooms.clone();
     rooms.extend(args.join.iter().cloned());
 
+    // The certificate check records what it pins or refuses; the driver then opens the log
+    // again for the session (a failure to open it is reported there).
+    let client_log = config::default_client_log_path();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let mut log = client_log.as_deref().and_then(|path| ClientLog::open(path).ok());
         let pinned = match security {
-            Security::Tls | Security::Quic => Some(trust_server(&endpoint, &args, scriptable).await?),
+            Security::Tls | Security::Quic => Some(trust_server(&endpoint, &args, scriptable, &mut log).await?),
             Security::Plaintext => None,
         }
         .flatten();
+        drop(log);
         let session = SessionConfig {
             nick,
             realname: "chinwag chat".into(),
@@ -153,7 +164,9 @@ pub fn run(args: ChatArgs) -> Result<()> {
             keepalive: Keepalive::default(),
         };
         let known_servers = config::default_known_servers_path();
-        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers };
+        let chat_log_dir = args.log_dir.clone().or(file.log_dir.as_deref().map(config::expand_home));
+        let reconnect = !args.no_reconnect;
+        let cfg = ClientConfig { endpoint, pinned, session, reconnect, known_servers, chat_log_dir, client_log };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };
@@ -173,8 +186,19 @@ pub fn run(args: ChatArgs) -> Result<()> {
 }
 
 /// Checks the server's certificate and returns the fingerprint to pin the session to (`None`
-/// when a CA vouches for it). Pins a new server when allowed; refuses a changed one.
-async fn trust_server(endpoint: &Endpoint, args: &ChatArgs, scriptable: bool) -> Result<Option<String>> {
+/// when a CA vouches for it). Pins a new server when allowed; refuses a changed one. What it
+/// pins or refuses goes to the client log.
+async fn trust_server(
+    endpoint: &Endpoint,
+    args: &ChatArgs,
+    scriptable: bool,
+    log: &mut Option<ClientLog>,
+) -> Result<Option<String>> {
+    let mut note = |text: String| {
+        if let Some(log) = log.as_mut() {
+            let _ = log.write(&text, &[]);
+        }
+    };
     let path = config::default_known_servers_path()
         .context("cannot tell where the user's data directory is (is HOME set?)")?;
     let mut known = KnownServers::load(&path)?;
@@ -190,21 +214,25 @@ async fn trust_server(endpoint: &Endpoint, args: &ChatArgs, scriptable: bool) ->
                 || accept_changed.as_deref() == Some(fingerprint.as_str())
                 || (!scriptable && ask_yes_no("Trust this server and remember its certificate?")?);
             if !accept {
+                note(format!("refused {key}: its certificate {fingerprint} was never pinned and was not accepted"));
                 bail!(
                     "not connecting to an unknown server; to trust it, run again with --accept-new-cert (or answer \
                      yes at the prompt)"
                 );
             }
             known.pin(&key, &fingerprint)?;
+            note(format!("pinned the certificate of {key}, met for the first time: {fingerprint}"));
             eprintln!("Pinned {key} in {}", known.path().display());
             Ok(Some(fingerprint))
         }
         CertCheck::Changed { pinned, presented } => {
             if accept_changed.as_deref() == Some(presented.as_str()) {
                 known.pin(&key, &presented)?;
+                note(format!("the certificate of {key} changed from {pinned} to {presented}; accepted as asked"));
                 eprintln!("warning: the certificate of {key} changed; pinned the new one as you asked.");
                 return Ok(Some(presented));
             }
+            note(format!("refused {key}: its certificate changed from {pinned} to {presented}"));
             eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
             eprintln!("@   WARNING: THE CERTIFICATE OF {key} HAS CHANGED!");
             eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
@@ -217,6 +245,7 @@ async fn trust_server(endpoint: &Endpoint, args: &ChatArgs, scriptable: bool) ->
             bail!("refusing to connect to {key}: its certificate changed")
         }
         CertCheck::Failed(e) => {
+            note(format!("certificate check of {key} failed: {e}"));
             eprintln!("warning: {e}; will keep trying");
             Ok(known.lookup(&key).map(str::to_owned))
         }

@@ -98,6 +98,8 @@ pub enum Command {
     Discover(Option<u16>),
     /// Switches to the Nth server of the last `/discover` list.
     Connect(usize),
+    /// `/log on|off`: starts or stops the local chat logs; `/log` alone says where they go.
+    Log(Option<bool>),
     Help,
     Clear,
     Quit(Option<String>),
@@ -156,6 +158,7 @@ impl Command {
             Command::Trust(_) => "/trust",
             Command::Discover(_) => "/discover",
             Command::Connect(_) => "/connect",
+            Command::Log(_) => "/log",
             Command::Help => "/help",
             Command::Clear => "/clear",
             Command::Quit(_) => "/quit",
@@ -273,6 +276,7 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "list chinwag servers on the local network (PORT: their discovery port, default 12348)",
     },
     CommandInfo { names: &["connect"], usage: "/connect N", help: "switch to server N of the /discover list" },
+    CommandInfo { names: &["log"], usage: "/log [on|off]", help: "keep local chat logs, or stop (plaintext files)" },
     CommandInfo { names: &["clear"], usage: "/clear", help: "clear the screen" },
     CommandInfo { names: &["help"], usage: "/help", help: "this list" },
     CommandInfo { names: &["quit", "exit"], usage: "/quit [MESSAGE]", help: "leave chinwag" },
@@ -426,6 +430,12 @@ fn parse_command(text: &str) -> Result<Command, CommandError> {
         }
         "verify" => Command::Verify { nick: first.ok_or(usage)?.to_owned(), confirm: word(after).0 == Some("confirm") },
         "trust" => Command::Trust(first.ok_or(usage)?.to_owned()),
+        "log" => Command::Log(match first.map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(_) => return Err(usage),
+        }),
         "connect" => Command::Connect(first.and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0).ok_or(usage)?),
         "history" => Command::History {
             limit: first.map(|n| n.parse::<usize>().map_err(|_| usage)).transpose()?.unwrap_or(DEFAULT_HISTORY),
@@ -511,6 +521,9 @@ mod tests {
         assert_eq!(p("/typing paused"), Command::Typing(TypingState::Paused));
         assert_eq!(p("/history 5"), Command::History { limit: 5 });
         assert_eq!(p("/query bob"), Command::Query("bob".into()));
+        assert_eq!(p("/log on"), Command::Log(Some(true)));
+        assert_eq!(p("/log"), Command::Log(None));
+        assert_eq!(parse("/log maybe", false), Err(CommandError::Usage("/log [on|off]")));
         assert_eq!(p("//not a command"), Command::Say("/not a command".into()));
         assert_eq!(p("hello there"), Command::Say("hello there".into()));
     }

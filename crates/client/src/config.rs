@@ -8,6 +8,7 @@
 //! account = "alice"             # log in with SASL (password from CHINWAG_PASSWORD or a prompt)
 //! rooms = ["general", "tech"]   # joined on connect
 //! plaintext = false             # true only for a loopback server without TLS
+//! log_dir = "~/irclogs"         # keep chat logs there (off when absent; `/log on` uses the default)
 //! ```
 //!
 //! No password key exists on purpose: passwords are never written to disk.
@@ -26,6 +27,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub rooms: Vec<String>,
     pub plaintext: Option<bool>,
+    /// Where to keep chat logs; logging is off without it (see `chatlog.rs`). A leading `~/`
+    /// is the home directory.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// Why the config file could not be used. Shown to users.
@@ -59,6 +63,24 @@ pub fn default_known_servers_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("chinwag").join("known_servers"))
 }
 
+/// `<data dir>/chinwag/client.log`: the client log (`clientlog.rs`).
+pub fn default_client_log_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("chinwag").join("client.log"))
+}
+
+/// `<data dir>/chinwag/logs`: where `/log on` keeps chat logs when no directory was given.
+pub fn default_chat_log_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("chinwag").join("logs"))
+}
+
+/// `~/…` with the home directory put in (a path from a config file is not seen by a shell).
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), dirs::home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_owned(),
+    }
+}
+
 /// `<state dir>/chinwag/chat.log` (the cache directory where there is no state directory).
 pub fn default_log_path() -> Option<PathBuf> {
     dirs::state_dir().or_else(dirs::cache_dir).map(|d| d.join("chinwag").join("chat.log"))
@@ -73,12 +95,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("client.toml");
         assert_eq!(FileConfig::load(&path).expect("missing is empty"), FileConfig::default());
-        std::fs::write(&path, "server = \"h:1\"\nnick = \"al\"\naccount = \"al\"\nrooms = [\"a\"]\nplaintext = true\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "server = \"h:1\"\nnick = \"al\"\naccount = \"al\"\nrooms = [\"a\"]\nplaintext = true\n\
+             log_dir = \"~/logs\"\n",
+        )
+        .expect("write");
         let cfg = FileConfig::load(&path).expect("valid");
         assert_eq!(cfg.server.as_deref(), Some("h:1"));
         assert_eq!(cfg.rooms, ["a"]);
         assert_eq!(cfg.plaintext, Some(true));
+        let log_dir = cfg.log_dir.as_deref().map(expand_home).expect("log_dir");
+        assert!(log_dir.is_absolute() && log_dir.ends_with("logs"), "{log_dir:?}");
         std::fs::write(&path, "password = \"x\"\n").expect("write");
         let err = FileConfig::load(&path).expect_err("no password key");
         assert!(err.to_string().contains("password"), "{err}");

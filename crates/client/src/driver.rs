@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
+use crate::chatlog::ChatLog;
+use crate::clientlog::ClientLog;
 use crate::command::Command;
 use crate::endpoint::Endpoint;
 use crate::endpoint::Security;
@@ -56,6 +58,11 @@ pub struct ClientConfig {
     /// The known-servers file, for `/connect N` to a server found on the LAN (`None`: only
     /// CA-signed servers can be switched to).
     pub known_servers: Option<std::path::PathBuf>,
+    /// Where chat logs go from the start (`--log-dir`); `None`: off until `/log on`, which
+    /// then uses [`crate::config::default_chat_log_dir`].
+    pub chat_log_dir: Option<std::path::PathBuf>,
+    /// The client log (`None`: none is kept).
+    pub client_log: Option<std::path::PathBuf>,
 }
 
 /// Spawns the driver on the current Tokio runtime.
@@ -124,6 +131,10 @@ struct Driver {
     switch_requested: bool,
     /// The logged-in account's end-to-end encryption device, once opened.
     secure: Option<Secure>,
+    /// The local chat logs, while on.
+    chat_log: Option<ChatLog>,
+    /// The client log, if one could be opened.
+    client_log: Option<ClientLog>,
 }
 
 async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
@@ -141,7 +152,18 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
         lan_rx,
         switch_requested: false,
         secure: None,
+        chat_log: None,
+        client_log: None,
     };
+    if let Some(path) = d.cfg.client_log.clone() {
+        match ClientLog::open(&path) {
+            Ok(log) => d.client_log = Some(log),
+            Err(e) => d.push(Event::Error { text: format!("cannot keep the client log {}: {e}", path.display()) }),
+        }
+    }
+    if let Some(dir) = d.cfg.chat_log_dir.clone() {
+        d.start_chat_log(&dir);
+    }
     let mut backoff = Backoff::default();
     loop {
         if d.session.is_quitting() {
@@ -264,8 +286,73 @@ impl Driver {
         }
     }
 
+    /// Queues an event for the front end; every event passes here, so this is where the chat
+    /// logs see them (decrypted private messages included).
     fn push(&mut self, event: Event) {
+        self.log_chat(&event);
+        if let Some(log) = self.client_log.as_mut() {
+            let s = &self.session;
+            let secrets = [
+                s.cfg.credentials.as_ref().map_or("", |c| c.password.as_str()),
+                s.pending_credentials.as_ref().map_or("", |c| c.password.as_str()),
+                s.cfg.server_password.as_deref().unwrap_or(""),
+            ];
+            if let Err(e) = log.record(&event, &secrets) {
+                self.client_log = None;
+                self.pending.push_back(Event::Error { text: format!("the client log stopped: {e}") });
+            }
+        }
         self.pending.push_back(event);
+    }
+
+    /// A line for the client log that is no event (a certificate pinned from the LAN).
+    fn log_client(&mut self, text: &str) {
+        if let Some(log) = self.client_log.as_mut() {
+            let _ = log.write(text, &[]);
+        }
+    }
+
+    fn log_chat(&mut self, event: &Event) {
+        let Some(log) = self.chat_log.as_mut() else { return };
+        if let Err(e) = log.record(&self.cfg.endpoint.key(), event) {
+            let text = format!("chat logs stopped: cannot write in {}: {e}", log.dir().display());
+            self.chat_log = None;
+            self.pending.push_back(Event::Error { text });
+        }
+    }
+
+    /// `/log`, `/log on`, `/log off`.
+    fn log_command(&mut self, on: Option<bool>) {
+        let text = match (on, &self.chat_log) {
+            (None, Some(log)) => format!("chat logs are on, in {}", log.dir().display()),
+            (None, None) => "chat logs are off; /log on keeps them".to_owned(),
+            (Some(true), Some(log)) => format!("chat logs are already on, in {}", log.dir().display()),
+            (Some(true), None) => {
+                let dir = self.cfg.chat_log_dir.clone().or_else(crate::config::default_chat_log_dir);
+                return match dir {
+                    Some(dir) => self.start_chat_log(&dir),
+                    None => self.push(Event::Error {
+                        text: "cannot tell where the user's data directory is; start with --log-dir DIR".into(),
+                    }),
+                };
+            }
+            (Some(false), _) => {
+                self.chat_log = None;
+                "chat logs are off".to_owned()
+            }
+        };
+        self.push(Event::Info { text });
+    }
+
+    fn start_chat_log(&mut self, dir: &std::path::Path) {
+        match ChatLog::open(dir) {
+            Ok(log) => {
+                self.chat_log = Some(log);
+                let text = format!("chat logs on, in {} (plaintext, readable only by you)", dir.display());
+                self.push(Event::Info { text });
+            }
+            Err(e) => self.push(Event::Error { text: format!("cannot keep chat logs in {}: {e}", dir.display()) }),
+        }
     }
 
     /// Moves the session's events into the pending queue; a login opens the account's
@@ -277,7 +364,7 @@ impl Driver {
                 _ => None,
             };
             let ready = matches!(e, Event::Ready { .. });
-            self.pending.push_back(e);
+            self.push(e);
             if let Some(account) = login {
                 self.open_device(&account);
             }
@@ -337,7 +424,9 @@ impl Driver {
 
     /// Carries out what the device asked for.
     fn apply(&mut self, out: secure::Outcome) {
-        self.pending.extend(out.events);
+        for event in out.events {
+            self.push(event);
+        }
         for command in out.commands {
             self.session.command(command);
         }
@@ -403,6 +492,7 @@ impl Driver {
         match command {
             Some(Command::Discover(port)) => self.discover(port),
             Some(Command::Connect(n)) => self.switch_to(n),
+            Some(Command::Log(on)) => self.log_command(on),
             Some(c) => {
                 if let Some(c) = self.secure_command(c) {
                     self.session.command(c);
@@ -471,6 +561,7 @@ impl Driver {
                          for it. Keeping the pin: a server with another certificate will be refused."
                     ),
                 });
+                self.log_client(&format!("kept the pin of {key} ({pinned}); its LAN advertisement said {advertised}"));
                 Some(pinned)
             }
             PinChoice::New(advertised) => {
@@ -478,6 +569,9 @@ impl Driver {
                     if let Err(e) = known.pin(&key, &advertised) {
                         return self.push(Event::Error { text: e.to_string() });
                     }
+                    self.log_client(&format!(
+                        "pinned {key} with the fingerprint it advertised on the LAN: {advertised}"
+                    ));
                     self.push(Event::Info {
                         text: format!("pinned {key} with the fingerprint it advertised: {advertised}"),
                     });

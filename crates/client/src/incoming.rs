@@ -44,7 +44,11 @@ impl Session {
                 }
             }
             "CAP" => self.on_cap(&msg),
-            "AUTHENTICATE" if p.first().is_some_and(|d| d == "+") => self.send_sasl_plain(),
+            "AUTHENTICATE" => {
+                if let Some(data) = p.first() {
+                    self.on_authenticate(data);
+                }
+            }
             "001" => {
                 if let Some(nick) = p.first() {
                     self.nick = nick.clone();
@@ -52,6 +56,9 @@ impl Session {
                 self.on_ready();
             }
             "900" => {
+                if !self.sasl_success_believed() {
+                    return;
+                }
                 let account = p.get(2).cloned().unwrap_or_default();
                 if let Some(c) = self.pending_credentials.take() {
                     self.cfg.credentials = Some(c);
@@ -67,9 +74,12 @@ impl Session {
                 self.account = None;
                 self.emit(Event::LoggedOut);
             }
-            "903" => self.end_cap(),
+            "903" => self.sasl_succeeded(),
             "902" | "904" | "905" | "906" | "907" => {
                 let text = p.last().cloned().unwrap_or_default();
+                if self.sasl_failed(&text) {
+                    return;
+                }
                 self.emit(Event::Error { text: format!("login failed: {text}") });
                 if self.phase == Phase::Registering {
                     self.end_cap();
@@ -255,13 +265,12 @@ impl Session {
                 }
                 let mut want: Vec<&str> =
                     WANTED_CAPS.iter().copied().filter(|c| self.offered.contains_key(*c)).collect();
-                let sasl_plain =
-                    self.offered.get("sasl").is_some_and(|v| v.is_empty() || v.split(',').any(|m| m == "PLAIN"));
+                let mechanism = self.sasl_mechanism();
                 if let Some(c) = &self.cfg.credentials {
                     let why = if !self.cfg.passwords_allowed {
                         Some("the connection is not encrypted")
-                    } else if !sasl_plain {
-                        Some("the server does not offer SASL PLAIN")
+                    } else if mechanism.is_none() {
+                        Some("the server offers neither SASL SCRAM-SHA-256 nor PLAIN")
                     } else {
                         None
                     };
@@ -288,7 +297,7 @@ impl Session {
                 }
                 if self.cap_pending {
                     if self.caps.contains("sasl") && self.cfg.credentials.is_some() {
-                        self.send(Message::new("AUTHENTICATE").with_param("PLAIN"));
+                        self.start_sasl();
                     } else {
                         self.end_cap();
                     }
@@ -310,7 +319,7 @@ impl Session {
         }
     }
 
-    fn end_cap(&mut self) {
+    pub(crate) fn end_cap(&mut self) {
         if std::mem::take(&mut self.cap_pending) {
             self.send(Message::new("CAP").with_param("END"));
         }

@@ -23,13 +23,20 @@
 //!   terminal (control characters and bidi overrides shown, not obeyed); both front ends use it.
 //! - `numeric`: numeric replies as sentences (WHOIS idle time as a duration, signon as a
 //!   date), and the small words (`1 member`, `5 minutes`) both front ends use.
+//! - `sasl` and `scram`: SASL login, SCRAM-SHA-256 (preferred; the server must prove it knows
+//!   the credentials) or PLAIN.
 //! - `typing`: when to send `+typing`.
 //! - `secure`: end-to-end encrypted private messages (`chinwag-e2e`'s device per account).
 //! - `script`: scriptable mode (stdin commands, stdout events, `--json`).
+//! - `chatlog`: the optional local chat logs (one plaintext file per server and conversation,
+//!   names escaped so that none leaves its directory); `logfile`: their private files.
+//! - `clientlog`: the client log (connections, logins, certificates, errors), bounded.
 //! - `config`: `client.toml` and the client's paths.
 //! - `time`: RFC 3339 timestamps.
 
 pub mod backoff;
+pub mod chatlog;
+pub mod clientlog;
 pub mod command;
 pub mod config;
 pub mod driver;
@@ -39,9 +46,12 @@ pub mod format;
 mod incoming;
 pub mod known_servers;
 pub mod lan;
+mod logfile;
 pub mod neutral;
 pub mod numeric;
 mod outgoing;
+mod sasl;
+pub mod scram;
 pub mod script;
 pub mod secure;
 pub mod session;

@@ -151,6 +151,7 @@ impl Session {
             Command::Clear
             | Command::Discover(_)
             | Command::Connect(_)
+            | Command::Log(_)
             | Command::Verify { .. }
             | Command::Trust(_) => {}
             Command::ClearMsg { target, text } => self.command(Command::Msg { target, text }),

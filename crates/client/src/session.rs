@@ -50,8 +50,6 @@ pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// [`MAX_GAP_PAGES`].
 const GAP_PAGE: usize = 100;
 const MAX_GAP_PAGES: usize = 20;
-/// SASL payloads go in chunks of this many bytes (SASL 3.1).
-const SASL_CHUNK: usize = 400;
 
 /// The capabilities we ask for when the server offers them.
 pub const WANTED_CAPS: &[&str] = &[
@@ -214,6 +212,8 @@ pub struct Session {
     pub(crate) account: Option<String>,
     /// Credentials typed with `login`/`register`, kept once the server accepts them.
     pub(crate) pending_credentials: Option<Credentials>,
+    /// The SASL exchange of this connection, while one runs (`sasl.rs`).
+    pub(crate) sasl: Option<crate::sasl::Sasl>,
     /// Folded room name → room.
     pub(crate) rooms: BTreeMap<String, Room>,
     /// Folded nick → displayed nick of open private conversations.
@@ -289,6 +289,7 @@ impl Session {
             cap_pending: false,
             account: None,
             pending_credentials: None,
+            sasl: None,
             rooms,
             queries: BTreeMap::new(),
             current,
@@ -390,6 +391,7 @@ impl Session {
         self.caps.clear();
         self.batches.clear();
         self.history_requests.clear();
+        self.sasl = None;
         self.ping = None;
         self.last_ping = Some(now);
         self.connected_at = Some(now);
@@ -425,6 +427,7 @@ impl Session {
         self.phase = Phase::Disconnected;
         self.gap_from = self.newest.clone();
         self.account = None;
+        self.sasl = None;
         self.connected_at = None;
         self.ping = None;
         for room in self.rooms.values_mut() {
@@ -554,21 +557,5 @@ impl Session {
             }
         }
         true
-    }
-
-    /// The SASL PLAIN payload in chunks, ending with `+` when the last chunk is full.
-    pub(crate) fn send_sasl_plain(&mut self) {
-        use base64::Engine;
-        let Some(c) = self.cfg.credentials.clone() else {
-            return self.send(Message::new("AUTHENTICATE").with_param("*"));
-        };
-        let payload = base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", c.account, c.password));
-        let bytes = payload.as_bytes();
-        for chunk in bytes.chunks(SASL_CHUNK) {
-            self.send(Message::new("AUTHENTICATE").with_param(String::from_utf8_lossy(chunk).into_owned()));
-        }
-        if bytes.len() % SASL_CHUNK == 0 {
-            self.send(Message::new("AUTHENTICATE").with_param("+"));
-        }
     }
 }

@@ -615,3 +615,104 @@ fn held_commands_are_bounded_and_reported_when_the_client_gives_up() {
     assert_eq!(abandoned.len(), chinwag_client::session::MAX_HELD_COMMANDS);
     assert!(matches!(&abandoned[0], Event::Error { text } if text == "/rooms was not sent: chinwag stopped"));
 }
+
+/// base64 of a SASL payload line, decoded.
+fn sasl_payload(line: &str) -> String {
+    use base64::Engine;
+    let b64 = line.strip_prefix("AUTHENTICATE ").expect("an AUTHENTICATE line");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+    String::from_utf8(bytes).expect("UTF-8")
+}
+
+fn encode(text: &str) -> String {
+    use base64::Engine;
+    format!("AUTHENTICATE {}", base64::engine::general_purpose::STANDARD.encode(text))
+}
+
+const SCRAM_CAPS: &str = ":srv CAP * LS :server-time sasl=PLAIN,SCRAM-SHA-256,EXTERNAL";
+
+/// A session that has sent its SCRAM proof; returns it with the combined nonce.
+fn scram_until_the_proof(now: Instant) -> (Session, String) {
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut s = Session::new(config(Some(creds)));
+    s.connected(now);
+    sent(&mut s);
+    feed(&mut s, now, &[SCRAM_CAPS]);
+    assert_eq!(sent(&mut s), ["CAP REQ :server-time sasl"]);
+    feed(&mut s, now, &[":srv CAP alice ACK :server-time sasl"]);
+    assert_eq!(sent(&mut s), ["AUTHENTICATE SCRAM-SHA-256"], "SCRAM is preferred when offered");
+    feed(&mut s, now, &["AUTHENTICATE +"]);
+    let first = sent(&mut s);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let first = sasl_payload(&first[0]);
+    let nonce = first.strip_prefix("n,,n=alice,r=").expect("client-first").to_owned();
+    assert!(nonce.len() >= 16, "{first}");
+    let nonce = format!("{nonce}srvpart");
+    feed(&mut s, now, &[&encode(&format!("r={nonce},s=c2FsdHNhbHQ=,i=4096"))]);
+    let last = sent(&mut s);
+    assert_eq!(last.len(), 1, "{last:?}");
+    let last = sasl_payload(&last[0]);
+    assert!(last.starts_with(&format!("c=biws,r={nonce},p=")), "{last}");
+    assert!(!first.contains("hunter22") && !last.contains("hunter22"), "the password was sent");
+    (s, nonce)
+}
+
+#[test]
+fn scram_is_preferred_and_a_forged_server_signature_stops_the_session() {
+    let now = Instant::now();
+    let (mut s, _) = scram_until_the_proof(now);
+    use base64::Engine;
+    let forged = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    feed(&mut s, now, &[&encode(&format!("v={forged}"))]);
+    let out = sent(&mut s);
+    assert_eq!(out[0], "AUTHENTICATE *", "{out:?}");
+    assert!(out.iter().any(|l| l.starts_with("QUIT")), "{out:?}");
+    assert!(s.is_quitting());
+    // Whatever the server says next, the session does not believe it is logged in.
+    feed(&mut s, now, &[":srv 900 alice alice!a@h alice :You are now logged in", ":srv 903 alice :SASL ok"]);
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Fatal { text } if text.contains("could not prove that it knows your password"))
+        ),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| matches!(e, Event::LoggedIn { .. })), "{ev:?}");
+}
+
+#[test]
+fn a_login_announced_without_the_scram_server_signature_is_refused() {
+    let now = Instant::now();
+    let (mut s, _) = scram_until_the_proof(now);
+    feed(&mut s, now, &[":srv 900 alice alice!a@h alice :You are now logged in", ":srv 903 alice :SASL ok"]);
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::Fatal { text } if text.contains("without proving"))), "{ev:?}");
+    assert!(!ev.iter().any(|e| matches!(e, Event::LoggedIn { .. })), "{ev:?}");
+    assert!(s.is_quitting());
+}
+
+#[test]
+fn a_scram_failure_before_the_proof_falls_back_to_plain_and_after_it_does_not() {
+    let now = Instant::now();
+    let creds = Credentials { account: "alice".into(), password: "hunter22".into() };
+    let mut s = Session::new(config(Some(creds)));
+    s.connected(now);
+    sent(&mut s);
+    feed(&mut s, now, &[SCRAM_CAPS, ":srv CAP alice ACK :server-time sasl", "AUTHENTICATE +"]);
+    sent(&mut s);
+    // An account from before the server kept SCRAM credentials.
+    feed(&mut s, now, &[":srv 904 alice :SASL authentication failed: this account has no SCRAM credentials yet"]);
+    assert_eq!(sent(&mut s), ["AUTHENTICATE PLAIN"]);
+    feed(&mut s, now, &["AUTHENTICATE +"]);
+    assert_eq!(sent(&mut s), ["AUTHENTICATE AGFsaWNlAGh1bnRlcjIy"]);
+    feed(&mut s, now, &[":srv 900 alice alice!a@h alice :You are now logged in", ":srv 903 alice :SASL ok"]);
+    assert_eq!(sent(&mut s), ["CAP END"]);
+    assert!(events(&mut s).contains(&Event::LoggedIn { account: "alice".into() }));
+
+    // A wrong password is a failure after the proof: said, and not tried again.
+    let (mut s, _) = scram_until_the_proof(now);
+    feed(&mut s, now, &[":srv 904 alice :SASL authentication failed: Invalid account name or password"]);
+    assert_eq!(sent(&mut s), ["CAP END"]);
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::Error { text } if text.contains("Invalid account"))), "{ev:?}");
+}
