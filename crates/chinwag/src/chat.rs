@@ -153,7 +153,8 @@ pub fn run(args: ChatArgs) -> Result<()> {
             keepalive: Keepalive::default(),
         };
         let known_servers = config::default_known_servers_path();
-        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers };
+        let e2e_dir = chinwag_client::secure::default_dir();
+        let cfg = ClientConfig { endpoint, pinned, session, reconnect: !args.no_reconnect, known_servers, e2e_dir };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };

@@ -60,8 +60,14 @@ async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
         keepalive: Keepalive { interval: Duration::from_millis(200), timeout: Duration::from_millis(600) },
     };
     let endpoint = Endpoint { host: "127.0.0.1".into(), port, security: Security::Plaintext };
-    let (commands, mut events, task) =
-        chinwag_client::start(ClientConfig { endpoint, pinned: None, session, reconnect: true, known_servers: None });
+    let (commands, mut events, task) = chinwag_client::start(ClientConfig {
+        endpoint,
+        pinned: None,
+        session,
+        reconnect: true,
+        known_servers: None,
+        e2e_dir: None,
+    });
 
     let (socket, _) = timeout(WAIT, listener.accept()).await.expect("a connection in time").expect("accept");
     let mut first = BufReader::new(socket);
