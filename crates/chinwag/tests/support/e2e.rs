@@ -124,7 +124,14 @@ impl Peer {
     }
 
     /// Like [`Peer::connect`], to a server's plaintext listener at `addr`.
-    pub fn connect_to(addr: SocketAddr, nick: &str, account: &str, path: &Path, device_id: &str, register: bool) -> Peer {
+    pub fn connect_to(
+        addr: SocketAddr,
+        nick: &str,
+        account: &str,
+        path: &Path,
+        device_id: &str,
+        register: bool,
+    ) -> Peer {
         let mut irc = PlainClient::plain(addr, nick);
         irc.request_caps(CAPS);
         irc.send("CAP END");
