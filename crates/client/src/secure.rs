@@ -153,7 +153,15 @@ impl Secure {
     pub fn handle(&mut self, msg: &Message, own_nick: &str, out: &mut Outcome) -> bool {
         let encrypted = msg.tag(chinwag_e2e::wire::TAG).is_some();
         let events = self.device.handle(msg);
-        let more = self.outcome(events, own_nick);
+        let mut more = self.outcome(events, own_nick);
+        // A message first decrypted from a history batch (a gap fill) is history, as in clear.
+        if msg.tag("batch").is_some() {
+            for event in &mut more.events {
+                if let Event::Message(m) = event {
+                    m.history = true;
+                }
+            }
+        }
         out.commands.extend(more.commands);
         out.events.extend(more.events);
         self.flush_waiting(own_nick, out);
