@@ -137,7 +137,7 @@ impl Secure {
     }
 
     /// Keeps a message in the archive; a failure to write it is shown, not fatal.
-    fn archive(&mut self, message: Archived, out: &mut Vec<Event>) {
+    fn keep(&mut self, message: Archived, out: &mut Vec<Event>) {
         if let Err(e) = self.archive.record(message) {
             out.push(error(format!("WARNING: could not save the message archive: {e}")));
         }
@@ -241,7 +241,7 @@ impl Secure {
                     time: time.clone(),
                     msgid: None,
                 };
-                self.archive(kept, &mut out.events);
+                self.keep(kept, &mut out.events);
                 out.events.push(Event::Message(ChatMessage {
                     time,
                     conversation: nick.to_owned(),
@@ -300,7 +300,7 @@ impl Secure {
                         time: time.clone(),
                         msgid: m.msgid.clone(),
                     };
-                    self.archive(kept, &mut out.events);
+                    self.keep(kept, &mut out.events);
                     out.events.push(Event::Message(ChatMessage {
                         time,
                         conversation,
