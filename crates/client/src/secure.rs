@@ -10,6 +10,7 @@
 //! sealed with a key from the device file, so that `/history` in a private conversation shows
 //! it after a restart: the server holds only ciphertext, which cannot be decrypted twice.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chinwag_e2e::{Archive, Archived, Device, Event as E2eEvent, KdfParams, Trust, Warning};
@@ -22,6 +23,10 @@ use crate::event::{ChatMessage, Event, MessageKind};
 pub struct Secure {
     device: Device,
     archive: Archive,
+    /// Folded peer → the archive position of the oldest message of that conversation shown
+    /// so far (live or by `/history`): the next `/history` shows what is older, so that
+    /// scrolling back never shows a message twice.
+    shown_from: HashMap<String, u64>,
     /// Private messages waiting to learn whether their recipient has devices.
     waiting: Vec<(String, String)>,
 }
@@ -93,7 +98,7 @@ impl Secure {
         };
         let (archive, warning) = device.open_archive(&archive_path(dir, account));
         let events = warning.iter().map(|w| error(warning_text(w))).collect();
-        Ok((Secure { device, archive, waiting: Vec::new() }, events))
+        Ok((Secure { device, archive, shown_from: HashMap::new(), waiting: Vec::new() }, events))
     }
 
     /// The account whose device this is.
@@ -111,13 +116,17 @@ impl Secure {
         self.archive.len()
     }
 
-    /// The newest `limit` archived messages of the conversation with `nick`, oldest first, as
-    /// history, and a line saying how many there were.
-    pub fn history(&self, nick: &str, limit: usize) -> Vec<Event> {
-        let messages = self.archive.conversation(nick, limit);
+    /// The archived messages of the conversation with `nick` older than those shown so far
+    /// (the newest `limit` of them, oldest first) as history, and a line saying how many.
+    pub fn history(&mut self, nick: &str, limit: usize) -> Vec<Event> {
+        let peer = casefold(nick);
+        let messages = self.archive.conversation(&peer, self.shown_from.get(&peer).copied(), limit);
+        if let Some((oldest, _)) = messages.first() {
+            self.shown_from.insert(peer, *oldest);
+        }
         let mut out: Vec<Event> = messages
             .iter()
-            .map(|m| {
+            .map(|(_, m)| {
                 Event::Message(ChatMessage {
                     time: m.time.clone(),
                     conversation: nick.to_owned(),
@@ -138,7 +147,13 @@ impl Secure {
 
     /// Keeps a message in the archive; a failure to write it is shown, not fatal.
     fn keep(&mut self, message: Archived, out: &mut Vec<Event>) {
-        if let Err(e) = self.archive.record(message) {
+        let peer = casefold(&message.peer);
+        let result = self.archive.record(message);
+        // Shown now: scrolling back starts before the first message shown in this run.
+        if let Some(seq) = self.archive.newest_seq() {
+            self.shown_from.entry(peer).or_insert(seq);
+        }
+        if let Err(e) = result {
             out.push(error(format!("WARNING: could not save the message archive: {e}")));
         }
     }

@@ -69,6 +69,9 @@ pub struct Archive {
     messages: VecDeque<(Archived, usize)>,
     /// The sum of those sizes.
     bytes: usize,
+    /// The position of the oldest message kept, counting every message this archive held
+    /// since it was opened: a client pages back through a conversation by position.
+    first_seq: u64,
 }
 
 impl std::fmt::Debug for Archive {
@@ -83,7 +86,7 @@ impl Archive {
     /// file. A file that cannot be opened is set aside (renamed `….damaged`) and an empty
     /// archive started; the warning says so.
     pub(crate) fn open(path: &Path, key: Zeroizing<[u8; 32]>) -> (Archive, Option<Warning>) {
-        let mut archive = Archive { path: path.to_owned(), key, messages: VecDeque::new(), bytes: 0 };
+        let mut archive = Archive { path: path.to_owned(), key, messages: VecDeque::new(), bytes: 0, first_seq: 0 };
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (archive, None),
@@ -157,7 +160,13 @@ impl Archive {
         while self.messages.len() > MAX_ARCHIVED || self.bytes > PLAINTEXT_BUDGET {
             let Some((_, old)) = self.messages.pop_front() else { break };
             self.bytes -= old;
+            self.first_seq += 1;
         }
+    }
+
+    /// The position of the newest message (see [`Archive::conversation`]), if any.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.messages.len().checked_sub(1).map(|last| self.first_seq + last as u64)
     }
 
     /// Adds a message and writes the archive.
@@ -166,11 +175,16 @@ impl Archive {
         self.save()
     }
 
-    /// The newest `limit` messages of the conversation with `peer` (an account), oldest first.
-    pub fn conversation(&self, peer: &str, limit: usize) -> Vec<&Archived> {
+    /// The newest `limit` messages of the conversation with `peer` (an account) from before
+    /// position `before` (all if `None`), oldest first, each with its position.
+    pub fn conversation(&self, peer: &str, before: Option<u64>, limit: usize) -> Vec<(u64, &Archived)> {
         let peer = casefold(peer);
-        let mut newest: Vec<&Archived> =
-            self.messages.iter().rev().map(|(m, _)| m).filter(|m| m.peer == peer).take(limit).collect();
+        let mut newest: Vec<(u64, &Archived)> = (self.messages.iter().enumerate())
+            .rev()
+            .map(|(i, (m, _))| (self.first_seq + i as u64, m))
+            .filter(|(seq, m)| before.is_none_or(|b| *seq < b) && m.peer == peer)
+            .take(limit)
+            .collect();
         newest.reverse();
         newest
     }
@@ -248,8 +262,9 @@ mod tests {
         }
         let (again, warning) = Archive::open(&path, key(7));
         assert!(warning.is_none());
-        let bob: Vec<&str> = again.conversation("BOB", 10).iter().map(|m| m.text.as_str()).collect();
+        let bob: Vec<&str> = again.conversation("BOB", None, 10).iter().map(|(_, m)| m.text.as_str()).collect();
         assert_eq!(bob, ["meet at the old mill 7f3a"]);
+        assert_eq!(again.conversation("bob", Some(0), 10), [], "nothing before the first");
         assert!(!dir.path().join("e2e").join("alice.archive.tmp").exists());
     }
 
@@ -290,8 +305,15 @@ mod tests {
             archive.push(message("bob", &format!("n{i}")));
         }
         assert_eq!(archive.len(), MAX_ARCHIVED);
-        assert_eq!(archive.conversation("bob", 1)[0].text, format!("n{}", MAX_ARCHIVED + 9));
-        assert_eq!(archive.conversation("bob", MAX_ARCHIVED)[0].text, "n10", "the oldest went first");
+        let newest = archive.conversation("bob", None, 1);
+        assert_eq!(newest[0].1.text, format!("n{}", MAX_ARCHIVED + 9));
+        assert_eq!(Some(newest[0].0), archive.newest_seq());
+        assert_eq!(archive.conversation("bob", None, MAX_ARCHIVED)[0].1.text, "n10", "the oldest went first");
+        // Paging back: the page before the newest two.
+        let seq = archive.newest_seq().expect("not empty");
+        let page: Vec<&str> =
+            archive.conversation("bob", Some(seq - 1), 2).iter().map(|(_, m)| m.text.as_str()).collect();
+        assert_eq!(page, [format!("n{}", MAX_ARCHIVED + 6), format!("n{}", MAX_ARCHIVED + 7)]);
         let big = "x".repeat(crate::MAX_TEXT_LEN);
         for _ in 0..300 {
             archive.push(message("bob", &big));

@@ -279,7 +279,7 @@ fn a_message_delivered_again_is_dropped_silently_and_a_real_replay_still_warns()
     let bob = Device::open(&path, "passphrase").expect("reopen");
     let (archive, warning) = bob.open_archive(&archive_path);
     assert!(warning.is_none());
-    assert_eq!(archive.conversation("ALICE", 10), [&kept]);
+    assert_eq!(archive.conversation("ALICE", None, 10), [(0, &kept)]);
     let (other, warning) = alice.open_archive(&archive_path);
     assert!(other.is_empty());
     assert!(matches!(warning, Some(Warning::ArchiveSetAside { outcome: Ok(_), .. })), "{warning:?}");
