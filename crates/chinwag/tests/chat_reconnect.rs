@@ -1,7 +1,8 @@
 //! Staying connected: the server is killed and restarted on the same addresses and data; the
 //! scripted clients reconnect by themselves, log in again, rejoin their rooms, send what was
 //! typed while the server was down, and fill the gap from history (rooms and private
-//! conversations) so nothing said meanwhile is missing.
+//! conversations) so nothing said meanwhile is missing; an encrypted private message waiting
+//! for an account arrives once, without a replay warning.
 
 mod support;
 
@@ -42,8 +43,9 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     alice.type_line("/switch general");
     alice.type_line("before the restart");
     bob.expect(&["[#general] <alice> before the restart"]);
+    // Registered in the client, both encrypt private messages end to end.
     alice.type_line("/msg bob a private hello");
-    bob.expect(&["[alice] <alice> a private hello"]);
+    bob.expect(&["[alice] <alice> [e2e] a private hello"]);
 
     // Bob is frozen through the outage, so he comes back only after alice has talked.
     signal(bob.pid(), "STOP");
@@ -61,7 +63,7 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     alice.type_line("said while bob was away");
     alice.expect(&["[#general] <alice> said while bob was away"]);
     alice.type_line("/msg bob also in private");
-    alice.expect(&["[bob] <alice> also in private"]);
+    alice.expect(&["[bob] <alice> [e2e] also in private"]);
 
     signal(bob.pid(), "CONT");
     bob.expect(&["disconnected"]);
@@ -72,12 +74,17 @@ fn clients_reconnect_rejoin_send_what_waited_and_fill_the_gap() {
     for line in ["[#general] <alice> typed while the server was down", "[#general] <alice> said while bob was away"] {
         assert!(bob.has_seen(&[line]), "bob missed {line:?}:\n{:#?}", bob.seen);
     }
-    if !bob.has_seen(&["[alice] <alice> also in private"]) {
-        bob.expect(&["[alice] <alice> also in private"]);
+    if !bob.has_seen(&["[alice] <alice> [e2e] also in private"]) {
+        bob.expect(&["[alice] <alice> [e2e] also in private"]);
     }
     // The gap fill starts after the last message bob had: nothing is shown twice.
     let repeats = bob.seen.iter().filter(|l| l.contains("<alice> before the restart")).count();
     assert_eq!(repeats, 1, "a message was shown twice");
+    bob.type_line("/users");
+    bob.expect(&["online:"]);
+    let private = bob.seen.iter().filter(|l| l.contains("also in private")).count();
+    assert_eq!(private, 1, "the private message was shown twice");
+    assert!(!bob.has_seen(&["replay"]), "an encrypted message delivered again was taken for a replay");
 
     assert!(alice.finish().success());
     assert!(bob.finish().success());

@@ -63,6 +63,9 @@ pub struct ClientConfig {
     pub chat_log_dir: Option<std::path::PathBuf>,
     /// The client log (`None`: none is kept).
     pub client_log: Option<std::path::PathBuf>,
+    /// Where end-to-end encryption keeps each account's device file and message archive
+    /// (`secure::default_dir()`: `<data dir>/chinwag/e2e`). `None`: encryption stays off.
+    pub e2e_dir: Option<std::path::PathBuf>,
 }
 
 /// Spawns the driver on the current Tokio runtime.
@@ -355,18 +358,23 @@ impl Driver {
         }
     }
 
-    /// Moves the session's events into the pending queue; a login opens the account's
-    /// end-to-end encryption device.
+    /// Moves the session's events into the pending queue; a login (with `--account` at the
+    /// start, or `/login` or `/register` during the session) opens the account's end-to-end
+    /// encryption device, and a logout closes it.
     fn drain_session(&mut self) {
         while let Some(e) = self.session.poll_event() {
             let login = match &e {
                 Event::LoggedIn { account } => Some(account.clone()),
                 _ => None,
             };
+            let logout = matches!(e, Event::LoggedOut);
             let ready = matches!(e, Event::Ready { .. });
             self.push(e);
             if let Some(account) = login {
                 self.open_device(&account);
+            }
+            if logout && self.secure.take().is_some() {
+                self.push(Event::Info { text: "end-to-end encryption off: logged out".into() });
             }
             if ready {
                 self.publish_keys();
@@ -375,18 +383,31 @@ impl Driver {
     }
 
     /// Opens (or creates) the device of `account` and publishes its keys. The passphrase is
-    /// `CHINWAG_E2E_PASSPHRASE`, else the account's password.
+    /// `CHINWAG_E2E_PASSPHRASE`, else the password the session logged in with (given with
+    /// `--account`, or typed with `/login` or `/register`). A device open for another account
+    /// is closed first.
     fn open_device(&mut self, account: &str) {
-        if self.secure.is_some() {
-            return self.publish_keys();
+        match &self.secure {
+            Some(secure) if chinwag_proto::casefold(secure.account()) == chinwag_proto::casefold(account) => {
+                return self.publish_keys();
+            }
+            Some(_) => self.secure = None,
+            None => {}
         }
-        let passphrase = std::env::var("CHINWAG_E2E_PASSPHRASE")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| self.cfg.session.credentials.as_ref().map(|c| c.password.clone()));
+        let Some(dir) = self.cfg.e2e_dir.clone() else {
+            return self.push(Event::Info {
+                text: "end-to-end encryption is off: there is no directory for its files".into(),
+            });
+        };
+        let passphrase = std::env::var("CHINWAG_E2E_PASSPHRASE").ok().filter(|p| !p.is_empty()).or_else(|| {
+            self.session
+                .credentials()
+                .filter(|c| chinwag_proto::casefold(&c.account) == chinwag_proto::casefold(account))
+                .map(|c| c.password.clone())
+        });
         let Some(passphrase) = passphrase else {
             return self.push(Event::Info {
-                text: "end-to-end encryption is off: log in with --account, or set CHINWAG_E2E_PASSPHRASE".into(),
+                text: "end-to-end encryption is off: log in with a password (--account, /login), or set CHINWAG_E2E_PASSPHRASE".into(),
             });
         };
         // Opening derives the file key with Argon2id (a fraction of a second): off the
@@ -394,15 +415,17 @@ impl Driver {
         let multi_thread =
             tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
         let opened = if multi_thread {
-            tokio::task::block_in_place(|| Secure::open(account, &passphrase))
+            tokio::task::block_in_place(|| Secure::open(&dir, account, &passphrase))
         } else {
-            Secure::open(account, &passphrase)
+            Secure::open(&dir, account, &passphrase)
         };
         match opened {
-            Ok(secure) => {
+            Ok((secure, events)) => {
+                let path = secure.path().display().to_string();
+                let kept = crate::numeric::count(secure.archived(), "message", "messages");
                 self.secure = Some(secure);
-                let path = secure::device_path(account).map(|p| p.display().to_string()).unwrap_or_default();
-                self.push(Event::Info { text: format!("end-to-end encryption on (device {path})") });
+                self.pending.extend(events);
+                self.push(Event::Info { text: format!("end-to-end encryption on (device {path}, {kept} archived)") });
                 self.publish_keys();
             }
             Err(e) => self.push(Event::Error { text: format!("end-to-end encryption is off: {e}") }),
@@ -455,7 +478,9 @@ impl Driver {
         let Some(secure) = self.secure.as_mut() else {
             return match command {
                 Command::Verify { .. } | Command::Trust(_) => {
-                    self.push(Event::Error { text: "end-to-end encryption needs a login (--account)".into() });
+                    self.push(Event::Error {
+                        text: "end-to-end encryption needs a login (--account, /login or /register)".into(),
+                    });
                     None
                 }
                 other => Some(other),
@@ -478,6 +503,16 @@ impl Driver {
                 }
                 Some(target) if private(&target) => secure.send(&target, text, &nick),
                 _ => return Some(Command::Say(text)),
+            },
+            // Encrypted messages are shown from the archive (the server's copies cannot be
+            // decrypted again); the session then asks the server for the rest.
+            Command::History { limit } => match self.session.current().map(str::to_owned) {
+                Some(target) if private(&target) => {
+                    let events = secure.history(&target, limit);
+                    self.pending.extend(events);
+                    return Some(Command::History { limit });
+                }
+                _ => return Some(Command::History { limit }),
             },
             Command::Verify { nick: who, confirm } => secure.verify(&who, confirm, &nick),
             Command::Trust(who) => secure.trust(&who),

@@ -5,36 +5,75 @@
 //!
 //! A contact's account is taken to be their nick (chinwag protects registered nicks for their
 //! account); a message waits while the contact's device list is fetched.
+//!
+//! What was decrypted (and what was sent encrypted) is kept in the account's message archive,
+//! sealed with a key from the device file, so that `/history` in a private conversation shows
+//! it after a restart: the server holds only ciphertext, which cannot be decrypted twice.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use chinwag_e2e::{Device, Event as E2eEvent, KdfParams, Trust, Warning};
-use chinwag_proto::Message;
+use chinwag_e2e::{Archive, Archived, Device, Event as E2eEvent, KdfParams, Trust, Warning};
+use chinwag_proto::{casefold, Message};
 
 use crate::command::Command;
 use crate::event::{ChatMessage, Event, MessageKind};
 
-/// The account's device, and what waits for device lists.
+/// The account's device and message archive, and what waits for device lists.
 pub struct Secure {
     device: Device,
+    archive: Archive,
+    /// Folded peer → the archive position of the oldest message of that conversation shown
+    /// so far (live or by `/history`): the next `/history` shows what is older, so that
+    /// scrolling back never shows a message twice.
+    shown_from: HashMap<String, u64>,
     /// Private messages waiting to learn whether their recipient has devices.
     waiting: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Secure {
-    // The device holds private keys: only its identity is shown.
+    // The device holds private keys and the archive messages: only identities are shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Secure")
             .field("device", &self.device.device_id())
+            .field("archive", &self.archive)
             .field("waiting", &self.waiting.len())
             .finish()
     }
 }
 
-/// Where an account's device file lives: `<data dir>/chinwag/e2e/<account>.device`.
-pub fn device_path(account: &str) -> Option<PathBuf> {
-    let safe: String = account.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect();
-    dirs::data_dir().map(|d| d.join("chinwag").join("e2e").join(format!("{safe}.device")))
+/// An account name as a file name: `A-Z a-z 0-9 _ -` as they are, every other byte of its
+/// UTF-8 as `%XX`, so that no account name can reach outside the directory (`..`, `/`) or
+/// land on another account's file (`a|b` and `ab` stay apart).
+pub fn file_stem(account: &str) -> String {
+    if account.is_empty() {
+        // `%` alone is never an escape (those have two digits), so it is nobody else's name.
+        return "%".into();
+    }
+    let mut out = String::with_capacity(account.len());
+    for b in account.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where end-to-end encryption keeps its files by default: `<data dir>/chinwag/e2e`.
+pub fn default_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("chinwag").join("e2e"))
+}
+
+/// An account's device file in `dir`: `ACCOUNT.device` (see [`file_stem`]).
+pub fn device_path(dir: &Path, account: &str) -> PathBuf {
+    dir.join(format!("{}.device", file_stem(account)))
+}
+
+/// An account's message archive in `dir`: `ACCOUNT.archive`.
+pub fn archive_path(dir: &Path, account: &str) -> PathBuf {
+    dir.join(format!("{}.archive", file_stem(account)))
 }
 
 /// What the driver must do with the device's answers.
@@ -47,19 +86,76 @@ pub struct Outcome {
 }
 
 impl Secure {
-    /// Opens the account's device, or creates it on first login.
-    pub fn open(account: &str, passphrase: &str) -> Result<Secure, String> {
-        let path = device_path(account).ok_or("cannot tell where the user's data directory is")?;
+    /// Opens the account's device in `dir`, or creates it on first login, and its message
+    /// archive. The events say what the archive's opening found (a damaged file set aside).
+    pub fn open(dir: &Path, account: &str, passphrase: &str) -> Result<(Secure, Vec<Event>), String> {
+        let path = device_path(dir, account);
         let device = if path.exists() {
             Device::open(&path, passphrase).map_err(|e| e.to_string())?
         } else {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            }
             let id: String = rand::random::<[u8; 6]>().iter().map(|b| format!("{b:02x}")).collect();
             Device::create(&path, passphrase, KdfParams::default(), account, &id).map_err(|e| e.to_string())?
         };
-        Ok(Secure { device, waiting: Vec::new() })
+        let (archive, warning) = device.open_archive(&archive_path(dir, account));
+        let events = warning.iter().map(|w| error(warning_text(w))).collect();
+        Ok((Secure { device, archive, shown_from: HashMap::new(), waiting: Vec::new() }, events))
+    }
+
+    /// The account whose device this is.
+    pub fn account(&self) -> &str {
+        self.device.account()
+    }
+
+    /// The device file.
+    pub fn path(&self) -> &Path {
+        self.device.path()
+    }
+
+    /// How many messages the archive holds.
+    pub fn archived(&self) -> usize {
+        self.archive.len()
+    }
+
+    /// The archived messages of the conversation with `nick` older than those shown so far
+    /// (the newest `limit` of them, oldest first) as history, and a line saying how many.
+    pub fn history(&mut self, nick: &str, limit: usize) -> Vec<Event> {
+        let peer = casefold(nick);
+        let messages = self.archive.conversation(&peer, self.shown_from.get(&peer).copied(), limit);
+        if let Some((oldest, _)) = messages.first() {
+            self.shown_from.insert(peer, *oldest);
+        }
+        let mut out: Vec<Event> = messages
+            .iter()
+            .map(|(_, m)| {
+                Event::Message(ChatMessage {
+                    time: m.time.clone(),
+                    conversation: nick.to_owned(),
+                    from: m.from.clone(),
+                    text: format!("[e2e] {}", m.text),
+                    kind: MessageKind::Privmsg,
+                    own: m.sent_by_me,
+                    history: true,
+                    msgid: None,
+                    mention: false,
+                })
+            })
+            .collect();
+        let count = crate::numeric::count(messages.len(), "encrypted message", "encrypted messages");
+        out.push(info(format!("[{nick}] ({count} from this device's archive)")));
+        out
+    }
+
+    /// Keeps a message in the archive; a failure to write it is shown, not fatal.
+    fn keep(&mut self, message: Archived, out: &mut Vec<Event>) {
+        let peer = casefold(&message.peer);
+        let result = self.archive.record(message);
+        // Shown now: scrolling back starts before the first message shown in this run.
+        if let Some(seq) = self.archive.newest_seq() {
+            self.shown_from.entry(peer).or_insert(seq);
+        }
+        if let Err(e) = result {
+            out.push(error(format!("WARNING: could not save the message archive: {e}")));
+        }
     }
 
     /// The lines that publish this device's keys.
@@ -72,7 +168,15 @@ impl Secure {
     pub fn handle(&mut self, msg: &Message, own_nick: &str, out: &mut Outcome) -> bool {
         let encrypted = msg.tag(chinwag_e2e::wire::TAG).is_some();
         let events = self.device.handle(msg);
-        let more = self.outcome(events, own_nick);
+        let mut more = self.outcome(events, own_nick);
+        // A message first decrypted from a history batch (a gap fill) is history, as in clear.
+        if msg.tag("batch").is_some() {
+            for event in &mut more.events {
+                if let Event::Message(m) = event {
+                    m.history = true;
+                }
+            }
+        }
         out.commands.extend(more.commands);
         out.events.extend(more.events);
         self.flush_waiting(own_nick, out);
@@ -121,7 +225,7 @@ impl Secure {
         let held: Vec<String> = self
             .device
             .trust()
-            .devices(&nick.to_ascii_lowercase())
+            .devices(&casefold(nick))
             .filter(|(_, d)| !d.trust.accepted())
             .map(|(id, _)| id.clone())
             .collect();
@@ -143,8 +247,18 @@ impl Secure {
                 let more = self.outcome(events, own_nick);
                 out.commands.extend(more.commands);
                 out.events.extend(more.events);
+                let time = crate::time::now_rfc3339();
+                let kept = Archived {
+                    peer: casefold(nick),
+                    from: own_nick.to_owned(),
+                    sent_by_me: true,
+                    text: text.to_owned(),
+                    time: time.clone(),
+                    msgid: None,
+                };
+                self.keep(kept, &mut out.events);
                 out.events.push(Event::Message(ChatMessage {
-                    time: crate::time::now_rfc3339(),
+                    time,
                     conversation: nick.to_owned(),
                     from: own_nick.to_owned(),
                     text: format!("[e2e] {text}"),
@@ -191,10 +305,21 @@ impl Secure {
                     let held = matches!(m.trust, Some(Trust::New | Trust::Changed));
                     let marker = if held { "[e2e, unaccepted device]" } else { "[e2e]" };
                     let conversation = if m.sent_by_me { m.peer.clone() } else { m.from_nick.clone() };
+                    let time = m.time.clone().unwrap_or_else(crate::time::now_rfc3339);
+                    let from = if m.sent_by_me { own_nick.to_owned() } else { m.from_nick.clone() };
+                    let kept = Archived {
+                        peer: if m.sent_by_me { m.peer.clone() } else { m.from_account.clone() },
+                        from: from.clone(),
+                        sent_by_me: m.sent_by_me,
+                        text: m.text.clone(),
+                        time: time.clone(),
+                        msgid: m.msgid.clone(),
+                    };
+                    self.keep(kept, &mut out.events);
                     out.events.push(Event::Message(ChatMessage {
-                        time: m.time.clone().unwrap_or_else(crate::time::now_rfc3339),
+                        time,
                         conversation,
-                        from: if m.sent_by_me { own_nick.to_owned() } else { m.from_nick.clone() },
+                        from,
                         text: format!("{marker} {}", m.text),
                         kind: MessageKind::Privmsg,
                         own: m.sent_by_me,
@@ -245,6 +370,23 @@ fn error(text: String) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_names_become_file_names_that_stay_in_their_directory() {
+        assert_eq!(file_stem("alice_2-b"), "alice_2-b");
+        assert_eq!(file_stem("../../etc/passwd"), "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd");
+        assert_eq!(file_stem("a|b"), "a%7Cb");
+        assert_ne!(file_stem("a|b"), file_stem("ab"), "names that differ keep apart");
+        assert_eq!(file_stem("é"), "%C3%A9");
+        assert_eq!(file_stem(""), "%");
+        assert_eq!(file_stem("a\\b\0"), "a%5Cb%00");
+        let dir = Path::new("/home/u/.local/share/chinwag/e2e");
+        for hostile in ["..", "../x", "/abs", "a/../../b", ".", "~", "x\0y"] {
+            let path = device_path(dir, hostile);
+            assert_eq!(path.parent(), Some(dir), "{hostile:?} -> {}", path.display());
+            assert!(!path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')), "{}", path.display());
+        }
+    }
 
     #[test]
     fn device_warnings_name_the_command_that_accepts_the_device() {

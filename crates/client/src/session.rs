@@ -321,6 +321,13 @@ impl Session {
         self.phase
     }
 
+    /// The account and password this session logs in with: given at the start, or typed with
+    /// `/login` or `/register` once the server accepted them. The driver opens the account's
+    /// end-to-end encryption device with them.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.cfg.credentials.as_ref()
+    }
+
     pub fn nick(&self) -> &str {
         &self.nick
     }

@@ -68,6 +68,7 @@ async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
         known_servers: None,
         chat_log_dir: None,
         client_log: None,
+        e2e_dir: None,
     });
 
     let (socket, _) = timeout(WAIT, listener.accept()).await.expect("a connection in time").expect("accept");

@@ -716,3 +716,25 @@ fn a_scram_failure_before_the_proof_falls_back_to_plain_and_after_it_does_not() 
     let ev = events(&mut s);
     assert!(ev.iter().any(|e| matches!(e, Event::Error { text } if text.contains("Invalid account"))), "{ev:?}");
 }
+
+#[test]
+fn credentials_typed_in_the_session_are_kept_once_the_server_accepts_them() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    sent(&mut s);
+    assert!(s.credentials().is_none());
+    // A refused /register keeps nothing; an accepted /login does (the driver opens the
+    // account's E2E device with it).
+    s.command(Command::Register { account: None, password: Some("pw-one-two-three".into()) });
+    assert_eq!(sent(&mut s), ["REGISTER alice * pw-one-two-three"]);
+    feed(&mut s, now, &[":srv FAIL REGISTER ACCOUNT_EXISTS alice :Account already exists"]);
+    assert!(s.credentials().is_none());
+    s.command(Command::Login { account: Some("alice".into()), password: Some("pw-one-two-three".into()) });
+    assert!(s.credentials().is_none(), "not before the server says so");
+    feed(&mut s, now, &[":srv 900 alice alice!u@h alice :You are now logged in as alice"]);
+    let c = s.credentials().expect("kept");
+    assert_eq!((c.account.as_str(), c.password.as_str()), ("alice", "pw-one-two-three"));
+    assert!(events(&mut s).contains(&Event::LoggedIn { account: "alice".into() }));
+    s.command(Command::Logout);
+    assert!(s.credentials().is_none());
+}

@@ -12,6 +12,7 @@ use vodozemac::olm::{Account, AccountPickle, Session, SessionConfig, SessionPick
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};
 use zeroize::Zeroizing;
 
+use crate::archive::Archive;
 use crate::trust::{safety_number, Trust, TrustChange, TrustStore};
 use crate::vault::{KdfParams, Vault};
 use crate::{Error, Event, Warning};
@@ -20,7 +21,9 @@ use crate::{Error, Event, Warning};
 pub const TARGET_ONE_TIME_KEYS: usize = 25;
 /// `key:signature` pairs per `E2E OTK` line: three fit in 512 bytes.
 const KEYS_PER_LINE: usize = 3;
-/// Message ids remembered for replay detection; the oldest are forgotten beyond this.
+/// Fingerprints of decrypted messages remembered (sender, device, message id and a digest of
+/// the ciphertext), so that one delivered again is dropped silently rather than taken for a
+/// replay; the oldest are forgotten beyond this.
 const MAX_SEEN: usize = 10_000;
 /// Devices one account may list (the server's limit); a longer list is cut.
 const MAX_LISTED: usize = 10;
@@ -234,6 +237,12 @@ impl Device {
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// Opens the message archive at `path` (or starts one), sealed with a key derived from this
+    /// device file's key. A file that does not open is set aside; the warning says so.
+    pub fn open_archive(&self, path: &Path) -> (Archive, Option<Warning>) {
+        Archive::open(path, self.vault.subkey("chinwag-e2e archive key v1"))
     }
 
     /// The device file.

@@ -17,8 +17,10 @@
 //!
 //! Layout: `device.rs` (the device, its keys and the key directory protocol), `messages.rs`
 //! (encrypting and decrypting), `wire.rs` (the tag format, splitting and reassembly),
-//! `trust.rs` (trust store and safety numbers), `vault.rs` (the encrypted file).
+//! `trust.rs` (trust store and safety numbers), `vault.rs` (the encrypted file), `archive.rs`
+//! (the decrypted conversations, sealed with a key from the device file).
 
+mod archive;
 mod device;
 mod messages;
 mod trust;
@@ -28,6 +30,7 @@ pub mod wire;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use archive::{Archive, Archived, MAX_ARCHIVED, MAX_ARCHIVE_BYTES};
 pub use device::{Device, TARGET_ONE_TIME_KEYS};
 pub use trust::{safety_number, KnownDevice, Trust, TrustChange, TrustStore};
 pub use vault::KdfParams;
@@ -72,7 +75,9 @@ pub struct Received {
 pub enum Warning {
     /// A message that failed authentication or did not decode: altered or cut in transit.
     Rejected { from_nick: String, from_device: String, reason: String },
-    /// A message already decrypted, delivered again.
+    /// A message that cannot be decrypted because its key was used already, and that this
+    /// device does not remember decrypting (a re-delivery of one it decrypted is dropped
+    /// silently: history, or an offline message sent again after a reconnect).
     Replayed { from_nick: String, from_device: String },
     /// A device appeared on a contact's account (or one's own): nothing is sent to it until
     /// accepted.
@@ -89,6 +94,9 @@ pub enum Warning {
     NotSent { account: String, reason: String },
     /// The device's state could not be written; it may be lost if the program stops.
     NotSaved(String),
+    /// The message archive at `path` did not open (`reason`): it was renamed (`Ok`, to that
+    /// name) or could not be (`Err`, why), and a new archive was started.
+    ArchiveSetAside { path: String, reason: String, outcome: Result<String, String> },
 }
 
 impl fmt::Display for Warning {
@@ -126,6 +134,14 @@ impl fmt::Display for Warning {
             ),
             Warning::NotSent { account, reason } => write!(f, "Message to {account} NOT sent: {reason}"),
             Warning::NotSaved(why) => write!(f, "WARNING: could not save encryption state: {why}"),
+            Warning::ArchiveSetAside { path, reason, outcome: Ok(damaged) } => write!(
+                f,
+                "WARNING: the message archive {path} could not be opened ({reason}). It was set aside as {damaged} and a new one was started: earlier encrypted messages will not show in /history."
+            ),
+            Warning::ArchiveSetAside { path, reason, outcome: Err(why) } => write!(
+                f,
+                "WARNING: the message archive {path} could not be opened ({reason}) nor set aside ({why}). A new one was started and will replace it."
+            ),
         }
     }
 }

@@ -133,6 +133,18 @@ impl Vault {
         &self.path
     }
 
+    /// A key for another purpose (`label`), derived from the vault's key: SHA-256 of the label
+    /// and the key. The vault's key is uniformly random to anyone without the passphrase, so a
+    /// domain-separated hash of it is as good a key as it is, and it is the same at every open.
+    pub fn subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(label.as_bytes());
+        hash.update([0u8]);
+        hash.update(self.key.as_ref());
+        Zeroizing::new(hash.finalize().into())
+    }
+
     /// Encrypts `contents` and replaces the file with it, atomically, owner-only.
     pub fn save(&self, contents: &[u8]) -> Result<(), Error> {
         let nonce: [u8; NONCE_LEN] = rand::random();
@@ -158,8 +170,21 @@ impl Vault {
             out.write_all(&json).map_err(io)?;
             out.sync_all().map_err(io)?;
         }
-        fs::rename(&tmp, &self.path).map_err(|e| Error::Io(self.path.clone(), e))
+        fs::rename(&tmp, &self.path).map_err(|e| Error::Io(self.path.clone(), e))?;
+        sync_dir(dir);
+        Ok(())
     }
+}
+
+/// Makes a rename in `dir` durable. Best effort: a failure here loses nothing that the rename
+/// did not already risk, and some file systems refuse to sync a directory.
+pub(crate) fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 fn decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -167,7 +192,7 @@ fn decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 #[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     // A file left by an earlier crash keeps its old mode; make sure.
@@ -176,11 +201,11 @@ fn private_file(path: &Path) -> std::io::Result<fs::File> {
 }
 
 #[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
     fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {
         return Ok(());
     }

@@ -209,3 +209,78 @@ fn hostile_lines_give_warnings_never_panics() {
     assert!(matches!(bob.send("alice", "alice", &too_long), Err(Error::TooLong(_))));
     let _ = Warning::NotSaved(String::new());
 }
+
+/// Replaces field `index` of the envelope tag of an encrypted line.
+fn with_field(m: &Message, index: usize, value: &str) -> Message {
+    let line = m.to_line();
+    let start = line.find(&format!("{}=", wire::TAG)).expect("the tag") + wire::TAG.len() + 1;
+    let end = line[start..].find([';', ' ']).map_or(line.len(), |e| start + e);
+    let mut fields: Vec<&str> = line[start..end].split(',').collect();
+    fields[index] = value;
+    parse(&format!("{}{}{}", &line[..start], fields.join(","), &line[end..]))
+}
+
+#[test]
+fn a_message_delivered_again_is_dropped_silently_and_a_real_replay_still_warns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut alice = create(dir.path(), "alice", "a1");
+    let mut bob = create(dir.path(), "bob", "b1");
+    let (alice_line, _) = publish(&mut alice);
+    let (bob_line, mut bob_keys) = publish(&mut bob);
+    let directory = [("alice", alice_line.as_str()), ("bob", bob_line.as_str())];
+    let texts = |bob: &mut Device, lines: &[Message]| -> (Vec<String>, Vec<Warning>) {
+        let mut got = Vec::new();
+        for m in lines {
+            let events = bob.handle(m);
+            got.extend(answer_lists(bob, events, &directory));
+        }
+        let texts = got.iter().filter_map(|e| if let Event::Message(r) = e { Some(r.text.clone()) } else { None });
+        let warnings = got.iter().filter_map(|e| if let Event::Warning(w) = e { Some(w.clone()) } else { None });
+        (texts.collect(), warnings.collect())
+    };
+    let first = exchange(&mut alice, &alice_line, "bob", &bob_line, &mut bob_keys, "first");
+    let long = exchange(&mut alice, &alice_line, "bob", &bob_line, &mut bob_keys, &"in parts ".repeat(700));
+    assert!(long.len() > 1, "the long one is split");
+    assert_eq!(texts(&mut bob, &first).0, ["first"]);
+    assert_eq!(texts(&mut bob, &long).0.len(), 1);
+
+    // Delivered again (history, an offline page sent again), also after a restart: nothing
+    // shown twice, and no warning.
+    assert_eq!(texts(&mut bob, &first), (vec![], vec![]));
+    let path = dir.path().join("bob-b1.dev");
+    drop(bob);
+    let mut bob = Device::open(&path, "passphrase").expect("reopen");
+    assert_eq!(texts(&mut bob, &long), (vec![], vec![]), "a split message too");
+    assert_eq!(texts(&mut bob, &first), (vec![], vec![]));
+
+    // The same ciphertext under a message id never seen: a replay, and said so.
+    let (shown, warnings) = texts(&mut bob, &[with_field(&first[0], 4, "0123456789abcdef01234567")]);
+    assert!(shown.is_empty());
+    assert!(matches!(warnings.as_slice(), [Warning::Replayed { .. }]), "{warnings:?}");
+    // Another ciphertext under an id that was seen is not the message seen: checked, refused.
+    let (shown, warnings) = texts(&mut bob, &[with_field(&first[0], 8, "AAAA")]);
+    assert!(shown.is_empty());
+    assert!(matches!(warnings.as_slice(), [Warning::Rejected { .. }]), "{warnings:?}");
+
+    // The archive opens with the device that sealed it, and with no other.
+    let archive_path = dir.path().join("bob.archive");
+    let (mut archive, warning) = bob.open_archive(&archive_path);
+    assert!(warning.is_none());
+    let kept = chinwag_e2e::Archived {
+        peer: "alice".into(),
+        from: "alice".into(),
+        sent_by_me: false,
+        text: "first".into(),
+        time: "2026-01-01T00:00:00.000Z".into(),
+        msgid: None,
+    };
+    archive.record(kept.clone()).expect("save");
+    drop(bob);
+    let bob = Device::open(&path, "passphrase").expect("reopen");
+    let (archive, warning) = bob.open_archive(&archive_path);
+    assert!(warning.is_none());
+    assert_eq!(archive.conversation("ALICE", None, 10), [(0, &kept)]);
+    let (other, warning) = alice.open_archive(&archive_path);
+    assert!(other.is_empty());
+    assert!(matches!(warning, Some(Warning::ArchiveSetAside { outcome: Ok(_), .. })), "{warning:?}");
+}

@@ -120,7 +120,19 @@ impl Peer {
     /// Connects as `nick`, registers `account` (if `register`) or logs in to it, and publishes
     /// the device stored at `path` (created if absent).
     pub fn connect(server: &Server, nick: &str, account: &str, path: &Path, device_id: &str, register: bool) -> Peer {
-        let mut irc = PlainClient::plain(server.addr, nick);
+        Peer::connect_to(server.addr, nick, account, path, device_id, register)
+    }
+
+    /// Like [`Peer::connect`], to a server's plaintext listener at `addr`.
+    pub fn connect_to(
+        addr: SocketAddr,
+        nick: &str,
+        account: &str,
+        path: &Path,
+        device_id: &str,
+        register: bool,
+    ) -> Peer {
+        let mut irc = PlainClient::plain(addr, nick);
         irc.request_caps(CAPS);
         irc.send("CAP END");
         irc.register(nick);
