@@ -44,15 +44,18 @@
 //! for a thousand.
 
 mod keys;
+mod postgres;
 mod record;
 mod sqlite;
 
 pub mod conformance;
+pub mod test_db;
 
 pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
 pub use record::{
     AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, NewAccount, StoredMessage, TopicRecord,
 };
+pub use postgres::{redact_url, PostgresOpenError, PostgresStore};
 pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous};
 
 /// Durable state of one chinwag server (or, with a shared backend, of a network).
