@@ -27,12 +27,7 @@ impl TestDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let admin = std::env::var("CHINWAG_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_TEST_SERVER.to_owned());
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let name = format!(
-            "chinwag_test_{}_{}_{}",
-            std::process::id(),
-            nanos,
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("chinwag_test_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed));
         let url = with_database(&admin, &name);
         let statement = format!("CREATE DATABASE {name}");
         if let Err(e) = admin_run(&admin, &statement) {

@@ -41,7 +41,8 @@ pub(super) fn account(db: &mut Db, name: &str) -> Result<Option<AccountRecord>, 
 }
 
 pub(super) fn account_names(db: &mut Db) -> Result<Vec<String>, StoreError> {
-    let rows = db.client.query("SELECT name FROM accounts ORDER BY folded", &[]).map_err(backend("listing accounts"))?;
+    let rows =
+        db.client.query("SELECT name FROM accounts ORDER BY folded", &[]).map_err(backend("listing accounts"))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -90,10 +91,8 @@ pub(super) fn add_cert(db: &mut Db, account: &str, fingerprint: &str, max: usize
         Some(owner) if owner == folded => CertAdded::AlreadyThere,
         Some(_) => CertAdded::Taken,
         None => {
-            let count: i64 = tx
-                .query_one("SELECT count(*) FROM account_certs WHERE account = $1", &[&folded])
-                .map_err(&op)?
-                .get(0);
+            let count: i64 =
+                tx.query_one("SELECT count(*) FROM account_certs WHERE account = $1", &[&folded]).map_err(&op)?.get(0);
             if usize::try_from(count).unwrap_or(usize::MAX) >= max {
                 CertAdded::Full
             } else {

@@ -17,7 +17,8 @@ const PRUNE_CHUNK: i64 = 10_000;
 /// The columns of a message row, in the order [`message_from_row`] reads them.
 const MESSAGE_COLUMNS: &str = "msgid, time_ms, command, sender, sender_account, target, text, tags";
 
-const NEW_CONVERSATIONS: &str = "INSERT INTO conversations (key) SELECT unnest($1::bytea[]) ON CONFLICT (key) DO NOTHING";
+const NEW_CONVERSATIONS: &str =
+    "INSERT INTO conversations (key) SELECT unnest($1::bytea[]) ON CONFLICT (key) DO NOTHING";
 const CONVERSATION_IDS: &str = "SELECT key, id FROM conversations WHERE key = ANY($1::bytea[])";
 const INSERT_MESSAGES: &str = "INSERT INTO messages
         (conversation, msgid, time_ms, command, sender, sender_account, target, text, tags)
@@ -71,11 +72,8 @@ pub(super) fn append(
     let mut tx = db.client.transaction().map_err(&op)?;
     // Conversation ids: the new keys are created (or found, if another node created them
     // meanwhile) and read back with two statements for the whole batch.
-    let mut missing: Vec<&[u8]> = batch
-        .iter()
-        .map(|m| m.conversation.as_bytes())
-        .filter(|k| !conversations.contains_key(*k))
-        .collect();
+    let mut missing: Vec<&[u8]> =
+        batch.iter().map(|m| m.conversation.as_bytes()).filter(|k| !conversations.contains_key(*k)).collect();
     missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
@@ -374,9 +372,8 @@ fn with_conversation(
 
 fn participants(db: &mut Db, conversation: i64) -> Result<Vec<String>, StoreError> {
     let op = backend("reading history");
-    let statement = db
-        .prepared("SELECT party FROM conversation_parties WHERE conversation = $1 ORDER BY party")
-        .map_err(&op)?;
+    let statement =
+        db.prepared("SELECT party FROM conversation_parties WHERE conversation = $1 ORDER BY party").map_err(&op)?;
     let rows = db.client.query(&statement, &[&conversation]).map_err(op)?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }

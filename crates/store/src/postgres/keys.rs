@@ -57,10 +57,8 @@ pub(super) fn publish_device(
             DevicePublished::Replaced
         }
         None => {
-            let count: i64 = tx
-                .query_one("SELECT count(*) FROM e2e_devices WHERE account = $1", &[&folded])
-                .map_err(&op)?
-                .get(0);
+            let count: i64 =
+                tx.query_one("SELECT count(*) FROM e2e_devices WHERE account = $1", &[&folded]).map_err(&op)?.get(0);
             if usize::try_from(count).unwrap_or(usize::MAX) >= max_devices {
                 return Ok(DevicePublished::TooManyDevices);
             }
@@ -195,7 +193,11 @@ pub(super) fn claim_key(db: &mut Db, account: &str, device: &str) -> Result<Opti
                 &[&folded, &device],
             )
             .map_err(&op)?
-            .map(|r| ClaimedKey { key: SignedKey { key: r.get(0), signature: r.get(1) }, fallback: true, remaining: 0 }),
+            .map(|r| ClaimedKey {
+                key: SignedKey { key: r.get(0), signature: r.get(1) },
+                fallback: true,
+                remaining: 0,
+            }),
     };
     tx.commit().map_err(op)?;
     Ok(claimed)

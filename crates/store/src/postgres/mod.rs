@@ -73,7 +73,8 @@ fn prepared(
 /// The PostgreSQL backend of [`Store`].
 pub struct PostgresStore {
     target: open::Target,
-    db: Db,
+    /// `None` only while being dropped.
+    db: Option<Db>,
     /// Conversation key → `conversations.id`; only committed ids (cleared after a rollback or
     /// a deletion of conversations), as in the SQLite store.
     conversations: HashMap<Vec<u8>, i64>,
@@ -106,7 +107,7 @@ impl PostgresStore {
         let client = open::open(&target)?;
         Ok(PostgresStore {
             target,
-            db: Db { client, statements: HashMap::new() },
+            db: Some(Db { client, statements: HashMap::new() }),
             conversations: HashMap::new(),
             parties: HashMap::new(),
         })
@@ -119,18 +120,34 @@ impl PostgresStore {
 
     /// The connection, connected again first if it was lost.
     fn db(&mut self) -> Result<&mut Db, StoreError> {
-        if self.db.client.is_closed() {
-            let client = open::connect(&self.target)
-                .map_err(|e| StoreError::Backend { operation: "connecting to PostgreSQL again", source: Box::new(e) })?;
-            self.db = Db { client, statements: HashMap::new() };
-        }
-        Ok(&mut self.db)
+        connected(&self.target, &mut self.db)
     }
 
     /// Forgets cached ids, after a rollback or a deletion of conversations.
     fn forget_cached_ids(&mut self) {
         self.conversations.clear();
         self.parties.clear();
+    }
+}
+
+/// The connection in `db`, made again first if it was lost.
+fn connected<'a>(target: &open::Target, db: &'a mut Option<Db>) -> Result<&'a mut Db, StoreError> {
+    if db.as_ref().is_none_or(|db| db.client.is_closed()) {
+        let client = open::connect(target)
+            .map_err(|e| StoreError::Backend { operation: "connecting to PostgreSQL again", source: Box::new(e) })?;
+        return Ok(db.insert(Db { client, statements: HashMap::new() }));
+    }
+    db.as_mut().ok_or_else(|| StoreError::Backend { operation: "reaching PostgreSQL", source: "no connection".into() })
+}
+
+impl Drop for PostgresStore {
+    /// The client closes its connection through a small runtime of its own, which must not run
+    /// inside another one (the server's async runtime, a `#[tokio::test]`): it closes on a thread
+    /// of its own, wherever the store is dropped.
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = std::thread::spawn(move || drop(db)).join();
+        }
     }
 }
 
@@ -193,8 +210,8 @@ impl Store for PostgresStore {
         if self.conversations.len() >= CONVERSATION_CACHE_LIMIT || self.parties.len() >= CONVERSATION_CACHE_LIMIT {
             self.forget_cached_ids();
         }
-        self.db()?;
-        let result = history::append(&mut self.db, &mut self.conversations, &mut self.parties, batch);
+        let db = connected(&self.target, &mut self.db)?;
+        let result = history::append(db, &mut self.conversations, &mut self.parties, batch);
         if result.is_err() {
             self.forget_cached_ids();
         }

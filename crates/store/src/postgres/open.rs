@@ -115,9 +115,7 @@ pub(super) fn target(url: &str) -> Result<Target, PostgresOpenError> {
             true
         }
         Some(other) => {
-            return Err(bad(format!(
-                "sslmode={other}: expected disable, prefer, require, verify-ca or verify-full"
-            )))
+            return Err(bad(format!("sslmode={other}: expected disable, prefer, require, verify-ca or verify-full")))
         }
     };
     if config.get_connect_timeout().is_none() {
@@ -190,10 +188,7 @@ fn tls_connector(verify: bool, root: Option<&str>) -> Result<postgres_rustls::Ma
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
-            .with_no_client_auth()
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServerCert(provider))).with_no_client_auth()
     };
     Ok(postgres_rustls::MakeTlsConnector::new(tokio_rustls::TlsConnector::from(Arc::new(config))))
 }
