@@ -96,3 +96,97 @@ async fn an_unreachable_database_stops_the_start_with_a_clear_message() {
     assert!(text.contains("cannot reach PostgreSQL at postgres://chinwag:***@127.0.0.1:1/chinwag"), "{text}");
     assert!(!text.contains("secret"), "{text}");
 }
+
+/// PostgreSQL goes away under the server (as during `pg_ctl restart`: its connection is cut and
+/// new ones are refused; here for this test's database only, `ALLOW_CONNECTIONS false` and
+/// `pg_terminate_backend`, so that other tests on the same PostgreSQL go on). Messages are held
+/// (nobody sees one before it is stored), past `storage.max_held_kib` new ones are refused with
+/// `FAIL … TEMPORARILY_UNAVAILABLE`, PINGs are answered; when the database takes connections
+/// again the server connects by itself, stores and delivers everything held, in order, and new
+/// messages work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_holds_then_refuses_and_the_server_carries_on_when_it_is_back() {
+    use std::time::{Duration, Instant};
+    const HELD_BYTES: usize = 8 * 1024;
+    const TRIES: usize = 100;
+    const PROMPT: Duration = Duration::from_secs(1);
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = ServerConfig::new(dir.path().to_path_buf());
+    cfg.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    cfg.tls_listen = vec![];
+    cfg.store = StoreBackend::Postgres { url: db.url().to_owned() };
+    cfg.max_held_bytes = HELD_BYTES;
+    cfg.core.limits.flood = chinwag_core::Rate { burst: 1000, every: Duration::ZERO };
+    let server = chinwag_server::start(cfg).await.expect("server starts on PostgreSQL");
+    let addr = server.plaintext[0];
+    let mut alice = Client::plain(addr, "alice").await;
+    alice.send("CAP REQ :echo-message").await;
+    alice.expect_command("CAP").await;
+    alice.send("CAP END").await;
+    alice.register("alice").await;
+    let mut bob = Client::plain(addr, "bob").await;
+    bob.register("bob").await;
+    alice.join("#outage").await;
+    bob.join("#outage").await;
+    alice.send("PRIVMSG #outage :before").await;
+    alice.expect_command("PRIVMSG").await;
+    bob.expect_command("PRIVMSG").await;
+
+    let name = db.name().to_owned();
+    db.admin_execute(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .expect("cut the server off its database");
+
+    let mut held = 0;
+    let refused = loop {
+        assert!(held < TRIES, "{TRIES} messages held without a refusal");
+        alice.send(&format!("PRIVMSG #outage :held {held}")).await;
+        alice.send(&format!("PING :sent-{held}")).await;
+        let token = format!("sent-{held}");
+        let reply = tokio::time::timeout(
+            PROMPT,
+            alice.expect("FAIL or PONG", |m| m.command == "FAIL" || m.params.last() == Some(&token)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no answer while PostgreSQL is away; saw {:#?}", alice.seen));
+        if reply.command == "FAIL" {
+            break reply;
+        }
+        held += 1;
+    };
+    assert_eq!(refused.params[..3], ["PRIVMSG", "TEMPORARILY_UNAVAILABLE", "#outage"], "{refused:?}");
+    assert!(held >= 2, "room for a few messages before the refusal, got {held}");
+    let asked = Instant::now();
+    bob.send("PING :bob").await;
+    bob.expect("PONG bob", |m| m.command == "PONG").await;
+    assert!(asked.elapsed() < PROMPT, "PING answered while PostgreSQL is away");
+    assert!(!alice.seen.iter().any(|l| l.contains("held ")), "no echo before the commit: {:#?}", alice.seen);
+    assert!(!bob.seen.iter().any(|l| l.contains("held ")), "nobody sees a message before it is stored");
+    // Held for a while: the store keeps failing to connect, and keeps trying.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!alice.seen.iter().any(|l| l.contains("held ")), "still held while PostgreSQL is away");
+
+    db.admin_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).expect("let the server back in");
+    for i in 0..held {
+        let echo = alice.expect_command("PRIVMSG").await;
+        assert_eq!(echo.params[1], format!("held {i}"), "alice's echoes in order");
+        let copy = bob.expect_command("PRIVMSG").await;
+        assert_eq!(copy.params[1], format!("held {i}"), "bob's copies in order");
+    }
+    alice.send("PRIVMSG #outage :after").await;
+    assert_eq!(alice.expect_command("PRIVMSG").await.params[1], "after", "new messages are accepted again");
+    let stored: Vec<String> = db
+        .query("SELECT text FROM messages ORDER BY time_ms, msgid")
+        .expect("read the database")
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut expected = vec!["before".to_owned()];
+    expected.extend((0..held).map(|i| format!("held {i}")));
+    expected.push("after".to_owned());
+    assert_eq!(stored, expected, "every acknowledged message is stored, nothing refused is");
+    server.shutdown().await;
+}

@@ -55,6 +55,12 @@ impl TestDatabase {
         admin_run(&self.url, sql)
     }
 
+    /// Runs SQL on the test server's own database (`CHINWAG_TEST_POSTGRES`), e.g. to change
+    /// this database from outside it.
+    pub fn admin_execute(&self, sql: &str) -> Result<(), String> {
+        admin_run(&self.admin, sql)
+    }
+
     /// The first column of every row `sql` returns on this database, as text (`NULL` as `None`).
     pub fn query(&self, sql: &str) -> Result<Vec<Option<String>>, String> {
         let (url, sql) = (self.url.clone(), sql.to_owned());
