@@ -25,6 +25,7 @@
 //! - `postgres/`: [`PostgresStore`], the same trait on PostgreSQL for deployments that share
 //!   one database; `open.rs` (URL, TLS, refusals, [`PostgresOpenError`]), `schema.rs`
 //!   (migrations), `history.rs`, `directory.rs`, `keys.rs` as for SQLite.
+//! - `migrate`: copying a SQLite store into an empty PostgreSQL database.
 //! - `conformance/`: the backend test suite, [`conformance::run_all`].
 //! - `test_db`: a throwaway PostgreSQL database per test ([`test_db::TestDatabase`]).
 //!
@@ -54,6 +55,7 @@ mod record;
 mod sqlite;
 
 pub mod conformance;
+pub mod migrate;
 pub mod test_db;
 
 pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};

@@ -299,6 +299,12 @@ impl Store for PostgresStore {
     }
 }
 
+/// A plain connection to the database at `url` (TLS as its `sslmode` says), for copying a whole
+/// store into it (`crate::migrate`).
+pub(crate) fn connect_for_migration(url: &str) -> Result<Client, PostgresOpenError> {
+    open::connect(&open::target(url)?)
+}
+
 /// Wraps a PostgreSQL error with what the store was doing.
 fn backend(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
     move |e| StoreError::Backend { operation, source: Box::new(e) }
