@@ -30,9 +30,15 @@ enum Kind {
 
 use Kind::{Bytes, Int, Text};
 
+/// A column's name and type.
+type Columns = &'static [(&'static str, Kind)];
+
+/// A table as copied: its name, its columns, and whether it has an identity column.
+type Table = (&'static str, Columns, bool);
+
 /// Every table, in an order that satisfies the foreign keys, with its columns and whether it
 /// has an identity column (`id`) whose values are copied and whose sequence is moved past them.
-const TABLES: &[(&str, &[(&str, Kind)], bool)] = &[
+const TABLES: &[Table] = &[
     (
         "accounts",
         &[

@@ -305,9 +305,22 @@ pub(crate) fn connect_for_migration(url: &str) -> Result<Client, PostgresOpenErr
     open::connect(&open::target(url)?)
 }
 
-/// Wraps a PostgreSQL error with what the store was doing.
+/// Wraps a PostgreSQL error with what the store was doing, its causes spelled out (the
+/// client's own text for a server error is only "db error").
 fn backend(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
-    move |e| StoreError::Backend { operation, source: Box::new(e) }
+    move |e| StoreError::Backend { operation, source: describe(&e).into() }
+}
+
+/// An error and its causes, as one line: `db error: FATAL: terminating connection …`.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether `e` is a unique-constraint violation.

@@ -29,24 +29,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum PostgresOpenError {
     #[error("{url} is not a usable PostgreSQL URL: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("cannot reach PostgreSQL at {url}: {source}; check that it runs, the host, port, user, password and database name, and pg_hba.conf")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error("cannot reach PostgreSQL at {url}: {}; check that it runs, the host, port, user, password and database name, and pg_hba.conf", super::describe(error))]
+    Unreachable { url: String, error: postgres::Error },
     #[error("{url} has chinwag schema version {found}, created by a newer chinwag (this build knows up to version {known}); upgrade chinwag or use another database. Nothing was changed")]
     TooNew { url: String, found: i32, known: i32 },
     #[error("{url} already has tables of another program ({detail}) and no chinwag schema; nothing was changed. Use an empty database")]
     Foreign { url: String, detail: String },
     #[error("the PostgreSQL user {user} lacks privileges on {url} ({detail}); nothing was changed. Grant it CREATE on the schema for the first start, and SELECT, INSERT, UPDATE, DELETE on chinwag's tables (or make it their owner)")]
     Privileges { url: String, user: String, detail: String },
-    #[error("{url}: {source}")]
-    Postgres {
-        url: String,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error("{url}: {}", super::describe(error))]
+    Postgres { url: String, error: postgres::Error },
     #[error("{url}: reading sslrootcert {path}: {reason}")]
     RootCert { url: String, path: String, reason: String },
 }
@@ -245,7 +237,7 @@ pub(super) fn connect(target: &Target) -> Result<Client, PostgresOpenError> {
     target
         .config
         .connect(target.tls.clone())
-        .map_err(|source| PostgresOpenError::Unreachable { url: target.shown.clone(), source })
+        .map_err(|error| PostgresOpenError::Unreachable { url: target.shown.clone(), error })
 }
 
 /// Brings the schema up to [`LATEST`] inside one transaction that holds the migration lock.
@@ -324,8 +316,8 @@ fn classify(user: String, url: String, source: postgres::Error) -> PostgresOpenE
             let detail = source.as_db_error().map_or_else(|| source.to_string(), |e| e.message().to_owned());
             PostgresOpenError::Privileges { url, user, detail }
         }
-        _ if source.is_closed() => PostgresOpenError::Unreachable { url, source },
-        _ => PostgresOpenError::Postgres { url, source },
+        _ if source.is_closed() => PostgresOpenError::Unreachable { url, error: source },
+        _ => PostgresOpenError::Postgres { url, error: source },
     }
 }
 
