@@ -207,3 +207,36 @@ fn test_databases_are_named_in_urls() {
     assert_eq!(with_database("postgres://u@h/test?sslmode=require", "x"), "postgres://u@h/x?sslmode=require");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
+
+/// Two nodes on one database: one has a private conversation's id cached when the other drops
+/// an account and, with it, the conversation. The first node's next message to that
+/// conversation is stored where history finds it, not under the id that is gone.
+#[test]
+fn a_conversation_deleted_by_another_node_is_made_again() {
+    let db = TestDatabase::create();
+    let mut first = PostgresStore::open(db.url()).expect("first node");
+    let mut second = PostgresStore::open(db.url()).expect("second node");
+    for name in ["alice", "bob"] {
+        first
+            .create_account(&NewAccount {
+                name: name.into(),
+                password_hash: "$argon2id$x".into(),
+                scram: None,
+                email: None,
+                created_ms: 1,
+            })
+            .expect("account");
+    }
+    let private = |msgid: &str, time_ms| StoredMessage {
+        conversation: "alice\0bob".into(),
+        participants: vec!["alice".into(), "bob".into()],
+        ..message(msgid, time_ms)
+    };
+    first.append(&[private("p1", 1000)]).expect("first message");
+    assert!(second.drop_account("alice").expect("drop"), "the other node drops alice, and the conversation");
+    first.append(&[private("p2", 2000)]).expect("the next message is stored all the same");
+    for store in [&mut first, &mut second] {
+        let page = store.history("alice\0bob", &HistoryQuery::Latest { after: None }, 10).expect("history");
+        assert_eq!(page.iter().map(|m| m.msgid.as_str()).collect::<Vec<_>>(), ["p2"]);
+    }
+}

@@ -40,6 +40,10 @@ const INSERT_OFFLINE: &str = "INSERT INTO offline
             WHERE d.account = split_part(u.account, '/', 1)
               AND lower(d.device) = substr(u.account, strpos(u.account, '/') + 1)))";
 
+/// What [`append`] fails with when a cached conversation id names a conversation that is gone
+/// (deleted by another node sharing the database); the caller forgets its cache and tries again.
+pub(super) const STALE_CONVERSATION: &str = "appending history to a conversation deleted meanwhile";
+
 /// Stores a batch in one transaction: a statement per table, each taking the whole batch as
 /// arrays, so that the round trips do not grow with the batch.
 pub(super) fn append(
@@ -114,6 +118,9 @@ pub(super) fn append(
         Err(e) if is_unique_violation(&e) => {
             drop(tx);
             return Err(duplicate(db, &msgids).unwrap_or_else(|| op(e)));
+        }
+        Err(e) if e.code() == Some(&postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+            return Err(backend(STALE_CONVERSATION)(e));
         }
         Err(e) => return Err(op(e)),
     }

@@ -210,12 +210,20 @@ impl Store for PostgresStore {
         if self.conversations.len() >= CONVERSATION_CACHE_LIMIT || self.parties.len() >= CONVERSATION_CACHE_LIMIT {
             self.forget_cached_ids();
         }
-        let db = connected(&self.target, &mut self.db)?;
-        let result = history::append(db, &mut self.conversations, &mut self.parties, batch);
-        if result.is_err() {
-            self.forget_cached_ids();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let db = connected(&self.target, &mut self.db)?;
+            let result = history::append(db, &mut self.conversations, &mut self.parties, batch);
+            if result.is_err() {
+                self.forget_cached_ids();
+            }
+            match result {
+                // Another node deleted a conversation this one had cached: look it up again.
+                Err(StoreError::Backend { operation: history::STALE_CONVERSATION, .. }) if attempts < 2 => continue,
+                result => return result,
+            }
         }
-        result
     }
 
     fn history(
