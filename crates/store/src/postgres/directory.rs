@@ -153,6 +153,15 @@ pub(super) fn drop_account(db: &mut Db, name: &str) -> Result<bool, StoreError> 
     let op = backend("dropping an account");
     let folded = fold(name);
     let mut tx = db.client.transaction().map_err(&op)?;
+    // First the conversations, locked: an append on another node holding one (see
+    // `history::append`) finishes first and its messages are deleted below with the rest; one
+    // that comes later finds the conversation gone and makes a new one.
+    tx.execute(
+        "SELECT id FROM conversations WHERE id IN
+            (SELECT conversation FROM conversation_parties WHERE party = $1) FOR UPDATE",
+        &[&folded],
+    )
+    .map_err(&op)?;
     let existed = tx.execute("DELETE FROM accounts WHERE folded = $1", &[&folded]).map_err(&op)? > 0;
     tx.execute("DELETE FROM offline WHERE account = $1", &[&folded]).map_err(&op)?;
     tx.execute(

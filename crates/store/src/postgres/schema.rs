@@ -12,10 +12,6 @@
 //! - `messages_by_conversation` carries the msgid, so that ties within a millisecond are read
 //!   in index order too (PostgreSQL's B-tree handles the wider entries well; there is no page
 //!   budget per commit as in SQLite's WAL);
-//! - `messages.conversation` and `offline.conversation` are foreign keys: with several nodes on
-//!   one database, a node's cached conversation id can outlive the conversation (another node
-//!   dropped an account), and a message stored under it would be lost from sight; the key makes
-//!   that append fail instead, and the store looks the id up again (`postgres/mod.rs`);
 //! - a conversation's key is `bytea`: the caller's opaque key may hold NUL (private
 //!   conversations are `alice\0bob`), which PostgreSQL's `text` cannot.
 
@@ -86,7 +82,7 @@ CREATE INDEX conversation_parties_by_conversation ON conversation_parties(conver
 
 CREATE TABLE messages (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    conversation   bigint NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    conversation   bigint NOT NULL,
     msgid          text COLLATE "C" NOT NULL UNIQUE,
     time_ms        bigint NOT NULL,
     command        text NOT NULL,
@@ -102,7 +98,7 @@ CREATE TABLE offline (
     account        text COLLATE "C" NOT NULL,
     time_ms        bigint NOT NULL,
     msgid          text COLLATE "C" NOT NULL,
-    conversation   bigint NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    conversation   bigint NOT NULL,
     command        text NOT NULL,
     sender         text NOT NULL,
     sender_account text,
