@@ -37,6 +37,9 @@ pub fn run(args: AdminArgs) -> Result<()> {
     if args.command.first().is_some_and(|c| c == "hash-password") {
         return hash_password();
     }
+    if args.command.first().is_some_and(|c| c == "migrate-store") {
+        return migrate_store(&args.command[1..]);
+    }
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => {
@@ -63,6 +66,49 @@ pub fn run(args: AdminArgs) -> Result<()> {
             None => return Ok(()),
         }
     }
+}
+
+/// `chinwag admin migrate-store --from sqlite:PATH --to postgres://…`: copies a stopped
+/// server's SQLite store into an empty PostgreSQL database and checks every table's count
+/// (`chinwag_store::migrate`). Needs no running server.
+fn migrate_store(args: &[String]) -> Result<()> {
+    const USAGE: &str =
+        "usage: chinwag admin migrate-store --from sqlite:PATH --to postgres://USER:PASSWORD@HOST:PORT/DATABASE";
+    let (mut from, mut to) = (None, None);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--from" => from = rest.next(),
+            "--to" => to = rest.next(),
+            other => bail!("migrate-store: unexpected {other:?}\n{USAGE}"),
+        }
+    }
+    let (Some(from), Some(to)) = (from, to) else { bail!("migrate-store needs --from and --to\n{USAGE}") };
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        bail!("migrate-store --from {from:?}: expected sqlite:PATH, e.g. sqlite:/var/lib/chinwag/chinwag.db\n{USAGE}")
+    };
+    if !to.starts_with("postgres://") && !to.starts_with("postgresql://") {
+        bail!("migrate-store --to {}: expected a PostgreSQL URL\n{USAGE}", chinwag_store::redact_url(to));
+    }
+    let path = Path::new(path);
+    if !path.is_file() {
+        bail!(
+            "migrate-store --from: {} is not a file (stop the server, then give its DATA_DIR/chinwag.db)",
+            path.display()
+        );
+    }
+    let report = chinwag_store::migrate::sqlite_to_postgres(path, to)
+        .with_context(|| format!("copying {} into {}", path.display(), chinwag_store::redact_url(to)))?;
+    println!(
+        "copied {} into {}; rows per table, counted on both sides:",
+        path.display(),
+        chinwag_store::redact_url(to)
+    );
+    for (table, rows) in &report.tables {
+        println!("  {table:<22} {rows}");
+    }
+    println!("Start chinwag with --store (or storage.backend = \"postgres\" and storage.url) to use it.");
+    Ok(())
 }
 
 /// A reply as printed: users' nicks, topics and reasons are text from the network, so what a

@@ -88,6 +88,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DAYS")]
     history_retention_days: Option<u32>,
 
+    /// Where accounts, rooms and history live: `sqlite` (DATA_DIR/chinwag.db, the default) or a
+    /// PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE [keys: storage.backend,
+    /// storage.url].
+    #[arg(long, value_name = "sqlite|URL")]
+    store: Option<String>,
+
     /// `full` or `normal` [key: storage.sqlite_synchronous].
     #[arg(long, value_name = "MODE")]
     sqlite_synchronous: Option<String>,
@@ -136,6 +142,20 @@ impl ServeArgs {
         }
         if let Some(n) = self.history_retention_days {
             text("storage.history_retention_days", n.to_string(), "--history-retention-days");
+        }
+        if let Some(store) = &self.store {
+            if store == "sqlite" {
+                text("storage.backend", "sqlite".into(), "--store");
+                text("storage.url", String::new(), "--store");
+            } else if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                text("storage.backend", "postgres".into(), "--store");
+                text("storage.url", store.clone(), "--store");
+            } else {
+                anyhow::bail!(
+                    "--store {}: expected sqlite or a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                    chinwag_store::redact_url(store)
+                );
+            }
         }
         if let Some(m) = &self.sqlite_synchronous {
             text("storage.sqlite_synchronous", m.clone(), "--sqlite-synchronous");
@@ -201,9 +221,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 async fn serve(cfg: ServerConfig) -> Result<bool> {
     let data_dir = cfg.data_dir.clone();
+    let store = match &cfg.store {
+        chinwag_server::StoreBackend::Sqlite => None,
+        chinwag_server::StoreBackend::Postgres { url } => Some(chinwag_store::redact_url(url)),
+    };
     let running = chinwag_server::start(cfg).await?;
     println!("chinwag {} is running", env!("CARGO_PKG_VERSION"));
     println!("  data directory: {}", data_dir.display());
+    if let Some(url) = store {
+        println!("  store: PostgreSQL at {url}");
+    }
     for addr in &running.plaintext {
         println!("  listening on plaintext {addr}");
     }

@@ -17,6 +17,9 @@
 //! run of its first messages (commits are in order, so a crash can only lose a suffix), and
 //! nothing else.
 //!
+//! The same test runs on the PostgreSQL store (`--store URL`, a fresh database from
+//! `CHINWAG_TEST_POSTGRES`), read back with `PostgresStore`.
+//!
 //! What it shows and what it does not: SIGKILL loses what the process holds (its queues, a
 //! transaction in flight) but nothing the kernel has been handed, so this checks that echoes
 //! wait for the commit and that SQLite recovers its WAL after a crash. It says nothing about a
@@ -32,7 +35,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chinwag_store::{HistoryQuery, SqliteOptions, SqliteStore, Store as _};
+use chinwag_store::{HistoryQuery, PostgresStore, SqliteOptions, SqliteStore, Store};
 use support::client::{Incoming, PlainClient};
 use support::process::ServerProcess;
 use support::WAIT;
@@ -59,10 +62,38 @@ const READ_SLICE: Duration = Duration::from_millis(200);
 
 #[test]
 fn every_message_seen_before_a_kill_9_is_in_history_after_restart() {
-    let started = Instant::now();
     let dir = tempfile::tempdir().expect("create a temporary data directory");
+    let path = dir.path().join(chinwag_server::DATABASE_FILE);
+    crash_and_check(dir.path(), &[], &path.display().to_string(), || {
+        SqliteStore::open(&path, SqliteOptions::default())
+            .map(|s| Box::new(s) as Box<dyn Store>)
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// The same on the PostgreSQL store: an echo waits for PostgreSQL's commit, and a transaction
+/// the kill cut off is rolled back by PostgreSQL.
+#[test]
+fn every_message_seen_before_a_kill_9_is_in_postgres_after_restart() {
+    let db = chinwag_store::test_db::TestDatabase::create();
+    let dir = tempfile::tempdir().expect("create a temporary data directory");
+    crash_and_check(dir.path(), &["--store", db.url()], db.url(), || {
+        PostgresStore::open(db.url()).map(|s| Box::new(s) as Box<dyn Store>).map_err(|e| e.to_string())
+    });
+}
+
+/// Runs the clients, kills the server (started with `flags` beside the usual ones), restarts it,
+/// and checks history as served and as `open` reads it from `place`.
+fn crash_and_check(
+    data_dir: &std::path::Path,
+    flags: &[&str],
+    place: &str,
+    open: impl Fn() -> Result<Box<dyn Store>, String>,
+) {
+    let started = Instant::now();
     // The clients send as fast as echoes come back, which flood control would rightly stop.
-    let mut server = ServerProcess::start_with(dir.path(), &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-flood-limit"]);
+    let flags: Vec<&str> = ["--no-flood-limit"].iter().copied().chain(flags.iter().copied()).collect();
+    let mut server = ServerProcess::start_with(data_dir, &["127.0.0.1:0"], &["127.0.0.1:0"], &flags);
 
     let mut clients = Vec::new();
     for index in 0..CLIENTS {
@@ -105,16 +136,14 @@ fn every_message_seen_before_a_kill_9_is_in_history_after_restart() {
     report.check_clients();
 
     // The restarted server must open the crashed database and serve what it holds.
-    let restarted = ServerProcess::start_with(dir.path(), &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-flood-limit"]);
+    let restarted = ServerProcess::start_with(data_dir, &["127.0.0.1:0"], &["127.0.0.1:0"], &flags);
     report.served = history_over_irc(&restarted, report.sent_total());
     drop(restarted);
 
-    let path = dir.path().join(chinwag_server::DATABASE_FILE);
-    let mut store = SqliteStore::open(&path, SqliteOptions::default())
-        .unwrap_or_else(|e| report.fail(&format!("opening {} after the crash failed: {e}", path.display())));
+    let mut store = open().unwrap_or_else(|e| report.fail(&format!("opening {place} after the crash failed: {e}")));
     let stored = store
         .history(CONVERSATION, &HistoryQuery::Latest { after: None }, report.sent_total() + 1)
-        .unwrap_or_else(|e| report.fail(&format!("reading history from {} failed: {e}", path.display())));
+        .unwrap_or_else(|e| report.fail(&format!("reading history from {place} failed: {e}")));
     report.stored =
         stored.into_iter().map(|m| Line { msgid: m.msgid, sender: nick_of_prefix(&m.sender), text: m.text }).collect();
 

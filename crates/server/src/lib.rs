@@ -54,8 +54,9 @@ use tokio_util::task::TaskTracker;
 pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
-    ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, DEFAULT_CONFIG,
-    DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES, DEFAULT_SENDQ_LINES, ENV_PREFIX,
+    ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, StoreBackend,
+    DEFAULT_CONFIG, DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES, DEFAULT_SENDQ_LINES,
+    ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;
@@ -243,6 +244,43 @@ impl Running {
     }
 }
 
+/// The store and what the server loads from it at start.
+struct Opened {
+    store: Box<dyn chinwag_store::Store>,
+    accounts: Vec<String>,
+    rooms: Vec<chinwag_store::ChannelRecord>,
+    queued: Vec<(String, u64)>,
+}
+
+/// Opens the configured store and reads what the server needs at start. PostgreSQL's client
+/// blocks (it runs a small runtime of its own), so it is opened, read and handed over from a
+/// blocking thread, never the async runtime's.
+async fn open_store(cfg: &ServerConfig, db_path: &std::path::Path) -> Result<Opened> {
+    fn load(mut store: Box<dyn chinwag_store::Store>, place: &str) -> Result<Opened> {
+        let accounts = store.account_names().with_context(|| format!("reading accounts from {place}"))?;
+        let rooms = store.channels().with_context(|| format!("reading rooms from {place}"))?;
+        let queued = store.offline_counts().with_context(|| format!("counting waiting messages in {place}"))?;
+        Ok(Opened { store, accounts, rooms, queued })
+    }
+    match &cfg.store {
+        StoreBackend::Sqlite => {
+            let store = chinwag_store::SqliteStore::open(db_path, cfg.sqlite.clone())?;
+            load(Box::new(store), &db_path.display().to_string())
+        }
+        StoreBackend::Postgres { url } => {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let store = chinwag_store::PostgresStore::open(&url)?;
+                let place = store.url().to_owned();
+                tracing::info!(url = %place, "store: PostgreSQL");
+                load(Box::new(store), &place)
+            })
+            .await
+            .context("opening the PostgreSQL store")?
+        }
+    }
+}
+
 /// Binds every listener and starts serving. Fails (binding nothing) if a required listener
 /// cannot be bound or the TLS material is unusable.
 pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
@@ -257,12 +295,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     for name in [DATABASE_FILE, DATABASE_WAL, DATABASE_SHM, BANS_FILE] {
         files::tighten(&cfg.data_dir.join(name), files::FILE_MODE)?;
     }
-    let mut store = chinwag_store::SqliteStore::open(&db_path, cfg.sqlite.clone())?;
-    use chinwag_store::Store as _;
-    let accounts = store.account_names().with_context(|| format!("reading accounts from {}", db_path.display()))?;
-    let rooms = store.channels().with_context(|| format!("reading rooms from {}", db_path.display()))?;
-    let queued =
-        store.offline_counts().with_context(|| format!("counting waiting messages in {}", db_path.display()))?;
+    let Opened { store, accounts, rooms, queued } = open_store(&cfg, &db_path).await?;
     let bans_file = cfg.data_dir.join(BANS_FILE);
     let klines = bans::read(&bans_file)?;
     let names = vec![cfg.core.server_name.clone()];
@@ -318,7 +351,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
     server.restore_klines(klines);
     server.restore_offline_counts(queued.into_iter().map(|(q, n)| (q, usize::try_from(n).unwrap_or(usize::MAX))));
-    let (storage, store_thread) = storage::Storage::start(Box::new(store), metrics.clone());
+    let (storage, store_thread) = storage::Storage::start(store, metrics.clone());
     let store_give_up = storage.give_up_flag();
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let reloader = Arc::new(reload::Reloader::new(cfg.clone(), tls.certs.clone(), calls_tx.clone()));

@@ -253,3 +253,29 @@ fn account_registration_settings_come_from_any_layer_and_are_checked() {
     let text = error(None, &[], &[("accounts.min_password_length", "300")]);
     assert_mentions(&text, &["accounts.min_password_length", "300"]);
 }
+
+/// `storage.backend` picks the store: SQLite by default, PostgreSQL with its URL (from the file,
+/// or the environment to keep the password out of it); a bad pair is refused naming the key,
+/// and the URL's password is never repeated.
+#[test]
+fn the_store_is_chosen_by_storage_backend_and_url() {
+    use chinwag_server::StoreBackend;
+    assert_eq!(load(None, &[], &[]).expect("defaults").store, StoreBackend::Sqlite);
+    let file = "[storage]\nbackend = \"postgres\"\nurl = \"postgres://chinwag@db.example:5432/chinwag\"\n";
+    assert_eq!(
+        load(Some(file), &[], &[]).expect("postgres").store,
+        StoreBackend::Postgres { url: "postgres://chinwag@db.example:5432/chinwag".into() }
+    );
+    let env = [("CHINWAG_STORAGE_BACKEND", "postgres"), ("CHINWAG_STORAGE_URL", "postgres://c:pw@h/db")];
+    let cfg = load(None, &env, &[]).expect("from the environment");
+    assert_eq!(cfg.store, StoreBackend::Postgres { url: "postgres://c:pw@h/db".into() });
+    assert!(!format!("{:?}", cfg.store).contains("pw"), "Debug hides the password");
+
+    let text = error(None, &[], &[("storage.backend", "postgres")]);
+    assert_mentions(&text, &["storage.url", "needs a URL"]);
+    let text = error(None, &[], &[("storage.backend", "mysql")]);
+    assert_mentions(&text, &["storage.backend", "\"sqlite\" or \"postgres\""]);
+    let text = error(None, &[], &[("storage.backend", "postgres"), ("storage.url", "mysql://u:hunter2@h/db")]);
+    assert_mentions(&text, &["storage.url", "postgres://USER:PASSWORD@HOST:PORT/DATABASE"]);
+    assert!(!text.contains("hunter2"), "{text}");
+}

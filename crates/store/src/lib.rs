@@ -5,7 +5,8 @@
 //! messages", "the latest 50 messages of `#rust`") rather than keys and bytes, so that a
 //! PostgreSQL backend for multi-node deployments can implement it without pretending to be a
 //! key-value store; [`SqliteStore`], the embedded default (one file in the data directory, WAL,
-//! versioned migrations); and [`conformance`], the one test suite every backend must pass.
+//! versioned migrations); [`PostgresStore`], the same on PostgreSQL; and [`conformance`], the
+//! one test suite every backend must pass.
 //!
 //! What it is not: it depends on no other chinwag crate and on nothing async. It does not hash
 //! passwords (it stores an opaque PHC string), does not decide who may read what (the caller
@@ -22,7 +23,12 @@
 //!   `markers.rs` (read markers), `directory.rs`
 //!   (accounts and rooms), `checkpoint.rs` (the thread that copies the WAL back into the
 //!   database file, so that commits do not).
+//! - `postgres/`: [`PostgresStore`], the same trait on PostgreSQL for deployments that share
+//!   one database; `open.rs` (URL, TLS, refusals, [`PostgresOpenError`]), `schema.rs`
+//!   (migrations), `history.rs`, `directory.rs`, `keys.rs` as for SQLite.
+//! - `migrate`: copying a SQLite store into an empty PostgreSQL database.
 //! - `conformance/`: the backend test suite, [`conformance::run_all`].
+//! - `test_db`: a throwaway PostgreSQL database per test ([`test_db::TestDatabase`]).
 //!
 //! # Names and keys
 //!
@@ -45,12 +51,16 @@
 //! for a thousand.
 
 mod keys;
+mod postgres;
 mod record;
 mod sqlite;
 
 pub mod conformance;
+pub mod migrate;
+pub mod test_db;
 
 pub use keys::{device_queue, ClaimedKey, DeviceKeys, DevicePublished, KeyCounts, SignedKey};
+pub use postgres::{redact_url, PostgresOpenError, PostgresStore};
 pub use record::{
     AccountRecord, BanRecord, Bound, ChannelRecord, HistoryQuery, HistoryTarget, MarkerSet, NewAccount, ReadMarker,
     StoredMessage, TopicRecord,

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     /// `FAIL … TEMPORARILY_UNAVAILABLE` until the store catches up. Default:
     /// [`DEFAULT_MAX_HELD_BYTES`].
     pub max_held_bytes: usize,
+    /// Which store holds the server's durable state. Default: SQLite in the data directory.
+    pub store: StoreBackend,
     /// SQLite settings (durability of commits, start-up check).
     pub sqlite: chinwag_store::SqliteOptions,
     /// A file whose lines replace `core.motd`, re-read on reload.
@@ -65,6 +67,28 @@ pub struct ServerConfig {
     pub core: chinwag_core::Config,
     /// What one address, and everyone together, may hold at the edge.
     pub limits: EdgeLimits,
+}
+
+/// Where the server keeps accounts, rooms, history and offline queues (`storage.backend`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreBackend {
+    /// `DATA_DIR/chinwag.db`, with [`ServerConfig::sqlite`]'s settings.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (`storage.url`), which several nodes may share.
+    Postgres { url: String },
+}
+
+impl std::fmt::Debug for StoreBackend {
+    /// Never shows the URL's password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreBackend::Sqlite => f.write_str("Sqlite"),
+            StoreBackend::Postgres { url } => {
+                f.debug_struct("Postgres").field("url", &chinwag_store::redact_url(url)).finish()
+            }
+        }
+    }
 }
 
 /// Every bound the edge enforces on connections, with defaults for a public server. The core's
@@ -219,6 +243,7 @@ impl ServerConfig {
             tls_key: None,
             history_retention: retention(DEFAULT_HISTORY_RETENTION_DAYS),
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
+            store: StoreBackend::Sqlite,
             sqlite: chinwag_store::SqliteOptions::default(),
             motd_file: None,
             log: LogSettings::default(),

@@ -82,6 +82,8 @@ pub struct RawTls {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawStorage {
+    pub backend: String,
+    pub url: String,
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
     pub max_held_kib: u32,
@@ -202,6 +204,8 @@ impl Default for RawListen {
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
+            backend: "sqlite".into(),
+            url: String::new(),
             history_retention_days: super::DEFAULT_HISTORY_RETENTION_DAYS,
             sqlite_synchronous: "full".into(),
             max_held_kib: (super::DEFAULT_MAX_HELD_BYTES / 1024) as u32,
@@ -429,6 +433,31 @@ impl RawConfig {
         cfg.core.default_channels.clone_from(&s.default_rooms);
 
         let st = &self.storage;
+        cfg.store = match (st.backend.as_str(), st.url.as_str()) {
+            ("sqlite", "") => super::StoreBackend::Sqlite,
+            ("sqlite", url) => {
+                return Err(bad(
+                    "storage.url",
+                    &chinwag_store::redact_url(url),
+                    "only for backend = \"postgres\" (SQLite keeps DATA_DIR/chinwag.db)",
+                ))
+            }
+            ("postgres", "") => {
+                return Err(bad(
+                    "storage.url",
+                    &"",
+                    "backend = \"postgres\" needs a URL, e.g. postgres://chinwag@127.0.0.1:5432/chinwag",
+                ))
+            }
+            ("postgres", url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                super::StoreBackend::Postgres { url: url.to_owned() }
+            }
+            ("postgres", url) => {
+                let shown = chinwag_store::redact_url(url);
+                return Err(bad("storage.url", &shown, "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"));
+            }
+            (other, _) => return Err(bad("storage.backend", &other, "expected \"sqlite\" or \"postgres\"")),
+        };
         cfg.history_retention = super::retention(st.history_retention_days);
         cfg.sqlite.synchronous = match st.sqlite_synchronous.as_str() {
             "full" => chinwag_store::Synchronous::Full,
