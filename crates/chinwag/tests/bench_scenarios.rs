@@ -138,6 +138,25 @@ fn history_counts_durable_echoes() {
     assert_complete(&v, 4 * 300);
 }
 
+/// The durability benchmark on the PostgreSQL store (a fresh database): every echo counted is a
+/// message that PostgreSQL holds, committed before the echo.
+#[test]
+fn history_counts_durable_echoes_on_postgres() {
+    let db = chinwag_store::test_db::TestDatabase::create();
+    let dir = tempfile::tempdir().expect("create a temporary data directory");
+    let server = ServerProcess::start_with(
+        &dir.path().join("data"),
+        &["127.0.0.1:0"],
+        &["127.0.0.1:0"],
+        &["--load-test", "--store", db.url()],
+    );
+    let v = bench(&server, dir.path(), &["history", "--senders", "4", "--messages", "300"]);
+    assert_complete(&v, 4 * 300);
+    let stored = db.query("SELECT count(*) FROM messages WHERE command = 'PRIVMSG'").expect("count the messages");
+    let stored: u64 = stored[0].as_deref().expect("a count").parse().expect("a number");
+    assert!(stored >= 4 * 300, "{stored} messages in PostgreSQL after 1,200 durable echoes");
+}
+
 #[test]
 fn connect_registers_every_connection_plaintext_and_tls() {
     let (dir, server) = start();
