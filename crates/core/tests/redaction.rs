@@ -245,3 +245,30 @@ fn a_redacted_message_frees_its_place_in_an_offline_queue() {
     let third = say(&mut h, amy, "carl", "third");
     assert_eq!(third.offline_for.as_deref(), Some("carl"), "kept: the redacted one left the queue");
 }
+
+#[test]
+fn a_muted_sender_takes_a_message_back_but_says_nothing_with_the_reason() {
+    let mut h = harness();
+    let [amy, ben, cat] = room(&mut h);
+    h.send(ben, "JOIN #quiet");
+    h.send(amy, "JOIN #quiet");
+    let item = say(&mut h, amy, "#quiet", "something regrettable");
+    h.send(ben, "MODE #quiet +m");
+    h.clear(&[amy, ben, cat]);
+
+    h.send(amy, &format!("REDACT #quiet {} :words the room should not hear", item.msgid));
+    answer_lookup(&mut h, &item, Some(item.clone()));
+    answer_redact(&mut h, &item, &[]);
+    let redact = support::expect(&h.take(ben), "REDACT");
+    assert_eq!(redact.params, vec!["#quiet".to_owned(), item.msgid.clone()], "the reason of a muted sender is dropped");
+
+    // Voiced again, the reason goes through.
+    h.send(ben, "MODE #quiet +v amy");
+    let item = say(&mut h, amy, "#quiet", "another");
+    h.clear(&[amy, ben]);
+    h.send(amy, &format!("REDACT #quiet {} :typo", item.msgid));
+    answer_lookup(&mut h, &item, Some(item.clone()));
+    answer_redact(&mut h, &item, &[]);
+    let redact = support::expect(&h.take(ben), "REDACT");
+    assert_eq!(redact.params.last().map(String::as_str), Some("typo"));
+}

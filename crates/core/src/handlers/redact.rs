@@ -128,7 +128,7 @@ impl Server {
     }
 
     /// The message exists where it should: may this client redact it? If so, the second trip.
-    fn redact_checked(&mut self, conn: ConnId, redaction: Redaction, item: &HistoryItem) {
+    fn redact_checked(&mut self, conn: ConnId, mut redaction: Redaction, item: &HistoryItem) {
         let sender =
             self.account_of(conn).is_some_and(|me| item.sender_account.as_deref().is_some_and(|a| casefold(a) == me));
         let room_op = self.channels.get(&redaction.conversation).and_then(|ch| ch.member(conn)).is_some_and(|m| m.op);
@@ -146,9 +146,27 @@ impl Server {
             self.fail("REDACT", "REDACT_WINDOW_EXPIRED", &[target, msgid, &secs], text);
             return;
         }
+        // A sender who may not speak in the room (+m without voice, or banned) may still take
+        // a message back, but its reason would be words said to the room: it is dropped.
+        if !operator && !self.may_speak_in(conn, &redaction.conversation) {
+            redaction.reason = None;
+        }
         let label = self.take_label();
         let request = Request::Redact { msgid: item.msgid.clone() };
         self.request(request, Pending::Redact { conn, redaction: Box::new(redaction), committing: true, label });
+    }
+
+    /// Whether `conn` could send a message to the room `folded` now (true for a private
+    /// conversation): not muted by +m without voice, not banned.
+    fn may_speak_in(&self, conn: ConnId, folded: &str) -> bool {
+        let Some(ch) = self.channels.get(folded) else { return true };
+        let Some(member) = ch.member(conn) else { return false };
+        if member.op || member.voice {
+            return true;
+        }
+        let me = self.clients.get(&conn);
+        let banned = || ch.is_banned(me.map_or("", |c| c.prefix()), me.and_then(|c| c.account.as_deref()));
+        !ch.modes.moderated && (ch.bans.is_empty() || !banned())
     }
 
     fn unknown_msgid(&mut self, target: &str, msgid: &str) {
