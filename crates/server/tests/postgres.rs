@@ -179,7 +179,7 @@ async fn a_postgres_outage_holds_then_refuses_and_the_server_carries_on_when_it_
     alice.send("PRIVMSG #outage :after").await;
     assert_eq!(alice.expect_command("PRIVMSG").await.params[1], "after", "new messages are accepted again");
     let stored: Vec<String> = db
-        .query("SELECT text FROM messages ORDER BY time_ms, msgid")
+        .query("SELECT text FROM messages WHERE command = 'PRIVMSG' ORDER BY time_ms, msgid")
         .expect("read the database")
         .into_iter()
         .flatten()
