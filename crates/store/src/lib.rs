@@ -53,6 +53,7 @@
 mod keys;
 mod postgres;
 mod record;
+mod sql;
 mod sqlite;
 
 pub mod conformance;

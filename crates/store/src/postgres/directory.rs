@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use postgres::IsolationLevel;
 
-use super::{backend, from_sql, is_unique_violation, to_sql, Db};
+use super::{backend, is_unique_violation, Db};
 use crate::record::{AccountRecord, BanRecord, ChannelRecord, NewAccount, TopicRecord};
+use crate::sql::{from_sql, to_sql};
 use crate::{fold, CertAdded, StoreError};
 
 pub(super) fn create_account(db: &mut Db, account: &NewAccount) -> Result<(), StoreError> {

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use postgres::types::ToSql;
 use postgres::Row;
 
-use super::{backend, bound_to_sql, from_sql, is_unique_violation, limit_to_sql, to_sql, Db};
+use super::{backend, is_unique_violation, Db};
 use crate::record::{Bound, HistoryQuery, HistoryTarget, StoredMessage};
+use crate::sql::{bound_to_sql, from_sql, limit_to_sql, to_sql, Edge, From, Position, Range, ONLY_MESSAGES};
 use crate::{fold, StoreError};
 
 /// Messages deleted per statement by retention, so that a large prune holds locks briefly.
@@ -199,38 +200,6 @@ fn find_conversation(db: &mut Db, key: &str) -> Result<Option<i64>, StoreError> 
     let row = db.client.query_opt(&statement, &[&key.as_bytes()]).map_err(op)?;
     Ok(row.map(|r| r.get(0)))
 }
-
-/// A resolved bound: a place in `(time_ms, msgid)` order (see `sqlite/history.rs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Position {
-    time: i64,
-    msgid: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-struct Edge {
-    at: Position,
-    inclusive: bool,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum From {
-    Oldest,
-    Newest,
-}
-
-#[derive(Clone, Debug)]
-struct Range {
-    lower: Option<Edge>,
-    upper: Option<Edge>,
-    from: From,
-    limit: usize,
-    /// Room events too (draft/event-playback), not only messages.
-    events: bool,
-}
-
-/// The condition that keeps a row to messages (no room events).
-const ONLY_MESSAGES: &str = " AND command IN ('PRIVMSG', 'NOTICE')";
 
 pub(super) fn history(
     db: &mut Db,

@@ -2,8 +2,9 @@
 //! message read. Bounded per account by the caller's `max`; the oldest goes first. A change
 //! locks the account's row first, so that nodes sharing the database take turns.
 
-use super::{backend, from_sql, to_sql, Db};
+use super::{backend, Db};
 use crate::record::{MarkerSet, ReadMarker};
+use crate::sql::{from_sql, to_sql};
 use crate::{fold, StoreError};
 
 pub(super) fn read_markers(db: &mut Db, account: &str) -> Result<Vec<ReadMarker>, StoreError> {

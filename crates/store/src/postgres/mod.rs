@@ -369,23 +369,3 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
 fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
 }
-
-/// A time or count as PostgreSQL stores it (`bigint`).
-fn to_sql(what: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
-}
-
-/// A time bound as compared: past the largest storable time means "after everything".
-fn bound_to_sql(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// A limit as PostgreSQL takes it.
-fn limit_to_sql(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A stored time or count read back (never negative: only `to_sql` values are written).
-fn from_sql(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{backend, from_sql, to_sql};
+use super::backend;
 use crate::record::{AccountRecord, BanRecord, ChannelRecord, NewAccount, TopicRecord};
+use crate::sql::{from_sql, to_sql};
 use crate::{fold, StoreError};
 
 pub(super) fn create_account(conn: &Connection, account: &NewAccount) -> Result<(), StoreError> {

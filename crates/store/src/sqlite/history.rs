@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::types::{ToSql, Value};
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::{backend, bound_to_sql, from_sql, limit_to_sql, to_sql};
+use super::backend;
 use crate::record::{Bound, HistoryQuery, HistoryTarget, StoredMessage};
+use crate::sql::{bound_to_sql, from_sql, limit_to_sql, to_sql, Edge, From, Position, Range, ONLY_MESSAGES};
 use crate::{fold, StoreError};
 
 /// Messages deleted per transaction by retention, so a large prune neither holds the write lock
@@ -181,43 +182,6 @@ fn find_conversation(conn: &Connection, key: &str) -> Result<Option<i64>, StoreE
         .and_then(|mut s| s.query_row([key], |row| row.get(0)).optional())
         .map_err(backend("finding a conversation"))
 }
-
-/// A resolved bound: a place in `(time_ms, msgid)` order. A time bound has no msgid and sits
-/// at the edge of its millisecond: before every message of it as an upper bound, after every
-/// one as a lower bound (see [`Range`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Position {
-    time: i64,
-    msgid: Option<String>,
-}
-
-/// One end of a range and whether the position itself is in it.
-#[derive(Clone, Debug)]
-struct Edge {
-    at: Position,
-    inclusive: bool,
-}
-
-/// Which end of the range to read from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum From {
-    Oldest,
-    Newest,
-}
-
-/// `limit` messages of one conversation between `lower` and `upper`, read from one end.
-#[derive(Clone, Debug)]
-struct Range {
-    lower: Option<Edge>,
-    upper: Option<Edge>,
-    from: From,
-    limit: usize,
-    /// Room events too (draft/event-playback), not only messages.
-    events: bool,
-}
-
-/// The condition that keeps a row to messages (no room events).
-const ONLY_MESSAGES: &str = " AND command IN ('PRIVMSG', 'NOTICE')";
 
 pub(super) fn history(
     conn: &Connection,

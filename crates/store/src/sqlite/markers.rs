@@ -3,8 +3,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{backend, from_sql, to_sql};
+use super::backend;
 use crate::record::{MarkerSet, ReadMarker};
+use crate::sql::{from_sql, to_sql};
 use crate::{fold, StoreError};
 
 pub(super) fn read_markers(conn: &Connection, account: &str) -> Result<Vec<ReadMarker>, StoreError> {

@@ -367,26 +367,6 @@ fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Backend { operation, source: Box::new(e) }
 }
 
-/// A time or count as SQLite stores it (a signed 64-bit integer).
-fn to_sql(what: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
-}
-
-/// A time bound as SQLite compares it: past the largest storable time means "after everything".
-fn bound_to_sql(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// A limit as SQLite takes it.
-fn limit_to_sql(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A stored time or count read back (never negative: only `to_sql` values are written).
-fn from_sql(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
