@@ -7,7 +7,7 @@ export interface CommandHost {
   session: Session;
   /** The buffer on screen (its name). */
   current(): string;
-  open(name: string): void;
+  open(name: string, join?: boolean): void;
   /** Sends a private or room message, asking first where E2E makes that necessary. */
   sendText(target: string, text: string): void;
   info(text: string): void;
@@ -29,7 +29,7 @@ export function runCommand(host: CommandHost, input: string): void {
   const here = host.current();
   switch (head.toLowerCase()) {
     case "join": case "j":
-      if (first) { s.join(roomName(first)); host.open(roomName(first)); }
+      if (first) host.open(roomName(first), true);
       break;
     case "part": case "leave": case "close":
       s.close(first ? roomName(first) : here);

@@ -45,6 +45,8 @@ export interface Buffer {
   /** No older history on the server. */
   historyDone: boolean;
   historyLoading: boolean;
+  /** History was fetched once since the page opened: later fetches ask for what came after. */
+  synced: boolean;
   /** The kind of history request in flight: "latest", "before", "after" or "". */
   historyAsked: string;
   /** E2E devices of a private conversation's account: null unknown, 0 none. */
@@ -93,7 +95,7 @@ const SERVER = "*server*";
 function newBuffer(name: string, kind: Buffer["kind"]): Buffer {
   return {
     name, kind, lines: [], members: new Map(), topic: "", unread: 0, mentions: 0, joined: false,
-    typing: new Map(), historyDone: false, historyLoading: false, historyAsked: "", e2eDevices: null,
+    typing: new Map(), historyDone: false, historyLoading: false, historyAsked: "", synced: false, e2eDevices: null,
     clearConfirmed: false, account: "",
   };
 }
@@ -214,7 +216,7 @@ export class Session {
   fetchLatest(name: string): void {
     const b = this.buffer(name);
     if (!b || !this.caps.has("draft/chathistory") || b.historyLoading) return;
-    const newest = [...b.lines].reverse().find((l) => !l.id.startsWith("l"));
+    const newest = b.synced ? [...b.lines].reverse().find((l) => !l.id.startsWith("l")) : undefined;
     b.historyLoading = true;
     b.historyAsked = newest ? "after" : "latest";
     if (newest) this.send("CHATHISTORY", ["AFTER", b.name, `msgid=${newest.id}`, String(this.historyLimit())]);
@@ -518,6 +520,7 @@ export class Session {
     const asked = b.historyAsked;
     b.historyLoading = false;
     b.historyAsked = "";
+    b.synced = true;
     const got: Line[] = [];
     for (const m of batch.lines) {
       const time = m.tags["time"] ? Date.parse(m.tags["time"]) || now : now;

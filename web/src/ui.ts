@@ -540,8 +540,10 @@ export class App implements CommandHost {
 
   private drawSidebar(): void {
     const s = this.session;
-    $("network").textContent = s.networkName;
+    $("network").textContent = fold(s.networkName) === "chinwag" ? "" : s.networkName;
     $("me").textContent = s.account && fold(s.account) !== fold(s.nick) ? `${s.nick} (${s.account})` : s.nick;
+    $("me").title = s.account ? `Logged in as ${s.account}` : "Guest (not logged in)";
+    $("me").dataset.account = s.account;
     $("me-dot").className = `dot${!this.connected || !s.registered ? " offline" : s.away ? " away" : ""}`;
     $("away").textContent = s.away ? "Back" : "Set away";
     const notifyButton = $("notify");

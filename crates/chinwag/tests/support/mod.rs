@@ -14,6 +14,7 @@ pub mod client;
 pub mod e2e;
 pub mod process;
 pub mod tmux;
+pub mod web;
 pub mod weechat;
 
 use std::fmt::Write as _;
