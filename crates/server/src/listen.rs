@@ -156,7 +156,7 @@ impl Acceptor {
 
 /// Writes `line`, closes our side, and reads (ignoring it) what the peer still sends until it
 /// closes too, for at most [`REFUSAL_LINGER`].
-async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, line: &[u8]) {
+pub(crate) async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, line: &[u8]) {
     let polite = async {
         stream.write_all(line).await?;
         stream.shutdown().await?;
