@@ -226,3 +226,113 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     assert_eq!(whois.params[3], "203.0.113.1");
     running.shutdown().await;
 }
+
+/// Counts the bytes read through a stream: what crossed the wire inside TLS.
+struct Counting<S> {
+    inner: S,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counting<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.read.fetch_add(buf.filled().len() - before, std::sync::atomic::Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counting<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn permessage_deflate_is_negotiated_without_context_takeover_and_messages_round_trip_compressed() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::Ordering;
+
+    let (running, _dir, https, _) = web_server(|_| {}).await;
+    // What the server answers to a browser's usual offer.
+    let offer = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let mut stream = https.stream(None).await;
+    let request = format!("GET /ws HTTP/1.1\r\nHost: localhost:{}\r\n{offer}\r\n", https.addr.port());
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.expect("send");
+    let mut head = vec![0u8; 4096];
+    let n = tokio::time::timeout(support::WAIT, tokio::io::AsyncReadExt::read(&mut stream, &mut head))
+        .await
+        .expect("answer")
+        .expect("read");
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let extensions = head.lines().find(|l| l.starts_with("sec-websocket-extensions:")).expect("deflate agreed");
+    for part in ["permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"] {
+        assert!(extensions.contains(part), "{part} in {extensions}");
+    }
+    assert!(!extensions.contains("client_max_window_bits="), "nothing the client must not be told: {extensions}");
+    drop(stream);
+
+    let mut alice = Client::plain(running.plaintext[0], "alice").await;
+    alice.register("alice").await;
+    alice.join("#general").await;
+
+    // yawc's client, compressing, through a stream that counts what arrives.
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Counting { inner: https.stream(None).await, read: read.clone() };
+    let url = format!("wss://localhost:{}/ws", https.addr.port()).parse().expect("url");
+    let options = yawc::Options::default().with_low_latency_compression();
+    let mut bob = yawc::WebSocket::handshake(url, counted, options).await.expect("handshake");
+    let send = |line: String| yawc::Frame::text(line);
+    bob.send(send("NICK bob".into())).await.expect("send");
+    bob.send(send("USER bob 0 * :bob".into())).await.expect("send");
+    bob.send(send("JOIN #general".into())).await.expect("send");
+    async fn line(ws: &mut yawc::WebSocket<Counting<Box<dyn support::Stream>>>) -> String {
+        loop {
+            let frame = tokio::time::timeout(support::WAIT, ws.next()).await.expect("a message in time").expect("open");
+            if matches!(frame.opcode(), yawc::OpCode::Text | yawc::OpCode::Binary) {
+                return String::from_utf8_lossy(frame.payload()).into_owned();
+            }
+        }
+    }
+    while !line(&mut bob).await.contains(" 366 ") {}
+
+    // Within the 512 bytes of a line's body.
+    let text = "chinwag ".repeat(50);
+    let before = read.load(Ordering::Relaxed);
+    alice.send(&format!("PRIVMSG #general :{text}")).await;
+    let got = line(&mut bob).await;
+    assert!(got.ends_with(&format!("PRIVMSG #general :{text}")), "{got}");
+    let wire = read.load(Ordering::Relaxed) - before;
+    assert!(wire < got.len() / 4, "a {}-byte line took {wire} bytes on the wire", got.len());
+
+    // And the other way: bob's compressed message reaches alice whole.
+    bob.send(send(format!("PRIVMSG #general :{text}"))).await.expect("send");
+    let heard = alice.expect("bob's long message", |m| m.command == "PRIVMSG").await;
+    assert_eq!(heard.params[1], text);
+    running.shutdown().await;
+}
