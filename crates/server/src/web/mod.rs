@@ -60,8 +60,6 @@ const DEFLATE_POOL: usize = 16;
 const COMPRESS_ABOVE: usize = 128;
 /// Time an HTTP connection gets to finish its response when the server stops.
 const STOP_GRACE: Duration = Duration::from_secs(1);
-/// Pause after an accept error (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the web routes share.
 pub(crate) struct Web {
@@ -138,18 +136,7 @@ impl Listener {
                     Err(_) => return,
                 },
             };
-            let accepted = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, addr) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
+            let Some((stream, addr)) = crate::listen::accept(&listener, &self.shutdown).await else { return };
             let _ = stream.set_nodelay(true);
             let this = self.clone();
             self.tracker.spawn(async move {
