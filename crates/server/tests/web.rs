@@ -336,3 +336,38 @@ async fn permessage_deflate_is_negotiated_without_context_takeover_and_messages_
     assert_eq!(heard.params[1], text);
     running.shutdown().await;
 }
+
+/// Resident memory of this process, in KiB (Linux).
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
+}
+
+/// An idle WebSocket connection is cheap (about 16 KB for both ends when written): measured over plain
+/// HTTP with the server and the test's clients in one process, so the figure is an upper bound
+/// for the server's side (both ends, tungstenite's buffers included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_websocket_connections_are_cheap() {
+    const CONNECTIONS: usize = 300;
+    let (running, _dir, _, http) = web_server(|_| {}).await;
+    let mut warm = Vec::new();
+    for i in 0..20 {
+        let (mut ws, _) = WsClient::connect(&http, &["text.ircv3.net"], None, "warm").await;
+        ws.register(&format!("warm{i}")).await;
+        warm.push(ws);
+    }
+    let before = rss_kib();
+    let mut idle = Vec::new();
+    for i in 0..CONNECTIONS {
+        let (mut ws, _) = WsClient::connect(&http, &["text.ircv3.net"], None, "idle").await;
+        ws.register(&format!("idle{i}")).await;
+        idle.push(ws);
+    }
+    let per_connection = (rss_kib().saturating_sub(before)) * 1024 / CONNECTIONS;
+    eprintln!("idle WebSocket connections: {per_connection} bytes each, both ends");
+    assert!(per_connection < 48 * 1024, "{per_connection} bytes per idle WebSocket connection");
+    drop(idle);
+    drop(warm);
+    running.shutdown().await;
+}

@@ -138,9 +138,12 @@ impl WsClient {
             request.headers_mut().append(*k, v.parse().expect("value"));
         }
         let stream = target.stream(from).await;
-        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
-            .await
-            .expect("handshake in time")?;
+        let (ws, response) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async_with_config(request, stream, Some(small_buffers())),
+        )
+        .await
+        .expect("handshake in time")?;
         let binary = response.headers().get("sec-websocket-protocol").is_some_and(|v| v == "binary.ircv3.net");
         Ok((WsClient { ws, name: name.to_owned(), binary, seen: Vec::new(), frames: (0, 0) }, response))
     }
@@ -227,4 +230,10 @@ impl WsClient {
         self.send(&format!("JOIN {channel}")).await;
         self.expect_command("366").await;
     }
+}
+
+/// Small read and write buffers (tungstenite's default read buffer is 128 KiB), so that a test
+/// holding many idle clients measures the server rather than its clients.
+fn small_buffers() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
 }
