@@ -59,6 +59,25 @@ pub struct ServeArgs {
     #[arg(long)]
     load_test: bool,
 
+    /// HTTPS listener for the web client and the IRC WebSocket (/ws), ADDR:PORT; repeatable
+    /// [key: web.listen; default: 0.0.0.0:6698 and [::]:6698].
+    #[arg(long = "web-listen", value_name = "ADDR:PORT")]
+    web_listen: Vec<SocketAddr>,
+
+    /// Plain HTTP listener for the web client and /ws, behind a reverse proxy that terminates
+    /// TLS; loopback only unless --web-plain-public; repeatable [key: web.listen_plain].
+    #[arg(long = "web-listen-plain", value_name = "ADDR:PORT")]
+    web_listen_plain: Vec<SocketAddr>,
+
+    /// Allow --web-listen-plain on addresses other than loopback (a proxy elsewhere terminates
+    /// TLS) [key: web.plain_public].
+    #[arg(long)]
+    web_plain_public: bool,
+
+    /// No web listener at all (no web client, no /ws) [keys: web.listen, web.listen_plain].
+    #[arg(long, conflicts_with_all = ["web_listen", "web_listen_plain"])]
+    no_web: bool,
+
     /// HTTP listener for Prometheus /metrics, /healthz and /readyz [key: listen.metrics].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<SocketAddr>,
@@ -179,6 +198,9 @@ impl ServeArgs {
         if self.log_json {
             text("log.json", "true".into(), "--log-json");
         }
+        if self.web_plain_public {
+            text("web.plain_public", "true".into(), "--web-plain-public");
+        }
         let list = |addrs: &[SocketAddr]| FlagValue::List(addrs.iter().map(ToString::to_string).collect());
         if !self.listen.is_empty() {
             flags.push(("listen.plaintext".into(), list(&self.listen), "flag --listen".into()));
@@ -188,6 +210,17 @@ impl ServeArgs {
         }
         if !self.quic_listen.is_empty() {
             flags.push(("listen.quic".into(), list(&self.quic_listen), "flag --quic-listen".into()));
+        }
+        if !self.web_listen.is_empty() {
+            flags.push(("web.listen".into(), list(&self.web_listen), "flag --web-listen".into()));
+        }
+        if !self.web_listen_plain.is_empty() {
+            flags.push(("web.listen_plain".into(), list(&self.web_listen_plain), "flag --web-listen-plain".into()));
+        }
+        if self.no_web {
+            for key in ["web.listen", "web.listen_plain"] {
+                flags.push((key.into(), FlagValue::List(Vec::new()), "flag --no-web".into()));
+            }
         }
         self.discovery.push_flags(&mut flags);
         Ok(ConfigSource {
@@ -239,6 +272,12 @@ async fn serve(cfg: ServerConfig) -> Result<bool> {
     }
     for addr in &running.quic {
         println!("  listening on quic {addr}");
+    }
+    for addr in &running.web {
+        println!("  web client on https://{addr}/");
+    }
+    for addr in &running.web_plain {
+        println!("  web client on http://{addr}/ (for a reverse proxy)");
     }
     if let Some(addr) = running.metrics {
         println!("  metrics on http://{addr}/metrics");

@@ -17,7 +17,8 @@
 //! environment, flags), `admin.rs` the administration commands, `control.rs` their Unix socket,
 //! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
 //! `logging.rs` the log files, `bans.rs` server bans on disk,
-//! `keys.rs` runs the end-to-end encryption key directory's requests.
+//! `keys.rs` runs the end-to-end encryption key directory's requests, `web/` the web listener
+//! (the web client's files, the IRC WebSocket at `/ws`, health checks).
 
 mod admin;
 mod bans;
@@ -38,6 +39,7 @@ mod quic;
 mod reload;
 mod storage;
 mod tls;
+mod web;
 mod work;
 
 use std::net::SocketAddr;
@@ -162,6 +164,9 @@ pub struct Running {
     pub quic: Vec<SocketAddr>,
     /// The metrics listener's address, if any.
     pub metrics: Option<SocketAddr>,
+    /// The web listeners' addresses: HTTPS, and plain HTTP (for a reverse proxy).
+    pub web: Vec<SocketAddr>,
+    pub web_plain: Vec<SocketAddr>,
     /// The control socket's path, if it was opened.
     pub control_path: Option<PathBuf>,
     /// The UDP port LAN discovery answers on, if it is on.
@@ -305,7 +310,14 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
 
     let mut plain_listeners = Vec::new();
     let mut tls_listeners = Vec::new();
-    for (addrs, out) in [(&cfg.listen, &mut plain_listeners), (&cfg.tls_listen, &mut tls_listeners)] {
+    let mut web_listeners = Vec::new();
+    let mut web_plain_listeners = Vec::new();
+    for (addrs, out) in [
+        (&cfg.listen, &mut plain_listeners),
+        (&cfg.tls_listen, &mut tls_listeners),
+        (&cfg.web.listen, &mut web_listeners),
+        (&cfg.web.listen_plain, &mut web_plain_listeners),
+    ] {
         for addr in addrs {
             match listen::bind(*addr) {
                 Ok(l) => out.push(l),
@@ -340,6 +352,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let plaintext = local(&plain_listeners)?;
     let tls_addrs = local(&tls_listeners)?;
     let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let web_addrs = local(&web_listeners)?;
+    let web_plain_addrs = local(&web_plain_listeners)?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -389,6 +403,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         write_timeout: edge.write_timeout,
         tasks: tracker.clone(),
     });
+    let edge_line_len = edge.line_len;
     let acceptor = listen::Acceptor {
         events: events_tx,
         ids: Arc::new(AtomicU64::new(1)),
@@ -409,8 +424,34 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     for endpoint in quic_endpoints {
         tracker.spawn(acceptor.clone().run_quic(endpoint));
     }
+    let http = web::Listener {
+        router: http::metrics_routes(control.clone()),
+        tls: None,
+        handshake_timeout: cfg.limits.tls_handshake_timeout,
+        trusted_proxies: cfg.web.trusted_proxies.clone().into(),
+        keep_alive: false,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        slots: web::slots(),
+    };
     if let Some(l) = metrics_listener {
-        tracker.spawn(http::run(l, control.clone(), shutdown.clone(), tracker.clone()));
+        tracker.spawn(http.clone().run(l));
+    }
+    if !(web_listeners.is_empty() && web_plain_listeners.is_empty()) {
+        let ws_options = web::ws_options(&cfg.web, edge_line_len);
+        let state = Arc::new(web::Web { acceptor: acceptor.clone(), settings: cfg.web.clone(), ws_options });
+        let site = web::Listener {
+            router: web::router(state, control.clone()),
+            keep_alive: true,
+            slots: web::slots(),
+            ..http
+        };
+        for l in web_listeners {
+            tracker.spawn(web::Listener { tls: Some(tls.web.clone()), ..site.clone() }.run(l));
+        }
+        for l in web_plain_listeners {
+            tracker.spawn(site.clone().run(l));
+        }
     }
     let control_path = control_listener.as_ref().map(|(_, p)| p.clone());
     if let Some((l, path)) = control_listener {
@@ -421,6 +462,8 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         tls: tls_addrs,
         quic: quic_addrs,
         metrics: metrics_addr,
+        web: web_addrs,
+        web_plain: web_plain_addrs,
         control_path,
         discovery_port: discovery.as_ref().map(|(_, port, _)| *port),
         discovery_stats: discovery.map(|(_, _, stats)| stats),

@@ -63,19 +63,7 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     pub async fn run(self, listener: TcpListener, tls: Option<TlsAcceptor>) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) = accept(&listener, &self.shutdown).await {
             let _ = stream.set_nodelay(true);
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.limits.socket_send_buffer);
             let permit = match self.admission.admit(peer.ip(), Instant::now()) {
@@ -154,9 +142,27 @@ impl Acceptor {
     }
 }
 
+/// Waits for the next connection; `None` once the server stops. An accept error (out of file
+/// descriptors, for example) is logged and the accept tried again after [`ACCEPT_BACKOFF`].
+pub(crate) async fn accept(listener: &TcpListener, shutdown: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
 /// Writes `line`, closes our side, and reads (ignoring it) what the peer still sends until it
 /// closes too, for at most [`REFUSAL_LINGER`].
-async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, line: &[u8]) {
+pub(crate) async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, line: &[u8]) {
     let polite = async {
         stream.write_all(line).await?;
         stream.shutdown().await?;

@@ -21,15 +21,18 @@ pub enum Transport {
     Plaintext = 0,
     Tls = 1,
     Quic = 2,
+    /// The IRC WebSocket (`/ws`), over HTTPS or plain HTTP.
+    WebSocket = 3,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::Plaintext, Transport::Tls, Transport::Quic];
+    pub const ALL: [Transport; 4] = [Transport::Plaintext, Transport::Tls, Transport::Quic, Transport::WebSocket];
     pub fn name(self) -> &'static str {
         match self {
             Transport::Plaintext => "plaintext",
             Transport::Tls => "tls",
             Transport::Quic => "quic",
+            Transport::WebSocket => "websocket",
         }
     }
 }
@@ -144,9 +147,9 @@ pub const COMMIT_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 pub struct Metrics {
     pub started: Instant,
     /// Open connections, by [`Transport`].
-    pub open: [AtomicU64; 3],
+    pub open: [AtomicU64; 4],
     /// Connections accepted since start, by [`Transport`].
-    pub accepted: [AtomicU64; 3],
+    pub accepted: [AtomicU64; 4],
     /// IRC lines received from clients.
     pub lines_in: AtomicU64,
     /// Lines queued to clients (each copy of a message to each recipient is one delivery).

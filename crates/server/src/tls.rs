@@ -21,6 +21,9 @@ pub struct Tls {
     /// TLS 1.3 only (QUIC requires it) with chinwag's ALPN name, [`crate::quic::ALPN`], and the
     /// same swappable certificate.
     pub quic: Arc<quinn::crypto::rustls::QuicServerConfig>,
+    /// HTTPS for the web listener: the same swappable certificate, ALPN `http/1.1`, and no
+    /// request for a client certificate (a browser would ask its user to pick one).
+    pub web: TlsAcceptor,
     /// Upper-case hex pairs joined by ':', the form clients pin.
     pub fingerprint: String,
     /// Where the acceptor gets its certificate; [`CertSwap::reload`] replaces it.
@@ -76,7 +79,14 @@ pub fn load_or_generate(data_dir: &Path, cert: Option<&Path>, key: Option<&Path>
         .with_cert_resolver(certs.clone());
     quic.alpn_protocols = vec![crate::quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(quic).context("configuring TLS for QUIC")?;
-    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), fingerprint, certs })
+    let mut web = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("configuring TLS versions")?
+        .with_no_client_auth()
+        .with_cert_resolver(certs.clone());
+    web.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let web = TlsAcceptor::from(Arc::new(web));
+    Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(tls)), quic: Arc::new(quic), web, fingerprint, certs })
 }
 
 fn load_certified(

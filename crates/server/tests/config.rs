@@ -53,7 +53,10 @@ fn the_printed_default_file_parses_back_to_the_defaults() {
     let cfg = with_file.load().expect("defaults validate");
     assert_eq!(cfg.core.server_name, "chinwag.local");
     assert_eq!(cfg.listen.len(), 2);
-    assert_eq!(cfg.optional_listen.len(), 2, "the default IPv6 listeners may be missing: {:?}", cfg.optional_listen);
+    // The default IPv6 listeners may be missing, and the default web listeners taken.
+    assert_eq!(cfg.optional_listen.len(), 4, "{:?}", cfg.optional_listen);
+    assert_eq!(cfg.web.listen, ["0.0.0.0:6698".parse().expect("addr"), "[::]:6698".parse().expect("addr")]);
+    assert!(cfg.web.listen_plain.is_empty() && cfg.web.compression);
     assert_eq!(cfg.metrics_listen, None);
     assert_eq!(cfg.limits.sendq_lines, chinwag_server::DEFAULT_SENDQ_LINES);
     assert_eq!(cfg.core.default_channels, ["#general", "#tech", "#random"]);
@@ -278,4 +281,24 @@ fn the_store_is_chosen_by_storage_backend_and_url() {
     let text = error(None, &[], &[("storage.backend", "postgres"), ("storage.url", "mysql://u:hunter2@h/db")]);
     assert_mentions(&text, &["storage.url", "postgres://USER:PASSWORD@HOST:PORT/DATABASE"]);
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn plain_http_for_the_web_stays_on_loopback_unless_allowed() {
+    let text = error(None, &[("CHINWAG_WEB_LISTEN_PLAIN", "0.0.0.0:8080")], &[]);
+    assert_mentions(&text, &["web.listen_plain", "0.0.0.0:8080", "loopback", "web.plain_public"]);
+    let cfg = load(None, &[("CHINWAG_WEB_LISTEN_PLAIN", "127.0.0.1:8080,[::1]:8080")], &[]).expect("loopback is fine");
+    assert_eq!(cfg.web.listen_plain.len(), 2);
+    let cfg = load(None, &[("CHINWAG_WEB_LISTEN_PLAIN", "0.0.0.0:8080")], &[("web.plain_public", "true")])
+        .expect("allowed explicitly");
+    assert_eq!(cfg.web.listen_plain, ["0.0.0.0:8080".parse().expect("addr")]);
+    let text = error(None, &[], &[("web.origins", "chat.example.org")]);
+    assert_mentions(&text, &["web.origins", "scheme://host"]);
+    let cfg = load(None, &[], &[("web.origins", "HTTPS://Chat.Example.org/"), ("web.trusted_proxies", "10.0.0.1")])
+        .expect("an origin and a proxy");
+    assert_eq!(cfg.web.origins, ["https://chat.example.org"]);
+    let text = error(None, &[], &[("web.trusted_proxies", "10.0.0.0/8")]);
+    assert_mentions(&text, &["web.trusted_proxies", "not an IP address"]);
+    let cfg = load(None, &[], &[("web.listen", "")]).expect("an empty list turns HTTPS off");
+    assert!(cfg.web.listen.is_empty());
 }

@@ -27,7 +27,7 @@ async fn reload_applies_certificate_motd_limits_and_operators_and_refuses_a_bad_
     let config = dir.path().join("chinwag.toml");
     let text = format!(
         "data_dir = {data:?}\n[server]\nmotd_file = {motd:?}\n[listen]\nplaintext = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]\n\
-         [tls]\ncert = {cert:?}\nkey = {key:?}\n",
+         [tls]\ncert = {cert:?}\nkey = {key:?}\n[web]\nlisten = [\"127.0.0.1:0\"]\n",
         data = dir.path().join("data").display().to_string(),
         motd = motd.display().to_string(),
         cert = dir.path().join("cert.pem").display().to_string(),
@@ -63,6 +63,9 @@ async fn reload_applies_certificate_motd_limits_and_operators_and_refuses_a_bad_
     late.send("USER late 0 * :late").await;
     late.expect("the new MOTD", |m| m.command == "372" && m.params[1].contains("after the reload")).await;
     assert!(tls_connect(addr, &first, None).await.is_err(), "the old certificate is no longer served");
+    // HTTPS (the web listener) serves the new certificate too.
+    assert!(tls_connect(running.web[0], &second, None).await.is_ok(), "HTTPS has the new certificate");
+    assert!(tls_connect(running.web[0], &first, None).await.is_err(), "and no longer the old one");
     early.send("PING still-here").await;
     early.expect_command("PONG").await;
 

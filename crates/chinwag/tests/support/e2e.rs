@@ -35,7 +35,16 @@ pub struct Server {
 impl Server {
     pub fn start(data: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chinwag"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--no-quic", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--no-quic",
+                "--no-web",
+                "--data-dir",
+            ])
             .arg(data)
             .env_remove("CHINWAG_SERVER_PASSWORD")
             .env_remove("CHINWAG_DATA_DIR")

@@ -67,6 +67,10 @@ impl ServerProcess {
         if !extra.contains(&"--discovery") {
             command.args(["--discovery", "off"]);
         }
+        // Nor the default web listener on every interface, unless a test asks for one.
+        if !extra.iter().any(|a| a.starts_with("--web-listen") || *a == "--no-web") {
+            command.arg("--no-web");
+        }
         for addr in plaintext {
             command.args(["--listen", addr]);
         }

@@ -67,6 +67,39 @@ pub struct ServerConfig {
     pub core: chinwag_core::Config,
     /// What one address, and everyone together, may hold at the edge.
     pub limits: EdgeLimits,
+    /// The web listener: the web client, the IRC WebSocket (`/ws`), health checks.
+    pub web: WebSettings,
+}
+
+/// The web listener (`[web]`). Off unless listeners are given: the configuration file turns
+/// it on by default, tests and embedders choose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSettings {
+    /// HTTPS listeners, with the server's TLS certificate.
+    pub listen: Vec<SocketAddr>,
+    /// Plain HTTP listeners, for a reverse proxy that terminates TLS in front of chinwag.
+    /// Validated to be loopback unless the operator allowed otherwise (`web.plain_public`).
+    pub listen_plain: Vec<SocketAddr>,
+    /// Origins (`https://chat.example.org`), besides the server's own, whose pages may open
+    /// `/ws`; lower-case, without a trailing slash.
+    pub origins: Vec<String>,
+    /// Reverse proxies whose `Forwarded` and `X-Forwarded-*` headers are believed; from anyone
+    /// else they are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Negotiate permessage-deflate (RFC 7692) with WebSocket clients that offer it.
+    pub compression: bool,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            listen: Vec::new(),
+            listen_plain: Vec::new(),
+            origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            compression: true,
+        }
+    }
 }
 
 /// Where the server keeps accounts, rooms, history and offline queues (`storage.backend`).
@@ -253,6 +286,7 @@ impl ServerConfig {
             discovery: chinwag_discovery::ResponderConfig::off(),
             core: chinwag_core::Config::default(),
             limits: EdgeLimits::default(),
+            web: WebSettings::default(),
         }
     }
 }

@@ -40,6 +40,31 @@ pub struct RawConfig {
     pub shutdown: RawShutdown,
     pub discovery: RawDiscovery,
     pub oper: Vec<RawOper>,
+    pub web: RawWeb,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawWeb {
+    pub listen: Vec<String>,
+    pub listen_plain: Vec<String>,
+    pub plain_public: bool,
+    pub origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    pub compression: bool,
+}
+
+impl Default for RawWeb {
+    fn default() -> Self {
+        RawWeb {
+            listen: vec!["0.0.0.0:6698".into(), "[::]:6698".into()],
+            listen_plain: Vec::new(),
+            plain_public: false,
+            origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            compression: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -623,6 +648,13 @@ impl RawConfig {
         discovery.announce_every = (d.announce_seconds > 0).then(|| Duration::from_secs(u64::from(d.announce_seconds)));
         cfg.discovery = discovery;
 
+        cfg.web = self.web.validate(&bad)?;
+        // The web listener is an addition to IRC: a default address already taken (another
+        // chinwag on this machine) is skipped with a warning rather than stopping the start.
+        if self.web.listen == RawWeb::default().listen {
+            cfg.optional_listen.extend(cfg.web.listen.iter().copied());
+        }
+
         let mut seen = std::collections::HashSet::new();
         for (i, op) in self.oper.iter().enumerate() {
             let key = format!("oper[{i}]");
@@ -644,5 +676,51 @@ impl RawConfig {
                 .push(chinwag_core::Operator { name: op.name.clone(), password_hash: op.password_hash.clone() });
         }
         Ok(cfg)
+    }
+}
+
+impl RawWeb {
+    /// `[web]` checked: addresses parse, plain HTTP stays on loopback unless allowed, origins
+    /// are `scheme://host[:port]`, proxies are addresses.
+    fn validate(
+        &self,
+        bad: &dyn Fn(&str, &dyn std::fmt::Debug, &str) -> InvalidValue,
+    ) -> Result<super::WebSettings, InvalidValue> {
+        let addrs = |key: &str, list: &[String]| -> Result<Vec<SocketAddr>, InvalidValue> {
+            list.iter()
+                .map(|a| a.parse().map_err(|_| bad(key, a, "not an address: expected ADDR:PORT such as 0.0.0.0:6698")))
+                .collect()
+        };
+        let listen = addrs("web.listen", &self.listen)?;
+        let listen_plain = addrs("web.listen_plain", &self.listen_plain)?;
+        if !self.plain_public {
+            if let Some(addr) = listen_plain.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(bad(
+                    "web.listen_plain",
+                    addr,
+                    "plain HTTP would carry passwords in clear: listen on loopback (for a reverse proxy on this \
+                     machine), or set web.plain_public = true (--web-plain-public) if a proxy elsewhere terminates TLS",
+                ));
+            }
+        }
+        let origins = self
+            .origins
+            .iter()
+            .map(|o| {
+                crate::web::normalize_origin(o).ok_or_else(|| {
+                    bad(
+                        "web.origins",
+                        o,
+                        "not an origin: expected scheme://host[:port] such as https://chat.example.org",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|a| a.parse().map_err(|_| bad("web.trusted_proxies", a, "not an IP address, e.g. 127.0.0.1 or ::1")))
+            .collect::<Result<_, _>>()?;
+        Ok(super::WebSettings { listen, listen_plain, origins, trusted_proxies, compression: self.compression })
     }
 }

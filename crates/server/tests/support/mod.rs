@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw_quic;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

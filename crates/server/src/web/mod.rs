@@ -1,0 +1,245 @@
+//! The web listener: one HTTP/1.1 stack (hyper, routes with axum) on HTTPS with the server's
+//! certificate, or plain HTTP behind a reverse proxy. It serves the web client embedded from
+//! `web/dist/` (`assets.rs`), the IRCv3 WebSocket at `/ws` (`ws.rs`, through `stream.rs` into
+//! the same `conn::serve` as TCP), and `/healthz` and `/readyz` (`http.rs`, whose routes the
+//! metrics listener serves too). Who the client is and which origins may open `/ws` is
+//! `peer.rs`. Every response carries the security headers of [`security_headers`].
+//!
+//! Bounds: HTTP connections open at once ([`MAX_HTTP_CONNECTIONS`]), the TLS handshake
+//! (`limits.handshake_timeout`), a request head's time ([`HEAD_TIMEOUT`]) and size
+//! ([`MAX_HEAD`]), a WebSocket message's size ([`MAX_MESSAGE`]); a WebSocket connection is then
+//! admitted per address like any other (`limits.rs`).
+
+mod assets;
+mod peer;
+mod stream;
+mod ws;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, HeaderValue, Request, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+pub(crate) use peer::normalize_origin;
+use peer::{client_of, Peer};
+
+use crate::config::WebSettings;
+use crate::listen::Acceptor;
+
+/// Time a client has to send a request's head, from the connection's start or the end of the
+/// previous response (an idle keep-alive connection is closed after it).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head read, in bytes (hyper's read buffer; a longer head is answered
+/// with 431).
+const MAX_HEAD: usize = 16 * 1024;
+/// HTTP connections open at once over all web listeners, WebSockets not counted once upgraded
+/// (they are admitted per address, `limits.rs`). Beyond it, new connections wait in the
+/// kernel's queue.
+const MAX_HTTP_CONNECTIONS: usize = 4096;
+/// The largest WebSocket message read, decompressed, in bytes: a message longer than the line
+/// limit (`limits.line_length`) but within this is skipped and answered with 417, as a long
+/// line is on TCP; a longer one closes the connection (1009).
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Time a client may take to send all the fragments of one message.
+const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Compressors and decompressors kept for reuse between messages (see [`ws_options`]).
+const DEFLATE_POOL: usize = 16;
+/// Messages shorter than this are sent uncompressed: deflating them saves nothing.
+const COMPRESS_ABOVE: usize = 128;
+/// Time an HTTP connection gets to finish its response when the server stops.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What the web routes share.
+pub(crate) struct Web {
+    /// Admission, ids, the hub's queue and the outbound queues: what a connection needs.
+    pub acceptor: Acceptor,
+    pub settings: WebSettings,
+    /// The WebSocket settings every connection gets (limits, compression, the deflate pool).
+    pub ws_options: yawc::Options,
+}
+
+/// How one listener serves HTTP.
+#[derive(Clone)]
+pub(crate) struct Listener {
+    pub router: Router,
+    /// TLS (HTTPS), or plain HTTP.
+    pub tls: Option<TlsAcceptor>,
+    pub handshake_timeout: Duration,
+    /// Proxies whose forwarding headers are believed (for the security headers' scheme).
+    pub trusted_proxies: Arc<[IpAddr]>,
+    /// Several requests per connection; the metrics listener closes after each, as its
+    /// scrapers expect.
+    pub keep_alive: bool,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    /// Places for HTTP connections, shared by the web listeners.
+    pub slots: Arc<Semaphore>,
+}
+
+/// The web listener's routes.
+pub(crate) fn router(web: Arc<Web>, control: crate::Control) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .with_state(web)
+        .merge(crate::http::health_routes(control))
+        .fallback_service(get(assets::serve))
+}
+
+/// The places HTTP connections share.
+pub(crate) fn slots() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS))
+}
+
+/// WebSocket settings: bounded messages, UTF-8 checked in text messages, and when allowed,
+/// permessage-deflate without context takeover in either direction, imposed even on clients
+/// that did not ask: each message is compressed alone (docs/security.md says why), and a
+/// connection holds no deflate state between messages (it takes one from a shared pool).
+pub(crate) fn ws_options(settings: &WebSettings, line_len: usize) -> yawc::Options {
+    let max = MAX_MESSAGE.max(2 * line_len);
+    let options = yawc::Options::default()
+        .with_limits(max, max)
+        .with_utf8()
+        .with_fragment_timeout(FRAGMENT_TIMEOUT)
+        .with_read_buffer_capacity(1024)
+        .with_write_buffer_capacity(1024);
+    if !settings.compression {
+        return options.without_compression();
+    }
+    options
+        .with_low_latency_compression()
+        .server_no_context_takeover()
+        .client_no_context_takeover()
+        .with_deflate_pool(yawc::DeflatePool::new(DEFLATE_POOL))
+        .with_compression_threshold(COMPRESS_ABOVE)
+}
+
+impl Listener {
+    /// Accepts connections until the server stops; each is served in a task of its own.
+    pub async fn run(self, listener: TcpListener) {
+        loop {
+            let slot = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                slot = Arc::clone(&self.slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
+            let Some((stream, addr)) = crate::listen::accept(&listener, &self.shutdown).await else { return };
+            let _ = stream.set_nodelay(true);
+            let this = self.clone();
+            self.tracker.spawn(async move {
+                let peer = Peer { addr: SocketAddr::new(addr.ip().to_canonical(), addr.port()), tls: this.tls.is_some() };
+                match &this.tls {
+                    None => this.serve(TokioIo::new(stream), peer).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::select! {
+                            _ = this.shutdown.cancelled() => return,
+                            handshake = tokio::time::timeout(this.handshake_timeout, acceptor.accept(stream)) => handshake,
+                        };
+                        match handshake {
+                            Ok(Ok(stream)) => this.serve(TokioIo::new(stream), peer).await,
+                            Ok(Err(e)) => tracing::debug!(ip = %peer.addr.ip(), error = %e, "HTTPS handshake failed"),
+                            Err(_) => tracing::debug!(ip = %peer.addr.ip(), "HTTPS handshake timed out"),
+                        }
+                    }
+                }
+                drop(slot);
+            });
+        }
+    }
+
+    /// Serves one connection's requests (and hands a WebSocket over once upgraded).
+    async fn serve<I>(&self, io: I, peer: Peer)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let trusted = Arc::clone(&self.trusted_proxies);
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(peer);
+            let headers = security_headers(request.headers(), peer, &trusted);
+            let router = router.clone();
+            async move {
+                let mut response: Response<axum::body::Body> = router.oneshot(request).await?;
+                for (name, value) in headers {
+                    response.headers_mut().entry(name).or_insert(value);
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .max_buf_size(MAX_HEAD)
+            .keep_alive(self.keep_alive)
+            .serve_connection(io, service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = self.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(STOP_GRACE, connection).await;
+            }
+        }
+    }
+}
+
+/// The headers every response carries, whatever route answered:
+///
+/// - `Content-Security-Policy`: scripts, styles, images, fonts only from this server, nothing
+///   inline, no plugins, no framing, no `<base>`; connections only to this server (its own
+///   origin, and its WebSocket on the same host, written out for browsers whose `'self'` does
+///   not cover `wss:`).
+/// - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
+///   (for browsers older than `frame-ancestors`).
+/// - `Strict-Transport-Security` when the client reached us over HTTPS (here, or at a trusted
+///   proxy), never over plain HTTP, where it means nothing and would be a lie.
+pub(crate) fn security_headers(
+    request: &HeaderMap,
+    peer: Peer,
+    trusted: &[IpAddr],
+) -> Vec<(header::HeaderName, HeaderValue)> {
+    let client = client_of(request, peer, trusted);
+    let socket = match &client.host {
+        Some(host) => format!(" {}://{host}", if client.secure { "wss" } else { "ws" }),
+        None => String::new(),
+    };
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
+    ];
+    // The host holds only host characters (`peer::is_host`), so the first cannot fail.
+    if let Some(csp) = csp(&socket).or_else(|| csp("")) {
+        headers.push((header::CONTENT_SECURITY_POLICY, csp));
+    }
+    if client.secure {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")));
+    }
+    headers
+}
+
+/// The Content-Security-Policy, with `socket` (` wss://host`, or nothing) added to `connect-src`.
+fn csp(socket: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \
+         connect-src 'self'{socket}; manifest-src 'self'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'; object-src 'none'"
+    ))
+    .ok()
+}

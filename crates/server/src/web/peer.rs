@@ -1,0 +1,248 @@
+//! Who is asking: the client's real address and whether its connection is encrypted (the
+//! peer's, or what a trusted reverse proxy forwards), the host it asked for, and whether the
+//! page that opens a WebSocket comes from an origin we allow.
+//!
+//! `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto`/`-Host` are believed only from the
+//! addresses in `web.trusted_proxies`; from anyone else they are ignored, since anyone can
+//! send them.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{HeaderMap, HOST, ORIGIN};
+
+/// The TCP peer of an HTTP connection, put into every request's extensions.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    /// The connection is TLS (an HTTPS listener).
+    pub tls: bool,
+}
+
+/// The client behind a request, as far as we can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Client {
+    /// The peer's address, or the forwarded client's when the peer is a trusted proxy.
+    pub ip: IpAddr,
+    /// TLS up to us, or up to a trusted proxy that says so (`proto=https`).
+    pub secure: bool,
+    /// The host (and port) the client asked for, if it looks like one.
+    pub host: Option<String>,
+}
+
+impl Client {
+    /// `https://host[:port]` or `http://…`: the origin of pages this server serves to this client.
+    pub fn own_origin(&self) -> Option<String> {
+        let scheme = if self.secure { "https" } else { "http" };
+        normalize_origin(&format!("{scheme}://{}", self.host.as_deref()?))
+    }
+}
+
+/// Works out the client of a request from `peer`, believing forwarding headers only when
+/// `peer` is one of `trusted`.
+pub(crate) fn client_of(headers: &HeaderMap, peer: Peer, trusted: &[IpAddr]) -> Client {
+    let peer_ip = peer.addr.ip().to_canonical();
+    let host = header(headers, HOST.as_str()).filter(|h| is_host(h)).map(str::to_owned);
+    let mut client = Client { ip: peer_ip, secure: peer.tls, host };
+    if !trusted.contains(&peer_ip) {
+        return client;
+    }
+    let forwarded = forwarded_elements(headers);
+    // The hops, the nearest last: walk back from the proxy while each hop is trusted.
+    let hops: Vec<Option<IpAddr>> = if forwarded.is_empty() {
+        list(headers, "x-forwarded-for").map(parse_ip).collect()
+    } else {
+        forwarded.iter().map(|e| e.for_.as_deref().and_then(parse_ip)).collect()
+    };
+    for hop in hops.iter().rev() {
+        if !trusted.contains(&client.ip) {
+            break;
+        }
+        match hop {
+            Some(ip) => client.ip = ip.to_canonical(),
+            None => break,
+        }
+    }
+    // What our proxy saw: the last element it added.
+    let (proto, host) = match forwarded.last() {
+        Some(e) => (e.proto.clone(), e.host.clone()),
+        None => (
+            list(headers, "x-forwarded-proto").last().map(str::to_owned),
+            list(headers, "x-forwarded-host").last().map(str::to_owned),
+        ),
+    };
+    if let Some(proto) = proto {
+        client.secure = proto.eq_ignore_ascii_case("https") || proto.eq_ignore_ascii_case("wss");
+    }
+    if let Some(host) = host.filter(|h| is_host(h)) {
+        client.host = Some(host);
+    }
+    client
+}
+
+/// Whether a WebSocket handshake's `Origin` may open a connection: the server's own origin
+/// (the scheme and host this client reached), or one of `allowed`. A request without `Origin`
+/// does not come from a web page (browsers always send it with a WebSocket handshake), so no
+/// page can abuse the user's browser with it, and it is let through like any IRC client.
+pub(crate) fn check_origin(headers: &HeaderMap, client: &Client, allowed: &[String]) -> Result<(), String> {
+    let Some(origin) = headers.get(ORIGIN) else { return Ok(()) };
+    let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    let Some(origin) = origin.to_str().ok().and_then(normalize_origin) else {
+        return Err(format!("Origin {shown:?} may not open an IRC connection here\n"));
+    };
+    if client.own_origin().as_deref() == Some(origin.as_str()) || allowed.contains(&origin) {
+        return Ok(());
+    }
+    Err(format!(
+        "Origin {shown:?} may not open an IRC connection here: only pages served by this server \
+         (or origins its operator lists in web.origins) may\n"
+    ))
+}
+
+/// An origin as `scheme://host[:port]` in lower case, without a default port or trailing
+/// slash; `None` if `text` is not one (a path, user info, another scheme, `null`).
+pub(crate) fn normalize_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = text.split_once("://")?;
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    if !is_host(rest) {
+        return None;
+    }
+    let host = rest.strip_suffix(default_port).unwrap_or(rest);
+    Some(format!("{scheme}://{host}"))
+}
+
+/// `host[:port]` made of the characters host names, IPv6 literals and ports use, and nothing
+/// else: safe to put into a header we send back (the CSP's `connect-src`).
+pub(crate) fn is_host(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 261
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The comma-separated items of every line of a header, in order.
+fn list<'a>(headers: &'a HeaderMap, name: &str) -> impl DoubleEndedIterator<Item = &'a str> {
+    let items: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    items.into_iter()
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`,
+/// `[2001:db8::1]:4711`, possibly quoted.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    text.strip_prefix('[').and_then(|t| t.split_once(']')).and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// One element of a `Forwarded` header: what one proxy saw.
+#[derive(Debug, Default)]
+struct Forwarded {
+    for_: Option<String>,
+    proto: Option<String>,
+    host: Option<String>,
+}
+
+fn forwarded_elements(headers: &HeaderMap) -> Vec<Forwarded> {
+    list(headers, "forwarded")
+        .map(|element| {
+            let mut f = Forwarded::default();
+            for pair in element.split(';') {
+                let Some((key, value)) = pair.split_once('=') else { continue };
+                let value = value.trim().trim_matches('"').to_owned();
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "for" => f.for_ = Some(value),
+                    "proto" => f.proto = Some(value),
+                    "host" => f.host = Some(value),
+                    _ => {}
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        }
+        map
+    }
+
+    const PROXY: &str = "127.0.0.2:5000";
+
+    fn peer(addr: &str, tls: bool) -> Peer {
+        Peer { addr: addr.parse().expect("addr"), tls }
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let h = headers(&[
+            ("host", "chat.example.org"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let trusted: Vec<IpAddr> = vec!["127.0.0.2".parse().expect("ip")];
+        let untrusted = client_of(&h, peer("127.0.0.1:5000", false), &trusted);
+        assert_eq!(untrusted.ip, "127.0.0.1".parse::<IpAddr>().expect("ip"));
+        assert!(!untrusted.secure, "X-Forwarded-Proto from anyone is ignored");
+        let proxied = client_of(&h, peer(PROXY, false), &trusted);
+        assert_eq!(proxied.ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        assert!(proxied.secure);
+        assert_eq!(proxied.own_origin().as_deref(), Some("https://chat.example.org"));
+    }
+
+    #[test]
+    fn a_spoofed_hop_before_the_proxy_is_not_believed() {
+        // The client wrote 198.51.100.1 itself; our proxy appended the client's real address.
+        let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
+        let trusted: Vec<IpAddr> = vec!["127.0.0.2".parse().expect("ip")];
+        assert_eq!(client_of(&h, peer(PROXY, false), &trusted).ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        let h =
+            headers(&[("forwarded", "for=198.51.100.1, for=\"[2001:db8::7]:4711\";proto=https;host=chat.example.org")]);
+        let client = client_of(&h, peer(PROXY, false), &trusted);
+        assert_eq!(client.ip, "2001:db8::7".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client.own_origin().as_deref(), Some("https://chat.example.org"));
+    }
+
+    #[test]
+    fn origins_are_compared_normalized() {
+        assert_eq!(normalize_origin("HTTPS://Chat.Example.org:443/").as_deref(), Some("https://chat.example.org"));
+        assert_eq!(normalize_origin("http://[::1]:6698").as_deref(), Some("http://[::1]:6698"));
+        for bad in ["null", "chat.example.org", "ftp://x", "https://a/b", "https://u@h", "https://"] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
+        let client = Client { ip: "127.0.0.1".parse().expect("ip"), secure: true, host: Some("localhost:6698".into()) };
+        let own = headers(&[("origin", "https://localhost:6698")]);
+        assert!(check_origin(&own, &client, &[]).is_ok());
+        let foreign = headers(&[("origin", "https://evil.example")]);
+        assert!(check_origin(&foreign, &client, &[]).is_err());
+        assert!(check_origin(&foreign, &client, &["https://evil.example".into()]).is_ok());
+        let wrong_scheme = headers(&[("origin", "http://localhost:6698")]);
+        assert!(check_origin(&wrong_scheme, &client, &[]).is_err(), "a page over plain HTTP is another origin");
+        assert!(check_origin(&HeaderMap::new(), &client, &[]).is_ok(), "no Origin: not a web page");
+    }
+}
