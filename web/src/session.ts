@@ -45,6 +45,8 @@ export interface Buffer {
   /** No older history on the server. */
   historyDone: boolean;
   historyLoading: boolean;
+  /** The newest msgid held when the connection was lost: the gap is fetched from there. */
+  resumeFrom: string;
   /** History was fetched once since the page opened: later fetches ask for what came after. */
   synced: boolean;
   /** The kind of history request in flight: "latest", "before", "after" or "". */
@@ -95,7 +97,7 @@ const SERVER = "*server*";
 function newBuffer(name: string, kind: Buffer["kind"]): Buffer {
   return {
     name, kind, lines: [], members: new Map(), topic: "", unread: 0, mentions: 0, joined: false,
-    typing: new Map(), historyDone: false, historyLoading: false, historyAsked: "", synced: false, e2eDevices: null,
+    typing: new Map(), historyDone: false, historyLoading: false, historyAsked: "", synced: false, resumeFrom: "", e2eDevices: null,
     clearConfirmed: false, account: "",
   };
 }
@@ -142,6 +144,7 @@ export class Session {
     this.batches.clear();
     this.nickTries = 0;
     for (const b of this.buffers.values()) {
+      if (b.synced) b.resumeFrom = [...b.lines].reverse().find((l) => !l.id.startsWith("l"))?.id ?? "";
       b.members.clear();
       b.typing.clear();
       b.historyLoading = false;
@@ -216,10 +219,13 @@ export class Session {
   fetchLatest(name: string): void {
     const b = this.buffer(name);
     if (!b || !this.caps.has("draft/chathistory") || b.historyLoading) return;
-    const newest = b.synced ? [...b.lines].reverse().find((l) => !l.id.startsWith("l")) : undefined;
+    // After a reconnect, from the newest line held before it (the JOIN that came with the
+    // reconnect is newer than the gap); otherwise from the newest line held.
+    const newest = b.resumeFrom || (b.synced ? [...b.lines].reverse().find((l) => !l.id.startsWith("l"))?.id : "");
+    b.resumeFrom = "";
     b.historyLoading = true;
     b.historyAsked = newest ? "after" : "latest";
-    if (newest) this.send("CHATHISTORY", ["AFTER", b.name, `msgid=${newest.id}`, String(this.historyLimit())]);
+    if (newest) this.send("CHATHISTORY", ["AFTER", b.name, `msgid=${newest}`, String(this.historyLimit())]);
     else this.send("CHATHISTORY", ["LATEST", b.name, "*", String(this.historyLimit())]);
   }
 

@@ -104,6 +104,8 @@ test("session: history, scroll back, gap fill after reconnect", () => {
   s.receive("CAP * LS :batch draft/chathistory");
   s.receive("CAP alice ACK :batch draft/chathistory");
   s.outbox.length = 0;
+  // The JOIN that comes with the reconnect is newer than the gap: the gap starts before it.
+  s.receive("@msgid=j2;time=2024-01-01T00:09:00.000Z :alice!a@h JOIN #r");
   s.fetchLatest("#r");
   assert.deepEqual(s.outbox.splice(0), ["CHATHISTORY AFTER #r msgid=m7 50"]);
   s.receive(":srv BATCH +b3 chathistory #r");
@@ -111,6 +113,7 @@ test("session: history, scroll back, gap fill after reconnect", () => {
   s.receive("@batch=b3;msgid=m8;time=2024-01-01T00:08:00.000Z :bob!b@h PRIVMSG #r :n8");
   s.receive(":srv BATCH -b3");
   assert.deepEqual(b.lines.filter((l) => l.kind === "msg").map((l) => l.text), ["n4", "n5", "n6", "n7", "n8"]);
+  assert.equal(b.lines[b.lines.length - 1].kind, "join", "lines stay in time order");
 });
 
 test("session: members with multi-prefix, modes, nick changes, typing", () => {

@@ -44,7 +44,7 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
             drop(old);
 
             // Back without the web listener: the browsers keep failing to reconnect meanwhile.
-            let mut quiet = ServerProcess::start_with(&data, &["127.0.0.1:0"], &[], &["--no-web", "--no-quic"]);
+            let mut quiet = ServerProcess::start_with(&data, &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-web", "--no-quic"]);
             let mut gapper = PlainClient::plain(quiet.plaintext[0], "gapper");
             gapper.register("gapper");
             gapper.join(room);
