@@ -29,6 +29,8 @@ export interface Member {
   prefixes: string;
   away: boolean;
   account: string;
+  /** The real name (extended-join, SETNAME), shown as the member's tooltip. */
+  realname: string;
 }
 
 export interface Buffer {
@@ -375,6 +377,12 @@ export class Session {
         }
         break;
       }
+      case "SETNAME":
+        for (const b of this.buffers.values()) {
+          const m = b.members.get(fold(msg.nick));
+          if (m) m.realname = p[0] ?? "";
+        }
+        break;
       case "ACCOUNT":
         for (const b of this.buffers.values()) {
           const m = b.members.get(fold(msg.nick));
@@ -393,7 +401,7 @@ export class Session {
           let i = 0;
           while (i < item.length && this.prefixChars.includes(item[i])) i++;
           const nick = item.slice(i).split("!")[0];
-          b.members.set(fold(nick), { nick, prefixes: item.slice(0, i), away: false, account: "" });
+          b.members.set(fold(nick), { nick, prefixes: item.slice(0, i), away: false, account: "", realname: "" });
         }
         break;
       }
@@ -679,7 +687,7 @@ export class Session {
           b.members.clear();
           if (first) this.events.push({ type: "joined", buffer: b.name });
         }
-        b.members.set(who, { nick: msg.nick, prefixes: "", away: false, account });
+        b.members.set(who, { nick: msg.nick, prefixes: "", away: false, account, realname: account || p[1] === "*" ? (p[2] ?? "") : "" });
         if (line) this.addLine(b, line);
         break;
       }

@@ -632,6 +632,7 @@ export class App implements CommandHost {
       const role = m.prefixes.includes("@") ? "operator" : m.prefixes.includes("+") ? "voice" : "";
       btn.setAttribute("aria-label", `${m.nick}${role ? `, ${role}` : ""}${m.away ? ", away" : ""}: open a private conversation`);
       btn.append(el("span", "prefix", m.prefixes.slice(0, 1)), el("span", `member-nick ${nickClass(m.nick)}`, m.nick));
+      btn.title = [m.realname, m.account && `account ${m.account}`].filter(Boolean).join(" · ");
       btn.addEventListener("click", () => {
         if (fold(m.nick) !== fold(s.nick)) this.open(m.nick);
       });
