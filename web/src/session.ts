@@ -57,6 +57,8 @@ export interface Buffer {
   e2eDevices: number | null;
   /** The user agreed to send in clear to this E2E contact. */
   clearConfirmed: boolean;
+  /** A WHOIS for the contact's account is in flight. */
+  checking: boolean;
   /** The contact's account, if known (query buffers). */
   account: string;
 }
@@ -100,7 +102,7 @@ function newBuffer(name: string, kind: Buffer["kind"]): Buffer {
   return {
     name, kind, lines: [], members: new Map(), topic: "", unread: 0, mentions: 0, joined: false,
     typing: new Map(), historyDone: false, historyLoading: false, historyAsked: "", synced: false, resumeFrom: "", e2eDevices: null,
-    clearConfirmed: false, account: "",
+    clearConfirmed: false, account: "", checking: false,
   };
 }
 
@@ -262,7 +264,10 @@ export class Session {
       return;
     }
     if (b.account) this.send("E2E", ["DEVICES", b.account]);
-    else this.send("WHOIS", [nick]);
+    else {
+      b.checking = true;
+      this.send("WHOIS", [nick]);
+    }
   }
 
   /** Expires typing notices; returns whether anything changed. */
@@ -416,7 +421,8 @@ export class Session {
         const account = this.whoisAccount.get(fold(nick)) ?? "";
         this.whoisAccount.delete(fold(nick));
         const b = this.buffer(nick);
-        if (b && b.kind === "query" && b.e2eDevices === null) {
+        if (b && b.kind === "query" && b.checking) {
+          b.checking = false;
           b.account = account;
           if (account && this.account) this.send("E2E", ["DEVICES", account]);
           else {

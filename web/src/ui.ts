@@ -219,9 +219,10 @@ export class App implements CommandHost {
     const fresh = !s.buffer(name);
     const b = s.ensure(name);
     if (b.kind === "room" && !b.joined && (join || fresh)) s.join(b.name);
-    if (b.kind === "query" && fresh) {
-      s.fetchLatest(b.name);
-      s.checkE2e(b.name);
+    if (b.kind === "query") {
+      if (fresh || !b.synced) s.fetchLatest(b.name);
+      // Devices come and go: ask again each time the conversation is opened.
+      if (s.registered) s.checkE2e(b.name);
     }
     s.setActive(b.name);
     this.closeDrawers();

@@ -73,9 +73,21 @@ await run(async (browser) => {
   await box.press("Backspace");
   await alice.waitFor(() => document.querySelector("#typing").textContent === "", "the typing notice gone when bob clears his text");
 
-  step("unread counts and private messages");
+  step("E2E: an encrypted message shows as such, and bob is asked before writing in clear to alice");
+  const key = "A".repeat(43);
+  await alice.say(`/quote E2E DEVICE webtest ${key} ${key} ${"A".repeat(86)}`);
+  await alice.say(`/quote @+chinwag.dev/e2e=1,${B},dev1,webtest,m1,1,1,0,AAAA PRIVMSG ${B} :[encrypted message — open it with chinwag chat]`);
+  await bob.waitFor((a) => [...document.querySelectorAll("#buffers .buffer-btn")].some((n) => n.getAttribute("aria-label") === `${a}, 1 unread, 1 for you`),
+    "the encrypted message counted as unread", A);
   await bob.open(A);
+  await bob.waitLine("Encrypted message: it can't be read in the browser");
+  await bob.waitFor(() => !document.querySelector("#e2e-note").hidden, "the note that alice uses end-to-end encryption");
+
+  step("unread counts and private messages");
   await bob.say("a private word");
+  await bob.waitFor(() => document.querySelector("#prompt-dialog").open, "the question before sending in clear");
+  check((await bob.page.textContent("#prompt-title")).includes("in clear"), "the question says the message goes in clear");
+  await bob.page.getByRole("button", { name: "Send in clear" }).click();
   await alice.waitFor((b) => [...document.querySelectorAll("#buffers .buffer-btn")].some((n) => n.getAttribute("aria-label") === `${b}, 1 unread, 1 for you`),
     "an unread count on alice's conversation with bob", B);
   await alice.open(B);
