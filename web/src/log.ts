@@ -83,7 +83,7 @@ export class LogView {
     if (spoken && line.nick) {
       const nick = el("span", `nick ${nickClass(line.nick)}`, line.kind === "action" ? `* ${line.nick}` : line.nick);
       body.append(nick);
-      if (line.kind === "action") body.append(" ");
+
     }
     const text = el("span", "text");
     if (line.kind === "e2e") text.textContent = line.text;

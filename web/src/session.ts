@@ -785,7 +785,7 @@ export class Session {
 
   /** A member's rank for sorting: 0 for the highest prefix, prefix count for none. */
   rank(m: Member): number {
-    const i = this.prefixChars.indexOf(m.prefixes[0] ?? "");
+    const i = m.prefixes ? this.prefixChars.indexOf(m.prefixes[0]) : -1;
     return i < 0 ? this.prefixChars.length : i;
   }
 }

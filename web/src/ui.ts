@@ -449,27 +449,31 @@ export class App implements CommandHost {
     }
   }
 
+  private phone(): boolean {
+    return window.matchMedia("(max-width: 760px)").matches;
+  }
+
+  /** The sidebar and (on phones) the member list slide over the log; on desktops the member
+   * list is a column that can be hidden. */
   private toggleDrawer(id: "sidebar" | "members"): void {
     const node = $(id);
-    if (id === "sidebar") {
+    if (id === "sidebar" || this.phone()) {
       const open = !node.classList.contains("open");
+      this.closeDrawers();
       node.classList.toggle("open", open);
-      $("menu").setAttribute("aria-expanded", String(open));
+      $(id === "sidebar" ? "menu" : "members-toggle").setAttribute("aria-expanded", String(open));
       $("scrim").hidden = !open;
     } else {
       const closed = !node.classList.contains("closed");
       node.classList.toggle("closed", closed);
       $("members-toggle").setAttribute("aria-expanded", String(!closed));
-      $("scrim").hidden = closed || !window.matchMedia("(max-width: 760px)").matches;
     }
   }
 
   private closeDrawers(): void {
-    $("sidebar").classList.remove("open");
-    $("menu").setAttribute("aria-expanded", "false");
-    if (window.matchMedia("(max-width: 760px)").matches) {
-      $("members").classList.add("closed");
-      $("members-toggle").setAttribute("aria-expanded", "false");
+    for (const [id, button] of [["sidebar", "menu"], ["members", "members-toggle"]]) {
+      $(id).classList.remove("open");
+      if (this.phone() || id === "sidebar") $(button).setAttribute("aria-expanded", "false");
     }
     $("scrim").hidden = true;
   }
