@@ -617,7 +617,7 @@ export class App implements CommandHost {
     $("leave").setAttribute("aria-label", b.kind === "room" ? `Leave ${b.name}` : `Close the conversation with ${b.name}`);
     const note = $("e2e-note");
     note.hidden = !(b.kind === "query" && (b.e2eDevices ?? 0) > 0);
-    note.textContent = `🔒 ${b.name} uses end-to-end encryption. Their encrypted messages can't be read here, and what you send from the browser goes in clear.`;
+    note.textContent = `${b.name} uses end-to-end encryption. Their encrypted messages can't be read here, and what you send from the browser goes in clear.`;
     input("input").placeholder = b.kind === "server" ? "Type /join room or /help" : `Message ${b.name}`;
   }
 
