@@ -37,14 +37,21 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
     let script = Script::start("chat.mjs", &url, &[]);
     script.run(
         |what| {
-            let Some(room) = what.strip_prefix("restart ") else { panic!("unexpected request from the script: {what}") };
+            let Some(room) = what.strip_prefix("restart ") else {
+                panic!("unexpected request from the script: {what}")
+            };
             let mut old = server.borrow_mut().take().expect("the server is running");
             old.signal("TERM");
-            assert!(old.wait_exit(Duration::from_secs(20)).is_some(), "the server stops on SIGTERM:\n{}", old.log_tail());
+            assert!(
+                old.wait_exit(Duration::from_secs(20)).is_some(),
+                "the server stops on SIGTERM:\n{}",
+                old.log_tail()
+            );
             drop(old);
 
             // Back without the web listener: the browsers keep failing to reconnect meanwhile.
-            let mut quiet = ServerProcess::start_with(&data, &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-web", "--no-quic"]);
+            let mut quiet =
+                ServerProcess::start_with(&data, &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-web", "--no-quic"]);
             let mut gapper = PlainClient::plain(quiet.plaintext[0], "gapper");
             gapper.register("gapper");
             gapper.join(room);
@@ -54,7 +61,11 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
             gapper.send("QUIT :done");
             gapper.expect("the server closing after QUIT", |m| m.command == "ERROR");
             quiet.signal("TERM");
-            assert!(quiet.wait_exit(Duration::from_secs(20)).is_some(), "the quiet server stops:\n{}", quiet.log_tail());
+            assert!(
+                quiet.wait_exit(Duration::from_secs(20)).is_some(),
+                "the quiet server stops:\n{}",
+                quiet.log_tail()
+            );
             *quiet_log.borrow_mut() = quiet.log_tail();
             drop(quiet);
 

@@ -44,7 +44,10 @@ fn a_browser_user_and_an_irssi_user_talk_in_a_room_and_in_private() {
     };
     let wait_for = |needles: &[&str], what: &str| {
         if tmux.find_line(IRSSI, needles, Instant::now() + WAIT).is_none() {
-            panic!("timed out after {WAIT:?} waiting for {what} on irssi's screen ({needles:?})\n{}", report(&tmux, &rawlog));
+            panic!(
+                "timed out after {WAIT:?} waiting for {what} on irssi's screen ({needles:?})\n{}",
+                report(&tmux, &rawlog)
+            );
         }
     };
     let type_line = |text: &str| {
