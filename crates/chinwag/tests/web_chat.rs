@@ -40,17 +40,10 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
             let Some(room) = what.strip_prefix("restart ") else {
                 panic!("unexpected request from the script: {what}")
             };
-            let mut old = server.borrow_mut().take().expect("the server is running");
-            old.signal("TERM");
-            assert!(
-                old.wait_exit(Duration::from_secs(20)).is_some(),
-                "the server stops on SIGTERM:\n{}",
-                old.log_tail()
-            );
-            drop(old);
+            stop(server.borrow_mut().take().expect("the server is running"));
 
             // Back without the web listener: the browsers keep failing to reconnect meanwhile.
-            let mut quiet =
+            let quiet =
                 ServerProcess::start_with(&data, &["127.0.0.1:0"], &["127.0.0.1:0"], &["--no-web", "--no-quic"]);
             let mut gapper = PlainClient::plain(quiet.plaintext[0], "gapper");
             gapper.register("gapper");
@@ -60,14 +53,8 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
             }
             gapper.send("QUIT :done");
             gapper.expect("the server closing after QUIT", |m| m.command == "ERROR");
-            quiet.signal("TERM");
-            assert!(
-                quiet.wait_exit(Duration::from_secs(20)).is_some(),
-                "the quiet server stops:\n{}",
-                quiet.log_tail()
-            );
             *quiet_log.borrow_mut() = quiet.log_tail();
-            drop(quiet);
+            stop(quiet);
 
             let (again, _) = start_server(&data, &web.to_string(), &["--no-flood-limit"]);
             *server.borrow_mut() = Some(again);
@@ -77,4 +64,10 @@ fn two_browser_users_register_talk_scroll_back_and_get_the_gap_after_a_restart()
             format!("===== chinwag output =====\n{now}\n===== the server during the gap =====\n{}", quiet_log.borrow())
         },
     );
+}
+
+/// Stops a server as an operator would (SIGTERM), waiting until it has exited.
+fn stop(mut server: ServerProcess) {
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).is_some(), "the server stops on SIGTERM:\n{}", server.log_tail());
 }
