@@ -625,6 +625,8 @@ export class App implements CommandHost {
     const s = this.session;
     const panel = $("members");
     panel.hidden = b.kind !== "room";
+    const shown = this.phone() ? panel.classList.contains("open") : !panel.classList.contains("closed");
+    $("members-toggle").setAttribute("aria-expanded", String(shown));
     if (b.kind !== "room") return;
     const members = [...b.members.values()].sort((x, y) => s.rank(x) - s.rank(y) || fold(x.nick).localeCompare(fold(y.nick)));
     $("members-title").textContent = `Members — ${members.length}`;

@@ -100,7 +100,7 @@ await run(async (browser) => {
   await alice.open(room);
   for (let i = 1; i <= HISTORY; i++) await alice.say(`hist ${i}`);
   await alice.waitLine(`hist ${HISTORY}`);
-  const carol = await new User(browser, "carol", undefined, "dark").start();
+  const carol = await new User(browser, "carol", undefined, "dark", "Pacific/Auckland").start();
   await carol.login(`carol${nonce}`.slice(0, 20));
   await carol.open(room);
   await carol.waitLine(`hist ${HISTORY}`, "the latest messages when carol opens the room");
@@ -114,6 +114,9 @@ await run(async (browser) => {
   check(all.length === HISTORY, `scrolling back loads all ${HISTORY} messages once each, in order (got ${all.length})`);
   check(all.every((t, i) => t === `hist ${i + 1}`), "in order");
   await carol.waitFor(() => document.querySelector(".history-note").textContent.includes("beginning"), "the beginning of the history");
+  const [iso, shown] = await carol.page.$eval("#log .line.msg time", (t) => [t.dateTime, t.textContent]);
+  const local = new Intl.DateTimeFormat("en-US", { hour: "2-digit", minute: "2-digit", timeZone: "Pacific/Auckland" }).format(new Date(iso));
+  check(shown === local, `server-time ${iso} shown in carol's time zone (Pacific/Auckland) as ${local}, not ${shown}`);
   await carol.close();
 
   step("the server restarts; what was said meanwhile arrives");

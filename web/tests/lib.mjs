@@ -67,7 +67,8 @@ export function step(text) {
  * alert/confirm/prompt are recorded; `problems()` lists them.
  */
 export class User {
-  constructor(browser, name, viewport = DESKTOP, colorScheme = "light") {
+  constructor(browser, name, viewport = DESKTOP, colorScheme = "light", timezoneId = "UTC") {
+    this.timezoneId = timezoneId;
     this.browser = browser;
     this.name = name;
     this.viewport = viewport;
@@ -77,7 +78,8 @@ export class User {
   }
 
   async start() {
-    this.context = await this.browser.newContext({ viewport: this.viewport, ignoreHTTPSErrors: true, colorScheme: this.colorScheme });
+    this.context = await this.browser.newContext({ viewport: this.viewport, ignoreHTTPSErrors: true, colorScheme: this.colorScheme,
+      locale: "en-US", timezoneId: this.timezoneId });
     this.page = await this.context.newPage();
     this.page.on("pageerror", (e) => this.errors.push(`page error: ${e.message}`));
     this.page.on("console", (m) => {
