@@ -67,6 +67,31 @@ pub struct ServerConfig {
     pub core: chinwag_core::Config,
     /// What one address, and everyone together, may hold at the edge.
     pub limits: EdgeLimits,
+    /// This node's cluster (`[cluster]`, `docs/cluster.md`); `None` for a server on its own.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node of a cluster: where its NATS is, which network, which node.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS servers (`nats://HOST:PORT`, several separated by commas); may hold a password.
+    pub url: String,
+    /// The network, the namespace of every NATS name (`cluster.name`, default `chinwag`).
+    pub name: chinwag_bus::Name,
+    /// This node's name, unique in the network (`cluster.node`).
+    pub node: chinwag_bus::Name,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    /// Never shows a password in the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url: Vec<String> = self.url.split(',').map(|u| chinwag_store::redact_url(u.trim())).collect();
+        f.debug_struct("ClusterConfig")
+            .field("url", &url.join(","))
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .finish()
+    }
 }
 
 /// Where the server keeps accounts, rooms, history and offline queues (`storage.backend`).
@@ -253,6 +278,7 @@ impl ServerConfig {
             discovery: chinwag_discovery::ResponderConfig::off(),
             core: chinwag_core::Config::default(),
             limits: EdgeLimits::default(),
+            cluster: None,
         }
     }
 }
