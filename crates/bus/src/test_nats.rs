@@ -152,6 +152,11 @@ impl OwnNatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server process's id, while it runs (to read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
