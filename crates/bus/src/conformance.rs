@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::timeout;
 
+use crate::membership::{JoinError, Member, Membership};
 use crate::{Bus, BusError, Claim, ClaimKey, Expect, LogKey, LogReader, Name, Subscription, Topic, MAX_PAYLOAD};
 
 /// The longest any check waits for something that should happen.
@@ -42,7 +43,8 @@ macro_rules! run_checks {
 /// Runs every check, each on a fresh network from `make`.
 pub async fn run_all<N: Network>(mut make: impl AsyncFnMut() -> N) {
     run_checks!(make: publish_order, topics_do_not_cross, log_order_and_replay, log_compare_and_set,
-        nick_claim_race, take_over_and_release, heartbeats_expire, payload_limit);
+        nick_claim_race, take_over_and_release, heartbeats_expire, payload_limit, membership_join_and_death,
+        membership_refuses_a_live_name);
 }
 
 /// The next payload of a subscription, within [`WAIT`].
@@ -282,4 +284,71 @@ pub async fn payload_limit<N: Network>(net: &N) {
     ok(node.publish(&room, at_limit.clone()).await, "publish at the limit");
     ok(node.flush().await, "flush");
     assert_eq!(next(&mut sub, "the largest message").await, at_limit);
+}
+
+fn name(name: &str) -> Name {
+    Name::new(name).expect("a valid node name")
+}
+
+fn member(node: &str, incarnation: u64) -> Member {
+    Member { node: node.to_owned(), incarnation }
+}
+
+/// Two nodes asking for the same node number get different ones and see each other; one dies
+/// and the other hears of it within the TTL and a margin (well inside the 10 s users may wait
+/// for the QUITs); started again, it is a new incarnation and gets its number back.
+pub async fn membership_join_and_death<N: Network>(net: &N) {
+    let mut a = Membership::join(net.join().await, &name("a"), 1, 7).await.expect("a joins");
+    let b = Membership::join(net.join().await, &name("b"), 2, 7).await.expect("b joins");
+    assert_eq!((a.node_id(), b.node_id()), (7, 8), "the second node takes the next free number");
+    let ttl = b.heartbeat_ttl();
+    let changes = ok(a.poll().await, "poll");
+    assert_eq!((changes.joined, changes.gone), (vec![member("b", 2)], vec![]));
+
+    drop(b);
+    let started = tokio::time::Instant::now();
+    loop {
+        ok(a.beat().await, "beat");
+        let changes = ok(a.poll().await, "poll");
+        if !changes.gone.is_empty() {
+            assert_eq!(changes.gone, [member("b", 2)]);
+            break;
+        }
+        assert!(
+            started.elapsed() < ttl * 3 + Duration::from_secs(3),
+            "b's death went unseen for {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(ttl / 10).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "b's death took {:?} to see", started.elapsed());
+    eprintln!("bus conformance: a dead node seen gone after {:?} (heartbeat TTL {ttl:?})", started.elapsed());
+    assert_eq!(a.known().collect::<Vec<_>>(), [member("a", 1)]);
+
+    let b = Membership::join(net.join().await, &name("b"), 3, 8).await.expect("b joins again");
+    assert_eq!(b.node_id(), 8, "a dead incarnation's number is taken over");
+    let changes = ok(a.poll().await, "poll");
+    assert_eq!(changes.joined, [member("b", 3)]);
+    ok(b.leave().await, "leave");
+    let c = Membership::join(net.join().await, &name("c"), 4, 8).await.expect("c joins");
+    assert_eq!(c.node_id(), 8, "a number given back is free");
+}
+
+/// While a node beats, another under its name is refused, saying why.
+pub async fn membership_refuses_a_live_name<N: Network>(net: &N) {
+    let a = Membership::join(net.join().await, &name("a"), 1, 0).await.expect("a joins");
+    let beating = async {
+        loop {
+            ok(a.beat().await, "beat");
+            tokio::time::sleep(a.beat_interval()).await;
+        }
+    };
+    let taken = name("a");
+    let impostor = Membership::join(net.join().await, &taken, 2, 0);
+    let refused = tokio::select! {
+        result = impostor => result.expect_err("a second live node named a must be refused"),
+        () = beating => unreachable!("beats forever"),
+    };
+    assert!(matches!(refused, JoinError::NameTaken(ref node, _) if node == "a"), "{refused:?}");
+    assert!(refused.to_string().contains("--node-name"), "{refused}");
 }

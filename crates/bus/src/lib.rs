@@ -11,7 +11,8 @@
 //!   [`ClaimKey`] (a nick, a node's msgid number) is held by exactly one value at a revision;
 //!   every change is checked against the revision, so racing nodes get one winner.
 //! - **Liveness** ([`Bus::beat`], [`Bus::alive`]): a node's heartbeat vanishes after the TTL when
-//!   the node stops beating (dies, or loses the bus).
+//!   the node stops beating (dies, or loses the bus). [`membership`] builds nodes on it: one live
+//!   node per name, a node number each, and who appeared or died since the last look.
 //!
 //! Two implementations: [`NatsBus`] (core NATS subjects, a JetStream stream and two KV buckets,
 //! all named under the cluster name) and [`LocalBus`] (in process, for tests of the core: no
@@ -23,6 +24,7 @@
 
 pub mod conformance;
 mod local;
+pub mod membership;
 mod names;
 mod nats;
 pub mod test_nats;
@@ -98,7 +100,7 @@ pub type LogReader = BoxStream<'static, Result<LogEntry, BusError>>;
 /// The cluster bus, as a node sees it (one value per node and connection).
 ///
 /// Every method's future is `Send`, so a node's bus task can run on any runtime thread.
-pub trait Bus: Send + Sync + 'static {
+pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Sends `payload` to every current subscriber of `topic` (none: dropped). Returns once it is
     /// handed to the bus; [`Bus::flush`] waits until the bus has it.
     fn publish(&self, topic: &Topic, payload: Bytes) -> impl Future<Output = Result<(), BusError>> + Send;

@@ -64,6 +64,10 @@ pub struct NatsBus {
     ttl: Duration,
     /// How many times the client has connected (log readers start over after a reconnection).
     connections: Arc<AtomicU64>,
+    /// The heartbeat bucket's stream, for listing its keys.
+    nodes_stream: stream::Stream,
+    /// How long a request may take.
+    timeout: Duration,
 }
 
 /// The names under one cluster name.
@@ -122,6 +126,8 @@ impl NatsBus {
             .map_err(|e| broker("the log stream", e))?;
         let claims = bucket(&js, &names.claims_bucket, Duration::ZERO).await?;
         let nodes = bucket(&js, &names.nodes_bucket, options.heartbeat_ttl).await?;
+        let nodes_stream =
+            js.get_stream(format!("KV_{}", names.nodes_bucket)).await.map_err(|e| broker("the heartbeat bucket", e))?;
         Ok(NatsBus {
             client,
             js,
@@ -131,6 +137,8 @@ impl NatsBus {
             nodes,
             ttl: options.heartbeat_ttl,
             connections,
+            nodes_stream,
+            timeout: options.timeout,
         })
     }
 
@@ -311,23 +319,31 @@ impl Bus for NatsBus {
     }
 
     async fn alive(&self) -> Result<Vec<(String, Bytes)>, BusError> {
-        let keys: Vec<String> = self
-            .nodes
-            .keys()
-            .await
-            .map_err(|e| unavailable("list heartbeats", e))?
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("list heartbeats", e))?;
-        let mut alive = Vec::with_capacity(keys.len());
-        for node in keys {
-            let entry = self.nodes.entry(node.as_str()).await.map_err(|e| unavailable("read a heartbeat", e))?;
-            if let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) {
-                alive.push((node, entry.value));
+        // The bucket's subjects from the stream's own index, then each one's last entry. (The
+        // client's `keys()` makes a consumer that counts entries first and can wait long for
+        // one that expired before it was delivered.)
+        let prefix = format!("$KV.{}.", Names::of(&self.cluster).nodes_bucket);
+        let listing = async {
+            let subjects: Vec<(String, usize)> = self
+                .nodes_stream
+                .info_with_subjects(format!("{prefix}>"))
+                .await
+                .map_err(|e| unavailable("list heartbeats", e))?
+                .try_collect()
+                .await
+                .map_err(|e| unavailable("list heartbeats", e))?;
+            let mut alive = Vec::with_capacity(subjects.len());
+            for (subject, _) in subjects {
+                let Some(node) = subject.strip_prefix(&prefix) else { continue };
+                let entry = self.nodes.entry(node).await.map_err(|e| unavailable("read a heartbeat", e))?;
+                if let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) {
+                    alive.push((node.to_owned(), entry.value));
+                }
             }
-        }
-        alive.sort();
-        Ok(alive)
+            alive.sort();
+            Ok(alive)
+        };
+        tokio::time::timeout(self.timeout, listing).await.map_err(|_| unavailable("list heartbeats", "timed out"))?
     }
 
     fn heartbeat_ttl(&self) -> Duration {
