@@ -114,7 +114,8 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     fn subscribe(&self, topic: &Topic) -> impl Future<Output = Result<Subscription, BusError>> + Send;
 
     /// Appends an event to the log under `key` if `expect` holds; returns its sequence, or
-    /// [`BusError::Conflict`].
+    /// [`BusError::Conflict`]. After [`BusError::Unavailable`] the event may or may not be in
+    /// the log: nodes apply only what they read back, so either way they agree.
     fn append(
         &self,
         key: &LogKey,

@@ -112,7 +112,7 @@ impl NatsBus {
             .connect(options.url.as_str())
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {}: {e}", options.url)))?;
-        let js = jetstream::new(client.clone());
+        let js = jetstream::ContextBuilder::new().timeout(options.timeout).build(client.clone());
         let names = Names::of(&options.cluster);
         let log = js
             .get_or_create_stream(stream::Config {
@@ -207,6 +207,16 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(format!("{what}: {e}"))
 }
 
+/// Bounds a whole operation (which may be several requests) by the request timeout, so a node
+/// cut off from NATS hears so within it.
+async fn bounded<T>(
+    timeout: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    tokio::time::timeout(timeout, work).await.unwrap_or_else(|_| Err(unavailable(what, "timed out")))
+}
+
 impl Bus for NatsBus {
     async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<(), BusError> {
         check_size(&payload)?;
@@ -232,24 +242,27 @@ impl Bus for NatsBus {
     }
 
     async fn append(&self, key: &LogKey, payload: Bytes, expect: Expect) -> Result<u64, BusError> {
-        use async_nats::jetstream::context::PublishErrorKind;
-        check_size(&payload)?;
-        let mut publish = jetstream::message::PublishMessage::build().payload(payload);
-        match expect {
-            Expect::Any => {}
-            Expect::Empty => publish = publish.expected_last_subject_sequence(0),
-            Expect::Last(seq) => publish = publish.expected_last_subject_sequence(seq),
-        }
-        let subject = format!("{}.log.{}", self.cluster, key.as_str());
-        let result = match self.js.send_publish(subject, publish).await {
-            Ok(ack) => ack.await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(BusError::Conflict),
-            Err(e) => Err(unavailable("append", e)),
-        }
+        bounded(self.timeout, "append", async {
+            use async_nats::jetstream::context::PublishErrorKind;
+            check_size(&payload)?;
+            let mut publish = jetstream::message::PublishMessage::build().payload(payload);
+            match expect {
+                Expect::Any => {}
+                Expect::Empty => publish = publish.expected_last_subject_sequence(0),
+                Expect::Last(seq) => publish = publish.expected_last_subject_sequence(seq),
+            }
+            let subject = format!("{}.log.{}", self.cluster, key.as_str());
+            let result = match self.js.send_publish(subject, publish).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ack) => Ok(ack.sequence),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(BusError::Conflict),
+                Err(e) => Err(unavailable("append", e)),
+            }
+        })
+        .await
     }
 
     async fn read_log(&self, from: u64) -> Result<LogReader, BusError> {
@@ -272,50 +285,65 @@ impl Bus for NatsBus {
     }
 
     async fn claim(&self, key: &ClaimKey, value: Bytes) -> Result<Claim, BusError> {
-        check_size(&value)?;
-        // A holder may release between our create and our read; a few rounds settle it.
-        for _ in 0..CLAIM_ROUNDS {
-            match self.claims.create(key.as_str(), value.clone()).await {
-                Ok(revision) => return Ok(Claim::Granted { revision }),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    if let Some((holder, revision)) = self.holder(key).await? {
-                        return Ok(Claim::Taken { holder, revision });
+        bounded(self.timeout, "claim", async {
+            check_size(&value)?;
+            // A holder may release between our create and our read; a few rounds settle it.
+            for _ in 0..CLAIM_ROUNDS {
+                match self.claims.create(key.as_str(), value.clone()).await {
+                    Ok(revision) => return Ok(Claim::Granted { revision }),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        if let Some((holder, revision)) = self.holder(key).await? {
+                            return Ok(Claim::Taken { holder, revision });
+                        }
                     }
+                    Err(e) => return Err(unavailable("claim", e)),
                 }
-                Err(e) => return Err(unavailable("claim", e)),
             }
-        }
-        Err(BusError::Unavailable(format!("claim {}: it kept changing hands", key.as_str())))
+            Err(BusError::Unavailable(format!("claim {}: it kept changing hands", key.as_str())))
+        })
+        .await
     }
 
     async fn take_over(&self, key: &ClaimKey, value: Bytes, revision: u64) -> Result<Claim, BusError> {
-        check_size(&value)?;
-        match self.claims.update(key.as_str(), value.clone(), revision).await {
-            Ok(revision) => Ok(Claim::Granted { revision }),
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => match self.holder(key).await? {
-                Some((holder, revision)) => Ok(Claim::Taken { holder, revision }),
-                None => self.claim(key, value).await,
-            },
-            Err(e) => Err(unavailable("take over a claim", e)),
-        }
+        bounded(self.timeout, "take over a claim", async {
+            check_size(&value)?;
+            match self.claims.update(key.as_str(), value.clone(), revision).await {
+                Ok(revision) => Ok(Claim::Granted { revision }),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => match self.holder(key).await? {
+                    Some((holder, revision)) => Ok(Claim::Taken { holder, revision }),
+                    None => self.claim(key, value).await,
+                },
+                Err(e) => Err(unavailable("take over a claim", e)),
+            }
+        })
+        .await
     }
 
     async fn release(&self, key: &ClaimKey, revision: u64) -> Result<bool, BusError> {
-        match self.claims.delete_expect_revision(key.as_str(), Some(revision)).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(e) => Err(unavailable("release a claim", e)),
-        }
+        bounded(self.timeout, "release a claim", async {
+            match self.claims.delete_expect_revision(key.as_str(), Some(revision)).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(e) => Err(unavailable("release a claim", e)),
+            }
+        })
+        .await
     }
 
     async fn holder(&self, key: &ClaimKey) -> Result<Option<(Bytes, u64)>, BusError> {
-        let entry = self.claims.entry(key.as_str()).await.map_err(|e| unavailable("read a claim", e))?;
-        Ok(entry.filter(|entry| entry.operation == kv::Operation::Put).map(|entry| (entry.value, entry.revision)))
+        bounded(self.timeout, "read a claim", async {
+            let entry = self.claims.entry(key.as_str()).await.map_err(|e| unavailable("read a claim", e))?;
+            Ok(entry.filter(|entry| entry.operation == kv::Operation::Put).map(|entry| (entry.value, entry.revision)))
+        })
+        .await
     }
 
     async fn beat(&self, node: &Name, value: Bytes) -> Result<(), BusError> {
-        check_size(&value)?;
-        self.nodes.put(node.as_str(), value).await.map(drop).map_err(|e| unavailable("heartbeat", e))
+        bounded(self.timeout, "heartbeat", async {
+            check_size(&value)?;
+            self.nodes.put(node.as_str(), value).await.map(drop).map_err(|e| unavailable("heartbeat", e))
+        })
+        .await
     }
 
     async fn alive(&self) -> Result<Vec<(String, Bytes)>, BusError> {
