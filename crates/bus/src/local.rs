@@ -217,3 +217,26 @@ impl Bus for LocalBus {
 fn tokio_stream(rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscriber that does not read loses what does not fit, counted; the publisher never
+    /// waits for it, and a quick subscriber on the same topic still gets everything.
+    #[tokio::test]
+    async fn a_slow_subscriber_loses_messages_and_never_blocks_the_publisher() {
+        let bus = LocalBus::new(Duration::from_secs(5));
+        let room = Topic::room("#slow");
+        let _slow = bus.subscribe(&room).await.expect("subscribe");
+        let mut quick = bus.join().subscribe(&room).await.expect("subscribe");
+        let extra = 10;
+        for i in 0..SUBSCRIPTION_CAPACITY + extra {
+            bus.publish(&room, Bytes::from(i.to_string())).await.expect("publish");
+            if i % 100 == 0 {
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(quick.next()) {}
+            }
+        }
+        assert_eq!(bus.dropped(), extra as u64, "only the slow subscriber's overflow is dropped");
+    }
+}
