@@ -34,6 +34,41 @@ pub fn unique_cluster_name() -> Name {
     Name::new(&name).expect("a generated cluster name is valid")
 }
 
+/// Deletes what earlier test processes of this machine left on NATS when they were killed
+/// before their namespaces' `Drop` ran: names made by [`unique_cluster_name`] whose process is
+/// gone. Once per process and NATS server; failures are only reported.
+async fn sweep_stale_namespaces(url: &str) {
+    use futures_util::TryStreamExt;
+    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if swept.iter().any(|done| done == url) {
+            return;
+        }
+        swept.push(url.to_owned());
+    }
+    let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url)).await else { return };
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = match tokio::time::timeout(Duration::from_secs(5), js.stream_names().try_collect()).await {
+        Ok(Ok(names)) => names,
+        _ => return,
+    };
+    for stream in names {
+        // `t<pid>-<hex>-<n>-log`, `KV_t<pid>-<hex>-<n>-claims`, `KV_t<pid>-<hex>-<n>-nodes`.
+        let Some(pid) =
+            stream.strip_prefix("KV_").unwrap_or(&stream).strip_prefix('t').and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let ours = pid.parse::<u32>().is_ok() && ["-log", "-claims", "-nodes"].iter().any(|end| stream.ends_with(end));
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            if let Err(e) = js.delete_stream(&stream).await {
+                eprintln!("test_nats: could not delete the stale {stream}: {e}");
+            }
+        }
+    }
+}
+
 /// A cluster namespace of its own on a NATS server; every [`Network::join`] is a new connection.
 #[derive(Debug)]
 pub struct TestNetwork {
@@ -50,6 +85,7 @@ impl TestNetwork {
 
     /// A fresh namespace on the NATS at `url`.
     pub async fn on(url: &str) -> TestNetwork {
+        sweep_stale_namespaces(url).await;
         let mut options = NatsOptions::new(url, unique_cluster_name());
         options.heartbeat_ttl = TEST_HEARTBEAT_TTL;
         let network = TestNetwork { options };
