@@ -204,6 +204,14 @@ pub async fn nick_claim_race<N: Network>(net: &N) {
         ok(nodes[0].claim(&ClaimKey::nick("bob"), Bytes::from_static(b"x")).await, "claim bob"),
         Claim::Granted { .. }
     ));
+    // Twenty more races, each for a nick of its own: never two winners.
+    for round in 0..20 {
+        let key = ClaimKey::nick(&format!("race{round}"));
+        let results =
+            futures_util::future::join_all(nodes.iter().map(|n| n.claim(&key, Bytes::from_static(b"x")))).await;
+        let won = results.iter().filter(|r| matches!(r, Ok(Claim::Granted { .. }))).count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+    }
 }
 
 /// A claim left by a dead node is taken over at its revision by one of the racers; its old
