@@ -113,6 +113,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "sqlite|URL")]
     store: Option<String>,
 
+    /// Join a cluster: the NATS servers (with JetStream) the nodes share, nats://HOST:PORT;
+    /// needs the PostgreSQL store (see docs/cluster.md) [key: cluster.url].
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// The network's name, under which every NATS name lives (default chinwag) [key: cluster.name].
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+
+    /// This node's name in the cluster, unique in the network [key: cluster.node].
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+
     /// `full` or `normal` [key: storage.sqlite_synchronous].
     #[arg(long, value_name = "MODE")]
     sqlite_synchronous: Option<String>,
@@ -174,6 +187,15 @@ impl ServeArgs {
                     "--store {}: expected sqlite or a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE",
                     chinwag_store::redact_url(store)
                 );
+            }
+        }
+        for (key, value, flag) in [
+            ("cluster.url", &self.cluster, "--cluster"),
+            ("cluster.name", &self.cluster_name, "--cluster-name"),
+            ("cluster.node", &self.node_name, "--node-name"),
+        ] {
+            if let Some(value) = value {
+                text(key, value.clone(), flag);
             }
         }
         if let Some(m) = &self.sqlite_synchronous {
@@ -239,6 +261,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     // Nothing starts (not even logging to files) until the whole configuration is valid.
     let cfg: ServerConfig = args.source()?.load()?;
+    chinwag_server::refuse_unfinished(&cfg)?;
     chinwag_server::create_data_dir(&cfg.data_dir)?;
     let _logs = chinwag_server::logging::init(&cfg.log, &cfg.data_dir)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

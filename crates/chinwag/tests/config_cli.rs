@@ -123,3 +123,30 @@ fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
     );
     assert!(server.metrics.is_some(), "the flag's metrics listener is up:\n{}", server.log_tail());
 }
+
+/// `--cluster` is parsed and checked (it needs the PostgreSQL store and a node name), and then
+/// refused plainly while clustering is unfinished (issue #23), before anything is created.
+#[test]
+fn cluster_flags_are_checked_and_then_refused_until_clustering_is_finished() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("path");
+    let cluster = ["serve", "--data-dir", data_arg, "--cluster", "nats://127.0.0.1:4222"];
+
+    let out = chinwag(&[&cluster[..], &["--node-name", "a"]].concat());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cluster.url") && stderr.contains("PostgreSQL store"), "{stderr}");
+
+    let store = ["--store", "postgres://chinwag:sekrit@127.0.0.1:5432/chinwag"];
+    let out = chinwag(&[&cluster[..], &store[..], &["--cluster-name", "Bad.Name", "--node-name", "a"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("cluster.name") && stderr.contains("--cluster-name"), "{stderr}");
+
+    let out = chinwag(&[&cluster[..], &store[..], &["--node-name", "a"]].concat());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clustering is not finished yet") && stderr.contains("#23"), "{stderr}");
+    assert!(!stderr.contains("sekrit"), "{stderr}");
+    assert!(!data.exists(), "a refused cluster node creates nothing");
+}

@@ -56,9 +56,9 @@ use tokio_util::task::TaskTracker;
 pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
-    ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig, StoreBackend,
-    DEFAULT_CONFIG, DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES, DEFAULT_SENDQ_LINES,
-    ENV_PREFIX,
+    ClusterConfig, ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig,
+    StoreBackend, DEFAULT_CONFIG, DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES,
+    DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };
 pub use control::{effective_uid, CONTROL_SOCKET};
 pub use limits::raise_open_files_limit;
@@ -286,9 +286,25 @@ async fn open_store(cfg: &ServerConfig, db_path: &std::path::Path) -> Result<Ope
     }
 }
 
+/// Refuses what the configuration may say but this build cannot do yet: a cluster node
+/// (`[cluster]`, issue #23: the bus exists, the nodes' side does not). `chinwag serve` asks
+/// before it sets up logging, so that a refused start creates nothing.
+pub fn refuse_unfinished(cfg: &ServerConfig) -> Result<()> {
+    if let Some(cluster) = &cfg.cluster {
+        anyhow::bail!(
+            "clustering is not finished yet (issue #23): node {} of network {} cannot start; \
+             run without --cluster (cluster.url) for now",
+            cluster.node,
+            cluster.name
+        );
+    }
+    Ok(())
+}
+
 /// Binds every listener and starts serving. Fails (binding nothing) if a required listener
 /// cannot be bound or the TLS material is unusable.
 pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
+    refuse_unfinished(&cfg)?;
     create_data_dir(&cfg.data_dir)?;
     // First, so that a second server on the same data directory is refused before it touches
     // the database.

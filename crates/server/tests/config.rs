@@ -302,3 +302,36 @@ fn plain_http_for_the_web_stays_on_loopback_unless_allowed() {
     let cfg = load(None, &[], &[("web.listen", "")]).expect("an empty list turns HTTPS off");
     assert!(cfg.web.listen.is_empty());
 }
+
+/// `[cluster]`: off by default; a node needs NATS URLs, a name of its own and the PostgreSQL
+/// store, and every mistake names its key without repeating a password.
+#[test]
+fn a_cluster_node_needs_nats_a_node_name_and_the_postgres_store() {
+    assert!(load(None, &[], &[]).expect("defaults").cluster.is_none());
+    let postgres = [("storage.backend", "postgres"), ("storage.url", "postgres://c@db/chinwag")];
+    let with = |extra: &[(&'static str, &'static str)]| postgres.iter().chain(extra).copied().collect::<Vec<_>>();
+
+    let cfg =
+        load(None, &[], &with(&[("cluster.url", "nats://127.0.0.1:4222"), ("cluster.node", "a")])).expect("a node");
+    let cluster = cfg.cluster.expect("clustered");
+    assert_eq!((cluster.name.as_str(), cluster.node.as_str()), ("chinwag", "a"));
+    let env = [("CHINWAG_CLUSTER_URL", "nats://u:sekrit@n1:4222, nats://n2:4222"), ("CHINWAG_CLUSTER_NAME", "net-2")];
+    let cfg = load(None, &env, &with(&[("cluster.node", "b")])).expect("from the environment");
+    let cluster = cfg.cluster.expect("clustered");
+    assert_eq!(cluster.name.as_str(), "net-2");
+    assert!(!format!("{cluster:?}").contains("sekrit"), "Debug hides the password: {cluster:?}");
+
+    let text = error(None, &[], &[("cluster.url", "nats://127.0.0.1:4222"), ("cluster.node", "a")]);
+    assert_mentions(&text, &["cluster.url", "PostgreSQL store"]);
+    let text = error(None, &[], &with(&[("cluster.url", "nats://127.0.0.1:4222")]));
+    assert_mentions(&text, &["cluster.node", "name of its own"]);
+    let text = error(None, &[], &with(&[("cluster.url", "http://u:sekrit@h:4222"), ("cluster.node", "a")]));
+    assert_mentions(&text, &["cluster.url", "nats://HOST:PORT"]);
+    assert!(!text.contains("sekrit"), "{text}");
+    for (key, value) in [("cluster.name", "My.Net"), ("cluster.node", "node_1")] {
+        let text = error(None, &[], &with(&[("cluster.url", "nats://h:4222"), ("cluster.node", "a"), (key, value)]));
+        assert_mentions(&text, &[key, value, "a-z, 0-9"]);
+    }
+    let text = error(None, &[], &[("cluster.node", "a")]);
+    assert_mentions(&text, &["cluster.node", "only with cluster.url"]);
+}

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub limits: EdgeLimits,
     /// The web listener: the web client, the IRC WebSocket (`/ws`), health checks.
     pub web: WebSettings,
+    /// This node's cluster (`[cluster]`, `docs/cluster.md`); `None` for a server on its own.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The web listener (`[web]`). Off unless listeners are given: the configuration file turns
@@ -99,6 +101,29 @@ impl Default for WebSettings {
             trusted_proxies: Vec::new(),
             compression: true,
         }
+    }
+}
+
+/// A node of a cluster: where its NATS is, which network, which node.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS servers (`nats://HOST:PORT`, several separated by commas); may hold a password.
+    pub url: String,
+    /// The network, the namespace of every NATS name (`cluster.name`, default `chinwag`).
+    pub name: chinwag_bus::Name,
+    /// This node's name, unique in the network (`cluster.node`).
+    pub node: chinwag_bus::Name,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    /// Never shows a password in the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url: Vec<String> = self.url.split(',').map(|u| chinwag_store::redact_url(u.trim())).collect();
+        f.debug_struct("ClusterConfig")
+            .field("url", &url.join(","))
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .finish()
     }
 }
 
@@ -287,6 +312,7 @@ impl ServerConfig {
             core: chinwag_core::Config::default(),
             limits: EdgeLimits::default(),
             web: WebSettings::default(),
+            cluster: None,
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct RawConfig {
     pub discovery: RawDiscovery,
     pub oper: Vec<RawOper>,
     pub web: RawWeb,
+    pub cluster: RawCluster,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,14 @@ pub struct RawStorage {
     pub history_retention_days: u32,
     pub sqlite_synchronous: String,
     pub max_held_kib: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCluster {
+    pub url: String,
+    pub name: String,
+    pub node: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +244,12 @@ impl Default for RawStorage {
             sqlite_synchronous: "full".into(),
             max_held_kib: (super::DEFAULT_MAX_HELD_BYTES / 1024) as u32,
         }
+    }
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        RawCluster { url: String::new(), name: "chinwag".into(), node: String::new() }
     }
 }
 
@@ -675,6 +690,7 @@ impl RawConfig {
                 .opers
                 .push(chinwag_core::Operator { name: op.name.clone(), password_hash: op.password_hash.clone() });
         }
+        cfg.cluster = self.cluster.validate(&cfg.store, bad)?;
         Ok(cfg)
     }
 }
@@ -722,5 +738,46 @@ impl RawWeb {
             .map(|a| a.parse().map_err(|_| bad("web.trusted_proxies", a, "not an IP address, e.g. 127.0.0.1 or ::1")))
             .collect::<Result<_, _>>()?;
         Ok(super::WebSettings { listen, listen_plain, origins, trusted_proxies, compression: self.compression })
+impl RawCluster {
+    /// `None` without `cluster.url` (one server on its own); else the checked cluster settings.
+    fn validate(
+        &self,
+        store: &super::StoreBackend,
+        bad: impl Fn(&str, &dyn std::fmt::Debug, &str) -> InvalidValue,
+    ) -> Result<Option<super::ClusterConfig>, InvalidValue> {
+        let name = chinwag_bus::Name::new(&self.name)
+            .map_err(|_| bad("cluster.name", &self.name, "expected 1 to 32 of a-z, 0-9 and '-', e.g. chinwag"))?;
+        if self.url.is_empty() {
+            if !self.node.is_empty() {
+                return Err(bad("cluster.node", &self.node, "only with cluster.url (a node of a cluster)"));
+            }
+            return Ok(None);
+        }
+        let shown: Vec<String> = self.url.split(',').map(|u| chinwag_store::redact_url(u.trim())).collect();
+        let shown = shown.join(",");
+        let valid_url = |u: &str| {
+            let u = u.trim();
+            ["nats://", "tls://"].iter().any(|scheme| u.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
+        };
+        if !self.url.split(',').all(valid_url) {
+            return Err(bad(
+                "cluster.url",
+                &shown,
+                "expected nats://HOST:PORT (or tls://), several separated by commas",
+            ));
+        }
+        if self.node.is_empty() {
+            return Err(bad("cluster.node", &"", "a node of a cluster needs a name of its own, e.g. --node-name a"));
+        }
+        let node = chinwag_bus::Name::new(&self.node)
+            .map_err(|_| bad("cluster.node", &self.node, "expected 1 to 32 of a-z, 0-9 and '-', e.g. a"))?;
+        if !matches!(store, super::StoreBackend::Postgres { .. }) {
+            return Err(bad(
+                "cluster.url",
+                &shown,
+                "a cluster needs the PostgreSQL store, which every node shares (storage.backend = \"postgres\", or --store postgres://...)",
+            ));
+        }
+        Ok(Some(super::ClusterConfig { url: self.url.clone(), name, node }))
     }
 }

@@ -1,0 +1,189 @@
+//! Which nodes make up the network, on any [`Bus`]: a node joins under its name and an
+//! incarnation (a number new at every start), beats while it lives, holds a node number of its
+//! own (for msgids), and learns from [`Membership::poll`] which nodes appeared and which died.
+//!
+//! Death is the heartbeat's absence: a node that stops beating (killed, or cut off from the bus)
+//! vanishes from [`Bus::alive`] after the TTL; a node started again under the same name comes
+//! back as a new incarnation, which the others see as the old one gone and a new one joined.
+//! Two live nodes never share a name: the second is refused.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{Bus, BusError, Claim, ClaimKey, Name};
+
+/// Node numbers are this many bits (the core's msgids keep 20).
+pub const NODE_ID_BITS: u32 = 20;
+
+/// Why a node could not join.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Another live node has this name.
+    #[error(
+        "another node named {0} is alive in this network (its heartbeat went on for {1:?}); give this node a name of its own (--node-name)"
+    )]
+    NameTaken(String, Duration),
+    /// Every node number is held by a live node.
+    #[error("no free node number among the {} of this network", 1u32 << NODE_ID_BITS)]
+    NoNodeId,
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// A node, as its peers know it: name and incarnation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub node: String,
+    pub incarnation: u64,
+}
+
+/// What changed since the last poll.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Nodes (or new incarnations) that appeared.
+    pub joined: Vec<Member>,
+    /// Nodes (or old incarnations) whose heartbeat is gone: their users must quit.
+    pub gone: Vec<Member>,
+}
+
+/// This node's place in the network.
+#[derive(Debug)]
+pub struct Membership<B: Bus> {
+    /// The bus it beats and polls on.
+    bus: B,
+    /// Who this node is.
+    me: Member,
+    /// Its node number, and the claim's revision (to release it).
+    node_id: (u32, u64),
+    /// The members seen alive at the last poll (this node included).
+    known: BTreeMap<String, u64>,
+}
+
+fn heartbeat_value(incarnation: u64) -> Bytes {
+    Bytes::from(format!("{incarnation:016x}"))
+}
+
+fn parse_incarnation(value: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(value).ok()?, 16).ok()
+}
+
+/// The members in a liveness listing (entries that do not parse are not ours and are skipped).
+fn members(alive: Vec<(String, Bytes)>) -> BTreeMap<String, u64> {
+    alive.into_iter().filter_map(|(node, value)| Some((node, parse_incarnation(&value)?))).collect()
+}
+
+impl<B: Bus> Membership<B> {
+    /// Joins as `node` in its `incarnation`: waits (at most twice the TTL) for a heartbeat of an
+    /// earlier incarnation under the same name to expire, refusing if it goes on; beats; and
+    /// claims a node number, trying from `first_id` on and taking over numbers whose holder is
+    /// dead.
+    pub async fn join(bus: B, node: &Name, incarnation: u64, first_id: u32) -> Result<Membership<B>, JoinError> {
+        let ttl = bus.heartbeat_ttl();
+        let waited_from = tokio::time::Instant::now();
+        loop {
+            let alive = members(bus.alive().await?);
+            match alive.get(node.as_str()) {
+                Some(other) if *other != incarnation => {
+                    let waited = waited_from.elapsed();
+                    if waited > ttl * 2 {
+                        return Err(JoinError::NameTaken(node.to_string(), waited));
+                    }
+                    tokio::time::sleep(ttl / 10).await;
+                }
+                _ => break,
+            }
+        }
+        bus.beat(node, heartbeat_value(incarnation)).await?;
+        let me = Member { node: node.to_string(), incarnation };
+        let node_id = claim_node_id(&bus, &me, first_id).await?;
+        let known = members(bus.alive().await?);
+        Ok(Membership { bus, me, node_id, known })
+    }
+
+    /// This node's number, unique among live nodes.
+    pub fn node_id(&self) -> u32 {
+        self.node_id.0
+    }
+
+    /// Who this node is.
+    pub fn me(&self) -> &Member {
+        &self.me
+    }
+
+    /// How long a heartbeat lives without another: a dead node is seen gone this long after
+    /// its last beat, plus one poll.
+    pub fn heartbeat_ttl(&self) -> Duration {
+        self.bus.heartbeat_ttl()
+    }
+
+    /// How often to [`Membership::beat`]: a third of the TTL, so one lost beat is survived.
+    pub fn beat_interval(&self) -> Duration {
+        self.bus.heartbeat_ttl() / 3
+    }
+
+    /// Says this node is alive.
+    pub async fn beat(&self) -> Result<(), BusError> {
+        let node = Name::new(&self.me.node).map_err(|e| BusError::Broker(e.to_string()))?;
+        self.bus.beat(&node, heartbeat_value(self.me.incarnation)).await
+    }
+
+    /// The members alive now, this node included, by name.
+    pub fn known(&self) -> impl Iterator<Item = Member> + '_ {
+        self.known.iter().map(|(node, incarnation)| Member { node: node.clone(), incarnation: *incarnation })
+    }
+
+    /// Reads who is alive and says what changed since the last poll.
+    pub async fn poll(&mut self) -> Result<Changes, BusError> {
+        let now = members(self.bus.alive().await?);
+        let mut changes = Changes::default();
+        for (node, incarnation) in &self.known {
+            if now.get(node) != Some(incarnation) {
+                changes.gone.push(Member { node: node.clone(), incarnation: *incarnation });
+            }
+        }
+        for (node, incarnation) in &now {
+            if self.known.get(node) != Some(incarnation) {
+                changes.joined.push(Member { node: node.clone(), incarnation: *incarnation });
+            }
+        }
+        self.known = now;
+        Ok(changes)
+    }
+
+    /// Gives the node number back (a clean stop); the heartbeat expires by itself.
+    pub async fn leave(self) -> Result<(), BusError> {
+        self.bus.release(&ClaimKey::node_id(self.node_id.0), self.node_id.1).await.map(drop)
+    }
+}
+
+/// Claims the first free node number from `first`, taking over any held by a dead member.
+async fn claim_node_id<B: Bus>(bus: &B, me: &Member, first: u32) -> Result<(u32, u64), JoinError> {
+    let value = Bytes::from(format!("{}/{:016x}", me.node, me.incarnation));
+    let mask = (1u32 << NODE_ID_BITS) - 1;
+    let mut alive: Option<BTreeMap<String, u64>> = None;
+    for offset in 0..=mask {
+        let id = first.wrapping_add(offset) & mask;
+        let key = ClaimKey::node_id(id);
+        let (holder, revision) = match bus.claim(&key, value.clone()).await? {
+            Claim::Granted { revision } => return Ok((id, revision)),
+            Claim::Taken { holder, revision } => (holder, revision),
+        };
+        let alive = match &mut alive {
+            Some(alive) => alive,
+            None => alive.insert(members(bus.alive().await?)),
+        };
+        let holder_alive = std::str::from_utf8(&holder)
+            .ok()
+            .and_then(|h| h.split_once('/'))
+            .and_then(|(node, incarnation)| Some((node, u64::from_str_radix(incarnation, 16).ok()?)))
+            .is_some_and(|(node, incarnation)| alive.get(node) == Some(&incarnation) && incarnation != me.incarnation);
+        if !holder_alive {
+            if let Claim::Granted { revision } = bus.take_over(&key, value.clone(), revision).await? {
+                return Ok((id, revision));
+            }
+        }
+    }
+    Err(JoinError::NoNodeId)
+}
