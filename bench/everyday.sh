@@ -11,6 +11,7 @@
 #   START=s, WINDOW=s  the window, in seconds after the generator starts (default 3 and 10)
 #   CHINWAG=path       the binary (default $CARGO_TARGET_DIR/release/chinwag)
 #   PORT=n             where the server listens (default 16667; TLS on PORT + 30)
+#   SERVE_ARGS="…"    more flags for `chinwag serve` (e.g. --sqlite-synchronous normal)
 #   EVENTS=a,b         more events for `perf stat` in the cpu mode (block:block_rq_issue, …)
 # Prints the generator's JSON line last; everything else goes to $OUT/everyday-*.
 set -euo pipefail
@@ -39,7 +40,7 @@ case $SERVER in
 chinwag)
     rm -rf "$OUT/chinwag-data"
     taskset -c 0 "$CHINWAG" serve --data-dir "$OUT/chinwag-data" --listen "127.0.0.1:$PORT" \
-        --tls-listen "127.0.0.1:$((PORT + 30))" --sendq 1000000 --load-test >"$OUT/chinwag.log" 2>&1 &
+        --tls-listen "127.0.0.1:$((PORT + 30))" --sendq 1000000 --load-test ${SERVE_ARGS:-} >"$OUT/chinwag.log" 2>&1 &
     ;;
 inspircd) taskset -c 0 inspircd --config "$OUT/inspircd.conf" --nofork --runasroot >"$OUT/inspircd.out" 2>&1 & ;;
 ngircd) taskset -c 0 ngircd --config "$OUT/ngircd.conf" --nodaemon >"$OUT/ngircd.out" 2>&1 & ;;
