@@ -40,11 +40,11 @@ pub(super) fn append(
         // then land on the same index leaf, which is still in the CPU cache.
         let mut order = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
-            order.push((conversation_id(&tx, conversations, &m.conversation)?, i));
+            order.push((conversation_id(tx, conversations, &m.conversation)?, i));
         }
         order.sort_unstable();
         for chunk in order.chunks(ROWS_PER_INSERT) {
-            insert_messages(&tx, chunk, batch, &times)?;
+            insert_messages(tx, chunk, batch, &times)?;
         }
         for (conversation, i) in order {
             let (m, time) = (&batch[i], times[i]);
