@@ -39,6 +39,7 @@ fi
 case $SERVER in
 chinwag)
     rm -rf "$OUT/chinwag-data"
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
     taskset -c 0 "$CHINWAG" serve --data-dir "$OUT/chinwag-data" --listen "127.0.0.1:$PORT" \
         --tls-listen "127.0.0.1:$((PORT + 30))" --sendq 1000000 --load-test ${SERVE_ARGS:-} >"$OUT/chinwag.log" 2>&1 &
     ;;
