@@ -139,6 +139,8 @@ SCENARIOS=(
     "latency-100|fanout --members 100 --senders 10 --rate 1000 --messages $((1500 / SCALE))|all"
     "latency-1000|fanout --members 1000 --senders 1 --rate 100 --messages $((1500 / SCALE))|all"
     "latency-pairs|pairs --members 1000 --rate 50000 --messages $((750 / SCALE))|all"
+    "latency-100-30|fanout --members 100 --senders 10 --rate 30 --messages $((60 / SCALE))|all"
+    "latency-pairs-5k|pairs --members 1000 --rate 5000 --messages $((75 / SCALE))|all"
     "idle-10k|idle --connections $((10000 / SCALE)) --hold 3|all"
     "connect-10k|connect --connections $((10000 / SCALE)) --in-flight 100|all"
     "connect-10k-tls|connect --connections $((10000 / SCALE)) --in-flight 100 --tls|chinwag"

@@ -172,9 +172,22 @@ impl Shared {
         let _ = socket2::SockRef::from(socket.as_ref()).shutdown(std::net::Shutdown::Write);
     }
 
-    /// Writes what the socket takes now, without waiting.
+    /// Writes what the socket takes now, without waiting (the writer task's writes: a
+    /// `WouldBlock` clears tokio's readiness, so that its next `writable()` waits).
     fn try_write(&self, socket: &OwnedWriteHalf, buf: &[u8]) -> io::Result<usize> {
         let n = socket.try_write(buf)?;
+        self.queues.metrics.bytes_out.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+
+    /// The hub's write at the end of its round: one plain `send`. Not tokio's `try_write`: its
+    /// readiness bookkeeping is of no use to the hub, which never waits for readiness, and cost
+    /// about 60 instructions per call (a flush 250 → 190; at everyday load the flushes are a
+    /// quarter of the hub's work per room message, docs/benchmarks.md, "At everyday load"). A `WouldBlock` here leaves tokio's readiness as it was: the
+    /// writer task started then finds the socket full through [`Shared::try_write`] (one
+    /// `send` more), which clears it before the task waits.
+    fn send_now(&self, socket: &OwnedWriteHalf, buf: &[u8]) -> io::Result<usize> {
+        let n = socket2::SockRef::from(socket.as_ref()).send(buf)?;
         self.queues.metrics.bytes_out.fetch_add(n as u64, Relaxed);
         Ok(n)
     }
@@ -405,7 +418,7 @@ impl Outbox {
         } else {
             // Would block, or failed (0 written): the writer waits, or meets the error and
             // ends the connection.
-            let written: usize = self.shared.try_write(socket, &staged).unwrap_or_default();
+            let written: usize = self.shared.send_now(socket, &staged).unwrap_or_default();
             if written < staged.len() {
                 pending.bytes.extend_from_slice(&staged[written..]);
                 pending.lines = lines;
@@ -446,7 +459,7 @@ impl Drop for Outbox {
         let written = if pending.bytes.is_empty() {
             0
         } else {
-            match self.shared.try_write(socket, &pending.bytes) {
+            match self.shared.send_now(socket, &pending.bytes) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(_) => {

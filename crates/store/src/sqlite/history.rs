@@ -33,17 +33,18 @@ pub(super) fn append(
     let op = backend("appending history");
     // Check what SQLite cannot store before taking the write lock.
     let times = batch.iter().map(|m| to_sql("message time", m.time_ms)).collect::<Result<Vec<_>, _>>()?;
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&op)?;
+    let guard = Immediate::begin(conn).map_err(&op)?;
+    let tx = guard.conn;
     {
         // Resolve conversations first, then insert grouped by conversation: consecutive inserts
         // then land on the same index leaf, which is still in the CPU cache.
         let mut order = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
-            order.push((conversation_id(&tx, conversations, &m.conversation)?, i));
+            order.push((conversation_id(tx, conversations, &m.conversation)?, i));
         }
         order.sort_unstable();
         for chunk in order.chunks(ROWS_PER_INSERT) {
-            insert_messages(&tx, chunk, batch, &times)?;
+            insert_messages(tx, chunk, batch, &times)?;
         }
         for (conversation, i) in order {
             let (m, time) = (&batch[i], times[i]);
@@ -89,8 +90,39 @@ pub(super) fn append(
             }
         }
     }
-    // Dropping `tx` on an early return above rolls back; the caller then forgets cached ids.
-    tx.commit().map_err(op)
+    // An early return above rolls back (`Immediate`'s drop); the caller then forgets cached ids.
+    guard.commit().map_err(op)
+}
+
+/// A write transaction begun and committed through cached statements. `rusqlite::Transaction`
+/// runs `BEGIN IMMEDIATE` and `COMMIT` through `execute_batch`, which parses them again for every
+/// commit: at one message per commit (everyday load) that was 13,000 of an append's 41,000
+/// instructions (docs/benchmarks.md, "At everyday load"). Dropped without `commit` (an early
+/// return, or a `COMMIT` that failed), it rolls back, as `Transaction` does.
+struct Immediate<'c> {
+    conn: &'c Connection,
+    committed: bool,
+}
+
+impl<'c> Immediate<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Immediate { conn, committed: false })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        if !self.committed && !self.conn.is_autocommit() {
+            let _ = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+        }
+    }
 }
 
 /// Rows inserted by one statement. Each statement costs SQLite a fixed amount beyond its rows
