@@ -738,6 +738,9 @@ impl RawWeb {
             .map(|a| a.parse().map_err(|_| bad("web.trusted_proxies", a, "not an IP address, e.g. 127.0.0.1 or ::1")))
             .collect::<Result<_, _>>()?;
         Ok(super::WebSettings { listen, listen_plain, origins, trusted_proxies, compression: self.compression })
+    }
+}
+
 impl RawCluster {
     /// `None` without `cluster.url` (one server on its own); else the checked cluster settings.
     fn validate(
