@@ -1,6 +1,7 @@
 //! More of the web client in real Chromium against the real `chinwag serve`, one browser script
 //! from `web/tests/` per test: desktop notifications for mentions and private messages
-//! (`notify.mjs`), and joining as a guest, including a taken nick (`guest.mjs`).
+//! (`notify.mjs`), joining as a guest, including a taken nick (`guest.mjs`), and keyboard-only
+//! use and the phone-width drawer (`keys.mjs`).
 //!
 //! Needs node, `npm ci` in `web/` and Debian's `chromium`; fails saying what is missing.
 
@@ -27,4 +28,9 @@ fn mentions_and_private_messages_notify_and_ordinary_messages_do_not() {
 #[test]
 fn a_guest_joins_general_and_talks_and_a_taken_nick_is_refused_in_the_form() {
     run_script("guest.mjs");
+}
+
+#[test]
+fn keyboard_only_reaches_and_opens_a_room_and_the_phone_drawer_opens_and_closes() {
+    run_script("keys.mjs");
 }
