@@ -133,6 +133,8 @@ export class Session {
   private whoisAccount = new Map<string, string>();
   private e2eSeen = new Set<string>();
   private nickTries = 0;
+  /** Registered at least once: a taken nick is then our own ghost, not a choice to make again. */
+  private everRegistered = false;
 
   constructor(public login: Login) {
     this.nick = login.nick;
@@ -334,6 +336,7 @@ export class Session {
         break;
       case "001":
         this.registered = true;
+        this.everRegistered = true;
         this.nick = p[0] ?? this.nick;
         this.info(this.serverBuffer(), "info", p[1] ?? "Welcome", time);
         if (this.login.mode === "register" && !this.account) {
@@ -358,7 +361,13 @@ export class Session {
         if (p[0] === "SUCCESS") this.info(this.serverBuffer(), "info", `Account ${p[1]} registered.`, time);
         break;
       case "433":
-        if (!this.registered && this.nickTries++ < 5) {
+        // On the first connection a guest or a new account chose this nick: say it is taken
+        // (the form shows it) rather than quietly becoming nick_. On a reconnect the nick may
+        // still be held by our old connection, so a variant keeps the session going.
+        if (!this.registered && !this.everRegistered && this.login.mode !== "login") {
+          this.events.push({ type: "authFailed", text: `The nick ${p[1] ?? this.nick} is taken: choose another.` });
+          this.send("QUIT", ["nick taken"]);
+        } else if (!this.registered && this.nickTries++ < 5) {
           this.nick = `${this.nick}_`;
           this.send("NICK", [this.nick]);
         } else this.info(this.activeBuffer(), "error", `${p[1]}: that nick is taken`, time);

@@ -376,7 +376,11 @@ export class App implements CommandHost {
           this.open(b.name);
         }
       } else if (event.key === "Escape") {
+        // An open dialog handles its own Escape (and gives the focus back when it closes).
+        if (document.querySelector("dialog[open]")) return;
+        const drawer = document.querySelector(".sidebar.open, .members.open");
         this.closeDrawers();
+        if (!drawer) input("input").focus();
       }
     });
     document.addEventListener("visibilitychange", () => this.render());

@@ -75,11 +75,16 @@ export class User {
     this.colorScheme = colorScheme;
     this.errors = [];
     this.dialogs = [];
+    /** More options for the browser context (e.g. `permissions`), set before `start()`. */
+    this.contextOptions = {};
+    /** Scripts run in the page before the client's own (`addInitScript`), set before `start()`. */
+    this.initScripts = [];
   }
 
   async start() {
     this.context = await this.browser.newContext({ viewport: this.viewport, ignoreHTTPSErrors: true, colorScheme: this.colorScheme,
-      locale: "en-US", timezoneId: this.timezoneId });
+      locale: "en-US", timezoneId: this.timezoneId, ...this.contextOptions });
+    for (const script of this.initScripts) await this.context.addInitScript(script);
     this.page = await this.context.newPage();
     this.page.on("pageerror", (e) => this.errors.push(`page error: ${e.message}`));
     this.page.on("console", (m) => {

@@ -69,6 +69,24 @@ test("session: guest asks for caps and ends negotiation", () => {
   assert.deepEqual(s.outbox.splice(0), ["CAP END"]);
 });
 
+test("session: a taken nick on the first connection is an error, on a reconnect a variant", () => {
+  const s = new Session({ nick: "alice", mode: "guest", account: "", password: "" });
+  s.start();
+  s.outbox.length = 0;
+  s.receive(":srv 433 * alice :Nickname is already in use");
+  assert.deepEqual(s.events.map((e) => e.type), ["authFailed"]);
+  assert.match((s.events[0] as { text: string }).text, /alice is taken/);
+  assert.ok(!s.outbox.some((l) => l.startsWith("NICK")), "no quiet alice_");
+  s.events.length = 0;
+  s.start();
+  s.receive(":srv 001 alice :Welcome");
+  s.start();
+  s.outbox.length = 0;
+  s.receive(":srv 433 * alice :Nickname is already in use");
+  assert.deepEqual(s.outbox, ["NICK alice_"]);
+  assert.ok(!s.events.some((e) => e.type === "authFailed"));
+});
+
 test("session: SASL PLAIN login", () => {
   const s = registered("login");
   assert.deepEqual(s.outbox.splice(0), ["AUTHENTICATE PLAIN"]);

@@ -56,7 +56,7 @@ use tokio_util::task::TaskTracker;
 pub use admin::{AdminReply, HELP as ADMIN_HELP};
 pub use bans::BANS_FILE;
 pub use config::{
-    ClusterConfig, ConfigSource, EdgeLimits, FlagValue, InvalidValue, LogSettings, RawConfig, ServerConfig,
+    ClusterConfig, ConfigSource, EdgeLimits, FlagValue, InvalidValue, IpRange, LogSettings, RawConfig, ServerConfig,
     StoreBackend, DEFAULT_CONFIG, DEFAULT_GRACE, DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_MAX_HELD_BYTES,
     DEFAULT_SENDQ_LINES, ENV_PREFIX,
 };

@@ -297,8 +297,16 @@ fn plain_http_for_the_web_stays_on_loopback_unless_allowed() {
     let cfg = load(None, &[], &[("web.origins", "HTTPS://Chat.Example.org/"), ("web.trusted_proxies", "10.0.0.1")])
         .expect("an origin and a proxy");
     assert_eq!(cfg.web.origins, ["https://chat.example.org"]);
-    let text = error(None, &[], &[("web.trusted_proxies", "10.0.0.0/8")]);
-    assert_mentions(&text, &["web.trusted_proxies", "not an IP address"]);
+    let cfg = load(None, &[], &[("web.trusted_proxies", "10.0.0.0/8, fd00::/8, ::1")]).expect("ranges and addresses");
+    let shown: Vec<String> = cfg.web.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.0.0.0/8", "fd00::/8", "::1"]);
+    assert!(cfg.web.trusted_proxies[0].contains("10.200.0.1".parse().expect("ip")));
+    assert!(cfg.web.trusted_proxies[1].contains("fd12::1".parse().expect("ip")));
+    assert!(!cfg.web.trusted_proxies.iter().any(|r| r.contains("192.0.2.1".parse().expect("ip"))));
+    for bad in ["10.0.0.0/33", "10.1.0.0/8", "proxy.example.org"] {
+        let text = error(None, &[], &[("web.trusted_proxies", bad)]);
+        assert_mentions(&text, &["web.trusted_proxies", bad, "not an IP address or CIDR range", "10.0.0.0/8"]);
+    }
     let cfg = load(None, &[], &[("web.listen", "")]).expect("an empty list turns HTTPS off");
     assert!(cfg.web.listen.is_empty());
 }

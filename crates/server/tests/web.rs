@@ -188,11 +188,14 @@ async fn flood_control_applies_over_websocket() {
 
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
-    let proxy: IpAddr = "127.0.0.2".parse().expect("ip");
+    // The proxies are a range, 127.0.0.4/30 (.4 to .7): two of them forward here, and
+    // 127.0.0.3, just below the range, is not one.
+    let proxy: IpAddr = "127.0.0.5".parse().expect("ip");
+    let other_proxy: IpAddr = "127.0.0.6".parse().expect("ip");
     let (running, _dir, _, http) = web_server(|cfg| {
         cfg.limits.connections_per_address = 1;
         cfg.limits.exempt = Vec::new();
-        cfg.web.trusted_proxies = vec![proxy];
+        cfg.web.trusted_proxies = vec!["127.0.0.4/30".parse().expect("range")];
     })
     .await;
     let xff = |ip: &'static str| vec![("x-forwarded-for", ip)];
@@ -206,18 +209,25 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     assert!(error.params[0].contains("Too many connections from your address"), "{error:?}");
     assert!(error.params[0].contains("127.0.0.3"), "the real address: {error:?}");
 
-    // From the trusted proxy, each forwarded client counts on its own ...
+    // From the trusted proxies, each forwarded client counts on its own ...
     let (mut one, _) =
         WsClient::try_connect(&http, Some(proxy), &[], None, &xff("203.0.113.1"), "one").await.expect("one");
     let (mut two, _) =
-        WsClient::try_connect(&http, Some(proxy), &[], None, &xff("203.0.113.2"), "two").await.expect("two");
+        WsClient::try_connect(&http, Some(other_proxy), &[], None, &xff("203.0.113.2"), "two").await.expect("two");
     one.register("one").await;
     two.register("two").await;
-    // ... and a second from the same client is refused, naming it.
-    let (mut again, _) =
-        WsClient::try_connect(&http, Some(proxy), &[], None, &xff("198.51.100.9, 203.0.113.1"), "again")
-            .await
-            .expect("upgrade");
+    // ... and a second from the same client is refused, naming it, whichever proxy it came
+    // through (the other proxy passes through the first here).
+    let (mut again, _) = WsClient::try_connect(
+        &http,
+        Some(other_proxy),
+        &[],
+        None,
+        &xff("198.51.100.9, 203.0.113.1, 127.0.0.5"),
+        "again",
+    )
+    .await
+    .expect("upgrade");
     let error = again.expect("ERROR", |m| m.command == "ERROR").await;
     assert!(error.params[0].contains("203.0.113.1"), "{error:?}");
     // The others see the forwarded address as the host.

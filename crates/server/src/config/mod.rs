@@ -7,6 +7,7 @@
 //! its value, what would be valid and where it was set, before anything starts. `layers.rs`
 //! merges the sources; `default.toml` is the documented default file.
 
+mod ip_range;
 mod layers;
 mod raw;
 
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ip_range::IpRange;
 pub use layers::{ConfigSource, FlagValue, DEFAULT_CONFIG, ENV_PREFIX};
 pub use raw::{InvalidValue, RawConfig};
 
@@ -85,9 +87,9 @@ pub struct WebSettings {
     /// Origins (`https://chat.example.org`), besides the server's own, whose pages may open
     /// `/ws`; lower-case, without a trailing slash.
     pub origins: Vec<String>,
-    /// Reverse proxies whose `Forwarded` and `X-Forwarded-*` headers are believed; from anyone
-    /// else they are ignored.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `Forwarded` and `X-Forwarded-*`
+    /// headers are believed; from anyone else they are ignored.
+    pub trusted_proxies: Vec<IpRange>,
     /// Negotiate permessage-deflate (RFC 7692) with WebSocket clients that offer it.
     pub compression: bool,
 }

@@ -735,7 +735,15 @@ impl RawWeb {
         let trusted_proxies = self
             .trusted_proxies
             .iter()
-            .map(|a| a.parse().map_err(|_| bad("web.trusted_proxies", a, "not an IP address, e.g. 127.0.0.1 or ::1")))
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    bad(
+                        "web.trusted_proxies",
+                        a,
+                        "not an IP address or CIDR range, e.g. 127.0.0.1, ::1, 10.0.0.0/8 or fd00::/8",
+                    )
+                })
+            })
             .collect::<Result<_, _>>()?;
         Ok(super::WebSettings { listen, listen_plain, origins, trusted_proxies, compression: self.compression })
     }

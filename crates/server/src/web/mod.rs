@@ -16,7 +16,7 @@ mod stream;
 mod ws;
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use tower::ServiceExt;
 pub(crate) use peer::normalize_origin;
 use peer::{client_of, Peer};
 
-use crate::config::WebSettings;
+use crate::config::{IpRange, WebSettings};
 use crate::listen::Acceptor;
 
 /// Time a client has to send a request's head, from the connection's start or the end of the
@@ -78,7 +78,7 @@ pub(crate) struct Listener {
     pub tls: Option<TlsAcceptor>,
     pub handshake_timeout: Duration,
     /// Proxies whose forwarding headers are believed (for the security headers' scheme).
-    pub trusted_proxies: Arc<[IpAddr]>,
+    pub trusted_proxies: Arc<[IpRange]>,
     /// Several requests per connection; the metrics listener closes after each, as its
     /// scrapers expect.
     pub keep_alive: bool,
@@ -210,7 +210,7 @@ impl Listener {
 pub(crate) fn security_headers(
     request: &HeaderMap,
     peer: Peer,
-    trusted: &[IpAddr],
+    trusted: &[IpRange],
 ) -> Vec<(header::HeaderName, HeaderValue)> {
     let client = client_of(request, peer, trusted);
     let socket = match &client.host {

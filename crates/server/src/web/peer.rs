@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::header::{HeaderMap, HOST, ORIGIN};
 
+use crate::config::IpRange;
+
 /// The TCP peer of an HTTP connection, put into every request's extensions.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Peer {
@@ -38,12 +40,13 @@ impl Client {
 }
 
 /// Works out the client of a request from `peer`, believing forwarding headers only when
-/// `peer` is one of `trusted`.
-pub(crate) fn client_of(headers: &HeaderMap, peer: Peer, trusted: &[IpAddr]) -> Client {
+/// `peer` is in one of `trusted`.
+pub(crate) fn client_of(headers: &HeaderMap, peer: Peer, trusted: &[IpRange]) -> Client {
+    let trusted = |ip: &IpAddr| trusted.iter().any(|range| range.contains(*ip));
     let peer_ip = peer.addr.ip().to_canonical();
     let host = header(headers, HOST.as_str()).filter(|h| is_host(h)).map(str::to_owned);
     let mut client = Client { ip: peer_ip, secure: peer.tls, host };
-    if !trusted.contains(&peer_ip) {
+    if !trusted(&peer_ip) {
         return client;
     }
     let forwarded = forwarded_elements(headers);
@@ -54,7 +57,7 @@ pub(crate) fn client_of(headers: &HeaderMap, peer: Peer, trusted: &[IpAddr]) -> 
         forwarded.iter().map(|e| e.for_.as_deref().and_then(parse_ip)).collect()
     };
     for hop in hops.iter().rev() {
-        if !trusted.contains(&client.ip) {
+        if !trusted(&client.ip) {
             break;
         }
         match hop {
@@ -205,7 +208,7 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        let trusted: Vec<IpAddr> = vec!["127.0.0.2".parse().expect("ip")];
+        let trusted: Vec<IpRange> = vec!["127.0.0.2".parse().expect("ip")];
         let untrusted = client_of(&h, peer("127.0.0.1:5000", false), &trusted);
         assert_eq!(untrusted.ip, "127.0.0.1".parse::<IpAddr>().expect("ip"));
         assert!(!untrusted.secure, "X-Forwarded-Proto from anyone is ignored");
@@ -219,13 +222,41 @@ mod tests {
     fn a_spoofed_hop_before_the_proxy_is_not_believed() {
         // The client wrote 198.51.100.1 itself; our proxy appended the client's real address.
         let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
-        let trusted: Vec<IpAddr> = vec!["127.0.0.2".parse().expect("ip")];
+        let trusted: Vec<IpRange> = vec!["127.0.0.2".parse().expect("ip")];
         assert_eq!(client_of(&h, peer(PROXY, false), &trusted).ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
         let h =
             headers(&[("forwarded", "for=198.51.100.1, for=\"[2001:db8::7]:4711\";proto=https;host=chat.example.org")]);
         let client = client_of(&h, peer(PROXY, false), &trusted);
         assert_eq!(client.ip, "2001:db8::7".parse::<IpAddr>().expect("ip"));
         assert_eq!(client.own_origin().as_deref(), Some("https://chat.example.org"));
+    }
+
+    #[test]
+    fn a_chain_of_proxies_in_a_trusted_range_is_walked_back() {
+        let trusted: Vec<IpRange> = ["10.0.0.0/8", "fd00::/8"].iter().map(|r| r.parse().expect("range")).collect();
+        // The client forged the first hop; 10.9.9.9, an inner proxy, added the client's real
+        // address; the outer proxy 10.1.2.3 added 10.9.9.9's.
+        let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.9.9.9")]);
+        assert_eq!(
+            client_of(&h, peer("10.1.2.3:4000", false), &trusted).ip,
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_of(&h, peer("[fd00::5]:4000", false), &trusted).ip,
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_of(&h, peer("[::ffff:10.1.2.3]:4000", false), &trusted).ip,
+            "203.0.113.9".parse::<IpAddr>().expect("ip"),
+            "an IPv4-mapped peer is the IPv4 address"
+        );
+        for outside in ["11.0.0.1:4000", "9.255.255.255:4000", "[fe80::1]:4000"] {
+            assert_eq!(
+                client_of(&h, peer(outside, false), &trusted).ip,
+                outside.parse::<SocketAddr>().expect("addr").ip(),
+                "{outside} is not in a trusted range"
+            );
+        }
     }
 
     #[test]
