@@ -89,8 +89,9 @@ async fn open_all(opts: &Options) -> Opened {
     let stalls = StallMeter::start(deadline.into_std());
     let start = Instant::now();
     let tag = run_tag();
-    let tasks: Vec<_> =
-        (0..n).map(|i| tokio::spawn(hold_one(format!("c{tag}{}", base36(i)), opts.target_of(i), Arc::clone(&shared)))).collect();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(hold_one(format!("c{tag}{}", base36(i)), opts.target_of(i), Arc::clone(&shared))))
+        .collect();
     let mut last_done = start;
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     let mut last_sample = (start, 0usize);

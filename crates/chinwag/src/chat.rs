@@ -188,8 +188,17 @@ pub fn run(args: ChatArgs) -> Result<()> {
         let chat_log_dir = args.log_dir.clone().or(file.log_dir.as_deref().map(config::expand_home));
         let e2e_dir = chinwag_client::secure::default_dir();
         let reconnect = !args.no_reconnect;
-        let cfg =
-            ClientConfig { endpoint, pinned, others, session, reconnect, known_servers, chat_log_dir, client_log, e2e_dir };
+        let cfg = ClientConfig {
+            endpoint,
+            pinned,
+            others,
+            session,
+            reconnect,
+            known_servers,
+            chat_log_dir,
+            client_log,
+            e2e_dir,
+        };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };
