@@ -6,16 +6,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::chat::{known_servers, ChatProcess};
 use support::process::ServerProcess;
-
-/// Sends a signal (`STOP`, `CONT`) to a process with the system's `kill`.
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");
-    assert!(status.success(), "kill -{name} {pid} failed");
-}
 
 #[test]
 fn the_client_moves_to_the_next_server_and_keeps_its_session() {
@@ -38,12 +30,12 @@ fn the_client_moves_to_the_next_server_and_keeps_its_session() {
 
     // The second server is frozen while the first dies, so that alice's connection to it
     // waits in its handshake and what she types meanwhile has to wait for it.
-    signal(second.pid(), "STOP");
+    second.signal("STOP");
     first.kill_9();
     alice.expect(&["disconnected"]);
     alice.type_line("typed between two servers");
     alice.expect(&["will send to #general once connected"]);
-    signal(second.pid(), "CONT");
+    second.signal("CONT");
 
     alice.expect(&["[#general] --> alice joined"]);
     assert!(alice.has_seen(&["trying the next server", &b]), "the move was not shown:\n{:#?}", alice.seen);

@@ -45,10 +45,13 @@ async fn wait_for(events: &mut mpsc::Receiver<Event>, what: &str, pred: impl Fn(
     }
 }
 
-#[tokio::test]
-async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// A plaintext server on loopback at `port`.
+fn plain(port: u16) -> Endpoint {
+    Endpoint { host: "127.0.0.1".into(), port, security: Security::Plaintext }
+}
+
+/// alice, who joins #general, on the server at `port`, then `others`.
+fn config(port: u16, others: Vec<chinwag_client::Server>, keepalive: Keepalive) -> ClientConfig {
     let session = SessionConfig {
         nick: "alice".into(),
         realname: "Alice".into(),
@@ -57,20 +60,27 @@ async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
         passwords_allowed: true,
         rooms: vec!["general".into()],
         join_context: 0,
-        keepalive: Keepalive { interval: Duration::from_millis(200), timeout: Duration::from_millis(600) },
+        keepalive,
     };
-    let endpoint = Endpoint { host: "127.0.0.1".into(), port, security: Security::Plaintext };
-    let (commands, mut events, task) = chinwag_client::start(ClientConfig {
-        endpoint,
+    ClientConfig {
+        endpoint: plain(port),
         pinned: None,
-        others: Vec::new(),
+        others,
         session,
         reconnect: true,
         known_servers: None,
         chat_log_dir: None,
         client_log: None,
         e2e_dir: None,
-    });
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let keepalive = Keepalive { interval: Duration::from_millis(200), timeout: Duration::from_millis(600) };
+    let (commands, mut events, task) = chinwag_client::start(config(port, Vec::new(), keepalive));
 
     let (socket, _) = timeout(WAIT, listener.accept()).await.expect("a connection in time").expect("accept");
     let mut first = BufReader::new(socket);
@@ -108,32 +118,10 @@ async fn a_server_that_stops_answering_is_dropped_and_the_client_reconnects() {
 async fn a_lost_connection_moves_the_client_to_the_next_server_in_the_list() {
     let first = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let second = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = |l: &TcpListener| Endpoint {
-        host: "127.0.0.1".into(),
-        port: l.local_addr().expect("addr").port(),
-        security: Security::Plaintext,
-    };
-    let session = SessionConfig {
-        nick: "alice".into(),
-        realname: "Alice".into(),
-        credentials: None,
-        server_password: None,
-        passwords_allowed: true,
-        rooms: vec!["general".into()],
-        join_context: 0,
-        keepalive: Keepalive::default(),
-    };
-    let (commands, mut events, task) = chinwag_client::start(ClientConfig {
-        endpoint: endpoint(&first),
-        pinned: None,
-        others: vec![chinwag_client::Server { endpoint: endpoint(&second), pinned: None }],
-        session,
-        reconnect: true,
-        known_servers: None,
-        chat_log_dir: None,
-        client_log: None,
-        e2e_dir: None,
-    });
+    let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+    let second_server = chinwag_client::Server { endpoint: plain(port(&second)), pinned: None };
+    let (commands, mut events, task) =
+        chinwag_client::start(config(port(&first), vec![second_server], Keepalive::default()));
 
     let (socket, _) = timeout(WAIT, first.accept()).await.expect("a connection in time").expect("accept");
     let mut on_first = BufReader::new(socket);
