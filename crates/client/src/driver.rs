@@ -210,7 +210,8 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                 // One untrusted server of several is refused; the others may still be fine.
                 let text = format!(
                     "{server} presented a certificate that is neither signed by a known authority nor pinned for \
-                     it (SHA-256 {fingerprint}); refusing it and trying the network's next server"
+                     it (SHA-256 {fingerprint}); refusing it and trying the network's next server (to pin it, run \
+                     chinwag chat {server} alone once)"
                 );
                 d.push(Event::Error { text: text.clone() });
                 End::Lost(text)
