@@ -47,3 +47,31 @@ fn the_client_moves_to_the_next_server_and_keeps_its_session() {
     assert!(alice.finish().success());
     assert!(bob.finish().success());
 }
+
+/// Each server of the list is checked against the pin of its own address: a good first server
+/// does not vouch for a second whose pinned certificate is another one.
+#[test]
+fn every_server_of_the_list_is_checked_against_its_own_pin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = ServerProcess::start(&dir.path().join("first"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let second = ServerProcess::start(&dir.path().join("second"), &["127.0.0.1:0"], &["127.0.0.1:0"]);
+    let (a, b) = (first.tls[0].to_string(), second.tls[0].to_string());
+    let home = dir.path().join("alice");
+    let mut pin = ChatProcess::start("alice", &home, &[&a, "--nick", "alice", "--accept-new-cert"], &[]);
+    pin.expect(&["connected to", &first.fingerprint]);
+    assert!(pin.finish().success());
+    // The second address is pinned to the first server's certificate, which it does not have.
+    let path = known_servers(&home);
+    let mut known = std::fs::read_to_string(&path).expect("the known-servers file");
+    known.push_str(&format!("{b} {}\n", first.fingerprint));
+    std::fs::write(&path, &known).expect("write the known-servers file");
+
+    let args = [a.as_str(), "--server", b.as_str(), "--nick", "alice", "--accept-new-cert"];
+    let mut alice = ChatProcess::start("alice", &home, &args, &[]);
+    let status = alice.finish();
+    assert!(!status.success(), "started although the second server's certificate is not the pinned one");
+    let warning = alice.stderr();
+    assert!(warning.contains("HAS CHANGED") && warning.contains(&b), "{warning}");
+    assert!(warning.contains(&second.fingerprint), "the presented certificate was not shown: {warning}");
+    assert_eq!(std::fs::read_to_string(&path).expect("still there"), known, "a pin changed");
+}
