@@ -47,6 +47,8 @@ const MAX_FLIGHTS: u64 = 20_000_000;
 #[derive(Clone, Debug)]
 struct Plan {
     nick: String,
+    /// Index of the target this member connects to.
+    target: usize,
     /// Room to join first, if any.
     room: Option<String>,
     /// Capabilities to request (`echo-message` for history).
@@ -117,7 +119,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
     let interval = opts.rate.map(|r| Duration::from_secs_f64(senders as f64 / r as f64));
     let shared = Arc::new(Shared {
         base: Instant::now(),
-        dialer: Dialer::new(opts.target, opts.tls),
+        dialer: Dialer::new(&opts.targets, opts.tls),
         setup: Semaphore::new(SETUP_IN_FLIGHT),
         acks: (0..senders).map(|_| Ack::default()).collect(),
         watcher,
@@ -146,6 +148,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         Scenario::Pairs => report.members = Some(n),
         _ => {}
     }
+    report.spread(opts, n);
     report.senders = Some(senders);
     report.messages = Some(opts.messages);
     report.rate = opts.rate;
@@ -171,7 +174,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
 
     // The measured phase.
     let progress = crate::progress::Progress::new(opts.progress, expected, "deliveries");
-    let cpu = CpuMeter::start(opts.server_pid);
+    let cpu = CpuMeter::start(&opts.server_pids);
     let stalls = StallMeter::start(deadline.into_std());
     let go_us = shared.base.elapsed().as_micros() as u64;
     shared.go.cancel();
@@ -269,7 +272,14 @@ fn plan(opts: &Options) -> Vec<Plan> {
         Scenario::Pairs => {
             let pairs = opts.members / 2;
             (0..pairs * 2)
-                .map(|i| Plan { nick: nick(i), room: None, caps: "", sends: Some((nick(i ^ 1), i as u32)), expect: m })
+                .map(|i| Plan {
+                    nick: nick(i),
+                    target: opts.target_of(i),
+                    room: None,
+                    caps: "",
+                    sends: Some((nick(i ^ 1), i as u32)),
+                    expect: m,
+                })
                 .collect()
         }
         Scenario::History => (0..opts.senders)
@@ -277,6 +287,7 @@ fn plan(opts: &Options) -> Vec<Plan> {
                 let room = format!("#h{tag}-{i}");
                 Plan {
                     nick: nick(i),
+                    target: opts.target_of(i),
                     room: Some(room.clone()),
                     caps: "echo-message",
                     sends: Some((room, i as u32)),
@@ -290,6 +301,7 @@ fn plan(opts: &Options) -> Vec<Plan> {
             (0..opts.members)
                 .map(|i| Plan {
                     nick: nick(i),
+                    target: opts.target_of(i),
                     room: Some(room.clone()),
                     caps: "",
                     sends: (i < s).then(|| (room.clone(), i as u32)),
@@ -300,15 +312,20 @@ fn plan(opts: &Options) -> Vec<Plan> {
     }
 }
 
-/// For each sender, the member that acknowledges its messages (see the module doc).
+/// For each sender, the member that acknowledges its messages (see the module doc). In a room
+/// with members on several targets it is the last member on another target than the sender's,
+/// so that the window measures the path across nodes.
 fn watchers(scenario: Scenario, plans: &[Plan]) -> Vec<usize> {
     let senders = plans.iter().filter(|p| p.sends.is_some()).count();
     (0..senders)
         .map(|s| match scenario {
             Scenario::Pairs => s ^ 1,
             Scenario::History => s,
-            _ if s + 1 == plans.len() => 0,
-            _ => plans.len() - 1,
+            _ => match plans.iter().rposition(|p| p.target != plans[s].target) {
+                Some(other) => other,
+                None if s + 1 == plans.len() => 0,
+                None => plans.len() - 1,
+            },
         })
         .collect()
 }
@@ -376,7 +393,7 @@ async fn member(index: usize, plan: Plan, shared: Arc<Shared>) -> Outcome {
 
 async fn set_up(plan: &Plan, shared: &Shared) -> Result<Conn, BenchError> {
     let _permit = shared.setup.acquire().await;
-    let mut conn = Conn::new(shared.dialer.dial().await?);
+    let mut conn = Conn::new(shared.dialer.dial(plan.target).await?);
     conn.register(&plan.nick, plan.caps, SETUP_STEP_TIMEOUT).await?;
     if let Some(room) = &plan.room {
         conn.join(room, SETUP_STEP_TIMEOUT).await?;

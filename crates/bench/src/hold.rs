@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::flow::{base36, run_tag, SAMPLE_EVERY, SETUP_STEP_TIMEOUT};
-use crate::procfs::{rss_kib, CpuMeter};
+use crate::procfs::{total_rss_kib, CpuMeter};
 use crate::progress::Progress;
 use crate::report::{Latency, Report};
 use crate::stall::StallMeter;
@@ -50,14 +50,14 @@ pub(crate) async fn connect(opts: &Options) -> Result<Report, BenchError> {
 
 /// `idle`: the server's resident memory before and after holding the connections.
 pub(crate) async fn idle(opts: &Options) -> Result<Report, BenchError> {
-    let before = opts.server_pid.and_then(rss_kib);
+    let before = total_rss_kib(&opts.server_pids);
     let mut opened = open_all(opts).await;
     // Let the server settle (allocator caches, timers) with every connection open.
     tokio::select! {
         _ = tokio::time::sleep(opts.hold) => {}
         _ = opened.shared.stop.cancelled() => {}
     }
-    let after = opts.server_pid.and_then(rss_kib);
+    let after = total_rss_kib(&opts.server_pids);
     let held = opened.shared.registered.load(Ordering::Acquire);
     opened.report.rss_before_kib = before;
     opened.report.rss_after_kib = after;
@@ -72,7 +72,7 @@ pub(crate) async fn idle(opts: &Options) -> Result<Report, BenchError> {
 async fn open_all(opts: &Options) -> Opened {
     let n = opts.connections;
     let shared = Arc::new(Shared {
-        dialer: Dialer::new(opts.target, opts.tls),
+        dialer: Dialer::new(&opts.targets, opts.tls),
         limit: Semaphore::new(opts.in_flight),
         registered: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
@@ -83,13 +83,15 @@ async fn open_all(opts: &Options) -> Opened {
     let deadline = tokio::time::Instant::now() + opts.duration;
     let mut report = Report::new(opts);
     report.connections = Some(n);
+    report.spread(opts, n);
     let progress = Progress::new(opts.progress, n as u64, "registered");
-    let cpu = CpuMeter::start(opts.server_pid);
+    let cpu = CpuMeter::start(&opts.server_pids);
     let stalls = StallMeter::start(deadline.into_std());
     let start = Instant::now();
     let tag = run_tag();
-    let tasks: Vec<_> =
-        (0..n).map(|i| tokio::spawn(hold_one(format!("c{tag}{}", base36(i)), Arc::clone(&shared)))).collect();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(hold_one(format!("c{tag}{}", base36(i)), opts.target_of(i), Arc::clone(&shared))))
+        .collect();
     let mut last_done = start;
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     let mut last_sample = (start, 0usize);
@@ -153,11 +155,11 @@ async fn finish(mut opened: Opened) -> Result<Report, BenchError> {
 
 /// Opens and registers one connection, then holds it until stopped. Returns how long the
 /// registration took (connect to 001), in µs, if it succeeded.
-async fn hold_one(nick: String, shared: Arc<Shared>) -> Option<u64> {
+async fn hold_one(nick: String, target: usize, shared: Arc<Shared>) -> Option<u64> {
     let opened = async {
         let _permit = shared.limit.acquire().await;
         let started = Instant::now();
-        let mut conn = Conn::new(shared.dialer.dial().await?);
+        let mut conn = Conn::new(shared.dialer.dial(target).await?);
         conn.register(&nick, "", SETUP_STEP_TIMEOUT).await?;
         Ok::<_, BenchError>((conn, started.elapsed().as_micros() as u64))
     };

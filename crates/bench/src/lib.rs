@@ -1,8 +1,9 @@
 //! `chinwag-bench`: a load generator for IRC servers, behind `chinwag bench`.
 //!
 //! What it is: a set of bounded scenarios that open many plain IRC connections (NICK/USER, wait
-//! for 001, JOIN, PRIVMSG, answer PING) against one server on loopback and measure what that
-//! server does: registrations per second, memory per idle connection, deliveries per second and
+//! for 001, JOIN, PRIVMSG, answer PING) against one server on loopback (or several: members are
+//! spread over the targets round-robin, so the nodes of a cluster are measured as one network)
+//! and measure what the server does: registrations per second, memory per idle connection, deliveries per second and
 //! per server CPU-second, latency percentiles (HDR histogram), lost and reordered messages.
 //! Because it speaks only plain IRC it drives any IRC server, which is the point: chinwag is
 //! compared with other servers under exactly the same load (see `bench/compare.sh`).
@@ -75,11 +76,14 @@ impl Scenario {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub scenario: Scenario,
-    /// A loopback address; anything else is refused.
-    pub target: SocketAddr,
-    /// The server's process id, for CPU time and memory (optional: without it those are
-    /// simply not reported).
-    pub server_pid: Option<u32>,
+    /// Loopback addresses (at least one); anything else is refused. Members are spread over
+    /// them round-robin ([`Options::target_of`]): the two sides of a pair, and a room's
+    /// senders and the members that acknowledge them, land on different targets when there
+    /// are several, so that a cluster's cross-node path is what is measured.
+    pub targets: Vec<SocketAddr>,
+    /// The servers' process ids (one per node, or one for a single server), for CPU time and
+    /// memory, summed over all of them. Empty: those are reported as unavailable.
+    pub server_pids: Vec<u32>,
     /// Connect with TLS (the certificate is not checked: the target is loopback).
     pub tls: bool,
     /// Room members (fanout) or connections in pairs (pairs: `members / 2` pairs).
@@ -111,8 +115,8 @@ impl Options {
     pub fn new(scenario: Scenario, target: SocketAddr) -> Self {
         Options {
             scenario,
-            target,
-            server_pid: None,
+            targets: vec![target],
+            server_pids: Vec::new(),
             tls: false,
             members: 100,
             senders: 10,
@@ -125,6 +129,13 @@ impl Options {
             label: String::new(),
             progress: false,
         }
+    }
+}
+
+impl Options {
+    /// The index into [`Options::targets`] of the `i`th member or connection: round-robin.
+    pub fn target_of(&self, i: usize) -> usize {
+        i % self.targets.len().max(1)
     }
 }
 
@@ -158,7 +169,9 @@ pub fn check_target(target: SocketAddr) -> Result<(), BenchError> {
 /// Runs one scenario to the end (or its deadline) and reports. Must be called inside a Tokio
 /// runtime; a current-thread runtime is the cheapest and what `chinwag bench` uses.
 pub async fn run(opts: &Options) -> Result<Report, BenchError> {
-    check_target(opts.target)?;
+    for &target in &opts.targets {
+        check_target(target)?;
+    }
     validate(opts)?;
     match opts.scenario {
         Scenario::Connect => hold::connect(opts).await,
@@ -169,6 +182,9 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
 
 fn validate(opts: &Options) -> Result<(), BenchError> {
     let bad = |what: &str| Err(BenchError::Options(what.to_owned()));
+    if opts.targets.is_empty() {
+        return bad("at least one --target is needed");
+    }
     match opts.scenario {
         Scenario::Fanout if opts.members < 2 => bad("fanout needs --members of at least 2"),
         Scenario::Fanout if opts.senders == 0 || opts.senders > opts.members => {

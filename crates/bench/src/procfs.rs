@@ -29,21 +29,47 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU time between two samples, when both exist.
-#[derive(Clone, Copy, Debug)]
+/// CPU time of all the servers' processes together, or `None` if there are none or any of
+/// them cannot be read (a sum that silently missed a node would understate the cost).
+pub(crate) fn total_cpu_time(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_time(pid)).sum()
+}
+
+/// Resident memory of all the servers' processes together, in KiB (`None` as for CPU time).
+pub(crate) fn total_rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
+}
+
+/// Why server CPU and memory are missing from a report, when they are.
+pub(crate) fn unavailable(pids: &[u32]) -> Option<String> {
+    if pids.is_empty() {
+        return Some("no --server-pid given".to_owned());
+    }
+    let unreadable: Vec<String> = pids.iter().filter(|&&p| cpu_time(p).is_none()).map(u32::to_string).collect();
+    (!unreadable.is_empty()).then(|| format!("cannot read /proc for process {}", unreadable.join(", ")))
+}
+
+/// The servers' CPU time between two samples, when both exist.
+#[derive(Clone, Debug)]
 pub(crate) struct CpuMeter {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     start: Option<Duration>,
 }
 
 impl CpuMeter {
-    pub fn start(pid: Option<u32>) -> Self {
-        CpuMeter { pid, start: pid.and_then(cpu_time) }
+    pub fn start(pids: &[u32]) -> Self {
+        CpuMeter { pids: pids.to_vec(), start: total_cpu_time(pids) }
     }
 
-    /// CPU time since [`CpuMeter::start`].
+    /// CPU time since [`CpuMeter::start`], summed over every process.
     pub fn elapsed(&self) -> Option<Duration> {
-        let now = cpu_time(self.pid?)?;
+        let now = total_cpu_time(&self.pids)?;
         Some(now.saturating_sub(self.start?))
     }
 }
@@ -63,5 +89,10 @@ mod tests {
         assert!(x > 0);
         assert!(cpu_time(me).is_some_and(|t| t > Duration::ZERO));
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+        let one = total_rss_kib(&[me]).expect("readable");
+        assert!(total_rss_kib(&[me, me]).is_some_and(|two| two >= one * 2 - 1024));
+        assert_eq!(total_cpu_time(&[]), None);
+        assert!(unavailable(&[]).is_some_and(|why| why.contains("--server-pid")));
+        assert_eq!(unavailable(&[me]), None);
     }
 }

@@ -38,7 +38,11 @@ pub struct Report {
     /// Free text from `--label` (which server this was).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub label: String,
+    /// The targets, comma-separated (one address for a single server).
     pub target: String,
+    /// With several targets: how many members or connections each had, in `target`'s order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_target: Vec<usize>,
     pub tls: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<usize>,
@@ -59,6 +63,9 @@ pub struct Report {
     /// Server CPU time (user + system) during the measured phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_s: Option<f64>,
+    /// Why server CPU time and memory are not reported, when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_unavailable: Option<String>,
 
     // Message scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,10 +131,21 @@ impl Report {
         Report {
             scenario: opts.scenario.name().to_owned(),
             label: opts.label.clone(),
-            target: opts.target.to_string(),
+            target: opts.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            server_cpu_unavailable: crate::procfs::unavailable(&opts.server_pids),
             tls: opts.tls,
             in_flight: opts.in_flight,
             ..Report::default()
+        }
+    }
+
+    /// Notes how `n` members or connections are spread over the targets (with several).
+    pub(crate) fn spread(&mut self, opts: &crate::Options, n: usize) {
+        if opts.targets.len() > 1 {
+            self.per_target = vec![0; opts.targets.len()];
+            for i in 0..n {
+                self.per_target[opts.target_of(i)] += 1;
+            }
         }
     }
 
@@ -164,6 +182,11 @@ impl fmt::Display for Report {
             None => setup.push_str(&format!("in flight {}", self.in_flight)),
         }
         rows.push(("load", setup));
+        if !self.per_target.is_empty() {
+            let spread: Vec<String> =
+                self.target.split(',').zip(&self.per_target).map(|(t, n)| format!("{t}: {n}")).collect();
+            rows.push(("per target", spread.join(", ")));
+        }
         rows.push((
             "measured for",
             format!("{:.3} s{}", self.elapsed_s, if self.timed_out { " (deadline hit)" } else { "" }),
@@ -182,8 +205,10 @@ impl fmt::Display for Report {
         if let Some(rate) = self.registrations_per_s {
             rows.push(("registrations/s", group(rate)));
         }
-        if let Some(cpu) = self.server_cpu_s {
-            rows.push(("server CPU", format!("{cpu:.3} s")));
+        match (self.server_cpu_s, &self.server_cpu_unavailable) {
+            (Some(cpu), _) => rows.push(("server CPU", format!("{cpu:.3} s"))),
+            (None, Some(why)) => rows.push(("server CPU", format!("unavailable ({why})"))),
+            (None, None) => {}
         }
         if let Some(per) = self.deliveries_per_cpu_s {
             rows.push(("deliveries/CPU-s", group(per)));

@@ -63,33 +63,37 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// How to open connections: the address and, for TLS, the connector.
+/// How to open connections: the targets' addresses and, for TLS, the connector.
 #[derive(Clone)]
 pub(crate) struct Dialer {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     tls: Option<TlsConnector>,
 }
 
 impl std::fmt::Debug for Dialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialer").field("addr", &self.addr).field("tls", &self.tls.is_some()).finish()
+        f.debug_struct("Dialer").field("addrs", &self.addrs).field("tls", &self.tls.is_some()).finish()
     }
 }
 
 impl Dialer {
-    pub fn new(addr: SocketAddr, tls: bool) -> Self {
-        Dialer { addr, tls: tls.then(crate::wire::tls_connector) }
+    pub fn new(addrs: &[SocketAddr], tls: bool) -> Self {
+        Dialer { addrs: addrs.to_vec(), tls: tls.then(crate::wire::tls_connector) }
     }
 
-    pub async fn dial(&self) -> Result<Stream, BenchError> {
-        let err = |source| BenchError::Connect { addr: self.addr, source };
-        let tcp = TcpStream::connect(self.addr).await.map_err(err)?;
+    /// Connects to the target with this index (see [`crate::Options::target_of`]).
+    pub async fn dial(&self, target: usize) -> Result<Stream, BenchError> {
+        let Some(&addr) = self.addrs.get(target) else {
+            return Err(BenchError::Options(format!("no target number {target}")));
+        };
+        let err = |source| BenchError::Connect { addr, source };
+        let tcp = TcpStream::connect(addr).await.map_err(err)?;
         // Both sides batch their own writes; Nagle would only add latency.
         tcp.set_nodelay(true).map_err(err)?;
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
             Some(connector) => {
-                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
                 let tls = connector.connect(name, tcp).await.map_err(err)?;
                 Ok(Stream::Tls(Box::new(tls)))
             }

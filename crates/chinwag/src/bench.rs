@@ -18,10 +18,12 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     scenario: ScenarioArg,
 
-    /// The IRC server to drive: HOST:PORT on this machine (loopback only). Not for
+    /// The IRC server to drive: HOST:PORT on this machine (loopback only). Repeat it for the
+    /// nodes of a cluster (or several servers): members are spread over them round-robin, the
+    /// two sides of a pair and a room's senders and watchers on different targets. Not for
     /// `transports`, which starts its own chinwag server.
     #[arg(long, value_name = "HOST:PORT")]
-    target: Option<String>,
+    target: Vec<String>,
 
     /// transports: run in a new network namespace whose loopback applies these `tc netem`
     /// settings to every packet, e.g. "delay 10ms loss 1%" (needs root and iproute2).
@@ -34,8 +36,9 @@ pub struct BenchArgs {
     inside: Option<String>,
 
     /// The server's process id: adds its CPU time (deliveries per CPU-second) and memory.
+    /// Repeat it for every node: CPU time and memory are summed over all of them.
     #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
 
     /// Connect with TLS (the certificate is not checked; the target is loopback).
     #[arg(long)]
@@ -109,8 +112,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let ScenarioArg::Transports = args.scenario {
         return run_transports(&args);
     }
-    let Some(target) = &args.target else { bail!("--target HOST:PORT is required for this scenario") };
-    let target = resolve(target)?;
+    if args.target.is_empty() {
+        bail!("--target HOST:PORT is required for this scenario");
+    }
+    let targets = args.target.iter().map(|t| resolve(t)).collect::<Result<Vec<_>>>()?;
     // Each connection is a file here too: thousands of them need the hard limit, not the
     // soft one a shell usually starts with.
     chinwag_server::raise_open_files_limit();
@@ -122,8 +127,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ScenarioArg::Pairs => Scenario::Pairs,
         ScenarioArg::History => Scenario::History,
     };
-    let mut opts = Options::new(scenario, target);
-    opts.server_pid = args.server_pid;
+    let mut opts = Options::new(scenario, targets[0]);
+    opts.targets = targets;
+    opts.server_pids = args.server_pid;
     opts.tls = args.tls;
     opts.members = args.members;
     opts.senders = args.senders;

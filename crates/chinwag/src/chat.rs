@@ -23,8 +23,15 @@ const JOIN_CONTEXT: usize = 50;
 #[derive(Args, Debug)]
 pub struct ChatArgs {
     /// The server, HOST[:PORT] (IPv6 as [ADDR]:PORT), or quic://HOST[:PORT] for QUIC [default:
-    /// from client.toml, else 127.0.0.1; port 6697, or 6667 with --plaintext].
-    server: Option<String>,
+    /// from client.toml, else 127.0.0.1; port 6697, or 6667 with --plaintext]. Several (the
+    /// nodes of one network): the client starts with the first and, when a connection is lost
+    /// or refused, moves to the next, keeping its rooms and unsent messages. A host name with
+    /// several addresses is tried address by address.
+    server: Vec<String>,
+
+    /// Another server of the same network, after those given without the flag (repeatable).
+    #[arg(long = "server", value_name = "HOST[:PORT]")]
+    more_servers: Vec<String>,
 
     /// Your nick [default: from client.toml, else your user name].
     #[arg(long)]
@@ -99,11 +106,16 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let scriptable = args.plain || !std::io::stdin().is_terminal();
     init_logging();
 
-    let server = args.server.clone().or(file.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-    let (server, quic) = match server.strip_prefix("quic://") {
-        Some(rest) => (rest.trim_end_matches('/').to_owned(), true),
-        None => (server, args.quic),
-    };
+    let mut servers: Vec<String> = args.server.iter().chain(&args.more_servers).cloned().collect();
+    if servers.is_empty() {
+        servers.push(file.server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_owned()));
+    }
+    // The first server's scheme decides the transport for all of them.
+    let quic = args.quic || servers[0].starts_with("quic://");
+    let servers: Vec<String> = servers
+        .iter()
+        .map(|s| s.strip_prefix("quic://").map_or(s.as_str(), |rest| rest.trim_end_matches('/')).to_owned())
+        .collect();
     if quic && args.plaintext {
         bail!("QUIC is always encrypted: drop --plaintext");
     }
@@ -113,9 +125,12 @@ pub fn run(args: ChatArgs) -> Result<()> {
         (false, true) => Security::Plaintext,
         (false, false) => Security::Tls,
     };
-    let endpoint = Endpoint::parse(&server, security).with_context(|| format!("server {server:?}"))?;
-    let passwords_allowed = security.is_encrypted() || endpoint.is_loopback();
-    if security == Security::Plaintext && !endpoint.is_loopback() {
+    let mut endpoints = Vec::with_capacity(servers.len());
+    for server in &servers {
+        endpoints.push(Endpoint::parse(server, security).with_context(|| format!("server {server:?}"))?);
+    }
+    let passwords_allowed = security.is_encrypted() || endpoints.iter().all(Endpoint::is_loopback);
+    for endpoint in endpoints.iter().filter(|e| security == Security::Plaintext && !e.is_loopback()) {
         eprintln!(
             "warning: {endpoint} is not this machine and --plaintext sends everything in clear; chinwag will not \
              send passwords over it"
@@ -147,12 +162,18 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut log = client_log.as_deref().and_then(|path| ClientLog::open(path).ok());
-        let pinned = match security {
-            Security::Tls | Security::Quic => Some(trust_server(&endpoint, &args, scriptable, &mut log).await?),
-            Security::Plaintext => None,
+        // Every server is checked (and pinned, when allowed) by its own name or address.
+        let mut servers = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let pinned = match security {
+                Security::Tls | Security::Quic => trust_server(&endpoint, &args, scriptable, &mut log).await?,
+                Security::Plaintext => None,
+            };
+            servers.push(chinwag_client::Server { endpoint, pinned });
         }
-        .flatten();
         drop(log);
+        let first = servers.remove(0);
+        let (endpoint, pinned, others) = (first.endpoint, first.pinned, servers);
         let session = SessionConfig {
             nick,
             realname: "chinwag chat".into(),
@@ -167,8 +188,17 @@ pub fn run(args: ChatArgs) -> Result<()> {
         let chat_log_dir = args.log_dir.clone().or(file.log_dir.as_deref().map(config::expand_home));
         let e2e_dir = chinwag_client::secure::default_dir();
         let reconnect = !args.no_reconnect;
-        let cfg =
-            ClientConfig { endpoint, pinned, session, reconnect, known_servers, chat_log_dir, client_log, e2e_dir };
+        let cfg = ClientConfig {
+            endpoint,
+            pinned,
+            others,
+            session,
+            reconnect,
+            known_servers,
+            chat_log_dir,
+            client_log,
+            e2e_dir,
+        };
         if scriptable {
             let (commands, events, task) = chinwag_client::start(cfg);
             let format = if args.json { script::Format::Json } else { script::Format::Plain };

@@ -211,3 +211,89 @@ fn targets_off_this_machine_are_refused() {
         assert!(stderr.contains("not a loopback address"), "{target}: {stderr}");
     }
 }
+
+/// Two separate servers (not a cluster): `--target` twice spreads the members round-robin.
+/// `history` keeps each sender alone in its own room, so every message is delivered although
+/// the servers share nothing; CPU time is summed over both processes.
+#[test]
+fn several_targets_share_the_members_and_the_cpu_time() {
+    let (dir_a, a) = start();
+    let (_dir_b, b) = start();
+    let v = bench(
+        &a,
+        dir_a.path(),
+        &[
+            "history",
+            "--senders",
+            "4",
+            "--messages",
+            "20",
+            "--target",
+            &a.plaintext[0].to_string(),
+            "--target",
+            &b.plaintext[0].to_string(),
+            "--server-pid",
+            &b.pid().to_string(),
+        ],
+    );
+    assert_complete(&v, 80);
+    assert_eq!(v["target"], Value::String(format!("{},{}", a.plaintext[0], b.plaintext[0])), "{v}");
+    assert_eq!(v["per_target"], serde_json::json!([2, 2]), "{v}");
+    assert!(v.get("server_cpu_unavailable").is_none(), "{v}");
+}
+
+/// The spread is real: while `idle` holds its connections, each server counts its share of
+/// them (LUSERS), and memory is summed over both processes.
+#[test]
+fn several_targets_each_hold_their_share_of_connections() {
+    let (dir, a) = start();
+    let (_dir_b, b) = start();
+    let json = dir.path().join("idle.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["bench", "idle", "--connections", "6", "--hold", "8", "--duration", RUN_LIMIT])
+        .args(["--target", &a.plaintext[0].to_string(), "--target", &b.plaintext[0].to_string()])
+        .args(["--server-pid", &a.pid().to_string(), "--server-pid", &b.pid().to_string()])
+        .args(["--json-out", json.to_str().expect("utf-8 temp path")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run chinwag bench");
+    for (name, server) in [("first", &a), ("second", &b)] {
+        let mut probe = support::client::Client::plain(server.plaintext[0], name);
+        probe.register(&format!("probe{name}"));
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            probe.send("LUSERS");
+            let reply = probe.expect_command("251");
+            let numbers: Vec<u64> =
+                reply.params.last().map_or("", String::as_str).split(' ').filter_map(|w| w.parse().ok()).collect();
+            // Visible plus invisible users: the bench's three and the probe.
+            let users = numbers.first().copied().unwrap_or(0) + numbers.get(1).copied().unwrap_or(0);
+            if users >= 4 {
+                break;
+            }
+            assert!(std::time::Instant::now() < give_up, "the {name} server never held 3 bench connections: {reply:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let status = child.wait().expect("wait for chinwag bench");
+    assert!(status.success(), "chinwag bench idle failed: {status}");
+    let v: Value = serde_json::from_str(std::fs::read_to_string(&json).expect("the JSON line").trim()).expect("JSON");
+    assert_eq!(int(&v, "registered"), 6, "{v}");
+    assert_eq!(v["per_target"], serde_json::json!([3, 3]), "{v}");
+    assert!(int(&v, "rss_after_kib") > 0, "{v}");
+}
+
+/// Without any `--server-pid` the report says why server CPU is missing instead of leaving
+/// it out silently.
+#[test]
+fn server_cpu_without_a_pid_is_reported_unavailable() {
+    let (_dir, server) = start();
+    let output = Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["bench", "connect", "--connections", "5", "--duration", RUN_LIMIT])
+        .args(["--target", &server.plaintext[0].to_string()])
+        .output()
+        .expect("run chinwag bench");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("server CPU") && table.contains("unavailable (no --server-pid given)"), "{table}");
+}

@@ -46,12 +46,25 @@ const DISCOVER_WAIT: Duration = Duration::from_secs(2);
 /// What a `/discover` run found.
 type LanAnswer = std::io::Result<Vec<chinwag_discovery::Found>>;
 
+/// A server of the network and the fingerprint pinned for it by its own name or address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub endpoint: Endpoint,
+    /// `None`: a CA-signed certificate is needed (or the connection is plaintext).
+    pub pinned: Option<String>,
+}
+
 /// Everything the driver needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub endpoint: Endpoint,
     /// The pinned fingerprint for this server, if any (CA-signed certificates need none).
     pub pinned: Option<String>,
+    /// The network's other servers (the nodes of a cluster). When the connection to the
+    /// current one is lost or refused, the driver moves to the next in turn (after the usual
+    /// backoff), the one it leaves going to the back of the list; the session (rooms, gap
+    /// fill, unsent messages) carries over. Each is checked against its own pin.
+    pub others: Vec<Server>,
     pub session: SessionConfig,
     /// Whether to reconnect after the connection drops.
     pub reconnect: bool,
@@ -193,6 +206,16 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                 d.drain_session();
                 end
             }
+            Some(Err(ConnectError::Untrusted { server, fingerprint })) if !d.cfg.others.is_empty() => {
+                // One untrusted server of several is refused; the others may still be fine.
+                let text = format!(
+                    "{server} presented a certificate that is neither signed by a known authority nor pinned for \
+                     it (SHA-256 {fingerprint}); refusing it and trying the network's next server (to pin it, run \
+                     chinwag chat {server} alone once)"
+                );
+                d.push(Event::Error { text: text.clone() });
+                End::Lost(text)
+            }
             Some(Err(ConnectError::Untrusted { server, fingerprint })) if d.cfg.pinned.is_none() => {
                 let text = format!(
                     "{server} presented a certificate that is not signed by a known authority and has never \
@@ -228,6 +251,7 @@ async fn run(cfg: ClientConfig, commands: mpsc::Receiver<Command>, events: mpsc:
                     break;
                 }
                 tracing::info!(%reason, "connection lost");
+                d.next_server();
                 let delay = backoff.next_delay(rand::random::<f64>());
                 d.push(Event::Reconnecting { delay_ms: delay.as_millis() as u64 });
                 if d.while_handling_commands(tokio::time::sleep(delay), true).await.is_none() {
@@ -571,6 +595,23 @@ impl Driver {
         }
     }
 
+    /// Moves to the network's next server, if there are others; the current one goes to the
+    /// back of the list.
+    fn next_server(&mut self) {
+        if self.cfg.others.is_empty() {
+            return;
+        }
+        let next = self.cfg.others.remove(0);
+        let left = Server {
+            endpoint: std::mem::replace(&mut self.cfg.endpoint, next.endpoint),
+            pinned: std::mem::replace(&mut self.cfg.pinned, next.pinned),
+        };
+        let text = format!("trying the next server: {} (after {})", self.cfg.endpoint.key(), left.endpoint.key());
+        self.log_client(&text);
+        self.push(Event::Info { text });
+        self.cfg.others.push(left);
+    }
+
     /// `/connect N`: the Nth discovered server becomes the endpoint, pinned by the rule in
     /// [`lan::choose_pin`] (a pin in the known-servers file always beats an advertisement).
     fn switch_to(&mut self, n: usize) {
@@ -619,6 +660,8 @@ impl Driver {
         self.push(Event::Info { text: format!("switching to {} at {key} (SHA-256 {shown})", found.name) });
         self.cfg.endpoint = endpoint;
         self.cfg.pinned = pin;
+        // A server picked on the LAN replaces the list given at the start.
+        self.cfg.others.clear();
         self.switch_requested = true;
     }
 

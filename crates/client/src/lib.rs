@@ -61,7 +61,7 @@ pub mod transport;
 pub mod typing;
 
 pub use command::{Command, TypingState};
-pub use driver::{check_certificate, start, CertCheck, ClientConfig};
+pub use driver::{check_certificate, start, CertCheck, ClientConfig, Server};
 pub use endpoint::{Endpoint, Security};
 pub use event::{ChatMessage, Event, MessageKind};
 pub use incoming::mentions;
