@@ -381,3 +381,52 @@ async fn idle_websocket_connections_are_cheap() {
     drop(warm);
     running.shutdown().await;
 }
+
+/// One address cannot take every HTTP place: past 64 open connections (an idle one holds its
+/// place until its head times out) its next is closed at once, while another address is still
+/// served, and the address gets places again as its connections close.
+#[tokio::test]
+async fn one_address_cannot_hold_every_http_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (running, _dir, _, _) = web_server(|_| {}).await;
+    let addr = running.web_plain[0];
+    let attacker: IpAddr = "127.0.0.7".parse().expect("ip");
+    let neighbour: IpAddr = "127.0.0.8".parse().expect("ip");
+    let get = |from: IpAddr| async move {
+        let mut stream = support::connect_from(addr, from).await.expect("connect");
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    assert!(get(attacker).await.starts_with("HTTP/1.1 200"), "served before it holds anything");
+
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(support::connect_from(addr, attacker).await.expect("connect"));
+    }
+    // The server counts a connection once it accepted it: its answer to the next one shows
+    // the count is full (give the listener a moment to take the 64 from its queue).
+    let mut refused = String::from("not tried");
+    for _ in 0..50 {
+        refused = get(attacker).await;
+        if refused.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused, "", "the 65th connection from one address is closed without an answer");
+    assert!(get(neighbour).await.starts_with("HTTP/1.1 200"), "another address is still served");
+
+    drop(idle);
+    let mut again = String::new();
+    for _ in 0..50 {
+        again = get(attacker).await;
+        if again.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.starts_with("HTTP/1.1 200"), "its places come back as its connections close: {again:?}");
+}

@@ -5,7 +5,8 @@
 //! metrics listener serves too). Who the client is and which origins may open `/ws` is
 //! `peer.rs`. Every response carries the security headers of [`security_headers`].
 //!
-//! Bounds: HTTP connections open at once ([`MAX_HTTP_CONNECTIONS`]), the TLS handshake
+//! Bounds: HTTP connections open at once ([`MAX_HTTP_CONNECTIONS`], and
+//! [`MAX_HTTP_PER_SOURCE`] from one address or IPv6 /64, [`Places`]), the TLS handshake
 //! (`limits.handshake_timeout`), a request head's time ([`HEAD_TIMEOUT`]) and size
 //! ([`MAX_HEAD`]), a WebSocket message's size ([`MAX_MESSAGE`]); a WebSocket connection is then
 //! admitted per address like any other (`limits.rs`).
@@ -15,18 +16,20 @@ mod peer;
 mod stream;
 mod ws;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, Request, Response};
 use axum::routing::get;
 use axum::Router;
+use chinwag_core::subnet_of;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,6 +51,12 @@ const MAX_HEAD: usize = 16 * 1024;
 /// (they are admitted per address, `limits.rs`). Beyond it, new connections wait in the
 /// kernel's queue.
 const MAX_HTTP_CONNECTIONS: usize = 4096;
+/// HTTP connections open at once from one address (an IPv6 /64 counts as one), so that one
+/// source cannot take every place above and keep the web client from everyone else. A
+/// browser opens at most six per server, and a WebSocket leaves its place once upgraded;
+/// trusted proxies, which everyone behind them comes through, count only in the total.
+/// Beyond it, a new connection is closed at once.
+const MAX_HTTP_PER_SOURCE: usize = 64;
 /// The largest WebSocket message read, decompressed, in bytes: a message longer than the line
 /// limit (`limits.line_length`) but within this is skipped and answered with 417, as a long
 /// line is on TCP; a longer one closes the connection (1009).
@@ -85,7 +94,59 @@ pub(crate) struct Listener {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// Places for HTTP connections, shared by the web listeners.
-    pub slots: Arc<Semaphore>,
+    pub slots: Arc<Places>,
+}
+
+/// The places for HTTP connections: [`MAX_HTTP_CONNECTIONS`] in all, of which at most
+/// [`MAX_HTTP_PER_SOURCE`] per source (an IPv4 address or an IPv6 /64), trusted proxies
+/// excepted.
+#[derive(Debug)]
+pub(crate) struct Places {
+    all: Arc<Semaphore>,
+    by_source: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place; dropping it gives the place back.
+struct Place {
+    places: Arc<Places>,
+    /// `None` for a trusted proxy, counted only in the total.
+    source: Option<IpAddr>,
+    _all: OwnedSemaphorePermit,
+}
+
+impl Places {
+    fn sources(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // The counts are whole after any panic (each change is one statement).
+        self.by_source.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A place for a connection from `ip`, or `None` when its source holds its share.
+    fn take(self: &Arc<Self>, all: OwnedSemaphorePermit, ip: IpAddr, trusted: &[IpRange]) -> Option<Place> {
+        if trusted.iter().any(|range| range.contains(ip)) {
+            return Some(Place { places: Arc::clone(self), source: None, _all: all });
+        }
+        let source = subnet_of(ip.to_canonical());
+        let mut sources = self.sources();
+        let open = sources.entry(source).or_default();
+        if *open >= MAX_HTTP_PER_SOURCE {
+            return None;
+        }
+        *open += 1;
+        Some(Place { places: Arc::clone(self), source: Some(source), _all: all })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let Some(source) = self.source else { return };
+        let mut sources = self.places.sources();
+        if let Some(open) = sources.get_mut(&source) {
+            *open -= 1;
+            if *open == 0 {
+                sources.remove(&source);
+            }
+        }
+    }
 }
 
 /// The web listener's routes.
@@ -98,8 +159,8 @@ pub(crate) fn router(web: Arc<Web>, control: crate::Control) -> Router {
 }
 
 /// The places HTTP connections share.
-pub(crate) fn slots() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS))
+pub(crate) fn slots() -> Arc<Places> {
+    Arc::new(Places { all: Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS)), by_source: Mutex::default() })
 }
 
 /// WebSocket settings: bounded messages, UTF-8 checked in text messages, and when allowed,
@@ -131,12 +192,16 @@ impl Listener {
         loop {
             let slot = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                slot = Arc::clone(&self.slots).acquire_owned() => match slot {
+                slot = Arc::clone(&self.slots.all).acquire_owned() => match slot {
                     Ok(slot) => slot,
                     Err(_) => return,
                 },
             };
             let Some((stream, addr)) = crate::listen::accept(&listener, &self.shutdown).await else { return };
+            let Some(slot) = self.slots.take(slot, addr.ip(), &self.trusted_proxies) else {
+                tracing::debug!(ip = %addr.ip(), "HTTP connection refused: too many open from its address");
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let this = self.clone();
             self.tracker.spawn(async move {
