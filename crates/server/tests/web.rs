@@ -430,3 +430,35 @@ async fn one_address_cannot_hold_every_http_connection() {
     }
     assert!(again.starts_with("HTTP/1.1 200"), "its places come back as its connections close: {again:?}");
 }
+
+/// Pings are answered by the WebSocket layer, whose pongs wait for the next write: a client
+/// that pings without reading would make the server hold them without bound. A few pings
+/// are fine; a flood of them closes the connection (1008) and others are not affected.
+#[tokio::test]
+async fn a_ping_flood_closes_the_connection_and_a_few_pings_are_fine() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    let (_running, _dir, _, http) = web_server(|_| {}).await;
+    let (mut calm, _) = WsClient::connect(&http, &["text.ircv3.net"], None, "calm").await;
+    calm.register("calm").await;
+    for _ in 0..10 {
+        calm.ws.send(Frame::Ping(b"are you there".to_vec().into())).await.expect("ping");
+    }
+    calm.send("PING still-here").await;
+    calm.expect("PONG", |m| m.command == "PONG").await;
+
+    let (mut flood, _) = WsClient::connect(&http, &["text.ircv3.net"], None, "flood").await;
+    flood.register("flood").await;
+    for _ in 0..10_000 {
+        if flood.ws.feed(Frame::Ping(vec![0u8; 125].into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = flood.ws.flush().await;
+    match flood.expect_end().await {
+        Ended::Closed(code, reason) => assert_eq!((code, reason.as_str()), (1008, "too many pings")),
+        Ended::Gone => {}
+    }
+    calm.send("PING after-the-flood").await;
+    calm.expect("PONG", |m| m.command == "PONG").await;
+}

@@ -47,6 +47,12 @@ impl Mode {
 
 /// Why the connection is being ended, told to the client in the close frame.
 const ONE_LINE: &str = "one IRC line per message, without CR or LF";
+/// Pings a client may send in one [`PING_WINDOW`]. yawc queues a pong for each ping until the
+/// next write, so a client that pings without reading would make the server hold pongs without
+/// bound; past this it is closed (1008). Browsers never send pings from a page.
+const MAX_PINGS: u32 = 20;
+const PING_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+const TOO_MANY_PINGS: &str = "too many pings";
 
 /// One WebSocket connection as `AsyncRead + AsyncWrite`.
 pub(crate) struct WsStream {
@@ -64,6 +70,9 @@ pub(crate) struct WsStream {
     broken: Option<(CloseCode, &'static str)>,
     /// Our close frame is queued; only flushing and closing remain.
     closing: bool,
+    /// Pings received in the window that started at `ping_window`.
+    pings: u32,
+    ping_window: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for WsStream {
@@ -83,6 +92,8 @@ impl WsStream {
             line_len,
             broken: None,
             closing: false,
+            pings: 0,
+            ping_window: tokio::time::Instant::now(),
         }
     }
 
@@ -101,6 +112,19 @@ impl WsStream {
             return None;
         }
         (end > 0).then(|| payload.slice(..end))
+    }
+
+    /// Counts a ping (answered by yawc); past [`MAX_PINGS`] in a window the client is closed.
+    fn count_ping(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.ping_window) >= PING_WINDOW {
+            self.ping_window = now;
+            self.pings = 0;
+        }
+        self.pings += 1;
+        if self.pings > MAX_PINGS {
+            self.broken = Some((CloseCode::Policy, TOO_MANY_PINGS));
+        }
     }
 
     /// Queues our close frame (1000, or why the client broke the rules) once, and flushes.
@@ -146,7 +170,8 @@ impl AsyncRead for WsStream {
                 // The close frame saying why leaves before the reader gives up on the
                 // connection (the writer then ends without a shutdown of its own).
                 let _ = ready!(this.poll_send_close(cx));
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, ONE_LINE)));
+                let why = this.broken.map_or(ONE_LINE, |(_, reason)| reason);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
             }
             let frame = match ready!(this.ws.poll_next_frame(cx)) {
                 Ok(frame) => frame,
@@ -162,6 +187,7 @@ impl AsyncRead for WsStream {
                     }
                 }
                 OpCode::Close => return Poll::Ready(Ok(())),
+                OpCode::Ping => this.count_ping(),
                 // Pings are answered by yawc; pongs and the rest carry nothing for IRC.
                 _ => {}
             }
