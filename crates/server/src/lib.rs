@@ -444,6 +444,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         router: http::metrics_routes(control.clone()),
         tls: None,
         handshake_timeout: cfg.limits.tls_handshake_timeout,
+        send_buffer: cfg.limits.socket_send_buffer,
         trusted_proxies: cfg.web.trusted_proxies.clone().into(),
         keep_alive: false,
         shutdown: shutdown.clone(),

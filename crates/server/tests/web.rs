@@ -7,23 +7,8 @@ mod support;
 
 use std::net::IpAddr;
 
-use support::ws::{head_and_body, header, Ended, Target, WsClient};
-use support::{start_server, Client};
-
-/// A server with an HTTPS and a plain HTTP web listener on loopback.
-async fn web_server(
-    tweak: impl FnOnce(&mut chinwag_server::ServerConfig),
-) -> (chinwag_server::Running, tempfile::TempDir, Target, Target) {
-    let (running, dir) = start_server(|cfg| {
-        cfg.web.listen = vec!["127.0.0.1:0".parse().expect("addr")];
-        cfg.web.listen_plain = vec!["127.0.0.1:0".parse().expect("addr")];
-        tweak(cfg);
-    })
-    .await;
-    let https = Target::https(running.web[0], &running.fingerprint);
-    let http = Target::http(running.web_plain[0]);
-    (running, dir, https, http)
-}
+use support::ws::{head_and_body, header, web_server, Ended, WsClient};
+use support::Client;
 
 #[tokio::test]
 async fn websocket_clients_of_both_subprotocols_talk_with_a_tcp_client() {

@@ -90,6 +90,11 @@ pub struct WebSettings {
     /// Reverse proxies (addresses or CIDR ranges) whose `Forwarded` and `X-Forwarded-*`
     /// headers are believed; from anyone else they are ignored.
     pub trusted_proxies: Vec<IpRange>,
+    /// Host names (lower case, without port) a request over plain HTTP may name, besides IP
+    /// addresses and `localhost`: any other is refused, so that a page whose name an attacker
+    /// points at this server (DNS rebinding) cannot use it. HTTPS needs no list: the
+    /// certificate binds the name.
+    pub allowed_hosts: Vec<String>,
     /// Negotiate permessage-deflate (RFC 7692) with WebSocket clients that offer it.
     pub compression: bool,
 }
@@ -101,6 +106,7 @@ impl Default for WebSettings {
             listen_plain: Vec::new(),
             origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
             compression: true,
         }
     }

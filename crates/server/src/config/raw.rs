@@ -52,6 +52,7 @@ pub struct RawWeb {
     pub plain_public: bool,
     pub origins: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    pub allowed_hosts: Vec<String>,
     pub compression: bool,
 }
 
@@ -63,6 +64,7 @@ impl Default for RawWeb {
             plain_public: false,
             origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
             compression: true,
         }
     }
@@ -697,7 +699,7 @@ impl RawConfig {
 
 impl RawWeb {
     /// `[web]` checked: addresses parse, plain HTTP stays on loopback unless allowed, origins
-    /// are `scheme://host[:port]`, proxies are addresses.
+    /// are `scheme://host[:port]`, proxies are addresses, allowed hosts are host names.
     fn validate(
         &self,
         bad: &dyn Fn(&str, &dyn std::fmt::Debug, &str) -> InvalidValue,
@@ -745,7 +747,27 @@ impl RawWeb {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(super::WebSettings { listen, listen_plain, origins, trusted_proxies, compression: self.compression })
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|h| {
+                crate::web::host_name(h).ok_or_else(|| {
+                    bad(
+                        "web.allowed_hosts",
+                        h,
+                        "not a host name: expected a name without scheme or port, e.g. chat.example.org",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(super::WebSettings {
+            listen,
+            listen_plain,
+            origins,
+            trusted_proxies,
+            allowed_hosts,
+            compression: self.compression,
+        })
     }
 }
 

@@ -2,9 +2,14 @@
 //! with their content type, and an ETag so that a browser revalidates rather than downloads
 //! again. Every file is revalidated (`no-cache`): a new server version serves new files under
 //! the same names, and a stale script talking to a newer server is worse than one round trip.
+//!
+//! Only `GET` and `HEAD` (the same head, no body) of a file: any other method gets 405 with
+//! `Allow`, a path that is no file 404 whatever the method. Paths are compared as sent, to a
+//! fixed table, so nothing (`..`, `%2e%2e`) ever reaches a file system; `Range` is ignored (a
+//! whole 200 answers it, as RFC 9110 allows), and `If-None-Match` compares tags weakly.
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// One embedded file.
@@ -47,8 +52,9 @@ fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.binary_search_by(|a| a.path.cmp(path)).ok().map(|i| &ASSETS[i])
 }
 
-/// `GET` of a path that is not another route: the embedded file, or 404.
-pub(crate) async fn serve(uri: Uri, request_headers: HeaderMap) -> Response {
+/// A request for a path that is not another route: the embedded file, 405 for another method
+/// than `GET` and `HEAD`, or 404.
+pub(crate) async fn serve(method: Method, uri: Uri, request_headers: HeaderMap) -> Response {
     let Some(asset) = find(uri.path()) else {
         let body = if ASSETS.is_empty() {
             "This chinwag was built without its web client (web/dist was empty); build the client and then chinwag.\n"
@@ -57,10 +63,14 @@ pub(crate) async fn serve(uri: Uri, request_headers: HeaderMap) -> Response {
         };
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
     };
-    let fresh = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == asset.etag || t.trim() == "*"));
+    if method != Method::GET && method != Method::HEAD {
+        let allow = [(header::ALLOW, "GET, HEAD"), (header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+        return (StatusCode::METHOD_NOT_ALLOWED, allow, "Method not allowed\n").into_response();
+    }
+    // Weak comparison (RFC 9110 §13.1.2): a cache may send our tag back as `W/"…"`.
+    let fresh = request_headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|tags| {
+        tags.split(',').map(|t| t.trim()).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == asset.etag)
+    });
     let mut response =
         if fresh { StatusCode::NOT_MODIFIED.into_response() } else { Response::new(Body::from(asset.body)) };
     let headers = response.headers_mut();

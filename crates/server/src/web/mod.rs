@@ -2,14 +2,17 @@
 //! certificate, or plain HTTP behind a reverse proxy. It serves the web client embedded from
 //! `web/dist/` (`assets.rs`), the IRCv3 WebSocket at `/ws` (`ws.rs`, through `stream.rs` into
 //! the same `conn::serve` as TCP), and `/healthz` and `/readyz` (`http.rs`, whose routes the
-//! metrics listener serves too). Who the client is and which origins may open `/ws` is
-//! `peer.rs`. Every response carries the security headers of [`security_headers`].
+//! metrics listener serves too). Who the client is, which names we answer to over plain HTTP
+//! ([`only_allowed_hosts`]) and which origins may open `/ws` is `peer.rs`. Every response
+//! carries the security headers of [`security_headers`].
 //!
 //! Bounds: HTTP connections open at once ([`MAX_HTTP_CONNECTIONS`], and
 //! [`MAX_HTTP_PER_SOURCE`] from one address or IPv6 /64, [`Places`]), the TLS handshake
 //! (`limits.handshake_timeout`), a request head's time ([`HEAD_TIMEOUT`]) and size
-//! ([`MAX_HEAD`]), a WebSocket message's size ([`MAX_MESSAGE`]); a WebSocket connection is then
-//! admitted per address like any other (`limits.rs`).
+//! ([`MAX_HEAD`]), the kernel's send buffer (`limits.socket_send_buffer`, as on TCP), a
+//! WebSocket message's size ([`MAX_MESSAGE`]); a WebSocket connection is then admitted per
+//! address like any other (`limits.rs`) and its unregistered time, RecvQ and SendQ are
+//! bounded by `conn::serve` as on TCP.
 
 mod assets;
 mod peer;
@@ -22,7 +25,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Request, Response};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use chinwag_core::subnet_of;
@@ -35,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-pub(crate) use peer::normalize_origin;
-use peer::{client_of, Peer};
+use peer::{check_host, client_of, Peer};
+pub(crate) use peer::{host_name, normalize_origin};
 
 use crate::config::{IpRange, WebSettings};
 use crate::listen::Acceptor;
@@ -86,6 +92,9 @@ pub(crate) struct Listener {
     /// TLS (HTTPS), or plain HTTP.
     pub tls: Option<TlsAcceptor>,
     pub handshake_timeout: Duration,
+    /// The kernel's send buffer per connection (`limits.socket_send_buffer`): a WebSocket that
+    /// stops reading must reach its SendQ, as on TCP, before the kernel holds megabytes for it.
+    pub send_buffer: usize,
     /// Proxies whose forwarding headers are believed (for the security headers' scheme).
     pub trusted_proxies: Arc<[IpRange]>,
     /// Several requests per connection; the metrics listener closes after each, as its
@@ -149,13 +158,33 @@ impl Drop for Place {
     }
 }
 
-/// The web listener's routes.
+/// The web listener's routes: any method on a path of no route is the assets' (404, or 405
+/// on a file), and every request first passes [`only_allowed_hosts`].
 pub(crate) fn router(web: Arc<Web>, control: crate::Control) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
-        .with_state(web)
+        .with_state(Arc::clone(&web))
         .merge(crate::http::health_routes(control))
-        .fallback_service(get(assets::serve))
+        .fallback(assets::serve)
+        .layer(axum::middleware::from_fn_with_state(web, only_allowed_hosts))
+}
+
+/// Answers a request only for a name this server answers to ([`check_host`]: over plain HTTP,
+/// no name someone else could point here); otherwise says why, with 421 or 400.
+async fn only_allowed_hosts(
+    State(web): State<Arc<Web>>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response<axum::body::Body> {
+    let Some(peer) = request.extensions().get::<Peer>().copied() else { return next.run(request).await };
+    let client = client_of(request.headers(), peer, &web.settings.trusted_proxies);
+    match check_host(request.headers(), request.version(), &client, &web.settings.allowed_hosts) {
+        Ok(()) => next.run(request).await,
+        Err((status, why)) => {
+            tracing::debug!(ip = %client.ip, host = ?client.host, %status, "HTTP request refused for its host");
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], why).into_response()
+        }
+    }
 }
 
 /// The places HTTP connections share.
@@ -203,6 +232,7 @@ impl Listener {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer);
             let this = self.clone();
             self.tracker.spawn(async move {
                 let peer = Peer { addr: SocketAddr::new(addr.ip().to_canonical(), addr.port()), tls: this.tls.is_some() };

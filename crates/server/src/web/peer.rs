@@ -1,6 +1,7 @@
 //! Who is asking: the client's real address and whether its connection is encrypted (the
-//! peer's, or what a trusted reverse proxy forwards), the host it asked for, and whether the
-//! page that opens a WebSocket comes from an origin we allow.
+//! peer's, or what a trusted reverse proxy forwards), the host it asked for and whether we
+//! answer to that name (DNS rebinding), and whether the page that opens a WebSocket comes from
+//! an origin we allow.
 //!
 //! `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto`/`-Host` are believed only from the
 //! addresses in `web.trusted_proxies`; from anyone else they are ignored, since anyone can
@@ -9,6 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{HeaderMap, HOST, ORIGIN};
+use http::{StatusCode, Version};
 
 use crate::config::IpRange;
 
@@ -99,6 +101,84 @@ pub(crate) fn check_origin(headers: &HeaderMap, client: &Client, allowed: &[Stri
         "Origin {shown:?} may not open an IRC connection here: only pages served by this server \
          (or origins its operator lists in web.origins) may\n"
     ))
+}
+
+/// Whether a request may be answered for the host it names.
+///
+/// Over plain HTTP a browser tells this server from another site only by name: a page on
+/// `evil.example` whose owner points that name at this server's address (DNS rebinding, here
+/// typically `127.0.0.1` or a LAN address) is same-origin with it, so the `Origin` check of
+/// `/ws` passes and the page could open IRC connections from inside the visitor's machine or
+/// network. So over plain HTTP the name must be an IP address, `localhost` (or under
+/// `.localhost`, which browsers resolve themselves), or one of `allowed` (`web.allowed_hosts`);
+/// another is refused with 421. Over TLS, here or at a trusted proxy that says so, the
+/// certificate already binds the name: a browser never sends a page of `evil.example` here.
+///
+/// A request without `Host` comes from no browser (they always send it): HTTP/1.0 ones are
+/// answered; HTTP/1.1 requires the header (RFC 9112 §3.2), so those get 400, as does a `Host`
+/// that is not a host.
+pub(crate) fn check_host(
+    headers: &HeaderMap,
+    version: Version,
+    client: &Client,
+    allowed: &[String],
+) -> Result<(), (StatusCode, String)> {
+    let Some(host) = client.host.as_deref() else {
+        if headers.contains_key(HOST) {
+            return Err((StatusCode::BAD_REQUEST, "the Host header is not a host name\n".into()));
+        }
+        if version >= Version::HTTP_11 {
+            return Err((StatusCode::BAD_REQUEST, "an HTTP/1.1 request needs a Host header\n".into()));
+        }
+        return Ok(());
+    };
+    if client.secure {
+        return Ok(());
+    }
+    let name = name_of(host);
+    if is_ip_literal(&name) || name == "localhost" || name.ends_with(".localhost") || allowed.contains(&name) {
+        return Ok(());
+    }
+    Err((
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this server does not answer to {name:?} over plain HTTP, so that a site pointing its name \
+             here (DNS rebinding) cannot reach it: use its address or HTTPS, or ask its operator to list \
+             the name in web.allowed_hosts\n"
+        ),
+    ))
+}
+
+/// A configured host name (`web.allowed_hosts`): lower case, without a trailing dot; `None` if
+/// `text` is not a bare name (a scheme, port, path or address brackets).
+pub(crate) fn host_name(text: &str) -> Option<String> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    ok.then_some(name)
+}
+
+/// The name of `host[:port]`, lower case, without the port or a trailing dot; an IPv6 literal
+/// keeps its brackets.
+fn name_of(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(host.as_str(), |(inside, _)| &host[..inside.len() + 2]),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.as_str(),
+        },
+    };
+    name.trim_end_matches('.').to_owned()
+}
+
+/// `192.0.2.1` or `[2001:db8::1]`: an address, which no one can point elsewhere.
+fn is_ip_literal(name: &str) -> bool {
+    match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => name.parse::<std::net::Ipv4Addr>().is_ok(),
+    }
 }
 
 /// An origin as `scheme://host[:port]` in lower case, without a default port or trailing
@@ -256,6 +336,40 @@ mod tests {
                 outside.parse::<SocketAddr>().expect("addr").ip(),
                 "{outside} is not in a trusted range"
             );
+        }
+    }
+
+    #[test]
+    fn over_plain_http_only_addresses_localhost_and_listed_names_are_answered() {
+        let plain =
+            |host: &str| Client { ip: "127.0.0.1".parse().expect("ip"), secure: false, host: Some(host.into()) };
+        let allowed = vec!["chat.lan".to_owned()];
+        let check = |host: &str| check_host(&headers(&[("host", host)]), Version::HTTP_11, &plain(host), &allowed);
+        for ok in
+            ["127.0.0.1:8080", "[::1]:8080", "localhost:8080", "LOCALHOST", "app.localhost", "chat.lan:80", "chat.lan."]
+        {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+        for refused in
+            ["evil.example:8080", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "chat.lan.evil"]
+        {
+            assert_eq!(check(refused).map_err(|(status, _)| status), Err(StatusCode::MISDIRECTED_REQUEST), "{refused}");
+        }
+        let secure = Client { secure: true, ..plain("evil.example") };
+        let h = headers(&[("host", "evil.example")]);
+        assert_eq!(check_host(&h, Version::HTTP_11, &secure, &[]), Ok(()), "the certificate binds the name");
+        let hostless = Client { host: None, ..plain("") };
+        assert_eq!(check_host(&HeaderMap::new(), Version::HTTP_10, &hostless, &[]), Ok(()));
+        let status = |r: Result<(), (StatusCode, String)>| r.map_err(|(s, _)| s);
+        assert_eq!(
+            status(check_host(&HeaderMap::new(), Version::HTTP_11, &hostless, &[])),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        let bad = headers(&[("host", "a b")]);
+        assert_eq!(status(check_host(&bad, Version::HTTP_10, &hostless, &[])), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(host_name("Chat.Example.org.").as_deref(), Some("chat.example.org"));
+        for bad in ["", "chat.lan:80", "http://chat.lan", "[::1]", "a/b"] {
+            assert_eq!(host_name(bad), None, "{bad}");
         }
     }
 

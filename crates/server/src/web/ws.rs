@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chinwag_core::{ConnId, ConnInfo};
 
@@ -28,11 +28,13 @@ pub(crate) async fn upgrade(State(web): State<Arc<Web>>, mut request: Request) -
     let Some(peer) = request.extensions().get::<Peer>().copied() else {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "no peer address\n".into());
     };
-    let is_upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    // A handshake is a GET (RFC 6455 §4.1); a HEAD gets the GET's answer without a body.
+    let is_upgrade = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
         return refuse(
             StatusCode::UPGRADE_REQUIRED,
@@ -46,6 +48,12 @@ pub(crate) async fn upgrade(State(web): State<Arc<Web>>, mut request: Request) -
     }
     let offered = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL);
     let chosen = Mode::choose(offered.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')));
+    // The handshake is checked before admission, so that a broken one costs its address none
+    // of its connections per minute.
+    let (response, upgrading) = match yawc::WebSocket::upgrade_with_options(&mut request, web.ws_options.clone()) {
+        Ok(pair) => pair,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a WebSocket handshake: {e}\n")),
+    };
     let admitted = web.acceptor.admission.admit(client.ip, Instant::now());
     // A refused client is told why in an ERROR line, like on TCP, while refusals in flight
     // allow it; beyond that, in the HTTP answer only.
@@ -55,10 +63,6 @@ pub(crate) async fn upgrade(State(web): State<Arc<Web>>, mut request: Request) -
             Ok(slot) => Some(slot),
             Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", refusal.text())),
         },
-    };
-    let (response, upgrading) = match yawc::WebSocket::upgrade_with_options(&mut request, web.ws_options.clone()) {
-        Ok(pair) => pair,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a WebSocket handshake: {e}\n")),
     };
     let mut response = response.map(Body::new);
     if let Some(mode) = chosen {

@@ -11,7 +11,22 @@ use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{tls_connect, Stream, WAIT};
+use super::{start_server, tls_connect, Stream, WAIT};
+
+/// A server with an HTTPS and a plain HTTP web listener on loopback.
+pub async fn web_server(
+    tweak: impl FnOnce(&mut chinwag_server::ServerConfig),
+) -> (chinwag_server::Running, tempfile::TempDir, Target, Target) {
+    let (running, dir) = start_server(|cfg| {
+        cfg.web.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        cfg.web.listen_plain = vec!["127.0.0.1:0".parse().expect("addr")];
+        tweak(cfg);
+    })
+    .await;
+    let https = Target::https(running.web[0], &running.fingerprint);
+    let http = Target::http(running.web_plain[0]);
+    (running, dir, https, http)
+}
 
 /// Where and how to open `/ws`.
 #[derive(Clone, Debug)]
@@ -57,9 +72,13 @@ impl Target {
 
     /// One HTTP/1.1 request (`Connection: close`) and the whole raw response.
     pub async fn http_get(&self, path: &str, extra_headers: &str) -> String {
+        self.http_get_as(path, &self.host(), extra_headers).await
+    }
+
+    /// [`Target::http_get`] with `host` in the `Host` header.
+    pub async fn http_get_as(&self, path: &str, host: &str, extra_headers: &str) -> String {
         let mut stream = self.stream(None).await;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra_headers}\r\n", self.host());
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra_headers}\r\n");
         stream.write_all(request.as_bytes()).await.expect("send the request");
         let mut response = Vec::new();
         tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await.expect("answer in time").expect("read");
