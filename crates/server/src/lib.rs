@@ -445,6 +445,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         tls: None,
         handshake_timeout: cfg.limits.tls_handshake_timeout,
         send_buffer: cfg.limits.socket_send_buffer,
+        write_timeout: cfg.limits.write_timeout,
         trusted_proxies: cfg.web.trusted_proxies.clone().into(),
         keep_alive: false,
         shutdown: shutdown.clone(),

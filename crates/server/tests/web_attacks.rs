@@ -398,3 +398,33 @@ async fn slow_heads_and_silent_websockets_are_closed_in_bounded_time() {
     }
     running.shutdown().await;
 }
+
+/// A client that pipelines requests and never reads their answers is closed once it has taken
+/// no byte for `limits.write_timeout`, so that it cannot keep its HTTP place for as long as it
+/// likes (hyper alone never gives up on a write, and the head's timeout does not run then).
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_closed_at_the_write_timeout() {
+    const REQUESTS: usize = 40;
+    let (running, _dir, _, http) = web_server(|cfg| cfg.limits.write_timeout = Duration::from_secs(2)).await;
+    let app = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist/app.js")).expect("app.js");
+    let mut stream = tiny_window(http.addr).await;
+    let pipelined: String =
+        (0..REQUESTS).map(|_| format!("GET /app.js HTTP/1.1\r\nHost: {}\r\n\r\n", http.addr)).collect();
+    stream.write_all(pipelined.as_bytes()).await.expect("send");
+    // Hold still past the write timeout, then read what is left.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let read_all = async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+    };
+    tokio::time::timeout(WAIT, read_all).await.expect("the server closed the connection");
+    println!("{got} bytes of {} arrived before the server gave up", REQUESTS * app.len());
+    assert!(got < REQUESTS * app.len() / 2, "the server kept writing to a client that did not read: {got} bytes");
+    running.shutdown().await;
+}

@@ -9,13 +9,15 @@
 //! Bounds: HTTP connections open at once ([`MAX_HTTP_CONNECTIONS`], and
 //! [`MAX_HTTP_PER_SOURCE`] from one address or IPv6 /64, [`Places`]), the TLS handshake
 //! (`limits.handshake_timeout`), a request head's time ([`HEAD_TIMEOUT`]) and size
-//! ([`MAX_HEAD`]), the kernel's send buffer (`limits.socket_send_buffer`, as on TCP), a
+//! ([`MAX_HEAD`]), the time a peer may take no byte of an answer (`limits.write_timeout`,
+//! `stall.rs`), the kernel's send buffer (`limits.socket_send_buffer`, as on TCP), a
 //! WebSocket message's size ([`MAX_MESSAGE`]); a WebSocket connection is then admitted per
 //! address like any other (`limits.rs`) and its unregistered time, RecvQ and SendQ are
 //! bounded by `conn::serve` as on TCP.
 
 mod assets;
 mod peer;
+mod stall;
 mod stream;
 mod ws;
 
@@ -95,6 +97,9 @@ pub(crate) struct Listener {
     /// The kernel's send buffer per connection (`limits.socket_send_buffer`): a WebSocket that
     /// stops reading must reach its SendQ, as on TCP, before the kernel holds megabytes for it.
     pub send_buffer: usize,
+    /// A connection whose peer takes no byte of an answer for this long is closed
+    /// (`limits.write_timeout`, `stall.rs`).
+    pub write_timeout: Duration,
     /// Proxies whose forwarding headers are believed (for the security headers' scheme).
     pub trusted_proxies: Arc<[IpRange]>,
     /// Several requests per connection; the metrics listener closes after each, as its
@@ -233,6 +238,7 @@ impl Listener {
             };
             let _ = stream.set_nodelay(true);
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer);
+            let stream = stall::Stalling::new(stream, self.write_timeout);
             let this = self.clone();
             self.tracker.spawn(async move {
                 let peer = Peer { addr: SocketAddr::new(addr.ip().to_canonical(), addr.port()), tls: this.tls.is_some() };
