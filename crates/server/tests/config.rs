@@ -309,6 +309,13 @@ fn plain_http_for_the_web_stays_on_loopback_unless_allowed() {
     }
     let cfg = load(None, &[], &[("web.listen", "")]).expect("an empty list turns HTTPS off");
     assert!(cfg.web.listen.is_empty());
+    assert!(load(None, &[], &[]).expect("defaults").web.allowed_hosts.is_empty());
+    let cfg = load(None, &[("CHINWAG_WEB_ALLOWED_HOSTS", "Chat.LAN, irc.example.org.")], &[]).expect("names");
+    assert_eq!(cfg.web.allowed_hosts, ["chat.lan", "irc.example.org"]);
+    for bad in ["chat.lan:8080", "http://chat.lan", "[::1]"] {
+        let text = error(None, &[], &[("web.allowed_hosts", bad)]);
+        assert_mentions(&text, &["web.allowed_hosts", bad, "not a host name", "chat.example.org"]);
+    }
 }
 
 /// `[cluster]`: off by default; a node needs NATS URLs, a name of its own and the PostgreSQL
