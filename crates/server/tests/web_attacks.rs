@@ -168,7 +168,8 @@ async fn a_rebound_name_is_refused_over_plain_http_and_listed_names_addresses_an
         assert!(body.contains("web.allowed_hosts") && !body.contains("<"), "{body}");
         assert_security_headers(&host, &headers);
     }
-    // The WebSocket too, though its Origin matches the name it came by.
+    // The WebSocket too, though its Origin matches the name it came by (and its peer, 127.0.0.1,
+    // is a trusted proxy here: a page cannot add X-Forwarded-Proto to a handshake).
     let answer = ws_handshake(http.addr, &format!("evil.example:{port}")).await;
     assert!(answer.starts_with("HTTP/1.1 421"), "a rebound WebSocket is refused: {answer}");
 
