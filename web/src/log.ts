@@ -3,6 +3,7 @@
 // and keeping the reader's place either way.
 
 import type { Buffer, Line } from "./session";
+import { shown } from "./format";
 import { appendFormatted, el, nickClass } from "./render";
 
 /** Lines from the same nick within this many ms are grouped under one name. */
@@ -81,7 +82,7 @@ export class LogView {
     ts.title = fullFormat.format(line.time);
     const body = el("div", "body");
     if (spoken && line.nick) {
-      const nick = el("span", `nick ${nickClass(line.nick)}`, line.kind === "action" ? `* ${line.nick}` : line.nick);
+      const nick = el("span", `nick ${nickClass(line.nick)}`, shown(line.kind === "action" ? `* ${line.nick}` : line.nick));
       body.append(nick);
 
     }
