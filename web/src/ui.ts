@@ -187,7 +187,7 @@ export class App implements CommandHost {
     localStorage.removeItem(REMEMBER_KEY);
     $("app").hidden = true;
     $("login").hidden = false;
-    $("login-error").textContent = reason;
+    $("login-error").textContent = shown(reason);
     input("login-password").value = "";
   }
 
@@ -205,7 +205,7 @@ export class App implements CommandHost {
   private setStatus(text: string, retry = false): void {
     this.statusText = text;
     const status = $("status");
-    status.replaceChildren(document.createTextNode(text));
+    status.replaceChildren(document.createTextNode(shown(text)));
     if (retry) {
       const b = el("button", "", "Retry now");
       b.type = "button";
