@@ -78,7 +78,8 @@ await run(async (browser) => {
   const quote = (line) => evil.say(`/quote ${line}`);
 
   step("messages, actions, notices, topics, real names in the room");
-  await quote(`SETNAME :${PAYLOADS[1]}`);
+  // The real name shows as the member's tooltip; it may hold bidi overrides (room names may not).
+  await quote(`SETNAME :${PAYLOADS[1]} ${PAYLOADS[8]}`);
   for (const p of PAYLOADS) {
     await quote(`PRIVMSG ${room} :${p}`);
     await quote(`PRIVMSG ${room} :\x01ACTION ${p}\x01`);
