@@ -58,6 +58,14 @@ function registered(mode: "guest" | "login" = "guest"): Session {
   return s;
 }
 
+/** A registered guest in #r. */
+function inRoom(): Session {
+  const s = registered();
+  s.receive(":srv 001 alice :Welcome");
+  s.receive(":alice!a@h JOIN #r");
+  return s;
+}
+
 test("session: guest asks for caps and ends negotiation", () => {
   const s = new Session({ nick: "alice", mode: "guest", account: "", password: "" });
   s.start();
@@ -100,9 +108,7 @@ test("session: SASL PLAIN login", () => {
 });
 
 test("session: history, scroll back, gap fill after reconnect", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   s.fetchLatest("#r");
   s.outbox.length = 0;
   s.receive(":srv BATCH +b1 chathistory #r");
@@ -155,9 +161,7 @@ test("session: members with multi-prefix, modes, nick changes, typing", () => {
 });
 
 test("session: mentions, unread, encrypted messages shown once", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   s.receive(":bob!b@h PRIVMSG #r :hey Alice, look");
   const b = s.buffer("#r")!;
   assert.ok(b.lines[b.lines.length - 1].mention);
@@ -204,9 +208,7 @@ test("names: bidi overrides and controls are not shown, notifications neither", 
 });
 
 test("session: malformed lines are dropped and the next one is read", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   for (const bad of [":x JOIN", ":x PART", ":x KICK", ":x TOPIC", ":x NICK", ":srv 332 alice", ":srv 331 alice",
     ":srv 353 alice =", ":srv 330 alice", ":srv 301 alice", ":srv 322 alice", ":x ACCOUNT", ":srv E2E DEVICES",
     ":alice!a@h PRIVMSG", "BATCH", "BATCH -", "@batch=zz BATCH +", "x".repeat(70000)]) {
@@ -218,9 +220,7 @@ test("session: malformed lines are dropped and the next one is read", () => {
 });
 
 test("session: history answers fill only the conversation that asked", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   s.fetchLatest("#r");
   s.receive(":srv BATCH +h1 chathistory #r");
   s.receive("@batch=h1;msgid=a1 :bob!b@h PRIVMSG #r :mine");
@@ -265,9 +265,7 @@ test("session: someone else's JOIN, TOPIC or names open no window; typing only f
 });
 
 test("session: a multiline message in history is one line, and notifies no one", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   s.fetchLatest("#r");
   s.events.length = 0;
   s.receive(":srv BATCH +h1 chathistory #r");
@@ -389,9 +387,7 @@ test("backoff: grows while connections fail or drop at once, starts again after 
 });
 
 test("session: batches and private conversations from others are bounded", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   for (let i = 0; i < MAX_OPEN_BATCHES; i++) s.receive(`:srv BATCH +open${i} netsplit`);
   // One more is refused, so its lines are not held back forever.
   s.receive(":srv BATCH +late netsplit");
@@ -414,9 +410,7 @@ test("session: a nick called *server* never takes the server window's place", ()
 });
 
 test("session: msgids that begin with an l are history anchors like any other", () => {
-  const s = registered();
-  s.receive(":srv 001 alice :Welcome");
-  s.receive(":alice!a@h JOIN #r");
+  const s = inRoom();
   s.fetchLatest("#r");
   s.receive(":srv BATCH +b chathistory #r");
   for (let i = 0; i < 50; i++) s.receive(`@batch=b;msgid=lk${i};time=2024-01-01T00:00:${String(i).padStart(2, "0")}.000Z :bob!b@h PRIVMSG #r :m${i}`);
