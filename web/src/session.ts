@@ -117,6 +117,9 @@ export const MAX_BATCH_LINES = 1000;
  * shows in the server window instead of adding to the sidebar (a flood of clones cannot grow
  * it, nor memory, without bound). The user can still open more. */
 export const MAX_QUERIES = 50;
+/** Longest text one send may hold (characters): a longer paste is refused with a word,
+ * rather than sent as so many lines or batches that the server drops the client for flooding. */
+export const MAX_MESSAGE = 16384;
 /** Rooms a LIST answer may fill the room list with. */
 export const MAX_LISTED = 2000;
 /** Encrypted messages remembered so that each shows once. */
@@ -282,6 +285,10 @@ export class Session {
    * message per line that is not blank.
    */
   say(target: string, text: string): void {
+    if (text.length > MAX_MESSAGE) {
+      this.note(target, `That message is too long to send (${text.length} characters, at most ${MAX_MESSAGE}).`, "error");
+      return;
+    }
     const lines = text.replace(/\r\n?/g, "\n").split("\n");
     while (lines.length && lines[0].trim() === "") lines.shift();
     while (lines.length && lines[lines.length - 1].trim() === "") lines.pop();
@@ -334,7 +341,8 @@ export class Session {
       let rest = line;
       let first = true;
       do {
-        let cut = rest.length;
+        // A character is at least a byte: no more than `room` of them fit.
+        let cut = Math.min(rest.length, room);
         while (bytes(rest.slice(0, cut)) > room) cut = Math.floor(cut * 0.9);
         // Not inside a surrogate pair, and after a space where there is one in the second half.
         if (cut < rest.length && /[\udc00-\udfff]/.test(rest[cut] ?? "")) cut--;

@@ -6,7 +6,7 @@ import { runCommand, type CommandHost } from "./commands";
 import { LogView } from "./log";
 import { shown } from "./format";
 import { appendFormatted, el, nickClass } from "./render";
-import { Session, type Buffer, type Login, type SessionEvent } from "./session";
+import { MAX_MESSAGE, Session, type Buffer, type Login, type SessionEvent } from "./session";
 import { socketUrl, Transport } from "./transport";
 
 /** What "remember me" keeps in localStorage (only when ticked; cleared by Log out). */
@@ -406,6 +406,11 @@ export class App implements CommandHost {
     const box = $("input") as HTMLTextAreaElement;
     const text = box.value;
     if (!text.trim()) return;
+    if (text.length > MAX_MESSAGE) {
+      // The text stays in the box, to be shortened.
+      this.info(`That message is too long to send (${text.length} characters, at most ${MAX_MESSAGE}).`);
+      return;
+    }
     box.value = "";
     this.autosize(box);
     const target = this.current();

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { build, parse } from "../src/irc";
 import { formatMessage, parseFormatting, safeHref, shown, stripFormatting } from "../src/format";
 import { Backoff, MAX_BACKOFF, MIN_BACKOFF, STABLE_AFTER } from "../src/transport";
-import { MAX_OPEN_BATCHES, MAX_QUERIES, REGISTER_TIMEOUT, Session } from "../src/session";
+import { MAX_MESSAGE, MAX_OPEN_BATCHES, MAX_QUERIES, REGISTER_TIMEOUT, Session } from "../src/session";
 
 const tests: [string, () => void][] = [];
 const test = (name: string, fn: () => void) => tests.push([name, fn]);
@@ -337,6 +337,13 @@ test("multiline: the server's max-lines and max-bytes are kept, long lines conti
   assert.ok(body.length > 2 && body[1].tags["draft/multiline-concat"] === "", "a cut line continues");
   assert.equal(body.slice(0, -1).map((m) => m.params[1]).join(""), long, "nothing lost at the cuts");
   assert.equal(body.at(-1)!.tags["draft/multiline-concat"], undefined);
+  // A paste too long for the server's flood budget is refused with a word.
+  big.say("#r", "x".repeat(MAX_MESSAGE + 1));
+  assert.deepEqual(big.outbox, []);
+  assert.match(big.buffer("#r")!.lines.at(-1)!.text, /too long to send/);
+  big.say("#r", `${"y".repeat(MAX_MESSAGE - 10)}\nz`);
+  assert.ok(big.outbox.filter((l) => l.startsWith("BATCH +")).length <= 5);
+  big.outbox.length = 0;
   // A server that does not say max-bytes gets separate lines.
   const vague = multiline("max-lines=5");
   vague.say("#r", "a\nb");
