@@ -4,6 +4,9 @@
 
 import { build, fold, isRoom, parse, type Message } from "./irc";
 import { shown, stripFormatting } from "./format";
+import { multilineGroups, multilineLimits, multilineMessage, type MultilineLimits } from "./multiline";
+import { randomNonce, SaslLogin } from "./sasl";
+import type { ScramKeys } from "./scram";
 
 export type LineKind =
   | "msg" | "action" | "notice" | "join" | "part" | "quit" | "kick" | "nick" | "topic"
@@ -71,7 +74,10 @@ export interface Login {
   /** "guest", "login" (SASL PLAIN) or "register" (REGISTER after connecting). */
   mode: "guest" | "login" | "register";
   account: string;
+  /** "" when only saved SCRAM keys are at hand ("remember me"). */
   password: string;
+  /** SCRAM keys saved by "remember me", used instead of the password when they fit. */
+  scram?: ScramKeys;
 }
 
 export interface RoomListing { name: string; users: number; topic: string }
@@ -79,7 +85,8 @@ export interface RoomListing { name: string; users: number; topic: string }
 export type SessionEvent =
   | { type: "notify"; buffer: string; title: string; body: string }
   | { type: "registered" }
-  | { type: "loggedIn"; account: string }
+  /** `scram`: the keys of the SCRAM login, what "remember me" keeps (null after PLAIN). */
+  | { type: "loggedIn"; account: string; scram: ScramKeys | null }
   | { type: "authFailed"; text: string }
   | { type: "listDone" }
   | { type: "e2eKnown"; buffer: string }
@@ -135,7 +142,7 @@ function newBuffer(name: string, kind: Buffer["kind"]): Buffer {
   };
 }
 
-interface Batch {
+export interface Batch {
   type: string;
   target: string;
   lines: Message[];
@@ -145,31 +152,7 @@ interface Batch {
   parent: string;
 }
 
-/** draft/multiline's limits, as the server advertises them. */
-interface MultilineLimits { maxBytes: number; maxLines: number }
-
 let localId = 0;
-
-/**
- * A draft/multiline batch as the one message it is: its opening line's source and tags
- * (msgid, time, account), its lines' text joined by "\n" (a line tagged
- * draft/multiline-concat joined to the one before without). Null if it holds no message.
- */
-function multilineMessage(batch: Batch): Message | null {
-  const lines = batch.lines.filter((m) => m.command === "PRIVMSG" || m.command === "NOTICE");
-  const first = lines[0];
-  if (!first) return null;
-  let text = "";
-  lines.filter((m) => m.command === first.command).forEach((m, i) => {
-    if (i > 0 && m.tags["draft/multiline-concat"] === undefined) text += "\n";
-    text += m.params[1] ?? "";
-  });
-  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [k, v] of Object.entries(batch.start.tags)) if (k !== "batch") tags[k] = v;
-  const source = batch.start.source || first.source;
-  const nick = batch.start.source ? batch.start.nick : first.nick;
-  return { tags, nick, source, command: first.command, params: [batch.target || (first.params[0] ?? ""), text] };
-}
 
 export class Session {
   outbox: string[] = [];
@@ -191,8 +174,8 @@ export class Session {
   private prefixModes = "ov";
   private prefixChars = "@+";
   private saslSent = false;
-  /** An `AUTHENTICATE +` is awaited: the credentials are sent once, to that request only. */
-  private saslWaiting = false;
+  /** This connection's SASL exchange (logins only): it answers only what it asked for. */
+  private sasl: SaslLogin | null = null;
   /** When this connection's registration began (null while disconnected). */
   private startedAt: number | null = null;
   private stallReported = false;
@@ -203,7 +186,7 @@ export class Session {
   /** Registered at least once: a taken nick is then our own ghost, not a choice to make again. */
   private everRegistered = false;
 
-  constructor(public login: Login) {
+  constructor(public login: Login, private nonce: () => string = randomNonce) {
     this.nick = login.nick;
     this.buffers.set(SERVER, newBuffer(SERVER, "server"));
   }
@@ -212,7 +195,7 @@ export class Session {
   start(now: number = Date.now()): void {
     this.registered = false;
     this.saslSent = false;
-    this.saslWaiting = false;
+    this.sasl = null;
     this.startedAt = now;
     this.stallReported = false;
     this.caps.clear();
@@ -234,7 +217,7 @@ export class Session {
   disconnected(): void {
     this.registered = false;
     this.startedAt = null;
-    this.saslWaiting = false;
+    this.sasl = null;
     for (const b of this.buffers.values()) if (b.kind === "room") b.joined = false;
   }
 
@@ -295,7 +278,7 @@ export class Session {
     const limits = this.multilineLimits();
     const echo = this.caps.has("echo-message");
     if (limits && lines.length > 1) {
-      for (const group of this.multilineGroups(target, lines, limits)) {
+      for (const group of multilineGroups(target, lines, limits)) {
         const ref = `ml${++this.batchSeq}`;
         this.send("BATCH", [`+${ref}`, "draft/multiline", target]);
         for (const [part, concat] of group) {
@@ -319,56 +302,7 @@ export class Session {
   /** draft/multiline's limits if both it and batch were granted, else null. */
   multilineLimits(): MultilineLimits | null {
     if (!this.caps.has("draft/multiline") || !this.caps.has("batch")) return null;
-    const value = this.offered.get("draft/multiline") ?? "";
-    const field = (name: string) => Number(new RegExp(`(?:^|,)${name}=(\\d+)`).exec(value)?.[1] ?? NaN);
-    const maxBytes = field("max-bytes");
-    // max-bytes is required by the specification; a server that leaves it out gets lines.
-    if (!(maxBytes > 0)) return null;
-    const maxLines = field("max-lines");
-    return { maxBytes, maxLines: maxLines > 0 ? maxLines : Infinity };
-  }
-
-  /**
-   * The lines cut into batches that fit the limits: each line longer than fits an IRC line
-   * is cut into pieces joined back with draft/multiline-concat ([text, concat] pairs).
-   */
-  private multilineGroups(target: string, lines: string[], limits: MultilineLimits): [string, boolean][][] {
-    const bytes = (t: string) => new TextEncoder().encode(t).length;
-    // What a PRIVMSG line leaves for its text, in bytes (512 with CR LF, tags not counted).
-    const room = Math.max(64, Math.min(limits.maxBytes, 510 - bytes(`PRIVMSG ${target} :`)));
-    const pieces: [string, boolean][] = [];
-    for (const line of lines) {
-      let rest = line;
-      let first = true;
-      do {
-        // A character is at least a byte: no more than `room` of them fit.
-        let cut = Math.min(rest.length, room);
-        while (bytes(rest.slice(0, cut)) > room) cut = Math.floor(cut * 0.9);
-        // Not inside a surrogate pair, and after a space where there is one in the second half.
-        if (cut < rest.length && /[\udc00-\udfff]/.test(rest[cut] ?? "")) cut--;
-        const space = rest.lastIndexOf(" ", cut - 1);
-        if (cut < rest.length && space + 1 > cut / 2) cut = space + 1;
-        pieces.push([rest.slice(0, cut), !first]);
-        rest = rest.slice(cut);
-        first = false;
-      } while (rest.length > 0);
-    }
-    const groups: [string, boolean][][] = [];
-    let group: [string, boolean][] = [];
-    let used = 0;
-    for (const piece of pieces) {
-      const cost = bytes(piece[0]) + (group.length > 0 && !piece[1] ? 1 : 0);
-      if (group.length > 0 && (group.length >= limits.maxLines || used + cost > limits.maxBytes)) {
-        groups.push(group);
-        group = [];
-        used = 0;
-      }
-      // A batch begins with a line of its own, not a continuation.
-      group.push(group.length === 0 ? [piece[0], false] : piece);
-      used += bytes(piece[0]) + (group.length > 1 && !piece[1] ? 1 : 0);
-    }
-    if (group.length) groups.push(group);
-    return groups;
+    return multilineLimits(this.offered.get("draft/multiline") ?? "");
   }
 
   action(target: string, text: string): void {
@@ -488,22 +422,21 @@ export class Session {
       case "CAP":
         this.onCap(p);
         break;
-      case "AUTHENTICATE":
-        // Only the request to the PLAIN the client offered gets the password, once.
-        if (p[0] === "+" && this.saslWaiting) {
-          this.saslWaiting = false;
-          const l = this.login;
-          const bytes = new TextEncoder().encode(`${l.account}\0${l.account}\0${l.password}`);
-          let bin = "";
-          bytes.forEach((b) => (bin += String.fromCharCode(b)));
-          const b64 = btoa(bin);
-          for (let i = 0; i < b64.length; i += 400) this.send("AUTHENTICATE", [b64.slice(i, i + 400)]);
-          if (b64.length % 400 === 0) this.send("AUTHENTICATE", ["+"]);
+      case "AUTHENTICATE": {
+        const answer = this.sasl?.answer(p[0] ?? "");
+        if (!answer) break;
+        if ("send" in answer) {
+          for (const chunk of answer.send) this.send("AUTHENTICATE", [chunk]);
+        } else {
+          this.send("AUTHENTICATE", ["*"]);
+          this.events.push({ type: "authFailed", text: `Login failed: ${answer.fail}` });
+          this.info(this.serverBuffer(), "error", `Login failed: ${answer.fail}`, time);
         }
         break;
+      }
       case "900":
         this.account = p[2] ?? "";
-        this.events.push({ type: "loggedIn", account: this.account });
+        this.events.push({ type: "loggedIn", account: this.account, scram: this.sasl?.keys ?? null });
         break;
       case "901":
         this.account = "";
@@ -511,11 +444,18 @@ export class Session {
       case "903":
         this.send("CAP", ["END"]);
         break;
-      case "902": case "904": case "905": case "906":
-        this.saslWaiting = false;
+      case "902": case "904": case "905": case "906": {
+        // A SCRAM login that failed before its proof is tried again with PLAIN.
+        const retry = msg.command === "904" ? this.sasl?.failed() : null;
+        if (retry) {
+          this.send("AUTHENTICATE", [retry]);
+          break;
+        }
+        this.sasl = null;
         this.events.push({ type: "authFailed", text: p[p.length - 1] ?? "login failed" });
         this.info(this.serverBuffer(), "error", `Login failed: ${p[p.length - 1] ?? ""}`, time);
         break;
+      }
       case "001":
         this.registered = true;
         this.everRegistered = true;
@@ -716,10 +656,14 @@ export class Session {
 
   private capEnd(): void {
     if (this.login.mode === "login" && this.caps.has("sasl") && !this.saslSent) {
-      this.saslSent = true;
-      this.saslWaiting = true;
-      this.send("AUTHENTICATE", ["PLAIN"]);
-      return;
+      this.sasl = new SaslLogin(this.login, this.nonce);
+      const mechanism = this.sasl.begin(this.offered.get("sasl") ?? "");
+      if (mechanism) {
+        this.saslSent = true;
+        this.send("AUTHENTICATE", [mechanism]);
+        return;
+      }
+      this.events.push({ type: "authFailed", text: "The server offers no login this client can use" });
     }
     if (this.login.mode === "login" && !this.caps.has("sasl")) {
       this.events.push({ type: "authFailed", text: "The server does not offer SASL logins" });

@@ -5,11 +5,13 @@ import { fold, isRoom } from "./irc";
 import { runCommand, type CommandHost } from "./commands";
 import { LogView } from "./log";
 import { shown } from "./format";
+import { isScramKeys } from "./scram";
 import { appendFormatted, el, nickClass } from "./render";
 import { MAX_MESSAGE, Session, type Buffer, type Login, type SessionEvent } from "./session";
 import { socketUrl, Transport } from "./transport";
 
-/** What "remember me" keeps in localStorage (only when ticked; cleared by Log out). */
+/** What "remember me" keeps in localStorage (only when ticked; cleared by Log out): the nick,
+ * the account and the SCRAM keys of its last login, never the password. */
 const REMEMBER_KEY = "chinwag.login";
 /** The rooms to join again (sessionStorage, or localStorage with "remember me"). */
 const ROOMS_KEY = "chinwag.rooms";
@@ -90,9 +92,14 @@ export class App implements CommandHost {
       const raw = localStorage.getItem(REMEMBER_KEY);
       if (!raw) return null;
       const v = JSON.parse(raw) as Partial<Login>;
-      if (typeof v.nick !== "string" || typeof v.account !== "string" || typeof v.password !== "string") return null;
+      if (typeof v.nick !== "string" || typeof v.account !== "string") return null;
+      // An older client kept the password itself: it logs in once more with it, and then its
+      // keys take its place.
+      const password = typeof v.password === "string" ? v.password : "";
+      const scram = isScramKeys(v.scram) ? v.scram : undefined;
+      if (!password && !scram) return null;
       this.remember = true;
-      return { nick: v.nick, account: v.account, password: v.password, mode: "login" };
+      return { nick: v.nick, account: v.account, password, scram, mode: "login" };
     } catch {
       return null;
     }
@@ -155,8 +162,10 @@ export class App implements CommandHost {
         break;
       case "loggedIn":
         // After a registration, reconnects log in with the same password.
-        s.login = { ...s.login, mode: "login", account: e.account };
-        if (this.remember) localStorage.setItem(REMEMBER_KEY, JSON.stringify({ nick: s.nick, account: e.account, password: s.login.password }));
+        s.login = { ...s.login, mode: "login", account: e.account, scram: e.scram ?? s.login.scram };
+        // Only SCRAM keys are kept (a login with PLAIN leaves nothing to keep but the
+        // password, which is not): the next login with the password saves them.
+        if (this.remember && e.scram) localStorage.setItem(REMEMBER_KEY, JSON.stringify({ nick: s.nick, account: e.account, scram: e.scram }));
         if (![...s.buffers.values()].some((b) => b.kind === "room")) this.open("#general", true);
         break;
       case "authFailed":

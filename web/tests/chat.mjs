@@ -27,6 +27,7 @@ await run(async (browser) => {
   await bob.login(B, "login", "bob-secret-1", false);
   const saved = await alice.page.evaluate(() => localStorage.getItem("chinwag.login"));
   check(saved && JSON.parse(saved).account === A, `alice's login is remembered: ${saved}`);
+  check(!saved.includes("alice-secret-1") && JSON.parse(saved).scram?.clientKey, `what is remembered is SCRAM keys, not the password: ${saved}`);
   check(await bob.page.evaluate(() => localStorage.getItem("chinwag.login")) === null, "bob's login is not kept");
   await alice.page.reload();
   await alice.waitFor(() => document.querySelector("#me-dot")?.className === "dot" && !document.querySelector("#app").hidden,

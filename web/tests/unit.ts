@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { build, parse } from "../src/irc";
 import { formatMessage, parseFormatting, safeHref, shown, stripFormatting } from "../src/format";
+import { deriveKeys, hmac, sha256 } from "../src/scram";
 import { Backoff, MAX_BACKOFF, MIN_BACKOFF, STABLE_AFTER } from "../src/transport";
 import { MAX_MESSAGE, MAX_OPEN_BATCHES, MAX_QUERIES, REGISTER_TIMEOUT, Session } from "../src/session";
 
@@ -52,7 +53,7 @@ test("links: only http(s), trailing punctuation left out", () => {
 function registered(mode: "guest" | "login" = "guest"): Session {
   const s = new Session({ nick: "alice", mode, account: "alice", password: "pw" });
   s.start();
-  s.receive("CAP * LS :message-tags server-time echo-message batch multi-prefix draft/chathistory sasl");
+  s.receive("CAP * LS :message-tags server-time echo-message batch multi-prefix draft/chathistory sasl=PLAIN");
   s.outbox.length = 0;
   s.receive("CAP alice ACK :message-tags server-time echo-message batch multi-prefix draft/chathistory" + (mode === "login" ? " sasl" : ""));
   return s;
@@ -353,7 +354,7 @@ test("multiline: the server's max-lines and max-bytes are kept, long lines conti
 test("session: a server that never answers SASL is dropped after REGISTER_TIMEOUT", () => {
   const s = new Session({ nick: "alice", mode: "login", account: "alice", password: "pw" });
   s.start(0);
-  s.receive("CAP * LS :sasl", 10);
+  s.receive("CAP * LS :sasl=PLAIN", 10);
   s.receive("CAP alice ACK :sasl", 20);
   assert.equal(s.outbox.at(-1), "AUTHENTICATE PLAIN");
   assert.ok(!s.tick(REGISTER_TIMEOUT - 1));
@@ -365,7 +366,7 @@ test("session: a server that never answers SASL is dropped after REGISTER_TIMEOU
   s.start(100000);
   s.receive("AUTHENTICATE +");
   assert.ok(!s.outbox.some((l) => l.startsWith("AUTHENTICATE") && l !== "AUTHENTICATE PLAIN"), "unrequested");
-  s.receive("CAP * LS :sasl");
+  s.receive("CAP * LS :sasl=PLAIN");
   s.receive("CAP alice ACK :sasl");
   s.outbox.length = 0;
   s.receive("AUTHENTICATE +");
@@ -427,6 +428,80 @@ test("session: msgids that begin with an l are history anchors like any other", 
   assert.deepEqual(s.outbox, ["CHATHISTORY BEFORE #r msgid=lk0 50"]);
   s.receive("@msgid=lk49 :bob!b@h PRIVMSG #r :m49");
   assert.equal(s.buffer("#r")!.lines.filter((l) => l.text === "m49").length, 1, "a repeat is dropped");
+});
+
+test("scram: SHA-256, HMAC and PBKDF2 give the published vectors", () => {
+  const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const utf8 = (t: string) => new TextEncoder().encode(t);
+  assert.equal(hex(sha256(utf8("abc"))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  assert.equal(hex(sha256(utf8("a".repeat(1000)))), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+  assert.equal(hex(hmac(utf8("key"), utf8("The quick brown fox jumps over the lazy dog"))),
+    "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+});
+
+/** RFC 7677's example exchange (user "user", password "pencil"), as AUTHENTICATE lines. */
+const RFC7677 = {
+  nonce: "rOprNGfwEbeRWgbNEkqO",
+  first: "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+  serverFirst: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+  final: "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+  serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+};
+const b64 = (t: string) => btoa(t);
+
+function scramSession(login: { password: string; scram?: ReturnType<typeof deriveKeys> }): Session {
+  const s = new Session({ nick: "user", mode: "login", account: "user", ...login }, () => RFC7677.nonce);
+  s.start(0);
+  s.receive("CAP * LS :sasl=PLAIN,SCRAM-SHA-256");
+  s.receive("CAP user ACK :sasl");
+  return s;
+}
+
+test("sasl: SCRAM-SHA-256 when offered; remember me keeps its keys, never the password", () => {
+  const s = scramSession({ password: "pencil" });
+  assert.deepEqual(s.outbox.splice(0).slice(-1), ["AUTHENTICATE SCRAM-SHA-256"]);
+  s.receive("AUTHENTICATE +");
+  assert.deepEqual(s.outbox.splice(0), [`AUTHENTICATE ${b64(RFC7677.first)}`]);
+  s.receive(`AUTHENTICATE ${b64(RFC7677.serverFirst)}`);
+  assert.deepEqual(s.outbox.splice(0), [`AUTHENTICATE ${b64(RFC7677.final)}`]);
+  s.receive(`AUTHENTICATE ${b64(RFC7677.serverFinal)}`);
+  assert.deepEqual(s.outbox.splice(0), ["AUTHENTICATE +"]);
+  s.receive(":srv 900 user user!u@h user :You are now logged in as user");
+  const logged = s.events.find((e) => e.type === "loggedIn") as { scram: ReturnType<typeof deriveKeys> };
+  assert.ok(logged.scram && !JSON.stringify(logged.scram).includes("pencil"));
+  // The saved keys alone log in again, the same way.
+  const again = scramSession({ password: "", scram: logged.scram });
+  again.outbox.length = 0;
+  again.receive("AUTHENTICATE +");
+  again.receive(`AUTHENTICATE ${b64(RFC7677.serverFirst)}`);
+  assert.deepEqual(again.outbox.slice(1), [`AUTHENTICATE ${b64(RFC7677.final)}`]);
+  // A server that cannot prove it knows the account is left.
+  again.outbox.length = 0;
+  again.receive(`AUTHENTICATE ${b64("v=AAAA")}`);
+  assert.deepEqual(again.outbox, ["AUTHENTICATE *"]);
+  assert.ok(again.events.some((e) => e.type === "authFailed"));
+  // Saved keys for another salt (the password was changed) cannot answer: log in again.
+  const stale = scramSession({ password: "", scram: { ...logged.scram, salt: "AAAAAAAAAAAAAAAAAAAAAA==" } });
+  stale.receive("AUTHENTICATE +");
+  stale.receive(`AUTHENTICATE ${b64(RFC7677.serverFirst)}`);
+  assert.equal(stale.outbox.at(-1), "AUTHENTICATE *");
+  assert.match((stale.events.find((e) => e.type === "authFailed") as { text: string }).text, /log in again/);
+});
+
+test("sasl: PLAIN after a SCRAM refused before its proof, never after it", () => {
+  const s = scramSession({ password: "pencil" });
+  s.receive("AUTHENTICATE +");
+  s.outbox.length = 0;
+  s.receive(":srv 904 user :SASL authentication failed: no SCRAM credentials");
+  assert.deepEqual(s.outbox.splice(0), ["AUTHENTICATE PLAIN"]);
+  assert.ok(!s.events.some((e) => e.type === "authFailed"));
+  const t = scramSession({ password: "wrong" });
+  t.receive("AUTHENTICATE +");
+  t.receive(`AUTHENTICATE ${b64(RFC7677.serverFirst)}`);
+  t.outbox.length = 0;
+  t.receive(":srv 904 user :SASL authentication failed");
+  assert.deepEqual(t.outbox, []);
+  assert.ok(t.events.some((e) => e.type === "authFailed"));
 });
 
 let failed = 0;
