@@ -96,7 +96,7 @@ export function parseFormatting(text: string): Run[] {
       default:
         // Other control characters (and the bidi overrides, which could make text read
         // backwards) are not shown.
-        if (/[\x00-\x08\x0a-\x1f\x7f\u202a-\u202e\u2066-\u2069]/.test(c)) break;
+        if (HIDDEN.test(c)) break;
         buf += c;
     }
   }
@@ -104,21 +104,53 @@ export function parseFormatting(text: string): Run[] {
   return runs;
 }
 
-/** Removes every formatting code: the plain words, for notifications and searches. */
+/** Control characters and the bidi embeddings, overrides and isolates: never shown. */
+const HIDDEN = /[\x00-\x08\x0a-\x1f\x7f\u202a-\u202e\u2066-\u2069]/;
+const HIDDEN_ALL = new RegExp(HIDDEN.source, "g");
+
+/**
+ * Removes every formatting code: the plain words, for notifications, mentions and searches.
+ * The lines of a multiline message are joined by a space.
+ */
 export function stripFormatting(text: string): string {
-  return parseFormatting(text).map((r) => r.text).join("");
+  return text.split("\n").map((line) => parseFormatting(line).map((r) => r.text).join("")).join(" ");
+}
+
+/**
+ * A name from the network (nick, room, network, real name, account) as the page shows it
+ * outside a message: without control characters and bidi overrides, so that a room called
+ * `#\u202Elapyap` cannot read as another name, nor turn the text after it around (in the
+ * sidebar, a title, a notification or the page's title).
+ */
+export function shown(name: string): string {
+  return name.replace(HIDDEN_ALL, "");
 }
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 
-/** A link target if `candidate` is a well-formed http(s) URL, or null. */
+/**
+ * A link target if `candidate` is a well-formed http(s) URL, or null. A URL with a user name
+ * or password is no link: `http://bank.example@evil.example/` goes to evil.example.
+ */
 export function safeHref(candidate: string): string | null {
   try {
     const url = new URL(candidate);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    if (url.username || url.password) return null;
+    return url.href;
   } catch {
     return null;
   }
+}
+
+/**
+ * What a link shows: its text, unless the browser would go to another host than the text
+ * names (a lookalike in another script such as `https://\u0430pple.com`, which the browser
+ * loads as `xn--pple-43d.com`, or a full-width dot); then the address it really opens.
+ */
+function linkText(text: string, href: string): string {
+  const written = /^https?:\/\/([^/?#]*)/i.exec(text)?.[1]?.toLowerCase() ?? "";
+  return written === new URL(href).host ? text : href;
 }
 
 /** Splits runs further so that each http(s) link is a run of its own with `href` set. */
@@ -135,7 +167,7 @@ export function linkify(runs: Run[]): Run[] {
       const at = m.index ?? 0;
       if (!href) continue;
       if (at > last) out.push({ text: run.text.slice(last, at), style: run.style });
-      out.push({ text: found, style: run.style, href });
+      out.push({ text: linkText(found, href), style: run.style, href });
       last = at + found.length;
     }
     if (last < run.text.length) out.push({ text: run.text.slice(last), style: run.style });

@@ -28,7 +28,9 @@ function escapeTag(value: string): string {
 /** Parses one line (without CR/LF). Returns null for an empty or command-less line. */
 export function parse(line: string): Message | null {
   let rest = line.replace(/[\r\n]+$/, "");
-  const tags: Record<string, string> = {};
+  // No prototype: a tag named `__proto__` or `constructor` is a tag like any other, and a
+  // lookup of a tag that was not sent never finds one of Object's own properties.
+  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   if (rest.startsWith("@")) {
     const space = rest.indexOf(" ");
     if (space < 0) return null;

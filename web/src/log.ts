@@ -3,6 +3,7 @@
 // and keeping the reader's place either way.
 
 import type { Buffer, Line } from "./session";
+import { shown } from "./format";
 import { appendFormatted, el, nickClass } from "./render";
 
 /** Lines from the same nick within this many ms are grouped under one name. */
@@ -44,8 +45,22 @@ export class LogView {
     const same = this.shownBuffer === b;
     const stick = !same || this.atBottom();
     const appendOnly = same && ids.length >= this.shownIds.length && this.shownIds.every((id, i) => ids[i] === id);
+    const dropped = same && !appendOnly ? this.droppedFront(ids) : 0;
     this.note.textContent = note;
-    if (appendOnly) {
+    if (dropped > 0) {
+      // A full buffer lost its oldest lines to new ones: their rows go and the new ones are
+      // added, instead of drawing all MAX_LINES rows again for every message in a busy room.
+      const fromBottom = this.root.scrollHeight - this.root.scrollTop;
+      const rows = this.root.querySelectorAll(":scope > .line");
+      const keep = rows[dropped];
+      while (this.note.nextSibling && this.note.nextSibling !== keep) this.note.nextSibling.remove();
+      // The first row kept is drawn again: it now needs its day and its name.
+      keep?.remove();
+      this.note.after(this.lineNode(b.lines, 0));
+      // The reader's place stays where it was: measured from the bottom, before new lines.
+      if (!stick) this.root.scrollTop = this.root.scrollHeight - fromBottom;
+      for (let i = this.shownIds.length - dropped; i < b.lines.length; i++) this.root.append(this.lineNode(b.lines, i));
+    } else if (appendOnly) {
       for (let i = this.shownIds.length; i < b.lines.length; i++) this.root.append(this.lineNode(b.lines, i));
     } else {
       const fromBottom = this.root.scrollHeight - this.root.scrollTop;
@@ -58,6 +73,15 @@ export class LogView {
     this.shownBuffer = b;
     this.shownIds = ids;
     if (stick) this.root.scrollTop = this.root.scrollHeight;
+  }
+
+  /** How many lines left the front of what is shown when the rest is unchanged (0 if that is
+   * not what happened). */
+  private droppedFront(ids: string[]): number {
+    const d = this.shownIds.indexOf(ids[0] ?? "");
+    if (d <= 0 || this.shownIds.length - d > ids.length) return 0;
+    for (let i = d; i < this.shownIds.length; i++) if (this.shownIds[i] !== ids[i - d]) return 0;
+    return d;
   }
 
   private lineNode(lines: Line[], i: number): DocumentFragment {
@@ -81,7 +105,7 @@ export class LogView {
     ts.title = fullFormat.format(line.time);
     const body = el("div", "body");
     if (spoken && line.nick) {
-      const nick = el("span", `nick ${nickClass(line.nick)}`, line.kind === "action" ? `* ${line.nick}` : line.nick);
+      const nick = el("span", `nick ${nickClass(line.nick)}`, shown(line.kind === "action" ? `* ${line.nick}` : line.nick));
       body.append(nick);
 
     }

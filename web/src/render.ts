@@ -45,9 +45,15 @@ function runNode(run: Run): Node {
   return node;
 }
 
-/** Appends a message's text, formatted and with links, to `parent`. */
+/**
+ * Appends a message's text, formatted and with links, to `parent`. The lines of a multiline
+ * message are each formatted on their own (as IRC lines are) and separated by a line break.
+ */
 export function appendFormatted(parent: HTMLElement, text: string): void {
-  for (const run of formatMessage(text)) parent.append(runNode(run));
+  text.split("\n").forEach((line, i) => {
+    if (i > 0) parent.append(el("br"));
+    for (const run of formatMessage(line)) parent.append(runNode(run));
+  });
 }
 
 /** A nick's colour class (one of 12), the same for a nick everywhere. */

@@ -4,11 +4,14 @@
 import { fold, isRoom } from "./irc";
 import { runCommand, type CommandHost } from "./commands";
 import { LogView } from "./log";
+import { shown } from "./format";
+import { isScramKeys } from "./scram";
 import { appendFormatted, el, nickClass } from "./render";
-import { Session, type Buffer, type Login, type SessionEvent } from "./session";
+import { MAX_MESSAGE, Session, type Buffer, type Login, type SessionEvent } from "./session";
 import { socketUrl, Transport } from "./transport";
 
-/** What "remember me" keeps in localStorage (only when ticked; cleared by Log out). */
+/** What "remember me" keeps in localStorage (only when ticked; cleared by Log out): the nick,
+ * the account and the SCRAM keys of its last login, never the password. */
 const REMEMBER_KEY = "chinwag.login";
 /** The rooms to join again (sessionStorage, or localStorage with "remember me"). */
 const ROOMS_KEY = "chinwag.rooms";
@@ -16,6 +19,11 @@ const ROOMS_KEY = "chinwag.rooms";
 const TYPING_EVERY = 3000;
 /** How long a send waits for the answer to "has this contact E2E devices?". */
 const E2E_WAIT = 4000;
+/** Members listed at most (the title still counts them all): a room of thousands would
+ * otherwise rebuild thousands of rows on every message. */
+const MEMBERS_SHOWN = 500;
+/** Rooms of the room list shown at most; searching narrows the rest down. */
+const ROOMS_SHOWN = 200;
 
 function $(id: string): HTMLElement {
   const node = document.getElementById(id);
@@ -45,7 +53,7 @@ export class App implements CommandHost {
     const saved = this.loadSaved();
     if (saved) this.start(saved, true);
     window.setInterval(() => {
-      if (this.session?.tick(Date.now())) this.render();
+      if (this.session?.tick(Date.now())) this.afterReceive();
     }, 1000);
   }
 
@@ -84,9 +92,14 @@ export class App implements CommandHost {
       const raw = localStorage.getItem(REMEMBER_KEY);
       if (!raw) return null;
       const v = JSON.parse(raw) as Partial<Login>;
-      if (typeof v.nick !== "string" || typeof v.account !== "string" || typeof v.password !== "string") return null;
+      if (typeof v.nick !== "string" || typeof v.account !== "string") return null;
+      // An older client kept the password itself: it logs in once more with it, and then its
+      // keys take its place.
+      const password = typeof v.password === "string" ? v.password : "";
+      const scram = isScramKeys(v.scram) ? v.scram : undefined;
+      if (!password && !scram) return null;
       this.remember = true;
-      return { nick: v.nick, account: v.account, password: v.password, mode: "login" };
+      return { nick: v.nick, account: v.account, password, scram, mode: "login" };
     } catch {
       return null;
     }
@@ -111,7 +124,7 @@ export class App implements CommandHost {
       open: () => {
         this.connected = true;
         this.setStatus("Signing in…");
-        this.session.start();
+        this.session.start(Date.now());
         this.flush();
       },
       line: (text) => {
@@ -120,8 +133,7 @@ export class App implements CommandHost {
       },
       closed: (retryIn, reason) => {
         this.connected = false;
-        this.session.registered = false;
-        for (const b of this.session.buffers.values()) b.joined = b.kind === "room" ? false : b.joined;
+        this.session.disconnected();
         if (retryIn === null) return;
         this.setStatus(`Disconnected (${reason}). Reconnecting in ${Math.ceil(retryIn / 1000)} s…`, true);
         this.render();
@@ -150,8 +162,10 @@ export class App implements CommandHost {
         break;
       case "loggedIn":
         // After a registration, reconnects log in with the same password.
-        s.login = { ...s.login, mode: "login", account: e.account };
-        if (this.remember) localStorage.setItem(REMEMBER_KEY, JSON.stringify({ nick: s.nick, account: e.account, password: s.login.password }));
+        s.login = { ...s.login, mode: "login", account: e.account, scram: e.scram ?? s.login.scram };
+        // Only SCRAM keys are kept (a login with PLAIN leaves nothing to keep but the
+        // password, which is not): the next login with the password saves them.
+        if (this.remember && e.scram) localStorage.setItem(REMEMBER_KEY, JSON.stringify({ nick: s.nick, account: e.account, scram: e.scram }));
         if (![...s.buffers.values()].some((b) => b.kind === "room")) this.open("#general", true);
         break;
       case "authFailed":
@@ -170,6 +184,9 @@ export class App implements CommandHost {
       case "notify":
         this.notify(e.buffer, e.title, e.body);
         break;
+      case "stalled":
+        this.transport?.drop(e.text);
+        break;
     }
   }
 
@@ -179,7 +196,7 @@ export class App implements CommandHost {
     localStorage.removeItem(REMEMBER_KEY);
     $("app").hidden = true;
     $("login").hidden = false;
-    $("login-error").textContent = reason;
+    $("login-error").textContent = shown(reason);
     input("login-password").value = "";
   }
 
@@ -197,7 +214,7 @@ export class App implements CommandHost {
   private setStatus(text: string, retry = false): void {
     this.statusText = text;
     const status = $("status");
-    status.replaceChildren(document.createTextNode(text));
+    status.replaceChildren(document.createTextNode(shown(text)));
     if (retry) {
       const b = el("button", "", "Retry now");
       b.type = "button";
@@ -280,8 +297,8 @@ export class App implements CommandHost {
   private askClear(b: Buffer, texts: string[]): void {
     const devices = b.e2eDevices ?? 0;
     this.prompt({
-      title: `Send to ${b.name} in clear?`,
-      text: `${b.name} uses end-to-end encryption (${devices} device${devices === 1 ? "" : "s"}), but the browser cannot encrypt yet: ` +
+      title: `Send to ${shown(b.name)} in clear?`,
+      text: `${shown(b.name)} uses end-to-end encryption (${devices} device${devices === 1 ? "" : "s"}), but the browser cannot encrypt yet: ` +
         "this message would go unencrypted, readable by the server. Send it anyway?",
       ok: "Send in clear",
       value: null,
@@ -323,7 +340,7 @@ export class App implements CommandHost {
     $("edit-topic").addEventListener("click", () => {
       const b = this.session.buffer(this.current());
       if (!b || b.kind !== "room") return;
-      this.prompt({ title: `Topic of ${b.name}`, text: "", ok: "Set topic", value: b.topic }, (ok, topic) => {
+      this.prompt({ title: `Topic of ${shown(b.name)}`, text: "", ok: "Set topic", value: b.topic }, (ok, topic) => {
         if (ok && topic !== null) {
           this.session.send("TOPIC", [b.name, topic]);
           this.flush();
@@ -398,6 +415,11 @@ export class App implements CommandHost {
     const box = $("input") as HTMLTextAreaElement;
     const text = box.value;
     if (!text.trim()) return;
+    if (text.length > MAX_MESSAGE) {
+      // The text stays in the box, to be shortened.
+      this.info(`That message is too long to send (${text.length} characters, at most ${MAX_MESSAGE}).`);
+      return;
+    }
     box.value = "";
     this.autosize(box);
     const target = this.current();
@@ -537,10 +559,10 @@ export class App implements CommandHost {
     }
     this.log.render(b, note);
     const typers = s.typers(b);
-    $("typing").textContent = typers.length === 0 ? "" : typers.length === 1 ? `${typers[0]} is typing…`
-      : typers.length <= 3 ? `${typers.slice(0, -1).join(", ")} and ${typers[typers.length - 1]} are typing…` : "Several people are typing…";
+    $("typing").textContent = shown(typers.length === 0 ? "" : typers.length === 1 ? `${typers[0]} is typing…`
+      : typers.length <= 3 ? `${typers.slice(0, -1).join(", ")} and ${typers[typers.length - 1]} are typing…` : "Several people are typing…");
     const unread = [...s.buffers.values()].reduce((n, x) => n + x.mentions, 0);
-    document.title = `${unread ? `(${unread}) ` : ""}${b.kind === "server" ? s.networkName : b.name} · chinwag`;
+    document.title = `${unread ? `(${unread}) ` : ""}${shown(b.kind === "server" ? s.networkName : b.name)} · chinwag`;
     if (b.kind === "room" && !b.historyLoading && s.registered && b.joined && !b.historyDone) {
       const log = $("log");
       if (log.scrollHeight <= log.clientHeight + 10 && s.fetchBefore(b.name)) this.flush();
@@ -549,9 +571,9 @@ export class App implements CommandHost {
 
   private drawSidebar(): void {
     const s = this.session;
-    $("network").textContent = fold(s.networkName) === "chinwag" ? "" : s.networkName;
-    $("me").textContent = s.account && fold(s.account) !== fold(s.nick) ? `${s.nick} (${s.account})` : s.nick;
-    $("me").title = s.account ? `Logged in as ${s.account}` : "Guest (not logged in)";
+    $("network").textContent = fold(s.networkName) === "chinwag" ? "" : shown(s.networkName);
+    $("me").textContent = shown(s.account && fold(s.account) !== fold(s.nick) ? `${s.nick} (${s.account})` : s.nick);
+    $("me").title = shown(s.account ? `Logged in as ${s.account}` : "Guest (not logged in)");
     $("me").dataset.account = s.account;
     $("me-dot").className = `dot${!this.connected || !s.registered ? " offline" : s.away ? " away" : ""}`;
     $("away").textContent = s.away ? "Back" : "Set away";
@@ -574,7 +596,7 @@ export class App implements CommandHost {
       const btn = el("button", "buffer-btn");
       btn.type = "button";
       if (active) btn.setAttribute("aria-current", "page");
-      const name = b.kind === "server" ? s.networkName : b.name;
+      const name = shown(b.kind === "server" ? s.networkName : b.name);
       btn.append(el("span", "buffer-name", b.kind === "query" ? `@ ${name}` : name));
       let label2 = name;
       if (b.unread > 0) {
@@ -589,7 +611,7 @@ export class App implements CommandHost {
       if (b.kind !== "server") {
         const close = el("button", "buffer-close", "×");
         close.type = "button";
-        close.setAttribute("aria-label", b.kind === "room" ? `Leave ${b.name}` : `Close the conversation with ${b.name}`);
+        close.setAttribute("aria-label", b.kind === "room" ? `Leave ${name}` : `Close the conversation with ${name}`);
         close.addEventListener("click", () => {
           s.close(b.name);
           this.saveRooms();
@@ -605,7 +627,8 @@ export class App implements CommandHost {
 
   private drawHeader(b: Buffer): void {
     const s = this.session;
-    $("title").textContent = b.kind === "server" ? s.networkName : b.name;
+    const name = shown(b.kind === "server" ? s.networkName : b.name);
+    $("title").textContent = name;
     const topic = $("topic");
     topic.replaceChildren();
     if (b.kind === "room") {
@@ -618,38 +641,39 @@ export class App implements CommandHost {
     $("edit-topic").hidden = b.kind !== "room" || !b.joined;
     $("members-toggle").hidden = b.kind !== "room";
     $("leave").hidden = b.kind === "server";
-    $("leave").setAttribute("aria-label", b.kind === "room" ? `Leave ${b.name}` : `Close the conversation with ${b.name}`);
+    $("leave").setAttribute("aria-label", b.kind === "room" ? `Leave ${name}` : `Close the conversation with ${name}`);
     const note = $("e2e-note");
     note.hidden = !(b.kind === "query" && (b.e2eDevices ?? 0) > 0);
-    note.textContent = `${b.name} uses end-to-end encryption. Their encrypted messages can't be read here, and what you send from the browser goes in clear.`;
-    input("input").placeholder = b.kind === "server" ? "Type /join room or /help" : `Message ${b.name}`;
+    note.textContent = `${name} uses end-to-end encryption. Their encrypted messages can't be read here, and what you send from the browser goes in clear.`;
+    input("input").placeholder = b.kind === "server" ? "Type /join room or /help" : `Message ${name}`;
   }
 
   private drawMembers(b: Buffer): void {
     const s = this.session;
     const panel = $("members");
     panel.hidden = b.kind !== "room";
-    const shown = this.phone() ? panel.classList.contains("open") : !panel.classList.contains("closed");
-    $("members-toggle").setAttribute("aria-expanded", String(shown));
+    const visible = this.phone() ? panel.classList.contains("open") : !panel.classList.contains("closed");
+    $("members-toggle").setAttribute("aria-expanded", String(visible));
     if (b.kind !== "room") return;
     const members = [...b.members.values()].sort((x, y) => s.rank(x) - s.rank(y) || fold(x.nick).localeCompare(fold(y.nick)));
     $("members-title").textContent = `Members — ${members.length}`;
     const list = $("member-list");
     const frag = document.createDocumentFragment();
-    for (const m of members) {
+    for (const m of members.slice(0, MEMBERS_SHOWN)) {
       const li = el("li");
       const btn = el("button", m.away ? "away" : "");
       btn.type = "button";
       const role = m.prefixes.includes("@") ? "operator" : m.prefixes.includes("+") ? "voice" : "";
-      btn.setAttribute("aria-label", `${m.nick}${role ? `, ${role}` : ""}${m.away ? ", away" : ""}: open a private conversation`);
-      btn.append(el("span", "prefix", m.prefixes.slice(0, 1)), el("span", `member-nick ${nickClass(m.nick)}`, m.nick));
-      btn.title = [m.realname, m.account && `account ${m.account}`].filter(Boolean).join(" · ");
+      btn.setAttribute("aria-label", shown(`${m.nick}${role ? `, ${role}` : ""}${m.away ? ", away" : ""}: open a private conversation`));
+      btn.append(el("span", "prefix", m.prefixes.slice(0, 1)), el("span", `member-nick ${nickClass(m.nick)}`, shown(m.nick)));
+      btn.title = shown([m.realname, m.account && `account ${m.account}`].filter(Boolean).join(" · "));
       btn.addEventListener("click", () => {
         if (fold(m.nick) !== fold(s.nick)) this.open(m.nick);
       });
       li.append(btn);
       frag.append(li);
     }
+    if (members.length > MEMBERS_SHOWN) frag.append(el("li", "rooms-empty", `and ${members.length - MEMBERS_SHOWN} more`));
     list.replaceChildren(frag);
   }
 
@@ -674,17 +698,17 @@ export class App implements CommandHost {
     const frag = document.createDocumentFragment();
     if (s.listing) frag.append(el("li", "rooms-empty", "Loading rooms…"));
     else if (rooms.length === 0) frag.append(el("li", "rooms-empty", query ? "No room matches." : "No public rooms."));
-    for (const r of rooms) {
+    for (const r of rooms.slice(0, ROOMS_SHOWN)) {
       const li = el("li");
       const info = el("div", "room-info");
-      info.append(el("div", "room-name", r.name));
+      info.append(el("div", "room-name", shown(r.name)));
       const topic = el("div", "room-topic");
       appendFormatted(topic, r.topic);
       info.append(topic);
       const users = el("span", "room-users", `${r.users} ${r.users === 1 ? "person" : "people"}`);
       const join = el("button", "", s.buffer(r.name)?.joined ? "Open" : "Join");
       join.type = "button";
-      join.setAttribute("aria-label", `Join ${r.name}`);
+      join.setAttribute("aria-label", `Join ${shown(r.name)}`);
       join.addEventListener("click", () => {
         ($("rooms-dialog") as HTMLDialogElement).close();
         this.open(r.name, true);
@@ -692,6 +716,7 @@ export class App implements CommandHost {
       li.append(info, users, join);
       frag.append(li);
     }
+    if (rooms.length > ROOMS_SHOWN) frag.append(el("li", "rooms-empty", `${rooms.length - ROOMS_SHOWN} more: search to find them.`));
     list.replaceChildren(frag);
   }
 

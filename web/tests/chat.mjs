@@ -27,6 +27,7 @@ await run(async (browser) => {
   await bob.login(B, "login", "bob-secret-1", false);
   const saved = await alice.page.evaluate(() => localStorage.getItem("chinwag.login"));
   check(saved && JSON.parse(saved).account === A, `alice's login is remembered: ${saved}`);
+  check(!saved.includes("alice-secret-1") && JSON.parse(saved).scram?.clientKey, `what is remembered is SCRAM keys, not the password: ${saved}`);
   check(await bob.page.evaluate(() => localStorage.getItem("chinwag.login")) === null, "bob's login is not kept");
   await alice.page.reload();
   await alice.waitFor(() => document.querySelector("#me-dot")?.className === "dot" && !document.querySelector("#app").hidden,
@@ -64,6 +65,16 @@ await run(async (browser) => {
   check(await bob.page.locator("#log .line.mention").count() > 0, "a line naming bob is highlighted for bob");
   await bob.say(`hi ${A}!`);
   await alice.waitLine(`hi ${A}!`);
+
+  step("a message of several lines goes as one (draft/multiline)");
+  await alice.say("first of three\nsecond of three\n\nthird after a blank");
+  for (const u of [bob, alice]) {
+    await u.waitLine("third after a blank");
+    const shape = await u.page.evaluate(() => [...document.querySelectorAll("#log .line .text")]
+      .filter((n) => n.textContent.includes("of three")).map((n) => [n.textContent, n.querySelectorAll("br").length]));
+    check(JSON.stringify(shape) === JSON.stringify([["first of threesecond of threethird after a blank", 3]]),
+      `${u.name} sees one message with its line breaks: ${JSON.stringify(shape)}`);
+  }
 
   step("typing indicators");
   const box = bob.page.getByLabel("Message", { exact: true });
@@ -112,7 +123,8 @@ await run(async (browser) => {
   }
   const all = (await carol.lineTexts()).filter((t) => t.startsWith("hist "));
   check(all.length === HISTORY, `scrolling back loads all ${HISTORY} messages once each, in order (got ${all.length})`);
-  check(all.every((t, i) => t === `hist ${i + 1}`), "in order");
+  const wrong = all.findIndex((t, i) => t !== `hist ${i + 1}`);
+  check(wrong < 0, `in order (from the ${wrong + 1}th: ${all.slice(Math.max(wrong - 2, 0), wrong + 5).join(", ")})`);
   await carol.waitFor(() => document.querySelector(".history-note").textContent.includes("beginning"), "the beginning of the history");
   const [iso, shown] = await carol.page.$eval("#log .line.msg time", (t) => [t.dateTime, t.textContent]);
   const local = new Intl.DateTimeFormat("en-US", { hour: "2-digit", minute: "2-digit", timeZone: "Pacific/Auckland" }).format(new Date(iso));

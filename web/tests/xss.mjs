@@ -50,6 +50,17 @@ async function inspect(user, where) {
       if (tag === "a" && (n.rel !== "noopener noreferrer" || n.target !== "_blank")) found.push(`a link without rel/target: ${n.outerHTML.slice(0, 80)}`);
     }
     if (window.__xss) found.push(`window.__xss = ${window.__xss}`);
+    // Bidi overrides and isolates are dropped wherever network text shows: in messages, and in
+    // names (sidebar, header, member list, room list, labels, tooltips, the page's title).
+    const bidi = /[\u202a-\u202e\u2066-\u2069]/;
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      if (bidi.test(t.data)) found.push(`a bidi override in ${t.parentElement?.id || t.parentElement?.className}: ${JSON.stringify(t.data.slice(0, 40))}`);
+    }
+    for (const n of document.querySelectorAll("[title], [aria-label], [placeholder]")) {
+      for (const a of ["title", "aria-label", "placeholder"]) if (bidi.test(n.getAttribute(a) ?? "")) found.push(`a bidi override in ${a}`);
+    }
+    if (bidi.test(document.title)) found.push("a bidi override in the page's title");
     return found;
   }, ALLOWED);
   check(bad.length === 0, `${where}: injected into the DOM: ${bad.join(", ")}`);
@@ -67,7 +78,8 @@ await run(async (browser) => {
   const quote = (line) => evil.say(`/quote ${line}`);
 
   step("messages, actions, notices, topics, real names in the room");
-  await quote(`SETNAME :${PAYLOADS[1]}`);
+  // The real name shows as the member's tooltip; it may hold bidi overrides (room names may not).
+  await quote(`SETNAME :${PAYLOADS[1]} ${PAYLOADS[8]}`);
   for (const p of PAYLOADS) {
     await quote(`PRIVMSG ${room} :${p}`);
     await quote(`PRIVMSG ${room} :\x01ACTION ${p}\x01`);
