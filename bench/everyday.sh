@@ -13,6 +13,10 @@
 #   PORT=n             where the server listens (default 16667; TLS on PORT + 30)
 #   SERVE_ARGS="…"    more flags for `chinwag serve` (e.g. --sqlite-synchronous normal)
 #   EVENTS=a,b         more events for `perf stat` in the cpu mode (block:block_rq_issue, …)
+# The cpu mode also counts, in the same window, the server's send syscalls (sendto, writev) and
+# the TCP segments its sockets sent and received (ss), so that lines per send are measured in
+# the same run as the CPU: they vary from run to run with how the arrivals bunch, and a
+# `perf trace` run slows the server it traces and so changes them.
 # Prints the generator's JSON line last; everything else goes to $OUT/everyday-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,26 +71,39 @@ threads() {
     done
 }
 
+# TCP segments out, of them with data, and in, summed over the server's sockets
+segments() {
+    ss -tin "sport = :$PORT" | grep -o '\(data_\)\?segs_\(out\|in\):[0-9]*' |
+        awk -F: '{s[$1]+=$2} END {printf "%d %d %d\n", s["segs_out"], s["data_segs_out"], s["segs_in"]}'
+}
+
 # shellcheck disable=SC2086
 taskset -c 1 "$CHINWAG" bench $ARGS --target "127.0.0.1:$PORT" --server-pid "$PID" --label "$SERVER" \
     --duration 180 >"$OUT/everyday-bench.txt" 2>&1 &
 BENCH=$!
 sleep "$START"
 threads >"$OUT/everyday-threads-0"
+segments >"$OUT/everyday-segments-0"
 case $WHAT in
-cpu) perf stat -e "task-clock,context-switches,cpu-migrations,page-faults${EVENTS:+,$EVENTS}" -p "$PID" -- sleep "$WINDOW" \
+cpu) perf stat -e "task-clock,context-switches,cpu-migrations,page-faults,syscalls:sys_enter_sendto,syscalls:sys_enter_writev${EVENTS:+,$EVENTS}" -p "$PID" -- sleep "$WINDOW" \
     2>"$OUT/everyday-perfstat.txt" ;;
 trace) perf trace -s -p "$PID" -- sleep "$WINDOW" >"$OUT/everyday-trace.txt" 2>&1 ;;
 record) perf record -q -e cpu-clock -F 4999 -g -p "$PID" -o "$OUT/everyday-perf.data" -- sleep "$WINDOW" 2>/dev/null ;;
 esac
 threads >"$OUT/everyday-threads-1"
+segments >"$OUT/everyday-segments-1"
 wait $BENCH || true
 echo "== per thread over the ${WINDOW}s window (ms of CPU: user, kernel)"
 join <(sort "$OUT/everyday-threads-0") <(sort "$OUT/everyday-threads-1") |
     awk -v hz="$(getconf CLK_TCK)" '{u=($6-$3)*1000/hz; s=($7-$4)*1000/hz; if (u+s>0) printf "  %-16s %7.0f %7.0f\n", $2, u, s; tu+=u; ts+=s}
         END {printf "  %-16s %7.0f %7.0f\n", "all", tu, ts}'
 case $WHAT in
-cpu) grep -E "task-clock|context-switches|cpu-migrations|page-faults|:" "$OUT/everyday-perfstat.txt" | sed 's/^/  /' ;;
+cpu)
+    grep -E "task-clock|context-switches|cpu-migrations|page-faults|:" "$OUT/everyday-perfstat.txt" | sed 's/^/  /'
+    read -r o0 d0 i0 <"$OUT/everyday-segments-0"
+    read -r o1 d1 i1 <"$OUT/everyday-segments-1"
+    echo "  TCP segments over the window: $((o1 - o0)) out ($((d1 - d0)) with data), $((i1 - i0)) in"
+    ;;
 trace) grep -vE "^\s*$" "$OUT/everyday-trace.txt" | sed 's/^/  /' ;;
 record) echo "  perf data: $OUT/everyday-perf.data" ;;
 esac
