@@ -105,6 +105,14 @@ pub(crate) enum Pending {
         key: String,
         label: Option<String>,
     },
+    /// Cluster mode: a nick claim out (`cluster/nicks.rs`); `guest`: for the `Guest` rename.
+    Claim {
+        conn: ConnId,
+        nick: chinwag_proto::Nick,
+        step: crate::cluster::ClaimStep,
+        guest: bool,
+        label: Option<String>,
+    },
     /// `REDACT`: the message being looked up, then (`committing`) redacted.
     Redact {
         conn: ConnId,
@@ -133,6 +141,7 @@ impl Pending {
             | Pending::Keys { conn, .. }
             | Pending::Markers { conn, .. }
             | Pending::MarkRead { conn, .. }
+            | Pending::Claim { conn, .. }
             | Pending::Redact { conn, .. } => *conn,
         }
     }
@@ -161,6 +170,7 @@ impl Pending {
             | Pending::Keys { label, .. }
             | Pending::Markers { label, .. }
             | Pending::MarkRead { label, .. }
+            | Pending::Claim { label, .. }
             | Pending::Redact { label, .. } => label.clone(),
             Pending::Offline { .. } | Pending::Autoreplay { .. } => None,
         }
@@ -206,6 +216,7 @@ impl Server {
             p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p @ (Pending::Markers { .. } | Pending::MarkRead { .. }) => self.markers_response(p, response),
+            Pending::Claim { conn, nick, step, guest, .. } => self.claim_response(conn, nick, step, guest, response),
             Pending::Redact { conn, redaction, committing, .. } => {
                 self.redact_response(conn, *redaction, committing, response);
             }

@@ -56,6 +56,11 @@ impl Server {
         for row in rows {
             self.send_who_row(&row, whox.as_ref());
         }
+        if self.cluster.is_some() && !mask.starts_with('#') {
+            for u in self.who_remote(mask) {
+                self.send_who_remote(&u, whox.as_ref());
+            }
+        }
         self.numeric(RPL_ENDOFWHO, [mask, "End of WHO list"]);
     }
 
@@ -94,6 +99,78 @@ impl Server {
             .collect();
         conns.sort();
         conns.into_iter().map(|conn| WhoRow { conn, channel: "*".into(), prefixes: "" }).collect()
+    }
+
+    /// Users on other nodes whose nick matches `mask` and whom the client may see (sharing
+    /// no room with anyone there yet, an invisible one only when named exactly).
+    fn who_remote(&self, mask: &str) -> Vec<crate::cluster::UserFacts> {
+        let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
+        let mask = if mask == "0" { "*" } else { mask };
+        let exact = !mask.contains(['*', '?']);
+        let mut users: Vec<_> =
+            cluster.users.values().filter(|u| (exact || !u.invisible) && mask_match(mask, &u.nick)).cloned().collect();
+        users.sort_by(|a, b| a.uid.cmp(&b.uid));
+        users
+    }
+
+    /// 352 or 354 for a user on another node.
+    fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, whox: Option<&Whox>) {
+        let server = self.cfg.server_name.clone();
+        let flags = format!("{}{}", if u.away.is_some() { 'G' } else { 'H' }, if u.bot { "B" } else { "" });
+        let Some(whox) = whox else {
+            let params = [
+                "*".into(),
+                u.user.clone(),
+                u.host.clone(),
+                server,
+                u.nick.clone(),
+                flags,
+                format!("0 {}", u.realname),
+            ];
+            self.numeric(RPL_WHOREPLY, params);
+            return;
+        };
+        let mut params = Vec::new();
+        for field in WHOX_FIELD_ORDER.chars().filter(|f| whox.fields.contains(*f)) {
+            params.push(match field {
+                't' => whox.token.clone(),
+                'c' => "*".into(),
+                'u' => u.user.clone(),
+                'i' => "255.255.255.255".into(),
+                'h' => u.host.clone(),
+                's' => server.clone(),
+                'n' => u.nick.clone(),
+                'f' => flags.clone(),
+                'a' => u.account.clone().unwrap_or_else(|| "0".into()),
+                'r' => u.realname.clone(),
+                _ => "0".into(),
+            });
+        }
+        self.numeric(RPL_WHOSPCRPL, params);
+    }
+
+    /// WHOIS of a user on another node: what the replica knows (no rooms yet, no idle time).
+    fn whois_remote(&mut self, u: &crate::cluster::UserFacts) {
+        let nick = u.nick.clone();
+        let server = self.cfg.server_name.clone();
+        let network = self.cfg.network_name.clone();
+        self.numeric(RPL_WHOISUSER, [nick.clone(), u.user.clone(), u.host.clone(), "*".into(), u.realname.clone()]);
+        self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
+        if let Some(away) = &u.away {
+            self.numeric(RPL_AWAY, [nick.clone(), away.clone()]);
+        }
+        if u.bot {
+            self.numeric(RPL_WHOISBOT, [nick.as_str(), "is a bot"]);
+        }
+        if u.tls {
+            self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);
+        }
+        if let Some(account) = &u.account {
+            self.numeric(RPL_WHOISACCOUNT, [nick.clone(), account.clone(), "is logged in as".into()]);
+        }
+        let signon = (u.signon_ms / 1000).to_string();
+        self.numeric(RPL_WHOISIDLE, [nick.clone(), "0".into(), signon, "seconds idle, signon time".into()]);
+        self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
     }
 
     /// 352, or 354 with the asked-for fields for WHOX.
@@ -153,6 +230,10 @@ impl Server {
             return;
         }
         let Some(target) = self.find_user(&nick) else {
+            if let Some(u) = self.remote_user(&nick).cloned() {
+                self.whois_remote(&u);
+                return;
+            }
             self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
             self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
             return;
@@ -246,9 +327,10 @@ impl Server {
             .params
             .iter()
             .flat_map(|p| p.split_ascii_whitespace())
-            .filter_map(|n| self.find_user(n))
-            .filter_map(|conn| self.clients.get(&conn))
-            .map(|c| c.nick_or_star().to_owned())
+            .filter_map(|n| match self.find_user(n).and_then(|conn| self.clients.get(&conn)) {
+                Some(c) => Some(c.nick_or_star().to_owned()),
+                None => self.remote_user(n).map(|u| u.nick.clone()),
+            })
             .collect();
         self.numeric(RPL_ISON, [online.join(" ")]);
     }
@@ -263,11 +345,15 @@ impl Server {
             .iter()
             .flat_map(|p| p.split_ascii_whitespace())
             .take(MAX_USERHOST_NICKS)
-            .filter_map(|n| self.find_user(n))
-            .filter_map(|conn| self.clients.get(&conn))
-            .map(|c| {
-                let here = if c.away().is_some() { '-' } else { '+' };
-                format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host)
+            .filter_map(|n| match self.find_user(n).and_then(|conn| self.clients.get(&conn)) {
+                Some(c) => {
+                    let here = if c.away().is_some() { '-' } else { '+' };
+                    Some(format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host))
+                }
+                None => self.remote_user(n).map(|u| {
+                    let here = if u.away.is_some() { '-' } else { '+' };
+                    format!("{}={here}{}@{}", u.nick, u.user, u.host)
+                }),
             })
             .collect();
         self.numeric(RPL_USERHOST, [replies.join(" ")]);

@@ -30,6 +30,8 @@ pub struct Harness {
     pub deleted_rooms: Vec<String>,
     /// (account, up to msgid) offline queues cleared.
     pub cleared_offline: Vec<(String, String)>,
+    /// What the core left for the bus (cluster mode only), in order.
+    pub cluster: Vec<chinwag_core::ClusterEffect>,
 }
 
 impl Harness {
@@ -60,6 +62,7 @@ impl Harness {
             saved_rooms: Vec::new(),
             deleted_rooms: Vec::new(),
             cleared_offline: Vec::new(),
+            cluster: Vec::new(),
         }
     }
 
@@ -67,7 +70,8 @@ impl Harness {
         Now { wall_ms: self.wall_ms + self.elapsed.as_millis() as u64, mono: self.base + self.elapsed }
     }
 
-    fn collect(&mut self) {
+    /// Takes the effects the core left, as every entry point here does after its call.
+    pub fn collect(&mut self) {
         let mut effects = Vec::new();
         self.server.drain_effects(&mut effects);
         for e in effects.into_iter().flat_map(Effect::per_conn) {
@@ -89,6 +93,7 @@ impl Harness {
                 Effect::SaveChannel(snap) => self.saved_rooms.push(*snap),
                 Effect::DeleteChannel(name) => self.deleted_rooms.push(name),
                 Effect::ClearOffline { account, up_to_msgid } => self.cleared_offline.push((account, up_to_msgid)),
+                Effect::Cluster(effect) => self.cluster.push(effect),
             }
         }
     }

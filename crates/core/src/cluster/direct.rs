@@ -1,0 +1,102 @@
+//! Private messages (PRIVMSG, NOTICE, TAGMSG) between users on different nodes: the sender's
+//! node checks, stores and echoes as for a local recipient and publishes the message once to
+//! the recipient's node topic, after the commit (the effect is held behind its `Persist`);
+//! the recipient's node makes the line with the recipient's capabilities.
+
+use std::sync::Arc;
+
+use chinwag_proto::{casefold, eq_fold, Message, Tag};
+
+use crate::broadcast::{Lines, Outgoing};
+use crate::handlers::history::{client_tags_wire, parse_client_tags};
+use crate::handlers::messaging::history_item;
+use crate::ids::ConnId;
+use crate::numeric::*;
+use crate::server::{Effect, Server};
+use crate::store::dm_conversation;
+
+use super::event::{Direct, NodeMessage};
+use super::{ClusterEffect, Topic, UserId};
+
+impl Server {
+    /// A message to `uid`, a user on another node. `base` holds the target and the text;
+    /// `lines` a draft/multiline message's lines.
+    pub(crate) fn message_remote(
+        &mut self,
+        uid: UserId,
+        mut base: Message,
+        tags: &[Tag],
+        quiet: bool,
+        tagmsg: bool,
+        lines: Option<Vec<(String, bool)>>,
+    ) {
+        let Some(r) = self.cluster.as_ref().and_then(|c| c.users.get(&uid)) else { return };
+        let (nick, account, away) = (r.nick.clone(), r.account.clone(), r.away.clone());
+        // As for a local recipient: a registered nick held by someone not logged in to it is
+        // not the account, and the message waits for the account.
+        let owner = self.accounts.get(&casefold(&nick)).cloned();
+        if let Some(owner) = owner.filter(|o| account.as_deref().is_none_or(|a| !eq_fold(a, o))) {
+            if !tagmsg {
+                self.message_offline(&owner, base, tags, lines);
+            }
+            return;
+        }
+        if let Some(first) = base.params.first_mut() {
+            nick.clone_into(first);
+        }
+        let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
+        let sender_account = ev.account.clone();
+        if !tagmsg && (account.is_some() || sender_account.is_some()) {
+            let me = self.party_of(self.cur_conn()).unwrap_or_default();
+            let them = self.party_for_nick(&nick);
+            let mut participants: Vec<String> =
+                [sender_account, account].into_iter().flatten().map(|a| casefold(&a)).collect();
+            participants.dedup();
+            if self.refuse_unstorable(&ev) {
+                return;
+            }
+            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, None));
+        }
+        let direct = Direct {
+            to: uid.clone(),
+            command: ev.base.command.clone(),
+            source: ev.source.as_deref().unwrap_or_default().to_owned(),
+            account: ev.account.clone(),
+            bot: ev.bot,
+            time_ms: ev.time_ms,
+            msgid: ev.msgid.clone(),
+            text: ev.base.params.get(1).cloned().unwrap_or_default(),
+            tags: client_tags_wire(&ev.client_tags),
+            tagmsg: ev.needs_message_tags,
+            lines: ev.multiline.as_ref().map(|m| m.parts.clone()).unwrap_or_default(),
+        };
+        let payload = NodeMessage::Direct(Box::new(direct)).encode();
+        self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(uid.node), payload }));
+        self.echo(&mut ev);
+        if let Some(away) = away.filter(|_| !quiet && !tagmsg) {
+            self.numeric(RPL_AWAY, [nick, away]);
+        }
+    }
+
+    /// A message from a user on another node to one of ours.
+    pub(crate) fn receive_direct(&mut self, d: Direct) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        if d.to.node != cluster.me.node || d.to.incarnation != cluster.me.incarnation {
+            tracing::debug!(node = %d.to.node, "a node message for another node or incarnation");
+            return;
+        }
+        let conn = ConnId(d.to.conn);
+        let Some(client) = self.clients.get(&conn).filter(|c| c.registered) else { return };
+        let (nick, caps) = (client.nick_or_star().to_owned(), client.caps);
+        let base = Message::new(d.command.as_str()).with_param(nick);
+        let base = if d.command == "TAGMSG" { base } else { base.with_param(d.text) };
+        let mut ev = Outgoing::from_source(Some(Arc::from(d.source)), base, d.time_ms, d.msgid, d.account);
+        ev.bot = d.bot;
+        ev.client_tags = parse_client_tags(&d.tags);
+        ev.needs_message_tags = d.tagmsg;
+        if !d.lines.is_empty() {
+            ev.multiline = Some(Box::new(Lines::new(d.lines, self.next_batch_id())));
+        }
+        self.deliver_to(&mut ev, conn, caps, true);
+    }
+}

@@ -1,0 +1,275 @@
+//! Network events (the log) and node messages (a node's topic), and their byte form.
+//!
+//! Every payload is `[VERSION, kind, fields…]` (`codec.rs`). A payload that does not decode —
+//! another version, an unknown kind, a field cut short or not UTF-8 — is `None`: the caller
+//! logs it and applies nothing.
+
+use bytes::Bytes;
+
+use super::codec::{Reader, Writer};
+use super::UserId;
+
+/// What one registered user looks like to the rest of the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UserFacts {
+    pub uid: UserId,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub account: Option<String>,
+    pub away: Option<String>,
+    pub invisible: bool,
+    pub bot: bool,
+    pub tls: bool,
+    pub signon_ms: u64,
+}
+
+/// A change to the network's state, appended to the log and applied by every node in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NetEvent {
+    /// A user registered on its node.
+    Introduce(Box<UserFacts>),
+    Nick {
+        uid: UserId,
+        nick: String,
+    },
+    Away {
+        uid: UserId,
+        away: Option<String>,
+    },
+    /// Logged in (`Some`) or out.
+    Account {
+        uid: UserId,
+        account: Option<String>,
+    },
+    Quit {
+        uid: UserId,
+        reason: String,
+    },
+    /// This incarnation of a node is dead: each of its users quits.
+    NodeGone {
+        node: String,
+        incarnation: u64,
+    },
+}
+
+const INTRODUCE: u8 = 1;
+const NICK: u8 = 2;
+const AWAY: u8 = 3;
+const ACCOUNT: u8 = 4;
+const QUIT: u8 = 5;
+const NODE_GONE: u8 = 6;
+const DIRECT: u8 = 32;
+
+fn put_uid(w: &mut Writer, uid: &UserId) {
+    w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
+}
+
+fn get_uid(r: &mut Reader<'_>) -> Option<UserId> {
+    Some(UserId { node: r.str()?, incarnation: r.u64()?, conn: r.u64()? })
+}
+
+impl NetEvent {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            NetEvent::Introduce(u) => {
+                let mut w = Writer::new(INTRODUCE);
+                put_uid(&mut w, &u.uid);
+                w.str(&u.nick).str(&u.user).str(&u.host).str(&u.realname);
+                w.opt(u.account.as_deref()).opt(u.away.as_deref());
+                w.bool(u.invisible).bool(u.bot).bool(u.tls).u64(u.signon_ms);
+                w.finish()
+            }
+            NetEvent::Nick { uid, nick } => {
+                let mut w = Writer::new(NICK);
+                put_uid(&mut w, uid);
+                w.str(nick).finish()
+            }
+            NetEvent::Away { uid, away } => {
+                let mut w = Writer::new(AWAY);
+                put_uid(&mut w, uid);
+                w.opt(away.as_deref()).finish()
+            }
+            NetEvent::Account { uid, account } => {
+                let mut w = Writer::new(ACCOUNT);
+                put_uid(&mut w, uid);
+                w.opt(account.as_deref()).finish()
+            }
+            NetEvent::Quit { uid, reason } => {
+                let mut w = Writer::new(QUIT);
+                put_uid(&mut w, uid);
+                w.str(reason).finish()
+            }
+            NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Option<NetEvent> {
+        let (kind, mut r) = Reader::open(payload)?;
+        let r = &mut r;
+        Some(match kind {
+            INTRODUCE => NetEvent::Introduce(Box::new(UserFacts {
+                uid: get_uid(r)?,
+                nick: r.str()?,
+                user: r.str()?,
+                host: r.str()?,
+                realname: r.str()?,
+                account: r.opt()?,
+                away: r.opt()?,
+                invisible: r.bool()?,
+                bot: r.bool()?,
+                tls: r.bool()?,
+                signon_ms: r.u64()?,
+            })),
+            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
+            AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
+            ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
+            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
+            NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
+            _ => return None,
+        })
+    }
+}
+
+/// A PRIVMSG, NOTICE or TAGMSG as it crosses to the recipient's node: everything the
+/// recipient's node needs to make the same line the sender's node would have made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Direct {
+    pub to: UserId,
+    pub command: String,
+    /// The sender's `nick!user@host`.
+    pub source: String,
+    pub account: Option<String>,
+    pub bot: bool,
+    pub time_ms: u64,
+    pub msgid: Option<String>,
+    pub text: String,
+    /// Client-only tags in wire form (`+a=b;+c`).
+    pub tags: String,
+    /// Only for clients with message-tags (TAGMSG).
+    pub tagmsg: bool,
+    /// A draft/multiline message's lines (text, continues the previous one); empty otherwise.
+    pub lines: Vec<(String, bool)>,
+}
+
+/// Most lines a multiline message crossing nodes may have (well above any configured limit).
+const MAX_LINES: u64 = 1024;
+
+/// What arrives on a node's topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NodeMessage {
+    Direct(Box<Direct>),
+}
+
+impl NodeMessage {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            NodeMessage::Direct(d) => {
+                let mut w = Writer::new(DIRECT);
+                put_uid(&mut w, &d.to);
+                w.str(&d.command).str(&d.source).opt(d.account.as_deref()).bool(d.bot);
+                w.u64(d.time_ms).opt(d.msgid.as_deref()).str(&d.text).str(&d.tags).bool(d.tagmsg);
+                w.u64(d.lines.len() as u64);
+                for (text, concat) in &d.lines {
+                    w.str(text).bool(*concat);
+                }
+                w.finish()
+            }
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Option<NodeMessage> {
+        let (kind, mut r) = Reader::open(payload)?;
+        let r = &mut r;
+        match kind {
+            DIRECT => {
+                let mut d = Direct {
+                    to: get_uid(r)?,
+                    command: r.str()?,
+                    source: r.str()?,
+                    account: r.opt()?,
+                    bot: r.bool()?,
+                    time_ms: r.u64()?,
+                    msgid: r.opt()?,
+                    text: r.str()?,
+                    tags: r.str()?,
+                    tagmsg: r.bool()?,
+                    lines: Vec::new(),
+                };
+                let count = r.u64().filter(|n| *n <= MAX_LINES)?;
+                for _ in 0..count {
+                    d.lines.push((r.str()?, r.bool()?));
+                }
+                if !matches!(d.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG") {
+                    return None;
+                }
+                Some(NodeMessage::Direct(Box::new(d)))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid() -> UserId {
+        UserId { node: "a".into(), incarnation: 99, conn: 7 }
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let facts = UserFacts {
+            uid: uid(),
+            nick: "Alice".into(),
+            user: "~alice".into(),
+            host: "127.0.0.1".into(),
+            realname: "Alice A.".into(),
+            account: Some("alice".into()),
+            away: None,
+            invisible: true,
+            bot: false,
+            tls: true,
+            signon_ms: 1_795_269_772_000,
+        };
+        let events = [
+            NetEvent::Introduce(Box::new(facts)),
+            NetEvent::Nick { uid: uid(), nick: "Bob".into() },
+            NetEvent::Away { uid: uid(), away: Some("lunch".into()) },
+            NetEvent::Account { uid: uid(), account: None },
+            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
+            NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
+        ];
+        for ev in events {
+            let bytes = ev.encode();
+            assert_eq!(NetEvent::decode(&bytes), Some(ev.clone()));
+            // Every prefix is refused, and none panics.
+            for cut in 0..bytes.len() {
+                assert_eq!(NetEvent::decode(&bytes[..cut]), None, "{ev:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_direct_message_round_trips_and_a_wrong_command_is_refused() {
+        let d = Direct {
+            to: uid(),
+            command: "PRIVMSG".into(),
+            source: "a!~a@h".into(),
+            account: None,
+            bot: true,
+            time_ms: 5,
+            msgid: Some("m1".into()),
+            text: "hi".into(),
+            tags: "+draft/reply=x".into(),
+            tagmsg: false,
+            lines: vec![("h".into(), false), ("i".into(), true)],
+        };
+        let m = NodeMessage::Direct(Box::new(d.clone()));
+        assert_eq!(NodeMessage::decode(&m.encode()), Some(m));
+        let bad = NodeMessage::Direct(Box::new(Direct { command: "KILL".into(), ..d }));
+        assert_eq!(NodeMessage::decode(&bad.encode()), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! Applying the log to the replica: users on other nodes come (Introduce), change (Nick,
+//! Away, Account) and go (Quit, NodeGone), and this node's clients hear of it as they would of
+//! a local user: MONITOR, extended-monitor's AWAY and ACCOUNT, WHOWAS.
+
+use std::sync::Arc;
+
+use chinwag_proto::{casefold, Message};
+
+use crate::broadcast::Outgoing;
+use crate::caps::Cap;
+use crate::ids::ConnId;
+use crate::server::{Server, WhowasEntry};
+
+use super::{NetEvent, UserFacts, UserId};
+
+/// The QUIT reason of a user whose node died.
+pub(crate) const NODE_LOST: &str = "Node lost";
+
+fn prefix_of(u: &UserFacts) -> String {
+    format!("{}!{}@{}", u.nick, u.user, u.host)
+}
+
+impl Server {
+    /// One decoded log entry. The node's own users' events change nothing here: their node
+    /// applied the change when it made it.
+    pub(crate) fn apply_event(&mut self, event: NetEvent) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let me = (cluster.me.node.clone(), cluster.me.incarnation);
+        let uid = match &event {
+            NetEvent::Introduce(u) => Some(&u.uid),
+            NetEvent::Nick { uid, .. }
+            | NetEvent::Away { uid, .. }
+            | NetEvent::Account { uid, .. }
+            | NetEvent::Quit { uid, .. } => Some(uid),
+            NetEvent::NodeGone { .. } => None,
+        };
+        if let Some(uid) = uid {
+            let origin = (uid.node.clone(), uid.incarnation);
+            if origin == me || cluster.gone.contains(&origin) {
+                return;
+            }
+        }
+        match event {
+            NetEvent::Introduce(u) => self.remote_introduce(*u),
+            NetEvent::Nick { uid, nick } => self.remote_nick(&uid, nick),
+            NetEvent::Away { uid, away } => {
+                self.remote_presence(
+                    &uid,
+                    Cap::AwayNotify,
+                    |u| u.away = away.clone(),
+                    |_| Message::new("AWAY").with_params(away.clone()),
+                );
+            }
+            NetEvent::Account { uid, account } => {
+                let param = account.clone().unwrap_or_else(|| "*".into());
+                self.remote_presence(
+                    &uid,
+                    Cap::AccountNotify,
+                    |u| u.account = account.clone(),
+                    |_| Message::new("ACCOUNT").with_param(param.clone()),
+                );
+            }
+            NetEvent::Quit { uid, .. } => self.remote_quit(&uid),
+            NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
+        }
+    }
+
+    fn remote_introduce(&mut self, u: UserFacts) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let folded = casefold(&u.nick);
+        if let Some(old) = cluster.users.remove(&u.uid) {
+            cluster.nicks.remove(&casefold(&old.nick));
+        }
+        if self.nicks.contains_key(&folded) {
+            // The claims make this impossible; if it happens anyway, the local user keeps it.
+            tracing::warn!(nick = %u.nick, node = %u.uid.node, "a remote user was introduced with a local user's nick");
+        }
+        let (nick, prefix) = (u.nick.clone(), prefix_of(&u));
+        cluster.nicks.insert(folded.clone(), u.uid.clone());
+        cluster.users.insert(u.uid.clone(), u);
+        self.notify_monitors(&folded, &nick, Some(&prefix));
+    }
+
+    fn remote_nick(&mut self, uid: &UserId, nick: String) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let Some(u) = cluster.users.get_mut(uid) else { return };
+        let (old, old_folded, new_folded) = (u.nick.clone(), casefold(&u.nick), casefold(&nick));
+        let entry = whowas_of(u, self.now.wall_ms);
+        u.nick = nick.clone();
+        let prefix = prefix_of(u);
+        if cluster.nicks.get(&old_folded) == Some(uid) {
+            cluster.nicks.remove(&old_folded);
+        }
+        cluster.nicks.insert(new_folded.clone(), uid.clone());
+        self.push_whowas(Some(entry));
+        if old_folded != new_folded {
+            self.notify_monitors(&old_folded, &old, None);
+            self.notify_monitors(&new_folded, &nick, Some(&prefix));
+        }
+    }
+
+    /// Changes a remote user with `change` and tells the local MONITOR watchers that have
+    /// extended-monitor and `cap` (there are no shared rooms yet).
+    fn remote_presence(
+        &mut self,
+        uid: &UserId,
+        cap: Cap,
+        change: impl FnOnce(&mut UserFacts),
+        line: impl FnOnce(&UserFacts) -> Message,
+    ) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let Some(u) = cluster.users.get_mut(uid) else { return };
+        change(u);
+        let base = line(u);
+        let (folded, prefix, account) = (casefold(&u.nick), prefix_of(u), u.account.clone());
+        let Some(watchers) = self.monitors.get(&folded) else { return };
+        let to: Vec<ConnId> = watchers
+            .iter()
+            .copied()
+            .filter(|w| {
+                let caps = self.caps_of(*w);
+                caps.has(Cap::ExtendedMonitor) && caps.has(cap)
+            })
+            .collect();
+        if to.is_empty() {
+            return;
+        }
+        let msgid = self.msgids.next(self.now.wall_ms);
+        let mut ev = Outgoing::from_source(Some(Arc::from(prefix)), base, self.now.wall_ms, Some(msgid), account);
+        self.deliver_all(&mut ev, to);
+    }
+
+    fn remote_quit(&mut self, uid: &UserId) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let Some(u) = cluster.users.remove(uid) else { return };
+        let folded = casefold(&u.nick);
+        if cluster.nicks.get(&folded) == Some(uid) {
+            cluster.nicks.remove(&folded);
+        }
+        self.push_whowas(Some(whowas_of(&u, self.now.wall_ms)));
+        self.notify_monitors(&folded, &u.nick, None);
+    }
+
+    fn remote_node_gone(&mut self, node: String, incarnation: u64, me: (String, u64)) {
+        if (node.clone(), incarnation) == me {
+            tracing::error!(%node, incarnation, "the network declared this node gone; its users must reconnect");
+        }
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        if !cluster.gone.insert((node.clone(), incarnation)) {
+            return;
+        }
+        let mut lost: Vec<UserId> =
+            cluster.users.keys().filter(|u| u.node == node && u.incarnation == incarnation).cloned().collect();
+        lost.sort();
+        tracing::info!(%node, incarnation, users = lost.len(), "node gone: its users quit ({NODE_LOST})");
+        for uid in lost {
+            self.remote_quit(&uid);
+        }
+    }
+}
+
+fn whowas_of(u: &UserFacts, now_ms: u64) -> WhowasEntry {
+    WhowasEntry {
+        nick: u.nick.clone(),
+        folded: casefold(&u.nick),
+        user: u.user.clone(),
+        host: u.host.clone(),
+        realname: u.realname.clone(),
+        left_ms: now_ms,
+    }
+}
