@@ -135,6 +135,8 @@ pub(crate) struct Channel {
     pub invex: Vec<Ban>,
     /// Members in join order of their connection ids (stable NAMES output).
     pub members: BTreeMap<ConnId, Member>,
+    /// Cluster mode: members on other nodes (`cluster/rooms.rs`); always empty on one node.
+    pub remote: BTreeMap<crate::cluster::UserId, Member>,
     /// Connections invited since +i; an invitation is used up by joining. It belongs to the
     /// connection it was sent to, not to its nick: whoever takes the nick later is not invited.
     /// Only an operator's INVITE is kept (a member's is a notice), -i clears them, and each
@@ -159,6 +161,7 @@ impl Channel {
             excepts: Vec::new(),
             invex: Vec::new(),
             members: BTreeMap::new(),
+            remote: BTreeMap::new(),
             invited: BTreeSet::new(),
             permanent,
             founder: None,

@@ -230,7 +230,7 @@ impl Server {
 
     /// One of `conn`'s requests was answered: once none is left, the lines it sent meanwhile
     /// run, in order, as far as its flood budget allows.
-    fn resume(&mut self, conn: ConnId) {
+    pub(crate) fn resume(&mut self, conn: ConnId) {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.waiting = client.waiting.saturating_sub(1);
         if client.waiting == 0 && client.has_queued() {

@@ -706,14 +706,18 @@ impl Server {
 
     /// Removes a member from a room, and the room itself if it is now empty and not permanent.
     pub(crate) fn leave_channel(&mut self, conn: ConnId, folded: &str) {
+        let mut last_here = false;
         let now_empty = match self.channels.get_mut(folded) {
             Some(ch) => {
-                ch.members.remove(&conn);
+                last_here = ch.members.remove(&conn).is_some() && ch.members.is_empty();
                 // A room with a founder is kept when empty, like a registered channel.
-                ch.members.is_empty() && !ch.permanent && ch.founder.is_none()
+                ch.members.is_empty() && ch.remote.is_empty() && !ch.permanent && ch.founder.is_none()
             }
             None => false,
         };
+        if last_here && self.cluster.is_some() {
+            self.room_interest(folded, false);
+        }
         if now_empty {
             if let Some(ch) = self.channels.remove(folded) {
                 self.forget_room(folded);

@@ -29,6 +29,10 @@ struct Net {
     dead: HashSet<(String, u64)>,
     /// Nodes that are down: they neither act nor receive.
     down: HashSet<usize>,
+    /// Folded room → the nodes subscribed to its topic.
+    subscribed: HashMap<String, HashSet<usize>>,
+    /// Room publications, counted.
+    room_publications: usize,
 }
 
 fn incarnation(i: usize) -> u64 {
@@ -56,6 +60,8 @@ impl Net {
             revision: 0,
             dead: HashSet::new(),
             down: HashSet::new(),
+            subscribed: HashMap::new(),
+            room_publications: 0,
         }
     }
 
@@ -113,6 +119,27 @@ impl Net {
                     let now = h.now();
                     h.server.remote(&payload, now);
                     h.collect();
+                }
+                ClusterEffect::Publish { topic: Topic::Room(room), payload } => {
+                    self.room_publications += 1;
+                    // Every subscriber gets it, the publisher too (as on NATS).
+                    let mut to: Vec<usize> = self.subscribed.get(&room).into_iter().flatten().copied().collect();
+                    to.sort();
+                    for j in to.into_iter().filter(|j| !self.down.contains(j)) {
+                        let h = &mut self.nodes[j];
+                        let now = h.now();
+                        h.server.remote(&payload, now);
+                        h.collect();
+                    }
+                }
+                ClusterEffect::Subscribe { topic: Topic::Room(room) } => {
+                    assert!(self.subscribed.entry(room.clone()).or_default().insert(i), "{room} subscribed twice");
+                }
+                ClusterEffect::Unsubscribe { topic: Topic::Room(room) } => {
+                    assert!(self.subscribed.entry(room.clone()).or_default().remove(&i), "{room} not subscribed");
+                }
+                ClusterEffect::Subscribe { .. } | ClusterEffect::Unsubscribe { .. } => {
+                    panic!("{i} asked for a node topic")
                 }
                 ClusterEffect::ReleaseNick { nick, revision } => {
                     if self.claims.get(&nick).is_some_and(|(_, r)| *r == revision) {
@@ -464,4 +491,136 @@ fn a_single_node_server_leaves_no_cluster_effects() {
     h.disconnect(b, "gone");
     assert!(h.cluster.is_empty(), "{:?}", h.cluster);
     assert!(h.requests.iter().all(|(_, r)| !matches!(r, Request::Claim(_))));
+}
+
+// ---- rooms across nodes ----
+
+/// The names in the 353 lines of `lines`, sorted.
+fn names(lines: &[String]) -> Vec<String> {
+    let mut names: Vec<String> =
+        all(lines, "353").iter().flat_map(|p| p[3].split(' ').map(str::to_owned).collect::<Vec<_>>()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn members_on_two_nodes_share_a_room() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    let lines = net.take(0, alice);
+    assert_eq!(expect(&lines, "JOIN").params, ["#chat"], "{lines:#?}");
+    assert_eq!(names(&lines), ["@alice"]);
+    assert!(net.subscribed["#chat"].contains(&0));
+
+    net.send(1, bob, "JOIN #chat");
+    let lines = net.take(1, bob);
+    assert_eq!(names(&lines), ["@alice", "bob"], "the room's maker is op on every node: {lines:#?}");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 JOIN #chat"]);
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice", "bob"]);
+    net.send(0, alice, "WHO #chat");
+    let who = all(&net.take(0, alice), "352");
+    assert_eq!(who.iter().map(|p| (p[5].as_str(), p[6].as_str())).collect::<Vec<_>>(), [("alice", "H@"), ("bob", "H")]);
+    net.send(0, alice, "WHOIS bob");
+    assert_eq!(all(&net.take(0, alice), "319")[0][2], "#chat");
+
+    net.send(1, bob, "PART #chat :later");
+    assert_eq!(net.take(1, bob), [":bob!~bob@127.0.0.1 PART #chat later"]);
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 PART #chat later"]);
+    assert!(!net.subscribed["#chat"].contains(&1), "b has nobody in #chat any more");
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+}
+
+#[test]
+fn a_room_message_crosses_once_and_reaches_every_member_once() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "echo-message message-tags server-time");
+    let anna = net.register(0, "anna", "");
+    let bob = net.register(1, "bob", "message-tags server-time");
+    let bea = net.register(1, "bea", "");
+    let outsider = net.register(2, "carl", "");
+    for (i, conn) in [(0, alice), (0, anna), (1, bob), (1, bea)] {
+        net.send(i, conn, "JOIN #chat");
+    }
+    for (i, conn) in [(0, alice), (0, anna), (1, bob), (1, bea)] {
+        net.take(i, conn);
+    }
+    let before = net.room_publications;
+    net.send(0, alice, "@+draft/reply=x PRIVMSG #chat :hello all");
+    assert_eq!(net.room_publications - before, 1, "one publication for the whole room");
+    let echo = expect(&net.take(0, alice), "PRIVMSG");
+    assert_eq!(net.take(0, anna), [":alice!~alice@127.0.0.1 PRIVMSG #chat :hello all"], "once, not twice");
+    let got = net.take(1, bob);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let got = expect(&got, "PRIVMSG");
+    assert_eq!(got.params, ["#chat", "hello all"]);
+    assert_eq!(got.tag("msgid"), echo.tag("msgid"));
+    assert_eq!(got.tag("+draft/reply"), Some("x"));
+    assert_eq!(net.take(1, bea), [":alice!~alice@127.0.0.1 PRIVMSG #chat :hello all"]);
+    assert!(net.take(2, outsider).is_empty());
+
+    // A remote member's quit reaches the room's members here once.
+    net.send(1, bob, "QUIT :bye");
+    assert_eq!(net.take(0, anna), [":bob!~bob@127.0.0.1 QUIT :Quit: bye"]);
+    // Its nick change too.
+    net.send(1, bea, "NICK bee");
+    assert_eq!(net.take(0, anna), [":bea!~bea@127.0.0.1 NICK bee"]);
+}
+
+#[test]
+fn a_dead_nodes_members_quit_their_rooms() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.down.insert(1);
+    net.dead.insert(("b".into(), incarnation(1)));
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.node_lost("b", incarnation(1), now);
+    h.collect();
+    net.pump();
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 QUIT :Node lost"]);
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+}
+
+#[test]
+fn two_nodes_joining_a_new_room_at_once_agree_on_its_operator() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    // Both JOINs are appended before either node has seen the other's.
+    net.nodes[0].send(alice, "JOIN #new");
+    net.nodes[1].send(bob, "JOIN #new");
+    net.pump();
+    net.take(0, alice);
+    net.take(1, bob);
+    net.send(0, alice, "NAMES #new");
+    net.send(1, bob, "NAMES #new");
+    let (a, b) = (names(&net.take(0, alice)), names(&net.take(1, bob)));
+    assert_eq!(a, b, "both nodes hold the same room");
+    assert_eq!(a.iter().filter(|n| n.starts_with('@')).count(), 1, "{a:?}");
+    // Each JOIN went into the log once.
+    let joins = net.log.iter().filter(|(_, k, _)| k == "room.=23new").count();
+    assert_eq!(joins, 2);
+}
+
+#[test]
+fn a_join_waits_for_the_log_and_later_lines_wait_with_it() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    net.nodes[0].send(alice, "JOIN #chat");
+    net.nodes[0].send(alice, "PRIVMSG #chat :first");
+    // Nothing yet: the JOIN is in flight and the PRIVMSG waits behind it.
+    assert!(net.nodes[0].take(alice).is_empty());
+    net.pump();
+    let lines = net.take(0, alice);
+    assert!(find(&lines, "JOIN").is_some(), "{lines:#?}");
+    assert!(find(&lines, "404").is_none(), "the message ran after the join: {lines:#?}");
 }

@@ -15,7 +15,7 @@ use crate::numeric::*;
 use crate::server::{Effect, Server};
 use crate::store::dm_conversation;
 
-use super::event::{Direct, NodeMessage};
+use super::event::{Carried, NodeMessage};
 use super::{ClusterEffect, Topic, UserId};
 
 impl Server {
@@ -57,20 +57,8 @@ impl Server {
             }
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, None));
         }
-        let direct = Direct {
-            to: uid.clone(),
-            command: ev.base.command.clone(),
-            source: ev.source.as_deref().unwrap_or_default().to_owned(),
-            account: ev.account.clone(),
-            bot: ev.bot,
-            time_ms: ev.time_ms,
-            msgid: ev.msgid.clone(),
-            text: ev.base.params.get(1).cloned().unwrap_or_default(),
-            tags: client_tags_wire(&ev.client_tags),
-            tagmsg: ev.needs_message_tags,
-            lines: ev.multiline.as_ref().map(|m| m.parts.clone()).unwrap_or_default(),
-        };
-        let payload = NodeMessage::Direct(Box::new(direct)).encode();
+        let msg = Box::new(carried(&ev));
+        let payload = NodeMessage::Direct { to: uid.clone(), msg }.encode();
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(uid.node), payload }));
         self.echo(&mut ev);
         if let Some(away) = away.filter(|_| !quiet && !tagmsg) {
@@ -79,24 +67,46 @@ impl Server {
     }
 
     /// A message from a user on another node to one of ours.
-    pub(crate) fn receive_direct(&mut self, d: Direct) {
+    pub(crate) fn receive_direct(&mut self, to: UserId, msg: Carried) {
         let Some(cluster) = self.cluster.as_ref() else { return };
-        if d.to.node != cluster.me.node || d.to.incarnation != cluster.me.incarnation {
-            tracing::debug!(node = %d.to.node, "a node message for another node or incarnation");
+        if to.node != cluster.me.node || to.incarnation != cluster.me.incarnation {
+            tracing::debug!(node = %to.node, "a node message for another node or incarnation");
             return;
         }
-        let conn = ConnId(d.to.conn);
+        let conn = ConnId(to.conn);
         let Some(client) = self.clients.get(&conn).filter(|c| c.registered) else { return };
         let (nick, caps) = (client.nick_or_star().to_owned(), client.caps);
-        let base = Message::new(d.command.as_str()).with_param(nick);
-        let base = if d.command == "TAGMSG" { base } else { base.with_param(d.text) };
-        let mut ev = Outgoing::from_source(Some(Arc::from(d.source)), base, d.time_ms, d.msgid, d.account);
-        ev.bot = d.bot;
-        ev.client_tags = parse_client_tags(&d.tags);
-        ev.needs_message_tags = d.tagmsg;
-        if !d.lines.is_empty() {
-            ev.multiline = Some(Box::new(Lines::new(d.lines, self.next_batch_id())));
-        }
+        let mut ev = self.outgoing_from(msg, &nick);
         self.deliver_to(&mut ev, conn, caps, true);
+    }
+
+    /// The event a carried message makes on this node, to `target` (a nick or a room).
+    pub(crate) fn outgoing_from(&mut self, msg: Carried, target: &str) -> Outgoing {
+        let base = Message::new(msg.command.as_str()).with_param(target);
+        let base = if msg.command == "TAGMSG" { base } else { base.with_param(msg.text) };
+        let mut ev = Outgoing::from_source(Some(Arc::from(msg.source)), base, msg.time_ms, msg.msgid, msg.account);
+        ev.bot = msg.bot;
+        ev.client_tags = parse_client_tags(&msg.tags);
+        ev.needs_message_tags = msg.tagmsg;
+        if !msg.lines.is_empty() {
+            ev.multiline = Some(Box::new(Lines::new(msg.lines, self.next_batch_id())));
+        }
+        ev
+    }
+}
+
+/// What crosses to another node of a message this node made.
+pub(crate) fn carried(ev: &Outgoing) -> Carried {
+    Carried {
+        command: ev.base.command.clone(),
+        source: ev.source.as_deref().unwrap_or_default().to_owned(),
+        account: ev.account.clone(),
+        bot: ev.bot,
+        time_ms: ev.time_ms,
+        msgid: ev.msgid.clone(),
+        text: ev.base.params.get(1).cloned().unwrap_or_default(),
+        tags: client_tags_wire(&ev.client_tags),
+        tagmsg: ev.needs_message_tags,
+        lines: ev.multiline.as_ref().map(|m| m.parts.clone()).unwrap_or_default(),
     }
 }

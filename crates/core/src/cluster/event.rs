@@ -52,6 +52,17 @@ pub(crate) enum NetEvent {
         node: String,
         incarnation: u64,
     },
+    /// A user joins a room (`room` as spelled when it was made; the room's key is its folded
+    /// form). Whether it gets op is decided where it is applied, the same on every node.
+    Join {
+        room: String,
+        uid: UserId,
+    },
+    Part {
+        room: String,
+        uid: UserId,
+        reason: String,
+    },
 }
 
 const INTRODUCE: u8 = 1;
@@ -60,7 +71,10 @@ const AWAY: u8 = 3;
 const ACCOUNT: u8 = 4;
 const QUIT: u8 = 5;
 const NODE_GONE: u8 = 6;
+const JOIN: u8 = 7;
+const PART: u8 = 8;
 const DIRECT: u8 = 32;
+const ROOM: u8 = 33;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -102,6 +116,18 @@ impl NetEvent {
                 w.str(reason).finish()
             }
             NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
+            NetEvent::Join { room, uid } => {
+                let mut w = Writer::new(JOIN);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.finish()
+            }
+            NetEvent::Part { room, uid, reason } => {
+                let mut w = Writer::new(PART);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(reason).finish()
+            }
         }
     }
 
@@ -127,16 +153,17 @@ impl NetEvent {
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
             QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
+            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
+            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
             _ => return None,
         })
     }
 }
 
-/// A PRIVMSG, NOTICE or TAGMSG as it crosses to the recipient's node: everything the
-/// recipient's node needs to make the same line the sender's node would have made.
+/// A PRIVMSG, NOTICE or TAGMSG as it crosses to another node: everything that node needs to
+/// make the same line the sender's node made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Direct {
-    pub to: UserId,
+pub(crate) struct Carried {
     pub command: String,
     /// The sender's `nick!user@host`.
     pub source: String,
@@ -156,24 +183,59 @@ pub(crate) struct Direct {
 /// Most lines a multiline message crossing nodes may have (well above any configured limit).
 const MAX_LINES: u64 = 1024;
 
-/// What arrives on a node's topic.
+/// What arrives on a node's or a room's topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NodeMessage {
-    Direct(Box<Direct>),
+    /// To one user of the node.
+    Direct { to: UserId, msg: Box<Carried> },
+    /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
+    /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
+    /// back to it from the room's topic, is dropped).
+    Room { room: String, status: String, origin: (String, u64), msg: Box<Carried> },
+}
+
+fn put_carried(w: &mut Writer, m: &Carried) {
+    w.str(&m.command).str(&m.source).opt(m.account.as_deref()).bool(m.bot);
+    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(&m.text).str(&m.tags).bool(m.tagmsg);
+    w.u64(m.lines.len() as u64);
+    for (text, concat) in &m.lines {
+        w.str(text).bool(*concat);
+    }
+}
+
+fn get_carried(r: &mut Reader<'_>) -> Option<Box<Carried>> {
+    let mut m = Carried {
+        command: r.str()?,
+        source: r.str()?,
+        account: r.opt()?,
+        bot: r.bool()?,
+        time_ms: r.u64()?,
+        msgid: r.opt()?,
+        text: r.str()?,
+        tags: r.str()?,
+        tagmsg: r.bool()?,
+        lines: Vec::new(),
+    };
+    let count = r.u64().filter(|n| *n <= MAX_LINES)?;
+    for _ in 0..count {
+        m.lines.push((r.str()?, r.bool()?));
+    }
+    matches!(m.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG").then(|| Box::new(m))
 }
 
 impl NodeMessage {
     pub fn encode(&self) -> Bytes {
         match self {
-            NodeMessage::Direct(d) => {
+            NodeMessage::Direct { to, msg } => {
                 let mut w = Writer::new(DIRECT);
-                put_uid(&mut w, &d.to);
-                w.str(&d.command).str(&d.source).opt(d.account.as_deref()).bool(d.bot);
-                w.u64(d.time_ms).opt(d.msgid.as_deref()).str(&d.text).str(&d.tags).bool(d.tagmsg);
-                w.u64(d.lines.len() as u64);
-                for (text, concat) in &d.lines {
-                    w.str(text).bool(*concat);
-                }
+                put_uid(&mut w, to);
+                put_carried(&mut w, msg);
+                w.finish()
+            }
+            NodeMessage::Room { room, status, origin, msg } => {
+                let mut w = Writer::new(ROOM);
+                w.str(room).str(status).str(&origin.0).u64(origin.1);
+                put_carried(&mut w, msg);
                 w.finish()
             }
         }
@@ -183,28 +245,10 @@ impl NodeMessage {
         let (kind, mut r) = Reader::open(payload)?;
         let r = &mut r;
         match kind {
-            DIRECT => {
-                let mut d = Direct {
-                    to: get_uid(r)?,
-                    command: r.str()?,
-                    source: r.str()?,
-                    account: r.opt()?,
-                    bot: r.bool()?,
-                    time_ms: r.u64()?,
-                    msgid: r.opt()?,
-                    text: r.str()?,
-                    tags: r.str()?,
-                    tagmsg: r.bool()?,
-                    lines: Vec::new(),
-                };
-                let count = r.u64().filter(|n| *n <= MAX_LINES)?;
-                for _ in 0..count {
-                    d.lines.push((r.str()?, r.bool()?));
-                }
-                if !matches!(d.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG") {
-                    return None;
-                }
-                Some(NodeMessage::Direct(Box::new(d)))
+            DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)? }),
+            ROOM => {
+                let (room, status, origin) = (r.str()?, r.str()?, (r.str()?, r.u64()?));
+                Some(NodeMessage::Room { room, status, origin, msg: get_carried(r)? })
             }
             _ => None,
         }
@@ -241,6 +285,8 @@ mod tests {
             NetEvent::Account { uid: uid(), account: None },
             NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
+            NetEvent::Join { room: "#Café".into(), uid: uid() },
+            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
         ];
         for ev in events {
             let bytes = ev.encode();
@@ -253,9 +299,8 @@ mod tests {
     }
 
     #[test]
-    fn a_direct_message_round_trips_and_a_wrong_command_is_refused() {
-        let d = Direct {
-            to: uid(),
+    fn node_messages_round_trip_and_a_wrong_command_is_refused() {
+        let m = Carried {
             command: "PRIVMSG".into(),
             source: "a!~a@h".into(),
             account: None,
@@ -267,9 +312,16 @@ mod tests {
             tagmsg: false,
             lines: vec![("h".into(), false), ("i".into(), true)],
         };
-        let m = NodeMessage::Direct(Box::new(d.clone()));
-        assert_eq!(NodeMessage::decode(&m.encode()), Some(m));
-        let bad = NodeMessage::Direct(Box::new(Direct { command: "KILL".into(), ..d }));
+        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()) };
+        assert_eq!(NodeMessage::decode(&direct.encode()), Some(direct));
+        let origin = ("a".into(), 4);
+        let room = NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, msg: Box::new(m.clone()) };
+        let bytes = room.encode();
+        assert_eq!(NodeMessage::decode(&bytes), Some(room));
+        for cut in 0..bytes.len() {
+            assert_eq!(NodeMessage::decode(&bytes[..cut]), None);
+        }
+        let bad = NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }) };
         assert_eq!(NodeMessage::decode(&bad.encode()), None);
     }
 }

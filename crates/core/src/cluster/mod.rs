@@ -16,6 +16,7 @@ mod direct;
 mod event;
 mod nicks;
 mod replica;
+mod rooms;
 
 use std::collections::{HashMap, HashSet};
 
@@ -71,6 +72,8 @@ pub enum LogKey {
     User(String),
     /// `net`: the network as a whole.
     Net,
+    /// `room.<folded, escaped>`: one room's state (joins and parts so far).
+    Room(String),
 }
 
 impl LogKey {
@@ -80,8 +83,23 @@ impl LogKey {
         match self {
             LogKey::User(node) => format!("user.{node}"),
             LogKey::Net => "net".to_owned(),
+            LogKey::Room(folded) => format!("room.{}", escape(folded)),
         }
     }
+}
+
+/// A room or nick as one token of a NATS name, exactly as `chinwag_bus::escape` makes it:
+/// ASCII letters, digits, `-` and `_` stay, every other byte becomes `=XX`.
+pub fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
 }
 
 /// Where a node message goes; `chinwag_bus::Topic` on the wire.
@@ -89,6 +107,8 @@ impl LogKey {
 pub enum Topic {
     /// `<cluster>.node.<node>`: messages for that node's users.
     Node(String),
+    /// `<cluster>.room.<room>` (folded; the bus escapes it): messages for a room's members.
+    Room(String),
 }
 
 /// What an append expects of its key's last entry (`chinwag_bus::Expect`).
@@ -128,6 +148,11 @@ pub enum ClusterEffect {
     /// Delete the claim `nick.<nick>` (folded) if it is still at `revision`. No answer: a claim
     /// that is someone else's by now is left alone.
     ReleaseNick { nick: String, revision: u64 },
+    /// Start delivering `topic`'s messages to [`Server::remote`] (a room got its first member
+    /// on this node).
+    Subscribe { topic: Topic },
+    /// Stop (the room's last member on this node left).
+    Unsubscribe { topic: Topic },
 }
 
 /// A nick claim the core asks for (`Request::Claim`), answered with `Response::Claim`.
@@ -170,6 +195,8 @@ pub(crate) struct PendingAppend {
     tries: u8,
     /// A `NodeGone` for this node and incarnation (retried after a conflict if still wanted).
     gone: Option<(String, u64)>,
+    /// A local client's JOIN or PART of a room (folded), waiting for its entry (`rooms.rs`).
+    room: Option<(ConnId, String)>,
 }
 
 /// The cluster half of the server's state; `Server::cluster` is `None` on a single node.
@@ -193,6 +220,12 @@ pub(crate) struct ClusterState {
     pub reserved: HashMap<String, ConnId>,
     pub appends: HashMap<AppendId, PendingAppend>,
     next_append: u64,
+    /// Remote user → the rooms (folded) it is in.
+    pub user_rooms: HashMap<UserId, std::collections::BTreeSet<String>>,
+    /// A local client's JOIN or PART whose entry it waits for, by (connection, folded room).
+    pub room_waits: HashMap<(ConnId, String), rooms::RoomWait>,
+    /// The attempt a JOIN or PART being run again is at (0 when none is).
+    pub retry_tries: u8,
 }
 
 impl Server {
@@ -211,6 +244,9 @@ impl Server {
             reserved: HashMap::new(),
             appends: HashMap::new(),
             next_append: 0,
+            user_rooms: HashMap::new(),
+            room_waits: HashMap::new(),
+            retry_tries: 0,
         }));
     }
 
@@ -237,6 +273,7 @@ impl Server {
         self.apply_event(event);
         self.finish();
         self.retry_node_gone(key);
+        self.retry_room_waits(key);
     }
 
     /// A message published to this node's topic. One that does not decode is logged and
@@ -252,7 +289,8 @@ impl Server {
         };
         self.begin_none();
         match message {
-            event::NodeMessage::Direct(d) => self.receive_direct(*d),
+            event::NodeMessage::Direct { to, msg } => self.receive_direct(to, *msg),
+            event::NodeMessage::Room { room, status, origin, msg } => self.receive_room(&room, &status, origin, *msg),
         }
         self.finish();
     }
@@ -262,6 +300,10 @@ impl Server {
         self.now = now;
         let Some(cluster) = self.cluster.as_mut() else { return };
         let Some(mut pending) = cluster.appends.remove(&id) else { return };
+        if let Some((conn, folded)) = pending.room.take() {
+            self.room_appended(conn, folded, outcome, pending.expect, &pending.key);
+            return;
+        }
         match (outcome, pending.gone.take()) {
             (Ok(_), _) => {}
             (Err(AppendError::Conflict), Some(gone)) => {
@@ -339,7 +381,7 @@ impl Server {
         let Some(cluster) = self.cluster.as_mut() else { return AppendId(0) };
         cluster.next_append += 1;
         let id = AppendId(cluster.next_append);
-        let pending = PendingAppend { key: key.clone(), expect, event: event.clone(), tries: 1, gone };
+        let pending = PendingAppend { key: key.clone(), expect, event: event.clone(), tries: 1, gone, room: None };
         cluster.appends.insert(id, pending);
         self.effects.push(Effect::Cluster(ClusterEffect::Append { id, key, expect, event }));
         id
@@ -398,9 +440,26 @@ impl Server {
 }
 
 /// What an append under `key` expects, from what this node applied.
-fn expect_for(cluster: &ClusterState, key: &LogKey) -> Expect {
+pub(crate) fn expect_for(cluster: &ClusterState, key: &LogKey) -> Expect {
     match cluster.key_seqs.get(&key.name()) {
         Some(seq) => Expect::Last(*seq),
         None => Expect::Empty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_spelled_as_the_bus_spells_them() {
+        // `docs/cluster.md`'s example of `chinwag_bus::escape`, which the core cannot call.
+        assert_eq!(escape("#café.*"), "=23caf=C3=A9=2E=2A");
+        assert_eq!(LogKey::Room("#a-b_c".into()).name(), "room.=23a-b_c");
+        assert_eq!(LogKey::User("node-1".into()).name(), "user.node-1");
+        let uid = UserId { node: "a".into(), incarnation: 7, conn: 9 };
+        assert_eq!(UserId::from_claim_value(&uid.claim_value()), Some(uid));
+        assert_eq!(UserId::from_claim_value(b"a/7"), None);
+        assert_eq!(UserId::from_claim_value(b"a/x/9"), None);
     }
 }

@@ -26,13 +26,32 @@ impl Server {
     pub(crate) fn apply_event(&mut self, event: NetEvent) {
         let Some(cluster) = self.cluster.as_ref() else { return };
         let me = (cluster.me.node.clone(), cluster.me.incarnation);
+        // Room changes are applied here for this node's users too: their JOIN or PART waited
+        // for this entry (`rooms.rs`).
+        match event {
+            NetEvent::Join { room, uid } => {
+                let origin = (uid.node.clone(), uid.incarnation);
+                if !cluster.gone.contains(&origin) {
+                    self.apply_join(&room, uid, origin == me);
+                }
+                return;
+            }
+            NetEvent::Part { room, uid, reason } => {
+                let origin = (uid.node.clone(), uid.incarnation);
+                if !cluster.gone.contains(&origin) {
+                    self.apply_part(&room, uid, &reason, origin == me);
+                }
+                return;
+            }
+            _ => {}
+        }
         let uid = match &event {
             NetEvent::Introduce(u) => Some(&u.uid),
             NetEvent::Nick { uid, .. }
             | NetEvent::Away { uid, .. }
             | NetEvent::Account { uid, .. }
             | NetEvent::Quit { uid, .. } => Some(uid),
-            NetEvent::NodeGone { .. } => None,
+            NetEvent::NodeGone { .. } | NetEvent::Join { .. } | NetEvent::Part { .. } => None,
         };
         if let Some(uid) = uid {
             let origin = (uid.node.clone(), uid.incarnation);
@@ -60,8 +79,9 @@ impl Server {
                     |_| Message::new("ACCOUNT").with_param(param.clone()),
                 );
             }
-            NetEvent::Quit { uid, .. } => self.remote_quit(&uid),
+            NetEvent::Quit { uid, reason } => self.remote_quit(&uid, &reason),
             NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
+            NetEvent::Join { .. } | NetEvent::Part { .. } => {}
         }
     }
 
@@ -93,6 +113,15 @@ impl Server {
         }
         cluster.nicks.insert(new_folded.clone(), uid.clone());
         self.push_whowas(Some(entry));
+        let peers = self.remote_peers(uid);
+        if !peers.is_empty() {
+            let source = Arc::<str>::from(format!("{old}!{}", prefix.split_once('!').map_or("", |(_, rest)| rest)));
+            let msgid = self.msgids.next(self.now.wall_ms);
+            let base = Message::new("NICK").with_param(nick.as_str());
+            let account = self.cluster.as_ref().and_then(|c| c.users.get(uid)).and_then(|u| u.account.clone());
+            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account);
+            self.deliver_all(&mut ev, peers);
+        }
         if old_folded != new_folded {
             self.notify_monitors(&old_folded, &old, None);
             self.notify_monitors(&new_folded, &nick, Some(&prefix));
@@ -113,15 +142,11 @@ impl Server {
         change(u);
         let base = line(u);
         let (folded, prefix, account) = (casefold(&u.nick), prefix_of(u), u.account.clone());
-        let Some(watchers) = self.monitors.get(&folded) else { return };
-        let to: Vec<ConnId> = watchers
-            .iter()
-            .copied()
-            .filter(|w| {
-                let caps = self.caps_of(*w);
-                caps.has(Cap::ExtendedMonitor) && caps.has(cap)
-            })
-            .collect();
+        let mut to = self.remote_peers(uid);
+        if let Some(watchers) = self.monitors.get(&folded) {
+            to.extend(watchers.iter().copied().filter(|w| self.caps_of(*w).has(Cap::ExtendedMonitor)));
+        }
+        let to: Vec<ConnId> = to.into_iter().filter(|w| self.caps_of(*w).has(cap)).collect();
         if to.is_empty() {
             return;
         }
@@ -130,9 +155,11 @@ impl Server {
         self.deliver_all(&mut ev, to);
     }
 
-    fn remote_quit(&mut self, uid: &UserId) {
+    fn remote_quit(&mut self, uid: &UserId, reason: &str) {
+        let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(uid)).cloned() else { return };
+        self.remote_leaves_rooms(&u, reason);
         let Some(cluster) = self.cluster.as_mut() else { return };
-        let Some(u) = cluster.users.remove(uid) else { return };
+        cluster.users.remove(uid);
         let folded = casefold(&u.nick);
         if cluster.nicks.get(&folded) == Some(uid) {
             cluster.nicks.remove(&folded);
@@ -154,7 +181,7 @@ impl Server {
         lost.sort();
         tracing::info!(%node, incarnation, users = lost.len(), "node gone: its users quit ({NODE_LOST})");
         for uid in lost {
-            self.remote_quit(&uid);
+            self.remote_quit(&uid, NODE_LOST);
         }
     }
 }

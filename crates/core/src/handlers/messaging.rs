@@ -149,6 +149,9 @@ impl Server {
             let base = Message { params: replace_first(base.params, &format!("{status}{display}")), ..base };
             let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
             self.deliver_all(&mut ev, members);
+            if self.cluster.is_some() {
+                self.publish_to_room(&folded, &status.to_string(), &ev);
+            }
             self.echo(&mut ev);
             return;
         }
@@ -161,6 +164,9 @@ impl Server {
             self.persist(history_item(&ev, folded.clone(), Vec::new(), None));
         }
         self.deliver_to_room(&mut ev, &folded, conn);
+        if self.cluster.is_some() {
+            self.publish_to_room(&folded, "", &ev);
+        }
         self.echo(&mut ev);
     }
 

@@ -56,9 +56,14 @@ impl Server {
         for row in rows {
             self.send_who_row(&row, whox.as_ref());
         }
-        if self.cluster.is_some() && !mask.starts_with('#') {
-            for u in self.who_remote(mask) {
-                self.send_who_remote(&u, whox.as_ref());
+        if self.cluster.is_some() {
+            let rows: Vec<(crate::cluster::UserFacts, String, &str)> = if mask.starts_with('#') {
+                self.who_channel_remote(mask)
+            } else {
+                self.who_remote(mask).into_iter().map(|u| (u, "*".to_owned(), "")).collect()
+            };
+            for (u, channel, prefixes) in rows {
+                self.send_who_remote(&u, &channel, prefixes, whox.as_ref());
             }
         }
         self.numeric(RPL_ENDOFWHO, [mask, "End of WHO list"]);
@@ -113,13 +118,32 @@ impl Server {
         users
     }
 
+    /// The members on other nodes of a room the current client may see, with their room and
+    /// prefixes.
+    fn who_channel_remote(&self, raw: &str) -> Vec<(crate::cluster::UserFacts, String, &'static str)> {
+        let me = self.cur_conn();
+        let multi = self.caps_of(me).has(Cap::MultiPrefix);
+        let folded = casefold(raw);
+        let Some(ch) = self.channels.get(&folded) else { return Vec::new() };
+        let is_member = ch.members.contains_key(&me);
+        if ch.modes.secret && !is_member {
+            return Vec::new();
+        }
+        let name = ch.name.as_str().to_owned();
+        self.remote_members(&folded)
+            .into_iter()
+            .filter(|(u, _)| is_member || !u.invisible)
+            .map(|(u, m)| (u, name.clone(), m.prefixes(multi)))
+            .collect()
+    }
+
     /// 352 or 354 for a user on another node.
-    fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, whox: Option<&Whox>) {
+    fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, channel: &str, prefixes: &str, whox: Option<&Whox>) {
         let server = self.cfg.server_name.clone();
-        let flags = format!("{}{}", if u.away.is_some() { 'G' } else { 'H' }, if u.bot { "B" } else { "" });
+        let flags = format!("{}{prefixes}{}", if u.away.is_some() { 'G' } else { 'H' }, if u.bot { "B" } else { "" });
         let Some(whox) = whox else {
             let params = [
-                "*".into(),
+                channel.to_owned(),
                 u.user.clone(),
                 u.host.clone(),
                 server,
@@ -134,7 +158,7 @@ impl Server {
         for field in WHOX_FIELD_ORDER.chars().filter(|f| whox.fields.contains(*f)) {
             params.push(match field {
                 't' => whox.token.clone(),
-                'c' => "*".into(),
+                'c' => channel.to_owned(),
                 'u' => u.user.clone(),
                 'i' => "255.255.255.255".into(),
                 'h' => u.host.clone(),
@@ -155,6 +179,11 @@ impl Server {
         let server = self.cfg.server_name.clone();
         let network = self.cfg.network_name.clone();
         self.numeric(RPL_WHOISUSER, [nick.clone(), u.user.clone(), u.host.clone(), "*".into(), u.realname.clone()]);
+        let me = self.cur_conn();
+        let rooms = self.remote_user_rooms(&u.uid, me, self.caps_of(me).has(Cap::MultiPrefix));
+        for line in pack(&rooms, ' ', WHOIS_CHANNELS_BUDGET) {
+            self.numeric(RPL_WHOISCHANNELS, [nick.clone(), line]);
+        }
         self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
         if let Some(away) = &u.away {
             self.numeric(RPL_AWAY, [nick.clone(), away.clone()]);
