@@ -624,3 +624,93 @@ fn a_join_waits_for_the_log_and_later_lines_wait_with_it() {
     assert!(find(&lines, "JOIN").is_some(), "{lines:#?}");
     assert!(find(&lines, "404").is_none(), "the message ran after the join: {lines:#?}");
 }
+
+/// alice (node a, the room's maker and op) and bob (node b) in #chat, nothing left to take.
+fn shared_room(net: &mut Net) -> (ConnId, ConnId) {
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.take(1, bob);
+    (alice, bob)
+}
+
+#[test]
+fn a_topic_set_on_one_node_is_the_topic_on_every_node() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "TOPIC #chat :plans for today");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 TOPIC #chat :plans for today"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 TOPIC #chat :plans for today"]);
+    net.send(1, bob, "TOPIC #chat");
+    let lines = net.take(1, bob);
+    assert_eq!(all(&lines, "332")[0][2], "plans for today");
+    assert_eq!(all(&lines, "333")[0][2], "alice!~alice@127.0.0.1");
+    // +t is the default: bob is no operator, and his own node says so at once.
+    net.send(1, bob, "TOPIC #chat :mine now");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 482 ")));
+    assert!(net.take(0, alice).is_empty());
+}
+
+#[test]
+fn modes_set_on_one_node_hold_on_every_node() {
+    let mut net = Net::new(3);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(1, bob, "MODE #chat +m");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 482 ")), "bob is not op");
+
+    net.send(0, alice, "MODE #chat +o bob");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    net.send(1, bob, "NAMES #chat");
+    assert_eq!(names(&net.take(1, bob)), ["@alice", "@bob"]);
+
+    // Now an operator, bob makes the room invite-only from his node; carol, on a third node,
+    // is refused there.
+    net.send(1, bob, "MODE #chat +i");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 MODE #chat +i"]);
+    assert_eq!(net.take(1, bob), [":bob!~bob@127.0.0.1 MODE #chat +i"], "his own, from the log");
+    let carol = net.register(2, "carol", "");
+    net.send(2, carol, "JOIN #chat");
+    assert!(net.take(2, carol).iter().any(|l| l.contains(" 473 ")));
+    net.send(2, carol, "MODE #chat");
+    assert_eq!(all(&net.take(2, carol), "324")[0][2], "+int");
+
+    // A ban set on one node keeps the banned out on another.
+    net.send(0, alice, "MODE #chat -i+b carol!*@*");
+    let lines = net.take(1, bob);
+    assert_eq!(lines, [":alice!~alice@127.0.0.1 MODE #chat -i+b carol!*@*"]);
+    net.send(2, carol, "JOIN #chat");
+    assert!(net.take(2, carol).iter().any(|l| l.contains(" 474 ")));
+}
+
+#[test]
+fn a_member_on_another_node_is_kicked() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "KICK #chat bob :behave");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 KICK #chat bob behave"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 KICK #chat bob behave"]);
+    assert!(!net.subscribed["#chat"].contains(&1), "b has nobody in #chat any more");
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+    net.send(1, bob, "PRIVMSG #chat :still here?");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 404 ")), "+n: bob is out");
+    // Kicking someone who is not there is refused where the command runs.
+    net.send(0, alice, "KICK #chat bob");
+    assert!(net.take(0, alice).iter().any(|l| l.contains(" 441 ")));
+}
+
+#[test]
+fn a_labeled_join_is_answered_under_its_label_once_applied() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "labeled-response batch");
+    net.nodes[0].send(alice, "@label=j1 JOIN #chat");
+    assert!(net.nodes[0].take(alice).is_empty(), "nothing before the log answered");
+    net.pump();
+    let lines = net.take(0, alice);
+    let start = expect(&lines, "BATCH");
+    assert_eq!(start.tag("label"), Some("j1"), "{lines:#?}");
+    assert!(find(&lines, "JOIN").is_some() && find(&lines, "366").is_some(), "{lines:#?}");
+}

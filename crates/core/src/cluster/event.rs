@@ -63,6 +63,28 @@ pub(crate) enum NetEvent {
         uid: UserId,
         reason: String,
     },
+    /// A room's topic set (`text` empty: cleared) by `uid`, whose prefix was `source`.
+    Topic {
+        room: String,
+        uid: UserId,
+        source: String,
+        text: String,
+    },
+    /// `uid` (prefix `source`) kicked these members, each with the nick it was shown by.
+    Kick {
+        room: String,
+        uid: UserId,
+        source: String,
+        victims: Vec<(UserId, String)>,
+        reason: String,
+    },
+    /// Mode changes as they took effect on the author's replica: (add, letter, parameter).
+    Mode {
+        room: String,
+        uid: UserId,
+        source: String,
+        changes: Vec<(bool, char, Option<String>)>,
+    },
 }
 
 const INTRODUCE: u8 = 1;
@@ -73,6 +95,13 @@ const QUIT: u8 = 5;
 const NODE_GONE: u8 = 6;
 const JOIN: u8 = 7;
 const PART: u8 = 8;
+const TOPIC: u8 = 9;
+const KICK: u8 = 10;
+const MODE: u8 = 11;
+
+/// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
+/// `limits.modes_per_command`).
+const MAX_ITEMS: u64 = 256;
 const DIRECT: u8 = 32;
 const ROOM: u8 = 33;
 
@@ -128,6 +157,33 @@ impl NetEvent {
                 put_uid(&mut w, uid);
                 w.str(reason).finish()
             }
+            NetEvent::Topic { room, uid, source, text } => {
+                let mut w = Writer::new(TOPIC);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).str(text).finish()
+            }
+            NetEvent::Kick { room, uid, source, victims, reason } => {
+                let mut w = Writer::new(KICK);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).u64(victims.len() as u64);
+                for (victim, shown) in victims {
+                    put_uid(&mut w, victim);
+                    w.str(shown);
+                }
+                w.str(reason).finish()
+            }
+            NetEvent::Mode { room, uid, source, changes } => {
+                let mut w = Writer::new(MODE);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).u64(changes.len() as u64);
+                for (add, letter, param) in changes {
+                    w.bool(*add).u64(u64::from(u32::from(*letter))).opt(param.as_deref());
+                }
+                w.finish()
+            }
         }
     }
 
@@ -155,6 +211,27 @@ impl NetEvent {
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
             JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
             PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
+            TOPIC => NetEvent::Topic { room: r.str()?, uid: get_uid(r)?, source: r.str()?, text: r.str()? },
+            KICK => {
+                let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut victims = Vec::new();
+                for _ in 0..count {
+                    victims.push((get_uid(r)?, r.str()?));
+                }
+                NetEvent::Kick { room, uid, source, victims, reason: r.str()? }
+            }
+            MODE => {
+                let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut changes = Vec::new();
+                for _ in 0..count {
+                    let add = r.bool()?;
+                    let letter = char::from_u32(u32::try_from(r.u64()?).ok()?)?;
+                    changes.push((add, letter, r.opt()?));
+                }
+                NetEvent::Mode { room, uid, source, changes }
+            }
             _ => return None,
         })
     }
@@ -287,6 +364,20 @@ mod tests {
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
             NetEvent::Join { room: "#Café".into(), uid: uid() },
             NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
+            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },
+            NetEvent::Kick {
+                room: "#x".into(),
+                uid: uid(),
+                source: "a!b@c".into(),
+                victims: vec![(uid(), "Bob".into())],
+                reason: "out".into(),
+            },
+            NetEvent::Mode {
+                room: "#x".into(),
+                uid: uid(),
+                source: "a!b@c".into(),
+                changes: vec![(true, 'o', Some("Bob".into())), (false, 'n', None)],
+            },
         ];
         for ev in events {
             let bytes = ev.encode();

@@ -11,6 +11,7 @@
 //! `chinwag-bus`. A single-node server never calls [`Server::enable_cluster`]: its cluster
 //! field stays `None` and every hook below is one branch not taken.
 
+mod changes;
 mod codec;
 mod direct;
 mod event;

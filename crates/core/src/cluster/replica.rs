@@ -28,22 +28,31 @@ impl Server {
         let me = (cluster.me.node.clone(), cluster.me.incarnation);
         // Room changes are applied here for this node's users too: their JOIN or PART waited
         // for this entry (`rooms.rs`).
-        match event {
-            NetEvent::Join { room, uid } => {
-                let origin = (uid.node.clone(), uid.incarnation);
-                if !cluster.gone.contains(&origin) {
-                    self.apply_join(&room, uid, origin == me);
-                }
+        let room_author = match &event {
+            NetEvent::Join { uid, .. }
+            | NetEvent::Part { uid, .. }
+            | NetEvent::Topic { uid, .. }
+            | NetEvent::Kick { uid, .. }
+            | NetEvent::Mode { uid, .. } => Some((uid.node.clone(), uid.incarnation)),
+            _ => None,
+        };
+        if let Some(origin) = room_author {
+            // A dead incarnation's late entries are ignored, as its users' are.
+            if cluster.gone.contains(&origin) {
                 return;
             }
-            NetEvent::Part { room, uid, reason } => {
-                let origin = (uid.node.clone(), uid.incarnation);
-                if !cluster.gone.contains(&origin) {
-                    self.apply_part(&room, uid, &reason, origin == me);
+            let own = origin == me;
+            match event {
+                NetEvent::Join { room, uid } => self.apply_join(&room, uid, own),
+                NetEvent::Part { room, uid, reason } => self.apply_part(&room, uid, &reason, own),
+                NetEvent::Topic { room, uid, source, text } => self.apply_topic(&room, uid, source, text, own),
+                NetEvent::Kick { room, uid, source, victims, reason } => {
+                    self.apply_kick(&room, uid, source, victims, reason, own);
                 }
-                return;
+                NetEvent::Mode { room, uid, source, changes } => self.apply_mode(&room, uid, source, changes, own),
+                _ => {}
             }
-            _ => {}
+            return;
         }
         let uid = match &event {
             NetEvent::Introduce(u) => Some(&u.uid),
@@ -51,7 +60,7 @@ impl Server {
             | NetEvent::Away { uid, .. }
             | NetEvent::Account { uid, .. }
             | NetEvent::Quit { uid, .. } => Some(uid),
-            NetEvent::NodeGone { .. } | NetEvent::Join { .. } | NetEvent::Part { .. } => None,
+            _ => None,
         };
         if let Some(uid) = uid {
             let origin = (uid.node.clone(), uid.incarnation);
@@ -81,7 +90,7 @@ impl Server {
             }
             NetEvent::Quit { uid, reason } => self.remote_quit(&uid, &reason),
             NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
-            NetEvent::Join { .. } | NetEvent::Part { .. } => {}
+            _ => {}
         }
     }
 

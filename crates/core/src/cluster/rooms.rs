@@ -26,8 +26,15 @@ const ROOM_TRIES: u8 = 3;
 /// What a local client asked of a room, kept until its entry is applied.
 #[derive(Debug)]
 pub(crate) enum RoomOp {
-    Join { raw: String, key: Option<String> },
-    Part { reason: String },
+    Join {
+        raw: String,
+        key: Option<String>,
+    },
+    Part {
+        reason: String,
+    },
+    /// TOPIC, KICK or MODE of one room: run again as this line.
+    Again(Message),
 }
 
 /// A local client's JOIN or PART waiting for its log entry.
@@ -40,11 +47,18 @@ pub(crate) struct RoomWait {
     after_apply: bool,
 }
 
+impl RoomWait {
+    pub(super) fn label(&self) -> Option<String> {
+        self.label.clone()
+    }
+}
+
 impl RoomOp {
-    fn command(&self) -> &'static str {
+    fn command(&self) -> &str {
         match self {
             RoomOp::Join { .. } => "JOIN",
             RoomOp::Part { .. } => "PART",
+            RoomOp::Again(msg) => &msg.command,
         }
     }
 }
@@ -80,7 +94,7 @@ impl Server {
         true
     }
 
-    fn room_append(&mut self, conn: ConnId, folded: &str, event: NetEvent, op: RoomOp) {
+    pub(super) fn room_append(&mut self, conn: ConnId, folded: &str, event: NetEvent, op: RoomOp) {
         let Some(cluster) = self.cluster.as_mut() else { return };
         let wait_key = (conn, folded.to_owned());
         if cluster.room_waits.contains_key(&wait_key) {
@@ -171,6 +185,11 @@ impl Server {
                         self.part_one(&folded, &reason);
                     }
                 }
+                RoomOp::Again(msg) => match msg.command.as_str() {
+                    "TOPIC" => self.handle_topic(&msg),
+                    "KICK" => self.handle_kick(&msg),
+                    _ => self.handle_mode(&msg),
+                },
             }
             if let Some(cluster) = self.cluster.as_mut() {
                 cluster.retry_tries = 0;
@@ -323,7 +342,7 @@ impl Server {
     }
 
     /// Forgets a room nobody is in any more, here or elsewhere (unless it is kept when empty).
-    fn drop_if_empty(&mut self, folded: &str) {
+    pub(super) fn drop_if_empty(&mut self, folded: &str) {
         let empty = self
             .channels
             .get(folded)

@@ -294,6 +294,9 @@ impl Server {
         let setter = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
         let text = truncate(text, self.cfg.limits.topic_len);
         let text = fit_trailing(text, &format!(":{setter} TOPIC {display} ")).to_owned();
+        if self.cluster.is_some() && self.cluster_topic(&folded, &display, setter.clone(), text.clone()) {
+            return;
+        }
         let now_ms = self.now.wall_ms;
         if let Some(ch) = self.channels.get_mut(&folded) {
             ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms: now_ms });
