@@ -444,7 +444,15 @@ fn garbage_from_the_network_changes_nothing() {
     let mut net = Net::new(2);
     let alice = net.register(0, "alice", "");
     let bob = net.register(1, "bob", "");
-    // Valid payloads to cut and flip: everything in the log so far.
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.send(0, alice, "TOPIC #chat :t");
+    net.send(0, alice, "MODE #chat +v bob");
+    net.send(0, alice, "KICK #chat bob");
+    net.send(0, alice, "AWAY :x");
+    net.take(0, alice);
+    net.take(1, bob);
+    // Valid payloads to cut: everything in the log so far.
     let valid: Vec<Bytes> = net.log.iter().map(|(_, _, p)| p.clone()).collect();
     let mut state = 0x9e37_79b9_7f4a_7c15;
     let mut seq = net.log.len() as u64;
@@ -713,4 +721,23 @@ fn a_labeled_join_is_answered_under_its_label_once_applied() {
     let start = expect(&lines, "BATCH");
     assert_eq!(start.tag("label"), Some("j1"), "{lines:#?}");
     assert!(find(&lines, "JOIN").is_some() && find(&lines, "366").is_some(), "{lines:#?}");
+}
+
+#[test]
+fn a_node_started_later_learns_the_network_from_the_log() {
+    let mut net = Net::new(3);
+    // Node c is not up yet: it applies nothing until it is.
+    net.down.insert(2);
+    let alice = net.register(0, "alice", "");
+    let _bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(0, alice, "TOPIC #chat :welcome");
+    net.down.remove(&2);
+    net.pump();
+    assert_eq!(net.nodes[2].server.remote_incarnations(), [("a".into(), incarnation(0)), ("b".into(), incarnation(1))]);
+    let carol = net.register(2, "carol", "");
+    net.send(2, carol, "JOIN #chat");
+    let lines = net.take(2, carol);
+    assert_eq!(all(&lines, "332")[0][2], "welcome", "{lines:#?}");
+    assert_eq!(names(&lines), ["@alice", "carol"]);
 }

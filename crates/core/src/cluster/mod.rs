@@ -256,6 +256,17 @@ impl Server {
         self.cluster.as_ref().map_or(0, |c| c.users.len())
     }
 
+    /// The node incarnations that have users in the replica, sorted. After reading the log
+    /// up to its end at start, the server calls [`Server::node_lost`] for each one without a
+    /// live heartbeat: an incarnation that died while no node was there to say so (the whole
+    /// network stopped, or this node's own previous run) leaves no users behind.
+    pub fn remote_incarnations(&self) -> Vec<(String, u64)> {
+        let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
+        let set: std::collections::BTreeSet<(String, u64)> =
+            cluster.users.keys().map(|u| (u.node.clone(), u.incarnation)).collect();
+        set.into_iter().collect()
+    }
+
     /// A log entry, in the log's order (this node's own included): `key` as the entry carries
     /// it. A payload that does not decode is logged and skipped.
     pub fn apply(&mut self, seq: u64, key: &str, payload: &[u8], now: Now) {

@@ -149,6 +149,7 @@ impl Server {
     pub(crate) fn cluster_forget(&mut self, conn: ConnId, registered: bool, reason: &str) {
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.reserved.retain(|_, c| *c != conn);
+        cluster.room_waits.retain(|(c, _), _| *c != conn);
         let claim = cluster.claims.remove(&conn);
         if registered {
             if let Some(uid) = self.local_uid(conn) {

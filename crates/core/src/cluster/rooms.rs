@@ -364,13 +364,11 @@ impl Server {
         self.effects.push(Effect::Cluster(effect));
     }
 
-    /// After a room message was delivered here: once to the room's topic, if anyone elsewhere
-    /// is in the room. `status` a STATUSMSG prefix or empty.
+    /// After a room message was delivered here: once to the room's topic. Always, not only
+    /// while this replica knows members elsewhere: a member who just joined on another node is
+    /// subscribed before this node has applied its JOIN. `status` a STATUSMSG prefix or empty.
     pub(crate) fn publish_to_room(&mut self, folded: &str, status: &str, ev: &Outgoing) {
         let Some(cluster) = self.cluster.as_ref() else { return };
-        if self.channels.get(folded).is_none_or(|ch| ch.remote.is_empty()) {
-            return;
-        }
         let origin = (cluster.me.node.clone(), cluster.me.incarnation);
         let msg = Box::new(carried(ev));
         let payload = NodeMessage::Room { room: folded.to_owned(), status: status.to_owned(), origin, msg }.encode();
