@@ -741,3 +741,27 @@ fn a_node_started_later_learns_the_network_from_the_log() {
     assert_eq!(all(&lines, "332")[0][2], "welcome", "{lines:#?}");
     assert_eq!(names(&lines), ["@alice", "carol"]);
 }
+
+#[test]
+fn setname_and_user_modes_of_a_remote_user_show() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "setname");
+    let bob = net.register(1, "bob", "setname");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.take(1, bob);
+    net.send(1, bob, "SETNAME :Robert B.");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 SETNAME :Robert B."]);
+    net.send(0, alice, "WHOIS bob");
+    assert_eq!(all(&net.take(0, alice), "311")[0][5], "Robert B.");
+
+    let carol = net.register(0, "carol", "");
+    net.send(0, carol, "WHO *");
+    assert!(all(&net.take(0, carol), "352").iter().any(|p| p[5] == "bob"));
+    net.send(1, bob, "MODE bob +iB");
+    net.send(0, carol, "WHO *");
+    assert!(!all(&net.take(0, carol), "352").iter().any(|p| p[5] == "bob"), "+i hides bob from a listing");
+    net.send(0, carol, "WHO bob");
+    assert_eq!(all(&net.take(0, carol), "352")[0][6], "HB", "named exactly, and a bot");
+}

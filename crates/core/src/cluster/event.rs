@@ -47,6 +47,17 @@ pub(crate) enum NetEvent {
         uid: UserId,
         reason: String,
     },
+    /// SETNAME.
+    Realname {
+        uid: UserId,
+        realname: String,
+    },
+    /// The user modes others see: +i and +B.
+    UserModes {
+        uid: UserId,
+        invisible: bool,
+        bot: bool,
+    },
     /// This incarnation of a node is dead: each of its users quits.
     NodeGone {
         node: String,
@@ -98,6 +109,8 @@ const PART: u8 = 8;
 const TOPIC: u8 = 9;
 const KICK: u8 = 10;
 const MODE: u8 = 11;
+const REALNAME: u8 = 12;
+const USER_MODES: u8 = 13;
 
 /// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
 /// `limits.modes_per_command`).
@@ -143,6 +156,16 @@ impl NetEvent {
                 let mut w = Writer::new(QUIT);
                 put_uid(&mut w, uid);
                 w.str(reason).finish()
+            }
+            NetEvent::Realname { uid, realname } => {
+                let mut w = Writer::new(REALNAME);
+                put_uid(&mut w, uid);
+                w.str(realname).finish()
+            }
+            NetEvent::UserModes { uid, invisible, bot } => {
+                let mut w = Writer::new(USER_MODES);
+                put_uid(&mut w, uid);
+                w.bool(*invisible).bool(*bot).finish()
             }
             NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
             NetEvent::Join { room, uid } => {
@@ -208,6 +231,8 @@ impl NetEvent {
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
             QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
+            REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
+            USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
             JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
             PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
@@ -362,6 +387,8 @@ mod tests {
             NetEvent::Account { uid: uid(), account: None },
             NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
+            NetEvent::Realname { uid: uid(), realname: "R".into() },
+            NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
             NetEvent::Join { room: "#Café".into(), uid: uid() },
             NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
             NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },

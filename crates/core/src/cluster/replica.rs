@@ -59,7 +59,9 @@ impl Server {
             NetEvent::Nick { uid, .. }
             | NetEvent::Away { uid, .. }
             | NetEvent::Account { uid, .. }
-            | NetEvent::Quit { uid, .. } => Some(uid),
+            | NetEvent::Quit { uid, .. }
+            | NetEvent::Realname { uid, .. }
+            | NetEvent::UserModes { uid, .. } => Some(uid),
             _ => None,
         };
         if let Some(uid) = uid {
@@ -89,6 +91,19 @@ impl Server {
                 );
             }
             NetEvent::Quit { uid, reason } => self.remote_quit(&uid, &reason),
+            NetEvent::Realname { uid, realname } => {
+                self.remote_presence(
+                    &uid,
+                    Cap::Setname,
+                    |u| u.realname = realname.clone(),
+                    |_| Message::new("SETNAME").with_param(realname.clone()),
+                );
+            }
+            NetEvent::UserModes { uid, invisible, bot } => {
+                if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {
+                    (u.invisible, u.bot) = (invisible, bot);
+                }
+            }
             NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
             _ => {}
         }

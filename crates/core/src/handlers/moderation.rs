@@ -211,6 +211,7 @@ impl Server {
             .map(|(add, _, letter)| ModeChange { add, letter, param: None })
             .collect();
         if !applied.is_empty() {
+            self.user_changed(conn, |uid| crate::cluster::NetEvent::UserModes { uid, invisible, bot });
             let mut base = Message::new("MODE").with_param(nick.as_str());
             base.params.extend(render_changes(&applied));
             if let Some(mut ev) = self.cur_event(base) {

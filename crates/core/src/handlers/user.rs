@@ -61,6 +61,7 @@ impl Server {
         if let Some(client) = self.cur_client_mut() {
             realname.clone_into(&mut client.realname);
         }
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Realname { uid, realname: realname.clone() });
         let mut recipients = self.presence_watchers(conn, Cap::Setname);
         if self.caps_of(conn).has(Cap::Setname) {
             recipients.insert(conn);
