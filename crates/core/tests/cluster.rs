@@ -765,3 +765,23 @@ fn setname_and_user_modes_of_a_remote_user_show() {
     net.send(0, carol, "WHO bob");
     assert_eq!(all(&net.take(0, carol), "352")[0][6], "HB", "named exactly, and a bot");
 }
+
+#[test]
+fn an_invitation_from_another_node_lets_its_holder_in() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let carol = net.register(1, "carol", "");
+    net.send(0, alice, "JOIN #club");
+    net.send(0, alice, "MODE #club +i");
+    net.take(0, alice);
+    net.send(1, carol, "JOIN #club");
+    assert!(net.take(1, carol).iter().any(|l| l.contains(" 473 ")));
+    net.send(0, alice, "INVITE carol #club");
+    assert_eq!(all(&net.take(0, alice), "341")[0][1..], ["carol", "#club"]);
+    assert_eq!(net.take(1, carol), [":alice!~alice@127.0.0.1 INVITE carol #club"]);
+    net.send(1, carol, "JOIN #club");
+    let lines = net.take(1, carol);
+    assert_eq!(names(&lines), ["@alice", "carol"], "{lines:#?}");
+    net.send(0, alice, "INVITE carol #club");
+    assert!(net.take(0, alice).iter().any(|l| l.contains(" 443 ")), "already there");
+}

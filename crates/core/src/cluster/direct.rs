@@ -93,6 +93,69 @@ impl Server {
         }
         ev
     }
+
+    /// INVITE of a user on another node, checked as for a local one; the invitation goes to
+    /// its node as a node message (only that node's JOIN check needs it).
+    pub(crate) fn invite_remote(&mut self, uid: UserId, raw: &str) {
+        let conn = self.cur_conn();
+        let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(&uid)).cloned() else { return };
+        let Some(ch) = self.channels.get(&casefold(raw)) else {
+            self.numeric(ERR_NOSUCHCHANNEL, [raw, "No such channel"]);
+            return;
+        };
+        let name = ch.name.as_str().to_owned();
+        if !ch.members.contains_key(&conn) {
+            self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
+            return;
+        }
+        let lets_in = ch.is_op(conn);
+        if ch.modes.invite_only && !lets_in {
+            self.numeric(ERR_CHANOPRIVSNEEDED, [name.as_str(), "You're not channel operator"]);
+            return;
+        }
+        if ch.remote.contains_key(&uid) {
+            self.numeric(ERR_USERONCHANNEL, [u.nick.as_str(), name.as_str(), "is already on channel"]);
+            return;
+        }
+        let Some(client) = self.cur_client() else { return };
+        let (source, account) = (client.prefix().to_owned(), client.account.clone());
+        let invite = NodeMessage::Invite { to: uid.clone(), room: name.clone(), source, account, lets_in };
+        let topic = Topic::Node(uid.node.clone());
+        self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload: invite.encode() }));
+        self.numeric(RPL_INVITING, [u.nick.as_str(), name.as_str()]);
+        if let Some(away) = u.away {
+            self.numeric(RPL_AWAY, [u.nick, away]);
+        }
+    }
+
+    /// An INVITE from another node to one of ours.
+    pub(crate) fn receive_invite(
+        &mut self,
+        to: UserId,
+        room: &str,
+        source: String,
+        account: Option<String>,
+        lets_in: bool,
+    ) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        if to.node != cluster.me.node || to.incarnation != cluster.me.incarnation {
+            return;
+        }
+        let conn = ConnId(to.conn);
+        let Some(nick) = self.clients.get(&conn).filter(|c| c.registered).map(|c| c.nick_or_star().to_owned()) else {
+            return;
+        };
+        let clients = &self.clients;
+        let Some(ch) = self.channels.get_mut(&casefold(room)) else { return };
+        if lets_in {
+            ch.invited.retain(|c| clients.contains_key(c));
+            ch.invited.insert(conn);
+        }
+        let base = Message::new("INVITE").with_params([nick, ch.name.as_str().to_owned()]);
+        let msgid = self.msgids.next(self.now.wall_ms);
+        let mut ev = Outgoing::from_source(Some(Arc::from(source)), base, self.now.wall_ms, Some(msgid), account);
+        self.deliver(&mut ev, conn);
+    }
 }
 
 /// What crosses to another node of a message this node made.

@@ -117,6 +117,7 @@ const USER_MODES: u8 = 13;
 const MAX_ITEMS: u64 = 256;
 const DIRECT: u8 = 32;
 const ROOM: u8 = 33;
+const INVITE: u8 = 34;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -294,6 +295,9 @@ pub(crate) enum NodeMessage {
     /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
     /// back to it from the room's topic, is dropped).
     Room { room: String, status: String, origin: (String, u64), msg: Box<Carried> },
+    /// An INVITE to one user of the node: to `room` (as spelled), from `source`; `lets_in`: the
+    /// inviter is an operator there, so the invitation lets its holder past +i and +l.
+    Invite { to: UserId, room: String, source: String, account: Option<String>, lets_in: bool },
 }
 
 fn put_carried(w: &mut Writer, m: &Carried) {
@@ -334,6 +338,11 @@ impl NodeMessage {
                 put_carried(&mut w, msg);
                 w.finish()
             }
+            NodeMessage::Invite { to, room, source, account, lets_in } => {
+                let mut w = Writer::new(INVITE);
+                put_uid(&mut w, to);
+                w.str(room).str(source).opt(account.as_deref()).bool(*lets_in).finish()
+            }
             NodeMessage::Room { room, status, origin, msg } => {
                 let mut w = Writer::new(ROOM);
                 w.str(room).str(status).str(&origin.0).u64(origin.1);
@@ -348,6 +357,13 @@ impl NodeMessage {
         let r = &mut r;
         match kind {
             DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)? }),
+            INVITE => Some(NodeMessage::Invite {
+                to: get_uid(r)?,
+                room: r.str()?,
+                source: r.str()?,
+                account: r.opt()?,
+                lets_in: r.bool()?,
+            }),
             ROOM => {
                 let (room, status, origin) = (r.str()?, r.str()?, (r.str()?, r.u64()?));
                 Some(NodeMessage::Room { room, status, origin, msg: get_carried(r)? })
@@ -439,6 +455,9 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(NodeMessage::decode(&bytes[..cut]), None);
         }
+        let invite =
+            NodeMessage::Invite { to: uid(), room: "#x".into(), source: "a!b@c".into(), account: None, lets_in: true };
+        assert_eq!(NodeMessage::decode(&invite.encode()), Some(invite));
         let bad = NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }) };
         assert_eq!(NodeMessage::decode(&bad.encode()), None);
     }

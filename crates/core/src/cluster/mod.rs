@@ -302,6 +302,9 @@ impl Server {
         self.begin_none();
         match message {
             event::NodeMessage::Direct { to, msg } => self.receive_direct(to, *msg),
+            event::NodeMessage::Invite { to, room, source, account, lets_in } => {
+                self.receive_invite(to, &room, source, account, lets_in);
+            }
             event::NodeMessage::Room { room, status, origin, msg } => self.receive_room(&room, &status, origin, *msg),
         }
         self.finish();

@@ -552,6 +552,10 @@ impl Server {
         };
         let conn = self.cur_conn();
         let Some(target) = self.find_user(nick) else {
+            if let Some(uid) = self.remote_user(nick).map(|u| u.uid.clone()) {
+                self.invite_remote(uid, raw);
+                return;
+            }
             self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
             return;
         };
