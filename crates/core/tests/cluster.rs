@@ -785,3 +785,16 @@ fn an_invitation_from_another_node_lets_its_holder_in() {
     net.send(0, alice, "INVITE carol #club");
     assert!(net.take(0, alice).iter().any(|l| l.contains(" 443 ")), "already there");
 }
+
+#[test]
+fn lusers_counts_the_network() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "");
+    net.register(1, "bob", "");
+    net.register(2, "carol", "");
+    net.send(0, alice, "LUSERS");
+    let lines = net.take(0, alice);
+    assert_eq!(all(&lines, "251")[0][1], "There are 3 users and 0 invisible on 3 servers", "{lines:#?}");
+    assert_eq!(all(&lines, "265")[0][1], "1", "local");
+    assert_eq!(all(&lines, "266")[0][1], "3", "global");
+}

@@ -256,6 +256,15 @@ impl Server {
         self.cluster.as_ref().map_or(0, |c| c.users.len())
     }
 
+    /// Users on other nodes, how many of them are invisible, and on how many nodes (for
+    /// LUSERS); all 0 on a single node.
+    pub(crate) fn remote_counts(&self) -> (usize, usize, usize) {
+        let Some(cluster) = self.cluster.as_ref() else { return (0, 0, 0) };
+        let invisible = cluster.users.values().filter(|u| u.invisible).count();
+        let nodes: HashSet<&str> = cluster.users.keys().map(|u| u.node.as_str()).collect();
+        (cluster.users.len(), invisible, nodes.len())
+    }
+
     /// The node incarnations that have users in the replica, sorted. After reading the log
     /// up to its end at start, the server calls [`Server::node_lost`] for each one without a
     /// live heartbeat: an incarnation that died while no node was there to say so (the whole

@@ -112,8 +112,14 @@ impl Server {
         let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
         let mask = if mask == "0" { "*" } else { mask };
         let exact = !mask.contains(['*', '?']);
-        let mut users: Vec<_> =
-            cluster.users.values().filter(|u| (exact || !u.invisible) && mask_match(mask, &u.nick)).cloned().collect();
+        let me = self.cur_conn();
+        let mut users: Vec<_> = cluster
+            .users
+            .values()
+            .filter(|u| mask_match(mask, &u.nick))
+            .filter(|u| exact || !u.invisible || self.remote_peers(&u.uid).contains(&me))
+            .cloned()
+            .collect();
         users.sort_by(|a, b| a.uid.cmp(&b.uid));
         users
     }

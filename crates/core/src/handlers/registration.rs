@@ -422,17 +422,20 @@ impl Server {
     }
 
     pub(crate) fn send_lusers(&mut self) {
+        // Cluster mode: the network's users and nodes, as far as the replica knows them.
+        let (remote, remote_invisible, nodes) = self.remote_counts();
         let registered = self.registered_count;
         let invisible = self.invisible_count.min(registered);
         let unknown = self.clients.len().saturating_sub(registered);
         let channels = self.channels.len();
         let max = self.max_users;
+        let (everyone, hidden) = (registered + remote, invisible + remote_invisible);
         self.numeric(
             RPL_LUSERCLIENT,
             [format!(
-                "There are {} and {invisible} invisible on {}",
-                count((registered - invisible) as u64, "user", "users"),
-                count(1, "server", "servers")
+                "There are {} and {hidden} invisible on {}",
+                count((everyone - hidden) as u64, "user", "users"),
+                count(1 + nodes as u64, "server", "servers")
             )],
         );
         if unknown > 0 {
@@ -445,7 +448,8 @@ impl Server {
         self.numeric(RPL_LUSERME, [format!("I have {} and 0 servers", count(registered as u64, "client", "clients"))]);
         let (n, m) = (registered.to_string(), max.to_string());
         self.numeric(RPL_LOCALUSERS, [n.clone(), m.clone(), format!("Current local users {n}, max {m}")]);
-        self.numeric(RPL_GLOBALUSERS, [n.clone(), m.clone(), format!("Current global users {n}, max {m}")]);
+        let (g, gm) = (everyone.to_string(), (max + remote).max(everyone).to_string());
+        self.numeric(RPL_GLOBALUSERS, [g.clone(), gm.clone(), format!("Current global users {g}, max {gm}")]);
     }
 
     pub(crate) fn send_motd(&mut self) {
