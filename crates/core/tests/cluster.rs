@@ -798,3 +798,19 @@ fn lusers_counts_the_network() {
     assert_eq!(all(&lines, "265")[0][1], "1", "local");
     assert_eq!(all(&lines, "266")[0][1], "3", "global");
 }
+
+#[test]
+fn the_guest_rename_claims_a_free_guest_nick() {
+    let mut net = Net::new(2);
+    net.nodes[0].server.restore(vec!["judy".into()], vec![]);
+    // Guest1 is someone's on node b.
+    net.register(1, "Guest1", "");
+    let judy = net.register(0, "judy", "");
+    net.nodes[0].advance(std::time::Duration::from_secs(31));
+    net.pump();
+    let lines = net.take(0, judy);
+    assert_eq!(expect(&lines, "NICK").params, ["Guest2"], "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("did not log in in time")));
+    assert!(net.claims.contains_key("guest2"));
+    assert!(!net.claims.contains_key("judy"), "the protected nick is free again");
+}

@@ -69,10 +69,10 @@ impl Server {
         let Some(mine) = self.local_uid(conn) else { return };
         let folded = nick.folded().to_owned();
         match answer {
-            ClaimAnswer::Granted { revision } => self.claim_granted(conn, nick, revision),
+            ClaimAnswer::Granted { revision } => self.claim_granted(conn, nick, revision, guest),
             ClaimAnswer::Taken { holder, revision, .. } if holder == mine.claim_value() => {
                 // Our own earlier attempt, whose answer was lost: it is ours.
-                self.claim_granted(conn, nick, revision);
+                self.claim_granted(conn, nick, revision, guest);
             }
             ClaimAnswer::Taken { holder, revision, alive }
                 if step == ClaimStep::Create
@@ -115,7 +115,7 @@ impl Server {
 
     /// The nick is `conn`'s network-wide: it takes it as on one node, and the claim on the
     /// nick it had goes.
-    fn claim_granted(&mut self, conn: ConnId, nick: Nick, revision: u64) {
+    fn claim_granted(&mut self, conn: ConnId, nick: Nick, revision: u64, guest: bool) {
         let folded = nick.folded().to_owned();
         self.unreserve(&folded, conn);
         let Some(cluster) = self.cluster.as_mut() else { return };
@@ -130,6 +130,9 @@ impl Server {
             }
         }
         if self.clients.get(&conn).is_some_and(|c| c.registered) {
+            if guest {
+                self.nickserv_notice("You did not log in in time; your nick has been changed.");
+            }
             self.change_nick(nick);
         } else {
             self.set_unregistered_nick(conn, nick);
