@@ -814,3 +814,32 @@ fn the_guest_rename_claims_a_free_guest_nick() {
     assert!(net.claims.contains_key("guest2"));
     assert!(!net.claims.contains_key("judy"), "the protected nick is free again");
 }
+
+#[test]
+fn a_room_message_is_published_only_after_its_persist() {
+    let mut net = Net::new(2);
+    let (alice, _bob) = shared_room(&mut net);
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.handle(alice, chinwag_proto::Message::parse_client("PRIVMSG #chat :kept"), now);
+    let mut effects = Vec::new();
+    h.server.drain_effects(&mut effects);
+    let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
+    let publish = effects.iter().position(|e| matches!(e, Effect::Cluster(ClusterEffect::Publish { .. })));
+    let (Some(persist), Some(publish)) = (persist, publish) else { panic!("{effects:#?}") };
+    assert!(persist < publish, "{effects:#?}");
+}
+
+#[test]
+fn extended_monitor_hears_a_remote_users_away_and_login() {
+    let mut net = Net::new(2);
+    let watcher = net.register(0, "watcher", "extended-monitor away-notify account-notify");
+    let bob = net.register(1, "bob", "");
+    net.send(0, watcher, "MONITOR + bob");
+    net.take(0, watcher);
+    net.send(1, bob, "AWAY :out");
+    assert_eq!(net.take(0, watcher), [":bob!~bob@127.0.0.1 AWAY out"]);
+    net.nodes[1].login(bob, "bob");
+    net.pump();
+    assert_eq!(net.take(0, watcher), [":bob!~bob@127.0.0.1 ACCOUNT bob"]);
+}
