@@ -41,7 +41,8 @@ pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use chinwag_proto::rfc3339_ms;
 pub use client::ConnInfo;
 pub use cluster::{
-    AppendError, AppendId, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity, Expect, LogKey, Topic, UserId,
+    node_gone_event, read_node_gone, AppendError, AppendId, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity,
+    Expect, LogKey, Topic, UserId,
 };
 pub use config::{AccountSettings, Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;

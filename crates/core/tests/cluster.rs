@@ -843,3 +843,38 @@ fn extended_monitor_hears_a_remote_users_away_and_login() {
     net.pump();
     assert_eq!(net.take(0, watcher), [":bob!~bob@127.0.0.1 ACCOUNT bob"]);
 }
+
+#[test]
+fn a_node_back_as_a_new_incarnation_starts_its_replica_over() {
+    let mut net = Net::new(2);
+    let (alice, _bob) = shared_room(&mut net);
+    // Node a was cut off: its users are gone, and it comes back as a new incarnation.
+    net.nodes[0].close_all("Lost the network");
+    assert_eq!(net.nodes[0].server.remote_user_count(), 1);
+    let h = &mut net.nodes[0];
+    h.server.enable_cluster(ClusterIdentity { node: "a".into(), incarnation: 7777 });
+    assert_eq!(h.server.remote_user_count(), 0);
+    // The old incarnation's bus task is gone, and with it what it was asked and subscribed to.
+    net.nodes[0].cluster.clear();
+    for nodes in net.subscribed.values_mut() {
+        nodes.remove(&0);
+    }
+    // Reading the log again from the start rebuilds the same view.
+    net.applied[0] = 0;
+    net.pump();
+    let incarnations = net.nodes[0].server.remote_incarnations();
+    assert!(incarnations.contains(&("b".into(), incarnation(1))), "{incarnations:?}");
+    // Its previous run's users are in the replica until that incarnation is declared gone.
+    assert!(incarnations.contains(&("a".into(), incarnation(0))));
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.node_lost("a", incarnation(0), now);
+    h.collect();
+    net.pump();
+    assert_eq!(net.nodes[0].server.remote_incarnations(), [("b".into(), incarnation(1))]);
+    let again = net.register(0, "alice", "");
+    net.send(0, again, "JOIN #chat");
+    let lines = net.take(0, again);
+    assert_eq!(names(&lines), ["alice", "bob"], "{lines:#?}");
+    let _ = alice;
+}

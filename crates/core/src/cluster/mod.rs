@@ -232,8 +232,24 @@ pub(crate) struct ClusterState {
 impl Server {
     /// Turns cluster mode on (before the first connection): from now on nicks are claimed
     /// network-wide, users are announced in the log, and the replica follows
-    /// [`Server::apply`].
+    /// [`Server::apply`]. Called again with a new incarnation (after the node was cut off and
+    /// dropped its users), the replica starts over: the users and room members of other nodes
+    /// are forgotten, and the log is to be applied again from sequence 1. If the users were
+    /// dropped with [`Server::close_all`], the server serves again from here (rooms emptied from
+    /// now on are forgotten as usual).
     pub fn enable_cluster(&mut self, me: ClusterIdentity) {
+        self.stopping = false;
+        let mut emptied = Vec::new();
+        for (folded, ch) in &mut self.channels {
+            ch.remote.clear();
+            if ch.members.is_empty() && !ch.permanent && ch.founder.is_none() {
+                emptied.push(folded.clone());
+            }
+        }
+        for folded in emptied {
+            self.channels.remove(&folded);
+            self.forget_room(&folded);
+        }
         self.cluster = Some(Box::new(ClusterState {
             me,
             users: HashMap::new(),
@@ -463,6 +479,20 @@ impl Server {
     }
 }
 
+/// The log entry that says a node incarnation is dead, for a server that appends it itself
+/// (rather than through [`Server::node_lost`]).
+pub fn node_gone_event(node: &str, incarnation: u64) -> Bytes {
+    NetEvent::NodeGone { node: node.to_owned(), incarnation }.encode()
+}
+
+/// The node and incarnation a log entry declares dead, if it is a `NodeGone`.
+pub fn read_node_gone(payload: &[u8]) -> Option<(String, u64)> {
+    match NetEvent::decode(payload)? {
+        NetEvent::NodeGone { node, incarnation } => Some((node, incarnation)),
+        _ => None,
+    }
+}
+
 /// What an append under `key` expects, from what this node applied.
 pub(crate) fn expect_for(cluster: &ClusterState, key: &LogKey) -> Expect {
     match cluster.key_seqs.get(&key.name()) {
@@ -485,5 +515,7 @@ mod tests {
         assert_eq!(UserId::from_claim_value(&uid.claim_value()), Some(uid));
         assert_eq!(UserId::from_claim_value(b"a/7"), None);
         assert_eq!(UserId::from_claim_value(b"a/x/9"), None);
+        assert_eq!(read_node_gone(&node_gone_event("b", 5)), Some(("b".into(), 5)));
+        assert_eq!(read_node_gone(b"node-gone b 5"), None);
     }
 }
