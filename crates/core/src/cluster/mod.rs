@@ -505,6 +505,50 @@ pub(crate) fn expect_for(cluster: &ClusterState, key: &LogKey) -> Expect {
 mod tests {
     use super::*;
 
+    /// Entries that decode but make no sense here (unknown users and rooms, odd modes, this
+    /// node declared dead) change nothing and send nothing.
+    #[test]
+    fn well_formed_nonsense_from_the_log_changes_nothing() {
+        let now = Now { wall_ms: 1_795_269_772_000, mono: std::time::Instant::now() };
+        let mut server = Server::new(crate::Config::default(), 1, now);
+        server.enable_cluster(ClusterIdentity { node: "a".into(), incarnation: 1 });
+        let stranger = UserId { node: "b".into(), incarnation: 2, conn: 3 };
+        let mine = UserId { node: "a".into(), incarnation: 1, conn: 99 };
+        let rooms_before = server.channels.len();
+        let events = [
+            NetEvent::Join { room: "#nowhere".into(), uid: stranger.clone() },
+            NetEvent::Join { room: "not a room".into(), uid: stranger.clone() },
+            NetEvent::Join { room: "#mine".into(), uid: mine.clone() },
+            NetEvent::Part { room: "#general".into(), uid: stranger.clone(), reason: String::new() },
+            NetEvent::Topic { room: "#nowhere".into(), uid: stranger.clone(), source: "x".into(), text: "t".into() },
+            NetEvent::Kick {
+                room: "#general".into(),
+                uid: stranger.clone(),
+                source: "x".into(),
+                victims: vec![(mine.clone(), "ghost".into())],
+                reason: String::new(),
+            },
+            NetEvent::Mode {
+                room: "#general".into(),
+                uid: stranger.clone(),
+                source: "x".into(),
+                changes: vec![(true, 'o', Some("nobody".into())), (true, 'q', None), (true, 'b', None)],
+            },
+            NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
+            NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
+            NetEvent::Quit { uid: stranger.clone(), reason: String::new() },
+            NetEvent::NodeGone { node: "a".into(), incarnation: 1 },
+        ];
+        for (seq, event) in events.into_iter().enumerate() {
+            server.apply(seq as u64 + 1, "user.b", &event.encode(), now);
+        }
+        let mut effects = Vec::new();
+        server.drain_effects(&mut effects);
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(server.channels.len(), rooms_before);
+        assert_eq!(server.remote_user_count(), 0);
+    }
+
     #[test]
     fn keys_are_spelled_as_the_bus_spells_them() {
         // `docs/cluster.md`'s example of `chinwag_bus::escape`, which the core cannot call.
