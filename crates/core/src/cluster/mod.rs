@@ -195,7 +195,7 @@ pub(crate) struct PendingAppend {
     event: Bytes,
     tries: u8,
     /// A `NodeGone` for this node and incarnation (retried after a conflict if still wanted).
-    gone: Option<(String, u64)>,
+    pub gone: Option<(String, u64)>,
     /// A local client's JOIN or PART of a room (folded), waiting for its entry (`rooms.rs`).
     room: Option<(ConnId, String)>,
 }

@@ -197,9 +197,12 @@ impl Server {
             tracing::error!(%node, incarnation, "the network declared this node gone; its users must reconnect");
         }
         let Some(cluster) = self.cluster.as_mut() else { return };
-        if !cluster.gone.insert((node.clone(), incarnation)) {
+        let gone = (node.clone(), incarnation);
+        if !cluster.gone.insert(gone.clone()) {
             return;
         }
+        // This node's own attempts to say so are moot now.
+        cluster.appends.retain(|_, p| p.gone.as_ref() != Some(&gone));
         let mut lost: Vec<UserId> =
             cluster.users.keys().filter(|u| u.node == node && u.incarnation == incarnation).cloned().collect();
         lost.sort();
