@@ -878,3 +878,30 @@ fn a_node_back_as_a_new_incarnation_starts_its_replica_over() {
     assert_eq!(names(&lines), ["alice", "bob"], "{lines:#?}");
     let _ = alice;
 }
+
+#[test]
+fn an_operator_on_another_node_shows_as_one() {
+    let mut net = Net::new(2);
+    let mut cfg = chinwag_core::Config {
+        opers: vec![chinwag_core::Operator {
+            name: "root".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        }],
+        ..chinwag_core::Config::default()
+    };
+    cfg.limits.autoreplay_lines = 0;
+    let mut b = Harness::with_config(cfg);
+    b.server.enable_cluster(ClusterIdentity { node: "b".into(), incarnation: incarnation(1) });
+    net.nodes[1] = b;
+    let alice = net.register(0, "alice", "");
+    let root = net.register(1, "root", "");
+    net.nodes[1].send(root, "OPER root swordfish");
+    let (id, request) = net.nodes[1].next_request();
+    assert!(matches!(request, Request::VerifyPassword { .. }), "{request:?}");
+    net.nodes[1].respond(id, Response::Done(Ok(())));
+    net.pump();
+    net.send(0, alice, "WHOIS root");
+    assert!(find(&net.take(0, alice), "313").is_some(), "RPL_WHOISOPERATOR");
+    net.send(0, alice, "WHO root");
+    assert_eq!(all(&net.take(0, alice), "352")[0][6], "H*");
+}

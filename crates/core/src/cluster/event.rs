@@ -23,6 +23,8 @@ pub(crate) struct UserFacts {
     pub bot: bool,
     pub tls: bool,
     pub signon_ms: u64,
+    /// An IRC operator (set by a later `Oper` event; not part of `Introduce`'s bytes).
+    pub oper: bool,
 }
 
 /// A change to the network's state, appended to the log and applied by every node in order.
@@ -51,6 +53,10 @@ pub(crate) enum NetEvent {
     Realname {
         uid: UserId,
         realname: String,
+    },
+    /// The user became an IRC operator.
+    Oper {
+        uid: UserId,
     },
     /// The user modes others see: +i and +B.
     UserModes {
@@ -111,6 +117,7 @@ const KICK: u8 = 10;
 const MODE: u8 = 11;
 const REALNAME: u8 = 12;
 const USER_MODES: u8 = 13;
+const OPER: u8 = 14;
 
 /// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
 /// `limits.modes_per_command`).
@@ -162,6 +169,11 @@ impl NetEvent {
                 let mut w = Writer::new(REALNAME);
                 put_uid(&mut w, uid);
                 w.str(realname).finish()
+            }
+            NetEvent::Oper { uid } => {
+                let mut w = Writer::new(OPER);
+                put_uid(&mut w, uid);
+                w.finish()
             }
             NetEvent::UserModes { uid, invisible, bot } => {
                 let mut w = Writer::new(USER_MODES);
@@ -227,12 +239,14 @@ impl NetEvent {
                 bot: r.bool()?,
                 tls: r.bool()?,
                 signon_ms: r.u64()?,
+                oper: false,
             })),
             NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
             QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
             REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
+            OPER => NetEvent::Oper { uid: get_uid(r)? },
             USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
             JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
@@ -395,6 +409,7 @@ mod tests {
             bot: false,
             tls: true,
             signon_ms: 1_795_269_772_000,
+            oper: false,
         };
         let events = [
             NetEvent::Introduce(Box::new(facts)),
@@ -405,6 +420,7 @@ mod tests {
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
             NetEvent::Realname { uid: uid(), realname: "R".into() },
             NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
+            NetEvent::Oper { uid: uid() },
             NetEvent::Join { room: "#Café".into(), uid: uid() },
             NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
             NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },

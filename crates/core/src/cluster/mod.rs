@@ -450,6 +450,7 @@ impl Server {
             bot: c.bot,
             tls: c.info.tls,
             signon_ms: c.signon_ms,
+            oper: false,
         };
         self.append_user_event(NetEvent::Introduce(Box::new(facts)));
     }

@@ -61,7 +61,8 @@ impl Server {
             | NetEvent::Account { uid, .. }
             | NetEvent::Quit { uid, .. }
             | NetEvent::Realname { uid, .. }
-            | NetEvent::UserModes { uid, .. } => Some(uid),
+            | NetEvent::UserModes { uid, .. }
+            | NetEvent::Oper { uid } => Some(uid),
             _ => None,
         };
         if let Some(uid) = uid {
@@ -98,6 +99,11 @@ impl Server {
                     |u| u.realname = realname.clone(),
                     |_| Message::new("SETNAME").with_param(realname.clone()),
                 );
+            }
+            NetEvent::Oper { uid } => {
+                if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {
+                    u.oper = true;
+                }
             }
             NetEvent::UserModes { uid, invisible, bot } => {
                 if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {

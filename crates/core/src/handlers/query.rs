@@ -146,7 +146,9 @@ impl Server {
     /// 352 or 354 for a user on another node.
     fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, channel: &str, prefixes: &str, whox: Option<&Whox>) {
         let server = self.cfg.server_name.clone();
-        let flags = format!("{}{prefixes}{}", if u.away.is_some() { 'G' } else { 'H' }, if u.bot { "B" } else { "" });
+        let (away, oper, bot) =
+            (if u.away.is_some() { 'G' } else { 'H' }, if u.oper { "*" } else { "" }, if u.bot { "B" } else { "" });
+        let flags = format!("{away}{oper}{prefixes}{bot}");
         let Some(whox) = whox else {
             let params = [
                 channel.to_owned(),
@@ -193,6 +195,9 @@ impl Server {
         self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
         if let Some(away) = &u.away {
             self.numeric(RPL_AWAY, [nick.clone(), away.clone()]);
+        }
+        if u.oper {
+            self.numeric(RPL_WHOISOPERATOR, [nick.as_str(), "is an IRC operator"]);
         }
         if u.bot {
             self.numeric(RPL_WHOISBOT, [nick.as_str(), "is a bot"]);
