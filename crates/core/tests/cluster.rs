@@ -33,6 +33,10 @@ struct Net {
     subscribed: HashMap<String, HashSet<usize>>,
     /// Room publications, counted.
     room_publications: usize,
+    /// Lose the next room publication on its way (as core NATS may).
+    lose_next: bool,
+    /// Deliver every room publication twice.
+    twice: bool,
 }
 
 fn incarnation(i: usize) -> u64 {
@@ -62,6 +66,8 @@ impl Net {
             down: HashSet::new(),
             subscribed: HashMap::new(),
             room_publications: 0,
+            lose_next: false,
+            twice: false,
         }
     }
 
@@ -122,6 +128,9 @@ impl Net {
                 }
                 ClusterEffect::Publish { topic: Topic::Room(room), payload } => {
                     self.room_publications += 1;
+                    if std::mem::take(&mut self.lose_next) {
+                        continue;
+                    }
                     // Every subscriber gets it, the publisher too (as on NATS).
                     let mut to: Vec<usize> = self.subscribed.get(&room).into_iter().flatten().copied().collect();
                     to.sort();
@@ -129,6 +138,9 @@ impl Net {
                         let h = &mut self.nodes[j];
                         let now = h.now();
                         h.server.remote(&payload, now);
+                        if self.twice {
+                            h.server.remote(&payload, now);
+                        }
                         h.collect();
                     }
                 }
@@ -904,4 +916,18 @@ fn an_operator_on_another_node_shows_as_one() {
     assert!(find(&net.take(0, alice), "313").is_some(), "RPL_WHOISOPERATOR");
     net.send(0, alice, "WHO root");
     assert_eq!(all(&net.take(0, alice), "352")[0][6], "H*");
+}
+
+#[test]
+fn a_lost_room_message_is_counted_and_a_repeated_one_delivered_once() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "PRIVMSG #chat :one");
+    net.lose_next = true;
+    net.send(0, alice, "PRIVMSG #chat :two");
+    net.twice = true;
+    net.send(0, alice, "PRIVMSG #chat :three");
+    let got = all(&net.take(1, bob), "PRIVMSG");
+    assert_eq!(got, [vec!["#chat".to_owned(), "one".into()], vec!["#chat".into(), "three".into()]]);
+    assert_eq!(net.nodes[1].server.missed_room_messages(), 1);
 }

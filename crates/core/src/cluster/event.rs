@@ -307,8 +307,9 @@ pub(crate) enum NodeMessage {
     Direct { to: UserId, msg: Box<Carried> },
     /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
     /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
-    /// back to it from the room's topic, is dropped).
-    Room { room: String, status: String, origin: (String, u64), msg: Box<Carried> },
+    /// back to it from the room's topic, is dropped); `seq` counts the origin's publications to
+    /// the room from 1, so that a receiver sees what it missed and drops repeats.
+    Room { room: String, status: String, origin: (String, u64), seq: u64, msg: Box<Carried> },
     /// An INVITE to one user of the node: to `room` (as spelled), from `source`; `lets_in`: the
     /// inviter is an operator there, so the invitation lets its holder past +i and +l.
     Invite { to: UserId, room: String, source: String, account: Option<String>, lets_in: bool },
@@ -357,9 +358,9 @@ impl NodeMessage {
                 put_uid(&mut w, to);
                 w.str(room).str(source).opt(account.as_deref()).bool(*lets_in).finish()
             }
-            NodeMessage::Room { room, status, origin, msg } => {
+            NodeMessage::Room { room, status, origin, seq, msg } => {
                 let mut w = Writer::new(ROOM);
-                w.str(room).str(status).str(&origin.0).u64(origin.1);
+                w.str(room).str(status).str(&origin.0).u64(origin.1).u64(*seq);
                 put_carried(&mut w, msg);
                 w.finish()
             }
@@ -379,8 +380,8 @@ impl NodeMessage {
                 lets_in: r.bool()?,
             }),
             ROOM => {
-                let (room, status, origin) = (r.str()?, r.str()?, (r.str()?, r.u64()?));
-                Some(NodeMessage::Room { room, status, origin, msg: get_carried(r)? })
+                let (room, status, origin, seq) = (r.str()?, r.str()?, (r.str()?, r.u64()?), r.u64()?);
+                Some(NodeMessage::Room { room, status, origin, seq, msg: get_carried(r)? })
             }
             _ => None,
         }
@@ -465,7 +466,8 @@ mod tests {
         let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()) };
         assert_eq!(NodeMessage::decode(&direct.encode()), Some(direct));
         let origin = ("a".into(), 4);
-        let room = NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, msg: Box::new(m.clone()) };
+        let room =
+            NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, msg: Box::new(m.clone()) };
         let bytes = room.encode();
         assert_eq!(NodeMessage::decode(&bytes), Some(room));
         for cut in 0..bytes.len() {

@@ -227,6 +227,12 @@ pub(crate) struct ClusterState {
     pub room_waits: HashMap<(ConnId, String), rooms::RoomWait>,
     /// The attempt a JOIN or PART being run again is at (0 when none is).
     pub retry_tries: u8,
+    /// Folded room → how many messages this node published to its topic.
+    pub room_sent: HashMap<String, u64>,
+    /// (origin node, incarnation, folded room) → the last publication seen from it.
+    pub room_seen: HashMap<(String, u64, String), u64>,
+    /// Room messages from other nodes that never arrived (gaps in their sequences).
+    pub room_missed: u64,
 }
 
 impl Server {
@@ -264,12 +270,22 @@ impl Server {
             user_rooms: HashMap::new(),
             room_waits: HashMap::new(),
             retry_tries: 0,
+            room_sent: HashMap::new(),
+            room_seen: HashMap::new(),
+            room_missed: 0,
         }));
     }
 
     /// Users on other nodes that this node knows of.
     pub fn remote_user_count(&self) -> usize {
         self.cluster.as_ref().map_or(0, |c| c.users.len())
+    }
+
+    /// Room messages from other nodes that this node noticed it never received (a gap in an
+    /// origin's sequence for a room: NATS dropped them, or this node was slow). The fill from
+    /// PostgreSQL is still to build; this counts them.
+    pub fn missed_room_messages(&self) -> u64 {
+        self.cluster.as_ref().map_or(0, |c| c.room_missed)
     }
 
     /// Users on other nodes, how many of them are invisible, and on how many nodes (for
@@ -330,7 +346,9 @@ impl Server {
             event::NodeMessage::Invite { to, room, source, account, lets_in } => {
                 self.receive_invite(to, &room, source, account, lets_in);
             }
-            event::NodeMessage::Room { room, status, origin, msg } => self.receive_room(&room, &status, origin, *msg),
+            event::NodeMessage::Room { room, status, origin, seq, msg } => {
+                self.receive_room(&room, &status, origin, seq, *msg);
+            }
         }
         self.finish();
     }

@@ -209,6 +209,7 @@ impl Server {
         }
         // This node's own attempts to say so are moot now.
         cluster.appends.retain(|_, p| p.gone.as_ref() != Some(&gone));
+        cluster.room_seen.retain(|(n, i, _), _| (n, *i) != (&gone.0, gone.1));
         let mut lost: Vec<UserId> =
             cluster.users.keys().filter(|u| u.node == node && u.incarnation == incarnation).cloned().collect();
         lost.sort();

@@ -359,6 +359,12 @@ impl Server {
         if self.cluster.is_none() {
             return;
         }
+        if !first {
+            // What was seen of the room's messages means nothing once the node stops listening.
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.room_seen.retain(|(_, _, room), _| room != folded);
+            }
+        }
         let topic = Topic::Room(folded.to_owned());
         let effect = if first { ClusterEffect::Subscribe { topic } } else { ClusterEffect::Unsubscribe { topic } };
         self.effects.push(Effect::Cluster(effect));
@@ -370,18 +376,34 @@ impl Server {
     pub(crate) fn publish_to_room(&mut self, folded: &str, status: &str, ev: &Outgoing) {
         let Some(cluster) = self.cluster.as_ref() else { return };
         let origin = (cluster.me.node.clone(), cluster.me.incarnation);
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let sent = cluster.room_sent.entry(folded.to_owned()).or_default();
+        *sent += 1;
+        let seq = *sent;
         let msg = Box::new(carried(ev));
-        let payload = NodeMessage::Room { room: folded.to_owned(), status: status.to_owned(), origin, msg }.encode();
+        let (room, status) = (folded.to_owned(), status.to_owned());
+        let payload = NodeMessage::Room { room, status, origin, seq, msg }.encode();
         let topic = Topic::Room(folded.to_owned());
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload }));
     }
 
     /// A room message from another node: to this node's members (with the status it names).
-    pub(crate) fn receive_room(&mut self, folded: &str, status: &str, origin: (String, u64), msg: Carried) {
-        let Some(cluster) = self.cluster.as_ref() else { return };
+    pub(crate) fn receive_room(&mut self, folded: &str, status: &str, origin: (String, u64), seq: u64, msg: Carried) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
         if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
             return;
         }
+        let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert(0);
+        if seq <= *last {
+            tracing::debug!(node = %origin.0, room = folded, seq, "a room message seen before");
+            return;
+        }
+        if *last > 0 && seq > *last + 1 {
+            let missed = seq - *last - 1;
+            tracing::warn!(node = %origin.0, room = folded, missed, "room messages from another node were lost");
+            cluster.room_missed += missed;
+        }
+        *last = seq;
         let Some(ch) = self.channels.get(folded) else { return };
         let reaches = |m: &Member| match status {
             "" => true,
