@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
