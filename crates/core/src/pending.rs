@@ -113,6 +113,12 @@ pub(crate) enum Pending {
         guest: bool,
         label: Option<String>,
     },
+    /// Cluster mode: a room's messages from another node that never arrived, read back from
+    /// storage (`cluster/rooms.rs`); `origin` is the msgid suffix (node number) of that node.
+    GapFill {
+        room: String,
+        origin: String,
+    },
     /// `REDACT`: the message being looked up, then (`committing`) redacted.
     Redact {
         conn: ConnId,
@@ -143,6 +149,8 @@ impl Pending {
             | Pending::MarkRead { conn, .. }
             | Pending::Claim { conn, .. }
             | Pending::Redact { conn, .. } => *conn,
+            // Nobody's: the fill is delivered to the room's members.
+            Pending::GapFill { .. } => ConnId(u64::MAX),
         }
     }
 
@@ -151,7 +159,7 @@ impl Pending {
     /// starts by itself after a login, does not; nor does the replay after a JOIN, so that a
     /// slow store never holds up a client that just joined a room.
     fn holds_input(&self) -> bool {
-        !matches!(self, Pending::Offline { .. } | Pending::Autoreplay { .. })
+        !matches!(self, Pending::Offline { .. } | Pending::Autoreplay { .. } | Pending::GapFill { .. })
     }
 
     fn label(&self) -> Option<String> {
@@ -172,7 +180,7 @@ impl Pending {
             | Pending::MarkRead { label, .. }
             | Pending::Claim { label, .. }
             | Pending::Redact { label, .. } => label.clone(),
-            Pending::Offline { .. } | Pending::Autoreplay { .. } => None,
+            Pending::Offline { .. } | Pending::Autoreplay { .. } | Pending::GapFill { .. } => None,
         }
     }
 }
@@ -216,6 +224,7 @@ impl Server {
             p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p @ (Pending::Markers { .. } | Pending::MarkRead { .. }) => self.markers_response(p, response),
+            Pending::GapFill { room, origin } => self.gap_filled(&room, &origin, response),
             Pending::Claim { conn, nick, step, guest, .. } => self.claim_response(conn, nick, step, guest, response),
             Pending::Redact { conn, redaction, committing, .. } => {
                 self.redact_response(conn, *redaction, committing, response);

@@ -349,7 +349,7 @@ fn an_operator_on_another_node_shows_as_one() {
         ..chinwag_core::Config::default()
     };
     cfg.limits.autoreplay_lines = 0;
-    let mut b = Harness::with_config(cfg);
+    let mut b = Harness::with_node(cfg, 2);
     b.server.enable_cluster(ClusterIdentity { node: "b".into(), incarnation: incarnation(1) });
     net.nodes[1] = b;
     let alice = net.register(0, "alice", "");

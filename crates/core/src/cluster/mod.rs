@@ -229,8 +229,9 @@ pub(crate) struct ClusterState {
     pub retry_tries: u8,
     /// Folded room → how many messages this node published to its topic.
     pub room_sent: HashMap<String, u64>,
-    /// (origin node, incarnation, folded room) → the last publication seen from it.
-    pub room_seen: HashMap<(String, u64, String), u64>,
+    /// (origin node, incarnation, folded room) → the last publication seen from it: its
+    /// sequence and msgid.
+    pub room_seen: HashMap<(String, u64, String), (u64, Option<String>)>,
     /// Room messages from other nodes that never arrived (gaps in their sequences).
     pub room_missed: u64,
 }
@@ -282,8 +283,8 @@ impl Server {
     }
 
     /// Room messages from other nodes that this node noticed it never received (a gap in an
-    /// origin's sequence for a room: NATS dropped them, or this node was slow). The fill from
-    /// PostgreSQL is still to build; this counts them.
+    /// origin's sequence for a room: NATS dropped them, or this node was slow); each gap is
+    /// read back from storage and delivered late.
     pub fn missed_room_messages(&self) -> u64 {
         self.cluster.as_ref().map_or(0, |c| c.room_missed)
     }

@@ -393,17 +393,22 @@ impl Server {
         if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
             return;
         }
-        let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert(0);
-        if seq <= *last {
+        let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));
+        if seq <= last.0 {
             tracing::debug!(node = %origin.0, room = folded, seq, "a room message seen before");
             return;
         }
-        if *last > 0 && seq > *last + 1 {
-            let missed = seq - *last - 1;
+        let mut gap = None;
+        if last.0 > 0 && seq > last.0 + 1 {
+            let missed = seq - last.0 - 1;
             tracing::warn!(node = %origin.0, room = folded, missed, "room messages from another node were lost");
             cluster.room_missed += missed;
+            gap = last.1.clone().zip(msg.msgid.clone());
         }
-        *last = seq;
+        *last = (seq, msg.msgid.clone());
+        if let Some((after, before)) = gap {
+            self.fill_gap(folded, after, before);
+        }
         let Some(ch) = self.channels.get(folded) else { return };
         let reaches = |m: &Member| match status {
             "" => true,
@@ -414,6 +419,58 @@ impl Server {
         let target = format!("{status}{}", ch.name.as_str());
         let mut ev = self.outgoing_from(msg, &target);
         self.deliver_all(&mut ev, members);
+    }
+
+    /// Reads a room's messages between two of an origin's from storage (`Pending::GapFill`):
+    /// those of that origin (its node number ends their msgids) are the ones that never came.
+    fn fill_gap(&mut self, folded: &str, after: String, before: String) {
+        let Some(origin) = before.get(before.len().saturating_sub(4)..).filter(|s| s.len() == 4) else { return };
+        let request = crate::store::Request::History {
+            conversation: folded.to_owned(),
+            query: crate::store::HistoryQuery::Between(
+                crate::store::Bound::MsgId(after),
+                crate::store::Bound::MsgId(before.clone()),
+            ),
+            limit: crate::handlers::history::MAX_HISTORY,
+            events: false,
+        };
+        let pending = crate::pending::Pending::GapFill { room: folded.to_owned(), origin: origin.to_owned() };
+        self.request(request, pending);
+    }
+
+    /// Storage answered a gap fill: the origin's messages in it go to this node's members, late.
+    pub(crate) fn gap_filled(&mut self, folded: &str, origin: &str, response: crate::store::Response) {
+        let items = match response {
+            crate::store::Response::Messages(Ok(items)) => items,
+            other => {
+                tracing::warn!(room = folded, ?other, "reading lost room messages back failed");
+                return;
+            }
+        };
+        let Some(ch) = self.channels.get(folded) else { return };
+        let display = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        for item in items.into_iter().filter(|i| !i.is_event() && i.msgid.ends_with(origin)) {
+            let lines: Vec<(String, bool)> = if item.text.contains('\n') {
+                item.text.split('\n').map(|l| (l.to_owned(), false)).collect()
+            } else {
+                Vec::new()
+            };
+            let msg = Carried {
+                command: item.command,
+                source: item.sender,
+                account: item.sender_account,
+                bot: false,
+                time_ms: item.time_ms,
+                msgid: Some(item.msgid),
+                text: item.text,
+                tags: item.tags,
+                tagmsg: false,
+                lines,
+            };
+            let mut ev = self.outgoing_from(msg, &display);
+            self.deliver_all(&mut ev, members.iter().copied());
+        }
     }
 
     /// Whether the account (folded) may found one more room (`limits.rooms_per_account`).

@@ -47,9 +47,15 @@ impl Harness {
     }
 
     pub fn with_config(cfg: Config) -> Self {
+        Self::with_node(cfg, 1)
+    }
+
+    /// With `node` as the server's node number (what its msgids end with): the nodes of one
+    /// cluster have different ones.
+    pub fn with_node(cfg: Config, node: u32) -> Self {
         let base = Instant::now();
         let wall_ms = 1_795_269_772_000;
-        let server = Server::new(cfg, 1, Now { wall_ms, mono: base });
+        let server = Server::new(cfg, node, Now { wall_ms, mono: base });
         Harness {
             server,
             base,

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use chinwag_core::{
-    AppendError, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity, ConnId, Expect, Request, Response, Topic,
-    UserId,
+    AppendError, Bound, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity, ConnId, Expect, HistoryItem,
+    HistoryQuery, Request, Response, Topic, UserId,
 };
 
 use super::{all, Harness};
@@ -49,7 +49,9 @@ impl Net {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let mut h = Harness::new();
+                let mut cfg = chinwag_core::Config::default();
+                cfg.limits.autoreplay_lines = 0;
+                let mut h = Harness::with_node(cfg, i as u32 + 1);
                 h.server.enable_cluster(ClusterIdentity { node: name.clone(), incarnation: incarnation(i) });
                 h
             })
@@ -161,13 +163,33 @@ impl Net {
         }
         let requests = std::mem::take(&mut self.nodes[i].requests);
         for (id, request) in requests {
-            let Request::Claim(claim) = request else {
-                self.nodes[i].requests.push((id, request));
-                continue;
-            };
-            busy = true;
-            let answer = self.claim(claim);
-            self.nodes[i].respond(id, Response::Claim(answer));
+            match request {
+                Request::Claim(claim) => {
+                    busy = true;
+                    let answer = self.claim(claim);
+                    self.nodes[i].respond(id, Response::Claim(answer));
+                }
+                // A room's messages between two msgids, from the storage every node shares.
+                Request::History {
+                    conversation,
+                    query: HistoryQuery::Between(Bound::MsgId(after), Bound::MsgId(before)),
+                    limit,
+                    ..
+                } => {
+                    busy = true;
+                    let mut items: Vec<HistoryItem> = self
+                        .nodes
+                        .iter()
+                        .flat_map(|h| h.persisted.iter())
+                        .filter(|m| m.conversation == conversation && m.msgid > after && m.msgid < before)
+                        .cloned()
+                        .collect();
+                    items.sort_by(|a, b| a.msgid.cmp(&b.msgid));
+                    items.truncate(limit);
+                    self.nodes[i].respond(id, Response::Messages(Ok(items)));
+                }
+                other => self.nodes[i].requests.push((id, other)),
+            }
         }
         while self.applied[i] < self.log.len() {
             busy = true;
