@@ -318,3 +318,25 @@ fn a_lost_room_message_is_read_back_and_a_repeated_one_delivered_once() {
     assert_eq!(got, ["one", "from carl", "three", "two"]);
     assert_eq!(net.nodes[1].server.missed_room_messages(), 1);
 }
+
+#[test]
+fn what_a_dead_node_stored_but_never_published_is_read_back() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "PRIVMSG #chat :one");
+    // Stored, then the node dies before its publication gets anywhere.
+    net.lose_next = true;
+    net.send(0, alice, "PRIVMSG #chat :two");
+    net.down.insert(0);
+    net.dead.insert(("a".into(), incarnation(0)));
+    let h = &mut net.nodes[1];
+    let now = h.now();
+    h.server.node_lost("a", incarnation(0), now);
+    h.collect();
+    net.pump();
+    let lines = net.take(1, bob);
+    let got: Vec<String> = all(&lines, "PRIVMSG").into_iter().map(|p| p[1].clone()).collect();
+    assert_eq!(got, ["one", "two"], "{lines:#?}");
+    // The quit is applied at once; what is read back comes when storage answers.
+    assert_eq!(lines[1], ":alice!~alice@127.0.0.1 QUIT :Node lost");
+}

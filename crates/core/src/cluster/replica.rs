@@ -209,7 +209,20 @@ impl Server {
         }
         // This node's own attempts to say so are moot now.
         cluster.appends.retain(|_, p| p.gone.as_ref() != Some(&gone));
-        cluster.room_seen.retain(|(n, i, _), _| (n, *i) != (&gone.0, gone.1));
+        // What it committed after the last of its room messages this node saw may never have
+        // been published: read back from storage.
+        let mut fills = Vec::new();
+        cluster.room_seen.retain(|(n, i, room), (_, msgid)| {
+            let dead = (n, *i) == (&gone.0, gone.1);
+            if let Some(msgid) = msgid.as_ref().filter(|_| dead) {
+                fills.push((room.clone(), msgid.clone()));
+            }
+            !dead
+        });
+        for (room, after) in fills {
+            self.fill_after(&room, after);
+        }
+        let Some(cluster) = self.cluster.as_mut() else { return };
         let mut lost: Vec<UserId> =
             cluster.users.keys().filter(|u| u.node == node && u.incarnation == incarnation).cloned().collect();
         lost.sort();

@@ -15,6 +15,8 @@ use crate::channel::{Channel, Member};
 use crate::ids::ConnId;
 use crate::server::{Effect, Server};
 
+use crate::store::{Bound, HistoryQuery};
+
 use super::direct::carried;
 use super::event::{Carried, NodeMessage};
 use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFacts, UserId};
@@ -424,18 +426,23 @@ impl Server {
     /// Reads a room's messages between two of an origin's from storage (`Pending::GapFill`):
     /// those of that origin (its node number ends their msgids) are the ones that never came.
     fn fill_gap(&mut self, folded: &str, after: String, before: String) {
-        let Some(origin) = before.get(before.len().saturating_sub(4)..).filter(|s| s.len() == 4) else { return };
-        let request = crate::store::Request::History {
-            conversation: folded.to_owned(),
-            query: crate::store::HistoryQuery::Between(
-                crate::store::Bound::MsgId(after),
-                crate::store::Bound::MsgId(before.clone()),
-            ),
-            limit: crate::handlers::history::MAX_HISTORY,
-            events: false,
-        };
-        let pending = crate::pending::Pending::GapFill { room: folded.to_owned(), origin: origin.to_owned() };
-        self.request(request, pending);
+        let origin = msgid_node(&before);
+        let query = HistoryQuery::Between(Bound::MsgId(after), Bound::MsgId(before.clone()));
+        self.request_fill(folded, origin, query);
+    }
+
+    /// Reads back a dead origin's room messages after the last one this node had from it
+    /// (`after`): those it committed and never published.
+    pub(crate) fn fill_after(&mut self, folded: &str, after: String) {
+        let origin = msgid_node(&after);
+        self.request_fill(folded, origin, HistoryQuery::After(Bound::MsgId(after.clone())));
+    }
+
+    fn request_fill(&mut self, folded: &str, origin: Option<String>, query: HistoryQuery) {
+        let Some(origin) = origin else { return };
+        let limit = crate::handlers::history::MAX_HISTORY;
+        let request = crate::store::Request::History { conversation: folded.to_owned(), query, limit, events: false };
+        self.request(request, crate::pending::Pending::GapFill { room: folded.to_owned(), origin });
     }
 
     /// Storage answered a gap fill: the origin's messages in it go to this node's members, late.
@@ -497,4 +504,9 @@ impl Server {
             })
             .collect()
     }
+}
+
+/// The node number a msgid ends with (its last four characters, `MsgIdGen`).
+fn msgid_node(msgid: &str) -> Option<String> {
+    msgid.get(msgid.len().checked_sub(4)?..).map(str::to_owned)
 }

@@ -169,19 +169,25 @@ impl Net {
                     let answer = self.claim(claim);
                     self.nodes[i].respond(id, Response::Claim(answer));
                 }
-                // A room's messages between two msgids, from the storage every node shares.
-                Request::History {
-                    conversation,
-                    query: HistoryQuery::Between(Bound::MsgId(after), Bound::MsgId(before)),
-                    limit,
-                    ..
-                } => {
+                // A room's messages after a msgid (and before another), from the storage every
+                // node shares.
+                Request::History { conversation, query, limit, .. } => {
+                    let (after, before) = match query {
+                        HistoryQuery::Between(Bound::MsgId(a), Bound::MsgId(b)) => (a, Some(b)),
+                        HistoryQuery::After(Bound::MsgId(a)) => (a, None),
+                        query => {
+                            let request = Request::History { conversation, query, limit, events: false };
+                            self.nodes[i].requests.push((id, request));
+                            continue;
+                        }
+                    };
                     busy = true;
                     let mut items: Vec<HistoryItem> = self
                         .nodes
                         .iter()
                         .flat_map(|h| h.persisted.iter())
-                        .filter(|m| m.conversation == conversation && m.msgid > after && m.msgid < before)
+                        .filter(|m| m.conversation == conversation && m.msgid > after)
+                        .filter(|m| before.as_ref().is_none_or(|b| m.msgid < *b))
                         .cloned()
                         .collect();
                     items.sort_by(|a, b| a.msgid.cmp(&b.msgid));
