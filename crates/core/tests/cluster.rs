@@ -6,7 +6,7 @@ mod support;
 
 use bytes::Bytes;
 use chinwag_core::{ClusterEffect, ClusterIdentity, Effect, Request, Response};
-use support::net::{incarnation, xorshift, Net};
+use support::net::{incarnation, shared_room_with, xorshift, Net};
 use support::{all, expect, find, Harness};
 
 #[test]
@@ -274,12 +274,7 @@ fn a_single_node_server_leaves_no_cluster_effects() {
 #[test]
 fn setname_and_user_modes_of_a_remote_user_show() {
     let mut net = Net::new(2);
-    let alice = net.register(0, "alice", "setname");
-    let bob = net.register(1, "bob", "setname");
-    net.send(0, alice, "JOIN #chat");
-    net.send(1, bob, "JOIN #chat");
-    net.take(0, alice);
-    net.take(1, bob);
+    let (alice, bob) = shared_room_with(&mut net, "setname");
     net.send(1, bob, "SETNAME :Robert B.");
     assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 SETNAME :Robert B."]);
     net.send(0, alice, "WHOIS bob");

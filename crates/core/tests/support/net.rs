@@ -288,8 +288,13 @@ pub fn names(lines: &[String]) -> Vec<String> {
 
 /// alice (node a, the room's maker and op) and bob (node b) in #chat, nothing left to take.
 pub fn shared_room(net: &mut Net) -> (ConnId, ConnId) {
-    let alice = net.register(0, "alice", "");
-    let bob = net.register(1, "bob", "");
+    shared_room_with(net, "")
+}
+
+/// [`shared_room`] with both clients having negotiated `caps`.
+pub fn shared_room_with(net: &mut Net, caps: &str) -> (ConnId, ConnId) {
+    let alice = net.register(0, "alice", caps);
+    let bob = net.register(1, "bob", caps);
     net.send(0, alice, "JOIN #chat");
     net.send(1, bob, "JOIN #chat");
     net.take(0, alice);
