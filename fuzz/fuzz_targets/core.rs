@@ -131,7 +131,11 @@ impl World {
                     assert!(self.live.remove(&conn), "closed {conn:?} twice or unknown");
                 }
                 Effect::Request { id, request } => self.requests.push((id, request)),
-                Effect::Persist(_) | Effect::SaveChannel(_) | Effect::DeleteChannel(_) | Effect::ClearOffline { .. } => {}
+                Effect::Persist(_)
+                | Effect::SaveChannel(_)
+                | Effect::DeleteChannel(_)
+                | Effect::ClearOffline { .. }
+                | Effect::Cluster(_) => {}
             }
         }
         assert_eq!(self.server.connection_count(), self.live.len(), "the core and the edge disagree on who is here");
@@ -188,6 +192,8 @@ fn answer(request: &Request, ok: bool) -> Response {
             Response::Marker(Ok(Some(chinwag_core::MarkerSet { time_ms: *time_ms, evicted: Vec::new() })))
         }
         Request::SetReadMarker { .. } => Response::Marker(Ok(None)),
+        // A single node never claims; answered anyway so that the match stays complete.
+        Request::Claim(_) => Response::Claim(chinwag_core::ClaimAnswer::Unavailable),
     }
 }
 

@@ -93,6 +93,18 @@ pub struct ChannelModes {
 }
 
 impl ChannelModes {
+    /// Whether the flag `letter` (`i m n s t`) is set; `None` for another letter.
+    pub fn flag(&self, letter: char) -> Option<bool> {
+        Some(match letter {
+            'i' => self.invite_only,
+            'm' => self.moderated,
+            'n' => self.no_external,
+            's' => self.secret,
+            't' => self.topic_locked,
+            _ => return None,
+        })
+    }
+
     /// `+nt` style string with parameters; the key is shown only to members.
     pub fn render(&self, show_key: bool) -> Vec<String> {
         let mut flags = String::from("+");
@@ -122,7 +134,7 @@ impl ChannelModes {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Channel {
     pub name: ChannelName,
     pub topic: Option<Topic>,
@@ -135,6 +147,8 @@ pub(crate) struct Channel {
     pub invex: Vec<Ban>,
     /// Members in join order of their connection ids (stable NAMES output).
     pub members: BTreeMap<ConnId, Member>,
+    /// Cluster mode: members on other nodes (`cluster/rooms.rs`); always empty on one node.
+    pub remote: BTreeMap<crate::cluster::UserId, Member>,
     /// Connections invited since +i; an invitation is used up by joining. It belongs to the
     /// connection it was sent to, not to its nick: whoever takes the nick later is not invited.
     /// Only an operator's INVITE is kept (a member's is a notice), -i clears them, and each
@@ -159,9 +173,28 @@ impl Channel {
             excepts: Vec::new(),
             invex: Vec::new(),
             members: BTreeMap::new(),
+            remote: BTreeMap::new(),
             invited: BTreeSet::new(),
             permanent,
             founder: None,
+        }
+    }
+
+    /// Sets or clears the flag `letter` (`i m n s t`; any other letter is ignored).
+    /// Invitations are for an invite-only room: they do not outlive its -i.
+    pub fn set_flag(&mut self, letter: char, on: bool) {
+        let modes = &mut self.modes;
+        let field = match letter {
+            'i' => &mut modes.invite_only,
+            'm' => &mut modes.moderated,
+            'n' => &mut modes.no_external,
+            's' => &mut modes.secret,
+            't' => &mut modes.topic_locked,
+            _ => return,
+        };
+        *field = on;
+        if letter == 'i' && !on {
+            self.invited.clear();
         }
     }
 

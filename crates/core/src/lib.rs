@@ -13,12 +13,14 @@
 //! (labeled-response, fan-out); `handlers/` has one file per command family; `broadcast.rs`
 //! serializes an event once per capability variant; `numeric.rs` is the table of numerics;
 //! `keys.rs` has the end-to-end encryption key directory's requests (handled in `handlers/e2e.rs`);
-//! `scram.rs` the SASL SCRAM-SHA-256 credentials and message arithmetic.
+//! `scram.rs` the SASL SCRAM-SHA-256 credentials and message arithmetic; `cluster/` the
+//! network replica, events and nick claims of cluster mode (`docs/cluster.md`).
 
 mod broadcast;
 mod caps;
 mod channel;
 mod client;
+mod cluster;
 mod config;
 mod confusable;
 mod directory;
@@ -38,6 +40,10 @@ mod throttle;
 pub use caps::{Cap, CapSet, ALL_CAPS};
 pub use chinwag_proto::rfc3339_ms;
 pub use client::ConnInfo;
+pub use cluster::{
+    node_gone_event, read_node_gone, AppendError, AppendId, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity,
+    Expect, LogKey, Topic, UserId,
+};
 pub use config::{AccountSettings, Config, Limits, Operator, Rate};
 pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;

@@ -105,6 +105,20 @@ pub(crate) enum Pending {
         key: String,
         label: Option<String>,
     },
+    /// Cluster mode: a nick claim out (`cluster/nicks.rs`); `guest`: for the `Guest` rename.
+    Claim {
+        conn: ConnId,
+        nick: chinwag_proto::Nick,
+        step: crate::cluster::ClaimStep,
+        guest: bool,
+        label: Option<String>,
+    },
+    /// Cluster mode: a room's messages from another node that never arrived, read back from
+    /// storage (`cluster/rooms.rs`); `origin` is the msgid suffix (node number) of that node.
+    GapFill {
+        room: String,
+        origin: String,
+    },
     /// `REDACT`: the message being looked up, then (`committing`) redacted.
     Redact {
         conn: ConnId,
@@ -133,7 +147,10 @@ impl Pending {
             | Pending::Keys { conn, .. }
             | Pending::Markers { conn, .. }
             | Pending::MarkRead { conn, .. }
+            | Pending::Claim { conn, .. }
             | Pending::Redact { conn, .. } => *conn,
+            // Nobody's: the fill is delivered to the room's members.
+            Pending::GapFill { .. } => ConnId(u64::MAX),
         }
     }
 
@@ -142,7 +159,7 @@ impl Pending {
     /// starts by itself after a login, does not; nor does the replay after a JOIN, so that a
     /// slow store never holds up a client that just joined a room.
     fn holds_input(&self) -> bool {
-        !matches!(self, Pending::Offline { .. } | Pending::Autoreplay { .. })
+        !matches!(self, Pending::Offline { .. } | Pending::Autoreplay { .. } | Pending::GapFill { .. })
     }
 
     fn label(&self) -> Option<String> {
@@ -161,8 +178,9 @@ impl Pending {
             | Pending::Keys { label, .. }
             | Pending::Markers { label, .. }
             | Pending::MarkRead { label, .. }
+            | Pending::Claim { label, .. }
             | Pending::Redact { label, .. } => label.clone(),
-            Pending::Offline { .. } | Pending::Autoreplay { .. } => None,
+            Pending::Offline { .. } | Pending::Autoreplay { .. } | Pending::GapFill { .. } => None,
         }
     }
 }
@@ -206,6 +224,8 @@ impl Server {
             p @ (Pending::Oper { .. } | Pending::Rehash { .. }) => self.oper_response(p, response),
             Pending::Keys { conn, then, .. } => self.keys_response(conn, then, response),
             p @ (Pending::Markers { .. } | Pending::MarkRead { .. }) => self.markers_response(p, response),
+            Pending::GapFill { room, origin } => self.gap_filled(&room, &origin, response),
+            Pending::Claim { conn, nick, step, guest, .. } => self.claim_response(conn, nick, step, guest, response),
             Pending::Redact { conn, redaction, committing, .. } => {
                 self.redact_response(conn, *redaction, committing, response);
             }
@@ -219,7 +239,7 @@ impl Server {
 
     /// One of `conn`'s requests was answered: once none is left, the lines it sent meanwhile
     /// run, in order, as far as its flood budget allows.
-    fn resume(&mut self, conn: ConnId) {
+    pub(crate) fn resume(&mut self, conn: ConnId) {
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.waiting = client.waiting.saturating_sub(1);
         if client.waiting == 0 && client.has_queued() {

@@ -51,6 +51,8 @@ pub enum Effect {
     DeleteChannel(String),
     /// Offline messages up to this one were delivered to the account.
     ClearOffline { account: String, up_to_msgid: String },
+    /// Cluster mode only: something for the bus (`cluster/`). Never left by a single node.
+    Cluster(crate::cluster::ClusterEffect),
 }
 
 impl Effect {
@@ -167,6 +169,9 @@ pub struct Server {
     /// The most room storage has reported, 0 before it first did: room events are kept only
     /// while more than half of it is left (`handlers/events.rs`).
     pub(crate) storage_room_max: usize,
+    /// Cluster mode (`cluster/`): the replica of the other nodes' users, claims, appends in
+    /// flight. `None` on a single node, where every cluster hook is one branch not taken.
+    pub(crate) cluster: Option<Box<crate::cluster::ClusterState>>,
     cur: Current,
 }
 
@@ -203,6 +208,7 @@ impl Server {
             closing: Vec::new(),
             storage_room: usize::MAX,
             storage_room_max: 0,
+            cluster: None,
             cur: Current::default(),
             cfg,
         };
@@ -359,7 +365,7 @@ impl Server {
         self.cur = Current { conn: Some(conn), label, replies: Vec::new() };
     }
 
-    fn begin_none(&mut self) {
+    pub(crate) fn begin_none(&mut self) {
         self.cur = Current::default();
     }
 
@@ -684,6 +690,9 @@ impl Server {
         for name in &client.channels {
             self.leave_channel(conn, name);
         }
+        if self.cluster.is_some() {
+            self.cluster_forget(conn, client.registered, reason);
+        }
         if let Some(nick) = client.nick() {
             if self.nicks.get(nick.folded()) == Some(&conn) {
                 self.nicks.remove(nick.folded());
@@ -697,14 +706,18 @@ impl Server {
 
     /// Removes a member from a room, and the room itself if it is now empty and not permanent.
     pub(crate) fn leave_channel(&mut self, conn: ConnId, folded: &str) {
+        let mut last_here = false;
         let now_empty = match self.channels.get_mut(folded) {
             Some(ch) => {
-                ch.members.remove(&conn);
+                last_here = ch.members.remove(&conn).is_some() && ch.members.is_empty();
                 // A room with a founder is kept when empty, like a registered channel.
-                ch.members.is_empty() && !ch.permanent && ch.founder.is_none()
+                ch.members.is_empty() && ch.remote.is_empty() && !ch.permanent && ch.founder.is_none()
             }
             None => false,
         };
+        if last_here && self.cluster.is_some() {
+            self.room_interest(folded, false);
+        }
         if now_empty {
             if let Some(ch) = self.channels.remove(folded) {
                 self.forget_room(folded);
@@ -719,22 +732,32 @@ impl Server {
     }
 
     /// Nick protection ran out: the client gets a `Guest` nick everyone sees it change to.
-    fn rename_to_guest(&mut self, conn: ConnId) {
+    pub(crate) fn rename_to_guest(&mut self, conn: ConnId) {
         if let Some(c) = self.clients.get_mut(&conn) {
             c.clear_extra(|e| e.nick_deadline = None);
         }
         let guest = loop {
             self.guest_seq += 1;
             let candidate = format!("Guest{}", self.guest_seq);
-            if !self.nicks.contains_key(&chinwag_proto::casefold(&candidate)) {
+            let folded = chinwag_proto::casefold(&candidate);
+            if !self.nicks.contains_key(&folded) && !self.nick_taken_elsewhere(&folded, conn) {
                 break candidate;
             }
         };
         let Ok(nick) = chinwag_proto::Nick::parse(&guest, self.cfg.limits.nick_len) else { return };
-        self.begin(conn, None);
-        self.nickserv_notice("You did not log in in time; your nick has been changed.");
-        self.change_nick(nick);
-        self.finish();
+        // In cluster mode the Guest nick is claimed first (and another tried if it is taken);
+        // this runs again from the claim's answer, inside its command.
+        let inside = self.cur.conn == Some(conn);
+        if !inside {
+            self.begin(conn, None);
+        }
+        if self.guest_claimed(conn, &nick) {
+            self.nickserv_notice("You did not log in in time; your nick has been changed.");
+            self.change_nick(nick);
+        }
+        if !inside {
+            self.finish();
+        }
     }
 
     /// Records the current nick of `conn` for WHOWAS (before a nick change).
@@ -744,7 +767,7 @@ impl Server {
         }
     }
 
-    fn push_whowas(&mut self, entry: Option<WhowasEntry>) {
+    pub(crate) fn push_whowas(&mut self, entry: Option<WhowasEntry>) {
         let Some(entry) = entry else { return };
         if self.cfg.limits.whowas_len == 0 {
             return;

@@ -178,6 +178,9 @@ pub enum Request {
         time_ms: u64,
         max: usize,
     },
+    /// Cluster mode only: a nick claim in the claims bucket, not storage (`cluster/nicks.rs`).
+    /// Answered with `Claim`.
+    Claim(crate::cluster::ClaimRequest),
 }
 
 /// What storage did with a [`Request::SetReadMarker`].
@@ -256,6 +259,8 @@ pub enum Response {
     Markers(Result<Vec<(String, u64)>, Failure>),
     /// SetReadMarker: `None` if the account does not exist (any more).
     Marker(Result<Option<MarkerSet>, Failure>),
+    /// Claim.
+    Claim(crate::cluster::ClaimAnswer),
 }
 
 /// An account's SCRAM credentials, for one exchange.

@@ -32,7 +32,7 @@ impl Server {
         }
     }
 
-    fn join_one(&mut self, raw: &str, key: Option<&str>) {
+    pub(crate) fn join_one(&mut self, raw: &str, key: Option<&str>) {
         let name = match ChannelName::parse(raw, self.cfg.limits.channel_len) {
             Ok(name) => name,
             Err(e) if raw.starts_with('#') => {
@@ -69,7 +69,6 @@ impl Server {
         }
         let prefix = client.prefix();
         let account = client.account.as_deref().map(chinwag_proto::casefold);
-        let caps = client.caps;
         let refusal = self.channels.get(name.folded()).and_then(|ch| {
             let invited = ch.invited.contains(&conn);
             let excepted = || ch.is_invex(prefix, account.as_deref());
@@ -77,7 +76,7 @@ impl Server {
                 None
             } else if ch.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
                 Some((ERR_BADCHANNELKEY, "Cannot join channel (+k) - bad key"))
-            } else if ch.modes.limit.is_some_and(|l| ch.members.len() >= l) && !invited {
+            } else if ch.modes.limit.is_some_and(|l| ch.members.len() + ch.remote.len() >= l) && !invited {
                 Some((ERR_CHANNELISFULL, "Cannot join channel (+l) - channel is full"))
             } else if ch.modes.invite_only && !invited && !excepted() {
                 Some((ERR_INVITEONLYCHAN, "Cannot join channel (+i) - you must be invited"))
@@ -91,14 +90,32 @@ impl Server {
             self.numeric(code, [name.as_str(), text]);
             return;
         }
+        // Cluster mode: the join takes effect when its entry comes back from the log.
+        if self.cluster.is_some() && self.cluster_join(&name, raw, key) {
+            return;
+        }
+        self.join_now(conn, &name, new_skeleton);
+    }
+
+    /// `conn` (the current client), checked, joins the room `name`. `new_skeleton`: the room's
+    /// confusable skeleton if it is new (cluster mode works it out here: the room may have been
+    /// made meanwhile).
+    pub(crate) fn join_now(&mut self, conn: ConnId, name: &ChannelName, new_skeleton: Option<String>) {
+        let Some(client) = self.clients.get(&conn) else { return };
+        let account = client.account.as_deref().map(chinwag_proto::casefold);
+        let caps = client.caps;
+        let exists = self.channels.contains_key(name.folded());
+        let new_skeleton = match new_skeleton {
+            Some(s) => Some(s),
+            None if !exists && self.cluster.is_some() => Some(crate::confusable::skeleton(name.folded())),
+            None => None,
+        };
         let now_ms = self.now.wall_ms;
         let created = !self.channels.contains_key(name.folded());
         // Founded rooms are kept forever, so one account founds only so many; past that a new
         // room is an ordinary one that goes away when empty.
         let max_founded = self.cfg.limits.rooms_per_account;
-        let founder = account.clone().filter(|a| {
-            created && self.channels.values().filter(|c| c.founder.as_deref() == Some(a.as_str())).count() < max_founded
-        });
+        let founder = account.clone().filter(|a| created && self.may_found(a));
         if let Some(skeleton) = new_skeleton {
             self.remember_room(skeleton, name.folded());
         }
@@ -122,6 +139,7 @@ impl Server {
         let is_founder = ch.founder.is_some() && ch.founder == account;
         let op = is_founder || created;
         ch.members.insert(conn, Member { op, voice: false, caps });
+        let first_here = ch.members.len() == 1;
         ch.invited.remove(&conn);
         let display = ch.name.as_str().to_owned();
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
@@ -130,6 +148,9 @@ impl Server {
         }
         if created {
             self.save_channel(name.folded());
+        }
+        if first_here {
+            self.room_interest(name.folded(), true);
         }
         self.charge(self.cfg.limits.join_cost);
         self.announce_join(conn, &display, &members);
@@ -216,8 +237,16 @@ impl Server {
         }
     }
 
+    /// The current client leaves a room it is in (in cluster mode, once the log says so).
+    pub(crate) fn part_one(&mut self, folded: &str, reason: &str) {
+        if self.cluster.is_some() && self.cluster_part(folded, reason) {
+            return;
+        }
+        self.part_now(folded, reason);
+    }
+
     /// The current client leaves a room it is in; every member (itself included) sees PART.
-    fn part_one(&mut self, folded: &str, reason: &str) {
+    pub(crate) fn part_now(&mut self, folded: &str, reason: &str) {
         let conn = self.cur_conn();
         let Some(ch) = self.channels.get(folded) else { return };
         let members: Vec<ConnId> = ch.members.keys().copied().collect();
@@ -265,6 +294,9 @@ impl Server {
         let setter = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
         let text = truncate(text, self.cfg.limits.topic_len);
         let text = fit_trailing(text, &format!(":{setter} TOPIC {display} ")).to_owned();
+        if self.cluster.is_some() && self.cluster_topic(&folded, &display, setter.clone(), text.clone()) {
+            return;
+        }
         let now_ms = self.now.wall_ms;
         if let Some(ch) = self.channels.get_mut(&folded) {
             ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter, set_at_ms: now_ms });
@@ -332,6 +364,13 @@ impl Server {
                         continue;
                     }
                     let who = if userhost { c.prefix() } else { c.nick_or_star() };
+                    entries.push(format!("{}{who}", modes.prefixes(multi)));
+                }
+                for (u, modes) in self.remote_members(folded) {
+                    if !is_member && u.invisible {
+                        continue;
+                    }
+                    let who = if userhost { format!("{}!{}@{}", u.nick, u.user, u.host) } else { u.nick };
                     entries.push(format!("{}{who}", modes.prefixes(multi)));
                 }
             }

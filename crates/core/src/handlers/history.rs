@@ -195,7 +195,8 @@ impl Server {
         if self.accounts.contains_key(&folded) {
             return folded;
         }
-        match self.find_nick(nick).and_then(|c| self.account_of(c)) {
+        let remote = || self.remote_user(nick).and_then(|u| u.account.as_deref()).map(casefold);
+        match self.find_nick(nick).and_then(|c| self.account_of(c)).or_else(remote) {
             Some(account) => account,
             None => guest_party(&folded),
         }
@@ -359,7 +360,7 @@ fn guest_party(folded_nick: &str) -> String {
 }
 
 /// `+a=b;+c` back into tags.
-fn parse_client_tags(wire: &str) -> Vec<Tag> {
+pub(crate) fn parse_client_tags(wire: &str) -> Vec<Tag> {
     wire.split(';')
         .filter(|t| !t.is_empty())
         .map(|t| match t.split_once('=') {

@@ -67,7 +67,7 @@ impl Term {
         match self {
             Term::Mask(_) => true,
             Term::NotMask(mask) => !mask_match(mask, folded),
-            Term::Users(more, n) => compare(*more, ch.members.len() as u64, *n as u64),
+            Term::Users(more, n) => compare(*more, (ch.members.len() + ch.remote.len()) as u64, *n as u64),
             Term::Created(more, n) => compare(*more, minutes_ago(ch.created_ms), *n),
             Term::Topic(more, n) => ch.topic.as_ref().is_some_and(|t| compare(*more, minutes_ago(t.set_at_ms), *n)),
         }
@@ -97,7 +97,7 @@ impl Server {
             .filter(|(folded, ch)| passes(&terms, ch, folded, now_ms))
             .map(|(folded, ch)| {
                 let topic = ch.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default();
-                (folded.clone(), ch.name.as_str().to_owned(), ch.members.len(), topic)
+                (folded.clone(), ch.name.as_str().to_owned(), ch.members.len() + ch.remote.len(), topic)
             })
             .collect();
         rows.sort();

@@ -149,6 +149,9 @@ impl Server {
             let base = Message { params: replace_first(base.params, &format!("{status}{display}")), ..base };
             let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
             self.deliver_all(&mut ev, members);
+            if self.cluster.is_some() {
+                self.publish_to_room(&folded, &status.to_string(), &ev);
+            }
             self.echo(&mut ev);
             return;
         }
@@ -161,6 +164,9 @@ impl Server {
             self.persist(history_item(&ev, folded.clone(), Vec::new(), None));
         }
         self.deliver_to_room(&mut ev, &folded, conn);
+        if self.cluster.is_some() {
+            self.publish_to_room(&folded, "", &ev);
+        }
         self.echo(&mut ev);
     }
 
@@ -168,6 +174,10 @@ impl Server {
     fn message_nick(&mut self, base: Message, tags: &[Tag], quiet: bool, tagmsg: bool, lines: Option<Lines>) {
         let target = base.params.first().map_or("", String::as_str);
         let Some(to) = self.find_nick(target) else {
+            if let Some(uid) = self.remote_user(target).map(|u| u.uid.clone()) {
+                self.message_remote(uid, base, tags, quiet, tagmsg, lines);
+                return;
+            }
             if let Some(account) = self.accounts.get(&casefold(target)).cloned() {
                 if !tagmsg {
                     self.message_offline(&account, base, tags, lines);
@@ -245,7 +255,7 @@ impl Server {
 
     /// A private message to a registered account that is not connected: kept and delivered
     /// when the account next logs in.
-    fn message_offline(&mut self, account: &str, base: Message, tags: &[Tag], lines: Option<Lines>) {
+    pub(crate) fn message_offline(&mut self, account: &str, base: Message, tags: &[Tag], lines: Option<Lines>) {
         let base = Message { params: replace_first(base.params, account), ..base };
         let Some(mut ev) = self.message_event(base, tags, false, lines) else { return };
         let conn = self.cur_conn();
@@ -270,7 +280,13 @@ impl Server {
         self.echo(&mut ev);
     }
 
-    fn message_event(&mut self, base: Message, tags: &[Tag], tagmsg: bool, lines: Option<Lines>) -> Option<Outgoing> {
+    pub(crate) fn message_event(
+        &mut self,
+        base: Message,
+        tags: &[Tag],
+        tagmsg: bool,
+        lines: Option<Lines>,
+    ) -> Option<Outgoing> {
         let mut ev = self.cur_event(base)?;
         ev.client_tags = tags.to_vec();
         ev.needs_message_tags = tagmsg;
@@ -319,7 +335,7 @@ impl Server {
     /// While storage is full (see [`Server::set_storage_room`]), refuses a message that would be
     /// stored: the sender gets `FAIL <command> TEMPORARILY_UNAVAILABLE <target>`, even for a
     /// NOTICE (it would otherwise vanish without a word), and nothing is delivered.
-    fn refuse_unstorable(&mut self, ev: &Outgoing) -> bool {
+    pub(crate) fn refuse_unstorable(&mut self, ev: &Outgoing) -> bool {
         if !self.storage_full() {
             return false;
         }
@@ -331,7 +347,7 @@ impl Server {
     }
 
     /// echo-message: the sender gets its own message back, with the same msgid and time.
-    fn echo(&mut self, ev: &mut Outgoing) {
+    pub(crate) fn echo(&mut self, ev: &mut Outgoing) {
         let conn = self.cur_conn();
         if self.caps_of(conn).has(Cap::EchoMessage) {
             self.deliver(ev, conn);
@@ -391,7 +407,7 @@ fn distinct_targets(targets: &str) -> Option<Vec<&str>> {
 }
 
 /// The stored form of a PRIVMSG or NOTICE event.
-fn history_item(
+pub(crate) fn history_item(
     ev: &Outgoing,
     conversation: String,
     participants: Vec<String>,

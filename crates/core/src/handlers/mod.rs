@@ -10,7 +10,7 @@ mod info;
 mod list;
 pub(crate) mod markread;
 pub(crate) mod messaging;
-mod moderation;
+pub(crate) mod moderation;
 pub(crate) mod multiline;
 pub(crate) mod offline;
 pub(crate) mod oper;

@@ -16,15 +16,15 @@ use crate::text::{fit_trailing, truncate};
 
 /// One mode change: as requested before it is checked, or as applied after.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct ModeChange {
-    add: bool,
-    letter: char,
-    param: Option<String>,
+pub(crate) struct ModeChange {
+    pub add: bool,
+    pub letter: char,
+    pub param: Option<String>,
 }
 
 impl ModeChange {
     /// Whether the change outlives the members: room modes and bans do, o/v do not.
-    fn is_durable(&self) -> bool {
+    pub(crate) fn is_durable(&self) -> bool {
         !matches!(self.letter, 'o' | 'v')
     }
 }
@@ -123,7 +123,7 @@ fn valid_key(key: &str) -> bool {
 }
 
 /// `+o-v`, `bob bob`: the applied changes as one mode word and its parameters.
-fn render_changes(applied: &[ModeChange]) -> Vec<String> {
+pub(crate) fn render_changes(applied: &[ModeChange]) -> Vec<String> {
     let mut word = String::new();
     let mut dir = None;
     let mut params = Vec::new();
@@ -211,6 +211,7 @@ impl Server {
             .map(|(add, _, letter)| ModeChange { add, letter, param: None })
             .collect();
         if !applied.is_empty() {
+            self.user_changed(conn, |uid| crate::cluster::NetEvent::UserModes { uid, invisible, bot });
             let mut base = Message::new("MODE").with_param(nick.as_str());
             base.params.extend(render_changes(&applied));
             if let Some(mut ev) = self.cur_event(base) {
@@ -252,7 +253,12 @@ impl Server {
                 self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
             }
         }
-        self.apply_mode_changes(&folded, &name, parsed.changes);
+        if self.cluster.is_some() && !parsed.changes.is_empty() {
+            // Cluster mode: checked here, applied when the log says so.
+            self.cluster_mode(&folded, &name, parsed.changes, msg);
+        } else {
+            self.apply_mode_changes(&folded, &name, parsed.changes);
+        }
         for letter in parsed.lists {
             if secret && !is_member {
                 self.numeric(ERR_NOTONCHANNEL, [name.as_str(), "You're not on that channel"]);
@@ -321,18 +327,29 @@ impl Server {
     }
 
     /// Checks and applies one change by an operator; what it changed, if anything.
-    fn apply_channel_mode(&mut self, folded: &str, change: ModeChange) -> Option<ModeChange> {
+    pub(crate) fn apply_channel_mode(&mut self, folded: &str, change: ModeChange) -> Option<ModeChange> {
         let ModeChange { add, letter, param } = change;
         let name = self.channels.get(folded)?.name.as_str().to_owned();
         match (letter, param) {
             ('o' | 'v', Some(nick)) => {
-                let Some(target) = self.find_user(&nick) else {
+                let target = self.find_user(&nick);
+                // Cluster mode: a member on another node.
+                let remote = target.is_none().then(|| self.remote_user(&nick).map(|u| u.uid.clone())).flatten();
+                if target.is_none() && remote.is_none() {
                     self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
                     return None;
+                }
+                let shown = match (target, &remote) {
+                    (Some(target), _) => self.clients.get(&target)?.nick_or_star().to_owned(),
+                    _ => self.remote_user(&nick)?.nick.clone(),
                 };
-                let shown = self.clients.get(&target)?.nick_or_star().to_owned();
                 let ch = self.channels.get_mut(folded)?;
-                let Some(member) = ch.members.get_mut(&target) else {
+                let member = match (target, remote) {
+                    (Some(target), _) => ch.members.get_mut(&target),
+                    (None, Some(uid)) => ch.remote.get_mut(&uid),
+                    (None, None) => None,
+                };
+                let Some(member) = member else {
                     self.numeric(ERR_USERNOTINCHANNEL, [shown, name, "They aren't on that channel".into()]);
                     return None;
                 };
@@ -377,22 +394,10 @@ impl Server {
             (letter @ ('b' | 'e' | 'I'), Some(mask)) => self.change_list(folded, letter, add, &mask),
             (flag @ ('i' | 'm' | 'n' | 's' | 't'), _) => {
                 let ch = self.channels.get_mut(folded)?;
-                let modes = &mut ch.modes;
-                let field = match flag {
-                    'i' => &mut modes.invite_only,
-                    'm' => &mut modes.moderated,
-                    'n' => &mut modes.no_external,
-                    's' => &mut modes.secret,
-                    _ => &mut modes.topic_locked,
-                };
-                if *field == add {
+                if ch.modes.flag(flag) == Some(add) {
                     return None;
                 }
-                *field = add;
-                // Invitations are for an invite-only room; they do not outlive it.
-                if flag == 'i' && !add {
-                    ch.invited.clear();
-                }
+                ch.set_flag(flag, add);
                 Some(ModeChange { add, letter, param: None })
             }
             _ => None,
@@ -460,6 +465,8 @@ impl Server {
         // Each room is checked once: refused rooms are told once and skipped after.
         let mut allowed: Vec<(String, String)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
+        // Cluster mode: (folded room, its name, nicks to kick there).
+        let mut batches: Vec<(String, String, Vec<String>)> = Vec::new();
         let conn = self.cur_conn();
         for (raw, target) in pairs {
             let folded = casefold(raw);
@@ -479,11 +486,22 @@ impl Server {
                     }
                 },
             };
+            if self.cluster.is_some() {
+                match batches.iter_mut().find(|(f, _, _)| *f == folded) {
+                    Some((_, _, targets)) => targets.push(target.to_owned()),
+                    None => batches.push((folded, name, vec![target.to_owned()])),
+                }
+                continue;
+            }
             // Kicking oneself ends one's right to kick the rest there.
             if !self.channels.get(&folded).is_some_and(|ch| ch.is_op(conn)) {
                 continue;
             }
             self.kick_one(&folded, &name, target, &reason);
+        }
+        // Cluster mode: one entry per room, applied when the log says so.
+        for (folded, name, targets) in batches {
+            self.cluster_kick(&folded, &name, &targets, &reason);
         }
     }
 
@@ -534,6 +552,10 @@ impl Server {
         };
         let conn = self.cur_conn();
         let Some(target) = self.find_user(nick) else {
+            if let Some(uid) = self.remote_user(nick).map(|u| u.uid.clone()) {
+                self.invite_remote(uid, raw);
+                return;
+            }
             self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
             return;
         };

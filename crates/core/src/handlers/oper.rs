@@ -145,6 +145,7 @@ impl Server {
             Ok(()) => {
                 tracing::info!(target: "audit", %conn, %ip, %nick, oper = %name, "OPER succeeded");
                 self.ops.opers.insert(conn, name);
+                self.user_changed(conn, |uid| crate::cluster::NetEvent::Oper { uid });
                 self.numeric(RPL_YOUREOPER, ["You are now an IRC operator"]);
                 let mode = Message::new("MODE").with_source(nick.clone()).with_params([nick.as_str(), "+o"]);
                 self.send_msg(conn, mode);

@@ -56,6 +56,16 @@ impl Server {
         for row in rows {
             self.send_who_row(&row, whox.as_ref());
         }
+        if self.cluster.is_some() {
+            let rows: Vec<(crate::cluster::UserFacts, String, &str)> = if mask.starts_with('#') {
+                self.who_channel_remote(mask)
+            } else {
+                self.who_remote(mask).into_iter().map(|u| (u, "*".to_owned(), "")).collect()
+            };
+            for (u, channel, prefixes) in rows {
+                self.send_who_remote(&u, &channel, prefixes, whox.as_ref());
+            }
+        }
         self.numeric(RPL_ENDOFWHO, [mask, "End of WHO list"]);
     }
 
@@ -94,6 +104,113 @@ impl Server {
             .collect();
         conns.sort();
         conns.into_iter().map(|conn| WhoRow { conn, channel: "*".into(), prefixes: "" }).collect()
+    }
+
+    /// Users on other nodes whose nick matches `mask` and whom the client may see (sharing
+    /// no room with anyone there yet, an invisible one only when named exactly).
+    fn who_remote(&self, mask: &str) -> Vec<crate::cluster::UserFacts> {
+        let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
+        let mask = if mask == "0" { "*" } else { mask };
+        let exact = !mask.contains(['*', '?']);
+        let me = self.cur_conn();
+        let mut users: Vec<_> = cluster
+            .users
+            .values()
+            .filter(|u| mask_match(mask, &u.nick))
+            .filter(|u| exact || !u.invisible || self.remote_peers(&u.uid).contains(&me))
+            .cloned()
+            .collect();
+        users.sort_by(|a, b| a.uid.cmp(&b.uid));
+        users
+    }
+
+    /// The members on other nodes of a room the current client may see, with their room and
+    /// prefixes.
+    fn who_channel_remote(&self, raw: &str) -> Vec<(crate::cluster::UserFacts, String, &'static str)> {
+        let me = self.cur_conn();
+        let multi = self.caps_of(me).has(Cap::MultiPrefix);
+        let folded = casefold(raw);
+        let Some(ch) = self.channels.get(&folded) else { return Vec::new() };
+        let is_member = ch.members.contains_key(&me);
+        if ch.modes.secret && !is_member {
+            return Vec::new();
+        }
+        let name = ch.name.as_str().to_owned();
+        self.remote_members(&folded)
+            .into_iter()
+            .filter(|(u, _)| is_member || !u.invisible)
+            .map(|(u, m)| (u, name.clone(), m.prefixes(multi)))
+            .collect()
+    }
+
+    /// 352 or 354 for a user on another node.
+    fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, channel: &str, prefixes: &str, whox: Option<&Whox>) {
+        let server = self.cfg.server_name.clone();
+        let (away, oper, bot) =
+            (if u.away.is_some() { 'G' } else { 'H' }, if u.oper { "*" } else { "" }, if u.bot { "B" } else { "" });
+        let flags = format!("{away}{oper}{prefixes}{bot}");
+        let Some(whox) = whox else {
+            let params = [
+                channel.to_owned(),
+                u.user.clone(),
+                u.host.clone(),
+                server,
+                u.nick.clone(),
+                flags,
+                format!("0 {}", u.realname),
+            ];
+            self.numeric(RPL_WHOREPLY, params);
+            return;
+        };
+        let mut params = Vec::new();
+        for field in WHOX_FIELD_ORDER.chars().filter(|f| whox.fields.contains(*f)) {
+            params.push(match field {
+                't' => whox.token.clone(),
+                'c' => channel.to_owned(),
+                'u' => u.user.clone(),
+                'i' => "255.255.255.255".into(),
+                'h' => u.host.clone(),
+                's' => server.clone(),
+                'n' => u.nick.clone(),
+                'f' => flags.clone(),
+                'a' => u.account.clone().unwrap_or_else(|| "0".into()),
+                'r' => u.realname.clone(),
+                _ => "0".into(),
+            });
+        }
+        self.numeric(RPL_WHOSPCRPL, params);
+    }
+
+    /// WHOIS of a user on another node: what the replica knows (no rooms yet, no idle time).
+    fn whois_remote(&mut self, u: &crate::cluster::UserFacts) {
+        let nick = u.nick.clone();
+        let server = self.cfg.server_name.clone();
+        let network = self.cfg.network_name.clone();
+        self.numeric(RPL_WHOISUSER, [nick.clone(), u.user.clone(), u.host.clone(), "*".into(), u.realname.clone()]);
+        let me = self.cur_conn();
+        let rooms = self.remote_user_rooms(&u.uid, me, self.caps_of(me).has(Cap::MultiPrefix));
+        for line in pack(&rooms, ' ', WHOIS_CHANNELS_BUDGET) {
+            self.numeric(RPL_WHOISCHANNELS, [nick.clone(), line]);
+        }
+        self.numeric(RPL_WHOISSERVER, [nick.clone(), server, network]);
+        if let Some(away) = &u.away {
+            self.numeric(RPL_AWAY, [nick.clone(), away.clone()]);
+        }
+        if u.oper {
+            self.numeric(RPL_WHOISOPERATOR, [nick.as_str(), "is an IRC operator"]);
+        }
+        if u.bot {
+            self.numeric(RPL_WHOISBOT, [nick.as_str(), "is a bot"]);
+        }
+        if u.tls {
+            self.numeric(RPL_WHOISSECURE, [nick.as_str(), "is using a secure connection"]);
+        }
+        if let Some(account) = &u.account {
+            self.numeric(RPL_WHOISACCOUNT, [nick.clone(), account.clone(), "is logged in as".into()]);
+        }
+        let signon = (u.signon_ms / 1000).to_string();
+        self.numeric(RPL_WHOISIDLE, [nick.clone(), "0".into(), signon, "seconds idle, signon time".into()]);
+        self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
     }
 
     /// 352, or 354 with the asked-for fields for WHOX.
@@ -153,6 +270,10 @@ impl Server {
             return;
         }
         let Some(target) = self.find_user(&nick) else {
+            if let Some(u) = self.remote_user(&nick).cloned() {
+                self.whois_remote(&u);
+                return;
+            }
             self.numeric(ERR_NOSUCHNICK, [nick.as_str(), "No such nick/channel"]);
             self.numeric(RPL_ENDOFWHOIS, [nick.as_str(), "End of /WHOIS list"]);
             return;
@@ -246,9 +367,10 @@ impl Server {
             .params
             .iter()
             .flat_map(|p| p.split_ascii_whitespace())
-            .filter_map(|n| self.find_user(n))
-            .filter_map(|conn| self.clients.get(&conn))
-            .map(|c| c.nick_or_star().to_owned())
+            .filter_map(|n| match self.find_user(n).and_then(|conn| self.clients.get(&conn)) {
+                Some(c) => Some(c.nick_or_star().to_owned()),
+                None => self.remote_user(n).map(|u| u.nick.clone()),
+            })
             .collect();
         self.numeric(RPL_ISON, [online.join(" ")]);
     }
@@ -263,11 +385,15 @@ impl Server {
             .iter()
             .flat_map(|p| p.split_ascii_whitespace())
             .take(MAX_USERHOST_NICKS)
-            .filter_map(|n| self.find_user(n))
-            .filter_map(|conn| self.clients.get(&conn))
-            .map(|c| {
-                let here = if c.away().is_some() { '-' } else { '+' };
-                format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host)
+            .filter_map(|n| match self.find_user(n).and_then(|conn| self.clients.get(&conn)) {
+                Some(c) => {
+                    let here = if c.away().is_some() { '-' } else { '+' };
+                    Some(format!("{}={here}{}@{}", c.nick_or_star(), c.user_or_star(), c.info.host))
+                }
+                None => self.remote_user(n).map(|u| {
+                    let here = if u.away.is_some() { '-' } else { '+' };
+                    format!("{}={here}{}@{}", u.nick, u.user, u.host)
+                }),
             })
             .collect();
         self.numeric(RPL_USERHOST, [replies.join(" ")]);

@@ -6,6 +6,7 @@ use chinwag_proto::{casefold, Message, Nick};
 use crate::handlers::account::{LoginVia, NICKSERV};
 
 use crate::caps::{Cap, ALL_CAPS};
+use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::Server;
 use crate::text::{constant_time_eq, count, seconds, truncate};
@@ -185,7 +186,8 @@ impl Server {
             self.numeric(ERR_NICKNAMEINUSE, [nick.as_str(), "Nickname is already in use"]);
             return;
         }
-        if client.registered {
+        let registered = client.registered;
+        if registered {
             let (now, rate) = (self.now.mono, self.cfg.limits.nick_changes);
             let Some(client) = self.cur_client_mut() else { return };
             if let Err(wait) = client.nick_changes.take(now, rate, 1) {
@@ -193,17 +195,29 @@ impl Server {
                 self.numeric(ERR_NICKTOOFAST, [nick.as_str(), text.as_str()]);
                 return;
             }
+        }
+        // Cluster mode: the nick is the client's once the network granted it.
+        if self.cluster.is_some() && self.claim_nick(conn, &nick, false) {
+            return;
+        }
+        if registered {
             self.change_nick(nick);
         } else {
-            if let Some(old) = client.nick().map(|n| n.folded().to_owned()) {
-                self.nicks.remove(&old);
-            }
-            self.nicks.insert(nick.folded().to_owned(), conn);
-            if let Some(client) = self.clients.get_mut(&conn) {
-                client.set_nick(nick);
-            }
-            self.try_register();
+            self.set_unregistered_nick(conn, nick);
         }
+    }
+
+    /// A client that has not registered yet takes `nick`, and registers if it can.
+    pub(crate) fn set_unregistered_nick(&mut self, conn: ConnId, nick: Nick) {
+        let Some(client) = self.clients.get_mut(&conn) else { return };
+        if let Some(old) = client.nick().map(|n| n.folded().to_owned()) {
+            self.nicks.remove(&old);
+        }
+        self.nicks.insert(nick.folded().to_owned(), conn);
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.set_nick(nick);
+        }
+        self.try_register();
     }
 
     /// A registered client takes a new nick: everyone who shares a room sees it, once.
@@ -238,6 +252,9 @@ impl Server {
                 self.notify_monitors(old.folded(), old.as_str(), None);
                 self.notify_monitors(nick.folded(), nick.as_str(), Some(&prefix));
             }
+        }
+        if let Some(uid) = self.local_uid(conn) {
+            self.append_user_event(crate::cluster::NetEvent::Nick { uid, nick: nick.as_str().to_owned() });
         }
         self.check_nick_protection(conn);
     }
@@ -333,6 +350,9 @@ impl Server {
         };
         self.send_welcome(&prefix);
         self.notify_monitors(&folded, &nick, Some(&prefix));
+        if self.cluster.is_some() {
+            self.introduce(self.cur_conn());
+        }
         let conn = self.cur_conn();
         if let Some(account) = self.clients.get(&conn).and_then(|c| c.account.clone()) {
             self.request_offline(conn, &account);
@@ -402,17 +422,20 @@ impl Server {
     }
 
     pub(crate) fn send_lusers(&mut self) {
+        // Cluster mode: the network's users and nodes, as far as the replica knows them.
+        let (remote, remote_invisible, nodes) = self.remote_counts();
         let registered = self.registered_count;
         let invisible = self.invisible_count.min(registered);
         let unknown = self.clients.len().saturating_sub(registered);
         let channels = self.channels.len();
         let max = self.max_users;
+        let (everyone, hidden) = (registered + remote, invisible + remote_invisible);
         self.numeric(
             RPL_LUSERCLIENT,
             [format!(
-                "There are {} and {invisible} invisible on {}",
-                count((registered - invisible) as u64, "user", "users"),
-                count(1, "server", "servers")
+                "There are {} and {hidden} invisible on {}",
+                count((everyone - hidden) as u64, "user", "users"),
+                count(1 + nodes as u64, "server", "servers")
             )],
         );
         if unknown > 0 {
@@ -425,7 +448,8 @@ impl Server {
         self.numeric(RPL_LUSERME, [format!("I have {} and 0 servers", count(registered as u64, "client", "clients"))]);
         let (n, m) = (registered.to_string(), max.to_string());
         self.numeric(RPL_LOCALUSERS, [n.clone(), m.clone(), format!("Current local users {n}, max {m}")]);
-        self.numeric(RPL_GLOBALUSERS, [n.clone(), m.clone(), format!("Current global users {n}, max {m}")]);
+        let (g, gm) = (everyone.to_string(), (max + remote).max(everyone).to_string());
+        self.numeric(RPL_GLOBALUSERS, [g.clone(), gm.clone(), format!("Current global users {g}, max {gm}")]);
     }
 
     pub(crate) fn send_motd(&mut self) {

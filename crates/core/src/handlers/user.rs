@@ -38,6 +38,7 @@ impl Server {
         if !changed {
             return;
         }
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Away { uid, away: text.clone() });
         let base = Message::new("AWAY").with_params(text);
         let Some(mut ev) = self.cur_event(base) else { return };
         let watchers = self.presence_watchers(conn, Cap::AwayNotify);
@@ -60,6 +61,7 @@ impl Server {
         if let Some(client) = self.cur_client_mut() {
             realname.clone_into(&mut client.realname);
         }
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Realname { uid, realname: realname.clone() });
         let mut recipients = self.presence_watchers(conn, Cap::Setname);
         if self.caps_of(conn).has(Cap::Setname) {
             recipients.insert(conn);
@@ -183,8 +185,11 @@ impl Server {
         let mut offline = Vec::new();
         for nick in nicks {
             match self.find_user(nick).and_then(|conn| self.clients.get(&conn)) {
-                Some(c) => online.push(c.prefix()),
-                None => offline.push(nick.clone()),
+                Some(c) => online.push(c.prefix().to_owned()),
+                None => match self.remote_user(nick) {
+                    Some(u) => online.push(format!("{}!{}@{}", u.nick, u.user, u.host)),
+                    None => offline.push(nick.clone()),
+                },
             }
         }
         for line in pack(&online, ',', MONITOR_LINE_BUDGET) {

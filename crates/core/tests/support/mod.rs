@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ pub struct Harness {
     pub deleted_rooms: Vec<String>,
     /// (account, up to msgid) offline queues cleared.
     pub cleared_offline: Vec<(String, String)>,
+    /// What the core left for the bus (cluster mode only), in order.
+    pub cluster: Vec<chinwag_core::ClusterEffect>,
 }
 
 impl Harness {
@@ -43,9 +47,15 @@ impl Harness {
     }
 
     pub fn with_config(cfg: Config) -> Self {
+        Self::with_node(cfg, 1)
+    }
+
+    /// With `node` as the server's node number (what its msgids end with): the nodes of one
+    /// cluster have different ones.
+    pub fn with_node(cfg: Config, node: u32) -> Self {
         let base = Instant::now();
         let wall_ms = 1_795_269_772_000;
-        let server = Server::new(cfg, 1, Now { wall_ms, mono: base });
+        let server = Server::new(cfg, node, Now { wall_ms, mono: base });
         Harness {
             server,
             base,
@@ -60,6 +70,7 @@ impl Harness {
             saved_rooms: Vec::new(),
             deleted_rooms: Vec::new(),
             cleared_offline: Vec::new(),
+            cluster: Vec::new(),
         }
     }
 
@@ -67,7 +78,8 @@ impl Harness {
         Now { wall_ms: self.wall_ms + self.elapsed.as_millis() as u64, mono: self.base + self.elapsed }
     }
 
-    fn collect(&mut self) {
+    /// Takes the effects the core left, as every entry point here does after its call.
+    pub fn collect(&mut self) {
         let mut effects = Vec::new();
         self.server.drain_effects(&mut effects);
         for e in effects.into_iter().flat_map(Effect::per_conn) {
@@ -89,6 +101,7 @@ impl Harness {
                 Effect::SaveChannel(snap) => self.saved_rooms.push(*snap),
                 Effect::DeleteChannel(name) => self.deleted_rooms.push(name),
                 Effect::ClearOffline { account, up_to_msgid } => self.cleared_offline.push((account, up_to_msgid)),
+                Effect::Cluster(effect) => self.cluster.push(effect),
             }
         }
     }

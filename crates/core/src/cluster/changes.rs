@@ -1,0 +1,272 @@
+//! TOPIC, KICK and MODE of a room in cluster mode: checked against the replica where the
+//! command arrives, appended under the room's key as what they change, and applied — the
+//! author's own copy included — when the entry comes back, on every node in the log's order.
+//! A MODE is tried on a copy of the room first, so its author gets the usual errors and the
+//! event carries only the changes that take effect.
+
+use std::sync::Arc;
+
+use chinwag_proto::{casefold, Message};
+
+use crate::broadcast::Outgoing;
+use crate::channel::{Ban, Topic};
+use crate::handlers::moderation::{render_changes, ModeChange};
+use crate::ids::ConnId;
+use crate::numeric::*;
+use crate::server::Server;
+use crate::text::fit_trailing;
+
+use super::rooms::RoomOp;
+use super::{NetEvent, UserId};
+
+impl Server {
+    /// TOPIC `text` on the room, by the current client (checked). `false` on a single node.
+    pub(crate) fn cluster_topic(&mut self, folded: &str, display: &str, source: String, text: String) -> bool {
+        let conn = self.cur_conn();
+        let Some(uid) = self.local_uid(conn) else { return false };
+        let again = Message::new("TOPIC").with_params([display, text.as_str()]);
+        let event = NetEvent::Topic { room: display.to_owned(), uid, source, text };
+        self.room_append(conn, folded, event, RoomOp::Again(again));
+        true
+    }
+
+    /// KICK of `targets` from the room by the current client, an operator there (checked):
+    /// each target that is a member goes into one entry.
+    pub(crate) fn cluster_kick(&mut self, folded: &str, name: &str, targets: &[String], reason: &str) {
+        let conn = self.cur_conn();
+        let Some(uid) = self.local_uid(conn) else { return };
+        let mut victims: Vec<(UserId, String)> = Vec::new();
+        for target in targets {
+            let local = self.find_user(target);
+            let found = match local {
+                Some(victim) => {
+                    self.local_uid(victim).zip(self.clients.get(&victim).map(|c| c.nick_or_star().to_owned()))
+                }
+                None => self.remote_user(target).map(|u| (u.uid.clone(), u.nick.clone())),
+            };
+            let Some((victim, shown)) = found else {
+                self.numeric(ERR_NOSUCHNICK, [target.as_str(), "No such nick/channel"]);
+                continue;
+            };
+            let member = self.channels.get(folded).is_some_and(|ch| match local {
+                Some(c) => ch.members.contains_key(&c),
+                None => ch.remote.contains_key(&victim),
+            });
+            if !member {
+                self.numeric(ERR_USERNOTINCHANNEL, [shown.as_str(), name, "They aren't on that channel"]);
+                continue;
+            }
+            if !victims.iter().any(|(v, _)| *v == victim) {
+                victims.push((victim, shown));
+            }
+        }
+        if victims.is_empty() {
+            return;
+        }
+        let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
+        let nicks: Vec<&str> = victims.iter().map(|(_, shown)| shown.as_str()).collect();
+        let again = Message::new("KICK").with_params([name, nicks.join(",").as_str(), reason]);
+        let event = NetEvent::Kick { room: name.to_owned(), uid, source, victims, reason: reason.to_owned() };
+        self.room_append(conn, folded, event, RoomOp::Again(again));
+    }
+
+    /// MODE changes by an operator of the room: tried on a copy (errors go to the author),
+    /// and what would take effect goes to the log.
+    pub(crate) fn cluster_mode(&mut self, folded: &str, name: &str, changes: Vec<ModeChange>, msg: &Message) {
+        let conn = self.cur_conn();
+        let (Some(uid), Some(saved)) = (self.local_uid(conn), self.channels.get(folded).cloned()) else { return };
+        let applied: Vec<ModeChange> =
+            changes.into_iter().filter_map(|change| self.apply_channel_mode(folded, change)).collect();
+        self.channels.insert(folded.to_owned(), saved);
+        if applied.is_empty() {
+            return;
+        }
+        let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
+        let changes = applied.into_iter().map(|c| (c.add, c.letter, c.param)).collect();
+        let mut again = Message::new("MODE").with_params(msg.params.iter().cloned());
+        if let Some(first) = again.params.first_mut() {
+            name.clone_into(first);
+        }
+        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
+        self.room_append(conn, folded, event, RoomOp::Again(again));
+    }
+
+    /// Runs `apply` as the answer to the author's command if `own` (its label, its held
+    /// input), else as a change from elsewhere.
+    fn as_author(&mut self, uid: &UserId, folded: &str, own: bool, apply: impl FnOnce(&mut Self)) {
+        if !own {
+            apply(self);
+            return;
+        }
+        let conn = ConnId(uid.conn);
+        let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, folded.to_owned())));
+        self.begin(conn, wait.as_ref().and_then(|w| w.label()));
+        apply(self);
+        self.finish();
+        if wait.is_some() {
+            self.resume(conn);
+        }
+    }
+
+    /// The account of a user, local or remote, for account-tag.
+    fn account_of_uid(&self, uid: &UserId, own: bool) -> Option<String> {
+        if own {
+            return self.clients.get(&ConnId(uid.conn)).and_then(|c| c.account.clone());
+        }
+        self.cluster.as_ref()?.users.get(uid)?.account.clone()
+    }
+
+    /// An event from `source` (a prefix) made on this node.
+    fn event_from(&mut self, source: &str, base: Message, account: Option<String>) -> Outgoing {
+        let msgid = self.msgids.next(self.now.wall_ms);
+        Outgoing::from_source(Some(Arc::from(source)), base, self.now.wall_ms, Some(msgid), account)
+    }
+
+    pub(crate) fn apply_topic(&mut self, room: &str, uid: UserId, source: String, text: String, own: bool) {
+        let folded = casefold(room);
+        let account = self.account_of_uid(&uid, own);
+        self.as_author(&uid, &folded, own, |server| {
+            let now_ms = server.now.wall_ms;
+            let Some(ch) = server.channels.get_mut(&folded) else { return };
+            ch.topic =
+                (!text.is_empty()).then(|| Topic { text: text.clone(), setter: source.clone(), set_at_ms: now_ms });
+            let display = ch.name.as_str().to_owned();
+            let members: Vec<ConnId> = ch.members.keys().copied().collect();
+            let mut ev = server.event_from(&source, Message::new("TOPIC").with_params([display, text]), account);
+            server.deliver_all(&mut ev, members);
+            if own {
+                server.save_channel(&folded);
+                server.record_event(&folded, &ev, false);
+            }
+        });
+    }
+
+    pub(crate) fn apply_kick(
+        &mut self,
+        room: &str,
+        uid: UserId,
+        source: String,
+        victims: Vec<(UserId, String)>,
+        reason: String,
+        own: bool,
+    ) {
+        let folded = casefold(room);
+        let account = self.account_of_uid(&uid, own);
+        let me = self.local_uid(ConnId(0)).map(|u| (u.node, u.incarnation));
+        self.as_author(&uid, &folded, own, |server| {
+            for (victim, shown) in victims {
+                let Some(ch) = server.channels.get(&folded) else { return };
+                let local = me.as_ref().is_some_and(|(n, i)| *n == victim.node && *i == victim.incarnation);
+                let conn = ConnId(victim.conn);
+                let member = if local { ch.members.contains_key(&conn) } else { ch.remote.contains_key(&victim) };
+                if !member {
+                    continue;
+                }
+                let name = ch.name.as_str().to_owned();
+                let members: Vec<ConnId> = ch.members.keys().copied().collect();
+                let reason = fit_trailing(&reason, &format!(":{source} KICK {name} {shown} ")).to_owned();
+                let base = Message::new("KICK").with_params([name, shown, reason]);
+                let mut ev = server.event_from(&source, base, account.clone());
+                server.deliver_all(&mut ev, members);
+                if own {
+                    server.record_event(&folded, &ev, false);
+                }
+                if local {
+                    server.leave_channel(conn, &folded);
+                } else {
+                    if let Some(ch) = server.channels.get_mut(&folded) {
+                        ch.remote.remove(&victim);
+                    }
+                    if let Some(rooms) = server.cluster.as_mut().and_then(|c| c.user_rooms.get_mut(&victim)) {
+                        rooms.remove(&folded);
+                    }
+                    server.drop_if_empty(&folded);
+                }
+            }
+        });
+    }
+
+    pub(crate) fn apply_mode(
+        &mut self,
+        room: &str,
+        uid: UserId,
+        source: String,
+        changes: Vec<(bool, char, Option<String>)>,
+        own: bool,
+    ) {
+        let folded = casefold(room);
+        let account = self.account_of_uid(&uid, own);
+        self.as_author(&uid, &folded, own, |server| {
+            let applied: Vec<ModeChange> = changes
+                .into_iter()
+                .map(|(add, letter, param)| ModeChange { add, letter, param })
+                .filter(|c| server.set_mode(&folded, c, &source))
+                .collect();
+            let Some(ch) = server.channels.get(&folded) else { return };
+            if applied.is_empty() {
+                return;
+            }
+            let display = ch.name.as_str().to_owned();
+            let members: Vec<ConnId> = ch.members.keys().copied().collect();
+            let base = Message::new("MODE").with_param(display).with_params(render_changes(&applied));
+            let mut ev = server.event_from(&source, base, account);
+            server.deliver_all(&mut ev, members);
+            if own {
+                if applied.iter().any(ModeChange::is_durable) {
+                    server.save_channel(&folded);
+                }
+                server.record_event(&folded, &ev, false);
+            }
+        });
+    }
+
+    /// Sets one mode change that took effect where it was made; whether it could be set here
+    /// (a member who left meanwhile cannot be opped).
+    fn set_mode(&mut self, folded: &str, change: &ModeChange, setter: &str) -> bool {
+        let local = match (change.letter, &change.param) {
+            ('o' | 'v', Some(nick)) => self.find_user(nick),
+            _ => None,
+        };
+        let remote = match (change.letter, &change.param) {
+            ('o' | 'v', Some(nick)) if local.is_none() => self.remote_user(nick).map(|u| u.uid.clone()),
+            _ => None,
+        };
+        let now_ms = self.now.wall_ms;
+        let max = self.cfg.limits.bans_per_channel;
+        let Some(ch) = self.channels.get_mut(folded) else { return false };
+        let add = change.add;
+        match (change.letter, change.param.as_deref()) {
+            ('o' | 'v', Some(_)) => {
+                let member = match (local, remote) {
+                    (Some(conn), _) => ch.members.get_mut(&conn),
+                    (None, Some(uid)) => ch.remote.get_mut(&uid),
+                    (None, None) => None,
+                };
+                let Some(member) = member else { return false };
+                if change.letter == 'o' {
+                    member.op = add;
+                } else {
+                    member.voice = add;
+                }
+            }
+            ('k', key) => ch.modes.key = if add { key.map(str::to_owned) } else { None },
+            ('l', limit) => ch.modes.limit = if add { limit.and_then(|l| l.parse().ok()) } else { None },
+            (letter @ ('b' | 'e' | 'I'), Some(mask)) => {
+                let Some(list) = ch.list_mut(letter) else { return false };
+                let existing = list.iter().position(|b| casefold(&b.mask) == casefold(mask));
+                match (add, existing) {
+                    (true, None) if list.len() < max => {
+                        list.push(Ban { mask: mask.to_owned(), setter: setter.to_owned(), set_at_ms: now_ms })
+                    }
+                    (false, Some(at)) => {
+                        list.remove(at);
+                    }
+                    _ => return false,
+                }
+            }
+            (flag @ ('i' | 'm' | 'n' | 's' | 't'), _) => ch.set_flag(flag, add),
+            _ => return false,
+        }
+        true
+    }
+}

@@ -1,0 +1,482 @@
+//! Network events (the log) and node messages (a node's topic), and their byte form.
+//!
+//! Every payload is `[VERSION, kind, fields…]` (`codec.rs`). A payload that does not decode —
+//! another version, an unknown kind, a field cut short or not UTF-8 — is `None`: the caller
+//! logs it and applies nothing.
+
+use bytes::Bytes;
+
+use super::codec::{Reader, Writer};
+use super::UserId;
+
+/// What one registered user looks like to the rest of the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UserFacts {
+    pub uid: UserId,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub account: Option<String>,
+    pub away: Option<String>,
+    pub invisible: bool,
+    pub bot: bool,
+    pub tls: bool,
+    pub signon_ms: u64,
+    /// An IRC operator (set by a later `Oper` event; not part of `Introduce`'s bytes).
+    pub oper: bool,
+}
+
+/// A change to the network's state, appended to the log and applied by every node in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NetEvent {
+    /// A user registered on its node.
+    Introduce(Box<UserFacts>),
+    Nick {
+        uid: UserId,
+        nick: String,
+    },
+    Away {
+        uid: UserId,
+        away: Option<String>,
+    },
+    /// Logged in (`Some`) or out.
+    Account {
+        uid: UserId,
+        account: Option<String>,
+    },
+    Quit {
+        uid: UserId,
+        reason: String,
+    },
+    /// SETNAME.
+    Realname {
+        uid: UserId,
+        realname: String,
+    },
+    /// The user became an IRC operator.
+    Oper {
+        uid: UserId,
+    },
+    /// The user modes others see: +i and +B.
+    UserModes {
+        uid: UserId,
+        invisible: bool,
+        bot: bool,
+    },
+    /// This incarnation of a node is dead: each of its users quits.
+    NodeGone {
+        node: String,
+        incarnation: u64,
+    },
+    /// A user joins a room (`room` as spelled when it was made; the room's key is its folded
+    /// form). Whether it gets op is decided where it is applied, the same on every node.
+    Join {
+        room: String,
+        uid: UserId,
+    },
+    Part {
+        room: String,
+        uid: UserId,
+        reason: String,
+    },
+    /// A room's topic set (`text` empty: cleared) by `uid`, whose prefix was `source`.
+    Topic {
+        room: String,
+        uid: UserId,
+        source: String,
+        text: String,
+    },
+    /// `uid` (prefix `source`) kicked these members, each with the nick it was shown by.
+    Kick {
+        room: String,
+        uid: UserId,
+        source: String,
+        victims: Vec<(UserId, String)>,
+        reason: String,
+    },
+    /// Mode changes as they took effect on the author's replica: (add, letter, parameter).
+    Mode {
+        room: String,
+        uid: UserId,
+        source: String,
+        changes: Vec<(bool, char, Option<String>)>,
+    },
+}
+
+const INTRODUCE: u8 = 1;
+const NICK: u8 = 2;
+const AWAY: u8 = 3;
+const ACCOUNT: u8 = 4;
+const QUIT: u8 = 5;
+const NODE_GONE: u8 = 6;
+const JOIN: u8 = 7;
+const PART: u8 = 8;
+const TOPIC: u8 = 9;
+const KICK: u8 = 10;
+const MODE: u8 = 11;
+const REALNAME: u8 = 12;
+const USER_MODES: u8 = 13;
+const OPER: u8 = 14;
+
+/// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
+/// `limits.modes_per_command`).
+const MAX_ITEMS: u64 = 256;
+const DIRECT: u8 = 32;
+const ROOM: u8 = 33;
+const INVITE: u8 = 34;
+
+fn put_uid(w: &mut Writer, uid: &UserId) {
+    w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
+}
+
+fn get_uid(r: &mut Reader<'_>) -> Option<UserId> {
+    Some(UserId { node: r.str()?, incarnation: r.u64()?, conn: r.u64()? })
+}
+
+impl NetEvent {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            NetEvent::Introduce(u) => {
+                let mut w = Writer::new(INTRODUCE);
+                put_uid(&mut w, &u.uid);
+                w.str(&u.nick).str(&u.user).str(&u.host).str(&u.realname);
+                w.opt(u.account.as_deref()).opt(u.away.as_deref());
+                w.bool(u.invisible).bool(u.bot).bool(u.tls).u64(u.signon_ms);
+                w.finish()
+            }
+            NetEvent::Nick { uid, nick } => {
+                let mut w = Writer::new(NICK);
+                put_uid(&mut w, uid);
+                w.str(nick).finish()
+            }
+            NetEvent::Away { uid, away } => {
+                let mut w = Writer::new(AWAY);
+                put_uid(&mut w, uid);
+                w.opt(away.as_deref()).finish()
+            }
+            NetEvent::Account { uid, account } => {
+                let mut w = Writer::new(ACCOUNT);
+                put_uid(&mut w, uid);
+                w.opt(account.as_deref()).finish()
+            }
+            NetEvent::Quit { uid, reason } => {
+                let mut w = Writer::new(QUIT);
+                put_uid(&mut w, uid);
+                w.str(reason).finish()
+            }
+            NetEvent::Realname { uid, realname } => {
+                let mut w = Writer::new(REALNAME);
+                put_uid(&mut w, uid);
+                w.str(realname).finish()
+            }
+            NetEvent::Oper { uid } => {
+                let mut w = Writer::new(OPER);
+                put_uid(&mut w, uid);
+                w.finish()
+            }
+            NetEvent::UserModes { uid, invisible, bot } => {
+                let mut w = Writer::new(USER_MODES);
+                put_uid(&mut w, uid);
+                w.bool(*invisible).bool(*bot).finish()
+            }
+            NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
+            NetEvent::Join { room, uid } => {
+                let mut w = Writer::new(JOIN);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.finish()
+            }
+            NetEvent::Part { room, uid, reason } => {
+                let mut w = Writer::new(PART);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(reason).finish()
+            }
+            NetEvent::Topic { room, uid, source, text } => {
+                let mut w = Writer::new(TOPIC);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).str(text).finish()
+            }
+            NetEvent::Kick { room, uid, source, victims, reason } => {
+                let mut w = Writer::new(KICK);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).u64(victims.len() as u64);
+                for (victim, shown) in victims {
+                    put_uid(&mut w, victim);
+                    w.str(shown);
+                }
+                w.str(reason).finish()
+            }
+            NetEvent::Mode { room, uid, source, changes } => {
+                let mut w = Writer::new(MODE);
+                w.str(room);
+                put_uid(&mut w, uid);
+                w.str(source).u64(changes.len() as u64);
+                for (add, letter, param) in changes {
+                    w.bool(*add).u64(u64::from(u32::from(*letter))).opt(param.as_deref());
+                }
+                w.finish()
+            }
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Option<NetEvent> {
+        let (kind, mut r) = Reader::open(payload)?;
+        let r = &mut r;
+        Some(match kind {
+            INTRODUCE => NetEvent::Introduce(Box::new(UserFacts {
+                uid: get_uid(r)?,
+                nick: r.str()?,
+                user: r.str()?,
+                host: r.str()?,
+                realname: r.str()?,
+                account: r.opt()?,
+                away: r.opt()?,
+                invisible: r.bool()?,
+                bot: r.bool()?,
+                tls: r.bool()?,
+                signon_ms: r.u64()?,
+                oper: false,
+            })),
+            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
+            AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
+            ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
+            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
+            REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
+            OPER => NetEvent::Oper { uid: get_uid(r)? },
+            USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
+            NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
+            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
+            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
+            TOPIC => NetEvent::Topic { room: r.str()?, uid: get_uid(r)?, source: r.str()?, text: r.str()? },
+            KICK => {
+                let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut victims = Vec::new();
+                for _ in 0..count {
+                    victims.push((get_uid(r)?, r.str()?));
+                }
+                NetEvent::Kick { room, uid, source, victims, reason: r.str()? }
+            }
+            MODE => {
+                let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut changes = Vec::new();
+                for _ in 0..count {
+                    let add = r.bool()?;
+                    let letter = char::from_u32(u32::try_from(r.u64()?).ok()?)?;
+                    changes.push((add, letter, r.opt()?));
+                }
+                NetEvent::Mode { room, uid, source, changes }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A PRIVMSG, NOTICE or TAGMSG as it crosses to another node: everything that node needs to
+/// make the same line the sender's node made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Carried {
+    pub command: String,
+    /// The sender's `nick!user@host`.
+    pub source: String,
+    pub account: Option<String>,
+    pub bot: bool,
+    pub time_ms: u64,
+    pub msgid: Option<String>,
+    pub text: String,
+    /// Client-only tags in wire form (`+a=b;+c`).
+    pub tags: String,
+    /// Only for clients with message-tags (TAGMSG).
+    pub tagmsg: bool,
+    /// A draft/multiline message's lines (text, continues the previous one); empty otherwise.
+    pub lines: Vec<(String, bool)>,
+}
+
+/// Most lines a multiline message crossing nodes may have (well above any configured limit).
+const MAX_LINES: u64 = 1024;
+
+/// What arrives on a node's or a room's topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NodeMessage {
+    /// To one user of the node.
+    Direct { to: UserId, msg: Box<Carried> },
+    /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
+    /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
+    /// back to it from the room's topic, is dropped); `seq` counts the origin's publications to
+    /// the room from 1, so that a receiver sees what it missed and drops repeats.
+    Room { room: String, status: String, origin: (String, u64), seq: u64, msg: Box<Carried> },
+    /// An INVITE to one user of the node: to `room` (as spelled), from `source`; `lets_in`: the
+    /// inviter is an operator there, so the invitation lets its holder past +i and +l.
+    Invite { to: UserId, room: String, source: String, account: Option<String>, lets_in: bool },
+}
+
+fn put_carried(w: &mut Writer, m: &Carried) {
+    w.str(&m.command).str(&m.source).opt(m.account.as_deref()).bool(m.bot);
+    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(&m.text).str(&m.tags).bool(m.tagmsg);
+    w.u64(m.lines.len() as u64);
+    for (text, concat) in &m.lines {
+        w.str(text).bool(*concat);
+    }
+}
+
+fn get_carried(r: &mut Reader<'_>) -> Option<Box<Carried>> {
+    let mut m = Carried {
+        command: r.str()?,
+        source: r.str()?,
+        account: r.opt()?,
+        bot: r.bool()?,
+        time_ms: r.u64()?,
+        msgid: r.opt()?,
+        text: r.str()?,
+        tags: r.str()?,
+        tagmsg: r.bool()?,
+        lines: Vec::new(),
+    };
+    let count = r.u64().filter(|n| *n <= MAX_LINES)?;
+    for _ in 0..count {
+        m.lines.push((r.str()?, r.bool()?));
+    }
+    matches!(m.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG").then(|| Box::new(m))
+}
+
+impl NodeMessage {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            NodeMessage::Direct { to, msg } => {
+                let mut w = Writer::new(DIRECT);
+                put_uid(&mut w, to);
+                put_carried(&mut w, msg);
+                w.finish()
+            }
+            NodeMessage::Invite { to, room, source, account, lets_in } => {
+                let mut w = Writer::new(INVITE);
+                put_uid(&mut w, to);
+                w.str(room).str(source).opt(account.as_deref()).bool(*lets_in).finish()
+            }
+            NodeMessage::Room { room, status, origin, seq, msg } => {
+                let mut w = Writer::new(ROOM);
+                w.str(room).str(status).str(&origin.0).u64(origin.1).u64(*seq);
+                put_carried(&mut w, msg);
+                w.finish()
+            }
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Option<NodeMessage> {
+        let (kind, mut r) = Reader::open(payload)?;
+        let r = &mut r;
+        match kind {
+            DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)? }),
+            INVITE => Some(NodeMessage::Invite {
+                to: get_uid(r)?,
+                room: r.str()?,
+                source: r.str()?,
+                account: r.opt()?,
+                lets_in: r.bool()?,
+            }),
+            ROOM => {
+                let (room, status, origin, seq) = (r.str()?, r.str()?, (r.str()?, r.u64()?), r.u64()?);
+                Some(NodeMessage::Room { room, status, origin, seq, msg: get_carried(r)? })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid() -> UserId {
+        UserId { node: "a".into(), incarnation: 99, conn: 7 }
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let facts = UserFacts {
+            uid: uid(),
+            nick: "Alice".into(),
+            user: "~alice".into(),
+            host: "127.0.0.1".into(),
+            realname: "Alice A.".into(),
+            account: Some("alice".into()),
+            away: None,
+            invisible: true,
+            bot: false,
+            tls: true,
+            signon_ms: 1_795_269_772_000,
+            oper: false,
+        };
+        let events = [
+            NetEvent::Introduce(Box::new(facts)),
+            NetEvent::Nick { uid: uid(), nick: "Bob".into() },
+            NetEvent::Away { uid: uid(), away: Some("lunch".into()) },
+            NetEvent::Account { uid: uid(), account: None },
+            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
+            NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
+            NetEvent::Realname { uid: uid(), realname: "R".into() },
+            NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
+            NetEvent::Oper { uid: uid() },
+            NetEvent::Join { room: "#Café".into(), uid: uid() },
+            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
+            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },
+            NetEvent::Kick {
+                room: "#x".into(),
+                uid: uid(),
+                source: "a!b@c".into(),
+                victims: vec![(uid(), "Bob".into())],
+                reason: "out".into(),
+            },
+            NetEvent::Mode {
+                room: "#x".into(),
+                uid: uid(),
+                source: "a!b@c".into(),
+                changes: vec![(true, 'o', Some("Bob".into())), (false, 'n', None)],
+            },
+        ];
+        for ev in events {
+            let bytes = ev.encode();
+            assert_eq!(NetEvent::decode(&bytes), Some(ev.clone()));
+            // Every prefix is refused, and none panics.
+            for cut in 0..bytes.len() {
+                assert_eq!(NetEvent::decode(&bytes[..cut]), None, "{ev:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn node_messages_round_trip_and_a_wrong_command_is_refused() {
+        let m = Carried {
+            command: "PRIVMSG".into(),
+            source: "a!~a@h".into(),
+            account: None,
+            bot: true,
+            time_ms: 5,
+            msgid: Some("m1".into()),
+            text: "hi".into(),
+            tags: "+draft/reply=x".into(),
+            tagmsg: false,
+            lines: vec![("h".into(), false), ("i".into(), true)],
+        };
+        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()) };
+        assert_eq!(NodeMessage::decode(&direct.encode()), Some(direct));
+        let origin = ("a".into(), 4);
+        let room =
+            NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, msg: Box::new(m.clone()) };
+        let bytes = room.encode();
+        assert_eq!(NodeMessage::decode(&bytes), Some(room));
+        for cut in 0..bytes.len() {
+            assert_eq!(NodeMessage::decode(&bytes[..cut]), None);
+        }
+        let invite =
+            NodeMessage::Invite { to: uid(), room: "#x".into(), source: "a!b@c".into(), account: None, lets_in: true };
+        assert_eq!(NodeMessage::decode(&invite.encode()), Some(invite));
+        let bad = NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }) };
+        assert_eq!(NodeMessage::decode(&bad.encode()), None);
+    }
+}

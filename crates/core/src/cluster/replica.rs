@@ -1,0 +1,245 @@
+//! Applying the log to the replica: users on other nodes come (Introduce), change (Nick,
+//! Away, Account) and go (Quit, NodeGone), and this node's clients hear of it as they would of
+//! a local user: MONITOR, extended-monitor's AWAY and ACCOUNT, WHOWAS.
+
+use std::sync::Arc;
+
+use chinwag_proto::{casefold, Message};
+
+use crate::broadcast::Outgoing;
+use crate::caps::Cap;
+use crate::ids::ConnId;
+use crate::server::{Server, WhowasEntry};
+
+use super::{NetEvent, UserFacts, UserId};
+
+/// The QUIT reason of a user whose node died.
+pub(crate) const NODE_LOST: &str = "Node lost";
+
+fn prefix_of(u: &UserFacts) -> String {
+    format!("{}!{}@{}", u.nick, u.user, u.host)
+}
+
+impl Server {
+    /// One decoded log entry. The node's own users' events change nothing here: their node
+    /// applied the change when it made it.
+    pub(crate) fn apply_event(&mut self, event: NetEvent) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let me = (cluster.me.node.clone(), cluster.me.incarnation);
+        // Room changes are applied here for this node's users too: their JOIN or PART waited
+        // for this entry (`rooms.rs`).
+        let room_author = match &event {
+            NetEvent::Join { uid, .. }
+            | NetEvent::Part { uid, .. }
+            | NetEvent::Topic { uid, .. }
+            | NetEvent::Kick { uid, .. }
+            | NetEvent::Mode { uid, .. } => Some((uid.node.clone(), uid.incarnation)),
+            _ => None,
+        };
+        if let Some(origin) = room_author {
+            // A dead incarnation's late entries are ignored, as its users' are.
+            if cluster.gone.contains(&origin) {
+                return;
+            }
+            let own = origin == me;
+            match event {
+                NetEvent::Join { room, uid } => self.apply_join(&room, uid, own),
+                NetEvent::Part { room, uid, reason } => self.apply_part(&room, uid, &reason, own),
+                NetEvent::Topic { room, uid, source, text } => self.apply_topic(&room, uid, source, text, own),
+                NetEvent::Kick { room, uid, source, victims, reason } => {
+                    self.apply_kick(&room, uid, source, victims, reason, own);
+                }
+                NetEvent::Mode { room, uid, source, changes } => self.apply_mode(&room, uid, source, changes, own),
+                _ => {}
+            }
+            return;
+        }
+        let uid = match &event {
+            NetEvent::Introduce(u) => Some(&u.uid),
+            NetEvent::Nick { uid, .. }
+            | NetEvent::Away { uid, .. }
+            | NetEvent::Account { uid, .. }
+            | NetEvent::Quit { uid, .. }
+            | NetEvent::Realname { uid, .. }
+            | NetEvent::UserModes { uid, .. }
+            | NetEvent::Oper { uid } => Some(uid),
+            _ => None,
+        };
+        if let Some(uid) = uid {
+            let origin = (uid.node.clone(), uid.incarnation);
+            if origin == me || cluster.gone.contains(&origin) {
+                return;
+            }
+        }
+        match event {
+            NetEvent::Introduce(u) => self.remote_introduce(*u),
+            NetEvent::Nick { uid, nick } => self.remote_nick(&uid, nick),
+            NetEvent::Away { uid, away } => {
+                self.remote_presence(
+                    &uid,
+                    Cap::AwayNotify,
+                    |u| u.away = away.clone(),
+                    |_| Message::new("AWAY").with_params(away.clone()),
+                );
+            }
+            NetEvent::Account { uid, account } => {
+                let param = account.clone().unwrap_or_else(|| "*".into());
+                self.remote_presence(
+                    &uid,
+                    Cap::AccountNotify,
+                    |u| u.account = account.clone(),
+                    |_| Message::new("ACCOUNT").with_param(param.clone()),
+                );
+            }
+            NetEvent::Quit { uid, reason } => self.remote_quit(&uid, &reason),
+            NetEvent::Realname { uid, realname } => {
+                self.remote_presence(
+                    &uid,
+                    Cap::Setname,
+                    |u| u.realname = realname.clone(),
+                    |_| Message::new("SETNAME").with_param(realname.clone()),
+                );
+            }
+            NetEvent::Oper { uid } => {
+                if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {
+                    u.oper = true;
+                }
+            }
+            NetEvent::UserModes { uid, invisible, bot } => {
+                if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {
+                    (u.invisible, u.bot) = (invisible, bot);
+                }
+            }
+            NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
+            _ => {}
+        }
+    }
+
+    fn remote_introduce(&mut self, u: UserFacts) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let folded = casefold(&u.nick);
+        if let Some(old) = cluster.users.remove(&u.uid) {
+            cluster.nicks.remove(&casefold(&old.nick));
+        }
+        if self.nicks.contains_key(&folded) {
+            // The claims make this impossible; if it happens anyway, the local user keeps it.
+            tracing::warn!(nick = %u.nick, node = %u.uid.node, "a remote user was introduced with a local user's nick");
+        }
+        let (nick, prefix) = (u.nick.clone(), prefix_of(&u));
+        cluster.nicks.insert(folded.clone(), u.uid.clone());
+        cluster.users.insert(u.uid.clone(), u);
+        self.notify_monitors(&folded, &nick, Some(&prefix));
+    }
+
+    fn remote_nick(&mut self, uid: &UserId, nick: String) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let Some(u) = cluster.users.get_mut(uid) else { return };
+        let (old, old_folded, new_folded) = (u.nick.clone(), casefold(&u.nick), casefold(&nick));
+        let entry = whowas_of(u, self.now.wall_ms);
+        u.nick = nick.clone();
+        let prefix = prefix_of(u);
+        if cluster.nicks.get(&old_folded) == Some(uid) {
+            cluster.nicks.remove(&old_folded);
+        }
+        cluster.nicks.insert(new_folded.clone(), uid.clone());
+        self.push_whowas(Some(entry));
+        let peers = self.remote_peers(uid);
+        if !peers.is_empty() {
+            let source = Arc::<str>::from(format!("{old}!{}", prefix.split_once('!').map_or("", |(_, rest)| rest)));
+            let msgid = self.msgids.next(self.now.wall_ms);
+            let base = Message::new("NICK").with_param(nick.as_str());
+            let account = self.cluster.as_ref().and_then(|c| c.users.get(uid)).and_then(|u| u.account.clone());
+            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account);
+            self.deliver_all(&mut ev, peers);
+        }
+        if old_folded != new_folded {
+            self.notify_monitors(&old_folded, &old, None);
+            self.notify_monitors(&new_folded, &nick, Some(&prefix));
+        }
+    }
+
+    /// Changes a remote user with `change` and tells the local MONITOR watchers that have
+    /// extended-monitor and `cap` (there are no shared rooms yet).
+    fn remote_presence(
+        &mut self,
+        uid: &UserId,
+        cap: Cap,
+        change: impl FnOnce(&mut UserFacts),
+        line: impl FnOnce(&UserFacts) -> Message,
+    ) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let Some(u) = cluster.users.get_mut(uid) else { return };
+        change(u);
+        let base = line(u);
+        let (folded, prefix, account) = (casefold(&u.nick), prefix_of(u), u.account.clone());
+        let mut to = self.remote_peers(uid);
+        if let Some(watchers) = self.monitors.get(&folded) {
+            to.extend(watchers.iter().copied().filter(|w| self.caps_of(*w).has(Cap::ExtendedMonitor)));
+        }
+        let to: Vec<ConnId> = to.into_iter().filter(|w| self.caps_of(*w).has(cap)).collect();
+        if to.is_empty() {
+            return;
+        }
+        let msgid = self.msgids.next(self.now.wall_ms);
+        let mut ev = Outgoing::from_source(Some(Arc::from(prefix)), base, self.now.wall_ms, Some(msgid), account);
+        self.deliver_all(&mut ev, to);
+    }
+
+    fn remote_quit(&mut self, uid: &UserId, reason: &str) {
+        let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(uid)).cloned() else { return };
+        self.remote_leaves_rooms(&u, reason);
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        cluster.users.remove(uid);
+        let folded = casefold(&u.nick);
+        if cluster.nicks.get(&folded) == Some(uid) {
+            cluster.nicks.remove(&folded);
+        }
+        self.push_whowas(Some(whowas_of(&u, self.now.wall_ms)));
+        self.notify_monitors(&folded, &u.nick, None);
+    }
+
+    fn remote_node_gone(&mut self, node: String, incarnation: u64, me: (String, u64)) {
+        if (node.clone(), incarnation) == me {
+            tracing::error!(%node, incarnation, "the network declared this node gone; its users must reconnect");
+        }
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let gone = (node.clone(), incarnation);
+        if !cluster.gone.insert(gone.clone()) {
+            return;
+        }
+        // This node's own attempts to say so are moot now.
+        cluster.appends.retain(|_, p| p.gone.as_ref() != Some(&gone));
+        // What it committed after the last of its room messages this node saw may never have
+        // been published: read back from storage.
+        let mut fills = Vec::new();
+        cluster.room_seen.retain(|(n, i, room), (_, msgid)| {
+            let dead = (n, *i) == (&gone.0, gone.1);
+            if let Some(msgid) = msgid.as_ref().filter(|_| dead) {
+                fills.push((room.clone(), msgid.clone()));
+            }
+            !dead
+        });
+        for (room, after) in fills {
+            self.fill_after(&room, after);
+        }
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let mut lost: Vec<UserId> =
+            cluster.users.keys().filter(|u| u.node == node && u.incarnation == incarnation).cloned().collect();
+        lost.sort();
+        tracing::info!(%node, incarnation, users = lost.len(), "node gone: its users quit ({NODE_LOST})");
+        for uid in lost {
+            self.remote_quit(&uid, NODE_LOST);
+        }
+    }
+}
+
+fn whowas_of(u: &UserFacts, now_ms: u64) -> WhowasEntry {
+    WhowasEntry {
+        nick: u.nick.clone(),
+        folded: casefold(&u.nick),
+        user: u.user.clone(),
+        host: u.host.clone(),
+        realname: u.realname.clone(),
+        left_ms: now_ms,
+    }
+}

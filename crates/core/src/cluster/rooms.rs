@@ -1,0 +1,512 @@
+//! Rooms across nodes (step 4 of `docs/cluster.md`, in part): JOIN and PART go through the
+//! log under the room's key, appended expecting the room's last entry this node applied, and
+//! take effect only when their entry comes back, on every node in the same order (so every
+//! node agrees on who is in a room and who made it, hence who got op). Members on other nodes
+//! live in `Channel::remote`. A room message is published once to the room's topic after its
+//! commit, and each node with members there delivers it to its own.
+
+use std::collections::BTreeSet;
+
+use chinwag_proto::{casefold, ChannelName, Message};
+
+use crate::broadcast::Outgoing;
+use crate::caps::Cap;
+use crate::channel::{Channel, Member};
+use crate::ids::ConnId;
+use crate::server::{Effect, Server};
+
+use crate::store::{Bound, HistoryQuery};
+
+use super::direct::carried;
+use super::event::{Carried, NodeMessage};
+use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFacts, UserId};
+
+/// How many times a JOIN or PART is appended again after another node's change to the room got
+/// in first, before the client gets `FAIL … TEMPORARILY_UNAVAILABLE`.
+const ROOM_TRIES: u8 = 3;
+
+/// What a local client asked of a room, kept until its entry is applied.
+#[derive(Debug)]
+pub(crate) enum RoomOp {
+    Join {
+        raw: String,
+        key: Option<String>,
+    },
+    Part {
+        reason: String,
+    },
+    /// TOPIC, KICK or MODE of one room: run again as this line.
+    Again(Message),
+}
+
+/// A local client's JOIN or PART waiting for its log entry.
+#[derive(Debug)]
+pub(crate) struct RoomWait {
+    label: Option<String>,
+    op: RoomOp,
+    tries: u8,
+    /// The append conflicted: it runs again once the entry it lost to is applied.
+    after_apply: bool,
+}
+
+impl RoomWait {
+    pub(super) fn label(&self) -> Option<String> {
+        self.label.clone()
+    }
+}
+
+impl RoomOp {
+    fn command(&self) -> &str {
+        match self {
+            RoomOp::Join { .. } => "JOIN",
+            RoomOp::Part { .. } => "PART",
+            RoomOp::Again(msg) => &msg.command,
+        }
+    }
+}
+
+fn prefix_of(u: &UserFacts) -> String {
+    format!("{}!{}@{}", u.nick, u.user, u.host)
+}
+
+impl Server {
+    /// Cluster mode: the current client's JOIN of `name`, checked against the replica, goes to
+    /// the log; `false` on a single node. A second JOIN of a room whose first is still out is
+    /// ignored.
+    pub(crate) fn cluster_join(&mut self, name: &ChannelName, raw: &str, key: Option<&str>) -> bool {
+        if self.cluster.is_none() {
+            return false;
+        }
+        let conn = self.cur_conn();
+        let Some(uid) = self.local_uid(conn) else { return false };
+        let event = NetEvent::Join { room: name.as_str().to_owned(), uid };
+        let op = RoomOp::Join { raw: raw.to_owned(), key: key.map(str::to_owned) };
+        self.room_append(conn, name.folded(), event, op);
+        true
+    }
+
+    /// Cluster mode: the current client's PART goes to the log; `false` on a single node.
+    pub(crate) fn cluster_part(&mut self, folded: &str, reason: &str) -> bool {
+        let Some(cluster) = self.cluster.as_ref() else { return false };
+        let conn = self.cur_conn();
+        let Some(display) = self.channels.get(folded).map(|ch| ch.name.as_str().to_owned()) else { return true };
+        let uid = UserId { node: cluster.me.node.clone(), incarnation: cluster.me.incarnation, conn: conn.0 };
+        let event = NetEvent::Part { room: display, uid, reason: reason.to_owned() };
+        self.room_append(conn, folded, event, RoomOp::Part { reason: reason.to_owned() });
+        true
+    }
+
+    pub(super) fn room_append(&mut self, conn: ConnId, folded: &str, event: NetEvent, op: RoomOp) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let wait_key = (conn, folded.to_owned());
+        if cluster.room_waits.contains_key(&wait_key) {
+            return;
+        }
+        let tries = std::mem::replace(&mut cluster.retry_tries, 0).max(1);
+        let key = LogKey::Room(folded.to_owned());
+        let expect = expect_for(cluster, &key);
+        let label = self.take_label();
+        let wait = RoomWait { label, op, tries, after_apply: false };
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        cluster.room_waits.insert(wait_key, wait);
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.waiting = client.waiting.saturating_add(1);
+        }
+        let id = self.append(key, expect, event.encode(), None);
+        if let Some(pending) = self.cluster.as_mut().and_then(|c| c.appends.get_mut(&id)) {
+            pending.room = Some((conn, folded.to_owned()));
+        }
+    }
+
+    /// The outcome of a JOIN's or PART's append.
+    pub(crate) fn room_appended(
+        &mut self,
+        conn: ConnId,
+        folded: String,
+        outcome: Result<u64, super::AppendError>,
+        expect: Expect,
+        key: &LogKey,
+    ) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let wait_key = (conn, folded);
+        match outcome {
+            // Applied when it comes back through the log.
+            Ok(_) => {}
+            Err(super::AppendError::Conflict) => {
+                let moved = expect_for(cluster, key) != expect;
+                let Some(wait) = cluster.room_waits.get_mut(&wait_key) else { return };
+                if moved {
+                    self.rerun_room_op(wait_key);
+                } else {
+                    wait.after_apply = true;
+                }
+            }
+            Err(super::AppendError::Unavailable) => {
+                let Some(wait) = cluster.room_waits.remove(&wait_key) else { return };
+                let display = self.channels.get(&wait_key.1).map_or(wait_key.1.clone(), |c| c.name.as_str().to_owned());
+                self.begin(conn, wait.label);
+                let text = "The network cannot take this right now; try again in a moment";
+                self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
+                self.finish();
+                self.resume(conn);
+            }
+        }
+    }
+
+    /// After applying an entry under `key`: the JOINs and PARTs that lost a race to it run
+    /// again, checked against the room as it is now.
+    pub(crate) fn retry_room_waits(&mut self, key: &str) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let due: Vec<(ConnId, String)> = cluster
+            .room_waits
+            .iter()
+            .filter(|((_, folded), w)| w.after_apply && LogKey::Room(folded.clone()).name() == key)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for wait_key in due {
+            self.rerun_room_op(wait_key);
+        }
+    }
+
+    fn rerun_room_op(&mut self, wait_key: (ConnId, String)) {
+        let Some(wait) = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&wait_key)) else { return };
+        let (conn, folded) = wait_key;
+        self.begin(conn, wait.label);
+        if wait.tries >= ROOM_TRIES {
+            let display = self.channels.get(&folded).map_or(folded.clone(), |c| c.name.as_str().to_owned());
+            let text = "The room is changing too fast; try again in a moment";
+            self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
+        } else {
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.retry_tries = wait.tries + 1;
+            }
+            match wait.op {
+                RoomOp::Join { raw, key } => self.join_one(&raw, key.as_deref()),
+                RoomOp::Part { reason } => {
+                    if self.cur_client().is_some_and(|c| c.channels.contains(&folded)) {
+                        self.part_one(&folded, &reason);
+                    }
+                }
+                RoomOp::Again(msg) => match msg.command.as_str() {
+                    "TOPIC" => self.handle_topic(&msg),
+                    "KICK" => self.handle_kick(&msg),
+                    _ => self.handle_mode(&msg),
+                },
+            }
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.retry_tries = 0;
+            }
+        }
+        self.finish();
+        self.resume(conn);
+    }
+
+    /// A JOIN entry, in the log's order.
+    pub(crate) fn apply_join(&mut self, room: &str, uid: UserId, own: bool) {
+        let Ok(name) = ChannelName::parse(room, self.cfg.limits.channel_len) else { return };
+        if own {
+            let conn = ConnId(uid.conn);
+            let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, name.folded().to_owned())));
+            self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
+            let fresh = self.clients.get(&conn).is_some_and(|c| c.registered && !c.channels.contains(name.folded()));
+            if fresh {
+                self.join_now(conn, &name, None);
+            }
+            self.finish();
+            if wait.is_some() {
+                self.resume(conn);
+            }
+            return;
+        }
+        let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(&uid)).cloned() else { return };
+        let folded = name.folded().to_owned();
+        let created = !self.channels.contains_key(&folded);
+        let account = u.account.as_deref().map(casefold);
+        if created {
+            let founder = account.clone().filter(|a| self.may_found(a));
+            self.remember_room(crate::confusable::skeleton(&folded), &folded);
+            let mut ch = Channel::new(name.clone(), self.now.wall_ms, false);
+            ch.founder = founder;
+            self.channels.insert(folded.clone(), ch);
+        }
+        let Some(ch) = self.channels.get_mut(&folded) else { return };
+        let op = created || (ch.founder.is_some() && ch.founder == account);
+        ch.remote.insert(uid.clone(), Member { op, voice: false, caps: Default::default() });
+        let display = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.user_rooms.entry(uid).or_default().insert(folded);
+        }
+        let source = std::sync::Arc::<str>::from(prefix_of(&u));
+        let time = self.now.wall_ms;
+        let msgid = self.msgids.next(time);
+        let mut plain = Outgoing::from_source(
+            Some(source.clone()),
+            Message::new("JOIN").with_param(display.as_str()),
+            time,
+            Some(msgid.clone()),
+            u.account.clone(),
+        );
+        let extended_base = Message::new("JOIN").with_params([
+            display.as_str(),
+            u.account.as_deref().unwrap_or("*"),
+            u.realname.as_str(),
+        ]);
+        let mut extended =
+            Outgoing::from_source(Some(source.clone()), extended_base, time, Some(msgid), u.account.clone());
+        let mut away = u.away.as_ref().map(|text| {
+            let msgid = self.msgids.next(time);
+            let base = Message::new("AWAY").with_param(text.as_str());
+            Outgoing::from_source(Some(source.clone()), base, time, Some(msgid), u.account.clone())
+        });
+        for m in members {
+            let caps = self.caps_of(m);
+            if caps.has(Cap::ExtendedJoin) {
+                self.deliver(&mut extended, m);
+            } else {
+                self.deliver(&mut plain, m);
+            }
+            if let Some(ev) = away.as_mut().filter(|_| caps.has(Cap::AwayNotify)) {
+                self.deliver(ev, m);
+            }
+        }
+    }
+
+    /// A PART entry, in the log's order.
+    pub(crate) fn apply_part(&mut self, room: &str, uid: UserId, reason: &str, own: bool) {
+        let folded = casefold(room);
+        if own {
+            let conn = ConnId(uid.conn);
+            let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, folded.clone())));
+            self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
+            if self.clients.get(&conn).is_some_and(|c| c.channels.contains(&folded)) {
+                self.part_now(&folded, reason);
+            }
+            self.finish();
+            if wait.is_some() {
+                self.resume(conn);
+            }
+            return;
+        }
+        let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(&uid)).cloned() else { return };
+        let Some(ch) = self.channels.get_mut(&folded) else { return };
+        if ch.remote.remove(&uid).is_none() {
+            return;
+        }
+        let mut base = Message::new("PART").with_param(ch.name.as_str());
+        if !reason.is_empty() {
+            base = base.with_param(reason);
+        }
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        if let Some(rooms) = self.cluster.as_mut().and_then(|c| c.user_rooms.get_mut(&uid)) {
+            rooms.remove(&folded);
+        }
+        let msgid = self.msgids.next(self.now.wall_ms);
+        let source = std::sync::Arc::<str>::from(prefix_of(&u));
+        let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), u.account.clone());
+        self.deliver_all(&mut ev, members);
+        self.drop_if_empty(&folded);
+    }
+
+    /// A remote user left the network: it leaves its rooms, whose local members see `QUIT`
+    /// once each.
+    pub(crate) fn remote_leaves_rooms(&mut self, u: &UserFacts, reason: &str) {
+        let Some(rooms) = self.cluster.as_mut().and_then(|c| c.user_rooms.remove(&u.uid)) else { return };
+        let mut peers = BTreeSet::new();
+        for folded in &rooms {
+            if let Some(ch) = self.channels.get_mut(folded) {
+                ch.remote.remove(&u.uid);
+                peers.extend(ch.members.keys().copied());
+            }
+        }
+        if !peers.is_empty() {
+            let msgid = self.msgids.next(self.now.wall_ms);
+            let source = std::sync::Arc::<str>::from(prefix_of(u));
+            let base = Message::new("QUIT").with_param(reason);
+            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), u.account.clone());
+            self.deliver_all(&mut ev, peers);
+        }
+        for folded in rooms {
+            self.drop_if_empty(&folded);
+        }
+    }
+
+    /// The local members of the rooms a remote user is in, each once.
+    pub(crate) fn remote_peers(&self, uid: &UserId) -> BTreeSet<ConnId> {
+        let mut peers = BTreeSet::new();
+        let Some(rooms) = self.cluster.as_ref().and_then(|c| c.user_rooms.get(uid)) else { return peers };
+        for folded in rooms {
+            if let Some(ch) = self.channels.get(folded) {
+                peers.extend(ch.members.keys().copied());
+            }
+        }
+        peers
+    }
+
+    /// Forgets a room nobody is in any more, here or elsewhere (unless it is kept when empty).
+    pub(super) fn drop_if_empty(&mut self, folded: &str) {
+        let empty = self
+            .channels
+            .get(folded)
+            .is_some_and(|ch| ch.members.is_empty() && ch.remote.is_empty() && !ch.permanent && ch.founder.is_none());
+        if empty {
+            self.channels.remove(folded);
+            self.forget_room(folded);
+        }
+    }
+
+    /// A local member joined (`first`: the room's first on this node) or left (`last`) a
+    /// room: the node starts or stops listening to its topic.
+    pub(crate) fn room_interest(&mut self, folded: &str, first: bool) {
+        if self.cluster.is_none() {
+            return;
+        }
+        if !first {
+            // What was seen of the room's messages means nothing once the node stops listening.
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.room_seen.retain(|(_, _, room), _| room != folded);
+            }
+        }
+        let topic = Topic::Room(folded.to_owned());
+        let effect = if first { ClusterEffect::Subscribe { topic } } else { ClusterEffect::Unsubscribe { topic } };
+        self.effects.push(Effect::Cluster(effect));
+    }
+
+    /// After a room message was delivered here: once to the room's topic. Always, not only
+    /// while this replica knows members elsewhere: a member who just joined on another node is
+    /// subscribed before this node has applied its JOIN. `status` a STATUSMSG prefix or empty.
+    pub(crate) fn publish_to_room(&mut self, folded: &str, status: &str, ev: &Outgoing) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let origin = (cluster.me.node.clone(), cluster.me.incarnation);
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let sent = cluster.room_sent.entry(folded.to_owned()).or_default();
+        *sent += 1;
+        let seq = *sent;
+        let msg = Box::new(carried(ev));
+        let (room, status) = (folded.to_owned(), status.to_owned());
+        let payload = NodeMessage::Room { room, status, origin, seq, msg }.encode();
+        let topic = Topic::Room(folded.to_owned());
+        self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload }));
+    }
+
+    /// A room message from another node: to this node's members (with the status it names).
+    pub(crate) fn receive_room(&mut self, folded: &str, status: &str, origin: (String, u64), seq: u64, msg: Carried) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
+            return;
+        }
+        let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));
+        if seq <= last.0 {
+            tracing::debug!(node = %origin.0, room = folded, seq, "a room message seen before");
+            return;
+        }
+        let mut gap = None;
+        if last.0 > 0 && seq > last.0 + 1 {
+            let missed = seq - last.0 - 1;
+            tracing::warn!(node = %origin.0, room = folded, missed, "room messages from another node were lost");
+            cluster.room_missed += missed;
+            gap = last.1.clone().zip(msg.msgid.clone());
+        }
+        *last = (seq, msg.msgid.clone());
+        if let Some((after, before)) = gap {
+            self.fill_gap(folded, after, before);
+        }
+        let Some(ch) = self.channels.get(folded) else { return };
+        let reaches = |m: &Member| match status {
+            "" => true,
+            "+" => m.op || m.voice,
+            _ => m.op,
+        };
+        let members: Vec<ConnId> = ch.members.iter().filter(|(_, m)| reaches(m)).map(|(c, _)| *c).collect();
+        let target = format!("{status}{}", ch.name.as_str());
+        let mut ev = self.outgoing_from(msg, &target);
+        self.deliver_all(&mut ev, members);
+    }
+
+    /// Reads a room's messages between two of an origin's from storage (`Pending::GapFill`):
+    /// those of that origin (its node number ends their msgids) are the ones that never came.
+    fn fill_gap(&mut self, folded: &str, after: String, before: String) {
+        let origin = msgid_node(&before);
+        let query = HistoryQuery::Between(Bound::MsgId(after), Bound::MsgId(before.clone()));
+        self.request_fill(folded, origin, query);
+    }
+
+    /// Reads back a dead origin's room messages after the last one this node had from it
+    /// (`after`): those it committed and never published.
+    pub(crate) fn fill_after(&mut self, folded: &str, after: String) {
+        let origin = msgid_node(&after);
+        self.request_fill(folded, origin, HistoryQuery::After(Bound::MsgId(after.clone())));
+    }
+
+    fn request_fill(&mut self, folded: &str, origin: Option<String>, query: HistoryQuery) {
+        let Some(origin) = origin else { return };
+        let limit = crate::handlers::history::MAX_HISTORY;
+        let request = crate::store::Request::History { conversation: folded.to_owned(), query, limit, events: false };
+        self.request(request, crate::pending::Pending::GapFill { room: folded.to_owned(), origin });
+    }
+
+    /// Storage answered a gap fill: the origin's messages in it go to this node's members, late.
+    pub(crate) fn gap_filled(&mut self, folded: &str, origin: &str, response: crate::store::Response) {
+        let items = match response {
+            crate::store::Response::Messages(Ok(items)) => items,
+            other => {
+                tracing::warn!(room = folded, ?other, "reading lost room messages back failed");
+                return;
+            }
+        };
+        let Some(ch) = self.channels.get(folded) else { return };
+        let display = ch.name.as_str().to_owned();
+        let members: Vec<ConnId> = ch.members.keys().copied().collect();
+        for item in items.into_iter().filter(|i| !i.is_event() && i.msgid.ends_with(origin)) {
+            let lines: Vec<(String, bool)> = if item.text.contains('\n') {
+                item.text.split('\n').map(|l| (l.to_owned(), false)).collect()
+            } else {
+                Vec::new()
+            };
+            let msg = Carried {
+                command: item.command,
+                source: item.sender,
+                account: item.sender_account,
+                bot: false,
+                time_ms: item.time_ms,
+                msgid: Some(item.msgid),
+                text: item.text,
+                tags: item.tags,
+                tagmsg: false,
+                lines,
+            };
+            let mut ev = self.outgoing_from(msg, &display);
+            self.deliver_all(&mut ev, members.iter().copied());
+        }
+    }
+
+    /// Whether the account (folded) may found one more room (`limits.rooms_per_account`).
+    pub(crate) fn may_found(&self, account: &str) -> bool {
+        let founded = self.channels.values().filter(|c| c.founder.as_deref() == Some(account)).count();
+        founded < self.cfg.limits.rooms_per_account
+    }
+
+    /// The remote members of a room, with what the replica knows of each.
+    pub(crate) fn remote_members(&self, folded: &str) -> Vec<(UserFacts, Member)> {
+        let (Some(cluster), Some(ch)) = (self.cluster.as_ref(), self.channels.get(folded)) else { return Vec::new() };
+        ch.remote.iter().filter_map(|(uid, m)| Some((cluster.users.get(uid)?.clone(), *m))).collect()
+    }
+
+    /// Rooms (display names with the member's prefixes) a remote user is in that `me` may see.
+    pub(crate) fn remote_user_rooms(&self, uid: &UserId, me: ConnId, multi: bool) -> Vec<String> {
+        let Some(rooms) = self.cluster.as_ref().and_then(|c| c.user_rooms.get(uid)) else { return Vec::new() };
+        rooms
+            .iter()
+            .filter_map(|folded| self.channels.get(folded))
+            .filter(|ch| !ch.modes.secret || ch.members.contains_key(&me))
+            .map(|ch| {
+                format!("{}{}", ch.remote.get(uid).copied().unwrap_or_default().prefixes(multi), ch.name.as_str())
+            })
+            .collect()
+    }
+}
+
+/// The node number a msgid ends with (its last four characters, `MsgIdGen`).
+fn msgid_node(msgid: &str) -> Option<String> {
+    msgid.get(msgid.len().checked_sub(4)?..).map(str::to_owned)
+}

@@ -1,0 +1,361 @@
+//! Cluster mode (issue #23, `docs/cluster.md`), users across nodes: WHOIS, WHO, MONITOR,
+//! private messages, nick claims, dead nodes, garbage from the network. The nodes are wired
+//! through `support::net`. Lines in, lines out, as in the other scenarios.
+
+mod support;
+
+use bytes::Bytes;
+use chinwag_core::{ClusterEffect, ClusterIdentity, Effect, Request, Response};
+use support::net::{incarnation, shared_room_with, xorshift, Net};
+use support::{all, expect, find, Harness};
+
+#[test]
+fn a_user_on_one_node_whoises_a_user_on_another() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let _bob = net.register(1, "Bob", "");
+    net.send(0, alice, "WHOIS bob");
+    let lines = net.take(0, alice);
+    let user = expect(&lines, "311");
+    assert_eq!(user.params[1..], ["Bob", "~Bob", "127.0.0.1", "*", "Bob real"]);
+    assert!(find(&lines, "318").is_some(), "{lines:#?}");
+    assert!(find(&lines, "401").is_none(), "{lines:#?}");
+
+    // WHO, ISON and USERHOST see Bob too.
+    net.send(0, alice, "WHO bob");
+    let who = all(&net.take(0, alice), "352");
+    assert_eq!(who.len(), 1, "{who:?}");
+    assert_eq!(who[0][5], "Bob");
+    net.send(0, alice, "ISON nobody BOB");
+    assert_eq!(all(&net.take(0, alice), "303")[0][1], "Bob");
+    net.send(0, alice, "USERHOST bob");
+    assert_eq!(all(&net.take(0, alice), "302")[0][1], "Bob=+~Bob@127.0.0.1");
+}
+
+#[test]
+fn monitor_sees_users_come_and_go_on_other_nodes() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "");
+    net.send(0, alice, "MONITOR + carol");
+    assert_eq!(all(&net.take(0, alice), "731")[0][1], "carol");
+
+    let carol = net.register(2, "carol", "");
+    assert_eq!(all(&net.take(0, alice), "730")[0][1], "carol!~carol@127.0.0.1");
+    // Asked again, the status says online.
+    net.send(0, alice, "MONITOR S");
+    assert_eq!(all(&net.take(0, alice), "730")[0][1], "carol!~carol@127.0.0.1");
+
+    net.send(2, carol, "NICK carla");
+    let lines = net.take(0, alice);
+    assert_eq!(all(&lines, "731")[0][1], "carol", "{lines:#?}");
+
+    net.send(2, carol, "QUIT :bye");
+    // Carol was carla by then: alice watches carol only, so she hears nothing more.
+    assert!(net.take(0, alice).is_empty());
+    net.send(0, alice, "WHOWAS carla");
+    let was = all(&net.take(0, alice), "314");
+    assert_eq!(was.len(), 1, "{was:?}");
+    assert_eq!(was[0][1], "carla");
+}
+
+#[test]
+fn a_private_message_crosses_once_with_its_tags() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "message-tags echo-message server-time");
+    let bob = net.register(1, "bob", "message-tags server-time account-tag");
+    let plain = net.register(1, "plain", "");
+    net.send(0, alice, "@+draft/reply=abc PRIVMSG bob :hello there");
+    let echo = net.take(0, alice);
+    assert_eq!(echo.len(), 1, "{echo:#?}");
+    let echo = expect(&echo, "PRIVMSG");
+    let got = net.take(1, bob);
+    assert_eq!(got.len(), 1, "delivered once: {got:#?}");
+    let got = expect(&got, "PRIVMSG");
+    assert_eq!(got.source.as_deref(), Some("alice!~alice@127.0.0.1"));
+    assert_eq!(got.params, ["bob", "hello there"]);
+    assert_eq!(got.tag("msgid"), echo.tag("msgid"));
+    assert!(got.tag("msgid").is_some());
+    assert_eq!(got.tag("time"), echo.tag("time"));
+    assert_eq!(got.tag("+draft/reply"), Some("abc"));
+    assert_eq!(got.tag("account"), None, "alice is a guest");
+
+    // A client without message-tags gets the bare line; a TAGMSG never reaches it.
+    net.send(0, alice, "@+draft/reply=abc PRIVMSG plain :hi");
+    assert_eq!(net.take(1, plain), [":alice!~alice@127.0.0.1 PRIVMSG plain hi"]);
+    net.send(0, alice, "@+typing=active TAGMSG plain");
+    assert!(net.take(1, plain).is_empty());
+    net.send(0, alice, "@+typing=active TAGMSG bob");
+    let typing = net.take(1, bob);
+    assert_eq!(expect(&typing, "TAGMSG").tag("+typing"), Some("active"), "{typing:#?}");
+    assert!(net.take(1, plain).is_empty());
+}
+
+#[test]
+fn a_stored_private_message_is_published_only_after_its_persist() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let _bob = net.register(1, "bob", "");
+    net.nodes[0].login(alice, "alice");
+    net.pump();
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.handle(alice, chinwag_proto::Message::parse_client("PRIVMSG bob :kept"), now);
+    let mut effects = Vec::new();
+    h.server.drain_effects(&mut effects);
+    let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
+    let publish = effects.iter().position(|e| matches!(e, Effect::Cluster(ClusterEffect::Publish { .. })));
+    let (Some(persist), Some(publish)) = (persist, publish) else { panic!("{effects:#?}") };
+    assert!(persist < publish, "the publication must follow the persist it waits for: {effects:#?}");
+    let Effect::Persist(item) = &effects[persist] else { unreachable!() };
+    assert_eq!(item.participants, ["alice"]);
+    assert_eq!(item.conversation, "alice\u{0}~bob");
+}
+
+#[test]
+fn a_nick_race_on_two_nodes_has_one_winner() {
+    let mut net = Net::new(2);
+    let a = net.connect(0, "dave", "");
+    let b = net.connect(1, "Dave", "");
+    net.pump();
+    let (la, lb) = (net.take(0, a), net.take(1, b));
+    let welcomed = |l: &[String]| l.iter().any(|l| l.contains(" 001 "));
+    let refused = |l: &[String]| l.iter().any(|l| l.contains(" 433 "));
+    assert!(welcomed(&la) != welcomed(&lb), "exactly one winner: {la:#?} {lb:#?}");
+    let (loser_node, loser, lines) = if welcomed(&la) { (1, b, lb) } else { (0, a, la) };
+    assert!(refused(&lines), "{lines:#?}");
+    // The loser picks another nick and gets in.
+    net.send(loser_node, loser, "NICK dave2");
+    assert!(welcomed(&net.take(loser_node, loser)));
+    // And cannot take the winner's by NICK either.
+    net.send(loser_node, loser, "NICK DAVE");
+    assert!(refused(&net.take(loser_node, loser)));
+}
+
+#[test]
+fn two_local_clients_asking_at_once_get_one_answer_each() {
+    let mut net = Net::new(2);
+    let first = net.connect(0, "erin", "");
+    let second = net.connect(0, "erin", "");
+    // The second is refused at once: the first's claim is out.
+    assert!(net.nodes[0].take(second).iter().any(|l| l.contains(" 433 ")));
+    net.pump();
+    assert!(net.take(0, first).iter().any(|l| l.contains(" 001 ")));
+}
+
+#[test]
+fn a_nick_is_free_again_after_its_holder_quits() {
+    let mut net = Net::new(2);
+    let holder = net.register(0, "frank", "");
+    let other = net.start(1, "frank", "");
+    assert!(net.take(1, other).iter().any(|l| l.contains(" 433 ")));
+    net.send(0, holder, "QUIT");
+    net.send(1, other, "NICK frank");
+    assert!(net.take(1, other).iter().any(|l| l.contains(" 001 ")));
+    assert!(net.claims.contains_key("frank"));
+
+    // A nick given up by NICK is free too, and its old claim is gone.
+    net.send(1, other, "NICK frankie");
+    assert!(!net.claims.contains_key("frank"), "{:?}", net.claims.keys());
+    let again = net.register(0, "frank", "");
+    let _ = again;
+}
+
+#[test]
+fn a_dead_nodes_users_quit_and_their_nicks_are_taken_over() {
+    let mut net = Net::new(3);
+    let _gina = net.register(0, "gina", "");
+    let watcher = net.register(1, "watcher", "");
+    net.send(1, watcher, "MONITOR + gina");
+    assert_eq!(all(&net.take(1, watcher), "730")[0][1], "gina!~gina@127.0.0.1");
+
+    // Node a dies: its heartbeat expires, and nodes b and c both notice.
+    net.down.insert(0);
+    net.dead.insert(("a".into(), incarnation(0)));
+    for i in [1, 2] {
+        let h = &mut net.nodes[i];
+        let now = h.now();
+        h.server.node_lost("a", incarnation(0), now);
+        h.collect();
+    }
+    net.pump();
+    let gone: Vec<_> = net.log.iter().filter(|(_, k, _)| k == "user.a").collect();
+    // Introduce, then one NodeGone: the second node's append conflicted.
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert_eq!(all(&net.take(1, watcher), "731")[0][1], "gina");
+    assert_eq!(net.nodes[2].server.remote_user_count(), 1, "c knows only watcher now");
+
+    // The claim is still in the bucket, held by a dead incarnation: taken over.
+    assert!(net.claims.contains_key("gina"));
+    let newcomer = net.register(2, "gina", "");
+    net.send(1, watcher, "WHOIS gina");
+    assert!(find(&net.take(1, watcher), "311").is_some());
+    let _ = newcomer;
+}
+
+#[test]
+fn away_and_account_of_a_remote_user_show() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "echo-message");
+    let bob = net.register(1, "bob", "");
+    net.send(1, bob, "AWAY :gone fishing");
+    net.send(0, alice, "PRIVMSG bob :are you there");
+    let lines = net.take(0, alice);
+    assert_eq!(all(&lines, "301")[0][1..], ["bob", "gone fishing"], "{lines:#?}");
+    net.nodes[1].login(bob, "bob");
+    net.pump();
+    net.send(0, alice, "WHOIS bob");
+    let lines = net.take(0, alice);
+    assert_eq!(all(&lines, "330")[0][1..3], ["bob", "bob"], "{lines:#?}");
+    assert_eq!(all(&lines, "301")[0][2], "gone fishing");
+}
+
+#[test]
+fn garbage_from_the_network_changes_nothing() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.send(0, alice, "TOPIC #chat :t");
+    net.send(0, alice, "MODE #chat +v bob");
+    net.send(0, alice, "KICK #chat bob");
+    net.send(0, alice, "AWAY :x");
+    net.take(0, alice);
+    net.take(1, bob);
+    // Valid payloads to cut: everything in the log so far.
+    let valid: Vec<Bytes> = net.log.iter().map(|(_, _, p)| p.clone()).collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    let mut seq = net.log.len() as u64;
+    for round in 0..3000 {
+        // Random bytes, and every valid payload cut short (a bit flipped inside a valid
+        // payload may make another valid event: the bus, not the codec, keeps bytes intact).
+        let payload: Vec<u8> = if round % 2 == 0 {
+            (0..xorshift(&mut state) % 64).map(|_| xorshift(&mut state) as u8).collect()
+        } else {
+            let v = &valid[round % valid.len()];
+            v[..(xorshift(&mut state) as usize % v.len())].to_vec()
+        };
+        seq += 1;
+        let h = &mut net.nodes[1];
+        let now = h.now();
+        h.server.apply(seq, "user.a", &payload, now);
+        h.server.remote(&payload, now);
+        h.collect();
+    }
+    // Another version of a valid event is ignored too.
+    let mut v2 = valid[0].to_vec();
+    v2[0] = 2;
+    let h = &mut net.nodes[1];
+    let now = h.now();
+    h.server.apply(seq + 1, "user.a", &v2, now);
+    h.collect();
+    net.pump();
+    // Nothing was sent to anyone, and bob's node still knows alice, and only her.
+    assert!(net.take(1, bob).is_empty());
+    assert!(net.take(0, alice).is_empty());
+    assert_eq!(net.nodes[1].server.remote_user_count(), 1);
+    net.send(1, bob, "WHOIS alice");
+    assert_eq!(all(&net.take(1, bob), "311")[0][1], "alice");
+}
+
+#[test]
+fn a_single_node_server_leaves_no_cluster_effects() {
+    let mut h = Harness::new();
+    let a = h.register("alice");
+    let b = h.register("bob");
+    h.send(a, "NICK alicia");
+    h.send(a, "AWAY :x");
+    h.send(a, "PRIVMSG bob :hi");
+    h.disconnect(b, "gone");
+    assert!(h.cluster.is_empty(), "{:?}", h.cluster);
+    assert!(h.requests.iter().all(|(_, r)| !matches!(r, Request::Claim(_))));
+}
+
+#[test]
+fn setname_and_user_modes_of_a_remote_user_show() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room_with(&mut net, "setname");
+    net.send(1, bob, "SETNAME :Robert B.");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 SETNAME :Robert B."]);
+    net.send(0, alice, "WHOIS bob");
+    assert_eq!(all(&net.take(0, alice), "311")[0][5], "Robert B.");
+
+    let carol = net.register(0, "carol", "");
+    net.send(0, carol, "WHO *");
+    assert!(all(&net.take(0, carol), "352").iter().any(|p| p[5] == "bob"));
+    net.send(1, bob, "MODE bob +iB");
+    net.send(0, carol, "WHO *");
+    assert!(!all(&net.take(0, carol), "352").iter().any(|p| p[5] == "bob"), "+i hides bob from a listing");
+    net.send(0, carol, "WHO bob");
+    assert_eq!(all(&net.take(0, carol), "352")[0][6], "HB", "named exactly, and a bot");
+}
+
+#[test]
+fn lusers_counts_the_network() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "");
+    net.register(1, "bob", "");
+    net.register(2, "carol", "");
+    net.send(0, alice, "LUSERS");
+    let lines = net.take(0, alice);
+    assert_eq!(all(&lines, "251")[0][1], "There are 3 users and 0 invisible on 3 servers", "{lines:#?}");
+    assert_eq!(all(&lines, "265")[0][1], "1", "local");
+    assert_eq!(all(&lines, "266")[0][1], "3", "global");
+}
+
+#[test]
+fn the_guest_rename_claims_a_free_guest_nick() {
+    let mut net = Net::new(2);
+    net.nodes[0].server.restore(vec!["judy".into()], vec![]);
+    // Guest1 is someone's on node b.
+    net.register(1, "Guest1", "");
+    let judy = net.register(0, "judy", "");
+    net.nodes[0].advance(std::time::Duration::from_secs(31));
+    net.pump();
+    let lines = net.take(0, judy);
+    assert_eq!(expect(&lines, "NICK").params, ["Guest2"], "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("did not log in in time")));
+    assert!(net.claims.contains_key("guest2"));
+    assert!(!net.claims.contains_key("judy"), "the protected nick is free again");
+}
+
+#[test]
+fn extended_monitor_hears_a_remote_users_away_and_login() {
+    let mut net = Net::new(2);
+    let watcher = net.register(0, "watcher", "extended-monitor away-notify account-notify");
+    let bob = net.register(1, "bob", "");
+    net.send(0, watcher, "MONITOR + bob");
+    net.take(0, watcher);
+    net.send(1, bob, "AWAY :out");
+    assert_eq!(net.take(0, watcher), [":bob!~bob@127.0.0.1 AWAY out"]);
+    net.nodes[1].login(bob, "bob");
+    net.pump();
+    assert_eq!(net.take(0, watcher), [":bob!~bob@127.0.0.1 ACCOUNT bob"]);
+}
+
+#[test]
+fn an_operator_on_another_node_shows_as_one() {
+    let mut net = Net::new(2);
+    let mut cfg = chinwag_core::Config {
+        opers: vec![chinwag_core::Operator {
+            name: "root".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        }],
+        ..chinwag_core::Config::default()
+    };
+    cfg.limits.autoreplay_lines = 0;
+    let mut b = Harness::with_node(cfg, 2);
+    b.server.enable_cluster(ClusterIdentity { node: "b".into(), incarnation: incarnation(1) });
+    net.nodes[1] = b;
+    let alice = net.register(0, "alice", "");
+    let root = net.register(1, "root", "");
+    net.nodes[1].send(root, "OPER root swordfish");
+    let (id, request) = net.nodes[1].next_request();
+    assert!(matches!(request, Request::VerifyPassword { .. }), "{request:?}");
+    net.nodes[1].respond(id, Response::Done(Ok(())));
+    net.pump();
+    net.send(0, alice, "WHOIS root");
+    assert!(find(&net.take(0, alice), "313").is_some(), "RPL_WHOISOPERATOR");
+    net.send(0, alice, "WHO root");
+    assert_eq!(all(&net.take(0, alice), "352")[0][6], "H*");
+}

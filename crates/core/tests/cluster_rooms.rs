@@ -1,0 +1,342 @@
+//! Cluster mode (issue #23, `docs/cluster.md`), rooms across nodes: JOIN, PART, TOPIC, KICK,
+//! MODE and INVITE through the log, room messages over the room's topic, nodes that start late
+//! or come back. The nodes are wired through `support::net`.
+
+mod support;
+
+use chinwag_core::{ClusterEffect, ClusterIdentity, Effect};
+use support::net::{incarnation, names, shared_room, Net};
+use support::{all, expect, find};
+
+#[test]
+fn members_on_two_nodes_share_a_room() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    let lines = net.take(0, alice);
+    assert_eq!(expect(&lines, "JOIN").params, ["#chat"], "{lines:#?}");
+    assert_eq!(names(&lines), ["@alice"]);
+    assert!(net.subscribed["#chat"].contains(&0));
+
+    net.send(1, bob, "JOIN #chat");
+    let lines = net.take(1, bob);
+    assert_eq!(names(&lines), ["@alice", "bob"], "the room's maker is op on every node: {lines:#?}");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 JOIN #chat"]);
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice", "bob"]);
+    net.send(0, alice, "WHO #chat");
+    let who = all(&net.take(0, alice), "352");
+    assert_eq!(who.iter().map(|p| (p[5].as_str(), p[6].as_str())).collect::<Vec<_>>(), [("alice", "H@"), ("bob", "H")]);
+    net.send(0, alice, "WHOIS bob");
+    assert_eq!(all(&net.take(0, alice), "319")[0][2], "#chat");
+
+    net.send(1, bob, "PART #chat :later");
+    assert_eq!(net.take(1, bob), [":bob!~bob@127.0.0.1 PART #chat later"]);
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 PART #chat later"]);
+    assert!(!net.subscribed["#chat"].contains(&1), "b has nobody in #chat any more");
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+}
+
+#[test]
+fn a_room_message_crosses_once_and_reaches_every_member_once() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "echo-message message-tags server-time");
+    let anna = net.register(0, "anna", "");
+    let bob = net.register(1, "bob", "message-tags server-time");
+    let bea = net.register(1, "bea", "");
+    let outsider = net.register(2, "carl", "");
+    for (i, conn) in [(0, alice), (0, anna), (1, bob), (1, bea)] {
+        net.send(i, conn, "JOIN #chat");
+    }
+    for (i, conn) in [(0, alice), (0, anna), (1, bob), (1, bea)] {
+        net.take(i, conn);
+    }
+    let before = net.room_publications;
+    net.send(0, alice, "@+draft/reply=x PRIVMSG #chat :hello all");
+    assert_eq!(net.room_publications - before, 1, "one publication for the whole room");
+    let echo = expect(&net.take(0, alice), "PRIVMSG");
+    assert_eq!(net.take(0, anna), [":alice!~alice@127.0.0.1 PRIVMSG #chat :hello all"], "once, not twice");
+    let got = net.take(1, bob);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let got = expect(&got, "PRIVMSG");
+    assert_eq!(got.params, ["#chat", "hello all"]);
+    assert_eq!(got.tag("msgid"), echo.tag("msgid"));
+    assert_eq!(got.tag("+draft/reply"), Some("x"));
+    assert_eq!(net.take(1, bea), [":alice!~alice@127.0.0.1 PRIVMSG #chat :hello all"]);
+    assert!(net.take(2, outsider).is_empty());
+
+    // A remote member's quit reaches the room's members here once.
+    net.send(1, bob, "QUIT :bye");
+    assert_eq!(net.take(0, anna), [":bob!~bob@127.0.0.1 QUIT :Quit: bye"]);
+    // Its nick change too.
+    net.send(1, bea, "NICK bee");
+    assert_eq!(net.take(0, anna), [":bea!~bea@127.0.0.1 NICK bee"]);
+}
+
+#[test]
+fn a_dead_nodes_members_quit_their_rooms() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.down.insert(1);
+    net.dead.insert(("b".into(), incarnation(1)));
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.node_lost("b", incarnation(1), now);
+    h.collect();
+    net.pump();
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 QUIT :Node lost"]);
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+}
+
+#[test]
+fn two_nodes_joining_a_new_room_at_once_agree_on_its_operator() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    // Both JOINs are appended before either node has seen the other's.
+    net.nodes[0].send(alice, "JOIN #new");
+    net.nodes[1].send(bob, "JOIN #new");
+    net.pump();
+    net.take(0, alice);
+    net.take(1, bob);
+    net.send(0, alice, "NAMES #new");
+    net.send(1, bob, "NAMES #new");
+    let (a, b) = (names(&net.take(0, alice)), names(&net.take(1, bob)));
+    assert_eq!(a, b, "both nodes hold the same room");
+    assert_eq!(a.iter().filter(|n| n.starts_with('@')).count(), 1, "{a:?}");
+    // Each JOIN went into the log once.
+    let joins = net.log.iter().filter(|(_, k, _)| k == "room.=23new").count();
+    assert_eq!(joins, 2);
+}
+
+#[test]
+fn a_join_waits_for_the_log_and_later_lines_wait_with_it() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    net.nodes[0].send(alice, "JOIN #chat");
+    net.nodes[0].send(alice, "PRIVMSG #chat :first");
+    // Nothing yet: the JOIN is in flight and the PRIVMSG waits behind it.
+    assert!(net.nodes[0].take(alice).is_empty());
+    net.pump();
+    let lines = net.take(0, alice);
+    assert!(find(&lines, "JOIN").is_some(), "{lines:#?}");
+    assert!(find(&lines, "404").is_none(), "the message ran after the join: {lines:#?}");
+}
+
+#[test]
+fn a_topic_set_on_one_node_is_the_topic_on_every_node() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "TOPIC #chat :plans for today");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 TOPIC #chat :plans for today"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 TOPIC #chat :plans for today"]);
+    net.send(1, bob, "TOPIC #chat");
+    let lines = net.take(1, bob);
+    assert_eq!(all(&lines, "332")[0][2], "plans for today");
+    assert_eq!(all(&lines, "333")[0][2], "alice!~alice@127.0.0.1");
+    // +t is the default: bob is no operator, and his own node says so at once.
+    net.send(1, bob, "TOPIC #chat :mine now");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 482 ")));
+    assert!(net.take(0, alice).is_empty());
+}
+
+#[test]
+fn modes_set_on_one_node_hold_on_every_node() {
+    let mut net = Net::new(3);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(1, bob, "MODE #chat +m");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 482 ")), "bob is not op");
+
+    net.send(0, alice, "MODE #chat +o bob");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    net.send(1, bob, "NAMES #chat");
+    assert_eq!(names(&net.take(1, bob)), ["@alice", "@bob"]);
+
+    // Now an operator, bob makes the room invite-only from his node; carol, on a third node,
+    // is refused there.
+    net.send(1, bob, "MODE #chat +i");
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 MODE #chat +i"]);
+    assert_eq!(net.take(1, bob), [":bob!~bob@127.0.0.1 MODE #chat +i"], "his own, from the log");
+    let carol = net.register(2, "carol", "");
+    net.send(2, carol, "JOIN #chat");
+    assert!(net.take(2, carol).iter().any(|l| l.contains(" 473 ")));
+    net.send(2, carol, "MODE #chat");
+    assert_eq!(all(&net.take(2, carol), "324")[0][2], "+int");
+
+    // A ban set on one node keeps the banned out on another.
+    net.send(0, alice, "MODE #chat -i+b carol!*@*");
+    let lines = net.take(1, bob);
+    assert_eq!(lines, [":alice!~alice@127.0.0.1 MODE #chat -i+b carol!*@*"]);
+    net.send(2, carol, "JOIN #chat");
+    assert!(net.take(2, carol).iter().any(|l| l.contains(" 474 ")));
+}
+
+#[test]
+fn a_member_on_another_node_is_kicked() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "KICK #chat bob :behave");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 KICK #chat bob behave"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 KICK #chat bob behave"]);
+    assert!(!net.subscribed["#chat"].contains(&1), "b has nobody in #chat any more");
+    net.send(0, alice, "NAMES #chat");
+    assert_eq!(names(&net.take(0, alice)), ["@alice"]);
+    net.send(1, bob, "PRIVMSG #chat :still here?");
+    assert!(net.take(1, bob).iter().any(|l| l.contains(" 404 ")), "+n: bob is out");
+    // Kicking someone who is not there is refused where the command runs.
+    net.send(0, alice, "KICK #chat bob");
+    assert!(net.take(0, alice).iter().any(|l| l.contains(" 441 ")));
+}
+
+#[test]
+fn a_labeled_join_is_answered_under_its_label_once_applied() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "labeled-response batch");
+    net.nodes[0].send(alice, "@label=j1 JOIN #chat");
+    assert!(net.nodes[0].take(alice).is_empty(), "nothing before the log answered");
+    net.pump();
+    let lines = net.take(0, alice);
+    let start = expect(&lines, "BATCH");
+    assert_eq!(start.tag("label"), Some("j1"), "{lines:#?}");
+    assert!(find(&lines, "JOIN").is_some() && find(&lines, "366").is_some(), "{lines:#?}");
+}
+
+#[test]
+fn a_node_started_later_learns_the_network_from_the_log() {
+    let mut net = Net::new(3);
+    // Node c is not up yet: it applies nothing until it is.
+    net.down.insert(2);
+    let alice = net.register(0, "alice", "");
+    let _bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(0, alice, "TOPIC #chat :welcome");
+    net.down.remove(&2);
+    net.pump();
+    assert_eq!(net.nodes[2].server.remote_incarnations(), [("a".into(), incarnation(0)), ("b".into(), incarnation(1))]);
+    let carol = net.register(2, "carol", "");
+    net.send(2, carol, "JOIN #chat");
+    let lines = net.take(2, carol);
+    assert_eq!(all(&lines, "332")[0][2], "welcome", "{lines:#?}");
+    assert_eq!(names(&lines), ["@alice", "carol"]);
+}
+
+#[test]
+fn an_invitation_from_another_node_lets_its_holder_in() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let carol = net.register(1, "carol", "");
+    net.send(0, alice, "JOIN #club");
+    net.send(0, alice, "MODE #club +i");
+    net.take(0, alice);
+    net.send(1, carol, "JOIN #club");
+    assert!(net.take(1, carol).iter().any(|l| l.contains(" 473 ")));
+    net.send(0, alice, "INVITE carol #club");
+    assert_eq!(all(&net.take(0, alice), "341")[0][1..], ["carol", "#club"]);
+    assert_eq!(net.take(1, carol), [":alice!~alice@127.0.0.1 INVITE carol #club"]);
+    net.send(1, carol, "JOIN #club");
+    let lines = net.take(1, carol);
+    assert_eq!(names(&lines), ["@alice", "carol"], "{lines:#?}");
+    net.send(0, alice, "INVITE carol #club");
+    assert!(net.take(0, alice).iter().any(|l| l.contains(" 443 ")), "already there");
+}
+
+#[test]
+fn a_room_message_is_published_only_after_its_persist() {
+    let mut net = Net::new(2);
+    let (alice, _bob) = shared_room(&mut net);
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.handle(alice, chinwag_proto::Message::parse_client("PRIVMSG #chat :kept"), now);
+    let mut effects = Vec::new();
+    h.server.drain_effects(&mut effects);
+    let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
+    let publish = effects.iter().position(|e| matches!(e, Effect::Cluster(ClusterEffect::Publish { .. })));
+    let (Some(persist), Some(publish)) = (persist, publish) else { panic!("{effects:#?}") };
+    assert!(persist < publish, "{effects:#?}");
+}
+
+#[test]
+fn a_node_back_as_a_new_incarnation_starts_its_replica_over() {
+    let mut net = Net::new(2);
+    let (alice, _bob) = shared_room(&mut net);
+    // Node a was cut off: its users are gone, and it comes back as a new incarnation.
+    net.nodes[0].close_all("Lost the network");
+    assert_eq!(net.nodes[0].server.remote_user_count(), 1);
+    let h = &mut net.nodes[0];
+    h.server.enable_cluster(ClusterIdentity { node: "a".into(), incarnation: 7777 });
+    assert_eq!(h.server.remote_user_count(), 0);
+    // The old incarnation's bus task is gone, and with it what it was asked and subscribed to.
+    net.nodes[0].cluster.clear();
+    for nodes in net.subscribed.values_mut() {
+        nodes.remove(&0);
+    }
+    // Reading the log again from the start rebuilds the same view.
+    net.applied[0] = 0;
+    net.pump();
+    let incarnations = net.nodes[0].server.remote_incarnations();
+    assert!(incarnations.contains(&("b".into(), incarnation(1))), "{incarnations:?}");
+    // Its previous run's users are in the replica until that incarnation is declared gone.
+    assert!(incarnations.contains(&("a".into(), incarnation(0))));
+    let h = &mut net.nodes[0];
+    let now = h.now();
+    h.server.node_lost("a", incarnation(0), now);
+    h.collect();
+    net.pump();
+    assert_eq!(net.nodes[0].server.remote_incarnations(), [("b".into(), incarnation(1))]);
+    let again = net.register(0, "alice", "");
+    net.send(0, again, "JOIN #chat");
+    let lines = net.take(0, again);
+    assert_eq!(names(&lines), ["alice", "bob"], "{lines:#?}");
+    let _ = alice;
+}
+
+#[test]
+fn a_lost_room_message_is_read_back_and_a_repeated_one_delivered_once() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    let carl = net.register(1, "carl", "");
+    net.send(1, carl, "JOIN #chat");
+    net.take(1, carl);
+    net.take(0, alice);
+    net.send(0, alice, "PRIVMSG #chat :one");
+    // Someone on b speaks in between: its message is no gap, and is not delivered again.
+    net.send(1, carl, "PRIVMSG #chat :from carl");
+    net.lose_next = true;
+    net.send(0, alice, "PRIVMSG #chat :two");
+    net.twice = true;
+    net.send(0, alice, "PRIVMSG #chat :three");
+    let got: Vec<String> = all(&net.take(1, bob), "PRIVMSG").into_iter().map(|p| p[1].clone()).collect();
+    // "two" never came over NATS: it is read back from storage once "three" shows the gap.
+    assert_eq!(got, ["one", "from carl", "three", "two"]);
+    assert_eq!(net.nodes[1].server.missed_room_messages(), 1);
+}
+
+#[test]
+fn what_a_dead_node_stored_but_never_published_is_read_back() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    net.send(0, alice, "PRIVMSG #chat :one");
+    // Stored, then the node dies before its publication gets anywhere.
+    net.lose_next = true;
+    net.send(0, alice, "PRIVMSG #chat :two");
+    net.down.insert(0);
+    net.dead.insert(("a".into(), incarnation(0)));
+    let h = &mut net.nodes[1];
+    let now = h.now();
+    h.server.node_lost("a", incarnation(0), now);
+    h.collect();
+    net.pump();
+    let lines = net.take(1, bob);
+    let got: Vec<String> = all(&lines, "PRIVMSG").into_iter().map(|p| p[1].clone()).collect();
+    assert_eq!(got, ["one", "two"], "{lines:#?}");
+    // The quit is applied at once; what is read back comes when storage answers.
+    assert_eq!(lines[1], ":alice!~alice@127.0.0.1 QUIT :Node lost");
+}
