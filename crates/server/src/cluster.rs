@@ -830,6 +830,160 @@ mod tests {
         }
     }
 
+    /// A test's stand-in for the hub: the bridge's hub end, and the log entries that arrived
+    /// while it waited for something else.
+    struct TestHub {
+        side: HubSide,
+        entries: VecDeque<LogEntry>,
+    }
+
+    impl TestHub {
+        /// The next input that `pick` takes, within 10 s (log entries passed over are kept).
+        async fn next<T>(&mut self, what: &str, mut pick: impl FnMut(FromBus) -> Option<T>) -> T {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match tokio::time::timeout_at(deadline, self.side.from_bus.recv()).await {
+                    Ok(Some(FromBus::Entry(entry))) => self.entries.push_back(entry),
+                    Ok(Some(input)) => {
+                        if let Some(found) = pick(input) {
+                            return found;
+                        }
+                    }
+                    Ok(None) => panic!("the bridge ended while waiting for {what}"),
+                    Err(_) => panic!("no {what} within 10 s"),
+                }
+            }
+        }
+
+        /// The next log entry, within 10 s.
+        async fn entry(&mut self) -> LogEntry {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(entry) = self.entries.pop_front() {
+                    return entry;
+                }
+                match tokio::time::timeout_at(deadline, self.side.from_bus.recv()).await {
+                    Ok(Some(FromBus::Entry(entry))) => return entry,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("the bridge ended while waiting for a log entry"),
+                    Err(_) => panic!("no log entry within 10 s"),
+                }
+            }
+        }
+
+        fn send(&self, request: ToBus) {
+            self.side.send(request).expect("room in the bridge's channel");
+        }
+    }
+
+    /// Two nodes' bridges on the machine's NATS, driven from their hub ends as the hub will
+    /// (the core's effects do not exist yet): messages, log entries in order, appends with
+    /// their conflicts, and claims cross between them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bridge_carries_messages_log_entries_and_claims_between_nodes() {
+        let network = chinwag_bus::test_nats::TestNetwork::new().await;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut sides = Vec::new();
+        for node in ["a", "b"] {
+            let cfg = ClusterConfig {
+                url: network.options().url.clone(),
+                name: network.options().cluster.clone(),
+                node: Name::new(node).expect("a node name"),
+            };
+            let joined = join(&cfg).await.expect("join");
+            let (side, _status) =
+                start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start the bridge");
+            sides.push(side);
+        }
+        let mut a = TestHub { side: sides.remove(0), entries: VecDeque::new() };
+        let mut b = TestHub { side: sides.remove(0), entries: VecDeque::new() };
+        let room = Topic::room("#general");
+
+        // A subscription on b, publications from a: every one, in order.
+        b.send(ToBus::Subscribe(room.clone()));
+        // The subscription is made asynchronously: publish until one gets through.
+        let hello = Bytes::from_static(b"hello?");
+        let mut through = false;
+        for _ in 0..50 {
+            a.send(ToBus::Publish { topic: room.clone(), payload: hello.clone() });
+            if let Ok(Some(FromBus::Message { payload, .. })) =
+                tokio::time::timeout(Duration::from_millis(200), b.side.from_bus.recv()).await
+            {
+                assert_eq!(payload, hello);
+                through = true;
+                break;
+            }
+        }
+        assert!(through, "b receives a's publications once subscribed");
+        for n in 0..50u32 {
+            a.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from(n.to_string()) });
+        }
+        let mut got = Vec::new();
+        while got.len() < 50 {
+            let payload = b
+                .next("a message", |input| match input {
+                    FromBus::Message { payload, .. } if payload != hello => Some(payload),
+                    _ => None,
+                })
+                .await;
+            got.push(String::from_utf8_lossy(&payload).into_owned());
+        }
+        assert_eq!(got, (0..50).map(|n| n.to_string()).collect::<Vec<_>>(), "in the order published");
+        // Unsubscribed, b gets no more.
+        b.send(ToBus::Unsubscribe(room.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"late") });
+
+        // Appends: answered to the appender, a stale one refused, and the log read back by both
+        // nodes.
+        let key = LogKey::room("#general");
+        a.send(ToBus::Append { token: 1, key: key.clone(), expect: Expect::Empty, payload: Bytes::from_static(b"e1") });
+        let seq = a
+            .next("the append's answer", |input| match input {
+                FromBus::Appended { token: 1, result } => Some(result.expect("appended")),
+                _ => None,
+            })
+            .await;
+        b.send(ToBus::Append { token: 2, key: key.clone(), expect: Expect::Empty, payload: Bytes::from_static(b"e2") });
+        let conflict = b
+            .next("the append's answer", |input| match input {
+                FromBus::Appended { token: 2, result } => Some(result),
+                FromBus::Message { payload, .. } => panic!("b got {payload:?} after unsubscribing"),
+                _ => None,
+            })
+            .await;
+        assert!(matches!(conflict, Err(BusError::Conflict)), "{conflict:?}");
+        for side in [&mut a, &mut b] {
+            let entry = side.entry().await;
+            assert_eq!((entry.seq, entry.key.as_str(), &entry.payload[..]), (seq, key.as_str(), &b"e1"[..]));
+        }
+
+        // Claims: one holder; the other is told who.
+        let nick = ClaimKey::nick("alice");
+        a.send(ToBus::Claim { id: RequestId(7), key: nick.clone(), value: Bytes::from_static(b"a/alice") });
+        let granted = a
+            .next("the claim's answer", |input| match input {
+                FromBus::Claimed { id: RequestId(7), result } => Some(result.expect("claimed")),
+                _ => None,
+            })
+            .await;
+        let Claim::Granted { revision } = granted else { panic!("not granted: {granted:?}") };
+        b.send(ToBus::Claim { id: RequestId(8), key: nick.clone(), value: Bytes::from_static(b"b/alice") });
+        let taken = b
+            .next("the claim's answer", |input| match input {
+                FromBus::Claimed { id: RequestId(8), result } => Some(result.expect("answered")),
+                _ => None,
+            })
+            .await;
+        assert_eq!(taken, Claim::Taken { holder: Bytes::from_static(b"a/alice"), revision });
+
+        // Stopping ends both tasks.
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node tasks end");
+    }
+
     #[test]
     fn node_gone_placeholder_round_trips() {
         let member = Member { node: "b-2".into(), incarnation: 0xdead_beef };
