@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chinwag_bus::test_nats::{OwnNatsServer, TestNetwork, TEST_HEARTBEAT_TTL};
@@ -23,6 +23,7 @@ use chinwag_bus::Bus;
 use chinwag_store::test_db::TestDatabase;
 use futures_util::StreamExt;
 use serde_json::Value;
+use support::admin;
 use support::client::{Incoming, PlainClient};
 use support::process::ServerProcess;
 use support::{POLL_INTERVAL, WAIT};
@@ -97,16 +98,6 @@ impl Network {
             entries
         })
     }
-}
-
-fn admin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chinwag"))
-        .args(["admin", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .env_remove("CHINWAG_DATA_DIR")
-        .output()
-        .expect("run chinwag admin")
 }
 
 /// `admin --json nodes` on the node with data directory `dir`.
