@@ -59,19 +59,36 @@ pub struct Membership<B: Bus> {
     node_id: (u32, u64),
     /// The members seen alive at the last poll (this node included).
     known: BTreeMap<String, u64>,
+    /// Their node numbers, as their heartbeats said at the last poll (for operators).
+    numbers: BTreeMap<String, u32>,
 }
 
-fn heartbeat_value(incarnation: u64) -> Bytes {
-    Bytes::from(format!("{incarnation:016x}"))
+/// A heartbeat's value: the incarnation in hex, then `/` and the node number once it has one.
+fn heartbeat_value(incarnation: u64, node_id: Option<u32>) -> Bytes {
+    match node_id {
+        Some(id) => Bytes::from(format!("{incarnation:016x}/{id:x}")),
+        None => Bytes::from(format!("{incarnation:016x}")),
+    }
 }
 
-fn parse_incarnation(value: &[u8]) -> Option<u64> {
-    u64::from_str_radix(std::str::from_utf8(value).ok()?, 16).ok()
+/// The incarnation and node number (if it says one) in a heartbeat's value.
+fn parse_heartbeat(value: &[u8]) -> Option<(u64, Option<u32>)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (incarnation, id) = match text.split_once('/') {
+        Some((incarnation, id)) => (incarnation, Some(u32::from_str_radix(id, 16).ok()?)),
+        None => (text, None),
+    };
+    Some((u64::from_str_radix(incarnation, 16).ok()?, id))
 }
 
 /// The members in a liveness listing (entries that do not parse are not ours and are skipped).
 fn members(alive: Vec<(String, Bytes)>) -> BTreeMap<String, u64> {
-    alive.into_iter().filter_map(|(node, value)| Some((node, parse_incarnation(&value)?))).collect()
+    alive.into_iter().filter_map(|(node, value)| Some((node, parse_heartbeat(&value)?.0))).collect()
+}
+
+/// The node numbers in a liveness listing.
+fn numbers(alive: &[(String, Bytes)]) -> BTreeMap<String, u32> {
+    alive.iter().filter_map(|(node, value)| Some((node.clone(), parse_heartbeat(value)?.1?))).collect()
 }
 
 impl<B: Bus> Membership<B> {
@@ -95,11 +112,15 @@ impl<B: Bus> Membership<B> {
                 _ => break,
             }
         }
-        bus.beat(node, heartbeat_value(incarnation)).await?;
+        bus.beat(node, heartbeat_value(incarnation, None)).await?;
         let me = Member { node: node.to_string(), incarnation };
         let node_id = claim_node_id(&bus, &me, first_id).await?;
-        let known = members(bus.alive().await?);
-        Ok(Membership { bus, me, node_id, known })
+        // Beat again, now saying the number, so that operators see it on every node.
+        bus.beat(node, heartbeat_value(incarnation, Some(node_id.0))).await?;
+        let alive = bus.alive().await?;
+        let numbers = numbers(&alive);
+        let known = members(alive);
+        Ok(Membership { bus, me, node_id, known, numbers })
     }
 
     /// This node's number, unique among live nodes.
@@ -126,7 +147,7 @@ impl<B: Bus> Membership<B> {
     /// Says this node is alive.
     pub async fn beat(&self) -> Result<(), BusError> {
         let node = Name::new(&self.me.node).map_err(|e| BusError::Broker(e.to_string()))?;
-        self.bus.beat(&node, heartbeat_value(self.me.incarnation)).await
+        self.bus.beat(&node, heartbeat_value(self.me.incarnation, Some(self.node_id.0))).await
     }
 
     /// The members alive now, this node included, by name.
@@ -134,9 +155,17 @@ impl<B: Bus> Membership<B> {
         self.known.iter().map(|(node, incarnation)| Member { node: node.clone(), incarnation: *incarnation })
     }
 
+    /// A live member's node number, as its heartbeat said at the last poll (`None` for a
+    /// member still joining, or one that does not say).
+    pub fn node_id_of(&self, node: &str) -> Option<u32> {
+        self.numbers.get(node).copied()
+    }
+
     /// Reads who is alive and says what changed since the last poll.
     pub async fn poll(&mut self) -> Result<Changes, BusError> {
-        let now = members(self.bus.alive().await?);
+        let alive = self.bus.alive().await?;
+        self.numbers = numbers(&alive);
+        let now = members(alive);
         let mut changes = Changes::default();
         for (node, incarnation) in &self.known {
             if now.get(node) != Some(incarnation) {

@@ -27,7 +27,8 @@ pub struct NatsOptions {
     pub url: String,
     /// The namespace of every subject, stream and bucket.
     pub cluster: Name,
-    /// How long a heartbeat lives (the bucket's `max_age`, fixed when the network is first made).
+    /// How long a heartbeat lives (the bucket's `max_age`, fixed when the network is first made;
+    /// a node joining an existing network takes the network's).
     pub heartbeat_ttl: Duration,
     /// How long the first connection and each request may take.
     pub timeout: Duration,
@@ -128,6 +129,13 @@ impl NatsBus {
         let nodes = bucket(&js, &names.nodes_bucket, options.heartbeat_ttl).await?;
         let nodes_stream =
             js.get_stream(format!("KV_{}", names.nodes_bucket)).await.map_err(|e| broker("the heartbeat bucket", e))?;
+        // The TTL is the bucket's: the first node to make the network fixed it, and a node
+        // beating at another pace would be seen dead (or notice its own loss) at the wrong time.
+        let bucket_ttl = nodes_stream.cached_info().config.max_age;
+        let ttl = if bucket_ttl.is_zero() { options.heartbeat_ttl } else { bucket_ttl };
+        if ttl != options.heartbeat_ttl {
+            tracing::info!(?ttl, asked = ?options.heartbeat_ttl, "cluster bus: using the network's heartbeat TTL");
+        }
         Ok(NatsBus {
             client,
             js,
@@ -135,7 +143,7 @@ impl NatsBus {
             log,
             claims,
             nodes,
-            ttl: options.heartbeat_ttl,
+            ttl,
             connections,
             nodes_stream,
             timeout: options.timeout,

@@ -7,10 +7,11 @@ mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::admin;
 use support::client::{Incoming, PlainClient};
 use support::process::ServerProcess;
 use support::WAIT;
@@ -20,16 +21,6 @@ use support::WAIT;
 const PYTHON: &str = "/usr/bin/python3";
 /// An unprivileged user that exists on Debian and Ubuntu.
 const NOBODY: u32 = 65534;
-
-fn admin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chinwag"))
-        .args(["admin", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .env_remove("CHINWAG_DATA_DIR")
-        .output()
-        .expect("run chinwag admin")
-}
 
 fn admin_ok(dir: &Path, args: &[&str]) -> String {
     let out = admin(dir, args);

@@ -1,6 +1,7 @@
 //! The administration language shared by the control socket (`chinwag admin`) and the server's
 //! own console: `users`, `rooms`, `stats`, `broadcast`, `kill`/`kick`, `ban`/`unban`/`bans`,
-//! `op`/`deop`/`voice`/`devoice`/`mode`/`topic` on any room, `reload`, `shutdown`. A command is a list of words; the answer is an [`AdminReply`] with a
+//! `op`/`deop`/`voice`/`devoice`/`mode`/`topic` on any room, `nodes` (a cluster's live nodes),
+//! `reload`, `shutdown`. A command is a list of words; the answer is an [`AdminReply`] with a
 //! table for people and the same data as JSON for scripts.
 
 use std::fmt::Write as _;
@@ -48,6 +49,7 @@ commands:
   voice ROOM NICK / devoice ROOM NICK  give or take a member's voice
   mode ROOM MODES [ARGS...]           change a room's modes as the server (e.g. mode #general +m)
   topic ROOM [TEXT...]                set a room's topic as the server; no text clears it
+  nodes                               a cluster's live nodes: name, incarnation, node number
   reload                              re-read MOTD, limits, password, operators, TLS certificate
   shutdown [--grace SECONDS] [REASON...]  stop gracefully
   help                                this list";
@@ -93,6 +95,7 @@ pub async fn execute(control: &Control, args: &[String], by: &str) -> AdminReply
             Err(e) => Ok(AdminReply::error(format!("reload failed, nothing changed: {e:#}"))),
         },
         "shutdown" | "stop" => shutdown(control, rest, by),
+        "nodes" => Ok(nodes(control)),
         other => Ok(AdminReply::error(format!("unknown command {other:?}\n{HELP}"))),
     };
     result.unwrap_or_else(|hub::Stopped| AdminReply::error("the server is stopping"))
@@ -306,6 +309,55 @@ async fn bans(control: &Control) -> Result<AdminReply, hub::Stopped> {
         format!("{}{} ban(s)", table(&["MASK", "EXPIRES IN", "BY", "REASON"], &rows), bans.len()),
         Value::Array(data),
     ))
+}
+
+/// The cluster's live nodes as this node saw them at its last poll (every second).
+fn nodes(control: &Control) -> AdminReply {
+    let Some(status) = &control.cluster else {
+        return AdminReply::error("this server is not a cluster node (see --cluster)");
+    };
+    let view = match status.lock() {
+        Ok(view) => view.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let this = |node: &str, incarnation: u64| node == view.node && incarnation == view.incarnation;
+    let rows: Vec<Vec<String>> = view
+        .members
+        .iter()
+        .map(|(node, incarnation, id)| {
+            vec![
+                node.clone(),
+                format!("{incarnation:016x}"),
+                id.map_or_else(|| "-".into(), |id| id.to_string()),
+                if this(node, *incarnation) { "this node".into() } else { String::new() },
+            ]
+        })
+        .collect();
+    let members: Vec<Value> = view
+        .members
+        .iter()
+        .map(|(node, incarnation, id)| {
+            json!({ "node": node, "incarnation": format!("{incarnation:016x}"), "node_id": id, "this": this(node, *incarnation) })
+        })
+        .collect();
+    let state = match view.state {
+        crate::cluster::State::Serving => "serving",
+        crate::cluster::State::CutOff => "cut off from the cluster bus (users dropped, joining again)",
+    };
+    let text = format!(
+        "network {}, this node {} ({}, number {}): {state}\n{}{} live node(s)",
+        view.network,
+        view.node,
+        format_args!("{:016x}", view.incarnation),
+        view.node_id,
+        table(&["NODE", "INCARNATION", "NUMBER", ""], &rows),
+        rows.len()
+    );
+    let data = json!({
+        "network": view.network, "node": view.node, "incarnation": format!("{:016x}", view.incarnation),
+        "node_id": view.node_id, "state": view.state, "nodes": members,
+    });
+    AdminReply::done(text, data)
 }
 
 fn shutdown(control: &Control, rest: &[String], by: &str) -> Result<AdminReply, hub::Stopped> {

@@ -48,13 +48,16 @@ async fn health(control: Control, readiness: bool) -> Response {
     let alive = tokio::time::timeout(TIMEOUT, crate::hub::call(&control.hub, |_| ())).await.is_ok_and(|r| r.is_ok());
     let stopping = !control.metrics.ready.load(Relaxed);
     let failing = control.metrics.store_failing.load(Relaxed);
-    if alive && (!readiness || !(stopping || failing)) {
+    let cut_off = control.metrics.cluster_state.load(Relaxed) == crate::cluster::State::CutOff as u8;
+    if alive && (!readiness || !(stopping || failing || cut_off)) {
         return text(StatusCode::OK, "text/plain", "ok\n".into());
     }
     let why = if !alive {
         "the server is not answering\n"
     } else if stopping {
         "stopping\n"
+    } else if cut_off {
+        "cut off from the cluster bus: users dropped, joining again\n"
     } else {
         "the store cannot commit; messages are held\n"
     };

@@ -179,6 +179,8 @@ pub(crate) struct Hub {
     limits: HubLimits,
     /// Where the public directory goes for LAN discovery, when it is on.
     directory: Option<watch::Sender<chinwag_discovery::Live>>,
+    /// A cluster node's end of the bus bridge (`cluster.rs`); `None` on a server on its own.
+    pub(crate) cluster: Option<crate::cluster::HubSide>,
 }
 
 /// Effects whose room the hub keeps between rounds (a round of private messages makes one per
@@ -220,7 +222,32 @@ impl Hub {
             store_lost: false,
             limits,
             directory: None,
+            cluster: None,
         }
+    }
+
+    /// Makes this hub a cluster node's: it takes the bus's inputs (`cluster::on_input`).
+    pub fn with_cluster(mut self, side: crate::cluster::HubSide) -> Self {
+        self.cluster = Some(side);
+        self
+    }
+
+    /// Drops every connection at once, telling each `ERROR :{reason}` (a cluster node cut off
+    /// from the bus). Returns how many there were.
+    pub(crate) fn drop_everyone(&mut self, reason: &str, now: Now) -> usize {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let line = format!("ERROR :{reason}\r\n");
+        for &conn in &conns {
+            if let Some(mut outbox) = self.conns.remove(&conn) {
+                // What was held for it goes nowhere when released; the ERROR leaves when the
+                // dropped queue is flushed and closed.
+                self.held.remove(&conn);
+                let _ = outbox.push(line.as_bytes(), &mut self.spares);
+                self.metrics.disconnected(Disconnect::of_reason(reason));
+            }
+            self.server.disconnect(conn, reason, now);
+        }
+        conns.len()
     }
 
     /// Publishes the public rooms and users online to `tx` once a tick, for LAN discovery.
@@ -265,6 +292,7 @@ impl Hub {
                     self.server.complete(id, response, now());
                 }
                 Some(call) = calls.recv() => call(&mut self),
+                Some(input) = crate::cluster::recv(&mut self.cluster) => crate::cluster::on_input(&mut self, input),
                 event = events.recv() => match event {
                     Some(event) => {
                         // A lone event (connections' tasks wake the hub as soon as they send,
@@ -323,7 +351,15 @@ impl Hub {
 
     fn on_event(&mut self, event: Event, now: Now) {
         match event {
-            Event::Connected { conn, info, outbox } => {
+            Event::Connected { conn, info, mut outbox } => {
+                if self.cluster.as_ref().is_some_and(|c| c.cut_off) {
+                    // Cut off from the cluster: nobody is served until the node is back.
+                    tracing::info!(%conn, ip = %info.ip, "refused: this cluster node is cut off from the bus");
+                    let line = format!("ERROR :{}\r\n", crate::cluster::LOST_NETWORK);
+                    let _ = outbox.push(line.as_bytes(), &mut self.spares);
+                    self.metrics.disconnected(Disconnect::of_reason(crate::cluster::LOST_NETWORK));
+                    return;
+                }
                 tracing::info!(%conn, ip = %info.ip, transport = info.transport(), "connected");
                 self.conns.insert(conn, outbox);
                 self.server.connect(conn, info, now);
@@ -624,6 +660,11 @@ impl Hub {
             }
             Effect::Persist(item) => {
                 tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
+            }
+            // The core's cluster side is not wired to the node's bridge yet (issue #23): the hub
+            // never enables it, so this arm is not reached.
+            Effect::Cluster(effect) => {
+                tracing::error!(?effect, "a cluster effect on a server that is not wired; ignored")
             }
         }
     }

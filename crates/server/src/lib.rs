@@ -18,10 +18,12 @@
 //! `http.rs` the metrics listener, `metrics.rs` the counters, `reload.rs` reloading,
 //! `logging.rs` the log files, `bans.rs` server bans on disk,
 //! `keys.rs` runs the end-to-end encryption key directory's requests, `web/` the web listener
-//! (the web client's files, the IRC WebSocket at `/ws`, health checks).
+//! (the web client's files, the IRC WebSocket at `/ws`, health checks), `cluster.rs` a cluster
+//! node's runtime (membership, cut-off, the bus ↔ hub bridge).
 
 mod admin;
 mod bans;
+mod cluster;
 mod config;
 mod conn;
 mod control;
@@ -88,6 +90,8 @@ pub struct Control {
     /// Cancelled by a second stop: stop waiting for anything.
     force: CancellationToken,
     stop: Arc<Mutex<StopRequest>>,
+    /// A cluster node's view of its network (`admin nodes`); `None` on a server on its own.
+    cluster: Option<cluster::Status>,
 }
 
 #[derive(Debug)]
@@ -286,11 +290,18 @@ async fn open_store(cfg: &ServerConfig, db_path: &std::path::Path) -> Result<Ope
     }
 }
 
+/// Lets a cluster node start although the cluster is unfinished: for tests only
+/// (`docs/cluster.md`).
+pub const UNFINISHED_CLUSTER_ENV: &str = "CHINWAG_UNFINISHED_CLUSTER";
+
 /// Refuses what the configuration may say but this build cannot do yet: a cluster node
-/// (`[cluster]`, issue #23: the bus exists, the nodes' side does not). `chinwag serve` asks
-/// before it sets up logging, so that a refused start creates nothing.
+/// (`[cluster]`, issue #23: a node runs, joins and beats, but rooms and nicks do not cross nodes
+/// yet, so two nodes would serve two diverging networks). `chinwag serve` asks before it sets
+/// up logging, so that a refused start creates nothing. Tests of the nodes' runtime set
+/// [`UNFINISHED_CLUSTER_ENV`]`=1` to pass.
 pub fn refuse_unfinished(cfg: &ServerConfig) -> Result<()> {
-    if let Some(cluster) = &cfg.cluster {
+    let testing = std::env::var(UNFINISHED_CLUSTER_ENV).is_ok_and(|v| v == "1");
+    if let Some(cluster) = cfg.cluster.as_ref().filter(|_| !testing) {
         anyhow::bail!(
             "clustering is not finished yet (issue #23): node {} of network {} cannot start; \
              run without --cluster (cluster.url) for now",
@@ -315,6 +326,20 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     // `-wal` and `-shm` it creates the database file's mode, and a new database is created 0600.
     for name in [DATABASE_FILE, DATABASE_WAL, DATABASE_SHM, BANS_FILE] {
         files::tighten(&cfg.data_dir.join(name), files::FILE_MODE)?;
+    }
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let metrics = metrics::Metrics::new();
+    // A cluster node joins before it opens anything else: refused (its name is taken, NATS
+    // cannot be reached), it starts nothing. Joined, it beats from now on (opening the store
+    // may take longer than the heartbeat lives); a start that fails after this stops it.
+    let stop_if_failed = shutdown.clone().drop_guard();
+    let mut cluster = None;
+    if let Some(cfg) = &cfg.cluster {
+        let joined = cluster::join(cfg).await?;
+        let node_id = joined.node_id();
+        let (side, status) = cluster::start(joined, metrics.clone(), shutdown.clone(), &tracker).await?;
+        cluster = Some((node_id, side, status));
     }
     let Opened { store, accounts, rooms, queued } = open_store(&cfg, &db_path).await?;
     let bans_file = cfg.data_dir.join(BANS_FILE);
@@ -371,12 +396,10 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     let web_addrs = local(&web_listeners)?;
     let web_plain_addrs = local(&web_plain_listeners)?;
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let metrics = metrics::Metrics::new();
     let (events_tx, events_rx) = mpsc::channel(hub::EVENT_QUEUE);
     let (calls_tx, calls_rx) = mpsc::channel(hub::CALL_QUEUE);
-    let node = rand::random::<u32>();
+    // The msgids' node number: the cluster's (unique among live nodes), else any.
+    let node = cluster.as_ref().map_or_else(rand::random::<u32>, |(node_id, _, _)| *node_id);
     let mut server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
     server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
     server.restore_klines(klines);
@@ -398,6 +421,11 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     if let Some((tx, _, _)) = &discovery {
         hub = hub.with_directory(tx.clone());
     }
+    let mut cluster_status = None;
+    if let Some((_, side, status)) = cluster {
+        hub = hub.with_cluster(side);
+        cluster_status = Some(status);
+    }
     let hub = tokio::spawn(hub.run(events_rx, answers_rx, calls_rx, shutdown.clone()));
     let control = Control {
         hub: calls_tx,
@@ -406,6 +434,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
         shutdown: shutdown.clone(),
         force: CancellationToken::new(),
         stop: Arc::new(Mutex::new(StopRequest { reason: stop_reason, grace: cfg.grace })),
+        cluster: cluster_status,
     };
     let mut edge = cfg.limits.clone();
     let capacity = limits::connection_capacity();
@@ -475,6 +504,7 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     if let Some((l, path)) = control_listener {
         tracker.spawn(control::run(l, path, control.clone(), shutdown.clone(), tracker.clone()));
     }
+    stop_if_failed.disarm();
     Ok(Running {
         plaintext,
         tls: tls_addrs,

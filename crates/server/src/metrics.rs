@@ -188,6 +188,9 @@ pub struct Metrics {
     pub held_bytes: AtomicU64,
     /// Set while commits fail (the store thread retries them); `/readyz` answers 503 then.
     pub store_failing: AtomicBool,
+    /// This node's place in its cluster, a [`crate::cluster::State`] as a number (0: not a
+    /// cluster node); `/readyz` answers 503 while it is cut off.
+    pub cluster_state: std::sync::atomic::AtomicU8,
 }
 
 impl Metrics {
@@ -215,6 +218,7 @@ impl Metrics {
             held_lines: AtomicU64::new(0),
             held_bytes: AtomicU64::new(0),
             store_failing: AtomicBool::new(false),
+            cluster_state: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -273,6 +277,7 @@ impl Metrics {
             lines_held: get(&self.held_lines),
             bytes_held: get(&self.held_bytes),
             store_failing: self.store_failing.load(Relaxed),
+            cluster_state: self.cluster_state.load(Relaxed),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             login_failures: get(&self.login_failures),
@@ -320,6 +325,9 @@ pub struct Snapshot {
     pub bytes_held: u64,
     /// Commits are failing (and being retried).
     pub store_failing: bool,
+    /// 0: not a cluster node; 1: serving; 2: cut off from the cluster bus (users dropped,
+    /// joining again).
+    pub cluster_state: u8,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub login_failures: u64,
@@ -407,6 +415,12 @@ impl Snapshot {
             "gauge",
             "1 while commits fail and are being retried.",
             &one(u64::from(self.store_failing)),
+        );
+        metric(
+            "chinwag_cluster_state",
+            "gauge",
+            "0: not a cluster node; 1: a node serving; 2: cut off from the cluster bus (users dropped, new connections refused, joining again).",
+            &one(u64::from(self.cluster_state)),
         );
         metric("chinwag_bytes_in_total", "counter", "Bytes read from client sockets.", &one(self.bytes_in));
         metric("chinwag_bytes_out_total", "counter", "Bytes written to client sockets.", &one(self.bytes_out));

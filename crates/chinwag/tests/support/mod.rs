@@ -70,3 +70,14 @@ pub fn file_tail(path: &Path) -> String {
         Err(error) => format!("  cannot read {}: {error}\n", path.display()),
     }
 }
+
+/// `chinwag admin --data-dir DIR ARGS…` against the server using `dir`, run to its end.
+pub fn admin(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chinwag"))
+        .args(["admin", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("CHINWAG_DATA_DIR")
+        .output()
+        .expect("run chinwag admin")
+}
