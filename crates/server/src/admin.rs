@@ -37,10 +37,10 @@ impl AdminReply {
 
 pub const HELP: &str = "\
 commands:
-  users                               online users: nick, address, account, transport, idle
+  users                               online users: nick, address, account, transport, idle (a cluster's: all nodes)
   rooms                               rooms with member counts and topics
   stats                               counters, uptime, CPU and memory
-  broadcast MESSAGE...                a notice from the server to every user
+  broadcast MESSAGE...                a notice from the server to every user (of every node)
   kill NICK [REASON...]               disconnect a user (also: kick)
   ban MASK [--minutes N] [REASON...]  refuse and disconnect hosts matching MASK (e.g. 192.0.2.*)
   unban MASK                          lift a ban
@@ -113,10 +113,17 @@ async fn users(control: &Control) -> Result<AdminReply, hub::Stopped> {
                 u.transport.into(),
                 human_duration(u.idle_secs),
                 u.channels.to_string(),
-                match (&u.oper, u.registered) {
-                    (Some(o), _) => format!("oper:{o}"),
-                    (None, false) => "registering".into(),
-                    (None, true) => String::new(),
+                {
+                    let flags = match (&u.oper, u.registered) {
+                        (Some(o), _) => format!("oper:{o}"),
+                        (None, false) => "registering".into(),
+                        (None, true) => String::new(),
+                    };
+                    // A cluster's users of other nodes say where they are.
+                    match &u.node {
+                        Some(node) => format!("{flags} node:{node}").trim_start().to_owned(),
+                        None => flags,
+                    }
                 },
             ]
         })
@@ -128,7 +135,7 @@ async fn users(control: &Control) -> Result<AdminReply, hub::Stopped> {
                 "nick": u.nick, "user": u.user, "host": u.host, "address": u.ip.to_string(),
                 "account": u.account, "transport": u.transport,
                 "idle_seconds": u.idle_secs, "signon_ms": u.signon_ms, "rooms": u.channels,
-                "registered": u.registered, "oper": u.oper,
+                "registered": u.registered, "oper": u.oper, "node": u.node,
             })
         })
         .collect();

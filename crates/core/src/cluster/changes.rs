@@ -74,10 +74,8 @@ impl Server {
     /// and what would take effect goes to the log.
     pub(crate) fn cluster_mode(&mut self, folded: &str, name: &str, changes: Vec<ModeChange>, msg: &Message) {
         let conn = self.cur_conn();
-        let (Some(uid), Some(saved)) = (self.local_uid(conn), self.channels.get(folded).cloned()) else { return };
-        let applied: Vec<ModeChange> =
-            changes.into_iter().filter_map(|change| self.apply_channel_mode(folded, change)).collect();
-        self.channels.insert(folded.to_owned(), saved);
+        let Some(uid) = self.local_uid(conn) else { return };
+        let applied = self.try_modes(folded, changes);
         if applied.is_empty() {
             return;
         }
@@ -89,6 +87,15 @@ impl Server {
         }
         let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
         self.room_append(conn, folded, event, RoomOp::Again(again));
+    }
+
+    /// The changes that would take effect on the room as it is, tried on a copy that is then
+    /// put back (errors go to the current command's author).
+    pub(crate) fn try_modes(&mut self, folded: &str, changes: Vec<ModeChange>) -> Vec<ModeChange> {
+        let Some(saved) = self.channels.get(folded).cloned() else { return Vec::new() };
+        let applied = changes.into_iter().filter_map(|change| self.apply_channel_mode(folded, change)).collect();
+        self.channels.insert(folded.to_owned(), saved);
+        applied
     }
 
     /// Runs `apply` as the answer to the author's command if `own` (its label, its held

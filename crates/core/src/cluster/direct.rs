@@ -122,6 +122,16 @@ impl Server {
         let invite = NodeMessage::Invite { to: uid.clone(), room: name.clone(), source, account, lets_in };
         let topic = Topic::Node(uid.node.clone());
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload: invite.encode() }));
+        // invite-notify, here and on the room's other nodes.
+        let folded = casefold(raw);
+        let watchers = self.invite_watchers(&folded, conn);
+        if !watchers.is_empty() {
+            let base = Message::new("INVITE").with_params([u.nick.as_str(), name.as_str()]);
+            if let Some(mut ev) = self.cur_event(base) {
+                self.deliver_all(&mut ev, watchers);
+            }
+        }
+        self.publish_invite_notify(&folded, &name, &u.nick);
         self.numeric(RPL_INVITING, [u.nick.as_str(), name.as_str()]);
         if let Some(away) = u.away {
             self.numeric(RPL_AWAY, [u.nick, away]);

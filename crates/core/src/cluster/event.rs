@@ -102,6 +102,14 @@ pub(crate) enum NetEvent {
         source: String,
         changes: Vec<(bool, char, Option<String>)>,
     },
+    /// A server ban (KLINE, `chinwag admin ban`), under `net`: every node bans the mask and
+    /// disconnects its matching connections.
+    Kline(Box<crate::handlers::oper::Kline>),
+    /// A server ban lifted (UNKLINE, `chinwag admin unban`), under `net`.
+    Unkline {
+        mask: String,
+        by: String,
+    },
 }
 
 const INTRODUCE: u8 = 1;
@@ -118,6 +126,8 @@ const MODE: u8 = 11;
 const REALNAME: u8 = 12;
 const USER_MODES: u8 = 13;
 const OPER: u8 = 14;
+const KLINE: u8 = 15;
+const UNKLINE: u8 = 16;
 
 /// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
 /// `limits.modes_per_command`).
@@ -125,6 +135,9 @@ const MAX_ITEMS: u64 = 256;
 const DIRECT: u8 = 32;
 const ROOM: u8 = 33;
 const INVITE: u8 = 34;
+const KILL: u8 = 35;
+const NOTICE: u8 = 36;
+const INVITE_NOTIFY: u8 = 37;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -220,6 +233,12 @@ impl NetEvent {
                 }
                 w.finish()
             }
+            NetEvent::Kline(k) => {
+                let mut w = Writer::new(KLINE);
+                w.str(&k.mask).str(&k.reason).str(&k.set_by).u64(k.set_at_ms);
+                w.bool(k.expires_ms.is_some()).u64(k.expires_ms.unwrap_or_default()).finish()
+            }
+            NetEvent::Unkline { mask, by } => Writer::new(UNKLINE).str(mask).str(by).finish(),
         }
     }
 
@@ -272,6 +291,13 @@ impl NetEvent {
                 }
                 NetEvent::Mode { room, uid, source, changes }
             }
+            KLINE => {
+                let (mask, reason, set_by, set_at_ms) = (r.str()?, r.str()?, r.str()?, r.u64()?);
+                let (expires, at) = (r.bool()?, r.u64()?);
+                let expires_ms = expires.then_some(at);
+                NetEvent::Kline(Box::new(crate::handlers::oper::Kline { mask, reason, set_by, set_at_ms, expires_ms }))
+            }
+            UNKLINE => NetEvent::Unkline { mask: r.str()?, by: r.str()? },
             _ => return None,
         })
     }
@@ -313,6 +339,33 @@ pub(crate) enum NodeMessage {
     /// An INVITE to one user of the node: to `room` (as spelled), from `source`; `lets_in`: the
     /// inviter is an operator there, so the invitation lets its holder past +i and +l.
     Invite { to: UserId, room: String, source: String, account: Option<String>, lets_in: bool },
+    /// KILL of one user of the node (an IRC operator's or the administrator's, on another
+    /// node): it is disconnected with `Killed (<by> (<reason>))`, and its QUIT goes to the log
+    /// as any.
+    Kill { to: UserId, by: String, reason: String },
+    /// To every registered user of the node, or to its IRC operators only (`opers`): the
+    /// administrator's broadcast (`source` `None`: a NOTICE from the node's server name to each
+    /// user's nick), an operator's `NOTICE $*`/`PRIVMSG $*` to `target`, or WALLOPS (no target).
+    Notice(Box<Notice>),
+    /// On a room's topic: `source` invited `nick` to `room` (as spelled); the room's operators
+    /// on the node with invite-notify are told. `origin` as for [`NodeMessage::Room`].
+    InviteNotify { room: String, origin: (String, u64), source: String, account: Option<String>, nick: String },
+}
+
+/// What [`NodeMessage::Notice`] carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Notice {
+    /// `NOTICE`, `PRIVMSG` or `WALLOPS`.
+    pub command: String,
+    /// The sender's prefix; `None`: the server itself.
+    pub source: Option<String>,
+    pub account: Option<String>,
+    /// `$*` and the like; empty for WALLOPS and the administrator's broadcast.
+    pub target: String,
+    pub text: String,
+    pub opers: bool,
+    pub time_ms: u64,
+    pub msgid: Option<String>,
 }
 
 fn put_carried(w: &mut Writer, m: &Carried) {
@@ -364,6 +417,20 @@ impl NodeMessage {
                 put_carried(&mut w, msg);
                 w.finish()
             }
+            NodeMessage::Kill { to, by, reason } => {
+                let mut w = Writer::new(KILL);
+                put_uid(&mut w, to);
+                w.str(by).str(reason).finish()
+            }
+            NodeMessage::Notice(n) => {
+                let mut w = Writer::new(NOTICE);
+                w.str(&n.command).opt(n.source.as_deref()).opt(n.account.as_deref());
+                w.str(&n.target).str(&n.text).bool(n.opers).u64(n.time_ms).opt(n.msgid.as_deref()).finish()
+            }
+            NodeMessage::InviteNotify { room, origin, source, account, nick } => {
+                let mut w = Writer::new(INVITE_NOTIFY);
+                w.str(room).str(&origin.0).u64(origin.1).str(source).opt(account.as_deref()).str(nick).finish()
+            }
         }
     }
 
@@ -383,6 +450,27 @@ impl NodeMessage {
                 let (room, status, origin, seq) = (r.str()?, r.str()?, (r.str()?, r.u64()?), r.u64()?);
                 Some(NodeMessage::Room { room, status, origin, seq, msg: get_carried(r)? })
             }
+            KILL => Some(NodeMessage::Kill { to: get_uid(r)?, by: r.str()?, reason: r.str()? }),
+            NOTICE => {
+                let n = Notice {
+                    command: r.str()?,
+                    source: r.opt()?,
+                    account: r.opt()?,
+                    target: r.str()?,
+                    text: r.str()?,
+                    opers: r.bool()?,
+                    time_ms: r.u64()?,
+                    msgid: r.opt()?,
+                };
+                matches!(n.command.as_str(), "NOTICE" | "PRIVMSG" | "WALLOPS").then(|| NodeMessage::Notice(Box::new(n)))
+            }
+            INVITE_NOTIFY => Some(NodeMessage::InviteNotify {
+                room: r.str()?,
+                origin: (r.str()?, r.u64()?),
+                source: r.str()?,
+                account: r.opt()?,
+                nick: r.str()?,
+            }),
             _ => None,
         }
     }
@@ -438,6 +526,14 @@ mod tests {
                 source: "a!b@c".into(),
                 changes: vec![(true, 'o', Some("Bob".into())), (false, 'n', None)],
             },
+            NetEvent::Kline(Box::new(crate::handlers::oper::Kline {
+                mask: "192.0.2.*".into(),
+                reason: "spam".into(),
+                set_by: "admin".into(),
+                set_at_ms: 5,
+                expires_ms: Some(65_000),
+            })),
+            NetEvent::Unkline { mask: "192.0.2.*".into(), by: "op/oper".into() },
         ];
         for ev in events {
             let bytes = ev.encode();
@@ -476,6 +572,36 @@ mod tests {
         let invite =
             NodeMessage::Invite { to: uid(), room: "#x".into(), source: "a!b@c".into(), account: None, lets_in: true };
         assert_eq!(NodeMessage::decode(&invite.encode()), Some(invite));
+        let notice = Notice {
+            command: "WALLOPS".into(),
+            source: Some("a!b@c".into()),
+            account: None,
+            target: String::new(),
+            text: "hello".into(),
+            opers: true,
+            time_ms: 7,
+            msgid: Some("m".into()),
+        };
+        let others = [
+            NodeMessage::Kill { to: uid(), by: "op/oper".into(), reason: "out".into() },
+            NodeMessage::Notice(Box::new(notice.clone())),
+            NodeMessage::InviteNotify {
+                room: "#x".into(),
+                origin: ("a".into(), 4),
+                source: "a!b@c".into(),
+                account: Some("a".into()),
+                nick: "Bob".into(),
+            },
+        ];
+        for message in others {
+            let bytes = message.encode();
+            assert_eq!(NodeMessage::decode(&bytes), Some(message));
+            for cut in 0..bytes.len() {
+                assert_eq!(NodeMessage::decode(&bytes[..cut]), None);
+            }
+        }
+        let forged = NodeMessage::Notice(Box::new(Notice { command: "KILL".into(), ..notice }));
+        assert_eq!(NodeMessage::decode(&forged.encode()), None);
         let bad = NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }) };
         assert_eq!(NodeMessage::decode(&bad.encode()), None);
     }

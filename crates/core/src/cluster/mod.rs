@@ -11,6 +11,7 @@
 //! `chinwag-bus`. A single-node server never calls [`Server::enable_cluster`]: its cluster
 //! field stays `None` and every hook below is one branch not taken.
 
+mod admin;
 mod changes;
 mod codec;
 mod direct;
@@ -349,6 +350,11 @@ impl Server {
             }
             event::NodeMessage::Room { room, status, origin, seq, msg } => {
                 self.receive_room(&room, &status, origin, seq, *msg);
+            }
+            event::NodeMessage::Kill { to, by, reason } => self.receive_kill(&to, &by, &reason),
+            event::NodeMessage::Notice(notice) => self.receive_notice(*notice),
+            event::NodeMessage::InviteNotify { room, origin, source, account, nick } => {
+                self.receive_invite_notify(&room, origin, source, account, nick);
             }
         }
         self.finish();

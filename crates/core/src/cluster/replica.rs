@@ -111,6 +111,8 @@ impl Server {
                 }
             }
             NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
+            NetEvent::Kline(kline) => self.apply_kline(*kline),
+            NetEvent::Unkline { mask, .. } => self.apply_unkline(&mask),
             _ => {}
         }
     }

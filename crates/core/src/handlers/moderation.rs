@@ -7,7 +7,6 @@
 
 use chinwag_proto::{casefold, Message};
 
-use crate::caps::Cap;
 use crate::channel::{Ban, EXTBAN_PREFIX};
 use crate::ids::ConnId;
 use crate::numeric::*;
@@ -306,6 +305,9 @@ impl Server {
         for letter in &parsed.unknown {
             self.numeric(ERR_UNKNOWNMODE, [letter.to_string(), "is unknown mode char to me".into()]);
         }
+        if self.cluster.is_some() {
+            return self.admin_mode_to_log(folded, &name, parsed.changes);
+        }
         self.apply_mode_changes(folded, &name, parsed.changes)
     }
 
@@ -581,13 +583,8 @@ impl Server {
             return;
         }
         // invite-notify: the room's operators who asked are told, except the inviter, who
-        // already gets 341.
-        let watchers: Vec<ConnId> = ch
-            .members
-            .iter()
-            .filter(|(m, modes)| modes.op && **m != conn && self.caps_of(**m).has(Cap::InviteNotify))
-            .map(|(m, _)| *m)
-            .collect();
+        // already gets 341 (on every node, in cluster mode).
+        let watchers = self.invite_watchers(&folded, conn);
         // An invitation lets its holder past +i and +l, which are the operators' to decide: one
         // from a member who is not an operator is only a notice (else any member could let
         // people past a +l now, or past a +i set later). Invitations of connections gone since
@@ -601,6 +598,7 @@ impl Server {
         if let Some(away) = away {
             self.numeric(RPL_AWAY, [shown.clone(), away]);
         }
+        self.publish_invite_notify(&folded, &name, &shown);
         let Some(mut ev) = self.cur_event(Message::new("INVITE").with_params([shown, name])) else { return };
         self.deliver(&mut ev, target);
         self.deliver_all(&mut ev, watchers);

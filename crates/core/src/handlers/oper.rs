@@ -24,7 +24,7 @@ use crate::text::seconds;
 use crate::throttle::{Outcome, Ticket};
 
 /// The longest KILL, KLINE or WALLOPS reason kept.
-const MAX_REASON_LEN: usize = 300;
+pub(crate) const MAX_REASON_LEN: usize = 300;
 
 /// A server ban: connections from a matching host are refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,8 +54,11 @@ pub struct UserView {
     pub idle_secs: u64,
     pub signon_ms: u64,
     pub channels: usize,
-    /// The operator name, if the connection used OPER.
+    /// The operator name, if the connection used OPER (`*` for an operator on another node).
     pub oper: Option<String>,
+    /// The node the user is on, in cluster mode, if it is not this one. Such a user's
+    /// `idle_secs` is 0 (its node knows) and its `ip` is its host read as an address.
+    pub node: Option<String>,
 }
 
 /// One room as the admin console lists it.
@@ -194,11 +197,12 @@ impl Server {
     }
 
     /// Disconnects `nick` with `Killed (by (reason))`. False if nobody uses that nick.
+    /// A user on another node is killed by its node (`cluster/admin.rs`).
     fn kill_user(&mut self, nick: &str, reason: &str, by: &str) -> bool {
-        let Some(target) = self.find_nick(nick) else { return false };
         let reason = crate::text::truncate(reason, MAX_REASON_LEN).to_owned();
+        let Some(target) = self.find_nick(nick) else { return self.kill_remote(nick, &reason, by) };
         tracing::info!(target: "audit", %by, %nick, %reason, "KILL");
-        self.close(target, &format!("Killed ({by} ({reason}))"));
+        self.close(target, &kill_reason(by, &reason));
         true
     }
 
@@ -212,8 +216,14 @@ impl Server {
         };
         let text = crate::text::truncate(text, MAX_REASON_LEN).to_owned();
         let Some(mut ev) = self.cur_event(Message::new("WALLOPS").with_param(text)) else { return };
-        let opers: Vec<ConnId> = self.ops.opers.keys().copied().filter(|c| self.clients.contains_key(c)).collect();
+        let opers = self.local_opers();
         self.deliver_all(&mut ev, opers);
+        self.publish_notice(&ev, true);
+    }
+
+    /// This node's connections that used OPER.
+    pub(crate) fn local_opers(&self) -> Vec<ConnId> {
+        self.ops.opers.keys().copied().filter(|c| self.clients.contains_key(c)).collect()
     }
 
     /// `PRIVMSG/NOTICE $mask :text`: to every user on a server matching the mask (here, this one).
@@ -234,6 +244,7 @@ impl Server {
         };
         let everyone: Vec<ConnId> = self.clients.values().filter(|c| c.registered).map(|c| c.id).collect();
         self.deliver_all(&mut ev, everyone);
+        self.publish_notice(&ev, false);
     }
 
     pub(crate) fn handle_kline(&mut self, msg: &Message) {
@@ -300,7 +311,8 @@ impl Server {
 
     // ---- entry points for the edge's admin console ----
 
-    /// Every connection, registered or not, in connection order.
+    /// Every connection, registered or not, and in cluster mode every user of other nodes, by
+    /// nick.
     pub fn users(&self, now: Now) -> Vec<UserView> {
         let mut out: Vec<UserView> = self
             .clients
@@ -318,8 +330,10 @@ impl Server {
                 signon_ms: c.signon_ms,
                 channels: c.channels.len(),
                 oper: self.ops.opers.get(&c.id).cloned(),
+                node: None,
             })
             .collect();
+        out.extend(self.remote_user_views());
         out.sort_by_key(|a| casefold(&a.nick));
         out
     }
@@ -331,7 +345,7 @@ impl Server {
             .values()
             .map(|ch| RoomView {
                 name: ch.name.as_str().to_owned(),
-                members: ch.members.len(),
+                members: ch.members.len() + ch.remote.len(),
                 topic: ch.topic.as_ref().map(|t| t.text.clone()),
                 permanent: ch.permanent,
                 founder: ch.founder.clone(),
@@ -361,17 +375,25 @@ impl Server {
         done
     }
 
-    /// A NOTICE from the server to every registered user.
+    /// A NOTICE from the server to every registered user (in cluster mode, of every node:
+    /// the count includes the users of other nodes this node knows of).
     pub fn announce(&mut self, text: &str, now: Now) -> usize {
         self.now = now;
         let text = crate::text::truncate(text, MAX_REASON_LEN).to_owned();
+        let local = self.announce_here(&text);
+        let remote = self.publish_announce(&text);
+        self.finish();
+        local + remote
+    }
+
+    /// The administrator's broadcast to this node's registered users; how many.
+    pub(crate) fn announce_here(&mut self, text: &str) -> usize {
         let everyone: Vec<(ConnId, String)> =
             self.clients.values().filter(|c| c.registered).map(|c| (c.id, c.nick_or_star().to_owned())).collect();
         for (conn, nick) in &everyone {
-            let notice = self.server_msg("NOTICE").with_params([nick.as_str(), text.as_str()]);
+            let notice = self.server_msg("NOTICE").with_params([nick.as_str(), text]);
             self.send_msg(*conn, notice);
         }
-        self.finish();
         everyone.len()
     }
 
@@ -425,6 +447,10 @@ impl Server {
         let text = crate::text::truncate(text, self.cfg.limits.topic_len);
         let text = crate::text::fit_trailing(text, &format!(":{setter} TOPIC {shown} ")).to_owned();
         tracing::info!(target: "audit", %by, channel = %shown, topic = %text, "room topic set");
+        self.now = now;
+        if self.admin_topic_to_log(&folded, &shown, &text) {
+            return Ok(());
+        }
         self.as_admin(now, |s| {
             if let Some(ch) = s.channels.get_mut(&folded) {
                 let set_at_ms = s.now.wall_ms;
@@ -460,10 +486,18 @@ impl Server {
             expires_ms: duration.map(|d| now + d.as_millis() as u64),
         };
         tracing::info!(target: "audit", %by, mask = %kline.mask, reason = %kline.reason, expires_ms = ?kline.expires_ms, "ban added");
+        self.append_net_event(crate::cluster::NetEvent::Kline(Box::new(kline.clone())));
+        Ok(self.install_kline(kline))
+    }
+
+    /// Bans `kline`'s mask (replacing an earlier ban of it) and disconnects the connections it
+    /// matches; how many.
+    fn install_kline(&mut self, kline: Kline) -> usize {
+        let live = kline.applies(self.now.wall_ms);
         let victims: Vec<ConnId> = self
             .clients
             .values()
-            .filter(|c| kline.matches(&c.info.ip.to_string(), &c.info.host))
+            .filter(|c| live && kline.matches(&c.info.ip.to_string(), &c.info.host))
             .map(|c| c.id)
             .collect();
         let reason = format!("K-Lined: {}", kline.reason);
@@ -473,7 +507,29 @@ impl Server {
         for conn in &victims {
             self.close(*conn, &reason);
         }
-        Ok(victims.len())
+        victims.len()
+    }
+
+    /// A ban from the log (cluster mode), this node's own included: the node that set it has
+    /// it already, and a ban already in force as it is changes nothing; an expired one is
+    /// only kept, so that `bans` on every node agree.
+    pub(crate) fn apply_kline(&mut self, kline: Kline) {
+        if self.ops.klines.contains(&kline) {
+            return;
+        }
+        if kline.applies(self.now.wall_ms) {
+            tracing::info!(target: "audit", by = %kline.set_by, mask = %kline.mask, "ban added elsewhere in the network");
+        }
+        self.install_kline(kline);
+    }
+
+    /// A ban lifted anywhere in the network (cluster mode), this node's own included.
+    pub(crate) fn apply_unkline(&mut self, mask: &str) {
+        let before = self.ops.klines.len();
+        self.ops.klines.retain(|k| !k.mask.eq_ignore_ascii_case(mask));
+        if self.ops.klines.len() != before {
+            self.ops.version += 1;
+        }
     }
 
     fn remove_kline(&mut self, mask: &str, by: &str) -> bool {
@@ -484,6 +540,8 @@ impl Server {
         if removed {
             self.ops.version += 1;
             tracing::info!(target: "audit", %by, %mask, "ban removed");
+            let (mask, by) = (mask.to_owned(), by.to_owned());
+            self.append_net_event(crate::cluster::NetEvent::Unkline { mask, by });
         }
         removed
     }
@@ -514,6 +572,11 @@ impl Server {
         self.cfg.opers = cfg.opers;
         self.cfg.accounts = cfg.accounts;
     }
+}
+
+/// The QUIT reason of a killed user.
+pub(crate) fn kill_reason(by: &str, reason: &str) -> String {
+    format!("Killed ({by} ({reason}))")
 }
 
 impl Kline {
