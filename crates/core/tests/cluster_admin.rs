@@ -6,6 +6,7 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use chinwag_core::keys::{KeyAnswer, KeyCounts, Published};
 use chinwag_core::{Config, ConnId, Operator, Response};
 use support::net::{names, shared_room, shared_room_with, Net};
 use support::{all, expect, find};
@@ -246,4 +247,72 @@ fn invite_notify_reaches_the_rooms_operators_on_every_node() {
     assert_eq!(net.take(0, anna), [":alice!~alice@127.0.0.1 INVITE eve #chat"]);
     assert_eq!(net.take(0, eve), [":alice!~alice@127.0.0.1 INVITE eve #chat"]);
     assert!(net.take(0, alice).iter().all(|l| !l.contains(" INVITE ")), "the inviter gets 341 only");
+}
+
+const CURVE: &str = "Gc0elC7SjBwYRNmOeEJJaFWWwBdjhAm9FbVD0M2Hsic";
+const ED: &str = "Kr6R2yuPMnn6kp5SDmL1XHNY5kJnXDhRrmMp+5lRHko";
+const SIG: &str = "SIGfQ0TBsQbZf9yfI1tNkpeW1yBTGuFrgUw4yuQk7GUvMn6HIvHgrx1DHVxGrC1x6cbvS2HpZIz1h4Zs6Xbe0AA";
+
+/// A client on node `i` logged in to `account` whose connection published `device`.
+fn device(net: &mut Net, i: usize, nick: &str, account: &str, device: &str) -> ConnId {
+    let c = net.register(i, nick, "message-tags chinwag.dev/e2e");
+    net.nodes[i].login(c, account);
+    net.pump();
+    net.nodes[i].send(c, &format!("E2E DEVICE {device} {CURVE} {ED} {SIG}"));
+    let (id, _) = net.nodes[i].next_request();
+    net.nodes[i].respond(id, Response::Keys(Ok(KeyAnswer::Published(Published::New, KeyCounts::default()))));
+    let (id, _) = net.nodes[i].next_request();
+    net.nodes[i].respond(id, Response::Messages(Ok(vec![])));
+    net.pump();
+    net.take(i, c);
+    c
+}
+
+/// An encrypted PRIVMSG to `target` for `account`'s `device`.
+fn sealed(account: &str, device: &str, target: &str) -> String {
+    format!("@+chinwag.dev/e2e=1,{account},{device},alice1,m1,1,1,0,AAAA PRIVMSG {target} :[encrypted message]")
+}
+
+#[test]
+fn an_encrypted_message_reaches_its_device_on_any_node() {
+    let mut net = Net::new(3);
+    let alice = device(&mut net, 0, "alice", "alice", "alice1");
+    let laptop = device(&mut net, 1, "bob", "bob", "laptop");
+    let phone = device(&mut net, 0, "bob_", "bob", "phone");
+    let tablet = device(&mut net, 2, "bobt", "bob", "tablet");
+    let alice2 = device(&mut net, 2, "alice_", "alice", "alice2");
+    let stored = |net: &Net| net.nodes[0].persisted.last().cloned().expect("stored");
+
+    // The device is the recipient's own connection: one copy.
+    net.send(0, alice, &sealed("bob", "laptop", "bob"));
+    assert_eq!(net.take(1, laptop).len(), 1, "once, not twice");
+    assert_eq!(stored(&net).offline_for, None, "the device is online: nothing to queue");
+
+    // On a third node, under another nick: it gets the line addressed to bob.
+    net.send(0, alice, &sealed("bob", "tablet", "bob"));
+    let to_tablet = expect(&net.take(2, tablet), "PRIVMSG");
+    assert_eq!(to_tablet.params, ["bob", "[encrypted message]"]);
+    assert!(to_tablet.tag("+chinwag.dev/e2e").is_some_and(|v| v.starts_with("1,bob,tablet,")));
+    assert_eq!(net.take(1, laptop).len(), 1, "the nick's holder gets its usual copy");
+    assert_eq!(stored(&net).offline_for, None);
+
+    // On the sender's node.
+    net.send(0, alice, &sealed("bob", "phone", "bob"));
+    assert_eq!(expect(&net.take(0, phone), "PRIVMSG").params, ["bob", "[encrypted message]"]);
+    net.take(1, laptop);
+
+    // The sender's own other device, elsewhere, gets a copy of what it sent.
+    net.send(0, alice, &sealed("alice", "alice2", "bob"));
+    assert_eq!(expect(&net.take(2, alice2), "PRIVMSG").params, ["bob", "[encrypted message]"]);
+    net.take(1, laptop);
+
+    // A device connected nowhere: the message waits in its queue.
+    net.send(0, alice, &sealed("bob", "watch", "bob"));
+    assert_eq!(stored(&net).offline_for.as_deref(), Some("bob/watch"));
+    assert!(net.take(2, tablet).is_empty());
+
+    // Once the tablet leaves, its messages wait for it.
+    net.send(2, tablet, "QUIT");
+    net.send(0, alice, &sealed("bob", "tablet", "bob"));
+    assert_eq!(stored(&net).offline_for.as_deref(), Some("bob/tablet"));
 }

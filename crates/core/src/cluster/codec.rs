@@ -107,6 +107,15 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(head).ok().map(str::to_owned)
     }
 
+    /// An optional string a later version added at the end: absent when the payload ends.
+    pub fn opt_last(&mut self) -> Option<Option<String>> {
+        if self.rest.is_empty() {
+            Some(None)
+        } else {
+            self.opt()
+        }
+    }
+
     pub fn opt(&mut self) -> Option<Option<String>> {
         if self.bool()? {
             self.str().map(Some)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chinwag_proto::{casefold, eq_fold, Message, Tag};
 
 use crate::broadcast::{Lines, Outgoing};
+use crate::handlers::e2e::E2eRoute;
 use crate::handlers::history::{client_tags_wire, parse_client_tags};
 use crate::handlers::messaging::history_item;
 use crate::ids::ConnId;
@@ -46,38 +47,65 @@ impl Server {
         }
         let Some(mut ev) = self.message_event(base, tags, tagmsg, lines) else { return };
         let sender_account = ev.account.clone();
+        let route = self.e2e_route(&ev, || account.as_deref().map(casefold).unwrap_or_default());
         if !tagmsg && (account.is_some() || sender_account.is_some()) {
             let me = self.party_of(self.cur_conn()).unwrap_or_default();
             let them = self.party_for_nick(&nick);
             let mut participants: Vec<String> =
                 [sender_account, account].into_iter().flatten().map(|a| casefold(&a)).collect();
             participants.dedup();
-            if self.refuse_unstorable(&ev) {
+            let queue = route.as_ref().and_then(|r| r.offline_queue());
+            if self.refuse_unstorable(&ev) || queue.as_ref().is_some_and(|q| !self.reserve_offline(q, &nick)) {
                 return;
             }
-            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, None));
+            self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
         let msg = Box::new(carried(&ev));
-        let payload = NodeMessage::Direct { to: uid.clone(), msg }.encode();
-        self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(uid.node), payload }));
+        let payload = NodeMessage::Direct { to: uid.clone(), msg, target: None }.encode();
+        self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(uid.node.clone()), payload }));
+        if let Some(route) = &route {
+            self.e2e_deliver(&mut ev, route, &[self.cur_conn()]);
+            self.e2e_deliver_remote(&ev, route, Some(&uid));
+        }
         self.echo(&mut ev);
         if let Some(away) = away.filter(|_| !quiet && !tagmsg) {
             self.numeric(RPL_AWAY, [nick, away]);
         }
     }
 
-    /// A message from a user on another node to one of ours.
-    pub(crate) fn receive_direct(&mut self, to: UserId, msg: Carried) {
-        let Some(cluster) = self.cluster.as_ref() else { return };
-        if to.node != cluster.me.node || to.incarnation != cluster.me.incarnation {
-            tracing::debug!(node = %to.node, "a node message for another node or incarnation");
-            return;
-        }
-        let conn = ConnId(to.conn);
-        let Some(client) = self.clients.get(&conn).filter(|c| c.registered) else { return };
-        let (nick, caps) = (client.nick_or_star().to_owned(), client.caps);
+    /// A message from a user on another node to one of ours (addressed to `target` rather
+    /// than to its nick: a copy for its E2E device).
+    pub(crate) fn receive_direct(&mut self, to: UserId, msg: Carried, target: Option<String>) {
+        let Some(conn) = self.local_conn(&to) else { return };
+        let Some(client) = self.clients.get(&conn) else { return };
+        let (nick, caps) = (target.unwrap_or_else(|| client.nick_or_star().to_owned()), client.caps);
         let mut ev = self.outgoing_from(msg, &nick);
         self.deliver_to(&mut ev, conn, caps, true);
+    }
+
+    /// An encrypted message to the connections of its device on other nodes but `skip` (the
+    /// recipient, who had its copy), addressed as `ev` is.
+    pub(crate) fn e2e_deliver_remote(&mut self, ev: &Outgoing, route: &E2eRoute, skip: Option<&UserId>) {
+        let target = ev.base.params.first().cloned();
+        for uid in route.remote.iter().filter(|u| Some(*u) != skip) {
+            let message = NodeMessage::Direct { to: uid.clone(), msg: Box::new(carried(ev)), target: target.clone() };
+            let topic = Topic::Node(uid.node.clone());
+            self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload: message.encode() }));
+        }
+    }
+
+    /// Users of other nodes of `account` (folded) bound to the E2E `device`.
+    pub(crate) fn remote_device_holders(&self, account: &str, device: &str) -> Vec<UserId> {
+        let Some(cluster) = self.cluster.as_ref() else { return Vec::new() };
+        let mut holders: Vec<UserId> = cluster
+            .users
+            .values()
+            .filter(|u| u.e2e_device.as_deref() == Some(device))
+            .filter(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
+            .map(|u| u.uid.clone())
+            .collect();
+        holders.sort();
+        holders
     }
 
     /// The event a carried message makes on this node, to `target` (a nick or a room).

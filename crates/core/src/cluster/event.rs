@@ -25,6 +25,8 @@ pub(crate) struct UserFacts {
     pub signon_ms: u64,
     /// An IRC operator (set by a later `Oper` event; not part of `Introduce`'s bytes).
     pub oper: bool,
+    /// The E2E device the connection is bound to (set by a later `Device` event).
+    pub e2e_device: Option<String>,
 }
 
 /// A change to the network's state, appended to the log and applied by every node in order.
@@ -102,6 +104,12 @@ pub(crate) enum NetEvent {
         source: String,
         changes: Vec<(bool, char, Option<String>)>,
     },
+    /// The user's connection was bound to an E2E device (`E2E DEVICE`), or no longer is: encrypted
+    /// messages for that device are routed to it from every node.
+    Device {
+        uid: UserId,
+        device: Option<String>,
+    },
     /// A server ban (KLINE, `chinwag admin ban`), under `net`: every node bans the mask and
     /// disconnects its matching connections.
     Kline(Box<crate::handlers::oper::Kline>),
@@ -128,6 +136,7 @@ const USER_MODES: u8 = 13;
 const OPER: u8 = 14;
 const KLINE: u8 = 15;
 const UNKLINE: u8 = 16;
+const DEVICE: u8 = 17;
 
 /// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
 /// `limits.modes_per_command`).
@@ -239,6 +248,11 @@ impl NetEvent {
                 w.bool(k.expires_ms.is_some()).u64(k.expires_ms.unwrap_or_default()).finish()
             }
             NetEvent::Unkline { mask, by } => Writer::new(UNKLINE).str(mask).str(by).finish(),
+            NetEvent::Device { uid, device } => {
+                let mut w = Writer::new(DEVICE);
+                put_uid(&mut w, uid);
+                w.opt(device.as_deref()).finish()
+            }
         }
     }
 
@@ -259,6 +273,7 @@ impl NetEvent {
                 tls: r.bool()?,
                 signon_ms: r.u64()?,
                 oper: false,
+                e2e_device: None,
             })),
             NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
@@ -298,6 +313,7 @@ impl NetEvent {
                 NetEvent::Kline(Box::new(crate::handlers::oper::Kline { mask, reason, set_by, set_at_ms, expires_ms }))
             }
             UNKLINE => NetEvent::Unkline { mask: r.str()?, by: r.str()? },
+            DEVICE => NetEvent::Device { uid: get_uid(r)?, device: r.opt()? },
             _ => return None,
         })
     }
@@ -329,8 +345,9 @@ const MAX_LINES: u64 = 1024;
 /// What arrives on a node's or a room's topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NodeMessage {
-    /// To one user of the node.
-    Direct { to: UserId, msg: Box<Carried> },
+    /// To one user of the node; `target`: the nick the line is addressed to when it is not
+    /// that user's (a copy for an E2E device of the sender's own account), added at the end.
+    Direct { to: UserId, msg: Box<Carried>, target: Option<String> },
     /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
     /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
     /// back to it from the room's topic, is dropped); `seq` counts the origin's publications to
@@ -400,11 +417,11 @@ fn get_carried(r: &mut Reader<'_>) -> Option<Box<Carried>> {
 impl NodeMessage {
     pub fn encode(&self) -> Bytes {
         match self {
-            NodeMessage::Direct { to, msg } => {
+            NodeMessage::Direct { to, msg, target } => {
                 let mut w = Writer::new(DIRECT);
                 put_uid(&mut w, to);
                 put_carried(&mut w, msg);
-                w.finish()
+                w.opt(target.as_deref()).finish()
             }
             NodeMessage::Invite { to, room, source, account, lets_in } => {
                 let mut w = Writer::new(INVITE);
@@ -438,7 +455,7 @@ impl NodeMessage {
         let (kind, mut r) = Reader::open(payload)?;
         let r = &mut r;
         match kind {
-            DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)? }),
+            DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)?, target: r.opt_last()? }),
             INVITE => Some(NodeMessage::Invite {
                 to: get_uid(r)?,
                 room: r.str()?,
@@ -499,6 +516,7 @@ mod tests {
             tls: true,
             signon_ms: 1_795_269_772_000,
             oper: false,
+            e2e_device: None,
         };
         let events = [
             NetEvent::Introduce(Box::new(facts)),
@@ -534,6 +552,8 @@ mod tests {
                 expires_ms: Some(65_000),
             })),
             NetEvent::Unkline { mask: "192.0.2.*".into(), by: "op/oper".into() },
+            NetEvent::Device { uid: uid(), device: Some("laptop".into()) },
+            NetEvent::Device { uid: uid(), device: None },
         ];
         for ev in events {
             let bytes = ev.encode();
@@ -559,8 +579,13 @@ mod tests {
             tagmsg: false,
             lines: vec![("h".into(), false), ("i".into(), true)],
         };
-        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()) };
-        assert_eq!(NodeMessage::decode(&direct.encode()), Some(direct));
+        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: None };
+        let bytes = direct.encode();
+        assert_eq!(NodeMessage::decode(&bytes), Some(direct.clone()));
+        // As an earlier version wrote it, without the target at the end.
+        assert_eq!(NodeMessage::decode(&bytes[..bytes.len() - 1]), Some(direct));
+        let copy = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: Some("Bob".into()) };
+        assert_eq!(NodeMessage::decode(&copy.encode()), Some(copy));
         let origin = ("a".into(), 4);
         let room =
             NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, msg: Box::new(m.clone()) };
@@ -602,7 +627,8 @@ mod tests {
         }
         let forged = NodeMessage::Notice(Box::new(Notice { command: "KILL".into(), ..notice }));
         assert_eq!(NodeMessage::decode(&forged.encode()), None);
-        let bad = NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }) };
+        let bad =
+            NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }), target: None };
         assert_eq!(NodeMessage::decode(&bad.encode()), None);
     }
 }

@@ -344,7 +344,7 @@ impl Server {
         };
         self.begin_none();
         match message {
-            event::NodeMessage::Direct { to, msg } => self.receive_direct(to, *msg),
+            event::NodeMessage::Direct { to, msg, target } => self.receive_direct(to, *msg, target),
             event::NodeMessage::Invite { to, room, source, account, lets_in } => {
                 self.receive_invite(to, &room, source, account, lets_in);
             }
@@ -476,6 +476,7 @@ impl Server {
             tls: c.info.tls,
             signon_ms: c.signon_ms,
             oper: false,
+            e2e_device: None,
         };
         self.append_user_event(NetEvent::Introduce(Box::new(facts)));
     }

@@ -62,6 +62,7 @@ impl Server {
             | NetEvent::Quit { uid, .. }
             | NetEvent::Realname { uid, .. }
             | NetEvent::UserModes { uid, .. }
+            | NetEvent::Device { uid, .. }
             | NetEvent::Oper { uid } => Some(uid),
             _ => None,
         };
@@ -111,6 +112,11 @@ impl Server {
                 }
             }
             NetEvent::NodeGone { node, incarnation } => self.remote_node_gone(node, incarnation, me),
+            NetEvent::Device { uid, device } => {
+                if let Some(u) = self.cluster.as_mut().and_then(|c| c.users.get_mut(&uid)) {
+                    u.e2e_device = device;
+                }
+            }
             NetEvent::Kline(kline) => self.apply_kline(*kline),
             NetEvent::Unkline { mask, .. } => self.apply_unkline(&mask),
             _ => {}

@@ -187,6 +187,8 @@ impl Server {
                         client.extra_mut().e2e_device = Some(device.clone());
                         account = client.account.clone();
                     }
+                    let bound = Some(device.clone());
+                    self.user_changed(conn, |uid| crate::cluster::NetEvent::Device { uid, device: bound });
                     self.send_counts(conn, &device, counts);
                     // What waited for this device while it was away.
                     if let Some(account) = account {
@@ -236,12 +238,17 @@ impl Server {
                     return;
                 }
                 let account = self.clients.get(&conn).and_then(|c| c.account.as_deref().map(casefold));
+                let mut unbound = Vec::new();
                 for client in self.clients.values_mut() {
                     if client.account.as_deref().map(casefold) == account
                         && client.e2e_device() == Some(device.as_str())
                     {
                         client.clear_extra(|e| e.e2e_device = None);
+                        unbound.push(client.id);
                     }
+                }
+                for c in unbound {
+                    self.user_changed(c, |uid| crate::cluster::NetEvent::Device { uid, device: None });
                 }
                 self.e2e_reply(conn, ["REMOVED", &device]);
             }
@@ -282,7 +289,8 @@ impl Server {
             return None;
         }
         let conns = self.device_conns(&folded, device);
-        Some(E2eRoute { queue: device_queue(&folded, device), conns })
+        let remote = self.remote_device_holders(&folded, device);
+        Some(E2eRoute { queue: device_queue(&folded, device), conns, remote })
     }
 
     /// Delivers an encrypted message to the connections of its device that `skip` does not hold
@@ -303,12 +311,14 @@ pub(crate) struct E2eRoute {
     pub queue: String,
     /// Its connections now.
     pub conns: Vec<ConnId>,
+    /// Its connections on other nodes (cluster mode), as the replica knows them.
+    pub remote: Vec<crate::cluster::UserId>,
 }
 
 impl E2eRoute {
     /// The queue to keep the message in, if the device is not connected.
     pub(crate) fn offline_queue(&self) -> Option<String> {
-        self.conns.is_empty().then(|| self.queue.clone())
+        (self.conns.is_empty() && self.remote.is_empty()).then(|| self.queue.clone())
     }
 }
 

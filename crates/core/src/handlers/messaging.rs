@@ -230,6 +230,7 @@ impl Server {
         }
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[to, self.cur_conn()]);
+            self.e2e_deliver_remote(&ev, route, None);
         }
         if to == self.cur_conn() {
             // A message to oneself with echo-message arrives twice, as Ergo does: the echo (the
@@ -276,6 +277,7 @@ impl Server {
         self.persist(item);
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[conn]);
+            self.e2e_deliver_remote(&ev, route, None);
         }
         self.echo(&mut ev);
     }
