@@ -2,7 +2,8 @@
 //!
 //! What it is: the replica of the rest of the network (users on other nodes, by id and by
 //! nick), the events that change it and their byte form (`event.rs`, `codec.rs`), nick claims
-//! (`nicks.rs`), private messages to and from other nodes (`direct.rs`) and the entry points
+//! (`nicks.rs`), private messages to and from other nodes (`direct.rs`), operators' and the
+//! administrator's powers network-wide (`admin.rs`) and the entry points
 //! the server's bus task feeds: [`Server::apply`] (a log entry), [`Server::remote`] (a node
 //! message), [`Server::appended`] (an append's outcome) and [`Server::node_lost`].
 //!
