@@ -24,6 +24,7 @@ use chinwag_store::test_db::TestDatabase;
 use futures_util::StreamExt;
 use serde_json::Value;
 use support::admin;
+use support::chat::ChatProcess;
 use support::client::{Incoming, PlainClient};
 use support::process::ServerProcess;
 use support::{POLL_INTERVAL, WAIT};
@@ -400,4 +401,46 @@ fn admin_nodes_on_a_server_on_its_own_says_it_is_not_a_node() {
     let out = admin(dir.path(), &["nodes"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("this server is not a cluster node"));
+}
+
+/// The terminal client given the network's nodes (`chinwag chat A --server B`): its node is
+/// killed, it moves to another node by itself, rejoins its room there and fills the gap from the
+/// network's history; the others see its old session quit within 10 s.
+#[test]
+fn the_terminal_client_moves_to_another_node_when_its_node_dies() {
+    let network = Network::new(None);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let mut a = network.start("a", dirs[0].path());
+    let b = network.start("b", dirs[1].path());
+    let c = network.start("c", dirs[2].path());
+    wait_for_nodes(dirs[2].path(), &["a", "b", "c"], WAIT);
+    let (on_a, on_b, on_c) = (a.tls[0].to_string(), b.tls[0].to_string(), c.tls[0].to_string());
+    let homes = tempfile::tempdir().expect("the clients' homes");
+
+    let alice_args =
+        [on_a.as_str(), "--server", on_b.as_str(), "--nick", "alice", "--accept-new-cert", "--join", "general"];
+    let mut alice = ChatProcess::start("alice", &homes.path().join("alice"), &alice_args, &[]);
+    alice.expect(&["[#general] --> alice joined"]);
+    let bob_args = [on_c.as_str(), "--nick", "bob", "--accept-new-cert", "--join", "general"];
+    let mut bob = ChatProcess::start("bob", &homes.path().join("bob"), &bob_args, &[]);
+    bob.expect(&["[#general] --> bob joined"]);
+    alice.expect(&["[#general] --> bob joined"]);
+    alice.type_line("hello from node a");
+    bob.expect(&["[#general] <alice> hello from node a"]);
+
+    a.kill_9();
+    let killed = Instant::now();
+    alice.expect(&["disconnected"]);
+    bob.type_line("said while alice's node was down");
+    // The old session's QUIT reaches bob's node within 10 s of the kill.
+    bob.expect(&["* alice quit (Node lost)"]);
+    let seen = killed.elapsed();
+    assert!(seen < Duration::from_secs(10), "the dead node's user quit after {seen:?}");
+    // alice is on b now, in the room, with what she missed (live or from history).
+    alice.expect(&["trying the next server", on_b.as_str()]);
+    alice.expect(&["[#general] <bob> said while alice's node was down"]);
+    alice.type_line("back, from node b");
+    bob.expect(&["back, from node b"]);
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
 }
