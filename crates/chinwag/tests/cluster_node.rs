@@ -75,16 +75,24 @@ impl Network {
         .collect()
     }
 
+    /// Starts node `name` and waits until it serves (`/readyz`: it has read the network's log).
     fn start(&self, name: &str, dir: &Path) -> ServerProcess {
         let args = self.args(name);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ServerProcess::start_with_env(
+        let node = ServerProcess::start_with_env(
             dir,
             &["127.0.0.1:0"],
             &["127.0.0.1:0"],
             &args,
             &[("CHINWAG_UNFINISHED_CLUSTER", "1")],
-        )
+        );
+        let metrics = node.metrics.expect("the node's metrics listener");
+        let deadline = Instant::now() + WAIT;
+        while http_get(metrics, "/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "node {name} not ready within {WAIT:?}:\n{}", node.log_tail());
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        node
     }
 
     /// Every entry of the network's log, read from its start.
