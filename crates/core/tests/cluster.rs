@@ -359,3 +359,27 @@ fn an_operator_on_another_node_shows_as_one() {
     net.send(0, alice, "WHO root");
     assert_eq!(all(&net.take(0, alice), "352")[0][6], "H*");
 }
+
+/// A client that negotiates capabilities (CAP REQ before NICK, CAP END after USER) and asks
+/// for a nick a dead node's user still holds gets it, taken over, and is welcomed.
+#[test]
+fn a_dead_holders_nick_is_taken_over_by_a_client_negotiating_caps() {
+    let mut net = Net::new(2);
+    let _gina = net.register(0, "gina", "");
+    net.down.insert(0);
+    net.dead.insert(("a".into(), incarnation(0)));
+    let h = &mut net.nodes[1];
+    let now = h.now();
+    h.server.node_lost("a", incarnation(0), now);
+    h.collect();
+    net.pump();
+    // As many clients do: CAP REQ without CAP LS first.
+    let h = &mut net.nodes[1];
+    let newcomer = h.connect();
+    for line in ["CAP REQ :message-tags echo-message", "NICK gina", "USER gina 0 * :gina", "CAP END"] {
+        h.send(newcomer, line);
+    }
+    net.pump();
+    let lines = net.take(1, newcomer);
+    assert!(lines.iter().any(|l| l.contains(" 001 gina ")), "welcomed as gina: {lines:#?}");
+}

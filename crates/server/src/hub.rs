@@ -352,12 +352,13 @@ impl Hub {
     fn on_event(&mut self, event: Event, now: Now) {
         match event {
             Event::Connected { conn, info, mut outbox } => {
-                if self.cluster.as_ref().is_some_and(|c| c.cut_off) {
-                    // Cut off from the cluster: nobody is served until the node is back.
-                    tracing::info!(%conn, ip = %info.ip, "refused: this cluster node is cut off from the bus");
-                    let line = format!("ERROR :{}\r\n", crate::cluster::LOST_NETWORK);
+                if let Some(why) = self.cluster.as_ref().and_then(|c| c.refusal()) {
+                    // Cut off from the cluster, or not caught up with its log: nobody is
+                    // served until the node is.
+                    tracing::info!(%conn, ip = %info.ip, why, "refused: this cluster node is not serving");
+                    let line = format!("ERROR :{why}\r\n");
                     let _ = outbox.push(line.as_bytes(), &mut self.spares);
-                    self.metrics.disconnected(Disconnect::of_reason(crate::cluster::LOST_NETWORK));
+                    self.metrics.disconnected(Disconnect::of_reason(why));
                     return;
                 }
                 tracing::info!(%conn, ip = %info.ip, transport = info.transport(), "connected");
@@ -645,6 +646,13 @@ impl Hub {
             Effect::Close { conn } => {
                 self.conns.remove(&conn);
             }
+            Effect::Request { id, request: chinwag_core::Request::Claim(claim) } => {
+                // A cluster node's nick claims go to the bus; refused there (or on a server on
+                // its own, which never asks), the worker answers "unavailable".
+                if let Err(claim) = crate::cluster::claim(self, id, claim) {
+                    self.worker.start(id, chinwag_core::Request::Claim(claim));
+                }
+            }
             Effect::Request { id, request } => self.worker.start(id, request),
             Effect::SaveChannel(snapshot) => {
                 let record = to_record(*snapshot);
@@ -661,11 +669,7 @@ impl Hub {
             Effect::Persist(item) => {
                 tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
             }
-            // The core's cluster side is not wired to the node's bridge yet (issue #23): the hub
-            // never enables it, so this arm is not reached.
-            Effect::Cluster(effect) => {
-                tracing::error!(?effect, "a cluster effect on a server that is not wired; ignored")
-            }
+            Effect::Cluster(effect) => crate::cluster::carry_out(self, effect),
         }
     }
 
