@@ -395,6 +395,13 @@ impl Server {
         if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
             return;
         }
+        // A message that was on its way when the last member here left (NATS, or the bridge's
+        // queue, still had it) is no one's: remembering its sequence would make the next
+        // member's first message look like a gap, and replay what was said while nobody here
+        // was in the room.
+        if self.channels.get(folded).is_none_or(|ch| ch.members.is_empty()) {
+            return;
+        }
         let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));
         if seq <= last.0 {
             tracing::debug!(node = %origin.0, room = folded, seq, "a room message seen before");
