@@ -931,6 +931,49 @@ mod tests {
         }
     }
 
+    /// NATS gone while the hub goes on publishing (more than the NATS client buffers): the
+    /// node is still cut off within the grace, before the others could declare it dead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_nats_is_gone_is_cut_off_in_time_however_much_it_publishes() {
+        let store = tempfile::tempdir().expect("temp dir");
+        let mut nats = chinwag_bus::test_nats::OwnNatsServer::start(store.path());
+        let cfg = ClusterConfig {
+            url: nats.url(),
+            name: chinwag_bus::test_nats::unique_cluster_name(),
+            node: Name::new("a").expect("a node name"),
+        };
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let joined = join(&cfg).await.expect("join");
+        let ttl = joined.membership.heartbeat_ttl();
+        let (mut side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+        nats.kill();
+        let killed = Instant::now();
+        let deadline = killed + grace(ttl) + Duration::from_secs(2);
+        let room = Topic::room("#busy");
+        let mut sent = 0u32;
+        loop {
+            while sent < 20_000 && side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from("x") }).is_ok() {
+                sent += 1;
+            }
+            match tokio::time::timeout(Duration::from_millis(10), side.from_bus.recv()).await {
+                Ok(Some(FromBus::CutOff)) => break,
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => panic!("the bridge ended"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not cut off within {:?} of NATS going ({sent} publications handed over)",
+                grace(ttl) + Duration::from_secs(2)
+            );
+        }
+        // The hub's channel was full: publications were waiting on the bus the whole time.
+        assert!(sent as usize > TO_BUS_QUEUE, "only {sent} publications were handed over");
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
+    }
+
     /// Two nodes' bridges on the machine's NATS, driven from their hub ends as the hub will
     /// (the core's effects do not exist yet): messages, log entries in order, appends with
     /// their conflicts, and claims cross between them.
