@@ -517,3 +517,35 @@ impl Server {
 fn msgid_node(msgid: &str) -> Option<String> {
     msgid.get(msgid.len().checked_sub(4)?..).map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Now;
+
+    /// What a node counts of its publications to a room goes with the room, so a node that
+    /// lives long does not keep one count for every room it ever spoke in.
+    #[test]
+    fn a_rooms_publication_count_goes_with_the_room() {
+        let now = Now { wall_ms: 1_795_269_772_000, mono: std::time::Instant::now() };
+        let mut server = Server::new(crate::Config::default(), 1, now);
+        server.enable_cluster(super::super::ClusterIdentity { node: "a".into(), incarnation: 1 });
+        let before = server.channels.len();
+        let mut rooms = Vec::new();
+        for n in 0..50 {
+            let name = ChannelName::parse(&format!("#room{n}"), 50).expect("a room name");
+            let folded = name.folded().to_owned();
+            server.channels.insert(folded.clone(), Channel::new(name, now.wall_ms, false));
+            let ev = Outgoing::from_source(None, Message::new("PRIVMSG").with_params(["x", "y"]), 0, None, None);
+            server.publish_to_room(&folded, "", &ev);
+            rooms.push(folded);
+        }
+        let sent = |s: &Server| s.cluster.as_ref().map_or(0, |c| c.room_sent.len());
+        assert_eq!(sent(&server), 50);
+        for folded in &rooms {
+            server.drop_if_empty(folded);
+        }
+        assert_eq!(server.channels.len(), before);
+        assert_eq!(sent(&server), 0);
+    }
+}
