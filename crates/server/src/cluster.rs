@@ -467,10 +467,20 @@ enum MembershipDone {
 enum OpDone {
     /// For the hub.
     Input(FromBus),
-    /// A subscription made (or not).
-    Subscribed(Topic, Result<chinwag_bus::Subscription, BusError>),
+    /// A subscription made (or not); its token cancelled means it is no longer wanted.
+    Subscribed(Topic, CancellationToken, Result<chinwag_bus::Subscription, BusError>),
     /// Done, nothing to say.
     Nothing,
+}
+
+/// Subscribes to `topic` after `delay` (a retry), unless `token` is cancelled first.
+async fn subscribing(bus: NatsBus, topic: Topic, token: CancellationToken, delay: Duration) -> OpDone {
+    tokio::select! {
+        _ = token.cancelled() => return OpDone::Nothing,
+        _ = tokio::time::sleep(delay) => {}
+    }
+    let result = bus.subscribe(&topic).await;
+    OpDone::Subscribed(topic, token, result)
 }
 
 /// The node's task: membership, cut-off, and the bridge between the bus and the hub.
@@ -726,14 +736,15 @@ impl Bridge {
         match done {
             OpDone::Input(input) => self.outgoing.push_back(input),
             OpDone::Nothing => {}
-            OpDone::Subscribed(topic, result) => match (result, self.subscribed.contains_key(&topic)) {
-                (Ok(subscription), true) => self.listen(topic, subscription),
-                (Ok(_), false) => {} // Unsubscribed meanwhile.
-                (Err(e), _) => {
-                    tracing::warn!(topic = topic.as_str(), error = %e, "subscribing failed");
-                    self.subscribed.remove(&topic);
-                }
-            },
+            // Unsubscribed (or cut off) meanwhile.
+            OpDone::Subscribed(_, token, _) if token.is_cancelled() => {}
+            OpDone::Subscribed(topic, _, Ok(subscription)) => self.listen(topic, subscription),
+            OpDone::Subscribed(topic, token, Err(e)) => {
+                // The core counts on it while the room has members here: without it, they
+                // would hear nothing more from other nodes, and nothing would show the gap.
+                tracing::warn!(topic = topic.as_str(), error = %e, "subscribing failed; trying again");
+                self.in_flight.push(subscribing(self.bus.clone(), topic, token, POLL).boxed());
+            }
         }
     }
 
@@ -781,14 +792,9 @@ impl Bridge {
                 if self.subscribed.contains_key(&topic) {
                     return;
                 }
-                self.subscribed.insert(topic.clone(), CancellationToken::new());
-                self.in_flight.push(
-                    async move {
-                        let result = bus.subscribe(&topic).await;
-                        OpDone::Subscribed(topic, result)
-                    }
-                    .boxed(),
-                );
+                let token = CancellationToken::new();
+                self.subscribed.insert(topic.clone(), token.clone());
+                self.in_flight.push(subscribing(bus, topic, token, Duration::ZERO).boxed());
             }
             ToBus::Unsubscribe(topic) => {
                 if let Some(token) = self.subscribed.remove(&topic) {
