@@ -959,7 +959,8 @@ mod tests {
         let room = Topic::room("#busy");
         let mut sent = 0u32;
         loop {
-            while sent < 20_000 && side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from("x") }).is_ok() {
+            while sent < 20_000 && side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from("x") }).is_ok()
+            {
                 sent += 1;
             }
             match tokio::time::timeout(Duration::from_millis(10), side.from_bus.recv()).await {
