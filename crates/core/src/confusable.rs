@@ -63,11 +63,16 @@ impl Server {
         self.room_skeletons.entry(skeleton).or_insert_with(|| folded.to_owned());
     }
 
-    /// Forgets the skeleton of a room that is gone.
+    /// Forgets the skeleton of a room that is gone (and, in cluster mode, how many messages
+    /// this node published to it: nobody anywhere is in it, so nobody expects the count to go
+    /// on, and a long-lived node would otherwise keep one entry for every room it ever spoke in).
     pub(crate) fn forget_room(&mut self, folded: &str) {
         let skeleton = skeleton(folded);
         if self.room_skeletons.get(&skeleton).is_some_and(|room| room == folded) {
             self.room_skeletons.remove(&skeleton);
+        }
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.room_sent.remove(folded);
         }
     }
 }

@@ -502,10 +502,20 @@ enum MembershipDone {
 enum OpDone {
     /// For the hub.
     Input(FromBus),
-    /// A subscription made (or not).
-    Subscribed(Topic, Result<chinwag_bus::Subscription, BusError>),
+    /// A subscription made (or not); its token cancelled means it is no longer wanted.
+    Subscribed(Topic, CancellationToken, Result<chinwag_bus::Subscription, BusError>),
     /// Done, nothing to say.
     Nothing,
+}
+
+/// Subscribes to `topic` after `delay` (a retry), unless `token` is cancelled first.
+async fn subscribing(bus: NatsBus, topic: Topic, token: CancellationToken, delay: Duration) -> OpDone {
+    tokio::select! {
+        _ = token.cancelled() => return OpDone::Nothing,
+        _ = tokio::time::sleep(delay) => {}
+    }
+    let result = bus.subscribe(&topic).await;
+    OpDone::Subscribed(topic, token, result)
 }
 
 /// The node's task: membership, cut-off, and the bridge between the bus and the hub.
@@ -768,14 +778,15 @@ impl Bridge {
         match done {
             OpDone::Input(input) => self.outgoing.push_back(input),
             OpDone::Nothing => {}
-            OpDone::Subscribed(topic, result) => match (result, self.subscribed.contains_key(&topic)) {
-                (Ok(subscription), true) => self.listen(topic, subscription),
-                (Ok(_), false) => {} // Unsubscribed meanwhile.
-                (Err(e), _) => {
-                    tracing::warn!(topic = topic.as_str(), error = %e, "subscribing failed");
-                    self.subscribed.remove(&topic);
-                }
-            },
+            // Unsubscribed (or cut off) meanwhile.
+            OpDone::Subscribed(_, token, _) if token.is_cancelled() => {}
+            OpDone::Subscribed(topic, _, Ok(subscription)) => self.listen(topic, subscription),
+            OpDone::Subscribed(topic, token, Err(e)) => {
+                // The core counts on it while the room has members here: without it, they
+                // would hear nothing more from other nodes, and nothing would show the gap.
+                tracing::warn!(topic = topic.as_str(), error = %e, "subscribing failed; trying again");
+                self.in_flight.push(subscribing(self.bus.clone(), topic, token, POLL).boxed());
+            }
         }
     }
 
@@ -823,14 +834,9 @@ impl Bridge {
                 if self.subscribed.contains_key(&topic) {
                     return;
                 }
-                self.subscribed.insert(topic.clone(), CancellationToken::new());
-                self.in_flight.push(
-                    async move {
-                        let result = bus.subscribe(&topic).await;
-                        OpDone::Subscribed(topic, result)
-                    }
-                    .boxed(),
-                );
+                let token = CancellationToken::new();
+                self.subscribed.insert(topic.clone(), token.clone());
+                self.in_flight.push(subscribing(bus, topic, token, Duration::ZERO).boxed());
             }
             ToBus::Unsubscribe(topic) => {
                 if let Some(token) = self.subscribed.remove(&topic) {
@@ -984,6 +990,50 @@ mod tests {
         fn send(&self, request: ToBus) {
             self.side.send(request).expect("room in the bridge's channel");
         }
+    }
+
+    /// NATS gone while the hub goes on publishing (more than the NATS client buffers): the
+    /// node is still cut off within the grace, before the others could declare it dead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_nats_is_gone_is_cut_off_in_time_however_much_it_publishes() {
+        let store = tempfile::tempdir().expect("temp dir");
+        let mut nats = chinwag_bus::test_nats::OwnNatsServer::start(store.path());
+        let cfg = ClusterConfig {
+            url: nats.url(),
+            name: chinwag_bus::test_nats::unique_cluster_name(),
+            node: Name::new("a").expect("a node name"),
+        };
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let joined = join(&cfg).await.expect("join");
+        let ttl = joined.membership.heartbeat_ttl();
+        let (mut side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+        nats.kill();
+        let killed = Instant::now();
+        let deadline = killed + grace(ttl) + Duration::from_secs(2);
+        let room = Topic::room("#busy");
+        let mut sent = 0u32;
+        loop {
+            while sent < 20_000 && side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::from("x") }).is_ok()
+            {
+                sent += 1;
+            }
+            match tokio::time::timeout(Duration::from_millis(10), side.from_bus.recv()).await {
+                Ok(Some(FromBus::CutOff)) => break,
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => panic!("the bridge ended"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not cut off within {:?} of NATS going ({sent} publications handed over)",
+                grace(ttl) + Duration::from_secs(2)
+            );
+        }
+        // The hub's channel was full: publications were waiting on the bus the whole time.
+        assert!(sent as usize > TO_BUS_QUEUE, "only {sent} publications were handed over");
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
     }
 
     /// Two nodes' bridges on the machine's NATS, driven from their hub ends as the hub will

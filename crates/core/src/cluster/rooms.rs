@@ -395,6 +395,13 @@ impl Server {
         if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
             return;
         }
+        // A message that was on its way when the last member here left (NATS, or the bridge's
+        // queue, still had it) is no one's: remembering its sequence would make the next
+        // member's first message look like a gap, and replay what was said while nobody here
+        // was in the room.
+        if self.channels.get(folded).is_none_or(|ch| ch.members.is_empty()) {
+            return;
+        }
         let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));
         if seq <= last.0 {
             tracing::debug!(node = %origin.0, room = folded, seq, "a room message seen before");
@@ -509,4 +516,36 @@ impl Server {
 /// The node number a msgid ends with (its last four characters, `MsgIdGen`).
 fn msgid_node(msgid: &str) -> Option<String> {
     msgid.get(msgid.len().checked_sub(4)?..).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Now;
+
+    /// What a node counts of its publications to a room goes with the room, so a node that
+    /// lives long does not keep one count for every room it ever spoke in.
+    #[test]
+    fn a_rooms_publication_count_goes_with_the_room() {
+        let now = Now { wall_ms: 1_795_269_772_000, mono: std::time::Instant::now() };
+        let mut server = Server::new(crate::Config::default(), 1, now);
+        server.enable_cluster(super::super::ClusterIdentity { node: "a".into(), incarnation: 1 });
+        let before = server.channels.len();
+        let mut rooms = Vec::new();
+        for n in 0..50 {
+            let name = ChannelName::parse(&format!("#room{n}"), 50).expect("a room name");
+            let folded = name.folded().to_owned();
+            server.channels.insert(folded.clone(), Channel::new(name, now.wall_ms, false));
+            let ev = Outgoing::from_source(None, Message::new("PRIVMSG").with_params(["x", "y"]), 0, None, None);
+            server.publish_to_room(&folded, "", &ev);
+            rooms.push(folded);
+        }
+        let sent = |s: &Server| s.cluster.as_ref().map_or(0, |c| c.room_sent.len());
+        assert_eq!(sent(&server), 50);
+        for folded in &rooms {
+            server.drop_if_empty(folded);
+        }
+        assert_eq!(server.channels.len(), before);
+        assert_eq!(sent(&server), 0);
+    }
 }
