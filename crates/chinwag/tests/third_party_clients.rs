@@ -59,6 +59,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use support::client::PlainClient;
+use support::irssi::Irssi;
 use support::process::ServerProcess;
 use support::tmux::{trim_screen, Tmux};
 use support::{file_tail, weechat, WAIT};
@@ -141,10 +142,7 @@ struct World {
 impl World {
     fn start(root: &Path, server: ServerProcess, weechat_version: weechat::Version) -> Self {
         let home = root.join("home");
-        let irssi_home = root.join("irssi");
-        for dir in [&home, &irssi_home] {
-            std::fs::create_dir_all(dir).expect("create a client directory");
-        }
+        std::fs::create_dir_all(&home).expect("create a client directory");
         let world = Self {
             tmux: Tmux::new(root),
             server,
@@ -154,28 +152,14 @@ impl World {
         let Some(tls_port) = world.server.tls.first().map(|addr| addr.port()) else {
             world.fail("the server has no TLS listener");
         };
-
-        // Without nick and names here irssi fills them from the account running the test.
-        let irssi_config = format!(
-            "settings = {{\n  core = {{\n    nick = \"{IRSSI_NICK}\";\n    \
-             user_name = \"{IRSSI_NICK}\";\n    real_name = \"irssi-e2e\";\n    \
-             settings_autosave = \"no\";\n  }};\n}};\n"
-        );
-        std::fs::write(irssi_home.join("config"), irssi_config).expect("write irssi config");
-        let irssi_startup = format!(
-            "/network add -nick {IRSSI_NICK} -user {IRSSI_NICK} -realname irssi-e2e \
-             -autosendcmd \"/join {CHANNEL}\" chinwag\n\
-             /connect -tls -tls_pinned_cert {fingerprint} -rawlog {rawlog} -network chinwag \
-             127.0.0.1 {tls_port}\n",
-            fingerprint = world.server.fingerprint,
-            rawlog = world.irssi_rawlog.display(),
-        );
-        std::fs::write(irssi_home.join("startup"), irssi_startup).expect("write irssi startup");
-        world.tmux.new_session(
-            IRSSI,
-            &home,
-            &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()],
-        );
+        let irssi = Irssi {
+            nick: IRSSI_NICK,
+            channel: CHANNEL,
+            tls_port,
+            fingerprint: &world.server.fingerprint,
+            rawlog: &world.irssi_rawlog,
+        };
+        irssi.start(&world.tmux, IRSSI, &home, &root.join("irssi"));
 
         let weechat_commands = weechat::connect_commands(
             weechat_version,
