@@ -187,6 +187,12 @@ impl<B: Bus> Membership<B> {
     }
 }
 
+/// Whether `node`'s incarnation `incarnation` has a live heartbeat now (read from the bus, not
+/// from the last poll: a node that joined since then is alive).
+pub async fn is_alive<B: Bus>(bus: &B, node: &str, incarnation: u64) -> Result<bool, BusError> {
+    Ok(members(bus.alive().await?).get(node) == Some(&incarnation))
+}
+
 /// Claims the first free node number from `first`, taking over any held by a dead member.
 async fn claim_node_id<B: Bus>(bus: &B, me: &Member, first: u32) -> Result<(u32, u64), JoinError> {
     let value = Bytes::from(format!("{}/{:016x}", me.node, me.incarnation));

@@ -11,13 +11,14 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chinwag_bus::test_nats::{OwnNatsServer, TEST_HEARTBEAT_TTL};
 use support::admin;
+use support::chat::ChatProcess;
 use support::client::{Incoming, PlainClient};
 use support::cluster::{http_get, nodes, wait_for_nodes, Network, LOST};
 use support::process::ServerProcess;
@@ -36,20 +37,25 @@ fn user(addr: SocketAddr, nick: &str) -> PlainClient {
     client
 }
 
-/// The msgids of `count` messages `client` sends to `#here`, from their echoes.
-fn msgids(client: &mut PlainClient, count: usize) -> Vec<String> {
+/// The msgids of `count` messages `client` (`nick`) sends to `#here`, from their echoes.
+fn msgids(client: &mut PlainClient, nick: &str, count: usize) -> Vec<String> {
     for n in 0..count {
         client.send(&format!("PRIVMSG #here :message {n}"));
     }
-    (0..count)
-        .map(|_| {
-            let echo = client.expect("an echo", |m| m.command == "PRIVMSG");
-            match echo.tag("msgid") {
-                Some(id) => id.to_owned(),
-                None => client.fail("an echo without a msgid"),
-            }
-        })
-        .collect()
+    room_messages(client, &[(nick, count)]).remove(nick).unwrap_or_default()
+}
+
+/// The msgids of the messages `client` reads in `#here` until it has read `count` from each
+/// `(nick, count)`, by sender (other lines are passed over).
+fn room_messages(client: &mut PlainClient, from: &[(&str, usize)]) -> HashMap<String, Vec<String>> {
+    let mut got: HashMap<String, Vec<String>> = HashMap::new();
+    while from.iter().any(|(nick, count)| got.get(*nick).map_or(0, Vec::len) < *count) {
+        let m = client.expect("a message in #here", |m| m.command == "PRIVMSG" && m.params[0] == "#here");
+        let sender = m.source.as_deref().and_then(|s| s.split('!').next()).unwrap_or_default().to_owned();
+        let Some(id) = m.tag("msgid") else { client.fail("a message without a msgid") };
+        got.entry(sender).or_default().push(id.to_owned());
+    }
+    got
 }
 
 /// The node number in a msgid (its last four base32 digits).
@@ -59,7 +65,7 @@ fn node_number(msgid: &str) -> u32 {
 }
 
 #[test]
-fn two_nodes_see_each_other_and_their_msgids_never_collide() {
+fn two_nodes_share_rooms_and_private_messages_and_their_msgids_never_collide() {
     let network = Network::new(None);
     let (dir_a, dir_b) = (tempfile::tempdir().expect("a data dir"), tempfile::tempdir().expect("a data dir"));
     let a = network.start("a", dir_a.path(), &[]);
@@ -90,12 +96,25 @@ fn two_nodes_see_each_other_and_their_msgids_never_collide() {
 
     let mut on_a = user(a.plaintext[0], "alice");
     let mut on_b = user(b.plaintext[0], "bob");
-    // Within the flood budget (a burst of 30 commands).
-    let from_a = msgids(&mut on_a, 20);
-    let from_b = msgids(&mut on_b, 20);
+    // bob's JOIN reaches alice through the log.
+    on_a.expect("bob's JOIN", |m| m.command == "JOIN" && m.source.as_deref().is_some_and(|s| s.starts_with("bob!")));
+    // Within the flood budget (a burst of 30 commands). Each gets its own echoes and the
+    // other's messages, in the order sent, with the sender's msgids.
+    for n in 0..20 {
+        on_a.send(&format!("PRIVMSG #here :message {n}"));
+        on_b.send(&format!("PRIVMSG #here :message {n}"));
+    }
+    let seen_by_a = room_messages(&mut on_a, &[("alice", 20), ("bob", 20)]);
+    let seen_by_b = room_messages(&mut on_b, &[("alice", 20), ("bob", 20)]);
+    assert_eq!(seen_by_a, seen_by_b, "both nodes deliver every message, each sender's in order");
+    let (from_a, from_b) = (&seen_by_a["alice"], &seen_by_a["bob"]);
+    // A private message to a user on the other node.
+    on_a.send("PRIVMSG bob :psst");
+    let pm = on_b.expect("alice's private message", |m| m.command == "PRIVMSG" && m.params[0] == "bob");
+    assert_eq!(pm.params[1], "psst");
     assert!(from_a.iter().all(|id| u64::from(node_number(id)) == id_a), "a's msgids carry a's number: {from_a:?}");
     assert!(from_b.iter().all(|id| u64::from(node_number(id)) == id_b), "b's msgids carry b's number: {from_b:?}");
-    let all: HashSet<&String> = from_a.iter().chain(&from_b).collect();
+    let all: HashSet<&String> = from_a.iter().chain(from_b).collect();
     assert_eq!(all.len(), from_a.len() + from_b.len(), "no msgid was handed out twice");
 }
 
@@ -166,17 +185,20 @@ fn a_killed_node_is_seen_gone_within_the_ttl_and_its_death_logged_once() {
     assert!(seen <= limit, "a saw c gone after {seen:?}, more than the TTL and a poll ({limit:?})");
     wait_for_nodes(dirs[1].path(), &["a", "b"], WAIT);
     // Both survivors saw it die; the log holds its NodeGone once.
-    let expected = format!("node-gone c {incarnation}");
+    let incarnation = u64::from_str_radix(&incarnation, 16).expect("the incarnation in hex");
+    let expected = Some(("c".to_owned(), incarnation));
+    let gone_entries =
+        |log: &[bytes::Bytes]| log.iter().filter(|e| chinwag_core::read_node_gone(e) == expected).count();
     let deadline = Instant::now() + WAIT;
     loop {
         let log = network.log();
-        let gone = log.iter().filter(|entry| **entry == expected).count();
+        let gone = gone_entries(&log);
         assert!(gone <= 1, "NodeGone appended {gone} times: {log:?}");
         if gone == 1 {
             // And not again at a later poll of either survivor.
             std::thread::sleep(Duration::from_millis(2500));
             let log = network.log();
-            assert_eq!(log.iter().filter(|entry| **entry == expected).count(), 1, "NodeGone once: {log:?}");
+            assert_eq!(gone_entries(&log), 1, "NodeGone once: {log:?}");
             break;
         }
         assert!(Instant::now() < deadline, "no NodeGone for c in the log: {log:?}");
@@ -226,7 +248,11 @@ fn a_node_cut_off_from_nats_drops_its_users_and_serves_again_once_it_is_back() {
     assert_eq!(after["node_id"], before["node_id"], "with the same node number");
     assert!(http_get(metrics, "/metrics").1.contains("chinwag_cluster_state 1"));
     let mut again = user(a.plaintext[0], "alice");
-    assert_eq!(msgids(&mut again, 1).len(), 1, "users are served again");
+    assert_eq!(
+        msgids(&mut again, "alice", 1).len(),
+        1,
+        "users are served again (the nick taken over from the old incarnation)"
+    );
 }
 
 #[test]
@@ -253,4 +279,46 @@ fn admin_nodes_on_a_server_on_its_own_says_it_is_not_a_node() {
     let out = admin(dir.path(), &["nodes"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("this server is not a cluster node"));
+}
+
+/// The terminal client given the network's nodes (`chinwag chat A --server B`): its node is
+/// killed, it moves to another node by itself, rejoins its room there and fills the gap from the
+/// network's history; the others see its old session quit within 10 s.
+#[test]
+fn the_terminal_client_moves_to_another_node_when_its_node_dies() {
+    let network = Network::new(None);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let mut a = network.start("a", dirs[0].path(), &[]);
+    let b = network.start("b", dirs[1].path(), &[]);
+    let c = network.start("c", dirs[2].path(), &[]);
+    wait_for_nodes(dirs[2].path(), &["a", "b", "c"], WAIT);
+    let (on_a, on_b, on_c) = (a.tls[0].to_string(), b.tls[0].to_string(), c.tls[0].to_string());
+    let homes = tempfile::tempdir().expect("the clients' homes");
+
+    let alice_args =
+        [on_a.as_str(), "--server", on_b.as_str(), "--nick", "alice", "--accept-new-cert", "--join", "general"];
+    let mut alice = ChatProcess::start("alice", &homes.path().join("alice"), &alice_args, &[]);
+    alice.expect(&["[#general] --> alice joined"]);
+    let bob_args = [on_c.as_str(), "--nick", "bob", "--accept-new-cert", "--join", "general"];
+    let mut bob = ChatProcess::start("bob", &homes.path().join("bob"), &bob_args, &[]);
+    bob.expect(&["[#general] --> bob joined"]);
+    alice.expect(&["[#general] --> bob joined"]);
+    alice.type_line("hello from node a");
+    bob.expect(&["[#general] <alice> hello from node a"]);
+
+    a.kill_9();
+    let killed = Instant::now();
+    alice.expect(&["disconnected"]);
+    bob.type_line("said while alice's node was down");
+    // The old session's QUIT reaches bob's node within 10 s of the kill.
+    bob.expect(&["* alice quit (Node lost)"]);
+    let seen = killed.elapsed();
+    assert!(seen < Duration::from_secs(10), "the dead node's user quit after {seen:?}");
+    // alice is on b now, in the room, with what she missed (live or from history).
+    alice.expect(&["trying the next server", on_b.as_str()]);
+    alice.expect(&["[#general] <bob> said while alice's node was down"]);
+    alice.type_line("back, from node b");
+    bob.expect(&["back, from node b"]);
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
 }

@@ -14,29 +14,36 @@
 //! the log and subscriptions past that (NATS buffers, then drops: a gap, filled from PostgreSQL),
 //! while its heartbeats go on.
 //!
-//! **The seam for the core** (the core's cluster entry points are being built): the hub holds an
-//! `Option<HubSide>` (`None` on a server on its own: no task, no channel, one branch) and hands
-//! every [`FromBus`] to [`on_input`]; the lines marked `SEAM (core)` there and in [`ToBus`]'s
-//! documentation are where the core's `Server::apply`, `Server::remote`, `Server::complete` and
-//! the effects `Effect::Append`, `Effect::Publish` and the claim requests plug in.
+//! **The core's side**: the hub holds an `Option<HubSide>` (`None` on a server on its own: no
+//! task, no channel, one branch). It hands the core's `Effect::Cluster` to [`carry_out`] and its
+//! nick claims (`Request::Claim`) to [`claim`], which turn them into [`ToBus`]; every [`FromBus`]
+//! goes to [`on_input`], which feeds the core (`Server::apply`, `remote`, `appended`,
+//! `complete`, `node_lost`, and `enable_cluster` again after a cut-off).
+//!
+//! Dead nodes: a node incarnation is dead when a poll that started after the hub first saw its
+//! users in the core's replica does not find its heartbeat (or membership saw it go); the core
+//! then appends its `NodeGone` (`Server::node_lost`), expecting the last entry it applied under
+//! that node's key, so of all the nodes that notice, one appends it.
 //!
 //! Cut off: when no heartbeat was acknowledged for [`grace`] (3 s of a 5 s TTL: less than the
 //! TTL, so the node stops serving before anyone declares it dead), every user is dropped with
 //! [`LOST_NETWORK`], new connections are refused, `/readyz` answers 503; once the bus answers
 //! again the node joins as a new incarnation (keeping its node number if it can) and serves.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
-use chinwag_bus::membership::{Changes, JoinError, Member, Membership};
+use chinwag_bus::membership::{Changes, JoinError, Membership};
 use chinwag_bus::{
     Bus, BusError, Claim, ClaimKey, Expect, LogEntry, LogKey, LogReader, Name, NatsBus, NatsOptions, Topic,
 };
-use chinwag_core::RequestId;
+use chinwag_core::{
+    AppendError, AppendId, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity, RequestId, Response, UserId,
+};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{FutureExt, StreamExt};
@@ -66,10 +73,6 @@ const IN_FLIGHT: usize = 1024;
 /// How long a publication may wait for room in the client's buffer (NATS away) before it is
 /// dropped (its receivers fill the gap from PostgreSQL).
 const PUBLISH_WAIT: Duration = Duration::from_millis(250);
-/// How many times a dead node's `NodeGone` is tried before this node leaves it to the others.
-const NODE_GONE_TRIES: u32 = 10;
-/// How many dead nodes' `NodeGone` entries a node remembers having read.
-const BURIED: usize = 1024;
 /// How long a stopping node may take to give its node number back.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
 
@@ -105,15 +108,9 @@ pub(crate) struct View {
 /// The view, shared with the control side.
 pub(crate) type Status = Arc<Mutex<View>>;
 
-/// From the hub to the bus (through [`HubSide::send`]).
-///
-/// SEAM (core): `Effect::Append { key, expect, event }` → [`ToBus::Append`];
-/// `Effect::Publish { topic, payload }` → [`ToBus::Publish`]; the nick claims the core asks with
-/// `Effect::Request` → [`ToBus::Claim`] / [`ToBus::TakeOver`] / [`ToBus::Release`], answered
-/// with [`FromBus::Claimed`]; a room gets its first / loses its last local member →
-/// [`ToBus::Subscribe`] / [`ToBus::Unsubscribe`].
+/// From the hub to the bus (through [`HubSide::send`]): the core's `ClusterEffect`s
+/// ([`carry_out`]) and nick claims ([`claim`]) in the bus's terms.
 #[derive(Debug)]
-#[allow(dead_code)] // Until the core makes these effects (only the tests send them now).
 pub(crate) enum ToBus {
     /// Append an event to the log; answered with [`FromBus::Appended`] carrying `token`. The
     /// event is applied when it comes back through the log, never from this answer.
@@ -138,14 +135,15 @@ pub(crate) enum FromBus {
     /// The next log entry, in the log's order, with no gap (from sequence 1 after each join).
     Entry(LogEntry),
     /// A message published to a topic this node subscribed to.
-    Message { topic: Topic, payload: Bytes },
+    Message { payload: Bytes },
     /// The answer to [`ToBus::Append`].
     Appended { token: u64, result: Result<u64, BusError> },
-    /// The answer to [`ToBus::Claim`] or [`ToBus::TakeOver`].
-    Claimed { id: RequestId, result: Result<Claim, BusError> },
-    /// Nodes joined or died since the last poll (other nodes; this node's own rejoin is
-    /// [`FromBus::Back`]).
-    Members(Changes),
+    /// The answer to [`ToBus::Claim`] or [`ToBus::TakeOver`] (with, for a taken nick, whether
+    /// its holder's node incarnation is alive now).
+    Claimed { id: RequestId, answer: ClaimAnswer },
+    /// A poll of who is alive, started at `polled_at`: the other live nodes, and who joined or
+    /// died since the last poll (this node's own rejoin is [`FromBus::Back`]).
+    Members { changes: Changes, live: HashSet<(String, u64)>, polled_at: Instant },
     /// No heartbeat was acknowledged for the grace: every user must go, now.
     CutOff,
     /// Joined again, as `incarnation`: the log is read again from its start.
@@ -159,12 +157,21 @@ pub(crate) struct HubSide {
     to_bus: mpsc::Sender<ToBus>,
     /// Cut off from the bus: new connections are refused.
     pub cut_off: bool,
+    /// This node and its current incarnation, as the core knows it.
+    me: ClusterIdentity,
+    /// The other node incarnations the core's replica has users of, and when the hub first saw
+    /// each there: a poll started later that does not find it alive proves it dead.
+    seen: HashMap<(String, u64), Instant>,
 }
 
 impl HubSide {
+    /// This node as the core must know it (`Server::enable_cluster`).
+    pub(crate) fn identity(&self) -> ClusterIdentity {
+        self.me.clone()
+    }
+
     /// Hands `request` to the bridge without waiting; gives it back if the bridge is full or
     /// gone (the caller answers "unavailable", or drops a publication).
-    #[allow(dead_code)] // Until the core makes cluster effects.
     pub(crate) fn send(&self, request: ToBus) -> Result<(), ToBus> {
         self.to_bus.try_send(request).map_err(|e| match e {
             mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
@@ -183,26 +190,27 @@ pub(crate) async fn recv(side: &mut Option<HubSide>) -> Option<FromBus> {
 /// What the hub does with an input from the bus.
 pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
     match input {
-        FromBus::Entry(entry) => {
-            // SEAM (core): hub.server.apply(entry.seq, &entry.key, entry.payload, now());
-            tracing::trace!(seq = entry.seq, key = %entry.key, bytes = entry.payload.len(), "cluster log entry");
-        }
-        FromBus::Message { topic, payload } => {
-            // SEAM (core): hub.server.remote(&topic, payload, now());
-            tracing::trace!(topic = topic.as_str(), bytes = payload.len(), "cluster message");
-        }
+        FromBus::Entry(entry) => hub.server.apply(entry.seq, &entry.key, &entry.payload, now()),
+        FromBus::Message { payload } => hub.server.remote(&payload, now()),
         FromBus::Appended { token, result } => {
-            // SEAM (core): a conflict makes the core wait for the log and check the command again.
-            tracing::trace!(token, ?result, "cluster append answered");
+            let outcome = result.map_err(|e| match e {
+                BusError::Conflict => AppendError::Conflict,
+                other => {
+                    tracing::debug!(error = %other, "a cluster log append failed");
+                    AppendError::Unavailable
+                }
+            });
+            hub.server.appended(AppendId(token), outcome, now());
         }
-        FromBus::Claimed { id, result } => {
-            // SEAM (core): hub.server.complete(id, Response::Claim(result), now());
-            tracing::trace!(?id, ?result, "cluster claim answered");
-        }
-        FromBus::Members(changes) => {
-            // The users of a dead node quit when its `NodeGone` comes back through the log
-            // (SEAM (core): freeing the nick claims it knows the dead node held).
-            tracing::debug!(joined = ?changes.joined, gone = ?changes.gone, "cluster members changed");
+        FromBus::Claimed { id, answer } => hub.server.complete(id, Response::Claim(answer), now()),
+        FromBus::Members { changes, live, polled_at } => {
+            for member in &changes.gone {
+                hub.server.node_lost(&member.node, member.incarnation, now());
+            }
+            for (node, incarnation) in dead_incarnations(hub, &live, polled_at) {
+                tracing::warn!(%node, incarnation, "a node's users are in the replica but its heartbeat is gone");
+                hub.server.node_lost(&node, incarnation, now());
+            }
         }
         FromBus::CutOff => {
             if let Some(side) = &mut hub.cluster {
@@ -212,11 +220,135 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
             tracing::warn!(dropped, "cut off from the cluster: every user dropped, new connections refused");
         }
         FromBus::Back { incarnation } => {
-            if let Some(side) = &mut hub.cluster {
-                side.cut_off = false;
-            }
-            // SEAM (core): the core's replica starts over from the log, read again from 1.
+            let Some(side) = &mut hub.cluster else { return };
+            side.cut_off = false;
+            side.me.incarnation = incarnation;
+            side.seen.clear();
+            // The replica starts over: the log is read again from its start.
+            hub.server.enable_cluster(side.me.clone());
             tracing::info!(incarnation, "back in the cluster: accepting connections");
+        }
+    }
+}
+
+/// The node incarnations the core holds users of that a poll started at `polled_at` proves
+/// dead: not alive then, and seen in the replica before the poll began (an incarnation seen
+/// later may have joined after the poll read the heartbeats). This also finds those that died
+/// with nobody left to say so, this node's own previous run included.
+fn dead_incarnations(hub: &mut Hub, live: &HashSet<(String, u64)>, polled_at: Instant) -> Vec<(String, u64)> {
+    let present = hub.server.remote_incarnations();
+    let Some(side) = &mut hub.cluster else { return Vec::new() };
+    side.seen.retain(|held, _| present.binary_search(held).is_ok());
+    let at = Instant::now();
+    let mut dead = Vec::new();
+    for held in present {
+        if live.contains(&held) {
+            continue;
+        }
+        match side.seen.get(&held) {
+            Some(first) if *first < polled_at => dead.push(held),
+            Some(_) => {}
+            None => {
+                side.seen.insert(held, at);
+            }
+        }
+    }
+    dead
+}
+
+/// Carries out one of the core's cluster effects: hands it to the bridge. An append the bridge
+/// cannot take is answered "unavailable" at once; a publication it cannot take is lost (its
+/// receivers fill the gap from storage).
+pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
+    let request = match effect {
+        ClusterEffect::Append { id, key, expect, event } => match log_key(&key) {
+            Some(key) => ToBus::Append { token: id.0, key, expect: bus_expect(expect), payload: event },
+            None => return hub.server.appended(id, Err(AppendError::Unavailable), now()),
+        },
+        ClusterEffect::Publish { topic, payload } => match bus_topic(&topic) {
+            Some(topic) => ToBus::Publish { topic, payload },
+            None => return,
+        },
+        ClusterEffect::ReleaseNick { nick, revision } => ToBus::Release { key: ClaimKey::nick(&nick), revision },
+        ClusterEffect::Subscribe { topic } => match bus_topic(&topic) {
+            Some(topic) => ToBus::Subscribe(topic),
+            None => return,
+        },
+        ClusterEffect::Unsubscribe { topic } => match bus_topic(&topic) {
+            Some(topic) => ToBus::Unsubscribe(topic),
+            None => return,
+        },
+    };
+    let Some(side) = &hub.cluster else {
+        if let ToBus::Append { token, .. } = request {
+            hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
+        }
+        return;
+    };
+    match side.send(request) {
+        Ok(()) => {}
+        Err(ToBus::Append { token, .. }) => hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now()),
+        Err(ToBus::Subscribe(topic)) => {
+            tracing::warn!(topic = topic.as_str(), "the cluster bridge is full: a room's subscription was not made")
+        }
+        Err(refused) => tracing::debug!(?refused, "the cluster bridge is full: dropped"),
+    }
+}
+
+/// Hands a nick claim of the core's to the bridge; gives it back when the bridge cannot take it
+/// (the caller answers it "unavailable").
+pub(crate) fn claim(hub: &mut Hub, id: RequestId, request: ClaimRequest) -> Result<(), ClaimRequest> {
+    let Some(side) = &hub.cluster else { return Err(request) };
+    let to_bus = match &request {
+        ClaimRequest::Nick { nick, holder } => ToBus::Claim { id, key: ClaimKey::nick(nick), value: holder.clone() },
+        ClaimRequest::TakeOver { nick, holder, revision } => {
+            ToBus::TakeOver { id, key: ClaimKey::nick(nick), value: holder.clone(), revision: *revision }
+        }
+    };
+    side.send(to_bus).map_err(|_| request)
+}
+
+/// The core's log key in the bus's terms (`None` for a node name the bus would refuse, which
+/// no node has).
+fn log_key(key: &chinwag_core::LogKey) -> Option<LogKey> {
+    Some(match key {
+        chinwag_core::LogKey::User(node) => LogKey::node(&Name::new(node).ok()?),
+        chinwag_core::LogKey::Net => LogKey::net(),
+        chinwag_core::LogKey::Room(folded) => LogKey::room(folded),
+    })
+}
+
+fn bus_topic(topic: &chinwag_core::Topic) -> Option<Topic> {
+    Some(match topic {
+        chinwag_core::Topic::Node(node) => Topic::node(&Name::new(node).ok()?),
+        chinwag_core::Topic::Room(folded) => Topic::room(folded),
+    })
+}
+
+fn bus_expect(expect: chinwag_core::Expect) -> Expect {
+    match expect {
+        chinwag_core::Expect::Any => Expect::Any,
+        chinwag_core::Expect::Empty => Expect::Empty,
+        chinwag_core::Expect::Last(seq) => Expect::Last(seq),
+    }
+}
+
+/// A claim's outcome as the core wants it: for a taken nick, whether its holder's node
+/// incarnation is alive now (read from the bus; alive when unreadable or unknown, so that a
+/// claim is never taken from a live holder).
+async fn claim_answer(bus: &NatsBus, result: Result<Claim, BusError>) -> ClaimAnswer {
+    match result {
+        Ok(Claim::Granted { revision }) => ClaimAnswer::Granted { revision },
+        Ok(Claim::Taken { holder, revision }) => {
+            let alive = match UserId::from_claim_value(&holder) {
+                Some(uid) => chinwag_bus::membership::is_alive(bus, &uid.node, uid.incarnation).await.unwrap_or(true),
+                None => true,
+            };
+            ClaimAnswer::Taken { holder, revision, alive }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "a nick claim got no answer");
+            ClaimAnswer::Unavailable
         }
     }
 }
@@ -232,6 +364,12 @@ impl Joined {
     /// The node number msgids carry (unique among live nodes).
     pub(crate) fn node_id(&self) -> u32 {
         self.membership.node_id()
+    }
+
+    /// This node as the core must know it (`Server::enable_cluster`).
+    pub(crate) fn identity(&self) -> ClusterIdentity {
+        let me = self.membership.me();
+        ClusterIdentity { node: me.node.clone(), incarnation: me.incarnation }
     }
 }
 
@@ -270,11 +408,14 @@ pub(crate) async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(HubSide, Status)> {
+    let me = joined.identity();
     let Joined { bus, membership, network } = joined;
     let log = bus.read_log(1).await.context("reading the cluster's log")?;
+    let node = Name::new(&me.node).context("the node's name")?;
+    // Messages for this node's users: subscribed before any user can be told of.
+    let own = bus.subscribe(&Topic::node(&node)).await.context("subscribing to the node's topic")?;
     let (to_bus, from_hub) = mpsc::channel(TO_BUS_QUEUE);
     let (to_hub, from_bus) = mpsc::channel(FROM_BUS_QUEUE);
-    let me = membership.me().clone();
     let status = Arc::new(Mutex::new(View {
         network: network.to_string(),
         node: me.node.clone(),
@@ -284,9 +425,8 @@ pub(crate) async fn start(
         members: Vec::new(),
     }));
     metrics.cluster_state.store(State::Serving as u8, Relaxed);
-    let node = Name::new(&me.node).context("the node's name")?;
     let ttl = membership.heartbeat_ttl();
-    let bridge = Bridge {
+    let mut bridge = Bridge {
         bus,
         node,
         node_id: membership.node_id(),
@@ -307,21 +447,20 @@ pub(crate) async fn start(
         subscriptions: SelectAll::new(),
         subscribed: HashMap::new(),
         in_flight: FuturesUnordered::new(),
-        last_seq: HashMap::new(),
-        gone: BTreeMap::new(),
-        buried: VecDeque::new(),
+        polled_at: Instant::now(),
     };
+    bridge.listen(Topic::node(&bridge.node), own);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
-    Ok((HubSide { from_bus, to_bus, cut_off: false }, status))
+    Ok((HubSide { from_bus, to_bus, cut_off: false, me, seen: HashMap::new() }, status))
 }
 
 /// What a membership operation (one at a time) gives back.
 enum MembershipDone {
     Beat(Membership<NatsBus>, Result<(), BusError>),
     Polled(Membership<NatsBus>, Result<Changes, BusError>),
-    /// Joined again, with the log read from its start.
-    Joined(Result<(Membership<NatsBus>, LogReader), String>),
+    /// Joined again, with the log read from its start and the node's topic subscribed.
+    Joined(Result<(Membership<NatsBus>, LogReader, chinwag_bus::Subscription), String>),
 }
 
 /// What a bus operation in flight gives back.
@@ -330,8 +469,6 @@ enum OpDone {
     Input(FromBus),
     /// A subscription made (or not).
     Subscribed(Topic, Result<chinwag_bus::Subscription, BusError>),
-    /// A dead node's `NodeGone` appended (or not).
-    NodeGone(Member, Result<u64, BusError>),
     /// Done, nothing to say.
     Nothing,
 }
@@ -362,18 +499,12 @@ struct Bridge {
     from_hub: mpsc::Receiver<ToBus>,
     /// The log from sequence 1 of this incarnation (`None` while cut off).
     log: Option<LogReader>,
-    subscriptions: SelectAll<BoxStream<'static, (Topic, Bytes)>>,
+    subscriptions: SelectAll<BoxStream<'static, Bytes>>,
     /// Each subscribed topic's token: cancelled, its stream ends.
     subscribed: HashMap<Topic, CancellationToken>,
     in_flight: FuturesUnordered<BoxFuture<'static, OpDone>>,
-    /// The last sequence read under each `user.<node>` key (a `NodeGone` expects it).
-    last_seq: HashMap<String, u64>,
-    /// Dead nodes whose `NodeGone` is not in the log yet, and how many times it was tried.
-    gone: BTreeMap<Member, u32>,
-    /// The last [`BURIED`] nodes whose `NodeGone` was read from the log: never appended again,
-    /// even when this node sees them die after another node's entry for them (its poll came
-    /// later than its log reader).
-    buried: VecDeque<Member>,
+    /// When the poll in flight (or the last one) started.
+    polled_at: Instant,
 }
 
 /// Resolves with the operation's result; never if there is none.
@@ -434,7 +565,7 @@ impl Bridge {
                     None => break,
                 },
                 entry = next_entry(&mut self.log), if reading => match entry {
-                    Some(Ok(entry)) => self.entry(entry),
+                    Some(Ok(entry)) => self.outgoing.push_back(FromBus::Entry(entry)),
                     Some(Err(e)) => tracing::warn!(error = %e, "cluster log reader"),
                     None => {
                         // The reader resumes by itself across reconnections; one that ends
@@ -446,8 +577,8 @@ impl Bridge {
                         }
                     }
                 },
-                Some((topic, payload)) = self.subscriptions.next(), if reading && !self.subscriptions.is_empty() => {
-                    self.outgoing.push_back(FromBus::Message { topic, payload });
+                Some(payload) = self.subscriptions.next(), if reading && !self.subscriptions.is_empty() => {
+                    self.outgoing.push_back(FromBus::Message { payload });
                 }
             }
         }
@@ -475,7 +606,11 @@ impl Bridge {
                                 .await
                                 .map_err(|e| e.to_string())?;
                             let log = bus.read_log(1).await.map_err(|e| format!("reading the log: {e}"))?;
-                            Ok((membership, log))
+                            let own = bus
+                                .subscribe(&Topic::node(&node))
+                                .await
+                                .map_err(|e| format!("subscribing to the node's topic: {e}"))?;
+                            Ok((membership, log, own))
                         };
                         MembershipDone::Joined(joined.await)
                     }
@@ -496,6 +631,7 @@ impl Bridge {
             );
         } else if self.poll_due {
             self.poll_due = false;
+            self.polled_at = Instant::now();
             self.membership_op = Some(
                 async move {
                     let mut membership = membership;
@@ -524,17 +660,14 @@ impl Bridge {
             MembershipDone::Polled(membership, result) => {
                 if self.state == State::Serving {
                     match result {
-                        Ok(changes) => {
-                            self.changes(changes, &membership);
-                            self.append_node_gone();
-                        }
+                        Ok(changes) => self.changes(changes, &membership),
                         Err(e) => tracing::warn!(error = %e, "reading the cluster's live nodes failed"),
                     }
                     self.membership = Some(membership);
                     self.update_view();
                 }
             }
-            MembershipDone::Joined(Ok((membership, log))) => {
+            MembershipDone::Joined(Ok((membership, log, own))) => {
                 if membership.node_id() != self.node_id {
                     // The core's msgids carry the number it started with; another node holds
                     // it now. Serving would risk colliding msgids: stop instead.
@@ -550,6 +683,7 @@ impl Bridge {
                 self.incarnation = membership.me().incarnation;
                 self.membership = Some(membership);
                 self.log = Some(log);
+                self.listen(Topic::node(&self.node), own);
                 self.back();
             }
             MembershipDone::Joined(Err(e)) => {
@@ -559,11 +693,9 @@ impl Bridge {
         self.start_membership_op();
     }
 
-    /// Nodes joined or died: tell the hub, and append each dead node's `NodeGone`.
+    /// A poll's result: tell the hub who is alive and who joined or died (the core appends a
+    /// dead node's `NodeGone`).
     fn changes(&mut self, changes: Changes, membership: &Membership<NatsBus>) {
-        if changes.joined.is_empty() && changes.gone.is_empty() {
-            return;
-        }
         let me = membership.me();
         for member in &changes.joined {
             if member != me {
@@ -573,98 +705,36 @@ impl Bridge {
         for member in &changes.gone {
             if member != me {
                 tracing::warn!(node = %member.node, incarnation = member.incarnation, "a cluster node is gone");
-                if !self.buried.contains(member) {
-                    self.gone.entry(member.clone()).or_insert(0);
-                }
             }
         }
         let changes = Changes {
             joined: changes.joined.into_iter().filter(|m| m != me).collect(),
             gone: changes.gone.into_iter().filter(|m| m != me).collect(),
         };
-        self.outgoing.push_back(FromBus::Members(changes));
+        let live = membership.known().filter(|m| m != me).map(|m| (m.node, m.incarnation)).collect();
+        self.outgoing.push_back(FromBus::Members { changes, live, polled_at: self.polled_at });
     }
 
-    /// Appends `NodeGone` for each dead node not yet known to be in the log, under its
-    /// `user.<node>` key expecting the last sequence read there, so that of all the nodes that
-    /// saw it die only one appends it (the others get a conflict, then read it).
-    fn append_node_gone(&mut self) {
-        let members: Vec<Member> = self.gone.keys().cloned().collect();
-        for member in members {
-            let Some(tries) = self.gone.get_mut(&member) else { continue };
-            *tries += 1;
-            if *tries > NODE_GONE_TRIES {
-                tracing::warn!(node = %member.node, "leaving the dead node's NodeGone to the other nodes");
-                self.gone.remove(&member);
-                continue;
-            }
-            let Ok(name) = Name::new(&member.node) else {
-                self.gone.remove(&member);
-                continue;
-            };
-            let key = LogKey::node(&name);
-            let expect = self.last_seq.get(key.as_str()).map_or(Expect::Empty, |seq| Expect::Last(*seq));
-            let bus = self.bus.clone();
-            let payload = node_gone_event(&member);
-            self.in_flight.push(
-                async move {
-                    let result = bus.append(&key, payload, expect).await;
-                    OpDone::NodeGone(member, result)
-                }
-                .boxed(),
-            );
-        }
+    /// Delivers `subscription`'s messages as [`FromBus::Message`] until `topic` is unsubscribed
+    /// (or the node is cut off).
+    fn listen(&mut self, topic: Topic, subscription: chinwag_bus::Subscription) {
+        let token = self.subscribed.entry(topic).or_default().clone();
+        self.subscriptions.push(subscription.take_until(token.cancelled_owned()).boxed());
     }
 
     fn op_done(&mut self, done: OpDone) {
         match done {
             OpDone::Input(input) => self.outgoing.push_back(input),
             OpDone::Nothing => {}
-            OpDone::Subscribed(topic, result) => match (result, self.subscribed.get(&topic)) {
-                (Ok(subscription), Some(token)) => {
-                    let token = token.clone();
-                    let tagged = topic.clone();
-                    self.subscriptions.push(
-                        subscription
-                            .map(move |payload| (tagged.clone(), payload))
-                            .take_until(token.cancelled_owned())
-                            .boxed(),
-                    );
-                }
-                (Ok(_), None) => {} // Unsubscribed meanwhile.
+            OpDone::Subscribed(topic, result) => match (result, self.subscribed.contains_key(&topic)) {
+                (Ok(subscription), true) => self.listen(topic, subscription),
+                (Ok(_), false) => {} // Unsubscribed meanwhile.
                 (Err(e), _) => {
                     tracing::warn!(topic = topic.as_str(), error = %e, "subscribing failed");
                     self.subscribed.remove(&topic);
                 }
             },
-            OpDone::NodeGone(member, Ok(seq)) => {
-                tracing::info!(node = %member.node, incarnation = member.incarnation, seq, "appended the dead node's NodeGone");
-                self.gone.remove(&member);
-            }
-            OpDone::NodeGone(member, Err(BusError::Conflict)) => {
-                // Another node appended first (or this node's reader is behind): the entry
-                // read from the log settles it; else it is tried again at the next poll.
-                tracing::debug!(node = %member.node, "NodeGone: the log moved on under the dead node's key");
-            }
-            OpDone::NodeGone(member, Err(e)) => {
-                tracing::warn!(node = %member.node, error = %e, "appending NodeGone failed; trying again");
-            }
         }
-    }
-
-    /// A log entry: noted (for `NodeGone`'s expectation) and handed to the hub.
-    fn entry(&mut self, entry: LogEntry) {
-        if entry.key.starts_with("user.") {
-            self.last_seq.insert(entry.key.clone(), entry.seq);
-            if let Some(member) = is_node_gone(&entry.payload) {
-                self.gone.remove(&member);
-                if self.buried.len() == BURIED {
-                    self.buried.pop_front();
-                }
-                self.buried.push_back(member);
-            }
-        }
-        self.outgoing.push_back(FromBus::Entry(entry));
     }
 
     async fn request(&mut self, request: ToBus) {
@@ -685,16 +755,19 @@ impl Bridge {
                 .boxed(),
             ),
             ToBus::Claim { id, key, value } => self.in_flight.push(
-                async move { OpDone::Input(FromBus::Claimed { id, result: bus.claim(&key, value).await }) }.boxed(),
+                async move {
+                    let result = bus.claim(&key, value).await;
+                    OpDone::Input(FromBus::Claimed { id, answer: claim_answer(&bus, result).await })
+                }
+                .boxed(),
             ),
-            ToBus::TakeOver { id, key, value, revision } => {
-                self.in_flight.push(
-                    async move {
-                        OpDone::Input(FromBus::Claimed { id, result: bus.take_over(&key, value, revision).await })
-                    }
-                    .boxed(),
-                )
-            }
+            ToBus::TakeOver { id, key, value, revision } => self.in_flight.push(
+                async move {
+                    let result = bus.take_over(&key, value, revision).await;
+                    OpDone::Input(FromBus::Claimed { id, answer: claim_answer(&bus, result).await })
+                }
+                .boxed(),
+            ),
             ToBus::Release { key, revision } => self.in_flight.push(
                 async move {
                     if let Err(e) = bus.release(&key, revision).await {
@@ -740,9 +813,6 @@ impl Bridge {
         for (_, token) in self.subscribed.drain() {
             token.cancel();
         }
-        self.gone.clear();
-        self.last_seq.clear();
-        self.buried.clear();
         // What was read for the old incarnation goes; answers stay (requests wait for them).
         self.outgoing.retain(|input| matches!(input, FromBus::Appended { .. } | FromBus::Claimed { .. }));
         self.outgoing.push_back(FromBus::CutOff);
@@ -786,7 +856,7 @@ impl Bridge {
             None => match self.membership_op.take() {
                 Some(op) => match tokio::time::timeout(LEAVE_WAIT, op).await {
                     Ok(MembershipDone::Beat(m, _) | MembershipDone::Polled(m, _)) => Some(m),
-                    Ok(MembershipDone::Joined(Ok((m, _)))) => Some(m),
+                    Ok(MembershipDone::Joined(Ok((m, _, _)))) => Some(m),
                     _ => None,
                 },
                 None => None,
@@ -800,21 +870,6 @@ impl Bridge {
             }
         }
     }
-}
-
-/// PLACEHOLDER (core): the `NodeGone { node, incarnation }` event. Its encoding is the core's
-/// (the event types live there); this stands in, recognizably, until the core defines it.
-fn node_gone_event(member: &Member) -> Bytes {
-    Bytes::from(format!("node-gone {} {:016x}", member.node, member.incarnation))
-}
-
-/// PLACEHOLDER (core): the member a `NodeGone` entry is about, if it is one.
-fn is_node_gone(payload: &[u8]) -> Option<Member> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut words = text.strip_prefix("node-gone ")?.split(' ');
-    let node = words.next()?.to_owned();
-    let incarnation = u64::from_str_radix(words.next()?, 16).ok()?;
-    Some(Member { node, incarnation })
 }
 
 #[cfg(test)]
@@ -907,7 +962,7 @@ mod tests {
         let mut through = false;
         for _ in 0..50 {
             a.send(ToBus::Publish { topic: room.clone(), payload: hello.clone() });
-            if let Ok(Some(FromBus::Message { payload, .. })) =
+            if let Ok(Some(FromBus::Message { payload })) =
                 tokio::time::timeout(Duration::from_millis(200), b.side.from_bus.recv()).await
             {
                 assert_eq!(payload, hello);
@@ -923,7 +978,7 @@ mod tests {
         while got.len() < 50 {
             let payload = b
                 .next("a message", |input| match input {
-                    FromBus::Message { payload, .. } if payload != hello => Some(payload),
+                    FromBus::Message { payload } if payload != hello => Some(payload),
                     _ => None,
                 })
                 .await;
@@ -949,7 +1004,7 @@ mod tests {
         let conflict = b
             .next("the append's answer", |input| match input {
                 FromBus::Appended { token: 2, result } => Some(result),
-                FromBus::Message { payload, .. } => panic!("b got {payload:?} after unsubscribing"),
+                FromBus::Message { payload } => panic!("b got {payload:?} after unsubscribing"),
                 _ => None,
             })
             .await;
@@ -964,30 +1019,24 @@ mod tests {
         a.send(ToBus::Claim { id: RequestId(7), key: nick.clone(), value: Bytes::from_static(b"a/alice") });
         let granted = a
             .next("the claim's answer", |input| match input {
-                FromBus::Claimed { id: RequestId(7), result } => Some(result.expect("claimed")),
+                FromBus::Claimed { id: RequestId(7), answer } => Some(answer),
                 _ => None,
             })
             .await;
-        let Claim::Granted { revision } = granted else { panic!("not granted: {granted:?}") };
+        let ClaimAnswer::Granted { revision } = granted else { panic!("not granted: {granted:?}") };
         b.send(ToBus::Claim { id: RequestId(8), key: nick.clone(), value: Bytes::from_static(b"b/alice") });
         let taken = b
             .next("the claim's answer", |input| match input {
-                FromBus::Claimed { id: RequestId(8), result } => Some(result.expect("answered")),
+                FromBus::Claimed { id: RequestId(8), answer } => Some(answer),
                 _ => None,
             })
             .await;
-        assert_eq!(taken, Claim::Taken { holder: Bytes::from_static(b"a/alice"), revision });
+        // A holder value that names no node incarnation counts as alive.
+        assert_eq!(taken, ClaimAnswer::Taken { holder: Bytes::from_static(b"a/alice"), revision, alive: true });
 
         // Stopping ends both tasks.
         shutdown.cancel();
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node tasks end");
-    }
-
-    #[test]
-    fn node_gone_placeholder_round_trips() {
-        let member = Member { node: "b-2".into(), incarnation: 0xdead_beef };
-        assert_eq!(is_node_gone(&node_gone_event(&member)), Some(member));
-        assert_eq!(is_node_gone(b"introduce alice"), None);
     }
 }

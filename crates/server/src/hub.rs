@@ -645,6 +645,13 @@ impl Hub {
             Effect::Close { conn } => {
                 self.conns.remove(&conn);
             }
+            Effect::Request { id, request: chinwag_core::Request::Claim(claim) } => {
+                // A cluster node's nick claims go to the bus; refused there (or on a server on
+                // its own, which never asks), the worker answers "unavailable".
+                if let Err(claim) = crate::cluster::claim(self, id, claim) {
+                    self.worker.start(id, chinwag_core::Request::Claim(claim));
+                }
+            }
             Effect::Request { id, request } => self.worker.start(id, request),
             Effect::SaveChannel(snapshot) => {
                 let record = to_record(*snapshot);
@@ -661,11 +668,7 @@ impl Hub {
             Effect::Persist(item) => {
                 tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
             }
-            // The core's cluster side is not wired to the node's bridge yet (issue #23): the hub
-            // never enables it, so this arm is not reached.
-            Effect::Cluster(effect) => {
-                tracing::error!(?effect, "a cluster effect on a server that is not wired; ignored")
-            }
+            Effect::Cluster(effect) => crate::cluster::carry_out(self, effect),
         }
     }
 

@@ -401,6 +401,9 @@ pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
     // The msgids' node number: the cluster's (unique among live nodes), else any.
     let node = cluster.as_ref().map_or_else(rand::random::<u32>, |(node_id, _, _)| *node_id);
     let mut server = chinwag_core::Server::new(cfg.core.clone(), node, hub::now());
+    if let Some((_, side, _)) = &cluster {
+        server.enable_cluster(side.identity());
+    }
     server.restore(accounts, rooms.into_iter().map(storage::from_record).collect());
     server.restore_klines(klines);
     server.restore_offline_counts(queued.into_iter().map(|(q, n)| (q, usize::try_from(n).unwrap_or(usize::MAX))));

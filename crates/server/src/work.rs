@@ -101,8 +101,8 @@ impl Worker {
 
     async fn run(&self, request: Request) -> Response {
         match request {
-            // Nick claims go to the cluster bus once the core's side is wired to it (issue #23);
-            // until then nothing asks, and the answer is that the bus is not there.
+            // A cluster node's claims go to the bus (`cluster::claim`); one that reaches the
+            // worker could not be handed to it.
             Request::Claim(_) => Response::Claim(chinwag_core::ClaimAnswer::Unavailable),
             Request::Register { account, email, password } => {
                 Response::Account(self.register(account, email, password).await)

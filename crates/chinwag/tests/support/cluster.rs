@@ -129,13 +129,13 @@ impl Network {
     }
 
     /// Every entry of the network's log, read from its start.
-    pub fn log(&self) -> Vec<String> {
+    pub fn log(&self) -> Vec<bytes::Bytes> {
         self.runtime.block_on(async {
             let bus = self.nats.connect().await;
             let mut reader = bus.read_log(1).await.expect("read the log");
             let mut entries = Vec::new();
             while let Ok(Some(Ok(entry))) = tokio::time::timeout(Duration::from_millis(500), reader.next()).await {
-                entries.push(String::from_utf8_lossy(&entry.payload).into_owned());
+                entries.push(entry.payload);
             }
             entries
         })

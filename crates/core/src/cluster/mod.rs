@@ -257,6 +257,9 @@ impl Server {
             self.channels.remove(&folded);
             self.forget_room(&folded);
         }
+        // Append ids go on from the last incarnation's: an answer to an old append that
+        // arrives late must not be taken for a new one's.
+        let next_append = self.cluster.as_ref().map_or(0, |c| c.next_append);
         self.cluster = Some(Box::new(ClusterState {
             me,
             users: HashMap::new(),
@@ -267,7 +270,7 @@ impl Server {
             claims: HashMap::new(),
             reserved: HashMap::new(),
             appends: HashMap::new(),
-            next_append: 0,
+            next_append,
             user_rooms: HashMap::new(),
             room_waits: HashMap::new(),
             retry_tries: 0,
@@ -399,6 +402,10 @@ impl Server {
         let Some(cluster) = self.cluster.as_ref() else { return };
         let gone = (node.to_owned(), incarnation);
         if cluster.gone.contains(&gone) || (cluster.me.node == node && cluster.me.incarnation == incarnation) {
+            return;
+        }
+        // Already on its way (the server says so again at every poll until it is applied).
+        if cluster.appends.values().any(|p| p.gone.as_ref() == Some(&gone)) {
             return;
         }
         let key = LogKey::User(node.to_owned());
