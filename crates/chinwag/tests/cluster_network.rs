@@ -90,7 +90,9 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn say(users: &mut [(&str, PlainClient)], from: usize, to: &[usize], target: &str, text: &str) -> String {
     let nick = users[from].0;
     let matches = |m: &Message| {
-        m.command == "PRIVMSG" && nick_of(m) == nick && m.params.first().map(String::as_str) == Some(target)
+        m.command == "PRIVMSG"
+            && nick_of(m) == nick
+            && m.params.first().map(String::as_str) == Some(target)
             && m.params.last().map(String::as_str) == Some(text)
     };
     users[from].1.send(&format!("PRIVMSG {target} :{text}"));
@@ -207,7 +209,8 @@ fn a_nick_raced_for_on_two_nodes_has_one_winner() {
                     scope.spawn(move || {
                         barrier.wait();
                         client.send(&format!("NICK {nick}"));
-                        let answer = client.expect("001, 433 or FAIL", |m| matches!(m.command.as_str(), "001" | "433" | "FAIL"));
+                        let answer =
+                            client.expect("001, 433 or FAIL", |m| matches!(m.command.as_str(), "001" | "433" | "FAIL"));
                         answer.command
                     })
                 })
@@ -333,7 +336,8 @@ fn send_numbered(mut client: PlainClient, nick: &str, room: &str, stop: &AtomicB
         }
         match client.read(Instant::now() + READ_SLICE) {
             Incoming::Line(m) if is(&m, "PRIVMSG", nick) => {
-                let number = m.params.last().and_then(|text| text.strip_prefix(nick)).and_then(|n| n.trim().parse().ok());
+                let number =
+                    m.params.last().and_then(|text| text.strip_prefix(nick)).and_then(|n| n.trim().parse().ok());
                 let (Some(number), Some(msgid)) = (number, m.tag("msgid")) else {
                     client.fail(&format!("an echo not of ours: {m:?}"))
                 };
@@ -431,14 +435,22 @@ fn kill_9_under_load_loses_no_echoed_message_and_its_users_quit_within_10_s() {
         let quits: Vec<HashMap<String, Duration>> =
             watching.into_iter().map(|watcher| watcher.join().expect("a watcher's thread")).collect();
         stop.store(true, Ordering::SeqCst);
-        let reports: Vec<Sender> = sending.into_iter().map(|sender| sender.join().expect("a sender's thread")).collect();
+        let reports: Vec<Sender> =
+            sending.into_iter().map(|sender| sender.join().expect("a sender's thread")).collect();
         assert!(at_kill >= KILL_AFTER, "only {at_kill} echoes within {WAIT:?} before the kill: {reports:?}");
         (reports, quits)
     });
 
     let mut summary = String::new();
     for report in &reports {
-        let _ = writeln!(summary, "{}: sent {}, echoed {}, {}", report.nick, report.sent, report.echoed.len(), report.ended);
+        let _ = writeln!(
+            summary,
+            "{}: sent {}, echoed {}, {}",
+            report.nick,
+            report.sent,
+            report.echoed.len(),
+            report.ended
+        );
     }
     // The survivors' users saw the dead node's users quit, within the promise.
     for (watcher, seen) in ["wa on a", "wb on b"].iter().zip(&quits) {
@@ -454,22 +466,23 @@ fn kill_9_under_load_loses_no_echoed_message_and_its_users_quit_within_10_s() {
     // Every echoed message is in history, read from a survivor, once.
     let total: usize = reports.iter().map(|report| report.sent).sum();
     let history = reader.history(room, HISTORY_PAGE, total / HISTORY_PAGE + 2);
-    let stored: HashMap<&str, &str> = history
-        .iter()
-        .filter_map(|m| Some((m.tag("msgid")?, m.params.last()?.as_str())))
-        .collect();
+    let stored: HashMap<&str, &str> =
+        history.iter().filter_map(|m| Some((m.tag("msgid")?, m.params.last()?.as_str()))).collect();
     assert_eq!(stored.len(), history.len(), "a msgid twice in history");
     let mut missing = String::new();
     for report in &reports {
         let lost: Vec<usize> = report
             .echoed
             .iter()
-            .filter(|(number, msgid)| stored.get(msgid.as_str()).copied() != Some(format!("{} {number}", report.nick).as_str()))
+            .filter(|(number, msgid)| {
+                stored.get(msgid.as_str()).copied() != Some(format!("{} {number}", report.nick).as_str())
+            })
             .map(|(number, _)| *number)
             .collect();
         if !lost.is_empty() {
             let (first, last) = (lost[0], lost[lost.len() - 1]);
-            let _ = writeln!(missing, "{}: {} echoed messages missing, from {first} to {last}", report.nick, lost.len());
+            let _ =
+                writeln!(missing, "{}: {} echoed messages missing, from {first} to {last}", report.nick, lost.len());
         }
     }
     if !missing.is_empty() {
@@ -567,7 +580,8 @@ fn a_nats_restart_heals_without_an_operator() {
     let nodes = network.start_nodes(&["a", "b", "c"], &[]);
     let room = "#restart";
     let nicks = ["alice", "bob", "carol"];
-    let mut users: Vec<(&str, PlainClient)> = nodes.iter().zip(nicks).map(|(node, nick)| (nick, connect(node, nick))).collect();
+    let mut users: Vec<(&str, PlainClient)> =
+        nodes.iter().zip(nicks).map(|(node, nick)| (nick, connect(node, nick))).collect();
     for (nick, client) in &mut users {
         join_names(client, nick, room);
     }
@@ -628,7 +642,12 @@ fn irssi_on_one_node_and_weechat_on_another_talk() {
     let root = tmp.path();
     let home = root.join("home");
     std::fs::create_dir_all(&home).expect("create the clients' home");
-    let clients = Clients { tmux: Tmux::new(root), nodes: &nodes, irssi_rawlog: root.join("irssi-raw.log"), weechat_dir: root.join("weechat") };
+    let clients = Clients {
+        tmux: Tmux::new(root),
+        nodes: &nodes,
+        irssi_rawlog: root.join("irssi-raw.log"),
+        weechat_dir: root.join("weechat"),
+    };
 
     let irssi = Irssi {
         nick: IRSSI_NICK,
@@ -689,7 +708,9 @@ impl Clients<'_> {
     /// Waits until one line of `session`'s screen contains every one of `needles`.
     fn wait_for_line(&self, session: &str, what: &str, needles: &[&str]) {
         if self.tmux.find_line(session, needles, Instant::now() + WAIT).is_none() {
-            self.fail(&format!("timed out after {WAIT:?} waiting for {what}: no line of {session}'s screen has all of {needles:?}"));
+            self.fail(&format!(
+                "timed out after {WAIT:?} waiting for {what}: no line of {session}'s screen has all of {needles:?}"
+            ));
         }
     }
 
@@ -700,8 +721,10 @@ impl Clients<'_> {
             let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
             let _ = write!(report, "\n===== {session} screen =====\n{}", trim_screen(&screen));
         }
-        let logs: [(&str, &Path); 2] =
-            [("irssi raw log", &self.irssi_rawlog), ("WeeChat server buffer log", &weechat::server_buffer_log(&self.weechat_dir))];
+        let logs: [(&str, &Path); 2] = [
+            ("irssi raw log", &self.irssi_rawlog),
+            ("WeeChat server buffer log", &weechat::server_buffer_log(&self.weechat_dir)),
+        ];
         for (name, path) in logs {
             let _ = write!(report, "\n===== {name} (last lines) =====\n{}", file_tail(path));
         }

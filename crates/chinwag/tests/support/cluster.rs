@@ -113,7 +113,10 @@ impl Network {
     pub fn start_nodes(&self, names: &[&str], extra: &[&str]) -> Vec<Node> {
         let nodes: Vec<Node> = thread::scope(|scope| {
             let started: Vec<_> = names.iter().map(|name| scope.spawn(move || self.node(name, extra))).collect();
-            started.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            started
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
         });
         for node in &nodes {
             node.wait_for_nodes(names, WAIT);
@@ -293,7 +296,11 @@ impl NatsRelay {
                 };
                 let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else { continue };
                 let (Ok(client_kept), Ok(server_kept)) = (client.try_clone(), server.try_clone()) else { continue };
-                shared.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend([client_kept, server_kept]);
+                shared
+                    .streams
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend([client_kept, server_kept]);
                 thread::spawn(move || pump(client, server));
                 thread::spawn(move || pump(server_copy, client_copy));
             }

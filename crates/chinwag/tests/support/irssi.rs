@@ -37,6 +37,10 @@ impl Irssi<'_> {
             rawlog = rawlog.display(),
         );
         std::fs::write(irssi_home.join("startup"), startup).expect("write irssi startup");
-        tmux.new_session(session, home, &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()]);
+        tmux.new_session(
+            session,
+            home,
+            &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()],
+        );
     }
 }
