@@ -19,7 +19,6 @@ mod support;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, OnceLock};
 use std::thread;
@@ -30,9 +29,8 @@ use chinwag_bus::NatsOptions;
 use chinwag_proto::Message;
 use support::client::{Incoming, PlainClient};
 use support::cluster::{http_get, NatsRelay, Network, Node, LOST};
-use support::irssi::Irssi;
-use support::tmux::{trim_screen, Tmux};
-use support::{file_tail, weechat, WAIT};
+use support::pair::Pair;
+use support::WAIT;
 
 /// What every test's users ask for.
 const CAPS: &str = "echo-message message-tags server-time";
@@ -624,114 +622,14 @@ fn a_nats_restart_heals_without_an_operator() {
     );
 }
 
-const IRSSI: &str = "irssi";
-const WEECHAT: &str = "weechat";
-const IRSSI_NICK: &str = "irssiuser";
-const WEECHAT_NICK: &str = "weeuser";
-const CHANNEL: &str = "#general";
-
 #[test]
 fn irssi_on_one_node_and_weechat_on_another_talk() {
     let started = Instant::now();
-    support::require_tool("tmux", "-V");
-    support::require_tool("irssi", "--version");
-    let weechat_version = weechat::Version::detect();
     let network = Network::new(None);
     let nodes = network.start_nodes(&["a", "b"], &[]);
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let root = tmp.path();
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).expect("create the clients' home");
-    let clients = Clients {
-        tmux: Tmux::new(root),
-        nodes: &nodes,
-        irssi_rawlog: root.join("irssi-raw.log"),
-        weechat_dir: root.join("weechat"),
-    };
-
-    let irssi = Irssi {
-        nick: IRSSI_NICK,
-        channel: CHANNEL,
-        tls_port: nodes[0].process.tls[0].port(),
-        fingerprint: &nodes[0].process.fingerprint,
-        rawlog: &clients.irssi_rawlog,
-    };
-    irssi.start(&clients.tmux, IRSSI, &home, &root.join("irssi"));
-    let commands = weechat::connect_commands(
-        weechat_version,
-        nodes[1].process.tls[0].port(),
-        &nodes[1].process.fingerprint,
-        WEECHAT_NICK,
-        &[weechat::server_option("autojoin", CHANNEL)],
-    );
-    weechat::start(&clients.tmux, WEECHAT, &home, &clients.weechat_dir, &commands);
-
-    clients.wait_for_line(IRSSI, "irssi's own join", &[IRSSI_NICK, "has joined", CHANNEL]);
-    clients.wait_for_line(WEECHAT, "WeeChat's own join", &[WEECHAT_NICK, "has joined", CHANNEL]);
-    clients.wait_for_line(IRSSI, "WeeChat's nick in irssi's channel", &[WEECHAT_NICK]);
-    clients.wait_for_line(WEECHAT, "irssi's nick in WeeChat's nicklist", &[IRSSI_NICK]);
-
-    let nonce = support::nonce();
-    let from_irssi = format!("room-hello-from-irssi-on-a-{nonce}");
-    clients.type_line(IRSSI, &from_irssi);
-    clients.wait_for_line(WEECHAT, "irssi's room message", &[IRSSI_NICK, &from_irssi]);
-    let from_weechat = format!("room-hello-from-weechat-on-b-{nonce}");
-    clients.type_line(WEECHAT, &from_weechat);
-    clients.wait_for_line(IRSSI, "WeeChat's room message", &[WEECHAT_NICK, &from_weechat]);
-
-    let to_weechat = format!("private-from-irssi-{nonce}");
-    clients.type_line(WEECHAT, &format!("/query {IRSSI_NICK}"));
-    clients.type_line(IRSSI, &format!("/msg {WEECHAT_NICK} {to_weechat}"));
-    clients.wait_for_line(WEECHAT, "irssi's private message", &[IRSSI_NICK, &to_weechat]);
-    let to_irssi = format!("private-from-weechat-{nonce}");
-    clients.type_line(IRSSI, &format!("/query {WEECHAT_NICK}"));
-    clients.type_line(WEECHAT, &format!("/msg {IRSSI_NICK} {to_irssi}"));
-    clients.wait_for_line(IRSSI, "WeeChat's private message", &[WEECHAT_NICK, &to_irssi]);
+    let pair = Pair::start(tmp.path(), vec![("node a", &nodes[0].process), ("node b", &nodes[1].process)]);
+    pair.wait_until_both_joined();
+    pair.talk(&support::nonce());
     eprintln!("irssi/WeeChat across nodes took {:.1?}", started.elapsed());
-}
-
-/// irssi and WeeChat in one tmux, on two nodes. Fields drop in order: the clients go first.
-struct Clients<'a> {
-    tmux: Tmux,
-    nodes: &'a [Node],
-    irssi_rawlog: PathBuf,
-    weechat_dir: PathBuf,
-}
-
-impl Clients<'_> {
-    fn type_line(&self, session: &str, text: &str) {
-        if let Err(error) = self.tmux.type_line(session, text) {
-            self.fail(&format!("cannot type into {session}: {error}"));
-        }
-    }
-
-    /// Waits until one line of `session`'s screen contains every one of `needles`.
-    fn wait_for_line(&self, session: &str, what: &str, needles: &[&str]) {
-        if self.tmux.find_line(session, needles, Instant::now() + WAIT).is_none() {
-            self.fail(&format!(
-                "timed out after {WAIT:?} waiting for {what}: no line of {session}'s screen has all of {needles:?}"
-            ));
-        }
-    }
-
-    /// Fails with both screens, both clients' logs and both nodes' output.
-    fn fail(&self, reason: &str) -> ! {
-        let mut report = format!("{reason}\n");
-        for session in [IRSSI, WEECHAT] {
-            let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
-            let _ = write!(report, "\n===== {session} screen =====\n{}", trim_screen(&screen));
-        }
-        let logs: [(&str, &Path); 2] = [
-            ("irssi raw log", &self.irssi_rawlog),
-            ("WeeChat server buffer log", &weechat::server_buffer_log(&self.weechat_dir)),
-        ];
-        for (name, path) in logs {
-            let _ = write!(report, "\n===== {name} (last lines) =====\n{}", file_tail(path));
-        }
-        let _ = write!(report, "\n===== WeeChat raw lines =====\n{}", weechat::raw_messages(&self.tmux, WEECHAT));
-        for node in self.nodes {
-            let _ = write!(report, "\n===== node {} output (last lines) =====\n{}", node.name, node.process.log_tail());
-        }
-        panic!("{report}");
-    }
 }

@@ -2,7 +2,8 @@
 //! child process ([`process`]), a blocking IRC client over plaintext or pinned TLS
 //! ([`client`]), `chinwag chat` in scriptable mode ([`chat`]), cluster nodes on NATS and PostgreSQL
 //! ([`cluster`]), and, for the tests with real third-party clients, a private tmux server
-//! ([`tmux`]), irssi's start-up files ([`irssi`]) and WeeChat's command line ([`weechat`]).
+//! ([`tmux`]), irssi's start-up files ([`irssi`]), WeeChat's command line ([`weechat`]) and
+//! both in one tmux ([`pair`]).
 //!
 //! Every wait has a deadline and every process is ended by a `Drop` guard, so a failing test
 //! leaves nothing running and reports what it saw instead of hanging.
@@ -15,6 +16,7 @@ pub mod client;
 pub mod cluster;
 pub mod e2e;
 pub mod irssi;
+pub mod pair;
 pub mod process;
 pub mod tmux;
 pub mod web;
