@@ -85,9 +85,15 @@ impl TestNetwork {
 
     /// A fresh namespace on the NATS at `url`.
     pub async fn on(url: &str) -> TestNetwork {
+        TestNetwork::with_ttl(url, TEST_HEARTBEAT_TTL).await
+    }
+
+    /// A fresh namespace on the NATS at `url` whose heartbeat TTL is `ttl` (the first
+    /// connection fixes it for every node), for tests of the production timing.
+    pub async fn with_ttl(url: &str, ttl: Duration) -> TestNetwork {
         sweep_stale_namespaces(url).await;
         let mut options = NatsOptions::new(url, unique_cluster_name());
-        options.heartbeat_ttl = TEST_HEARTBEAT_TTL;
+        options.heartbeat_ttl = ttl;
         let network = TestNetwork { options };
         // The first connection makes the stream and buckets, and proves NATS is there.
         network.connect().await;

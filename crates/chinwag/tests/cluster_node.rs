@@ -11,144 +11,20 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chinwag_bus::test_nats::{OwnNatsServer, TestNetwork, TEST_HEARTBEAT_TTL};
-use chinwag_bus::Bus;
-use chinwag_store::test_db::TestDatabase;
-use futures_util::StreamExt;
-use serde_json::Value;
+use chinwag_bus::test_nats::{OwnNatsServer, TEST_HEARTBEAT_TTL};
 use support::admin;
 use support::chat::ChatProcess;
 use support::client::{Incoming, PlainClient};
+use support::cluster::{http_get, nodes, wait_for_nodes, Network, LOST};
 use support::process::ServerProcess;
 use support::{POLL_INTERVAL, WAIT};
 
-/// What a node's user is told when the node loses the network.
-const LOST: &str = "Lost the network; reconnect (another node will take you)";
 /// The base32 digits of msgids (the core's `ids.rs`).
 const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for the NATS set-up")
-}
-
-/// A network's namespace and database, and the runtime its NATS handles need.
-struct Network {
-    nats: TestNetwork,
-    db: TestDatabase,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Network {
-    fn new(url: Option<&str>) -> Network {
-        let runtime = runtime();
-        let nats = match url {
-            Some(url) => runtime.block_on(TestNetwork::on(url)),
-            None => runtime.block_on(TestNetwork::new()),
-        };
-        Network { nats, db: TestDatabase::create(), runtime }
-    }
-
-    /// `chinwag serve` arguments for node `name`.
-    fn args(&self, name: &str) -> Vec<String> {
-        let options = self.nats.options();
-        [
-            "--cluster",
-            options.url.as_str(),
-            "--cluster-name",
-            options.cluster.as_str(),
-            "--node-name",
-            name,
-            "--store",
-            self.db.url(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
-    }
-
-    /// Starts node `name` and waits until it serves (`/readyz`: it has read the network's log).
-    fn start(&self, name: &str, dir: &Path) -> ServerProcess {
-        let args = self.args(name);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = ServerProcess::start_with(dir, &["127.0.0.1:0"], &["127.0.0.1:0"], &args);
-        let metrics = node.metrics.expect("the node's metrics listener");
-        let deadline = Instant::now() + WAIT;
-        while http_get(metrics, "/readyz").0 != 200 {
-            assert!(Instant::now() < deadline, "node {name} not ready within {WAIT:?}:\n{}", node.log_tail());
-            std::thread::sleep(POLL_INTERVAL);
-        }
-        node
-    }
-
-    /// Every entry of the network's log, read from its start.
-    fn log(&self) -> Vec<bytes::Bytes> {
-        self.runtime.block_on(async {
-            let bus = self.nats.connect().await;
-            let mut reader = bus.read_log(1).await.expect("read the log");
-            let mut entries = Vec::new();
-            while let Ok(Some(Ok(entry))) = tokio::time::timeout(Duration::from_millis(500), reader.next()).await {
-                entries.push(entry.payload);
-            }
-            entries
-        })
-    }
-}
-
-/// `admin --json nodes` on the node with data directory `dir`.
-fn nodes(dir: &Path) -> Value {
-    let out = admin(dir, &["--json", "nodes"]);
-    assert!(
-        out.status.success(),
-        "admin nodes failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
-}
-
-/// The names of the live nodes in an `admin nodes` answer.
-fn names(view: &Value) -> Vec<String> {
-    view["nodes"].as_array().into_iter().flatten().filter_map(|n| n["node"].as_str().map(str::to_owned)).collect()
-}
-
-/// Waits (at most `limit`) until `dir`'s node lists exactly `expected`; returns its answer and
-/// how long it took.
-fn wait_for_nodes(dir: &Path, expected: &[&str], limit: Duration) -> (Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let view = nodes(dir);
-        // A node says its number from its second heartbeat on.
-        let numbered = view["nodes"].as_array().into_iter().flatten().all(|n| n["node_id"].is_u64());
-        if names(&view) == expected && numbered {
-            return (view, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < limit,
-            "the node never listed {expected:?} within {limit:?}; last answer: {view:#}"
-        );
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// `GET path` on a metrics listener: the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
-    stream.set_read_timeout(Some(WAIT)).expect("set a read timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("send the request");
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    (status, body)
-}
 
 /// A registered user on `addr` with message-tags and echo-message, in `#here`.
 fn user(addr: SocketAddr, nick: &str) -> PlainClient {
@@ -191,8 +67,8 @@ fn node_number(msgid: &str) -> u32 {
 fn two_nodes_share_rooms_and_private_messages_and_their_msgids_never_collide() {
     let network = Network::new(None);
     let (dir_a, dir_b) = (tempfile::tempdir().expect("a data dir"), tempfile::tempdir().expect("a data dir"));
-    let a = network.start("a", dir_a.path());
-    let b = network.start("b", dir_b.path());
+    let a = network.start("a", dir_a.path(), &[]);
+    let b = network.start("b", dir_b.path(), &[]);
     let (view_a, _) = wait_for_nodes(dir_a.path(), &["a", "b"], WAIT);
     let (view_b, _) = wait_for_nodes(dir_b.path(), &["a", "b"], WAIT);
     for (view, me) in [(&view_a, "a"), (&view_b, "b")] {
@@ -245,7 +121,7 @@ fn two_nodes_share_rooms_and_private_messages_and_their_msgids_never_collide() {
 fn a_second_node_under_a_live_nodes_name_is_refused() {
     let network = Network::new(None);
     let (dir_a, dir_b) = (tempfile::tempdir().expect("a data dir"), tempfile::tempdir().expect("a data dir"));
-    let _a = network.start("a", dir_a.path());
+    let _a = network.start("a", dir_a.path(), &[]);
     wait_for_nodes(dir_a.path(), &["a"], WAIT);
     let mut second = Command::new(env!("CARGO_BIN_EXE_chinwag"));
     second
@@ -292,9 +168,9 @@ fn a_second_node_under_a_live_nodes_name_is_refused() {
 fn a_killed_node_is_seen_gone_within_the_ttl_and_its_death_logged_once() {
     let network = Network::new(None);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
-    let _a = network.start("a", dirs[0].path());
-    let _b = network.start("b", dirs[1].path());
-    let mut c = network.start("c", dirs[2].path());
+    let _a = network.start("a", dirs[0].path(), &[]);
+    let _b = network.start("b", dirs[1].path(), &[]);
+    let mut c = network.start("c", dirs[2].path(), &[]);
     wait_for_nodes(dirs[0].path(), &["a", "b", "c"], WAIT);
     wait_for_nodes(dirs[1].path(), &["a", "b", "c"], WAIT);
     let incarnation = nodes(dirs[2].path())["incarnation"].as_str().expect("c's incarnation").to_owned();
@@ -334,7 +210,7 @@ fn a_node_cut_off_from_nats_drops_its_users_and_serves_again_once_it_is_back() {
     let mut nats = OwnNatsServer::start(store.path());
     let network = Network::new(Some(&nats.url()));
     let dir = tempfile::tempdir().expect("a data dir");
-    let a = network.start("a", dir.path());
+    let a = network.start("a", dir.path(), &[]);
     let metrics = a.metrics.expect("a metrics listener");
     let (before, _) = wait_for_nodes(dir.path(), &["a"], WAIT);
     assert_eq!(http_get(metrics, "/readyz").0, 200);
@@ -393,9 +269,9 @@ fn admin_nodes_on_a_server_on_its_own_says_it_is_not_a_node() {
 fn the_terminal_client_moves_to_another_node_when_its_node_dies() {
     let network = Network::new(None);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
-    let mut a = network.start("a", dirs[0].path());
-    let b = network.start("b", dirs[1].path());
-    let c = network.start("c", dirs[2].path());
+    let mut a = network.start("a", dirs[0].path(), &[]);
+    let b = network.start("b", dirs[1].path(), &[]);
+    let c = network.start("c", dirs[2].path(), &[]);
     wait_for_nodes(dirs[2].path(), &["a", "b", "c"], WAIT);
     let (on_a, on_b, on_c) = (a.tls[0].to_string(), b.tls[0].to_string(), c.tls[0].to_string());
     let homes = tempfile::tempdir().expect("the clients' homes");

@@ -338,53 +338,25 @@ fn read_messages(index: usize, mut client: PlainClient, shared: &Shared) -> Read
     ReaderReport { client, seen, echoes, ended, ended_early, problems }
 }
 
-/// Reads all of the channel's history from a running server with `CHATHISTORY`, newest page
-/// first, and returns it oldest first.
+/// Reads all of the channel's history from a running server with `CHATHISTORY`, oldest first.
 fn history_over_irc(server: &ServerProcess, sent_total: usize) -> Vec<Line> {
     let mut client = PlainClient::plain(server.plaintext[0], "history reader");
     client.request_caps("draft/chathistory batch message-tags");
     client.send("CAP END");
     client.register("reader");
     client.join(CHANNEL);
-    let mut pages: Vec<Vec<Line>> = Vec::new();
-    for _ in 0..sent_total / HISTORY_PAGE + 2 {
-        match pages.last().and_then(|page| page.first()) {
-            None => client.send(&format!("CHATHISTORY LATEST {CHANNEL} * {HISTORY_PAGE}")),
-            Some(oldest) => client.send(&format!("CHATHISTORY BEFORE {CHANNEL} msgid={} {HISTORY_PAGE}", oldest.msgid)),
-        }
-        let page = read_history_batch(&mut client);
-        let last = page.len() < HISTORY_PAGE;
-        pages.push(page);
-        if last {
-            return pages.into_iter().rev().flatten().collect();
-        }
-    }
-    client.fail(&format!("CHATHISTORY kept returning full pages: more than the {sent_total} messages sent"))
-}
-
-/// One `chathistory` batch's messages, in order.
-fn read_history_batch(client: &mut PlainClient) -> Vec<Line> {
-    let start = client.expect("BATCH + chathistory or FAIL", |m| {
-        m.command == "FAIL" || (m.command == "BATCH" && m.params.first().is_some_and(|p| p.starts_with('+')))
-    });
-    if start.command == "FAIL" || start.params.get(1).map(String::as_str) != Some("chathistory") {
-        client.fail(&format!("expected a chathistory batch, got {start:?}"));
-    }
-    let id = start.params[0][1..].to_owned();
-    let mut lines = Vec::new();
-    loop {
-        let Some(m) = client.next() else { client.fail("connection closed inside a chathistory batch") };
-        if m.command == "BATCH" && m.params.first().is_some_and(|p| p.strip_prefix('-') == Some(&id)) {
-            return lines;
-        }
-        if m.command == "PRIVMSG" && m.tag("batch") == Some(&id) {
+    let messages = client.history(CHANNEL, HISTORY_PAGE, sent_total / HISTORY_PAGE + 2);
+    messages
+        .iter()
+        .filter(|m| m.command == "PRIVMSG")
+        .map(|m| {
             let Some(msgid) = m.tag("msgid").map(str::to_owned) else {
                 client.fail(&format!("a history message without msgid: {m:?}"));
             };
             let sender = nick_of_prefix(m.source.as_deref().unwrap_or(""));
-            lines.push(Line { msgid, sender, text: m.params.get(1).cloned().unwrap_or_default() });
-        }
-    }
+            Line { msgid, sender, text: m.params.get(1).cloned().unwrap_or_default() }
+        })
+        .collect()
 }
 
 /// Everything the test learned, and the checks on it.

@@ -54,28 +54,15 @@
 
 mod support;
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use support::client::PlainClient;
+use support::pair::{Pair, CHANNEL, IRSSI, WEECHAT, WEECHAT_NICK};
 use support::process::ServerProcess;
-use support::tmux::{trim_screen, Tmux};
-use support::{file_tail, weechat, WAIT};
-
-const CHANNEL: &str = "#general";
-const IRSSI_NICK: &str = "irssiuser";
-const WEECHAT_NICK: &str = "weeuser";
-/// The tmux session names, which are also the names used in failure reports.
-const IRSSI: &str = "irssi";
-const WEECHAT: &str = "weechat";
 
 #[test]
 fn irssi_and_weechat_talk_over_tls() {
     let started = Instant::now();
-    support::require_tool("tmux", "-V");
-    support::require_tool("irssi", "--version");
-    let weechat_version = weechat::Version::detect();
     let tmp = tempfile::tempdir().expect("create a temporary directory");
     let root = tmp.path();
 
@@ -87,141 +74,21 @@ fn irssi_and_weechat_talk_over_tls() {
     early.register("earlybird");
     early.join(CHANNEL);
     early.send(&format!("PRIVMSG {CHANNEL} :{earlier}"));
-    let world = World::start(root, server, weechat_version);
+    let pair = Pair::start(root, vec![("chinwag", &server)]);
 
     // Both clients register and join; each then sees the other in the channel, through the
     // other's JOIN or through the NAMES reply to its own.
-    world.wait_for_line(IRSSI, "irssi's own join", &[IRSSI_NICK, "has joined", CHANNEL]);
-    world.wait_for_line(IRSSI, "the earlier line, replayed on join", &["earlybird", &earlier]);
-    world.wait_for_line(WEECHAT, "WeeChat's own join", &[WEECHAT_NICK, "has joined", CHANNEL]);
-    world.wait_for_line(IRSSI, "WeeChat's nick in irssi's channel", &[WEECHAT_NICK]);
-    world.wait_for_line(WEECHAT, "irssi's nick in WeeChat's nicklist", &[IRSSI_NICK]);
+    pair.wait_until_both_joined();
+    pair.wait_for_line(IRSSI, "the earlier line, replayed on join", &["earlybird", &earlier]);
 
     let nonce = support::nonce();
-
-    let from_irssi = format!("channel-hello-from-irssi-{nonce}");
-    world.type_line(IRSSI, &from_irssi);
-    world.wait_for_line(WEECHAT, "irssi's channel message", &[IRSSI_NICK, &from_irssi]);
-
-    let from_weechat = format!("channel-hello-from-weechat-{nonce}");
-    world.type_line(WEECHAT, &from_weechat);
-    world.wait_for_line(IRSSI, "WeeChat's channel message", &[WEECHAT_NICK, &from_weechat]);
-
-    let private_to_weechat = format!("private-from-irssi-{nonce}");
-    world.type_line(WEECHAT, &format!("/query {IRSSI_NICK}"));
-    world.type_line(IRSSI, &format!("/msg {WEECHAT_NICK} {private_to_weechat}"));
-    world.wait_for_line(WEECHAT, "irssi's private message", &[IRSSI_NICK, &private_to_weechat]);
-
-    let private_to_irssi = format!("private-from-weechat-{nonce}");
-    world.type_line(IRSSI, &format!("/query {WEECHAT_NICK}"));
-    world.type_line(WEECHAT, &format!("/msg {IRSSI_NICK} {private_to_irssi}"));
-    world.wait_for_line(IRSSI, "WeeChat's private message", &[WEECHAT_NICK, &private_to_irssi]);
+    pair.talk(&nonce);
 
     // irssi shows a quit in the open query with the leaving nick, so this checks that QUIT
     // reaches those who share a channel, reason included.
     let goodbye = format!("goodbye-from-weechat-{nonce}");
-    world.type_line(WEECHAT, &format!("/quit {goodbye}"));
-    world.wait_for_line(IRSSI, "WeeChat's quit", &[WEECHAT_NICK, "has quit", &goodbye]);
+    pair.type_line(WEECHAT, &format!("/quit {goodbye}"));
+    pair.wait_for_line(IRSSI, "WeeChat's quit", &[WEECHAT_NICK, "has quit", &goodbye]);
 
     eprintln!("third-party client test passed in {:.1?}", started.elapsed());
-}
-
-/// Everything the test runs. Fields drop in order: the clients go before the server.
-struct World {
-    /// Both clients, each in a session named after it.
-    tmux: Tmux,
-    /// The server under test.
-    server: ServerProcess,
-    /// irssi's log of every line it sent and received.
-    irssi_rawlog: PathBuf,
-    /// WeeChat's directory, with its logs.
-    weechat_dir: PathBuf,
-}
-
-impl World {
-    fn start(root: &Path, server: ServerProcess, weechat_version: weechat::Version) -> Self {
-        let home = root.join("home");
-        let irssi_home = root.join("irssi");
-        for dir in [&home, &irssi_home] {
-            std::fs::create_dir_all(dir).expect("create a client directory");
-        }
-        let world = Self {
-            tmux: Tmux::new(root),
-            server,
-            irssi_rawlog: root.join("irssi-raw.log"),
-            weechat_dir: root.join("weechat"),
-        };
-        let Some(tls_port) = world.server.tls.first().map(|addr| addr.port()) else {
-            world.fail("the server has no TLS listener");
-        };
-
-        // Without nick and names here irssi fills them from the account running the test.
-        let irssi_config = format!(
-            "settings = {{\n  core = {{\n    nick = \"{IRSSI_NICK}\";\n    \
-             user_name = \"{IRSSI_NICK}\";\n    real_name = \"irssi-e2e\";\n    \
-             settings_autosave = \"no\";\n  }};\n}};\n"
-        );
-        std::fs::write(irssi_home.join("config"), irssi_config).expect("write irssi config");
-        let irssi_startup = format!(
-            "/network add -nick {IRSSI_NICK} -user {IRSSI_NICK} -realname irssi-e2e \
-             -autosendcmd \"/join {CHANNEL}\" chinwag\n\
-             /connect -tls -tls_pinned_cert {fingerprint} -rawlog {rawlog} -network chinwag \
-             127.0.0.1 {tls_port}\n",
-            fingerprint = world.server.fingerprint,
-            rawlog = world.irssi_rawlog.display(),
-        );
-        std::fs::write(irssi_home.join("startup"), irssi_startup).expect("write irssi startup");
-        world.tmux.new_session(
-            IRSSI,
-            &home,
-            &["irssi".to_owned(), format!("--home={}", irssi_home.display()), "-!".to_owned()],
-        );
-
-        let weechat_commands = weechat::connect_commands(
-            weechat_version,
-            tls_port,
-            &world.server.fingerprint,
-            WEECHAT_NICK,
-            &[weechat::server_option("autojoin", CHANNEL)],
-        );
-        weechat::start(&world.tmux, WEECHAT, &home, &world.weechat_dir, &weechat_commands);
-        world
-    }
-
-    /// Types `text` into a client and presses Enter.
-    fn type_line(&self, session: &str, text: &str) {
-        if let Err(error) = self.tmux.type_line(session, text) {
-            self.fail(&format!("cannot type into {session}: {error}"));
-        }
-    }
-
-    /// Waits until one line of `session`'s screen contains every one of `needles`.
-    fn wait_for_line(&self, session: &str, what: &str, needles: &[&str]) {
-        if self.tmux.find_line(session, needles, Instant::now() + WAIT).is_none() {
-            self.fail(&format!(
-                "timed out after {WAIT:?} waiting for {what}: no line of {session}'s screen \
-                 contains all of {needles:?}"
-            ));
-        }
-    }
-
-    /// Fails the test with `reason` and everything useful for debugging it in CI.
-    fn fail(&self, reason: &str) -> ! {
-        let mut report = format!("{reason}\n");
-        for session in [IRSSI, WEECHAT] {
-            let screen = self.tmux.capture(session).unwrap_or_else(|error| error);
-            let _ = write!(report, "\n===== {session} screen =====\n{}", trim_screen(&screen));
-        }
-        let logs = [
-            ("irssi raw log", self.irssi_rawlog.clone()),
-            ("WeeChat server buffer log", weechat::server_buffer_log(&self.weechat_dir)),
-        ];
-        for (name, path) in logs {
-            let _ = write!(report, "\n===== {name} (last lines) =====\n{}", file_tail(&path));
-        }
-        let raw = weechat::raw_messages(&self.tmux, WEECHAT);
-        let _ = write!(report, "\n===== WeeChat raw lines (<-- sent, --> received) =====\n{raw}");
-        let _ = write!(report, "\n===== chinwag output (last lines) =====\n{}", self.server.log_tail());
-        panic!("{report}");
-    }
 }

@@ -202,6 +202,48 @@ impl<S: Transport> Client<S> {
         self.expect("end of NAMES (366)", |m| m.command == "366");
     }
 
+    /// The messages (PRIVMSG, NOTICE, TAGMSG) of the next `chathistory` batch, in order; fails
+    /// the test on a `FAIL` or another batch.
+    pub fn history_batch(&mut self) -> Vec<Message> {
+        let start = self.expect("BATCH + chathistory or FAIL", |m| {
+            m.command == "FAIL" || (m.command == "BATCH" && m.params.first().is_some_and(|p| p.starts_with('+')))
+        });
+        if start.command == "FAIL" || start.params.get(1).map(String::as_str) != Some("chathistory") {
+            self.fail(&format!("expected a chathistory batch, got {start:?}"));
+        }
+        let id = start.params[0][1..].to_owned();
+        let mut messages = Vec::new();
+        loop {
+            let Some(m) = self.next() else { self.fail("connection closed inside a chathistory batch") };
+            if m.command == "BATCH" && m.params.first().is_some_and(|p| p.strip_prefix('-') == Some(&id)) {
+                return messages;
+            }
+            if m.tag("batch") == Some(&id) && matches!(m.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG") {
+                messages.push(m);
+            }
+        }
+    }
+
+    /// Every message of `target`'s history, oldest first, read newest page first with
+    /// `CHATHISTORY LATEST` and `BEFORE` (pages of `page`, the server's `CHATHISTORY` limit or
+    /// less), at most `pages` pages. Needs `draft/chathistory`, `batch` and `message-tags`.
+    pub fn history(&mut self, target: &str, page: usize, pages: usize) -> Vec<Message> {
+        let mut read: Vec<Vec<Message>> = Vec::new();
+        for _ in 0..pages {
+            match read.last().and_then(|newer| newer.first()).and_then(|oldest| oldest.tag("msgid")) {
+                None => self.send(&format!("CHATHISTORY LATEST {target} * {page}")),
+                Some(msgid) => self.send(&format!("CHATHISTORY BEFORE {target} msgid={msgid} {page}")),
+            }
+            let batch = self.history_batch();
+            let last = batch.len() < page;
+            read.push(batch);
+            if last {
+                return read.into_iter().rev().flatten().collect();
+            }
+        }
+        self.fail(&format!("{target}'s history is longer than {pages} pages of {page}"))
+    }
+
     /// `CAP LS 302`, `CAP REQ` for `caps`, and waits for the ACK (a NAK fails the test).
     /// Registration stays on hold until [`Client::send`]`("CAP END")`.
     pub fn request_caps(&mut self, caps: &str) {

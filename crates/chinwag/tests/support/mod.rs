@@ -1,7 +1,9 @@
 //! Shared pieces of the `chinwag` binary's integration tests: the real `chinwag serve` as a
 //! child process ([`process`]), a blocking IRC client over plaintext or pinned TLS
-//! ([`client`]), `chinwag chat` in scriptable mode ([`chat`]), and, for the tests with real third-party clients, a private tmux server
-//! ([`tmux`]) and WeeChat's command line ([`weechat`]).
+//! ([`client`]), `chinwag chat` in scriptable mode ([`chat`]), cluster nodes on NATS and PostgreSQL
+//! ([`cluster`]), and, for the tests with real third-party clients, a private tmux server
+//! ([`tmux`]), irssi's start-up files ([`irssi`]), WeeChat's command line ([`weechat`]) and
+//! both in one tmux ([`pair`]).
 //!
 //! Every wait has a deadline and every process is ended by a `Drop` guard, so a failing test
 //! leaves nothing running and reports what it saw instead of hanging.
@@ -11,7 +13,10 @@
 
 pub mod chat;
 pub mod client;
+pub mod cluster;
 pub mod e2e;
+pub mod irssi;
+pub mod pair;
 pub mod process;
 pub mod tmux;
 pub mod web;
