@@ -122,12 +122,14 @@ pub async fn topics_do_not_cross<N: Network>(net: &N) {
 pub async fn log_order_and_replay<N: Network>(net: &N) {
     let (a, b, reader_node) = (net.join().await, net.join().await, net.join().await);
     let mut tail = ok(reader_node.read_log(1).await, "read the empty log");
+    assert_eq!(ok(reader_node.log_end().await, "the empty log's end"), 0);
     let mut seqs = Vec::new();
     for i in 0..6u32 {
         let (node, key) = if i % 2 == 0 { (&a, LogKey::room("#x")) } else { (&b, LogKey::net()) };
         seqs.push(ok(node.append(&key, Bytes::from(i.to_string()), Expect::Any).await, "append"));
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequences must grow: {seqs:?}");
+    assert_eq!(ok(reader_node.log_end().await, "the log's end"), seqs[5], "the end is the last entry");
     for (i, seq) in seqs.iter().enumerate() {
         let (got, key, payload) = next_entry(&mut tail, "the waiting reader").await;
         assert_eq!((got, payload), (*seq, Bytes::from(i.to_string())));

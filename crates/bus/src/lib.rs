@@ -127,6 +127,10 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// entry appended later, as it comes.
     fn read_log(&self, from: u64) -> impl Future<Output = Result<LogReader, BusError>> + Send;
 
+    /// The sequence of the log's last entry now (0 when it is empty): a node that reads the
+    /// log from its start has caught up once it has read this far.
+    fn log_end(&self) -> impl Future<Output = Result<u64, BusError>> + Send;
+
     /// Claims `key` for `value` if nobody holds it.
     fn claim(&self, key: &ClaimKey, value: Bytes) -> impl Future<Output = Result<Claim, BusError>> + Send;
 

@@ -149,6 +149,10 @@ impl Bus for LocalBus {
         Ok(reader.boxed())
     }
 
+    async fn log_end(&self) -> Result<u64, BusError> {
+        Ok(self.state().log.len() as u64)
+    }
+
     async fn claim(&self, key: &ClaimKey, value: Bytes) -> Result<Claim, BusError> {
         let mut state = self.state();
         if let Some((holder, revision)) = state.claims.get(key) {

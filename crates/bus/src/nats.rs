@@ -292,6 +292,15 @@ impl Bus for NatsBus {
         .boxed())
     }
 
+    async fn log_end(&self) -> Result<u64, BusError> {
+        let mut log = self.log.clone();
+        let info = tokio::time::timeout(self.timeout, log.info())
+            .await
+            .map_err(|_| BusError::Unavailable("reading the log's end: no answer".into()))?
+            .map_err(|e| unavailable("reading the log's end", e))?;
+        Ok(info.state.last_sequence)
+    }
+
     async fn claim(&self, key: &ClaimKey, value: Bytes) -> Result<Claim, BusError> {
         bounded(self.timeout, "claim", async {
             check_size(&value)?;

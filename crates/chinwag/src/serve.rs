@@ -261,7 +261,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     // Nothing starts (not even logging to files) until the whole configuration is valid.
     let cfg: ServerConfig = args.source()?.load()?;
-    chinwag_server::refuse_unfinished(&cfg)?;
     chinwag_server::create_data_dir(&cfg.data_dir)?;
     let _logs = chinwag_server::logging::init(&cfg.log, &cfg.data_dir)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

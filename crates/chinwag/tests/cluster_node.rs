@@ -7,7 +7,6 @@
 //! started again) drops its users, answers `/readyz` 503 and refuses connections until NATS is
 //! back, then serves again as a new incarnation.
 //!
-//! Clustering is unfinished, so a node starts only with `CHINWAG_UNFINISHED_CLUSTER=1`.
 
 mod support;
 
@@ -75,16 +74,18 @@ impl Network {
         .collect()
     }
 
+    /// Starts node `name` and waits until it serves (`/readyz`: it has read the network's log).
     fn start(&self, name: &str, dir: &Path) -> ServerProcess {
         let args = self.args(name);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ServerProcess::start_with_env(
-            dir,
-            &["127.0.0.1:0"],
-            &["127.0.0.1:0"],
-            &args,
-            &[("CHINWAG_UNFINISHED_CLUSTER", "1")],
-        )
+        let node = ServerProcess::start_with(dir, &["127.0.0.1:0"], &["127.0.0.1:0"], &args);
+        let metrics = node.metrics.expect("the node's metrics listener");
+        let deadline = Instant::now() + WAIT;
+        while http_get(metrics, "/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "node {name} not ready within {WAIT:?}:\n{}", node.log_tail());
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        node
     }
 
     /// Every entry of the network's log, read from its start.
@@ -253,7 +254,6 @@ fn a_second_node_under_a_live_nodes_name_is_refused() {
         .arg("--data-dir")
         .arg(dir_b.path())
         .args(["--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--no-web", "--discovery", "off"])
-        .env("CHINWAG_UNFINISHED_CLUSTER", "1")
         .env("NO_COLOR", "1")
         .env_remove("CHINWAG_CONFIG")
         .stdin(Stdio::null())
@@ -375,23 +375,6 @@ fn a_node_cut_off_from_nats_drops_its_users_and_serves_again_once_it_is_back() {
         1,
         "users are served again (the nick taken over from the old incarnation)"
     );
-}
-
-#[test]
-fn a_cluster_node_is_refused_without_the_test_switch() {
-    let network = Network::new(None);
-    let dir = tempfile::tempdir().expect("a data dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_chinwag"))
-        .arg("serve")
-        .args(network.args("a"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("CHINWAG_UNFINISHED_CLUSTER")
-        .env_remove("CHINWAG_CONFIG")
-        .output()
-        .expect("run chinwag serve");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("clustering is not finished yet"));
 }
 
 #[test]

@@ -343,6 +343,7 @@ fn nodes(control: &Control) -> AdminReply {
     let state = match view.state {
         crate::cluster::State::Serving => "serving",
         crate::cluster::State::CutOff => "cut off from the cluster bus (users dropped, joining again)",
+        crate::cluster::State::Joining => "joining: reading the network's log (connections refused until then)",
     };
     let text = format!(
         "network {}, this node {} ({}, number {}): {state}\n{}{} live node(s)",

@@ -59,6 +59,8 @@ use crate::ClusterConfig;
 
 /// What every user of a node cut off from the bus is told (`ERROR :…`).
 pub(crate) const LOST_NETWORK: &str = "Lost the network; reconnect (another node will take you)";
+/// What a connection is told while the node reads the network's log up to its end.
+pub(crate) const JOINING: &str = "This node is joining the network; reconnect in a moment (or to another node)";
 /// How often the node reads who is alive (and, cut off, tries to join again).
 const POLL: Duration = Duration::from_secs(1);
 /// Capacity of the hub → bridge channel.
@@ -89,8 +91,12 @@ pub(crate) fn grace(ttl: Duration) -> Duration {
 pub(crate) enum State {
     /// Joined, beating, serving users.
     Serving = 1,
-    /// No acknowledged heartbeat for the grace: users dropped, connections refused, joining.
+    /// No heartbeat acknowledged for the grace: users dropped, connections refused, joining.
     CutOff = 2,
+    /// Joined, reading the network's log up to where it ended at the join: connections are
+    /// refused until then (a node that served earlier would judge nicks, rooms and modes
+    /// against a replica that is behind).
+    Joining = 3,
 }
 
 /// What `admin nodes` shows: this node and the live members at the last poll.
@@ -148,6 +154,8 @@ pub(crate) enum FromBus {
     CutOff,
     /// Joined again, as `incarnation`: the log is read again from its start.
     Back { incarnation: u64 },
+    /// Every log entry up to the log's end at the join was handed over: serve.
+    CaughtUp,
 }
 
 /// The hub's end of the bridge (`Hub::cluster`; `None` on a server on its own).
@@ -157,6 +165,8 @@ pub(crate) struct HubSide {
     to_bus: mpsc::Sender<ToBus>,
     /// Cut off from the bus: new connections are refused.
     pub cut_off: bool,
+    /// The log was read up to its end at the join (until then connections are refused).
+    pub caught_up: bool,
     /// This node and its current incarnation, as the core knows it.
     me: ClusterIdentity,
     /// The other node incarnations the core's replica has users of, and when the hub first saw
@@ -168,6 +178,17 @@ impl HubSide {
     /// This node as the core must know it (`Server::enable_cluster`).
     pub(crate) fn identity(&self) -> ClusterIdentity {
         self.me.clone()
+    }
+
+    /// Why a new connection is refused now, if it is.
+    pub(crate) fn refusal(&self) -> Option<&'static str> {
+        if self.cut_off {
+            Some(LOST_NETWORK)
+        } else if !self.caught_up {
+            Some(JOINING)
+        } else {
+            None
+        }
     }
 
     /// Hands `request` to the bridge without waiting; gives it back if the bridge is full or
@@ -222,11 +243,21 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
         FromBus::Back { incarnation } => {
             let Some(side) = &mut hub.cluster else { return };
             side.cut_off = false;
+            side.caught_up = false;
             side.me.incarnation = incarnation;
             side.seen.clear();
             // The replica starts over: the log is read again from its start.
             hub.server.enable_cluster(side.me.clone());
-            tracing::info!(incarnation, "back in the cluster: accepting connections");
+            tracing::info!(incarnation, "back in the cluster: reading its log");
+        }
+        FromBus::CaughtUp => {
+            if let Some(side) = &mut hub.cluster {
+                side.caught_up = true;
+            }
+            tracing::info!(
+                remote_users = hub.server.remote_user_count(),
+                "read the network's log: accepting connections"
+            );
         }
     }
 }
@@ -410,6 +441,7 @@ pub(crate) async fn start(
 ) -> Result<(HubSide, Status)> {
     let me = joined.identity();
     let Joined { bus, membership, network } = joined;
+    let end = bus.log_end().await.context("reading where the cluster's log ends")?;
     let log = bus.read_log(1).await.context("reading the cluster's log")?;
     let node = Name::new(&me.node).context("the node's name")?;
     // Messages for this node's users: subscribed before any user can be told of.
@@ -421,10 +453,10 @@ pub(crate) async fn start(
         node: me.node.clone(),
         incarnation: me.incarnation,
         node_id: membership.node_id(),
-        state: State::Serving,
+        state: State::Joining,
         members: Vec::new(),
     }));
-    metrics.cluster_state.store(State::Serving as u8, Relaxed);
+    metrics.cluster_state.store(State::Joining as u8, Relaxed);
     let ttl = membership.heartbeat_ttl();
     let mut bridge = Bridge {
         bus,
@@ -436,7 +468,8 @@ pub(crate) async fn start(
         membership_op: None,
         beat_due: false,
         poll_due: false,
-        state: State::Serving,
+        state: State::Joining,
+        catch_up: end,
         last_ack: Instant::now(),
         status: Arc::clone(&status),
         metrics,
@@ -450,17 +483,19 @@ pub(crate) async fn start(
         polled_at: Instant::now(),
     };
     bridge.listen(Topic::node(&bridge.node), own);
+    bridge.caught_up_to(0);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
-    Ok((HubSide { from_bus, to_bus, cut_off: false, me, seen: HashMap::new() }, status))
+    Ok((HubSide { from_bus, to_bus, cut_off: false, caught_up: false, me, seen: HashMap::new() }, status))
 }
 
 /// What a membership operation (one at a time) gives back.
 enum MembershipDone {
     Beat(Membership<NatsBus>, Result<(), BusError>),
     Polled(Membership<NatsBus>, Result<Changes, BusError>),
-    /// Joined again, with the log read from its start and the node's topic subscribed.
-    Joined(Result<(Membership<NatsBus>, LogReader, chinwag_bus::Subscription), String>),
+    /// Joined again, with the log's end, the log read from its start and the node's topic
+    /// subscribed.
+    Joined(Result<(Membership<NatsBus>, u64, LogReader, chinwag_bus::Subscription), String>),
 }
 
 /// What a bus operation in flight gives back.
@@ -489,6 +524,8 @@ struct Bridge {
     beat_due: bool,
     poll_due: bool,
     state: State,
+    /// While [`State::Joining`]: the log's end at the join, to be read up to.
+    catch_up: u64,
     /// When the last heartbeat was acknowledged.
     last_ack: Instant,
     status: Status,
@@ -532,7 +569,7 @@ impl Bridge {
         let grace = grace(self.ttl);
         loop {
             let reading = self.outgoing.len() < LAG;
-            let serving = self.state == State::Serving;
+            let serving = self.state != State::CutOff;
             let deadline = self.last_ack + grace;
             tokio::select! {
                 biased;
@@ -565,14 +602,18 @@ impl Bridge {
                     None => break,
                 },
                 entry = next_entry(&mut self.log), if reading => match entry {
-                    Some(Ok(entry)) => self.outgoing.push_back(FromBus::Entry(entry)),
+                    Some(Ok(entry)) => {
+                        let seq = entry.seq;
+                        self.outgoing.push_back(FromBus::Entry(entry));
+                        self.caught_up_to(seq);
+                    }
                     Some(Err(e)) => tracing::warn!(error = %e, "cluster log reader"),
                     None => {
                         // The reader resumes by itself across reconnections; one that ends
                         // leaves the node without the log: it cannot serve.
                         tracing::error!("the cluster log reader ended");
                         self.log = None;
-                        if self.state == State::Serving {
+                        if self.state != State::CutOff {
                             self.cut_off();
                         }
                     }
@@ -605,12 +646,13 @@ impl Bridge {
                             let membership = Membership::join(bus.clone(), &node, incarnation, first_id)
                                 .await
                                 .map_err(|e| e.to_string())?;
+                            let end = bus.log_end().await.map_err(|e| format!("reading the log's end: {e}"))?;
                             let log = bus.read_log(1).await.map_err(|e| format!("reading the log: {e}"))?;
                             let own = bus
                                 .subscribe(&Topic::node(&node))
                                 .await
                                 .map_err(|e| format!("subscribing to the node's topic: {e}"))?;
-                            Ok((membership, log, own))
+                            Ok((membership, end, log, own))
                         };
                         MembershipDone::Joined(joined.await)
                     }
@@ -649,7 +691,7 @@ impl Bridge {
         match done {
             MembershipDone::Beat(membership, result) => {
                 // A beat that returns after the node was cut off belongs to the old incarnation.
-                if self.state == State::Serving {
+                if self.state != State::CutOff {
                     match result {
                         Ok(()) => self.last_ack = Instant::now(),
                         Err(e) => tracing::warn!(error = %e, "cluster heartbeat failed"),
@@ -658,7 +700,7 @@ impl Bridge {
                 }
             }
             MembershipDone::Polled(membership, result) => {
-                if self.state == State::Serving {
+                if self.state != State::CutOff {
                     match result {
                         Ok(changes) => self.changes(changes, &membership),
                         Err(e) => tracing::warn!(error = %e, "reading the cluster's live nodes failed"),
@@ -667,7 +709,7 @@ impl Bridge {
                     self.update_view();
                 }
             }
-            MembershipDone::Joined(Ok((membership, log, own))) => {
+            MembershipDone::Joined(Ok((membership, end, log, own))) => {
                 if membership.node_id() != self.node_id {
                     // The core's msgids carry the number it started with; another node holds
                     // it now. Serving would risk colliding msgids: stop instead.
@@ -684,7 +726,7 @@ impl Bridge {
                 self.membership = Some(membership);
                 self.log = Some(log);
                 self.listen(Topic::node(&self.node), own);
-                self.back();
+                self.back(end);
             }
             MembershipDone::Joined(Err(e)) => {
                 tracing::warn!(error = %e, "joining the cluster again failed; trying again");
@@ -820,17 +862,30 @@ impl Bridge {
     }
 
     /// Joined again as a new incarnation (the log is read from its start again): serve.
-    fn back(&mut self) {
-        self.state = State::Serving;
+    fn back(&mut self, end: u64) {
+        self.state = State::Joining;
+        self.catch_up = end;
         self.last_ack = Instant::now();
-        self.metrics.cluster_state.store(State::Serving as u8, Relaxed);
+        self.metrics.cluster_state.store(State::Joining as u8, Relaxed);
         tracing::info!(
             incarnation = self.incarnation,
             node_id = self.node_id,
+            log_end = end,
             "back in the cluster as a new incarnation"
         );
         self.outgoing.push_back(FromBus::Back { incarnation: self.incarnation });
+        self.caught_up_to(0);
         self.update_view();
+    }
+
+    /// The log was handed over up to `seq`: once that reaches its end at the join, serve.
+    fn caught_up_to(&mut self, seq: u64) {
+        if self.state == State::Joining && seq >= self.catch_up {
+            self.state = State::Serving;
+            self.metrics.cluster_state.store(State::Serving as u8, Relaxed);
+            self.outgoing.push_back(FromBus::CaughtUp);
+            self.update_view();
+        }
     }
 
     fn update_view(&self) {
@@ -856,7 +911,7 @@ impl Bridge {
             None => match self.membership_op.take() {
                 Some(op) => match tokio::time::timeout(LEAVE_WAIT, op).await {
                     Ok(MembershipDone::Beat(m, _) | MembershipDone::Polled(m, _)) => Some(m),
-                    Ok(MembershipDone::Joined(Ok((m, _, _)))) => Some(m),
+                    Ok(MembershipDone::Joined(Ok((m, ..)))) => Some(m),
                     _ => None,
                 },
                 None => None,
@@ -1038,5 +1093,54 @@ mod tests {
         shutdown.cancel();
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node tasks end");
+    }
+
+    /// A node that joins a network whose log already holds entries refuses connections until
+    /// every one of them was handed to the hub, and then says so once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_joining_node_serves_only_once_it_has_read_the_log_to_its_end() {
+        let network = chinwag_bus::test_nats::TestNetwork::new().await;
+        let earlier = network.connect().await;
+        for n in 0..50u32 {
+            earlier.append(&LogKey::net(), Bytes::from(n.to_string()), Expect::Any).await.expect("an earlier entry");
+        }
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let cfg = ClusterConfig {
+            url: network.options().url.clone(),
+            name: network.options().cluster.clone(),
+            node: Name::new("a").expect("a node name"),
+        };
+        let joined = join(&cfg).await.expect("join");
+        let (mut side, status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+        assert_eq!(side.refusal(), Some(JOINING), "no connection before the log is read");
+        let mut entries = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, side.from_bus.recv()).await {
+                Ok(Some(FromBus::Entry(_))) => entries += 1,
+                Ok(Some(FromBus::CaughtUp)) => break,
+                Ok(Some(_)) => {}
+                other => panic!("no CaughtUp within 10 s (after {entries} entries): {other:?}"),
+            }
+        }
+        assert_eq!(entries, 50, "caught up only after every earlier entry");
+        assert_eq!(status.lock().expect("the view").state, State::Serving);
+        // Later entries follow, without another CaughtUp.
+        earlier.append(&LogKey::net(), Bytes::from_static(b"later"), Expect::Any).await.expect("a later entry");
+        loop {
+            match tokio::time::timeout_at(deadline, side.from_bus.recv()).await {
+                Ok(Some(FromBus::Entry(entry))) => {
+                    assert_eq!(&entry.payload[..], b"later");
+                    break;
+                }
+                Ok(Some(FromBus::CaughtUp)) => panic!("caught up twice"),
+                Ok(Some(_)) => {}
+                other => panic!("no later entry: {other:?}"),
+            }
+        }
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node task ends");
     }
 }

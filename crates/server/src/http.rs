@@ -48,8 +48,10 @@ async fn health(control: Control, readiness: bool) -> Response {
     let alive = tokio::time::timeout(TIMEOUT, crate::hub::call(&control.hub, |_| ())).await.is_ok_and(|r| r.is_ok());
     let stopping = !control.metrics.ready.load(Relaxed);
     let failing = control.metrics.store_failing.load(Relaxed);
-    let cut_off = control.metrics.cluster_state.load(Relaxed) == crate::cluster::State::CutOff as u8;
-    if alive && (!readiness || !(stopping || failing || cut_off)) {
+    let cluster_state = control.metrics.cluster_state.load(Relaxed);
+    let cut_off = cluster_state == crate::cluster::State::CutOff as u8;
+    let joining = cluster_state == crate::cluster::State::Joining as u8;
+    if alive && (!readiness || !(stopping || failing || cut_off || joining)) {
         return text(StatusCode::OK, "text/plain", "ok\n".into());
     }
     let why = if !alive {
@@ -58,6 +60,8 @@ async fn health(control: Control, readiness: bool) -> Response {
         "stopping\n"
     } else if cut_off {
         "cut off from the cluster bus: users dropped, joining again\n"
+    } else if joining {
+        "joining the cluster: reading the network's log\n"
     } else {
         "the store cannot commit; messages are held\n"
     };

@@ -352,12 +352,13 @@ impl Hub {
     fn on_event(&mut self, event: Event, now: Now) {
         match event {
             Event::Connected { conn, info, mut outbox } => {
-                if self.cluster.as_ref().is_some_and(|c| c.cut_off) {
-                    // Cut off from the cluster: nobody is served until the node is back.
-                    tracing::info!(%conn, ip = %info.ip, "refused: this cluster node is cut off from the bus");
-                    let line = format!("ERROR :{}\r\n", crate::cluster::LOST_NETWORK);
+                if let Some(why) = self.cluster.as_ref().and_then(|c| c.refusal()) {
+                    // Cut off from the cluster, or not caught up with its log: nobody is
+                    // served until the node is.
+                    tracing::info!(%conn, ip = %info.ip, why, "refused: this cluster node is not serving");
+                    let line = format!("ERROR :{why}\r\n");
                     let _ = outbox.push(line.as_bytes(), &mut self.spares);
-                    self.metrics.disconnected(Disconnect::of_reason(crate::cluster::LOST_NETWORK));
+                    self.metrics.disconnected(Disconnect::of_reason(why));
                     return;
                 }
                 tracing::info!(%conn, ip = %info.ip, transport = info.transport(), "connected");

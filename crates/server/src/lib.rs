@@ -290,32 +290,9 @@ async fn open_store(cfg: &ServerConfig, db_path: &std::path::Path) -> Result<Ope
     }
 }
 
-/// Lets a cluster node start although the cluster is unfinished: for tests only
-/// (`docs/cluster.md`).
-pub const UNFINISHED_CLUSTER_ENV: &str = "CHINWAG_UNFINISHED_CLUSTER";
-
-/// Refuses what the configuration may say but this build cannot do yet: a cluster node
-/// (`[cluster]`, issue #23: a node runs, joins and beats, but rooms and nicks do not cross nodes
-/// yet, so two nodes would serve two diverging networks). `chinwag serve` asks before it sets
-/// up logging, so that a refused start creates nothing. Tests of the nodes' runtime set
-/// [`UNFINISHED_CLUSTER_ENV`]`=1` to pass.
-pub fn refuse_unfinished(cfg: &ServerConfig) -> Result<()> {
-    let testing = std::env::var(UNFINISHED_CLUSTER_ENV).is_ok_and(|v| v == "1");
-    if let Some(cluster) = cfg.cluster.as_ref().filter(|_| !testing) {
-        anyhow::bail!(
-            "clustering is not finished yet (issue #23): node {} of network {} cannot start; \
-             run without --cluster (cluster.url) for now",
-            cluster.node,
-            cluster.name
-        );
-    }
-    Ok(())
-}
-
 /// Binds every listener and starts serving. Fails (binding nothing) if a required listener
 /// cannot be bound or the TLS material is unusable.
 pub async fn start(mut cfg: ServerConfig) -> Result<Running> {
-    refuse_unfinished(&cfg)?;
     create_data_dir(&cfg.data_dir)?;
     // First, so that a second server on the same data directory is refused before it touches
     // the database.
