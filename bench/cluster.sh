@@ -47,7 +47,7 @@ scenario_args() {
     case $1 in
     fanout-100) echo "fanout --members 100 --senders 10 --rate 1000 --messages 1500" ;;
     fanout-1000) echo "fanout --members 1000 --senders 1 --rate 100 --messages 1500" ;;
-    pairs) echo "pairs --members 1000 --rate 20000 --messages 300" ;;
+    pairs) echo "pairs --members 1000 --rate 10000 --messages 150" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -112,7 +112,7 @@ start_node() {
     if [[ $name != solo ]]; then
         cluster_args=(--cluster "$NATS" --cluster-name "$CLUSTER" --node-name "$name")
     fi
-    CHINWAG_UNFINISHED_CLUSTER=1 NO_COLOR=1 "$CHINWAG" serve --data-dir "$dir/$name" \
+    NO_COLOR=1 "$CHINWAG" serve --data-dir "$dir/$name" \
         --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 --no-quic --no-web --discovery off \
         --sendq 1000000 --load-test --store "${PG%/*}/$DB" "${cluster_args[@]}" \
         >"$dir/$name.log" 2>&1 &
