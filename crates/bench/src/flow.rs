@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::procfs::CpuMeter;
+use crate::procfs::{CpuMeter, WatchMeter};
 use crate::report::{Latency, Report};
 use crate::stall::{merged_us, overlaps, StallMeter};
 use crate::wire::{Conn, Dialer, Line, Payload};
@@ -175,6 +175,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
     // The measured phase.
     let progress = crate::progress::Progress::new(opts.progress, expected, "deliveries");
     let cpu = CpuMeter::start(&opts.server_pids);
+    let watched = WatchMeter::start(&opts.watched);
     let stalls = StallMeter::start(deadline.into_std());
     let go_us = shared.base.elapsed().as_micros() as u64;
     shared.go.cancel();
@@ -210,6 +211,7 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, BenchError> {
         }
     }
     let server_cpu = cpu.elapsed();
+    report.watched_cpu_s = watched.elapsed();
     let stalls = stalls.stop();
     report.machine_stalls = stalls.cores;
     let stalled = merged_us(&stalls.windows, shared.base);

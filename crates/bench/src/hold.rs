@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::flow::{base36, run_tag, SAMPLE_EVERY, SETUP_STEP_TIMEOUT};
-use crate::procfs::{total_rss_kib, CpuMeter};
+use crate::procfs::{total_rss_kib, CpuMeter, WatchMeter};
 use crate::progress::Progress;
 use crate::report::{Latency, Report};
 use crate::stall::StallMeter;
@@ -86,6 +86,7 @@ async fn open_all(opts: &Options) -> Opened {
     report.spread(opts, n);
     let progress = Progress::new(opts.progress, n as u64, "registered");
     let cpu = CpuMeter::start(&opts.server_pids);
+    let watched = WatchMeter::start(&opts.watched);
     let stalls = StallMeter::start(deadline.into_std());
     let start = Instant::now();
     let tag = run_tag();
@@ -121,6 +122,7 @@ async fn open_all(opts: &Options) -> Opened {
     }
     progress.finish();
     let server_cpu = cpu.elapsed();
+    report.watched_cpu_s = watched.elapsed();
     report.machine_stalls = stalls.stop().cores;
     let registered = shared.registered.load(Ordering::Acquire);
     let elapsed = last_done.duration_since(start).max(Duration::from_micros(1));

@@ -84,6 +84,9 @@ pub struct Options {
     /// The servers' process ids (one per node, or one for a single server), for CPU time and
     /// memory, summed over all of them. Empty: those are reported as unavailable.
     pub server_pids: Vec<u32>,
+    /// Other processes (name, pid) whose CPU time over the measured phase is reported on its
+    /// own, summed per name: a cluster's NATS and PostgreSQL, or each node alone.
+    pub watched: Vec<(String, u32)>,
     /// Connect with TLS (the certificate is not checked: the target is loopback).
     pub tls: bool,
     /// Room members (fanout) or connections in pairs (pairs: `members / 2` pairs).
@@ -117,6 +120,7 @@ impl Options {
             scenario,
             targets: vec![target],
             server_pids: Vec::new(),
+            watched: Vec::new(),
             tls: false,
             members: 100,
             senders: 10,

@@ -4,6 +4,7 @@
 //! threads that have already exited, which is what "server CPU-seconds" must mean for a
 //! multi-threaded server. Memory is `VmRSS` from `/proc/PID/status` (shared by all threads).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Clock ticks per second in `/proc/PID/stat`. This is `USER_HZ`, which Linux fixes at 100 on
@@ -74,6 +75,33 @@ impl CpuMeter {
     }
 }
 
+/// CPU time of other processes over the same window, per name (e.g. the message bus and the
+/// database a cluster's nodes use): the processes under one name are summed, and one that is
+/// gone by the end (or unreadable at the start) is left out rather than failing the sum.
+#[derive(Clone, Debug)]
+pub(crate) struct WatchMeter {
+    start: Vec<(String, u32, Option<Duration>)>,
+}
+
+impl WatchMeter {
+    pub fn start(watched: &[(String, u32)]) -> Self {
+        WatchMeter { start: watched.iter().map(|(name, pid)| (name.clone(), *pid, cpu_time(*pid))).collect() }
+    }
+
+    /// Seconds of CPU per name since [`WatchMeter::start`].
+    pub fn elapsed(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for (name, pid, start) in &self.start {
+            let used = match (start, cpu_time(*pid)) {
+                (Some(start), Some(now)) => now.saturating_sub(*start).as_secs_f64(),
+                _ => 0.0,
+            };
+            *out.entry(name.clone()).or_insert(0.0) += used;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +122,13 @@ mod tests {
         assert_eq!(total_cpu_time(&[]), None);
         assert!(unavailable(&[]).is_some_and(|why| why.contains("--server-pid")));
         assert_eq!(unavailable(&[me]), None);
+        let watch = WatchMeter::start(&[("me".to_owned(), me), ("me".to_owned(), me), ("gone".to_owned(), u32::MAX)]);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(1);
+        }
+        let used = watch.elapsed();
+        assert!(used["me"] >= 0.02, "two entries of one busy process add up: {used:?}");
+        assert_eq!(used["gone"], 0.0);
     }
 }

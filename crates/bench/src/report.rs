@@ -1,6 +1,7 @@
 //! What a run found: a [`Report`], printed as a table for people and as one JSON line for
 //! scripts (`bench/compare.sh` reads those lines).
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use hdrhistogram::Histogram;
@@ -66,6 +67,9 @@ pub struct Report {
     /// Why server CPU time and memory are not reported, when they are not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_unavailable: Option<String>,
+    /// CPU time of the watched processes (`--watch-pid`) over the same phase, per name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub watched_cpu_s: BTreeMap<String, f64>,
 
     // Message scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -212,6 +216,9 @@ impl fmt::Display for Report {
         }
         if let Some(per) = self.deliveries_per_cpu_s {
             rows.push(("deliveries/CPU-s", group(per)));
+        }
+        for (name, cpu) in &self.watched_cpu_s {
+            rows.push(("watched CPU", format!("{name} {cpu:.3} s")));
         }
         let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
         let percentiles =

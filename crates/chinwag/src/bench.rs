@@ -40,6 +40,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PID")]
     server_pid: Vec<u32>,
 
+    /// Another process to time over the same measured phase, reported on its own under NAME
+    /// (e.g. nats=PID, postgres=PID, or each node alone). Repeat it; the processes under one
+    /// name are summed, and one gone by the end is left out.
+    #[arg(long, value_name = "NAME=PID", value_parser = parse_watch)]
+    watch_pid: Vec<(String, u32)>,
+
     /// Connect with TLS (the certificate is not checked; the target is loopback).
     #[arg(long)]
     tls: bool,
@@ -130,6 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut opts = Options::new(scenario, targets[0]);
     opts.targets = targets;
     opts.server_pids = args.server_pid;
+    opts.watched = args.watch_pid;
     opts.tls = args.tls;
     opts.members = args.members;
     opts.senders = args.senders;
@@ -184,6 +191,16 @@ fn run_transports(args: &BenchArgs) -> Result<()> {
         transports::write_svg(&run, path).with_context(|| format!("writing the plot to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// `--watch-pid NAME=PID`.
+fn parse_watch(arg: &str) -> Result<(String, u32), String> {
+    let (name, pid) = arg.split_once('=').ok_or("expected NAME=PID")?;
+    let pid = pid.parse().map_err(|_| format!("{pid:?} is not a process id"))?;
+    if name.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    Ok((name.to_owned(), pid))
 }
 
 fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
