@@ -116,6 +116,48 @@ fn two_nodes_joining_a_new_room_at_once_agree_on_its_operator() {
     assert_eq!(joins, 2);
 }
 
+/// A crowd joining one room at once from three nodes (a bench's set-up, a popular event):
+/// every JOIN is answered with the room, none fails, and the nodes agree on the room.
+#[test]
+fn a_crowd_joining_one_room_at_once_from_three_nodes_all_get_in() {
+    let mut net = Net::new(3);
+    let alice = net.register(0, "alice", "");
+    net.send(0, alice, "JOIN #crowd");
+    net.send(0, alice, "MODE #crowd +k door");
+    net.take(0, alice);
+    let mut crowd = Vec::new();
+    for i in 0..3 {
+        for n in 0..20 {
+            crowd.push((i, net.register(i, &format!("m{i}x{n}"), "")));
+        }
+    }
+    // Every fifth one has the wrong key: refused without holding up those behind it.
+    for (n, &(i, conn)) in crowd.iter().enumerate() {
+        let key = if n % 5 == 4 { "wrong" } else { "door" };
+        net.nodes[i].send(conn, &format!("JOIN #crowd {key}"));
+    }
+    net.pump();
+    for (n, &(i, conn)) in crowd.iter().enumerate() {
+        let lines = net.take(i, conn);
+        if n % 5 == 4 {
+            assert!(find(&lines, "475").is_some(), "wrong key, {n}: {lines:#?}");
+            continue;
+        }
+        assert!(find(&lines, "FAIL").is_none(), "{n}: {lines:#?}");
+        assert!(lines.iter().any(|l| l.ends_with(" JOIN #crowd")), "{n} got in: {lines:#?}");
+    }
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        net.send(i, crowd[i * 20].1, "NAMES #crowd");
+        seen.push(names(&net.take(i, crowd[i * 20].1)));
+    }
+    assert_eq!(seen[0].len(), 1 + 48, "{:?}", seen[0]);
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    let joins = net.log.iter().filter(|(_, k, _)| k == "room.=23crowd").count();
+    assert_eq!(joins, 1 + 1 + 48, "alice's JOIN and MODE, then one entry per member who got in");
+}
+
 #[test]
 fn a_join_waits_for_the_log_and_later_lines_wait_with_it() {
     let mut net = Net::new(2);

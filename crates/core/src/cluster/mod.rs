@@ -227,8 +227,10 @@ pub(crate) struct ClusterState {
     pub user_rooms: HashMap<UserId, std::collections::BTreeSet<String>>,
     /// A local client's JOIN or PART whose entry it waits for, by (connection, folded room).
     pub room_waits: HashMap<(ConnId, String), rooms::RoomWait>,
-    /// The attempt a JOIN or PART being run again is at (0 when none is).
-    pub retry_tries: u8,
+    /// The JOIN or PART being run again, if one is.
+    pub rerun: Option<rooms::Rerun>,
+    /// The last `RoomWait::order` given out.
+    pub wait_order: u64,
     /// Folded room → how many messages this node published to its topic.
     pub room_sent: HashMap<String, u64>,
     /// (origin node, incarnation, folded room) → the last publication seen from it: its
@@ -275,7 +277,8 @@ impl Server {
             next_append,
             user_rooms: HashMap::new(),
             room_waits: HashMap::new(),
-            retry_tries: 0,
+            rerun: None,
+            wait_order: 0,
             room_sent: HashMap::new(),
             room_seen: HashMap::new(),
             room_missed: 0,

@@ -22,8 +22,11 @@ use super::event::{Carried, NodeMessage};
 use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFacts, UserId};
 
 /// How many times a JOIN or PART is appended again after another node's change to the room got
-/// in first, before the client gets `FAIL … TEMPORARILY_UNAVAILABLE`.
-const ROOM_TRIES: u8 = 3;
+/// in first, before the client gets `FAIL … TEMPORARILY_UNAVAILABLE`. A lost race means another
+/// node's change went in, so the room is moving; only a room that other nodes change faster
+/// than this node can ever get a turn runs out of tries (with three nodes racing fairly, the
+/// odds of losing this many rounds in a row are about 10^-11).
+const ROOM_TRIES: u8 = 64;
 
 /// What a local client asked of a room, kept until its entry is applied.
 #[derive(Debug)]
@@ -40,13 +43,36 @@ pub(crate) enum RoomOp {
 }
 
 /// A local client's JOIN or PART waiting for its log entry.
+///
+/// A node has at most one append per room out at a time: every append of a room expects the
+/// room's last entry, so two from one node would race each other and all but one lose. The
+/// others queue here, in arrival order, and go out one at a time as entries are applied.
 #[derive(Debug)]
 pub(crate) struct RoomWait {
     label: Option<String>,
     op: RoomOp,
+    /// Appends of it so far (queueing behind this node's own append is not a try).
     tries: u8,
-    /// The append conflicted: it runs again once the entry it lost to is applied.
-    after_apply: bool,
+    state: WaitState,
+    /// Arrival order among the node's waits (the queue's order).
+    order: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum WaitState {
+    /// Its append is out.
+    Sent,
+    /// Its append conflicted: it goes again once the entry it lost to is applied.
+    Lost,
+    /// Behind this node's own append for the room.
+    Queued,
+}
+
+/// A wait being run again: the tries it has used and its place in the queue.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Rerun {
+    tries: u8,
+    order: u64,
 }
 
 impl RoomWait {
@@ -67,6 +93,11 @@ impl RoomOp {
 
 fn prefix_of(u: &UserFacts) -> String {
     format!("{}!{}@{}", u.nick, u.user, u.host)
+}
+
+/// Whether this node has a JOIN or PART of the room out or waiting for a turn.
+fn room_busy(cluster: &super::ClusterState, folded: &str) -> bool {
+    cluster.room_waits.iter().any(|((_, f), w)| f == folded && w.state != WaitState::Queued)
 }
 
 impl Server {
@@ -102,15 +133,27 @@ impl Server {
         if cluster.room_waits.contains_key(&wait_key) {
             return;
         }
-        let tries = std::mem::replace(&mut cluster.retry_tries, 0).max(1);
+        let (tries, order) = match cluster.rerun.take() {
+            Some(rerun) => (rerun.tries, rerun.order),
+            None => {
+                cluster.wait_order += 1;
+                (0, cluster.wait_order)
+            }
+        };
+        let busy = room_busy(cluster, folded);
+        let state = if busy { WaitState::Queued } else { WaitState::Sent };
         let key = LogKey::Room(folded.to_owned());
         let expect = expect_for(cluster, &key);
         let label = self.take_label();
-        let wait = RoomWait { label, op, tries, after_apply: false };
+        let tries = if busy { tries } else { tries + 1 };
+        let wait = RoomWait { label, op, tries, state, order };
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.room_waits.insert(wait_key, wait);
         if let Some(client) = self.clients.get_mut(&conn) {
             client.waiting = client.waiting.saturating_add(1);
+        }
+        if busy {
+            return;
         }
         let id = self.append(key, expect, event.encode(), None);
         if let Some(pending) = self.cluster.as_mut().and_then(|c| c.appends.get_mut(&id)) {
@@ -130,40 +173,66 @@ impl Server {
         let Some(cluster) = self.cluster.as_mut() else { return };
         let wait_key = (conn, folded);
         match outcome {
-            // Applied when it comes back through the log.
+            // Applied when it comes back through the log; the queue moves on then.
             Ok(_) => {}
             Err(super::AppendError::Conflict) => {
+                // The log holds an entry under the key that this node has not applied yet,
+                // unless the replica moved on since the append left.
                 let moved = expect_for(cluster, key) != expect;
-                let Some(wait) = cluster.room_waits.get_mut(&wait_key) else { return };
+                if let Some(wait) = cluster.room_waits.get_mut(&wait_key) {
+                    wait.state = WaitState::Lost;
+                }
                 if moved {
-                    self.rerun_room_op(wait_key);
-                } else {
-                    wait.after_apply = true;
+                    self.advance_room(&wait_key.1, true);
                 }
             }
             Err(super::AppendError::Unavailable) => {
-                let Some(wait) = cluster.room_waits.remove(&wait_key) else { return };
-                let display = self.channels.get(&wait_key.1).map_or(wait_key.1.clone(), |c| c.name.as_str().to_owned());
-                self.begin(conn, wait.label);
-                let text = "The network cannot take this right now; try again in a moment";
-                self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
-                self.finish();
-                self.resume(conn);
+                if let Some(wait) = cluster.room_waits.remove(&wait_key) {
+                    let display =
+                        self.channels.get(&wait_key.1).map_or(wait_key.1.clone(), |c| c.name.as_str().to_owned());
+                    self.begin(conn, wait.label);
+                    let text = "The network cannot take this right now; try again in a moment";
+                    self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
+                    self.finish();
+                    self.resume(conn);
+                }
+                self.advance_room(&wait_key.1, false);
             }
         }
     }
 
-    /// After applying an entry under `key`: the JOINs and PARTs that lost a race to it run
-    /// again, checked against the room as it is now.
+    /// After applying an entry under `key`: the room's queue moves on.
     pub(crate) fn retry_room_waits(&mut self, key: &str) {
         let Some(cluster) = self.cluster.as_ref() else { return };
-        let due: Vec<(ConnId, String)> = cluster
-            .room_waits
-            .iter()
-            .filter(|((_, folded), w)| w.after_apply && LogKey::Room(folded.clone()).name() == key)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for wait_key in due {
+        let room =
+            cluster.room_waits.keys().map(|(_, folded)| folded).find(|f| LogKey::Room((*f).clone()).name() == key);
+        let Some(folded) = room.cloned() else { return };
+        self.advance_room(&folded, true);
+    }
+
+    /// Sends the room's next waiting JOIN or PART, if none of this node's is out: the oldest,
+    /// run again against the room as it is now. One that ends without an append (the room
+    /// refused it, or it had nothing left to do) lets the next go. `applied`: an entry of the
+    /// room was applied since a lost race (else a lost one still waits for the entry it lost
+    /// to, and the queue with it).
+    fn advance_room(&mut self, folded: &str, applied: bool) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        // Each round takes one wait off; none is put back without an append out.
+        for _ in 0..=cluster.room_waits.len() {
+            let Some(cluster) = self.cluster.as_ref() else { return };
+            let mut next: Option<(&(ConnId, String), &RoomWait)> = None;
+            for (wait_key, wait) in cluster.room_waits.iter().filter(|((_, f), _)| f == folded) {
+                match wait.state {
+                    WaitState::Sent => return,
+                    WaitState::Lost if !applied => return,
+                    WaitState::Lost | WaitState::Queued => {}
+                }
+                if next.is_none_or(|(_, n)| wait.order < n.order) {
+                    next = Some((wait_key, wait));
+                }
+            }
+            let Some((wait_key, _)) = next else { return };
+            let wait_key = wait_key.clone();
             self.rerun_room_op(wait_key);
         }
     }
@@ -178,7 +247,7 @@ impl Server {
             self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
         } else {
             if let Some(cluster) = self.cluster.as_mut() {
-                cluster.retry_tries = wait.tries + 1;
+                cluster.rerun = Some(Rerun { tries: wait.tries, order: wait.order });
             }
             match wait.op {
                 RoomOp::Join { raw, key } => self.join_one(&raw, key.as_deref()),
@@ -194,7 +263,7 @@ impl Server {
                 },
             }
             if let Some(cluster) = self.cluster.as_mut() {
-                cluster.retry_tries = 0;
+                cluster.rerun = None;
             }
         }
         self.finish();

@@ -78,7 +78,7 @@ impl Net {
 
     /// Carries out what the nodes asked of the network until nothing is left.
     pub fn pump(&mut self) {
-        for _ in 0..100 {
+        for _ in 0..1000 {
             let mut busy = false;
             for i in 0..self.nodes.len() {
                 if self.down.contains(&i) {
