@@ -172,6 +172,11 @@ pub(crate) struct HubSide {
     /// The other node incarnations the core's replica has users of, and when the hub first saw
     /// each there: a poll started later that does not find it alive proves it dead.
     seen: HashMap<(String, u64), Instant>,
+    /// Subscriptions, unsubscriptions and nick releases the bridge had no room for, in order:
+    /// unlike a publication (whose receivers fill a gap from storage), losing one would leave a
+    /// room unheard or a nick held for good. Sent first as soon as there is room; dropped when
+    /// the node is cut off (its subscriptions and claims are made again from nothing).
+    backlog: VecDeque<ToBus>,
 }
 
 impl HubSide {
@@ -198,6 +203,34 @@ impl HubSide {
             mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
         })
     }
+
+    /// Hands a request that must not be lost to the bridge, behind any that wait already.
+    fn send_in_order(&mut self, request: ToBus) {
+        self.send_backlog();
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(request);
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(request)) = self.to_bus.try_send(request) {
+            tracing::debug!("the cluster bridge is full: a subscription or release waits for room");
+            self.backlog.push_back(request);
+        }
+    }
+
+    /// Sends what waits for room, in order, as far as there is room.
+    fn send_backlog(&mut self) {
+        while let Some(request) = self.backlog.pop_front() {
+            match self.to_bus.try_send(request) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(request)) => {
+                    self.backlog.push_front(request);
+                    return;
+                }
+                // The bridge is gone: so is the node's place in the cluster.
+                Err(mpsc::error::TrySendError::Closed(_)) => self.backlog.clear(),
+            }
+        }
+    }
 }
 
 /// The next input from the bridge; never resolves on a server on its own.
@@ -210,6 +243,9 @@ pub(crate) async fn recv(side: &mut Option<HubSide>) -> Option<FromBus> {
 
 /// What the hub does with an input from the bus.
 pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
+    if let Some(side) = &mut hub.cluster {
+        side.send_backlog();
+    }
     match input {
         FromBus::Entry(entry) => hub.server.apply(entry.seq, &entry.key, &entry.payload, now()),
         FromBus::Message { payload } => hub.server.remote(&payload, now()),
@@ -236,6 +272,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
         FromBus::CutOff => {
             if let Some(side) = &mut hub.cluster {
                 side.cut_off = true;
+                side.backlog.clear();
             }
             let dropped = hub.drop_everyone(LOST_NETWORK, now());
             tracing::warn!(dropped, "cut off from the cluster: every user dropped, new connections refused");
@@ -246,6 +283,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
             side.caught_up = false;
             side.me.incarnation = incarnation;
             side.seen.clear();
+            side.backlog.clear();
             // The replica starts over: the log is read again from its start.
             hub.server.enable_cluster(side.me.clone());
             tracing::info!(incarnation, "back in the cluster: reading its log");
@@ -310,18 +348,18 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
             None => return,
         },
     };
-    let Some(side) = &hub.cluster else {
+    let Some(side) = &mut hub.cluster else {
         if let ToBus::Append { token, .. } = request {
             hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
         }
         return;
     };
+    if matches!(request, ToBus::Subscribe(_) | ToBus::Unsubscribe(_) | ToBus::Release { .. }) {
+        return side.send_in_order(request);
+    }
     match side.send(request) {
         Ok(()) => {}
         Err(ToBus::Append { token, .. }) => hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now()),
-        Err(ToBus::Subscribe(topic)) => {
-            tracing::warn!(topic = topic.as_str(), "the cluster bridge is full: a room's subscription was not made")
-        }
         Err(refused) => tracing::debug!(?refused, "the cluster bridge is full: dropped"),
     }
 }
@@ -486,7 +524,18 @@ pub(crate) async fn start(
     bridge.caught_up_to(0);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
-    Ok((HubSide { from_bus, to_bus, cut_off: false, caught_up: false, me, seen: HashMap::new() }, status))
+    Ok((
+        HubSide {
+            from_bus,
+            to_bus,
+            cut_off: false,
+            caught_up: false,
+            me,
+            seen: HashMap::new(),
+            backlog: VecDeque::new(),
+        },
+        status,
+    ))
 }
 
 /// What a membership operation (one at a time) gives back.
@@ -944,6 +993,55 @@ mod tests {
             let ttl = Duration::from_millis(ms);
             assert!(grace(ttl) < ttl && grace(ttl) > ttl / 3, "{ttl:?}");
         }
+    }
+
+    /// The bridge busy (its queue full): a room's subscription, a nick's release and the
+    /// room's unsubscription wait for room and then leave in their order, none lost, while a
+    /// publication is dropped (its receivers fill the gap from storage).
+    #[tokio::test]
+    async fn subscriptions_and_releases_wait_for_a_busy_bridge_in_order() {
+        let (to_bus, mut bridge) = mpsc::channel(1);
+        let (_to_hub, from_bus) = mpsc::channel(1);
+        let me = ClusterIdentity { node: "a".to_owned(), incarnation: 1 };
+        let mut side = HubSide {
+            from_bus,
+            to_bus,
+            cut_off: false,
+            caught_up: true,
+            me,
+            seen: HashMap::new(),
+            backlog: VecDeque::new(),
+        };
+        let room = Topic::room("#busy");
+        side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"fills it") });
+        side.send_in_order(ToBus::Subscribe(room.clone()));
+        side.send_in_order(ToBus::Release { key: ClaimKey::nick("alice"), revision: 7 });
+        assert!(side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::new() }).is_err(), "still full");
+        side.send_in_order(ToBus::Unsubscribe(room.clone()));
+        assert_eq!(side.backlog.len(), 3);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let request = bridge.try_recv().expect("the next request reached the bridge");
+            got.push(match request {
+                ToBus::Publish { .. } => "publish".to_owned(),
+                ToBus::Subscribe(topic) => format!("subscribe {}", topic.as_str()),
+                ToBus::Release { revision, .. } => format!("release {revision}"),
+                ToBus::Unsubscribe(topic) => format!("unsubscribe {}", topic.as_str()),
+                other => panic!("unexpected {other:?}"),
+            });
+            side.send_backlog();
+        }
+        let subject = room.as_str().to_owned();
+        assert_eq!(
+            got,
+            [
+                "publish".to_owned(),
+                format!("subscribe {subject}"),
+                "release 7".to_owned(),
+                format!("unsubscribe {subject}")
+            ]
+        );
+        assert!(side.backlog.is_empty() && bridge.try_recv().is_err());
     }
 
     /// A test's stand-in for the hub: the bridge's hub end, and the log entries that arrived
