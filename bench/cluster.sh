@@ -183,9 +183,11 @@ run_one() {
         --label "$tag" --json-out "$RESULTS" >"$dir/bench.txt" 2>&1 || echo "bench failed: see $dir/bench.txt" >&2
     grep -E "delivered|lost|server CPU|deliveries/CPU-s|watched|latency ms|error" "$dir/bench.txt" | sed 's/^/   /' >&2 || true
     for name in "${names[@]}"; do
-        if grep -qiE "error|panic|warn" "$dir/$name.log"; then
+        # Warnings and errors only (not a client's "Read error" at the end); `grep -m` rather
+        # than `| head`, whose early exit would fail the pipeline and end the script.
+        if grep -qE " (WARN|ERROR) |panicked" "$dir/$name.log"; then
             echo "   $name logged:" >&2
-            grep -iE "error|panic|warn" "$dir/$name.log" | head -5 | sed 's/^/     /' >&2
+            grep -m 5 -E " (WARN|ERROR) |panicked" "$dir/$name.log" | sed 's/^/     /' >&2
         fi
     done
     cleanup
