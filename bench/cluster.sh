@@ -18,7 +18,7 @@
 #   CONFIG     solo (one node without --cluster, PostgreSQL store), 1, 2, 3 (cluster nodes);
 #              default: solo 1 2 3
 #   ROUNDS=n   rounds, each running every config and scenario in turn (default 2)
-#   SCENARIOS="fanout-100 fanout-1000 pairs"   which scenarios (names below)
+#   SCENARIOS="fanout-100 fanout-1000 pairs"   which scenarios (names below; pairs-40k too)
 #   CHINWAG=path   the binary (default $CARGO_TARGET_DIR/release/chinwag)
 #   NATS=url       default nats://127.0.0.1:4222
 #   PG=url         a database to connect to for CREATE/DROP DATABASE
@@ -48,6 +48,8 @@ scenario_args() {
     fanout-100) echo "fanout --members 100 --senders 10 --rate 1000 --messages 1500" ;;
     fanout-1000) echo "fanout --members 1000 --senders 1 --rate 100 --messages 1500" ;;
     pairs) echo "pairs --members 1000 --rate 10000 --messages 150" ;;
+    # The same at four times the rate: near what two cores take, where the hops batch.
+    pairs-40k) echo "pairs --members 1000 --rate 40000 --messages 600" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }

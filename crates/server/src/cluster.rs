@@ -65,6 +65,9 @@ pub(crate) const JOINING: &str = "This node is joining the network; reconnect in
 const POLL: Duration = Duration::from_secs(1);
 /// Capacity of the hub → bridge channel.
 const TO_BUS_QUEUE: usize = 1024;
+/// Requests the hub keeps for a busy bridge beyond its channel (`HubSide::backlog`); past it,
+/// publications are dropped (subscriptions and releases are always kept).
+const BACKLOG: usize = 64 * 1024;
 /// Capacity of the bridge → hub channel.
 const FROM_BUS_QUEUE: usize = 1024;
 /// Inputs the bridge keeps for the hub beyond its channel before it stops reading the bus.
@@ -172,11 +175,14 @@ pub(crate) struct HubSide {
     /// The other node incarnations the core's replica has users of, and when the hub first saw
     /// each there: a poll started later that does not find it alive proves it dead.
     seen: HashMap<(String, u64), Instant>,
-    /// Subscriptions, unsubscriptions and nick releases the bridge had no room for, in order:
-    /// unlike a publication (whose receivers fill a gap from storage), losing one would leave a
-    /// room unheard or a nick held for good. Sent first as soon as there is room; dropped when
-    /// the node is cut off (its subscriptions and claims are made again from nothing).
+    /// Publications, subscriptions and nick releases the bridge had no room for, in order,
+    /// sent first as soon as there is room: a burst or a stall of the bridge must not lose a
+    /// private message (nothing fills its gap), leave a room unheard or a nick held for good.
+    /// Bounded by [`BACKLOG`] for publications; dropped when the node is cut off (its
+    /// subscriptions and claims are made again from nothing).
     backlog: VecDeque<ToBus>,
+    /// Publications dropped since the start (the backlog was full).
+    dropped: u64,
 }
 
 impl HubSide {
@@ -204,17 +210,26 @@ impl HubSide {
         })
     }
 
-    /// Hands a request that must not be lost to the bridge, behind any that wait already.
+    /// Hands a request without an answer to the bridge, behind any that wait already.
     fn send_in_order(&mut self, request: ToBus) {
         self.send_backlog();
-        if !self.backlog.is_empty() {
-            self.backlog.push_back(request);
+        let request = if self.backlog.is_empty() {
+            match self.to_bus.try_send(request) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(request)) => request,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        } else {
+            request
+        };
+        if self.backlog.len() >= BACKLOG && matches!(request, ToBus::Publish { .. }) {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(dropped = self.dropped, "the cluster bridge is far behind: publications dropped");
+            }
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(request)) = self.to_bus.try_send(request) {
-            tracing::debug!("the cluster bridge is full: a subscription or release waits for room");
-            self.backlog.push_back(request);
-        }
+        self.backlog.push_back(request);
     }
 
     /// Sends what waits for room, in order, as far as there is room.
@@ -326,8 +341,8 @@ fn dead_incarnations(hub: &mut Hub, live: &HashSet<(String, u64)>, polled_at: In
 }
 
 /// Carries out one of the core's cluster effects: hands it to the bridge. An append the bridge
-/// cannot take is answered "unavailable" at once; a publication it cannot take is lost (its
-/// receivers fill the gap from storage).
+/// cannot take is answered "unavailable" at once; the rest wait for room in order
+/// (`HubSide::send_in_order`).
 pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
     let request = match effect {
         ClusterEffect::Append { id, key, expect, event } => match log_key(&key) {
@@ -354,13 +369,11 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
         }
         return;
     };
-    if matches!(request, ToBus::Subscribe(_) | ToBus::Unsubscribe(_) | ToBus::Release { .. }) {
+    if !matches!(request, ToBus::Append { .. }) {
         return side.send_in_order(request);
     }
-    match side.send(request) {
-        Ok(()) => {}
-        Err(ToBus::Append { token, .. }) => hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now()),
-        Err(refused) => tracing::debug!(?refused, "the cluster bridge is full: dropped"),
+    if let Err(ToBus::Append { token, .. }) = side.send(request) {
+        hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
     }
 }
 
@@ -533,6 +546,7 @@ pub(crate) async fn start(
             me,
             seen: HashMap::new(),
             backlog: VecDeque::new(),
+            dropped: 0,
         },
         status,
     ))
@@ -995,11 +1009,11 @@ mod tests {
         }
     }
 
-    /// The bridge busy (its queue full): a room's subscription, a nick's release and the
-    /// room's unsubscription wait for room and then leave in their order, none lost, while a
-    /// publication is dropped (its receivers fill the gap from storage).
+    /// The bridge busy (its queue full): a room's subscription, a nick's release, a private
+    /// message and the room's unsubscription wait for room and then leave in their order, none
+    /// lost.
     #[tokio::test]
-    async fn subscriptions_and_releases_wait_for_a_busy_bridge_in_order() {
+    async fn what_a_busy_bridge_cannot_take_waits_in_order() {
         let (to_bus, mut bridge) = mpsc::channel(1);
         let (_to_hub, from_bus) = mpsc::channel(1);
         let me = ClusterIdentity { node: "a".to_owned(), incarnation: 1 };
@@ -1011,19 +1025,20 @@ mod tests {
             me,
             seen: HashMap::new(),
             backlog: VecDeque::new(),
+            dropped: 0,
         };
         let room = Topic::room("#busy");
         side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"fills it") });
         side.send_in_order(ToBus::Subscribe(room.clone()));
         side.send_in_order(ToBus::Release { key: ClaimKey::nick("alice"), revision: 7 });
-        assert!(side.send(ToBus::Publish { topic: room.clone(), payload: Bytes::new() }).is_err(), "still full");
+        side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"a private message") });
         side.send_in_order(ToBus::Unsubscribe(room.clone()));
-        assert_eq!(side.backlog.len(), 3);
+        assert_eq!(side.backlog.len(), 4);
         let mut got = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             let request = bridge.try_recv().expect("the next request reached the bridge");
             got.push(match request {
-                ToBus::Publish { .. } => "publish".to_owned(),
+                ToBus::Publish { payload, .. } => format!("publish {}", String::from_utf8_lossy(&payload)),
                 ToBus::Subscribe(topic) => format!("subscribe {}", topic.as_str()),
                 ToBus::Release { revision, .. } => format!("release {revision}"),
                 ToBus::Unsubscribe(topic) => format!("unsubscribe {}", topic.as_str()),
@@ -1031,16 +1046,15 @@ mod tests {
             });
             side.send_backlog();
         }
-        let subject = room.as_str().to_owned();
-        assert_eq!(
-            got,
-            [
-                "publish".to_owned(),
-                format!("subscribe {subject}"),
-                "release 7".to_owned(),
-                format!("unsubscribe {subject}")
-            ]
-        );
+        let subject = room.as_str();
+        let want = [
+            "publish fills it".to_owned(),
+            format!("subscribe {subject}"),
+            "release 7".to_owned(),
+            "publish a private message".to_owned(),
+            format!("unsubscribe {subject}"),
+        ];
+        assert_eq!(got, want);
         assert!(side.backlog.is_empty() && bridge.try_recv().is_err());
     }
 
