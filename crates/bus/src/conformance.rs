@@ -42,7 +42,7 @@ macro_rules! run_checks {
 
 /// Runs every check, each on a fresh network from `make`.
 pub async fn run_all<N: Network>(mut make: impl AsyncFnMut() -> N) {
-    run_checks!(make: publish_order, topics_do_not_cross, log_order_and_replay, log_compare_and_set,
+    run_checks!(make: publish_order, own_publications_stay_away, topics_do_not_cross, log_order_and_replay, log_compare_and_set,
         nick_claim_race, take_over_and_release, heartbeats_expire, payload_limit, membership_join_and_death,
         membership_refuses_a_live_name);
 }
@@ -95,6 +95,22 @@ pub async fn publish_order<N: Network>(net: &N) {
         }
         assert_quiet(sub, &format!("subscriber {name} after all 500")).await;
     }
+}
+
+/// A node subscribed to a room it publishes to gets the others' messages, not its own.
+pub async fn own_publications_stay_away<N: Network>(net: &N) {
+    let (a, b) = (net.join().await, net.join().await);
+    let room = Topic::room("#echo");
+    let mut sub_a = ok(a.subscribe(&room).await, "subscribe a");
+    let mut sub_b = ok(b.subscribe(&room).await, "subscribe b");
+    ok(a.publish(&room, Bytes::from_static(b"from a")).await, "publish a");
+    ok(a.flush().await, "flush a");
+    ok(b.publish(&room, Bytes::from_static(b"from b")).await, "publish b");
+    ok(b.flush().await, "flush b");
+    assert_eq!(next(&mut sub_b, "b gets a's").await, Bytes::from_static(b"from a"));
+    assert_eq!(next(&mut sub_a, "a gets b's").await, Bytes::from_static(b"from b"));
+    assert_quiet(&mut sub_a, "a after b's message").await;
+    assert_quiet(&mut sub_b, "b after a's message").await;
 }
 
 /// A room's messages reach neither another room (even one whose name differs only in
@@ -284,9 +300,9 @@ pub async fn heartbeats_expire<N: Network>(net: &N) {
 
 /// A payload over the limit is refused, and one at the limit goes through.
 pub async fn payload_limit<N: Network>(net: &N) {
-    let node = net.join().await;
+    let (node, listener) = (net.join().await, net.join().await);
     let room = Topic::room("#big");
-    let mut sub = ok(node.subscribe(&room).await, "subscribe");
+    let mut sub = ok(listener.subscribe(&room).await, "subscribe");
     let too_big = Bytes::from(vec![b'x'; MAX_PAYLOAD + 1]);
     assert!(matches!(node.publish(&room, too_big.clone()).await, Err(BusError::TooLarge(_))));
     assert!(matches!(node.append(&LogKey::net(), too_big, Expect::Any).await, Err(BusError::TooLarge(_))));

@@ -101,7 +101,8 @@ pub type LogReader = BoxStream<'static, Result<LogEntry, BusError>>;
 ///
 /// Every method's future is `Send`, so a node's bus task can run on any runtime thread.
 pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
-    /// Sends `payload` to every current subscriber of `topic` (none: dropped). Returns once it is
+    /// Sends `payload` to every current subscriber of `topic` but this handle's own (none:
+    /// dropped; a node never pays for reading its own publications back). Returns once it is
     /// handed to the bus; [`Bus::flush`] waits until the bus has it.
     fn publish(&self, topic: &Topic, payload: Bytes) -> impl Future<Output = Result<(), BusError>> + Send;
 

@@ -7,6 +7,7 @@
 //! across an `.await`; nodes hold handles ([`LocalBus::join`]) as they would connections.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ const SUBSCRIPTION_CAPACITY: usize = 4096;
 pub struct LocalBus {
     /// The network's state, shared by every handle.
     shared: Arc<Shared>,
+    /// Which connection this is (a clone is the same one): its own publications do not come
+    /// back to its subscriptions.
+    id: u64,
 }
 
 #[derive(Debug)]
@@ -38,12 +42,15 @@ struct Shared {
     appended: watch::Sender<u64>,
     /// How long a heartbeat lives.
     ttl: Duration,
+    /// The last connection id handed out.
+    handles: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Subscribers per topic; a closed one is pruned at the next publication.
-    subscribers: HashMap<Topic, Vec<mpsc::Sender<Bytes>>>,
+    /// Subscribers per topic, with their connection; a closed one is pruned at the next
+    /// publication.
+    subscribers: HashMap<Topic, Vec<(u64, mpsc::Sender<Bytes>)>>,
     /// Messages dropped because a subscriber was full.
     dropped: u64,
     /// The log, entry `seq` at index `seq - 1`.
@@ -62,12 +69,14 @@ impl LocalBus {
     /// A new, empty network whose heartbeats live `ttl`.
     pub fn new(ttl: Duration) -> LocalBus {
         let (appended, _) = watch::channel(0);
-        LocalBus { shared: Arc::new(Shared { state: Mutex::new(State::default()), appended, ttl }) }
+        let shared = Shared { state: Mutex::new(State::default()), appended, ttl, handles: AtomicU64::new(0) };
+        LocalBus { shared: Arc::new(shared), id: 0 }
     }
 
     /// Another node's handle on the same network.
     pub fn join(&self) -> LocalBus {
-        self.clone()
+        let id = self.shared.handles.fetch_add(1, Ordering::Relaxed) + 1;
+        LocalBus { shared: Arc::clone(&self.shared), id }
     }
 
     /// Messages dropped so far because a subscriber was too slow.
@@ -88,13 +97,17 @@ impl Bus for LocalBus {
         let mut state = self.state();
         let State { subscribers, dropped, .. } = &mut *state;
         if let Some(list) = subscribers.get_mut(topic) {
-            list.retain(|tx| match tx.try_send(payload.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    *dropped += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            let me = self.id;
+            list.retain(|(id, tx)| {
+                *id == me
+                    || match tx.try_send(payload.clone()) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            *dropped += 1;
+                            true
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    }
             });
         }
         Ok(())
@@ -106,7 +119,7 @@ impl Bus for LocalBus {
 
     async fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_CAPACITY);
-        self.state().subscribers.entry(topic.clone()).or_default().push(tx);
+        self.state().subscribers.entry(topic.clone()).or_default().push((self.id, tx));
         Ok(tokio_stream(rx).boxed())
     }
 
@@ -230,9 +243,10 @@ mod tests {
     /// waits for it, and a quick subscriber on the same topic still gets everything.
     #[tokio::test]
     async fn a_slow_subscriber_loses_messages_and_never_blocks_the_publisher() {
-        let bus = LocalBus::new(Duration::from_secs(5));
+        let network = LocalBus::new(Duration::from_secs(5));
+        let bus = network.join();
         let room = Topic::room("#slow");
-        let _slow = bus.subscribe(&room).await.expect("subscribe");
+        let _slow = network.join().subscribe(&room).await.expect("subscribe");
         let mut quick = bus.join().subscribe(&room).await.expect("subscribe");
         let extra = 10;
         for i in 0..SUBSCRIPTION_CAPACITY + extra {

@@ -99,6 +99,9 @@ impl NatsBus {
             .connection_timeout(options.timeout)
             .request_timeout(Some(options.timeout))
             .max_reconnects(None)
+            // A node's own room publications would come back to it through its subscription:
+            // NATS's work and the node's wake-up for nothing.
+            .no_echo()
             // Reconnect soon: a node that stays away longer than its grace drops its users.
             .reconnect_delay_callback(|attempt| Duration::from_millis(50 * (attempt.min(10) as u64 + 1)))
             .event_callback(move |event| {

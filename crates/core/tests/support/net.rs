@@ -132,8 +132,9 @@ impl Net {
                     if std::mem::take(&mut self.lose_next) {
                         continue;
                     }
-                    // Every subscriber gets it, the publisher too (as on NATS).
-                    let mut to: Vec<usize> = self.subscribed.get(&room).into_iter().flatten().copied().collect();
+                    // Every subscriber but the publisher gets it (as on NATS, with no echo).
+                    let mut to: Vec<usize> =
+                        self.subscribed.get(&room).into_iter().flatten().copied().filter(|j| *j != i).collect();
                     to.sort();
                     for j in to.into_iter().filter(|j| !self.down.contains(j)) {
                         let h = &mut self.nodes[j];
