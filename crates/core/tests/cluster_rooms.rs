@@ -382,3 +382,36 @@ fn what_a_dead_node_stored_but_never_published_is_read_back() {
     // The quit is applied at once; what is read back comes when storage answers.
     assert_eq!(lines[1], ":alice!~alice@127.0.0.1 QUIT :Node lost");
 }
+
+/// An operator on one node ops a member who, on another node, has just changed nick — and
+/// whose old nick someone else there took — before that node read the MODE from the log:
+/// every node ops the same member (by id, not by the nick), and nobody else.
+#[test]
+fn op_given_across_a_nick_change_reaches_the_same_member_on_every_node() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    let dave = net.register(1, "dave", "");
+    net.send(1, dave, "JOIN #chat");
+    net.take(0, alice);
+    net.take(1, dave);
+    // Node b is behind the log: alice's MODE is in it, but b has not read it yet.
+    net.lagging.insert(1);
+    net.send(0, alice, "MODE #chat +o bob");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    // Meanwhile, on b, bob becomes bobby and dave takes "bob".
+    net.send(1, bob, "NICK bobby");
+    net.send(1, dave, "NICK bob");
+    net.take(1, bob);
+    net.take(1, dave);
+    net.lagging.remove(&1);
+    net.pump();
+    // On b the MODE names the member as b knows him now.
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 MODE #chat +o bobby"]);
+    assert_eq!(net.take(1, dave), [":alice!~alice@127.0.0.1 MODE #chat +o bobby"]);
+    net.take(0, alice);
+    net.send(0, alice, "NAMES #chat");
+    net.send(1, dave, "NAMES #chat");
+    let (a, b) = (names(&net.take(0, alice)), names(&net.take(1, dave)));
+    assert_eq!(a, ["@alice", "@bobby", "bob"]);
+    assert_eq!(a, b, "both nodes agree on who is op");
+}

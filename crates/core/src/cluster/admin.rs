@@ -200,7 +200,7 @@ impl Server {
         }
         let words = render_changes(&applied);
         let source = self.cfg.server_name.clone();
-        let changes = applied.into_iter().map(|c| (c.add, c.letter, c.param)).collect();
+        let changes = self.mode_items(applied);
         let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
         self.append(LogKey::Room(folded.to_owned()), Expect::Any, event.encode(), None);
         words

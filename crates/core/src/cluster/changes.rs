@@ -16,6 +16,7 @@ use crate::numeric::*;
 use crate::server::Server;
 use crate::text::fit_trailing;
 
+use super::event::ModeItem;
 use super::rooms::RoomOp;
 use super::{NetEvent, UserId};
 
@@ -80,13 +81,36 @@ impl Server {
             return;
         }
         let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
-        let changes = applied.into_iter().map(|c| (c.add, c.letter, c.param)).collect();
+        let changes = self.mode_items(applied);
         let mut again = Message::new("MODE").with_params(msg.params.iter().cloned());
         if let Some(first) = again.params.first_mut() {
             name.clone_into(first);
         }
         let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
         self.room_append(conn, folded, event, RoomOp::Again(again));
+    }
+
+    /// Mode changes as a `Mode` event carries them: `+o`/`+v` with the member's id, as this
+    /// node knows the nick now.
+    pub(crate) fn mode_items(&self, changes: Vec<ModeChange>) -> Vec<ModeItem> {
+        changes
+            .into_iter()
+            .map(|c| {
+                let member = match (c.letter, c.param.as_deref()) {
+                    ('o' | 'v', Some(nick)) => self.uid_of_nick(nick),
+                    _ => None,
+                };
+                (c.add, c.letter, c.param, member)
+            })
+            .collect()
+    }
+
+    /// The network-wide id of whoever has `nick` on this node's view, local or remote.
+    fn uid_of_nick(&self, nick: &str) -> Option<UserId> {
+        match self.find_user(nick) {
+            Some(conn) => self.local_uid(conn),
+            None => self.remote_user(nick).map(|u| u.uid.clone()),
+        }
     }
 
     /// The changes that would take effect on the room as it is, tried on a copy that is then
@@ -193,21 +217,15 @@ impl Server {
         });
     }
 
-    pub(crate) fn apply_mode(
-        &mut self,
-        room: &str,
-        uid: UserId,
-        source: String,
-        changes: Vec<(bool, char, Option<String>)>,
-        own: bool,
-    ) {
+    pub(crate) fn apply_mode(&mut self, room: &str, uid: UserId, source: String, changes: Vec<ModeItem>, own: bool) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
         self.as_author(&uid, &folded, own, |server| {
             let applied: Vec<ModeChange> = changes
                 .into_iter()
-                .map(|(add, letter, param)| ModeChange { add, letter, param })
-                .filter(|c| server.set_mode(&folded, c, &source))
+                .filter_map(|(add, letter, param, member)| {
+                    server.set_mode(&folded, ModeChange { add, letter, param }, member.as_ref(), &source)
+                })
                 .collect();
             let Some(ch) = server.channels.get(&folded) else { return };
             if applied.is_empty() {
@@ -227,39 +245,44 @@ impl Server {
         });
     }
 
-    /// Sets one mode change that took effect where it was made; whether it could be set here
-    /// (a member who left meanwhile cannot be opped).
-    fn set_mode(&mut self, folded: &str, change: &ModeChange, setter: &str) -> bool {
-        let local = match (change.letter, &change.param) {
-            ('o' | 'v', Some(nick)) => self.find_user(nick),
-            _ => None,
-        };
-        let remote = match (change.letter, &change.param) {
-            ('o' | 'v', Some(nick)) if local.is_none() => self.remote_user(nick).map(|u| u.uid.clone()),
+    /// Sets one mode change that took effect where it was made, as it is shown here, if it
+    /// could be set (a member who left meanwhile cannot be opped). `+o`/`+v` go to `member`
+    /// (by id; an older entry without one: whoever has the nick here), shown by the nick it
+    /// has here.
+    fn set_mode(
+        &mut self,
+        folded: &str,
+        mut change: ModeChange,
+        member: Option<&UserId>,
+        setter: &str,
+    ) -> Option<ModeChange> {
+        let target = match (change.letter, change.param.as_deref(), member) {
+            ('o' | 'v', Some(_), Some(uid)) => self.member_by_uid(uid),
+            ('o' | 'v', Some(nick), None) => self.uid_of_nick(nick).and_then(|uid| self.member_by_uid(&uid)),
             _ => None,
         };
         let now_ms = self.now.wall_ms;
         let max = self.cfg.limits.bans_per_channel;
-        let Some(ch) = self.channels.get_mut(folded) else { return false };
+        let ch = self.channels.get_mut(folded)?;
         let add = change.add;
         match (change.letter, change.param.as_deref()) {
             ('o' | 'v', Some(_)) => {
-                let member = match (local, remote) {
-                    (Some(conn), _) => ch.members.get_mut(&conn),
-                    (None, Some(uid)) => ch.remote.get_mut(&uid),
-                    (None, None) => None,
-                };
-                let Some(member) = member else { return false };
+                let (who, nick) = target?;
+                let member = match who {
+                    Ok(conn) => ch.members.get_mut(&conn),
+                    Err(uid) => ch.remote.get_mut(&uid),
+                }?;
                 if change.letter == 'o' {
                     member.op = add;
                 } else {
                     member.voice = add;
                 }
+                change.param = Some(nick);
             }
             ('k', key) => ch.modes.key = if add { key.map(str::to_owned) } else { None },
             ('l', limit) => ch.modes.limit = if add { limit.and_then(|l| l.parse().ok()) } else { None },
             (letter @ ('b' | 'e' | 'I'), Some(mask)) => {
-                let Some(list) = ch.list_mut(letter) else { return false };
+                let list = ch.list_mut(letter)?;
                 let existing = list.iter().position(|b| casefold(&b.mask) == casefold(mask));
                 match (add, existing) {
                     (true, None) if list.len() < max => {
@@ -268,12 +291,25 @@ impl Server {
                     (false, Some(at)) => {
                         list.remove(at);
                     }
-                    _ => return false,
+                    _ => return None,
                 }
             }
             (flag @ ('i' | 'm' | 'n' | 's' | 't'), _) => ch.set_flag(flag, add),
-            _ => return false,
+            _ => return None,
         }
-        true
+        Some(change)
+    }
+
+    /// A user by id as this node holds it: its connection if it is local, else its id in the
+    /// replica, with the nick it has here.
+    fn member_by_uid(&self, uid: &UserId) -> Option<(Result<ConnId, UserId>, String)> {
+        let cluster = self.cluster.as_ref()?;
+        if uid.node == cluster.me.node && uid.incarnation == cluster.me.incarnation {
+            let conn = ConnId(uid.conn);
+            let nick = self.clients.get(&conn).filter(|c| c.registered)?.nick_or_star().to_owned();
+            return Some((Ok(conn), nick));
+        }
+        let nick = cluster.users.get(uid)?.nick.clone();
+        Some((Err(uid.clone()), nick))
     }
 }

@@ -29,6 +29,9 @@ pub(crate) struct UserFacts {
     pub e2e_device: Option<String>,
 }
 
+/// One change of a [`NetEvent::Mode`]: (add, letter, parameter, member by id).
+pub(crate) type ModeItem = (bool, char, Option<String>, Option<UserId>);
+
 /// A change to the network's state, appended to the log and applied by every node in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NetEvent {
@@ -97,12 +100,15 @@ pub(crate) enum NetEvent {
         victims: Vec<(UserId, String)>,
         reason: String,
     },
-    /// Mode changes as they took effect on the author's replica: (add, letter, parameter).
+    /// Mode changes as they took effect on the author's replica: (add, letter, parameter, and
+    /// for `+o`/`+v` the member's id). Each node applies `+o`/`+v` to the member by id, not by
+    /// the nick, which may already be someone else's there. An entry of an older version has
+    /// no ids (the nick is looked up, as then).
     Mode {
         room: String,
         uid: UserId,
         source: String,
-        changes: Vec<(bool, char, Option<String>)>,
+        changes: Vec<ModeItem>,
     },
     /// The user's connection was bound to an E2E device (`E2E DEVICE`), or no longer is: encrypted
     /// messages for that device are routed to it from every node.
@@ -154,6 +160,21 @@ fn put_uid(w: &mut Writer, uid: &UserId) {
 
 fn get_uid(r: &mut Reader<'_>) -> Option<UserId> {
     Some(UserId { node: r.str()?, incarnation: r.u64()?, conn: r.u64()? })
+}
+
+fn put_opt_uid(w: &mut Writer, uid: Option<&UserId>) {
+    w.bool(uid.is_some());
+    if let Some(uid) = uid {
+        put_uid(w, uid);
+    }
+}
+
+fn get_opt_uid(r: &mut Reader<'_>) -> Option<Option<UserId>> {
+    if r.bool()? {
+        get_uid(r).map(Some)
+    } else {
+        Some(None)
+    }
 }
 
 impl NetEvent {
@@ -237,8 +258,12 @@ impl NetEvent {
                 w.str(room);
                 put_uid(&mut w, uid);
                 w.str(source).u64(changes.len() as u64);
-                for (add, letter, param) in changes {
+                for (add, letter, param, _) in changes {
                     w.bool(*add).u64(u64::from(u32::from(*letter))).opt(param.as_deref());
+                }
+                // Added later, at the end: each change's member id, where it has one.
+                for (_, _, _, member) in changes {
+                    put_opt_uid(&mut w, member.as_ref());
                 }
                 w.finish()
             }
@@ -302,7 +327,12 @@ impl NetEvent {
                 for _ in 0..count {
                     let add = r.bool()?;
                     let letter = char::from_u32(u32::try_from(r.u64()?).ok()?)?;
-                    changes.push((add, letter, r.opt()?));
+                    changes.push((add, letter, r.opt()?, None));
+                }
+                if !r.at_end() {
+                    for change in &mut changes {
+                        change.3 = get_opt_uid(r)?;
+                    }
                 }
                 NetEvent::Mode { room, uid, source, changes }
             }
@@ -542,7 +572,7 @@ mod tests {
                 room: "#x".into(),
                 uid: uid(),
                 source: "a!b@c".into(),
-                changes: vec![(true, 'o', Some("Bob".into())), (false, 'n', None)],
+                changes: vec![(true, 'o', Some("Bob".into()), Some(uid())), (false, 'n', None, None)],
             },
             NetEvent::Kline(Box::new(crate::handlers::oper::Kline {
                 mask: "192.0.2.*".into(),
@@ -558,11 +588,39 @@ mod tests {
         for ev in events {
             let bytes = ev.encode();
             assert_eq!(NetEvent::decode(&bytes), Some(ev.clone()));
-            // Every prefix is refused, and none panics.
+            // Every prefix is refused, and none panics; but one that ends where an older version
+            // ended is that version's entry.
+            let older = older_form(&ev);
             for cut in 0..bytes.len() {
-                assert_eq!(NetEvent::decode(&bytes[..cut]), None, "{ev:?} cut at {cut}");
+                let decoded = NetEvent::decode(&bytes[..cut]);
+                if older.as_ref().is_some_and(|(at, _)| at(&bytes) == cut) {
+                    assert_eq!(decoded, older.as_ref().map(|(_, e)| e.clone()), "{ev:?} cut at {cut}");
+                } else {
+                    assert_eq!(decoded, None, "{ev:?} cut at {cut}");
+                }
             }
         }
+    }
+
+    /// Where an older version's bytes of `ev` end, and what they decode to.
+    #[allow(clippy::type_complexity)]
+    fn older_form(ev: &NetEvent) -> Option<(Box<dyn Fn(&[u8]) -> usize>, NetEvent)> {
+        match ev {
+            NetEvent::Mode { room, uid, source, changes } => {
+                let old = changes.iter().map(|(a, l, p, _)| (*a, *l, p.clone(), None)).collect();
+                let ids: usize = changes.iter().map(|c| c.3.as_ref().map_or(1, |u| 1 + uid_len(u))).sum();
+                let old_ev =
+                    NetEvent::Mode { room: room.clone(), uid: uid.clone(), source: source.clone(), changes: old };
+                Some((Box::new(move |bytes: &[u8]| bytes.len() - ids), old_ev))
+            }
+            _ => None,
+        }
+    }
+
+    fn uid_len(uid: &UserId) -> usize {
+        let mut w = Writer::new(0);
+        put_uid(&mut w, uid);
+        w.finish().len() - 2
     }
 
     #[test]

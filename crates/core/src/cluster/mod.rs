@@ -570,7 +570,11 @@ mod tests {
                 room: "#general".into(),
                 uid: stranger.clone(),
                 source: "x".into(),
-                changes: vec![(true, 'o', Some("nobody".into())), (true, 'q', None), (true, 'b', None)],
+                changes: vec![
+                    (true, 'o', Some("nobody".into()), None),
+                    (true, 'q', None, None),
+                    (true, 'b', None, None),
+                ],
             },
             NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },

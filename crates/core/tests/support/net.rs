@@ -28,6 +28,8 @@ pub struct Net {
     pub dead: HashSet<(String, u64)>,
     /// Nodes that are down: they neither act nor receive.
     pub down: HashSet<usize>,
+    /// Nodes behind the log: they act and receive messages, but apply no entry yet.
+    pub lagging: HashSet<usize>,
     /// Folded room → the nodes subscribed to its topic.
     pub subscribed: HashMap<String, HashSet<usize>>,
     /// Room publications, counted.
@@ -65,6 +67,7 @@ impl Net {
             revision: 0,
             dead: HashSet::new(),
             down: HashSet::new(),
+            lagging: HashSet::new(),
             subscribed: HashMap::new(),
             room_publications: 0,
             lose_next: false,
@@ -197,7 +200,7 @@ impl Net {
                 other => self.nodes[i].requests.push((id, other)),
             }
         }
-        while self.applied[i] < self.log.len() {
+        while self.applied[i] < self.log.len() && !self.lagging.contains(&i) {
             busy = true;
             let (seq, key, payload) = self.log[self.applied[i]].clone();
             self.applied[i] += 1;
