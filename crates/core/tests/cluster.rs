@@ -32,6 +32,31 @@ fn a_user_on_one_node_whoises_a_user_on_another() {
     assert_eq!(all(&net.take(0, alice), "302")[0][1], "Bob=+~Bob@127.0.0.1");
 }
 
+/// WHOIS and WHO name the server of the node a user is on, as that node names itself, from
+/// whichever node asks.
+#[test]
+fn whois_and_who_name_the_node_a_user_is_on() {
+    let mut net = Net::with_config(2, |i, cfg| cfg.server_name = format!("{}.chat.example", ["a", "b"][i]));
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.take(1, bob);
+    for (i, conn) in [(0, alice), (1, bob)] {
+        for (nick, server) in [("alice", "a.chat.example"), ("bob", "b.chat.example")] {
+            net.send(i, conn, &format!("WHOIS {nick}"));
+            let lines = net.take(i, conn);
+            assert_eq!(expect(&lines, "312").params[1..3], [nick, server], "WHOIS {nick} from node {i}: {lines:#?}");
+        }
+        net.send(i, conn, "WHO #chat");
+        let mut who: Vec<(String, String)> =
+            all(&net.take(i, conn), "352").into_iter().map(|p| (p[5].clone(), p[4].clone())).collect();
+        who.sort();
+        assert_eq!(who, [("alice".into(), "a.chat.example".into()), ("bob".into(), "b.chat.example".into())]);
+    }
+}
+
 #[test]
 fn monitor_sees_users_come_and_go_on_other_nodes() {
     let mut net = Net::new(3);

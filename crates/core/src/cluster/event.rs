@@ -23,6 +23,9 @@ pub(crate) struct UserFacts {
     pub bot: bool,
     pub tls: bool,
     pub signon_ms: u64,
+    /// The server name of the user's node (that node's `server_name`), which WHOIS and WHO show
+    /// on every node. An `Introduce` of an older version has none: the node's name stands in.
+    pub server: String,
     /// An IRC operator (set by a later `Oper` event; not part of `Introduce`'s bytes).
     pub oper: bool,
     /// The E2E device the connection is bound to (set by a later `Device` event).
@@ -186,7 +189,8 @@ impl NetEvent {
                 w.str(&u.nick).str(&u.user).str(&u.host).str(&u.realname);
                 w.opt(u.account.as_deref()).opt(u.away.as_deref());
                 w.bool(u.invisible).bool(u.bot).bool(u.tls).u64(u.signon_ms);
-                w.finish()
+                // Added later, at the end.
+                w.str(&u.server).finish()
             }
             NetEvent::Nick { uid, nick } => {
                 let mut w = Writer::new(NICK);
@@ -285,21 +289,26 @@ impl NetEvent {
         let (kind, mut r) = Reader::open(payload)?;
         let r = &mut r;
         Some(match kind {
-            INTRODUCE => NetEvent::Introduce(Box::new(UserFacts {
-                uid: get_uid(r)?,
-                nick: r.str()?,
-                user: r.str()?,
-                host: r.str()?,
-                realname: r.str()?,
-                account: r.opt()?,
-                away: r.opt()?,
-                invisible: r.bool()?,
-                bot: r.bool()?,
-                tls: r.bool()?,
-                signon_ms: r.u64()?,
-                oper: false,
-                e2e_device: None,
-            })),
+            INTRODUCE => {
+                let mut u = UserFacts {
+                    uid: get_uid(r)?,
+                    nick: r.str()?,
+                    user: r.str()?,
+                    host: r.str()?,
+                    realname: r.str()?,
+                    account: r.opt()?,
+                    away: r.opt()?,
+                    invisible: r.bool()?,
+                    bot: r.bool()?,
+                    tls: r.bool()?,
+                    signon_ms: r.u64()?,
+                    server: String::new(),
+                    oper: false,
+                    e2e_device: None,
+                };
+                u.server = if r.at_end() { u.uid.node.clone() } else { r.str()? };
+                NetEvent::Introduce(Box::new(u))
+            }
             NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
@@ -545,6 +554,7 @@ mod tests {
             bot: false,
             tls: true,
             signon_ms: 1_795_269_772_000,
+            server: "a.example.org".into(),
             oper: false,
             e2e_device: None,
         };
@@ -612,6 +622,11 @@ mod tests {
                 let old_ev =
                     NetEvent::Mode { room: room.clone(), uid: uid.clone(), source: source.clone(), changes: old };
                 Some((Box::new(move |bytes: &[u8]| bytes.len() - ids), old_ev))
+            }
+            NetEvent::Introduce(u) => {
+                let server = u.server.len() + 1;
+                let old = UserFacts { server: u.uid.node.clone(), ..(**u).clone() };
+                Some((Box::new(move |bytes: &[u8]| bytes.len() - server), NetEvent::Introduce(Box::new(old))))
             }
             _ => None,
         }

@@ -486,6 +486,7 @@ impl Server {
             bot: c.bot,
             tls: c.info.tls,
             signon_ms: c.signon_ms,
+            server: self.cfg.server_name.clone(),
             oper: false,
             e2e_device: None,
         };

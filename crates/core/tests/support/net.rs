@@ -46,6 +46,11 @@ pub fn incarnation(i: usize) -> u64 {
 
 impl Net {
     pub fn new(count: usize) -> Net {
+        Net::with_config(count, |_, _| {})
+    }
+
+    /// [`Net::new`] with each node's configuration changed by `configure` (node index, config).
+    pub fn with_config(count: usize, configure: impl Fn(usize, &mut chinwag_core::Config)) -> Net {
         let names: Vec<String> = ["a", "b", "c"][..count].iter().map(|s| s.to_string()).collect();
         let nodes = names
             .iter()
@@ -53,6 +58,7 @@ impl Net {
             .map(|(i, name)| {
                 let mut cfg = chinwag_core::Config::default();
                 cfg.limits.autoreplay_lines = 0;
+                configure(i, &mut cfg);
                 let mut h = Harness::with_node(cfg, i as u32 + 1);
                 h.server.enable_cluster(ClusterIdentity { node: name.clone(), incarnation: incarnation(i) });
                 h
