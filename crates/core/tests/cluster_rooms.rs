@@ -5,7 +5,7 @@
 mod support;
 
 use chinwag_core::{ClusterEffect, ClusterIdentity, Effect};
-use support::net::{incarnation, names, shared_room, Net};
+use support::net::{incarnation, names, shared_room, shared_room_with, Net};
 use support::{all, expect, find};
 
 #[test]
@@ -414,4 +414,40 @@ fn op_given_across_a_nick_change_reaches_the_same_member_on_every_node() {
     let (a, b) = (names(&net.take(0, alice)), names(&net.take(1, dave)));
     assert_eq!(a, ["@alice", "@bobby", "bob"]);
     assert_eq!(a, b, "both nodes agree on who is op");
+}
+
+/// A room's state events (JOIN, TOPIC, MODE, KICK, PART) carry one msgid and one time on every
+/// node — the author's, which its node keeps in the room's history for event-playback — even
+/// with the nodes' clocks apart.
+#[test]
+fn a_state_event_has_one_msgid_and_time_on_every_node_and_in_history() {
+    let caps = "message-tags server-time";
+    let mut net = Net::new(2);
+    net.nodes[1].advance(std::time::Duration::from_secs(5));
+    let (alice, bob) = shared_room_with(&mut net, caps);
+    let carol = net.register(1, "carol", caps);
+
+    // Each member's copy of the one event: (msgid, time), all alike, and the stored row's msgid.
+    let check = |net: &mut Net, command: &str, seen_by: &[(usize, chinwag_core::ConnId)], author: usize| {
+        let mut stamps = Vec::new();
+        for &(i, conn) in seen_by {
+            let lines = net.take(i, conn);
+            let line = expect(&lines, command);
+            stamps.push((line.tag("msgid").map(str::to_owned), line.tag("time").map(str::to_owned)));
+        }
+        assert!(stamps[0].0.is_some() && stamps[0].1.is_some(), "{command}: {stamps:?}");
+        assert!(stamps.iter().all(|s| *s == stamps[0]), "{command} differs between members: {stamps:?}");
+        let stored = net.nodes[author].events.iter().rev().find(|e| e.command == command).map(|e| e.msgid.clone());
+        assert_eq!(stored, stamps[0].0, "{command}: the stored event's msgid");
+    };
+    net.send(1, carol, "JOIN #chat");
+    check(&mut net, "JOIN", &[(1, carol), (1, bob), (0, alice)], 1);
+    net.send(0, alice, "TOPIC #chat :hello");
+    check(&mut net, "TOPIC", &[(0, alice), (1, bob), (1, carol)], 0);
+    net.send(0, alice, "MODE #chat +v carol");
+    check(&mut net, "MODE", &[(0, alice), (1, bob), (1, carol)], 0);
+    net.send(0, alice, "KICK #chat carol :out");
+    check(&mut net, "KICK", &[(0, alice), (1, bob), (1, carol)], 0);
+    net.send(1, bob, "PART #chat");
+    check(&mut net, "PART", &[(1, bob), (0, alice)], 1);
 }

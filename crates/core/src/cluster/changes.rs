@@ -16,7 +16,7 @@ use crate::numeric::*;
 use crate::server::Server;
 use crate::text::fit_trailing;
 
-use super::event::ModeItem;
+use super::event::{ModeItem, Stamp};
 use super::rooms::RoomOp;
 use super::{NetEvent, UserId};
 
@@ -26,7 +26,7 @@ impl Server {
         let conn = self.cur_conn();
         let Some(uid) = self.local_uid(conn) else { return false };
         let again = Message::new("TOPIC").with_params([display, text.as_str()]);
-        let event = NetEvent::Topic { room: display.to_owned(), uid, source, text };
+        let event = NetEvent::Topic { room: display.to_owned(), uid, source, text, stamp: self.new_stamp(1) };
         self.room_append(conn, folded, event, RoomOp::Again(again));
         true
     }
@@ -67,7 +67,8 @@ impl Server {
         let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
         let nicks: Vec<&str> = victims.iter().map(|(_, shown)| shown.as_str()).collect();
         let again = Message::new("KICK").with_params([name, nicks.join(",").as_str(), reason]);
-        let event = NetEvent::Kick { room: name.to_owned(), uid, source, victims, reason: reason.to_owned() };
+        let stamp = self.new_stamp(victims.len());
+        let event = NetEvent::Kick { room: name.to_owned(), uid, source, victims, reason: reason.to_owned(), stamp };
         self.room_append(conn, folded, event, RoomOp::Again(again));
     }
 
@@ -86,7 +87,7 @@ impl Server {
         if let Some(first) = again.params.first_mut() {
             name.clone_into(first);
         }
-        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
+        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes, stamp: self.new_stamp(1) };
         self.room_append(conn, folded, event, RoomOp::Again(again));
     }
 
@@ -147,23 +148,66 @@ impl Server {
         self.cluster.as_ref()?.users.get(uid)?.account.clone()
     }
 
-    /// An event from `source` (a prefix) made on this node.
-    fn event_from(&mut self, source: &str, base: Message, account: Option<String>) -> Outgoing {
-        let msgid = self.msgids.next(self.now.wall_ms);
-        Outgoing::from_source(Some(Arc::from(source)), base, self.now.wall_ms, Some(msgid), account)
+    /// A room event's line from `source` (a prefix) at `time` under `msgid` (`stamp_line`).
+    fn event_from(&mut self, source: &str, base: Message, account: Option<String>, line: (u64, String)) -> Outgoing {
+        let (time, msgid) = line;
+        Outgoing::from_source(Some(Arc::from(source)), base, time, Some(msgid), account)
     }
 
-    pub(crate) fn apply_topic(&mut self, room: &str, uid: UserId, source: String, text: String, own: bool) {
+    /// The stamp of a room event of `lines` lines this node makes now: the time and msgids
+    /// every node will show it with.
+    pub(crate) fn new_stamp(&mut self, lines: usize) -> Option<Stamp> {
+        let now = self.now.wall_ms;
+        Some(Stamp { time_ms: now, msgids: (0..lines).map(|_| self.msgids.next(now)).collect() })
+    }
+
+    /// The time and msgid of a room event's `n`th line as applied here: the author's, or for an
+    /// entry of an older version (no stamp) this node's own.
+    pub(crate) fn stamp_line(&mut self, stamp: Option<&Stamp>, n: usize) -> (u64, String) {
+        Stamp::line(stamp, n).unwrap_or_else(|| (self.now.wall_ms, self.msgids.next(self.now.wall_ms)))
+    }
+
+    /// Runs `apply` (a JOIN or PART made by the single-node code) with the author's stamp of
+    /// its line waiting for [`Server::restamp`].
+    pub(crate) fn with_stamp(&mut self, stamp: Option<&Stamp>, apply: impl FnOnce(&mut Self)) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.stamp = Stamp::line(stamp, 0);
+        }
+        apply(self);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.stamp = None;
+        }
+    }
+
+    /// Gives a JOIN or PART being applied from the log its author's time and msgid (nothing on
+    /// a single node, or for an entry without a stamp).
+    pub(crate) fn restamp(&mut self, ev: &mut Outgoing) {
+        if let Some((time, msgid)) = self.cluster.as_mut().and_then(|c| c.stamp.take()) {
+            ev.time_ms = time;
+            ev.msgid = Some(msgid);
+        }
+    }
+
+    pub(crate) fn apply_topic(
+        &mut self,
+        room: &str,
+        uid: UserId,
+        source: String,
+        text: String,
+        own: bool,
+        stamp: Option<&Stamp>,
+    ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
+        let line = self.stamp_line(stamp, 0);
         self.as_author(&uid, &folded, own, |server| {
-            let now_ms = server.now.wall_ms;
+            let set_at_ms = line.0;
             let Some(ch) = server.channels.get_mut(&folded) else { return };
-            ch.topic =
-                (!text.is_empty()).then(|| Topic { text: text.clone(), setter: source.clone(), set_at_ms: now_ms });
+            ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter: source.clone(), set_at_ms });
             let display = ch.name.as_str().to_owned();
             let members: Vec<ConnId> = ch.members.keys().copied().collect();
-            let mut ev = server.event_from(&source, Message::new("TOPIC").with_params([display, text]), account);
+            let base = Message::new("TOPIC").with_params([display, text]);
+            let mut ev = server.event_from(&source, base, account, line);
             server.deliver_all(&mut ev, members);
             if own {
                 server.save_channel(&folded);
@@ -176,16 +220,16 @@ impl Server {
         &mut self,
         room: &str,
         uid: UserId,
-        source: String,
+        (source, reason): (String, String),
         victims: Vec<(UserId, String)>,
-        reason: String,
         own: bool,
+        stamp: Option<&Stamp>,
     ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
         let me = self.local_uid(ConnId(0)).map(|u| (u.node, u.incarnation));
         self.as_author(&uid, &folded, own, |server| {
-            for (victim, shown) in victims {
+            for (n, (victim, shown)) in victims.into_iter().enumerate() {
                 let Some(ch) = server.channels.get(&folded) else { return };
                 let local = me.as_ref().is_some_and(|(n, i)| *n == victim.node && *i == victim.incarnation);
                 let conn = ConnId(victim.conn);
@@ -197,7 +241,8 @@ impl Server {
                 let members: Vec<ConnId> = ch.members.keys().copied().collect();
                 let reason = fit_trailing(&reason, &format!(":{source} KICK {name} {shown} ")).to_owned();
                 let base = Message::new("KICK").with_params([name, shown, reason]);
-                let mut ev = server.event_from(&source, base, account.clone());
+                let line = server.stamp_line(stamp, n);
+                let mut ev = server.event_from(&source, base, account.clone(), line);
                 server.deliver_all(&mut ev, members);
                 if own {
                     server.record_event(&folded, &ev, false);
@@ -217,7 +262,15 @@ impl Server {
         });
     }
 
-    pub(crate) fn apply_mode(&mut self, room: &str, uid: UserId, source: String, changes: Vec<ModeItem>, own: bool) {
+    pub(crate) fn apply_mode(
+        &mut self,
+        room: &str,
+        uid: UserId,
+        source: String,
+        changes: Vec<ModeItem>,
+        own: bool,
+        stamp: Option<&Stamp>,
+    ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
         self.as_author(&uid, &folded, own, |server| {
@@ -234,7 +287,8 @@ impl Server {
             let display = ch.name.as_str().to_owned();
             let members: Vec<ConnId> = ch.members.keys().copied().collect();
             let base = Message::new("MODE").with_param(display).with_params(render_changes(&applied));
-            let mut ev = server.event_from(&source, base, account);
+            let line = server.stamp_line(stamp, 0);
+            let mut ev = server.event_from(&source, base, account, line);
             server.deliver_all(&mut ev, members);
             if own {
                 if applied.iter().any(ModeChange::is_durable) {

@@ -32,6 +32,24 @@ pub(crate) struct UserFacts {
     pub e2e_device: Option<String>,
 }
 
+/// When, and under which msgids, the author's node made the lines of a room event (JOIN, PART,
+/// TOPIC, MODE: one; KICK: one per victim), so that every node shows them alike and the
+/// author's history row (event-playback) has the same msgid. Carried at the end of the event:
+/// an entry of an older version has none, and each node uses its own clock and msgids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub time_ms: u64,
+    pub msgids: Vec<String>,
+}
+
+impl Stamp {
+    /// The time and msgid of the event's `n`th line, if the stamp has one.
+    pub fn line(stamp: Option<&Stamp>, n: usize) -> Option<(u64, String)> {
+        let stamp = stamp?;
+        Some((stamp.time_ms, stamp.msgids.get(n)?.clone()))
+    }
+}
+
 /// One change of a [`NetEvent::Mode`]: (add, letter, parameter, member by id).
 pub(crate) type ModeItem = (bool, char, Option<String>, Option<UserId>);
 
@@ -82,11 +100,13 @@ pub(crate) enum NetEvent {
     Join {
         room: String,
         uid: UserId,
+        stamp: Option<Stamp>,
     },
     Part {
         room: String,
         uid: UserId,
         reason: String,
+        stamp: Option<Stamp>,
     },
     /// A room's topic set (`text` empty: cleared) by `uid`, whose prefix was `source`.
     Topic {
@@ -94,6 +114,7 @@ pub(crate) enum NetEvent {
         uid: UserId,
         source: String,
         text: String,
+        stamp: Option<Stamp>,
     },
     /// `uid` (prefix `source`) kicked these members, each with the nick it was shown by.
     Kick {
@@ -102,6 +123,7 @@ pub(crate) enum NetEvent {
         source: String,
         victims: Vec<(UserId, String)>,
         reason: String,
+        stamp: Option<Stamp>,
     },
     /// Mode changes as they took effect on the author's replica: (add, letter, parameter, and
     /// for `+o`/`+v` the member's id). Each node applies `+o`/`+v` to the member by id, not by
@@ -112,6 +134,7 @@ pub(crate) enum NetEvent {
         uid: UserId,
         source: String,
         changes: Vec<ModeItem>,
+        stamp: Option<Stamp>,
     },
     /// The user's connection was bound to an E2E device (`E2E DEVICE`), or no longer is: encrypted
     /// messages for that device are routed to it from every node.
@@ -180,6 +203,29 @@ fn get_opt_uid(r: &mut Reader<'_>) -> Option<Option<UserId>> {
     }
 }
 
+fn put_stamp(w: &mut Writer, stamp: Option<&Stamp>) {
+    if let Some(stamp) = stamp {
+        w.u64(stamp.time_ms).u64(stamp.msgids.len() as u64);
+        for msgid in &stamp.msgids {
+            w.str(msgid);
+        }
+    }
+}
+
+/// A stamp, the event's last field: absent when the payload ends before it.
+fn get_stamp(r: &mut Reader<'_>) -> Option<Option<Stamp>> {
+    if r.at_end() {
+        return Some(None);
+    }
+    let time_ms = r.u64()?;
+    let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+    let mut msgids = Vec::new();
+    for _ in 0..count {
+        msgids.push(r.str()?);
+    }
+    Some(Some(Stamp { time_ms, msgids }))
+}
+
 impl NetEvent {
     pub fn encode(&self) -> Bytes {
         match self {
@@ -228,25 +274,30 @@ impl NetEvent {
                 w.bool(*invisible).bool(*bot).finish()
             }
             NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
-            NetEvent::Join { room, uid } => {
+            NetEvent::Join { room, uid, stamp } => {
                 let mut w = Writer::new(JOIN);
                 w.str(room);
                 put_uid(&mut w, uid);
+                put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
-            NetEvent::Part { room, uid, reason } => {
+            NetEvent::Part { room, uid, reason, stamp } => {
                 let mut w = Writer::new(PART);
                 w.str(room);
                 put_uid(&mut w, uid);
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Topic { room, uid, source, text } => {
+            NetEvent::Topic { room, uid, source, text, stamp } => {
                 let mut w = Writer::new(TOPIC);
                 w.str(room);
                 put_uid(&mut w, uid);
-                w.str(source).str(text).finish()
+                w.str(source).str(text);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Kick { room, uid, source, victims, reason } => {
+            NetEvent::Kick { room, uid, source, victims, reason, stamp } => {
                 let mut w = Writer::new(KICK);
                 w.str(room);
                 put_uid(&mut w, uid);
@@ -255,9 +306,11 @@ impl NetEvent {
                     put_uid(&mut w, victim);
                     w.str(shown);
                 }
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Mode { room, uid, source, changes } => {
+            NetEvent::Mode { room, uid, source, changes, stamp } => {
                 let mut w = Writer::new(MODE);
                 w.str(room);
                 put_uid(&mut w, uid);
@@ -269,6 +322,7 @@ impl NetEvent {
                 for (_, _, _, member) in changes {
                     put_opt_uid(&mut w, member.as_ref());
                 }
+                put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
             NetEvent::Kline(k) => {
@@ -317,9 +371,15 @@ impl NetEvent {
             OPER => NetEvent::Oper { uid: get_uid(r)? },
             USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
-            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
-            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
-            TOPIC => NetEvent::Topic { room: r.str()?, uid: get_uid(r)?, source: r.str()?, text: r.str()? },
+            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)?, stamp: get_stamp(r)? },
+            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()?, stamp: get_stamp(r)? },
+            TOPIC => NetEvent::Topic {
+                room: r.str()?,
+                uid: get_uid(r)?,
+                source: r.str()?,
+                text: r.str()?,
+                stamp: get_stamp(r)?,
+            },
             KICK => {
                 let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
                 let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
@@ -327,7 +387,7 @@ impl NetEvent {
                 for _ in 0..count {
                     victims.push((get_uid(r)?, r.str()?));
                 }
-                NetEvent::Kick { room, uid, source, victims, reason: r.str()? }
+                NetEvent::Kick { room, uid, source, victims, reason: r.str()?, stamp: get_stamp(r)? }
             }
             MODE => {
                 let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
@@ -343,7 +403,7 @@ impl NetEvent {
                         change.3 = get_opt_uid(r)?;
                     }
                 }
-                NetEvent::Mode { room, uid, source, changes }
+                NetEvent::Mode { room, uid, source, changes, stamp: get_stamp(r)? }
             }
             KLINE => {
                 let (mask, reason, set_by, set_at_ms) = (r.str()?, r.str()?, r.str()?, r.u64()?);
@@ -568,21 +628,23 @@ mod tests {
             NetEvent::Realname { uid: uid(), realname: "R".into() },
             NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
             NetEvent::Oper { uid: uid() },
-            NetEvent::Join { room: "#Café".into(), uid: uid() },
-            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
-            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },
+            NetEvent::Join { room: "#Café".into(), uid: uid(), stamp: stamp(1) },
+            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new(), stamp: stamp(1) },
+            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into(), stamp: None },
             NetEvent::Kick {
                 room: "#x".into(),
                 uid: uid(),
                 source: "a!b@c".into(),
                 victims: vec![(uid(), "Bob".into())],
                 reason: "out".into(),
+                stamp: stamp(1),
             },
             NetEvent::Mode {
                 room: "#x".into(),
                 uid: uid(),
                 source: "a!b@c".into(),
                 changes: vec![(true, 'o', Some("Bob".into()), Some(uid())), (false, 'n', None, None)],
+                stamp: stamp(1),
             },
             NetEvent::Kline(Box::new(crate::handlers::oper::Kline {
                 mask: "192.0.2.*".into(),
@@ -600,42 +662,45 @@ mod tests {
             assert_eq!(NetEvent::decode(&bytes), Some(ev.clone()));
             // Every prefix is refused, and none panics; but one that ends where an older version
             // ended is that version's entry.
-            let older = older_form(&ev);
+            let mut older = older_forms(&ev);
+            older.retain(|o| *o != ev);
+            let mut seen = Vec::new();
             for cut in 0..bytes.len() {
-                let decoded = NetEvent::decode(&bytes[..cut]);
-                if older.as_ref().is_some_and(|(at, _)| at(&bytes) == cut) {
-                    assert_eq!(decoded, older.as_ref().map(|(_, e)| e.clone()), "{ev:?} cut at {cut}");
-                } else {
-                    assert_eq!(decoded, None, "{ev:?} cut at {cut}");
+                if let Some(decoded) = NetEvent::decode(&bytes[..cut]) {
+                    assert!(older.contains(&decoded), "{ev:?} cut at {cut}: {decoded:?}");
+                    seen.push(decoded);
                 }
             }
+            seen.reverse();
+            assert_eq!(seen, older, "each older form once");
         }
     }
 
-    /// Where an older version's bytes of `ev` end, and what they decode to.
-    #[allow(clippy::type_complexity)]
-    fn older_form(ev: &NetEvent) -> Option<(Box<dyn Fn(&[u8]) -> usize>, NetEvent)> {
-        match ev {
-            NetEvent::Mode { room, uid, source, changes } => {
-                let old = changes.iter().map(|(a, l, p, _)| (*a, *l, p.clone(), None)).collect();
-                let ids: usize = changes.iter().map(|c| c.3.as_ref().map_or(1, |u| 1 + uid_len(u))).sum();
-                let old_ev =
-                    NetEvent::Mode { room: room.clone(), uid: uid.clone(), source: source.clone(), changes: old };
-                Some((Box::new(move |bytes: &[u8]| bytes.len() - ids), old_ev))
+    /// What an older version wrote of `ev`: the event without the fields added at its end
+    /// since, newest first.
+    fn older_forms(ev: &NetEvent) -> Vec<NetEvent> {
+        let mut older = ev.clone();
+        match &mut older {
+            NetEvent::Introduce(u) => u.server = u.uid.node.clone(),
+            NetEvent::Join { stamp, .. }
+            | NetEvent::Part { stamp, .. }
+            | NetEvent::Topic { stamp, .. }
+            | NetEvent::Kick { stamp, .. } => *stamp = None,
+            NetEvent::Mode { stamp, .. } => {
+                *stamp = None;
+                let mut oldest = older.clone();
+                if let NetEvent::Mode { changes, .. } = &mut oldest {
+                    changes.iter_mut().for_each(|c| c.3 = None);
+                }
+                return vec![older, oldest];
             }
-            NetEvent::Introduce(u) => {
-                let server = u.server.len() + 1;
-                let old = UserFacts { server: u.uid.node.clone(), ..(**u).clone() };
-                Some((Box::new(move |bytes: &[u8]| bytes.len() - server), NetEvent::Introduce(Box::new(old))))
-            }
-            _ => None,
+            _ => return Vec::new(),
         }
+        vec![older]
     }
 
-    fn uid_len(uid: &UserId) -> usize {
-        let mut w = Writer::new(0);
-        put_uid(&mut w, uid);
-        w.finish().len() - 2
+    fn stamp(lines: usize) -> Option<Stamp> {
+        Some(Stamp { time_ms: 1_795_269_772_000, msgids: (0..lines).map(|n| format!("id{n}")).collect() })
     }
 
     #[test]

@@ -238,6 +238,9 @@ pub(crate) struct ClusterState {
     pub room_seen: HashMap<(String, u64, String), (u64, Option<String>)>,
     /// Room messages from other nodes that never arrived (gaps in their sequences).
     pub room_missed: u64,
+    /// The time and msgid the author gave the room event this node's own JOIN or PART is
+    /// being applied under (`Server::restamp`).
+    pub stamp: Option<(u64, String)>,
 }
 
 impl Server {
@@ -282,6 +285,7 @@ impl Server {
             room_sent: HashMap::new(),
             room_seen: HashMap::new(),
             room_missed: 0,
+            stamp: None,
         }));
     }
 
@@ -555,17 +559,24 @@ mod tests {
         let mine = UserId { node: "a".into(), incarnation: 1, conn: 99 };
         let rooms_before = server.channels.len();
         let events = [
-            NetEvent::Join { room: "#nowhere".into(), uid: stranger.clone() },
-            NetEvent::Join { room: "not a room".into(), uid: stranger.clone() },
-            NetEvent::Join { room: "#mine".into(), uid: mine.clone() },
-            NetEvent::Part { room: "#general".into(), uid: stranger.clone(), reason: String::new() },
-            NetEvent::Topic { room: "#nowhere".into(), uid: stranger.clone(), source: "x".into(), text: "t".into() },
+            NetEvent::Join { room: "#nowhere".into(), uid: stranger.clone(), stamp: None },
+            NetEvent::Join { room: "not a room".into(), uid: stranger.clone(), stamp: None },
+            NetEvent::Join { room: "#mine".into(), uid: mine.clone(), stamp: None },
+            NetEvent::Part { room: "#general".into(), uid: stranger.clone(), reason: String::new(), stamp: None },
+            NetEvent::Topic {
+                room: "#nowhere".into(),
+                uid: stranger.clone(),
+                source: "x".into(),
+                text: "t".into(),
+                stamp: None,
+            },
             NetEvent::Kick {
                 room: "#general".into(),
                 uid: stranger.clone(),
                 source: "x".into(),
                 victims: vec![(mine.clone(), "ghost".into())],
                 reason: String::new(),
+                stamp: None,
             },
             NetEvent::Mode {
                 room: "#general".into(),
@@ -576,6 +587,7 @@ mod tests {
                     (true, 'q', None, None),
                     (true, 'b', None, None),
                 ],
+                stamp: None,
             },
             NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },

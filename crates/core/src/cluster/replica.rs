@@ -43,13 +43,19 @@ impl Server {
             }
             let own = origin == me;
             match event {
-                NetEvent::Join { room, uid } => self.apply_join(&room, uid, own),
-                NetEvent::Part { room, uid, reason } => self.apply_part(&room, uid, &reason, own),
-                NetEvent::Topic { room, uid, source, text } => self.apply_topic(&room, uid, source, text, own),
-                NetEvent::Kick { room, uid, source, victims, reason } => {
-                    self.apply_kick(&room, uid, source, victims, reason, own);
+                NetEvent::Join { room, uid, stamp } => self.apply_join(&room, uid, own, stamp.as_ref()),
+                NetEvent::Part { room, uid, reason, stamp } => {
+                    self.apply_part(&room, uid, &reason, own, stamp.as_ref());
                 }
-                NetEvent::Mode { room, uid, source, changes } => self.apply_mode(&room, uid, source, changes, own),
+                NetEvent::Topic { room, uid, source, text, stamp } => {
+                    self.apply_topic(&room, uid, source, text, own, stamp.as_ref());
+                }
+                NetEvent::Kick { room, uid, source, victims, reason, stamp } => {
+                    self.apply_kick(&room, uid, (source, reason), victims, own, stamp.as_ref());
+                }
+                NetEvent::Mode { room, uid, source, changes, stamp } => {
+                    self.apply_mode(&room, uid, source, changes, own, stamp.as_ref());
+                }
                 _ => {}
             }
             return;
