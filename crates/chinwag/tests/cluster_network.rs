@@ -4,6 +4,7 @@
 //! - users on three nodes share a room (JOINs, NAMES, messages and their echoes, TOPIC, MODE,
 //!   KICK), send each other private messages and WHOIS each other;
 //! - two nodes asked for one nick at once grant it once (rounds of fresh nicks);
+//! - a crowd joining one room at once from three nodes all get in, and the nodes agree on it;
 //! - CHATHISTORY answers the same from every node;
 //! - `kill -9` of a node under load loses no echoed message, its users' QUITs reach the others
 //!   within 10 s (on the production heartbeat TTL, 5 s), and its nicks are free again;
@@ -225,6 +226,52 @@ fn a_nick_raced_for_on_two_nodes_has_one_winner() {
         third.expect(&format!("433 for {nick} on c"), |m| m.command == "433");
     }
     eprintln!("nick race test ({RACES} rounds) took {:.1?}", started.elapsed());
+}
+
+/// Users per node in the crowd test.
+const CROWD_PER_NODE: usize = 30;
+
+#[test]
+fn a_crowd_joining_one_room_at_once_on_three_nodes_all_get_in() {
+    let network = Network::new(None);
+    let nodes = network.start_nodes(&["a", "b", "c"], &[]);
+    let mut crowd: Vec<(String, PlainClient)> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for n in 0..CROWD_PER_NODE {
+            let nick = format!("c{i}m{n}");
+            let client = connect(node, &nick);
+            crowd.push((nick, client));
+        }
+    }
+    // Every JOIN is out before the first is answered.
+    let started = Instant::now();
+    for (_, client) in &mut crowd {
+        client.send("JOIN #crowd");
+    }
+    for (nick, client) in &mut crowd {
+        let lines = client.read_until("its JOIN answered (366 or FAIL)", |m| m.command == "366" || m.command == "FAIL");
+        if !lines.iter().any(|m| is(m, "JOIN", nick)) {
+            client.fail(&format!("did not get into #crowd: {lines:?}"));
+        }
+    }
+    eprintln!("{} JOINs of one room from 3 nodes answered in {:.1?}", crowd.len(), started.elapsed());
+    let mut seen = Vec::new();
+    for i in 0..nodes.len() {
+        let client = &mut crowd[i * CROWD_PER_NODE].1;
+        client.send("NAMES #crowd");
+        let lines = client.read_until("end of NAMES (366)", |m| m.command == "366");
+        let names: BTreeSet<String> = lines
+            .iter()
+            .filter(|m| m.command == "353")
+            .filter_map(|m| m.params.last())
+            .flat_map(|names| names.split_whitespace().map(str::to_owned))
+            .collect();
+        seen.push(names);
+    }
+    assert_eq!(seen[0].len(), crowd.len(), "everyone is in the room: {:?}", seen[0]);
+    assert_eq!(seen[0], seen[1], "a and b agree on the room");
+    assert_eq!(seen[0], seen[2], "a and c agree on the room");
+    assert_eq!(seen[0].iter().filter(|n| n.starts_with('@')).count(), 1, "one maker, one op: {:?}", seen[0]);
 }
 
 /// Messages each of the three users sends in the history test.

@@ -65,6 +65,9 @@ pub(crate) const JOINING: &str = "This node is joining the network; reconnect in
 const POLL: Duration = Duration::from_secs(1);
 /// Capacity of the hub → bridge channel.
 const TO_BUS_QUEUE: usize = 1024;
+/// Requests the hub keeps for a busy bridge beyond its channel (`HubSide::backlog`); past it,
+/// publications are dropped (subscriptions and releases are always kept).
+const BACKLOG: usize = 64 * 1024;
 /// Capacity of the bridge → hub channel.
 const FROM_BUS_QUEUE: usize = 1024;
 /// Inputs the bridge keeps for the hub beyond its channel before it stops reading the bus.
@@ -172,6 +175,14 @@ pub(crate) struct HubSide {
     /// The other node incarnations the core's replica has users of, and when the hub first saw
     /// each there: a poll started later that does not find it alive proves it dead.
     seen: HashMap<(String, u64), Instant>,
+    /// Publications, subscriptions and nick releases the bridge had no room for, in order,
+    /// sent first as soon as there is room: a burst or a stall of the bridge must not lose a
+    /// private message (nothing fills its gap), leave a room unheard or a nick held for good.
+    /// Bounded by [`BACKLOG`] for publications; dropped when the node is cut off (its
+    /// subscriptions and claims are made again from nothing).
+    backlog: VecDeque<ToBus>,
+    /// Publications dropped since the start (the backlog was full).
+    dropped: u64,
 }
 
 impl HubSide {
@@ -198,6 +209,43 @@ impl HubSide {
             mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
         })
     }
+
+    /// Hands a request without an answer to the bridge, behind any that wait already.
+    fn send_in_order(&mut self, request: ToBus) {
+        self.send_backlog();
+        let request = if self.backlog.is_empty() {
+            match self.to_bus.try_send(request) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(request)) => request,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        } else {
+            request
+        };
+        if self.backlog.len() >= BACKLOG && matches!(request, ToBus::Publish { .. }) {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(dropped = self.dropped, "the cluster bridge is far behind: publications dropped");
+            }
+            return;
+        }
+        self.backlog.push_back(request);
+    }
+
+    /// Sends what waits for room, in order, as far as there is room.
+    fn send_backlog(&mut self) {
+        while let Some(request) = self.backlog.pop_front() {
+            match self.to_bus.try_send(request) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(request)) => {
+                    self.backlog.push_front(request);
+                    return;
+                }
+                // The bridge is gone: so is the node's place in the cluster.
+                Err(mpsc::error::TrySendError::Closed(_)) => self.backlog.clear(),
+            }
+        }
+    }
 }
 
 /// The next input from the bridge; never resolves on a server on its own.
@@ -210,6 +258,9 @@ pub(crate) async fn recv(side: &mut Option<HubSide>) -> Option<FromBus> {
 
 /// What the hub does with an input from the bus.
 pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
+    if let Some(side) = &mut hub.cluster {
+        side.send_backlog();
+    }
     match input {
         FromBus::Entry(entry) => hub.server.apply(entry.seq, &entry.key, &entry.payload, now()),
         FromBus::Message { payload } => hub.server.remote(&payload, now()),
@@ -236,6 +287,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
         FromBus::CutOff => {
             if let Some(side) = &mut hub.cluster {
                 side.cut_off = true;
+                side.backlog.clear();
             }
             let dropped = hub.drop_everyone(LOST_NETWORK, now());
             tracing::warn!(dropped, "cut off from the cluster: every user dropped, new connections refused");
@@ -246,6 +298,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
             side.caught_up = false;
             side.me.incarnation = incarnation;
             side.seen.clear();
+            side.backlog.clear();
             // The replica starts over: the log is read again from its start.
             hub.server.enable_cluster(side.me.clone());
             tracing::info!(incarnation, "back in the cluster: reading its log");
@@ -288,8 +341,8 @@ fn dead_incarnations(hub: &mut Hub, live: &HashSet<(String, u64)>, polled_at: In
 }
 
 /// Carries out one of the core's cluster effects: hands it to the bridge. An append the bridge
-/// cannot take is answered "unavailable" at once; a publication it cannot take is lost (its
-/// receivers fill the gap from storage).
+/// cannot take is answered "unavailable" at once; the rest wait for room in order
+/// (`HubSide::send_in_order`).
 pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
     let request = match effect {
         ClusterEffect::Append { id, key, expect, event } => match log_key(&key) {
@@ -310,19 +363,17 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
             None => return,
         },
     };
-    let Some(side) = &hub.cluster else {
+    let Some(side) = &mut hub.cluster else {
         if let ToBus::Append { token, .. } = request {
             hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
         }
         return;
     };
-    match side.send(request) {
-        Ok(()) => {}
-        Err(ToBus::Append { token, .. }) => hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now()),
-        Err(ToBus::Subscribe(topic)) => {
-            tracing::warn!(topic = topic.as_str(), "the cluster bridge is full: a room's subscription was not made")
-        }
-        Err(refused) => tracing::debug!(?refused, "the cluster bridge is full: dropped"),
+    if !matches!(request, ToBus::Append { .. }) {
+        return side.send_in_order(request);
+    }
+    if let Err(ToBus::Append { token, .. }) = side.send(request) {
+        hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
     }
 }
 
@@ -486,7 +537,19 @@ pub(crate) async fn start(
     bridge.caught_up_to(0);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
-    Ok((HubSide { from_bus, to_bus, cut_off: false, caught_up: false, me, seen: HashMap::new() }, status))
+    Ok((
+        HubSide {
+            from_bus,
+            to_bus,
+            cut_off: false,
+            caught_up: false,
+            me,
+            seen: HashMap::new(),
+            backlog: VecDeque::new(),
+            dropped: 0,
+        },
+        status,
+    ))
 }
 
 /// What a membership operation (one at a time) gives back.
@@ -944,6 +1007,55 @@ mod tests {
             let ttl = Duration::from_millis(ms);
             assert!(grace(ttl) < ttl && grace(ttl) > ttl / 3, "{ttl:?}");
         }
+    }
+
+    /// The bridge busy (its queue full): a room's subscription, a nick's release, a private
+    /// message and the room's unsubscription wait for room and then leave in their order, none
+    /// lost.
+    #[tokio::test]
+    async fn what_a_busy_bridge_cannot_take_waits_in_order() {
+        let (to_bus, mut bridge) = mpsc::channel(1);
+        let (_to_hub, from_bus) = mpsc::channel(1);
+        let me = ClusterIdentity { node: "a".to_owned(), incarnation: 1 };
+        let mut side = HubSide {
+            from_bus,
+            to_bus,
+            cut_off: false,
+            caught_up: true,
+            me,
+            seen: HashMap::new(),
+            backlog: VecDeque::new(),
+            dropped: 0,
+        };
+        let room = Topic::room("#busy");
+        side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"fills it") });
+        side.send_in_order(ToBus::Subscribe(room.clone()));
+        side.send_in_order(ToBus::Release { key: ClaimKey::nick("alice"), revision: 7 });
+        side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"a private message") });
+        side.send_in_order(ToBus::Unsubscribe(room.clone()));
+        assert_eq!(side.backlog.len(), 4);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let request = bridge.try_recv().expect("the next request reached the bridge");
+            got.push(match request {
+                ToBus::Publish { payload, .. } => format!("publish {}", String::from_utf8_lossy(&payload)),
+                ToBus::Subscribe(topic) => format!("subscribe {}", topic.as_str()),
+                ToBus::Release { revision, .. } => format!("release {revision}"),
+                ToBus::Unsubscribe(topic) => format!("unsubscribe {}", topic.as_str()),
+                other => panic!("unexpected {other:?}"),
+            });
+            side.send_backlog();
+        }
+        let subject = room.as_str();
+        let want = [
+            "publish fills it".to_owned(),
+            format!("subscribe {subject}"),
+            "release 7".to_owned(),
+            "publish a private message".to_owned(),
+            format!("unsubscribe {subject}"),
+        ];
+        assert_eq!(got, want);
+        assert!(side.backlog.is_empty() && bridge.try_recv().is_err());
     }
 
     /// A test's stand-in for the hub: the bridge's hub end, and the log entries that arrived

@@ -200,6 +200,12 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // A failing test shows what the server said last (a client's own report shows only
+        // its side).
+        if std::thread::panicking() {
+            let addr = self.plaintext.first().map_or_else(|| "?".to_owned(), ToString::to_string);
+            eprintln!("server at {addr}, its last output:\n{}", self.log_tail());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
