@@ -416,8 +416,8 @@ fn op_given_across_a_nick_change_reaches_the_same_member_on_every_node() {
     assert_eq!(a, b, "both nodes agree on who is op");
 }
 
-/// A room's state events (JOIN, TOPIC, MODE, KICK, PART) carry one msgid and one time on every
-/// node — the author's, which its node keeps in the room's history for event-playback — even
+/// A room's state events (JOIN, TOPIC, MODE, NICK, KICK, PART, QUIT) carry one msgid and one
+/// time on every node — the author's, which its node keeps in the room's history for event-playback — even
 /// with the nodes' clocks apart.
 #[test]
 fn a_state_event_has_one_msgid_and_time_on_every_node_and_in_history() {
@@ -446,8 +446,15 @@ fn a_state_event_has_one_msgid_and_time_on_every_node_and_in_history() {
     check(&mut net, "TOPIC", &[(0, alice), (1, bob), (1, carol)], 0);
     net.send(0, alice, "MODE #chat +v carol");
     check(&mut net, "MODE", &[(0, alice), (1, bob), (1, carol)], 0);
-    net.send(0, alice, "KICK #chat carol :out");
+    // A NICK and a QUIT, which the user's node shows at once, too.
+    net.send(1, carol, "NICK carla");
+    check(&mut net, "NICK", &[(1, carol), (1, bob), (0, alice)], 1);
+    net.send(0, alice, "KICK #chat carla :out");
     check(&mut net, "KICK", &[(0, alice), (1, bob), (1, carol)], 0);
     net.send(1, bob, "PART #chat");
     check(&mut net, "PART", &[(1, bob), (0, alice)], 1);
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.send(1, bob, "QUIT :bye");
+    check(&mut net, "QUIT", &[(0, alice)], 1);
 }

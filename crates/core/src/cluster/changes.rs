@@ -161,6 +161,12 @@ impl Server {
         Some(Stamp { time_ms: now, msgids: (0..lines).map(|_| self.msgids.next(now)).collect() })
     }
 
+    /// The stamp of a one-line event as this node showed it (its NICK or QUIT, which it applies
+    /// at once).
+    pub(crate) fn stamp_of(&self, ev: &Outgoing) -> Option<Stamp> {
+        Some(Stamp { time_ms: ev.time_ms, msgids: vec![ev.msgid.clone()?] })
+    }
+
     /// The time and msgid of a room event's `n`th line as applied here: the author's, or for an
     /// entry of an older version (no stamp) this node's own.
     pub(crate) fn stamp_line(&mut self, stamp: Option<&Stamp>, n: usize) -> (u64, String) {

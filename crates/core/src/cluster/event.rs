@@ -33,8 +33,8 @@ pub(crate) struct UserFacts {
 }
 
 /// When, and under which msgids, the author's node made the lines of a room event (JOIN, PART,
-/// TOPIC, MODE: one; KICK: one per victim), so that every node shows them alike and the
-/// author's history row (event-playback) has the same msgid. Carried at the end of the event:
+/// TOPIC, MODE: one; KICK: one per victim) or of a NICK or QUIT (one), so that every node shows
+/// them alike and the author's history row (event-playback) has the same msgid. Carried at the end of the event:
 /// an entry of an older version has none, and each node uses its own clock and msgids.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stamp {
@@ -58,9 +58,12 @@ pub(crate) type ModeItem = (bool, char, Option<String>, Option<UserId>);
 pub(crate) enum NetEvent {
     /// A user registered on its node.
     Introduce(Box<UserFacts>),
+    /// `stamp`: the NICK line's time and msgid on the user's node (one line), so that every
+    /// node shows it alike.
     Nick {
         uid: UserId,
         nick: String,
+        stamp: Option<Stamp>,
     },
     Away {
         uid: UserId,
@@ -71,9 +74,11 @@ pub(crate) enum NetEvent {
         uid: UserId,
         account: Option<String>,
     },
+    /// `stamp` as for [`NetEvent::Nick`].
     Quit {
         uid: UserId,
         reason: String,
+        stamp: Option<Stamp>,
     },
     /// SETNAME.
     Realname {
@@ -238,10 +243,12 @@ impl NetEvent {
                 // Added later, at the end.
                 w.str(&u.server).finish()
             }
-            NetEvent::Nick { uid, nick } => {
+            NetEvent::Nick { uid, nick, stamp } => {
                 let mut w = Writer::new(NICK);
                 put_uid(&mut w, uid);
-                w.str(nick).finish()
+                w.str(nick);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Away { uid, away } => {
                 let mut w = Writer::new(AWAY);
@@ -253,10 +260,12 @@ impl NetEvent {
                 put_uid(&mut w, uid);
                 w.opt(account.as_deref()).finish()
             }
-            NetEvent::Quit { uid, reason } => {
+            NetEvent::Quit { uid, reason, stamp } => {
                 let mut w = Writer::new(QUIT);
                 put_uid(&mut w, uid);
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Realname { uid, realname } => {
                 let mut w = Writer::new(REALNAME);
@@ -363,10 +372,10 @@ impl NetEvent {
                 u.server = if r.at_end() { u.uid.node.clone() } else { r.str()? };
                 NetEvent::Introduce(Box::new(u))
             }
-            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
+            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()?, stamp: get_stamp(r)? },
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
-            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
+            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()?, stamp: get_stamp(r)? },
             REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
             OPER => NetEvent::Oper { uid: get_uid(r)? },
             USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
@@ -620,10 +629,10 @@ mod tests {
         };
         let events = [
             NetEvent::Introduce(Box::new(facts)),
-            NetEvent::Nick { uid: uid(), nick: "Bob".into() },
+            NetEvent::Nick { uid: uid(), nick: "Bob".into(), stamp: stamp(1) },
             NetEvent::Away { uid: uid(), away: Some("lunch".into()) },
             NetEvent::Account { uid: uid(), account: None },
-            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
+            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into(), stamp: stamp(1) },
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
             NetEvent::Realname { uid: uid(), realname: "R".into() },
             NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
@@ -682,7 +691,9 @@ mod tests {
         let mut older = ev.clone();
         match &mut older {
             NetEvent::Introduce(u) => u.server = u.uid.node.clone(),
-            NetEvent::Join { stamp, .. }
+            NetEvent::Nick { stamp, .. }
+            | NetEvent::Quit { stamp, .. }
+            | NetEvent::Join { stamp, .. }
             | NetEvent::Part { stamp, .. }
             | NetEvent::Topic { stamp, .. }
             | NetEvent::Kick { stamp, .. } => *stamp = None,

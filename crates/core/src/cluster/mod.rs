@@ -589,9 +589,9 @@ mod tests {
                 ],
                 stamp: None,
             },
-            NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
+            NetEvent::Nick { uid: stranger.clone(), nick: "x".into(), stamp: None },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
-            NetEvent::Quit { uid: stranger.clone(), reason: String::new() },
+            NetEvent::Quit { uid: stranger.clone(), reason: String::new(), stamp: None },
             NetEvent::NodeGone { node: "a".into(), incarnation: 1 },
         ];
         for (seq, event) in events.into_iter().enumerate() {

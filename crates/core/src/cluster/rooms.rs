@@ -378,7 +378,7 @@ impl Server {
 
     /// A remote user left the network: it leaves its rooms, whose local members see `QUIT`
     /// once each.
-    pub(crate) fn remote_leaves_rooms(&mut self, u: &UserFacts, reason: &str) {
+    pub(crate) fn remote_leaves_rooms(&mut self, u: &UserFacts, reason: &str, stamp: Option<&Stamp>) {
         let Some(rooms) = self.cluster.as_mut().and_then(|c| c.user_rooms.remove(&u.uid)) else { return };
         let mut peers = BTreeSet::new();
         for folded in &rooms {
@@ -388,10 +388,10 @@ impl Server {
             }
         }
         if !peers.is_empty() {
-            let msgid = self.msgids.next(self.now.wall_ms);
+            let (time, msgid) = self.stamp_line(stamp, 0);
             let source = std::sync::Arc::<str>::from(prefix_of(u));
             let base = Message::new("QUIT").with_param(reason);
-            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), u.account.clone());
+            let mut ev = Outgoing::from_source(Some(source), base, time, Some(msgid), u.account.clone());
             self.deliver_all(&mut ev, peers);
         }
         for folded in rooms {
