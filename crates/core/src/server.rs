@@ -681,17 +681,18 @@ impl Server {
                 }
             }
         }
-        if client.registered {
+        let quit = client.registered.then(|| {
             let mut quit = self.event(&client, Message::new("QUIT").with_param(reason));
             self.deliver_all(&mut quit, peers);
             let rooms: Vec<String> = client.channels.iter().cloned().collect();
             self.record_event_in(&rooms, &quit);
-        }
+            quit
+        });
         for name in &client.channels {
             self.leave_channel(conn, name);
         }
         if self.cluster.is_some() {
-            self.cluster_forget(conn, client.registered, reason);
+            self.cluster_forget(conn, quit.as_ref(), reason);
         }
         if let Some(nick) = client.nick() {
             if self.nicks.get(nick.folded()) == Some(&conn) {

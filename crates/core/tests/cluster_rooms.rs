@@ -5,7 +5,7 @@
 mod support;
 
 use chinwag_core::{ClusterEffect, ClusterIdentity, Effect};
-use support::net::{incarnation, names, shared_room, Net};
+use support::net::{incarnation, names, shared_room, shared_room_with, Net};
 use support::{all, expect, find};
 
 #[test]
@@ -381,4 +381,80 @@ fn what_a_dead_node_stored_but_never_published_is_read_back() {
     assert_eq!(got, ["one", "two"], "{lines:#?}");
     // The quit is applied at once; what is read back comes when storage answers.
     assert_eq!(lines[1], ":alice!~alice@127.0.0.1 QUIT :Node lost");
+}
+
+/// An operator on one node ops a member who, on another node, has just changed nick — and
+/// whose old nick someone else there took — before that node read the MODE from the log:
+/// every node ops the same member (by id, not by the nick), and nobody else.
+#[test]
+fn op_given_across_a_nick_change_reaches_the_same_member_on_every_node() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    let dave = net.register(1, "dave", "");
+    net.send(1, dave, "JOIN #chat");
+    net.take(0, alice);
+    net.take(1, dave);
+    // Node b is behind the log: alice's MODE is in it, but b has not read it yet.
+    net.lagging.insert(1);
+    net.send(0, alice, "MODE #chat +o bob");
+    assert_eq!(net.take(0, alice), [":alice!~alice@127.0.0.1 MODE #chat +o bob"]);
+    // Meanwhile, on b, bob becomes bobby and dave takes "bob".
+    net.send(1, bob, "NICK bobby");
+    net.send(1, dave, "NICK bob");
+    net.take(1, bob);
+    net.take(1, dave);
+    net.lagging.remove(&1);
+    net.pump();
+    // On b the MODE names the member as b knows him now.
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 MODE #chat +o bobby"]);
+    assert_eq!(net.take(1, dave), [":alice!~alice@127.0.0.1 MODE #chat +o bobby"]);
+    net.take(0, alice);
+    net.send(0, alice, "NAMES #chat");
+    net.send(1, dave, "NAMES #chat");
+    let (a, b) = (names(&net.take(0, alice)), names(&net.take(1, dave)));
+    assert_eq!(a, ["@alice", "@bobby", "bob"]);
+    assert_eq!(a, b, "both nodes agree on who is op");
+}
+
+/// A room's state events (JOIN, TOPIC, MODE, NICK, KICK, PART, QUIT) carry one msgid and one
+/// time on every node — the author's, which its node keeps in the room's history for event-playback — even
+/// with the nodes' clocks apart.
+#[test]
+fn a_state_event_has_one_msgid_and_time_on_every_node_and_in_history() {
+    let caps = "message-tags server-time";
+    let mut net = Net::new(2);
+    net.nodes[1].advance(std::time::Duration::from_secs(5));
+    let (alice, bob) = shared_room_with(&mut net, caps);
+    let carol = net.register(1, "carol", caps);
+
+    // Each member's copy of the one event: (msgid, time), all alike, and the stored row's msgid.
+    let check = |net: &mut Net, command: &str, seen_by: &[(usize, chinwag_core::ConnId)], author: usize| {
+        let mut stamps = Vec::new();
+        for &(i, conn) in seen_by {
+            let lines = net.take(i, conn);
+            let line = expect(&lines, command);
+            stamps.push((line.tag("msgid").map(str::to_owned), line.tag("time").map(str::to_owned)));
+        }
+        assert!(stamps[0].0.is_some() && stamps[0].1.is_some(), "{command}: {stamps:?}");
+        assert!(stamps.iter().all(|s| *s == stamps[0]), "{command} differs between members: {stamps:?}");
+        let stored = net.nodes[author].events.iter().rev().find(|e| e.command == command).map(|e| e.msgid.clone());
+        assert_eq!(stored, stamps[0].0, "{command}: the stored event's msgid");
+    };
+    net.send(1, carol, "JOIN #chat");
+    check(&mut net, "JOIN", &[(1, carol), (1, bob), (0, alice)], 1);
+    net.send(0, alice, "TOPIC #chat :hello");
+    check(&mut net, "TOPIC", &[(0, alice), (1, bob), (1, carol)], 0);
+    net.send(0, alice, "MODE #chat +v carol");
+    check(&mut net, "MODE", &[(0, alice), (1, bob), (1, carol)], 0);
+    // A NICK and a QUIT, which the user's node shows at once, too.
+    net.send(1, carol, "NICK carla");
+    check(&mut net, "NICK", &[(1, carol), (1, bob), (0, alice)], 1);
+    net.send(0, alice, "KICK #chat carla :out");
+    check(&mut net, "KICK", &[(0, alice), (1, bob), (1, carol)], 0);
+    net.send(1, bob, "PART #chat");
+    check(&mut net, "PART", &[(1, bob), (0, alice)], 1);
+    net.send(1, bob, "JOIN #chat");
+    net.take(0, alice);
+    net.send(1, bob, "QUIT :bye");
+    check(&mut net, "QUIT", &[(0, alice)], 1);
 }

@@ -182,7 +182,8 @@ impl Server {
     pub(crate) fn admin_topic_to_log(&mut self, folded: &str, shown: &str, text: &str) -> bool {
         let Some(uid) = self.local_uid(ADMIN) else { return false };
         let source = self.cfg.server_name.clone();
-        let event = NetEvent::Topic { room: shown.to_owned(), uid, source, text: text.to_owned() };
+        let stamp = self.new_stamp(1);
+        let event = NetEvent::Topic { room: shown.to_owned(), uid, source, text: text.to_owned(), stamp };
         self.append(LogKey::Room(folded.to_owned()), Expect::Any, event.encode(), None);
         true
     }
@@ -200,8 +201,8 @@ impl Server {
         }
         let words = render_changes(&applied);
         let source = self.cfg.server_name.clone();
-        let changes = applied.into_iter().map(|c| (c.add, c.letter, c.param)).collect();
-        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
+        let changes = self.mode_items(applied);
+        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes, stamp: self.new_stamp(1) };
         self.append(LogKey::Room(folded.to_owned()), Expect::Any, event.encode(), None);
         words
     }

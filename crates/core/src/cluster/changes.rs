@@ -16,6 +16,7 @@ use crate::numeric::*;
 use crate::server::Server;
 use crate::text::fit_trailing;
 
+use super::event::{ModeItem, Stamp};
 use super::rooms::RoomOp;
 use super::{NetEvent, UserId};
 
@@ -25,7 +26,7 @@ impl Server {
         let conn = self.cur_conn();
         let Some(uid) = self.local_uid(conn) else { return false };
         let again = Message::new("TOPIC").with_params([display, text.as_str()]);
-        let event = NetEvent::Topic { room: display.to_owned(), uid, source, text };
+        let event = NetEvent::Topic { room: display.to_owned(), uid, source, text, stamp: self.new_stamp(1) };
         self.room_append(conn, folded, event, RoomOp::Again(again));
         true
     }
@@ -66,7 +67,8 @@ impl Server {
         let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
         let nicks: Vec<&str> = victims.iter().map(|(_, shown)| shown.as_str()).collect();
         let again = Message::new("KICK").with_params([name, nicks.join(",").as_str(), reason]);
-        let event = NetEvent::Kick { room: name.to_owned(), uid, source, victims, reason: reason.to_owned() };
+        let stamp = self.new_stamp(victims.len());
+        let event = NetEvent::Kick { room: name.to_owned(), uid, source, victims, reason: reason.to_owned(), stamp };
         self.room_append(conn, folded, event, RoomOp::Again(again));
     }
 
@@ -80,13 +82,36 @@ impl Server {
             return;
         }
         let source = self.cur_client().map(|c| c.prefix().to_owned()).unwrap_or_default();
-        let changes = applied.into_iter().map(|c| (c.add, c.letter, c.param)).collect();
+        let changes = self.mode_items(applied);
         let mut again = Message::new("MODE").with_params(msg.params.iter().cloned());
         if let Some(first) = again.params.first_mut() {
             name.clone_into(first);
         }
-        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes };
+        let event = NetEvent::Mode { room: name.to_owned(), uid, source, changes, stamp: self.new_stamp(1) };
         self.room_append(conn, folded, event, RoomOp::Again(again));
+    }
+
+    /// Mode changes as a `Mode` event carries them: `+o`/`+v` with the member's id, as this
+    /// node knows the nick now.
+    pub(crate) fn mode_items(&self, changes: Vec<ModeChange>) -> Vec<ModeItem> {
+        changes
+            .into_iter()
+            .map(|c| {
+                let member = match (c.letter, c.param.as_deref()) {
+                    ('o' | 'v', Some(nick)) => self.uid_of_nick(nick),
+                    _ => None,
+                };
+                (c.add, c.letter, c.param, member)
+            })
+            .collect()
+    }
+
+    /// The network-wide id of whoever has `nick` on this node's view, local or remote.
+    fn uid_of_nick(&self, nick: &str) -> Option<UserId> {
+        match self.find_user(nick) {
+            Some(conn) => self.local_uid(conn),
+            None => self.remote_user(nick).map(|u| u.uid.clone()),
+        }
     }
 
     /// The changes that would take effect on the room as it is, tried on a copy that is then
@@ -123,23 +148,72 @@ impl Server {
         self.cluster.as_ref()?.users.get(uid)?.account.clone()
     }
 
-    /// An event from `source` (a prefix) made on this node.
-    fn event_from(&mut self, source: &str, base: Message, account: Option<String>) -> Outgoing {
-        let msgid = self.msgids.next(self.now.wall_ms);
-        Outgoing::from_source(Some(Arc::from(source)), base, self.now.wall_ms, Some(msgid), account)
+    /// A room event's line from `source` (a prefix) at `time` under `msgid` (`stamp_line`).
+    fn event_from(&mut self, source: &str, base: Message, account: Option<String>, line: (u64, String)) -> Outgoing {
+        let (time, msgid) = line;
+        Outgoing::from_source(Some(Arc::from(source)), base, time, Some(msgid), account)
     }
 
-    pub(crate) fn apply_topic(&mut self, room: &str, uid: UserId, source: String, text: String, own: bool) {
+    /// The stamp of a room event of `lines` lines this node makes now: the time and msgids
+    /// every node will show it with.
+    pub(crate) fn new_stamp(&mut self, lines: usize) -> Option<Stamp> {
+        let now = self.now.wall_ms;
+        Some(Stamp { time_ms: now, msgids: (0..lines).map(|_| self.msgids.next(now)).collect() })
+    }
+
+    /// The stamp of a one-line event as this node showed it (its NICK or QUIT, which it applies
+    /// at once).
+    pub(crate) fn stamp_of(&self, ev: &Outgoing) -> Option<Stamp> {
+        Some(Stamp { time_ms: ev.time_ms, msgids: vec![ev.msgid.clone()?] })
+    }
+
+    /// The time and msgid of a room event's `n`th line as applied here: the author's, or for an
+    /// entry of an older version (no stamp) this node's own.
+    pub(crate) fn stamp_line(&mut self, stamp: Option<&Stamp>, n: usize) -> (u64, String) {
+        Stamp::line(stamp, n).unwrap_or_else(|| (self.now.wall_ms, self.msgids.next(self.now.wall_ms)))
+    }
+
+    /// Runs `apply` (a JOIN or PART made by the single-node code) with the author's stamp of
+    /// its line waiting for [`Server::restamp`].
+    pub(crate) fn with_stamp(&mut self, stamp: Option<&Stamp>, apply: impl FnOnce(&mut Self)) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.stamp = Stamp::line(stamp, 0);
+        }
+        apply(self);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.stamp = None;
+        }
+    }
+
+    /// Gives a JOIN or PART being applied from the log its author's time and msgid (nothing on
+    /// a single node, or for an entry without a stamp).
+    pub(crate) fn restamp(&mut self, ev: &mut Outgoing) {
+        if let Some((time, msgid)) = self.cluster.as_mut().and_then(|c| c.stamp.take()) {
+            ev.time_ms = time;
+            ev.msgid = Some(msgid);
+        }
+    }
+
+    pub(crate) fn apply_topic(
+        &mut self,
+        room: &str,
+        uid: UserId,
+        source: String,
+        text: String,
+        own: bool,
+        stamp: Option<&Stamp>,
+    ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
+        let line = self.stamp_line(stamp, 0);
         self.as_author(&uid, &folded, own, |server| {
-            let now_ms = server.now.wall_ms;
+            let set_at_ms = line.0;
             let Some(ch) = server.channels.get_mut(&folded) else { return };
-            ch.topic =
-                (!text.is_empty()).then(|| Topic { text: text.clone(), setter: source.clone(), set_at_ms: now_ms });
+            ch.topic = (!text.is_empty()).then(|| Topic { text: text.clone(), setter: source.clone(), set_at_ms });
             let display = ch.name.as_str().to_owned();
             let members: Vec<ConnId> = ch.members.keys().copied().collect();
-            let mut ev = server.event_from(&source, Message::new("TOPIC").with_params([display, text]), account);
+            let base = Message::new("TOPIC").with_params([display, text]);
+            let mut ev = server.event_from(&source, base, account, line);
             server.deliver_all(&mut ev, members);
             if own {
                 server.save_channel(&folded);
@@ -152,16 +226,16 @@ impl Server {
         &mut self,
         room: &str,
         uid: UserId,
-        source: String,
+        (source, reason): (String, String),
         victims: Vec<(UserId, String)>,
-        reason: String,
         own: bool,
+        stamp: Option<&Stamp>,
     ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
         let me = self.local_uid(ConnId(0)).map(|u| (u.node, u.incarnation));
         self.as_author(&uid, &folded, own, |server| {
-            for (victim, shown) in victims {
+            for (n, (victim, shown)) in victims.into_iter().enumerate() {
                 let Some(ch) = server.channels.get(&folded) else { return };
                 let local = me.as_ref().is_some_and(|(n, i)| *n == victim.node && *i == victim.incarnation);
                 let conn = ConnId(victim.conn);
@@ -173,7 +247,8 @@ impl Server {
                 let members: Vec<ConnId> = ch.members.keys().copied().collect();
                 let reason = fit_trailing(&reason, &format!(":{source} KICK {name} {shown} ")).to_owned();
                 let base = Message::new("KICK").with_params([name, shown, reason]);
-                let mut ev = server.event_from(&source, base, account.clone());
+                let line = server.stamp_line(stamp, n);
+                let mut ev = server.event_from(&source, base, account.clone(), line);
                 server.deliver_all(&mut ev, members);
                 if own {
                     server.record_event(&folded, &ev, false);
@@ -198,16 +273,18 @@ impl Server {
         room: &str,
         uid: UserId,
         source: String,
-        changes: Vec<(bool, char, Option<String>)>,
+        changes: Vec<ModeItem>,
         own: bool,
+        stamp: Option<&Stamp>,
     ) {
         let folded = casefold(room);
         let account = self.account_of_uid(&uid, own);
         self.as_author(&uid, &folded, own, |server| {
             let applied: Vec<ModeChange> = changes
                 .into_iter()
-                .map(|(add, letter, param)| ModeChange { add, letter, param })
-                .filter(|c| server.set_mode(&folded, c, &source))
+                .filter_map(|(add, letter, param, member)| {
+                    server.set_mode(&folded, ModeChange { add, letter, param }, member.as_ref(), &source)
+                })
                 .collect();
             let Some(ch) = server.channels.get(&folded) else { return };
             if applied.is_empty() {
@@ -216,7 +293,8 @@ impl Server {
             let display = ch.name.as_str().to_owned();
             let members: Vec<ConnId> = ch.members.keys().copied().collect();
             let base = Message::new("MODE").with_param(display).with_params(render_changes(&applied));
-            let mut ev = server.event_from(&source, base, account);
+            let line = server.stamp_line(stamp, 0);
+            let mut ev = server.event_from(&source, base, account, line);
             server.deliver_all(&mut ev, members);
             if own {
                 if applied.iter().any(ModeChange::is_durable) {
@@ -227,39 +305,44 @@ impl Server {
         });
     }
 
-    /// Sets one mode change that took effect where it was made; whether it could be set here
-    /// (a member who left meanwhile cannot be opped).
-    fn set_mode(&mut self, folded: &str, change: &ModeChange, setter: &str) -> bool {
-        let local = match (change.letter, &change.param) {
-            ('o' | 'v', Some(nick)) => self.find_user(nick),
-            _ => None,
-        };
-        let remote = match (change.letter, &change.param) {
-            ('o' | 'v', Some(nick)) if local.is_none() => self.remote_user(nick).map(|u| u.uid.clone()),
+    /// Sets one mode change that took effect where it was made, as it is shown here, if it
+    /// could be set (a member who left meanwhile cannot be opped). `+o`/`+v` go to `member`
+    /// (by id; an older entry without one: whoever has the nick here), shown by the nick it
+    /// has here.
+    fn set_mode(
+        &mut self,
+        folded: &str,
+        mut change: ModeChange,
+        member: Option<&UserId>,
+        setter: &str,
+    ) -> Option<ModeChange> {
+        let target = match (change.letter, change.param.as_deref(), member) {
+            ('o' | 'v', Some(_), Some(uid)) => self.member_by_uid(uid),
+            ('o' | 'v', Some(nick), None) => self.uid_of_nick(nick).and_then(|uid| self.member_by_uid(&uid)),
             _ => None,
         };
         let now_ms = self.now.wall_ms;
         let max = self.cfg.limits.bans_per_channel;
-        let Some(ch) = self.channels.get_mut(folded) else { return false };
+        let ch = self.channels.get_mut(folded)?;
         let add = change.add;
         match (change.letter, change.param.as_deref()) {
             ('o' | 'v', Some(_)) => {
-                let member = match (local, remote) {
-                    (Some(conn), _) => ch.members.get_mut(&conn),
-                    (None, Some(uid)) => ch.remote.get_mut(&uid),
-                    (None, None) => None,
-                };
-                let Some(member) = member else { return false };
+                let (who, nick) = target?;
+                let member = match who {
+                    Ok(conn) => ch.members.get_mut(&conn),
+                    Err(uid) => ch.remote.get_mut(&uid),
+                }?;
                 if change.letter == 'o' {
                     member.op = add;
                 } else {
                     member.voice = add;
                 }
+                change.param = Some(nick);
             }
             ('k', key) => ch.modes.key = if add { key.map(str::to_owned) } else { None },
             ('l', limit) => ch.modes.limit = if add { limit.and_then(|l| l.parse().ok()) } else { None },
             (letter @ ('b' | 'e' | 'I'), Some(mask)) => {
-                let Some(list) = ch.list_mut(letter) else { return false };
+                let list = ch.list_mut(letter)?;
                 let existing = list.iter().position(|b| casefold(&b.mask) == casefold(mask));
                 match (add, existing) {
                     (true, None) if list.len() < max => {
@@ -268,12 +351,25 @@ impl Server {
                     (false, Some(at)) => {
                         list.remove(at);
                     }
-                    _ => return false,
+                    _ => return None,
                 }
             }
             (flag @ ('i' | 'm' | 'n' | 's' | 't'), _) => ch.set_flag(flag, add),
-            _ => return false,
+            _ => return None,
         }
-        true
+        Some(change)
+    }
+
+    /// A user by id as this node holds it: its connection if it is local, else its id in the
+    /// replica, with the nick it has here.
+    fn member_by_uid(&self, uid: &UserId) -> Option<(Result<ConnId, UserId>, String)> {
+        let cluster = self.cluster.as_ref()?;
+        if uid.node == cluster.me.node && uid.incarnation == cluster.me.incarnation {
+            let conn = ConnId(uid.conn);
+            let nick = self.clients.get(&conn).filter(|c| c.registered)?.nick_or_star().to_owned();
+            return Some((Ok(conn), nick));
+        }
+        let nick = cluster.users.get(uid)?.nick.clone();
+        Some((Err(uid.clone()), nick))
     }
 }

@@ -107,6 +107,12 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(head).ok().map(str::to_owned)
     }
 
+    /// Whether every field has been read: fields a later version added at the end are absent
+    /// from an older payload.
+    pub fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// An optional string a later version added at the end: absent when the payload ends.
     pub fn opt_last(&mut self) -> Option<Option<String>> {
         if self.rest.is_empty() {

@@ -23,20 +23,47 @@ pub(crate) struct UserFacts {
     pub bot: bool,
     pub tls: bool,
     pub signon_ms: u64,
+    /// The server name of the user's node (that node's `server_name`), which WHOIS and WHO show
+    /// on every node. An `Introduce` of an older version has none: the node's name stands in.
+    pub server: String,
     /// An IRC operator (set by a later `Oper` event; not part of `Introduce`'s bytes).
     pub oper: bool,
     /// The E2E device the connection is bound to (set by a later `Device` event).
     pub e2e_device: Option<String>,
 }
 
+/// When, and under which msgids, the author's node made the lines of a room event (JOIN, PART,
+/// TOPIC, MODE: one; KICK: one per victim) or of a NICK or QUIT (one), so that every node shows
+/// them alike and the author's history row (event-playback) has the same msgid. Carried at the end of the event:
+/// an entry of an older version has none, and each node uses its own clock and msgids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub time_ms: u64,
+    pub msgids: Vec<String>,
+}
+
+impl Stamp {
+    /// The time and msgid of the event's `n`th line, if the stamp has one.
+    pub fn line(stamp: Option<&Stamp>, n: usize) -> Option<(u64, String)> {
+        let stamp = stamp?;
+        Some((stamp.time_ms, stamp.msgids.get(n)?.clone()))
+    }
+}
+
+/// One change of a [`NetEvent::Mode`]: (add, letter, parameter, member by id).
+pub(crate) type ModeItem = (bool, char, Option<String>, Option<UserId>);
+
 /// A change to the network's state, appended to the log and applied by every node in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NetEvent {
     /// A user registered on its node.
     Introduce(Box<UserFacts>),
+    /// `stamp`: the NICK line's time and msgid on the user's node (one line), so that every
+    /// node shows it alike.
     Nick {
         uid: UserId,
         nick: String,
+        stamp: Option<Stamp>,
     },
     Away {
         uid: UserId,
@@ -47,9 +74,11 @@ pub(crate) enum NetEvent {
         uid: UserId,
         account: Option<String>,
     },
+    /// `stamp` as for [`NetEvent::Nick`].
     Quit {
         uid: UserId,
         reason: String,
+        stamp: Option<Stamp>,
     },
     /// SETNAME.
     Realname {
@@ -76,11 +105,13 @@ pub(crate) enum NetEvent {
     Join {
         room: String,
         uid: UserId,
+        stamp: Option<Stamp>,
     },
     Part {
         room: String,
         uid: UserId,
         reason: String,
+        stamp: Option<Stamp>,
     },
     /// A room's topic set (`text` empty: cleared) by `uid`, whose prefix was `source`.
     Topic {
@@ -88,6 +119,7 @@ pub(crate) enum NetEvent {
         uid: UserId,
         source: String,
         text: String,
+        stamp: Option<Stamp>,
     },
     /// `uid` (prefix `source`) kicked these members, each with the nick it was shown by.
     Kick {
@@ -96,13 +128,18 @@ pub(crate) enum NetEvent {
         source: String,
         victims: Vec<(UserId, String)>,
         reason: String,
+        stamp: Option<Stamp>,
     },
-    /// Mode changes as they took effect on the author's replica: (add, letter, parameter).
+    /// Mode changes as they took effect on the author's replica: (add, letter, parameter, and
+    /// for `+o`/`+v` the member's id). Each node applies `+o`/`+v` to the member by id, not by
+    /// the nick, which may already be someone else's there. An entry of an older version has
+    /// no ids (the nick is looked up, as then).
     Mode {
         room: String,
         uid: UserId,
         source: String,
-        changes: Vec<(bool, char, Option<String>)>,
+        changes: Vec<ModeItem>,
+        stamp: Option<Stamp>,
     },
     /// The user's connection was bound to an E2E device (`E2E DEVICE`), or no longer is: encrypted
     /// messages for that device are routed to it from every node.
@@ -156,6 +193,44 @@ fn get_uid(r: &mut Reader<'_>) -> Option<UserId> {
     Some(UserId { node: r.str()?, incarnation: r.u64()?, conn: r.u64()? })
 }
 
+fn put_opt_uid(w: &mut Writer, uid: Option<&UserId>) {
+    w.bool(uid.is_some());
+    if let Some(uid) = uid {
+        put_uid(w, uid);
+    }
+}
+
+fn get_opt_uid(r: &mut Reader<'_>) -> Option<Option<UserId>> {
+    if r.bool()? {
+        get_uid(r).map(Some)
+    } else {
+        Some(None)
+    }
+}
+
+fn put_stamp(w: &mut Writer, stamp: Option<&Stamp>) {
+    if let Some(stamp) = stamp {
+        w.u64(stamp.time_ms).u64(stamp.msgids.len() as u64);
+        for msgid in &stamp.msgids {
+            w.str(msgid);
+        }
+    }
+}
+
+/// A stamp, the event's last field: absent when the payload ends before it.
+fn get_stamp(r: &mut Reader<'_>) -> Option<Option<Stamp>> {
+    if r.at_end() {
+        return Some(None);
+    }
+    let time_ms = r.u64()?;
+    let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+    let mut msgids = Vec::new();
+    for _ in 0..count {
+        msgids.push(r.str()?);
+    }
+    Some(Some(Stamp { time_ms, msgids }))
+}
+
 impl NetEvent {
     pub fn encode(&self) -> Bytes {
         match self {
@@ -165,12 +240,15 @@ impl NetEvent {
                 w.str(&u.nick).str(&u.user).str(&u.host).str(&u.realname);
                 w.opt(u.account.as_deref()).opt(u.away.as_deref());
                 w.bool(u.invisible).bool(u.bot).bool(u.tls).u64(u.signon_ms);
-                w.finish()
+                // Added later, at the end.
+                w.str(&u.server).finish()
             }
-            NetEvent::Nick { uid, nick } => {
+            NetEvent::Nick { uid, nick, stamp } => {
                 let mut w = Writer::new(NICK);
                 put_uid(&mut w, uid);
-                w.str(nick).finish()
+                w.str(nick);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Away { uid, away } => {
                 let mut w = Writer::new(AWAY);
@@ -182,10 +260,12 @@ impl NetEvent {
                 put_uid(&mut w, uid);
                 w.opt(account.as_deref()).finish()
             }
-            NetEvent::Quit { uid, reason } => {
+            NetEvent::Quit { uid, reason, stamp } => {
                 let mut w = Writer::new(QUIT);
                 put_uid(&mut w, uid);
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Realname { uid, realname } => {
                 let mut w = Writer::new(REALNAME);
@@ -203,25 +283,30 @@ impl NetEvent {
                 w.bool(*invisible).bool(*bot).finish()
             }
             NetEvent::NodeGone { node, incarnation } => Writer::new(NODE_GONE).str(node).u64(*incarnation).finish(),
-            NetEvent::Join { room, uid } => {
+            NetEvent::Join { room, uid, stamp } => {
                 let mut w = Writer::new(JOIN);
                 w.str(room);
                 put_uid(&mut w, uid);
+                put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
-            NetEvent::Part { room, uid, reason } => {
+            NetEvent::Part { room, uid, reason, stamp } => {
                 let mut w = Writer::new(PART);
                 w.str(room);
                 put_uid(&mut w, uid);
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Topic { room, uid, source, text } => {
+            NetEvent::Topic { room, uid, source, text, stamp } => {
                 let mut w = Writer::new(TOPIC);
                 w.str(room);
                 put_uid(&mut w, uid);
-                w.str(source).str(text).finish()
+                w.str(source).str(text);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Kick { room, uid, source, victims, reason } => {
+            NetEvent::Kick { room, uid, source, victims, reason, stamp } => {
                 let mut w = Writer::new(KICK);
                 w.str(room);
                 put_uid(&mut w, uid);
@@ -230,16 +315,23 @@ impl NetEvent {
                     put_uid(&mut w, victim);
                     w.str(shown);
                 }
-                w.str(reason).finish()
+                w.str(reason);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Mode { room, uid, source, changes } => {
+            NetEvent::Mode { room, uid, source, changes, stamp } => {
                 let mut w = Writer::new(MODE);
                 w.str(room);
                 put_uid(&mut w, uid);
                 w.str(source).u64(changes.len() as u64);
-                for (add, letter, param) in changes {
+                for (add, letter, param, _) in changes {
                     w.bool(*add).u64(u64::from(u32::from(*letter))).opt(param.as_deref());
                 }
+                // Added later, at the end: each change's member id, where it has one.
+                for (_, _, _, member) in changes {
+                    put_opt_uid(&mut w, member.as_ref());
+                }
+                put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
             NetEvent::Kline(k) => {
@@ -260,32 +352,43 @@ impl NetEvent {
         let (kind, mut r) = Reader::open(payload)?;
         let r = &mut r;
         Some(match kind {
-            INTRODUCE => NetEvent::Introduce(Box::new(UserFacts {
-                uid: get_uid(r)?,
-                nick: r.str()?,
-                user: r.str()?,
-                host: r.str()?,
-                realname: r.str()?,
-                account: r.opt()?,
-                away: r.opt()?,
-                invisible: r.bool()?,
-                bot: r.bool()?,
-                tls: r.bool()?,
-                signon_ms: r.u64()?,
-                oper: false,
-                e2e_device: None,
-            })),
-            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()? },
+            INTRODUCE => {
+                let mut u = UserFacts {
+                    uid: get_uid(r)?,
+                    nick: r.str()?,
+                    user: r.str()?,
+                    host: r.str()?,
+                    realname: r.str()?,
+                    account: r.opt()?,
+                    away: r.opt()?,
+                    invisible: r.bool()?,
+                    bot: r.bool()?,
+                    tls: r.bool()?,
+                    signon_ms: r.u64()?,
+                    server: String::new(),
+                    oper: false,
+                    e2e_device: None,
+                };
+                u.server = if r.at_end() { u.uid.node.clone() } else { r.str()? };
+                NetEvent::Introduce(Box::new(u))
+            }
+            NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()?, stamp: get_stamp(r)? },
             AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
             ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
-            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()? },
+            QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()?, stamp: get_stamp(r)? },
             REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
             OPER => NetEvent::Oper { uid: get_uid(r)? },
             USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
-            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)? },
-            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()? },
-            TOPIC => NetEvent::Topic { room: r.str()?, uid: get_uid(r)?, source: r.str()?, text: r.str()? },
+            JOIN => NetEvent::Join { room: r.str()?, uid: get_uid(r)?, stamp: get_stamp(r)? },
+            PART => NetEvent::Part { room: r.str()?, uid: get_uid(r)?, reason: r.str()?, stamp: get_stamp(r)? },
+            TOPIC => NetEvent::Topic {
+                room: r.str()?,
+                uid: get_uid(r)?,
+                source: r.str()?,
+                text: r.str()?,
+                stamp: get_stamp(r)?,
+            },
             KICK => {
                 let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
                 let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
@@ -293,7 +396,7 @@ impl NetEvent {
                 for _ in 0..count {
                     victims.push((get_uid(r)?, r.str()?));
                 }
-                NetEvent::Kick { room, uid, source, victims, reason: r.str()? }
+                NetEvent::Kick { room, uid, source, victims, reason: r.str()?, stamp: get_stamp(r)? }
             }
             MODE => {
                 let (room, uid, source) = (r.str()?, get_uid(r)?, r.str()?);
@@ -302,9 +405,14 @@ impl NetEvent {
                 for _ in 0..count {
                     let add = r.bool()?;
                     let letter = char::from_u32(u32::try_from(r.u64()?).ok()?)?;
-                    changes.push((add, letter, r.opt()?));
+                    changes.push((add, letter, r.opt()?, None));
                 }
-                NetEvent::Mode { room, uid, source, changes }
+                if !r.at_end() {
+                    for change in &mut changes {
+                        change.3 = get_opt_uid(r)?;
+                    }
+                }
+                NetEvent::Mode { room, uid, source, changes, stamp: get_stamp(r)? }
             }
             KLINE => {
                 let (mask, reason, set_by, set_at_ms) = (r.str()?, r.str()?, r.str()?, r.u64()?);
@@ -515,34 +623,37 @@ mod tests {
             bot: false,
             tls: true,
             signon_ms: 1_795_269_772_000,
+            server: "a.example.org".into(),
             oper: false,
             e2e_device: None,
         };
         let events = [
             NetEvent::Introduce(Box::new(facts)),
-            NetEvent::Nick { uid: uid(), nick: "Bob".into() },
+            NetEvent::Nick { uid: uid(), nick: "Bob".into(), stamp: stamp(1) },
             NetEvent::Away { uid: uid(), away: Some("lunch".into()) },
             NetEvent::Account { uid: uid(), account: None },
-            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into() },
+            NetEvent::Quit { uid: uid(), reason: "Quit: bye".into(), stamp: stamp(1) },
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
             NetEvent::Realname { uid: uid(), realname: "R".into() },
             NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
             NetEvent::Oper { uid: uid() },
-            NetEvent::Join { room: "#Café".into(), uid: uid() },
-            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new() },
-            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into() },
+            NetEvent::Join { room: "#Café".into(), uid: uid(), stamp: stamp(1) },
+            NetEvent::Part { room: "#x".into(), uid: uid(), reason: String::new(), stamp: stamp(1) },
+            NetEvent::Topic { room: "#x".into(), uid: uid(), source: "a!b@c".into(), text: "hi".into(), stamp: None },
             NetEvent::Kick {
                 room: "#x".into(),
                 uid: uid(),
                 source: "a!b@c".into(),
                 victims: vec![(uid(), "Bob".into())],
                 reason: "out".into(),
+                stamp: stamp(1),
             },
             NetEvent::Mode {
                 room: "#x".into(),
                 uid: uid(),
                 source: "a!b@c".into(),
-                changes: vec![(true, 'o', Some("Bob".into())), (false, 'n', None)],
+                changes: vec![(true, 'o', Some("Bob".into()), Some(uid())), (false, 'n', None, None)],
+                stamp: stamp(1),
             },
             NetEvent::Kline(Box::new(crate::handlers::oper::Kline {
                 mask: "192.0.2.*".into(),
@@ -558,11 +669,49 @@ mod tests {
         for ev in events {
             let bytes = ev.encode();
             assert_eq!(NetEvent::decode(&bytes), Some(ev.clone()));
-            // Every prefix is refused, and none panics.
+            // Every prefix is refused, and none panics; but one that ends where an older version
+            // ended is that version's entry.
+            let mut older = older_forms(&ev);
+            older.retain(|o| *o != ev);
+            let mut seen = Vec::new();
             for cut in 0..bytes.len() {
-                assert_eq!(NetEvent::decode(&bytes[..cut]), None, "{ev:?} cut at {cut}");
+                if let Some(decoded) = NetEvent::decode(&bytes[..cut]) {
+                    assert!(older.contains(&decoded), "{ev:?} cut at {cut}: {decoded:?}");
+                    seen.push(decoded);
+                }
             }
+            seen.reverse();
+            assert_eq!(seen, older, "each older form once");
         }
+    }
+
+    /// What an older version wrote of `ev`: the event without the fields added at its end
+    /// since, newest first.
+    fn older_forms(ev: &NetEvent) -> Vec<NetEvent> {
+        let mut older = ev.clone();
+        match &mut older {
+            NetEvent::Introduce(u) => u.server = u.uid.node.clone(),
+            NetEvent::Nick { stamp, .. }
+            | NetEvent::Quit { stamp, .. }
+            | NetEvent::Join { stamp, .. }
+            | NetEvent::Part { stamp, .. }
+            | NetEvent::Topic { stamp, .. }
+            | NetEvent::Kick { stamp, .. } => *stamp = None,
+            NetEvent::Mode { stamp, .. } => {
+                *stamp = None;
+                let mut oldest = older.clone();
+                if let NetEvent::Mode { changes, .. } = &mut oldest {
+                    changes.iter_mut().for_each(|c| c.3 = None);
+                }
+                return vec![older, oldest];
+            }
+            _ => return Vec::new(),
+        }
+        vec![older]
+    }
+
+    fn stamp(lines: usize) -> Option<Stamp> {
+        Some(Stamp { time_ms: 1_795_269_772_000, msgids: (0..lines).map(|n| format!("id{n}")).collect() })
     }
 
     #[test]

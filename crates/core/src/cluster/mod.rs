@@ -238,6 +238,9 @@ pub(crate) struct ClusterState {
     pub room_seen: HashMap<(String, u64, String), (u64, Option<String>)>,
     /// Room messages from other nodes that never arrived (gaps in their sequences).
     pub room_missed: u64,
+    /// The time and msgid the author gave the room event this node's own JOIN or PART is
+    /// being applied under (`Server::restamp`).
+    pub stamp: Option<(u64, String)>,
 }
 
 impl Server {
@@ -282,6 +285,7 @@ impl Server {
             room_sent: HashMap::new(),
             room_seen: HashMap::new(),
             room_missed: 0,
+            stamp: None,
         }));
     }
 
@@ -486,6 +490,7 @@ impl Server {
             bot: c.bot,
             tls: c.info.tls,
             signon_ms: c.signon_ms,
+            server: self.cfg.server_name.clone(),
             oper: false,
             e2e_device: None,
         };
@@ -554,27 +559,39 @@ mod tests {
         let mine = UserId { node: "a".into(), incarnation: 1, conn: 99 };
         let rooms_before = server.channels.len();
         let events = [
-            NetEvent::Join { room: "#nowhere".into(), uid: stranger.clone() },
-            NetEvent::Join { room: "not a room".into(), uid: stranger.clone() },
-            NetEvent::Join { room: "#mine".into(), uid: mine.clone() },
-            NetEvent::Part { room: "#general".into(), uid: stranger.clone(), reason: String::new() },
-            NetEvent::Topic { room: "#nowhere".into(), uid: stranger.clone(), source: "x".into(), text: "t".into() },
+            NetEvent::Join { room: "#nowhere".into(), uid: stranger.clone(), stamp: None },
+            NetEvent::Join { room: "not a room".into(), uid: stranger.clone(), stamp: None },
+            NetEvent::Join { room: "#mine".into(), uid: mine.clone(), stamp: None },
+            NetEvent::Part { room: "#general".into(), uid: stranger.clone(), reason: String::new(), stamp: None },
+            NetEvent::Topic {
+                room: "#nowhere".into(),
+                uid: stranger.clone(),
+                source: "x".into(),
+                text: "t".into(),
+                stamp: None,
+            },
             NetEvent::Kick {
                 room: "#general".into(),
                 uid: stranger.clone(),
                 source: "x".into(),
                 victims: vec![(mine.clone(), "ghost".into())],
                 reason: String::new(),
+                stamp: None,
             },
             NetEvent::Mode {
                 room: "#general".into(),
                 uid: stranger.clone(),
                 source: "x".into(),
-                changes: vec![(true, 'o', Some("nobody".into())), (true, 'q', None), (true, 'b', None)],
+                changes: vec![
+                    (true, 'o', Some("nobody".into()), None),
+                    (true, 'q', None, None),
+                    (true, 'b', None, None),
+                ],
+                stamp: None,
             },
-            NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
+            NetEvent::Nick { uid: stranger.clone(), nick: "x".into(), stamp: None },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
-            NetEvent::Quit { uid: stranger.clone(), reason: String::new() },
+            NetEvent::Quit { uid: stranger.clone(), reason: String::new(), stamp: None },
             NetEvent::NodeGone { node: "a".into(), incarnation: 1 },
         ];
         for (seq, event) in events.into_iter().enumerate() {

@@ -7,6 +7,7 @@
 
 use chinwag_proto::Nick;
 
+use crate::broadcast::Outgoing;
 use crate::ids::ConnId;
 use crate::numeric::*;
 use crate::server::{Effect, Server};
@@ -148,15 +149,16 @@ impl Server {
     }
 
     /// `conn` is gone: its claim is released, its reservations dropped, and if it was a user
-    /// the network hears it quit.
-    pub(crate) fn cluster_forget(&mut self, conn: ConnId, registered: bool, reason: &str) {
+    /// (`quit`: its QUIT as its rooms here saw it) the network hears it quit.
+    pub(crate) fn cluster_forget(&mut self, conn: ConnId, quit: Option<&Outgoing>, reason: &str) {
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.reserved.retain(|_, c| *c != conn);
         cluster.room_waits.retain(|(c, _), _| *c != conn);
         let claim = cluster.claims.remove(&conn);
-        if registered {
+        if let Some(quit) = quit {
             if let Some(uid) = self.local_uid(conn) {
-                self.append_user_event(super::NetEvent::Quit { uid, reason: reason.to_owned() });
+                let stamp = self.stamp_of(quit);
+                self.append_user_event(super::NetEvent::Quit { uid, reason: reason.to_owned(), stamp });
             }
         }
         if let Some((nick, revision)) = claim {

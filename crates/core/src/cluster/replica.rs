@@ -11,6 +11,7 @@ use crate::caps::Cap;
 use crate::ids::ConnId;
 use crate::server::{Server, WhowasEntry};
 
+use super::event::Stamp;
 use super::{NetEvent, UserFacts, UserId};
 
 /// The QUIT reason of a user whose node died.
@@ -43,13 +44,19 @@ impl Server {
             }
             let own = origin == me;
             match event {
-                NetEvent::Join { room, uid } => self.apply_join(&room, uid, own),
-                NetEvent::Part { room, uid, reason } => self.apply_part(&room, uid, &reason, own),
-                NetEvent::Topic { room, uid, source, text } => self.apply_topic(&room, uid, source, text, own),
-                NetEvent::Kick { room, uid, source, victims, reason } => {
-                    self.apply_kick(&room, uid, source, victims, reason, own);
+                NetEvent::Join { room, uid, stamp } => self.apply_join(&room, uid, own, stamp.as_ref()),
+                NetEvent::Part { room, uid, reason, stamp } => {
+                    self.apply_part(&room, uid, &reason, own, stamp.as_ref());
                 }
-                NetEvent::Mode { room, uid, source, changes } => self.apply_mode(&room, uid, source, changes, own),
+                NetEvent::Topic { room, uid, source, text, stamp } => {
+                    self.apply_topic(&room, uid, source, text, own, stamp.as_ref());
+                }
+                NetEvent::Kick { room, uid, source, victims, reason, stamp } => {
+                    self.apply_kick(&room, uid, (source, reason), victims, own, stamp.as_ref());
+                }
+                NetEvent::Mode { room, uid, source, changes, stamp } => {
+                    self.apply_mode(&room, uid, source, changes, own, stamp.as_ref());
+                }
                 _ => {}
             }
             return;
@@ -74,7 +81,7 @@ impl Server {
         }
         match event {
             NetEvent::Introduce(u) => self.remote_introduce(*u),
-            NetEvent::Nick { uid, nick } => self.remote_nick(&uid, nick),
+            NetEvent::Nick { uid, nick, stamp } => self.remote_nick(&uid, nick, stamp.as_ref()),
             NetEvent::Away { uid, away } => {
                 self.remote_presence(
                     &uid,
@@ -92,7 +99,7 @@ impl Server {
                     |_| Message::new("ACCOUNT").with_param(param.clone()),
                 );
             }
-            NetEvent::Quit { uid, reason } => self.remote_quit(&uid, &reason),
+            NetEvent::Quit { uid, reason, stamp } => self.remote_quit(&uid, &reason, stamp.as_ref()),
             NetEvent::Realname { uid, realname } => {
                 self.remote_presence(
                     &uid,
@@ -139,7 +146,7 @@ impl Server {
         self.notify_monitors(&folded, &nick, Some(&prefix));
     }
 
-    fn remote_nick(&mut self, uid: &UserId, nick: String) {
+    fn remote_nick(&mut self, uid: &UserId, nick: String, stamp: Option<&Stamp>) {
         let Some(cluster) = self.cluster.as_mut() else { return };
         let Some(u) = cluster.users.get_mut(uid) else { return };
         let (old, old_folded, new_folded) = (u.nick.clone(), casefold(&u.nick), casefold(&nick));
@@ -154,10 +161,10 @@ impl Server {
         let peers = self.remote_peers(uid);
         if !peers.is_empty() {
             let source = Arc::<str>::from(format!("{old}!{}", prefix.split_once('!').map_or("", |(_, rest)| rest)));
-            let msgid = self.msgids.next(self.now.wall_ms);
+            let (time, msgid) = self.stamp_line(stamp, 0);
             let base = Message::new("NICK").with_param(nick.as_str());
             let account = self.cluster.as_ref().and_then(|c| c.users.get(uid)).and_then(|u| u.account.clone());
-            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), account);
+            let mut ev = Outgoing::from_source(Some(source), base, time, Some(msgid), account);
             self.deliver_all(&mut ev, peers);
         }
         if old_folded != new_folded {
@@ -193,9 +200,9 @@ impl Server {
         self.deliver_all(&mut ev, to);
     }
 
-    fn remote_quit(&mut self, uid: &UserId, reason: &str) {
+    fn remote_quit(&mut self, uid: &UserId, reason: &str, stamp: Option<&Stamp>) {
         let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(uid)).cloned() else { return };
-        self.remote_leaves_rooms(&u, reason);
+        self.remote_leaves_rooms(&u, reason, stamp);
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.users.remove(uid);
         let folded = casefold(&u.nick);
@@ -236,7 +243,7 @@ impl Server {
         lost.sort();
         tracing::info!(%node, incarnation, users = lost.len(), "node gone: its users quit ({NODE_LOST})");
         for uid in lost {
-            self.remote_quit(&uid, NODE_LOST);
+            self.remote_quit(&uid, NODE_LOST, None);
         }
     }
 }

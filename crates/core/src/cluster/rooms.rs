@@ -18,7 +18,7 @@ use crate::server::{Effect, Server};
 use crate::store::{Bound, HistoryQuery};
 
 use super::direct::carried;
-use super::event::{Carried, NodeMessage};
+use super::event::{Carried, NodeMessage, Stamp};
 use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFacts, UserId};
 
 /// How many times a JOIN or PART is appended again after another node's change to the room got
@@ -110,7 +110,7 @@ impl Server {
         }
         let conn = self.cur_conn();
         let Some(uid) = self.local_uid(conn) else { return false };
-        let event = NetEvent::Join { room: name.as_str().to_owned(), uid };
+        let event = NetEvent::Join { room: name.as_str().to_owned(), uid, stamp: self.new_stamp(1) };
         let op = RoomOp::Join { raw: raw.to_owned(), key: key.map(str::to_owned) };
         self.room_append(conn, name.folded(), event, op);
         true
@@ -122,7 +122,7 @@ impl Server {
         let conn = self.cur_conn();
         let Some(display) = self.channels.get(folded).map(|ch| ch.name.as_str().to_owned()) else { return true };
         let uid = UserId { node: cluster.me.node.clone(), incarnation: cluster.me.incarnation, conn: conn.0 };
-        let event = NetEvent::Part { room: display, uid, reason: reason.to_owned() };
+        let event = NetEvent::Part { room: display, uid, reason: reason.to_owned(), stamp: self.new_stamp(1) };
         self.room_append(conn, folded, event, RoomOp::Part { reason: reason.to_owned() });
         true
     }
@@ -271,7 +271,7 @@ impl Server {
     }
 
     /// A JOIN entry, in the log's order.
-    pub(crate) fn apply_join(&mut self, room: &str, uid: UserId, own: bool) {
+    pub(crate) fn apply_join(&mut self, room: &str, uid: UserId, own: bool, stamp: Option<&Stamp>) {
         let Ok(name) = ChannelName::parse(room, self.cfg.limits.channel_len) else { return };
         if own {
             let conn = ConnId(uid.conn);
@@ -279,7 +279,7 @@ impl Server {
             self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
             let fresh = self.clients.get(&conn).is_some_and(|c| c.registered && !c.channels.contains(name.folded()));
             if fresh {
-                self.join_now(conn, &name, None);
+                self.with_stamp(stamp, |server| server.join_now(conn, &name, None));
             }
             self.finish();
             if wait.is_some() {
@@ -307,8 +307,7 @@ impl Server {
             cluster.user_rooms.entry(uid).or_default().insert(folded);
         }
         let source = std::sync::Arc::<str>::from(prefix_of(&u));
-        let time = self.now.wall_ms;
-        let msgid = self.msgids.next(time);
+        let (time, msgid) = self.stamp_line(stamp, 0);
         let mut plain = Outgoing::from_source(
             Some(source.clone()),
             Message::new("JOIN").with_param(display.as_str()),
@@ -324,7 +323,7 @@ impl Server {
         let mut extended =
             Outgoing::from_source(Some(source.clone()), extended_base, time, Some(msgid), u.account.clone());
         let mut away = u.away.as_ref().map(|text| {
-            let msgid = self.msgids.next(time);
+            let msgid = self.msgids.next(self.now.wall_ms);
             let base = Message::new("AWAY").with_param(text.as_str());
             Outgoing::from_source(Some(source.clone()), base, time, Some(msgid), u.account.clone())
         });
@@ -342,14 +341,14 @@ impl Server {
     }
 
     /// A PART entry, in the log's order.
-    pub(crate) fn apply_part(&mut self, room: &str, uid: UserId, reason: &str, own: bool) {
+    pub(crate) fn apply_part(&mut self, room: &str, uid: UserId, reason: &str, own: bool, stamp: Option<&Stamp>) {
         let folded = casefold(room);
         if own {
             let conn = ConnId(uid.conn);
             let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, folded.clone())));
             self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
             if self.clients.get(&conn).is_some_and(|c| c.channels.contains(&folded)) {
-                self.part_now(&folded, reason);
+                self.with_stamp(stamp, |server| server.part_now(&folded, reason));
             }
             self.finish();
             if wait.is_some() {
@@ -370,16 +369,16 @@ impl Server {
         if let Some(rooms) = self.cluster.as_mut().and_then(|c| c.user_rooms.get_mut(&uid)) {
             rooms.remove(&folded);
         }
-        let msgid = self.msgids.next(self.now.wall_ms);
+        let (time, msgid) = self.stamp_line(stamp, 0);
         let source = std::sync::Arc::<str>::from(prefix_of(&u));
-        let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), u.account.clone());
+        let mut ev = Outgoing::from_source(Some(source), base, time, Some(msgid), u.account.clone());
         self.deliver_all(&mut ev, members);
         self.drop_if_empty(&folded);
     }
 
     /// A remote user left the network: it leaves its rooms, whose local members see `QUIT`
     /// once each.
-    pub(crate) fn remote_leaves_rooms(&mut self, u: &UserFacts, reason: &str) {
+    pub(crate) fn remote_leaves_rooms(&mut self, u: &UserFacts, reason: &str, stamp: Option<&Stamp>) {
         let Some(rooms) = self.cluster.as_mut().and_then(|c| c.user_rooms.remove(&u.uid)) else { return };
         let mut peers = BTreeSet::new();
         for folded in &rooms {
@@ -389,10 +388,10 @@ impl Server {
             }
         }
         if !peers.is_empty() {
-            let msgid = self.msgids.next(self.now.wall_ms);
+            let (time, msgid) = self.stamp_line(stamp, 0);
             let source = std::sync::Arc::<str>::from(prefix_of(u));
             let base = Message::new("QUIT").with_param(reason);
-            let mut ev = Outgoing::from_source(Some(source), base, self.now.wall_ms, Some(msgid), u.account.clone());
+            let mut ev = Outgoing::from_source(Some(source), base, time, Some(msgid), u.account.clone());
             self.deliver_all(&mut ev, peers);
         }
         for folded in rooms {

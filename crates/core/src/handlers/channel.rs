@@ -194,12 +194,14 @@ impl Server {
         let realname = client.realname.clone();
         let away = client.away().map(str::to_owned);
         let Some(mut plain) = self.cur_event(Message::new("JOIN").with_param(display)) else { return };
+        self.restamp(&mut plain);
         let Some(mut extended) =
             self.cur_event(Message::new("JOIN").with_params([display, account.as_str(), realname.as_str()]))
         else {
             return;
         };
         extended.msgid.clone_from(&plain.msgid);
+        extended.time_ms = plain.time_ms;
         self.record_event(&chinwag_proto::casefold(display), &plain, false);
         let mut away_ev = match away {
             Some(text) => self.cur_event(Message::new("AWAY").with_param(text)),
@@ -256,6 +258,7 @@ impl Server {
             base = base.with_param(fit_trailing(reason, &format!(":{source} PART {} ", ch.name.as_str())));
         }
         let Some(mut ev) = self.cur_event(base) else { return };
+        self.restamp(&mut ev);
         self.deliver_all(&mut ev, members);
         self.record_event(folded, &ev, false);
         self.leave_channel(conn, folded);

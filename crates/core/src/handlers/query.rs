@@ -145,7 +145,7 @@ impl Server {
 
     /// 352 or 354 for a user on another node.
     fn send_who_remote(&mut self, u: &crate::cluster::UserFacts, channel: &str, prefixes: &str, whox: Option<&Whox>) {
-        let server = self.cfg.server_name.clone();
+        let server = u.server.clone();
         let (away, oper, bot) =
             (if u.away.is_some() { 'G' } else { 'H' }, if u.oper { "*" } else { "" }, if u.bot { "B" } else { "" });
         let flags = format!("{away}{oper}{prefixes}{bot}");
@@ -181,10 +181,11 @@ impl Server {
         self.numeric(RPL_WHOSPCRPL, params);
     }
 
-    /// WHOIS of a user on another node: what the replica knows (no rooms yet, no idle time).
+    /// WHOIS of a user on another node: what the replica knows (no idle time), and the server
+    /// name of the node the user is on.
     fn whois_remote(&mut self, u: &crate::cluster::UserFacts) {
         let nick = u.nick.clone();
-        let server = self.cfg.server_name.clone();
+        let server = u.server.clone();
         let network = self.cfg.network_name.clone();
         self.numeric(RPL_WHOISUSER, [nick.clone(), u.user.clone(), u.host.clone(), "*".into(), u.realname.clone()]);
         let me = self.cur_conn();

@@ -254,7 +254,8 @@ impl Server {
             }
         }
         if let Some(uid) = self.local_uid(conn) {
-            self.append_user_event(crate::cluster::NetEvent::Nick { uid, nick: nick.as_str().to_owned() });
+            let stamp = self.stamp_of(&ev);
+            self.append_user_event(crate::cluster::NetEvent::Nick { uid, nick: nick.as_str().to_owned(), stamp });
         }
         self.check_nick_protection(conn);
     }

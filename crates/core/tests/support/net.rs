@@ -28,6 +28,8 @@ pub struct Net {
     pub dead: HashSet<(String, u64)>,
     /// Nodes that are down: they neither act nor receive.
     pub down: HashSet<usize>,
+    /// Nodes behind the log: they act and receive messages, but apply no entry yet.
+    pub lagging: HashSet<usize>,
     /// Folded room → the nodes subscribed to its topic.
     pub subscribed: HashMap<String, HashSet<usize>>,
     /// Room publications, counted.
@@ -44,6 +46,11 @@ pub fn incarnation(i: usize) -> u64 {
 
 impl Net {
     pub fn new(count: usize) -> Net {
+        Net::with_config(count, |_, _| {})
+    }
+
+    /// [`Net::new`] with each node's configuration changed by `configure` (node index, config).
+    pub fn with_config(count: usize, configure: impl Fn(usize, &mut chinwag_core::Config)) -> Net {
         let names: Vec<String> = ["a", "b", "c"][..count].iter().map(|s| s.to_string()).collect();
         let nodes = names
             .iter()
@@ -51,6 +58,7 @@ impl Net {
             .map(|(i, name)| {
                 let mut cfg = chinwag_core::Config::default();
                 cfg.limits.autoreplay_lines = 0;
+                configure(i, &mut cfg);
                 let mut h = Harness::with_node(cfg, i as u32 + 1);
                 h.server.enable_cluster(ClusterIdentity { node: name.clone(), incarnation: incarnation(i) });
                 h
@@ -65,6 +73,7 @@ impl Net {
             revision: 0,
             dead: HashSet::new(),
             down: HashSet::new(),
+            lagging: HashSet::new(),
             subscribed: HashMap::new(),
             room_publications: 0,
             lose_next: false,
@@ -198,7 +207,7 @@ impl Net {
                 other => self.nodes[i].requests.push((id, other)),
             }
         }
-        while self.applied[i] < self.log.len() {
+        while self.applied[i] < self.log.len() && !self.lagging.contains(&i) {
             busy = true;
             let (seq, key, payload) = self.log[self.applied[i]].clone();
             self.applied[i] += 1;
