@@ -133,6 +133,10 @@ pub(crate) enum ToBus {
     Subscribe(Topic),
     /// Stop receiving them.
     Unsubscribe(Topic),
+    /// The core applied the `NodeGone` of this node's `incarnation` (it was frozen past the
+    /// TTL): cut off now, as after the grace, and join again (nothing if that incarnation is
+    /// already over).
+    Rejoin { incarnation: u64 },
 }
 
 /// From the bus to the hub, handled by [`on_input`].
@@ -167,6 +171,8 @@ pub(crate) struct HubSide {
     pub cut_off: bool,
     /// The log was read up to its end at the join (until then connections are refused).
     pub caught_up: bool,
+    /// A [`ToBus::Rejoin`] the full channel did not take: sent again with the next input.
+    rejoin_unsent: bool,
     /// This node and its current incarnation, as the core knows it.
     me: ClusterIdentity,
     /// The other node incarnations the core's replica has users of, and when the hub first saw
@@ -210,6 +216,9 @@ pub(crate) async fn recv(side: &mut Option<HubSide>) -> Option<FromBus> {
 
 /// What the hub does with an input from the bus.
 pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
+    if hub.cluster.as_ref().is_some_and(|side| side.rejoin_unsent) {
+        rejoin(hub);
+    }
     match input {
         FromBus::Entry(entry) => hub.server.apply(entry.seq, &entry.key, &entry.payload, now()),
         FromBus::Message { payload } => hub.server.remote(&payload, now()),
@@ -244,6 +253,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
             let Some(side) = &mut hub.cluster else { return };
             side.cut_off = false;
             side.caught_up = false;
+            side.rejoin_unsent = false;
             side.me.incarnation = incarnation;
             side.seen.clear();
             // The replica starts over: the log is read again from its start.
@@ -309,6 +319,7 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
             Some(topic) => ToBus::Unsubscribe(topic),
             None => return,
         },
+        ClusterEffect::Rejoin => return rejoin(hub),
     };
     let Some(side) = &hub.cluster else {
         if let ToBus::Append { token, .. } = request {
@@ -324,6 +335,15 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
         }
         Err(refused) => tracing::debug!(?refused, "the cluster bridge is full: dropped"),
     }
+}
+
+/// The core dropped its users because the log declared this incarnation gone: new connections
+/// are refused from now on, and the bridge cuts off and joins again (its [`FromBus::CutOff`]
+/// and [`FromBus::Back`] then take the usual path).
+fn rejoin(hub: &mut Hub) {
+    let Some(side) = &mut hub.cluster else { return };
+    side.cut_off = true;
+    side.rejoin_unsent = side.send(ToBus::Rejoin { incarnation: side.me.incarnation }).is_err();
 }
 
 /// Hands a nick claim of the core's to the bridge; gives it back when the bridge cannot take it
@@ -486,7 +506,10 @@ pub(crate) async fn start(
     bridge.caught_up_to(0);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
-    Ok((HubSide { from_bus, to_bus, cut_off: false, caught_up: false, me, seen: HashMap::new() }, status))
+    Ok((
+        HubSide { from_bus, to_bus, cut_off: false, caught_up: false, rejoin_unsent: false, me, seen: HashMap::new() },
+        status,
+    ))
 }
 
 /// What a membership operation (one at a time) gives back.
@@ -841,6 +864,12 @@ impl Bridge {
             ToBus::Unsubscribe(topic) => {
                 if let Some(token) = self.subscribed.remove(&topic) {
                     token.cancel();
+                }
+            }
+            ToBus::Rejoin { incarnation } => {
+                if incarnation == self.incarnation && self.state != State::CutOff {
+                    tracing::error!(incarnation, "the network declared this node gone while it was alive");
+                    self.cut_off();
                 }
             }
         }

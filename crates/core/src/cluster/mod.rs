@@ -156,6 +156,10 @@ pub enum ClusterEffect {
     Subscribe { topic: Topic },
     /// Stop (the room's last member on this node left).
     Unsubscribe { topic: Topic },
+    /// The log says this incarnation is gone (it was frozen past the heartbeat TTL): the core
+    /// has dropped its users; the server must cut off from the bus and join again as a new
+    /// incarnation, then call [`Server::enable_cluster`] with it.
+    Rejoin,
 }
 
 /// A nick claim the core asks for (`Request::Claim`), answered with `Response::Claim`.
@@ -575,7 +579,6 @@ mod tests {
             NetEvent::Nick { uid: stranger.clone(), nick: "x".into() },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
             NetEvent::Quit { uid: stranger.clone(), reason: String::new() },
-            NetEvent::NodeGone { node: "a".into(), incarnation: 1 },
         ];
         for (seq, event) in events.into_iter().enumerate() {
             server.apply(seq as u64 + 1, "user.b", &event.encode(), now);

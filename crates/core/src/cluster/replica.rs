@@ -9,12 +9,16 @@ use chinwag_proto::{casefold, Message};
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
 use crate::ids::ConnId;
-use crate::server::{Server, WhowasEntry};
+use crate::server::{Effect, Server, WhowasEntry};
 
-use super::{NetEvent, UserFacts, UserId};
+use super::{ClusterEffect, NetEvent, UserFacts, UserId};
 
 /// The QUIT reason of a user whose node died.
 pub(crate) const NODE_LOST: &str = "Node lost";
+
+/// What every user of a node the network declared gone while it was alive is told (`ERROR`):
+/// the same advice as a node cut off from the bus gives.
+pub(crate) const DECLARED_GONE: &str = "Lost the network; reconnect (another node will take you)";
 
 fn prefix_of(u: &UserFacts) -> String {
     format!("{}!{}@{}", u.nick, u.user, u.host)
@@ -208,7 +212,7 @@ impl Server {
 
     fn remote_node_gone(&mut self, node: String, incarnation: u64, me: (String, u64)) {
         if (node.clone(), incarnation) == me {
-            tracing::error!(%node, incarnation, "the network declared this node gone; its users must reconnect");
+            return self.declared_gone();
         }
         let Some(cluster) = self.cluster.as_mut() else { return };
         let gone = (node.clone(), incarnation);
@@ -238,6 +242,30 @@ impl Server {
         for uid in lost {
             self.remote_quit(&uid, NODE_LOST);
         }
+    }
+}
+
+impl Server {
+    /// This node's own `NodeGone`: it was frozen past the heartbeat TTL and the others have
+    /// quit its users, freed their nicks and ignore its entries from now on, so nothing its
+    /// users ask of the log would ever be answered. It cuts itself off at once, as a node that
+    /// lost NATS does: every user gets `ERROR` ([`DECLARED_GONE`]) and is closed, and the
+    /// server is asked to join again as a new incarnation ([`ClusterEffect::Rejoin`]).
+    fn declared_gone(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let me = (cluster.me.node.clone(), cluster.me.incarnation);
+        if !cluster.gone.insert(me.clone()) {
+            return;
+        }
+        tracing::error!(node = %me.0, incarnation = me.1, "the network declared this node gone: dropping every user, joining again");
+        // As `close_all`: rooms emptied now stay until `enable_cluster` starts over.
+        self.stopping = true;
+        let mut conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.close(conn, DECLARED_GONE);
+        }
+        self.effects.push(Effect::Cluster(ClusterEffect::Rejoin));
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Net {
     pub lose_next: bool,
     /// Deliver every room publication twice.
     pub twice: bool,
+    /// The nodes that asked to join again as a new incarnation (`ClusterEffect::Rejoin`).
+    pub rejoins: Vec<usize>,
 }
 
 pub fn incarnation(i: usize) -> u64 {
@@ -69,6 +71,7 @@ impl Net {
             room_publications: 0,
             lose_next: false,
             twice: false,
+            rejoins: Vec::new(),
         }
     }
 
@@ -154,6 +157,7 @@ impl Net {
                 ClusterEffect::Subscribe { .. } | ClusterEffect::Unsubscribe { .. } => {
                     panic!("{i} asked for a node topic")
                 }
+                ClusterEffect::Rejoin => self.rejoins.push(i),
                 ClusterEffect::ReleaseNick { nick, revision } => {
                     if self.claims.get(&nick).is_some_and(|(_, r)| *r == revision) {
                         self.claims.remove(&nick);
@@ -226,6 +230,18 @@ impl Net {
                 ClaimAnswer::Granted { revision: self.revision }
             }
         }
+    }
+
+    /// Node `dead` stops (its heartbeat expires) and node `by` notices: it appends its
+    /// `NodeGone`, and the network settles.
+    pub fn lose_node(&mut self, dead: usize, by: usize) {
+        self.down.insert(dead);
+        self.dead.insert((self.names[dead].clone(), incarnation(dead)));
+        let h = &mut self.nodes[by];
+        let now = h.now();
+        h.server.node_lost(&self.names[dead], incarnation(dead), now);
+        h.collect();
+        self.pump();
     }
 
     /// Sends a line from `conn` on node `i`, then lets the network settle.
