@@ -57,6 +57,9 @@ use crate::hub::{now, Hub};
 use crate::metrics::Metrics;
 use crate::ClusterConfig;
 
+// Everything the core leaves for the bus (at most a maximal multiline message) fits.
+const _: () = assert!(chinwag_core::MAX_PAYLOAD <= chinwag_bus::MAX_PAYLOAD);
+
 /// What every user of a node cut off from the bus is told (`ERROR :…`).
 pub(crate) const LOST_NETWORK: &str = "Lost the network; reconnect (another node will take you)";
 /// What a connection is told while the node reads the network's log up to its end.

@@ -339,8 +339,9 @@ pub(crate) struct Carried {
     pub lines: Vec<(String, bool)>,
 }
 
-/// Most lines a multiline message crossing nodes may have (well above any configured limit).
-const MAX_LINES: u64 = 1024;
+/// Most lines a multiline message crossing nodes may have: the most a server accepts, each of
+/// them cut to fit an IRC line (at 400 bytes or more each, `fit_lines`), with room to spare.
+const MAX_LINES: u64 = (crate::config::MAX_MULTILINE_LINES + crate::config::MAX_MULTILINE_BYTES / 64) as u64;
 
 /// What arrives on a node's or a room's topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,9 +386,12 @@ pub(crate) struct Notice {
     pub msgid: Option<String>,
 }
 
+/// A multiline message's text is its lines joined (`multiline::joined`): it crosses once, as
+/// its lines, and its text is left empty.
 fn put_carried(w: &mut Writer, m: &Carried) {
     w.str(&m.command).str(&m.source).opt(m.account.as_deref()).bool(m.bot);
-    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(&m.text).str(&m.tags).bool(m.tagmsg);
+    let text = if m.lines.is_empty() { m.text.as_str() } else { "" };
+    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(text).str(&m.tags).bool(m.tagmsg);
     w.u64(m.lines.len() as u64);
     for (text, concat) in &m.lines {
         w.str(text).bool(*concat);
@@ -410,6 +414,9 @@ fn get_carried(r: &mut Reader<'_>) -> Option<Box<Carried>> {
     let count = r.u64().filter(|n| *n <= MAX_LINES)?;
     for _ in 0..count {
         m.lines.push((r.str()?, r.bool()?));
+    }
+    if !m.lines.is_empty() && m.text.is_empty() {
+        m.text = crate::handlers::multiline::joined(&m.lines);
     }
     matches!(m.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG").then(|| Box::new(m))
 }

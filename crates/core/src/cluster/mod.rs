@@ -28,6 +28,7 @@ use bytes::Bytes;
 use crate::ids::ConnId;
 use crate::server::{Effect, Now, Server};
 
+pub use codec::MAX_PAYLOAD;
 pub(crate) use event::{NetEvent, UserFacts};
 pub(crate) use nicks::ClaimStep;
 

@@ -46,6 +46,11 @@ pub fn incarnation(i: usize) -> u64 {
 
 impl Net {
     pub fn new(count: usize) -> Net {
+        Net::with(count, |_| {})
+    }
+
+    /// [`Net::new`] with every node's configuration changed by `tune`.
+    pub fn with(count: usize, tune: impl Fn(&mut chinwag_core::Config)) -> Net {
         let names: Vec<String> = ["a", "b", "c"][..count].iter().map(|s| s.to_string()).collect();
         let nodes = names
             .iter()
@@ -53,6 +58,7 @@ impl Net {
             .map(|(i, name)| {
                 let mut cfg = chinwag_core::Config::default();
                 cfg.limits.autoreplay_lines = 0;
+                tune(&mut cfg);
                 let mut h = Harness::with_node(cfg, i as u32 + 1);
                 h.server.enable_cluster(ClusterIdentity { node: name.clone(), incarnation: incarnation(i) });
                 h
@@ -102,6 +108,9 @@ impl Net {
         let effects: Vec<ClusterEffect> = std::mem::take(&mut self.nodes[i].cluster);
         for effect in effects {
             busy = true;
+            if let ClusterEffect::Append { event: payload, .. } | ClusterEffect::Publish { payload, .. } = &effect {
+                assert!(payload.len() <= chinwag_core::MAX_PAYLOAD, "a payload of {} bytes", payload.len());
+            }
             match effect {
                 ClusterEffect::Append { id, key, expect, event } => {
                     let key = key.name();
