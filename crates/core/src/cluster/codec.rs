@@ -114,6 +114,11 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(head).ok().map(str::to_owned)
     }
 
+    /// Whether every field was read (a field a later version added at the end is absent).
+    pub fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// An optional string a later version added at the end: absent when the payload ends.
     pub fn opt_last(&mut self) -> Option<Option<String>> {
         if self.rest.is_empty() {

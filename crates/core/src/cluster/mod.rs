@@ -356,7 +356,10 @@ impl Server {
         };
         self.begin_none();
         match message {
-            event::NodeMessage::Direct { to, msg, target } => self.receive_direct(to, *msg, target),
+            event::NodeMessage::Direct { to, msg, target, fallback } => {
+                self.receive_direct(to, *msg, target, fallback);
+            }
+            event::NodeMessage::Undelivered { to, nick } => self.receive_undelivered(&to, &nick),
             event::NodeMessage::Invite { to, room, source, account, lets_in } => {
                 self.receive_invite(to, &room, source, account, lets_in);
             }
