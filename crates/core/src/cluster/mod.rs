@@ -217,6 +217,9 @@ pub(crate) struct ClusterState {
     pub nicks: HashMap<String, UserId>,
     /// Node incarnations whose `NodeGone` was applied: their late events are ignored.
     pub gone: HashSet<(String, u64)>,
+    /// When each of `gone` was applied (log sequence), oldest first: forgotten
+    /// [`replica::GONE_KEPT_FOR`] entries later (`replica::forget_gone`).
+    pub gone_at: std::collections::VecDeque<(u64, (String, u64))>,
     /// The last log sequence applied (entries at or below it are repeats and skipped).
     pub applied: u64,
     /// Each log key's last applied sequence (for an append that expects it).
@@ -274,6 +277,7 @@ impl Server {
             users: HashMap::new(),
             nicks: HashMap::new(),
             gone: HashSet::new(),
+            gone_at: std::collections::VecDeque::new(),
             applied: 0,
             key_seqs: HashMap::new(),
             claims: HashMap::new(),
@@ -341,6 +345,7 @@ impl Server {
         self.finish();
         self.retry_node_gone(key);
         self.retry_room_waits(key);
+        self.forget_gone();
     }
 
     /// A message published to this node's topic. One that does not decode is logged and
