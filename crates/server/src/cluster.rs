@@ -1068,6 +1068,50 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
     }
 
+    /// The core applied this incarnation's own `NodeGone` (it was frozen past the TTL): the
+    /// bridge cuts off at once, well before its grace, and joins again as a new incarnation. A
+    /// request naming another incarnation (one already over) changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rejoin_request_cuts_off_at_once_and_joins_as_a_new_incarnation() {
+        let network = chinwag_bus::test_nats::TestNetwork::new().await;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let cfg = ClusterConfig {
+            url: network.options().url.clone(),
+            name: network.options().cluster.clone(),
+            node: Name::new("a").expect("a node name"),
+        };
+        let joined = join(&cfg).await.expect("join");
+        let ttl = joined.membership.heartbeat_ttl();
+        let (side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+        let mut a = TestHub { side, entries: VecDeque::new() };
+        a.next("catching up", |input| matches!(input, FromBus::CaughtUp).then_some(())).await;
+        let first = a.side.me.incarnation;
+        a.send(ToBus::Rejoin { incarnation: first.wrapping_add(1) });
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match a.side.from_bus.recv().await {
+                    Some(FromBus::CutOff) | None => return,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(quiet.is_err(), "a request for another incarnation cut the node off");
+        let asked = Instant::now();
+        a.send(ToBus::Rejoin { incarnation: first });
+        a.next("the cut-off", |input| matches!(input, FromBus::CutOff).then_some(())).await;
+        assert!(asked.elapsed() < grace(ttl), "cut off at once, not at the grace");
+        let again = a.next("the rejoin", |input| match input {
+            FromBus::Back { incarnation } => Some(incarnation),
+            _ => None,
+        });
+        assert_ne!(again.await, first);
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
+    }
+
     /// Two nodes' bridges on the machine's NATS, driven from their hub ends as the hub will
     /// (the core's effects do not exist yet): messages, log entries in order, appends with
     /// their conflicts, and claims cross between them.
