@@ -978,6 +978,15 @@ mod tests {
         }
     }
 
+    /// How node `node` joins the test `network`.
+    fn node_config(network: &chinwag_bus::test_nats::TestNetwork, node: &str) -> ClusterConfig {
+        ClusterConfig {
+            url: network.options().url.clone(),
+            name: network.options().cluster.clone(),
+            node: Name::new(node).expect("a node name"),
+        }
+    }
+
     /// A test's stand-in for the hub: the bridge's hub end, and the log entries that arrived
     /// while it waited for something else.
     struct TestHub {
@@ -1076,11 +1085,7 @@ mod tests {
         let network = chinwag_bus::test_nats::TestNetwork::new().await;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let cfg = ClusterConfig {
-            url: network.options().url.clone(),
-            name: network.options().cluster.clone(),
-            node: Name::new("a").expect("a node name"),
-        };
+        let cfg = node_config(&network, "a");
         let joined = join(&cfg).await.expect("join");
         let ttl = joined.membership.heartbeat_ttl();
         let (side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
@@ -1232,11 +1237,7 @@ mod tests {
         }
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let cfg = ClusterConfig {
-            url: network.options().url.clone(),
-            name: network.options().cluster.clone(),
-            node: Name::new("a").expect("a node name"),
-        };
+        let cfg = node_config(&network, "a");
         let joined = join(&cfg).await.expect("join");
         let (mut side, status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
         assert_eq!(side.refusal(), Some(JOINING), "no connection before the log is read");
