@@ -39,9 +39,10 @@ pub use local::LocalBus;
 pub use names::{escape, ClaimKey, LogKey, Name, NameError, Topic};
 pub use nats::{NatsBus, NatsOptions};
 
-/// The largest payload the bus carries (a message with its tags, one state event). NATS's own
-/// default limit is 1 MiB; a state snapshot, which is larger, will not go through here.
-pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// The largest payload the bus carries (a message with its tags — the largest multiline message
+/// a server accepts is 64 KiB of text —, one state event). NATS's own default limit is 1 MiB; a
+/// state snapshot, which is larger, will not go through here.
+pub const MAX_PAYLOAD: usize = 128 * 1024;
 
 /// What an append expects of its key's last entry in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

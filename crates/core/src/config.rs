@@ -167,6 +167,14 @@ pub struct Limits {
     pub multiline_timeout: Duration,
 }
 
+/// The most [`Limits::multiline_max_bytes`] may be (the server's configuration refuses more): a
+/// multiline message is held whole while its batch is open, delivered whole, and crosses nodes
+/// as one payload (`cluster/codec.rs` sizes its strings and payloads for it).
+pub const MAX_MULTILINE_BYTES: usize = 65536;
+/// The most [`Limits::multiline_max_lines`] may be: each line is a line in every recipient's
+/// SendQ.
+pub const MAX_MULTILINE_LINES: usize = 1000;
+
 impl Limits {
     /// The `draft/multiline` capability's value: `max-bytes=N,max-lines=M`.
     pub fn multiline_cap_value(&self) -> String {

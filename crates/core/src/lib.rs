@@ -42,9 +42,9 @@ pub use chinwag_proto::rfc3339_ms;
 pub use client::ConnInfo;
 pub use cluster::{
     node_gone_event, read_node_gone, AppendError, AppendId, ClaimAnswer, ClaimRequest, ClusterEffect, ClusterIdentity,
-    Expect, LogKey, Topic, UserId,
+    Expect, LogKey, Topic, UserId, MAX_PAYLOAD,
 };
-pub use config::{AccountSettings, Config, Limits, Operator, Rate};
+pub use config::{AccountSettings, Config, Limits, Operator, Rate, MAX_MULTILINE_BYTES, MAX_MULTILINE_LINES};
 pub use directory::PublicRoom;
 pub use flood::Bucket as TokenBucket;
 pub use handlers::account::MAX_PASSWORD_LEN;

@@ -51,6 +51,9 @@ pub enum Effect {
     DeleteChannel(String),
     /// Offline messages up to this one were delivered to the account.
     ClearOffline { account: String, up_to_msgid: String },
+    /// Cluster mode: queue the stored private message `msgid` for `account` (its recipient's
+    /// connection closed just before it arrived from the sender's node).
+    QueueOffline { account: String, msgid: String },
     /// Cluster mode only: something for the bus (`cluster/`). Never left by a single node.
     Cluster(crate::cluster::ClusterEffect),
 }

@@ -413,3 +413,29 @@ fn a_dead_holders_nick_is_taken_over_by_a_client_negotiating_caps() {
     let lines = net.take(1, newcomer);
     assert!(lines.iter().any(|l| l.contains(" 001 gina ")), "welcomed as gina: {lines:#?}");
 }
+
+/// A private message to a user whose connection closed just before the message reached its
+/// node is not lost: for a user logged in to an account, its node queues the stored message for
+/// that account (delivered at its next login, on any node); for a guest, with nothing to keep
+/// it for, the sender hears 401, as it would have a moment later.
+#[test]
+fn a_private_message_to_a_user_who_just_left_waits_or_is_refused() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    let guest = net.register(1, "guest", "");
+    net.nodes[1].login(bob, "bob");
+    net.pump();
+    for (to, conn) in [("bob", bob), ("guest", guest)] {
+        // The message leaves node a; its recipient disconnects before it arrives.
+        net.nodes[0].send(alice, &format!("PRIVMSG {to} :are you there?"));
+        net.nodes[1].disconnect(conn, "Connection closed");
+        net.pump();
+    }
+    let stored = net.nodes[0].persisted.iter().find(|m| m.target == "bob").expect("stored for bob");
+    assert_eq!(net.nodes[1].queued_offline, [("bob".to_owned(), stored.msgid.clone())]);
+    let lines = net.take(0, alice);
+    let refused = all(&lines, "401");
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert_eq!(refused[0][1..], ["guest", "No such nick/channel"]);
+}

@@ -3,9 +3,9 @@
 
 mod support;
 
-use chinwag_core::{ClusterEffect, Effect};
+use chinwag_core::{ClusterEffect, ClusterIdentity, Effect};
 use support::all;
-use support::net::{shared_room, Net};
+use support::net::{names, shared_room, Net};
 
 /// The texts of the PRIVMSGs in `lines`.
 fn texts(lines: &[String]) -> Vec<String> {
@@ -48,4 +48,40 @@ fn a_message_that_arrives_after_the_last_member_left_does_not_replay_the_absence
     let lines = net.take(1, bob);
     assert_eq!(texts(&lines), ["four"], "{lines:#?}");
     assert_eq!(net.nodes[1].server.missed_room_messages(), 0);
+}
+
+/// A node frozen past the heartbeat TTL is declared gone by another while it is alive. When it
+/// applies its own `NodeGone` it cuts itself off at once: its users get `ERROR` and are closed
+/// (a command of theirs waiting for the log would never be answered, since every node ignores
+/// a gone incarnation's entries), the others see each of their QUITs once, and the node asks
+/// to join again; as a new incarnation it serves again, its users' nicks free for them.
+#[test]
+fn a_node_that_reads_its_own_node_gone_drops_its_users_and_joins_again() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    // Node a freezes; node b sees its heartbeat expire and says so.
+    net.lose_node(0, 1);
+    let quits = all(&net.take(1, bob), "QUIT");
+    assert_eq!(quits.len(), 1, "{quits:?}");
+    // Node a wakes up and, before it reads the log, alice asks for something the log must carry.
+    net.down.remove(&0);
+    net.nodes[0].send(alice, "TOPIC #chat :still here");
+    net.pump();
+    let lines = net.take(0, alice);
+    assert!(
+        lines.iter().any(|l| l.starts_with("ERROR ") && l.contains("reconnect (another node will take you)")),
+        "{lines:#?}"
+    );
+    assert!(net.nodes[0].is_closed(alice));
+    assert_eq!(net.rejoins, [0]);
+    let lines = net.take(1, bob);
+    assert!(all(&lines, "QUIT").is_empty() && all(&lines, "TOPIC").is_empty(), "{lines:#?}");
+    // The server joins again as a new incarnation; the log is read again from its start.
+    net.nodes[0].server.enable_cluster(ClusterIdentity { node: "a".into(), incarnation: 2000 });
+    net.applied[0] = 0;
+    net.pump();
+    let again = net.register(0, "alice", "");
+    net.send(0, again, "JOIN #chat");
+    assert_eq!(names(&net.take(0, again)), ["alice", "bob"]);
+    assert_eq!(all(&net.take(1, bob), "JOIN").len(), 1);
 }

@@ -458,3 +458,42 @@ fn a_state_event_has_one_msgid_and_time_on_every_node_and_in_history() {
     net.send(1, bob, "QUIT :bye");
     check(&mut net, "QUIT", &[(0, alice)], 1);
 }
+
+/// The largest draft/multiline message a server accepts (its byte and line limits at their
+/// maximum) crosses nodes whole, to a room and to a user, as one payload within the bus's
+/// limit (its text is carried once, as its lines), and arrives line for line.
+#[test]
+fn a_maximal_multiline_message_crosses_nodes() {
+    use chinwag_core::{Rate, MAX_MULTILINE_BYTES, MAX_MULTILINE_LINES};
+    let mut net = Net::with(2, |cfg| {
+        cfg.limits.multiline_max_bytes = MAX_MULTILINE_BYTES;
+        cfg.limits.multiline_max_lines = MAX_MULTILINE_LINES;
+        cfg.limits.flood = Rate { burst: 100_000, every: std::time::Duration::from_millis(1) };
+    });
+    let caps = "message-tags batch echo-message server-time draft/multiline";
+    let (alice, bob) = shared_room_with(&mut net, caps);
+    // Every line counts its bytes, and each break between two lines one more.
+    let text_bytes = MAX_MULTILINE_BYTES - (MAX_MULTILINE_LINES - 1);
+    let lines: Vec<String> = (0..MAX_MULTILINE_LINES)
+        .map(|i| {
+            let len = text_bytes / MAX_MULTILINE_LINES + usize::from(i < text_bytes % MAX_MULTILINE_LINES);
+            let mark = format!("{i}:");
+            format!("{mark}{}", "x".repeat(len - mark.len()))
+        })
+        .collect();
+    for target in ["#chat", "bob"] {
+        let h = &mut net.nodes[0];
+        h.send(alice, &format!("BATCH +big draft/multiline {target}"));
+        for line in &lines {
+            h.send(alice, &format!("@batch=big PRIVMSG {target} :{line}"));
+        }
+        h.send(alice, "BATCH -big");
+        net.pump();
+        let echo = net.take(0, alice);
+        assert!(all(&echo, "FAIL").is_empty(), "{:?}", &echo[..echo.len().min(3)]);
+        let got = net.take(1, bob);
+        let texts: Vec<String> = all(&got, "PRIVMSG").into_iter().map(|p| p[1].clone()).collect();
+        assert_eq!(texts, lines, "to {target}: {} lines arrived", texts.len());
+        assert_eq!(all(&got, "BATCH").len(), 2, "to {target}: one batch");
+    }
+}

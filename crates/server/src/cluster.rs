@@ -57,6 +57,9 @@ use crate::hub::{now, Hub};
 use crate::metrics::Metrics;
 use crate::ClusterConfig;
 
+// Everything the core leaves for the bus (at most a maximal multiline message) fits.
+const _: () = assert!(chinwag_core::MAX_PAYLOAD <= chinwag_bus::MAX_PAYLOAD);
+
 /// What every user of a node cut off from the bus is told (`ERROR :…`).
 pub(crate) const LOST_NETWORK: &str = "Lost the network; reconnect (another node will take you)";
 /// What a connection is told while the node reads the network's log up to its end.
@@ -136,6 +139,10 @@ pub(crate) enum ToBus {
     Subscribe(Topic),
     /// Stop receiving them.
     Unsubscribe(Topic),
+    /// The core applied the `NodeGone` of this node's `incarnation` (it was frozen past the
+    /// TTL): cut off now, as after the grace, and join again (nothing if that incarnation is
+    /// already over).
+    Rejoin { incarnation: u64 },
 }
 
 /// From the bus to the hub, handled by [`on_input`].
@@ -362,6 +369,7 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
             Some(topic) => ToBus::Unsubscribe(topic),
             None => return,
         },
+        ClusterEffect::Rejoin => return rejoin(hub),
     };
     let Some(side) = &mut hub.cluster else {
         if let ToBus::Append { token, .. } = request {
@@ -375,6 +383,17 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
     if let Err(ToBus::Append { token, .. }) = side.send(request) {
         hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
     }
+}
+
+/// The core dropped its users because the log declared this incarnation gone: new connections
+/// are refused from now on, and the bridge cuts off and joins again (its [`FromBus::CutOff`]
+/// and [`FromBus::Back`] then take the usual path).
+fn rejoin(hub: &mut Hub) {
+    let Some(side) = &mut hub.cluster else { return };
+    side.cut_off = true;
+    // What waited for the bridge was this incarnation's, which the network declared dead.
+    side.backlog.clear();
+    side.send_in_order(ToBus::Rejoin { incarnation: side.me.incarnation });
 }
 
 /// Hands a nick claim of the core's to the bridge; gives it back when the bridge cannot take it
@@ -906,6 +925,12 @@ impl Bridge {
                     token.cancel();
                 }
             }
+            ToBus::Rejoin { incarnation } => {
+                if incarnation == self.incarnation && self.state != State::CutOff {
+                    tracing::error!(incarnation, "the network declared this node gone while it was alive");
+                    self.cut_off();
+                }
+            }
         }
     }
 
@@ -1058,6 +1083,15 @@ mod tests {
         assert!(side.backlog.is_empty() && bridge.try_recv().is_err());
     }
 
+    /// How node `node` joins the test `network`.
+    fn node_config(network: &chinwag_bus::test_nats::TestNetwork, node: &str) -> ClusterConfig {
+        ClusterConfig {
+            url: network.options().url.clone(),
+            name: network.options().cluster.clone(),
+            node: Name::new(node).expect("a node name"),
+        }
+    }
+
     /// A test's stand-in for the hub: the bridge's hub end, and the log entries that arrived
     /// while it waited for something else.
     struct TestHub {
@@ -1143,6 +1177,46 @@ mod tests {
         }
         // The hub's channel was full: publications were waiting on the bus the whole time.
         assert!(sent as usize > TO_BUS_QUEUE, "only {sent} publications were handed over");
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
+    }
+
+    /// The core applied this incarnation's own `NodeGone` (it was frozen past the TTL): the
+    /// bridge cuts off at once, well before its grace, and joins again as a new incarnation. A
+    /// request naming another incarnation (one already over) changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rejoin_request_cuts_off_at_once_and_joins_as_a_new_incarnation() {
+        let network = chinwag_bus::test_nats::TestNetwork::new().await;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let cfg = node_config(&network, "a");
+        let joined = join(&cfg).await.expect("join");
+        let ttl = joined.membership.heartbeat_ttl();
+        let (side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+        let mut a = TestHub { side, entries: VecDeque::new() };
+        a.next("catching up", |input| matches!(input, FromBus::CaughtUp).then_some(())).await;
+        let first = a.side.me.incarnation;
+        a.send(ToBus::Rejoin { incarnation: first.wrapping_add(1) });
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match a.side.from_bus.recv().await {
+                    Some(FromBus::CutOff) | None => return,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(quiet.is_err(), "a request for another incarnation cut the node off");
+        let asked = Instant::now();
+        a.send(ToBus::Rejoin { incarnation: first });
+        a.next("the cut-off", |input| matches!(input, FromBus::CutOff).then_some(())).await;
+        assert!(asked.elapsed() < grace(ttl), "cut off at once, not at the grace");
+        let again = a.next("the rejoin", |input| match input {
+            FromBus::Back { incarnation } => Some(incarnation),
+            _ => None,
+        });
+        assert_ne!(again.await, first);
         shutdown.cancel();
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node's task ends");
@@ -1268,11 +1342,7 @@ mod tests {
         }
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let cfg = ClusterConfig {
-            url: network.options().url.clone(),
-            name: network.options().cluster.clone(),
-            node: Name::new("a").expect("a node name"),
-        };
+        let cfg = node_config(&network, "a");
         let joined = join(&cfg).await.expect("join");
         let (mut side, status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
         assert_eq!(side.refusal(), Some(JOINING), "no connection before the log is read");

@@ -666,6 +666,10 @@ impl Hub {
                     s.clear_offline(&account, &up_to_msgid).map(|_| ())
                 });
             }
+            Effect::QueueOffline { account, msgid } => {
+                self.storage
+                    .spawn("queueing a late private message", move |s| s.queue_offline(&account, &msgid).map(|_| ()));
+            }
             Effect::Persist(item) => {
                 tracing::error!(msgid = %item.msgid, "a persist effect reached execution; ignored")
             }

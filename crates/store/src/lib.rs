@@ -170,6 +170,11 @@ pub trait Store: Send + 'static {
     /// Removes queued messages of an account up to and including `up_to_msgid`, typically the
     /// last one delivered; returns how many went. A msgid not in the queue removes nothing.
     fn clear_offline(&mut self, account: &str, up_to_msgid: &str) -> Result<u64, StoreError>;
+    /// Queues the stored message `msgid` for `account` (any case), as [`Store::append`] with
+    /// [`StoredMessage::offline_for`] would have, if both exist and it is not queued there yet;
+    /// `false` if nothing was queued. For a cluster: a private message stored by the sender's
+    /// node whose recipient disconnected from its own node before it arrived.
+    fn queue_offline(&mut self, account: &str, msgid: &str) -> Result<bool, StoreError>;
     /// Every non-empty offline queue (folded account or device queue) and how many messages it
     /// holds, read at start so that the server can bound each queue.
     fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError>;

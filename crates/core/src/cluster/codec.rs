@@ -8,8 +8,15 @@ use bytes::Bytes;
 /// The version byte every payload starts with. A payload of another version is ignored.
 pub(crate) const VERSION: u8 = 1;
 
-/// The longest string a payload may hold (a realname, a message's text and tags fit well).
-const MAX_STRING: usize = 16 * 1024;
+/// The longest string a payload may hold: the text of the largest multiline message a server
+/// accepts (a realname, tags and the like are far shorter).
+const MAX_STRING: usize = crate::config::MAX_MULTILINE_BYTES;
+
+/// The largest payload the core makes. The largest is a room or private message of
+/// [`MAX_MULTILINE_BYTES`](crate::MAX_MULTILINE_BYTES) of text, carried once (as its lines),
+/// with at most 4 KiB of tags: under 80 KiB. The server checks that the bus carries this much
+/// (`chinwag_bus::MAX_PAYLOAD`).
+pub const MAX_PAYLOAD: usize = 96 * 1024;
 
 /// Builds a payload.
 #[derive(Debug, Default)]

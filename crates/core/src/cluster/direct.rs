@@ -16,7 +16,7 @@ use crate::numeric::*;
 use crate::server::{Effect, Server};
 use crate::store::dm_conversation;
 
-use super::event::{Carried, NodeMessage};
+use super::event::{Carried, Fallback, NodeMessage};
 use super::{ClusterEffect, Topic, UserId};
 
 impl Server {
@@ -52,7 +52,7 @@ impl Server {
             let me = self.party_of(self.cur_conn()).unwrap_or_default();
             let them = self.party_for_nick(&nick);
             let mut participants: Vec<String> =
-                [sender_account, account].into_iter().flatten().map(|a| casefold(&a)).collect();
+                [sender_account, account.clone()].into_iter().flatten().map(|a| casefold(&a)).collect();
             participants.dedup();
             let queue = route.as_ref().and_then(|r| r.offline_queue());
             if self.refuse_unstorable(&ev) || queue.as_ref().is_some_and(|q| !self.reserve_offline(q, &nick)) {
@@ -61,7 +61,11 @@ impl Server {
             self.persist(history_item(&ev, dm_conversation(&me, &them), participants, queue));
         }
         let msg = Box::new(carried(&ev));
-        let payload = NodeMessage::Direct { to: uid.clone(), msg, target: None }.encode();
+        let fallback = self.local_uid(self.cur_conn()).map(|from| {
+            // Stored (above) for the recipient's account, unless it is a TAGMSG.
+            Box::new(Fallback { from, nick: nick.clone(), account: account.clone().filter(|_| !tagmsg) })
+        });
+        let payload = NodeMessage::Direct { to: uid.clone(), msg, target: None, fallback }.encode();
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(uid.node.clone()), payload }));
         if let Some(route) = &route {
             self.e2e_deliver(&mut ev, route, &[self.cur_conn()]);
@@ -75,12 +79,60 @@ impl Server {
 
     /// A message from a user on another node to one of ours (addressed to `target` rather
     /// than to its nick: a copy for its E2E device).
-    pub(crate) fn receive_direct(&mut self, to: UserId, msg: Carried, target: Option<String>) {
-        let Some(conn) = self.local_conn(&to) else { return };
+    pub(crate) fn receive_direct(
+        &mut self,
+        to: UserId,
+        msg: Carried,
+        target: Option<String>,
+        fallback: Option<Box<Fallback>>,
+    ) {
+        let Some(conn) = self.local_conn(&to) else {
+            if let Some(fallback) = fallback {
+                self.undelivered(&to, &msg, *fallback);
+            }
+            return;
+        };
         let Some(client) = self.clients.get(&conn) else { return };
         let (nick, caps) = (target.unwrap_or_else(|| client.nick_or_star().to_owned()), client.caps);
         let mut ev = self.outgoing_from(msg, &nick);
         self.deliver_to(&mut ev, conn, caps, true);
+    }
+
+    /// A private message for `to`, a connection of this node's incarnation that is gone: it
+    /// waits in its account's offline queue, as it would have had it arrived a moment earlier
+    /// (the sender's node stored it), or, for a recipient without an account, its sender hears
+    /// that the nick is gone (401), as it would have had it sent a moment later. Nothing for a
+    /// NOTICE (never answered) or for another incarnation's connection (this node restarted).
+    fn undelivered(&mut self, to: &UserId, msg: &Carried, fallback: Fallback) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        if (to.node.as_str(), to.incarnation) != (cluster.me.node.as_str(), cluster.me.incarnation) {
+            return;
+        }
+        let Fallback { from, nick, account } = fallback;
+        match (account, msg.msgid.clone()) {
+            (Some(account), Some(msgid)) => {
+                let queue = casefold(&account);
+                let count = self.offline_counts.entry(queue.clone()).or_default();
+                if *count >= self.cfg.limits.offline_queue_len {
+                    tracing::info!(account = %queue, "a late private message found its offline queue full");
+                    return;
+                }
+                *count += 1;
+                self.effects.push(Effect::QueueOffline { account: queue, msgid });
+            }
+            _ if msg.command == "NOTICE" => {}
+            _ => {
+                let message = NodeMessage::Undelivered { to: from.clone(), nick };
+                let topic = Topic::Node(from.node);
+                self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload: message.encode() }));
+            }
+        }
+    }
+
+    /// A private message this node's user sent was not delivered: `nick` disconnected.
+    pub(crate) fn receive_undelivered(&mut self, to: &UserId, nick: &str) {
+        let Some(conn) = self.local_conn(to) else { return };
+        self.numeric_to(conn, ERR_NOSUCHNICK, [nick, "No such nick/channel"]);
     }
 
     /// An encrypted message to the connections of its device on other nodes but `skip` (the
@@ -88,7 +140,12 @@ impl Server {
     pub(crate) fn e2e_deliver_remote(&mut self, ev: &Outgoing, route: &E2eRoute, skip: Option<&UserId>) {
         let target = ev.base.params.first().cloned();
         for uid in route.remote.iter().filter(|u| Some(*u) != skip) {
-            let message = NodeMessage::Direct { to: uid.clone(), msg: Box::new(carried(ev)), target: target.clone() };
+            let message = NodeMessage::Direct {
+                to: uid.clone(),
+                msg: Box::new(carried(ev)),
+                target: target.clone(),
+                fallback: None,
+            };
             let topic = Topic::Node(uid.node.clone());
             self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload: message.encode() }));
         }

@@ -184,6 +184,7 @@ const INVITE: u8 = 34;
 const KILL: u8 = 35;
 const NOTICE: u8 = 36;
 const INVITE_NOTIFY: u8 = 37;
+const UNDELIVERED: u8 = 38;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -447,15 +448,21 @@ pub(crate) struct Carried {
     pub lines: Vec<(String, bool)>,
 }
 
-/// Most lines a multiline message crossing nodes may have (well above any configured limit).
-const MAX_LINES: u64 = 1024;
+/// Most lines a multiline message crossing nodes may have: the most a server accepts, each of
+/// them cut to fit an IRC line (at 400 bytes or more each, `fit_lines`), with room to spare.
+const MAX_LINES: u64 = (crate::config::MAX_MULTILINE_LINES + crate::config::MAX_MULTILINE_BYTES / 64) as u64;
 
 /// What arrives on a node's or a room's topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NodeMessage {
     /// To one user of the node; `target`: the nick the line is addressed to when it is not
     /// that user's (a copy for an E2E device of the sender's own account), added at the end.
-    Direct { to: UserId, msg: Box<Carried>, target: Option<String> },
+    /// `fallback` (added at the end; `None` for an E2E device's copy): what the node does
+    /// when `to` has just disconnected.
+    Direct { to: UserId, msg: Box<Carried>, target: Option<String>, fallback: Option<Box<Fallback>> },
+    /// To one user of the node: the private message it sent to `nick` on another node was not
+    /// delivered (its recipient, with no account to keep it for, disconnected just before).
+    Undelivered { to: UserId, nick: String },
     /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
     /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
     /// back to it from the room's topic, is dropped); `seq` counts the origin's publications to
@@ -477,6 +484,16 @@ pub(crate) enum NodeMessage {
     InviteNotify { room: String, origin: (String, u64), source: String, account: Option<String>, nick: String },
 }
 
+/// What a node does with a private message whose recipient disconnected just before it
+/// arrived: queue it for `account` (the recipient's, set only if the sender's node stored the
+/// message), or tell `from`, its sender, that `nick` is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fallback {
+    pub from: UserId,
+    pub nick: String,
+    pub account: Option<String>,
+}
+
 /// What [`NodeMessage::Notice`] carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Notice {
@@ -493,9 +510,12 @@ pub(crate) struct Notice {
     pub msgid: Option<String>,
 }
 
+/// A multiline message's text is its lines joined (`multiline::joined`): it crosses once, as
+/// its lines, and its text is left empty.
 fn put_carried(w: &mut Writer, m: &Carried) {
     w.str(&m.command).str(&m.source).opt(m.account.as_deref()).bool(m.bot);
-    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(&m.text).str(&m.tags).bool(m.tagmsg);
+    let text = if m.lines.is_empty() { m.text.as_str() } else { "" };
+    w.u64(m.time_ms).opt(m.msgid.as_deref()).str(text).str(&m.tags).bool(m.tagmsg);
     w.u64(m.lines.len() as u64);
     for (text, concat) in &m.lines {
         w.str(text).bool(*concat);
@@ -519,17 +539,30 @@ fn get_carried(r: &mut Reader<'_>) -> Option<Box<Carried>> {
     for _ in 0..count {
         m.lines.push((r.str()?, r.bool()?));
     }
+    if !m.lines.is_empty() && m.text.is_empty() {
+        m.text = crate::handlers::multiline::joined(&m.lines);
+    }
     matches!(m.command.as_str(), "PRIVMSG" | "NOTICE" | "TAGMSG").then(|| Box::new(m))
 }
 
 impl NodeMessage {
     pub fn encode(&self) -> Bytes {
         match self {
-            NodeMessage::Direct { to, msg, target } => {
+            NodeMessage::Direct { to, msg, target, fallback } => {
                 let mut w = Writer::new(DIRECT);
                 put_uid(&mut w, to);
                 put_carried(&mut w, msg);
-                w.opt(target.as_deref()).finish()
+                w.opt(target.as_deref());
+                if let Some(f) = fallback {
+                    put_uid(w.bool(true), &f.from);
+                    w.str(&f.nick).opt(f.account.as_deref());
+                }
+                w.finish()
+            }
+            NodeMessage::Undelivered { to, nick } => {
+                let mut w = Writer::new(UNDELIVERED);
+                put_uid(&mut w, to);
+                w.str(nick).finish()
             }
             NodeMessage::Invite { to, room, source, account, lets_in } => {
                 let mut w = Writer::new(INVITE);
@@ -563,7 +596,16 @@ impl NodeMessage {
         let (kind, mut r) = Reader::open(payload)?;
         let r = &mut r;
         match kind {
-            DIRECT => Some(NodeMessage::Direct { to: get_uid(r)?, msg: get_carried(r)?, target: r.opt_last()? }),
+            DIRECT => {
+                let (to, msg, target) = (get_uid(r)?, get_carried(r)?, r.opt_last()?);
+                let fallback = if !r.at_end() && r.bool()? {
+                    Some(Box::new(Fallback { from: get_uid(r)?, nick: r.str()?, account: r.opt()? }))
+                } else {
+                    None
+                };
+                Some(NodeMessage::Direct { to, msg, target, fallback })
+            }
+            UNDELIVERED => Some(NodeMessage::Undelivered { to: get_uid(r)?, nick: r.str()? }),
             INVITE => Some(NodeMessage::Invite {
                 to: get_uid(r)?,
                 room: r.str()?,
@@ -728,13 +770,19 @@ mod tests {
             tagmsg: false,
             lines: vec![("h".into(), false), ("i".into(), true)],
         };
-        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: None };
+        let direct = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: None, fallback: None };
         let bytes = direct.encode();
         assert_eq!(NodeMessage::decode(&bytes), Some(direct.clone()));
         // As an earlier version wrote it, without the target at the end.
         assert_eq!(NodeMessage::decode(&bytes[..bytes.len() - 1]), Some(direct));
-        let copy = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: Some("Bob".into()) };
+        let copy =
+            NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: Some("Bob".into()), fallback: None };
         assert_eq!(NodeMessage::decode(&copy.encode()), Some(copy));
+        let fallback = Some(Box::new(Fallback { from: uid(), nick: "Bob".into(), account: Some("bob".into()) }));
+        let late = NodeMessage::Direct { to: uid(), msg: Box::new(m.clone()), target: None, fallback };
+        assert_eq!(NodeMessage::decode(&late.encode()), Some(late));
+        let undelivered = NodeMessage::Undelivered { to: uid(), nick: "Bob".into() };
+        assert_eq!(NodeMessage::decode(&undelivered.encode()), Some(undelivered));
         let origin = ("a".into(), 4);
         let room =
             NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, msg: Box::new(m.clone()) };
@@ -776,8 +824,12 @@ mod tests {
         }
         let forged = NodeMessage::Notice(Box::new(Notice { command: "KILL".into(), ..notice }));
         assert_eq!(NodeMessage::decode(&forged.encode()), None);
-        let bad =
-            NodeMessage::Direct { to: uid(), msg: Box::new(Carried { command: "KILL".into(), ..m }), target: None };
+        let bad = NodeMessage::Direct {
+            to: uid(),
+            msg: Box::new(Carried { command: "KILL".into(), ..m }),
+            target: None,
+            fallback: None,
+        };
         assert_eq!(NodeMessage::decode(&bad.encode()), None);
     }
 }

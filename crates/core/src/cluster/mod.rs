@@ -28,6 +28,7 @@ use bytes::Bytes;
 use crate::ids::ConnId;
 use crate::server::{Effect, Now, Server};
 
+pub use codec::MAX_PAYLOAD;
 pub(crate) use event::{NetEvent, UserFacts};
 pub(crate) use nicks::ClaimStep;
 
@@ -156,6 +157,10 @@ pub enum ClusterEffect {
     Subscribe { topic: Topic },
     /// Stop (the room's last member on this node left).
     Unsubscribe { topic: Topic },
+    /// The log says this incarnation is gone (it was frozen past the heartbeat TTL): the core
+    /// has dropped its users; the server must cut off from the bus and join again as a new
+    /// incarnation, then call [`Server::enable_cluster`] with it.
+    Rejoin,
 }
 
 /// A nick claim the core asks for (`Request::Claim`), answered with `Response::Claim`.
@@ -212,6 +217,9 @@ pub(crate) struct ClusterState {
     pub nicks: HashMap<String, UserId>,
     /// Node incarnations whose `NodeGone` was applied: their late events are ignored.
     pub gone: HashSet<(String, u64)>,
+    /// When each of `gone` was applied (log sequence), oldest first: forgotten
+    /// [`replica::GONE_KEPT_FOR`] entries later (`replica::forget_gone`).
+    pub gone_at: std::collections::VecDeque<(u64, (String, u64))>,
     /// The last log sequence applied (entries at or below it are repeats and skipped).
     pub applied: u64,
     /// Each log key's last applied sequence (for an append that expects it).
@@ -272,6 +280,7 @@ impl Server {
             users: HashMap::new(),
             nicks: HashMap::new(),
             gone: HashSet::new(),
+            gone_at: std::collections::VecDeque::new(),
             applied: 0,
             key_seqs: HashMap::new(),
             claims: HashMap::new(),
@@ -340,6 +349,7 @@ impl Server {
         self.finish();
         self.retry_node_gone(key);
         self.retry_room_waits(key);
+        self.forget_gone();
     }
 
     /// A message published to this node's topic. One that does not decode is logged and
@@ -355,7 +365,10 @@ impl Server {
         };
         self.begin_none();
         match message {
-            event::NodeMessage::Direct { to, msg, target } => self.receive_direct(to, *msg, target),
+            event::NodeMessage::Direct { to, msg, target, fallback } => {
+                self.receive_direct(to, *msg, target, fallback);
+            }
+            event::NodeMessage::Undelivered { to, nick } => self.receive_undelivered(&to, &nick),
             event::NodeMessage::Invite { to, room, source, account, lets_in } => {
                 self.receive_invite(to, &room, source, account, lets_in);
             }
@@ -592,7 +605,6 @@ mod tests {
             NetEvent::Nick { uid: stranger.clone(), nick: "x".into(), stamp: None },
             NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
             NetEvent::Quit { uid: stranger.clone(), reason: String::new(), stamp: None },
-            NetEvent::NodeGone { node: "a".into(), incarnation: 1 },
         ];
         for (seq, event) in events.into_iter().enumerate() {
             server.apply(seq as u64 + 1, "user.b", &event.encode(), now);

@@ -9,13 +9,17 @@ use chinwag_proto::{casefold, Message};
 use crate::broadcast::Outgoing;
 use crate::caps::Cap;
 use crate::ids::ConnId;
-use crate::server::{Server, WhowasEntry};
+use crate::server::{Effect, Server, WhowasEntry};
 
 use super::event::Stamp;
-use super::{NetEvent, UserFacts, UserId};
+use super::{ClusterEffect, NetEvent, UserFacts, UserId};
 
 /// The QUIT reason of a user whose node died.
 pub(crate) const NODE_LOST: &str = "Node lost";
+
+/// What every user of a node the network declared gone while it was alive is told (`ERROR`):
+/// the same advice as a node cut off from the bus gives.
+pub(crate) const DECLARED_GONE: &str = "Lost the network; reconnect (another node will take you)";
 
 fn prefix_of(u: &UserFacts) -> String {
     format!("{}!{}@{}", u.nick, u.user, u.host)
@@ -215,13 +219,14 @@ impl Server {
 
     fn remote_node_gone(&mut self, node: String, incarnation: u64, me: (String, u64)) {
         if (node.clone(), incarnation) == me {
-            tracing::error!(%node, incarnation, "the network declared this node gone; its users must reconnect");
+            return self.declared_gone();
         }
         let Some(cluster) = self.cluster.as_mut() else { return };
         let gone = (node.clone(), incarnation);
         if !cluster.gone.insert(gone.clone()) {
             return;
         }
+        cluster.gone_at.push_back((cluster.applied, gone.clone()));
         // This node's own attempts to say so are moot now.
         cluster.appends.retain(|_, p| p.gone.as_ref() != Some(&gone));
         // What it committed after the last of its room messages this node saw may never have
@@ -248,6 +253,54 @@ impl Server {
     }
 }
 
+impl Server {
+    /// This node's own `NodeGone`: it was frozen past the heartbeat TTL and the others have
+    /// quit its users, freed their nicks and ignore its entries from now on, so nothing its
+    /// users ask of the log would ever be answered. It cuts itself off at once, as a node that
+    /// lost NATS does: every user gets `ERROR` ([`DECLARED_GONE`]) and is closed, and the
+    /// server is asked to join again as a new incarnation ([`ClusterEffect::Rejoin`]).
+    fn declared_gone(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let me = (cluster.me.node.clone(), cluster.me.incarnation);
+        if !cluster.gone.insert(me.clone()) {
+            return;
+        }
+        tracing::error!(node = %me.0, incarnation = me.1, "the network declared this node gone: dropping every user, joining again");
+        // As `close_all`: rooms emptied now stay until `enable_cluster` starts over.
+        self.stopping = true;
+        let mut conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.close(conn, DECLARED_GONE);
+        }
+        self.effects.push(Effect::Cluster(ClusterEffect::Rejoin));
+    }
+}
+
+/// How many log entries after its `NodeGone` a dead incarnation is remembered. Past that, the
+/// set of dead incarnations would only grow with the network's life. Forgetting is safe: a late
+/// entry of a dead incarnation changes nothing unless it is an `Introduce` (every other user
+/// event needs its user in the replica, a room change its author), and a user introduced by an
+/// incarnation with no heartbeat is declared gone again by the first poll that misses it (the
+/// server's `dead_incarnations`). The bound is in log entries, not time, so that every node
+/// forgets at the same point of the log and their replicas stay equal.
+pub(crate) const GONE_KEPT_FOR: u64 = 100_000;
+
+impl Server {
+    /// Forgets the dead incarnations declared more than [`GONE_KEPT_FOR`] entries ago.
+    pub(super) fn forget_gone(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        while let Some((at, _)) = cluster.gone_at.front() {
+            if at + GONE_KEPT_FOR > cluster.applied {
+                break;
+            }
+            if let Some((_, gone)) = cluster.gone_at.pop_front() {
+                cluster.gone.remove(&gone);
+            }
+        }
+    }
+}
+
 fn whowas_of(u: &UserFacts, now_ms: u64) -> WhowasEntry {
     WhowasEntry {
         nick: u.nick.clone(),
@@ -256,5 +309,54 @@ fn whowas_of(u: &UserFacts, now_ms: u64) -> WhowasEntry {
         host: u.host.clone(),
         realname: u.realname.clone(),
         left_ms: now_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterIdentity;
+    use crate::server::Now;
+
+    /// A dead incarnation is remembered for [`GONE_KEPT_FOR`] log entries, then forgotten, so
+    /// that the set does not grow with the network's life; a late `Introduce` of a forgotten
+    /// one shows in `remote_incarnations`, which the server checks against the heartbeats.
+    #[test]
+    fn a_dead_incarnation_is_forgotten_long_after_its_node_gone() {
+        let now = Now { wall_ms: 1_795_269_772_000, mono: std::time::Instant::now() };
+        let mut server = Server::new(crate::Config::default(), 1, now);
+        server.enable_cluster(ClusterIdentity { node: "a".into(), incarnation: 1 });
+        let uid = UserId { node: "b".into(), incarnation: 2, conn: 3 };
+        let introduce = NetEvent::Introduce(Box::new(UserFacts {
+            uid: uid.clone(),
+            nick: "zed".into(),
+            user: "~zed".into(),
+            host: "h".into(),
+            realname: "Zed".into(),
+            account: None,
+            away: None,
+            invisible: false,
+            bot: false,
+            tls: false,
+            signon_ms: 1,
+            oper: false,
+            e2e_device: None,
+            server: "b.example.org".into(),
+        }))
+        .encode();
+        let gone = NetEvent::NodeGone { node: "b".into(), incarnation: 2 }.encode();
+        let away = NetEvent::Away { uid: uid.clone(), away: None }.encode();
+        server.apply(1, "user.b", &introduce, now);
+        server.apply(2, "user.c", &gone, now);
+        assert_eq!(server.remote_user_count(), 0);
+        server.apply(3, "user.b", &introduce, now);
+        assert_eq!(server.remote_user_count(), 0, "a dead incarnation's late entry is ignored");
+        server.apply(1 + GONE_KEPT_FOR, "user.b", &away, now);
+        assert_eq!(server.cluster.as_ref().map(|c| c.gone.len()), Some(1), "kept until then");
+        server.apply(2 + GONE_KEPT_FOR, "user.b", &away, now);
+        let cluster = server.cluster.as_ref().expect("cluster");
+        assert!(cluster.gone.is_empty() && cluster.gone_at.is_empty(), "forgotten");
+        server.apply(3 + GONE_KEPT_FOR, "user.b", &introduce, now);
+        assert_eq!(server.remote_incarnations(), [("b".to_owned(), 2)], "for the server to declare it gone again");
     }
 }

@@ -32,6 +32,8 @@ pub struct Harness {
     pub deleted_rooms: Vec<String>,
     /// (account, up to msgid) offline queues cleared.
     pub cleared_offline: Vec<(String, String)>,
+    /// `Effect::QueueOffline`s: (account, msgid).
+    pub queued_offline: Vec<(String, String)>,
     /// What the core left for the bus (cluster mode only), in order.
     pub cluster: Vec<chinwag_core::ClusterEffect>,
 }
@@ -70,6 +72,7 @@ impl Harness {
             saved_rooms: Vec::new(),
             deleted_rooms: Vec::new(),
             cleared_offline: Vec::new(),
+            queued_offline: Vec::new(),
             cluster: Vec::new(),
         }
     }
@@ -101,6 +104,7 @@ impl Harness {
                 Effect::SaveChannel(snap) => self.saved_rooms.push(*snap),
                 Effect::DeleteChannel(name) => self.deleted_rooms.push(name),
                 Effect::ClearOffline { account, up_to_msgid } => self.cleared_offline.push((account, up_to_msgid)),
+                Effect::QueueOffline { account, msgid } => self.queued_offline.push((account, msgid)),
                 Effect::Cluster(effect) => self.cluster.push(effect),
             }
         }

@@ -38,6 +38,8 @@ pub struct Net {
     pub lose_next: bool,
     /// Deliver every room publication twice.
     pub twice: bool,
+    /// The nodes that asked to join again as a new incarnation (`ClusterEffect::Rejoin`).
+    pub rejoins: Vec<usize>,
 }
 
 pub fn incarnation(i: usize) -> u64 {
@@ -47,6 +49,11 @@ pub fn incarnation(i: usize) -> u64 {
 impl Net {
     pub fn new(count: usize) -> Net {
         Net::with_config(count, |_, _| {})
+    }
+
+    /// [`Net::new`] with every node's configuration changed by `tune`.
+    pub fn with(count: usize, tune: impl Fn(&mut chinwag_core::Config)) -> Net {
+        Net::with_config(count, |_, cfg| tune(cfg))
     }
 
     /// [`Net::new`] with each node's configuration changed by `configure` (node index, config).
@@ -78,6 +85,7 @@ impl Net {
             room_publications: 0,
             lose_next: false,
             twice: false,
+            rejoins: Vec::new(),
         }
     }
 
@@ -108,6 +116,9 @@ impl Net {
         let effects: Vec<ClusterEffect> = std::mem::take(&mut self.nodes[i].cluster);
         for effect in effects {
             busy = true;
+            if let ClusterEffect::Append { event: payload, .. } | ClusterEffect::Publish { payload, .. } = &effect {
+                assert!(payload.len() <= chinwag_core::MAX_PAYLOAD, "a payload of {} bytes", payload.len());
+            }
             match effect {
                 ClusterEffect::Append { id, key, expect, event } => {
                     let key = key.name();
@@ -164,6 +175,7 @@ impl Net {
                 ClusterEffect::Subscribe { .. } | ClusterEffect::Unsubscribe { .. } => {
                     panic!("{i} asked for a node topic")
                 }
+                ClusterEffect::Rejoin => self.rejoins.push(i),
                 ClusterEffect::ReleaseNick { nick, revision } => {
                     if self.claims.get(&nick).is_some_and(|(_, r)| *r == revision) {
                         self.claims.remove(&nick);
@@ -236,6 +248,18 @@ impl Net {
                 ClaimAnswer::Granted { revision: self.revision }
             }
         }
+    }
+
+    /// Node `dead` stops (its heartbeat expires) and node `by` notices: it appends its
+    /// `NodeGone`, and the network settles.
+    pub fn lose_node(&mut self, dead: usize, by: usize) {
+        self.down.insert(dead);
+        self.dead.insert((self.names[dead].clone(), incarnation(dead)));
+        let h = &mut self.nodes[by];
+        let now = h.now();
+        h.server.node_lost(&self.names[dead], incarnation(dead), now);
+        h.collect();
+        self.pump();
     }
 
     /// Sends a line from `conn` on node `i`, then lets the network settle.

@@ -18,11 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{LogSettings, ServerConfig};
 
-/// The most `limits.multiline_max_bytes` may be: a multiline message is held whole while its
-/// batch is open, and delivered whole.
-const MAX_MULTILINE_BYTES: usize = 65536;
-/// The most `limits.multiline_max_lines` may be: each line is a line in every recipient's SendQ.
-const MAX_MULTILINE_LINES: usize = 1000;
+use chinwag_core::{MAX_MULTILINE_BYTES, MAX_MULTILINE_LINES};
 
 /// The whole file. Sections are tables; a section left out takes its defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,15 +62,28 @@ pub(super) fn queue(store: &mut dyn Store) {
     assert_eq!(ids(&store.offline("bob", 10).expect("offline")), ["b1"], "queues are per account");
     assert_eq!(ids(&store.history(to_alice, &latest, 10).expect("history")), ["q1", "q2", "q3"], "history keeps them");
 
+    // A message stored without a queue, queued afterwards (a cluster's late private message).
+    let late = StoredMessage { offline_for: None, ..queued("bob\0carol", "late", 4000, "bob", "bob") };
+    store.append(&[late]).expect("append");
+    assert!(store.queue_offline("BOB", "late").expect("queue"));
+    assert!(!store.queue_offline("bob", "late").expect("queue"), "queued once");
+    assert!(!store.queue_offline("nobody", "late").expect("queue"), "no account, no queue");
+    assert!(!store.queue_offline("bob", "never").expect("queue"), "no message, nothing queued");
+    let got = store.offline("bob", 10).expect("offline");
+    assert_eq!(ids(&got), ["b1", "late"]);
+    assert_eq!(got[1].text, message("bob\0carol", "late", 4000).text);
+    assert_eq!(store.clear_offline("bob", "late").expect("clear"), 2);
+    store.append(&[queued("bob\0carol", "b2", 1200, "bob", "bob")]).expect("append");
+
     // Retention does not touch queues.
-    assert_eq!(store.prune_history(u64::MAX).expect("prune"), 5);
+    assert_eq!(store.prune_history(u64::MAX).expect("prune"), 7);
     assert_eq!(ids(&store.offline("alice", 10).expect("offline")), ["q3"], "pruning leaves the queue alone");
 
     assert!(store.drop_account("Alice").expect("drop"));
     assert!(store.offline("alice", 10).expect("offline").is_empty(), "dropping an account drops its queue");
     register(store, "alice");
     assert!(store.offline("alice", 10).expect("offline").is_empty(), "a new account with the name starts empty");
-    assert_eq!(ids(&store.offline("bob", 10).expect("offline")), ["b1"], "other queues stay");
+    assert_eq!(ids(&store.offline("bob", 10).expect("offline")), ["b2"], "other queues stay");
 }
 
 pub(super) fn drop_account_forgets_private_history(store: &mut dyn Store) {

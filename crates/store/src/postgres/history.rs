@@ -577,6 +577,21 @@ pub(super) fn clear_offline(db: &mut Db, account: &str, up_to_msgid: &str) -> Re
         .map_err(op)
 }
 
+pub(super) fn queue_offline(db: &mut Db, account: &str, msgid: &str) -> Result<bool, StoreError> {
+    let n = db
+        .client
+        .execute(
+            "INSERT INTO offline
+                 (account, time_ms, msgid, conversation, command, sender, sender_account, target, text, tags)
+             SELECT $1, time_ms, msgid, conversation, command, sender, sender_account, target, text, tags
+             FROM messages WHERE msgid = $2 AND EXISTS (SELECT 1 FROM accounts WHERE folded = $1)
+             ON CONFLICT DO NOTHING",
+            &[&fold(account), &msgid],
+        )
+        .map_err(backend("queueing a stored message"))?;
+    Ok(n > 0)
+}
+
 pub(super) fn offline_counts(db: &mut Db) -> Result<Vec<(String, u64)>, StoreError> {
     let rows = db
         .client

@@ -270,6 +270,10 @@ impl Store for PostgresStore {
         history::clear_offline(self.db()?, account, up_to_msgid)
     }
 
+    fn queue_offline(&mut self, account: &str, msgid: &str) -> Result<bool, StoreError> {
+        history::queue_offline(self.db()?, account, msgid)
+    }
+
     fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
         history::offline_counts(self.db()?)
     }

@@ -588,6 +588,19 @@ pub(super) fn clear_offline(conn: &Connection, account: &str, up_to_msgid: &str)
     Ok(n as u64)
 }
 
+pub(super) fn queue_offline(conn: &Connection, account: &str, msgid: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO offline
+                 (account, time_ms, msgid, conversation, command, sender, sender_account, target, text, tags)
+             SELECT ?1, time_ms, msgid, conversation, command, sender, sender_account, target, text, tags
+             FROM messages WHERE msgid = ?2 AND EXISTS (SELECT 1 FROM accounts WHERE folded = ?1)",
+        )
+        .and_then(|mut s| s.execute(params![fold(account), msgid]))
+        .map_err(backend("queueing a stored message"))?;
+    Ok(n > 0)
+}
+
 pub(super) fn offline_counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
     let op = backend("counting offline queues");
     let mut stmt =

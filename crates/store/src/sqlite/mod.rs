@@ -282,6 +282,10 @@ impl Store for SqliteStore {
         history::clear_offline(&self.conn, account, up_to_msgid)
     }
 
+    fn queue_offline(&mut self, account: &str, msgid: &str) -> Result<bool, StoreError> {
+        history::queue_offline(&self.conn, account, msgid)
+    }
+
     fn offline_counts(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
         history::offline_counts(&self.conn)
     }
