@@ -135,6 +135,7 @@ impl World {
                 | Effect::SaveChannel(_)
                 | Effect::DeleteChannel(_)
                 | Effect::ClearOffline { .. }
+                | Effect::QueueOffline { .. }
                 | Effect::Cluster(_) => {}
             }
         }
