@@ -255,17 +255,26 @@ fn a_crowd_joining_one_room_at_once_on_three_nodes_all_get_in() {
         }
     }
     eprintln!("{} JOINs of one room from 3 nodes answered in {:.1?}", crowd.len(), started.elapsed());
+    // Each node lists everyone once it has applied every JOIN (the last answered on one node
+    // may still be on its way to another): asked again until then, within WAIT.
     let mut seen = Vec::new();
     for i in 0..nodes.len() {
         let client = &mut crowd[i * CROWD_PER_NODE].1;
-        client.send("NAMES #crowd");
-        let lines = client.read_until("end of NAMES (366)", |m| m.command == "366");
-        let names: BTreeSet<String> = lines
-            .iter()
-            .filter(|m| m.command == "353")
-            .filter_map(|m| m.params.last())
-            .flat_map(|names| names.split_whitespace().map(str::to_owned))
-            .collect();
+        let deadline = Instant::now() + WAIT;
+        let names = loop {
+            client.send("NAMES #crowd");
+            let lines = client.read_until("end of NAMES (366)", |m| m.command == "366");
+            let names: BTreeSet<String> = lines
+                .iter()
+                .filter(|m| m.command == "353")
+                .filter_map(|m| m.params.last())
+                .flat_map(|names| names.split_whitespace().map(str::to_owned))
+                .collect();
+            if names.len() >= CROWD_PER_NODE * nodes.len() || Instant::now() >= deadline {
+                break names;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
         seen.push(names);
     }
     assert_eq!(seen[0].len(), crowd.len(), "everyone is in the room: {:?}", seen[0]);

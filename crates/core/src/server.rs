@@ -719,8 +719,8 @@ impl Server {
             }
             None => false,
         };
-        if last_here && self.cluster.is_some() {
-            self.room_interest(folded, false);
+        if last_here {
+            self.sync_interest(folded);
         }
         if now_empty {
             if let Some(ch) = self.channels.remove(folded) {

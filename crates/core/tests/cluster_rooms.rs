@@ -497,3 +497,117 @@ fn a_maximal_multiline_message_crosses_nodes() {
         assert_eq!(all(&got, "BATCH").len(), 2, "to {target}: one batch");
     }
 }
+
+/// A node subscribes to a room's topic before its user's JOIN goes to the log, and asks the bus
+/// to append it only once it hears the room: a member elsewhere may speak as soon as it applied
+/// the entry.
+#[test]
+fn a_node_listens_to_a_room_before_its_users_join_goes_to_the_log() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let carol = net.register(1, "carol", "");
+    net.send(0, alice, "JOIN #elsewhere");
+    net.nodes[1].send(carol, "JOIN #elsewhere");
+    let effects = std::mem::take(&mut net.nodes[1].cluster);
+    let subscribed = effects.iter().position(
+        |e| matches!(e, ClusterEffect::Subscribe { topic: chinwag_core::Topic::Room(r) } if r == "#elsewhere"),
+    );
+    let appended = effects.iter().position(
+        |e| matches!(e, ClusterEffect::Append { heard: Some(chinwag_core::Topic::Room(r)), .. } if r == "#elsewhere"),
+    );
+    let (Some(subscribed), Some(appended)) = (subscribed, appended) else {
+        panic!("no subscription, or no append that waits for it: {effects:#?}")
+    };
+    assert!(subscribed < appended, "subscribed after the append: {effects:#?}");
+    net.nodes[1].cluster = effects;
+    net.pump();
+    assert_eq!(names(&net.take(1, carol)), ["@alice", "carol"]);
+}
+
+/// A JOIN that lost a race to a change that now refuses it (+i) stops the listening it started,
+/// and the joiner is told why.
+#[test]
+fn a_join_refused_after_a_lost_race_stops_the_listening_it_started() {
+    let mut net = Net::new(2);
+    let (alice, bob) = shared_room(&mut net);
+    let carol = net.register(1, "carol", "");
+    // Both before the network answers: node a (alice's MODE) goes first, so carol's JOIN loses.
+    net.nodes[0].send(alice, "MODE #chat +i");
+    net.nodes[1].send(carol, "JOIN #chat");
+    net.pump();
+    let lines = net.take(1, carol);
+    assert!(lines.iter().any(|l| l.contains(" 473 ")), "carol is refused by +i: {lines:#?}");
+    assert!(net.subscribed["#chat"].contains(&1), "bob is still in #chat on b");
+    net.send(1, bob, "PART #chat");
+    assert!(!net.subscribed["#chat"].contains(&1), "b listens to #chat with nobody there or joining");
+
+    // Alone on its node, a refused JOIN leaves nothing behind.
+    let dave = net.register(1, "dave", "");
+    net.send(0, alice, "MODE #chat -i");
+    net.nodes[0].send(alice, "MODE #chat +k secret");
+    net.nodes[1].send(dave, "JOIN #chat");
+    net.pump();
+    let lines = net.take(1, dave);
+    assert!(lines.iter().any(|l| l.contains(" 475 ")), "dave is refused by +k: {lines:#?}");
+    assert!(!net.subscribed["#chat"].contains(&1), "a refused JOIN left b listening to #chat");
+}
+
+/// The newcomer's node is behind the log: a member elsewhere applied the JOIN and greets the
+/// newcomer before its own node did. The greeting still reaches it, after its JOIN; what was
+/// said before the JOIN does not.
+#[test]
+fn a_greeting_that_overtakes_the_join_on_the_newcomers_node_still_reaches_it() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #chat");
+    net.take(0, alice);
+    net.lagging.insert(0);
+    net.lagging.insert(1);
+    net.send(1, bob, "JOIN #chat");
+    // Node a has not applied bob's JOIN yet: this was said before bob was in.
+    net.send(0, alice, "PRIVMSG #chat :before you came");
+    net.lagging.remove(&0);
+    net.pump();
+    assert_eq!(net.take(0, alice), [":bob!~bob@127.0.0.1 JOIN #chat"]);
+    net.send(0, alice, "PRIVMSG #chat :welcome bob");
+    assert!(net.take(1, bob).is_empty(), "b has not applied bob's JOIN yet");
+    net.lagging.remove(&1);
+    net.pump();
+    let lines = net.take(1, bob);
+    let said: Vec<&String> = lines.iter().filter(|l| l.contains("PRIVMSG")).collect();
+    assert_eq!(said, [":alice!~alice@127.0.0.1 PRIVMSG #chat :welcome bob"], "{lines:#?}");
+    let join = lines.iter().position(|l| l.contains(" JOIN "));
+    let greeting = lines.iter().position(|l| l.contains("welcome bob"));
+    assert!(join < greeting, "the greeting comes after bob's JOIN: {lines:#?}");
+}
+
+/// AWAY and SETNAME, as away-notify and setname show them to a user's peers, carry one msgid
+/// and time on every node: the author's node's, even with the nodes' clocks apart.
+#[test]
+fn a_presence_change_has_one_msgid_and_time_on_every_node() {
+    let caps = "message-tags server-time away-notify setname";
+    let mut net = Net::new(2);
+    // bob's node runs 5 s ahead: a node that made its own stamp would show its own time.
+    net.nodes[1].advance(std::time::Duration::from_secs(5));
+    let (alice, bob) = shared_room_with(&mut net, caps);
+    let carol = net.register(1, "carol", caps);
+    net.send(1, carol, "JOIN #chat");
+    net.take(1, carol);
+    net.take(0, alice);
+    net.take(1, bob);
+    // (line bob sends, command seen, who on bob's node sees it)
+    let changes = [("AWAY :lunch", "AWAY", carol), ("SETNAME :Bob B", "SETNAME", bob), ("AWAY", "AWAY", carol)];
+    for (line, command, local) in changes {
+        net.send(1, bob, line);
+        let mut stamps = Vec::new();
+        for (i, conn) in [(1, local), (0, alice)] {
+            let lines = net.take(i, conn);
+            let seen = expect(&lines, command);
+            stamps.push((seen.tag("msgid").map(str::to_owned), seen.tag("time").map(str::to_owned)));
+        }
+        net.take(1, bob);
+        assert!(stamps[0].0.is_some() && stamps[0].1.is_some(), "{command}: {stamps:?}");
+        assert_eq!(stamps[0], stamps[1], "{line}: bob's node and alice's show it alike");
+    }
+}

@@ -81,6 +81,9 @@ const IN_FLIGHT: usize = 1024;
 /// How long a publication may wait for room in the client's buffer (NATS away) before it is
 /// dropped (its receivers fill the gap from PostgreSQL).
 const PUBLISH_WAIT: Duration = Duration::from_millis(250);
+/// How long an append may wait for the subscription it must follow (`ToBus::Append::heard`)
+/// before it is answered "unavailable" without being made.
+const HEAR_WAIT: Duration = Duration::from_secs(2);
 /// How long a stopping node may take to give its node number back.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
 
@@ -125,8 +128,10 @@ pub(crate) type Status = Arc<Mutex<View>>;
 #[derive(Debug)]
 pub(crate) enum ToBus {
     /// Append an event to the log; answered with [`FromBus::Appended`] carrying `token`. The
-    /// event is applied when it comes back through the log, never from this answer.
-    Append { token: u64, key: LogKey, expect: Expect, payload: Bytes },
+    /// event is applied when it comes back through the log, never from this answer. `heard`:
+    /// subscribe to that topic if not yet, and append only once NATS confirmed the
+    /// subscription (within [`HEAR_WAIT`], else the answer is "unavailable").
+    Append { token: u64, key: LogKey, expect: Expect, payload: Bytes, heard: Option<Topic> },
     /// Send to a room's or a node's subscribers (at most once; in the order sent).
     Publish { topic: Topic, payload: Bytes },
     /// Claim a key (a nick), for the request `id`.
@@ -352,8 +357,11 @@ fn dead_incarnations(hub: &mut Hub, live: &HashSet<(String, u64)>, polled_at: In
 /// (`HubSide::send_in_order`).
 pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
     let request = match effect {
-        ClusterEffect::Append { id, key, expect, event } => match log_key(&key) {
-            Some(key) => ToBus::Append { token: id.0, key, expect: bus_expect(expect), payload: event },
+        ClusterEffect::Append { id, key, expect, event, heard } => match log_key(&key) {
+            Some(key) => {
+                let heard = heard.as_ref().and_then(bus_topic);
+                ToBus::Append { token: id.0, key, expect: bus_expect(expect), payload: event, heard }
+            }
             None => return hub.server.appended(id, Err(AppendError::Unavailable), now()),
         },
         ClusterEffect::Publish { topic, payload } => match bus_topic(&topic) {
@@ -629,11 +637,20 @@ struct Bridge {
     /// The log from sequence 1 of this incarnation (`None` while cut off).
     log: Option<LogReader>,
     subscriptions: SelectAll<BoxStream<'static, Bytes>>,
-    /// Each subscribed topic's token: cancelled, its stream ends.
-    subscribed: HashMap<Topic, CancellationToken>,
+    /// Each topic the node listens to (or is subscribing to).
+    subscribed: HashMap<Topic, Listening>,
     in_flight: FuturesUnordered<BoxFuture<'static, OpDone>>,
     /// When the poll in flight (or the last one) started.
     polled_at: Instant,
+}
+
+/// A topic the node listens to.
+#[derive(Default)]
+struct Listening {
+    /// Cancelled: its stream ends (unsubscribed, or cut off).
+    stop: CancellationToken,
+    /// Cancelled once NATS confirmed the subscription: appends held for it go.
+    ready: CancellationToken,
 }
 
 /// Resolves with the operation's result; never if there is none.
@@ -852,8 +869,24 @@ impl Bridge {
     /// Delivers `subscription`'s messages as [`FromBus::Message`] until `topic` is unsubscribed
     /// (or the node is cut off).
     fn listen(&mut self, topic: Topic, subscription: chinwag_bus::Subscription) {
-        let token = self.subscribed.entry(topic).or_default().clone();
-        self.subscriptions.push(subscription.take_until(token.cancelled_owned()).boxed());
+        let listening = self.subscribed.entry(topic).or_default();
+        listening.ready.cancel();
+        let stop = listening.stop.clone();
+        self.subscriptions.push(subscription.take_until(stop.cancelled_owned()).boxed());
+    }
+
+    /// Starts listening to `topic` unless the node does already; the token that says NATS
+    /// has the subscription.
+    fn subscribe(&mut self, topic: Topic) -> CancellationToken {
+        if let Some(listening) = self.subscribed.get(&topic) {
+            return listening.ready.clone();
+        }
+        let listening = Listening::default();
+        let ready = listening.ready.clone();
+        let stop = listening.stop.clone();
+        self.subscribed.insert(topic.clone(), listening);
+        self.in_flight.push(subscribing(self.bus.clone(), topic, stop, Duration::ZERO).boxed());
+        ready
     }
 
     fn op_done(&mut self, done: OpDone) {
@@ -882,13 +915,22 @@ impl Bridge {
                     Err(_) => tracing::debug!(topic = topic.as_str(), "publication lost: the bus is not taking any"),
                 }
             }
-            ToBus::Append { token, key, expect, payload } => self.in_flight.push(
-                async move {
-                    let result = bus.append(&key, payload, expect).await;
-                    OpDone::Input(FromBus::Appended { token, result })
-                }
-                .boxed(),
-            ),
+            ToBus::Append { token, key, expect, payload, heard } => {
+                let ready = heard.map(|topic| self.subscribe(topic));
+                self.in_flight.push(
+                    async move {
+                        if let Some(ready) = ready {
+                            if tokio::time::timeout(HEAR_WAIT, ready.cancelled()).await.is_err() {
+                                let error = BusError::Unavailable("no subscription to the room in time".to_owned());
+                                return OpDone::Input(FromBus::Appended { token, result: Err(error) });
+                            }
+                        }
+                        let result = bus.append(&key, payload, expect).await;
+                        OpDone::Input(FromBus::Appended { token, result })
+                    }
+                    .boxed(),
+                );
+            }
             ToBus::Claim { id, key, value } => self.in_flight.push(
                 async move {
                     let result = bus.claim(&key, value).await;
@@ -913,16 +955,11 @@ impl Bridge {
                 .boxed(),
             ),
             ToBus::Subscribe(topic) => {
-                if self.subscribed.contains_key(&topic) {
-                    return;
-                }
-                let token = CancellationToken::new();
-                self.subscribed.insert(topic.clone(), token.clone());
-                self.in_flight.push(subscribing(bus, topic, token, Duration::ZERO).boxed());
+                self.subscribe(topic);
             }
             ToBus::Unsubscribe(topic) => {
-                if let Some(token) = self.subscribed.remove(&topic) {
-                    token.cancel();
+                if let Some(listening) = self.subscribed.remove(&topic) {
+                    listening.stop.cancel();
                 }
             }
             ToBus::Rejoin { incarnation } => {
@@ -946,8 +983,8 @@ impl Bridge {
         self.metrics.cluster_state.store(State::CutOff as u8, Relaxed);
         self.membership = None;
         self.log = None;
-        for (_, token) in self.subscribed.drain() {
-            token.cancel();
+        for (_, listening) in self.subscribed.drain() {
+            listening.stop.cancel();
         }
         // What was read for the old incarnation goes; answers stay (requests wait for them).
         self.outgoing.retain(|input| matches!(input, FromBus::Appended { .. } | FromBus::Claimed { .. }));
@@ -997,8 +1034,8 @@ impl Bridge {
 
     /// A clean stop: the node number goes back; the heartbeat expires by itself.
     async fn leave(mut self) {
-        for (_, token) in self.subscribed.drain() {
-            token.cancel();
+        for (_, listening) in self.subscribed.drain() {
+            listening.stop.cancel();
         }
         let membership = match self.membership.take() {
             Some(membership) => Some(membership),
@@ -1284,14 +1321,16 @@ mod tests {
         // Appends: answered to the appender, a stale one refused, and the log read back by both
         // nodes.
         let key = LogKey::room("#general");
-        a.send(ToBus::Append { token: 1, key: key.clone(), expect: Expect::Empty, payload: Bytes::from_static(b"e1") });
+        let payload = Bytes::from_static(b"e1");
+        a.send(ToBus::Append { token: 1, key: key.clone(), expect: Expect::Empty, payload, heard: None });
         let seq = a
             .next("the append's answer", |input| match input {
                 FromBus::Appended { token: 1, result } => Some(result.expect("appended")),
                 _ => None,
             })
             .await;
-        b.send(ToBus::Append { token: 2, key: key.clone(), expect: Expect::Empty, payload: Bytes::from_static(b"e2") });
+        let payload = Bytes::from_static(b"e2");
+        b.send(ToBus::Append { token: 2, key: key.clone(), expect: Expect::Empty, payload, heard: None });
         let conflict = b
             .next("the append's answer", |input| match input {
                 FromBus::Appended { token: 2, result } => Some(result),
@@ -1326,6 +1365,45 @@ mod tests {
         assert_eq!(taken, ClaimAnswer::Taken { holder: Bytes::from_static(b"a/alice"), revision, alive: true });
 
         // Stopping ends both tasks.
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node tasks end");
+    }
+
+    /// A JOIN's entry goes to the log only once its node hears the room: the bridge subscribes
+    /// first (asked or not) and appends when NATS has the subscription, so a member elsewhere
+    /// who speaks the moment it reads the entry is heard by the newcomer's node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rooms_entry_is_appended_only_once_its_node_hears_the_room() {
+        let network = chinwag_bus::test_nats::TestNetwork::new().await;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut hubs = Vec::new();
+        for node in ["a", "b"] {
+            let joined = join(&node_config(&network, node)).await.expect("join");
+            let (side, _status) = start(joined, Metrics::new(), shutdown.clone(), &tracker).await.expect("start");
+            let mut hub = TestHub { side, entries: VecDeque::new() };
+            hub.next("catching up", |input| matches!(input, FromBus::CaughtUp).then_some(())).await;
+            hubs.push(hub);
+        }
+        let (mut a, mut b) = (hubs.remove(0), hubs.remove(0));
+        for n in 0..5u32 {
+            let room = Topic::room(&format!("#hello{n}"));
+            let key = LogKey::room(&format!("#hello{n}"));
+            let payload = Bytes::from(format!("join {n}"));
+            a.send(ToBus::Append { token: n.into(), key, expect: Expect::Empty, payload, heard: Some(room.clone()) });
+            // b speaks the moment it reads the entry, once.
+            let entry = b.entry().await;
+            assert_eq!(&entry.payload[..], format!("join {n}").as_bytes());
+            b.send(ToBus::Publish { topic: room, payload: Bytes::from(format!("welcome {n}")) });
+            let heard = a
+                .next("b's welcome", |input| match input {
+                    FromBus::Message { payload } => Some(payload),
+                    _ => None,
+                })
+                .await;
+            assert_eq!(&heard[..], format!("welcome {n}").as_bytes());
+        }
         shutdown.cancel();
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the node tasks end");

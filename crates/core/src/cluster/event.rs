@@ -65,14 +65,17 @@ pub(crate) enum NetEvent {
         nick: String,
         stamp: Option<Stamp>,
     },
+    /// `stamp` as for [`NetEvent::Nick`] (the AWAY line away-notify shows).
     Away {
         uid: UserId,
         away: Option<String>,
+        stamp: Option<Stamp>,
     },
-    /// Logged in (`Some`) or out.
+    /// Logged in (`Some`) or out; `stamp`: its ACCOUNT line's.
     Account {
         uid: UserId,
         account: Option<String>,
+        stamp: Option<Stamp>,
     },
     /// `stamp` as for [`NetEvent::Nick`].
     Quit {
@@ -80,10 +83,11 @@ pub(crate) enum NetEvent {
         reason: String,
         stamp: Option<Stamp>,
     },
-    /// SETNAME.
+    /// SETNAME; `stamp`: its line's.
     Realname {
         uid: UserId,
         realname: String,
+        stamp: Option<Stamp>,
     },
     /// The user became an IRC operator.
     Oper {
@@ -251,15 +255,19 @@ impl NetEvent {
                 put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
-            NetEvent::Away { uid, away } => {
+            NetEvent::Away { uid, away, stamp } => {
                 let mut w = Writer::new(AWAY);
                 put_uid(&mut w, uid);
-                w.opt(away.as_deref()).finish()
+                w.opt(away.as_deref());
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
-            NetEvent::Account { uid, account } => {
+            NetEvent::Account { uid, account, stamp } => {
                 let mut w = Writer::new(ACCOUNT);
                 put_uid(&mut w, uid);
-                w.opt(account.as_deref()).finish()
+                w.opt(account.as_deref());
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Quit { uid, reason, stamp } => {
                 let mut w = Writer::new(QUIT);
@@ -268,10 +276,12 @@ impl NetEvent {
                 put_stamp(&mut w, stamp.as_ref());
                 w.finish()
             }
-            NetEvent::Realname { uid, realname } => {
+            NetEvent::Realname { uid, realname, stamp } => {
                 let mut w = Writer::new(REALNAME);
                 put_uid(&mut w, uid);
-                w.str(realname).finish()
+                w.str(realname);
+                put_stamp(&mut w, stamp.as_ref());
+                w.finish()
             }
             NetEvent::Oper { uid } => {
                 let mut w = Writer::new(OPER);
@@ -374,10 +384,10 @@ impl NetEvent {
                 NetEvent::Introduce(Box::new(u))
             }
             NICK => NetEvent::Nick { uid: get_uid(r)?, nick: r.str()?, stamp: get_stamp(r)? },
-            AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()? },
-            ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()? },
+            AWAY => NetEvent::Away { uid: get_uid(r)?, away: r.opt()?, stamp: get_stamp(r)? },
+            ACCOUNT => NetEvent::Account { uid: get_uid(r)?, account: r.opt()?, stamp: get_stamp(r)? },
             QUIT => NetEvent::Quit { uid: get_uid(r)?, reason: r.str()?, stamp: get_stamp(r)? },
-            REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()? },
+            REALNAME => NetEvent::Realname { uid: get_uid(r)?, realname: r.str()?, stamp: get_stamp(r)? },
             OPER => NetEvent::Oper { uid: get_uid(r)? },
             USER_MODES => NetEvent::UserModes { uid: get_uid(r)?, invisible: r.bool()?, bot: r.bool()? },
             NODE_GONE => NetEvent::NodeGone { node: r.str()?, incarnation: r.u64()? },
@@ -466,8 +476,10 @@ pub(crate) enum NodeMessage {
     /// To a room's members on the node: `room` folded; `status` a STATUSMSG prefix (`@`, `+`)
     /// or empty; `origin` the sending node's name and incarnation (its own copy, which comes
     /// back to it from the room's topic, is dropped); `seq` counts the origin's publications to
-    /// the room from 1, so that a receiver sees what it missed and drops repeats.
-    Room { room: String, status: String, origin: (String, u64), seq: u64, msg: Box<Carried> },
+    /// the room from 1, so that a receiver sees what it missed and drops repeats. `at` (added
+    /// at the end): the room's last log entry the origin had applied when it sent it, so that a
+    /// node whose user's JOIN is still on its way knows whether the message was sent to them.
+    Room { room: String, status: String, origin: (String, u64), seq: u64, at: Option<u64>, msg: Box<Carried> },
     /// An INVITE to one user of the node: to `room` (as spelled), from `source`; `lets_in`: the
     /// inviter is an operator there, so the invitation lets its holder past +i and +l.
     Invite { to: UserId, room: String, source: String, account: Option<String>, lets_in: bool },
@@ -569,10 +581,13 @@ impl NodeMessage {
                 put_uid(&mut w, to);
                 w.str(room).str(source).opt(account.as_deref()).bool(*lets_in).finish()
             }
-            NodeMessage::Room { room, status, origin, seq, msg } => {
+            NodeMessage::Room { room, status, origin, seq, at, msg } => {
                 let mut w = Writer::new(ROOM);
                 w.str(room).str(status).str(&origin.0).u64(origin.1).u64(*seq);
                 put_carried(&mut w, msg);
+                if let Some(at) = at {
+                    w.bool(true).u64(*at);
+                }
                 w.finish()
             }
             NodeMessage::Kill { to, by, reason } => {
@@ -615,7 +630,9 @@ impl NodeMessage {
             }),
             ROOM => {
                 let (room, status, origin, seq) = (r.str()?, r.str()?, (r.str()?, r.u64()?), r.u64()?);
-                Some(NodeMessage::Room { room, status, origin, seq, msg: get_carried(r)? })
+                let msg = get_carried(r)?;
+                let at = if !r.at_end() && r.bool()? { Some(r.u64()?) } else { None };
+                Some(NodeMessage::Room { room, status, origin, seq, at, msg })
             }
             KILL => Some(NodeMessage::Kill { to: get_uid(r)?, by: r.str()?, reason: r.str()? }),
             NOTICE => {
@@ -672,11 +689,11 @@ mod tests {
         let events = [
             NetEvent::Introduce(Box::new(facts)),
             NetEvent::Nick { uid: uid(), nick: "Bob".into(), stamp: stamp(1) },
-            NetEvent::Away { uid: uid(), away: Some("lunch".into()) },
-            NetEvent::Account { uid: uid(), account: None },
+            NetEvent::Away { uid: uid(), away: Some("lunch".into()), stamp: stamp(1) },
+            NetEvent::Account { uid: uid(), account: None, stamp: None },
             NetEvent::Quit { uid: uid(), reason: "Quit: bye".into(), stamp: stamp(1) },
             NetEvent::NodeGone { node: "b".into(), incarnation: 3 },
-            NetEvent::Realname { uid: uid(), realname: "R".into() },
+            NetEvent::Realname { uid: uid(), realname: "R".into(), stamp: stamp(1) },
             NetEvent::UserModes { uid: uid(), invisible: true, bot: false },
             NetEvent::Oper { uid: uid() },
             NetEvent::Join { room: "#Café".into(), uid: uid(), stamp: stamp(1) },
@@ -738,7 +755,10 @@ mod tests {
             | NetEvent::Join { stamp, .. }
             | NetEvent::Part { stamp, .. }
             | NetEvent::Topic { stamp, .. }
-            | NetEvent::Kick { stamp, .. } => *stamp = None,
+            | NetEvent::Kick { stamp, .. }
+            | NetEvent::Away { stamp, .. }
+            | NetEvent::Account { stamp, .. }
+            | NetEvent::Realname { stamp, .. } => *stamp = None,
             NetEvent::Mode { stamp, .. } => {
                 *stamp = None;
                 let mut oldest = older.clone();
@@ -784,12 +804,16 @@ mod tests {
         let undelivered = NodeMessage::Undelivered { to: uid(), nick: "Bob".into() };
         assert_eq!(NodeMessage::decode(&undelivered.encode()), Some(undelivered));
         let origin = ("a".into(), 4);
-        let room =
-            NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, msg: Box::new(m.clone()) };
+        let msg = Box::new(m.clone());
+        let room = NodeMessage::Room { room: "#café".into(), status: "@".into(), origin, seq: 9, at: Some(300), msg };
         let bytes = room.encode();
-        assert_eq!(NodeMessage::decode(&bytes), Some(room));
-        for cut in 0..bytes.len() {
-            assert_eq!(NodeMessage::decode(&bytes[..cut]), None);
+        assert_eq!(NodeMessage::decode(&bytes), Some(room.clone()));
+        // As an earlier version wrote it, without `at` at the end (the last 3 bytes).
+        let NodeMessage::Room { room: name, status, origin, seq, msg, .. } = room else { unreachable!() };
+        let earlier = NodeMessage::Room { room: name, status, origin, seq, at: None, msg };
+        assert_eq!(NodeMessage::decode(&bytes[..bytes.len() - 3]), Some(earlier));
+        for cut in (0..bytes.len()).filter(|cut| *cut != bytes.len() - 3) {
+            assert_eq!(NodeMessage::decode(&bytes[..cut]), None, "cut at {cut}");
         }
         let invite =
             NodeMessage::Invite { to: uid(), room: "#x".into(), source: "a!b@c".into(), account: None, lets_in: true };

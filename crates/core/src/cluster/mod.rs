@@ -145,17 +145,21 @@ pub enum AppendError {
 pub enum ClusterEffect {
     /// Append `event` to the log under `key` if `expect` holds, then call
     /// [`Server::appended`] with `id` and the outcome. The event is applied when it comes back
-    /// through [`Server::apply`], on this node as on every other.
-    Append { id: AppendId, key: LogKey, expect: Expect, event: Bytes },
+    /// through [`Server::apply`], on this node as on every other. `heard`: append only once the
+    /// bus confirms this node listens to that topic (a JOIN's room, subscribed just before:
+    /// a member elsewhere may speak as soon as it applies the entry, and that message must
+    /// find this node listening); if it cannot within a moment, answer
+    /// [`AppendError::Unavailable`] without appending.
+    Append { id: AppendId, key: LogKey, expect: Expect, event: Bytes, heard: Option<Topic> },
     /// Publish `payload` to `topic` (core NATS, at most once). No answer.
     Publish { topic: Topic, payload: Bytes },
     /// Delete the claim `nick.<nick>` (folded) if it is still at `revision`. No answer: a claim
     /// that is someone else's by now is left alone.
     ReleaseNick { nick: String, revision: u64 },
     /// Start delivering `topic`'s messages to [`Server::remote`] (a room got its first member
-    /// on this node).
+    /// on this node, or a local JOIN of it is on its way).
     Subscribe { topic: Topic },
-    /// Stop (the room's last member on this node left).
+    /// Stop (the room's last member on this node left, and no local JOIN of it is waiting).
     Unsubscribe { topic: Topic },
     /// The log says this incarnation is gone (it was frozen past the heartbeat TTL): the core
     /// has dropped its users; the server must cut off from the bus and join again as a new
@@ -239,6 +243,8 @@ pub(crate) struct ClusterState {
     pub rerun: Option<rooms::Rerun>,
     /// The last `RoomWait::order` given out.
     pub wait_order: u64,
+    /// Folded rooms whose topic this node listens to (`rooms::Server::sync_interest`).
+    pub listening: HashSet<String>,
     /// Folded room → how many messages this node published to its topic.
     pub room_sent: HashMap<String, u64>,
     /// (origin node, incarnation, folded room) → the last publication seen from it: its
@@ -291,6 +297,7 @@ impl Server {
             room_waits: HashMap::new(),
             rerun: None,
             wait_order: 0,
+            listening: HashSet::new(),
             room_sent: HashMap::new(),
             room_seen: HashMap::new(),
             room_missed: 0,
@@ -372,8 +379,8 @@ impl Server {
             event::NodeMessage::Invite { to, room, source, account, lets_in } => {
                 self.receive_invite(to, &room, source, account, lets_in);
             }
-            event::NodeMessage::Room { room, status, origin, seq, msg } => {
-                self.receive_room(&room, &status, origin, seq, *msg);
+            event::NodeMessage::Room { room, status, origin, seq, at, msg } => {
+                self.receive_room(&room, &status, rooms::RoomMessage { origin, seq, at, msg: *msg });
             }
             event::NodeMessage::Kill { to, by, reason } => self.receive_kill(&to, &by, &reason),
             event::NodeMessage::Notice(notice) => self.receive_notice(*notice),
@@ -471,12 +478,25 @@ impl Server {
         event: Bytes,
         gone: Option<(String, u64)>,
     ) -> AppendId {
+        self.append_heard(key, expect, event, gone, None)
+    }
+
+    /// [`Server::append`], to be made only once this node hears `heard`
+    /// ([`ClusterEffect::Append`]).
+    pub(crate) fn append_heard(
+        &mut self,
+        key: LogKey,
+        expect: Expect,
+        event: Bytes,
+        gone: Option<(String, u64)>,
+        heard: Option<Topic>,
+    ) -> AppendId {
         let Some(cluster) = self.cluster.as_mut() else { return AppendId(0) };
         cluster.next_append += 1;
         let id = AppendId(cluster.next_append);
         let pending = PendingAppend { key: key.clone(), expect, event: event.clone(), tries: 1, gone, room: None };
         cluster.appends.insert(id, pending);
-        self.effects.push(Effect::Cluster(ClusterEffect::Append { id, key, expect, event }));
+        self.effects.push(Effect::Cluster(ClusterEffect::Append { id, key, expect, event, heard }));
         id
     }
 
@@ -603,7 +623,7 @@ mod tests {
                 stamp: None,
             },
             NetEvent::Nick { uid: stranger.clone(), nick: "x".into(), stamp: None },
-            NetEvent::Away { uid: stranger.clone(), away: Some("a".into()) },
+            NetEvent::Away { uid: stranger.clone(), away: Some("a".into()), stamp: None },
             NetEvent::Quit { uid: stranger.clone(), reason: String::new(), stamp: None },
         ];
         for (seq, event) in events.into_iter().enumerate() {

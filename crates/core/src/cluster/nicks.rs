@@ -153,8 +153,18 @@ impl Server {
     pub(crate) fn cluster_forget(&mut self, conn: ConnId, quit: Option<&Outgoing>, reason: &str) {
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.reserved.retain(|_, c| *c != conn);
-        cluster.room_waits.retain(|(c, _), _| *c != conn);
+        let mut waited = Vec::new();
+        cluster.room_waits.retain(|(c, folded), _| {
+            if *c == conn {
+                waited.push(folded.clone());
+            }
+            *c != conn
+        });
         let claim = cluster.claims.remove(&conn);
+        // A JOIN it left waiting no longer keeps the node listening to that room.
+        for folded in waited {
+            self.sync_interest(&folded);
+        }
         if let Some(quit) = quit {
             if let Some(uid) = self.local_uid(conn) {
                 let stamp = self.stamp_of(quit);

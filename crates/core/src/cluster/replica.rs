@@ -86,28 +86,31 @@ impl Server {
         match event {
             NetEvent::Introduce(u) => self.remote_introduce(*u),
             NetEvent::Nick { uid, nick, stamp } => self.remote_nick(&uid, nick, stamp.as_ref()),
-            NetEvent::Away { uid, away } => {
+            NetEvent::Away { uid, away, stamp } => {
                 self.remote_presence(
                     &uid,
                     Cap::AwayNotify,
+                    stamp.as_ref(),
                     |u| u.away = away.clone(),
                     |_| Message::new("AWAY").with_params(away.clone()),
                 );
             }
-            NetEvent::Account { uid, account } => {
+            NetEvent::Account { uid, account, stamp } => {
                 let param = account.clone().unwrap_or_else(|| "*".into());
                 self.remote_presence(
                     &uid,
                     Cap::AccountNotify,
+                    stamp.as_ref(),
                     |u| u.account = account.clone(),
                     |_| Message::new("ACCOUNT").with_param(param.clone()),
                 );
             }
             NetEvent::Quit { uid, reason, stamp } => self.remote_quit(&uid, &reason, stamp.as_ref()),
-            NetEvent::Realname { uid, realname } => {
+            NetEvent::Realname { uid, realname, stamp } => {
                 self.remote_presence(
                     &uid,
                     Cap::Setname,
+                    stamp.as_ref(),
                     |u| u.realname = realname.clone(),
                     |_| Message::new("SETNAME").with_param(realname.clone()),
                 );
@@ -183,6 +186,7 @@ impl Server {
         &mut self,
         uid: &UserId,
         cap: Cap,
+        stamp: Option<&Stamp>,
         change: impl FnOnce(&mut UserFacts),
         line: impl FnOnce(&UserFacts) -> Message,
     ) {
@@ -199,8 +203,8 @@ impl Server {
         if to.is_empty() {
             return;
         }
-        let msgid = self.msgids.next(self.now.wall_ms);
-        let mut ev = Outgoing::from_source(Some(Arc::from(prefix)), base, self.now.wall_ms, Some(msgid), account);
+        let (time, msgid) = self.stamp_line(stamp, 0);
+        let mut ev = Outgoing::from_source(Some(Arc::from(prefix)), base, time, Some(msgid), account);
         self.deliver_all(&mut ev, to);
     }
 
@@ -345,7 +349,7 @@ mod tests {
         }))
         .encode();
         let gone = NetEvent::NodeGone { node: "b".into(), incarnation: 2 }.encode();
-        let away = NetEvent::Away { uid: uid.clone(), away: None }.encode();
+        let away = NetEvent::Away { uid: uid.clone(), away: None, stamp: None }.encode();
         server.apply(1, "user.b", &introduce, now);
         server.apply(2, "user.c", &gone, now);
         assert_eq!(server.remote_user_count(), 0);

@@ -28,6 +28,10 @@ use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFact
 /// odds of losing this many rounds in a row are about 10^-11).
 const ROOM_TRIES: u8 = 64;
 
+/// Room messages kept at most for a local JOIN on its way (`RoomWait::kept`); the rest of a
+/// burst that long is in the room's history.
+const KEPT: usize = 64;
+
 /// What a local client asked of a room, kept until its entry is applied.
 #[derive(Debug)]
 pub(crate) enum RoomOp {
@@ -56,6 +60,19 @@ pub(crate) struct RoomWait {
     state: WaitState,
     /// Arrival order among the node's waits (the queue's order).
     order: u64,
+    /// For a JOIN: room messages from other nodes that arrived while it waits (at most
+    /// [`KEPT`]), for the joiner once its entry is applied (`Server::apply_join`).
+    kept: Vec<Kept>,
+}
+
+/// A room message kept for a local JOIN on its way.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    status: String,
+    /// The last entry of the room its origin had applied when it sent it (`None` from a node
+    /// that does not say).
+    at: Option<u64>,
+    msg: Carried,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -68,11 +85,12 @@ enum WaitState {
     Queued,
 }
 
-/// A wait being run again: the tries it has used and its place in the queue.
-#[derive(Copy, Clone, Debug)]
+/// A wait being run again: the tries it has used, its place in the queue and what it kept.
+#[derive(Debug)]
 pub(crate) struct Rerun {
     tries: u8,
     order: u64,
+    kept: Vec<Kept>,
 }
 
 impl RoomWait {
@@ -133,11 +151,11 @@ impl Server {
         if cluster.room_waits.contains_key(&wait_key) {
             return;
         }
-        let (tries, order) = match cluster.rerun.take() {
-            Some(rerun) => (rerun.tries, rerun.order),
+        let (tries, order, kept) = match cluster.rerun.take() {
+            Some(rerun) => (rerun.tries, rerun.order, rerun.kept),
             None => {
                 cluster.wait_order += 1;
-                (0, cluster.wait_order)
+                (0, cluster.wait_order, Vec::new())
             }
         };
         let busy = room_busy(cluster, folded);
@@ -146,16 +164,20 @@ impl Server {
         let expect = expect_for(cluster, &key);
         let label = self.take_label();
         let tries = if busy { tries } else { tries + 1 };
-        let wait = RoomWait { label, op, tries, state, order };
+        let joining = matches!(op, RoomOp::Join { .. });
+        let wait = RoomWait { label, op, tries, state, order, kept };
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.room_waits.insert(wait_key, wait);
         if let Some(client) = self.clients.get_mut(&conn) {
             client.waiting = client.waiting.saturating_add(1);
         }
+        // Listening before the entry exists: whoever speaks once they applied it is heard.
+        self.sync_interest(folded);
         if busy {
             return;
         }
-        let id = self.append(key, expect, event.encode(), None);
+        let heard = joining.then(|| Topic::Room(folded.to_owned()));
+        let id = self.append_heard(key, expect, event.encode(), None, heard);
         if let Some(pending) = self.cluster.as_mut().and_then(|c| c.appends.get_mut(&id)) {
             pending.room = Some((conn, folded.to_owned()));
         }
@@ -195,6 +217,7 @@ impl Server {
                     self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
                     self.finish();
                     self.resume(conn);
+                    self.sync_interest(&wait_key.1);
                 }
                 self.advance_room(&wait_key.1, false);
             }
@@ -247,7 +270,7 @@ impl Server {
             self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
         } else {
             if let Some(cluster) = self.cluster.as_mut() {
-                cluster.rerun = Some(Rerun { tries: wait.tries, order: wait.order });
+                cluster.rerun = Some(Rerun { tries: wait.tries, order: wait.order, kept: wait.kept });
             }
             match wait.op {
                 RoomOp::Join { raw, key } => self.join_one(&raw, key.as_deref()),
@@ -268,6 +291,8 @@ impl Server {
         }
         self.finish();
         self.resume(conn);
+        // A JOIN refused this time (or that ran out of tries) stops the listening it started.
+        self.sync_interest(&folded);
     }
 
     /// A JOIN entry, in the log's order.
@@ -280,11 +305,15 @@ impl Server {
             let fresh = self.clients.get(&conn).is_some_and(|c| c.registered && !c.channels.contains(name.folded()));
             if fresh {
                 self.with_stamp(stamp, |server| server.join_now(conn, &name, None));
+                if let Some(wait) = &wait {
+                    self.hand_kept(conn, name.folded(), &wait.kept);
+                }
             }
             self.finish();
             if wait.is_some() {
                 self.resume(conn);
             }
+            self.sync_interest(name.folded());
             return;
         }
         let Some(u) = self.cluster.as_ref().and_then(|c| c.users.get(&uid)).cloned() else { return };
@@ -423,21 +452,47 @@ impl Server {
         }
     }
 
-    /// A local member joined (`first`: the room's first on this node) or left (`last`) a
-    /// room: the node starts or stops listening to its topic.
-    pub(crate) fn room_interest(&mut self, folded: &str, first: bool) {
-        if self.cluster.is_none() {
+    /// Makes the node listen to a room's topic exactly while it has members here or a local
+    /// JOIN of it waits (subscribed before the JOIN's entry goes to the log, so that whoever
+    /// speaks once they applied it is heard here). Called wherever either may have changed.
+    pub(crate) fn sync_interest(&mut self, folded: &str) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let members = self.channels.get(folded).is_some_and(|ch| !ch.members.is_empty());
+        let joining =
+            || cluster.room_waits.iter().any(|((_, f), w)| f == folded && matches!(w.op, RoomOp::Join { .. }));
+        let wanted = members || joining();
+        if wanted == cluster.listening.contains(folded) {
             return;
         }
-        if !first {
-            // What was seen of the room's messages means nothing once the node stops listening.
-            if let Some(cluster) = self.cluster.as_mut() {
-                cluster.room_seen.retain(|(_, _, room), _| room != folded);
-            }
-        }
+        let Some(cluster) = self.cluster.as_mut() else { return };
         let topic = Topic::Room(folded.to_owned());
-        let effect = if first { ClusterEffect::Subscribe { topic } } else { ClusterEffect::Unsubscribe { topic } };
+        let effect = if wanted {
+            cluster.listening.insert(folded.to_owned());
+            ClusterEffect::Subscribe { topic }
+        } else {
+            cluster.listening.remove(folded);
+            // What was seen of the room's messages means nothing once the node stops listening.
+            cluster.room_seen.retain(|(_, _, room), _| room != folded);
+            ClusterEffect::Unsubscribe { topic }
+        };
         self.effects.push(Effect::Cluster(effect));
+    }
+
+    /// What a JOIN on its way kept for `conn`: the messages sent once their origin had applied
+    /// the JOIN (the entry being applied now), as the room now lets the joiner see them.
+    fn hand_kept(&mut self, conn: ConnId, folded: &str, kept: &[Kept]) {
+        let Some(joined_at) = self.cluster.as_ref().map(|c| c.applied) else { return };
+        let Some(ch) = self.channels.get(folded) else { return };
+        let Some(me) = ch.members.get(&conn).copied() else { return };
+        let display = ch.name.as_str().to_owned();
+        for k in kept.iter().filter(|k| k.at.is_none_or(|at| at >= joined_at)) {
+            if !status_reaches(&k.status, &me) {
+                continue;
+            }
+            let target = format!("{}{display}", k.status);
+            let mut ev = self.outgoing_from(k.msg.clone(), &target);
+            self.deliver(&mut ev, conn);
+        }
     }
 
     /// After a room message was delivered here: once to the room's topic. Always, not only
@@ -450,25 +505,39 @@ impl Server {
         let sent = cluster.room_sent.entry(folded.to_owned()).or_default();
         *sent += 1;
         let seq = *sent;
+        let at = cluster.key_seqs.get(&LogKey::Room(folded.to_owned()).name()).copied();
         let msg = Box::new(carried(ev));
         let (room, status) = (folded.to_owned(), status.to_owned());
-        let payload = NodeMessage::Room { room, status, origin, seq, msg }.encode();
+        let payload = NodeMessage::Room { room, status, origin, seq, at, msg }.encode();
         let topic = Topic::Room(folded.to_owned());
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic, payload }));
     }
 
     /// A room message from another node: to this node's members (with the status it names).
-    pub(crate) fn receive_room(&mut self, folded: &str, status: &str, origin: (String, u64), seq: u64, msg: Carried) {
+    pub(crate) fn receive_room(&mut self, folded: &str, status: &str, room_msg: RoomMessage) {
+        let RoomMessage { origin, seq, at, msg } = room_msg;
         let Some(cluster) = self.cluster.as_mut() else { return };
         if origin.0 == cluster.me.node && origin.1 == cluster.me.incarnation {
             return;
         }
+        let mut joining: Vec<&mut RoomWait> = cluster
+            .room_waits
+            .iter_mut()
+            .filter(|((_, f), w)| f == folded && matches!(w.op, RoomOp::Join { .. }))
+            .map(|(_, w)| w)
+            .collect();
         // A message that was on its way when the last member here left (NATS, or the bridge's
-        // queue, still had it) is no one's: remembering its sequence would make the next
-        // member's first message look like a gap, and replay what was said while nobody here
-        // was in the room.
-        if self.channels.get(folded).is_none_or(|ch| ch.members.is_empty()) {
+        // queue, still had it) is no one's, unless a JOIN here waits for its entry: remembering
+        // its sequence would make the next member's first message look like a gap, and replay
+        // what was said while nobody here was in the room.
+        if joining.is_empty() && self.channels.get(folded).is_none_or(|ch| ch.members.is_empty()) {
             return;
+        }
+        let fresh = cluster.room_seen.get(&(origin.0.clone(), origin.1, folded.to_owned())).is_none_or(|l| seq > l.0);
+        if fresh {
+            for wait in joining.iter_mut().filter(|w| w.kept.len() < KEPT) {
+                wait.kept.push(Kept { status: status.to_owned(), at, msg: msg.clone() });
+            }
         }
         let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));
         if seq <= last.0 {
@@ -487,12 +556,11 @@ impl Server {
             self.fill_gap(folded, after, before);
         }
         let Some(ch) = self.channels.get(folded) else { return };
-        let reaches = |m: &Member| match status {
-            "" => true,
-            "+" => m.op || m.voice,
-            _ => m.op,
-        };
-        let members: Vec<ConnId> = ch.members.iter().filter(|(_, m)| reaches(m)).map(|(c, _)| *c).collect();
+        let members: Vec<ConnId> =
+            ch.members.iter().filter(|(_, m)| status_reaches(status, m)).map(|(c, _)| *c).collect();
+        if members.is_empty() {
+            return;
+        }
         let target = format!("{status}{}", ch.name.as_str());
         let mut ev = self.outgoing_from(msg, &target);
         self.deliver_all(&mut ev, members);
@@ -579,6 +647,26 @@ impl Server {
             })
             .collect()
     }
+}
+
+/// Whether a room message sent with a STATUSMSG prefix (`@`, `+` or none) reaches `member`.
+fn status_reaches(status: &str, member: &Member) -> bool {
+    match status {
+        "" => true,
+        "+" => member.op || member.voice,
+        _ => member.op,
+    }
+}
+
+/// A room message from another node, as [`NodeMessage::Room`] carries it.
+pub(crate) struct RoomMessage {
+    /// The sending node and incarnation.
+    pub origin: (String, u64),
+    /// The origin's count of its publications to the room.
+    pub seq: u64,
+    /// The last entry of the room the origin had applied when it sent it.
+    pub at: Option<u64>,
+    pub msg: Carried,
 }
 
 /// The node number a msgid ends with (its last four characters, `MsgIdGen`).

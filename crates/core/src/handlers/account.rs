@@ -151,8 +151,10 @@ impl Server {
             [prefix, account.to_owned(), format!("You are now logged in as {account}")],
         );
         if registered {
-            self.user_changed(conn, |uid| crate::cluster::NetEvent::Account { uid, account: Some(account.to_owned()) });
             if let Some(mut ev) = self.cur_event(Message::new("ACCOUNT").with_param(account)) {
+                let stamp = self.stamp_of(&ev);
+                let account = Some(account.to_owned());
+                self.user_changed(conn, |uid| crate::cluster::NetEvent::Account { uid, account, stamp });
                 let peers: Vec<ConnId> = self.presence_watchers(conn, Cap::AccountNotify).into_iter().collect();
                 self.deliver_all(&mut ev, peers);
             }
@@ -462,7 +464,8 @@ impl Server {
         let ev = registered.then(|| self.event(&client, Message::new("ACCOUNT").with_param("*")));
         self.clients.insert(conn, client);
         self.numeric_to(conn, RPL_LOGGEDOUT, ["*", "You are now logged out"]);
-        self.user_changed(conn, |uid| crate::cluster::NetEvent::Account { uid, account: None });
+        let stamp = ev.as_ref().and_then(|ev| self.stamp_of(ev));
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Account { uid, account: None, stamp });
         if let Some(mut ev) = ev {
             self.deliver_all(&mut ev, peers);
         }

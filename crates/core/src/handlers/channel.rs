@@ -150,7 +150,7 @@ impl Server {
             self.save_channel(name.folded());
         }
         if first_here {
-            self.room_interest(name.folded(), true);
+            self.sync_interest(name.folded());
         }
         self.charge(self.cfg.limits.join_cost);
         self.announce_join(conn, &display, &members);

@@ -38,9 +38,10 @@ impl Server {
         if !changed {
             return;
         }
-        self.user_changed(conn, |uid| crate::cluster::NetEvent::Away { uid, away: text.clone() });
-        let base = Message::new("AWAY").with_params(text);
+        let base = Message::new("AWAY").with_params(text.clone());
         let Some(mut ev) = self.cur_event(base) else { return };
+        let stamp = self.stamp_of(&ev);
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Away { uid, away: text, stamp });
         let watchers = self.presence_watchers(conn, Cap::AwayNotify);
         self.deliver_all(&mut ev, watchers);
     }
@@ -61,7 +62,8 @@ impl Server {
         if let Some(client) = self.cur_client_mut() {
             realname.clone_into(&mut client.realname);
         }
-        self.user_changed(conn, |uid| crate::cluster::NetEvent::Realname { uid, realname: realname.clone() });
+        let stamp = self.stamp_of(&ev);
+        self.user_changed(conn, |uid| crate::cluster::NetEvent::Realname { uid, realname: realname.clone(), stamp });
         let mut recipients = self.presence_watchers(conn, Cap::Setname);
         if self.caps_of(conn).has(Cap::Setname) {
             recipients.insert(conn);

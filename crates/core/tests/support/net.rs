@@ -120,7 +120,14 @@ impl Net {
                 assert!(payload.len() <= chinwag_core::MAX_PAYLOAD, "a payload of {} bytes", payload.len());
             }
             match effect {
-                ClusterEffect::Append { id, key, expect, event } => {
+                ClusterEffect::Append { id, key, expect, event, heard } => {
+                    // The bridge makes such an append only once the node hears the topic.
+                    if let Some(Topic::Room(room)) = &heard {
+                        assert!(
+                            self.subscribed.get(room).is_some_and(|s| s.contains(&i)),
+                            "{i} appends before hearing {room}"
+                        );
+                    }
                     let key = key.name();
                     let last = self.log.iter().rev().find(|(_, k, _)| *k == key).map(|(seq, _, _)| *seq);
                     let ok = match expect {
