@@ -689,3 +689,62 @@ fn irssi_on_one_node_and_weechat_on_another_talk() {
     pair.talk(&support::nonce());
     eprintln!("irssi/WeeChat across nodes took {:.1?}", started.elapsed());
 }
+
+/// An account registered on node a (after node b started) is an account on node b: whoever
+/// takes its nick there while its owner is away is asked to log in, and a private message to
+/// it from node b waits for the owner instead of reaching the impostor. Deleted on node a, its
+/// session on node b is logged out.
+#[test]
+fn an_account_made_or_deleted_on_one_node_counts_on_every_node() {
+    const PASSWORD: &str = "correct-horse-battery";
+    let network = Network::new(None);
+    let nodes = network.start_nodes(&["a", "b"], &[]);
+    let mut alice = connect(&nodes[0], "alice");
+    alice.send(&format!("REGISTER * * {PASSWORD}"));
+    alice.expect("REGISTER SUCCESS", |m| m.command == "REGISTER" && m.params[0] == "SUCCESS");
+    alice.send("QUIT :later");
+    alice.expect_command("ERROR");
+
+    let mut bob = connect(&nodes[1], "bob");
+    let mut mallory = connect(&nodes[1], "mallory");
+    // alice's nick is free once her QUIT reached node b.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        mallory.send("NICK alice");
+        let lines = mallory.read_until("NICK or 433", |m| m.command == "NICK" || m.command == "433");
+        if lines.iter().any(|m| m.command == "NICK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice's nick was not free on b within {WAIT:?}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    mallory.expect("nick protection", |m| {
+        m.command == "NOTICE" && m.params.last().is_some_and(|t| t.contains("This nick is registered"))
+    });
+    bob.send("PRIVMSG alice :the secret plan");
+    bob.expect("the echo", |m| m.command == "PRIVMSG" && m.params.last().is_some_and(|t| t == "the secret plan"));
+    mallory.send("PING :after");
+    let lines = mallory.read_until("PONG", |m| m.command == "PONG");
+    if lines.iter().any(|m| m.params.last().is_some_and(|t| t.contains("secret"))) {
+        mallory.fail("the impostor on b got alice's private message");
+    }
+    // The owner logs in on node a and finds it waiting.
+    let mut owner = connect(&nodes[0], "alice_again");
+    owner.send("AUTHENTICATE PLAIN");
+    owner.expect_command("AUTHENTICATE");
+    owner.send(&format!("AUTHENTICATE {}", support::client::sasl_plain("alice", PASSWORD)));
+    owner.expect_command("903");
+    owner.expect("the waiting message", |m| {
+        m.command == "PRIVMSG" && m.params.last().is_some_and(|t| t == "the secret plan")
+    });
+
+    // alice logs in on node b too, then deletes the account from node a.
+    let mut phone = connect(&nodes[1], "alice_phone");
+    phone.send("AUTHENTICATE PLAIN");
+    phone.expect_command("AUTHENTICATE");
+    phone.send(&format!("AUTHENTICATE {}", support::client::sasl_plain("alice", PASSWORD)));
+    phone.expect_command("903");
+    owner.send(&format!("PRIVMSG NickServ :DROP {PASSWORD}"));
+    owner.expect("the deletion", |m| m.command == "NOTICE" && m.params.last().is_some_and(|t| t.contains("deleted")));
+    phone.expect_command("901");
+}

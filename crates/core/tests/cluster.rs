@@ -439,3 +439,81 @@ fn a_private_message_to_a_user_who_just_left_waits_or_is_refused() {
     assert_eq!(refused.len(), 1, "{lines:#?}");
     assert_eq!(refused[0][1..], ["guest", "No such nick/channel"]);
 }
+
+/// Registers `conn`'s current nick as an account on node `i` (IRCv3 REGISTER), answering the
+/// store as it would.
+fn register_account(net: &mut Net, i: usize, conn: chinwag_core::ConnId, account: &str) {
+    net.nodes[i].send(conn, "REGISTER * * longenough");
+    let pos = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::Register { .. }));
+    let (id, _) = net.nodes[i].requests.remove(pos.expect("a registration request"));
+    net.nodes[i].respond(id, Response::Account(Ok(account.into())));
+    net.pump();
+    let lines = net.take(i, conn);
+    assert_eq!(expect(&lines, "REGISTER").params[..2], ["SUCCESS", account], "{lines:#?}");
+}
+
+/// An account registered on node a after node b started is an account on node b too: someone
+/// who takes its nick there while its owner is away is asked to log in, and a private message
+/// to the account from node b waits for the owner instead of reaching the impostor.
+#[test]
+fn an_account_registered_on_one_node_is_protected_on_every_node() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    register_account(&mut net, 0, alice, "alice");
+    net.send(0, alice, "QUIT :later");
+    let bob = net.register(1, "bob", "");
+    let mallory = net.start(1, "alice", "");
+    let lines = net.take(1, mallory);
+    expect(&lines, "001");
+    assert!(lines.iter().any(|l| l.contains("This nick is registered")), "no nick protection on b: {lines:#?}");
+    net.send(1, bob, "PRIVMSG alice :the secret plan");
+    let lines = net.take(1, mallory);
+    assert!(!lines.iter().any(|l| l.contains("secret plan")), "the impostor got alice's message: {lines:#?}");
+    assert!(
+        net.nodes[1].persisted.iter().any(|m| m.text == "the secret plan"),
+        "the message waits for alice's account"
+    );
+    // The same from node a, whose account it is.
+    let carol = net.register(0, "carol", "");
+    net.send(0, carol, "PRIVMSG alice :another secret");
+    let lines = net.take(1, mallory);
+    assert!(!lines.iter().any(|l| l.contains("another secret")), "{lines:#?}");
+}
+
+/// An account deleted on node a: its sessions on node b are logged out at once (they would
+/// otherwise go on as an account that no longer exists, and as whoever registers the name
+/// next), node b forgets the name, and its peers there hear it.
+#[test]
+fn an_account_dropped_on_one_node_is_logged_out_and_forgotten_everywhere() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    register_account(&mut net, 0, alice, "alice");
+    let phone = net.register(1, "alice_phone", "account-notify");
+    net.nodes[1].login(phone, "alice");
+    let bob = net.register(1, "bob", "account-notify");
+    net.send(1, phone, "JOIN #room");
+    net.send(1, bob, "JOIN #room");
+    net.take(1, phone);
+    net.take(1, bob);
+    let founder = net.nodes[1].saved_rooms.iter().rev().find(|r| r.name == "#room").map(|r| r.founder.clone());
+    assert_eq!(founder, Some(Some("alice".to_owned())), "alice's session founded #room");
+    net.nodes[0].saved_rooms.clear();
+    net.nodes[1].saved_rooms.clear();
+    net.send(0, alice, "NS DROP longenough");
+    let pos = net.nodes[0].requests.iter().position(|(_, r)| matches!(r, Request::DropAccount { .. }));
+    let (id, _) = net.nodes[0].requests.remove(pos.expect("a drop request"));
+    net.nodes[0].respond(id, Response::Done(Ok(())));
+    net.pump();
+    assert!(net.take(0, alice).iter().any(|l| l.contains("has been deleted")));
+    let lines = net.take(1, phone);
+    assert!(lines.iter().any(|l| l.contains(" 901 ")), "alice's session on b is logged out: {lines:#?}");
+    let lines = net.take(1, bob);
+    assert!(lines.iter().any(|l| l.contains("ACCOUNT *")), "bob hears it: {lines:#?}");
+    net.send(1, bob, "NS INFO alice");
+    let lines = net.take(1, bob);
+    assert!(lines.iter().any(|l| l.contains("not a registered account")), "node b forgot it: {lines:#?}");
+    // The deleting node saved the room without its founder; the others only follow.
+    let saved = net.nodes[0].saved_rooms.iter().rev().find(|r| r.name == "#room").map(|r| r.founder.clone());
+    assert_eq!(saved, Some(None), "node a saves #room without a founder");
+    assert!(net.nodes[1].saved_rooms.is_empty(), "{:?}", net.nodes[1].saved_rooms);
+}

@@ -159,6 +159,17 @@ pub(crate) enum NetEvent {
         mask: String,
         by: String,
     },
+    /// An account was registered (it is in storage), under `net`: every node knows the name
+    /// from now on, for nick protection and offline delivery.
+    AccountRegistered {
+        account: String,
+    },
+    /// An account was deleted (it is gone from storage) on the node `origin` (name,
+    /// incarnation), under `net`: every other node logs its sessions out and forgets it.
+    AccountDropped {
+        account: String,
+        origin: (String, u64),
+    },
 }
 
 const INTRODUCE: u8 = 1;
@@ -178,6 +189,8 @@ const OPER: u8 = 14;
 const KLINE: u8 = 15;
 const UNKLINE: u8 = 16;
 const DEVICE: u8 = 17;
+const ACCOUNT_REGISTERED: u8 = 18;
+const ACCOUNT_DROPPED: u8 = 19;
 
 /// Most kicks or mode changes one event may carry (well above `limits.max_targets` and
 /// `limits.modes_per_command`).
@@ -356,6 +369,10 @@ impl NetEvent {
                 put_uid(&mut w, uid);
                 w.opt(device.as_deref()).finish()
             }
+            NetEvent::AccountRegistered { account } => Writer::new(ACCOUNT_REGISTERED).str(account).finish(),
+            NetEvent::AccountDropped { account, origin } => {
+                Writer::new(ACCOUNT_DROPPED).str(account).str(&origin.0).u64(origin.1).finish()
+            }
         }
     }
 
@@ -433,6 +450,8 @@ impl NetEvent {
             }
             UNKLINE => NetEvent::Unkline { mask: r.str()?, by: r.str()? },
             DEVICE => NetEvent::Device { uid: get_uid(r)?, device: r.opt()? },
+            ACCOUNT_REGISTERED => NetEvent::AccountRegistered { account: r.str()? },
+            ACCOUNT_DROPPED => NetEvent::AccountDropped { account: r.str()?, origin: (r.str()?, r.u64()?) },
             _ => return None,
         })
     }
@@ -724,6 +743,8 @@ mod tests {
             NetEvent::Unkline { mask: "192.0.2.*".into(), by: "op/oper".into() },
             NetEvent::Device { uid: uid(), device: Some("laptop".into()) },
             NetEvent::Device { uid: uid(), device: None },
+            NetEvent::AccountRegistered { account: "Alice".into() },
+            NetEvent::AccountDropped { account: "Alice".into(), origin: ("a".into(), 5) },
         ];
         for ev in events {
             let bytes = ev.encode();

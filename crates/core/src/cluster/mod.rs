@@ -541,6 +541,11 @@ impl Server {
         }
     }
 
+    /// This node's name and incarnation, in cluster mode.
+    pub(crate) fn cluster_origin(&self) -> Option<(String, u64)> {
+        self.cluster.as_ref().map(|c| (c.me.node.clone(), c.me.incarnation))
+    }
+
     /// The network-wide id of a local connection.
     pub(crate) fn local_uid(&self, conn: ConnId) -> Option<UserId> {
         let cluster = self.cluster.as_ref()?;

@@ -132,6 +132,8 @@ impl Server {
                 }
             }
             NetEvent::Kline(kline) => self.apply_kline(*kline),
+            NetEvent::AccountRegistered { account } => self.account_registered_elsewhere(account),
+            NetEvent::AccountDropped { account, origin } if origin != me => self.forget_account(&account, false),
             NetEvent::Unkline { mask, .. } => self.apply_unkline(&mask),
             _ => {}
         }

@@ -247,6 +247,7 @@ impl Server {
         match result {
             Ok(account) => {
                 self.accounts.insert(casefold(&account), account.clone());
+                self.append_net_event(crate::cluster::NetEvent::AccountRegistered { account: account.clone() });
                 let ip = self.clients.get(&conn).map(|c| c.info.ip.to_string()).unwrap_or_default();
                 tracing::info!(target: "audit", %conn, %ip, account = %account, "account registered");
                 if !self.clients.contains_key(&conn) {
@@ -434,19 +435,41 @@ impl Server {
     pub(crate) fn drop_result(&mut self, conn: ConnId, account: &str, result: Result<(), Failure>) {
         match result {
             Ok(()) => {
-                self.accounts.remove(&casefold(account));
                 tracing::info!(target: "audit", %conn, account = %account, "account dropped");
-                let folded = casefold(account);
-                let sessions: Vec<ConnId> = self.sessions.conns(&folded).to_vec();
-                for s in sessions {
-                    self.log_out(s);
+                self.forget_account(account, true);
+                if let Some(origin) = self.cluster_origin() {
+                    let event = crate::cluster::NetEvent::AccountDropped { account: account.to_owned(), origin };
+                    self.append_net_event(event);
                 }
-                self.forget_founder(&folded);
-                // Storage deleted the account's queue with it.
-                self.offline_counts.remove(&folded);
                 self.nickserv_notice(&format!("Account {account} has been deleted."));
             }
             Err(f) => self.nickserv_notice(&failure_text(&f)),
+        }
+    }
+
+    /// An account is gone from storage: its sessions here are logged out, it founds no room any
+    /// more, and its name is nobody's. `here`: deleted on this node, which saves the rooms it
+    /// founded as they are now (another node's deletion changes only what this node holds:
+    /// its node saved them).
+    pub(crate) fn forget_account(&mut self, account: &str, here: bool) {
+        let folded = casefold(account);
+        self.accounts.remove(&folded);
+        let sessions: Vec<ConnId> = self.sessions.conns(&folded).to_vec();
+        for s in sessions {
+            self.log_out(s);
+        }
+        self.forget_founder(&folded, here);
+        // Storage deleted the account's queue with it.
+        self.offline_counts.remove(&folded);
+    }
+
+    /// An account registered on another node: known here from now on. A local user who holds
+    /// its nick without being logged in to it is asked to, as on the account's own node.
+    pub(crate) fn account_registered_elsewhere(&mut self, account: String) {
+        let folded = casefold(&account);
+        self.accounts.insert(folded.clone(), account);
+        if let Some(conn) = self.nicks.get(&folded).copied() {
+            self.check_nick_protection(conn);
         }
     }
 
@@ -474,7 +497,7 @@ impl Server {
     /// The account `folded` was deleted: the rooms it founded have no founder any more, so that
     /// whoever registers the name next does not inherit them. An empty one goes, like any room
     /// without a founder.
-    fn forget_founder(&mut self, folded: &str) {
+    fn forget_founder(&mut self, folded: &str, save: bool) {
         let founded: Vec<String> = self
             .channels
             .iter()
@@ -484,12 +507,15 @@ impl Server {
         for name in founded {
             let Some(ch) = self.channels.get_mut(&name) else { continue };
             ch.founder = None;
-            if ch.members.is_empty() && !ch.permanent {
+            let keep = !ch.members.is_empty() || !ch.remote.is_empty() || ch.permanent;
+            if !keep {
                 if let Some(ch) = self.channels.remove(&name) {
                     self.forget_room(&name);
-                    self.delete_channel(ch.name.as_str());
+                    if save {
+                        self.delete_channel(ch.name.as_str());
+                    }
                 }
-            } else {
+            } else if save {
                 self.save_channel(&name);
             }
         }
