@@ -517,3 +517,42 @@ fn an_account_dropped_on_one_node_is_logged_out_and_forgotten_everywhere() {
     assert_eq!(saved, Some(None), "node a saves #room without a founder");
     assert!(net.nodes[1].saved_rooms.is_empty(), "{:?}", net.nodes[1].saved_rooms);
 }
+
+/// An account reads its offline queue on node b while node a's users filled it: node a forgets
+/// what it counted there, so its users may leave messages again (else node a would refuse every
+/// later one for good, the queue's limit reached by messages long read elsewhere).
+#[test]
+fn an_offline_queue_read_on_one_node_takes_messages_again_on_every_node() {
+    let mut net = Net::with(2, |cfg| cfg.limits.offline_queue_len = 2);
+    let alice = net.register(0, "alice", "");
+    register_account(&mut net, 0, alice, "alice");
+    net.send(0, alice, "QUIT :later");
+    let bob = net.register(0, "bob", "");
+    for n in 0..3 {
+        net.send(0, bob, &format!("PRIVMSG alice :note {n}"));
+    }
+    let lines = net.take(0, bob);
+    assert!(lines.iter().any(|l| l.contains("as many as can be kept")), "the third is refused: {lines:#?}");
+    let queued: Vec<_> = net.nodes[0].persisted.iter().filter(|m| m.offline_for.is_some()).cloned().collect();
+    assert_eq!(queued.len(), 2);
+
+    // alice logs in on node b and reads both.
+    let phone = net.register(1, "alice_phone", "");
+    net.nodes[1].send(phone, "NS IDENTIFY alice longenough");
+    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }));
+    let (id, _) = net.nodes[1].requests.remove(pos.expect("a password check"));
+    net.nodes[1].respond(id, Response::Account(Ok("alice".into())));
+    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. }));
+    let (id, _) = net.nodes[1].requests.remove(pos.expect("the offline queue's read"));
+    net.nodes[1].respond(id, Response::Messages(Ok(queued)));
+    let lines = net.take(1, phone);
+    assert_eq!(lines.iter().filter(|l| l.contains("PRIVMSG") && l.contains("note")).count(), 2, "{lines:#?}");
+    let ping = expect(&lines, "PING");
+    net.send(1, phone, &format!("PONG :{}", ping.params[0]));
+    assert_eq!(net.nodes[1].cleared_offline.len(), 1, "read to its end");
+
+    net.send(0, bob, "PRIVMSG alice :after she read them");
+    let lines = net.take(0, bob);
+    assert!(!lines.iter().any(|l| l.contains("as many as can be kept")), "node a still counts them: {lines:#?}");
+    assert!(net.nodes[0].persisted.iter().any(|m| m.text == "after she read them" && m.offline_for.is_some()));
+}

@@ -202,6 +202,7 @@ const KILL: u8 = 35;
 const NOTICE: u8 = 36;
 const INVITE_NOTIFY: u8 = 37;
 const UNDELIVERED: u8 = 38;
+const QUEUE_READ: u8 = 39;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -513,6 +514,9 @@ pub(crate) enum NodeMessage {
     /// On a room's topic: `source` invited `nick` to `room` (as spelled); the room's operators
     /// on the node with invite-notify are told. `origin` as for [`NodeMessage::Room`].
     InviteNotify { room: String, origin: (String, u64), source: String, account: Option<String>, nick: String },
+    /// To every node: an account's offline queue (folded) was read to its end on another node,
+    /// so what this node counted in it (`Server::offline_counts`) is no longer there.
+    QueueRead { queue: String },
 }
 
 /// What a node does with a private message whose recipient disconnected just before it
@@ -623,6 +627,7 @@ impl NodeMessage {
                 let mut w = Writer::new(INVITE_NOTIFY);
                 w.str(room).str(&origin.0).u64(origin.1).str(source).opt(account.as_deref()).str(nick).finish()
             }
+            NodeMessage::QueueRead { queue } => Writer::new(QUEUE_READ).str(queue).finish(),
         }
     }
 
@@ -674,6 +679,7 @@ impl NodeMessage {
                 account: r.opt()?,
                 nick: r.str()?,
             }),
+            QUEUE_READ => Some(NodeMessage::QueueRead { queue: r.str()? }),
             _ => None,
         }
     }
@@ -859,6 +865,7 @@ mod tests {
                 account: Some("a".into()),
                 nick: "Bob".into(),
             },
+            NodeMessage::QueueRead { queue: "alice".into() },
         ];
         for message in others {
             let bytes = message.encode();

@@ -387,6 +387,9 @@ impl Server {
             event::NodeMessage::InviteNotify { room, origin, source, account, nick } => {
                 self.receive_invite_notify(&room, origin, source, account, nick);
             }
+            event::NodeMessage::QueueRead { queue } => {
+                self.offline_counts.remove(&queue);
+            }
         }
         self.finish();
     }

@@ -97,6 +97,8 @@ impl Server {
         }
         if ack.more {
             self.request_offline(conn, &ack.queue);
+        } else {
+            self.publish_queue_read(&ack.queue);
         }
     }
 
