@@ -611,3 +611,54 @@ fn a_presence_change_has_one_msgid_and_time_on_every_node() {
         assert_eq!(stamps[0], stamps[1], "{line}: bob's node and alice's show it alike");
     }
 }
+
+/// What a JOIN on its way keeps for the joiner is bounded: of a flood while it waits, at most
+/// 64 messages and 256 KiB (the rest is in the room's history).
+#[test]
+fn what_a_join_on_its_way_keeps_is_bounded() {
+    use chinwag_core::{Rate, MAX_MULTILINE_BYTES, MAX_MULTILINE_LINES};
+    let mut net = Net::with(2, |cfg| {
+        cfg.limits.multiline_max_bytes = MAX_MULTILINE_BYTES;
+        cfg.limits.multiline_max_lines = MAX_MULTILINE_LINES;
+        cfg.limits.flood = Rate { burst: 100_000, every: std::time::Duration::from_millis(1) };
+    });
+    let caps = "message-tags batch draft/multiline";
+    let alice = net.register(0, "alice", caps);
+    let bob = net.register(1, "bob", caps);
+    let carol = net.register(1, "carol", caps);
+    net.send(0, alice, "JOIN #chat");
+    net.take(0, alice);
+
+    // 100 short messages while bob's JOIN waits on his node: 64 kept.
+    net.lagging.insert(1);
+    net.send(1, bob, "JOIN #chat");
+    for n in 0..100 {
+        net.send(0, alice, &format!("PRIVMSG #chat :short {n}"));
+    }
+    net.lagging.remove(&1);
+    net.pump();
+    let got = all(&net.take(1, bob), "PRIVMSG");
+    assert_eq!(got.len(), 64, "kept for bob");
+    assert_eq!(got[0][1], "short 0", "the first ones, in order");
+
+    // Five maximal multiline messages (64 KiB each, kept with their lines) while carol's waits.
+    net.lagging.insert(1);
+    net.send(1, carol, "JOIN #chat");
+    net.take(1, bob);
+    let line = "y".repeat(MAX_MULTILINE_BYTES / MAX_MULTILINE_LINES - 1);
+    for n in 0..5 {
+        let h = &mut net.nodes[0];
+        h.send(alice, &format!("BATCH +m{n} draft/multiline #chat"));
+        for _ in 0..MAX_MULTILINE_LINES {
+            h.send(alice, &format!("@batch=m{n} PRIVMSG #chat :{line}"));
+        }
+        h.send(alice, &format!("BATCH -m{n}"));
+        net.pump();
+    }
+    net.lagging.remove(&1);
+    net.pump();
+    let got = net.take(1, carol);
+    let batches = all(&got, "BATCH").len() / 2;
+    assert!((1..=2).contains(&batches), "{batches} multiline messages kept for carol");
+    assert!(all(&net.take(1, bob), "BATCH").len() >= 10, "bob, in the room, got all five");
+}

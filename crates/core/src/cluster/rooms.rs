@@ -28,9 +28,10 @@ use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFact
 /// odds of losing this many rounds in a row are about 10^-11).
 const ROOM_TRIES: u8 = 64;
 
-/// Room messages kept at most for a local JOIN on its way (`RoomWait::kept`); the rest of a
-/// burst that long is in the room's history.
+/// Room messages kept at most for a local JOIN on its way (`RoomWait::kept`), and their text's
+/// bytes at most; the rest of a burst that long is in the room's history.
 const KEPT: usize = 64;
+const KEPT_BYTES: usize = 256 * 1024;
 
 /// What a local client asked of a room, kept until its entry is applied.
 #[derive(Debug)]
@@ -535,7 +536,11 @@ impl Server {
         }
         let fresh = cluster.room_seen.get(&(origin.0.clone(), origin.1, folded.to_owned())).is_none_or(|l| seq > l.0);
         if fresh {
-            for wait in joining.iter_mut().filter(|w| w.kept.len() < KEPT) {
+            let size = kept_size(&msg);
+            let room_for = |w: &RoomWait| {
+                w.kept.len() < KEPT && w.kept.iter().map(|k| kept_size(&k.msg)).sum::<usize>() + size <= KEPT_BYTES
+            };
+            for wait in joining.iter_mut().filter(|w| room_for(w)) {
                 wait.kept.push(Kept { status: status.to_owned(), at, msg: msg.clone() });
             }
         }
@@ -647,6 +652,11 @@ impl Server {
             })
             .collect()
     }
+}
+
+/// What a kept room message holds, in bytes (roughly: its text, lines and tags).
+fn kept_size(msg: &Carried) -> usize {
+    msg.text.len() + msg.tags.len() + msg.lines.iter().map(|(line, _)| line.len()).sum::<usize>()
 }
 
 /// Whether a room message sent with a STATUSMSG prefix (`@`, `+` or none) reaches `member`.
