@@ -77,7 +77,12 @@ impl Topic {
         Topic(format!("node.{node}"))
     }
 
-    /// The topic below the cluster's namespace (`room.<escaped>` or `node.<name>`).
+    /// Every node of the cluster (what each must hear, whether it has users or not).
+    pub fn every_node() -> Topic {
+        Topic("all".to_owned())
+    }
+
+    /// The topic below the cluster's namespace (`room.<escaped>`, `node.<name>` or `all`).
     pub fn as_str(&self) -> &str {
         &self.0
     }

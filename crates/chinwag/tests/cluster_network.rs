@@ -748,3 +748,39 @@ fn an_account_made_or_deleted_on_one_node_counts_on_every_node() {
     owner.expect("the deletion", |m| m.command == "NOTICE" && m.params.last().is_some_and(|t| t.contains("deleted")));
     phone.expect_command("901");
 }
+
+/// Password guesses spread over two nodes are throttled as on one: after the free failures on
+/// node a, node b holds the same address back (every settled check crosses on `<cluster>.all`).
+#[test]
+fn password_guesses_spread_over_two_nodes_are_throttled_as_on_one() {
+    let network = Network::new(None);
+    let nodes = network.start_nodes(&["a", "b"], &[]);
+    let mut owner = connect(&nodes[0], "alice");
+    owner.send("REGISTER * * correct-horse-battery");
+    owner.expect("REGISTER SUCCESS", |m| m.command == "REGISTER" && m.params[0] == "SUCCESS");
+    let guess = |client: &mut PlainClient, n: usize| {
+        client.send("AUTHENTICATE PLAIN");
+        client.expect_command("AUTHENTICATE");
+        client.send(&format!("AUTHENTICATE {}", support::client::sasl_plain("alice", &format!("guess number {n}"))));
+        client.expect_command("904")
+    };
+    let mut on_a = connect(&nodes[0], "guesser");
+    // The default free failures: 3.
+    for n in 0..3 {
+        let refused = guess(&mut on_a, n);
+        assert!(!refused.params[1].contains("try again"), "guess {n} was checked: {refused:?}");
+    }
+    let mut on_b = connect(&nodes[1], "guesser2");
+    // On its own, node b would check 3 guesses of its own before holding back; the failures
+    // from node a may still be on their way for the first one only.
+    let mut checked_on_b = 0;
+    loop {
+        let refused = guess(&mut on_b, 99);
+        if refused.params[1].contains("try again") {
+            break;
+        }
+        checked_on_b += 1;
+        assert!(checked_on_b <= 1, "node b checked {checked_on_b} more guesses from the same address");
+        thread::sleep(Duration::from_millis(100));
+    }
+}

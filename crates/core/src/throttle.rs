@@ -128,6 +128,24 @@ pub(crate) struct Ticket {
     keys: Vec<Key>,
 }
 
+/// A record as it crosses to another node: (0 address, 1 account and address, 2 OPER; the
+/// account, casefolded, or empty; the address).
+pub(crate) type SharedRecord = (u8, String, String);
+
+impl Ticket {
+    /// The records this attempt counts against, for the other nodes of a cluster.
+    pub fn shared(&self) -> Vec<SharedRecord> {
+        self.keys
+            .iter()
+            .map(|key| match key {
+                Key::Address(ip) => (0, String::new(), ip.to_string()),
+                Key::AccountAddress(account, ip) => (1, account.clone(), ip.to_string()),
+                Key::Oper(ip) => (2, String::new(), ip.to_string()),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
     entries: HashMap<Key, Entry>,
@@ -189,21 +207,48 @@ impl Throttle {
     /// Counts the answer of a reserved attempt.
     pub fn settle(&mut self, ticket: Ticket, outcome: Outcome, now: Instant, limits: &Limits) {
         for key in ticket.keys {
-            let thresholds = key.thresholds(limits);
-            // The entry may have been forgotten to make room; a failure is still counted.
-            let e = self.entries.entry(key.clone()).or_insert_with(|| Entry::new(now));
+            self.count(key, true, outcome, now, limits);
+        }
+    }
+
+    /// Counts an attempt another node of the cluster settled (`Ticket::shared`): an attacker
+    /// spreading guesses over the nodes slows down as on one. Records that do not parse are
+    /// ignored.
+    pub fn settled_elsewhere(&mut self, records: &[SharedRecord], outcome: Outcome, now: Instant, limits: &Limits) {
+        for (kind, account, ip) in records {
+            let Ok(ip) = ip.parse::<IpAddr>() else { continue };
+            let net = subnet_of(ip);
+            let key = match kind {
+                0 => Key::Address(net),
+                1 => Key::AccountAddress(account.clone(), net),
+                2 => Key::Oper(net),
+                _ => continue,
+            };
+            if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
+                self.make_room(now, limits);
+            }
+            self.count(key, false, outcome, now, limits);
+        }
+    }
+
+    /// Counts one record's attempt (`ours`: reserved here, so it leaves the in-flight count).
+    fn count(&mut self, key: Key, ours: bool, outcome: Outcome, now: Instant, limits: &Limits) {
+        let thresholds = key.thresholds(limits);
+        // The entry may have been forgotten to make room; a failure is still counted.
+        let e = self.entries.entry(key.clone()).or_insert_with(|| Entry::new(now));
+        if ours {
             e.in_flight = e.in_flight.saturating_sub(1);
-            match outcome {
-                Outcome::Failed => e.fail(now, thresholds, limits),
-                Outcome::Succeeded if !matches!(key, Key::Address(_)) => {
-                    e.failures = 0;
-                    e.until = now;
-                }
-                Outcome::Succeeded | Outcome::Unknown => {}
+        }
+        match outcome {
+            Outcome::Failed => e.fail(now, thresholds, limits),
+            Outcome::Succeeded if !matches!(key, Key::Address(_)) => {
+                e.failures = 0;
+                e.until = now;
             }
-            if e.failures == 0 && e.in_flight == 0 {
-                self.entries.remove(&key);
-            }
+            Outcome::Succeeded | Outcome::Unknown => {}
+        }
+        if e.failures == 0 && e.in_flight == 0 {
+            self.entries.remove(&key);
         }
     }
 

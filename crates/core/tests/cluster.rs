@@ -556,3 +556,34 @@ fn an_offline_queue_read_on_one_node_takes_messages_again_on_every_node() {
     assert!(!lines.iter().any(|l| l.contains("as many as can be kept")), "node a still counts them: {lines:#?}");
     assert!(net.nodes[0].persisted.iter().any(|m| m.text == "after she read them" && m.offline_for.is_some()));
 }
+
+/// Password guesses spread over the nodes of a cluster count on every node: after the free
+/// failures on node a, the same address is held back on node b too (on its own, node b would
+/// give it a fresh set of guesses, and each further node another).
+#[test]
+fn password_guesses_spread_over_nodes_are_throttled_as_on_one() {
+    let free = chinwag_core::Limits::default().login_free_failures;
+    let mut net = Net::new(2);
+    let check_requests = |net: &Net, i: usize| {
+        net.nodes[i].requests.iter().filter(|(_, r)| matches!(r, Request::CheckPassword { .. })).count()
+    };
+    let guesser_a = net.register(0, "guesser", "");
+    for n in 0..free {
+        net.send(0, guesser_a, &format!("NS IDENTIFY alice guess{n}"));
+        let pos = net.nodes[0].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }));
+        let (id, _) = net.nodes[0].requests.remove(pos.expect("the guess is checked"));
+        net.nodes[0].respond(id, Response::Account(Err(chinwag_core::Failure::BadPassword)));
+        net.pump();
+    }
+    net.take(0, guesser_a);
+    // The same address on node b.
+    let guesser_b = net.register(1, "guesser2", "");
+    net.send(1, guesser_b, "NS IDENTIFY alice another");
+    assert_eq!(check_requests(&net, 1), 0, "node b checks no more guesses from that address for now");
+    let lines = net.take(1, guesser_b);
+    assert!(lines.iter().any(|l| l.contains("try again")), "the guesser is told to wait: {lines:#?}");
+    // Once the wait is over, one more may run (each further failure doubles it).
+    net.nodes[1].advance(std::time::Duration::from_secs(2));
+    net.send(1, guesser_b, "NS IDENTIFY alice another");
+    assert_eq!(check_requests(&net, 1), 1);
+}

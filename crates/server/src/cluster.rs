@@ -431,6 +431,7 @@ fn bus_topic(topic: &chinwag_core::Topic) -> Option<Topic> {
     Some(match topic {
         chinwag_core::Topic::Node(node) => Topic::node(&Name::new(node).ok()?),
         chinwag_core::Topic::Room(folded) => Topic::room(folded),
+        chinwag_core::Topic::Network => Topic::every_node(),
     })
 }
 
@@ -522,8 +523,9 @@ pub(crate) async fn start(
     let end = bus.log_end().await.context("reading where the cluster's log ends")?;
     let log = bus.read_log(1).await.context("reading the cluster's log")?;
     let node = Name::new(&me.node).context("the node's name")?;
-    // Messages for this node's users: subscribed before any user can be told of.
-    let own = bus.subscribe(&Topic::node(&node)).await.context("subscribing to the node's topic")?;
+    // Messages for this node's users, and for every node: subscribed before any user can be
+    // told of.
+    let own = own_topics(&bus, &node).await.context("subscribing to the node's topics")?;
     let (to_bus, from_hub) = mpsc::channel(TO_BUS_QUEUE);
     let (to_hub, from_bus) = mpsc::channel(FROM_BUS_QUEUE);
     let status = Arc::new(Mutex::new(View {
@@ -560,7 +562,9 @@ pub(crate) async fn start(
         in_flight: FuturesUnordered::new(),
         polled_at: Instant::now(),
     };
-    bridge.listen(Topic::node(&bridge.node), own);
+    for (topic, subscription) in own {
+        bridge.listen(topic, subscription);
+    }
     bridge.caught_up_to(0);
     bridge.update_view();
     tracker.spawn(bridge.run(shutdown));
@@ -585,7 +589,7 @@ enum MembershipDone {
     Polled(Membership<NatsBus>, Result<Changes, BusError>),
     /// Joined again, with the log's end, the log read from its start and the node's topic
     /// subscribed.
-    Joined(Result<(Membership<NatsBus>, u64, LogReader, chinwag_bus::Subscription), String>),
+    Joined(Result<(Membership<NatsBus>, u64, LogReader, OwnTopics), String>),
 }
 
 /// What a bus operation in flight gives back.
@@ -596,6 +600,19 @@ enum OpDone {
     Subscribed(Topic, CancellationToken, Result<chinwag_bus::Subscription, BusError>),
     /// Done, nothing to say.
     Nothing,
+}
+
+/// The topics a node listens to for as long as it is in the cluster, subscribed.
+type OwnTopics = Vec<(Topic, chinwag_bus::Subscription)>;
+
+/// Subscribes to the node's own topic and every node's.
+async fn own_topics(bus: &NatsBus, node: &Name) -> Result<OwnTopics, BusError> {
+    let mut own = Vec::new();
+    for topic in [Topic::node(node), Topic::every_node()] {
+        let subscription = bus.subscribe(&topic).await?;
+        own.push((topic, subscription));
+    }
+    Ok(own)
 }
 
 /// Subscribes to `topic` after `delay` (a retry), unless `token` is cancelled first.
@@ -757,10 +774,9 @@ impl Bridge {
                                 .map_err(|e| e.to_string())?;
                             let end = bus.log_end().await.map_err(|e| format!("reading the log's end: {e}"))?;
                             let log = bus.read_log(1).await.map_err(|e| format!("reading the log: {e}"))?;
-                            let own = bus
-                                .subscribe(&Topic::node(&node))
+                            let own = own_topics(&bus, &node)
                                 .await
-                                .map_err(|e| format!("subscribing to the node's topic: {e}"))?;
+                                .map_err(|e| format!("subscribing to the node's topics: {e}"))?;
                             Ok((membership, end, log, own))
                         };
                         MembershipDone::Joined(joined.await)
@@ -834,7 +850,9 @@ impl Bridge {
                 self.incarnation = membership.me().incarnation;
                 self.membership = Some(membership);
                 self.log = Some(log);
-                self.listen(Topic::node(&self.node), own);
+                for (topic, subscription) in own {
+                    self.listen(topic, subscription);
+                }
                 self.back(end);
             }
             MembershipDone::Joined(Err(e)) => {

@@ -83,13 +83,13 @@ impl Server {
         cluster.users.values().filter(|u| !opers || u.oper).map(|u| u.uid.node.clone()).collect()
     }
 
-    /// An offline queue was read to its end here: every other node with users forgets what it
-    /// counted in it, or a node whose users wrote to an account that reads elsewhere would
-    /// count up to the queue's limit and refuse every later message for good.
+    /// An offline queue was read to its end here: every other node forgets what it counted in
+    /// it, or a node whose users wrote to an account that reads elsewhere would count up to the
+    /// queue's limit and refuse every later message for good.
     pub(crate) fn publish_queue_read(&mut self, queue: &str) {
-        for node in self.nodes_with_users(false) {
+        if self.cluster.is_some() {
             let payload = NodeMessage::QueueRead { queue: queue.to_owned() }.encode();
-            self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Node(node), payload }));
+            self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Network, payload }));
         }
     }
 

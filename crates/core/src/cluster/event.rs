@@ -203,6 +203,7 @@ const NOTICE: u8 = 36;
 const INVITE_NOTIFY: u8 = 37;
 const UNDELIVERED: u8 = 38;
 const QUEUE_READ: u8 = 39;
+const LOGIN_SETTLED: u8 = 40;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -517,6 +518,9 @@ pub(crate) enum NodeMessage {
     /// To every node: an account's offline queue (folded) was read to its end on another node,
     /// so what this node counted in it (`Server::offline_counts`) is no longer there.
     QueueRead { queue: String },
+    /// To every node: a password check settled on another node, against these throttle records
+    /// (`throttle::SharedRecord`), failed or succeeded.
+    LoginSettled { records: Vec<crate::throttle::SharedRecord>, failed: bool },
 }
 
 /// What a node does with a private message whose recipient disconnected just before it
@@ -628,6 +632,14 @@ impl NodeMessage {
                 w.str(room).str(&origin.0).u64(origin.1).str(source).opt(account.as_deref()).str(nick).finish()
             }
             NodeMessage::QueueRead { queue } => Writer::new(QUEUE_READ).str(queue).finish(),
+            NodeMessage::LoginSettled { records, failed } => {
+                let mut w = Writer::new(LOGIN_SETTLED);
+                w.bool(*failed).u64(records.len() as u64);
+                for (kind, account, ip) in records {
+                    w.u64(u64::from(*kind)).str(account).str(ip);
+                }
+                w.finish()
+            }
         }
     }
 
@@ -680,6 +692,15 @@ impl NodeMessage {
                 nick: r.str()?,
             }),
             QUEUE_READ => Some(NodeMessage::QueueRead { queue: r.str()? }),
+            LOGIN_SETTLED => {
+                let failed = r.bool()?;
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut records = Vec::new();
+                for _ in 0..count {
+                    records.push((u8::try_from(r.u64()?).ok()?, r.str()?, r.str()?));
+                }
+                Some(NodeMessage::LoginSettled { records, failed })
+            }
             _ => None,
         }
     }
@@ -866,6 +887,10 @@ mod tests {
                 nick: "Bob".into(),
             },
             NodeMessage::QueueRead { queue: "alice".into() },
+            NodeMessage::LoginSettled {
+                records: vec![(0, String::new(), "192.0.2.7".into()), (1, "alice".into(), "2001:db8::".into())],
+                failed: true,
+            },
         ];
         for message in others {
             let bytes = message.encode();

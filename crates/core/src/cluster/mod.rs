@@ -17,6 +17,7 @@ mod changes;
 mod codec;
 mod direct;
 mod event;
+mod logins;
 mod nicks;
 mod replica;
 mod rooms;
@@ -113,6 +114,9 @@ pub enum Topic {
     Node(String),
     /// `<cluster>.room.<room>` (folded; the bus escapes it): messages for a room's members.
     Room(String),
+    /// `<cluster>.all`: every node, each subscribed from its start (not the publisher: its own
+    /// publications never come back).
+    Network,
 }
 
 /// What an append expects of its key's last entry (`chinwag_bus::Expect`).
@@ -390,6 +394,7 @@ impl Server {
             event::NodeMessage::QueueRead { queue } => {
                 self.offline_counts.remove(&queue);
             }
+            event::NodeMessage::LoginSettled { records, failed } => self.login_settled_elsewhere(&records, failed),
         }
         self.finish();
     }

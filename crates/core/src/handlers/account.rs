@@ -100,7 +100,7 @@ impl Server {
             Err(Failure::Unavailable(_)) => Outcome::Unknown,
             Err(_) => Outcome::Failed,
         };
-        self.throttle.settle(ticket, outcome, self.now.mono, &self.cfg.limits);
+        self.settle_login(ticket, outcome);
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.login_pending = false;
         let ip = client.info.ip;

@@ -141,7 +141,7 @@ impl Server {
             Err(Failure::Unavailable(_)) => Outcome::Unknown,
             Err(_) => Outcome::Failed,
         };
-        self.throttle.settle(ticket, outcome, self.now.mono, &self.cfg.limits);
+        self.settle_login(ticket, outcome);
         let Some(client) = self.clients.get(&conn) else { return };
         let (ip, nick) = (client.info.ip, client.nick_or_star().to_owned());
         match result {

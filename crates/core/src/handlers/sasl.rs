@@ -233,7 +233,7 @@ impl Server {
             }
             // An unknown account counts like PLAIN's unknown account: as a failed guess.
             Err(_) => {
-                self.throttle.settle(ticket, Outcome::Failed, now, limits);
+                self.settle_login(ticket, Outcome::Failed);
                 let ip = self.clients.get(&conn).map(|c| c.info.ip.to_string()).unwrap_or_default();
                 tracing::info!(target: "audit", %conn, %ip, account = ?first.user, via = "scram", "login failed");
                 self.scram_lookup_failed(conn, "Invalid account name or password");
@@ -273,7 +273,7 @@ impl Server {
             Err(Some(())) => Outcome::Failed,
             Err(None) => Outcome::Unknown,
         };
-        self.throttle.settle(ticket, outcome, self.now.mono, &self.cfg.limits);
+        self.settle_login(ticket, outcome);
         let Some(client) = self.clients.get_mut(&conn) else { return };
         client.login_pending = false;
         let ip = client.info.ip;

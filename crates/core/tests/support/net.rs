@@ -154,6 +154,14 @@ impl Net {
                     h.server.remote(&payload, now);
                     h.collect();
                 }
+                ClusterEffect::Publish { topic: Topic::Network, payload } => {
+                    for j in (0..self.nodes.len()).filter(|j| *j != i && !self.down.contains(j)) {
+                        let h = &mut self.nodes[j];
+                        let now = h.now();
+                        h.server.remote(&payload, now);
+                        h.collect();
+                    }
+                }
                 ClusterEffect::Publish { topic: Topic::Room(room), payload } => {
                     self.room_publications += 1;
                     if std::mem::take(&mut self.lose_next) {
