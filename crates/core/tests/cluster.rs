@@ -587,3 +587,22 @@ fn password_guesses_spread_over_nodes_are_throttled_as_on_one() {
     net.send(1, guesser_b, "NS IDENTIFY alice another");
     assert_eq!(check_requests(&net, 1), 1);
 }
+
+/// NickServ GHOST reaches the session holding the account's nick on another node (a phone
+/// left connected elsewhere), and only that: a nick that is not the account's is refused.
+#[test]
+fn ghost_disconnects_the_accounts_nick_on_another_node() {
+    let mut net = Net::new(2);
+    let old = net.register(1, "alice", "");
+    let bob = net.register(1, "bob", "");
+    let me = net.register(0, "alice_", "");
+    net.nodes[0].login(me, "alice");
+    net.send(0, me, "NS GHOST bob");
+    assert!(net.take(0, me).iter().any(|l| l.contains("only ghost your account's nick")));
+    assert!(!net.nodes[1].is_closed(bob));
+    net.send(0, me, "NS GHOST alice");
+    assert!(net.take(0, me).iter().any(|l| l.contains("alice has been disconnected")));
+    assert!(net.nodes[1].is_closed(old), "the session on node b is gone");
+    net.send(0, me, "NICK alice");
+    assert!(net.take(0, me).iter().any(|l| l.contains(" NICK ") || l.contains("NICK :alice")), "the nick is free");
+}

@@ -421,6 +421,10 @@ impl Server {
                 self.close(victim, &format!("Ghosted by {account}"));
                 self.nickserv_notice(&format!("{target} has been disconnected."));
             }
+            // In a cluster, the session holding the nick may be on another node.
+            None if self.kill_remote(target, &format!("Ghosted by {account}"), "NickServ") => {
+                self.nickserv_notice(&format!("{target} has been disconnected."));
+            }
             _ => self.nickserv_notice(&format!("{target} is not in use by another session.")),
         }
     }
