@@ -606,3 +606,14 @@ fn ghost_disconnects_the_accounts_nick_on_another_node() {
     net.send(0, me, "NICK alice");
     assert!(net.take(0, me).iter().any(|l| l.contains(" NICK ") || l.contains("NICK :alice")), "the nick is free");
 }
+
+/// MODE on another user's nick is refused as on one node (502), whichever node they are on.
+#[test]
+fn user_modes_of_a_user_on_another_node_are_refused_like_a_local_ones() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    net.register(1, "bob", "");
+    net.send(0, alice, "MODE bob +i");
+    let lines = net.take(0, alice);
+    assert_eq!(expect(&lines, "502").params[1], "Can't change mode for other users", "{lines:#?}");
+}

@@ -157,7 +157,7 @@ impl Server {
         let conn = self.cur_conn();
         let Some(client) = self.cur_client() else { return };
         if client.nick().is_none_or(|n| n.folded() != casefold(target)) {
-            if self.find_user(target).is_some() {
+            if self.find_user(target).is_some() || self.remote_user(target).is_some() {
                 let text = if modes.is_some() {
                     "Can't change mode for other users"
                 } else {
