@@ -617,3 +617,32 @@ fn user_modes_of_a_user_on_another_node_are_refused_like_a_local_ones() {
     let lines = net.take(0, alice);
     assert_eq!(expect(&lines, "502").params[1], "Can't change mode for other users", "{lines:#?}");
 }
+
+/// Account registrations from one address spread over the nodes share the address's budget
+/// (3 per 15 minutes by default): the fourth is refused wherever it is tried.
+#[test]
+fn registrations_from_one_address_spread_over_nodes_share_its_budget() {
+    let mut net = Net::new(2);
+    let ip: std::net::IpAddr = "192.0.2.7".parse().expect("an address");
+    let mut answers = Vec::new();
+    for n in 0..4 {
+        let i = n % 2;
+        let h = &mut net.nodes[i];
+        let conn = h.connect_from(ip, true);
+        h.send(conn, &format!("NICK spam{n}"));
+        h.send(conn, &format!("USER spam{n} 0 * :spam"));
+        net.pump();
+        net.take(i, conn);
+        net.nodes[i].send(conn, "REGISTER * * longenough");
+        let pos = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::Register { .. }));
+        if let Some(pos) = pos {
+            let (id, _) = net.nodes[i].requests.remove(pos);
+            net.nodes[i].respond(id, Response::Account(Ok(format!("spam{n}"))));
+        }
+        net.pump();
+        let lines = net.take(i, conn);
+        answers.push(expect(&lines, if pos.is_some() { "REGISTER" } else { "FAIL" }).params[..2].join(" "));
+    }
+    assert_eq!(answers[..3], ["SUCCESS spam0", "SUCCESS spam1", "SUCCESS spam2"]);
+    assert_eq!(answers[3], "REGISTER TEMPORARILY_UNAVAILABLE", "the fourth, on node b: {answers:?}");
+}

@@ -204,6 +204,7 @@ const INVITE_NOTIFY: u8 = 37;
 const UNDELIVERED: u8 = 38;
 const QUEUE_READ: u8 = 39;
 const LOGIN_SETTLED: u8 = 40;
+const REGISTRATION: u8 = 41;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -521,6 +522,9 @@ pub(crate) enum NodeMessage {
     /// To every node: a password check settled on another node, against these throttle records
     /// (`throttle::SharedRecord`), failed or succeeded.
     LoginSettled { records: Vec<crate::throttle::SharedRecord>, failed: bool },
+    /// To every node: an account registration from `ip` was let through on another node; it
+    /// counts against that address's budget here too.
+    Registration { ip: String },
 }
 
 /// What a node does with a private message whose recipient disconnected just before it
@@ -632,6 +636,7 @@ impl NodeMessage {
                 w.str(room).str(&origin.0).u64(origin.1).str(source).opt(account.as_deref()).str(nick).finish()
             }
             NodeMessage::QueueRead { queue } => Writer::new(QUEUE_READ).str(queue).finish(),
+            NodeMessage::Registration { ip } => Writer::new(REGISTRATION).str(ip).finish(),
             NodeMessage::LoginSettled { records, failed } => {
                 let mut w = Writer::new(LOGIN_SETTLED);
                 w.bool(*failed).u64(records.len() as u64);
@@ -692,6 +697,7 @@ impl NodeMessage {
                 nick: r.str()?,
             }),
             QUEUE_READ => Some(NodeMessage::QueueRead { queue: r.str()? }),
+            REGISTRATION => Some(NodeMessage::Registration { ip: r.str()? }),
             LOGIN_SETTLED => {
                 let failed = r.bool()?;
                 let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
@@ -887,6 +893,7 @@ mod tests {
                 nick: "Bob".into(),
             },
             NodeMessage::QueueRead { queue: "alice".into() },
+            NodeMessage::Registration { ip: "192.0.2.7".into() },
             NodeMessage::LoginSettled {
                 records: vec![(0, String::new(), "192.0.2.7".into()), (1, "alice".into(), "2001:db8::".into())],
                 failed: true,

@@ -1,5 +1,6 @@
-//! Login throttles across nodes: every settled password check is counted by every node, so an
-//! attacker who spreads guesses over the nodes of a cluster slows down as on one node.
+//! Throttles across nodes: every settled password check, and every account registration let
+//! through, is counted by every node, so an attacker who spreads guesses or sign-ups over the
+//! nodes of a cluster is held back as on one node.
 
 use crate::server::{Effect, Server};
 use crate::throttle::{Outcome, SharedRecord, Ticket};
@@ -16,6 +17,22 @@ impl Server {
         let Some(records) = shared else { return };
         let payload = NodeMessage::LoginSettled { records, failed: outcome == Outcome::Failed }.encode();
         self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Network, payload }));
+    }
+
+    /// An account registration from `ip` was let through here: the other nodes count it
+    /// against that address's budget too.
+    pub(crate) fn share_registration(&mut self, ip: std::net::IpAddr) {
+        if self.cluster.is_some() {
+            let payload = NodeMessage::Registration { ip: ip.to_string() }.encode();
+            self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Network, payload }));
+        }
+    }
+
+    /// Another node let a registration from `ip` through (one that does not parse is ignored).
+    pub(crate) fn registration_elsewhere(&mut self, ip: &str) {
+        let Ok(ip) = ip.parse() else { return };
+        // Taken whether or not the budget had room: it was spent all the same.
+        let _ = self.throttle.register(ip, self.now.mono, self.cfg.limits.registrations);
     }
 
     /// Another node settled a password check.

@@ -395,6 +395,7 @@ impl Server {
                 self.offline_counts.remove(&queue);
             }
             event::NodeMessage::LoginSettled { records, failed } => self.login_settled_elsewhere(&records, failed),
+            event::NodeMessage::Registration { ip } => self.registration_elsewhere(&ip),
         }
         self.finish();
     }

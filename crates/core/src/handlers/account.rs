@@ -237,8 +237,9 @@ impl Server {
             return Ok(());
         }
         let result = self.throttle.register(ip, self.now.mono, self.cfg.limits.registrations);
-        if let Err(wait) = result {
-            tracing::info!(target: "audit", %conn, %ip, %wait, "registration throttled");
+        match result {
+            Ok(()) => self.share_registration(ip),
+            Err(wait) => tracing::info!(target: "audit", %conn, %ip, %wait, "registration throttled"),
         }
         result
     }
