@@ -316,3 +316,24 @@ fn an_encrypted_message_reaches_its_device_on_any_node() {
     net.send(0, alice, &sealed("bob", "tablet", "bob"));
     assert_eq!(stored(&net).offline_for.as_deref(), Some("bob/tablet"));
 }
+
+/// A device removed on one node (a lost laptop) is unbound wherever it is connected: what is
+/// sealed for it no longer reaches it on another node.
+#[test]
+fn a_device_removed_on_one_node_gets_nothing_more_on_another() {
+    let mut net = Net::new(3);
+    let alice = device(&mut net, 0, "alice", "alice", "alice1");
+    let phone = device(&mut net, 1, "bob", "bob", "phone");
+    let tablet = device(&mut net, 2, "bobt", "bob", "tablet");
+    net.send(0, alice, &sealed("bob", "tablet", "bob"));
+    assert_eq!(net.take(2, tablet).len(), 1, "bound: it gets what is sealed for it");
+    net.take(1, phone);
+
+    net.nodes[1].send(phone, "E2E REMOVE tablet");
+    let (id, _) = net.nodes[1].next_request();
+    net.nodes[1].respond(id, Response::Keys(Ok(KeyAnswer::Removed(true))));
+    net.pump();
+    assert!(net.take(1, phone).iter().any(|l| l.contains("REMOVED tablet")));
+    net.send(0, alice, &sealed("bob", "tablet", "bob"));
+    assert!(net.take(2, tablet).is_empty(), "the removed tablet on node c still gets sealed messages");
+}

@@ -83,6 +83,17 @@ impl Server {
         cluster.users.values().filter(|u| !opers || u.oper).map(|u| u.uid.node.clone()).collect()
     }
 
+    /// An account removed one of its E2E devices here: every other node unbinds its
+    /// connections bound to it, as this node did, so a removed (lost, stolen) device gets no
+    /// more messages wherever it is connected.
+    pub(crate) fn share_device_removal(&mut self, account: &str, device: &str) {
+        if self.cluster.is_some() {
+            let payload =
+                NodeMessage::DeviceRemoved { account: account.to_owned(), device: device.to_owned() }.encode();
+            self.effects.push(Effect::Cluster(ClusterEffect::Publish { topic: Topic::Network, payload }));
+        }
+    }
+
     /// An offline queue was read to its end here: every other node forgets what it counted in
     /// it, or a node whose users wrote to an account that reads elsewhere would count up to the
     /// queue's limit and refuse every later message for good.

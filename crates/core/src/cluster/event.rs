@@ -205,6 +205,7 @@ const UNDELIVERED: u8 = 38;
 const QUEUE_READ: u8 = 39;
 const LOGIN_SETTLED: u8 = 40;
 const REGISTRATION: u8 = 41;
+const DEVICE_REMOVED: u8 = 42;
 
 fn put_uid(w: &mut Writer, uid: &UserId) {
     w.str(&uid.node).u64(uid.incarnation).u64(uid.conn);
@@ -525,6 +526,9 @@ pub(crate) enum NodeMessage {
     /// To every node: an account registration from `ip` was let through on another node; it
     /// counts against that address's budget here too.
     Registration { ip: String },
+    /// To every node: `account` (folded) removed its `device` on another node; connections
+    /// bound to it here are unbound.
+    DeviceRemoved { account: String, device: String },
 }
 
 /// What a node does with a private message whose recipient disconnected just before it
@@ -637,6 +641,9 @@ impl NodeMessage {
             }
             NodeMessage::QueueRead { queue } => Writer::new(QUEUE_READ).str(queue).finish(),
             NodeMessage::Registration { ip } => Writer::new(REGISTRATION).str(ip).finish(),
+            NodeMessage::DeviceRemoved { account, device } => {
+                Writer::new(DEVICE_REMOVED).str(account).str(device).finish()
+            }
             NodeMessage::LoginSettled { records, failed } => {
                 let mut w = Writer::new(LOGIN_SETTLED);
                 w.bool(*failed).u64(records.len() as u64);
@@ -698,6 +705,7 @@ impl NodeMessage {
             }),
             QUEUE_READ => Some(NodeMessage::QueueRead { queue: r.str()? }),
             REGISTRATION => Some(NodeMessage::Registration { ip: r.str()? }),
+            DEVICE_REMOVED => Some(NodeMessage::DeviceRemoved { account: r.str()?, device: r.str()? }),
             LOGIN_SETTLED => {
                 let failed = r.bool()?;
                 let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
@@ -894,6 +902,7 @@ mod tests {
             },
             NodeMessage::QueueRead { queue: "alice".into() },
             NodeMessage::Registration { ip: "192.0.2.7".into() },
+            NodeMessage::DeviceRemoved { account: "alice".into(), device: "laptop".into() },
             NodeMessage::LoginSettled {
                 records: vec![(0, String::new(), "192.0.2.7".into()), (1, "alice".into(), "2001:db8::".into())],
                 failed: true,

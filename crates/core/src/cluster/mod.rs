@@ -396,6 +396,7 @@ impl Server {
             }
             event::NodeMessage::LoginSettled { records, failed } => self.login_settled_elsewhere(&records, failed),
             event::NodeMessage::Registration { ip } => self.registration_elsewhere(&ip),
+            event::NodeMessage::DeviceRemoved { account, device } => self.unbind_device(&account, &device),
         }
         self.finish();
     }

@@ -238,21 +238,30 @@ impl Server {
                     return;
                 }
                 let account = self.clients.get(&conn).and_then(|c| c.account.as_deref().map(casefold));
-                let mut unbound = Vec::new();
-                for client in self.clients.values_mut() {
-                    if client.account.as_deref().map(casefold) == account
-                        && client.e2e_device() == Some(device.as_str())
-                    {
-                        client.clear_extra(|e| e.e2e_device = None);
-                        unbound.push(client.id);
-                    }
-                }
-                for c in unbound {
-                    self.user_changed(c, |uid| crate::cluster::NetEvent::Device { uid, device: None });
+                if let Some(account) = account {
+                    self.unbind_device(&account, &device);
+                    self.share_device_removal(&account, &device);
                 }
                 self.e2e_reply(conn, ["REMOVED", &device]);
             }
             (then, answer) => tracing::error!(?then, ?answer, "an E2E answer of the wrong kind; ignored"),
+        }
+    }
+
+    /// `account`'s (folded) `device` was removed: this node's connections bound to it are no
+    /// longer (it gets no more messages), and the network hears of each.
+    pub(crate) fn unbind_device(&mut self, account: &str, device: &str) {
+        let mut unbound = Vec::new();
+        for client in self.clients.values_mut() {
+            if client.account.as_deref().map(casefold).as_deref() == Some(account)
+                && client.e2e_device() == Some(device)
+            {
+                client.clear_extra(|e| e.e2e_device = None);
+                unbound.push(client.id);
+            }
+        }
+        for c in unbound {
+            self.user_changed(c, |uid| crate::cluster::NetEvent::Device { uid, device: None });
         }
     }
 
