@@ -167,9 +167,12 @@ pub async fn log_compare_and_set<N: Network>(net: &N) {
     let (a, b) = (net.join().await, net.join().await);
     let room = LogKey::room("#cas");
     let first = ok(a.append(&room, Bytes::from_static(b"create"), Expect::Empty).await, "first append");
-    assert!(matches!(b.append(&room, Bytes::from_static(b"create too"), Expect::Empty).await, Err(BusError::Conflict)));
+    // A conflict says where the key is now.
+    let conflict = b.append(&room, Bytes::from_static(b"create too"), Expect::Empty).await;
+    assert!(matches!(conflict, Err(BusError::Conflict { last: Some(l) }) if l == first), "{conflict:?}");
     let second = ok(b.append(&room, Bytes::from_static(b"topic"), Expect::Last(first)).await, "append at the last");
-    assert!(matches!(a.append(&room, Bytes::from_static(b"mode"), Expect::Last(first)).await, Err(BusError::Conflict)));
+    let conflict = a.append(&room, Bytes::from_static(b"mode"), Expect::Last(first)).await;
+    assert!(matches!(conflict, Err(BusError::Conflict { last: Some(l) }) if l == second), "{conflict:?}");
     ok(a.append(&LogKey::room("#other"), Bytes::from_static(b"join"), Expect::Empty).await, "another key");
     ok(a.append(&room, Bytes::from_static(b"mode"), Expect::Last(second)).await, "append after catching up");
     // Racing appends at the same expected sequence: exactly one gets in.

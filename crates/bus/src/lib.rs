@@ -79,8 +79,10 @@ pub enum Claim {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// An append whose [`Expect`] did not hold: the caller's view of that key is behind.
+    /// `last`: the key's last sequence now, when the broker says (a caller that has read the
+    /// log that far and forgot the key can append again expecting it).
     #[error("conflict: the log moved on under this key")]
-    Conflict,
+    Conflict { last: Option<u64> },
     /// The payload is over [`MAX_PAYLOAD`].
     #[error("payload of {0} bytes is over the bus's limit of {MAX_PAYLOAD}")]
     TooLarge(usize),
@@ -116,7 +118,7 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     fn subscribe(&self, topic: &Topic) -> impl Future<Output = Result<Subscription, BusError>> + Send;
 
     /// Appends an event to the log under `key` if `expect` holds; returns its sequence, or
-    /// [`BusError::Conflict`]. After [`BusError::Unavailable`] the event may or may not be in
+    /// [`BusError::Conflict`] (with the key's last sequence). After [`BusError::Unavailable`] the event may or may not be in
     /// the log: nodes apply only what they read back, so either way they agree.
     fn append(
         &self,

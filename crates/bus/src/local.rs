@@ -134,7 +134,7 @@ impl Bus for LocalBus {
                 Expect::Last(seq) => last == Some(seq),
             };
             if !holds {
-                return Err(BusError::Conflict);
+                return Err(BusError::Conflict { last });
             }
             let seq = state.log.len() as u64 + 1;
             state.log.push(LogEntry { seq, key: key.as_str().to_owned(), payload });

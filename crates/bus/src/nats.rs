@@ -214,6 +214,24 @@ fn broker(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Broker(format!("{what}: {e}"))
 }
 
+/// The key's last sequence a "wrong last sequence" refusal names: JetStream's description says
+/// `wrong last sequence: <n>`; `None` if it does not.
+fn last_sequence_in(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cause = Some(e);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if let Some(at) = text.find("wrong last sequence: ") {
+            let digits: String =
+                text[at + "wrong last sequence: ".len()..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(last) = digits.parse() {
+                return Some(last);
+            }
+        }
+        cause = error.source();
+    }
+    None
+}
+
 fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(format!("{what}: {e}"))
 }
@@ -269,7 +287,9 @@ impl Bus for NatsBus {
             };
             match result {
                 Ok(ack) => Ok(ack.sequence),
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(BusError::Conflict),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    Err(BusError::Conflict { last: last_sequence_in(&e) })
+                }
                 Err(e) => Err(unavailable("append", e)),
             }
         })

@@ -73,6 +73,9 @@ impl Server {
         }
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.room_sent.remove(folded);
+            // Nobody is in the room on any node: its log key's sequence is forgotten too (a
+            // later append under it learns the sequence from its conflict, `room_appended`).
+            cluster.key_seqs.remove(&crate::cluster::LogKey::Room(folded.to_owned()).name());
         }
     }
 }

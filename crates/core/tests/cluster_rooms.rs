@@ -662,3 +662,33 @@ fn what_a_join_on_its_way_keeps_is_bounded() {
     assert!((1..=2).contains(&batches), "{batches} multiline messages kept for carol");
     assert!(all(&net.take(1, bob), "BATCH").len() >= 10, "bob, in the room, got all five");
 }
+
+/// A node keeps the log sequence of the rooms that exist, not of every room ever used: a room
+/// nobody is in any more is forgotten with its key, and joining it again later still works
+/// (the append learns the key's last sequence from its conflict), from either node.
+#[test]
+fn a_room_nobody_is_in_is_forgotten_with_its_log_key_and_can_be_made_again() {
+    let mut net = Net::with(2, |cfg| {
+        cfg.limits.flood = chinwag_core::Rate { burst: 100_000, every: std::time::Duration::from_millis(1) };
+    });
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    let keys = |net: &Net| [net.nodes[0].server.cluster_log_keys(), net.nodes[1].server.cluster_log_keys()];
+    let before = keys(&net);
+    for n in 0..20 {
+        net.send(0, alice, &format!("JOIN #tmp{n}"));
+        net.send(1, bob, &format!("JOIN #tmp{n}"));
+        net.send(0, alice, &format!("PART #tmp{n}"));
+        net.send(1, bob, &format!("PART #tmp{n}"));
+    }
+    net.take(0, alice);
+    net.take(1, bob);
+    assert_eq!(keys(&net), before, "20 rooms used and left: no key kept for them");
+    // Made again, first from the node that did not make it before, then joined from the other.
+    net.send(1, bob, "JOIN #tmp3");
+    let lines = net.take(1, bob);
+    assert_eq!(names(&lines), ["@bob"], "bob makes #tmp3 again: {lines:#?}");
+    net.send(0, alice, "JOIN #tmp3");
+    assert_eq!(names(&net.take(0, alice)), ["@bob", "alice"]);
+    assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 JOIN #tmp3"]);
+}

@@ -278,7 +278,7 @@ pub(crate) fn on_input(hub: &mut Hub, input: FromBus) {
         FromBus::Message { payload } => hub.server.remote(&payload, now()),
         FromBus::Appended { token, result } => {
             let outcome = result.map_err(|e| match e {
-                BusError::Conflict => AppendError::Conflict,
+                BusError::Conflict { last } => AppendError::Conflict { last },
                 other => {
                     tracing::debug!(error = %other, "a cluster log append failed");
                     AppendError::Unavailable
@@ -1356,7 +1356,7 @@ mod tests {
                 _ => None,
             })
             .await;
-        assert!(matches!(conflict, Err(BusError::Conflict)), "{conflict:?}");
+        assert!(matches!(conflict, Err(BusError::Conflict { last: Some(l) }) if l == seq), "{conflict:?}");
         for side in [&mut a, &mut b] {
             let entry = side.entry().await;
             assert_eq!((entry.seq, entry.key.as_str(), &entry.payload[..]), (seq, key.as_str(), &b"e1"[..]));

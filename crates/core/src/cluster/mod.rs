@@ -136,8 +136,9 @@ pub struct AppendId(pub u64);
 /// Why an append failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum AppendError {
-    /// The key's last entry was not the expected one.
-    Conflict,
+    /// The key's last entry was not the expected one; `last`: the key's last sequence, when the
+    /// bus says.
+    Conflict { last: Option<u64> },
     /// The bus did not answer: the entry may or may not be in the log.
     Unavailable,
 }
@@ -230,7 +231,8 @@ pub(crate) struct ClusterState {
     pub gone_at: std::collections::VecDeque<(u64, (String, u64))>,
     /// The last log sequence applied (entries at or below it are repeats and skipped).
     pub applied: u64,
-    /// Each log key's last applied sequence (for an append that expects it).
+    /// Each log key's last applied sequence (for an append that expects it); a room's goes with
+    /// the room (`forget_room`).
     pub key_seqs: HashMap<String, u64>,
     /// This node's connections → the nick (folded) they hold a claim on, and its revision.
     pub claims: HashMap<ConnId, (String, u64)>,
@@ -307,6 +309,12 @@ impl Server {
             room_missed: 0,
             stamp: None,
         }));
+    }
+
+    /// The log keys whose last sequence this node keeps (each node's users, the network, and
+    /// the rooms someone is in or that are kept when empty); 0 on a single node.
+    pub fn cluster_log_keys(&self) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.key_seqs.len())
     }
 
     /// Users on other nodes that this node knows of.
@@ -412,7 +420,7 @@ impl Server {
         }
         match (outcome, pending.gone.take()) {
             (Ok(_), _) => {}
-            (Err(AppendError::Conflict), Some(gone)) => {
+            (Err(AppendError::Conflict { .. }), Some(gone)) => {
                 // Someone else's entry under that node's key got in first: its own last words,
                 // or another node's NodeGone. Once applied, the NodeGone is tried again if the
                 // node is still not gone (`retry_node_gone`).

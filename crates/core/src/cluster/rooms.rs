@@ -198,9 +198,16 @@ impl Server {
         match outcome {
             // Applied when it comes back through the log; the queue moves on then.
             Ok(_) => {}
-            Err(super::AppendError::Conflict) => {
+            Err(super::AppendError::Conflict { last }) => {
                 // The log holds an entry under the key that this node has not applied yet,
-                // unless the replica moved on since the append left.
+                // unless the replica moved on since the append left; or the key's entries are
+                // all applied here and the room was forgotten since (nobody was in it any more,
+                // on any node, `forget_room`): its state here is what its last entry left, so
+                // the append goes again expecting that entry.
+                let name = key.name();
+                if let Some(last) = last.filter(|l| *l <= cluster.applied && !cluster.key_seqs.contains_key(&name)) {
+                    cluster.key_seqs.insert(name, last);
+                }
                 let moved = expect_for(cluster, key) != expect;
                 if let Some(wait) = cluster.room_waits.get_mut(&wait_key) {
                     wait.state = WaitState::Lost;

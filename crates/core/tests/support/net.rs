@@ -140,7 +140,7 @@ impl Net {
                         self.log.push((seq, key, event));
                         Ok(seq)
                     } else {
-                        Err(AppendError::Conflict)
+                        Err(AppendError::Conflict { last })
                     };
                     let h = &mut self.nodes[i];
                     let now = h.now();
