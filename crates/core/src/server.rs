@@ -358,6 +358,7 @@ impl Server {
         }
         self.throttle.forget_stale(now.mono, &limits);
         self.finish();
+        self.expire_lost_room_waits();
         self.expire_batches();
         self.run_all_queued();
     }

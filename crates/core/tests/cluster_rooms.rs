@@ -692,3 +692,26 @@ fn a_room_nobody_is_in_is_forgotten_with_its_log_key_and_can_be_made_again() {
     assert_eq!(names(&net.take(0, alice)), ["@bob", "alice"]);
     assert_eq!(net.take(1, bob), [":alice!~alice@127.0.0.1 JOIN #tmp3"]);
 }
+
+/// A JOIN whose conflict does not say where the room's key is, for a room this node forgot,
+/// waits for an entry that never comes: after 10 s the client is told to try again and its
+/// later lines run, instead of being held for good.
+#[test]
+fn a_join_waiting_for_an_entry_that_never_comes_gives_up() {
+    let mut net = Net::new(2);
+    let alice = net.register(0, "alice", "");
+    let bob = net.register(1, "bob", "");
+    net.send(0, alice, "JOIN #gone");
+    net.send(0, alice, "PART #gone");
+    net.take(0, alice);
+    net.conflicts_without_last = true;
+    net.send(1, bob, "JOIN #gone");
+    net.send(1, bob, "PING :after");
+    assert!(net.take(1, bob).is_empty(), "the JOIN waits, and the PING behind it");
+    net.nodes[1].advance(std::time::Duration::from_secs(11));
+    net.pump();
+    let lines = net.take(1, bob);
+    assert!(lines.iter().any(|l| l.contains("FAIL JOIN TEMPORARILY_UNAVAILABLE")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("PONG") && l.contains("after")), "{lines:#?}");
+    assert!(!net.subscribed["#gone"].contains(&1), "node b stopped listening to #gone");
+}

@@ -131,7 +131,7 @@ impl Server {
             return;
         }
         let conn = ConnId(uid.conn);
-        let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, folded.to_owned())));
+        let wait = self.take_wait(conn, folded, |op| matches!(op, super::rooms::RoomOp::Again(_)));
         self.begin(conn, wait.as_ref().and_then(|w| w.label()));
         apply(self);
         self.finish();

@@ -28,8 +28,14 @@ use super::{expect_for, ClusterEffect, Expect, LogKey, NetEvent, Topic, UserFact
 /// odds of losing this many rounds in a row are about 10^-11).
 const ROOM_TRIES: u8 = 64;
 
+/// How long a JOIN or PART that lost a race waits for the entry it lost to before the client
+/// gets `FAIL … TEMPORARILY_UNAVAILABLE` (that entry is normally applied within milliseconds; one
+/// that never comes, say an append lost in a NATS leader change, must not hold the client).
+const LOST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Room messages kept at most for a local JOIN on its way (`RoomWait::kept`), and their text's
-/// bytes at most; the rest of a burst that long is in the room's history.
+/// bytes at most; the rest of a burst that long is in the room's history. One message is kept
+/// once however many JOINs wait for its room (they share it).
 const KEPT: usize = 64;
 const KEPT_BYTES: usize = 256 * 1024;
 
@@ -61,6 +67,8 @@ pub(crate) struct RoomWait {
     state: WaitState,
     /// Arrival order among the node's waits (the queue's order).
     order: u64,
+    /// When its append conflicted (while [`WaitState::Lost`]).
+    lost_at: Option<std::time::Instant>,
     /// For a JOIN: room messages from other nodes that arrived while it waits (at most
     /// [`KEPT`]), for the joiner once its entry is applied (`Server::apply_join`).
     kept: Vec<Kept>,
@@ -73,7 +81,7 @@ pub(crate) struct Kept {
     /// The last entry of the room its origin had applied when it sent it (`None` from a node
     /// that does not say).
     at: Option<u64>,
-    msg: Carried,
+    msg: std::sync::Arc<Carried>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -166,7 +174,7 @@ impl Server {
         let label = self.take_label();
         let tries = if busy { tries } else { tries + 1 };
         let joining = matches!(op, RoomOp::Join { .. });
-        let wait = RoomWait { label, op, tries, state, order, kept };
+        let wait = RoomWait { label, op, tries, state, order, lost_at: None, kept };
         let Some(cluster) = self.cluster.as_mut() else { return };
         cluster.room_waits.insert(wait_key, wait);
         if let Some(client) = self.clients.get_mut(&conn) {
@@ -211,24 +219,48 @@ impl Server {
                 let moved = expect_for(cluster, key) != expect;
                 if let Some(wait) = cluster.room_waits.get_mut(&wait_key) {
                     wait.state = WaitState::Lost;
+                    wait.lost_at = Some(self.now.mono);
                 }
                 if moved {
                     self.advance_room(&wait_key.1, true);
                 }
             }
-            Err(super::AppendError::Unavailable) => {
-                if let Some(wait) = cluster.room_waits.remove(&wait_key) {
-                    let display =
-                        self.channels.get(&wait_key.1).map_or(wait_key.1.clone(), |c| c.name.as_str().to_owned());
-                    self.begin(conn, wait.label);
-                    let text = "The network cannot take this right now; try again in a moment";
-                    self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
-                    self.finish();
-                    self.resume(conn);
-                    self.sync_interest(&wait_key.1);
-                }
-                self.advance_room(&wait_key.1, false);
-            }
+            Err(super::AppendError::Unavailable) => self.give_up_wait(wait_key),
+        }
+    }
+
+    /// A wait that cannot go on: its client is told to try again, and the room's queue moves.
+    fn give_up_wait(&mut self, wait_key: (ConnId, String)) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let (conn, folded) = wait_key;
+        if let Some(wait) = cluster.room_waits.remove(&(conn, folded.clone())) {
+            let display = self.channels.get(&folded).map_or(folded.clone(), |c| c.name.as_str().to_owned());
+            self.begin(conn, wait.label);
+            let text = "The network cannot take this right now; try again in a moment";
+            self.fail(wait.op.command(), "TEMPORARILY_UNAVAILABLE", &[&display], text);
+            self.finish();
+            self.resume(conn);
+            self.sync_interest(&folded);
+        }
+        self.advance_room(&folded, false);
+    }
+
+    /// From the tick: JOINs and PARTs that lost a race and waited [`LOST_WAIT`] for the entry
+    /// they lost to are given up.
+    pub(crate) fn expire_lost_room_waits(&mut self) {
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let now = self.now.mono;
+        let expired: Vec<(ConnId, String)> = cluster
+            .room_waits
+            .iter()
+            .filter(|(_, w)| {
+                w.state == WaitState::Lost && w.lost_at.is_some_and(|at| now.duration_since(at) >= LOST_WAIT)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for wait_key in expired {
+            tracing::warn!(room = %wait_key.1, "a room change waited too long for the entry it lost to");
+            self.give_up_wait(wait_key);
         }
     }
 
@@ -303,12 +335,24 @@ impl Server {
         self.sync_interest(&folded);
     }
 
+    /// `conn`'s wait for a room, taken if it waits for this kind of change: an entry of another
+    /// kind (an older one of its own, whose append was answered "unavailable" yet reached the
+    /// log) leaves it to wait for its own.
+    pub(super) fn take_wait(&mut self, conn: ConnId, folded: &str, kind: fn(&RoomOp) -> bool) -> Option<RoomWait> {
+        let cluster = self.cluster.as_mut()?;
+        let key = (conn, folded.to_owned());
+        if !cluster.room_waits.get(&key).is_some_and(|w| kind(&w.op)) {
+            return None;
+        }
+        cluster.room_waits.remove(&key)
+    }
+
     /// A JOIN entry, in the log's order.
     pub(crate) fn apply_join(&mut self, room: &str, uid: UserId, own: bool, stamp: Option<&Stamp>) {
         let Ok(name) = ChannelName::parse(room, self.cfg.limits.channel_len) else { return };
         if own {
             let conn = ConnId(uid.conn);
-            let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, name.folded().to_owned())));
+            let wait = self.take_wait(conn, name.folded(), |op| matches!(op, RoomOp::Join { .. }));
             self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
             let fresh = self.clients.get(&conn).is_some_and(|c| c.registered && !c.channels.contains(name.folded()));
             if fresh {
@@ -382,7 +426,7 @@ impl Server {
         let folded = casefold(room);
         if own {
             let conn = ConnId(uid.conn);
-            let wait = self.cluster.as_mut().and_then(|c| c.room_waits.remove(&(conn, folded.clone())));
+            let wait = self.take_wait(conn, &folded, |op| matches!(op, RoomOp::Part { .. }));
             self.begin(conn, wait.as_ref().and_then(|w| w.label.clone()));
             if self.clients.get(&conn).is_some_and(|c| c.channels.contains(&folded)) {
                 self.with_stamp(stamp, |server| server.part_now(&folded, reason));
@@ -498,7 +542,7 @@ impl Server {
                 continue;
             }
             let target = format!("{}{display}", k.status);
-            let mut ev = self.outgoing_from(k.msg.clone(), &target);
+            let mut ev = self.outgoing_from(Carried::clone(&k.msg), &target);
             self.deliver(&mut ev, conn);
         }
     }
@@ -547,8 +591,9 @@ impl Server {
             let room_for = |w: &RoomWait| {
                 w.kept.len() < KEPT && w.kept.iter().map(|k| kept_size(&k.msg)).sum::<usize>() + size <= KEPT_BYTES
             };
+            let shared = std::sync::Arc::new(msg.clone());
             for wait in joining.iter_mut().filter(|w| room_for(w)) {
-                wait.kept.push(Kept { status: status.to_owned(), at, msg: msg.clone() });
+                wait.kept.push(Kept { status: status.to_owned(), at, msg: std::sync::Arc::clone(&shared) });
             }
         }
         let last = cluster.room_seen.entry((origin.0.clone(), origin.1, folded.to_owned())).or_insert((0, None));

@@ -40,6 +40,8 @@ pub struct Net {
     pub twice: bool,
     /// The nodes that asked to join again as a new incarnation (`ClusterEffect::Rejoin`).
     pub rejoins: Vec<usize>,
+    /// Conflicts do not say the key's last sequence (as a bus that cannot tell).
+    pub conflicts_without_last: bool,
 }
 
 pub fn incarnation(i: usize) -> u64 {
@@ -86,6 +88,7 @@ impl Net {
             lose_next: false,
             twice: false,
             rejoins: Vec::new(),
+            conflicts_without_last: false,
         }
     }
 
@@ -140,7 +143,7 @@ impl Net {
                         self.log.push((seq, key, event));
                         Ok(seq)
                     } else {
-                        Err(AppendError::Conflict { last })
+                        Err(AppendError::Conflict { last: last.filter(|_| !self.conflicts_without_last) })
                     };
                     let h = &mut self.nodes[i];
                     let now = h.now();
