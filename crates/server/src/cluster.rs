@@ -222,7 +222,21 @@ impl HubSide {
         })
     }
 
-    /// Hands a request without an answer to the bridge, behind any that wait already.
+    /// Hands one of the core's requests to the bridge. An append goes at once, or comes back
+    /// when the bridge is full (to be answered "unavailable"), unless it must follow a
+    /// subscription while requests wait already: then it waits behind them (an unsubscription
+    /// of that room, say), or it could be made on a subscription about to end. Everything else
+    /// waits for room in order.
+    fn hand_over(&mut self, request: ToBus) -> Result<(), ToBus> {
+        let after_backlog = matches!(request, ToBus::Append { heard: Some(_), .. }) && !self.backlog.is_empty();
+        if matches!(request, ToBus::Append { .. }) && !after_backlog {
+            return self.send(request);
+        }
+        self.send_in_order(request);
+        Ok(())
+    }
+
+    /// Hands a request to the bridge behind any that wait already.
     fn send_in_order(&mut self, request: ToBus) {
         self.send_backlog();
         let request = if self.backlog.is_empty() {
@@ -385,10 +399,7 @@ pub(crate) fn carry_out(hub: &mut Hub, effect: ClusterEffect) {
         }
         return;
     };
-    if !matches!(request, ToBus::Append { .. }) {
-        return side.send_in_order(request);
-    }
-    if let Err(ToBus::Append { token, .. }) = side.send(request) {
+    if let Err(ToBus::Append { token, .. }) = side.hand_over(request) {
         hub.server.appended(AppendId(token), Err(AppendError::Unavailable), now());
     }
 }
@@ -1089,15 +1100,12 @@ mod tests {
         }
     }
 
-    /// The bridge busy (its queue full): a room's subscription, a nick's release, a private
-    /// message and the room's unsubscription wait for room and then leave in their order, none
-    /// lost.
-    #[tokio::test]
-    async fn what_a_busy_bridge_cannot_take_waits_in_order() {
-        let (to_bus, mut bridge) = mpsc::channel(1);
+    /// A hub's end of a bridge whose channel holds one request, and the bridge's end.
+    fn side_with_room_for_one() -> (HubSide, mpsc::Receiver<ToBus>) {
+        let (to_bus, bridge) = mpsc::channel(1);
         let (_to_hub, from_bus) = mpsc::channel(1);
         let me = ClusterIdentity { node: "a".to_owned(), incarnation: 1 };
-        let mut side = HubSide {
+        let side = HubSide {
             from_bus,
             to_bus,
             cut_off: false,
@@ -1107,6 +1115,15 @@ mod tests {
             backlog: VecDeque::new(),
             dropped: 0,
         };
+        (side, bridge)
+    }
+
+    /// The bridge busy (its queue full): a room's subscription, a nick's release, a private
+    /// message and the room's unsubscription wait for room and then leave in their order, none
+    /// lost.
+    #[tokio::test]
+    async fn what_a_busy_bridge_cannot_take_waits_in_order() {
+        let (mut side, mut bridge) = side_with_room_for_one();
         let room = Topic::room("#busy");
         side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"fills it") });
         side.send_in_order(ToBus::Subscribe(room.clone()));
@@ -1136,6 +1153,34 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert!(side.backlog.is_empty() && bridge.try_recv().is_err());
+    }
+
+    /// An append that must follow a room's subscription does not overtake an unsubscription of
+    /// that room still waiting for the bridge; one that need not, comes back at once to be
+    /// answered "unavailable".
+    #[tokio::test]
+    async fn an_append_that_must_follow_a_subscription_waits_behind_the_backlog() {
+        let (mut side, mut bridge) = side_with_room_for_one();
+        let room = Topic::room("#busy");
+        let key = LogKey::room("#busy");
+        side.send_in_order(ToBus::Publish { topic: room.clone(), payload: Bytes::from_static(b"fills it") });
+        side.send_in_order(ToBus::Unsubscribe(room.clone()));
+        let plain =
+            ToBus::Append { token: 1, key: key.clone(), expect: Expect::Any, payload: Bytes::new(), heard: None };
+        assert!(matches!(side.hand_over(plain), Err(ToBus::Append { token: 1, .. })), "no room: given back");
+        let join = ToBus::Append { token: 2, key, expect: Expect::Empty, payload: Bytes::new(), heard: Some(room) };
+        assert!(side.hand_over(join).is_ok());
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(match bridge.try_recv().expect("the next request reached the bridge") {
+                ToBus::Publish { .. } => "publish".to_owned(),
+                ToBus::Unsubscribe(_) => "unsubscribe".to_owned(),
+                ToBus::Append { token, .. } => format!("append {token}"),
+                other => panic!("unexpected {other:?}"),
+            });
+            side.send_backlog();
+        }
+        assert_eq!(got, ["publish", "unsubscribe", "append 2"]);
     }
 
     /// How node `node` joins the test `network`.
