@@ -126,23 +126,28 @@ pub(crate) enum Outcome {
 #[must_use = "a reserved attempt must be settled"]
 pub(crate) struct Ticket {
     keys: Vec<Key>,
+    /// The account (casefolded) whose shared budget this attempt took from, if it did.
+    budget: Option<String>,
 }
 
-/// A record as it crosses to another node: (0 address, 1 account and address, 2 OPER; the
-/// account, casefolded, or empty; the address).
+/// A record as it crosses to another node: (0 address, 1 account and address, 2 OPER, 3 the
+/// account's budget; the account, casefolded, or empty; the address, or empty).
 pub(crate) type SharedRecord = (u8, String, String);
 
 impl Ticket {
     /// The records this attempt counts against, for the other nodes of a cluster.
     pub fn shared(&self) -> Vec<SharedRecord> {
-        self.keys
+        let mut records: Vec<SharedRecord> = self
+            .keys
             .iter()
             .map(|key| match key {
                 Key::Address(ip) => (0, String::new(), ip.to_string()),
                 Key::AccountAddress(account, ip) => (1, account.clone(), ip.to_string()),
                 Key::Oper(ip) => (2, String::new(), ip.to_string()),
             })
-            .collect()
+            .collect();
+        records.extend(self.budget.iter().map(|account| (3, account.clone(), String::new())));
+        records
     }
 }
 
@@ -167,13 +172,20 @@ impl Throttle {
         // how the owner gets in while an account is under attack.
         let clean = self.entries.get(&keys[0]).is_none_or(|e| e.failures == 0 && e.in_flight == 0);
         if !clean {
-            if self.accounts.len() >= MAX_ENTRIES && !self.accounts.contains_key(account) {
-                self.accounts.retain(|_, b| !b.is_full(now));
-            }
-            let bucket = self.accounts.entry(account.to_owned()).or_insert_with(|| Bucket::new(now));
-            bucket.take(now, limits.login_account, 1).map_err(|wait| wait.as_secs().max(1))?;
+            self.take_budget(account, now, limits).map_err(|wait| wait.as_secs().max(1))?;
         }
-        Ok(self.reserve(keys, now, limits))
+        let mut ticket = self.reserve(keys, now, limits);
+        ticket.budget = (!clean).then(|| account.to_owned());
+        Ok(ticket)
+    }
+
+    /// Takes one attempt from `account`'s shared budget (`limits.login_account`).
+    fn take_budget(&mut self, account: &str, now: Instant, limits: &Limits) -> Result<(), Duration> {
+        if self.accounts.len() >= MAX_ENTRIES && !self.accounts.contains_key(account) {
+            self.accounts.retain(|_, b| !b.is_full(now));
+        }
+        let bucket = self.accounts.entry(account.to_owned()).or_insert_with(|| Bucket::new(now));
+        bucket.take(now, limits.login_account, 1)
     }
 
     /// Reserves an OPER attempt from `ip`, or says how many seconds to wait.
@@ -201,7 +213,7 @@ impl Throttle {
             let e = self.entries.entry(key.clone()).or_insert_with(|| Entry::new(now));
             e.in_flight = e.in_flight.saturating_add(1);
         }
-        Ticket { keys }
+        Ticket { keys, budget: None }
     }
 
     /// Counts the answer of a reserved attempt.
@@ -216,6 +228,11 @@ impl Throttle {
     /// ignored.
     pub fn settled_elsewhere(&mut self, records: &[SharedRecord], outcome: Outcome, now: Instant, limits: &Limits) {
         for (kind, account, ip) in records {
+            if *kind == 3 {
+                // Spent on the other node whatever the outcome; an empty budget stays empty.
+                let _ = self.take_budget(account, now, limits);
+                continue;
+            }
             let Ok(ip) = ip.parse::<IpAddr>() else { continue };
             let net = subnet_of(ip);
             let key = match kind {

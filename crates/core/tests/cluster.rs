@@ -646,3 +646,78 @@ fn registrations_from_one_address_spread_over_nodes_share_its_budget() {
     assert_eq!(answers[..3], ["SUCCESS spam0", "SUCCESS spam1", "SUCCESS spam2"]);
     assert_eq!(answers[3], "REGISTER TEMPORARILY_UNAVAILABLE", "the fourth, on node b: {answers:?}");
 }
+
+/// An account deleted while a JOIN of a room it founded (empty, kept for its founder) is on
+/// its way from another node: every node, the deleting one included, takes the founder off at
+/// the deletion's place in the log, so all agree on who is op there.
+#[test]
+fn a_deletion_crossing_a_join_of_its_room_leaves_every_node_agreeing() {
+    let mut net = Net::new(2);
+    let alice = net.register(1, "alice", "");
+    register_account(&mut net, 1, alice, "alice");
+    net.send(1, alice, "JOIN #r");
+    net.send(1, alice, "PART #r");
+    let carol = net.register(0, "carol", "");
+    let dave = net.register(1, "dave", "");
+    // carol's JOIN leaves node a; alice's deletion is answered on node b before it lands.
+    net.nodes[0].send(carol, "JOIN #r");
+    net.nodes[1].send(alice, "NS DROP longenough");
+    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::DropAccount { .. }));
+    let (id, _) = net.nodes[1].requests.remove(pos.expect("a drop request"));
+    net.nodes[1].respond(id, Response::Done(Ok(())));
+    net.pump();
+    net.take(0, carol);
+    net.send(0, carol, "NAMES #r");
+    let on_a = support::net::names(&net.take(0, carol));
+    net.send(1, dave, "NAMES #r");
+    let on_b = support::net::names(&net.take(1, dave));
+    assert_eq!(on_a, ["carol"], "carol joined a room that existed: no op");
+    assert_eq!(on_b, on_a, "node b agrees");
+}
+
+/// Guesses on one account from many addresses share the account's budget on every node: once
+/// node a's guessers used it up, an address that already failed on node b is held back there
+/// too (each node would otherwise give the account a budget of its own).
+#[test]
+fn an_accounts_login_budget_is_shared_by_every_node() {
+    let burst = chinwag_core::Limits::default().login_account.burst as usize;
+    let mut net = Net::new(2);
+    let fail_all = |net: &mut Net, i: usize| {
+        while let Some(pos) = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }))
+        {
+            let (id, _) = net.nodes[i].requests.remove(pos);
+            net.nodes[i].respond(id, Response::Account(Err(chinwag_core::Failure::BadPassword)));
+        }
+        net.pump();
+    };
+    let guesser = |net: &mut Net, i: usize, n: u8| {
+        let ip: std::net::IpAddr = format!("198.51.100.{n}").parse().expect("an address");
+        let conn = net.nodes[i].connect_from(ip, true);
+        net.nodes[i].send(conn, &format!("NICK g{i}x{n}"));
+        net.nodes[i].send(conn, "USER g 0 * :g");
+        net.pump();
+        net.take(i, conn);
+        conn
+    };
+    // Node a: many addresses fail once each, then guess again from the account's budget.
+    let guessers: Vec<_> = (1..=burst as u8 + 2).map(|n| guesser(&mut net, 0, n)).collect();
+    for &g in &guessers {
+        net.nodes[0].send(g, "NS IDENTIFY alice first");
+    }
+    fail_all(&mut net, 0);
+    for &g in &guessers {
+        net.nodes[0].send(g, "NS IDENTIFY alice second");
+    }
+    let checked = net.nodes[0].requests.iter().filter(|(_, r)| matches!(r, Request::CheckPassword { .. })).count();
+    assert_eq!(checked, burst, "node a spends the budget");
+    fail_all(&mut net, 0);
+    // Node b: an address that failed once there, guessing again.
+    let g = guesser(&mut net, 1, 200);
+    net.nodes[1].send(g, "NS IDENTIFY alice first");
+    fail_all(&mut net, 1);
+    net.take(1, g);
+    net.nodes[1].send(g, "NS IDENTIFY alice second");
+    let checked = net.nodes[1].requests.iter().filter(|(_, r)| matches!(r, Request::CheckPassword { .. })).count();
+    assert_eq!(checked, 0, "node b knows the account's budget is spent");
+    assert!(net.take(1, g).iter().any(|l| l.contains("try again")));
+}

@@ -165,10 +165,14 @@ pub(crate) enum NetEvent {
         account: String,
     },
     /// An account was deleted (it is gone from storage) on the node `origin` (name,
-    /// incarnation), under `net`: every other node logs its sessions out and forgets it.
+    /// incarnation), under `net`: every other node logs its sessions out and forgets it, and
+    /// every node (its own included) takes it off `rooms` (folded), the rooms it founded then
+    /// (so that a node replaying the log later never touches a room a new account of the same
+    /// name founded since). `rooms` was added at the end.
     AccountDropped {
         account: String,
         origin: (String, u64),
+        rooms: Vec<String>,
     },
 }
 
@@ -374,8 +378,13 @@ impl NetEvent {
                 w.opt(device.as_deref()).finish()
             }
             NetEvent::AccountRegistered { account } => Writer::new(ACCOUNT_REGISTERED).str(account).finish(),
-            NetEvent::AccountDropped { account, origin } => {
-                Writer::new(ACCOUNT_DROPPED).str(account).str(&origin.0).u64(origin.1).finish()
+            NetEvent::AccountDropped { account, origin, rooms } => {
+                let mut w = Writer::new(ACCOUNT_DROPPED);
+                w.str(account).str(&origin.0).u64(origin.1).u64(rooms.len() as u64);
+                for room in rooms {
+                    w.str(room);
+                }
+                w.finish()
             }
         }
     }
@@ -455,7 +464,15 @@ impl NetEvent {
             UNKLINE => NetEvent::Unkline { mask: r.str()?, by: r.str()? },
             DEVICE => NetEvent::Device { uid: get_uid(r)?, device: r.opt()? },
             ACCOUNT_REGISTERED => NetEvent::AccountRegistered { account: r.str()? },
-            ACCOUNT_DROPPED => NetEvent::AccountDropped { account: r.str()?, origin: (r.str()?, r.u64()?) },
+            ACCOUNT_DROPPED => {
+                let (account, origin) = (r.str()?, (r.str()?, r.u64()?));
+                let count = r.u64().filter(|n| *n <= MAX_ITEMS)?;
+                let mut rooms = Vec::new();
+                for _ in 0..count {
+                    rooms.push(r.str()?);
+                }
+                NetEvent::AccountDropped { account, origin, rooms }
+            }
             _ => return None,
         })
     }
@@ -785,7 +802,7 @@ mod tests {
             NetEvent::Device { uid: uid(), device: Some("laptop".into()) },
             NetEvent::Device { uid: uid(), device: None },
             NetEvent::AccountRegistered { account: "Alice".into() },
-            NetEvent::AccountDropped { account: "Alice".into(), origin: ("a".into(), 5) },
+            NetEvent::AccountDropped { account: "Alice".into(), origin: ("a".into(), 5), rooms: vec!["#x".into()] },
         ];
         for ev in events {
             let bytes = ev.encode();

@@ -133,7 +133,7 @@ impl Server {
             }
             NetEvent::Kline(kline) => self.apply_kline(*kline),
             NetEvent::AccountRegistered { account } => self.account_registered_elsewhere(account),
-            NetEvent::AccountDropped { account, origin } if origin != me => self.forget_account(&account, false),
+            NetEvent::AccountDropped { account, origin, rooms } => self.account_dropped(&account, origin == me, &rooms),
             NetEvent::Unkline { mask, .. } => self.apply_unkline(&mask),
             _ => {}
         }

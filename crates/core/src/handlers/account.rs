@@ -441,10 +441,21 @@ impl Server {
         match result {
             Ok(()) => {
                 tracing::info!(target: "audit", %conn, account = %account, "account dropped");
-                self.forget_account(account, true);
-                if let Some(origin) = self.cluster_origin() {
-                    let event = crate::cluster::NetEvent::AccountDropped { account: account.to_owned(), origin };
-                    self.append_net_event(event);
+                let folded = casefold(account);
+                self.forget_account(account);
+                let founded = self.founded_by(&folded);
+                match self.cluster_origin() {
+                    // The rooms change when the entry is applied, on every node at the same
+                    // place in the log (this node saves them then).
+                    Some(origin) => {
+                        let account = account.to_owned();
+                        self.append_net_event(crate::cluster::NetEvent::AccountDropped {
+                            account,
+                            origin,
+                            rooms: founded,
+                        });
+                    }
+                    None => self.forget_founder(&folded, &founded, true),
                 }
                 self.nickserv_notice(&format!("Account {account} has been deleted."));
             }
@@ -452,20 +463,36 @@ impl Server {
         }
     }
 
-    /// An account is gone from storage: its sessions here are logged out, it founds no room any
-    /// more, and its name is nobody's. `here`: deleted on this node, which saves the rooms it
-    /// founded as they are now (another node's deletion changes only what this node holds:
-    /// its node saved them).
-    pub(crate) fn forget_account(&mut self, account: &str, here: bool) {
+    /// An account is gone from storage: its sessions here are logged out and its name is
+    /// nobody's (the rooms it founded: [`Server::forget_founder`]).
+    pub(crate) fn forget_account(&mut self, account: &str) {
         let folded = casefold(account);
         self.accounts.remove(&folded);
         let sessions: Vec<ConnId> = self.sessions.conns(&folded).to_vec();
         for s in sessions {
             self.log_out(s);
         }
-        self.forget_founder(&folded, here);
         // Storage deleted the account's queue with it.
         self.offline_counts.remove(&folded);
+    }
+
+    /// An account deletion's entry, on every node: another node's deletion is forgotten here
+    /// too, and the rooms the account founded then lose their founder (`here`: deleted on this
+    /// node, which saves them).
+    pub(crate) fn account_dropped(&mut self, account: &str, here: bool, rooms: &[String]) {
+        if !here {
+            self.forget_account(account);
+        }
+        self.forget_founder(&casefold(account), rooms, here);
+    }
+
+    /// The rooms (folded) `account` (folded) founded.
+    fn founded_by(&self, account: &str) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|(_, ch)| ch.founder.as_deref() == Some(account))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// An account registered on another node: known here from now on. A local user who holds
@@ -499,29 +526,26 @@ impl Server {
         }
     }
 
-    /// The account `folded` was deleted: the rooms it founded have no founder any more, so that
-    /// whoever registers the name next does not inherit them. An empty one goes, like any room
-    /// without a founder.
-    fn forget_founder(&mut self, folded: &str, save: bool) {
-        let founded: Vec<String> = self
-            .channels
-            .iter()
-            .filter(|(_, ch)| ch.founder.as_deref() == Some(folded))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in founded {
-            let Some(ch) = self.channels.get_mut(&name) else { continue };
+    /// The account `folded` was deleted: `rooms`, those it founded, have no founder any more
+    /// (one founded by someone else since is left alone), so that whoever registers the name
+    /// next does not inherit them. An empty one goes, like any room without a founder; `save`:
+    /// storage hears of it (on the node that deleted the account).
+    fn forget_founder(&mut self, folded: &str, rooms: &[String], save: bool) {
+        for name in rooms {
+            let Some(ch) = self.channels.get_mut(name).filter(|ch| ch.founder.as_deref() == Some(folded)) else {
+                continue;
+            };
             ch.founder = None;
             let keep = !ch.members.is_empty() || !ch.remote.is_empty() || ch.permanent;
             if !keep {
-                if let Some(ch) = self.channels.remove(&name) {
-                    self.forget_room(&name);
+                if let Some(ch) = self.channels.remove(name) {
+                    self.forget_room(name);
                     if save {
                         self.delete_channel(ch.name.as_str());
                     }
                 }
             } else if save {
-                self.save_channel(&name);
+                self.save_channel(name);
             }
         }
     }
