@@ -444,9 +444,9 @@ fn a_private_message_to_a_user_who_just_left_waits_or_is_refused() {
 /// store as it would.
 fn register_account(net: &mut Net, i: usize, conn: chinwag_core::ConnId, account: &str) {
     net.nodes[i].send(conn, "REGISTER * * longenough");
-    let pos = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::Register { .. }));
-    let (id, _) = net.nodes[i].requests.remove(pos.expect("a registration request"));
-    net.nodes[i].respond(id, Response::Account(Ok(account.into())));
+    let answered =
+        net.nodes[i].answer(|r| matches!(r, Request::Register { .. }), Response::Account(Ok(account.into())));
+    assert!(answered, "a registration request");
     net.pump();
     let lines = net.take(i, conn);
     assert_eq!(expect(&lines, "REGISTER").params[..2], ["SUCCESS", account], "{lines:#?}");
@@ -500,9 +500,8 @@ fn an_account_dropped_on_one_node_is_logged_out_and_forgotten_everywhere() {
     net.nodes[0].saved_rooms.clear();
     net.nodes[1].saved_rooms.clear();
     net.send(0, alice, "NS DROP longenough");
-    let pos = net.nodes[0].requests.iter().position(|(_, r)| matches!(r, Request::DropAccount { .. }));
-    let (id, _) = net.nodes[0].requests.remove(pos.expect("a drop request"));
-    net.nodes[0].respond(id, Response::Done(Ok(())));
+    let answered = net.nodes[0].answer(|r| matches!(r, Request::DropAccount { .. }), Response::Done(Ok(())));
+    assert!(answered, "a drop request");
     net.pump();
     assert!(net.take(0, alice).iter().any(|l| l.contains("has been deleted")));
     let lines = net.take(1, phone);
@@ -539,12 +538,11 @@ fn an_offline_queue_read_on_one_node_takes_messages_again_on_every_node() {
     // alice logs in on node b and reads both.
     let phone = net.register(1, "alice_phone", "");
     net.nodes[1].send(phone, "NS IDENTIFY alice longenough");
-    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }));
-    let (id, _) = net.nodes[1].requests.remove(pos.expect("a password check"));
-    net.nodes[1].respond(id, Response::Account(Ok("alice".into())));
-    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. }));
-    let (id, _) = net.nodes[1].requests.remove(pos.expect("the offline queue's read"));
-    net.nodes[1].respond(id, Response::Messages(Ok(queued)));
+    let answered =
+        net.nodes[1].answer(|r| matches!(r, Request::CheckPassword { .. }), Response::Account(Ok("alice".into())));
+    assert!(answered, "a password check");
+    let answered = net.nodes[1].answer(|r| matches!(r, Request::Offline { .. }), Response::Messages(Ok(queued)));
+    assert!(answered, "the offline queue's read");
     let lines = net.take(1, phone);
     assert_eq!(lines.iter().filter(|l| l.contains("PRIVMSG") && l.contains("note")).count(), 2, "{lines:#?}");
     let ping = expect(&lines, "PING");
@@ -570,9 +568,11 @@ fn password_guesses_spread_over_nodes_are_throttled_as_on_one() {
     let guesser_a = net.register(0, "guesser", "");
     for n in 0..free {
         net.send(0, guesser_a, &format!("NS IDENTIFY alice guess{n}"));
-        let pos = net.nodes[0].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }));
-        let (id, _) = net.nodes[0].requests.remove(pos.expect("the guess is checked"));
-        net.nodes[0].respond(id, Response::Account(Err(chinwag_core::Failure::BadPassword)));
+        let answered = net.nodes[0].answer(
+            |r| matches!(r, Request::CheckPassword { .. }),
+            Response::Account(Err(chinwag_core::Failure::BadPassword)),
+        );
+        assert!(answered, "the guess is checked");
         net.pump();
     }
     net.take(0, guesser_a);
@@ -634,14 +634,11 @@ fn registrations_from_one_address_spread_over_nodes_share_its_budget() {
         net.pump();
         net.take(i, conn);
         net.nodes[i].send(conn, "REGISTER * * longenough");
-        let pos = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::Register { .. }));
-        if let Some(pos) = pos {
-            let (id, _) = net.nodes[i].requests.remove(pos);
-            net.nodes[i].respond(id, Response::Account(Ok(format!("spam{n}"))));
-        }
+        let response = Response::Account(Ok(format!("spam{n}")));
+        let asked = net.nodes[i].answer(|r| matches!(r, Request::Register { .. }), response);
         net.pump();
         let lines = net.take(i, conn);
-        answers.push(expect(&lines, if pos.is_some() { "REGISTER" } else { "FAIL" }).params[..2].join(" "));
+        answers.push(expect(&lines, if asked { "REGISTER" } else { "FAIL" }).params[..2].join(" "));
     }
     assert_eq!(answers[..3], ["SUCCESS spam0", "SUCCESS spam1", "SUCCESS spam2"]);
     assert_eq!(answers[3], "REGISTER TEMPORARILY_UNAVAILABLE", "the fourth, on node b: {answers:?}");
@@ -662,9 +659,8 @@ fn a_deletion_crossing_a_join_of_its_room_leaves_every_node_agreeing() {
     // carol's JOIN leaves node a; alice's deletion is answered on node b before it lands.
     net.nodes[0].send(carol, "JOIN #r");
     net.nodes[1].send(alice, "NS DROP longenough");
-    let pos = net.nodes[1].requests.iter().position(|(_, r)| matches!(r, Request::DropAccount { .. }));
-    let (id, _) = net.nodes[1].requests.remove(pos.expect("a drop request"));
-    net.nodes[1].respond(id, Response::Done(Ok(())));
+    let answered = net.nodes[1].answer(|r| matches!(r, Request::DropAccount { .. }), Response::Done(Ok(())));
+    assert!(answered, "a drop request");
     net.pump();
     net.take(0, carol);
     net.send(0, carol, "NAMES #r");
@@ -683,11 +679,8 @@ fn an_accounts_login_budget_is_shared_by_every_node() {
     let burst = chinwag_core::Limits::default().login_account.burst as usize;
     let mut net = Net::new(2);
     let fail_all = |net: &mut Net, i: usize| {
-        while let Some(pos) = net.nodes[i].requests.iter().position(|(_, r)| matches!(r, Request::CheckPassword { .. }))
-        {
-            let (id, _) = net.nodes[i].requests.remove(pos);
-            net.nodes[i].respond(id, Response::Account(Err(chinwag_core::Failure::BadPassword)));
-        }
+        let bad = || Response::Account(Err(chinwag_core::Failure::BadPassword));
+        while net.nodes[i].answer(|r| matches!(r, Request::CheckPassword { .. }), bad()) {}
         net.pump();
     };
     let guesser = |net: &mut Net, i: usize, n: u8| {

@@ -163,6 +163,14 @@ impl Harness {
         self.collect();
     }
 
+    /// Answers the oldest request that `is` picks, as the edge would; false if there is none.
+    pub fn answer(&mut self, is: impl Fn(&Request) -> bool, response: Response) -> bool {
+        let Some(pos) = self.requests.iter().position(|(_, r)| is(r)) else { return false };
+        let (id, _) = self.requests.remove(pos);
+        self.respond(id, response);
+        true
+    }
+
     /// Stops the server as the edge does at shutdown.
     pub fn close_all(&mut self, reason: &str) {
         let now = self.now();
@@ -236,14 +244,8 @@ impl Harness {
         let (id, request) = self.next_request();
         assert!(matches!(request, Request::CheckPassword { .. }), "{request:?}");
         self.respond(id, Response::Account(Ok(account.into())));
-        if let Some(pos) = self.requests.iter().position(|(_, r)| matches!(r, Request::Offline { .. })) {
-            let (id, _) = self.requests.remove(pos);
-            self.respond(id, Response::Messages(Ok(Vec::new())));
-        }
-        if let Some(pos) = self.requests.iter().position(|(_, r)| matches!(r, Request::ReadMarkers { .. })) {
-            let (id, _) = self.requests.remove(pos);
-            self.respond(id, Response::Markers(Ok(Vec::new())));
-        }
+        self.answer(|r| matches!(r, Request::Offline { .. }), Response::Messages(Ok(Vec::new())));
+        self.answer(|r| matches!(r, Request::ReadMarkers { .. }), Response::Markers(Ok(Vec::new())));
         self.take(conn);
     }
 }
